@@ -1,0 +1,17 @@
+/* pml — stub (to be written) */
+#include "kernels.h"
+
+pml_status pml__maxpool2d_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': maxpool2d is not implemented yet", n->name); }
+void pml__maxpool2d_fwd(const pml_kctx *k) { (void)k; }
+void pml__maxpool2d_bwd(const pml_kctx *k) { (void)k; }
+void pml__maxpool2d_fwd_ref(const pml_kctx *k) { (void)k; }
+void pml__maxpool2d_bwd_ref(const pml_kctx *k) { (void)k; }
+double pml__maxpool2d_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
+size_t pml__maxpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+pml_status pml__avgpool2d_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': avgpool2d is not implemented yet", n->name); }
+void pml__avgpool2d_fwd(const pml_kctx *k) { (void)k; }
+void pml__avgpool2d_bwd(const pml_kctx *k) { (void)k; }
+void pml__avgpool2d_fwd_ref(const pml_kctx *k) { (void)k; }
+void pml__avgpool2d_bwd_ref(const pml_kctx *k) { (void)k; }
+double pml__avgpool2d_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
+size_t pml__avgpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }

@@ -1,0 +1,47 @@
+/* pml — internal: the functions behind the op table (ops/optable.c). One group per op. */
+#ifndef PML_OPS_KERNELS_H
+#define PML_OPS_KERNELS_H
+
+#include "ops.h"
+
+#define PML__OP_DECL(op)                                                                           \
+    pml_status pml__##op##_infer(pml_node *n, const pml_shape *in, int nin);                      \
+    void pml__##op##_fwd(const pml_kctx *k);                                                       \
+    void pml__##op##_bwd(const pml_kctx *k);                                                       \
+    void pml__##op##_fwd_ref(const pml_kctx *k);                                                   \
+    void pml__##op##_bwd_ref(const pml_kctx *k);                                                   \
+    double pml__##op##_flops(const pml_node *n, const pml_shape *in, int nin);                    \
+    size_t pml__##op##_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r);
+
+PML__OP_DECL(input)
+PML__OP_DECL(linear)
+PML__OP_DECL(conv2d)
+PML__OP_DECL(maxpool2d)
+PML__OP_DECL(avgpool2d)
+PML__OP_DECL(relu)
+PML__OP_DECL(flatten)
+PML__OP_DECL(add)
+PML__OP_DECL(concat)
+PML__OP_DECL(batchnorm)
+PML__OP_DECL(dropout)
+PML__OP_DECL(softmax_xent)
+
+/* Shared helpers for kernels. */
+
+/* Hot loops are compiled twice, for AVX2+FMA and for the baseline, and picked at load time. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define PML_HOT __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define PML_HOT
+#endif
+
+
+/** Resolves conv/pool padding and output size along one axis.
+ * \return output size, or <= 0 when the window does not fit. */
+int pml__window_out(int in, int k, int s, int mode, int pexp, int ceil_mode, int *pbefore,
+                    int *pafter);
+/** Sets a parameter slot of a node (called from infer). */
+void pml__node_param(pml_node *n, int i, size_t size, int init, int fan_in, int fan_out);
+void pml__node_state(pml_node *n, int i, size_t size, int init);
+
+#endif

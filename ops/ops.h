@@ -1,0 +1,297 @@
+/* pml — ops: status codes, tensors, the graph IR, the op table, kernels, optimizers.
+ *
+ * Conventions
+ * - Every activation is a float32 NCHW tensor. A per-sample shape is (c, h, w); vectors
+ *   (dense layers, logits) have h = w = 1. The batch size N is not part of a graph: it is
+ *   given when a graph is executed.
+ * - Functions that can fail return a pml_status; on failure pml_errmsg() holds one message
+ *   naming the thing at fault. The library never prints and never exits.
+ */
+#ifndef PML_OPS_H
+#define PML_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+#define PML_STATUS_MAP(X)                                                                          \
+    X(OK, "ok")                                                                                    \
+    X(EINVAL, "invalid argument")                                                                  \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(EIO, "input/output error")                                                                   \
+    X(EFORMAT, "malformed input")                                                                  \
+    X(ESHAPE, "shape mismatch")                                                                    \
+    X(ENOTFOUND, "not found")                                                                      \
+    X(EUNSUPPORTED, "not supported")                                                               \
+    X(ENUMERIC, "non-finite value")                                                                \
+    X(EINTR, "interrupted")
+
+typedef enum pml_status {
+#define PML__X(name, str) PML_##name,
+    PML_STATUS_MAP(PML__X)
+#undef PML__X
+        PML_STATUS_COUNT
+} pml_status;
+
+/** \return a static string describing \p st. */
+const char *pml_status_str(pml_status st);
+/** \return the message of the last failure on this thread ("" if none). */
+const char *pml_errmsg(void);
+/** Sets this thread's message and \return \p st. printf-style. */
+pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
+pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- shapes */
+
+typedef struct pml_shape {
+    int c, h, w;
+} pml_shape;
+
+static inline size_t pml_shape_size(pml_shape s) { return (size_t)s.c * s.h * s.w; }
+static inline bool pml_shape_eq(pml_shape a, pml_shape b)
+{
+    return a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
+/* ---------------------------------------------------------------- op types */
+
+#define PML_OP_MAP(X)                                                                              \
+    X(INPUT, "input")                                                                              \
+    X(LINEAR, "linear")                                                                            \
+    X(CONV2D, "conv2d")                                                                            \
+    X(MAXPOOL2D, "maxpool2d")                                                                      \
+    X(AVGPOOL2D, "avgpool2d")                                                                      \
+    X(RELU, "relu")                                                                                \
+    X(FLATTEN, "flatten")                                                                          \
+    X(ADD, "add")                                                                                  \
+    X(CONCAT, "concat")                                                                            \
+    X(BATCHNORM, "batchnorm")                                                                      \
+    X(DROPOUT, "dropout")                                                                          \
+    X(SOFTMAX_XENT, "softmax_xent")
+
+typedef enum pml_op_type {
+#define PML__X(name, str) PML_OP_##name,
+    PML_OP_MAP(PML__X)
+#undef PML__X
+        PML_OP_COUNT
+} pml_op_type;
+
+/** \return the op's name ("conv2d"), or NULL when out of range. */
+const char *pml_op_name(pml_op_type op);
+/** \return the op type called \p name, or PML_OP_COUNT when there is none. */
+pml_op_type pml_op_from_name(const char *name);
+
+enum { PML_PAD_VALID = 0, PML_PAD_SAME = 1, PML_PAD_EXPLICIT = 2 };
+enum { PML_ACT_NONE = 0, PML_ACT_RELU = 1 };
+
+/* Splittable dimensions (FlexFlow SOAP): a bit set. */
+enum {
+    PML_SPLIT_SAMPLE = 1u << 0, /* batch dimension N */
+    PML_SPLIT_PARAM = 1u << 1,  /* output channels / units */
+    PML_SPLIT_ATTR = 1u << 2,   /* output rows (H) */
+};
+
+/* Operator attributes. One flat struct for every op; each op reads the fields it needs.
+ * Fields the user gives are marked (in); fields shape inference fills are marked (out). */
+typedef struct pml_attrs {
+    pml_shape shape;      /* (in) input: per-sample shape */
+    int out;              /* (in) linear units, conv filters */
+    int kh, kw;           /* (in) kernel size: conv, pool */
+    int sh, sw;           /* (in) strides */
+    int pad_mode;         /* (in) PML_PAD_VALID / SAME / EXPLICIT */
+    int ph, pw;           /* (in) explicit symmetric padding (PML_PAD_EXPLICIT) */
+    int act;              /* (in) fused activation: PML_ACT_NONE / RELU (linear, conv2d) */
+    int bias;             /* (in) 1 when the op has a bias (linear, conv2d) */
+    int global;           /* (in) pools: pool over the whole map */
+    int count_pad;        /* (in) avgpool: divide by the full window, padding included */
+    int ceil_mode;        /* (in) pools: ceil output size */
+    float rate;           /* (in) dropout rate */
+    float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
+    int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */
+} pml_attrs;
+
+/** \return attributes with every field at the op's default (stride 1, bias on, eps 1e-3, ...). */
+pml_attrs pml_attrs_default(pml_op_type op);
+
+/* ---------------------------------------------------------------- graph IR */
+
+#define PML_MAX_INPUTS 8
+#define PML_MAX_PARAMS 4
+#define PML_NAME_MAX 64
+
+typedef struct pml_node {
+    char name[PML_NAME_MAX];
+    pml_op_type op;
+    pml_attrs a;
+    int nin;
+    int in[PML_MAX_INPUTS]; /* producer node ids, in input order */
+    /* Filled by pml_graph_finalize(): */
+    pml_shape out;                       /* per-sample output shape */
+    int nparam;                          /* trainable parameters (weights, bias, gamma, beta) */
+    size_t param_size[PML_MAX_PARAMS];   /* floats */
+    size_t param_off[PML_MAX_PARAMS];    /* offset in the graph's parameter block */
+    int param_fan_in[PML_MAX_PARAMS];    /* for Glorot init; 0 = not a weight */
+    int param_fan_out[PML_MAX_PARAMS];
+    int param_init[PML_MAX_PARAMS];      /* PML_INIT_* */
+    int nstate;                          /* non-trainable state (batchnorm running mean/var) */
+    size_t state_size[PML_MAX_PARAMS];
+    size_t state_off[PML_MAX_PARAMS];
+    int state_init[PML_MAX_PARAMS];
+    size_t aux_per_sample;               /* floats kept from forward to backward, per sample */
+} pml_node;
+
+enum { PML_INIT_ZEROS = 0, PML_INIT_ONES = 1, PML_INIT_GLOROT = 2 };
+
+typedef struct pml_graph {
+    char name[PML_NAME_MAX];
+    pml_node *nodes;
+    int nnodes, cap;
+    /* Filled by pml_graph_finalize(): */
+    int *order;        /* topological order (node ids); order[0] is the input */
+    int input;         /* id of the input node */
+    int loss;          /* id of the softmax_xent node (the single sink) */
+    int logits;        /* id of the node feeding the loss */
+    int classes;       /* number of classes (logits' c) */
+    size_t nparams;    /* trainable floats */
+    size_t nstate;     /* non-trainable floats */
+    bool finalized;
+} pml_graph;
+
+/** Initialises an empty graph. */
+void pml_graph_init(pml_graph *g, const char *name);
+/** Releases everything the graph owns. */
+void pml_graph_free(pml_graph *g);
+/** Adds a node. \p in lists producer node ids. \return the new node id, or -1 (see pml_errmsg). */
+int pml_graph_add(pml_graph *g, const char *name, pml_op_type op, const pml_attrs *a, int nin,
+                  const int *in);
+/** \return the node id called \p name, or -1. */
+int pml_graph_find(const pml_graph *g, const char *name);
+/** Checks the graph (one input, one softmax_xent sink, no cycle, no dangling edge), orders it
+ * topologically, infers shapes and lays out parameters. Errors name the node at fault.
+ * \return PML_OK or an error. */
+pml_status pml_graph_finalize(pml_graph *g);
+/** \return the number of trainable parameters (the block may hold alignment padding). */
+size_t pml_graph_param_count(const pml_graph *g);
+/** \return forward FLOPs per sample of the whole graph (multiply-add = 2). */
+double pml_graph_flops(const pml_graph *g);
+/** \return forward FLOPs per sample of one node. */
+double pml_node_flops(const pml_graph *g, int id);
+/** Copies \p src into \p dst (a deep copy; dst is initialised here). */
+pml_status pml_graph_copy(pml_graph *dst, const pml_graph *src);
+
+/* ---------------------------------------------------------------- kernels */
+
+/* The part of a node's output one kernel call computes: samples [n0,n1), output channels
+ * [c0,c1), output rows [h0,h1). The full part is {0,N, 0,C, 0,H}. */
+typedef struct pml_region {
+    int n0, n1, c0, c1, h0, h1;
+} pml_region;
+
+/* Everything a kernel sees. Tensors are the full N-sample tensors; a kernel reads what its
+ * region needs and writes only its region of y. Backward ACCUMULATES (+=) into dx[] and dw[]:
+ * the caller zeroes them, and gives a part private buffers for grads that the part's split
+ * makes partial (see pml_op_def.dx_partial / dw_partial). */
+typedef struct pml_kctx {
+    const pml_node *node;
+    int N;                            /* samples in the tensors */
+    int batch_total;                  /* global batch (loss scaling) */
+    pml_region r;
+    int nin;
+    const float *x[PML_MAX_INPUTS];
+    pml_shape xs[PML_MAX_INPUTS];
+    float *y;
+    const float *dy;                  /* backward only */
+    float *dx[PML_MAX_INPUTS];        /* backward; NULL when that input needs no gradient */
+    const float *w[PML_MAX_PARAMS];
+    float *dw[PML_MAX_PARAMS];        /* backward; accumulate */
+    float *state[PML_MAX_PARAMS];     /* batchnorm running statistics */
+    float *aux;                       /* node->aux_per_sample * N floats, forward -> backward */
+    float *ws;                        /* scratch, ws_floats() of this region */
+    const int32_t *labels;            /* softmax_xent: N labels */
+    bool training;
+    uint64_t seed;                    /* dropout: mask = f(seed, step, node, sample, index) */
+    uint64_t step;
+    int node_id;
+} pml_kctx;
+
+typedef void (*pml_kernel_fn)(const pml_kctx *k);
+
+typedef struct pml_op_def {
+    const char *name;
+    int min_in, max_in;
+    unsigned splits;      /* PML_SPLIT_* the op supports */
+    unsigned dx_partial;  /* splits under which input gradients are partial sums */
+    unsigned dw_partial;  /* splits under which parameter gradients are partial sums */
+    /* Fills n->out, resolved padding, parameter/state/aux sizes from the input shapes.
+     * Errors name the node and the attribute. */
+    pml_status (*infer)(pml_node *n, const pml_shape *in, int nin);
+    pml_kernel_fn fwd, bwd;          /* fast kernels (any region) */
+    pml_kernel_fn fwd_ref, bwd_ref;  /* naive reference kernels (full region) */
+    /* forward FLOPs per sample */
+    double (*flops)(const pml_node *n, const pml_shape *in, int nin);
+    /* scratch floats a kernel call on region r needs (fwd or bwd, whichever is larger) */
+    size_t (*ws_floats)(const pml_node *n, const pml_shape *in, int nin, pml_region r);
+} pml_op_def;
+
+extern const pml_op_def pml_ops[PML_OP_COUNT];
+
+/** \return the full region of a node's output for N samples. */
+static inline pml_region pml_region_full(const pml_node *n, int N)
+{
+    pml_region r = {0, N, 0, n->out.c, 0, n->out.h};
+    return r;
+}
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* Counter-based: the same (seed, stream, counter) always gives the same value, on any thread. */
+uint64_t pml_rand_u64(uint64_t seed, uint64_t stream, uint64_t counter);
+/** \return a float uniform in [0, 1). */
+float pml_rand_unif(uint64_t seed, uint64_t stream, uint64_t counter);
+
+/* ---------------------------------------------------------------- parameters and optimizers */
+
+/** Initialises a graph's parameter block (nparams floats) and state block (nstate floats):
+ * Glorot-uniform weights (Keras default), zero biases, batchnorm gamma 1, beta 0, running
+ * mean 0, running variance 1. Deterministic for a given seed. */
+void pml_params_init(const pml_graph *g, float *params, float *state, uint64_t seed);
+
+typedef enum { PML_OPTIM_SGD = 0, PML_OPTIM_ADAM = 1 } pml_optim_kind;
+
+typedef struct pml_optim {
+    pml_optim_kind kind;
+    float lr;        /* Keras defaults: SGD 0.01, Adam 0.001 */
+    float momentum;  /* SGD */
+    float beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-7 */
+    int64_t t;       /* steps taken */
+    size_t n;        /* floats */
+    float *m, *v;    /* state: SGD velocity in m; Adam moments */
+} pml_optim;
+
+/** Sets \p o to the Keras defaults of \p kind (no state allocated yet). */
+void pml_optim_defaults(pml_optim *o, pml_optim_kind kind);
+/** Allocates state for \p n parameters (zeroed). */
+pml_status pml_optim_alloc(pml_optim *o, size_t n);
+void pml_optim_free(pml_optim *o);
+/** Starts a step: increments t. Call once per step before pml_optim_apply(). */
+void pml_optim_begin_step(pml_optim *o);
+/** Applies the update to params[i0,i1) from grads[i0,i1). Safe to call from several threads on
+ * disjoint ranges within one step. */
+void pml_optim_apply(const pml_optim *o, float *params, const float *grads, size_t i0, size_t i1);
+
+/* ---------------------------------------------------------------- BLAS */
+
+/** Makes every BLAS call single-threaded (pml runs its own workers). */
+void pml_blas_single_thread(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
