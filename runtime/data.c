@@ -1,0 +1,2 @@
+/* pml — stub (to be written) */
+#include "runtime.h"

@@ -1,0 +1,155 @@
+/* pml — runtime: datasets, the executor (reference and multi-threaded), training. */
+#ifndef PML_RUNTIME_H
+#define PML_RUNTIME_H
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- datasets */
+
+/* A labelled image dataset. Images are stored as bytes (0..255) and handed out as floats scaled
+ * to [0, 1]; a synthetic dataset generates each image from (seed, index) on demand. A dataset can
+ * be a view [first, first + n) of another (validation split): views share storage. */
+typedef struct pml_dataset {
+    char name[64];          /* "fashion-mnist train", "synthetic test", ... */
+    int n;                  /* samples in this dataset or view */
+    int first;              /* first sample of the view in the storage */
+    pml_shape shape;        /* per-sample shape (c, h, w) */
+    int classes;
+    const uint8_t *images;  /* storage: n_total * size bytes, CHW order per sample; NULL = synthetic */
+    const int32_t *labels;  /* storage: n_total labels; NULL = synthetic */
+    uint64_t seed;          /* synthetic */
+    void *owner;            /* storage owner (NULL for views) */
+} pml_dataset;
+
+/** Default folder of Fashion-MNIST (the Debian package dataset-fashion-mnist). */
+#define PML_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/** Reads an IDX image file and its IDX label file (gzip-compressed or plain) into \p d.
+ * Errors name the file and what is wrong (missing, wrong magic, truncated, counts differ,
+ * label out of range). \return PML_OK or an error; on error \p d is empty. */
+pml_status pml_data_load_idx(const char *images_path, const char *labels_path, pml_dataset *d);
+
+/** Loads the training and test sets of an MNIST-style folder (train-images-idx3-ubyte.gz, ...;
+ * the .gz suffix is optional). */
+pml_status pml_data_load_mnist_dir(const char *dir, pml_dataset *train, pml_dataset *test);
+
+/** A synthetic, learnable image dataset: class-dependent patterns plus noise, fixed by \p seed.
+ * Nothing is stored; images are made when a batch is gathered. */
+pml_status pml_data_synthetic(pml_shape shape, int classes, int n, uint64_t seed,
+                              pml_dataset *d);
+
+/** Splits off the last \p frac of \p d as \p val (views; \p d keeps ownership and becomes the
+ * first part). Keras' validation_split. */
+pml_status pml_data_split(pml_dataset *d, double frac, pml_dataset *val);
+
+/** Gathers samples idx[0..n) (indices into the view) as floats in [0,1] into x (n * size floats,
+ * NCHW) and their labels into y. Thread-safe. */
+void pml_data_gather(const pml_dataset *d, const int32_t *idx, int n, float *x, int32_t *y);
+
+/** Releases storage the dataset owns (a view owns nothing). */
+void pml_data_free(pml_dataset *d);
+
+/** A permutation of [0, n) for epoch \p epoch, fixed by seed. */
+void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch);
+
+/* ---------------------------------------------------------------- executor */
+
+typedef struct pml_exec pml_exec;
+
+typedef struct pml_exec_opts {
+    int batch;            /* largest batch a step will run */
+    int threads;          /* 1: the single-threaded reference path */
+    uint64_t seed;        /* parameter init and dropout */
+    bool check_numerics;  /* fail with the node's name on a non-finite loss or gradient */
+    bool reference;       /* use the naive reference kernels (the oracle; implies threads = 1) */
+} pml_exec_opts;
+
+/** Creates an executor for a finalised graph: allocates every buffer a step needs (no allocation
+ * in the steady state), initialises parameters from opts->seed. */
+pml_status pml_exec_create(const pml_graph *g, const pml_exec_opts *opts, pml_exec **out);
+void pml_exec_destroy(pml_exec *e);
+
+/** Buffers the caller fills before a step: input (batch * input size floats), labels. */
+float *pml_exec_input(pml_exec *e);
+int32_t *pml_exec_labels(pml_exec *e);
+/** The parameter block, its gradients and the non-trainable state (graph->nparams, nstate). */
+float *pml_exec_params(pml_exec *e);
+float *pml_exec_grads(pml_exec *e);
+float *pml_exec_state(pml_exec *e);
+/** The output of node \p id after a forward pass (n * out size floats). */
+const float *pml_exec_output(pml_exec *e, int id);
+
+typedef struct pml_step_result {
+    double loss_sum;  /* sum of per-sample losses */
+    int correct;      /* samples whose argmax logit is the label */
+} pml_step_result;
+
+/** Forward pass on the first n samples of the input buffer. */
+pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *res);
+/** Backward pass after a training forward of the same n: fills the gradient block with the
+ * gradient of the MEAN loss over the n samples. */
+pml_status pml_exec_backward(pml_exec *e, int n);
+/** Applies the optimizer to the parameters (threads share the work). */
+pml_status pml_exec_update(pml_exec *e, pml_optim *o);
+/** Forward + backward + update. */
+pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res);
+
+/* ---------------------------------------------------------------- training */
+
+typedef struct pml_epoch_stats {
+    int epoch;          /* 1-based */
+    long samples;       /* training samples processed */
+    long steps;
+    double loss, accuracy;
+    bool has_val;
+    double val_loss, val_accuracy;
+    double seconds;     /* training time, without evaluation */
+} pml_epoch_stats;
+
+typedef struct pml_train_cb {
+    void *ud;
+    /* called after every step (cheap; the callee throttles its output) */
+    void (*step)(void *ud, int epoch, long step, long steps, double loss, double acc,
+                 double elapsed);
+    /* called after each epoch */
+    void (*epoch)(void *ud, const pml_epoch_stats *s);
+    /* polled between steps: non-zero stops training cleanly (PML_EINTR) */
+    int (*should_stop)(void *ud);
+} pml_train_cb;
+
+typedef struct pml_train_opts {
+    int epochs;
+    int batch;
+    int threads;
+    uint64_t seed;
+    pml_optim optim;          /* kind and hyper-parameters (state is allocated by pml_train) */
+    double validation_split;  /* 0: none */
+    long max_steps;           /* 0: no limit; otherwise stop after this many steps in total */
+    bool check_numerics;
+    pml_train_cb cb;
+} pml_train_opts;
+
+typedef struct pml_train_result {
+    int epochs_run;
+    pml_epoch_stats *epochs;  /* epochs_run entries; free with pml_train_result_free */
+    bool has_test;
+    double test_loss, test_accuracy;
+} pml_train_result;
+
+/** Trains \p g on \p train (and evaluates on \p test when not NULL). */
+pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
+                     const pml_train_opts *opts, pml_train_result *res);
+void pml_train_result_free(pml_train_result *r);
+
+/** Loss and accuracy of the executor's current parameters over a dataset (inference mode). */
+pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *loss,
+                        double *accuracy);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
