@@ -244,7 +244,7 @@ pml_status pml_graph_finalize(pml_graph *g)
         pml_shape in[PML_MAX_INPUTS];
         for (int j = 0; j < n->nin; j++) in[j] = g->nodes[n->in[j]].out;
         n->nparam = n->nstate = 0;
-        n->aux_per_sample = 0;
+        n->aux_per_sample = n->aux_fixed = 0;
         memset(n->param_size, 0, sizeof n->param_size);
         memset(n->state_size, 0, sizeof n->state_size);
         if ((st = pml_ops[n->op].infer(n, in, n->nin)) != PML_OK) return st;

@@ -1,38 +1,339 @@
-/* pml — stub (to be written) */
+/* pml — element-wise and layout ops: relu, flatten, add, concat, dropout.
+ * The fast kernels walk a region as contiguous row blocks; the reference kernels index every
+ * element through its (n, c, h, w) coordinates. */
 #include "kernels.h"
 
-pml_status pml__relu_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': relu is not implemented yet", n->name); }
-void pml__relu_fwd(const pml_kctx *k) { (void)k; }
-void pml__relu_bwd(const pml_kctx *k) { (void)k; }
-void pml__relu_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__relu_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__relu_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__relu_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
-pml_status pml__flatten_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': flatten is not implemented yet", n->name); }
-void pml__flatten_fwd(const pml_kctx *k) { (void)k; }
-void pml__flatten_bwd(const pml_kctx *k) { (void)k; }
-void pml__flatten_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__flatten_bwd_ref(const pml_kctx *k) { (void)k; }
+#include <math.h>
+#include <string.h>
+
+/* Calls body(offset, len) for each contiguous block of region r of a (C,H,W) tensor. */
+#define FOR_BLOCKS(r, s, off, len)                                                                 \
+    for (int bn_ = (r).n0; bn_ < (r).n1; bn_++)                                                    \
+        for (int bc_ = (r).c0; bc_ < (r).c1; bc_++)                                                \
+            for (size_t off = (((size_t)bn_ * (s).c + bc_) * (s).h + (r).h0) * (s).w,             \
+                        len = (size_t)((r).h1 - (r).h0) * (s).w, once_ = 1;                       \
+                 once_; once_ = 0)
+
+#define FOR_ELEMS(r, s, idx)                                                                       \
+    for (int en_ = (r).n0; en_ < (r).n1; en_++)                                                    \
+        for (int ec_ = (r).c0; ec_ < (r).c1; ec_++)                                                \
+            for (int eh_ = (r).h0; eh_ < (r).h1; eh_++)                                            \
+                for (int ew_ = 0; ew_ < (s).w; ew_++)                                              \
+                    for (size_t idx = (((size_t)en_ * (s).c + ec_) * (s).h + eh_) * (s).w + ew_,  \
+                                once_ = 1;                                                         \
+                         once_; once_ = 0)
+
+static size_t no_ws(void) { return 0; }
+
+/* ---------------------------------------------------------------- relu */
+
+pml_status pml__relu_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    n->out = in[0];
+    return PML_OK;
+}
+double pml__relu_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    return (double)pml_shape_size(in[0]);
+}
+size_t pml__relu_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return no_ws(); }
+
+PML_HOT static void relu_f(float *restrict y, const float *restrict x, size_t len)
+{
+    for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+PML_HOT static void relu_b(float *restrict dx, const float *restrict dy, const float *restrict x,
+                           size_t len)
+{
+    for (size_t i = 0; i < len; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// x (N,C,H,W) -> y (N,C,H,W)
+void pml__relu_fwd(const pml_kctx *k)
+{
+    FOR_BLOCKS(k->r, k->node->out, off, len) relu_f(k->y + off, k->x[0] + off, len);
+}
+void pml__relu_bwd(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    FOR_BLOCKS(k->r, k->node->out, off, len) relu_b(k->dx[0] + off, k->dy + off, k->x[0] + off, len);
+}
+void pml__relu_fwd_ref(const pml_kctx *k)
+{
+    FOR_ELEMS(k->r, k->node->out, i) k->y[i] = k->x[0][i] > 0 ? k->x[0][i] : 0;
+}
+void pml__relu_bwd_ref(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    FOR_ELEMS(k->r, k->node->out, i) if (k->x[0][i] > 0) k->dx[0][i] += k->dy[i];
+}
+
+/* ---------------------------------------------------------------- flatten */
+
+pml_status pml__flatten_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    size_t sz = pml_shape_size(in[0]);
+    if (sz > (size_t)1 << 30)
+        return pml_fail(PML_ESHAPE, "node '%s' (flatten): %zu features is too many", n->name, sz);
+    n->out = (pml_shape){(int)sz, 1, 1};
+    return PML_OK;
+}
 double pml__flatten_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__flatten_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
-pml_status pml__add_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': add is not implemented yet", n->name); }
-void pml__add_fwd(const pml_kctx *k) { (void)k; }
-void pml__add_bwd(const pml_kctx *k) { (void)k; }
-void pml__add_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__add_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__add_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__add_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
-pml_status pml__concat_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': concat is not implemented yet", n->name); }
-void pml__concat_fwd(const pml_kctx *k) { (void)k; }
-void pml__concat_bwd(const pml_kctx *k) { (void)k; }
-void pml__concat_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__concat_bwd_ref(const pml_kctx *k) { (void)k; }
+size_t pml__flatten_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    return no_ws();
+}
+
+PML_HOT static void acc(float *restrict d, const float *restrict s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) d[i] += s[i];
+}
+
+// x (N,C,H,W) -> y (N,C*H*W,1,1): rows n, features [c0,c1)
+void pml__flatten_fwd(const pml_kctx *k)
+{
+    const size_t F = (size_t)k->node->out.c, len = (size_t)(k->r.c1 - k->r.c0);
+    for (int i = k->r.n0; i < k->r.n1; i++)
+        memcpy(k->y + i * F + k->r.c0, k->x[0] + i * F + k->r.c0, len * sizeof(float));
+}
+void pml__flatten_bwd(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    const size_t F = (size_t)k->node->out.c, len = (size_t)(k->r.c1 - k->r.c0);
+    for (int i = k->r.n0; i < k->r.n1; i++) acc(k->dx[0] + i * F + k->r.c0, k->dy + i * F + k->r.c0, len);
+}
+void pml__flatten_fwd_ref(const pml_kctx *k)
+{
+    pml_shape s = k->xs[0];
+    for (int i = k->r.n0; i < k->r.n1; i++)
+        for (int c = 0; c < s.c; c++)
+            for (int h = 0; h < s.h; h++)
+                for (int w = 0; w < s.w; w++) {
+                    size_t f = ((size_t)c * s.h + h) * s.w + w;
+                    if ((int)f < k->r.c0 || (int)f >= k->r.c1) continue;
+                    k->y[(size_t)i * k->node->out.c + f] =
+                        k->x[0][(((size_t)i * s.c + c) * s.h + h) * s.w + w];
+                }
+}
+void pml__flatten_bwd_ref(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    const size_t F = (size_t)k->node->out.c;
+    for (int i = k->r.n0; i < k->r.n1; i++)
+        for (int f = k->r.c0; f < k->r.c1; f++) k->dx[0][i * F + f] += k->dy[i * F + f];
+}
+
+/* ---------------------------------------------------------------- add */
+
+pml_status pml__add_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    for (int i = 1; i < nin; i++)
+        if (!pml_shape_eq(in[i], in[0]))
+            return pml_fail(PML_ESHAPE, "node '%s' (add): input %d is %dx%dx%d, input 0 is %dx%dx%d",
+                            n->name, i, in[i].c, in[i].h, in[i].w, in[0].c, in[0].h, in[0].w);
+    n->out = in[0];
+    return PML_OK;
+}
+double pml__add_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    return (double)(nin - 1) * pml_shape_size(in[0]);
+}
+size_t pml__add_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return no_ws(); }
+
+PML_HOT static void add2(float *restrict y, const float *restrict a, const float *restrict b,
+                         size_t len)
+{
+    for (size_t i = 0; i < len; i++) y[i] = a[i] + b[i];
+}
+
+// x0..x_{k-1} (N,C,H,W) -> y = sum (N,C,H,W)
+void pml__add_fwd(const pml_kctx *k)
+{
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    {
+        add2(k->y + off, k->x[0] + off, k->x[1] + off, len);
+        for (int i = 2; i < k->nin; i++) acc(k->y + off, k->x[i] + off, len);
+    }
+}
+void pml__add_bwd(const pml_kctx *k)
+{
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    for (int i = 0; i < k->nin; i++)
+        if (k->dx[i]) acc(k->dx[i] + off, k->dy + off, len);
+}
+void pml__add_fwd_ref(const pml_kctx *k)
+{
+    FOR_ELEMS(k->r, k->node->out, e)
+    {
+        double s = 0;
+        for (int i = 0; i < k->nin; i++) s += k->x[i][e];
+        k->y[e] = (float)s;
+    }
+}
+void pml__add_bwd_ref(const pml_kctx *k)
+{
+    FOR_ELEMS(k->r, k->node->out, e)
+    for (int i = 0; i < k->nin; i++)
+        if (k->dx[i]) k->dx[i][e] += k->dy[e];
+}
+
+/* ---------------------------------------------------------------- concat (channels) */
+
+pml_status pml__concat_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    long c = 0;
+    for (int i = 0; i < nin; i++) {
+        if (in[i].h != in[0].h || in[i].w != in[0].w)
+            return pml_fail(PML_ESHAPE,
+                            "node '%s' (concat): input %d is %dx%d spatially, input 0 is %dx%d",
+                            n->name, i, in[i].h, in[i].w, in[0].h, in[0].w);
+        c += in[i].c;
+    }
+    if (c > (1 << 24)) return pml_fail(PML_ESHAPE, "node '%s' (concat): too many channels", n->name);
+    n->out = (pml_shape){(int)c, in[0].h, in[0].w};
+    return PML_OK;
+}
 double pml__concat_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__concat_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
-pml_status pml__dropout_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': dropout is not implemented yet", n->name); }
-void pml__dropout_fwd(const pml_kctx *k) { (void)k; }
-void pml__dropout_bwd(const pml_kctx *k) { (void)k; }
-void pml__dropout_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__dropout_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__dropout_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__dropout_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+size_t pml__concat_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    return no_ws();
+}
+
+/* For output channels [c0,c1), visits each input i's overlapping channel range [a,b) (in the
+ * input's numbering) with its channel offset base in the output. */
+#define FOR_CONCAT_PARTS(k, i, a, b, base)                                                         \
+    for (int i = 0, base = 0; i < (k)->nin; base += (k)->xs[i].c, i++)                            \
+        for (int a = (k)->r.c0 > base ? (k)->r.c0 - base : 0,                                     \
+                 b = ((k)->r.c1 - base < (k)->xs[i].c ? (k)->r.c1 - base : (k)->xs[i].c),         \
+                 once_ = 1;                                                                        \
+             once_ && a < b; once_ = 0)
+
+// x_i (N,C_i,H,W) -> y (N,sum C_i,H,W)
+void pml__concat_fwd(const pml_kctx *k)
+{
+    const pml_shape o = k->node->out;
+    const size_t plane = (size_t)o.h * o.w, rows = (size_t)(k->r.h1 - k->r.h0) * o.w;
+    FOR_CONCAT_PARTS(k, i, a, b, base)
+    for (int n = k->r.n0; n < k->r.n1; n++)
+        for (int c = a; c < b; c++)
+            memcpy(k->y + ((size_t)n * o.c + base + c) * plane + (size_t)k->r.h0 * o.w,
+                   k->x[i] + ((size_t)n * k->xs[i].c + c) * plane + (size_t)k->r.h0 * o.w,
+                   rows * sizeof(float));
+}
+void pml__concat_bwd(const pml_kctx *k)
+{
+    const pml_shape o = k->node->out;
+    const size_t plane = (size_t)o.h * o.w, rows = (size_t)(k->r.h1 - k->r.h0) * o.w;
+    FOR_CONCAT_PARTS(k, i, a, b, base)
+    {
+        if (!k->dx[i]) continue;
+        for (int n = k->r.n0; n < k->r.n1; n++)
+            for (int c = a; c < b; c++)
+                acc(k->dx[i] + ((size_t)n * k->xs[i].c + c) * plane + (size_t)k->r.h0 * o.w,
+                    k->dy + ((size_t)n * o.c + base + c) * plane + (size_t)k->r.h0 * o.w, rows);
+    }
+}
+void pml__concat_fwd_ref(const pml_kctx *k)
+{
+    const pml_shape o = k->node->out;
+    FOR_ELEMS(k->r, o, e)
+    {
+        int c = ec_, i = 0;
+        while (c >= k->xs[i].c) c -= k->xs[i++].c;
+        k->y[e] = k->x[i][(((size_t)en_ * k->xs[i].c + c) * o.h + eh_) * o.w + ew_];
+    }
+}
+void pml__concat_bwd_ref(const pml_kctx *k)
+{
+    const pml_shape o = k->node->out;
+    FOR_ELEMS(k->r, o, e)
+    {
+        int c = ec_, i = 0;
+        while (c >= k->xs[i].c) c -= k->xs[i++].c;
+        if (k->dx[i]) k->dx[i][(((size_t)en_ * k->xs[i].c + c) * o.h + eh_) * o.w + ew_] += k->dy[e];
+    }
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+/* Inverted dropout (Keras): in training y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate);
+ * in inference y = x. The mask is a function of (seed, step, node, element index), so every
+ * split of the work draws the same mask and backward recomputes it instead of storing it. */
+
+pml_status pml__dropout_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    if (!(n->a.rate >= 0.0f && n->a.rate < 1.0f))
+        return pml_fail(PML_EFORMAT, "node '%s' (dropout): rate=%g must be in [0, 1)", n->name,
+                        (double)n->a.rate);
+    n->out = in[0];
+    return PML_OK;
+}
+double pml__dropout_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    return (double)pml_shape_size(in[0]);
+}
+size_t pml__dropout_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    return no_ws();
+}
+
+static inline uint64_t drop_stream(const pml_kctx *k)
+{
+    return (k->step << 20) ^ (uint64_t)k->node_id;
+}
+
+/* keep threshold on 24-bit uniforms */
+static void drop_apply(const pml_kctx *k, float *restrict d, const float *restrict s, size_t off,
+                       size_t len, bool accumulate)
+{
+    const uint32_t thr = (uint32_t)ceil((double)k->node->a.rate * 16777216.0);
+    const float scale = 1.0f / (1.0f - k->node->a.rate);
+    const uint64_t stream = drop_stream(k);
+    for (size_t i = 0; i < len; i++) {
+        uint32_t u = (uint32_t)(pml_rand_u64(k->seed, stream, off + i) >> 40);
+        float v = u >= thr ? s[i] * scale : 0.0f;
+        if (accumulate)
+            d[i] += v;
+        else
+            d[i] = v;
+    }
+}
+
+void pml__dropout_fwd(const pml_kctx *k)
+{
+    bool on = k->training && k->node->a.rate > 0.0f;
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    {
+        if (on)
+            drop_apply(k, k->y + off, k->x[0] + off, off, len, false);
+        else
+            memcpy(k->y + off, k->x[0] + off, len * sizeof(float));
+    }
+}
+void pml__dropout_bwd(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    bool on = k->training && k->node->a.rate > 0.0f;
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    {
+        if (on)
+            drop_apply(k, k->dx[0] + off, k->dy + off, off, len, true);
+        else
+            acc(k->dx[0] + off, k->dy + off, len);
+    }
+}
+static float drop_mask_ref(const pml_kctx *k, size_t e)
+{
+    if (!k->training || k->node->a.rate <= 0.0f) return 1.0f;
+    double u = (double)(pml_rand_u64(k->seed, drop_stream(k), e) >> 40) / 16777216.0;
+    return u >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate) : 0.0f;
+}
+void pml__dropout_fwd_ref(const pml_kctx *k)
+{
+    FOR_ELEMS(k->r, k->node->out, e) k->y[e] = k->x[0][e] * drop_mask_ref(k, e);
+}
+void pml__dropout_bwd_ref(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    FOR_ELEMS(k->r, k->node->out, e) k->dx[0][e] += k->dy[e] * drop_mask_ref(k, e);
+}

@@ -1,10 +1,124 @@
-/* pml — stub (to be written) */
+/* pml — linear (dense): y = act(x W + b). W is stored (in, out) as in Keras, so the forward pass
+ * is one row-major NN sgemm and a parameter split takes a column block of W. */
 #include "kernels.h"
 
-pml_status pml__linear_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': linear is not implemented yet", n->name); }
-void pml__linear_fwd(const pml_kctx *k) { (void)k; }
-void pml__linear_bwd(const pml_kctx *k) { (void)k; }
-void pml__linear_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__linear_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__linear_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__linear_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+#include <cblas.h>
+#include <string.h>
+
+pml_status pml__linear_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    if (in[0].h != 1 || in[0].w != 1)
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (linear): input is %dx%dx%d, needs a vector (add a flatten)",
+                        n->name, in[0].c, in[0].h, in[0].w);
+    if (n->a.out <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (linear): out=%d must be positive", n->name,
+                        n->a.out);
+    if (n->a.act != PML_ACT_NONE && n->a.act != PML_ACT_RELU)
+        return pml_fail(PML_EFORMAT, "node '%s' (linear): unknown activation %d", n->name, n->a.act);
+    int K = in[0].c, O = n->a.out;
+    if ((size_t)K * (size_t)O > ((size_t)1 << 31))
+        return pml_fail(PML_ESHAPE, "node '%s' (linear): %d x %d weights are too many", n->name, K,
+                        O);
+    n->out = (pml_shape){O, 1, 1};
+    pml__node_param(n, 0, (size_t)K * O, PML_INIT_GLOROT, K, O);
+    if (n->a.bias) pml__node_param(n, 1, (size_t)O, PML_INIT_ZEROS, 0, 0);
+    return PML_OK;
+}
+
+double pml__linear_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    return 2.0 * (double)in[0].c * n->a.out;
+}
+
+size_t pml__linear_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    /* backward with relu: the masked dy block */
+    return n->a.act == PML_ACT_RELU ? (size_t)(r.n1 - r.n0) * (size_t)(r.c1 - r.c0) : 0;
+}
+
+// x (N,K) -> y (N,O); region rows [n0,n1), columns [c0,c1)
+void pml__linear_fwd(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const int K = k->xs[0].c, O = n->out.c;
+    const int rows = k->r.n1 - k->r.n0, cols = k->r.c1 - k->r.c0;
+    if (rows <= 0 || cols <= 0) return;
+    float *y = k->y + (size_t)k->r.n0 * O + k->r.c0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, K, 1.0f,
+                k->x[0] + (size_t)k->r.n0 * K, K, k->w[0] + k->r.c0, O, 0.0f, y, O);
+    const float *b = n->a.bias ? k->w[1] + k->r.c0 : NULL;
+    const bool relu = n->a.act == PML_ACT_RELU;
+    for (int i = 0; i < rows; i++) {
+        float *yr = y + (size_t)i * O;
+        if (b)
+            for (int j = 0; j < cols; j++) yr[j] += b[j];
+        if (relu)
+            for (int j = 0; j < cols; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+    }
+}
+
+// dy (N,O) -> dx (N,K) +=, dW (K,O) +=, db (O) +=
+void pml__linear_bwd(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const int K = k->xs[0].c, O = n->out.c;
+    const int rows = k->r.n1 - k->r.n0, cols = k->r.c1 - k->r.c0;
+    if (rows <= 0 || cols <= 0) return;
+    const size_t off = (size_t)k->r.n0 * O + k->r.c0;
+    const float *dz = k->dy + off;
+    int ldz = O;
+    if (n->a.act == PML_ACT_RELU) {
+        float *m = k->ws;
+        const float *y = k->y + off;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) {
+                size_t s = (size_t)i * O + j;
+                m[(size_t)i * cols + j] = y[s] > 0.0f ? dz[s] : 0.0f;
+            }
+        dz = m;
+        ldz = cols;
+    }
+    const float *x = k->x[0] + (size_t)k->r.n0 * K;
+    if (k->dw[0])
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cols, rows, 1.0f, x, K, dz, ldz,
+                    1.0f, k->dw[0] + k->r.c0, O);
+    if (n->a.bias && k->dw[1]) {
+        float *db = k->dw[1] + k->r.c0;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) db[j] += dz[(size_t)i * ldz + j];
+    }
+    if (k->dx[0])
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, cols, 1.0f, dz, ldz,
+                    k->w[0] + k->r.c0, O, 1.0f, k->dx[0] + (size_t)k->r.n0 * K, K);
+}
+
+void pml__linear_fwd_ref(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const int K = k->xs[0].c, O = n->out.c;
+    for (int i = k->r.n0; i < k->r.n1; i++)
+        for (int o = k->r.c0; o < k->r.c1; o++) {
+            double s = n->a.bias ? k->w[1][o] : 0.0;
+            for (int j = 0; j < K; j++) s += (double)k->x[0][(size_t)i * K + j] * k->w[0][(size_t)j * O + o];
+            if (n->a.act == PML_ACT_RELU && s < 0) s = 0;
+            k->y[(size_t)i * O + o] = (float)s;
+        }
+}
+
+void pml__linear_bwd_ref(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const int K = k->xs[0].c, O = n->out.c;
+    for (int i = k->r.n0; i < k->r.n1; i++)
+        for (int o = k->r.c0; o < k->r.c1; o++) {
+            size_t s = (size_t)i * O + o;
+            float g = k->dy[s];
+            if (n->a.act == PML_ACT_RELU && !(k->y[s] > 0.0f)) g = 0.0f;
+            if (n->a.bias && k->dw[1]) k->dw[1][o] += g;
+            for (int j = 0; j < K; j++) {
+                if (k->dw[0]) k->dw[0][(size_t)j * O + o] += k->x[0][(size_t)i * K + j] * g;
+                if (k->dx[0]) k->dx[0][(size_t)i * K + j] += k->w[0][(size_t)j * O + o] * g;
+            }
+        }
+}

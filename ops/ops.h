@@ -145,6 +145,7 @@ typedef struct pml_node {
     size_t state_off[PML_MAX_PARAMS];
     int state_init[PML_MAX_PARAMS];
     size_t aux_per_sample;               /* floats kept from forward to backward, per sample */
+    size_t aux_fixed;                    /* ... and independent of the batch (e.g. batch statistics) */
 } pml_node;
 
 enum { PML_INIT_ZEROS = 0, PML_INIT_ONES = 1, PML_INIT_GLOROT = 2 };
@@ -212,7 +213,7 @@ typedef struct pml_kctx {
     const float *w[PML_MAX_PARAMS];
     float *dw[PML_MAX_PARAMS];        /* backward; accumulate */
     float *state[PML_MAX_PARAMS];     /* batchnorm running statistics */
-    float *aux;                       /* node->aux_per_sample * N floats, forward -> backward */
+    float *aux;                       /* aux_per_sample * N + aux_fixed floats, forward -> backward */
     float *ws;                        /* scratch, ws_floats() of this region */
     const int32_t *labels;            /* softmax_xent: N labels */
     bool training;
