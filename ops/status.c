@@ -39,6 +39,13 @@ pml_status pml_fail_ctx(pml_status st, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, errbuf, sizeof old);
-    snprintf(errbuf, sizeof errbuf, "%s%s", prefix, old);
+    size_t n = strlen(prefix);
+    memcpy(errbuf, prefix, n + 1);
+    if (n < sizeof errbuf - 1) {
+        size_t m = strlen(old);
+        if (m > sizeof errbuf - 1 - n) m = sizeof errbuf - 1 - n;
+        memcpy(errbuf + n, old, m);
+        errbuf[n + m] = 0;
+    }
     return st;
 }
