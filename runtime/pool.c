@@ -1,5 +1,6 @@
 /* pml — fork-join pool of pinned workers (libuv threads, hwloc binding, futex sleeping). */
 #include "pool.h"
+#include "runtime.h"
 
 #include <hwloc.h>
 #include <limits.h>
@@ -173,4 +174,14 @@ void pml__pool_run(pml__pool *p, pml__pool_fn fn, void *ctx)
         atomic_store(&p->caller_asleep, 0);
         left = atomic_load_explicit(&p->pending, memory_order_acquire);
     }
+}
+
+int pml_machine_cores(void)
+{
+    hwloc_topology_t topo;
+    int n = 1;
+    if (hwloc_topology_init(&topo) != 0) return 1;
+    if (hwloc_topology_load(topo) == 0) n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    hwloc_topology_destroy(topo);
+    return n > 0 ? n : 1;
 }

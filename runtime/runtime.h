@@ -58,6 +58,9 @@ void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch);
 
 /* ---------------------------------------------------------------- executor */
 
+/** \return the number of physical cores of this machine (hwloc; at least 1). */
+int pml_machine_cores(void);
+
 typedef struct pml_exec pml_exec;
 
 typedef struct pml_exec_opts {

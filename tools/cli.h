@@ -1,0 +1,40 @@
+/* pml — the command line: shared flag parsing. Every command is a thin layer over the library;
+ * only this folder prints and exits. */
+#ifndef PML_TOOLS_CLI_H
+#define PML_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Exit statuses of every command. */
+enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+/* Walks argv of one command. A flag is "--name VALUE" or "--name=VALUE". */
+typedef struct cli {
+    const char *cmd; /* "train" */
+    int argc;
+    char **argv;
+    int i;
+    const char *flag;  /* the flag being parsed */
+    const char *value; /* its inline value (after '='), or NULL */
+    bool failed;
+} cli;
+
+void cli_init(cli *c, const char *cmd, int argc, char **argv);
+/** \return the next argument: a flag ("--x", with c->flag set) or a positional, or NULL at the end. */
+const char *cli_next(cli *c);
+/** \return true when the current flag is \p name (e.g. "--epochs"). */
+bool cli_is(cli *c, const char *name);
+/** Parsers for the current flag's value; on a bad value they print one message and set failed. */
+const char *cli_str(cli *c);
+long cli_long(cli *c, long lo, long hi);
+uint64_t cli_u64(cli *c);
+double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
+/** Reports a usage error (printf-style) and sets failed. */
+void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** A flag the flag loop does not know: reports it unless it is a boolean it handled. */
+void cli_unknown(cli *c);
+
+int cmd_train(int argc, char **argv);
+
+#endif

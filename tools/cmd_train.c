@@ -1,0 +1,293 @@
+/* pml train — Keras-like training of a zoo model on Fashion-MNIST, an MNIST-style folder or
+ * synthetic images. */
+#include "cli.h"
+
+#include "models.h"
+#include "runtime.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char train_help[] =
+    "usage: pml train MODEL [options]\n"
+    "\n"
+    "Trains MODEL (a zoo name with optional parameters, e.g. mlp, mlp:units=512,layers=8,\n"
+    "fashion-cnn, flowers-cnn:size=64; see `pml --help`) and reports Keras-like progress:\n"
+    "one line per epoch with loss, accuracy, val_loss, val_accuracy and seconds, then the\n"
+    "test-set loss and accuracy. A progress bar with ETA is drawn on stderr when it is a\n"
+    "terminal. Ctrl-C finishes the current step, prints the summary and exits with 130.\n"
+    "\n"
+    "options:\n"
+    "  --epochs N            epochs to train (default 5)\n"
+    "  --batch N             mini-batch size (default 32)\n"
+    "  --optimizer adam|sgd  optimizer (default adam: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)\n"
+    "  --lr X                learning rate (default 0.001 for adam, 0.01 for sgd)\n"
+    "  --momentum X          SGD momentum in [0, 1) (default 0)\n"
+    "  --seed N              seed for initialisation, shuffling, dropout, synthetic data (default 1)\n"
+    "  --threads N           worker threads, one per core (default: all cores of this machine)\n"
+    "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
+    "                        " PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
+    "                        or synthetic images of the model's input shape (fixed seed)\n"
+    "  --train-samples N     use only the first N training samples (synthetic: generate N;\n"
+    "                        default 2936, the flowers tutorial's training set)\n"
+    "  --test-samples N      use only the first N test samples (synthetic default 734)\n"
+    "  --validation-split F  hold out the last fraction F (0 < F < 1) of the training set and\n"
+    "                        report val_loss and val_accuracy each epoch\n"
+    "  --max-steps N         stop after N training steps in total\n"
+    "  --check-numerics      stop with the node's name when a loss or gradient is not finite\n"
+    "  --json                print one JSON object with the results on stdout (progress lines\n"
+    "                        go to stderr)\n"
+    "  -h, --help            this help\n";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) { interrupted = sig; }
+
+typedef struct progress {
+    FILE *out;      /* epoch lines */
+    bool bar;       /* draw a progress bar on stderr */
+    int epochs;
+    double last_draw;
+} progress;
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_eta(char *buf, size_t cap, double s)
+{
+    if (s >= 3600)
+        snprintf(buf, cap, "%d:%02d:%02d", (int)(s / 3600), (int)fmod(s / 60, 60), (int)fmod(s, 60));
+    else if (s >= 60)
+        snprintf(buf, cap, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, cap, "%ds", (int)ceil(s));
+}
+
+static void on_step(void *ud, int epoch, long step, long steps, double loss, double acc,
+                    double elapsed)
+{
+    progress *p = ud;
+    if (!p->bar) return;
+    double t = wall();
+    if (step < steps && t - p->last_draw < 0.1) return;
+    p->last_draw = t;
+    char bar[31], eta[32];
+    int fill = (int)(30.0 * step / steps);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : '.');
+    bar[30] = 0;
+    fmt_eta(eta, sizeof eta, elapsed / step * (double)(steps - step));
+    fprintf(stderr, "\r\033[KEpoch %d/%d %ld/%ld [%s] - ETA: %s - loss: %.4f - accuracy: %.4f",
+            epoch, p->epochs, step, steps, bar, eta, loss, acc);
+    fflush(stderr);
+}
+
+static void on_epoch(void *ud, const pml_epoch_stats *s)
+{
+    progress *p = ud;
+    if (p->bar) fprintf(stderr, "\r\033[K");
+    fprintf(p->out, "Epoch %d/%d - %ld/%ld - %.2fs %.2fms/step - loss: %.4f - accuracy: %.4f",
+            s->epoch, p->epochs, s->steps, s->steps, s->seconds,
+            s->steps ? 1e3 * s->seconds / (double)s->steps : 0.0, s->loss, s->accuracy);
+    if (s->has_val)
+        fprintf(p->out, " - val_loss: %.4f - val_accuracy: %.4f", s->val_loss, s->val_accuracy);
+    fputc('\n', p->out);
+    fflush(p->out);
+}
+
+static int should_stop(void *ud) { return interrupted != 0; }
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void print_json(const char *model, int threads, int batch, const pml_train_result *r)
+{
+    FILE *f = stdout;
+    fputs("{\"model\":", f);
+    json_str(f, model);
+    fprintf(f, ",\"threads\":%d,\"batch\":%d,\"epochs\":[", threads, batch);
+    for (int i = 0; i < r->epochs_run; i++) {
+        const pml_epoch_stats *s = &r->epochs[i];
+        fprintf(f, "%s{\"epoch\":%d,\"samples\":%ld,\"loss\":%.6g,\"accuracy\":%.6g", i ? "," : "",
+                s->epoch, s->samples, s->loss, s->accuracy);
+        if (s->has_val)
+            fprintf(f, ",\"val_loss\":%.6g,\"val_accuracy\":%.6g", s->val_loss, s->val_accuracy);
+        fprintf(f, ",\"seconds\":%.6g}", s->seconds);
+    }
+    fputc(']', f);
+    if (r->has_test)
+        fprintf(f, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
+    fputs("}\n", f);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "train", argc, argv);
+    const char *model = NULL, *data = NULL;
+    pml_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.epochs = 5;
+    o.batch = 32;
+    o.seed = 1;
+    o.threads = pml_machine_cores();
+    pml_optim_kind kind = PML_OPTIM_ADAM;
+    double lr = -1, momentum = 0;
+    long train_samples = 0, test_samples = 0;
+    bool json = false;
+    const char *a;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (model) {
+                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
+                break;
+            }
+            model = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(train_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "--epochs")) {
+            o.epochs = (int)cli_long(&c, 1, 1000000);
+        } else if (cli_is(&c, "--batch")) {
+            o.batch = (int)cli_long(&c, 1, 1 << 20);
+        } else if (cli_is(&c, "--optimizer")) {
+            const char *s = cli_str(&c);
+            if (s && strcmp(s, "adam") == 0)
+                kind = PML_OPTIM_ADAM;
+            else if (s && strcmp(s, "sgd") == 0)
+                kind = PML_OPTIM_SGD;
+            else if (s)
+                cli_error(&c, "--optimizer '%s' must be adam or sgd", s);
+        } else if (cli_is(&c, "--lr")) {
+            lr = cli_double(&c, 0, 10, true, false);
+        } else if (cli_is(&c, "--momentum")) {
+            momentum = cli_double(&c, 0, 1, false, true);
+        } else if (cli_is(&c, "--seed")) {
+            o.seed = cli_u64(&c);
+        } else if (cli_is(&c, "--threads")) {
+            o.threads = (int)cli_long(&c, 1, 64);
+        } else if (cli_is(&c, "--data")) {
+            data = cli_str(&c);
+        } else if (cli_is(&c, "--train-samples")) {
+            train_samples = cli_long(&c, 1, 0x7fffffffL);
+        } else if (cli_is(&c, "--test-samples")) {
+            test_samples = cli_long(&c, 1, 0x7fffffffL);
+        } else if (cli_is(&c, "--validation-split")) {
+            o.validation_split = cli_double(&c, 0, 1, true, true);
+        } else if (cli_is(&c, "--max-steps")) {
+            o.max_steps = cli_long(&c, 1, 0x7fffffffffffffffL);
+        } else if (cli_is(&c, "--check-numerics")) {
+            o.check_numerics = true;
+        } else if (cli_is(&c, "--json")) {
+            json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!model) {
+        fprintf(stderr, "pml train: missing MODEL (see pml train --help)\n");
+        return EXIT_USAGE;
+    }
+    pml_optim_defaults(&o.optim, kind);
+    if (lr > 0) o.optim.lr = (float)lr;
+    o.optim.momentum = (float)momentum;
+    if (momentum > 0 && kind != PML_OPTIM_SGD) {
+        fprintf(stderr, "pml train: --momentum applies to --optimizer sgd only\n");
+        return EXIT_USAGE;
+    }
+
+    pml_graph g;
+    pml_status st = pml_model_build(model, &g);
+    if (st != PML_OK) {
+        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        return 1;
+    }
+    const pml_shape in = g.nodes[g.input].out;
+    pml_dataset train, test;
+    memset(&train, 0, sizeof train);
+    memset(&test, 0, sizeof test);
+    int rc = 1;
+    if (data && strcmp(data, "synthetic") == 0) {
+        st = pml_data_synthetic(in, g.classes, train_samples ? (int)train_samples : 2936, o.seed,
+                                &train);
+        if (st == PML_OK)
+            st = pml_data_synthetic(in, g.classes, test_samples ? (int)test_samples : 734,
+                                    o.seed + 0x7e57, &test);
+    } else {
+        if (!data && !(in.c == 1 && in.h == 28 && in.w == 28)) {
+            fprintf(stderr,
+                    "pml train: model '%s' takes %dx%dx%d images and there is no default dataset "
+                    "of that shape: use --data synthetic or --data DIR\n",
+                    model, in.c, in.h, in.w);
+            goto out;
+        }
+        st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, &train, &test);
+        if (st == PML_OK) {
+            if (train_samples && train_samples < train.n) train.n = (int)train_samples;
+            if (test_samples && test_samples < test.n) test.n = (int)test_samples;
+        }
+    }
+    if (st != PML_OK) {
+        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        goto out;
+    }
+
+    progress p = {.out = json ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
+    o.cb = (pml_train_cb){&p, on_step, on_epoch, should_stop};
+    fprintf(p.out,
+            "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
+            "%d thread%s, batch %d, %s lr %g\n",
+            g.name, pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6, train.name, train.n,
+            test.n, o.threads, o.threads == 1 ? "" : "s", o.batch,
+            kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
+    fflush(p.out);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    pml_train_result r;
+    st = pml_train(&g, &train, &test, &o, &r);
+    if (p.bar) fprintf(stderr, "\r\033[K");
+    if (st == PML_OK) {
+        fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
+        if (json) print_json(model, o.threads, o.batch, &r);
+        rc = 0;
+    } else if (st == PML_EINTR) {
+        fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), r.epochs_run,
+                r.epochs_run == 1 ? "" : "s");
+        if (json) print_json(model, o.threads, o.batch, &r);
+        rc = EXIT_INTERRUPTED;
+    } else {
+        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+    }
+    pml_train_result_free(&r);
+out:
+    pml_data_free(&train);
+    pml_data_free(&test);
+    pml_graph_free(&g);
+    return rc;
+}
