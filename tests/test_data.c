@@ -1,0 +1,801 @@
+/* Tests of runtime/data.c: IDX files (gzip and plain) written into a temporary folder and read
+ * back, the real Fashion-MNIST set, bad files (each error names the file and the fault),
+ * validation splits, shuffling and synthetic images. */
+#include "runtime.h"
+#include "test.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static char tmpdir[64];
+
+static void tmp_begin(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/pml-test-data-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        fprintf(stderr, "  mkdtemp: %s\n", strerror(errno));
+        exit(2);
+    }
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void tmp_end(void)
+{
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* tmpdir/name in a rotating set of buffers (a few paths live at once) */
+static const char *tmp(const char *name)
+{
+    static char buf[8][256];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 256, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_raw(const char *path, int gz, const void *data, size_t len)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        CHECK(f != NULL);
+        if (!f) return;
+        if (len) CHECK(gzwrite(f, data, (unsigned)len) == (int)len);
+        CHECK(gzclose(f) == Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        CHECK(f != NULL);
+        if (!f) return;
+        if (len) CHECK(fwrite(data, 1, len, f) == len);
+        CHECK(fclose(f) == 0);
+    }
+}
+
+static size_t put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return 4;
+}
+
+/* An IDX file: magic, ndims sizes, then len bytes of data (which may disagree with the sizes). */
+static void write_idx(const char *path, int gz, uint32_t magic, const uint32_t *dims, int ndims,
+                      const uint8_t *data, size_t len)
+{
+    uint8_t *buf = malloc(4 + 4 * (size_t)ndims + len);
+    size_t off = put_be32(buf, magic);
+    for (int i = 0; i < ndims; i++) off += put_be32(buf + off, dims[i]);
+    if (len) memcpy(buf + off, data, len);
+    write_raw(path, gz, buf, off + len);
+    free(buf);
+}
+
+static void write_images(const char *path, int gz, uint32_t n, uint32_t rows, uint32_t cols,
+                         const uint8_t *px)
+{
+    uint32_t dims[3] = {n, rows, cols};
+    write_idx(path, gz, 0x803, dims, 3, px, (size_t)n * rows * cols);
+}
+
+static void write_labels(const char *path, int gz, uint32_t n, const uint8_t *lab)
+{
+    write_idx(path, gz, 0x801, &n, 1, lab, n);
+}
+
+static uint8_t *read_whole(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    *len = 0;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(sz > 0 ? (size_t)sz : 1);
+    *len = fread(buf, 1, (size_t)sz, f);
+    fclose(f);
+    return buf;
+}
+
+static int has(const char *s)
+{
+    return strstr(pml_errmsg(), s) != NULL;
+}
+
+static int is_empty(const pml_dataset *d)
+{
+    return d->n == 0 && d->images == NULL && d->labels == NULL && d->owner == NULL;
+}
+
+/* Loading must fail; the message must name `file` and contain each of the other strings. */
+static void expect_fail(const char *name, const char *img, const char *lab, const char *file,
+                        const char *s1, const char *s2, const char *s3)
+{
+    pml_dataset d;
+    memset(&d, 0x5a, sizeof d); /* garbage in: must come out empty */
+    pml_status st = pml_data_load_idx(img, lab, &d);
+    CHECK_MSG(st != PML_OK, "%s: loading succeeded", name);
+    if (getenv("PML_TEST_VERBOSE")) fprintf(stderr, "  %-14s %s\n", name, pml_errmsg());
+    CHECK_MSG(has(file), "%s: message \"%s\" does not name %s", name, pml_errmsg(), file);
+    const char *want[3] = {s1, s2, s3};
+    for (int i = 0; i < 3; i++)
+        if (want[i])
+            CHECK_MSG(has(want[i]), "%s: \"%s\" lacks \"%s\"", name, pml_errmsg(), want[i]);
+    CHECK_MSG(is_empty(&d), "%s: dataset not left empty", name);
+    pml_data_free(&d);
+}
+
+/* 3 images of 2x4 and their labels */
+static const uint8_t px3[24] = {0,  1,  2,  3, 4,  5,  6,  7,  255, 254, 128, 127,
+                                64, 32, 16, 8, 10, 20, 30, 40, 50,  60,  70,  200};
+static const uint8_t lab3[3] = {7, 0, 9};
+
+static void check_px3(const pml_dataset *d)
+{
+    CHECK(d->n == 3 && d->first == 0);
+    CHECK(d->shape.c == 1 && d->shape.h == 2 && d->shape.w == 4);
+    CHECK(d->classes == 10);
+    int32_t idx[3] = {2, 0, 1}, y[3];
+    float x[24];
+    pml_data_gather(d, idx, 3, x, y);
+    for (int k = 0; k < 3; k++) {
+        CHECK(y[k] == lab3[idx[k]]);
+        for (int j = 0; j < 8; j++) CHECK_NEAR(x[k * 8 + j], px3[idx[k] * 8 + j] / 255.0, 1e-7);
+    }
+    CHECK(x[8 + 0] == 0.0f && x[16 + 0] == 1.0f); /* byte 0 -> 0, byte 255 -> 1 exactly */
+}
+
+/* ---------------------------------------------------------------- IDX files */
+
+static void t_idx_plain(void)
+{
+    tmp_begin();
+    write_images(tmp("img"), 0, 3, 2, 4, px3);
+    write_labels(tmp("lab"), 0, 3, lab3);
+    pml_dataset d;
+    CHECK_OK(pml_data_load_idx(tmp("img"), tmp("lab"), &d));
+    check_px3(&d);
+    CHECK(strcmp(d.name, "img") == 0);
+    CHECK(d.owner != NULL);
+    pml_data_free(&d);
+    CHECK(is_empty(&d));
+    pml_data_free(&d); /* twice is fine */
+    tmp_end();
+}
+
+static void t_idx_gzip(void)
+{
+    tmp_begin();
+    write_images(tmp("img.gz"), 1, 3, 2, 4, px3);
+    write_labels(tmp("lab.gz"), 1, 3, lab3);
+    write_labels(tmp("lab"), 0, 3, lab3);
+    pml_dataset d;
+    CHECK_OK(pml_data_load_idx(tmp("img.gz"), tmp("lab.gz"), &d));
+    check_px3(&d);
+    CHECK(strcmp(d.name, "img.gz") == 0);
+    pml_data_free(&d);
+    /* gzip images with plain labels */
+    CHECK_OK(pml_data_load_idx(tmp("img.gz"), tmp("lab"), &d));
+    check_px3(&d);
+    pml_data_free(&d);
+    tmp_end();
+}
+
+/* Larger than the reader's first buffer (16 MiB): the body arrives in several pieces. */
+static void t_idx_large(void)
+{
+    tmp_begin();
+    uint32_t n = 700, rows = 160, cols = 160;
+    size_t size = (size_t)rows * cols;
+    uint8_t *px = malloc(n * size), *lab = malloc(n);
+    for (size_t i = 0; i < n * size; i++) px[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (uint32_t i = 0; i < n; i++) lab[i] = (uint8_t)(i % 10);
+    write_images(tmp("img"), 0, n, rows, cols, px);
+    write_labels(tmp("lab.gz"), 1, n, lab);
+    pml_dataset d;
+    CHECK_OK(pml_data_load_idx(tmp("img"), tmp("lab.gz"), &d));
+    CHECK(d.n == (int)n && d.shape.h == (int)rows && d.shape.w == (int)cols);
+    if (d.n == (int)n) {
+        CHECK(memcmp(d.images, px, n * size) == 0);
+        for (uint32_t i = 0; i < n; i++) CHECK(d.labels[i] == lab[i]);
+    }
+    pml_data_free(&d);
+    free(px);
+    free(lab);
+    tmp_end();
+}
+
+static void t_mnist_dir(void)
+{
+    tmp_begin();
+    uint8_t other[24];
+    for (int i = 0; i < 24; i++) other[i] = (uint8_t)(100 + i);
+    /* .gz is preferred over the plain file; plain is used when there is no .gz */
+    write_images(tmp("train-images-idx3-ubyte.gz"), 1, 3, 2, 4, px3);
+    write_images(tmp("train-images-idx3-ubyte"), 0, 3, 2, 4, other);
+    write_labels(tmp("train-labels-idx1-ubyte"), 0, 3, lab3);
+    write_images(tmp("t10k-images-idx3-ubyte"), 0, 3, 2, 4, px3);
+    write_labels(tmp("t10k-labels-idx1-ubyte.gz"), 1, 3, lab3);
+    pml_dataset tr, te;
+    CHECK_OK(pml_data_load_mnist_dir(tmpdir, &tr, &te));
+    check_px3(&tr);
+    check_px3(&te);
+    const char *base = strrchr(tmpdir, '/') + 1;
+    char want[80];
+    snprintf(want, sizeof want, "%s train", base);
+    CHECK_MSG(strcmp(tr.name, want) == 0, "name %s", tr.name);
+    snprintf(want, sizeof want, "%s test", base);
+    CHECK_MSG(strcmp(te.name, want) == 0, "name %s", te.name);
+    pml_data_free(&tr);
+    pml_data_free(&te);
+
+    /* a file missing: the message names the folder and the file; both sets come out empty */
+    CHECK(remove(tmp("t10k-labels-idx1-ubyte.gz")) == 0);
+    memset(&tr, 0x5a, sizeof tr);
+    CHECK(pml_data_load_mnist_dir(tmpdir, &tr, &te) != PML_OK);
+    CHECK(has(tmpdir) && has("t10k-labels-idx1-ubyte"));
+    CHECK(is_empty(&tr) && is_empty(&te));
+
+    /* a missing folder: names it and says where the default data comes from */
+    CHECK(pml_data_load_mnist_dir(tmp("absent"), &tr, &te) == PML_ENOTFOUND);
+    CHECK(has(tmp("absent")) && has("dataset-fashion-mnist") && has("--data"));
+    CHECK(is_empty(&tr) && is_empty(&te));
+
+    /* a file where a folder should be */
+    CHECK(pml_data_load_mnist_dir(tmp("train-images-idx3-ubyte"), &tr, &te) != PML_OK);
+    CHECK(has("train-images-idx3-ubyte") && has("not a folder"));
+    tmp_end();
+}
+
+static void t_fashion_mnist(void)
+{
+    struct stat sb;
+    CHECK_MSG(stat(PML_FASHION_MNIST_DIR, &sb) == 0,
+              "%s is missing: install the Debian package dataset-fashion-mnist",
+              PML_FASHION_MNIST_DIR);
+    pml_dataset tr, te;
+    CHECK_OK(pml_data_load_mnist_dir(NULL, &tr, &te)); /* NULL: the default folder */
+    CHECK(strcmp(tr.name, "fashion-mnist train") == 0);
+    CHECK(strcmp(te.name, "fashion-mnist test") == 0);
+    CHECK(tr.n == 60000 && te.n == 10000);
+    CHECK(tr.shape.c == 1 && tr.shape.h == 28 && tr.shape.w == 28 && tr.classes == 10);
+    CHECK(te.shape.c == 1 && te.shape.h == 28 && te.shape.w == 28 && te.classes == 10);
+    if (tr.n == 60000 && te.n == 10000) {
+        /* values checked against the files with Python's gzip module */
+        CHECK(tr.labels[0] == 9 && te.labels[0] == 9);
+        CHECK(tr.labels[59999] == 5 && te.labels[9999] == 5);
+        int count[10] = {0};
+        for (int i = 0; i < tr.n; i++) count[tr.labels[i]]++;
+        for (int k = 0; k < 10; k++) CHECK(count[k] == 6000);
+        float x[784];
+        int32_t idx = 0, y = -1;
+        pml_data_gather(&tr, &idx, 1, x, &y);
+        long sum = 0;
+        for (int j = 0; j < 784; j++) sum += lrintf(x[j] * 255.0f);
+        CHECK(y == 9 && sum == 76247 && lrintf(x[14 * 28 + 14] * 255.0f) == 217);
+        idx = 59999;
+        pml_data_gather(&tr, &idx, 1, x, &y);
+        sum = 0;
+        for (int j = 0; j < 784; j++) sum += lrintf(x[j] * 255.0f);
+        CHECK(y == 5 && sum == 16684);
+        idx = 0;
+        pml_data_gather(&te, &idx, 1, x, &y);
+        sum = 0;
+        for (int j = 0; j < 784; j++) sum += lrintf(x[j] * 255.0f);
+        CHECK(y == 9 && sum == 33456);
+    }
+    pml_data_free(&tr);
+    pml_data_free(&te);
+}
+
+/* ---------------------------------------------------------------- bad IDX files */
+
+static void t_bad_missing(void)
+{
+    tmp_begin();
+    write_images(tmp("img"), 0, 3, 2, 4, px3);
+    write_labels(tmp("lab"), 0, 3, lab3);
+    expect_fail("missing images", tmp("nope"), tmp("lab"), tmp("nope"), "No such file", NULL, NULL);
+    CHECK(pml_data_load_idx(tmp("nope"), tmp("lab"), &(pml_dataset){0}) == PML_ENOTFOUND);
+    expect_fail("missing labels", tmp("img"), tmp("nope.gz"), tmp("nope.gz"), "No such file",
+                "labels", NULL);
+    CHECK(mkdir(tmp("dir"), 0700) == 0);
+    expect_fail("folder", tmp("dir"), tmp("lab"), tmp("dir"), "folder", NULL, NULL);
+    tmp_end();
+}
+
+static void t_bad_magic(void)
+{
+    tmp_begin();
+    uint32_t dims[3] = {3, 2, 4};
+    write_labels(tmp("lab"), 0, 3, lab3);
+    write_idx(tmp("magic"), 0, 0x12345678, dims, 3, px3, 24);
+    expect_fail("wrong magic", tmp("magic"), tmp("lab"), tmp("magic"), "wrong magic 0x12345678",
+                "0x00000803", NULL);
+    write_idx(tmp("magic.gz"), 1, 0x00000804, dims, 3, px3, 24);
+    expect_fail("4 dims", tmp("magic.gz"), tmp("lab"), tmp("magic.gz"), "0x00000804",
+                "4 dimensions", "0x00000803");
+    /* labels given as images and images as labels */
+    write_images(tmp("img"), 0, 3, 2, 4, px3);
+    expect_fail("swapped", tmp("lab"), tmp("img"), tmp("lab"), "0x00000801", "0x00000803",
+                "labels file");
+    CHECK(pml_data_load_idx(tmp("img"), tmp("img"), &(pml_dataset){0}) != PML_OK);
+    CHECK(has(tmp("img")) && has("0x00000803") && has("0x00000801") && has("images file"));
+    /* float data (type 0x0d) */
+    write_idx(tmp("float"), 0, 0x00000d03, dims, 3, px3, 24);
+    expect_fail("float", tmp("float"), tmp("lab"), tmp("float"), "data type 0x0d", "magic",
+                "not supported");
+    /* text, not gzip and not IDX, under a .gz name */
+    const char *text = "this is not a gzip file, nor an IDX file\n";
+    write_raw(tmp("garbage.gz"), 0, text, strlen(text));
+    expect_fail("garbage", tmp("garbage.gz"), tmp("lab"), tmp("garbage.gz"), "wrong magic",
+                "0x74686973", "not an IDX file");
+    tmp_end();
+}
+
+static void t_bad_truncated(void)
+{
+    tmp_begin();
+    uint32_t dims[3] = {3, 2, 4};
+    write_labels(tmp("lab"), 0, 3, lab3);
+    write_images(tmp("img"), 0, 3, 2, 4, px3);
+    write_idx(tmp("short"), 0, 0x803, dims, 3, px3, 20);
+    expect_fail("images", tmp("short"), tmp("lab"), tmp("short"), "truncated", "(24 bytes)",
+                "holds 20 bytes (2 complete images)");
+    write_idx(tmp("short.gz"), 1, 0x803, dims, 3, px3, 17);
+    expect_fail("images gz", tmp("short.gz"), tmp("lab"), tmp("short.gz"), "truncated",
+                "3 images of 2x4", "holds 17 bytes");
+    write_idx(tmp("lshort"), 0, 0x801, dims, 1, lab3, 2);
+    expect_fail("labels", tmp("img"), tmp("lshort"), tmp("lshort"), "truncated", "3 labels",
+                "holds 2");
+    /* the header itself */
+    write_idx(tmp("hdr"), 0, 0x803, dims, 1, NULL, 0);
+    expect_fail("header", tmp("hdr"), tmp("lab"), tmp("hdr"), "truncated header", "found 4", NULL);
+    write_raw(tmp("hdr2"), 0, "\0\0", 2);
+    expect_fail("magic", tmp("hdr2"), tmp("lab"), tmp("hdr2"), "truncated header", "2 bytes", NULL);
+    /* empty files, plain and gzip */
+    write_raw(tmp("empty"), 0, "", 0);
+    expect_fail("empty", tmp("empty"), tmp("lab"), tmp("empty"), "empty file", NULL, NULL);
+    write_raw(tmp("empty.gz"), 1, "", 0);
+    expect_fail("empty gz", tmp("img"), tmp("empty.gz"), tmp("empty.gz"), "empty file", NULL, NULL);
+    /* trailing data after the declared items */
+    uint8_t more[25];
+    memcpy(more, px3, 24);
+    more[24] = 1;
+    write_idx(tmp("long"), 0, 0x803, dims, 3, more, 25);
+    expect_fail("trailing", tmp("long"), tmp("lab"), tmp("long"), "1 byte of trailing data",
+                "3 images", NULL);
+    tmp_end();
+}
+
+static void t_bad_gzip(void)
+{
+    tmp_begin();
+    enum { N = 200 };
+    uint8_t px[N * 64], lab[N];
+    for (int i = 0; i < N * 64; i++) px[i] = (uint8_t)((i * 7) ^ (i >> 5));
+    for (int i = 0; i < N; i++) lab[i] = (uint8_t)(i % 10);
+    write_labels(tmp("lab"), 0, N, lab);
+    write_images(tmp("img.gz"), 1, N, 8, 8, px);
+    size_t len;
+    uint8_t *gz = read_whole(tmp("img.gz"), &len);
+    CHECK(gz != NULL && len > 40);
+    if (!gz || len <= 40) goto out;
+    {
+        pml_dataset d;
+        CHECK_OK(pml_data_load_idx(tmp("img.gz"), tmp("lab"), &d));
+        pml_data_free(&d);
+    }
+    /* wrong CRC in the gzip trailer */
+    gz[len - 8] ^= 0xff;
+    write_raw(tmp("crc.gz"), 0, gz, len);
+    expect_fail("crc", tmp("crc.gz"), tmp("lab"), tmp("crc.gz"), "corrupt gzip data",
+                "incorrect data check", NULL);
+    gz[len - 8] ^= 0xff;
+    /* an invalid deflate block type (the first block header lives in byte 10) */
+    uint8_t keep = gz[10];
+    gz[10] |= 0x06; /* BTYPE = 3: reserved */
+    write_raw(tmp("bad.gz"), 0, gz, len);
+    expect_fail("block", tmp("bad.gz"), tmp("lab"), tmp("bad.gz"), "corrupt gzip data",
+                "invalid block type", NULL);
+    gz[10] = keep;
+    /* a gzip file cut in the middle */
+    write_raw(tmp("cut.gz"), 0, gz, len / 2);
+    expect_fail("cut", tmp("cut.gz"), tmp("lab"), tmp("cut.gz"), "truncated",
+                "gzip stream ends early", NULL);
+out:
+    free(gz);
+    tmp_end();
+}
+
+static void t_bad_content(void)
+{
+    tmp_begin();
+    write_images(tmp("img"), 0, 3, 2, 4, px3);
+    /* counts differ: both files are named */
+    uint8_t lab4[4] = {1, 2, 3, 4};
+    write_labels(tmp("lab4"), 0, 4, lab4);
+    expect_fail("counts", tmp("img"), tmp("lab4"), tmp("img"), tmp("lab4"), "3 images", "4 labels");
+    /* a label out of range */
+    uint8_t bad[3] = {1, 2, 10};
+    write_labels(tmp("lab10.gz"), 1, 3, bad);
+    expect_fail("range", tmp("img"), tmp("lab10.gz"), tmp("lab10.gz"), "label 10", "index 2",
+                "out of range");
+    /* no images */
+    write_images(tmp("zero"), 0, 0, 2, 4, NULL);
+    write_labels(tmp("lab0"), 0, 0, NULL);
+    expect_fail("zero", tmp("zero"), tmp("lab0"), tmp("zero"), "no images", NULL, NULL);
+    write_images(tmp("zero-rows"), 0, 3, 0, 4, NULL);
+    expect_fail("zero rows", tmp("zero-rows"), tmp("lab4"), tmp("zero-rows"), "0x4", "is empty",
+                NULL);
+    tmp_end();
+}
+
+/* Absurd sizes fail with a message, and a truncated file that declares a lot costs no huge
+ * allocation (the reader's buffer grows with the data; ASan would report a 4 GiB malloc). */
+static void t_bad_huge(void)
+{
+    tmp_begin();
+    uint8_t lab[16] = {0};
+    uint32_t big[3] = {3, 65536, 65536};
+    write_idx(tmp("wide"), 0, 0x803, big, 3, px3, 24);
+    write_labels(tmp("lab"), 0, 3, lab3);
+    expect_fail("wide", tmp("wide"), tmp("lab"), tmp("wide"), "65536x65536", "too large", NULL);
+    uint32_t many[3] = {0xffffffffu, 28, 28};
+    write_idx(tmp("many"), 1, 0x803, many, 3, px3, 24);
+    expect_fail("many", tmp("many"), tmp("lab"), tmp("many"), "4294967295 images", NULL, NULL);
+    /* 2^31 - 1 images of 28x28 declared (about 1.7 TB), 24 bytes present */
+    uint32_t lots[3] = {0x7fffffffu, 28, 28};
+    uint32_t nlab = 0x7fffffffu;
+    write_idx(tmp("lots"), 0, 0x803, lots, 3, px3, 24);
+    write_idx(tmp("lotslab"), 0, 0x801, &nlab, 1, lab, 16);
+    expect_fail("lots", tmp("lots"), tmp("lotslab"), tmp("lots"), "truncated", "2147483647 images",
+                "holds 24 bytes");
+    tmp_end();
+}
+
+/* ---------------------------------------------------------------- splits */
+
+static void make_ten(pml_dataset *d)
+{
+    uint8_t px[10 * 4], lab[10];
+    for (int i = 0; i < 40; i++) px[i] = (uint8_t)(i / 4 * 10); /* image i is all 10*i */
+    for (int i = 0; i < 10; i++) lab[i] = (uint8_t)(i % 10);
+    write_images(tmp("ten-img"), 0, 10, 2, 2, px);
+    write_labels(tmp("ten-lab"), 0, 10, lab);
+    CHECK_OK(pml_data_load_idx(tmp("ten-img"), tmp("ten-lab"), d));
+}
+
+static int view_sample(const pml_dataset *d, int i)
+{
+    float x[4];
+    int32_t y;
+    pml_data_gather(d, &i, 1, x, &y);
+    CHECK(lrintf(x[0] * 255.0f) == 10 * y); /* pixels and label belong together */
+    return y;
+}
+
+static void t_split(void)
+{
+    tmp_begin();
+    pml_dataset d, val;
+    make_ten(&d);
+    CHECK_OK(pml_data_split(&d, 0.2, &val));
+    CHECK(d.n == 8 && d.first == 0 && val.n == 2 && val.first == 8);
+    CHECK(val.owner == NULL && d.owner != NULL && val.images == d.images);
+    CHECK(strstr(val.name, "val") != NULL);
+    for (int i = 0; i < 8; i++) CHECK(view_sample(&d, i) == i);
+    for (int i = 0; i < 2; i++) CHECK(view_sample(&val, i) == 8 + i);
+    /* a view of a view: offsets add up */
+    pml_dataset val2;
+    CHECK_OK(pml_data_split(&d, 0.25, &val2));
+    CHECK(d.n == 6 && val2.first == 6 && val2.n == 2);
+    CHECK(view_sample(&val2, 1) == 7);
+    pml_data_free(&val2); /* views own nothing */
+    pml_data_free(&val);
+    CHECK(is_empty(&val));
+    pml_data_free(&d);
+
+    /* Keras: the first floor(n * (1 - frac)) samples train */
+    make_ten(&d);
+    CHECK_OK(pml_data_split(&d, 0.25, &val));
+    CHECK(d.n == 7 && val.n == 3 && val.first == 7);
+    pml_data_free(&d);
+
+    /* bad fractions, and splits that leave a part empty */
+    make_ten(&d);
+    const double bad[] = {0.0, 1.0, -0.5, 1.5, NAN, 1e-18};
+    for (int i = 0; i < 6; i++) {
+        memset(&val, 0x5a, sizeof val);
+        CHECK(pml_data_split(&d, bad[i], &val) == PML_EINVAL);
+        CHECK(pml_errmsg()[0] != 0);
+        CHECK(d.n == 10 && val.n == 0 && val.owner == NULL);
+    }
+    CHECK(pml_data_split(&d, 0.5, &d) == PML_EINVAL);
+    pml_data_free(&d);
+    pml_dataset one;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 2, 2}, 2, 1, 1, &one));
+    CHECK(pml_data_split(&one, 0.5, &val) == PML_EINVAL);
+    CHECK(has("1 samples") && has("0 training"));
+
+    /* a synthetic dataset splits the same way; the view generates the same samples */
+    pml_dataset s, sv;
+    CHECK_OK(pml_data_synthetic((pml_shape){3, 5, 7}, 4, 100, 42, &s));
+    float a[105], b[105];
+    int32_t ya, yb, i95 = 95, i5 = 5;
+    pml_data_gather(&s, &i95, 1, a, &ya);
+    CHECK_OK(pml_data_split(&s, 0.1, &sv));
+    CHECK(s.n == 90 && sv.n == 10 && sv.first == 90);
+    pml_data_gather(&sv, &i5, 1, b, &yb);
+    CHECK(ya == yb && memcmp(a, b, sizeof a) == 0);
+    pml_data_free(&sv);
+    pml_data_free(&s);
+    pml_dataset zero = {0};
+    pml_data_free(&zero);
+    pml_data_free(NULL);
+    tmp_end();
+}
+
+/* ---------------------------------------------------------------- shuffle */
+
+static int is_perm(const int32_t *p, int n)
+{
+    char *seen = calloc((size_t)n + 1, 1);
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < 0 || p[i] >= n || seen[p[i]])
+            ok = 0;
+        else
+            seen[p[i]] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
+static void t_shuffle(void)
+{
+    enum { N = 1000 };
+    static int32_t a[N], b[N], c[N], e[N];
+    pml_data_shuffle(a, N, 7, 0);
+    pml_data_shuffle(b, N, 7, 0);
+    pml_data_shuffle(c, N, 7, 1);
+    pml_data_shuffle(e, N, 8, 0);
+    CHECK(is_perm(a, N) && is_perm(c, N) && is_perm(e, N));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    CHECK(memcmp(a, e, sizeof a) != 0);
+    int fixed = 0, same_ac = 0;
+    for (int i = 0; i < N; i++) {
+        fixed += a[i] == i;
+        same_ac += a[i] == c[i];
+    }
+    CHECK(fixed < 10 && same_ac < 10); /* about 1 expected for random permutations */
+    /* every position reachable: over many epochs position 0 takes every value of a small n */
+    int hit[5] = {0};
+    for (int ep = 0; ep < 200; ep++) {
+        int32_t p[5];
+        pml_data_shuffle(p, 5, 3, ep);
+        CHECK(is_perm(p, 5));
+        hit[p[0]]++;
+    }
+    for (int k = 0; k < 5; k++) CHECK(hit[k] > 15);
+    int32_t one = -1;
+    pml_data_shuffle(&one, 1, 1, 0);
+    CHECK(one == 0);
+    pml_data_shuffle(NULL, 0, 1, 0);
+}
+
+/* ---------------------------------------------------------------- synthetic data */
+
+static void t_synthetic_values(void)
+{
+    pml_dataset d;
+    pml_shape sh = {3, 20, 24};
+    size_t size = pml_shape_size(sh);
+    enum { N = 2000, K = 5 };
+    CHECK_OK(pml_data_synthetic(sh, K, N, 123, &d));
+    CHECK(d.n == N && d.classes == K && pml_shape_eq(d.shape, sh) && d.images == NULL &&
+          d.owner == NULL);
+    int32_t *idx = malloc(N * sizeof *idx), *y = malloc(N * sizeof *y), *y2 = malloc(N * 4);
+    float *x = malloc(N * size * sizeof *x);
+    for (int i = 0; i < N; i++) idx[i] = i;
+    pml_data_gather(&d, idx, N, x, y);
+    int count[K] = {0}, bad = 0;
+    double lo = 1, hi = 0;
+    for (size_t j = 0; j < N * size; j++) {
+        if (!(x[j] >= 0.0f && x[j] <= 1.0f)) bad++;
+        float v = x[j] * 255.0f;
+        if (fabsf(v - rintf(v)) > 1e-3f) bad++; /* bytes / 255 */
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
+    }
+    CHECK(bad == 0);
+    CHECK(lo < 0.2 && hi > 0.8); /* uses the range */
+    for (int i = 0; i < N; i++) {
+        CHECK(y[i] >= 0 && y[i] < K);
+        if (y[i] >= 0 && y[i] < K) count[y[i]]++;
+    }
+    for (int k = 0; k < K; k++)
+        CHECK_MSG(count[k] > 300 && count[k] < 500, "class %d: %d", k, count[k]);
+    /* deterministic: again, in another order, one at a time, labels alone */
+    float *x1 = malloc(size * sizeof *x1);
+    for (int i = N - 1; i >= 0; i -= 97) {
+        int32_t yi;
+        pml_data_gather(&d, &idx[i], 1, x1, &yi);
+        CHECK(yi == y[i] && memcmp(x1, x + (size_t)i * size, size * sizeof *x1) == 0);
+    }
+    pml_data_gather(&d, idx, N, NULL, y2);
+    CHECK(memcmp(y, y2, N * sizeof *y) == 0);
+    /* images differ from each other; another seed gives other samples */
+    CHECK(memcmp(x, x + size, size * sizeof *x) != 0);
+    pml_dataset d2;
+    CHECK_OK(pml_data_synthetic(sh, K, N, 124, &d2));
+    pml_data_gather(&d2, idx, 1, x1, y2);
+    CHECK(memcmp(x1, x, size * sizeof *x1) != 0);
+    /* any shape works, e.g. one channel and one class */
+    pml_dataset g;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 3, 1}, 1, 5, 0, &g));
+    float gx[3];
+    int32_t gy = -1, i4 = 4;
+    pml_data_gather(&g, &i4, 1, gx, &gy);
+    CHECK(gy == 0 && gx[0] >= 0 && gx[0] <= 1);
+    /* bad arguments */
+    pml_dataset b;
+    CHECK(pml_data_synthetic((pml_shape){3, 0, 4}, 5, 10, 1, &b) == PML_EINVAL && has("3x0x4"));
+    CHECK(pml_data_synthetic((pml_shape){3, 4, 4}, 0, 10, 1, &b) == PML_EINVAL && has("classes"));
+    CHECK(pml_data_synthetic((pml_shape){3, 4, 4}, 5, 0, 1, &b) == PML_EINVAL && has("samples"));
+    CHECK(pml_data_synthetic((pml_shape){3, 100000, 100000}, 5, 10, 1, &b) == PML_EINVAL);
+    CHECK(is_empty(&b));
+    pml_data_free(&d);
+    free(idx);
+    free(y);
+    free(y2);
+    free(x);
+    free(x1);
+}
+
+/* The classes are learnable: a nearest-centroid classifier on the stripe orientation (from the
+ * image's structure tensor) and mean colour, fitted on one seed, tells apart the samples of
+ * another seed far beyond chance (train and test sets share the class patterns). */
+enum { FEAT = 5 };
+static void features(const float *x, pml_shape s, double *f)
+{
+    double jxx = 0, jyy = 0, jxy = 0;
+    size_t plane = (size_t)s.h * s.w;
+    for (int y = 1; y < s.h - 1; y++)
+        for (int xx = 1; xx < s.w - 1; xx++) {
+            double gx = 0, gy = 0;
+            for (int c = 0; c < s.c; c++) {
+                const float *p = x + c * plane + (size_t)y * s.w + xx;
+                gx += p[1] - p[-1];
+                gy += p[s.w] - p[-s.w];
+            }
+            jxx += gx * gx;
+            jyy += gy * gy;
+            jxy += gx * gy;
+        }
+    double phi = atan2(2 * jxy, jxx - jyy); /* twice the gradient angle */
+    f[0] = 3 * cos(phi);
+    f[1] = 3 * sin(phi);
+    for (int c = 0; c < 3; c++) {
+        double m = 0;
+        for (size_t j = 0; j < plane; j++) m += x[c * plane + j];
+        f[2 + c] = m / (double)plane;
+    }
+}
+
+static void t_synthetic_learnable(void)
+{
+    enum { N = 400, K = 5 };
+    pml_shape sh = {3, 48, 48};
+    size_t size = pml_shape_size(sh);
+    pml_dataset tr, te;
+    CHECK_OK(pml_data_synthetic(sh, K, N, 1, &tr));
+    CHECK_OK(pml_data_synthetic(sh, K, N, 2, &te));
+    float *x = malloc(size * sizeof *x);
+    double cen[K][FEAT] = {{0}};
+    int cnt[K] = {0};
+    for (int32_t i = 0; i < N; i++) {
+        int32_t y;
+        double f[FEAT];
+        pml_data_gather(&tr, &i, 1, x, &y);
+        features(x, sh, f);
+        for (int j = 0; j < FEAT; j++) cen[y][j] += f[j];
+        cnt[y]++;
+    }
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < FEAT; j++) cen[k][j] /= cnt[k] ? cnt[k] : 1;
+    int correct = 0;
+    for (int32_t i = 0; i < N; i++) {
+        int32_t y;
+        double f[FEAT], best = 1e30;
+        int arg = -1;
+        pml_data_gather(&te, &i, 1, x, &y);
+        features(x, sh, f);
+        for (int k = 0; k < K; k++) {
+            double dist = 0;
+            for (int j = 0; j < FEAT; j++) dist += (f[j] - cen[k][j]) * (f[j] - cen[k][j]);
+            if (dist < best) best = dist, arg = k;
+        }
+        correct += arg == y;
+    }
+    CHECK_MSG(correct > N * 8 / 10, "nearest centroid: %d of %d correct", correct, N);
+    free(x);
+}
+
+typedef struct gather_job {
+    const pml_dataset *d;
+    const int32_t *idx;
+    int n;
+    float *x;
+    int32_t *y;
+} gather_job;
+
+static void *gather_thread(void *p)
+{
+    gather_job *j = p;
+    for (int rep = 0; rep < 3; rep++) pml_data_gather(j->d, j->idx, j->n, j->x, j->y);
+    return NULL;
+}
+
+static void t_synthetic_threads(void)
+{
+    enum { N = 24 };
+    pml_shape sh = {3, 40, 36};
+    size_t size = pml_shape_size(sh);
+    pml_dataset d;
+    CHECK_OK(pml_data_synthetic(sh, 5, 1000, 99, &d));
+    int32_t idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (i * 37) % 1000;
+    float *ref = malloc(N * size * sizeof *ref);
+    int32_t yref[N], y[2][N];
+    pml_data_gather(&d, idx, N, ref, yref);
+    gather_job jobs[2];
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) {
+        jobs[t] = (gather_job){&d, idx, N, malloc(N * size * sizeof(float)), y[t]};
+        CHECK(pthread_create(&th[t], NULL, gather_thread, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < 2; t++) {
+        pthread_join(th[t], NULL);
+        CHECK(memcmp(jobs[t].x, ref, N * size * sizeof *ref) == 0);
+        CHECK(memcmp(y[t], yref, sizeof yref) == 0);
+        free(jobs[t].x);
+    }
+    free(ref);
+}
+
+static const pml_test tests[] = {
+    {"idx_plain", t_idx_plain},
+    {"idx_gzip", t_idx_gzip},
+    {"idx_large", t_idx_large},
+    {"mnist_dir", t_mnist_dir},
+    {"fashion_mnist", t_fashion_mnist},
+    {"bad_missing", t_bad_missing},
+    {"bad_magic", t_bad_magic},
+    {"bad_truncated", t_bad_truncated},
+    {"bad_gzip", t_bad_gzip},
+    {"bad_content", t_bad_content},
+    {"bad_huge", t_bad_huge},
+    {"split", t_split},
+    {"shuffle", t_shuffle},
+    {"synthetic_values", t_synthetic_values},
+    {"synthetic_learnable", t_synthetic_learnable},
+    {"synthetic_threads", t_synthetic_threads},
+    {0},
+};
+
+PML_TEST_MAIN(tests)
