@@ -65,11 +65,23 @@ static void choose_split(pml_exec *e, int v, int n)
     r->split = 0;
     r->parts = 1;
     if (T == 1 || nd->op == PML_OP_INPUT) return;
+    const unsigned ok = pml_ops[nd->op].splits;
+    const pml_shape o = nd->out;
+    const unsigned force = e->o.force_split;
+    if (force) {
+        const unsigned pref[3] = {force, PML_SPLIT_SAMPLE, PML_SPLIT_PARAM};
+        for (int i = 0; i < 3 && !r->split; i++) {
+            unsigned s = pref[i] & ok;
+            if ((s == PML_SPLIT_SAMPLE && n >= T) || (s == PML_SPLIT_PARAM && o.c >= T) ||
+                (s == PML_SPLIT_ATTR && o.h >= T))
+                r->split = s;
+        }
+        if (r->split) r->parts = T;
+        return;
+    }
     const double work = node_flops(e, v) * n * (e->training ? 3.0 : 1.0);
     const double bytes = 8.0 * (double)r->size * n;
     if (work < 4e5 && bytes < 2.5e5) return;
-    const unsigned ok = pml_ops[nd->op].splits;
-    const pml_shape o = nd->out;
     if (nd->op == PML_OP_LINEAR) {
         const pml_shape in = e->g.nodes[nd->in[0]].out;
         bool dx = e->rt[nd->in[0]].wants;

@@ -69,6 +69,9 @@ typedef struct pml_exec_opts {
     uint64_t seed;        /* parameter init and dropout */
     bool check_numerics;  /* fail with the node's name on a non-finite loss or gradient */
     bool reference;       /* use the naive reference kernels (the oracle; implies threads = 1) */
+    /* Testing: split every node that can be split, however small, preferring this split
+     * (PML_SPLIT_*) where the op allows it. 0 = choose by cost. */
+    unsigned force_split;
 } pml_exec_opts;
 
 /** Creates an executor for a finalised graph: allocates every buffer a step needs (no allocation
