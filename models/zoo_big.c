@@ -1,8 +1,10 @@
 /* pml — the planner's models, each as in torchvision (torchvision/models/{alexnet,vgg,resnet,
  * inception}.py). Node names follow torchvision's module names so a user can match them with
- * `model.named_modules()`; a node named after a container (`layer4.2`, `Mixed_7c`) is that
- * container's output. Where torchvision applies an activation functionally or through a shared
- * module, the node gets a readable name of its own (`layer1.0.relu1`, `Mixed_5b.avg_pool`).
+ * `model.named_modules()`; an Inception block's concat carries the block's name (`Mixed_7c`), a
+ * Bottleneck's output is its final relu (`layer4.2.relu`). Where torchvision applies an op
+ * functionally or through a shared module, the node gets a readable name of its own
+ * (`layer1.0.relu1`, `layer1.0.add`, `Mixed_5b.avg_pool`). A ReLU fused into the conv or linear
+ * before it (alexnet, vgg16) has no node of its own.
  *
  * Parameter counts at 1000 classes (trainable; batchnorm running statistics are state):
  *   alexnet       61,100,840   1.43 GFLOP per sample (0.714 GMAC) at 224x224
