@@ -1,10 +1,394 @@
-/* pml — stub (to be written) */
+/* pml — conv2d: 2-D convolution (cross-correlation, like PyTorch and Keras), optional bias and
+ * fused relu.
+ *
+ *   x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo)
+ *   y[n,o,i,j] = act(b[o] + sum_{c,p,q} w[o,c,p,q] * x[n,c, i*sh - pt + p, j*sw - pl + q])
+ *
+ * The fast kernels work per sample and per chunk of output rows: im2col of the chunk into the
+ * workspace (sized so that it stays in L2), then one sgemm straight into y (row-major with
+ * ldc = Ho*Wo, so a region of rows of one sample is a plain sub-matrix). 1x1 stride-1 unpadded
+ * convolutions skip im2col and hand x to the gemm directly. Backward recomputes the columns,
+ * accumulates dW with one gemm (beta = 1) and computes the column gradient with a second gemm
+ * into the same buffer, then scatters it (col2im) into dx. */
 #include "kernels.h"
 
-pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': conv2d is not implemented yet", n->name); }
-void pml__conv2d_fwd(const pml_kctx *k) { (void)k; }
-void pml__conv2d_bwd(const pml_kctx *k) { (void)k; }
-void pml__conv2d_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__conv2d_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__conv2d_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__conv2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+#include <cblas.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- geometry */
+
+typedef struct geom {
+    int C, H, W;   /* input */
+    int O, Ho, Wo; /* output */
+    int kh, kw, sh, sw, pt, pl;
+    int K;       /* C*kh*kw: rows of the column matrix */
+    bool direct; /* 1x1, stride 1, no padding: the input is its own column matrix */
+} geom;
+
+static geom geom_of(const pml_node *n, pml_shape in)
+{
+    const pml_attrs *a = &n->a;
+    geom g;
+    g.C = in.c, g.H = in.h, g.W = in.w;
+    g.O = n->out.c, g.Ho = n->out.h, g.Wo = n->out.w;
+    g.kh = a->kh, g.kw = a->kw, g.sh = a->sh, g.sw = a->sw, g.pt = a->pt, g.pl = a->pl;
+    g.K = in.c * a->kh * a->kw;
+    g.direct = a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->pt == 0 && a->pl == 0 &&
+               g.Ho == g.H && g.Wo == g.W;
+    return g;
+}
+
+/* Column chunks hold at most this many floats (128 KiB), so im2col output, the gemm's packed
+ * panels and the output chunk stay in a 512 KiB L2. */
+#define COL_TARGET 32768
+
+/* Output rows per chunk for a region of \p rows rows. */
+static int chunk_rows(const geom *g, int rows)
+{
+    long per_row = (long)g->K * g->Wo;
+    long r = per_row > 0 ? COL_TARGET / per_row : 1;
+    if (r < 1) r = 1;
+    if (r > rows) r = rows;
+    return (int)r;
+}
+
+/* ---------------------------------------------------------------- shape inference */
+
+pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    pml_attrs *a = &n->a;
+    pml_shape x = in[0];
+    (void)nin;
+    if (a->out <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): out=%d filters must be positive", n->name,
+                        a->out);
+    if (a->kh <= 0 || a->kw <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): kernel %dx%d must be positive", n->name,
+                        a->kh, a->kw);
+    if (a->sh <= 0 || a->sw <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): stride %dx%d must be positive", n->name,
+                        a->sh, a->sw);
+    if (a->pad_mode != PML_PAD_VALID && a->pad_mode != PML_PAD_SAME &&
+        a->pad_mode != PML_PAD_EXPLICIT)
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (conv2d): padding mode %d is not valid, same or "
+                        "explicit",
+                        n->name, a->pad_mode);
+    if (a->pad_mode == PML_PAD_EXPLICIT && (a->ph < 0 || a->pw < 0))
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): padding %dx%d must not be negative",
+                        n->name, a->ph, a->pw);
+    if (a->act != PML_ACT_NONE && a->act != PML_ACT_RELU)
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): activation %d is not none or relu",
+                        n->name, a->act);
+    if (x.c <= 0 || x.h <= 0 || x.w <= 0)
+        return pml_fail(PML_ESHAPE, "node '%s' (conv2d): input shape %dx%dx%d is empty", n->name,
+                        x.c, x.h, x.w);
+    size_t wsize = (size_t)a->out * x.c * a->kh * a->kw;
+    if (wsize > (1u << 30) || (size_t)x.c * a->kh * a->kw > (1u << 24))
+        return pml_fail(PML_ESHAPE, "node '%s' (conv2d): weight %dx%dx%dx%d is too large", n->name,
+                        a->out, x.c, a->kh, a->kw);
+    int ho = pml__window_out(x.h, a->kh, a->sh, a->pad_mode, a->ph, 0, &a->pt, &a->pb);
+    int wo = pml__window_out(x.w, a->kw, a->sw, a->pad_mode, a->pw, 0, &a->pl, &a->pr);
+    if (ho <= 0 || wo <= 0) {
+        int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
+        int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (conv2d): kernel %dx%d is larger than the padded input %dx%d "
+                        "(input %dx%d, padding %dx%d)",
+                        n->name, a->kh, a->kw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+    }
+    n->out = (pml_shape){a->out, ho, wo};
+    int fan_in = x.c * a->kh * a->kw, fan_out = a->out * a->kh * a->kw;
+    pml__node_param(n, 0, wsize, PML_INIT_GLOROT, fan_in, fan_out);
+    if (a->bias) pml__node_param(n, 1, (size_t)a->out, PML_INIT_ZEROS, 0, 0);
+    return PML_OK;
+}
+
+double pml__conv2d_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    (void)nin;
+    double outs = (double)pml_shape_size(n->out);
+    double f = 2.0 * outs * in[0].c * n->a.kh * n->a.kw;
+    if (n->a.bias) f += outs;
+    if (n->a.act == PML_ACT_RELU) f += outs;
+    return f;
+}
+
+size_t pml__conv2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    (void)nin;
+    geom g = geom_of(n, in[0]);
+    int rows = r.h1 - r.h0;
+    if (rows <= 0 || r.c1 <= r.c0 || r.n1 <= r.n0) return 0;
+    size_t p = (size_t)chunk_rows(&g, rows) * g.Wo;
+    /* forward: columns; backward: columns (reused for their gradient) + masked dy */
+    size_t col = g.direct ? 0 : (size_t)g.K * p;
+    size_t bwd_col = (size_t)g.K * p; /* the column gradient always needs the buffer */
+    size_t dym = n->a.act == PML_ACT_RELU ? (size_t)(r.c1 - r.c0) * p : 0;
+    size_t f = col, b = bwd_col + dym;
+    return f > b ? f : b;
+}
+
+/* ---------------------------------------------------------------- im2col / col2im */
+
+/* First and one-past-last output column j whose input column j*sw - pl + q lies in [0, W). */
+static inline void valid_cols(const geom *g, int q, int *lo, int *hi)
+{
+    int off = g->pl - q; /* ix = j*sw - off */
+    int l = off > 0 ? (off + g->sw - 1) / g->sw : 0;
+    int h = (g->W - 1 + off) >= 0 ? (g->W - 1 + off) / g->sw + 1 : 0;
+    if (h > g->Wo) h = g->Wo;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+// x (C,H,W) of one sample -> col (K, (r1-r0)*Wo): output rows [r0,r1)
+PML_HOT static void im2col(const geom *g, const float *x, int r0, int r1, float *col)
+{
+    const int P = (r1 - r0) * g->Wo;
+    for (int c = 0; c < g->C; c++) {
+        const float *xc = x + (size_t)c * g->H * g->W;
+        for (int p = 0; p < g->kh; p++)
+            for (int q = 0; q < g->kw; q++) {
+                float *row = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                int lo, hi;
+                valid_cols(g, q, &lo, &hi);
+                for (int i = r0; i < r1; i++) {
+                    float *dst = row + (size_t)(i - r0) * g->Wo;
+                    int iy = i * g->sh - g->pt + p;
+                    if (iy < 0 || iy >= g->H) {
+                        memset(dst, 0, (size_t)g->Wo * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)iy * g->W; /* src[j*sw - off] */
+                    const int off = g->pl - q;
+                    for (int j = 0; j < lo; j++) dst[j] = 0;
+                    if (g->sw == 1)
+                        memcpy(dst + lo, src + lo - off, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int j = lo; j < hi; j++) dst[j] = src[j * g->sw - off];
+                    for (int j = hi; j < g->Wo; j++) dst[j] = 0;
+                }
+            }
+    }
+}
+
+// col (K, (r1-r0)*Wo) -> dx (C,H,W) of one sample, accumulated
+PML_HOT static void col2im_add(const geom *g, const float *col, int r0, int r1, float *dx)
+{
+    const int P = (r1 - r0) * g->Wo;
+    for (int c = 0; c < g->C; c++) {
+        float *dxc = dx + (size_t)c * g->H * g->W;
+        for (int p = 0; p < g->kh; p++)
+            for (int q = 0; q < g->kw; q++) {
+                const float *row = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                int lo, hi;
+                valid_cols(g, q, &lo, &hi);
+                for (int i = r0; i < r1; i++) {
+                    int iy = i * g->sh - g->pt + p;
+                    if (iy < 0 || iy >= g->H) continue;
+                    const float *src = row + (size_t)(i - r0) * g->Wo;
+                    float *dst = dxc + (size_t)iy * g->W; /* dst[j*sw - off] */
+                    const int off = g->pl - q;
+                    if (g->sw == 1)
+                        for (int j = lo; j < hi; j++) dst[j - off] += src[j];
+                    else
+                        for (int j = lo; j < hi; j++) dst[j * g->sw - off] += src[j];
+                }
+            }
+    }
+}
+
+/* ---------------------------------------------------------------- fast kernels */
+
+// y rows [r0,r1) of channels [c0,c1), one sample: y = act(y + b)
+PML_HOT static void bias_act(float *y, size_t ld, int nc, int len, const float *b, int relu)
+{
+    for (int o = 0; o < nc; o++) {
+        float *yo = y + (size_t)o * ld;
+        float bo = b ? b[o] : 0.0f;
+        if (relu)
+            for (int j = 0; j < len; j++) {
+                float v = yo[j] + bo;
+                yo[j] = v > 0.0f ? v : 0.0f;
+            }
+        else if (b)
+            for (int j = 0; j < len; j++) yo[j] += bo;
+    }
+}
+
+// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
+void pml__conv2d_fwd(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const pml_region r = k->r;
+    geom g = geom_of(n, k->xs[0]);
+    const int nc = r.c1 - r.c0;
+    if (nc <= 0 || r.h1 <= r.h0) return;
+    const int cr = chunk_rows(&g, r.h1 - r.h0);
+    const size_t HWo = (size_t)g.Ho * g.Wo, HW = (size_t)g.H * g.W;
+    const float *wt = k->w[0] + (size_t)r.c0 * g.K;
+    const float *bias = n->a.bias ? k->w[1] + r.c0 : NULL;
+    const int relu = n->a.act == PML_ACT_RELU;
+    for (int s = r.n0; s < r.n1; s++) {
+        const float *xs = k->x[0] + (size_t)s * g.C * HW;
+        for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
+            int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
+            int P = (r1 - r0) * g.Wo;
+            float *yc = k->y + (size_t)s * g.O * HWo + (size_t)r.c0 * HWo + (size_t)r0 * g.Wo;
+            const float *col;
+            int ldcol;
+            if (g.direct) {
+                col = xs + (size_t)r0 * g.W;
+                ldcol = (int)HW;
+            } else {
+                im2col(&g, xs, r0, r1, k->ws);
+                col = k->ws;
+                ldcol = P;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, P, g.K, 1.0f, wt, g.K, col,
+                        ldcol, 0.0f, yc, (int)HWo);
+            bias_act(yc, HWo, nc, P, bias, relu);
+        }
+    }
+}
+
+// dy (Or,P) masked by y > 0 -> m (Or,P)
+PML_HOT static void relu_mask(const float *dy, const float *y, size_t ld, int nc, int len, float *m)
+{
+    for (int o = 0; o < nc; o++) {
+        const float *d = dy + (size_t)o * ld, *yy = y + (size_t)o * ld;
+        float *mo = m + (size_t)o * len;
+        for (int j = 0; j < len; j++) mo[j] = yy[j] > 0.0f ? d[j] : 0.0f;
+    }
+}
+
+// db[o] += sum_j g[o,j]
+PML_HOT static void bias_grad(const float *gr, size_t ld, int nc, int len, float *db)
+{
+    for (int o = 0; o < nc; o++) {
+        const float *go = gr + (size_t)o * ld;
+        float acc[8] = {0};
+        int j = 0;
+        for (; j + 8 <= len; j += 8)
+            for (int t = 0; t < 8; t++) acc[t] += go[j + t];
+        float s = 0;
+        for (; j < len; j++) s += go[j];
+        for (int t = 0; t < 8; t++) s += acc[t];
+        db[o] += s;
+    }
+}
+
+// dy (N,O,Ho,Wo) on region r -> dx (N,C,H,W), dw (O,C,KH,KW), db (O), accumulated
+void pml__conv2d_bwd(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const pml_region r = k->r;
+    geom g = geom_of(n, k->xs[0]);
+    const int nc = r.c1 - r.c0;
+    if (nc <= 0 || r.h1 <= r.h0) return;
+    const int cr = chunk_rows(&g, r.h1 - r.h0);
+    const size_t HWo = (size_t)g.Ho * g.Wo, HW = (size_t)g.H * g.W;
+    const float *wt = k->w[0] + (size_t)r.c0 * g.K;
+    float *dw = k->dw[0] ? k->dw[0] + (size_t)r.c0 * g.K : NULL;
+    float *db = n->a.bias && k->dw[1] ? k->dw[1] + r.c0 : NULL;
+    float *dx = k->dx[0];
+    const int relu = n->a.act == PML_ACT_RELU;
+    float *col = k->ws;
+    float *dym = k->ws + (size_t)g.K * cr * g.Wo;
+    if (!dw && !db && !dx) return;
+    for (int s = r.n0; s < r.n1; s++) {
+        const float *xs = k->x[0] + (size_t)s * g.C * HW;
+        for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
+            int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
+            int P = (r1 - r0) * g.Wo;
+            size_t off = (size_t)s * g.O * HWo + (size_t)r.c0 * HWo + (size_t)r0 * g.Wo;
+            const float *d = k->dy + off;
+            int ldd = (int)HWo;
+            if (relu) {
+                relu_mask(d, k->y + off, HWo, nc, P, dym);
+                d = dym;
+                ldd = P;
+            }
+            if (db) bias_grad(d, (size_t)ldd, nc, P, db);
+            if (dw) {
+                const float *cm = col;
+                int ldcol = P;
+                if (g.direct) {
+                    cm = xs + (size_t)r0 * g.W;
+                    ldcol = (int)HW;
+                } else {
+                    im2col(&g, xs, r0, r1, col);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, g.K, P, 1.0f, d, ldd, cm,
+                            ldcol, 1.0f, dw, g.K);
+            }
+            if (dx) {
+                float *dxs = dx + (size_t)s * g.C * HW;
+                if (g.direct) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt, g.K,
+                                d, ldd, 1.0f, dxs + (size_t)r0 * g.W, (int)HW);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt, g.K,
+                                d, ldd, 0.0f, col, P);
+                    col2im_add(&g, col, r0, r1, dxs);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- reference kernels */
+
+// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo): direct loops, double accumulation
+void pml__conv2d_fwd_ref(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const pml_region r = k->r;
+    geom g = geom_of(n, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int o = r.c0; o < r.c1; o++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    double acc = n->a.bias ? k->w[1][o] : 0.0;
+                    for (int c = 0; c < g.C; c++)
+                        for (int p = 0; p < g.kh; p++)
+                            for (int q = 0; q < g.kw; q++) {
+                                int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                                if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                                acc +=
+                                    (double)k->x[0][((size_t)(s * g.C + c) * g.H + iy) * g.W + ix] *
+                                    k->w[0][((size_t)(o * g.C + c) * g.kh + p) * g.kw + q];
+                            }
+                    if (n->a.act == PML_ACT_RELU && acc < 0) acc = 0;
+                    k->y[((size_t)(s * g.O + o) * g.Ho + i) * g.Wo + j] = (float)acc;
+                }
+}
+
+// dy (N,O,Ho,Wo) -> dx (N,C,H,W), dw (O,C,KH,KW), db (O): direct loops, accumulated
+void pml__conv2d_bwd_ref(const pml_kctx *k)
+{
+    const pml_node *n = k->node;
+    const pml_region r = k->r;
+    geom g = geom_of(n, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int o = r.c0; o < r.c1; o++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    size_t yi = ((size_t)(s * g.O + o) * g.Ho + i) * g.Wo + j;
+                    float d = k->dy[yi];
+                    if (n->a.act == PML_ACT_RELU && !(k->y[yi] > 0)) d = 0;
+                    if (n->a.bias && k->dw[1]) k->dw[1][o] += d;
+                    for (int c = 0; c < g.C; c++)
+                        for (int p = 0; p < g.kh; p++)
+                            for (int q = 0; q < g.kw; q++) {
+                                int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                                if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                                size_t xi = ((size_t)(s * g.C + c) * g.H + iy) * g.W + ix;
+                                size_t wi = ((size_t)(o * g.C + c) * g.kh + p) * g.kw + q;
+                                if (k->dw[0]) k->dw[0][wi] += d * k->x[0][xi];
+                                if (k->dx[0]) k->dx[0][xi] += d * k->w[0][wi];
+                            }
+                }
+}

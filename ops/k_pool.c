@@ -1,17 +1,408 @@
-/* pml — stub (to be written) */
+/* pml — maxpool2d and avgpool2d (2-D pooling, PyTorch semantics).
+ *
+ *   x (N,C,H,W) -> y (N,C,Ho,Wo), window kh x kw, stride sh x sw, padding pt/pb/pl/pr
+ *
+ * - maxpool: padded cells are -inf; backward routes dy to the FIRST maximal cell of each window
+ *   (row-major order), recomputed from x (no aux storage).
+ * - avgpool: divides by the number of real input cells in the window, or with count_pad by the
+ *   window clipped to the padded input (PyTorch count_include_pad=True: padded cells count but
+ *   contribute 0; window cells beyond the padding that ceil_mode adds do not count).
+ * - global: pools the whole map to 1x1 (kernel, stride and padding are ignored).
+ * Explicit padding must be at most half the kernel (as in PyTorch), so every window holds at
+ * least one real cell. */
 #include "kernels.h"
 
-pml_status pml__maxpool2d_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': maxpool2d is not implemented yet", n->name); }
-void pml__maxpool2d_fwd(const pml_kctx *k) { (void)k; }
-void pml__maxpool2d_bwd(const pml_kctx *k) { (void)k; }
-void pml__maxpool2d_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__maxpool2d_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__maxpool2d_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__maxpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
-pml_status pml__avgpool2d_infer(pml_node *n, const pml_shape *in, int nin) { return pml_fail(PML_EUNSUPPORTED, "node '%s': avgpool2d is not implemented yet", n->name); }
-void pml__avgpool2d_fwd(const pml_kctx *k) { (void)k; }
-void pml__avgpool2d_bwd(const pml_kctx *k) { (void)k; }
-void pml__avgpool2d_fwd_ref(const pml_kctx *k) { (void)k; }
-void pml__avgpool2d_bwd_ref(const pml_kctx *k) { (void)k; }
-double pml__avgpool2d_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
-size_t pml__avgpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- geometry */
+
+typedef struct pgeom {
+    int C, H, W, Ho, Wo;
+    int kh, kw, sh, sw, pt, pl;
+    int hlim, wlim; /* count_pad: windows are clipped to rows [-pt, hlim), cols [-pl, wlim) */
+    bool count_pad;
+} pgeom;
+
+static pgeom pgeom_of(const pml_node *n, pml_shape in)
+{
+    const pml_attrs *a = &n->a;
+    pgeom g;
+    g.C = in.c;
+    g.H = in.h;
+    g.W = in.w;
+    g.Ho = n->out.h;
+    g.Wo = n->out.w;
+    g.count_pad = a->count_pad != 0;
+    if (a->global) {
+        g.kh = in.h;
+        g.kw = in.w;
+        g.sh = g.sw = 1;
+        g.pt = g.pl = 0;
+        g.hlim = in.h;
+        g.wlim = in.w;
+        return g;
+    }
+    g.kh = a->kh;
+    g.kw = a->kw;
+    g.sh = a->sh;
+    g.sw = a->sw;
+    g.pt = a->pt;
+    g.pl = a->pl;
+    /* nominal padding after: the one the user asked for, without ceil_mode's extra */
+    int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : a->pad_mode == PML_PAD_SAME ? a->pb : 0;
+    int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : a->pad_mode == PML_PAD_SAME ? a->pr : 0;
+    g.hlim = in.h + ph;
+    g.wlim = in.w + pw;
+    return g;
+}
+
+static inline int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+static inline int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+/* ---------------------------------------------------------------- shape inference */
+
+static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
+{
+    pml_attrs *a = &n->a;
+    pml_shape x = in[0];
+    if (x.c <= 0 || x.h <= 0 || x.w <= 0)
+        return pml_fail(PML_ESHAPE, "node '%s' (%s): input shape %dx%dx%d is empty", n->name, op,
+                        x.c, x.h, x.w);
+    if (a->global) {
+        a->pt = a->pb = a->pl = a->pr = 0;
+        n->out = (pml_shape){x.c, 1, 1};
+        return PML_OK;
+    }
+    if (a->kh <= 0 || a->kw <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (%s): kernel %dx%d must be positive", n->name, op,
+                        a->kh, a->kw);
+    if (a->sh <= 0 || a->sw <= 0)
+        return pml_fail(PML_EFORMAT, "node '%s' (%s): stride %dx%d must be positive", n->name, op,
+                        a->sh, a->sw);
+    if (a->pad_mode != PML_PAD_VALID && a->pad_mode != PML_PAD_SAME &&
+        a->pad_mode != PML_PAD_EXPLICIT)
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (%s): padding mode %d is not valid, same or explicit", n->name,
+                        op, a->pad_mode);
+    if (a->pad_mode == PML_PAD_EXPLICIT) {
+        if (a->ph < 0 || a->pw < 0)
+            return pml_fail(PML_EFORMAT, "node '%s' (%s): padding %dx%d must not be negative",
+                            n->name, op, a->ph, a->pw);
+        if (2 * a->ph > a->kh || 2 * a->pw > a->kw)
+            return pml_fail(PML_EFORMAT,
+                            "node '%s' (%s): padding %dx%d must be at most half the kernel %dx%d",
+                            n->name, op, a->ph, a->pw, a->kh, a->kw);
+    }
+    int ho = pml__window_out(x.h, a->kh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);
+    int wo = pml__window_out(x.w, a->kw, a->sw, a->pad_mode, a->pw, a->ceil_mode, &a->pl, &a->pr);
+    if (ho <= 0 || wo <= 0) {
+        int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
+        int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (%s): kernel %dx%d is larger than the padded input %dx%d "
+                        "(input %dx%d, padding %dx%d)",
+                        n->name, op, a->kh, a->kw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+    }
+    n->out = (pml_shape){x.c, ho, wo};
+    return PML_OK;
+}
+
+pml_status pml__maxpool2d_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    (void)nin;
+    return pool_infer(n, in, "maxpool2d");
+}
+
+pml_status pml__avgpool2d_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    (void)nin;
+    return pool_infer(n, in, "avgpool2d");
+}
+
+static double pool_flops(const pml_node *n, const pml_shape *in)
+{
+    if (n->a.global) return (double)pml_shape_size(in[0]);
+    return (double)pml_shape_size(n->out) * n->a.kh * n->a.kw;
+}
+
+double pml__maxpool2d_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    (void)nin;
+    return pool_flops(n, in);
+}
+
+double pml__avgpool2d_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    (void)nin;
+    return pool_flops(n, in) + (double)pml_shape_size(n->out);
+}
+
+size_t pml__maxpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    (void)n, (void)in, (void)nin, (void)r;
+    return 0;
+}
+
+size_t pml__avgpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    (void)n, (void)in, (void)nin, (void)r;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- maxpool, fast */
+
+/* Index (iy*W + ix) of the first maximum of window (i, j) of one channel plane, clipped. */
+static inline int max_index(const pgeom *g, const float *xc, int i, int j)
+{
+    int y0 = imax(i * g->sh - g->pt, 0), y1 = imin(i * g->sh - g->pt + g->kh, g->H);
+    int x0 = imax(j * g->sw - g->pl, 0), x1 = imin(j * g->sw - g->pl + g->kw, g->W);
+    int best = y0 * g->W + x0;
+    float m = -INFINITY;
+    for (int iy = y0; iy < y1; iy++)
+        for (int ix = x0; ix < x1; ix++)
+            if (xc[iy * g->W + ix] > m) {
+                m = xc[iy * g->W + ix];
+                best = iy * g->W + ix;
+            }
+    return best;
+}
+
+/* The 2x2 stride-2 unpadded case covers windows (i, j) with i < H/2, j < W/2 completely. */
+static inline bool is_k2s2(const pgeom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 && g->pl == 0;
+}
+
+// x (N,C,H,W) -> y (N,C,Ho,Wo) on region r
+PML_HOT void pml__maxpool2d_fwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    const bool k2 = is_k2s2(&g);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const float *xc = k->x[0] + ((size_t)s * g.C + c) * g.H * g.W;
+            float *yc = k->y + ((size_t)s * g.C + c) * g.Ho * g.Wo;
+            for (int i = r.h0; i < r.h1; i++) {
+                float *yr = yc + (size_t)i * g.Wo;
+                int jfull = 0;
+                if (k2 && 2 * i + 1 < g.H) {
+                    const float *a = xc + (size_t)(2 * i) * g.W, *b = a + g.W;
+                    jfull = imin(g.Wo, g.W / 2);
+                    for (int j = 0; j < jfull; j++) {
+                        float m = a[2 * j];
+                        m = a[2 * j + 1] > m ? a[2 * j + 1] : m;
+                        m = b[2 * j] > m ? b[2 * j] : m;
+                        m = b[2 * j + 1] > m ? b[2 * j + 1] : m;
+                        yr[j] = m;
+                    }
+                }
+                for (int j = jfull; j < g.Wo; j++) yr[j] = xc[max_index(&g, xc, i, j)];
+            }
+        }
+}
+
+// dy (N,C,Ho,Wo) on region r -> dx (N,C,H,W), accumulated at each window's first maximum
+PML_HOT void pml__maxpool2d_bwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    if (!k->dx[0]) return;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    const bool k2 = is_k2s2(&g);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            size_t xo = ((size_t)s * g.C + c) * g.H * g.W;
+            const float *xc = k->x[0] + xo;
+            float *dxc = k->dx[0] + xo;
+            const float *dyc = k->dy + ((size_t)s * g.C + c) * g.Ho * g.Wo;
+            for (int i = r.h0; i < r.h1; i++) {
+                const float *dyr = dyc + (size_t)i * g.Wo;
+                int jfull = 0;
+                if (k2 && 2 * i + 1 < g.H) {
+                    size_t ra = (size_t)(2 * i) * g.W, rb = ra + g.W;
+                    jfull = imin(g.Wo, g.W / 2);
+                    for (int j = 0; j < jfull; j++) {
+                        size_t at = ra + 2 * j;
+                        float m = xc[at];
+                        if (xc[ra + 2 * j + 1] > m) m = xc[at = ra + 2 * j + 1];
+                        if (xc[rb + 2 * j] > m) m = xc[at = rb + 2 * j];
+                        if (xc[rb + 2 * j + 1] > m) at = rb + 2 * j + 1;
+                        dxc[at] += dyr[j];
+                    }
+                }
+                for (int j = jfull; j < g.Wo; j++) dxc[max_index(&g, xc, i, j)] += dyr[j];
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- avgpool, fast */
+
+/* Divisor of window (i, j). */
+static inline float avg_div(const pgeom *g, int i, int j)
+{
+    int ys = i * g->sh - g->pt, xs = j * g->sw - g->pl;
+    if (g->count_pad)
+        return (float)((imin(ys + g->kh, g->hlim) - ys) * (imin(xs + g->kw, g->wlim) - xs));
+    return (float)((imin(ys + g->kh, g->H) - imax(ys, 0)) * (imin(xs + g->kw, g->W) - imax(xs, 0)));
+}
+
+// x (N,C,H,W) -> y (N,C,Ho,Wo) on region r
+PML_HOT void pml__avgpool2d_fwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const float *xc = k->x[0] + ((size_t)s * g.C + c) * g.H * g.W;
+            float *yc = k->y + ((size_t)s * g.C + c) * g.Ho * g.Wo;
+            for (int i = r.h0; i < r.h1; i++) {
+                int y0 = imax(i * g.sh - g.pt, 0), y1 = imin(i * g.sh - g.pt + g.kh, g.H);
+                for (int j = 0; j < g.Wo; j++) {
+                    int x0 = imax(j * g.sw - g.pl, 0), x1 = imin(j * g.sw - g.pl + g.kw, g.W);
+                    float acc = 0;
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++) acc += xc[(size_t)iy * g.W + ix];
+                    yc[(size_t)i * g.Wo + j] = acc / avg_div(&g, i, j);
+                }
+            }
+        }
+}
+
+// dy (N,C,Ho,Wo) on region r -> dx (N,C,H,W), accumulated
+PML_HOT void pml__avgpool2d_bwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    if (!k->dx[0]) return;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            float *dxc = k->dx[0] + ((size_t)s * g.C + c) * g.H * g.W;
+            const float *dyc = k->dy + ((size_t)s * g.C + c) * g.Ho * g.Wo;
+            for (int i = r.h0; i < r.h1; i++) {
+                int y0 = imax(i * g.sh - g.pt, 0), y1 = imin(i * g.sh - g.pt + g.kh, g.H);
+                for (int j = 0; j < g.Wo; j++) {
+                    int x0 = imax(j * g.sw - g.pl, 0), x1 = imin(j * g.sw - g.pl + g.kw, g.W);
+                    float d = dyc[(size_t)i * g.Wo + j] / avg_div(&g, i, j);
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++) dxc[(size_t)iy * g.W + ix] += d;
+                }
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- reference kernels */
+
+/* Visits every cell of window (i, j) of the padded input; padded cells have iy or ix outside
+ * the input. Naive on purpose: no clipping arithmetic shared with the fast kernels. */
+
+// x (N,C,H,W) -> y (N,C,Ho,Wo)
+void pml__maxpool2d_fwd_ref(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    float m = -INFINITY;
+                    for (int p = 0; p < g.kh; p++)
+                        for (int q = 0; q < g.kw; q++) {
+                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                            float v = k->x[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix];
+                            if (v > m) m = v;
+                        }
+                    k->y[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] = m;
+                }
+}
+
+// dy (N,C,Ho,Wo) -> dx (N,C,H,W), accumulated
+void pml__maxpool2d_bwd_ref(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    if (!k->dx[0]) return;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    float m = -INFINITY;
+                    size_t at = (size_t)-1;
+                    for (int p = 0; p < g.kh; p++)
+                        for (int q = 0; q < g.kw; q++) {
+                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                            size_t xi = (((size_t)s * g.C + c) * g.H + iy) * g.W + ix;
+                            if (at == (size_t)-1 || k->x[0][xi] > m) {
+                                m = k->x[0][xi];
+                                at = xi;
+                            }
+                        }
+                    if (at != (size_t)-1)
+                        k->dx[0][at] += k->dy[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j];
+                }
+}
+
+/* Divisor by counting: real cells, or with count_pad cells inside the nominally padded input. */
+static int avg_count_ref(const pgeom *g, int i, int j)
+{
+    int cnt = 0;
+    for (int p = 0; p < g->kh; p++)
+        for (int q = 0; q < g->kw; q++) {
+            int iy = i * g->sh - g->pt + p, ix = j * g->sw - g->pl + q;
+            if (g->count_pad)
+                cnt += iy < g->hlim && ix < g->wlim; /* iy >= -pt, ix >= -pl always */
+            else
+                cnt += iy >= 0 && iy < g->H && ix >= 0 && ix < g->W;
+        }
+    return cnt;
+}
+
+// x (N,C,H,W) -> y (N,C,Ho,Wo)
+void pml__avgpool2d_fwd_ref(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    double acc = 0;
+                    for (int p = 0; p < g.kh; p++)
+                        for (int q = 0; q < g.kw; q++) {
+                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                            acc += k->x[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix];
+                        }
+                    k->y[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] =
+                        (float)(acc / avg_count_ref(&g, i, j));
+                }
+}
+
+// dy (N,C,Ho,Wo) -> dx (N,C,H,W), accumulated
+void pml__avgpool2d_bwd_ref(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    if (!k->dx[0]) return;
+    pgeom g = pgeom_of(k->node, k->xs[0]);
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++)
+            for (int i = r.h0; i < r.h1; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    float d = k->dy[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] /
+                              (float)avg_count_ref(&g, i, j);
+                    for (int p = 0; p < g.kh; p++)
+                        for (int q = 0; q < g.kw; q++) {
+                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                            k->dx[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix] += d;
+                        }
+                }
+}
