@@ -1,0 +1,28 @@
+# pml — installs the Debian packages pml needs, if any is missing. Sourced by tools/quickstart
+# and tests/run; idempotent: with everything present it changes nothing.
+PML_PACKAGES="build-essential meson ninja-build pkg-config python3 libopenblas-dev libhwloc-dev
+  libuv1-dev libgraphviz-dev graphviz zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist"
+
+pml_install_deps() {
+    local missing="" p
+    for p in $PML_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "installing:$missing"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $missing
+}
+
+# pml_build DIR [meson options...]: configures DIR once, then builds it.
+pml_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}
