@@ -388,24 +388,28 @@ pml_status pml_data_load_mnist_dir(const char *dir, pml_dataset *train, pml_data
 
 /* ---------------------------------------------------------------- synthetic images
  *
- * Image i of a synthetic dataset is a function of (seed, i) alone:
+ * Image i of a synthetic dataset is a function of (seed, i) alone, like a photo of one object
+ * (a disc) on a background:
  * - its label is drawn from (seed, i), uniformly over the classes;
  * - every class has a stripe orientation (classes evenly spaced over 180 degrees), a stripe
  *   period (5 to 14 pixels) and a colour (base level and stripe amplitude per channel). These
  *   are the same for every seed: a seed picks samples, so a train and a test set made with two
  *   seeds come from one distribution;
- * - every image jitters them (orientation within +-30% of the gap between classes, period
- *   +-15%, colour +-40 levels per channel, contrast +-30%), picks a random stripe phase and adds
- *   pixel noise.
- * Colour alone tells the classes apart only in part; orientation and period tell them apart.
+ * - every image places the disc at random (radius 20-40% of the image, centre in the middle
+ *   half), jitters the class pattern (orientation within +-40% of the gap between classes,
+ *   period +-15%, colour +-50 levels per channel, contrast 60-120%), picks a random stripe
+ *   phase and a random background colour, and adds pixel noise everywhere.
+ * The background hides most of the class colour, so colour alone tells classes apart only in
+ * part; the stripes' orientation and period inside the disc tell them apart.
  * Per pixel the work is integer arithmetic: the stripe is a triangle wave of a 16.16 fixed-point
- * phase that advances by a per-image step, and the noise is an integer hash of the position. */
+ * phase that advances by a per-image step, the noise is an integer hash of the position, and the
+ * disc is a column range per row (one sqrt per row). */
 
 #define SYN_STREAM_LABEL 0x73796e2d6c61626cull /* "syn-labl" */
 #define SYN_STREAM_IMAGE 0x73796e2d696d6167ull /* "syn-imag" */
 #define SYN_STREAM_COLOR 0x73796e2d636f6c72ull /* "syn-colr" */
 #define SYN_CLASS_SEED 0x666c6f776572732aull   /* class patterns: independent of the seed */
-#define SYN_NOISE 28                           /* noise amplitude, levels */
+#define SYN_NOISE 40                           /* noise amplitude, levels */
 #define SYN_MAX_SIZE ((size_t)1 << 26)         /* floats per sample */
 
 static const double syn_pi = 3.14159265358979323846;
@@ -414,7 +418,9 @@ typedef struct syn_image {
     int label;
     uint32_t du_dx, du_dy; /* stripe phase step per column / row (16.16; 1.0 = one period) */
     uint32_t phase;
-    uint32_t key; /* noise */
+    uint32_t key;     /* noise */
+    double cx, cy, r; /* the disc */
+    int contrast;     /* percent */
 } syn_image;
 
 static int syn_label(const pml_dataset *d, uint64_t i)
@@ -423,32 +429,48 @@ static int syn_label(const pml_dataset *d, uint64_t i)
     return (int)(((r >> 32) * (uint64_t)d->classes) >> 32);
 }
 
+static double unit16(uint64_t r, int shift)
+{
+    return (double)((r >> shift) & 0xffff) / 65536.0;
+}
+
 static syn_image syn_make(const pml_dataset *d, uint64_t i)
 {
     syn_image s;
-    int k = syn_label(d, i), K = d->classes;
+    int k = syn_label(d, i), K = d->classes, H = d->shape.h, W = d->shape.w;
     uint64_t r = pml_rand_u64(d->seed, SYN_STREAM_IMAGE, i);
+    uint64_t r2 = pml_rand_u64(d->seed, SYN_STREAM_IMAGE + 1, i);
     uint64_t rc = pml_rand_u64(SYN_CLASS_SEED, 0, (uint64_t)k);
-    double ujit = (double)(r & 0xffff) / 65536.0;         /* orientation jitter */
-    double pjit = (double)((r >> 16) & 0xffff) / 65536.0; /* period jitter */
-    double theta = syn_pi * (k + 0.5) / K + (ujit - 0.5) * 0.6 * syn_pi / K;
-    double period = (5.0 + 9.0 * (double)(rc & 0xffff) / 65536.0) * (0.85 + 0.3 * pjit);
+    double theta = syn_pi * (k + 0.5) / K + (unit16(r, 0) - 0.5) * 0.8 * syn_pi / K;
+    double period = (5.0 + 9.0 * unit16(rc, 0)) * (0.85 + 0.3 * unit16(r, 16));
     double f = 65536.0 / period;
     s.label = k;
     s.du_dx = (uint32_t)(int32_t)lrint(cos(theta) * f);
     s.du_dy = (uint32_t)(int32_t)lrint(sin(theta) * f);
     s.phase = (uint32_t)(r >> 32) & 0xffff;
     s.key = (uint32_t)(r >> 48) * 0x9e3779b9u ^ (uint32_t)i;
+    s.cx = W * (0.25 + 0.5 * unit16(r2, 0));
+    s.cy = H * (0.25 + 0.5 * unit16(r2, 16));
+    s.r = (H < W ? H : W) * (0.2 + 0.2 * unit16(r2, 32));
+    s.contrast = 60 + (int)((r2 >> 48) % 61);
     return s;
 }
 
-/* One channel plane: base + amp * stripe + noise, clamped to 0..255, scaled by 1/255. */
+/* One channel plane: inside the disc base + amp * stripe, outside bg; noise everywhere; clamped
+ * to 0..255 and scaled by 1/255. */
 DATA_HOT static void syn_plane(float *restrict o, int h, int w, const syn_image *s, int base,
-                               int amp, uint32_t key)
+                               int amp, int bg, uint32_t key)
 {
     for (int y = 0; y < h; y++) {
         uint32_t u0 = s->phase + (uint32_t)y * s->du_dy;
         uint32_t p0 = (uint32_t)y * (uint32_t)w;
+        double dy = y + 0.5 - s->cy, half2 = s->r * s->r - dy * dy;
+        int x0 = 0, x1 = 0; /* the disc covers columns [x0, x1) of this row */
+        if (half2 > 0) {
+            double half = sqrt(half2);
+            x0 = (int)fmax(0.0, ceil(s->cx - half - 0.5));
+            x1 = (int)fmin((double)w, ceil(s->cx + half - 0.5));
+        }
         float *row = o + (size_t)y * w;
         for (int x = 0; x < w; x++) {
             uint32_t t = (u0 + (uint32_t)x * s->du_dx) & 0xffffu;
@@ -457,8 +479,9 @@ DATA_HOT static void syn_plane(float *restrict o, int h, int w, const syn_image 
             hsh ^= hsh >> 15;
             hsh *= 0x2c1b3c6du;
             hsh ^= hsh >> 12;
-            int nz = (int)(hsh >> 24) - 128;
-            int v = base + ((amp * (tri - 128) + SYN_NOISE * nz) >> 7);
+            int nz = SYN_NOISE * ((int)(hsh >> 24) - 128);
+            int in = x >= x0 && x < x1;
+            int v = in ? base + ((amp * (tri - 128) + nz) >> 7) : bg + (nz >> 7);
             v = v < 0 ? 0 : v > 255 ? 255 : v;
             row[x] = (float)v * (1.0f / 255.0f);
         }
@@ -471,15 +494,15 @@ static void syn_gather_one(const pml_dataset *d, uint64_t i, float *x, int32_t *
     if (y) *y = s.label;
     if (!x) return;
     int C = d->shape.c, H = d->shape.h, W = d->shape.w;
-    uint64_t rj = pml_rand_u64(d->seed, SYN_STREAM_IMAGE + 1, i);
-    int contrast = 90 + (int)((rj & 0xff) * 60 / 255); /* 90..150 percent */
     for (int c = 0; c < C; c++) {
         uint64_t rc = pml_rand_u64(SYN_CLASS_SEED, 1 + (uint64_t)c, (uint64_t)s.label);
-        uint64_t rcol = pml_rand_u64(d->seed, SYN_STREAM_COLOR + (uint64_t)(c / 8), i);
-        int jitter = (int)((rcol >> (8 * (c % 8))) & 0xff) * 80 / 255 - 40; /* -40..40 */
+        uint64_t rcol = pml_rand_u64(d->seed, SYN_STREAM_COLOR + (uint64_t)(c / 4), i);
+        int jitter = (int)((rcol >> (16 * (c % 4))) & 0xff) * 100 / 255 - 50; /* -50..50 */
+        int bg = 30 + (int)((rcol >> (16 * (c % 4) + 8)) & 0xff) * 196 / 255; /* 30..226 */
         int base = 80 + (int)(rc % 96) + jitter;
-        int amp = (45 + (int)((rc >> 8) % 50)) * contrast / 100; /* 40..142: /128 of a level */
-        syn_plane(x + (size_t)c * H * W, H, W, &s, base, amp, s.key + (uint32_t)c * 0x85ebca6bu);
+        int amp = (60 + (int)((rc >> 8) % 50)) * s.contrast / 100; /* /128 of a level */
+        syn_plane(x + (size_t)c * H * W, H, W, &s, base, amp, bg,
+                  s.key + (uint32_t)c * 0x85ebca6bu);
     }
 }
 
