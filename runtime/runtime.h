@@ -22,38 +22,56 @@ typedef struct pml_dataset {
     const uint8_t *images;  /* storage: n_total * size bytes, CHW order per sample; NULL = synthetic */
     const int32_t *labels;  /* storage: n_total labels; NULL = synthetic */
     uint64_t seed;          /* synthetic */
-    void *owner;            /* storage owner (NULL for views) */
+    void *owner;            /* one allocation holding the storage, freed by pml_data_free (NULL for
+                               views and synthetic sets); views die with it */
 } pml_dataset;
 
 /** Default folder of Fashion-MNIST (the Debian package dataset-fashion-mnist). */
 #define PML_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
-/** Reads an IDX image file and its IDX label file (gzip-compressed or plain) into \p d.
- * Errors name the file and what is wrong (missing, wrong magic, truncated, counts differ,
- * label out of range). \return PML_OK or an error; on error \p d is empty. */
+/** Reads an IDX image file (magic 0x00000803: n, rows, cols unsigned bytes) and its IDX label
+ * file (0x00000801) into \p d, each gzip-compressed or plain. The shape is (1, rows, cols), there
+ * are 10 classes (MNIST-style: a label >= 10 is an error) and the name is the image file's base
+ * name. Errors name the file and what is wrong (missing, wrong magic, data type or dimensions,
+ * truncated, trailing data, corrupt gzip, counts differ, label out of range, no images, absurd
+ * sizes); a header that declares more than the file holds costs no large allocation.
+ * \return PML_OK or an error; on error \p d is empty. */
 pml_status pml_data_load_idx(const char *images_path, const char *labels_path, pml_dataset *d);
 
-/** Loads the training and test sets of an MNIST-style folder (train-images-idx3-ubyte.gz, ...;
- * the .gz suffix is optional). */
+/** Loads the training and test sets of an MNIST-style folder: train-images-idx3-ubyte,
+ * train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each preferably with
+ * .gz, else plain. \p dir NULL means PML_FASHION_MNIST_DIR. The sets are named after the folder
+ * ("fashion-mnist train", "fashion-mnist test"); \p train or \p test may be NULL to skip it.
+ * \return PML_OK or an error (a missing folder: the message says where the default data comes
+ * from); on error both are empty. */
 pml_status pml_data_load_mnist_dir(const char *dir, pml_dataset *train, pml_dataset *test);
 
-/** A synthetic, learnable image dataset: class-dependent patterns plus noise, fixed by \p seed.
- * Nothing is stored; images are made when a batch is gathered. */
+/** A synthetic, learnable image dataset: each image is a striped disc on a random background;
+ * the stripes' orientation and period and the disc's colour depend on the class, position,
+ * jitter and noise on the image. Sample i (labels too) is a function of (\p seed, i); the class
+ * patterns are the same for every seed, so make a test set from the same distribution with
+ * another seed. Nothing is stored; images are made when a batch is gathered (about 1 ms for 32
+ * images of 3x180x180). \return PML_OK, or PML_EINVAL for an empty or huge shape, classes
+ * outside 1..65536 or n < 1. */
 pml_status pml_data_synthetic(pml_shape shape, int classes, int n, uint64_t seed,
                               pml_dataset *d);
 
 /** Splits off the last \p frac of \p d as \p val (views; \p d keeps ownership and becomes the
- * first part). Keras' validation_split. */
+ * first part). As Keras' validation_split: the first floor(n * (1 - frac)) samples stay in \p d.
+ * \return PML_OK, or PML_EINVAL when frac is not in (0, 1) or a part would be empty (then \p d is
+ * unchanged and \p val empty). */
 pml_status pml_data_split(pml_dataset *d, double frac, pml_dataset *val);
 
-/** Gathers samples idx[0..n) (indices into the view) as floats in [0,1] into x (n * size floats,
- * NCHW) and their labels into y. Thread-safe. */
+/** Gathers samples idx[0..n) (indices into the view, each in [0, d->n)) as floats byte / 255 into
+ * x (n * size floats, NCHW) and their labels into y; x or y may be NULL. Thread-safe. */
 void pml_data_gather(const pml_dataset *d, const int32_t *idx, int n, float *x, int32_t *y);
 
-/** Releases storage the dataset owns (a view owns nothing). */
+/** Releases storage the dataset owns (a view owns nothing) and empties \p d. Safe on empty and
+ * zeroed datasets, views and NULL. */
 void pml_data_free(pml_dataset *d);
 
-/** A permutation of [0, n) for epoch \p epoch, fixed by seed. */
+/** A permutation of [0, n) for epoch \p epoch: Fisher-Yates driven by pml_rand_u64, the same
+ * for the same (seed, epoch) and different across epochs. */
 void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch);
 
 /* ---------------------------------------------------------------- executor */
