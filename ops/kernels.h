@@ -28,9 +28,10 @@ PML__OP_DECL(softmax_xent)
 
 /* Shared helpers for kernels. */
 
-/* Hot loops are compiled twice, for AVX2+FMA and for the baseline, and picked at load time. */
+/* Hot loops are compiled twice, for x86-64-v3 (AVX2+FMA, any vendor) and for the baseline, and
+ * picked at load time. ("arch=haswell" would be picked on Intel Haswell and later only.) */
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define PML_HOT __attribute__((target_clones("arch=haswell", "default")))
+#define PML_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define PML_HOT
 #endif
