@@ -47,7 +47,18 @@ struct pml_exec {
     uint64_t step;
     int cur, cur_pos;
     pml_optim *optim;
+    /* profiling */
+    bool profiling;
+    double *prof_fwd, *prof_bwd, prof_update;
 };
+
+#include <time.h>
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 #define ALIGN_FLOATS 16
 
@@ -307,7 +318,9 @@ pml_status pml_exec_create(const pml_graph *g, const pml_exec_opts *opts, pml_ex
     const int B = opts->batch, N = g->nnodes, T = e->T;
     e->rt = calloc((size_t)N, sizeof *e->rt);
     e->bwd_order = calloc((size_t)N, sizeof *e->bwd_order);
-    if (!e->rt || !e->bwd_order) goto nomem;
+    e->prof_fwd = calloc((size_t)N, sizeof *e->prof_fwd);
+    e->prof_bwd = calloc((size_t)N, sizeof *e->prof_bwd);
+    if (!e->rt || !e->bwd_order || !e->prof_fwd || !e->prof_bwd) goto nomem;
 
     /* which outputs need gradients, and the backward order */
     for (int k = 0; k < N; k++) {
@@ -401,6 +414,8 @@ void pml_exec_destroy(pml_exec *e)
     free(e->arena);
     free(e->rt);
     free(e->bwd_order);
+    free(e->prof_fwd);
+    free(e->prof_bwd);
     pml_graph_free(&e->g);
     free(e);
 }
@@ -448,7 +463,9 @@ pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *
         if (v == g->input) continue;
         choose_split(e, v, n);
         e->cur = v;
+        double t0 = e->profiling ? now_s() : 0;
         pml__pool_run(e->pool, fwd_job, e);
+        if (e->profiling) e->prof_fwd[v] += now_s() - t0;
         if (e->o.check_numerics && !all_finite(e->rt[v].y, (size_t)n * e->rt[v].size))
             return pml_fail(PML_ENUMERIC, "node '%s' (%s): output is not finite",
                             g->nodes[v].name, pml_op_name(g->nodes[v].op));
@@ -489,9 +506,11 @@ pml_status pml_exec_backward(pml_exec *e, int n)
         const pml_node *nd = &e->g.nodes[v];
         e->cur = v;
         e->cur_pos = pos;
+        double t0 = e->profiling ? now_s() : 0;
         pml__pool_run(e->pool, bwd_job, e);
         if (r->parts > 1 && (pml_ops[nd->op].dx_partial & r->split) && e->rt[nd->in[0]].wants)
             pml__pool_run(e->pool, dx_reduce_job, e);
+        if (e->profiling) e->prof_bwd[v] += now_s() - t0;
         if (r->parts > 1 && (pml_ops[nd->op].dw_partial & r->split) && nd->nparam > 0) {
             r->dw_private = true;
             any_private = true;
@@ -516,9 +535,30 @@ pml_status pml_exec_update(pml_exec *e, pml_optim *o)
                         o->n, e->g.nparams);
     pml_optim_begin_step(o);
     e->optim = o;
+    double t0 = e->profiling ? now_s() : 0;
     pml__pool_run(e->pool, update_job, e);
+    if (e->profiling) e->prof_update += now_s() - t0;
     e->step++;
     return PML_OK;
+}
+
+void pml_exec_set_profiling(pml_exec *e, bool on)
+{
+    if (on && !e->profiling) {
+        memset(e->prof_fwd, 0, (size_t)e->g.nnodes * sizeof *e->prof_fwd);
+        memset(e->prof_bwd, 0, (size_t)e->g.nnodes * sizeof *e->prof_bwd);
+        e->prof_update = 0;
+    }
+    e->profiling = on;
+}
+
+void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *update)
+{
+    for (int v = 0; v < e->g.nnodes; v++) {
+        if (fwd) fwd[v] = e->prof_fwd[v];
+        if (bwd) bwd[v] = e->prof_bwd[v];
+    }
+    if (update) *update = e->prof_update;
 }
 
 pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res)

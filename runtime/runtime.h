@@ -119,6 +119,14 @@ pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *
 pml_status pml_exec_backward(pml_exec *e, int n);
 /** Applies the optimizer to the parameters (threads share the work). */
 pml_status pml_exec_update(pml_exec *e, pml_optim *o);
+/** Turns per-node timing on or off (off by default). When on, every forward and backward pass
+ * adds each node's wall time (all its parts, including partial-gradient reduction) to the
+ * node's totals, read with pml_exec_profile(). */
+void pml_exec_set_profiling(pml_exec *e, bool on);
+/** Per-node seconds accumulated since profiling was turned on: fwd[id], bwd[id] (may be NULL),
+ * plus the update's seconds in *update. */
+void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *update);
+
 /** Forward + backward + update. */
 pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res);
 

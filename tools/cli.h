@@ -36,5 +36,6 @@ void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void cli_unknown(cli *c);
 
 int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

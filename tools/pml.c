@@ -14,6 +14,7 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  train MODEL    train a model (Keras-like progress, test accuracy at the end)\n"
+          "  bench ...      benchmarks: bench train MODEL times training steps\n"
           "\n"
           "MODEL is a zoo name with optional parameters, NAME[:key=value,...]:\n",
           f);
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cmd);
     return EXIT_USAGE;
 }
