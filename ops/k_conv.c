@@ -38,9 +38,12 @@ static geom geom_of(const pml_node *n, pml_shape in)
     return g;
 }
 
-/* Column chunks hold at most this many floats (128 KiB), so im2col output, the gemm's packed
- * panels and the output chunk stay in a 512 KiB L2. */
-#define COL_TARGET 32768
+/* Column chunks hold at most this many floats (256 KiB), so the im2col output, the gemm's packed
+ * panels and the output chunk stay in L2 (512 KiB on Zen 3). 32 Ki and 128 Ki floats were slower
+ * and no faster on the fashion and flowers layers (tools/bench_kernels.c). */
+#ifndef COL_TARGET
+#define COL_TARGET 65536
+#endif
 
 /* Output rows per chunk for a region of \p rows rows. */
 static int chunk_rows(const geom *g, int rows)
@@ -144,60 +147,56 @@ static inline void valid_cols(const geom *g, int q, int *lo, int *hi)
 }
 
 // x (C,H,W) of one sample -> col (K, (r1-r0)*Wo): output rows [r0,r1)
-PML_HOT static void im2col(const geom *g, const float *x, int r0, int r1, float *col)
+PML_HOT static void im2col(const geom *g, const float *restrict x, int r0, int r1,
+                           float *restrict col)
 {
-    const int P = (r1 - r0) * g->Wo;
-    for (int c = 0; c < g->C; c++) {
-        const float *xc = x + (size_t)c * g->H * g->W;
+    const int P = (r1 - r0) * g->Wo, Wo = g->Wo, sw = g->sw;
+    for (int c = 0; c < g->C; c++)
         for (int p = 0; p < g->kh; p++)
             for (int q = 0; q < g->kw; q++) {
-                float *row = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                float *restrict dst = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
-                for (int i = r0; i < r1; i++) {
-                    float *dst = row + (size_t)(i - r0) * g->Wo;
+                const int off = g->pl - q; /* input column of output column j: j*sw - off */
+                for (int i = r0; i < r1; i++, dst += Wo) {
                     int iy = i * g->sh - g->pt + p;
                     if (iy < 0 || iy >= g->H) {
-                        memset(dst, 0, (size_t)g->Wo * sizeof *dst);
+                        for (int j = 0; j < Wo; j++) dst[j] = 0;
                         continue;
                     }
-                    const float *src = xc + (size_t)iy * g->W; /* src[j*sw - off] */
-                    const int off = g->pl - q;
+                    const float *restrict src = x + ((size_t)c * g->H + iy) * g->W;
                     for (int j = 0; j < lo; j++) dst[j] = 0;
-                    if (g->sw == 1)
-                        memcpy(dst + lo, src + lo - off, (size_t)(hi - lo) * sizeof *dst);
+                    if (sw == 1)
+                        for (int j = lo; j < hi; j++) dst[j] = src[j - off];
                     else
-                        for (int j = lo; j < hi; j++) dst[j] = src[j * g->sw - off];
-                    for (int j = hi; j < g->Wo; j++) dst[j] = 0;
+                        for (int j = lo; j < hi; j++) dst[j] = src[j * sw - off];
+                    for (int j = hi; j < Wo; j++) dst[j] = 0;
                 }
             }
-    }
 }
 
 // col (K, (r1-r0)*Wo) -> dx (C,H,W) of one sample, accumulated
-PML_HOT static void col2im_add(const geom *g, const float *col, int r0, int r1, float *dx)
+PML_HOT static void col2im_add(const geom *g, const float *restrict col, int r0, int r1,
+                               float *restrict dx)
 {
-    const int P = (r1 - r0) * g->Wo;
-    for (int c = 0; c < g->C; c++) {
-        float *dxc = dx + (size_t)c * g->H * g->W;
+    const int P = (r1 - r0) * g->Wo, Wo = g->Wo, sw = g->sw;
+    for (int c = 0; c < g->C; c++)
         for (int p = 0; p < g->kh; p++)
             for (int q = 0; q < g->kw; q++) {
-                const float *row = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                const float *restrict src = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
-                for (int i = r0; i < r1; i++) {
+                const int off = g->pl - q;
+                for (int i = r0; i < r1; i++, src += Wo) {
                     int iy = i * g->sh - g->pt + p;
                     if (iy < 0 || iy >= g->H) continue;
-                    const float *src = row + (size_t)(i - r0) * g->Wo;
-                    float *dst = dxc + (size_t)iy * g->W; /* dst[j*sw - off] */
-                    const int off = g->pl - q;
-                    if (g->sw == 1)
+                    float *restrict dst = dx + ((size_t)c * g->H + iy) * g->W;
+                    if (sw == 1)
                         for (int j = lo; j < hi; j++) dst[j - off] += src[j];
                     else
-                        for (int j = lo; j < hi; j++) dst[j * g->sw - off] += src[j];
+                        for (int j = lo; j < hi; j++) dst[j * sw - off] += src[j];
                 }
             }
-    }
 }
 
 /* ---------------------------------------------------------------- fast kernels */

@@ -13,6 +13,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- geometry */
@@ -174,6 +175,16 @@ static inline int max_index(const pgeom *g, const float *xc, int i, int j)
     return best;
 }
 
+/* \return v when on is 1, +0 when 0, without a branch. */
+static inline float masked(float v, unsigned on)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    u &= 0u - on;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
 /* The 2x2 stride-2 unpadded case covers windows (i, j) with i < H/2, j < W/2 completely. */
 static inline bool is_k2s2(const pgeom *g)
 {
@@ -226,15 +237,24 @@ PML_HOT void pml__maxpool2d_bwd(const pml_kctx *k)
                 const float *dyr = dyc + (size_t)i * g.Wo;
                 int jfull = 0;
                 if (k2 && 2 * i + 1 < g.H) {
-                    size_t ra = (size_t)(2 * i) * g.W, rb = ra + g.W;
+                    /* branch-free (ties and random maxima defeat branch prediction): the first
+                     * cell equal to the window's maximum takes dy */
+                    const float *a = xc + (size_t)(2 * i) * g.W, *b = a + g.W;
+                    float *da = dxc + (size_t)(2 * i) * g.W, *db = da + g.W;
                     jfull = imin(g.Wo, g.W / 2);
                     for (int j = 0; j < jfull; j++) {
-                        size_t at = ra + 2 * j;
-                        float m = xc[at];
-                        if (xc[ra + 2 * j + 1] > m) m = xc[at = ra + 2 * j + 1];
-                        if (xc[rb + 2 * j] > m) m = xc[at = rb + 2 * j];
-                        if (xc[rb + 2 * j + 1] > m) at = rb + 2 * j + 1;
-                        dxc[at] += dyr[j];
+                        float a0 = a[2 * j], a1 = a[2 * j + 1], b0 = b[2 * j], b1 = b[2 * j + 1];
+                        float m = a0;
+                        m = a1 > m ? a1 : m;
+                        m = b0 > m ? b0 : m;
+                        m = b1 > m ? b1 : m;
+                        const float d = dyr[j];
+                        const unsigned s0 = a0 == m, s1 = !s0 & (a1 == m);
+                        const unsigned s2 = !(s0 | s1) & (b0 == m), s3 = !(s0 | s1 | s2);
+                        da[2 * j] += masked(d, s0);
+                        da[2 * j + 1] += masked(d, s1);
+                        db[2 * j] += masked(d, s2);
+                        db[2 * j + 1] += masked(d, s3);
                     }
                 }
                 for (int j = jfull; j < g.Wo; j++) dxc[max_index(&g, xc, i, j)] += dyr[j];
