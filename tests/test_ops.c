@@ -56,6 +56,7 @@ enum {
     FILL_AWAY0,    /* |v| in [0.2, 1], random sign: no relu kink within eps */
     FILL_DISTINCT, /* a permutation of values spaced 0.05 apart: no max-pool tie within eps */
     FILL_TIES,     /* every input value equal: max-pool ties (no finite differences) */
+    FILL_LARGE,    /* uniform in [-60, 60]: exp() overflows unless the kernel is stable */
 };
 
 typedef struct tcase {
@@ -233,6 +234,9 @@ static void build_cases(void)
     pool(PML_OP_AVGPOOL2D, 2, s, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 0, 1, 0);
     pool(PML_OP_AVGPOOL2D, 2, s, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 1, 0);
     pool(PML_OP_AVGPOOL2D, 2, s, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 0, 0);
+    /* ceil_mode windows that hang over the padding (rows and columns 9 of the 8x8 input) */
+    pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 8}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 1, 0);
+    pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 8, 8}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 0, 0);
     pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 7, 7}, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 0, 1, 0);
     pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 7}, 3, 3, 2, 2, PML_PAD_SAME, 0, 0, 0, 0, 0);
     pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 7}, 3, 3, 2, 2, PML_PAD_SAME, 0, 0, 0, 1, 0);
@@ -287,6 +291,10 @@ static void build_cases(void)
     t->a.rate = 0.5f;
     s = (pml_shape){2, 3, 4};
     t = simple(PML_OP_DROPOUT, 2, 1, &s);
+    t->a.rate = 0.0f;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " rate=0");
+    s = (pml_shape){2, 3, 4};
+    t = simple(PML_OP_DROPOUT, 2, 1, &s);
     t->training = false;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " inference");
 
@@ -299,6 +307,11 @@ static void build_cases(void)
     t->dy_ignored = true;
     t->batch_total = 8; /* a part of a larger batch */
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " batch_total=8");
+    s = (pml_shape){6, 1, 1};
+    t = simple(PML_OP_SOFTMAX_XENT, 3, 1, &s);
+    t->dy_ignored = true;
+    t->fill = FILL_LARGE;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " logits in [-60,60]");
 }
 
 /* ---------------------------------------------------------------- the environment of a case */
@@ -463,6 +476,9 @@ static void fill(float *p, size_t n, int how)
         break;
     case FILL_TIES:
         for (size_t i = 0; i < n; i++) p[i] = 0.5f;
+        break;
+    case FILL_LARGE:
+        for (size_t i = 0; i < n; i++) p[i] = uni(-60, 60);
         break;
     default:
         for (size_t i = 0; i < n; i++) p[i] = uni(-1, 1);
