@@ -57,6 +57,7 @@ enum {
     FILL_DISTINCT, /* a permutation of values spaced 0.05 apart: no max-pool tie within eps */
     FILL_TIES,     /* every input value equal: max-pool ties (no finite differences) */
     FILL_LARGE,    /* uniform in [-60, 60]: exp() overflows unless the kernel is stable */
+    FILL_OFFSET,   /* 20 + uniform in [-1, 1]: a mean far from zero (cancellation in sums) */
 };
 
 typedef struct tcase {
@@ -277,6 +278,10 @@ static void build_cases(void)
     t = simple(PML_OP_BATCHNORM, 4, 1, &s);
     s = (pml_shape){5, 1, 1};
     t = simple(PML_OP_BATCHNORM, 6, 1, &s);
+    s = (pml_shape){2, 16, 16};
+    t = simple(PML_OP_BATCHNORM, 4, 1, &s);
+    t->fill = FILL_OFFSET;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " mean 20");
     s = (pml_shape){3, 4, 5};
     t = simple(PML_OP_BATCHNORM, 3, 1, &s);
     t->training = false;
@@ -479,6 +484,9 @@ static void fill(float *p, size_t n, int how)
         break;
     case FILL_LARGE:
         for (size_t i = 0; i < n; i++) p[i] = uni(-60, 60);
+        break;
+    case FILL_OFFSET:
+        for (size_t i = 0; i < n; i++) p[i] = 20.0f + uni(-1, 1);
         break;
     default:
         for (size_t i = 0; i < n; i++) p[i] = uni(-1, 1);
