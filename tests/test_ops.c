@@ -1296,6 +1296,89 @@ static void t_conv2d_values(void)
     }
 }
 
+/* ---------------------------------------------------------------- other ops: values */
+
+/* Dropout drops about `rate` of the units, scales the rest by 1/(1-rate), and draws a new mask
+ * each step (the same one for the same step). */
+static void t_dropout_mask(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
+    a.rate = 0.3f;
+    pml_shape xs = {10, 10, 10};
+    CHECK_OK(infer1(&n, PML_OP_DROPOUT, &a, xs));
+    const int N = 4;
+    const size_t len = (size_t)N * pml_shape_size(xs);
+    float *x = falloc(len), *y1 = falloc(len), *y2 = falloc(len), *y3 = falloc(len);
+    for (size_t i = 0; i < len; i++) x[i] = 1.0f + (float)(i % 7);
+    float *ys[3] = {y1, y2, y3};
+    const uint64_t steps[3] = {5, 5, 6};
+    for (int t = 0; t < 3; t++) {
+        pml_kctx k;
+        memset(&k, 0, sizeof k);
+        k.node = &n;
+        k.N = N;
+        k.batch_total = N;
+        k.r = pml_region_full(&n, N);
+        k.nin = 1;
+        k.x[0] = x;
+        k.xs[0] = xs;
+        k.y = ys[t];
+        k.training = true;
+        k.seed = 99;
+        k.step = steps[t];
+        k.node_id = 2;
+        k.ws = NULL;
+        pml_ops[PML_OP_DROPOUT].fwd(&k);
+    }
+    size_t dropped = 0, same = 0, bad = 0;
+    for (size_t i = 0; i < len; i++) {
+        dropped += y1[i] == 0;
+        same += (y1[i] == 0) == (y3[i] == 0);
+        bad += y1[i] != y2[i] || (y1[i] != 0 && fabsf(y1[i] - x[i] / 0.7f) > 1e-5f * x[i]);
+    }
+    double frac = (double)dropped / (double)len; /* 4000 draws: sd 0.007 */
+    CHECK_MSG(frac > 0.27 && frac < 0.33, "dropped %.3f of the units at rate 0.3", frac);
+    CHECK_MSG(bad == 0, "%zu units differ between equal steps or are not scaled by 1/0.7", bad);
+    CHECK_MSG(same < len * 0.7, "steps 5 and 6 drew the same mask (%zu of %zu agree)", same, len);
+    free(x), free(y1), free(y2), free(y3);
+}
+
+/* Softmax cross-entropy: equal logits give log(C); the gradient is (softmax - onehot)/batch. */
+static void t_softmax_xent_values(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_SOFTMAX_XENT);
+    pml_shape xs = {4, 1, 1};
+    CHECK_OK(infer1(&n, PML_OP_SOFTMAX_XENT, &a, xs));
+    CHECK(pml_shape_eq(n.out, (pml_shape){1, 1, 1}));
+    float z[8] = {0, 0, 0, 0, 0, 0, 0, 80}, y[2], dx[8] = {0};
+    int32_t lab[2] = {2, 3};
+    for (int ref = 0; ref < 2; ref++) {
+        pml_kctx k;
+        memset(&k, 0, sizeof k);
+        k.node = &n;
+        k.N = 2;
+        k.batch_total = 4;
+        k.r = pml_region_full(&n, 2);
+        k.nin = 1;
+        k.x[0] = z;
+        k.xs[0] = xs;
+        k.y = y;
+        k.labels = lab;
+        float dy[2] = {123, -7}; /* ignored */
+        k.dy = dy;
+        k.dx[0] = dx;
+        memset(dx, 0, sizeof dx);
+        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].fwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].fwd)(&k);
+        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].bwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].bwd)(&k);
+        CHECK_NEAR(y[0], log(4.0), 1e-6);
+        CHECK_NEAR(y[1], 0, 1e-6);
+        for (int j = 0; j < 4; j++) CHECK_NEAR(dx[j], (0.25 - (j == 2)) / 4, 1e-7);
+        for (int j = 4; j < 8; j++) CHECK_NEAR(dx[j], 0, 1e-7);
+    }
+}
+
 static const pml_test tests[] = {
 #define PML__X(name, str) {str, t_op_##name},
     PML_OP_MAP(PML__X)
@@ -1308,6 +1391,8 @@ static const pml_test tests[] = {
     {"pool_errors", t_pool_errors},
     {"avgpool_count_pad", t_avgpool_count_pad},
     {"maxpool_ties", t_maxpool_ties},
+    {"dropout_mask", t_dropout_mask},
+    {"softmax_xent_values", t_softmax_xent_values},
     {0},
 };
 
