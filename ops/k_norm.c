@@ -51,23 +51,24 @@ PML_HOT static void plane_affine(float *restrict y, const float *restrict x, siz
     for (size_t i = 0; i < len; i++) y[i] = x[i] * mul + add;
 }
 
+/* sums of dy and of dy * (x - mean): centred, so the two do not cancel when |mean| >> std */
 PML_HOT static void plane_grad_sums(const float *restrict dy, const float *restrict x, size_t len,
-                                    double *sdy, double *sdyx)
+                                    float mean, double *sdy, double *sdyx)
 {
     float a = 0, b = 0;
     for (size_t i = 0; i < len; i++) {
         a += dy[i];
-        b += dy[i] * x[i];
+        b += dy[i] * (x[i] - mean);
     }
     *sdy += a;
     *sdyx += b;
 }
 
 PML_HOT static void plane_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
-                             size_t len, float a, float b, float c)
+                             size_t len, float a, float b, float mean, float c)
 {
-    /* dx += a * dy + b * x + c */
-    for (size_t i = 0; i < len; i++) dx[i] += a * dy[i] + b * x[i] + c;
+    /* dx += a * dy + b * (x - mean) + c */
+    for (size_t i = 0; i < len; i++) dx[i] += a * dy[i] + b * (x[i] - mean) + c;
 }
 
 /* Batch mean and variance of channel c over all N samples; shifted by the first element for
@@ -136,11 +137,11 @@ void pml__batchnorm_bwd(const pml_kctx *k)
         double sdy = 0, sdyx = 0;
         for (int n = 0; n < k->N; n++) {
             size_t off = ((size_t)n * s.c + c) * plane;
-            plane_grad_sums(k->dy + off, k->x[0] + off, plane, &sdy, &sdyx);
+            plane_grad_sums(k->dy + off, k->x[0] + off, plane, bmean[c], &sdy, &sdyx);
         }
         const double mean = bmean[c], inv = binv[c], g = k->w[0][c];
-        /* sum dy * xhat = inv * (sum dy x - mean sum dy) */
-        double dgamma = inv * (sdyx - mean * sdy), dbeta = sdy;
+        /* sum dy * xhat = inv * sum dy (x - mean) */
+        double dgamma = inv * sdyx, dbeta = sdy;
         if (k->dw[0]) k->dw[0][c] += (float)dgamma;
         if (k->dw[1]) k->dw[1][c] += (float)dbeta;
         if (!k->dx[0]) continue;
@@ -149,7 +150,7 @@ void pml__batchnorm_bwd(const pml_kctx *k)
             /* dx = g inv / M (M dy - dbeta - xhat dgamma), xhat = (x - mean) inv */
             a = g * inv;
             b = -g * inv * inv * dgamma / (double)M;
-            cc = -g * inv * dbeta / (double)M + g * inv * inv * dgamma * mean / (double)M;
+            cc = -g * inv * dbeta / (double)M;
         } else {
             a = g * inv;
             b = 0;
@@ -158,7 +159,7 @@ void pml__batchnorm_bwd(const pml_kctx *k)
         for (int n = 0; n < k->N; n++) {
             size_t off = ((size_t)n * s.c + c) * plane;
             plane_dx(k->dx[0] + off, k->dy + off, k->x[0] + off, plane, (float)a, (float)b,
-                     (float)cc);
+                     (float)mean, (float)cc);
         }
     }
 }
