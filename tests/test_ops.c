@@ -58,6 +58,7 @@ enum {
     FILL_TIES,     /* every input value equal: max-pool ties (no finite differences) */
     FILL_LARGE,    /* uniform in [-60, 60]: exp() overflows unless the kernel is stable */
     FILL_OFFSET,   /* 20 + uniform in [-1, 1]: a mean far from zero (cancellation in sums) */
+    FILL_FAR,      /* 200 + uniform in [-1, 1]: farther still, on larger planes */
 };
 
 typedef struct tcase {
@@ -282,6 +283,10 @@ static void build_cases(void)
     t = simple(PML_OP_BATCHNORM, 4, 1, &s);
     t->fill = FILL_OFFSET;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " mean 20");
+    s = (pml_shape){2, 48, 48};
+    t = simple(PML_OP_BATCHNORM, 2, 1, &s);
+    t->fill = FILL_FAR;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " mean 200");
     s = (pml_shape){3, 4, 5};
     t = simple(PML_OP_BATCHNORM, 3, 1, &s);
     t->training = false;
@@ -487,6 +492,9 @@ static void fill(float *p, size_t n, int how)
         break;
     case FILL_OFFSET:
         for (size_t i = 0; i < n; i++) p[i] = 20.0f + uni(-1, 1);
+        break;
+    case FILL_FAR:
+        for (size_t i = 0; i < n; i++) p[i] = 200.0f + uni(-1, 1);
         break;
     default:
         for (size_t i = 0; i < n; i++) p[i] = uni(-1, 1);
