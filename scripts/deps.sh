@@ -22,7 +22,8 @@ pml_build() {
     local dir=$1
     shift
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null || return 1
+        local log
+        log=$(meson setup "$dir" "$@" 2>&1) || { echo "$log"; return 1; }
     fi
     ninja -C "$dir" >/dev/null || ninja -C "$dir"
 }
