@@ -1,0 +1,2 @@
+/* pml — planner: cost (being written) */
+#include "planner.h"

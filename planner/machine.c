@@ -1,0 +1,2 @@
+/* pml — planner: machine (being written) */
+#include "planner.h"

@@ -1,0 +1,2 @@
+/* pml — planner: plan (being written) */
+#include "planner.h"

@@ -1,0 +1,286 @@
+/* pml — planner: machine model, cost model, parallel configs and plans, the task-graph builder,
+ * the execution simulator (with delta simulation) and the search.
+ *
+ * A machine is a graph of devices (cores or core groups, accelerators, and hubs such as a
+ * socket's memory, a PCIe switch or a network, which only carry traffic) and full-duplex links.
+ * A plan gives every operator a parallel config: a degree per splittable dimension (sample,
+ * parameter = output channels, attribute = output rows) and the compute device of each part.
+ * The task-graph builder turns (model, machine, plan) into forward, backward, transfer,
+ * gradient-sync and update tasks; the simulator times them; the runtime (next layer) executes
+ * the same tasks. */
+#ifndef PML_PLANNER_H
+#define PML_PLANNER_H
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ================================================================ machine */
+
+typedef enum pml_dev_kind {
+    PML_DEV_CPU = 0, /* a core or a group of cores */
+    PML_DEV_GPU = 1, /* an accelerator (simulated unless present) */
+    PML_DEV_HUB = 2, /* memory, switch, NIC, network: carries traffic, runs no task */
+    PML_DEV_KIND_COUNT
+} pml_dev_kind;
+
+typedef struct pml_device {
+    char name[64];       /* unique: "core0", "node3/gpu1", "node3/pcie", "network" */
+    pml_dev_kind kind;
+    int node;            /* cluster node (0 for a single machine; -1 for a shared network hub) */
+    double flops;        /* peak fp32 FLOP/s (compute devices) */
+    double mem_bw;       /* device memory bandwidth, bytes/s (compute devices) */
+    double mem_bytes;    /* memory capacity, bytes (compute devices; 0 = unlimited) */
+    int cores;           /* CPU device: cores in the group */
+    int first_core;      /* CPU device on this machine: hwloc logical index of its first core */
+    bool present;        /* on this machine: its kernels can be measured and run */
+} pml_device;
+
+typedef struct pml_link {
+    int a, b;            /* device ids */
+    double bw;           /* bytes/s in each direction (full duplex) */
+    double latency;      /* seconds */
+} pml_link;
+
+typedef struct pml_machine {
+    char name[64];
+    char fingerprint[17];  /* 16 hex digits: a hash of everything that shapes costs */
+    int ndev;
+    pml_device *dev;
+    int nlink;
+    pml_link *link;
+    /* filled by pml_machine_finalize(): */
+    int ncompute;          /* devices that run tasks (CPU, GPU), in device-id order */
+    int *compute;          /* compute index -> device id */
+    int *compute_of;       /* device id -> compute index, or -1 for hubs */
+    /* Routes between compute devices, as directed link resources: resource 2*l is link l in
+     * its a->b direction, 2*l+1 is b->a. route(i, j) for compute indices i != j. */
+    int *route_off, *route_len, *route_res;
+    double *route_bw;      /* bottleneck bandwidth of the route (bytes/s) */
+    double *route_lat;     /* summed latency of the route (seconds) */
+} pml_machine;
+
+/** Loads a machine. \p spec is:
+ *  NULL, "" or "this"  this machine, from hwloc: one CPU device per core, a memory hub per
+ *                      package (NUMA), links measured once with a memcpy and cached on disk;
+ *  a named machine     "flexflow-p100", "flexflow-k80", "cpu-1socket", "cpu-2socket" (see
+ *                      pml_machine_names());
+ *  "synthetic:DESC"    a hwloc synthetic topology, e.g. "synthetic:pack:2 core:8 pu:1";
+ *  FILE.xml            a hwloc XML export;
+ *  FILE.dot            a cluster description (see the README).
+ * Errors name the file or spec and the thing at fault. \return PML_OK or an error; on error
+ * \p m is empty. */
+pml_status pml_machine_load(const char *spec, pml_machine *m);
+/** \return a NULL-terminated list of the named machines. */
+const char *const *pml_machine_names(void);
+/** Checks devices and links (positive bandwidths, connected compute devices, ...), computes the
+ * compute list, routes and fingerprint. Called by every loader; call it after building a
+ * machine by hand. */
+pml_status pml_machine_finalize(pml_machine *m);
+void pml_machine_free(pml_machine *m);
+/** Writes the machine as a cluster DOT file (atomically). */
+pml_status pml_machine_write_dot(const pml_machine *m, const char *path);
+/** Route between compute devices i and j (compute indices): *len directed link resources. */
+static inline const int *pml_machine_route(const pml_machine *m, int i, int j, int *len)
+{
+    int k = i * m->ncompute + j;
+    *len = m->route_len[k];
+    return m->route_res + m->route_off[k];
+}
+
+/* ================================================================ cost model */
+
+/* Seconds for the kernels of one part of an op, and for moving bytes. Measured on this machine's
+ * cores (cached on disk by machine fingerprint), analytic (roofline) for devices not present. */
+typedef struct pml_costmodel pml_costmodel;
+
+typedef struct pml_cost_opts {
+    bool measure;          /* measure present devices (default true); false: analytic everywhere */
+    const char *cache_dir; /* NULL: $XDG_CACHE_HOME/pml or ~/.cache/pml; "" = no disk cache */
+    int repeats;           /* timed runs per measurement (median), default 5 */
+} pml_cost_opts;
+
+pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
+                           pml_costmodel **out);
+void pml_cost_destroy(pml_costmodel *c);
+/** Forward and backward seconds of node \p id on compute device \p dev for the part covering
+ * region \p r (of a batch of \p r.n1 - r.n0 samples). Cached in memory. */
+double pml_cost_fwd(pml_costmodel *c, int id, int dev, pml_region r);
+double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
+/** Seconds for the optimizer update of \p floats parameters on compute device \p dev. */
+double pml_cost_update(pml_costmodel *c, int dev, double floats);
+/** Seconds to sum \p floats partial values into a buffer on \p dev (gradient accumulation). */
+double pml_cost_reduce(pml_costmodel *c, int dev, double floats);
+/** Writes measurements made so far to the disk cache (atomically). */
+pml_status pml_cost_save(pml_costmodel *c);
+
+/* ================================================================ plans */
+
+#define PML_MAX_PARTS 256
+
+enum { PML_DIM_SAMPLE = 0, PML_DIM_PARAM = 1, PML_DIM_ATTR = 2, PML_NDIMS = 3 };
+
+typedef struct pml_opcfg {
+    int deg[PML_NDIMS];          /* parts along sample, param (channels), attribute (rows) */
+    int16_t dev[PML_MAX_PARTS];  /* compute index of each part; parts in (n, c, h) row-major */
+} pml_opcfg;
+
+static inline int pml_opcfg_parts(const pml_opcfg *c) { return c->deg[0] * c->deg[1] * c->deg[2]; }
+
+typedef enum pml_sync_kind {
+    PML_SYNC_ALLREDUCE = 0, /* bucketed ring all-reduce (hierarchical across nodes) */
+    PML_SYNC_PS = 1,        /* parameter servers: push gradients, update on the server, pull */
+} pml_sync_kind;
+
+typedef struct pml_plan {
+    char strategy[32];      /* "data", "model", "owt", "mesh", "search", "file" */
+    int batch;              /* global batch */
+    int nnodes;             /* = graph nnodes */
+    pml_opcfg *cfg;         /* one per graph node, indexed by node id */
+    pml_sync_kind sync;
+    double bucket_bytes;    /* all-reduce bucket size (DDP default 25 MB) */
+} pml_plan;
+
+pml_status pml_plan_init(pml_plan *p, const pml_graph *g, int batch);
+void pml_plan_free(pml_plan *p);
+pml_status pml_plan_copy(pml_plan *dst, const pml_plan *src);
+/** Region of part \p part of node \p id under config \p c, for a global batch. */
+pml_region pml_plan_part_region(const pml_graph *g, int id, const pml_opcfg *c, int batch,
+                                int part);
+/** Checks one config: degrees divide the dims and are allowed by the op, devices exist and are
+ * distinct. The message names the node. */
+pml_status pml_opcfg_check(const pml_graph *g, const pml_machine *m, int batch, int id,
+                           const pml_opcfg *c);
+/** Checks every config of a plan. */
+pml_status pml_plan_check(const pml_plan *p, const pml_graph *g, const pml_machine *m);
+
+/* Baselines (pml_plan_init'd by the caller or here). */
+pml_status pml_plan_data_parallel(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch);
+pml_status pml_plan_model_parallel(pml_plan *p, const pml_graph *g, const pml_machine *m,
+                                   int batch);
+pml_status pml_plan_owt(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch);
+/** Mesh-TensorFlow-style layout: devices as a mesh (dims mesh[0..nmesh)), and for each of
+ * sample/param/attr the mesh axis it maps to (-1: not split). */
+pml_status pml_plan_mesh(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch,
+                         const int *mesh, int nmesh, const int layout[PML_NDIMS]);
+
+/** Reads / writes a plan as DOT: the model's graph plus, per operator, its config
+ * ("n=2 c=1 h=1") and device list, and the machine's name and fingerprint as graph attributes.
+ * Reading checks the plan against the model and machine, naming the file and operator. */
+pml_status pml_plan_read(const char *path, const pml_graph *g, const pml_machine *m, pml_plan *p);
+pml_status pml_plan_write(const char *path, const pml_plan *p, const pml_graph *g,
+                          const pml_machine *m);
+
+/* ================================================================ task graph */
+
+typedef enum pml_task_kind {
+    PML_TASK_FWD = 0,   /* forward kernel of one part */
+    PML_TASK_BWD,       /* backward kernel of one part (input and parameter gradients) */
+    PML_TASK_XFER,      /* move a region of an activation or gradient between devices */
+    PML_TASK_SYNC,      /* gradient synchronisation: an all-reduce bucket, or a PS push/pull */
+    PML_TASK_UPDATE,    /* optimizer update of one part's parameter slice */
+    PML_TASK_KIND_COUNT
+} pml_task_kind;
+
+const char *pml_task_kind_name(pml_task_kind k);
+
+typedef struct pml_task {
+    uint8_t kind;
+    uint8_t grad;        /* XFER: carries a gradient (backward direction) */
+    int16_t dev;         /* FWD/BWD/UPDATE: compute index; XFER: source compute index */
+    int16_t dst;         /* XFER: destination compute index */
+    int node;            /* FWD/BWD/UPDATE: the op; XFER: the tensor's producer; SYNC: first op */
+    int part;            /* FWD/BWD/UPDATE: part index; XFER: producer part; SYNC: bucket */
+    int cpart;           /* XFER: consumer part (fwd) / producing consumer part (grad); else -1 */
+    int cnode;           /* XFER: consumer node; else -1 */
+    pml_region r;        /* FWD/BWD/UPDATE: part region; XFER: region of the producer tensor */
+    double bytes;        /* XFER/SYNC: bytes moved per device */
+    double cost;         /* seconds */
+    uint64_t key;        /* program order: a topological order of the task graph */
+    int npred, nsucc;
+    int *succ;           /* nsucc successor task ids */
+    int *pred;           /* npred predecessor task ids */
+    int nres;            /* resources it occupies: compute device(s) or directed links */
+    int *res;            /* resource ids: compute index c -> c; directed link resource r -> ncompute + r */
+    /* SYNC: the compute devices taking part */
+    int ngroup;
+    int16_t *group;
+} pml_task;
+
+typedef struct pml_taskgraph pml_taskgraph;
+
+/** Builds the task graph of one training step of plan \p p (costs from \p c; \p c may be NULL for
+ * a graph without costs, e.g. for the runtime before measuring). */
+pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const pml_plan *p,
+                               pml_costmodel *c, pml_taskgraph **out);
+void pml_taskgraph_free(pml_taskgraph *tg);
+/** Number of task slots (some may be free after delta updates); pml_taskgraph_task returns NULL
+ * for a free slot. */
+int pml_taskgraph_size(const pml_taskgraph *tg);
+const pml_task *pml_taskgraph_task(const pml_taskgraph *tg, int id);
+/** Tasks in program order (a topological order), *n of them. */
+const int *pml_taskgraph_order(pml_taskgraph *tg, int *n);
+int pml_taskgraph_resources(const pml_taskgraph *tg);
+
+/* ================================================================ simulator */
+
+typedef struct pml_sim_result {
+    double step_seconds;
+    int ndevices;
+    double *busy;            /* per compute device: seconds running tasks */
+    double *peak_memory;     /* per compute device: bytes */
+    double kind_seconds[PML_TASK_KIND_COUNT]; /* summed task time per kind */
+    double critical_kind[PML_TASK_KIND_COUNT]; /* time per kind on the critical path */
+    int critical_len;
+    int *critical;           /* task ids on the critical path, first to last */
+} pml_sim_result;
+
+typedef struct pml_sim pml_sim;
+
+/** Builds the task graph of \p p and simulates one step. The plan is copied. A plan that does
+ * not fit a device's memory is rejected (PML_ENOMEM naming the device and bytes). */
+pml_status pml_sim_create(const pml_graph *g, const pml_machine *m, const pml_plan *p,
+                          pml_costmodel *c, pml_sim **out);
+void pml_sim_destroy(pml_sim *s);
+double pml_sim_step_seconds(const pml_sim *s);
+/** Delta simulation: changes node \p id's config, rebuilds only the tasks that depend on it and
+ * re-times only what follows them. Gives exactly what a full simulation of the new plan gives.
+ * On error (e.g. memory) the simulator is unchanged. */
+pml_status pml_sim_change(pml_sim *s, int id, const pml_opcfg *c);
+const pml_plan *pml_sim_plan(const pml_sim *s);
+const pml_taskgraph *pml_sim_taskgraph(const pml_sim *s);
+/** Fills \p r (free with pml_sim_result_free). */
+pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r);
+void pml_sim_result_free(pml_sim_result *r);
+/** Per-task start and end seconds of the last simulation (NULL for free slots' entries). */
+const double *pml_sim_start(const pml_sim *s);
+const double *pml_sim_end(const pml_sim *s);
+
+/* ================================================================ search */
+
+typedef struct pml_search_opts {
+    double budget_seconds;   /* stop after this long (0: use iterations) */
+    long iterations;         /* per chain (0: use the time budget) */
+    uint64_t seed;
+    int chains;              /* independent chains (threads); default: cores */
+    double beta;             /* acceptance exp(-beta * dt / t_current); 0: default */
+} pml_search_opts;
+
+typedef struct pml_search_stats {
+    long iterations, accepted;
+    double seconds;
+    double start_step, best_step;
+} pml_search_stats;
+
+/** MCMC (Metropolis-Hastings) over parallel configs, starting from data parallel and from the
+ * best baseline; \p best receives the best plan found (never slower in simulation than the best
+ * baseline). */
+pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c, int batch,
+                      const pml_search_opts *o, pml_plan *best, pml_search_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

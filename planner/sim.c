@@ -1,0 +1,2 @@
+/* pml — planner: sim (being written) */
+#include "planner.h"

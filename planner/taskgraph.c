@@ -1,0 +1,2 @@
+/* pml — planner: taskgraph (being written) */
+#include "planner.h"
