@@ -22,6 +22,160 @@ typedef struct pml_zoo_entry {
 /** \return the zoo table; *count receives its length. */
 const pml_zoo_entry *pml_zoo_list(int *count);
 
+/* ---------------------------------------------------------------- model files (DOT)
+ *
+ * A model file is a DOT digraph read and written with Graphviz's cgraph. Example:
+ *
+ *     digraph tiny {
+ *         graph [kind=model, input_shape="1x28x28", classes=10];
+ *         input [op=input];
+ *         conv1 [op=conv2d, out=32, kernel=3, stride=1, padding=same, act=relu];
+ *         pool1 [op=maxpool2d, kernel=2];
+ *         flatten [op=flatten];
+ *         logits [op=linear, out=10];
+ *         loss [op=softmax_xent];
+ *         input -> conv1 -> pool1 -> flatten -> logits -> loss;
+ *     }
+ *
+ * - The digraph's ID is the model's name (an anonymous digraph takes the file's base name).
+ * - Graph attributes: input_shape="CxHxW" (per sample; required), classes=N (optional; checked
+ *   against the logits), kind=model (optional; plans and machines say kind=plan / kind=machine).
+ * - One node per operator; op= names it (input, linear, conv2d, maxpool2d, avgpool2d, relu,
+ *   flatten, add, concat, batchnorm, dropout, softmax_xent). There is one input and one
+ *   softmax_xent node. Attributes, with the defaults a reader uses when one is left out:
+ *     linear, conv2d: out=N (units / filters; required), act=none|relu (none), bias=0|1 (1)
+ *     conv2d, pools:  kernel=K or "KHxKW" (conv2d: required; pools: 2), stride=S or "SHxSW"
+ *                     (conv2d: 1; pools: the kernel), padding=valid|same|P|"PHxPW" (valid; a
+ *                     number is explicit symmetric padding). kh/kw, sh/sw, ph/pw (with
+ *                     padding=explicit or none) may be given instead of kernel, stride, padding.
+ *     pools:          global=0|1 (0: pool the whole map; kernel and stride then default to 1),
+ *                     ceil_mode=0|1 (0); avgpool2d: count_pad=0|1 (0: divide by the window
+ *                     with its padding, as PyTorch's count_include_pad)
+ *     batchnorm:      eps (0.001), momentum (0.99, Keras' convention)
+ *     dropout:        rate (0.5)
+ *   Booleans are 0/1 (or false/true). Attributes Graphviz itself uses (label, color, shape, ...)
+ *   are ignored, so a file can carry its own looks; any other unknown attribute is an error.
+ *   `node [...]` defaults apply to the ops that take them.
+ * - One edge per tensor, producer -> consumer. A consumer with several inputs (add, concat)
+ *   takes them in the order of its edges in the file, or, when its edges carry input=K
+ *   (0-based), in that order; then every edge into it needs one, with no index twice.
+ * - Node ids (and with them the parameter layout) follow the order in which nodes first appear.
+ * - The writer emits every attribute an op reads (global pools: global=1 alone), nodes in id
+ *   order, then edges with input=K on every consumer with several inputs, so reading a written
+ *   model gives back the same graph, attribute for attribute.
+ *
+ * Errors name the file and the node, edge or attribute at fault: one message, no output. */
+
+struct Agraph_s; /* cgraph's graph: Agraph_t in <graphviz/cgraph.h> */
+
+/** Largest DOT file pml reads. */
+#define PML_DOT_MAX_BYTES (16u << 20)
+
+/** \return true when \p model names a file (ends in .dot or .gv, or holds a '/'), false when it
+ * is a zoo spec. */
+bool pml_model_is_file(const char *model);
+/** Loads MODEL: a model DOT file when pml_model_is_file(), else a zoo spec (pml_model_build).
+ * \p g is initialised here and finalised on success; on error it is empty.
+ * \return PML_OK or an error naming the file (or model) and the thing at fault. */
+pml_status pml_model_load(const char *model, pml_graph *g);
+/** Reads a model DOT file into \p g (finalised; empty on error). \return PML_OK or an error. */
+pml_status pml_model_read_dot(const char *path, pml_graph *g);
+/** As pml_model_read_dot() on \p len bytes of text; \p source names it in messages. */
+pml_status pml_model_parse_dot(const char *text, size_t len, const char *source, pml_graph *g);
+/** Builds a model from a parsed DOT graph (see pml_dot_parse). \return PML_OK or an error. */
+pml_status pml_model_from_agraph(struct Agraph_s *ag, const char *source, pml_graph *g);
+/** Writes a finalised model as DOT text into a malloc'd, NUL-terminated buffer (*len bytes,
+ * without the NUL). \return PML_OK, PML_EINVAL (not finalised) or PML_ENOMEM. */
+pml_status pml_model_format_dot(const pml_graph *g, char **text, size_t *len);
+/** Writes a finalised model to a DOT file, atomically (pml_write_file_atomic). */
+pml_status pml_model_write_dot(const pml_graph *g, const char *path);
+
+/* Any pml DOT file (model, plan, machine): the planner reads its files with these too. */
+
+/** Parses DOT text into a cgraph digraph. Refuses what is not UTF-8 text, cgraph's syntax
+ * errors and warnings (caught: nothing is printed), an empty input, more than one graph and
+ * undirected graphs; \p source names the text in messages. Free *ag with pml_dot_free().
+ * \return PML_OK or PML_EFORMAT. */
+pml_status pml_dot_parse(const char *text, size_t len, const char *source, struct Agraph_s **ag);
+/** pml_dot_parse() on a file. \return PML_OK, PML_EIO or PML_EFORMAT. */
+pml_status pml_dot_read(const char *path, struct Agraph_s **ag);
+void pml_dot_free(struct Agraph_s *ag);
+/** \return the graph attribute kind ("model", "plan", "machine"); "model" when absent. */
+const char *pml_dot_kind(struct Agraph_s *ag);
+
+/* ---------------------------------------------------------------- drawings (gvc)
+ *
+ * A view is a cgraph digraph in pml's drawing style (boxes, top to bottom). A view builder turns
+ * a pml object into one: pml_viz_model here; the planner adds plans and machines with the same
+ * helpers (pml_viz_new, pml_viz_node, pml_viz_edge, pml_viz_set). pml_viz_render lays any view
+ * out with Graphviz's dot engine and renders it; Graphviz's warnings are caught, not printed.
+ * cgraph and gvc are not thread-safe: these functions serialise on one lock. */
+
+struct Agnode_s;
+struct Agedge_s;
+
+typedef enum pml_viz_format {
+    PML_VIZ_SVG,
+    PML_VIZ_PNG,
+    PML_VIZ_PDF,
+    PML_VIZ_DOT, /* DOT with the layout's positions (pos=) */
+    PML_VIZ_FORMAT_COUNT
+} pml_viz_format;
+
+typedef struct pml_viz_opts {
+    bool collapse; /* fold repeated blocks into one node each (see pml_model_blocks) */
+} pml_viz_opts;
+
+/** Picks the format from \p path's extension (.svg, .png, .pdf, .dot or .gv; any case).
+ * \return PML_OK or PML_EINVAL naming the extension. */
+pml_status pml_viz_format_of(const char *path, pml_viz_format *f);
+
+/** A new, empty view called \p name with \p title on top (may hold '\n'). \return the view, or
+ * NULL when out of memory. Free with pml_viz_free(). */
+struct Agraph_s *pml_viz_new(const char *name, const char *title);
+/** Adds (or finds) node \p id with a label (lines separated by '\n'; NULL: the id) and a fill
+ * colour (NULL: white). \return the node, or NULL when out of memory. */
+struct Agnode_s *pml_viz_node(struct Agraph_s *v, const char *id, const char *label,
+                              const char *fill);
+/** Adds an edge a -> b labelled \p label (NULL: none); a second edge between the same two nodes
+ * is not added. \return the edge, or NULL when out of memory. */
+struct Agedge_s *pml_viz_edge(struct Agraph_s *v, struct Agnode_s *a, struct Agnode_s *b,
+                              const char *label);
+/** Sets any Graphviz attribute of a view, node or edge (e.g. "color", "style", "tooltip"). */
+void pml_viz_set(void *obj, const char *attr, const char *value);
+void pml_viz_free(struct Agraph_s *v);
+/** Lays out \p v (dot, top to bottom) and renders it into a malloc'd buffer (NUL-terminated;
+ * *len bytes without the NUL). \return PML_OK, or PML_EUNSUPPORTED when Graphviz cannot lay out
+ * or render (its message included). */
+pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, size_t *len);
+/** Renders \p v in the format \p path's extension names and writes it atomically: on any error
+ * nothing is left at \p path. \return PML_OK or an error naming the file. */
+pml_status pml_viz_write(struct Agraph_s *v, const char *path);
+
+/** A view of a finalised model: one node per operator showing its name, op and key attributes,
+ * output shape and parameter count; edges labelled with tensor shapes; a title with the model's
+ * name, parameters and forward FLOPs per sample. With o->collapse, each block found by
+ * pml_model_blocks is one node showing its op counts, output, parameters and FLOPs.
+ * \return PML_OK or an error; *view is freed with pml_viz_free(). */
+pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agraph_s **view);
+
+/** Finds the blocks --collapse folds. A block is a name prefix P (the nodes called P or P.*,
+ * torchvision-style names: "layer1.0", "Mixed_5b") whose nodes form a single-entry,
+ * single-exit subgraph: at least two nodes, neither the input nor the loss, one producer outside
+ * feeding them, one of them feeding the rest of the graph, and at least one merge (add or concat
+ * with several inputs) inside; and that is not a chain of such blocks (a stage like "layer1":
+ * some node every path through it crosses has a merge at or before it and another after it).
+ * Each node goes to the shortest prefix of its name that is a block, so nested blocks
+ * (Mixed_7b.branch3x3) fold into their outer block; chains without merges (alexnet's
+ * features.N) stay as they are. Fills block[i] (-1: not in a block) and names[b] for each block
+ * b. \return the number of blocks, or -1 when out of memory. */
+int pml_model_blocks(const pml_graph *g, int *block, char (*names)[PML_NAME_MAX]);
+
+/** Formats 25557032 as "25,557,032". */
+void pml_viz_fmt_count(char *buf, size_t cap, double v);
+/** Formats 8.24e9 as "8.24 GFLOP". */
+void pml_viz_fmt_flops(char *buf, size_t cap, double v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -286,6 +287,32 @@ void pml_optim_begin_step(pml_optim *o);
 /** Applies the update to params[i0,i1) from grads[i0,i1). Safe to call from several threads on
  * disjoint ranges within one step. */
 void pml_optim_apply(const pml_optim *o, float *params, const float *grads, size_t i0, size_t i1);
+
+/* ---------------------------------------------------------------- files */
+
+/* A file written atomically: write to f, then commit. The data goes to a temporary file in the
+ * target's folder (".NAME.tmp-PID-N"), which commit flushes, fsyncs and renames over the target:
+ * a crash leaves the old file or the new one, never a part. abort (and a failed commit) removes
+ * the temporary file. Errors name the target. */
+typedef struct pml_afile {
+    FILE *f;    /* write here */
+    char *path; /* the target */
+    char *tmp;  /* the temporary file */
+} pml_afile;
+
+/** Opens a temporary file for \p path. \return PML_OK, or PML_EIO naming path and the reason. */
+pml_status pml_afile_open(pml_afile *af, const char *path);
+/** Flushes, fsyncs and renames the temporary file over the target; on failure removes it.
+ * \return PML_OK or PML_EIO. \p af is closed either way. */
+pml_status pml_afile_commit(pml_afile *af);
+/** Closes and removes the temporary file; the target is untouched. Safe on a closed pml_afile. */
+void pml_afile_abort(pml_afile *af);
+/** Writes \p len bytes to \p path atomically (open, write, commit). \return PML_OK or an error. */
+pml_status pml_write_file_atomic(const char *path, const void *data, size_t len);
+/** Reads a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL). Files
+ * larger than \p max bytes are refused. \return PML_OK, PML_EIO (naming the file and the reason)
+ * or PML_EFORMAT (too large). */
+pml_status pml_read_file(const char *path, size_t max, char **data, size_t *len);
 
 /* ---------------------------------------------------------------- BLAS */
 

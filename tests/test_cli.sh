@@ -145,6 +145,116 @@ t_sigint() {
     has "$err" "interrupted"
 }
 
+# ---- model files and drawings (pml export, pml viz, MODEL as a .dot file)
+quiet() { [ ! -s "$err" ] || { echo "  stderr: $(head -c 400 "$err")" >&2; return 1; }; }
+t_export_help() { run 0 export --help && has "$out" "-o, --output" && has "$out" "models/models.h"; }
+t_export_zoo() { # pml export writes the shipped models/zoo files byte for byte
+    local m
+    for m in mlp fashion-cnn flowers-cnn alexnet vgg16 resnet50 inception-v3; do
+        run 0 export "$m" -o "$TMP/$m.dot" && quiet && cmp "$TMP/$m.dot" "../models/zoo/$m.dot" ||
+            return 1
+    done
+}
+t_export_train() { # a written model trains like the zoo model
+    run 0 export mlp:units=16 -o "$TMP/m16.dot" && has "$TMP/m16.dot" "out=16" &&
+        run 0 train "$TMP/m16.dot" --train-samples 256 --test-samples 100 --epochs 1 &&
+        has "$out" "Model mlp: 12730 parameters" && has "$out" "Test loss: "
+}
+t_export_stdout() { run 0 export fashion-cnn -o - && has "$out" "digraph \"fashion-cnn\" {"; }
+t_export_errors() {
+    run 2 export mlp && has "$err" "missing -o" && one_line || return 1
+    run 2 export -o "$TMP/x.dot" && has "$err" "missing MODEL" || return 1
+    run 2 export mlp -o "$TMP/x.svg" && has "$err" "pml viz" && one_line || return 1
+    run 1 export resnet9000 -o "$TMP/x.dot" && has "$err" "unknown model 'resnet9000'" &&
+        one_line || return 1
+    run 1 export mlp -o "$TMP/nowhere/x.dot" && has "$err" "$TMP/nowhere/x.dot" && one_line &&
+        [ ! -e "$TMP/x.dot" ] && [ ! -e "$TMP/nowhere" ]
+}
+t_export_keeps_old() { # a failed export leaves the previous file as it was
+    echo old >"$TMP/keep.dot"
+    run 1 export fixtures/models/cycle.dot -o "$TMP/keep.dot" && [ "$(cat "$TMP/keep.dot")" = old ] &&
+        [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
+}
+t_bad_model_files() { # every bad fixture: exit 1, one line naming the file, no crash
+    local f
+    for f in fixtures/models/*.dot; do
+        case $f in */good_*) continue ;; esac
+        run 1 train "$f" && has "$err" "pml train: $f: " && one_line || return 1
+    done
+    run 1 train fixtures/models/dangling_edge.dot && has "$err" "node 'ghost'"
+}
+t_good_model_file() {
+    run 0 train fixtures/models/good_branches.dot --data synthetic --train-samples 32 \
+        --test-samples 16 --epochs 1 --batch 16 && has "$out" "Model branches: 6117 parameters"
+}
+t_viz_help() { run 0 viz --help && has "$out" "--collapse" && has "$out" ".svg, .png, .pdf"; }
+# svg_ops FILE.svg MODEL: the SVG parses as XML and names every operator of MODEL
+svg_ops() {
+    "$PML" export "$2" -o "$TMP/ops.dot" || return 1
+    python3 - "$1" "$TMP/ops.dot" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+texts = {t.text for t in root.iter(ns + "text")}
+names = re.findall(r'^    "?([^"\s]+)"? \[op=', open(sys.argv[2]).read(), re.M)
+assert len(names) > 3, names
+missing = [n for n in names if n not in texts]
+assert not missing, f"not drawn: {missing[:5]}"
+nodes = [g for g in root.iter(ns + "g") if g.get("class") == "node"]
+assert len(nodes) == len(names), (len(nodes), len(names))
+PY
+}
+t_viz_svg() {
+    run 0 viz resnet50 -o "$TMP/r.svg" && quiet && svg_ops "$TMP/r.svg" resnet50 &&
+        grep -q "25,557,032 parameters, 8.24 GFLOP per sample" "$TMP/r.svg" &&
+        grep -q ">64x56x56<" "$TMP/r.svg" # an edge's tensor shape
+}
+t_viz_dot_file() {
+    run 0 viz fixtures/models/good_branches.dot -o "$TMP/b.svg" && quiet &&
+        svg_ops "$TMP/b.svg" fixtures/models/good_branches.dot
+}
+t_viz_png() {
+    run 0 viz fashion-cnn -o "$TMP/f.png" && quiet || return 1
+    python3 - "$TMP/f.png" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+assert d[:8] == b"\x89PNG\r\n\x1a\n", d[:8]
+length, kind, w, h = struct.unpack(">I4sII", d[8:24])
+assert length == 13 and kind == b"IHDR", (length, kind)
+assert 200 <= w <= 5000 and 400 <= h <= 20000, (w, h)
+assert d[-8:-4] == b"IEND", "truncated"
+PY
+}
+t_viz_pdf() { run 0 viz mlp -o "$TMP/m.pdf" && quiet && [ "$(head -c 5 "$TMP/m.pdf")" = "%PDF-" ]; }
+t_viz_dot() { run 0 viz mlp -o "$TMP/m.dot" && quiet && has "$TMP/m.dot" "pos=\"" && has "$TMP/m.dot" "bb=\""; }
+t_viz_collapse() {
+    local m full folded
+    for m in resnet50 inception-v3; do
+        run 0 viz $m -o "$TMP/full.svg" && run 0 viz $m --collapse -o "$TMP/folded.svg" || return 1
+        full=$(grep -c 'class="node"' "$TMP/full.svg")
+        folded=$(grep -c 'class="node"' "$TMP/folded.svg")
+        [ "$folded" -lt "$full" ] || { echo "  $m: $folded nodes collapsed, $full in full" >&2; return 1; }
+    done
+    grep -q ">Mixed_7c<" "$TMP/folded.svg" && grep -q ">block of 31 ops: " "$TMP/folded.svg"
+}
+t_viz_errors() {
+    run 2 viz mlp && has "$err" "missing -o" && one_line || return 1
+    run 2 viz -o "$TMP/e.svg" && has "$err" "missing GRAPH" || return 1
+    run 2 viz mlp -o "$TMP/e.jpg" && has "$err" "'.jpg'" && has "$err" ".svg, .png, .pdf or .dot" &&
+        one_line && [ ! -e "$TMP/e.jpg" ] || return 1
+    run 2 viz mlp -o "$TMP/noext" && has "$err" "no extension" && [ ! -e "$TMP/noext" ] || return 1
+    run 1 viz mlp -o "$TMP/nodir/e.svg" && has "$err" "$TMP/nodir/e.svg" && one_line &&
+        [ ! -e "$TMP/nodir" ] || return 1
+    run 1 viz fixtures/models/shape_mismatch.dot -o "$TMP/e.svg" &&
+        has "$err" "fixtures/models/shape_mismatch.dot: node 'sum' (add)" && one_line &&
+        [ ! -e "$TMP/e.svg" ] || return 1
+    run 1 viz fixtures/models/kind_plan.dot -o "$TMP/e.svg" && has "$err" "kind=plan" && one_line &&
+        [ ! -e "$TMP/e.svg" ] || return 1
+    echo old >"$TMP/old.svg" # a failed drawing leaves the previous file as it was
+    run 1 viz fixtures/models/binary.dot -o "$TMP/old.svg" && [ "$(cat "$TMP/old.svg")" = old ] &&
+        [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
+}
+
 case_ help t_help
 case_ train_help t_train_help
 case_ no_command t_no_command
@@ -171,5 +281,21 @@ case_ max_steps t_max_steps
 case_ synthetic t_synthetic
 case_ sigint t_sigint
 
+case_ export_help t_export_help
+case_ export_zoo t_export_zoo
+case_ export_train t_export_train
+case_ export_stdout t_export_stdout
+case_ export_errors t_export_errors
+case_ export_keeps_old t_export_keeps_old
+case_ bad_model_files t_bad_model_files
+case_ good_model_file t_good_model_file
+case_ viz_help t_viz_help
+case_ viz_svg t_viz_svg
+case_ viz_dot_file t_viz_dot_file
+case_ viz_png t_viz_png
+case_ viz_pdf t_viz_pdf
+case_ viz_dot t_viz_dot
+case_ viz_collapse t_viz_collapse
+case_ viz_errors t_viz_errors
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

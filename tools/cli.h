@@ -37,5 +37,7 @@ void cli_unknown(cli *c);
 
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
 
 #endif

@@ -217,7 +217,7 @@ int cmd_train(int argc, char **argv)
     }
 
     pml_graph g;
-    pml_status st = pml_model_build(model, &g);
+    pml_status st = pml_model_load(model, &g);
     if (st != PML_OK) {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
         return 1;

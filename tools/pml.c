@@ -15,8 +15,11 @@ static void usage(FILE *f)
           "commands:\n"
           "  train MODEL    train a model (Keras-like progress, test accuracy at the end)\n"
           "  bench ...      benchmarks: bench train MODEL times training steps\n"
+          "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
+          "  viz GRAPH      draw a model as svg, png, pdf or laid-out dot (-o FILE)\n"
           "\n"
-          "MODEL is a zoo name with optional parameters, NAME[:key=value,...]:\n",
+          "MODEL is a model .dot file (see pml export) or a zoo name with optional parameters,\n"
+          "NAME[:key=value,...]:\n",
           f);
     int n;
     const pml_zoo_entry *z = pml_zoo_list(&n);
@@ -27,7 +30,9 @@ static void usage(FILE *f)
           "  pml train mlp --epochs 5\n"
           "  pml train mlp:units=512,layers=8 --threads 2 --json\n"
           "  pml train fashion-cnn --epochs 3 --validation-split 0.1\n"
-          "  pml train flowers-cnn --data synthetic --epochs 1\n",
+          "  pml train flowers-cnn --data synthetic --epochs 1\n"
+          "  pml export resnet50 -o resnet50.dot\n"
+          "  pml viz inception-v3 --collapse -o inception-v3.svg\n",
           f);
 }
 
@@ -48,6 +53,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "viz") == 0) return cmd_viz(argc - 1, argv + 1);
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -1,0 +1,88 @@
+/* pml export — writes a model (zoo spec or DOT file) as a model DOT file. */
+#include "cli.h"
+
+#include "models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char export_help[] =
+    "usage: pml export MODEL -o FILE.dot\n"
+    "\n"
+    "Writes MODEL (a zoo name with optional parameters, e.g. resnet50 or\n"
+    "mlp:units=512,layers=8, or a model .dot file) as a model DOT file: one node per operator\n"
+    "with every attribute it needs (op=conv2d, out=64, kernel=3, stride=1, padding=same, ...),\n"
+    "one edge per tensor from producer to consumer (input=K orders a consumer's inputs), and\n"
+    "the graph attributes input_shape and classes. The format is described in models/models.h;\n"
+    "every command that takes a MODEL reads such a file. The file is written under a temporary\n"
+    "name and renamed: it is the old file or the complete new one, never a part.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE  the file to write (.dot or .gv), or - for standard output\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "examples:\n"
+    "  pml export resnet50 -o resnet50.dot\n"
+    "  pml export mlp:units=512,layers=8 -o mlp-wide.dot && pml train mlp-wide.dot\n";
+
+static bool dot_name(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 4 && strcmp(path + n - 4, ".dot") == 0) ||
+           (n > 3 && strcmp(path + n - 3, ".gv") == 0);
+}
+
+int cmd_export(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "export", argc, argv);
+    const char *model = NULL, *out = NULL, *a;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (model) {
+                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
+                break;
+            }
+            model = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(export_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+            out = cli_str(&c);
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!model)
+        cli_error(&c, "missing MODEL (see pml export --help)");
+    else if (!out)
+        cli_error(&c, "missing -o FILE.dot (see pml export --help)");
+    else if (strcmp(out, "-") != 0 && !dot_name(out))
+        cli_error(&c, "-o '%s': export writes DOT (.dot or .gv); to draw a model use pml viz", out);
+    if (c.failed) return EXIT_USAGE;
+
+    pml_graph g;
+    pml_status st = pml_model_load(model, &g);
+    if (st == PML_OK) {
+        if (strcmp(out, "-") == 0) {
+            char *text;
+            size_t len;
+            st = pml_model_format_dot(&g, &text, &len);
+            if (st == PML_OK) {
+                if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+                    st = pml_fail(PML_EIO, "cannot write to standard output");
+                free(text);
+            }
+        } else {
+            st = pml_model_write_dot(&g, out);
+        }
+        pml_graph_free(&g);
+    }
+    if (st != PML_OK) {
+        fprintf(stderr, "pml export: %s\n", pml_errmsg());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* pml viz — draws a graph: a model now; plans and machines once the planner writes them. */
+#include "cli.h"
+
+#include "models.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char viz_help[] =
+    "usage: pml viz GRAPH -o OUT [--collapse]\n"
+    "\n"
+    "Draws GRAPH with Graphviz's dot layout, top to bottom. GRAPH is a model: a zoo name with\n"
+    "optional parameters (e.g. resnet50, mlp:units=512,layers=8) or a model .dot file; a .dot\n"
+    "file's graph attribute kind (model, default) says what it holds.\n"
+    "\n"
+    "A model is drawn with one box per operator (name, op and key attributes, output shape,\n"
+    "parameters), edges labelled with tensor shapes, and a title with the model's parameters\n"
+    "and FLOPs per sample. OUT's extension picks the format: .svg, .png, .pdf, or .dot (the\n"
+    "drawing as DOT with the layout's positions). OUT is written under a temporary name and\n"
+    "renamed: on an error nothing is left behind.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output OUT  the file to write (required)\n"
+    "  --collapse        fold repeated blocks (residual blocks layer1.0, ..., inception modules\n"
+    "                    Mixed_5b, ...) into one box each, with their parameters and FLOPs\n"
+    "  -h, --help        this help\n"
+    "\n"
+    "examples:\n"
+    "  pml viz fashion-cnn -o fashion-cnn.png\n"
+    "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
+    "  pml viz my-model.dot -o my-model.pdf\n";
+
+/* ---------------------------------------------------------------- kinds of graphs
+ * One entry per kind of graph pml draws. A view function gets GRAPH as given and, when GRAPH is a
+ * DOT file, the file already parsed (NULL for a zoo spec), and builds the view. Plans and
+ * machines are one entry each here, with their view builder in planner/. */
+
+typedef pml_status (*view_fn)(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
+                              struct Agraph_s **view);
+
+static pml_status model_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
+                             struct Agraph_s **view)
+{
+    pml_graph g;
+    pml_status st = dot ? pml_model_from_agraph(dot, graph, &g) : pml_model_build(graph, &g);
+    if (st != PML_OK) return st;
+    st = pml_viz_model(&g, o, view);
+    pml_graph_free(&g);
+    return st;
+}
+
+static const struct {
+    const char *kind;
+    view_fn view;
+} kinds[] = {
+    {"model", model_view},
+};
+
+static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out)
+{
+    struct Agraph_s *dot = NULL, *view = NULL;
+    pml_status st;
+    const char *kind = "model";
+    if (pml_model_is_file(graph)) {
+        if ((st = pml_dot_read(graph, &dot)) != PML_OK) return st;
+        kind = pml_dot_kind(dot);
+    }
+    size_t k = 0;
+    while (k < sizeof kinds / sizeof kinds[0] && strcmp(kinds[k].kind, kind) != 0) k++;
+    if (k == sizeof kinds / sizeof kinds[0]) {
+        char known[128] = "";
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                     kinds[i].kind);
+        st = pml_fail(PML_EUNSUPPORTED,
+                      "%s: kind=%s: pml viz cannot draw this kind of graph (it "
+                      "draws: %s)",
+                      graph, kind, known);
+    } else {
+        st = kinds[k].view(graph, dot, o, &view);
+    }
+    pml_dot_free(dot);
+    if (st == PML_OK) st = pml_viz_write(view, out);
+    pml_viz_free(view);
+    return st;
+}
+
+int cmd_viz(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "viz", argc, argv);
+    const char *graph = NULL, *out = NULL, *a;
+    pml_viz_opts o = {.collapse = false};
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (graph) {
+                cli_error(&c, "unexpected argument '%s' (one GRAPH)", a);
+                break;
+            }
+            graph = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(viz_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+            out = cli_str(&c);
+        } else if (cli_is(&c, "--collapse")) {
+            o.collapse = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    pml_viz_format f;
+    if (!graph)
+        cli_error(&c, "missing GRAPH (see pml viz --help)");
+    else if (!out)
+        cli_error(&c, "missing -o OUT (.svg, .png, .pdf or .dot; see pml viz --help)");
+    else if (pml_viz_format_of(out, &f) != PML_OK)
+        cli_error(&c, "-o %s", pml_errmsg());
+    if (c.failed) return EXIT_USAGE;
+    pml_status st = draw(graph, &o, out);
+    if (st != PML_OK) {
+        fprintf(stderr, "pml viz: %s\n", pml_errmsg());
+        return 1;
+    }
+    return 0;
+}
