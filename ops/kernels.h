@@ -11,7 +11,9 @@
     void pml__##op##_fwd_ref(const pml_kctx *k);                                                   \
     void pml__##op##_bwd_ref(const pml_kctx *k);                                                   \
     double pml__##op##_flops(const pml_node *n, const pml_shape *in, int nin);                    \
-    size_t pml__##op##_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r);
+    size_t pml__##op##_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r);         \
+    pml_region pml__##op##_in_region(const pml_node *n, const pml_shape *in, int nin, int i,       \
+                                     pml_region out);
 
 PML__OP_DECL(input)
 PML__OP_DECL(linear)

@@ -228,7 +228,9 @@ typedef void (*pml_kernel_fn)(const pml_kctx *k);
 typedef struct pml_op_def {
     const char *name;
     int min_in, max_in;
-    unsigned splits;      /* PML_SPLIT_* the op supports */
+    unsigned splits;      /* PML_SPLIT_* the op supports exactly */
+    unsigned approx_splits; /* splits a plan may use that change the numerics (batchnorm split
+                             * by samples uses each part's statistics, as PyTorch DDP does) */
     unsigned dx_partial;  /* splits under which input gradients are partial sums */
     unsigned dw_partial;  /* splits under which parameter gradients are partial sums */
     /* Fills n->out, resolved padding, parameter/state/aux sizes from the input shapes.
@@ -236,6 +238,8 @@ typedef struct pml_op_def {
     pml_status (*infer)(pml_node *n, const pml_shape *in, int nin);
     pml_kernel_fn fwd, bwd;          /* fast kernels (any region) */
     pml_kernel_fn fwd_ref, bwd_ref;  /* naive reference kernels (full region) */
+    /* The region of input i that computing output region `out` reads (n0 == n1: none). */
+    pml_region (*in_region)(const pml_node *n, const pml_shape *in, int nin, int i, pml_region out);
     /* forward FLOPs per sample */
     double (*flops)(const pml_node *n, const pml_shape *in, int nin);
     /* scratch floats a kernel call on region r needs (fwd or bwd, whichever is larger) */
@@ -243,6 +247,22 @@ typedef struct pml_op_def {
 } pml_op_def;
 
 extern const pml_op_def pml_ops[PML_OP_COUNT];
+
+/** \return the region of input \p i of node \p id that output region \p out reads. */
+pml_region pml_node_in_region(const pml_graph *g, int id, int i, pml_region out);
+/** \return true when the region holds no element. */
+static inline bool pml_region_empty(pml_region r)
+{
+    return r.n0 >= r.n1 || r.c0 >= r.c1 || r.h0 >= r.h1;
+}
+/** \return the intersection of two regions (possibly empty). */
+static inline pml_region pml_region_meet(pml_region a, pml_region b)
+{
+    pml_region r = {a.n0 > b.n0 ? a.n0 : b.n0, a.n1 < b.n1 ? a.n1 : b.n1,
+                    a.c0 > b.c0 ? a.c0 : b.c0, a.c1 < b.c1 ? a.c1 : b.c1,
+                    a.h0 > b.h0 ? a.h0 : b.h0, a.h1 < b.h1 ? a.h1 : b.h1};
+    return r;
+}
 
 /** \return the full region of a node's output for N samples. */
 static inline pml_region pml_region_full(const pml_node *n, int N)

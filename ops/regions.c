@@ -1,0 +1,121 @@
+/* pml — region mapping: which region of each input an output region reads. The planner uses it
+ * to find which parts of producers a part depends on (and what to transfer); the op harness
+ * checks it by poisoning everything outside the declared input region. */
+#include "kernels.h"
+
+static pml_region none(void) { return (pml_region){0, 0, 0, 0, 0, 0}; }
+
+static pml_region whole(pml_region out, pml_shape in)
+{
+    return (pml_region){out.n0, out.n1, 0, in.c, 0, in.h};
+}
+
+/* input rows read by output rows [h0, h1) of a window op */
+static void window_rows(const pml_node *n, pml_shape in, pml_region out, int *lo, int *hi)
+{
+    int a = out.h0 * n->a.sh - n->a.pt, b = (out.h1 - 1) * n->a.sh - n->a.pt + n->a.kh;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > in.h ? in.h : b;
+    if (*hi < *lo) *hi = *lo;
+}
+
+pml_region pml__input_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                pml_region out)
+{
+    return none();
+}
+
+pml_region pml__linear_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                 pml_region out)
+{
+    return whole(out, in[0]);
+}
+
+pml_region pml__softmax_xent_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                       pml_region out)
+{
+    return whole(out, in[0]);
+}
+
+pml_region pml__conv2d_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                 pml_region out)
+{
+    pml_region r = whole(out, in[0]);
+    window_rows(n, in[0], out, &r.h0, &r.h1);
+    return r;
+}
+
+static pml_region pool_region(const pml_node *n, const pml_shape *in, pml_region out)
+{
+    pml_region r = {out.n0, out.n1, out.c0, out.c1, 0, in[0].h};
+    if (!n->a.global) window_rows(n, in[0], out, &r.h0, &r.h1);
+    return r;
+}
+
+pml_region pml__maxpool2d_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                    pml_region out)
+{
+    return pool_region(n, in, out);
+}
+
+pml_region pml__avgpool2d_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                    pml_region out)
+{
+    return pool_region(n, in, out);
+}
+
+/* element-wise: the same region */
+pml_region pml__relu_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                               pml_region out)
+{
+    return out;
+}
+pml_region pml__add_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                              pml_region out)
+{
+    return out;
+}
+pml_region pml__dropout_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                  pml_region out)
+{
+    return out;
+}
+pml_region pml__batchnorm_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                    pml_region out)
+{
+    return out;
+}
+
+/* features [c0, c1) of the flattened vector come from whole rows of these input channels */
+pml_region pml__flatten_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                  pml_region out)
+{
+    const int plane = in[0].h * in[0].w;
+    pml_region r = {out.n0, out.n1, out.c0 / plane, (out.c1 + plane - 1) / plane, 0, in[0].h};
+    if (in[0].c == 1 || out.c1 - out.c0 >= plane || out.c0 / plane != (out.c1 - 1) / plane)
+        return r;
+    /* within one channel: only the rows that hold those features */
+    const int c0 = out.c0 - r.c0 * plane, c1 = out.c1 - r.c0 * plane;
+    r.h0 = c0 / in[0].w;
+    r.h1 = (c1 + in[0].w - 1) / in[0].w;
+    return r;
+}
+
+pml_region pml__concat_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                 pml_region out)
+{
+    int base = 0;
+    for (int j = 0; j < i; j++) base += in[j].c;
+    int c0 = out.c0 > base ? out.c0 - base : 0;
+    int c1 = out.c1 - base < in[i].c ? out.c1 - base : in[i].c;
+    if (c1 <= c0) return none();
+    return (pml_region){out.n0, out.n1, c0, c1, out.h0, out.h1};
+}
+
+pml_region pml_node_in_region(const pml_graph *g, int id, int i, pml_region out)
+{
+    const pml_node *n = &g->nodes[id];
+    pml_shape in[PML_MAX_INPUTS];
+    for (int j = 0; j < n->nin; j++) in[j] = g->nodes[n->in[j]].out;
+    return pml_ops[n->op].in_region(n, in, n->nin, i, out);
+}
