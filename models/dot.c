@@ -397,7 +397,20 @@ typedef struct reader {
     pml_graph *g;
     Agnode_t **nodes; /* by node id */
     int n;
+    const pml_model_dot_ext *ext; /* what else the file may hold, or NULL */
 } reader;
+
+static bool in_list(const char *const *list, const char *name)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, name) == 0) return true;
+    return false;
+}
+
+static const char *want_kind(const reader *r)
+{
+    return r->ext && r->ext->kind ? r->ext->kind : "model";
+}
 
 typedef struct node_rec {
     Agrec_t h;
@@ -639,6 +652,7 @@ static pml_status read_node(reader *r, Agnode_t *an, pml_node *n)
         while (a < A_COUNT && strcmp(attr_defs[a].name, sym->name) != 0) a++;
         if (a == A_COUNT) {
             if (is_graphviz_attr(sym->name)) continue;
+            if (r->ext && in_list(r->ext->node_attrs, sym->name)) continue; /* the caller's */
             char takes[200];
             ops_taking(n->op, takes, sizeof takes);
             return pml_fail(PML_EFORMAT, "%s: %s: unknown attribute '%s' (%s takes: %s)", r->src,
@@ -743,13 +757,20 @@ static int count_syms(Agraph_t *ag, int kind)
 static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
 {
     *classes = 0;
+    /* the kind first: a plan read as a model is "not a model file", not "unknown attribute" */
+    const char *kind = want_kind(r), *have = agget(r->ag, "kind");
+    if (have && *have && strcmp(have, kind) != 0)
+        return pml_fail(PML_EFORMAT, "%s: kind=%s: this is not a %s file (kind=%s)", r->src,
+                        P(have), kind, kind);
+    if ((!have || !*have) && strcmp(kind, "model") != 0)
+        return pml_fail(PML_EFORMAT, "%s: missing graph attribute kind=%s", r->src, kind);
     for (Agsym_t *sym = agnxtattr(r->ag, AGRAPH, NULL); sym; sym = agnxtattr(r->ag, AGRAPH, sym)) {
         const char *v = agxget(r->ag, sym);
         if (!v || !*v) continue;
         if (strcmp(sym->name, "kind") == 0) {
-            if (strcmp(v, "model") != 0)
-                return pml_fail(PML_EFORMAT, "%s: kind=%s: this is not a model file (kind=model)",
-                                r->src, P(v));
+            continue;
+        } else if (r->ext && in_list(r->ext->graph_attrs, sym->name)) {
+            continue; /* the caller's */
         } else if (strcmp(sym->name, "input_shape") == 0) {
             long c, h, w;
             const char *e;
@@ -853,7 +874,13 @@ static pml_status from_agraph(reader *r)
 
 pml_status pml_model_from_agraph(struct Agraph_s *ag, const char *source, pml_graph *g)
 {
-    reader r = {source ? source : "<dot>", ag, g, NULL, 0};
+    return pml_model_from_agraph_ext(ag, source, NULL, g);
+}
+
+pml_status pml_model_from_agraph_ext(struct Agraph_s *ag, const char *source,
+                                     const pml_model_dot_ext *ext, pml_graph *g)
+{
+    reader r = {source ? source : "<dot>", ag, g, NULL, 0, ext};
     pml_graph_init(g, NULL);
     pthread_mutex_lock(&cg_mutex);
     pml_status st = from_agraph(&r);
@@ -925,7 +952,7 @@ static const char *pad_name(int mode)
     return mode == PML_PAD_SAME ? "same" : "valid";
 }
 
-static void write_attrs(FILE *f, const pml_node *n)
+static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_ext *ext)
 {
     const pml_attrs *a = &n->a;
     char b1[32], b2[32];
@@ -974,11 +1001,23 @@ static void write_attrs(FILE *f, const pml_node *n)
     default:
         break;
     }
+    if (ext && ext->node_text) {
+        char more[1024] = "";
+        ext->node_text(ext->ud, id, more, sizeof more);
+        fputs(more, f);
+    }
     fputs("];\n", f);
 }
 
 pml_status pml_model_format_dot(const pml_graph *g, char **text, size_t *len)
 {
+    return pml_model_format_dot_ext(g, NULL, text, len);
+}
+
+pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext *ext, char **text,
+                                    size_t *len)
+{
+    const char *kind = ext && ext->kind ? ext->kind : "model";
     *text = NULL;
     *len = 0;
     if (!g->finalized)
@@ -1002,16 +1041,18 @@ pml_status pml_model_format_dot(const pml_graph *g, char **text, size_t *len)
     const pml_shape in = g->nodes[g->input].out;
     pthread_mutex_lock(&cg_mutex);
     fprintf(f,
-            "// pml model '%s': %s parameters, %s per sample (forward).\n"
+            "// pml %s '%s': %s parameters, %s per sample (forward).\n"
             "// One node per operator (op=...), one edge per tensor from producer to consumer;\n"
             "// input=K numbers a consumer's inputs. Format: models/models.h.\n",
-            g->name, params, flops);
+            kind, g->name, params, flops);
     fprintf(f, "digraph %s {\n", dot_id(g->name));
-    fprintf(f, "    graph [kind=model, input_shape=\"%dx%dx%d\", classes=%d];\n\n", in.c, in.h,
+    fprintf(f, "    graph [kind=%s, input_shape=\"%dx%dx%d\", classes=%d", dot_id(kind), in.c, in.h,
             in.w, g->classes);
+    if (ext && ext->graph_text && *ext->graph_text) fprintf(f, ", %s", ext->graph_text);
+    fputs("];\n\n", f);
     for (int i = 0; i < g->nnodes; i++) {
         fprintf(f, "    %s", dot_id(g->nodes[i].name));
-        write_attrs(f, &g->nodes[i]);
+        write_attrs(f, &g->nodes[i], i, ext);
     }
     fputc('\n', f);
     for (int i = 0; i < g->nnodes; i++) {

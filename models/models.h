@@ -90,6 +90,28 @@ pml_status pml_model_format_dot(const pml_graph *g, char **text, size_t *len);
 /** Writes a finalised model to a DOT file, atomically (pml_write_file_atomic). */
 pml_status pml_model_write_dot(const pml_graph *g, const char *path);
 
+/* Files that hold a model and more, such as plans (the model plus a parallel config per
+ * operator): the reader lets the caller's attributes through, the writer adds them. */
+typedef struct pml_model_dot_ext {
+    const char *kind;               /* the file's kind= ("plan"); NULL: "model". Reading, a kind
+                                     * other than "model" must be given */
+    const char *const *node_attrs;  /* reading: node attributes the caller reads (NULL-terminated) */
+    const char *const *graph_attrs; /* reading: graph attributes the caller reads */
+    const char *graph_text;         /* writing: more graph attributes as DOT, e.g.
+                                     * "machine=\"cpu-2socket\", fingerprint=\"3f2a\"", or NULL */
+    /* writing: more attributes of node id as DOT, starting with ", " (e.g. ", config=\"n=2\"");
+     * called with pml's DOT lock held: it must not call pml's DOT or drawing functions */
+    void (*node_text)(void *ud, int id, char *buf, size_t cap);
+    void *ud;
+} pml_model_dot_ext;
+
+/** pml_model_from_agraph() for files that hold a model and more (\p ext may be NULL). */
+pml_status pml_model_from_agraph_ext(struct Agraph_s *ag, const char *source,
+                                     const pml_model_dot_ext *ext, pml_graph *g);
+/** pml_model_format_dot() for files that hold a model and more (\p ext may be NULL). */
+pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext *ext, char **text,
+                                    size_t *len);
+
 /* Any pml DOT file (model, plan, machine): the planner reads its files with these too. */
 
 /** Parses DOT text into a cgraph digraph. Refuses what is not UTF-8 text, cgraph's syntax
@@ -143,6 +165,10 @@ struct Agedge_s *pml_viz_edge(struct Agraph_s *v, struct Agnode_s *a, struct Agn
                               const char *label);
 /** Sets any Graphviz attribute of a view, node or edge (e.g. "color", "style", "tooltip"). */
 void pml_viz_set(void *obj, const char *attr, const char *value);
+/** \return an attribute of a view, node or edge ("" when unset, NULL when never declared); the
+ * string belongs to the view. A plan view, say, takes pml_viz_model's view and adds a line to
+ * each operator's "label" and a "fillcolor" per device. */
+const char *pml_viz_get(void *obj, const char *attr);
 void pml_viz_free(struct Agraph_s *v);
 /** Lays out \p v (dot, top to bottom) and renders it into a malloc'd buffer (NUL-terminated;
  * *len bytes without the NUL). \return PML_OK, or PML_EUNSUPPORTED when Graphviz cannot lay out

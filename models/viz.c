@@ -119,6 +119,14 @@ void pml_viz_set(void *obj, const char *attr, const char *value)
     pml__cg_end();
 }
 
+const char *pml_viz_get(void *obj, const char *attr)
+{
+    pml__cg_begin();
+    const char *v = agget(obj, (char *)attr);
+    pml__cg_end();
+    return v;
+}
+
 void pml_viz_free(struct Agraph_s *v)
 {
     if (!v) return;
@@ -555,9 +563,11 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
         const pml_node *nd = &g->nodes[i];
         op_str(line2, sizeof line2, nd);
         out_str(line3, sizeof line3, nd->out, node_params(nd));
-        if (nd->op == PML_OP_INPUT || nd->op == PML_OP_SOFTMAX_XENT)
+        if (nd->op == PML_OP_INPUT)
+            snprintf(label, sizeof label, "%s\n%s", nd->name, line3);
+        else if (nd->op == PML_OP_SOFTMAX_XENT || strcmp(line2, nd->name) == 0)
             snprintf(label, sizeof label, "%s\n%s", nd->name,
-                     nd->op == PML_OP_INPUT ? line3 : line2);
+                     nd->op == PML_OP_SOFTMAX_XENT ? line2 : line3); /* "flatten\n784" */
         else
             snprintf(label, sizeof label, "%s\n%s\n%s", nd->name, line2, line3);
         vn[i] = pml_viz_node(v, nd->name, label, op_fill(nd->op));

@@ -5,6 +5,8 @@
 #include "models.h"
 #include "test.h"
 
+#include <graphviz/cgraph.h>
+
 #include <stdint.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -264,6 +266,77 @@ static void t_load(void)
     CHECK(st != PML_OK && strstr(pml_errmsg(), "fixtures/models"));
     st = pml_model_load("resnet9000", &g);
     CHECK(st == PML_ENOTFOUND && strstr(pml_errmsg(), ".dot file"));
+}
+
+/* Files with a model and more (plans): the writer adds the caller's attributes, the reader lets
+ * them through to the caller and checks the kind. */
+static void node_config(void *ud, int id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, ", config=\"n=%d\", devices=\"%s\"", id % 3 + 1, (const char *)ud);
+}
+
+static void t_ext(void)
+{
+    pml_graph g, h;
+    CHECK_OK(pml_model_build("resnet50:size=64", &g));
+    pml_model_dot_ext ext = {.kind = "plan",
+                             .graph_text = "machine=\"cpu-2socket\", fingerprint=\"3f2a\"",
+                             .node_text = node_config,
+                             .ud = "0,1"};
+    char *text;
+    size_t len;
+    CHECK_OK(pml_model_format_dot_ext(&g, &ext, &text, &len));
+    if (!text) return;
+    CHECK(strstr(
+        text, "graph [kind=plan, input_shape=\"3x64x64\", classes=1000, machine=\"cpu-2socket\""));
+    CHECK(strstr(text, "\"layer1.0.add\" [op=add, config=\"n="));
+    /* a plan is not a model: the model reader says so */
+    pml_status st = pml_model_parse_dot(text, len, "p.dot", &h);
+    CHECK_MSG(st == PML_EFORMAT && strstr(pml_errmsg(), "kind=plan: this is not a model file"),
+              "%s", pml_errmsg());
+    /* the plan reader's way: its attributes go through, the model comes back whole */
+    static const char *const nattrs[] = {"config", "devices", NULL};
+    static const char *const gattrs[] = {"machine", "fingerprint", NULL};
+    pml_model_dot_ext rd = {.kind = "plan", .node_attrs = nattrs, .graph_attrs = gattrs};
+    Agraph_t *ag;
+    CHECK_OK(pml_dot_parse(text, len, "p.dot", &ag));
+    if (ag) {
+        CHECK(strcmp(pml_dot_kind(ag), "plan") == 0);
+        CHECK_OK(pml_model_from_agraph_ext(ag, "p.dot", &rd, &h));
+        if (h.finalized) same_graph(&g, &h, "plan");
+        pml_graph_free(&h);
+        CHECK(strcmp(agget(ag, "machine"), "cpu-2socket") == 0);
+        Agnode_t *n = agnode(ag, "layer1.0.add", 0);
+        char want[16];
+        snprintf(want, sizeof want, "n=%d", pml_graph_find(&g, "layer1.0.add") % 3 + 1);
+        CHECK(n && strcmp(agget(n, "config"), want) == 0 &&
+              strcmp(agget(n, "devices"), "0,1") == 0);
+        /* without them in the lists, they are unknown attributes */
+        pml_model_dot_ext strict = {.kind = "plan", .graph_attrs = gattrs};
+        st = pml_model_from_agraph_ext(ag, "p.dot", &strict, &h);
+        CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "unknown attribute 'config'"));
+        pml_dot_free(ag);
+    }
+    free(text);
+    /* a kind the caller wants must be there */
+    CHECK_OK(pml_model_format_dot(&g, &text, &len));
+    CHECK_OK(pml_dot_parse(text, len, "m.dot", &ag));
+    if (ag) {
+        st = pml_model_from_agraph_ext(ag, "m.dot", &rd, &h);
+        CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "kind=model: this is not a plan file"));
+        pml_dot_free(ag);
+    }
+    free(text);
+    const char *nokind = "digraph m { graph [input_shape=\"3x1x1\"]; x [op=input]; l [op=linear, "
+                         "out=2]; s [op=softmax_xent]; x -> l -> s }";
+    CHECK_OK(pml_dot_parse(nokind, strlen(nokind), "k.dot", &ag));
+    if (ag) {
+        st = pml_model_from_agraph_ext(ag, "k.dot", &rd, &h);
+        CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "missing graph attribute kind=plan"));
+        CHECK(strcmp(pml_dot_kind(ag), "model") == 0);
+        pml_dot_free(ag);
+    }
+    pml_graph_free(&g);
 }
 
 /* ---------------------------------------------------------------- bad files */
@@ -718,6 +791,7 @@ static const pml_test tests[] = {
     {"bad_files", t_bad_files},
     {"bad_files_listed", t_bad_files_listed},
     {"parse_text_errors", t_parse_text_errors},
+    {"ext", t_ext},
     {"fuzz", t_fuzz},
     {0},
 };

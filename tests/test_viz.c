@@ -233,6 +233,9 @@ static void t_custom_view(void)
     struct Agnode_s *a = pml_viz_node(v, "core0", "core 0\n1 GHz", "#cfe2f3");
     struct Agnode_s *b = pml_viz_node(v, "core1", NULL, NULL);
     CHECK(a && b && pml_viz_node(v, "core0", NULL, NULL) == a);
+    CHECK(strcmp(pml_viz_get(a, "label"), "core 0\n1 GHz") == 0);
+    CHECK(strcmp(pml_viz_get(b, "label"), "\\N") == 0); /* Graphviz: the node's name */
+    CHECK(pml_viz_get(a, "no-such-attribute") == NULL);
     struct Agedge_s *e = pml_viz_edge(v, a, b, "10 GB/s");
     CHECK(e && pml_viz_edge(v, a, b, "again") == e);
     pml_viz_set(a, "color", "no-such-colour"); /* Graphviz warns about this */

@@ -74,7 +74,7 @@ static int bench_train(int argc, char **argv)
         return EXIT_USAGE;
     }
     pml_graph g;
-    if (pml_model_build(model, &g) != PML_OK) {
+    if (pml_model_load(model, &g) != PML_OK) {
         fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
         return 1;
     }
