@@ -1,0 +1,62 @@
+/* pml — internal: the task graph's storage, shared by the builder (taskgraph.c) and the
+ * simulator (sim.c). */
+#ifndef PML_PLANNER_TG_H
+#define PML_PLANNER_TG_H
+
+#include "planner.h"
+
+typedef struct pml__ivec {
+    int *a;
+    int n, cap;
+} pml__ivec;
+
+struct pml_taskgraph {
+    const pml_graph *g;
+    const pml_machine *m;
+    const pml_plan *p; /* the plan the tasks follow (owned by the caller) */
+    pml_costmodel *cost;
+    int N;             /* graph nodes */
+    int *pos;          /* node -> position in topological order */
+    bool *wants;       /* node output needs a gradient */
+    bool *run_bwd;     /* node has backward tasks */
+
+    /* task slots */
+    pml_task *t;
+    int *pcap, *scap;  /* capacities of pred / succ arrays */
+    bool *live;
+    int nslots, cap;
+    pml__ivec freeslots;
+
+    /* ownership, for rebuilding one node's tasks */
+    int **fwd_id, **bwd_id;  /* node -> part -> task id (-1: none) */
+    int *nparts;             /* parts the id arrays hold */
+    pml__ivec *edge;         /* node * PML_MAX_INPUTS + input: transfer tasks of that edge */
+    int nbuckets;
+    int *bucket_of;          /* node -> gradient bucket, -1 without parameters */
+    int *bucket_close;       /* bucket -> member with the smallest topological position */
+    pml__ivec *btasks;       /* bucket -> its SYNC / UPDATE / parameter-server tasks */
+
+    /* resources: compute devices, then directed link resources */
+    int nres;
+    pml__ivec *res;          /* resource -> task ids sorted by key */
+
+    /* program order: live task ids sorted by key */
+    pml__ivec order;
+
+    /* per compute device: bytes held (activations, received copies, parameters, state) */
+    double *mem;
+
+    /* change tracking for delta simulation */
+    uint64_t kmin;           /* smallest key added or removed since the last reset */
+    pml__ivec added;         /* ids added since the last reset (to merge into order) */
+    bool removed_any;
+};
+
+/** Removes every task owned by node \p id (its parts, the transfers on its edges, its bucket's
+ * tasks) and builds them again for the plan's current config of the node. Updates resource lists
+ * and program order, and lowers tg->kmin to the smallest key touched. */
+pml_status pml__tg_rebuild_node(pml_taskgraph *tg, int id);
+/** Brings tg->order up to date after changes (merges added ids, drops removed ones). */
+pml_status pml__tg_commit(pml_taskgraph *tg);
+
+#endif
