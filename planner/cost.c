@@ -1,2 +1,1089 @@
-/* pml — planner: cost (being written) */
+/* pml — planner: the cost model. Seconds for one part of an op's forward and backward kernels,
+ * for optimizer updates and for summing partial gradients, on each compute device of a machine.
+ *
+ * Measured (devices present on this machine, CPU cores)
+ *   A part (node, region) is timed by running the node's FAST kernel on one thread (BLAS single
+ *   threaded) on private tensors of exactly the part's sub-shape: n = r.n1 - r.n0 samples of
+ *   the node's input shapes, and the region {0,n, 0,ce, 0,he} with the part's channel and row
+ *   extents ce, he. Data is uniform in [-1, 1] (in [0, 1] after a relu or for the graph's input,
+ *   so max-pool and relu branches see realistic patterns), weights as the initialiser draws
+ *   them, labels valid. One warm-up run, then the median of `repeats` timed runs (3 for runs
+ *   above 20 ms, 1 above 100 ms; runs under 20 us are repeated inside each timing). Backward
+ *   runs right after the forward (aux, y), into zeroed gradients, with dx only for inputs that
+ *   want a gradient (some parameterised op upstream, as in the executor). Parts whose forward
+ *   exceeds 4 GFLOP or whose buffers exceed 512 MiB are measured on fewer samples and scaled
+ *   linearly (samples are independent: time is linear in n for such large parts).
+ *   All present CPU devices share one set of measurements (one core is like another).
+ *
+ *   Results are keyed by everything that determines the time: op, attributes, input shapes
+ *   (and whether they hold relu output), output shape, which inputs get dx, n, ce, he. They are
+ *   cached in memory and on disk, in CACHE_DIR/costs-FINGERPRINT.tsv (a text file: a version
+ *   line, one "key TAB fwd TAB bwd" line per measurement, an "end TAB count" trailer), written
+ *   atomically by pml_cost_save() and merged with what another process saved meanwhile. A file
+ *   that is not exactly that (another version or machine, garbage, truncated, non-finite or
+ *   negative values) is ignored as a whole and overwritten at the next save.
+ *
+ * Analytic (devices not present, or opts.measure false): a roofline per part
+ *   t = launch + max(flops / (peak * eff * u_f), bytes / (mem_bw * bw_eff * u_b))
+ *   flops  pml_ops[op].flops per sample x n x the part's fraction of the output (ce/C x he/H);
+ *          backward of conv/linear = 2x forward (dW and dX gemms), 1x when dx is not needed;
+ *          other ops' backward = 1x forward (at least one op per output element).
+ *   bytes  forward: the input regions the part reads (pml_node_in_region) + its output +
+ *          its slice of the parameters (params are per output channel) + aux written;
+ *          backward: dy + the inputs it reads + 2x each dx region (read-modify-write) +
+ *          parameters + 2x their gradients, + y when a fused relu or max-pool masks with it.
+ *   eff    conv 0.65 (GPU) / 0.55 (CPU), linear 0.75 / 0.70, other ops 0.30; bw_eff 0.80 / 0.60.
+ *   launch 5 us per kernel on a GPU, 1 us on a CPU.
+ *   small parts: a device reaches its efficiency only with enough work in flight (FlexFlow
+ *          measures this: halving a small layer's batch does not halve its time on a GPU).
+ *          u = min(1, sqrt(work / work_sat)), work_sat = what the device does at peak in
+ *          20 us (GPU) / 5 us (CPU compute); GPU memory traffic likewise with 5 us of bytes.
+ *          Time stays monotonic in the part's size, and half a small part costs ~0.71x.
+ *   update (Adam): 16 bytes read + 12 written per float; reduce (y += x): 12 bytes per float.
+ *
+ * Updates and reductions on present devices are measured once at a few sizes (pml_optim_apply
+ * with Adam; cblas_saxpy as the executor sums partials) and interpolated linearly between them.
+ *
+ * Thread-safety: every query takes one mutex; measurements run under it, so two search chains
+ * never measure at the same time (on a 2-core machine they would disturb each other). */
 #include "planner.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bump when kernels change enough that old measurements mislead. */
+#define CACHE_HEADER "pml-costs 1"
+#define CACHE_MAX_BYTES ((size_t)64 << 20)
+#define KEY_MAX 1000
+
+#define MAX_REPEATS 101
+#define SLOW_RUN 0.020      /* seconds: fewer repeats above */
+#define VERY_SLOW_RUN 0.100 /* seconds: one timed run above */
+#define TINY_RUN 2e-5       /* seconds: repeat inside each timing below */
+#define MEASURE_FLOPS 4e9   /* forward flops of the largest part measured as is */
+#define MEASURE_BYTES ((double)(512 << 20))
+
+/* Update / reduce calibration sizes (floats). */
+#define NCAL 4
+static const double cal_size[NCAL] = {64, 16384, 262144, 4194304};
+enum { CAL_UPDATE = 0, CAL_REDUCE = 1 };
+static const char *const cal_name[2] = {"adam", "saxpy"};
+
+/* Analytic model constants, per device kind (see the top of the file). */
+typedef struct roofline {
+    double eff_conv, eff_linear, eff_other, bw_eff;
+    double launch;
+    double sat_compute, sat_bytes; /* seconds of peak work needed for full efficiency (0: none) */
+} roofline;
+
+static const roofline roof_gpu = {0.65, 0.75, 0.30, 0.80, 5e-6, 20e-6, 5e-6};
+static const roofline roof_cpu = {0.55, 0.70, 0.30, 0.60, 1e-6, 5e-6, 0.0};
+
+/* Used when a CPU device gives no peak figures. */
+#define DEFAULT_CPU_FLOPS 50e9
+#define DEFAULT_CPU_BW 10e9
+#define DEFAULT_GPU_FLOPS 10e12
+#define DEFAULT_GPU_BW 500e9
+
+typedef struct devinfo {
+    pml_dev_kind kind;
+    double flops, mem_bw;
+    bool measured; /* present CPU device, and measuring is on */
+    int cls;       /* query class: 0 for measured devices (all alike), 1 + compute index else */
+} devinfo;
+
+/* A query answered: (node, class, n, ce, he) -> seconds. */
+typedef struct qent {
+    int id, cls, n, ce, he;
+    bool used;
+    double fwd, bwd;
+} qent;
+
+/* A measurement by key (memory and disk). */
+typedef struct ment {
+    char *key;
+    double fwd, bwd;
+} ment;
+
+struct pml_costmodel {
+    pml_graph g;
+    pml_cost_opts o;
+    int ndev;
+    devinfo *dev;
+    bool any_measured;
+    char *path; /* disk cache file; NULL when there is none */
+    char header[64];
+    bool *wants, *run_bwd, *nonneg;
+    pthread_mutex_t mu;
+    qent *q;
+    size_t qcap, qn;
+    ment *m;
+    size_t mcap, mn;
+    bool dirty; /* the disk file needs writing */
+    long measurements;
+    bool have_cal[2];
+    double cal[2][NCAL];
+    /* scratch, reused across measurements */
+    float *scratch;
+    size_t scratch_floats;
+    int32_t *labels;
+    size_t nlabels;
+};
+
+/* ---------------------------------------------------------------- small helpers */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash_str(const char *s)
+{
+    return hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
+}
+
+static uint64_t hash_q(int id, int cls, int n, int ce, int he)
+{
+    int v[5] = {id, cls, n, ce, he};
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, v, sizeof v);
+    return h ^ (h >> 29);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static bool q_grow(pml_costmodel *c)
+{
+    size_t ncap = c->qcap ? 2 * c->qcap : 1024;
+    qent *nq = calloc(ncap, sizeof *nq);
+    if (!nq) return false;
+    for (size_t i = 0; i < c->qcap; i++) {
+        qent *e = &c->q[i];
+        if (!e->used) continue;
+        size_t j = hash_q(e->id, e->cls, e->n, e->ce, e->he) & (ncap - 1);
+        while (nq[j].used) j = (j + 1) & (ncap - 1);
+        nq[j] = *e;
+    }
+    free(c->q);
+    c->q = nq;
+    c->qcap = ncap;
+    return true;
+}
+
+static qent *q_find(pml_costmodel *c, int id, int cls, int n, int ce, int he)
+{
+    if (!c->qcap) return NULL;
+    size_t j = hash_q(id, cls, n, ce, he) & (c->qcap - 1);
+    for (; c->q[j].used; j = (j + 1) & (c->qcap - 1)) {
+        qent *e = &c->q[j];
+        if (e->id == id && e->cls == cls && e->n == n && e->ce == ce && e->he == he) return e;
+    }
+    return NULL;
+}
+
+/* Remembers an answer; a full table only costs a recomputation later. */
+static void q_put(pml_costmodel *c, int id, int cls, int n, int ce, int he, double fwd, double bwd)
+{
+    if (2 * (c->qn + 1) > c->qcap && !q_grow(c)) return;
+    size_t j = hash_q(id, cls, n, ce, he) & (c->qcap - 1);
+    while (c->q[j].used) j = (j + 1) & (c->qcap - 1);
+    c->q[j] = (qent){id, cls, n, ce, he, true, fwd, bwd};
+    c->qn++;
+}
+
+static bool m_grow(ment **tab, size_t *cap)
+{
+    size_t ncap = *cap ? 2 * *cap : 256;
+    ment *nt = calloc(ncap, sizeof *nt);
+    if (!nt) return false;
+    for (size_t i = 0; i < *cap; i++) {
+        if (!(*tab)[i].key) continue;
+        size_t j = hash_str((*tab)[i].key) & (ncap - 1);
+        while (nt[j].key) j = (j + 1) & (ncap - 1);
+        nt[j] = (*tab)[i];
+    }
+    free(*tab);
+    *tab = nt;
+    *cap = ncap;
+    return true;
+}
+
+static ment *m_find(ment *tab, size_t cap, const char *key)
+{
+    if (!cap) return NULL;
+    size_t j = hash_str(key) & (cap - 1);
+    for (; tab[j].key; j = (j + 1) & (cap - 1))
+        if (strcmp(tab[j].key, key) == 0) return &tab[j];
+    return NULL;
+}
+
+/* Inserts or replaces; \return false when out of memory. */
+static bool m_put(ment **tab, size_t *cap, size_t *n, const char *key, double fwd, double bwd)
+{
+    ment *e = m_find(*tab, *cap, key);
+    if (e) {
+        e->fwd = fwd;
+        e->bwd = bwd;
+        return true;
+    }
+    if (2 * (*n + 1) > *cap && !m_grow(tab, cap)) return false;
+    char *k = strdup(key);
+    if (!k) return false;
+    size_t j = hash_str(key) & (*cap - 1);
+    while ((*tab)[j].key) j = (j + 1) & (*cap - 1);
+    (*tab)[j] = (ment){k, fwd, bwd};
+    (*n)++;
+    return true;
+}
+
+static void m_free(ment *tab, size_t cap)
+{
+    for (size_t i = 0; i < cap; i++) free(tab[i].key);
+    free(tab);
+}
+
+/* ---------------------------------------------------------------- disk cache */
+
+static bool key_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > KEY_MAX) return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return false;
+    return true;
+}
+
+static bool parse_seconds(const char *s, const char *end, double *out)
+{
+    if (s == end || end - s > 40) return false;
+    char buf[48];
+    memcpy(buf, s, (size_t)(end - s));
+    buf[end - s] = 0;
+    char *e;
+    errno = 0;
+    double v = strtod(buf, &e);
+    if (*e || errno || !isfinite(v) || v < 0 || v > 1e6) return false;
+    *out = v;
+    return true;
+}
+
+/* Parses a cache file into a table; \return false (and an empty table) unless the whole file
+ * is valid. */
+static bool parse_cache(const char *text, size_t len, const char *header, ment **tab, size_t *cap,
+                        size_t *n)
+{
+    *tab = NULL;
+    *cap = *n = 0;
+    const char *p = text, *end = text + len;
+    size_t hl = strlen(header);
+    if (len < hl + 1 || memcmp(p, header, hl) != 0 || p[hl] != '\n') return false;
+    p += hl + 1;
+    char key[KEY_MAX + 1];
+    bool ended = false;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || ended) goto bad; /* truncated line, or data after the trailer */
+        const char *t1 = memchr(p, '\t', (size_t)(nl - p));
+        if (!t1) goto bad;
+        if ((size_t)(t1 - p) == 3 && memcmp(p, "end", 3) == 0) {
+            char *e;
+            errno = 0;
+            unsigned long long cnt = strtoull(t1 + 1, &e, 10);
+            if (e != nl || errno || t1 + 1 == nl || cnt != *n) goto bad;
+            ended = true;
+            p = nl + 1;
+            continue;
+        }
+        const char *t2 = memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1));
+        if (!t2) goto bad;
+        double f, b;
+        if (!key_ok(p, (size_t)(t1 - p)) || !parse_seconds(t1 + 1, t2, &f) ||
+            !parse_seconds(t2 + 1, nl, &b))
+            goto bad;
+        memcpy(key, p, (size_t)(t1 - p));
+        key[t1 - p] = 0;
+        if (m_find(*tab, *cap, key)) goto bad; /* we never write a key twice */
+        if (!m_put(tab, cap, n, key, f, b)) goto bad;
+        p = nl + 1;
+    }
+    if (!ended) goto bad;
+    return true;
+bad:
+    m_free(*tab, *cap);
+    *tab = NULL;
+    *cap = *n = 0;
+    return false;
+}
+
+/* Reads the cache file at path. \return 1 valid (table filled), 0 no file, -1 invalid. */
+static int read_cache(const pml_costmodel *c, const char *path, ment **tab, size_t *cap, size_t *n)
+{
+    *tab = NULL;
+    *cap = *n = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    char *text;
+    size_t len;
+    if (pml_read_file(path, CACHE_MAX_BYTES, &text, &len) != PML_OK) return -1;
+    bool ok = parse_cache(text, len, c->header, tab, cap, n);
+    free(text);
+    return ok ? 1 : -1;
+}
+
+/* mkdir -p */
+static pml_status make_dirs(const char *dir)
+{
+    char *d = strdup(dir);
+    if (!d) return pml_fail(PML_ENOMEM, "out of memory");
+    for (char *p = d + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char was = *p;
+        *p = 0;
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+            pml_status st = pml_fail(PML_EIO, "cannot create the cost cache folder '%s': %s", d,
+                                     strerror(errno));
+            free(d);
+            return st;
+        }
+        *p = was;
+        if (!was) break;
+    }
+    free(d);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return pml_fail(PML_EIO, "cannot use the cost cache folder '%s': not a folder", dir);
+    return PML_OK;
+}
+
+static int cmp_ment_key(const void *a, const void *b)
+{
+    return strcmp(((const ment *)a)->key, ((const ment *)b)->key);
+}
+
+/* Writes the table (sorted, so files diff well) with header and trailer. Caller holds the lock. */
+static pml_status write_cache(pml_costmodel *c)
+{
+    char *dir = strdup(c->path);
+    if (!dir) return pml_fail(PML_ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    pml_status st = PML_OK;
+    if (slash && slash != dir) {
+        *slash = 0;
+        st = make_dirs(dir);
+    }
+    free(dir);
+    if (st != PML_OK) return st;
+    /* keep what another process measured meanwhile */
+    ment *disk;
+    size_t dcap, dn;
+    if (read_cache(c, c->path, &disk, &dcap, &dn) == 1) {
+        for (size_t i = 0; i < dcap; i++)
+            if (disk[i].key && !m_find(c->m, c->mcap, disk[i].key))
+                m_put(&c->m, &c->mcap, &c->mn, disk[i].key, disk[i].fwd, disk[i].bwd);
+        m_free(disk, dcap);
+    }
+    ment *list = malloc((c->mn ? c->mn : 1) * sizeof *list);
+    if (!list) return pml_fail(PML_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < c->mcap; i++)
+        if (c->m[i].key) list[k++] = c->m[i];
+    qsort(list, k, sizeof *list, cmp_ment_key);
+    pml_afile af;
+    if ((st = pml_afile_open(&af, c->path)) != PML_OK) {
+        free(list);
+        return st;
+    }
+    fprintf(af.f, "%s\n", c->header);
+    for (size_t i = 0; i < k; i++)
+        fprintf(af.f, "%s\t%.9g\t%.9g\n", list[i].key, list[i].fwd, list[i].bwd);
+    fprintf(af.f, "end\t%zu\n", k);
+    free(list);
+    if (ferror(af.f)) {
+        st = pml_fail(PML_EIO, "cannot write '%s': %s", c->path, strerror(errno ? errno : EIO));
+        pml_afile_abort(&af);
+        return st;
+    }
+    return pml_afile_commit(&af);
+}
+
+/* The cache file for this machine, or NULL (no disk cache). */
+static char *cache_path(const pml_cost_opts *o, const char *fingerprint)
+{
+    if (!fingerprint[0]) return NULL;
+    char dir[4096];
+    if (o->cache_dir) {
+        if (!o->cache_dir[0]) return NULL;
+        snprintf(dir, sizeof dir, "%s", o->cache_dir);
+    } else {
+        const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+        if (x && x[0] == '/')
+            snprintf(dir, sizeof dir, "%s/pml", x);
+        else if (h && h[0])
+            snprintf(dir, sizeof dir, "%s/.cache/pml", h);
+        else
+            return NULL;
+    }
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') dir[--len] = 0;
+    char *p = malloc(len + 64);
+    if (p) snprintf(p, len + 64, "%s/costs-%s.tsv", dir, fingerprint);
+    return p;
+}
+
+/* ---------------------------------------------------------------- keys */
+
+/* Everything that determines a part's time, as text (no tabs). */
+static void node_key(const pml_costmodel *c, int id, int n, int ce, int he, char *buf, size_t cap)
+{
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const pml_attrs *a = &nd->a;
+    size_t k = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(buf + k, k < cap ? cap - k : 0, __VA_ARGS__);                            \
+        if (w_ > 0) k += (size_t)w_;                                                               \
+    } while (0)
+    PUT("%s", pml_op_name(nd->op));
+    for (int i = 0; i < nd->nin; i++) {
+        const int u = nd->in[i];
+        const pml_shape s = g->nodes[u].out;
+        PUT(" in=%dx%dx%d%s%s", s.c, s.h, s.w, c->nonneg[u] ? "+" : "", c->wants[u] ? "d" : "");
+    }
+    PUT(" out=%dx%dx%d", nd->out.c, nd->out.h, nd->out.w);
+    PUT(" k=%dx%d s=%dx%d p=%d,%d,%d,%d act=%d bias=%d g=%d cp=%d cm=%d r=%.6g bwd=%d", a->kh,
+        a->kw, a->sh, a->sw, a->pt, a->pb, a->pl, a->pr, a->act, a->bias, a->global, a->count_pad,
+        a->ceil_mode, (double)a->rate, c->run_bwd[id] ? 1 : 0);
+    PUT(" n=%d c=%d h=%d", n, ce, he);
+#undef PUT
+    if (k >= cap) buf[cap - 1] = 0;
+}
+
+/* ---------------------------------------------------------------- measurement */
+
+/* Fast uniform floats in [lo, hi) (xorshift64*). */
+static void fill_uniform(float *p, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    const float scale = (hi - lo) / 16777216.0f;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        p[i] = lo + scale * (float)((s * 0x2545f4914f6cdd1dull) >> 40);
+    }
+}
+
+#define ALIGN_FLOATS 16
+static size_t up(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1);
+}
+
+static bool ensure_scratch(pml_costmodel *c, size_t floats, size_t labels)
+{
+    if (floats > c->scratch_floats) {
+        size_t want = floats + floats / 4;
+        free(c->scratch);
+        c->scratch_floats = 0;
+        c->scratch = aligned_alloc(64, up(want) * sizeof(float));
+        if (!c->scratch) return false;
+        c->scratch_floats = up(want);
+    }
+    if (labels > c->nlabels) {
+        free(c->labels);
+        c->nlabels = 0;
+        c->labels = malloc(labels * sizeof *c->labels);
+        if (!c->labels) return false;
+        c->nlabels = labels;
+    }
+    return true;
+}
+
+typedef void (*run_fn)(void *ctx);
+
+/* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
+ * repeated inside each timing). */
+static double time_runs(run_fn fn, void *ctx, int repeats)
+{
+    double t0 = now_s();
+    fn(ctx);
+    double tw = now_s() - t0;
+    int reps = repeats;
+    if (tw > SLOW_RUN && reps > 3) reps = 3;
+    if (tw > VERY_SLOW_RUN) reps = 1;
+    int inner = 1;
+    if (tw < TINY_RUN) {
+        inner = (int)(TINY_RUN / (tw > 1e-7 ? tw : 1e-7));
+        if (inner > 64) inner = 64;
+        if (inner < 1) inner = 1;
+    }
+    double t[MAX_REPEATS];
+    for (int i = 0; i < reps; i++) {
+        t0 = now_s();
+        for (int j = 0; j < inner; j++) fn(ctx);
+        t[i] = (now_s() - t0) / inner;
+    }
+    return median(t, reps);
+}
+
+static void run_fwd(void *ctx)
+{
+    const pml_kctx *k = ctx;
+    pml_ops[k->node->op].fwd(k);
+}
+
+static void run_bwd(void *ctx)
+{
+    const pml_kctx *k = ctx;
+    pml_ops[k->node->op].bwd(k);
+}
+
+/* Samples to measure a part of n samples on: fewer when it is huge (then scaled). */
+static int measure_samples(const pml_costmodel *c, int id, int n, double per_sample_flops,
+                           double per_sample_floats)
+{
+    int m = n;
+    while (m > 1 &&
+           (per_sample_flops * m > MEASURE_FLOPS || 4.0 * per_sample_floats * m > MEASURE_BYTES))
+        m = (m + 1) / 2;
+    (void)c, (void)id;
+    return m;
+}
+
+/* Times node id's fast forward and backward kernels on a part of n samples with channel extent
+ * ce and row extent he. Caller holds the lock. \return false when out of memory. */
+static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double *tf, double *tb)
+{
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const pml_op_def *def = &pml_ops[nd->op];
+    const int nin = nd->nin;
+    pml_shape in[PML_MAX_INPUTS];
+    size_t in_size[PML_MAX_INPUTS];
+    double per_sample = 0;
+    for (int i = 0; i < nin; i++) {
+        in[i] = g->nodes[nd->in[i]].out;
+        in_size[i] = pml_shape_size(in[i]);
+        per_sample += (c->wants[nd->in[i]] ? 2.0 : 1.0) * (double)in_size[i];
+    }
+    const size_t out_size = pml_shape_size(nd->out);
+    per_sample += 2.0 * (double)out_size + (double)nd->aux_per_sample;
+    const double fps =
+        def->flops(nd, in, nin) * ((double)ce / nd->out.c) * ((double)he / nd->out.h);
+    const int m = measure_samples(c, id, n, fps, per_sample);
+    const pml_region r = {0, m, 0, ce, 0, he};
+
+    /* sizes */
+    size_t total = 0, ws = def->ws_floats(nd, in, nin, r);
+    for (int i = 0; i < nin; i++) total += up(in_size[i] * m) * (c->wants[nd->in[i]] ? 2 : 1);
+    total += 2 * up(out_size * m) + up(nd->aux_per_sample * m + nd->aux_fixed) + up(ws);
+    for (int j = 0; j < nd->nparam; j++) total += 2 * up(nd->param_size[j]);
+    for (int j = 0; j < nd->nstate; j++) total += up(nd->state_size[j]);
+    if (!ensure_scratch(c, total + ALIGN_FLOATS, (size_t)m)) return false;
+
+    pml_kctx k;
+    memset(&k, 0, sizeof k);
+    float *p = c->scratch;
+#define TAKE(len) (p += up(len), p - up(len))
+    uint64_t seed = (uint64_t)id * 7919 + 17;
+    for (int i = 0; i < nin; i++) {
+        const int u = nd->in[i];
+        float *x = TAKE(in_size[i] * m);
+        if (g->nodes[u].op == PML_OP_INPUT || c->nonneg[u]) {
+            fill_uniform(x, in_size[i] * m, seed + (uint64_t)i, -1.0f, 1.0f);
+            /* relu output: half zeros; the graph's input: [0, 1] */
+            for (size_t e = 0, len = in_size[i] * m; e < len; e++)
+                x[e] =
+                    g->nodes[u].op == PML_OP_INPUT ? 0.5f * (x[e] + 1.0f) : (x[e] > 0 ? x[e] : 0);
+        } else {
+            fill_uniform(x, in_size[i] * m, seed + (uint64_t)i, -1.0f, 1.0f);
+        }
+        k.x[i] = x;
+        k.xs[i] = in[i];
+        k.dx[i] = c->wants[u] ? TAKE(in_size[i] * m) : NULL;
+    }
+    k.y = TAKE(out_size * m);
+    float *dy = TAKE(out_size * m);
+    fill_uniform(dy, out_size * m, seed + 101, -1.0f, 1.0f);
+    k.dy = dy;
+    k.aux = TAKE(nd->aux_per_sample * m + nd->aux_fixed);
+    memset(k.aux, 0, (nd->aux_per_sample * m + nd->aux_fixed) * sizeof(float));
+    k.ws = TAKE(ws);
+    for (int j = 0; j < nd->nparam; j++) {
+        float *w = TAKE(nd->param_size[j]);
+        switch (nd->param_init[j]) {
+        case PML_INIT_GLOROT: {
+            float l = (float)sqrt(6.0 / (double)(nd->param_fan_in[j] + nd->param_fan_out[j]));
+            fill_uniform(w, nd->param_size[j], seed + 200 + (uint64_t)j, -l, l);
+            break;
+        }
+        case PML_INIT_ONES:
+            for (size_t e = 0; e < nd->param_size[j]; e++) w[e] = 1.0f;
+            break;
+        default:
+            memset(w, 0, nd->param_size[j] * sizeof *w);
+        }
+        k.w[j] = w;
+        k.dw[j] = TAKE(nd->param_size[j]);
+    }
+    for (int j = 0; j < nd->nstate; j++) {
+        float *s = TAKE(nd->state_size[j]);
+        float v = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
+        for (size_t e = 0; e < nd->state_size[j]; e++) s[e] = v;
+        k.state[j] = s;
+    }
+#undef TAKE
+    const int classes = nd->op == PML_OP_SOFTMAX_XENT && nin ? in[0].c : 1;
+    for (int i = 0; i < m; i++)
+        c->labels[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)classes);
+    k.node = nd;
+    k.node_id = id;
+    k.N = m;
+    k.batch_total = m;
+    k.r = r;
+    k.nin = nin;
+    k.labels = c->labels;
+    k.training = true;
+    k.seed = 1;
+    k.step = 0;
+
+    const double scale = (double)n / m;
+    *tf = scale * time_runs(run_fwd, &k, c->o.repeats);
+    *tb = 0;
+    if (c->run_bwd[id]) {
+        for (int i = 0; i < nin; i++)
+            if (k.dx[i]) memset(k.dx[i], 0, in_size[i] * m * sizeof(float));
+        for (int j = 0; j < nd->nparam; j++) memset(k.dw[j], 0, nd->param_size[j] * sizeof(float));
+        *tb = scale * time_runs(run_bwd, &k, c->o.repeats);
+    }
+    c->measurements++;
+    return true;
+}
+
+/* ---------------------------------------------------------------- analytic */
+
+static double region_floats(pml_region r, int w)
+{
+    if (pml_region_empty(r)) return 0;
+    return (double)(r.n1 - r.n0) * (r.c1 - r.c0) * (r.h1 - r.h0) * w;
+}
+
+/* u = min(1, sqrt(work / sat)): the small-part efficiency factor. */
+static double small_part(double work, double sat)
+{
+    if (sat <= 0 || work >= sat) return 1.0;
+    if (work <= 0) return 1.0;
+    return sqrt(work / sat);
+}
+
+static double roof_time(const roofline *rf, double peak, double bw, double eff, double flops,
+                        double bytes)
+{
+    double tc = flops > 0 ? flops / (peak * eff * small_part(flops, peak * rf->sat_compute)) : 0;
+    double tm = bytes > 0 ? bytes / (bw * rf->bw_eff * small_part(bytes, bw * rf->sat_bytes)) : 0;
+    return rf->launch + (tc > tm ? tc : tm);
+}
+
+static void device_peaks(const devinfo *d, const roofline **rf, double *peak, double *bw)
+{
+    const bool gpu = d->kind == PML_DEV_GPU;
+    *rf = gpu ? &roof_gpu : &roof_cpu;
+    *peak = d->flops > 0 ? d->flops : gpu ? DEFAULT_GPU_FLOPS : DEFAULT_CPU_FLOPS;
+    *bw = d->mem_bw > 0 ? d->mem_bw : gpu ? DEFAULT_GPU_BW : DEFAULT_CPU_BW;
+}
+
+/* Roofline seconds of node id's part covering region r on device d. */
+static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_region r,
+                          double *tf, double *tb)
+{
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const int nin = nd->nin;
+    pml_shape in[PML_MAX_INPUTS];
+    for (int i = 0; i < nin; i++) in[i] = g->nodes[nd->in[i]].out;
+    const double n = r.n1 - r.n0;
+    const double frac = ((double)(r.c1 - r.c0) / nd->out.c) * ((double)(r.h1 - r.h0) / nd->out.h);
+    const double out_f = region_floats(r, nd->out.w);
+    const double flops = pml_ops[nd->op].flops(nd, in, nin) * n * frac;
+    double in_f = 0, dx_f = 0;
+    for (int i = 0; i < nin; i++) {
+        double f = region_floats(pml_node_in_region(g, id, i, r), in[i].w);
+        in_f += f;
+        if (c->wants[nd->in[i]]) dx_f += f;
+    }
+    double par_f = 0;
+    for (int j = 0; j < nd->nparam; j++)
+        par_f += (double)nd->param_size[j] * (double)(r.c1 - r.c0) / nd->out.c;
+    const double aux_f = (double)nd->aux_per_sample * n * frac;
+
+    const roofline *rf;
+    double peak, bw;
+    device_peaks(d, &rf, &peak, &bw);
+    const bool gemm = nd->op == PML_OP_CONV2D || nd->op == PML_OP_LINEAR;
+    const double eff = nd->op == PML_OP_CONV2D   ? rf->eff_conv
+                       : nd->op == PML_OP_LINEAR ? rf->eff_linear
+                                                 : rf->eff_other;
+    *tf = roof_time(rf, peak, bw, eff, flops, 4.0 * (in_f + out_f + par_f + aux_f));
+    *tb = 0;
+    if (!c->run_bwd[id]) return;
+    double bflops = gemm ? flops * (dx_f > 0 ? 2.0 : 1.0) : (flops > out_f ? flops : out_f);
+    bool reads_x = nd->op != PML_OP_ADD && nd->op != PML_OP_CONCAT && nd->op != PML_OP_FLATTEN &&
+                   nd->op != PML_OP_DROPOUT;
+    bool reads_y = nd->a.act == PML_ACT_RELU || nd->op == PML_OP_MAXPOOL2D;
+    double bbytes =
+        out_f + (reads_x ? in_f : 0) + 2.0 * dx_f + 3.0 * par_f + aux_f + (reads_y ? out_f : 0);
+    *tb = roof_time(rf, peak, bw, eff, bflops, 4.0 * bbytes);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+/* fwd and bwd seconds of a part; caller holds the lock. */
+static void part_cost(pml_costmodel *c, int id, int dev, pml_region r, double *tf, double *tb)
+{
+    const pml_node *nd = &c->g.nodes[id];
+    *tf = *tb = 0;
+    if (nd->op == PML_OP_INPUT) return;
+    /* the part's extents; positions do not change the time enough to key on them */
+    int n = r.n1 - r.n0, ce = r.c1 - r.c0, he = r.h1 - r.h0;
+    if (n <= 0 || ce <= 0 || he <= 0) return;
+    if (ce > nd->out.c) ce = nd->out.c;
+    if (he > nd->out.h) he = nd->out.h;
+    const devinfo *d = &c->dev[dev];
+    qent *e = q_find(c, id, d->cls, n, ce, he);
+    if (e) {
+        *tf = e->fwd;
+        *tb = e->bwd;
+        return;
+    }
+    bool done = false;
+    if (d->measured) {
+        char key[KEY_MAX + 32];
+        node_key(c, id, n, ce, he, key, sizeof key);
+        ment *m = m_find(c->m, c->mcap, key);
+        if (m) {
+            *tf = m->fwd;
+            *tb = m->bwd;
+            done = true;
+        } else if (measure_part(c, id, n, ce, he, tf, tb)) {
+            if (m_put(&c->m, &c->mcap, &c->mn, key, *tf, *tb)) c->dirty = true;
+            done = true;
+        }
+    }
+    if (!done) {
+        /* analytic (or out of memory for a measurement: the roofline is the best we have) */
+        pml_region rr = {0, n, 0, ce, 0, he};
+        analytic_part(c, id, d, rr, tf, tb);
+    }
+    q_put(c, id, d->cls, n, ce, he, *tf, *tb);
+}
+
+static bool valid_query(const pml_costmodel *c, int id, int dev)
+{
+    return c && id >= 0 && id < c->g.nnodes && dev >= 0 && dev < c->ndev;
+}
+
+double pml_cost_fwd(pml_costmodel *c, int id, int dev, pml_region r)
+{
+    if (!valid_query(c, id, dev)) return INFINITY;
+    double tf, tb;
+    pthread_mutex_lock(&c->mu);
+    part_cost(c, id, dev, r, &tf, &tb);
+    pthread_mutex_unlock(&c->mu);
+    return tf;
+}
+
+double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r)
+{
+    if (!valid_query(c, id, dev)) return INFINITY;
+    double tf, tb;
+    pthread_mutex_lock(&c->mu);
+    part_cost(c, id, dev, r, &tf, &tb);
+    pthread_mutex_unlock(&c->mu);
+    return tb;
+}
+
+/* ---------------------------------------------------------------- update and reduce */
+
+typedef struct cal_ctx {
+    pml_optim o;
+    float *a, *b;
+    size_t n;
+} cal_ctx;
+
+static void run_adam(void *ctx)
+{
+    cal_ctx *k = ctx;
+    pml_optim_apply(&k->o, k->a, k->b, 0, k->n);
+}
+
+static void run_saxpy(void *ctx)
+{
+    cal_ctx *k = ctx;
+    cblas_saxpy((int)k->n, 1.0f, k->b, 1, k->a, 1);
+}
+
+/* Measures (or loads) the calibration of kind; caller holds the lock. \return false when out of
+ * memory. */
+static bool calibrate(pml_costmodel *c, int kind)
+{
+    if (c->have_cal[kind]) return true;
+    char key[64];
+    bool all = true;
+    for (int i = 0; i < NCAL && all; i++) {
+        snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
+        ment *m = m_find(c->m, c->mcap, key);
+        if (m)
+            c->cal[kind][i] = m->fwd;
+        else
+            all = false;
+    }
+    if (!all) {
+        const size_t big = (size_t)cal_size[NCAL - 1];
+        if (!ensure_scratch(c, 4 * up(big), 0)) return false;
+        cal_ctx k;
+        memset(&k, 0, sizeof k);
+        pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
+        k.a = c->scratch;
+        k.b = k.a + up(big);
+        k.o.m = k.b + up(big);
+        k.o.v = k.o.m + up(big);
+        k.o.t = 1;
+        for (int i = 0; i < NCAL; i++) {
+            k.n = (size_t)cal_size[i];
+            k.o.n = k.n;
+            fill_uniform(k.a, k.n, 7, -1.0f, 1.0f);
+            fill_uniform(k.b, k.n, 8, -1e-3f, 1e-3f);
+            memset(k.o.m, 0, k.n * sizeof(float));
+            memset(k.o.v, 0, k.n * sizeof(float));
+            double t = time_runs(kind == CAL_UPDATE ? run_adam : run_saxpy, &k, c->o.repeats);
+            if (i > 0 && t < c->cal[kind][i - 1]) t = c->cal[kind][i - 1]; /* monotonic */
+            c->cal[kind][i] = t;
+            snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
+            if (m_put(&c->m, &c->mcap, &c->mn, key, t, 0)) c->dirty = true;
+        }
+        c->measurements++;
+    }
+    for (int i = 1; i < NCAL; i++) /* a file may hold values from two runs */
+        if (c->cal[kind][i] < c->cal[kind][i - 1]) c->cal[kind][i] = c->cal[kind][i - 1];
+    c->have_cal[kind] = true;
+    return true;
+}
+
+/* Piecewise-linear interpolation of the calibration, extended by its last slope. */
+static double cal_eval(const double *t, double f)
+{
+    if (f <= cal_size[0]) return t[0];
+    for (int i = 1; i < NCAL; i++)
+        if (f <= cal_size[i])
+            return t[i - 1] +
+                   (t[i] - t[i - 1]) * (f - cal_size[i - 1]) / (cal_size[i] - cal_size[i - 1]);
+    double slope = (t[NCAL - 1] - t[NCAL - 2]) / (cal_size[NCAL - 1] - cal_size[NCAL - 2]);
+    return t[NCAL - 1] + slope * (f - cal_size[NCAL - 1]);
+}
+
+static double stream_cost(pml_costmodel *c, int dev, double floats, int kind)
+{
+    if (!c || dev < 0 || dev >= c->ndev) return INFINITY;
+    if (!(floats > 0)) return 0;
+    const devinfo *d = &c->dev[dev];
+    if (d->measured) {
+        pthread_mutex_lock(&c->mu);
+        bool ok = calibrate(c, kind);
+        double t = ok ? cal_eval(c->cal[kind], floats) : 0;
+        pthread_mutex_unlock(&c->mu);
+        if (ok) return t;
+    }
+    const roofline *rf;
+    double peak, bw;
+    device_peaks(d, &rf, &peak, &bw);
+    const double bytes = (kind == CAL_UPDATE ? 28.0 : 12.0) * floats;
+    return roof_time(rf, peak, bw, rf->eff_other, 0, bytes);
+}
+
+double pml_cost_update(pml_costmodel *c, int dev, double floats)
+{
+    return stream_cost(c, dev, floats, CAL_UPDATE);
+}
+
+double pml_cost_reduce(pml_costmodel *c, int dev, double floats)
+{
+    return stream_cost(c, dev, floats, CAL_REDUCE);
+}
+
+/* ---------------------------------------------------------------- create / destroy / save */
+
+pml_cost_opts pml_cost_opts_default(void)
+{
+    pml_cost_opts o = {.measure = true, .cache_dir = NULL, .repeats = 5};
+    return o;
+}
+
+pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
+                           pml_costmodel **out)
+{
+    *out = NULL;
+    if (!g || !g->finalized)
+        return pml_fail(PML_EINVAL, "cost model: graph '%s' is not finalised", g ? g->name : "");
+    if (!m || m->ncompute < 1 || !m->compute)
+        return pml_fail(PML_EINVAL, "cost model: machine '%s' has no compute devices (finalise it)",
+                        m ? m->name : "");
+    pml_cost_opts opts = o ? *o : pml_cost_opts_default();
+    if (opts.repeats == 0) opts.repeats = 5;
+    if (opts.repeats < 1 || opts.repeats > MAX_REPEATS)
+        return pml_fail(PML_EINVAL, "cost model: repeats=%d must be in [1, %d]", opts.repeats,
+                        MAX_REPEATS);
+    for (int i = 0; i < m->ncompute; i++)
+        if (m->compute[i] < 0 || m->compute[i] >= m->ndev)
+            return pml_fail(PML_EINVAL,
+                            "cost model: machine '%s': compute device %d is not a device", m->name,
+                            i);
+    pml_costmodel *c = calloc(1, sizeof *c);
+    if (!c) return pml_fail(PML_ENOMEM, "out of memory");
+    pml_status st = pml_graph_copy(&c->g, g);
+    if (st != PML_OK) {
+        free(c);
+        return st;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->o = opts;
+    c->o.cache_dir = NULL; /* not kept: the caller owns the string */
+    const int N = g->nnodes;
+    c->ndev = m->ncompute;
+    c->dev = calloc((size_t)c->ndev, sizeof *c->dev);
+    c->wants = calloc((size_t)N, sizeof *c->wants);
+    c->run_bwd = calloc((size_t)N, sizeof *c->run_bwd);
+    c->nonneg = calloc((size_t)N, sizeof *c->nonneg);
+    if (!c->dev || !c->wants || !c->run_bwd || !c->nonneg) goto nomem;
+    for (int i = 0; i < c->ndev; i++) {
+        const pml_device *pd = &m->dev[m->compute[i]];
+        devinfo *d = &c->dev[i];
+        d->kind = pd->kind;
+        d->flops = pd->flops;
+        d->mem_bw = pd->mem_bw;
+        d->measured = opts.measure && pd->present && pd->kind == PML_DEV_CPU;
+        d->cls = d->measured ? 0 : 1 + i;
+        c->any_measured |= d->measured;
+    }
+    /* as the executor decides: an output wants a gradient iff a parameterised op is upstream */
+    const pml_graph *cg = &c->g;
+    for (int k = 0; k < N; k++) {
+        int v = cg->order[k];
+        const pml_node *nd = &cg->nodes[v];
+        bool w = nd->nparam > 0, nn = true;
+        for (int i = 0; i < nd->nin; i++) {
+            w |= c->wants[nd->in[i]];
+            nn &= c->nonneg[nd->in[i]];
+        }
+        c->wants[v] = v == cg->loss ? false : w;
+        switch (nd->op) {
+        case PML_OP_INPUT:
+        case PML_OP_RELU:
+            c->nonneg[v] = true;
+            break;
+        case PML_OP_CONV2D:
+        case PML_OP_LINEAR:
+            c->nonneg[v] = nd->a.act == PML_ACT_RELU;
+            break;
+        case PML_OP_MAXPOOL2D:
+        case PML_OP_AVGPOOL2D:
+        case PML_OP_FLATTEN:
+        case PML_OP_DROPOUT:
+        case PML_OP_CONCAT:
+        case PML_OP_ADD:
+            c->nonneg[v] = nn && nd->nin > 0;
+            break;
+        default:
+            c->nonneg[v] = false;
+        }
+    }
+    for (int v = 0; v < N; v++)
+        c->run_bwd[v] = c->wants[v] || (v == cg->loss && cg->logits >= 0 && c->wants[cg->logits]);
+
+    if (c->any_measured) {
+        pml_blas_single_thread();
+        snprintf(c->header, sizeof c->header, "%s %s", CACHE_HEADER, m->fingerprint);
+        c->path = cache_path(&opts, m->fingerprint);
+        if (c->path) {
+            int rc = read_cache(c, c->path, &c->m, &c->mcap, &c->mn);
+            c->dirty = rc < 0; /* a bad file is ignored, and replaced at the next save */
+        }
+    }
+    *out = c;
+    return PML_OK;
+nomem:
+    pml_cost_destroy(c);
+    return pml_fail(PML_ENOMEM, "out of memory creating the cost model");
+}
+
+void pml_cost_destroy(pml_costmodel *c)
+{
+    if (!c) return;
+    pthread_mutex_destroy(&c->mu);
+    m_free(c->m, c->mcap);
+    free(c->q);
+    free(c->path);
+    free(c->dev);
+    free(c->wants);
+    free(c->run_bwd);
+    free(c->nonneg);
+    free(c->scratch);
+    free(c->labels);
+    pml_graph_free(&c->g);
+    free(c);
+}
+
+pml_status pml_cost_save(pml_costmodel *c)
+{
+    if (!c) return pml_fail(PML_EINVAL, "pml_cost_save: no cost model");
+    pthread_mutex_lock(&c->mu);
+    pml_status st = PML_OK;
+    if (c->path && c->dirty) {
+        st = write_cache(c);
+        if (st == PML_OK) c->dirty = false;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+long pml_cost_measurements(const pml_costmodel *c)
+{
+    if (!c) return 0;
+    pml_costmodel *mc = (pml_costmodel *)c;
+    pthread_mutex_lock(&mc->mu);
+    long n = c->measurements;
+    pthread_mutex_unlock(&mc->mu);
+    return n;
+}
+
+const char *pml_cost_cache_file(const pml_costmodel *c)
+{
+    return c && c->path ? c->path : "";
+}

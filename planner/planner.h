@@ -113,8 +113,19 @@ double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
 double pml_cost_update(pml_costmodel *c, int dev, double floats);
 /** Seconds to sum \p floats partial values into a buffer on \p dev (gradient accumulation). */
 double pml_cost_reduce(pml_costmodel *c, int dev, double floats);
-/** Writes measurements made so far to the disk cache (atomically). */
+/** Writes measurements made so far to the disk cache (atomically), merged with what another
+ * process saved meanwhile. Call it after planning: nothing is written before. */
 pml_status pml_cost_save(pml_costmodel *c);
+/** \return the default options (measure, default cache folder, 5 repeats); a NULL \p o in
+ * pml_cost_create means these. */
+pml_cost_opts pml_cost_opts_default(void);
+/** \return how many measurements this cost model has made (one per part timed, forward and
+ * backward together, and one per update or reduce calibration); 0 when every answer came from
+ * the disk cache or the roofline. */
+long pml_cost_measurements(const pml_costmodel *c);
+/** \return the disk cache file, or "" when there is none (cache_dir "", no measured device, or
+ * a machine without a fingerprint). */
+const char *pml_cost_cache_file(const pml_costmodel *c);
 
 /* ================================================================ plans */
 

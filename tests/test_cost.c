@@ -1,0 +1,705 @@
+/* Cost model tests: the roofline against hand-computed values and its shape (linear in n, backward
+ * above forward, halves below the whole), measured costs (positive, deterministic, cached in
+ * memory and on disk, a second model measures nothing), bad cache files ignored and rewritten, no
+ * disk cache when asked. Shapes are tiny: measurements run under ASan too. No timing ratios. */
+#include "planner.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- fixtures */
+
+/* A machine built by hand (what the cost model reads: compute devices and the fingerprint). */
+typedef struct hand_machine {
+    pml_machine m;
+    pml_device dev[8];
+    int compute[8], compute_of[8];
+} hand_machine;
+
+static void hand_init(hand_machine *h, const char *name, const char *fp, int n, pml_dev_kind kind,
+                      double flops, double bw, bool present)
+{
+    memset(h, 0, sizeof *h);
+    snprintf(h->m.name, sizeof h->m.name, "%s", name);
+    snprintf(h->m.fingerprint, sizeof h->m.fingerprint, "%s", fp);
+    for (int i = 0; i < n; i++) {
+        pml_device *d = &h->dev[i];
+        snprintf(d->name, sizeof d->name, "%s%d", kind == PML_DEV_GPU ? "gpu" : "core", i);
+        d->kind = kind;
+        d->flops = flops;
+        d->mem_bw = bw;
+        d->cores = 1;
+        d->first_core = i;
+        d->present = present;
+        h->compute[i] = i;
+        h->compute_of[i] = i;
+    }
+    h->m.ndev = n;
+    h->m.dev = h->dev;
+    h->m.ncompute = n;
+    h->m.compute = h->compute;
+    h->m.compute_of = h->compute_of;
+}
+
+/* Four P100s as in flexflow-p100: 9.3 TFLOP/s, 732 GB/s, not present. */
+static void p100(hand_machine *h)
+{
+    hand_init(h, "p100", "00000000000p1000", 4, PML_DEV_GPU, 9.3e12, 732e9, false);
+}
+
+/* This machine's two cores, present (measured). */
+static void cores(hand_machine *h)
+{
+    hand_init(h, "this", "0000000000c0de02", 2, PML_DEV_CPU, 50e9, 10e9, true);
+}
+
+static int add(pml_graph *g, const char *name, pml_op_type op, pml_attrs a, int nin, const int *in)
+{
+    int id = pml_graph_add(g, name, op, &a, nin, in);
+    CHECK_MSG(id >= 0, "%s", pml_errmsg());
+    return id;
+}
+
+static pml_attrs conv_attrs(int out, int act)
+{
+    pml_attrs a = pml_attrs_default(PML_OP_CONV2D);
+    a.out = out;
+    a.kh = a.kw = 3;
+    a.pad_mode = PML_PAD_SAME;
+    a.act = act;
+    return a;
+}
+
+static pml_attrs pool_attrs(pml_op_type op)
+{
+    pml_attrs a = pml_attrs_default(op);
+    a.kh = a.kw = a.sh = a.sw = 2;
+    return a;
+}
+
+/* input 64x56x56 -> conv1 (relu) -> conv2 -> maxpool -> flatten -> linear 10 -> loss */
+static void big_cnn(pml_graph *g, int *conv1, int *conv2, int *pool)
+{
+    pml_graph_init(g, "big");
+    pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+    a.shape = (pml_shape){64, 56, 56};
+    int x = add(g, "input", PML_OP_INPUT, a, 0, NULL);
+    *conv1 = x = add(g, "conv1", PML_OP_CONV2D, conv_attrs(64, PML_ACT_RELU), 1, &x);
+    *conv2 = x = add(g, "conv2", PML_OP_CONV2D, conv_attrs(64, PML_ACT_NONE), 1, &x);
+    *pool = x = add(g, "pool", PML_OP_MAXPOOL2D, pool_attrs(PML_OP_MAXPOOL2D), 1, &x);
+    x = add(g, "flatten", PML_OP_FLATTEN, pml_attrs_default(PML_OP_FLATTEN), 1, &x);
+    pml_attrs l = pml_attrs_default(PML_OP_LINEAR);
+    l.out = 10;
+    x = add(g, "logits", PML_OP_LINEAR, l, 1, &x);
+    add(g, "loss", PML_OP_SOFTMAX_XENT, pml_attrs_default(PML_OP_SOFTMAX_XENT), 1, &x);
+    CHECK_OK(pml_graph_finalize(g));
+}
+
+/* Every op, tiny: input 3x8x8, conv relu, batchnorm, relu, maxpool, conv, add, concat, avgpool,
+ * dropout, flatten, linear relu, linear, loss. */
+static void every_op(pml_graph *g)
+{
+    pml_graph_init(g, "every");
+    pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+    a.shape = (pml_shape){3, 8, 8};
+    int x = add(g, "input", PML_OP_INPUT, a, 0, NULL);
+    x = add(g, "conv1", PML_OP_CONV2D, conv_attrs(4, PML_ACT_RELU), 1, &x);
+    x = add(g, "bn", PML_OP_BATCHNORM, pml_attrs_default(PML_OP_BATCHNORM), 1, &x);
+    x = add(g, "relu", PML_OP_RELU, pml_attrs_default(PML_OP_RELU), 1, &x);
+    int p = add(g, "pool", PML_OP_MAXPOOL2D, pool_attrs(PML_OP_MAXPOOL2D), 1, &x);
+    int c2 = add(g, "conv2", PML_OP_CONV2D, conv_attrs(4, PML_ACT_NONE), 1, &p);
+    int s[2] = {c2, p};
+    int sum = add(g, "add", PML_OP_ADD, pml_attrs_default(PML_OP_ADD), 2, s);
+    int cc[2] = {sum, p};
+    x = add(g, "concat", PML_OP_CONCAT, pml_attrs_default(PML_OP_CONCAT), 2, cc);
+    x = add(g, "avg", PML_OP_AVGPOOL2D, pool_attrs(PML_OP_AVGPOOL2D), 1, &x);
+    pml_attrs d = pml_attrs_default(PML_OP_DROPOUT);
+    d.rate = 0.25f;
+    x = add(g, "drop", PML_OP_DROPOUT, d, 1, &x);
+    x = add(g, "flatten", PML_OP_FLATTEN, pml_attrs_default(PML_OP_FLATTEN), 1, &x);
+    pml_attrs l = pml_attrs_default(PML_OP_LINEAR);
+    l.out = 6;
+    l.act = PML_ACT_RELU;
+    x = add(g, "dense", PML_OP_LINEAR, l, 1, &x);
+    l.out = 3;
+    l.act = PML_ACT_NONE;
+    x = add(g, "logits", PML_OP_LINEAR, l, 1, &x);
+    add(g, "loss", PML_OP_SOFTMAX_XENT, pml_attrs_default(PML_OP_SOFTMAX_XENT), 1, &x);
+    CHECK_OK(pml_graph_finalize(g));
+}
+
+static char tmp[256];
+
+static void make_tmp(void)
+{
+    snprintf(tmp, sizeof tmp, "/tmp/pml-test-cost-XXXXXX");
+    CHECK(mkdtemp(tmp) != NULL);
+}
+
+static void remove_tmp(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK(system(cmd) == 0);
+}
+
+/* files under dir (recursively) */
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            n += count_files(p);
+        else
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static pml_cost_opts opts_in(const char *dir, int repeats)
+{
+    pml_cost_opts o = pml_cost_opts_default();
+    o.cache_dir = dir;
+    o.repeats = repeats;
+    return o;
+}
+
+static pml_region region(int n0, int n1, int c0, int c1, int h0, int h1)
+{
+    pml_region r = {n0, n1, c0, c1, h0, h1};
+    return r;
+}
+
+/* ---------------------------------------------------------------- analytic */
+
+static void t_analytic_conv_p100(void)
+{
+    pml_graph g;
+    int c1, c2, pool;
+    big_cnn(&g, &c1, &c2, &pool);
+    hand_machine h;
+    p100(&h);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, NULL, &c));
+    if (!c) return;
+    const int N = 32;
+    /* conv2 forward: 2*64*9 flops per output + bias; compute-bound at 65% of 9.3 TFLOP/s */
+    double outs = 64.0 * 56 * 56;
+    double flops = N * (2.0 * outs * 64 * 9 + outs);
+    double bytes = 4.0 * (N * outs * 2 + 64.0 * 64 * 9 + 64);
+    double tc = flops / (9.3e12 * 0.65), tm = bytes / (732e9 * 0.80);
+    double want = 5e-6 + (tc > tm ? tc : tm);
+    double got = pml_cost_fwd(c, c2, 0, pml_region_full(&g.nodes[c2], N));
+    CHECK_NEAR(got / want, 1.0, 1e-9);
+    CHECK(tc > tm); /* this layer is compute-bound */
+    /* backward with dx: twice the flops */
+    double gotb = pml_cost_bwd(c, c2, 0, pml_region_full(&g.nodes[c2], N));
+    CHECK_NEAR(gotb / (5e-6 + 2 * tc), 1.0, 1e-9);
+    /* conv1 reads the graph input: no dx, so its backward is one gemm's worth */
+    double f1 = pml_cost_fwd(c, c1, 0, pml_region_full(&g.nodes[c1], N));
+    double b1 = pml_cost_bwd(c, c1, 0, pml_region_full(&g.nodes[c1], N));
+    CHECK(b1 >= f1 && b1 < 1.5 * f1);
+    /* max-pool forward: memory-bound, reads the input rows it needs and writes its output */
+    double pin = N * 64.0 * 56 * 56, pout = N * 64.0 * 28 * 28;
+    double pf = pml_cost_fwd(c, pool, 1, pml_region_full(&g.nodes[pool], N));
+    double ptm = 4.0 * (pin + pout) / (732e9 * 0.80), ptc = pout * 4 / (9.3e12 * 0.30);
+    CHECK(ptm > ptc);
+    CHECK_NEAR(pf / (5e-6 + ptm), 1.0, 1e-9);
+    CHECK(pml_cost_measurements(c) == 0);
+    CHECK(strcmp(pml_cost_cache_file(c), "") == 0); /* nothing measured: no cache file */
+    pml_cost_destroy(c);
+    pml_graph_free(&g);
+}
+
+static void t_analytic_shape(void)
+{
+    pml_graph g;
+    int c1, c2, pool;
+    big_cnn(&g, &c1, &c2, &pool);
+    hand_machine h;
+    p100(&h);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, NULL, &c));
+    if (!c) return;
+    for (int v = 0; v < g.nnodes; v++) {
+        const pml_node *nd = &g.nodes[v];
+        if (nd->op == PML_OP_INPUT) {
+            CHECK(pml_cost_fwd(c, v, 0, pml_region_full(nd, 32)) == 0);
+            continue;
+        }
+        /* linear in n for large parts */
+        double f256 = pml_cost_fwd(c, v, 0, pml_region_full(nd, 256));
+        double f512 = pml_cost_fwd(c, v, 0, pml_region_full(nd, 512));
+        double b256 = pml_cost_bwd(c, v, 0, pml_region_full(nd, 256));
+        CHECK(f256 > 0 && isfinite(f256) && b256 > 0);
+        if (nd->op == PML_OP_CONV2D || nd->op == PML_OP_MAXPOOL2D)
+            CHECK_MSG(fabs(f512 / f256 - 2.0) < 0.02, "%s: %g / %g", nd->name, f512, f256);
+        CHECK(f512 >= f256);
+        /* backward costs more than forward when it computes dx (conv2, pool, flatten, ...) */
+        if (v != c1) CHECK_MSG(b256 > f256, "%s: bwd %g, fwd %g", nd->name, b256, f256);
+        /* each half of a split costs less than the whole, and the halves at least as much */
+        pml_region w = pml_region_full(nd, 32);
+        double whole = pml_cost_fwd(c, v, 0, w), wholeb = pml_cost_bwd(c, v, 0, w);
+        pml_region halves[3][2] = {
+            {region(0, 16, 0, w.c1, 0, w.h1), region(16, 32, 0, w.c1, 0, w.h1)},
+            {region(0, 32, 0, w.c1 / 2, 0, w.h1), region(0, 32, w.c1 / 2, w.c1, 0, w.h1)},
+            {region(0, 32, 0, w.c1, 0, w.h1 / 2), region(0, 32, 0, w.c1, w.h1 / 2, w.h1)},
+        };
+        for (int s = 0; s < 3; s++) {
+            if ((s == 1 && w.c1 < 2) || (s == 2 && w.h1 < 2)) continue;
+            double a = pml_cost_fwd(c, v, 0, halves[s][0]), b = pml_cost_fwd(c, v, 0, halves[s][1]);
+            double ab = pml_cost_bwd(c, v, 0, halves[s][0]);
+            CHECK_MSG(a < whole && b < whole && a + b >= whole * (1 - 1e-12),
+                      "%s split %d: %g + %g vs %g", nd->name, s, a, b, whole);
+            CHECK(ab < wholeb);
+        }
+    }
+    /* small parts run below the device's efficiency: half a tiny part costs more than half */
+    pml_region tiny = region(0, 1, 0, 64, 0, 4);
+    double t1 = pml_cost_fwd(c, c2, 0, tiny) - 5e-6;
+    tiny.h1 = 2;
+    double t2 = pml_cost_fwd(c, c2, 0, tiny) - 5e-6;
+    CHECK(t2 < t1 && t2 > 0.6 * t1);
+    /* updates and reductions: 28 and 12 bytes per float at 80% of the memory bandwidth, less
+     * for fewer bytes than the GPU moves in 5 us */
+    for (double f = 1e3; f <= 1e9; f *= 10) {
+        double bu = 28 * f, br = 12 * f, sat = 732e9 * 5e-6;
+        double uu = bu < sat ? sqrt(bu / sat) : 1, ur = br < sat ? sqrt(br / sat) : 1;
+        CHECK_NEAR(pml_cost_update(c, 2, f) / (5e-6 + bu / (732e9 * 0.8 * uu)), 1.0, 1e-9);
+        CHECK_NEAR(pml_cost_reduce(c, 3, f) / (5e-6 + br / (732e9 * 0.8 * ur)), 1.0, 1e-9);
+    }
+    double u1 = pml_cost_update(c, 0, 1e8), u2 = pml_cost_update(c, 0, 2e8),
+           u3 = pml_cost_update(c, 0, 3e8);
+    CHECK_NEAR(u3 - u2, u2 - u1, 1e-12);
+    CHECK(pml_cost_update(c, 0, 0) == 0 && pml_cost_reduce(c, 0, 0) == 0);
+    CHECK(pml_cost_measurements(c) == 0);
+    pml_cost_destroy(c);
+    pml_graph_free(&g);
+}
+
+/* measure = false on present cores: the roofline with the cores' figures, nothing measured */
+static void t_analytic_cpu(void)
+{
+    pml_graph g;
+    int c1, c2, pool;
+    big_cnn(&g, &c1, &c2, &pool);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 3);
+    o.measure = false;
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    double outs = 64.0 * 56 * 56, flops = 8 * (2.0 * outs * 64 * 9 + outs);
+    double got = pml_cost_fwd(c, c2, 1, pml_region_full(&g.nodes[c2], 8));
+    CHECK_NEAR(got / (1e-6 + flops / (50e9 * 0.55)), 1.0, 1e-9);
+    CHECK(pml_cost_update(c, 0, 1e6) > 0);
+    CHECK(pml_cost_measurements(c) == 0);
+    CHECK_OK(pml_cost_save(c));
+    CHECK(count_files(tmp) == 0);
+    pml_cost_destroy(c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+/* ---------------------------------------------------------------- measured */
+
+/* Queries every node on a few parts of a batch of 4; fills vals[node][part][fwd/bwd]. */
+#define NPARTS 4
+static void query_all(pml_costmodel *c, const pml_graph *g, int dev, double vals[][NPARTS][2])
+{
+    for (int v = 0; v < g->nnodes; v++) {
+        const pml_node *nd = &g->nodes[v];
+        pml_region w = pml_region_full(nd, 4);
+        pml_region parts[NPARTS] = {w, w, w, w};
+        parts[1].n1 = 2;
+        parts[2].c1 = (w.c1 + 1) / 2;
+        parts[3].h0 = w.h1 / 2;
+        for (int p = 0; p < NPARTS; p++) {
+            vals[v][p][0] = pml_cost_fwd(c, v, dev, parts[p]);
+            vals[v][p][1] = pml_cost_bwd(c, v, dev, parts[p]);
+        }
+    }
+}
+
+static void t_measured(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 3);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    CHECK(strncmp(pml_cost_cache_file(c), tmp, strlen(tmp)) == 0);
+    double a[32][NPARTS][2], b[32][NPARTS][2];
+    CHECK(g.nnodes <= 32);
+    query_all(c, &g, 0, a);
+    long n1 = pml_cost_measurements(c);
+    CHECK(n1 > 0);
+    for (int v = 0; v < g.nnodes; v++) {
+        const pml_node *nd = &g.nodes[v];
+        for (int p = 0; p < NPARTS; p++) {
+            CHECK(isfinite(a[v][p][0]) && isfinite(a[v][p][1]));
+            if (nd->op == PML_OP_INPUT) {
+                CHECK(a[v][p][0] == 0 && a[v][p][1] == 0);
+                continue;
+            }
+            CHECK_MSG(a[v][p][0] > 0, "%s part %d fwd %g", nd->name, p, a[v][p][0]);
+            /* every node but the input computes a backward here (conv1 has parameters) */
+            CHECK_MSG(a[v][p][1] > 0, "%s part %d bwd %g", nd->name, p, a[v][p][1]);
+        }
+    }
+    /* the same queries again, and on the other core: answered from memory */
+    query_all(c, &g, 0, b);
+    CHECK(memcmp(a, b, sizeof(double) * (size_t)g.nnodes * NPARTS * 2) == 0);
+    query_all(c, &g, 1, b);
+    CHECK(memcmp(a, b, sizeof(double) * (size_t)g.nnodes * NPARTS * 2) == 0);
+    CHECK(pml_cost_measurements(c) == n1);
+    double u = pml_cost_update(c, 0, 1e5), r = pml_cost_reduce(c, 1, 1e5);
+    CHECK(u > 0 && r > 0 && isfinite(u) && isfinite(r));
+    CHECK(pml_cost_update(c, 0, 1e7) >= u && pml_cost_reduce(c, 0, 1e7) >= r);
+    CHECK(pml_cost_update(c, 0, 1) > 0 && pml_cost_update(c, 0, 1e9) > pml_cost_update(c, 0, 1e8));
+    long n2 = pml_cost_measurements(c);
+    CHECK(n2 == n1 + 2);
+    CHECK(count_files(tmp) == 0); /* nothing written before save */
+    CHECK_OK(pml_cost_save(c));
+    CHECK(count_files(tmp) == 1);
+    pml_cost_destroy(c);
+
+    /* a second model on the same cache: no measurement, the same answers */
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    query_all(c, &g, 1, b);
+    for (int v = 0; v < g.nnodes; v++)
+        for (int p = 0; p < NPARTS; p++) {
+            CHECK_NEAR(b[v][p][0], a[v][p][0], 1e-7);
+            CHECK_NEAR(b[v][p][1], a[v][p][1], 1e-7);
+        }
+    CHECK_NEAR(pml_cost_update(c, 1, 1e5), u, 1e-7);
+    CHECK_NEAR(pml_cost_reduce(c, 0, 1e5), r, 1e-7);
+    CHECK(pml_cost_measurements(c) == 0);
+    CHECK_OK(pml_cost_save(c)); /* nothing new: nothing written, no temporary left */
+    CHECK(count_files(tmp) == 1);
+    pml_cost_destroy(c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+/* A machine with another fingerprint uses another file; the same graph node measured as part of
+ * a different graph with the same shapes is found under the same key. */
+static void t_cache_keys(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h, h2;
+    cores(&h);
+    hand_init(&h2, "other", "00000000000ther2", 1, PML_DEV_CPU, 0, 0, true);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    pml_costmodel *c = NULL, *c2 = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    CHECK_OK(pml_cost_create(&g, &h2.m, &o, &c2));
+    if (!c || !c2) return;
+    CHECK(strcmp(pml_cost_cache_file(c), pml_cost_cache_file(c2)) != 0);
+    int conv2 = pml_graph_find(&g, "conv2");
+    double t = pml_cost_fwd(c, conv2, 0, pml_region_full(&g.nodes[conv2], 2));
+    CHECK_OK(pml_cost_save(c));
+    CHECK(pml_cost_fwd(c2, conv2, 0, pml_region_full(&g.nodes[conv2], 2)) > 0);
+    CHECK(pml_cost_measurements(c2) == 1); /* the other machine measures for itself */
+    pml_cost_destroy(c2);
+    pml_cost_destroy(c);
+
+    /* a copy of the graph with renamed nodes: same keys, nothing measured */
+    pml_graph g2;
+    CHECK_OK(pml_graph_copy(&g2, &g));
+    for (int v = 0; v < g2.nnodes; v++) g2.nodes[v].name[0] = 'X';
+    CHECK_OK(pml_cost_create(&g2, &h.m, &o, &c));
+    if (!c) return;
+    CHECK_NEAR(pml_cost_fwd(c, conv2, 1, pml_region_full(&g2.nodes[conv2], 2)), t, 1e-7);
+    CHECK(pml_cost_measurements(c) == 0);
+    pml_cost_destroy(c);
+    pml_graph_free(&g2);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+static bool write_text(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fwrite(text, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Bad cache files are ignored without error, and replaced by a good one at the next save. */
+static void t_bad_cache_files(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    int conv2 = pml_graph_find(&g, "conv2");
+    pml_region r = pml_region_full(&g.nodes[conv2], 2);
+    /* a good file to corrupt */
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s", pml_cost_cache_file(c));
+    pml_cost_fwd(c, conv2, 0, r);
+    int dense = pml_graph_find(&g, "dense");
+    pml_cost_fwd(c, dense, 0, pml_region_full(&g.nodes[dense], 2));
+    CHECK_OK(pml_cost_save(c));
+    pml_cost_destroy(c);
+    char *good;
+    size_t len;
+    CHECK_OK(pml_read_file(path, 1 << 20, &good, &len));
+    if (!good) return;
+    char *first_tab = strchr(good, '\t'), *nl1 = strchr(good, '\n');
+    CHECK(first_tab && nl1);
+
+    enum { NBAD = 11 };
+    char bad[NBAD][4096];
+    size_t blen[NBAD];
+    int k = 0;
+    /* binary garbage */
+    for (int i = 0; i < 300; i++) bad[k][i] = (char)(i * 37 + 11);
+    blen[k++] = 300;
+    /* empty */
+    blen[k++] = 0;
+    /* truncated in the middle of a line, and at a line end (no trailer) */
+    memcpy(bad[k], good, len / 2);
+    blen[k++] = len / 2;
+    {
+        const char *end = strstr(good, "end\t");
+        CHECK(end != NULL);
+        blen[k] = end ? (size_t)(end - good) : 0;
+        memcpy(bad[k], good, blen[k]);
+        k++;
+    }
+    /* another version, another machine */
+    blen[k] =
+        (size_t)snprintf(bad[k], sizeof bad[k], "pml-costs 999 0000000000c0de02\n%s", nl1 + 1);
+    k++;
+    blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "pml-costs 1 0000000000c0dfff\n%s", nl1 + 1);
+    k++;
+    /* NaN, negative, infinite and junk values in the first entry */
+    const char *values[4] = {"nan", "-1e-3", "inf", "1e-3x"};
+    for (int i = 0; i < 4; i++) {
+        char *tab2 = strchr(nl1 + 1, '\t');
+        CHECK(tab2 != NULL);
+        if (!tab2) return;
+        char *tab3 = strchr(tab2 + 1, '\t');
+        int pre = (int)(tab2 + 1 - good);
+        blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "%.*s%s%s", pre, good, values[i], tab3);
+        k++;
+    }
+    /* the trailer's count disagrees */
+    blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "%.*send\t999\n",
+                               (int)(strstr(good, "end\t") - good), good);
+    k++;
+    CHECK(k == NBAD);
+    for (int i = 0; i < NBAD; i++) {
+        CHECK(write_text(path, bad[i], blen[i]));
+        CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+        if (!c) continue;
+        double t = pml_cost_fwd(c, conv2, 0, r);
+        CHECK_MSG(pml_cost_measurements(c) == 1 && t > 0 && isfinite(t), "bad file %d: %ld", i,
+                  pml_cost_measurements(c));
+        CHECK_OK(pml_cost_save(c));
+        pml_cost_destroy(c);
+        /* rewritten: a new model trusts it */
+        CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+        if (!c) continue;
+        pml_cost_fwd(c, conv2, 0, r);
+        CHECK_MSG(pml_cost_measurements(c) == 0, "bad file %d was not rewritten", i);
+        pml_cost_destroy(c);
+        CHECK(count_files(tmp) == 1);
+    }
+    /* a folder where the file should be: an error from save, no crash */
+    CHECK(unlink(path) == 0);
+    CHECK(mkdir(path, 0755) == 0);
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (c) {
+        CHECK(pml_cost_fwd(c, conv2, 0, r) > 0);
+        pml_status st = pml_cost_save(c);
+        CHECK(st == PML_EIO && strstr(pml_errmsg(), "costs-") != NULL);
+        pml_cost_destroy(c);
+    }
+    free(good);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+/* cache_dir "" writes nothing anywhere; NULL uses $XDG_CACHE_HOME/pml, else ~/.cache/pml */
+static void t_cache_dirs(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    char *old_xdg = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    setenv("HOME", tmp, 1);
+    unsetenv("XDG_CACHE_HOME");
+    int conv2 = pml_graph_find(&g, "conv2");
+    pml_region r = pml_region_full(&g.nodes[conv2], 1);
+
+    pml_cost_opts o = opts_in("", 1);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (c) {
+        CHECK(strcmp(pml_cost_cache_file(c), "") == 0);
+        CHECK(pml_cost_fwd(c, conv2, 0, r) > 0);
+        CHECK_OK(pml_cost_save(c));
+        pml_cost_destroy(c);
+    }
+    CHECK(count_files(tmp) == 0);
+
+    o = opts_in(NULL, 1);
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (c) {
+        char want[512];
+        snprintf(want, sizeof want, "%s/.cache/pml/costs-0000000000c0de02.tsv", tmp);
+        CHECK_MSG(strcmp(pml_cost_cache_file(c), want) == 0, "%s", pml_cost_cache_file(c));
+        CHECK(pml_cost_fwd(c, conv2, 0, r) > 0);
+        CHECK_OK(pml_cost_save(c)); /* creates the folders */
+        pml_cost_destroy(c);
+        CHECK(access(want, R_OK) == 0);
+    }
+    char xdg[300];
+    snprintf(xdg, sizeof xdg, "%s/xdg", tmp);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (c) {
+        char want[512];
+        snprintf(want, sizeof want, "%s/pml/costs-0000000000c0de02.tsv", xdg);
+        CHECK_MSG(strcmp(pml_cost_cache_file(c), want) == 0, "%s", pml_cost_cache_file(c));
+        pml_cost_destroy(c);
+    }
+    /* a machine without a fingerprint has no cache file */
+    hand_machine nf;
+    hand_init(&nf, "nofp", "", 1, PML_DEV_CPU, 0, 0, true);
+    CHECK_OK(pml_cost_create(&g, &nf.m, &o, &c));
+    if (c) {
+        CHECK(strcmp(pml_cost_cache_file(c), "") == 0);
+        CHECK_OK(pml_cost_save(c));
+        pml_cost_destroy(c);
+    }
+    if (old_home) setenv("HOME", old_home, 1);
+    if (old_xdg)
+        setenv("XDG_CACHE_HOME", old_xdg, 1);
+    else
+        unsetenv("XDG_CACHE_HOME");
+    free(old_home);
+    free(old_xdg);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+/* ---------------------------------------------------------------- threads, bad calls */
+
+typedef struct chain {
+    pml_costmodel *c;
+    const pml_graph *g;
+    int dev;
+    double vals[32][NPARTS][2];
+} chain;
+
+static void *chain_run(void *arg)
+{
+    chain *ch = arg;
+    query_all(ch->c, ch->g, ch->dev, ch->vals);
+    return NULL;
+}
+
+static void t_threads(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    pml_cost_opts o = opts_in("", 1);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    static chain ch[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        ch[i].c = c;
+        ch[i].g = &g;
+        ch[i].dev = i % 2;
+        CHECK(pthread_create(&th[i], NULL, chain_run, &ch[i]) == 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    size_t sz = sizeof(double) * (size_t)g.nnodes * NPARTS * 2;
+    CHECK(memcmp(ch[0].vals, ch[1].vals, sz) == 0 && memcmp(ch[0].vals, ch[2].vals, sz) == 0);
+    pml_cost_destroy(c);
+    pml_graph_free(&g);
+}
+
+static void t_bad_calls(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    p100(&h);
+    pml_costmodel *c = NULL;
+    pml_cost_opts o = pml_cost_opts_default();
+    o.repeats = -2;
+    CHECK(pml_cost_create(&g, &h.m, &o, &c) == PML_EINVAL && !c);
+    CHECK(strstr(pml_errmsg(), "repeats") != NULL);
+    o.repeats = 1000;
+    CHECK(pml_cost_create(&g, &h.m, &o, &c) == PML_EINVAL && !c);
+    pml_machine empty;
+    memset(&empty, 0, sizeof empty);
+    CHECK(pml_cost_create(&g, &empty, NULL, &c) == PML_EINVAL && !c);
+    pml_graph raw;
+    pml_graph_init(&raw, "raw");
+    CHECK(pml_cost_create(&raw, &h.m, NULL, &c) == PML_EINVAL && !c);
+    CHECK(strstr(pml_errmsg(), "raw") != NULL);
+    pml_graph_free(&raw);
+    CHECK_OK(pml_cost_create(&g, &h.m, NULL, &c));
+    if (c) {
+        pml_region r = pml_region_full(&g.nodes[1], 2);
+        CHECK(isinf(pml_cost_fwd(c, -1, 0, r)) && isinf(pml_cost_bwd(c, g.nnodes, 0, r)));
+        CHECK(isinf(pml_cost_fwd(c, 1, 4, r)) && isinf(pml_cost_update(c, -1, 10)));
+        CHECK(pml_cost_fwd(c, 1, 0, region(0, 0, 0, 4, 0, 8)) == 0); /* empty part */
+        CHECK_OK(pml_cost_save(c)); /* no disk cache: nothing to do */
+        pml_cost_destroy(c);
+    }
+    pml_cost_destroy(NULL);
+    pml_graph_free(&g);
+}
+
+static const pml_test tests[] = {
+    {"analytic_conv_p100", t_analytic_conv_p100},
+    {"analytic_shape", t_analytic_shape},
+    {"analytic_cpu", t_analytic_cpu},
+    {"measured", t_measured},
+    {"cache_keys", t_cache_keys},
+    {"bad_cache_files", t_bad_cache_files},
+    {"cache_dirs", t_cache_dirs},
+    {"threads", t_threads},
+    {"bad_calls", t_bad_calls},
+    {0},
+};
+
+PML_TEST_MAIN(tests)
