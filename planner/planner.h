@@ -60,6 +60,11 @@ typedef struct pml_machine {
     int *route_off, *route_len, *route_res;
     double *route_bw;      /* bottleneck bandwidth of the route (bytes/s) */
     double *route_lat;     /* summed latency of the route (seconds) */
+    /* this machine only (pml_machine_load of NULL / "" / "this"): */
+    char cpu_model[96];    /* hwloc's CPUModel; hashed into the fingerprint instead of the
+                            * measured numbers, so it changes with the hardware only */
+    int measured;          /* 1: numbers measured by this load, 2: read from the disk cache,
+                            * 0: not measured (any other source) */
 } pml_machine;
 
 /** Loads a machine. \p spec is:
@@ -80,8 +85,19 @@ const char *const *pml_machine_names(void);
  * machine by hand. */
 pml_status pml_machine_finalize(pml_machine *m);
 void pml_machine_free(pml_machine *m);
-/** Writes the machine as a cluster DOT file (atomically). */
+/** Writes the machine as a cluster DOT file (atomically), in the explicit form: loading it
+ * gives the same devices, links and fingerprint (for this machine: the same numbers, but its
+ * devices load as not present, so the fingerprint differs). */
 pml_status pml_machine_write_dot(const pml_machine *m, const char *path);
+/** The cluster DOT text of a finalised machine in a malloc'd, NUL-terminated buffer (*len bytes
+ * without the NUL). \return PML_OK, PML_EINVAL (not finalised, unwritable name) or PML_ENOMEM. */
+pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len);
+/** Reads a cluster DOT text (\p source names it in messages, and its folder is where a template's
+ * topology="FILE.xml" is looked for). \return PML_OK or an error; on error \p m is empty. */
+pml_status pml_machine_parse_dot(const char *text, size_t len, const char *source, pml_machine *m);
+struct Agraph_s;
+/** A machine from a parsed cluster DOT graph (pml_dot_parse), e.g. for pml viz. */
+pml_status pml_machine_from_agraph(struct Agraph_s *ag, const char *source, pml_machine *m);
 /** Route between compute devices i and j (compute indices): *len directed link resources. */
 static inline const int *pml_machine_route(const pml_machine *m, int i, int j, int *len)
 {
