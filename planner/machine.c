@@ -262,7 +262,9 @@ static bool parse_qty(const char *s, qty q, double *out)
             return false;
     } else {
         static const char prefixes[] = "KMGTP";
-        const char *k = *p ? strchr(prefixes, *p == 'k' ? 'K' : *p) : NULL;
+        /* lower-case k always; g, m, t, p too in FLOP/s, whose unit has any case ("80gflops") */
+        char c = *p == 'k' || (q == Q_FLOPS && *p >= 'a' && *p <= 'z') ? (char)(*p - 32) : *p;
+        const char *k = c ? strchr(prefixes, c) : NULL;
         if (k) {
             int i = (int)(k - prefixes) + 1;
             p++;
