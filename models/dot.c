@@ -88,8 +88,12 @@ const char *pml__printable(const char *s)
     char *b = bufs[next++ & 3];
     size_t i = 0;
     for (; s[i] && i < 60; i++) b[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    b[i] = 0;
-    if (s[i]) strcpy(b + i, "...");
+    if (s[i]) {
+        while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80) i--; /* not inside a character */
+        strcpy(b + i, "...");
+    } else {
+        b[i] = 0;
+    }
     return b;
 }
 #define P(s) pml__printable(s)

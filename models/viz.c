@@ -503,8 +503,8 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
     pml_viz_fmt_flops(flops, sizeof flops, pml_graph_flops(g));
     const pml_shape in = g->nodes[g->input].out;
     snprintf(title, sizeof title,
-             "%s\n%s parameters, %s per sample (forward); input %dx%dx%d, %d classes%s", g->name,
-             params, flops, in.c, in.h, in.w, g->classes, nb ? " (repeated blocks folded)" : "");
+             "%s\n%s parameters, %s per sample (forward)\ninput %dx%dx%d, %d classes%s", g->name,
+             params, flops, in.c, in.h, in.w, g->classes, nb ? ", repeated blocks folded" : "");
     Agraph_t *v = pml_viz_new(g->name, title);
     if (!v) goto nomem;
 
