@@ -70,6 +70,7 @@
 #define TINY_RUN 2e-5       /* seconds: repeat inside each timing below */
 #define MEASURE_FLOPS 4e9   /* forward flops of the largest part measured as is */
 #define MEASURE_BYTES ((double)(512 << 20))
+#define SCRATCH_KEEP ((size_t)64 << 20) /* floats */
 
 /* Update / reduce calibration sizes (floats). */
 #define NCAL 4
@@ -527,6 +528,16 @@ static bool ensure_scratch(pml_costmodel *c, size_t floats, size_t labels)
     return true;
 }
 
+/* Keeps at most SCRATCH_KEEP floats between measurements: a huge part is rare and slow to
+ * measure anyway, and the memory is better returned while the search runs. */
+static void release_big_scratch(pml_costmodel *c)
+{
+    if (c->scratch_floats <= SCRATCH_KEEP) return;
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_floats = 0;
+}
+
 typedef void (*run_fn)(void *ctx);
 
 /* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
@@ -685,6 +696,7 @@ static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double
         *tb = scale * time_runs(run_bwd, &k, c->o.repeats);
     }
     c->measurements++;
+    release_big_scratch(c);
     return true;
 }
 

@@ -3,9 +3,14 @@
  * batch) next to the executor's per-node profile on one thread (what `pml bench train MODEL
  * --threads 1 --profile` prints), and the optimizer update. A benchmark, not a test:
  *
- *   bench-cost [--batch N] [--steps N] [--cache DIR] MODEL...
+ *   bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...
  *
- * Without --cache the cost model measures afresh (no disk cache). */
+ * With --threads T > 1 the executor splits every node by samples into T parts run at once on T
+ * cores, and the prediction for a node is its slowest part measured alone: this shows what
+ * running beside another core costs (shared caches and memory bandwidth). The update is then
+ * split T ways too. Without --cache the cost model measures afresh (no disk cache). The executor
+ * is profiled in 7 chunks of --steps steps (default 10); a node's figure is the median of the
+ * chunks' means, so a chunk disturbed by another process does not count. */
 #include "models.h"
 #include "planner.h"
 #include "runtime.h"
@@ -21,6 +26,20 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define CHUNKS 7
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return t[n / 2];
 }
 
 /* This machine's first core, built by hand (one present CPU device). */
@@ -43,7 +62,15 @@ static void one_core(pml_machine *m, pml_device *dev, int *compute, int *compute
     m->compute_of = compute_of;
 }
 
-static int bench(const char *model, int batch, int steps, const char *cache)
+static pml_region sample_part(const pml_node *nd, int batch, int parts, int i)
+{
+    pml_region r = pml_region_full(nd, batch);
+    r.n0 = (int)((long)batch * i / parts);
+    r.n1 = (int)((long)batch * (i + 1) / parts);
+    return r;
+}
+
+static int bench(const char *model, int batch, int steps, int threads, const char *cache)
 {
     pml_graph g;
     if (pml_model_load(model, &g) != PML_OK) {
@@ -72,16 +99,23 @@ static int bench(const char *model, int batch, int steps, const char *cache)
         goto out;
     }
     double t0 = now_s();
+    const int parts = batch >= threads ? threads : 1;
     for (int v = 0; v < g.nnodes; v++) {
-        pml_region r = pml_region_full(&g.nodes[v], batch);
-        cf[v] = pml_cost_fwd(c, v, 0, r);
-        cb[v] = pml_cost_bwd(c, v, 0, r);
+        bool split = parts > 1 && (pml_ops[g.nodes[v].op].splits & PML_SPLIT_SAMPLE);
+        for (int i = 0; i < (split ? parts : 1); i++) {
+            pml_region r = sample_part(&g.nodes[v], batch, split ? parts : 1, i);
+            cf[v] = fmax(cf[v], pml_cost_fwd(c, v, 0, r));
+            cb[v] = fmax(cb[v], pml_cost_bwd(c, v, 0, r));
+        }
     }
-    double cupd = pml_cost_update(c, 0, (double)g.nparams);
+    double cupd = pml_cost_update(c, 0, ceil((double)g.nparams / threads));
     double tmeasure = now_s() - t0;
     if (cache && pml_cost_save(c) != PML_OK) fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
 
-    pml_exec_opts eo = {.batch = batch, .threads = 1, .seed = 1};
+    pml_exec_opts eo = {.batch = batch,
+                        .threads = threads,
+                        .seed = 1,
+                        .force_split = threads > 1 ? PML_SPLIT_SAMPLE : 0};
     if (pml_data_synthetic(g.nodes[g.input].out, g.classes, batch, 1, &d) != PML_OK ||
         pml_exec_create(&g, &eo, &e) != PML_OK || pml_optim_alloc(&o, g.nparams) != PML_OK) {
         fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
@@ -89,19 +123,45 @@ static int bench(const char *model, int batch, int steps, const char *cache)
     }
     for (int i = 0; i < batch; i++) idx[i] = i;
     pml_data_gather(&d, idx, batch, pml_exec_input(e), pml_exec_labels(e));
+    /* profile in CHUNKS chunks of steps; per node the median of the chunks' means, so that a
+     * chunk disturbed by another process does not count */
     const int warmup = 5;
-    for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) pml_exec_set_profiling(e, true);
+    double *chf = calloc((size_t)CHUNKS * g.nnodes, sizeof *chf);
+    double *chb = calloc((size_t)CHUNKS * g.nnodes, sizeof *chb), chu[CHUNKS];
+    if (!chf || !chb) {
+        free(chf);
+        free(chb);
+        goto out;
+    }
+    for (int s = 0; s < warmup + CHUNKS * steps; s++) {
+        if (s >= warmup && (s - warmup) % steps == 0) pml_exec_set_profiling(e, true);
         pml_step_result res;
         if (pml_exec_train_step(e, batch, &o, &res) != PML_OK) {
             fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
+            free(chf);
+            free(chb);
             goto out;
         }
+        if (s >= warmup && (s - warmup) % steps == steps - 1) {
+            int k = (s - warmup) / steps;
+            pml_exec_profile(e, chf + (size_t)k * g.nnodes, chb + (size_t)k * g.nnodes, &chu[k]);
+            pml_exec_set_profiling(e, false);
+        }
     }
-    double upd;
-    pml_exec_profile(e, pf, pb, &upd);
-    printf("%s, batch %d, one part per node (measuring took %.2f s, %ld measurements)\n", model,
-           batch, tmeasure, pml_cost_measurements(c));
+    double col[CHUNKS];
+    for (int v = 0; v < g.nnodes; v++) {
+        for (int k = 0; k < CHUNKS; k++) col[k] = chf[(size_t)k * g.nnodes + v];
+        pf[v] = median(col, CHUNKS);
+        for (int k = 0; k < CHUNKS; k++) col[k] = chb[(size_t)k * g.nnodes + v];
+        pb[v] = median(col, CHUNKS);
+    }
+    double upd = median(chu, CHUNKS);
+    free(chf);
+    free(chb);
+    printf("%s, batch %d, %d thread%s, %s (measuring took %.2f s, %ld measurements)\n", model,
+           batch, threads, threads > 1 ? "s" : "",
+           parts > 1 ? "sample split, slowest part" : "one part per node", tmeasure,
+           pml_cost_measurements(c));
     printf("%-12s %-12s %9s %9s %7s %9s %9s %7s\n", "node", "op", "pred fwd", "prof fwd", "ratio",
            "pred bwd", "prof bwd", "ratio");
     double sp = 0, sm = 0;
@@ -138,25 +198,32 @@ out:
 
 int main(int argc, char **argv)
 {
-    int batch = 32, steps = 30, rc = 0, models = 0;
+    int batch = 32, steps = 10, threads = 1, rc = 0, models = 0;
     const char *cache = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             batch = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
             steps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+            if (threads < 1 || threads > 64) threads = 0;
         } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
             cache = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench-cost [--batch N] [--steps N] [--cache DIR] MODEL...\n");
+            fprintf(
+                stderr,
+                "usage: bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...\n");
             return 2;
         } else {
             models++;
-            rc |= bench(argv[i], batch, steps, cache);
+            if (batch >= 1 && steps >= 1 && threads >= 1)
+                rc |= bench(argv[i], batch, steps, threads, cache);
         }
     }
-    if (batch < 1 || steps < 1 || !models) {
-        fprintf(stderr, "usage: bench-cost [--batch N] [--steps N] [--cache DIR] MODEL...\n");
+    if (batch < 1 || steps < 1 || threads < 1 || !models) {
+        fprintf(stderr,
+                "usage: bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...\n");
         return 2;
     }
     return rc;
