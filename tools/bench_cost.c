@@ -42,26 +42,6 @@ static double median(double *t, int n)
     return t[n / 2];
 }
 
-/* This machine's first core, built by hand (one present CPU device). */
-static void one_core(pml_machine *m, pml_device *dev, int *compute, int *compute_of)
-{
-    memset(m, 0, sizeof *m);
-    memset(dev, 0, sizeof *dev);
-    snprintf(dev->name, sizeof dev->name, "core0");
-    dev->kind = PML_DEV_CPU;
-    dev->cores = 1;
-    dev->present = true;
-    snprintf(m->name, sizeof m->name, "this");
-    snprintf(m->fingerprint, sizeof m->fingerprint, "0000bench0000001");
-    m->ndev = 1;
-    m->dev = dev;
-    m->ncompute = 1;
-    compute[0] = 0;
-    compute_of[0] = 0;
-    m->compute = compute;
-    m->compute_of = compute_of;
-}
-
 static pml_region sample_part(const pml_node *nd, int batch, int parts, int i)
 {
     pml_region r = pml_region_full(nd, batch);
@@ -79,9 +59,11 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
     }
     int rc = 1;
     pml_machine m;
-    pml_device dev;
-    int compute[1], compute_of[1];
-    one_core(&m, &dev, compute, compute_of);
+    if (pml_machine_load(NULL, &m) != PML_OK) {
+        fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
+        pml_graph_free(&g);
+        return 1;
+    }
     pml_cost_opts co = pml_cost_opts_default();
     co.cache_dir = cache;
     pml_costmodel *c = NULL;
@@ -187,6 +169,7 @@ out:
     pml_exec_destroy(e);
     pml_data_free(&d);
     pml_cost_destroy(c);
+    pml_machine_free(&m);
     pml_graph_free(&g);
     free(pf);
     free(pb);
