@@ -122,7 +122,10 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
                            pml_costmodel **out);
 void pml_cost_destroy(pml_costmodel *c);
 /** Forward and backward seconds of node \p id on compute device \p dev for the part covering
- * region \p r (of a batch of \p r.n1 - r.n0 samples). Cached in memory. */
+ * region \p r (of a batch of \p r.n1 - r.n0 samples). Cached in memory. Kernel time only: the
+ * runtime's per-task overhead and zeroing the gradient buffers a backward accumulates into are
+ * not included; the backward is 0 for a node whose backward does not run (no parameter
+ * upstream or in it), the input's costs are 0. An invalid id or device gives INFINITY. */
 double pml_cost_fwd(pml_costmodel *c, int id, int dev, pml_region r);
 double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
 /** Seconds for the optimizer update of \p floats parameters on compute device \p dev. */
