@@ -8,8 +8,8 @@
  * becomes one CPU device per core ("core0", ...: hwloc's logical core index; PUs when the
  * topology has no cores), one hub per package ("pkg0/mem": the socket's memory) linked to each of
  * its cores, and a link between every two packages (UPI). Each core's mem_bytes is its share of
- * the machine's memory (the NUMA nodes' sizes over the cores), so a plan that fits every core fits
- * the machine. Numbers:
+ * the machine's memory (the NUMA nodes' sizes over the cores; on this machine the system's memory
+ * when that is more), so a plan that fits every core fits the machine. Numbers:
  *   this machine   flops: single-threaded OpenBLAS sgemm 512x512x512, best of 3;
  *                  link bandwidth (core to its package hub): a 32 MiB memcpy, best of 4;
  *                  mem_bw: bytes read + written per second by that memcpy (2x the copy rate);
@@ -108,6 +108,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define P(s) pml__printable(s)
 
@@ -588,8 +589,9 @@ static void fnv_printf(fnv *f, const char *fmt, ...)
 }
 
 /* FNV-1a 64 over a canonical description: devices (name, kind, node, numbers, cores, present)
- * and links in id order. Numbers measured on this machine (present devices and their links) are
- * left out and the CPU model put in, so that the fingerprint changes with the hardware only. */
+ * and links in id order. Numbers measured on this machine (present devices and their links) and
+ * its memory size are left out and the CPU model put in, so that the fingerprint changes with the
+ * hardware only. */
 static void fingerprint(pml_machine *m)
 {
     fnv f = {0xcbf29ce484222325ull};
@@ -601,12 +603,12 @@ static void fingerprint(pml_machine *m)
         const pml_device *d = &m->dev[i];
         fnv_printf(&f, "dev %s %d %d", d->name, (int)d->kind, d->node);
         if (d->kind != PML_DEV_HUB) {
+            /* on this machine the memory hwloc reports moves (a VM's balloon): left out too */
             if (d->present)
                 fnv_printf(&f, " measured %d", d->first_core);
             else
-                fnv_printf(&f, " %.17g %.17g", d->flops, d->mem_bw);
-            fnv_printf(&f, " %.17g %d %d", d->mem_bytes, d->kind == PML_DEV_CPU ? d->cores : 0,
-                       d->present);
+                fnv_printf(&f, " %.17g %.17g %.17g", d->flops, d->mem_bw, d->mem_bytes);
+            fnv_printf(&f, " %d %d", d->kind == PML_DEV_CPU ? d->cores : 0, d->present);
         }
         fnv_printf(&f, "\n");
     }
@@ -1030,6 +1032,19 @@ done:
     return st;
 }
 
+/* mkdir -p: \return true when the folder exists afterwards. */
+static bool make_dirs(char *path)
+{
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            bool ok = mkdir(path, 0777) == 0 || errno == EEXIST;
+            *p = '/';
+            if (!ok) return false;
+        }
+    return mkdir(path, 0777) == 0 || errno == EEXIST;
+}
+
 /* The cache folder ($XDG_CACHE_HOME/pml or $HOME/.cache/pml), created; NULL when there is none. */
 static char *cache_dir(void)
 {
@@ -1037,16 +1052,12 @@ static char *cache_dir(void)
     char *dir = NULL;
     if (x && *x == '/') {
         if (asprintf(&dir, "%s/pml", x) < 0) return NULL;
-    } else if (home && *home) {
-        char *base;
-        if (asprintf(&base, "%s/.cache", home) < 0) return NULL;
-        mkdir(base, 0777);
-        free(base);
+    } else if (home && *home == '/') {
         if (asprintf(&dir, "%s/.cache/pml", home) < 0) return NULL;
     } else {
         return NULL;
     }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    if (!make_dirs(dir)) {
         free(dir);
         return NULL;
     }
@@ -1118,6 +1129,9 @@ static pml_status load_this(pml_machine *m)
         st = cpu_topo_from_hwloc(topo, "this machine", &t);
     hwloc_topology_destroy(topo);
     if (st != PML_OK) return st;
+    /* some VMs put less memory in their NUMA nodes than the system has */
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (phys > t.mem) t.mem = phys;
     cpu_params cp = cpu_defaults;
     cp.present = true;
     cp.flops = cp.core_mem_bw = cp.core_bw = 1; /* placeholders until measured */

@@ -255,6 +255,75 @@ t_viz_errors() {
         [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
 }
 
+# ---- pml topo
+t_topo_help() {
+    run 0 topo --help && has "$out" "--machine" && has "$out" "flexflow-k80" && has "$out" "synthetic:" &&
+        has "$out" "--json" && has "$out" "-o" && run 0 --help && has "$out" "topo"
+}
+t_topo_named() {
+    run 0 topo --machine flexflow-k80 && has "$out" "machine flexflow-k80" &&
+        has "$out" "64 compute devices" && has "$out" "node15/gpu3" &&
+        has "$out" "node15/nic -- network" && has "$out" "7 GB/s" &&
+        has "$out" "6 hops (node0/pcie, node0/nic, network, node1/nic, node1/pcie)" || return 1
+    run 0 topo --machine "synthetic:pack:2 core:4 pu:1" && has "$out" "8 compute devices" &&
+        has "$out" "pkg0/mem -- pkg1/mem"
+}
+t_topo_this() {
+    (
+        export XDG_CACHE_HOME="$TMP/cache"
+        run 0 topo && has "$out" "machine this" && has "$out" "(present)" &&
+            has "$out" "measured now" && run 0 topo && has "$out" "from the cache" &&
+            [ "$(ls "$TMP/cache/pml" | grep -c '^machine-')" = 1 ]
+    )
+}
+t_topo_json() {
+    run 0 topo --machine flexflow-p100 --json || return 1
+    python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["name"] == "flexflow-p100" and len(j["fingerprint"]) == 16, j
+assert len(j["devices"]) == 21 and len(j["links"]) == 44, (len(j["devices"]), len(j["links"]))
+gpus = [d for d in j["devices"] if d["kind"] == "gpu"]
+assert len(gpus) == 16 and all(d["flops"] == 9.3e12 and d["mem_bw"] == 732e9 for d in gpus)
+assert {l["bw"] for l in j["links"]} == {20e9, 12e9, 12.5e9}
+r = {x["to"]: x for x in j["routes"]}
+assert r["node0/gpu1"]["bw"] == 20e9 and r["node0/gpu1"]["hops"] == 1
+assert r["node3/gpu3"]["bw"] == 12e9 and r["node3/gpu3"]["hops"] == 4
+' "$out"
+}
+t_topo_write_load() {
+    run 0 topo --machine flexflow-k80 --json -o "$TMP/k80.dot" && cp "$out" "$TMP/a.json" &&
+        has "$TMP/k80.dot" "kind=machine" && run 0 topo --machine "$TMP/k80.dot" --json || return 1
+    python3 -c '
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["fingerprint"] == b["fingerprint"] and a["devices"] == b["devices"] and a["links"] == b["links"]
+' "$TMP/a.json" "$out" || return 1
+    run 0 topo --machine fixtures/machines/good_template_cpu.dot -o - && has "$out" 'digraph "cpu_cluster"' &&
+        has "$out" '"node3/core7" [kind=cpu, node_id=3' && ! has "$out" "machine cpu_cluster" 2>/dev/null
+}
+t_topo_bad_machine() {
+    run 1 topo --machine flexflow-v100 -o "$TMP/bad.dot" && one_line &&
+        has "$err" "unknown machine 'flexflow-v100'" && has "$err" "flexflow-k80" &&
+        [ ! -e "$TMP/bad.dot" ] || return 1
+    run 1 topo --machine fixtures/machines/bad_zero_bw.dot -o "$TMP/bad.dot" && one_line &&
+        has "$err" "fixtures/machines/bad_zero_bw.dot: link 'g0' -> 'g1': bw='0'" &&
+        [ ! -e "$TMP/bad.dot" ] || return 1
+    run 1 topo --machine fixtures/machines/bad_binary.dot && one_line && has "$err" "not a DOT file" || return 1
+    run 1 topo --machine "synthetic:pack:2 bogus:3" && one_line && has "$err" "synthetic" || return 1
+    run 1 topo --machine fixtures/machines/bad_malformed.xml && one_line && has "$err" "malformed hwloc XML" || return 1
+    echo old >"$TMP/old.dot" # an unwritable folder: no file, and the old one stays
+    run 1 topo --machine cpu-1socket -o "$TMP/nodir/m.dot" && one_line && has "$err" "$TMP/nodir/m.dot" &&
+        [ ! -e "$TMP/nodir" ] && [ "$(cat "$TMP/old.dot")" = old ] &&
+        [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
+}
+t_topo_usage() {
+    run 2 topo -o "$TMP/m.svg" && has "$err" "cluster DOT file" && one_line && [ ! -e "$TMP/m.svg" ] || return 1
+    run 2 topo --frobnicate && has "$err" "unknown option '--frobnicate'" || return 1
+    run 2 topo --machine && has "$err" "--machine needs a value" || return 1
+    run 2 topo --machine cpu-1socket cpu-2socket && one_line
+}
+
 case_ help t_help
 case_ train_help t_train_help
 case_ no_command t_no_command
@@ -297,5 +366,12 @@ case_ viz_pdf t_viz_pdf
 case_ viz_dot t_viz_dot
 case_ viz_collapse t_viz_collapse
 case_ viz_errors t_viz_errors
+case_ topo_help t_topo_help
+case_ topo_named t_topo_named
+case_ topo_this t_topo_this
+case_ topo_json t_topo_json
+case_ topo_write_load t_topo_write_load
+case_ topo_bad_machine t_topo_bad_machine
+case_ topo_usage t_topo_usage
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

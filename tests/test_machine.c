@@ -280,7 +280,9 @@ static void t_this_machine(void)
 {
     char dir[] = "/tmp/pml-test-machine-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    setenv("XDG_CACHE_HOME", dir, 1);
+    char xdg[128];
+    snprintf(xdg, sizeof xdg, "%s/xdg", dir); /* not there yet: created with pml/ in it */
+    setenv("XDG_CACHE_HOME", xdg, 1);
     pml_machine m, m2;
     if (!load("this", &m)) return;
     CHECK(m.measured == 1);
@@ -294,7 +296,7 @@ static void t_this_machine(void)
     for (int l = 0; l < m.nlink; l++) CHECK(m.link[l].bw > 1e8);
     check_all_routes(&m);
     char path[256];
-    snprintf(path, sizeof path, "%s/pml/machine-%s.txt", dir, m.fingerprint);
+    snprintf(path, sizeof path, "%s/pml/machine-%s.txt", xdg, m.fingerprint);
     struct stat sa, sb;
     CHECK(stat(path, &sa) == 0);
     /* the second load reads the cache: the same numbers, the file untouched */
@@ -340,8 +342,9 @@ static void t_this_machine(void)
     pml_machine_free(&m2);
     unlink(out);
     unlink(path);
-    snprintf(path, sizeof path, "%s/pml", dir);
+    snprintf(path, sizeof path, "%s/pml", xdg);
     rmdir(path);
+    rmdir(xdg);
     rmdir(dir);
     pml_machine_free(&m);
 }

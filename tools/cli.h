@@ -39,5 +39,6 @@ int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
+int cmd_topo(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "  bench ...      benchmarks: bench train MODEL times training steps\n"
           "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
           "  viz GRAPH      draw a model as svg, png, pdf or laid-out dot (-o FILE)\n"
+          "  topo           print a machine: devices, links, routes (--machine M, -o FILE.dot)\n"
           "\n"
           "MODEL is a model .dot file (see pml export) or a zoo name with optional parameters,\n"
           "NAME[:key=value,...]:\n",
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "viz") == 0) return cmd_viz(argc - 1, argv + 1);
+    if (strcmp(cmd, "topo") == 0) return cmd_topo(argc - 1, argv + 1);
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -1,0 +1,305 @@
+/* pml topo — prints a machine (devices, links, routes) and writes it as a cluster DOT file. */
+#include "cli.h"
+
+#include "planner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char topo_help[] =
+    "usage: pml topo [--machine M] [-o FILE.dot] [--json]\n"
+    "\n"
+    "Prints a machine as the planner sees it: its name and fingerprint, every device (kind,\n"
+    "cluster node, peak FLOP/s, memory bandwidth, memory), every full-duplex link (bandwidth,\n"
+    "latency), and the routes from the first compute device to the others (bottleneck\n"
+    "bandwidth, summed latency, hops, the hubs they pass).\n"
+    "\n"
+    "M is one of:\n"
+    "  this (default)        this machine, from hwloc: one CPU device per core, a memory hub per\n"
+    "                        package; per-core sgemm FLOP/s and memcpy bandwidth measured once\n"
+    "                        (about 0.1 s) and cached in $XDG_CACHE_HOME/pml or ~/.cache/pml\n"
+    "  flexflow-p100         4 nodes x 4 P100 (NVLink in a node, 100 Gb/s InfiniBand)\n"
+    "  flexflow-k80          16 nodes x 4 K80 (PCIe switch in a node, 56 Gb/s InfiniBand)\n"
+    "  cpu-1socket           a 16-core server; cpu-2socket: two such sockets\n"
+    "  synthetic:DESC        a hwloc synthetic topology, e.g. \"synthetic:pack:2 core:8 pu:1\"\n"
+    "  FILE.xml              a hwloc XML export (lstopo --of xml, hwloc-gather-topology)\n"
+    "  FILE.dot              a cluster file: a template (nodes=16, gpus_per_node=4, ...) or one\n"
+    "                        node per device and one edge per link; see planner/machine.c\n"
+    "\n"
+    "options:\n"
+    "  -m, --machine M    the machine (default: this)\n"
+    "  -o, --output FILE  also write the machine as a cluster DOT file (.dot or .gv; - for\n"
+    "                     standard output), one node per device and one edge per link; loading\n"
+    "                     it gives the same machine and fingerprint. Written under a temporary\n"
+    "                     name and renamed: on an error nothing is left behind\n"
+    "  --json             print one JSON object: {\"name\", \"fingerprint\", \"devices\": [...],\n"
+    "                     \"links\": [...], \"routes\": [...]}\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "examples:\n"
+    "  pml topo\n"
+    "  pml topo --machine flexflow-k80 -o k80.dot && pml viz k80.dot -o k80.svg\n"
+    "  pml topo --machine \"synthetic:pack:2 core:16 pu:2\" --json\n";
+
+static const char *const kind_str[PML_DEV_KIND_COUNT] = {"cpu", "gpu", "hub"};
+
+/* 12e9 -> "12 G" + unit */
+static const char *human(char *buf, size_t cap, double v, const char *unit)
+{
+    static const char *const pre[] = {"", "K", "M", "G", "T", "P", "E"};
+    int p = 0;
+    while (p < 6 && fabs(v) >= 1000) v /= 1000, p++;
+    snprintf(buf, cap, "%.3g %s%s", v, pre[p], unit);
+    return buf;
+}
+
+static const char *seconds(char *buf, size_t cap, double s)
+{
+    if (s == 0)
+        snprintf(buf, cap, "0 s");
+    else if (s < 1e-6)
+        snprintf(buf, cap, "%.3g ns", s * 1e9);
+    else if (s < 1e-3)
+        snprintf(buf, cap, "%.3g us", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, cap, "%.3g ms", s * 1e3);
+    else
+        snprintf(buf, cap, "%.3g s", s);
+    return buf;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* The hubs a route passes, "a, b, c" ("direct" when none). */
+static void via(const pml_machine *m, int i, int j, char *buf, size_t cap)
+{
+    int len;
+    const int *r = pml_machine_route(m, i, j, &len);
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 0; k + 1 < len && n < cap; k++) {
+        const pml_link *l = &m->link[r[k] / 2];
+        int to = r[k] % 2 ? l->a : l->b;
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", k ? ", " : "", m->dev[to].name);
+    }
+    if (!buf[0]) snprintf(buf, cap, "direct");
+}
+
+static void print_text(const pml_machine *m)
+{
+    char b1[32], b2[32], b3[32];
+    int nk[PML_DEV_KIND_COUNT] = {0}, maxnode = 0, w = 4;
+    for (int i = 0; i < m->ndev; i++) {
+        nk[m->dev[i].kind]++;
+        if (m->dev[i].node > maxnode) maxnode = m->dev[i].node;
+        int n = (int)strlen(m->dev[i].name);
+        if (n > w) w = n;
+    }
+    printf("machine %s  fingerprint %s\n", m->name, m->fingerprint);
+    printf("%d compute device%s (%d cpu, %d gpu), %d hub%s, %d link%s, %d node%s\n", m->ncompute,
+           m->ncompute == 1 ? "" : "s", nk[PML_DEV_CPU], nk[PML_DEV_GPU], nk[PML_DEV_HUB],
+           nk[PML_DEV_HUB] == 1 ? "" : "s", m->nlink, m->nlink == 1 ? "" : "s", maxnode + 1,
+           maxnode ? "s" : "");
+    if (m->measured) {
+        const pml_device *d = &m->dev[m->compute[0]];
+        printf("this machine: %s; per core %s sgemm, %s memory traffic, %s (%s)\n", m->cpu_model,
+               human(b1, sizeof b1, d->flops, "FLOP/s"), human(b2, sizeof b2, d->mem_bw, "B/s"),
+               m->nlink ? human(b3, sizeof b3, m->link[0].bw, "B/s memcpy") : "no links",
+               m->measured == 2 ? "from the cache" : "measured now");
+    }
+    printf("\ndevices:\n  %-*s  kind  node  %-13s  %-11s  %s\n", w, "name", "FLOP/s", "memory bw",
+           "memory");
+    for (int i = 0; i < m->ndev; i++) {
+        const pml_device *d = &m->dev[i];
+        printf("  %-*s  %-4s  %4d", w, d->name, kind_str[d->kind], d->node);
+        if (d->kind != PML_DEV_HUB) {
+            printf("  %-13s  %-11s  %s", human(b1, sizeof b1, d->flops, "FLOP/s"),
+                   human(b2, sizeof b2, d->mem_bw, "B/s"),
+                   d->mem_bytes > 0 ? human(b3, sizeof b3, d->mem_bytes, "B") : "unlimited");
+            if (d->kind == PML_DEV_CPU && d->cores > 1) printf("  %d cores", d->cores);
+            if (d->present) printf("  (present)");
+        }
+        putchar('\n');
+    }
+    printf("\nlinks:\n");
+    for (int l = 0; l < m->nlink; l++) {
+        const pml_link *k = &m->link[l];
+        char ends[160];
+        snprintf(ends, sizeof ends, "%s -- %s", m->dev[k->a].name, m->dev[k->b].name);
+        printf("  %-*s  %-10s  %s\n", 2 * w + 4, ends, human(b1, sizeof b1, k->bw, "B/s"),
+               seconds(b2, sizeof b2, k->latency));
+    }
+    if (m->ncompute < 2) return;
+    /* routes from the first compute device, one line per kind of route (same hops, bandwidth
+     * and latency), with an example and how many devices it reaches */
+    printf("\nroutes from %s:\n", m->dev[m->compute[0]].name);
+    const int C = m->ncompute;
+    bool *done = calloc((size_t)C, sizeof *done);
+    if (!done) return;
+    for (int j = 1; j < C; j++) {
+        if (done[j]) continue;
+        int len, count = 0;
+        pml_machine_route(m, 0, j, &len);
+        for (int k = j; k < C; k++) {
+            int kl;
+            pml_machine_route(m, 0, k, &kl);
+            if (!done[k] && kl == len && m->route_bw[k] == m->route_bw[j] &&
+                m->route_lat[k] == m->route_lat[j]) {
+                done[k] = true;
+                count++;
+            }
+        }
+        char hubs[512];
+        via(m, 0, j, hubs, sizeof hubs);
+        printf("  to %s%s: %s, %s, %d hop%s (%s)\n", m->dev[m->compute[j]].name,
+               count > 1 ? (snprintf(b3, sizeof b3, " and %d more", count - 1), b3) : "",
+               human(b1, sizeof b1, m->route_bw[j], "B/s"), seconds(b2, sizeof b2, m->route_lat[j]),
+               len, len == 1 ? "" : "s", hubs);
+    }
+    free(done);
+}
+
+static void print_json(const pml_machine *m)
+{
+    FILE *f = stdout;
+    fputs("{\"name\":", f);
+    json_str(f, m->name);
+    fputs(",\"fingerprint\":", f);
+    json_str(f, m->fingerprint);
+    fprintf(f, ",\"compute\":%d", m->ncompute);
+    if (m->measured) {
+        fputs(",\"cpu_model\":", f);
+        json_str(f, m->cpu_model);
+        fprintf(f, ",\"measured\":\"%s\"", m->measured == 2 ? "cache" : "now");
+    }
+    fputs(",\"devices\":[", f);
+    for (int i = 0; i < m->ndev; i++) {
+        const pml_device *d = &m->dev[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        json_str(f, d->name);
+        fprintf(f, ",\"kind\":\"%s\",\"node\":%d", kind_str[d->kind], d->node);
+        if (d->kind != PML_DEV_HUB) {
+            fprintf(f, ",\"flops\":%.17g,\"mem_bw\":%.17g,\"mem_bytes\":%.17g", d->flops, d->mem_bw,
+                    d->mem_bytes);
+            if (d->kind == PML_DEV_CPU) fprintf(f, ",\"cores\":%d", d->cores);
+            fprintf(f, ",\"present\":%s", d->present ? "true" : "false");
+        }
+        fputc('}', f);
+    }
+    fputs("],\"links\":[", f);
+    for (int l = 0; l < m->nlink; l++) {
+        const pml_link *k = &m->link[l];
+        fputs(l ? ",{\"a\":" : "{\"a\":", f);
+        json_str(f, m->dev[k->a].name);
+        fputs(",\"b\":", f);
+        json_str(f, m->dev[k->b].name);
+        fprintf(f, ",\"bw\":%.17g,\"latency\":%.17g}", k->bw, k->latency);
+    }
+    fputs("],\"routes\":[", f);
+    for (int j = 1; j < m->ncompute; j++) {
+        int len;
+        pml_machine_route(m, 0, j, &len);
+        fputs(j > 1 ? ",{\"from\":" : "{\"from\":", f);
+        json_str(f, m->dev[m->compute[0]].name);
+        fputs(",\"to\":", f);
+        json_str(f, m->dev[m->compute[j]].name);
+        fprintf(f, ",\"hops\":%d,\"bw\":%.17g,\"latency\":%.17g}", len, m->route_bw[j],
+                m->route_lat[j]);
+    }
+    fputs("]}\n", f);
+}
+
+static bool dot_name(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 4 && strcmp(path + n - 4, ".dot") == 0) ||
+           (n > 3 && strcmp(path + n - 3, ".gv") == 0);
+}
+
+int cmd_topo(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "topo", argc, argv);
+    const char *machine = NULL, *out = NULL, *a;
+    bool json = false;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (machine) {
+                cli_error(&c, "unexpected argument '%s' (one machine: --machine M)", a);
+                break;
+            }
+            machine = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(topo_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "-m") || cli_is(&c, "--machine")) {
+            if (machine) {
+                cli_error(&c, "%s: one machine only", c.flag);
+                break;
+            }
+            machine = cli_str(&c);
+        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+            out = cli_str(&c);
+        } else if (cli_is(&c, "--json")) {
+            json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (out && strcmp(out, "-") != 0 && !dot_name(out))
+        cli_error(&c,
+                  "-o '%s': topo writes a cluster DOT file (.dot or .gv); to draw it use pml viz",
+                  out);
+    else if (out && json && strcmp(out, "-") == 0)
+        cli_error(&c, "-o - and --json both write to standard output; pick one");
+    if (c.failed) return EXIT_USAGE;
+
+    pml_machine m;
+    pml_status st = pml_machine_load(machine, &m);
+    if (st == PML_OK && out) {
+        if (strcmp(out, "-") == 0) {
+            char *text;
+            size_t len;
+            st = pml_machine_format_dot(&m, &text, &len);
+            if (st == PML_OK) {
+                if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
+                    st = pml_fail(PML_EIO, "cannot write to standard output");
+                free(text);
+            }
+        } else {
+            st = pml_machine_write_dot(&m, out);
+        }
+    }
+    if (st != PML_OK) {
+        fprintf(stderr, "pml topo: %s\n", pml_errmsg());
+        pml_machine_free(&m);
+        return 1;
+    }
+    if (json)
+        print_json(&m);
+    else if (!out || strcmp(out, "-") != 0) {
+        print_text(&m);
+        if (out) printf("\nwrote %s\n", out);
+    }
+    pml_machine_free(&m);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "pml topo: cannot write to standard output\n");
+        return 1;
+    }
+    return 0;
+}
