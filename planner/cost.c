@@ -32,8 +32,11 @@
  *          its slice of the parameters (params are per output channel) + aux written;
  *          backward: dy + the inputs it reads + 2x each dx region (read-modify-write) +
  *          parameters + 2x their gradients, + y when a fused relu or max-pool masks with it.
- *   eff    conv 0.65 (GPU) / 0.55 (CPU), linear 0.75 / 0.70, other ops 0.30; bw_eff 0.80 / 0.60.
+ *   eff    conv 0.65 (GPU) / 0.60 (CPU), linear 0.75 / 0.75, other ops 0.30; bw_eff 0.80 / 0.60.
  *   launch 5 us per kernel on a GPU, 1 us on a CPU.
+ *   caches (CPU): a part whose bytes fit in the caches streams faster than memory allows:
+ *          mem_bw x (1 + 3 / (1 + bytes / 4 MiB)), from 4x for small parts to 1x for huge ones
+ *          (time stays monotonic in bytes).
  *   small parts: a device reaches its efficiency only with enough work in flight (FlexFlow
  *          measures this: halving a small layer's batch does not halve its time on a GPU).
  *          u = min(1, sqrt(work / work_sat)), work_sat = what the device does at peak in
@@ -82,11 +85,12 @@ static const char *const cal_name[2] = {"adam", "saxpy"};
 typedef struct roofline {
     double eff_conv, eff_linear, eff_other, bw_eff;
     double launch;
-    double sat_compute, sat_bytes; /* seconds of peak work needed for full efficiency (0: none) */
+    double sat_compute, sat_bytes;  /* seconds of peak work needed for full efficiency (0: none) */
+    double cache_bytes, cache_gain; /* caches: bandwidth x (1 + gain / (1 + bytes / cache_bytes)) */
 } roofline;
 
-static const roofline roof_gpu = {0.65, 0.75, 0.30, 0.80, 5e-6, 20e-6, 5e-6};
-static const roofline roof_cpu = {0.55, 0.70, 0.30, 0.60, 1e-6, 5e-6, 0.0};
+static const roofline roof_gpu = {0.65, 0.75, 0.30, 0.80, 5e-6, 20e-6, 5e-6, 0, 0};
+static const roofline roof_cpu = {0.60, 0.75, 0.30, 0.60, 1e-6, 5e-6, 0.0, 4 << 20, 3.0};
 
 /* Used when a CPU device gives no peak figures. */
 #define DEFAULT_CPU_FLOPS 50e9
@@ -720,7 +724,9 @@ static double roof_time(const roofline *rf, double peak, double bw, double eff, 
                         double bytes)
 {
     double tc = flops > 0 ? flops / (peak * eff * small_part(flops, peak * rf->sat_compute)) : 0;
-    double tm = bytes > 0 ? bytes / (bw * rf->bw_eff * small_part(bytes, bw * rf->sat_bytes)) : 0;
+    double cache = rf->cache_bytes > 0 ? 1.0 + rf->cache_gain / (1.0 + bytes / rf->cache_bytes) : 1;
+    double tm =
+        bytes > 0 ? bytes / (bw * cache * rf->bw_eff * small_part(bytes, bw * rf->sat_bytes)) : 0;
     return rf->launch + (tc > tm ? tc : tm);
 }
 

@@ -66,7 +66,7 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
     }
     pml_cost_opts co = pml_cost_opts_default();
     co.cache_dir = cache;
-    pml_costmodel *c = NULL;
+    pml_costmodel *c = NULL, *ca = NULL;
     pml_exec *e = NULL;
     pml_dataset d;
     pml_optim o;
@@ -74,9 +74,12 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
     pml_optim_defaults(&o, PML_OPTIM_ADAM);
     double *pf = calloc((size_t)g.nnodes, sizeof *pf), *pb = calloc((size_t)g.nnodes, sizeof *pb);
     double *cf = calloc((size_t)g.nnodes, sizeof *cf), *cb = calloc((size_t)g.nnodes, sizeof *cb);
+    double *af = calloc((size_t)g.nnodes, sizeof *af), *ab = calloc((size_t)g.nnodes, sizeof *ab);
     int32_t *idx = calloc((size_t)batch, sizeof *idx);
-    if (!pf || !pb || !cf || !cb || !idx) goto out;
-    if (pml_cost_create(&g, &m, &co, &c) != PML_OK) {
+    if (!pf || !pb || !cf || !cb || !af || !ab || !idx) goto out;
+    pml_cost_opts ao = co;
+    ao.measure = false;
+    if (pml_cost_create(&g, &m, &co, &c) != PML_OK || pml_cost_create(&g, &m, &ao, &ca) != PML_OK) {
         fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
         goto out;
     }
@@ -88,9 +91,12 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
             pml_region r = sample_part(&g.nodes[v], batch, split ? parts : 1, i);
             cf[v] = fmax(cf[v], pml_cost_fwd(c, v, 0, r));
             cb[v] = fmax(cb[v], pml_cost_bwd(c, v, 0, r));
+            af[v] = fmax(af[v], pml_cost_fwd(ca, v, 0, r));
+            ab[v] = fmax(ab[v], pml_cost_bwd(ca, v, 0, r));
         }
     }
     double cupd = pml_cost_update(c, 0, ceil((double)g.nparams / threads));
+    double aupd = pml_cost_update(ca, 0, ceil((double)g.nparams / threads));
     double tmeasure = now_s() - t0;
     if (cache && pml_cost_save(c) != PML_OK) fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
 
@@ -144,37 +150,45 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
            batch, threads, threads > 1 ? "s" : "",
            parts > 1 ? "sample split, slowest part" : "one part per node", tmeasure,
            pml_cost_measurements(c));
-    printf("%-12s %-12s %9s %9s %7s %9s %9s %7s\n", "node", "op", "pred fwd", "prof fwd", "ratio",
-           "pred bwd", "prof bwd", "ratio");
-    double sp = 0, sm = 0;
+    printf("%-12s %-12s %9s %9s %6s %9s %9s %6s | %6s %6s\n", "node", "op", "pred fwd", "prof fwd",
+           "ratio", "pred bwd", "prof bwd", "ratio", "roof f", "roof b");
+    double sp = 0, sm = 0, sa = 0;
     for (int k = 0; k < g.nnodes; k++) {
         int v = g.order[k];
         if (v == g.input) continue;
         double mf = pf[v] / steps, mb = pb[v] / steps;
         sp += cf[v] + cb[v];
         sm += mf + mb;
-        printf("%-12s %-12s %9.4f %9.4f %7.2f %9.4f %9.4f %7.2f\n", g.nodes[v].name,
+        sa += af[v] + ab[v];
+        printf("%-12s %-12s %9.4f %9.4f %6.2f %9.4f %9.4f %6.2f | %6.2f %6.2f\n", g.nodes[v].name,
                pml_op_name(g.nodes[v].op), 1e3 * cf[v], 1e3 * mf, mf > 0 ? cf[v] / mf : NAN,
-               1e3 * cb[v], 1e3 * mb, mb > 0 ? cb[v] / mb : NAN);
+               1e3 * cb[v], 1e3 * mb, mb > 0 ? cb[v] / mb : NAN, mf > 0 ? af[v] / mf : NAN,
+               mb > 0 ? ab[v] / mb : NAN);
     }
-    printf("%-25s %9.4f %9.4f %7.2f\n", "(optimizer update)", 1e3 * cupd, 1e3 * upd / steps,
-           cupd / (upd / steps));
+    printf("%-25s %9.4f %9.4f %6.2f %28s | %6.2f\n", "(optimizer update)", 1e3 * cupd,
+           1e3 * upd / steps, cupd / (upd / steps), "", aupd / (upd / steps));
     sp += cupd;
     sm += upd / steps;
-    printf("%-25s %9.4f %9.4f %7.2f   (ms; ratio = predicted / profiled)\n\n", "step total",
-           1e3 * sp, 1e3 * sm, sp / sm);
+    sa += aupd;
+    printf("%-25s %9.4f %9.4f %6.2f %28s | %6.2f\n", "step total", 1e3 * sp, 1e3 * sm, sp / sm, "",
+           sa / sm);
+    printf("(ms; ratio = predicted / profiled; roof: the roofline with this machine's figures, "
+           "as for a machine not present)\n\n");
     rc = 0;
 out:
     pml_optim_free(&o);
     pml_exec_destroy(e);
     pml_data_free(&d);
     pml_cost_destroy(c);
+    pml_cost_destroy(ca);
     pml_machine_free(&m);
     pml_graph_free(&g);
     free(pf);
     free(pb);
     free(cf);
     free(cb);
+    free(af);
+    free(ab);
     free(idx);
     return rc;
 }
