@@ -653,10 +653,10 @@ static void drop_bucket(pml_taskgraph *tg, int b)
 
 /* ---------------------------------------------------------------- program order */
 
-static const pml_taskgraph *sort_tg;
-static int cmp_key(const void *a, const void *b)
+static int cmp_key(const void *a, const void *b, void *ctx)
 {
-    uint64_t x = sort_tg->t[*(const int *)a].key, y = sort_tg->t[*(const int *)b].key;
+    const pml_taskgraph *tg = ctx;
+    uint64_t x = tg->t[*(const int *)a].key, y = tg->t[*(const int *)b].key;
     return (x > y) - (x < y);
 }
 
@@ -680,8 +680,7 @@ pml_status pml__tg_commit(pml_taskgraph *tg)
     int na = 0;
     for (int i = 0; i < tg->added.n; i++)
         if (tg->live[tg->added.a[i]]) tg->added.a[na++] = tg->added.a[i];
-    sort_tg = tg;
-    qsort(tg->added.a, (size_t)na, sizeof *tg->added.a, cmp_key);
+    qsort_r(tg->added.a, (size_t)na, sizeof *tg->added.a, cmp_key, tg);
     int nd = 0;
     for (int i = 0; i < na; i++)
         if (nd == 0 || tg->added.a[nd - 1] != tg->added.a[i]) tg->added.a[nd++] = tg->added.a[i];
