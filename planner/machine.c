@@ -1896,6 +1896,15 @@ static pml_status load_xml_file(const char *path, pml_machine *m)
     return st == PML_OK ? finalize_src(m, path) : st;
 }
 
+bool pml_machine_is_spec(const char *spec)
+{
+    if (!spec || !*spec || strcmp(spec, "this") == 0 || strncmp(spec, "synthetic:", 10) == 0)
+        return true;
+    for (size_t k = 0; k < NNAMED; k++)
+        if (strcmp(spec, named_machines[k].name) == 0) return true;
+    return false;
+}
+
 static pml_status load_spec(const char *spec, pml_machine *m)
 {
     if (!spec || !*spec || strcmp(spec, "this") == 0) return load_this(m);

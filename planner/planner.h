@@ -98,6 +98,13 @@ pml_status pml_machine_parse_dot(const char *text, size_t len, const char *sourc
 struct Agraph_s;
 /** A machine from a parsed cluster DOT graph (pml_dot_parse), e.g. for pml viz. */
 pml_status pml_machine_from_agraph(struct Agraph_s *ag, const char *source, pml_machine *m);
+/** \return true when \p spec names a machine without a file: "this", a named machine or
+ * "synthetic:DESC". */
+bool pml_machine_is_spec(const char *spec);
+/** A drawing of a finalised machine for pml_viz_render / pml_viz_write (models.h): devices
+ * coloured by kind, grouped by cluster node, links labelled with bandwidth and latency. Free the
+ * view with pml_viz_free(). \return PML_OK or an error. */
+pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view);
 /** Route between compute devices i and j (compute indices): *len directed link resources. */
 static inline const int *pml_machine_route(const pml_machine *m, int i, int j, int *len)
 {

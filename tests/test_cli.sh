@@ -317,6 +317,15 @@ t_topo_bad_machine() {
         [ ! -e "$TMP/nodir" ] && [ "$(cat "$TMP/old.dot")" = old ] &&
         [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
 }
+t_viz_machine() {
+    run 0 viz flexflow-k80 -o "$TMP/k80.svg" && grep -q ">node15/gpu3<" "$TMP/k80.svg" &&
+        grep -q ">7 GB/s" "$TMP/k80.svg" || return 1
+    run 0 topo --machine cpu-2socket -o "$TMP/c2.dot" && run 0 viz "$TMP/c2.dot" -o "$TMP/c2.png" &&
+        [ "$(head -c 4 "$TMP/c2.png" | od -An -c | tr -d ' ')" = '211PNG' ] || return 1
+    run 0 viz "synthetic:pack:1 core:2 pu:1" -o "$TMP/s.dot" && has "$TMP/s.dot" "pkg0/mem" || return 1
+    run 1 viz fixtures/machines/bad_missing_flops.dot -o "$TMP/bad.svg" && one_line &&
+        has "$err" "missing attribute flops" && [ ! -e "$TMP/bad.svg" ]
+}
 t_topo_usage() {
     run 2 topo -o "$TMP/m.svg" && has "$err" "cluster DOT file" && one_line && [ ! -e "$TMP/m.svg" ] || return 1
     run 2 topo --frobnicate && has "$err" "unknown option '--frobnicate'" || return 1
@@ -373,5 +382,6 @@ case_ topo_json t_topo_json
 case_ topo_write_load t_topo_write_load
 case_ topo_bad_machine t_topo_bad_machine
 case_ topo_usage t_topo_usage
+case_ viz_machine t_viz_machine
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

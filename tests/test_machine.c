@@ -823,6 +823,55 @@ static void t_bad_files(void)
     }
 }
 
+/* ---------------------------------------------------------------- drawing */
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+static void draw(const char *spec, int clusters, const char *const *want)
+{
+    pml_machine m;
+    if (!load(spec, &m)) return;
+    struct Agraph_s *v = NULL;
+    CHECK_OK(pml_viz_machine(&m, &v));
+    char *svg = NULL;
+    size_t len;
+    if (v) CHECK_OK(pml_viz_render(v, PML_VIZ_SVG, &svg, &len));
+    if (svg) {
+        CHECK_MSG(count(svg, "class=\"cluster\"") == clusters, "%s: %d clusters", spec,
+                  count(svg, "class=\"cluster\""));
+        CHECK(count(svg, "class=\"node\"") == m.ndev);
+        CHECK(count(svg, "class=\"edge\"") == m.nlink);
+        for (int i = 0; i < m.ndev; i++) {
+            char t[96];
+            snprintf(t, sizeof t, ">%s<", m.dev[i].name);
+            CHECK_MSG(strstr(svg, t), "%s: %s not drawn", spec, m.dev[i].name);
+        }
+        for (int k = 0; want[k]; k++) CHECK_MSG(strstr(svg, want[k]), "%s: no '%s'", spec, want[k]);
+    }
+    free(svg);
+    pml_viz_free(v);
+    pml_machine_free(&m);
+}
+
+static void t_viz(void)
+{
+    draw("flexflow-k80", 16,
+         (const char *const[]){"7 GB/s", "12 GB/s", "4.4 TFLOP/s, 240 GB/s", "node 15", "#d9ead3",
+                               NULL});
+    draw("flexflow-p100", 4, (const char *const[]){"20 GB/s", "2 us", "node 3", NULL});
+    draw("cpu-2socket", 2, (const char *const[]){"40 GB/s", "#cfe2f3", "#eeeeee", NULL});
+    draw(FIX "good_explicit.dot", 2, (const char *const[]){"80 GFLOP/s", "node 1", NULL});
+    pml_machine m;
+    memset(&m, 0, sizeof m);
+    struct Agraph_s *v;
+    CHECK(pml_viz_machine(&m, &v) == PML_EINVAL && v == NULL);
+}
+
 /* ---------------------------------------------------------------- fuzzing */
 
 static uint64_t rng_next(uint64_t *s)
@@ -1009,6 +1058,7 @@ static const pml_test tests[] = {
     {"route_choice", t_route_choice},
     {"validation", t_validation},
     {"bad_files", t_bad_files},
+    {"viz", t_viz},
     {"fuzz", t_fuzz},
     {0},
 };

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "models.h"
+#include "planner.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,11 @@ static const char viz_help[] =
     "\n"
     "Draws GRAPH with Graphviz's dot layout, top to bottom. GRAPH is a model: a zoo name with\n"
     "optional parameters (e.g. resnet50, mlp:units=512,layers=8) or a model .dot file; a .dot\n"
-    "file's graph attribute kind (model, default) says what it holds.\n"
+    "file's graph attribute kind (model, default) says what it holds. GRAPH may also be a\n"
+    "machine: a cluster .dot file (kind=machine, see pml topo -o), or this, flexflow-p100,\n"
+    "flexflow-k80, cpu-1socket, cpu-2socket or synthetic:DESC; it is drawn with its devices\n"
+    "coloured by kind (cpu blue, gpu green, hubs grey), grouped by cluster node, and its\n"
+    "links labelled with bandwidth and latency.\n"
     "\n"
     "A model is drawn with one box per operator (name, op and key attributes, output shape,\n"
     "parameters), edges labelled with tensor shapes, and a title with the model's parameters\n"
@@ -28,6 +33,7 @@ static const char viz_help[] =
     "examples:\n"
     "  pml viz fashion-cnn -o fashion-cnn.png\n"
     "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
+    "  pml viz flexflow-k80 -o k80.svg\n"
     "  pml viz my-model.dot -o my-model.pdf\n";
 
 /* ---------------------------------------------------------------- kinds of graphs
@@ -49,11 +55,23 @@ static pml_status model_view(const char *graph, struct Agraph_s *dot, const pml_
     return st;
 }
 
+static pml_status machine_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
+                               struct Agraph_s **view)
+{
+    pml_machine m;
+    pml_status st = dot ? pml_machine_from_agraph(dot, graph, &m) : pml_machine_load(graph, &m);
+    if (st != PML_OK) return st;
+    st = pml_viz_machine(&m, view);
+    pml_machine_free(&m);
+    return st;
+}
+
 static const struct {
     const char *kind;
     view_fn view;
 } kinds[] = {
     {"model", model_view},
+    {"machine", machine_view},
 };
 
 static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out)
@@ -64,6 +82,8 @@ static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out
     if (pml_model_is_file(graph)) {
         if ((st = pml_dot_read(graph, &dot)) != PML_OK) return st;
         kind = pml_dot_kind(dot);
+    } else if (pml_machine_is_spec(graph)) {
+        kind = "machine";
     }
     size_t k = 0;
     while (k < sizeof kinds / sizeof kinds[0] && strcmp(kinds[k].kind, kind) != 0) k++;
