@@ -1330,8 +1330,9 @@ static pml_status build_template(reader *r, tmpl *T)
     if (nodes > 1) NEED(T_NET_BW, "the network bandwidth of a node, e.g. network_bw=\"56Gb\"");
 #undef NEED
     if ((double)nodes * gpus > MAX_COMPUTE)
-        return pml_fail(PML_EFORMAT, "%s: nodes=%d x gpus_per_node=%d is more than %d devices",
-                        r->src, nodes, gpus, MAX_COMPUTE);
+        return pml_fail(PML_EFORMAT,
+                        "%s: nodes=%d x gpus_per_node=%d is more than %d compute devices", r->src,
+                        nodes, gpus, MAX_COMPUTE);
     if (nvlink && (double)nodes * gpus * (gpus - 1) / 2 > MAX_LINK)
         return pml_fail(PML_EFORMAT, "%s: nvlink between %d GPUs in %d nodes is more than %d links",
                         r->src, gpus, nodes, MAX_LINK);

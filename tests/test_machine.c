@@ -426,6 +426,15 @@ static void t_templates(void)
         CHECK(m.dev[m.compute[g0]].mem_bytes == 32.0 * (1u << 30));
     }
     pml_machine_free(&m);
+    /* `node` is a DOT keyword: quoted, it is topology's synonym */
+    const char *t1 = "digraph t { graph [\"node\"=\"synthetic:pack:1 core:2 pu:1\"]; }";
+    CHECK_OK(pml_machine_parse_dot(t1, strlen(t1), "t1.dot", &m));
+    CHECK(m.ncompute == 2 && strcmp(m.name, "t") == 0);
+    pml_machine_free(&m);
+    const char *t2 = "digraph { graph [\"node\"=\"synthetic:pack:1 core:2\", "
+                     "topology=\"synthetic:pack:1 core:2\"]; }";
+    CHECK(pml_machine_parse_dot(t2, strlen(t2), "t2.dot", &m) == PML_EFORMAT);
+    CHECK(strstr(pml_errmsg(), "t2.dot: give topology or \"node\", not both"));
 }
 
 /* Quantities as the reader takes them: one GPU with flops, mem_bw and mem, linked to a hub. */
