@@ -203,12 +203,86 @@ pml_status pml_plan_owt(pml_plan *p, const pml_graph *g, const pml_machine *m, i
 pml_status pml_plan_mesh(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch,
                          const int *mesh, int nmesh, const int layout[PML_NDIMS]);
 
-/** Reads / writes a plan as DOT: the model's graph plus, per operator, its config
- * ("n=2 c=1 h=1") and device list, and the machine's name and fingerprint as graph attributes.
- * Reading checks the plan against the model and machine, naming the file and operator. */
+/* ---------------------------------------------------------------- plan files
+ *
+ * A plan file is the model's DOT file (models/models.h) with kind=plan, so the model can be
+ * rebuilt from it, plus:
+ *   graph attributes  machine="flexflow-k80"      the machine's name (optional)
+ *                     fingerprint="5b601b70cbccaaa6"  its fingerprint (optional: a plan written
+ *                                                  by hand may leave it out; then not checked)
+ *                     batch=1024                   the global batch (required)
+ *                     strategy=search              how it was made (optional; default "file")
+ *                     sync=allreduce|ps            gradient synchronisation (default allreduce)
+ *                     bucket_bytes=25000000        all-reduce bucket size (default 25e6; > 0)
+ *   per operator      config="n=2 c=1 h=1"         degrees along samples (n), output channels
+ *                                                  (c) and output rows (h); a degree left out is 1
+ *                     devices="0,1"                the compute-device index (0 .. ncompute-1, as
+ *                                                  pml topo lists them) of each part, parts in
+ *                                                  (n, c, h) row-major order (h fastest); "a-b"
+ *                                                  is the range a, a+1, ..., b
+ * Every operator (the input and the loss too) needs both. The writer adds comments naming the
+ * compute devices; editing a config or device list by hand gives a plan that reads and
+ * simulates as long as it is valid. Reading checks everything and names the file and the
+ * operator at fault: missing or malformed config/devices, degrees that do not divide the
+ * dimension or splits the op cannot do, device lists too short or too long for the degrees,
+ * duplicate devices, devices the machine lacks, another model (operators missing, extra, or
+ * with another op, output, inputs or parameters), another batch, another machine. */
+
+typedef struct pml_plan_read_opts {
+    const pml_graph *model; /* non-NULL: the plan must be for this model; the plan's configs are
+                             * indexed by its node ids. NULL: the model the file carries */
+    int batch;              /* > 0: the plan must be for this global batch */
+    bool any_machine;       /* accept a plan whose fingerprint is another machine's, as long as
+                             * its devices exist on the machine given (what-if simulations) */
+} pml_plan_read_opts;
+
+/** What a plan file says about the machine it was made for. */
+typedef struct pml_plan_info {
+    char machine[64];      /* its machine= ("" when absent) */
+    char fingerprint[17];  /* its fingerprint= ("" when absent) */
+} pml_plan_info;
+
+/** Reads a plan file. \p o may be NULL (no model, any batch, same machine). \p m may be NULL:
+ * then devices are only checked to be distinct and as many as the parts, and the fingerprint is
+ * not checked. \p g receives the model the file carries (finalised) when o->model is NULL, and is
+ * not touched otherwise (it may then be NULL); \p p is initialised here; \p info may be NULL.
+ * 
+eturn PML_OK or an error naming \p path and the operator; on error \p g and \p p are empty. */
+pml_status pml_plan_read_ext(const char *path, const pml_plan_read_opts *o, const pml_machine *m,
+                             pml_graph *g, pml_plan *p, pml_plan_info *info);
+/** pml_plan_read_ext() on \p len bytes of DOT text; \p source names it in messages. */
+pml_status pml_plan_parse(const char *text, size_t len, const char *source,
+                          const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
+                          pml_plan *p, pml_plan_info *info);
+/** pml_plan_read_ext() on a parsed DOT graph (pml_dot_parse), e.g. for pml viz. */
+pml_status pml_plan_from_agraph(struct Agraph_s *ag, const char *source,
+                                const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
+                                pml_plan *p, pml_plan_info *info);
+/** Reads a plan for model \p g (finalised) and machine \p m (may be NULL; see above). */
 pml_status pml_plan_read(const char *path, const pml_graph *g, const pml_machine *m, pml_plan *p);
+/** Reads a plan and the model it carries into \p g (initialised here); \p m may be NULL. */
+pml_status pml_plan_load(const char *path, pml_graph *g, const pml_machine *m, pml_plan *p);
+/** The plan file text of \p p for model \p g and machine \p m (may be NULL: no machine attributes)
+ * in a malloc'd, NUL-terminated buffer (*len bytes without the NUL). The plan is checked first.
+ * 
+eturn PML_OK, PML_EINVAL (an invalid plan, names that cannot be written) or PML_ENOMEM. */
+pml_status pml_plan_format(const pml_plan *p, const pml_graph *g, const pml_machine *m, char **text,
+                           size_t *len);
+/** Writes pml_plan_format()'s text to \p path atomically (pml_write_file_atomic): on error the
+ * old file, if any, is left as it was. */
 pml_status pml_plan_write(const char *path, const pml_plan *p, const pml_graph *g,
                           const pml_machine *m);
+struct pml_viz_opts; /* models.h */
+/** A drawing of plan \p p of model \p g for pml_viz_render / pml_viz_write (models.h): the model's
+ * view (pml_viz_model, honouring o->collapse) with each operator filled with the colour of its
+ * device (several devices: stripes, one per part), its parallel config and device list added to
+ * its label, a legend of the devices used, and a title naming the machine, batch and strategy.
+ * \p m (may be NULL) names the devices; \p info (may be NULL) names the machine without it.
+ * 
+eturn PML_OK or an error; free the view with pml_viz_free(). */
+pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine *m,
+                        const pml_plan_info *info, const struct pml_viz_opts *o,
+                        struct Agraph_s **view);
 
 /* ================================================================ task graph */
 
@@ -235,6 +309,7 @@ typedef struct pml_task {
     pml_region r;        /* FWD/BWD/UPDATE: part region; XFER: region of the producer tensor */
     double bytes;        /* XFER/SYNC: bytes moved per device */
     double cost;         /* seconds */
+    double mem;          /* bytes it keeps on its device (dst for XFER) for the step */
     uint64_t key;        /* program order: a topological order of the task graph */
     int npred, nsucc;
     int *succ;           /* nsucc successor task ids */

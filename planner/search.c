@@ -59,6 +59,7 @@ static void random_config(const pml_graph *g, const pml_machine *m, int batch, i
         order[j] = t;
     }
     int left = D;
+    memset(c, 0, sizeof *c); /* unused device slots stay 0: configs compare with memcmp */
     c->deg[0] = c->deg[1] = c->deg[2] = 1;
     int dv[PML_MAX_PARTS + 1];
     for (int k = 0; k < PML_NDIMS; k++) {

@@ -1,18 +1,29 @@
 /* pml — the execution simulator.
  *
- * Each resource (a compute device, a direction of a link) runs its tasks in program order (task
- * keys); a task starts when its predecessors have ended and its resources have finished the
- * tasks before it:
- *     start(t) = max(end(p) for p in pred(t), end(prev_r(t)) for r in res(t)),
- *     end(t)   = start(t) + cost(t).
- * Because keys are a topological order, one sweep in key order computes every time. A delta
- * simulation rebuilds one operator's tasks and sweeps again from the smallest key it touched:
- * everything before that key is unchanged, so the result is exactly the full simulation's. */
+ * Event-driven list scheduling: a task becomes ready when its predecessors have ended; ready
+ * tasks are taken in order of ready time (ties: program order, the task key), and each starts as
+ * soon as every resource it needs (its compute device, or the directed links of its route) is
+ * free, holding them until it ends:
+ *     ready(t) = max(end(p) for p in pred(t)),
+ *     start(t) = max(ready(t), free(r) for r in res(t)),   end(t) = start(t) + cost(t).
+ * That is what a runtime with a first-come-first-served queue per device and per link does.
+ * A transfer streams through the links of its route at once (cut-through): each link is busy
+ * for bytes / its bandwidth, starting no earlier than the link before it, and the transfer ends
+ * when the last byte has crossed the slowest link, plus the route's latency. A CPU receiver is
+ * busy for the whole copy.
+ *
+ * Delta simulation: a change to one operator rebuilds its tasks, then finds T, the earliest
+ * ready time at which anything changed (removed tasks and tasks whose predecessors changed, at
+ * their old ready times; new tasks at the ready time their predecessors give). Every task that
+ * was ready before T is scheduled exactly as before, so only the rest is simulated again, from
+ * the resource state at T. The result is exactly the full simulation's. */
 #include "tg.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PML__HOPS 8
 
 struct pml_sim {
     const pml_graph *g;
@@ -20,7 +31,10 @@ struct pml_sim {
     pml_costmodel *cost;
     pml_plan plan;
     pml_taskgraph *tg;
-    double *start, *end;
+    double *ready, *start, *end;
+    int *pending;
+    int *heap;
+    double (*hop)[PML__HOPS]; /* transfers: when each resource was released */
     int cap;
     double *res_free;
     double step;
@@ -32,62 +46,209 @@ static pml_status grow_times(pml_sim *s)
     int n = s->tg->nslots;
     if (n <= s->cap) return PML_OK;
     int cap = n + n / 4 + 64;
-    double *a = realloc(s->start, (size_t)cap * sizeof *a);
+    double *a = realloc(s->ready, (size_t)cap * sizeof *a);
+    if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    s->ready = a;
+    a = realloc(s->start, (size_t)cap * sizeof *a);
     if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
     s->start = a;
-    double *b = realloc(s->end, (size_t)cap * sizeof *b);
+    a = realloc(s->end, (size_t)cap * sizeof *a);
+    if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    s->end = a;
+    int *b = realloc(s->pending, (size_t)cap * sizeof *b);
     if (!b) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->end = b;
-    for (int i = s->cap; i < cap; i++) s->start[i] = s->end[i] = 0;
+    s->pending = b;
+    b = realloc(s->heap, (size_t)cap * sizeof *b);
+    if (!b) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    s->heap = b;
+    double(*h)[PML__HOPS] = realloc(s->hop, (size_t)cap * sizeof *h);
+    if (!h) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    s->hop = h;
+    for (int i = s->cap; i < cap; i++) s->ready[i] = s->start[i] = s->end[i] = 0;
     s->cap = cap;
+    s->tg->old_ready = s->ready;
     return PML_OK;
 }
 
-static int lower_bound_key(const pml_taskgraph *tg, const pml__ivec *v, uint64_t k)
+/* ---------------------------------------------------------------- the ready queue */
+
+static inline bool before(const pml_sim *s, int a, int b)
 {
-    int lo = 0, hi = v->n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (tg->t[v->a[mid]].key < k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    if (s->ready[a] != s->ready[b]) return s->ready[a] < s->ready[b];
+    return s->tg->t[a].key < s->tg->t[b].key;
 }
 
-/* times of every task with key >= kmin */
-static pml_status sweep(pml_sim *s, uint64_t kmin)
+static void heap_push(pml_sim *s, int *n, int id)
+{
+    int *h = s->heap, i = (*n)++;
+    while (i > 0) {
+        int up = (i - 1) / 2;
+        if (!before(s, id, h[up])) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = id;
+}
+
+static int heap_pop(pml_sim *s, int *n)
+{
+    int *h = s->heap, top = h[0], last = h[--*n], i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && before(s, h[c + 1], h[c])) c++;
+        if (!before(s, h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+/* A transfer ready at b: cut-through along its route; fills start, the per-resource release
+ * times, and \return its end. */
+static double transfer(pml_sim *s, int id, double b)
+{
+    const pml_task *t = &s->tg->t[id];
+    const pml_machine *m = s->m;
+    const int src = t->dev, dst = t->dst, nc = m->ncompute;
+    const double lat = m->route_lat[src * nc + dst];
+    const double copy = t->cost - lat; /* the whole copy at the route's bottleneck (+ any sum) */
+    double hs = b, last = b, first = -1;
+    for (int k = 0; k < t->nres; k++) {
+        const int r = t->res[k];
+        const double dur = r < nc ? copy : t->bytes / m->link[(r - nc) / 2].bw;
+        if (s->res_free[r] > hs) hs = s->res_free[r];
+        if (first < 0) first = hs;
+        const double he = hs + dur;
+        s->res_free[r] = he;
+        s->hop[id][k] = he;
+        if (he > last) last = he;
+    }
+    s->start[id] = first < 0 ? b : first;
+    double e = last + lat;
+    if (e < s->start[id] + t->cost) e = s->start[id] + t->cost;
+    return e;
+}
+
+/* Schedules every task not kept (kept[id] true: already scheduled, times final). pending and
+ * ready of the others, and res_free, must be set up by the caller. */
+static void run(pml_sim *s, int nheap)
 {
     pml_taskgraph *tg = s->tg;
-    pml_status st = pml__tg_commit(tg);
-    if (st == PML_OK) st = grow_times(s);
-    if (st != PML_OK) return st;
-    for (int r = 0; r < tg->nres; r++) {
-        const pml__ivec *v = &tg->res[r];
-        int at = kmin == 0 ? 0 : lower_bound_key(tg, v, kmin);
-        s->res_free[r] = at > 0 ? s->end[v->a[at - 1]] : 0.0;
-    }
-    const pml__ivec *o = &tg->order;
-    int i0 = kmin == 0 ? 0 : lower_bound_key(tg, o, kmin);
-    for (int i = i0; i < o->n; i++) {
-        const int id = o->a[i];
+    while (nheap > 0) {
+        const int id = heap_pop(s, &nheap);
         const pml_task *t = &tg->t[id];
-        double b = 0;
-        for (int k = 0; k < t->npred; k++)
-            if (s->end[t->pred[k]] > b) b = s->end[t->pred[k]];
-        for (int k = 0; k < t->nres; k++)
-            if (s->res_free[t->res[k]] > b) b = s->res_free[t->res[k]];
-        double e = b + t->cost;
-        s->start[id] = b;
+        double b = s->ready[id], e;
+        if (t->kind == PML_TASK_XFER && t->nres <= PML__HOPS) {
+            e = transfer(s, id, b);
+        } else {
+            for (int k = 0; k < t->nres; k++)
+                if (s->res_free[t->res[k]] > b) b = s->res_free[t->res[k]];
+            e = b + t->cost;
+            s->start[id] = b;
+            for (int k = 0; k < t->nres; k++) s->res_free[t->res[k]] = e;
+        }
         s->end[id] = e;
-        for (int k = 0; k < t->nres; k++) s->res_free[t->res[k]] = e;
+        for (int k = 0; k < t->nsucc; k++) {
+            int u = t->succ[k];
+            if (e > s->ready[u]) s->ready[u] = e;
+            if (--s->pending[u] == 0) heap_push(s, &nheap, u);
+        }
     }
+}
+
+static void finish(pml_sim *s)
+{
+    pml_taskgraph *tg = s->tg;
     double step = 0;
-    for (int i = 0; i < o->n; i++)
-        if (s->end[o->a[i]] > step) step = s->end[o->a[i]];
+    for (int id = 0; id < tg->nslots; id++)
+        if (tg->live[id] && s->end[id] > step) step = s->end[id];
     s->step = step;
-    tg->kmin = UINT64_MAX;
+}
+
+/* the whole step */
+static pml_status simulate_all(pml_sim *s)
+{
+    pml_taskgraph *tg = s->tg;
+    pml_status st = grow_times(s);
+    if (st != PML_OK) return st;
+    for (int r = 0; r < tg->nres; r++) s->res_free[r] = 0;
+    int nheap = 0;
+    for (int id = 0; id < tg->nslots; id++) {
+        if (!tg->live[id]) continue;
+        s->ready[id] = 0;
+        s->pending[id] = tg->t[id].npred;
+    }
+    for (int id = 0; id < tg->nslots; id++)
+        if (tg->live[id] && s->pending[id] == 0) heap_push(s, &nheap, id);
+    run(s, nheap);
+    finish(s);
+    return PML_OK;
+}
+
+/* after a rebuild: everything ready at or after the first changed ready time */
+static pml_status simulate_from_change(pml_sim *s)
+{
+    pml_taskgraph *tg = s->tg;
+    pml_status st = grow_times(s);
+    if (st != PML_OK) return st;
+    /* T: old ready times of removed and touched tasks (tg->tmin), and the ready time that new
+     * and touched tasks get from predecessors that are all old */
+    double T = tg->tmin;
+    const pml__ivec *lists[2] = {&tg->added, &tg->touched};
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < lists[l]->n; i++) {
+            int id = lists[l]->a[i];
+            if (!tg->live[id]) continue;
+            const pml_task *t = &tg->t[id];
+            double r = 0;
+            bool old_preds = true;
+            for (int k = 0; k < t->npred && old_preds; k++) {
+                int p = t->pred[k];
+                if (tg->born[p] == tg->epoch) old_preds = false;
+                else if (s->end[p] > r) r = s->end[p];
+            }
+            if (old_preds && r < T) T = r;
+        }
+    if (T <= 0) return simulate_all(s);
+    /* kept: old tasks ready before T; their reservations are the resource state at T */
+    for (int r = 0; r < tg->nres; r++) s->res_free[r] = 0;
+    for (int id = 0; id < tg->nslots; id++) {
+        if (!tg->live[id]) continue;
+        if (tg->born[id] != tg->epoch && s->ready[id] < T) {
+            s->pending[id] = -1; /* kept */
+            const pml_task *t = &tg->t[id];
+            const bool hops = t->kind == PML_TASK_XFER && t->nres <= PML__HOPS;
+            for (int k = 0; k < t->nres; k++) {
+                double rel = hops ? s->hop[id][k] : s->end[id];
+                if (rel > s->res_free[t->res[k]]) s->res_free[t->res[k]] = rel;
+            }
+        } else {
+            s->pending[id] = 0;
+        }
+    }
+    int nheap = 0;
+    for (int id = 0; id < tg->nslots; id++) {
+        if (!tg->live[id] || s->pending[id] < 0) continue;
+        const pml_task *t = &tg->t[id];
+        double r = 0;
+        int pend = 0;
+        for (int k = 0; k < t->npred; k++) {
+            int p = t->pred[k];
+            if (s->pending[p] < 0) {
+                if (s->end[p] > r) r = s->end[p];
+            } else {
+                pend++;
+            }
+        }
+        s->ready[id] = r;
+        s->pending[id] = pend;
+    }
+    for (int id = 0; id < tg->nslots; id++)
+        if (tg->live[id] && s->pending[id] == 0) heap_push(s, &nheap, id);
+    run(s, nheap);
+    finish(s);
     return PML_OK;
 }
 
@@ -120,7 +281,8 @@ pml_status pml_sim_create(const pml_graph *g, const pml_machine *m, const pml_pl
         if (!s->res_free) st = pml_fail(PML_ENOMEM, "out of memory simulating");
     }
     if (st == PML_OK) st = check_memory(s);
-    if (st == PML_OK) st = sweep(s, 0);
+    if (st == PML_OK) st = simulate_all(s);
+    if (st == PML_OK) pml__tg_reset_changes(s->tg);
     if (st != PML_OK) {
         pml_sim_destroy(s);
         return st;
@@ -134,8 +296,12 @@ void pml_sim_destroy(pml_sim *s)
     if (!s) return;
     pml_taskgraph_free(s->tg);
     pml_plan_free(&s->plan);
+    free(s->ready);
     free(s->start);
     free(s->end);
+    free(s->pending);
+    free(s->heap);
+    free(s->hop);
     free(s->res_free);
     free(s);
 }
@@ -167,10 +333,13 @@ pml_status pml_sim_change(pml_sim *s, int id, const pml_opcfg *c)
             return st;
         }
     }
-    if ((st = sweep(s, s->tg->kmin)) != PML_OK) {
+    st = simulate_from_change(s);
+    if (st == PML_OK) st = pml__tg_commit(s->tg);
+    if (st != PML_OK) {
         s->broken = true;
         return st;
     }
+    pml__tg_reset_changes(s->tg);
     return fits;
 }
 
@@ -213,8 +382,8 @@ pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r)
             if (s->end[t->pred[k]] == st) next = t->pred[k];
         for (int k = 0; k < t->nres && next < 0; k++) {
             const pml__ivec *v = &tg->res[t->res[k]];
-            int at = lower_bound_key(tg, v, t->key);
-            if (at > 0 && s->end[v->a[at - 1]] == st) next = v->a[at - 1];
+            for (int j = 0; j < v->n && next < 0; j++)
+                if (v->a[j] != id && s->end[v->a[j]] == st && s->start[v->a[j]] < st) next = v->a[j];
         }
         id = next;
     }

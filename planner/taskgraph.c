@@ -83,12 +83,20 @@ static int new_task(pml_taskgraph *tg, pml_task_kind kind, uint64_t key)
             bool *lv = realloc(tg->live, (size_t)cap * sizeof *lv);
             if (!lv) return -1;
             tg->live = lv;
+            int *bn = realloc(tg->born, (size_t)cap * sizeof *bn);
+            if (!bn) return -1;
+            tg->born = bn;
+            int *sn = realloc(tg->seen, (size_t)cap * sizeof *sn);
+            if (!sn) return -1;
+            tg->seen = sn;
             tg->cap = cap;
         }
         id = tg->nslots++;
         memset(&tg->t[id], 0, sizeof tg->t[id]);
         tg->pcap[id] = tg->scap[id] = 0;
+        tg->seen[id] = -1;
     }
+    tg->born[id] = tg->epoch;
     pml_task *t = &tg->t[id];
     int *pred = t->pred, *succ = t->succ; /* keep capacity of a reused slot */
     int *res = t->res;
@@ -109,8 +117,19 @@ static int new_task(pml_taskgraph *tg, pml_task_kind kind, uint64_t key)
     return id;
 }
 
+/* an old task whose predecessors change: it must be simulated again from its old ready time */
+static void touch(pml_taskgraph *tg, int id)
+{
+    if (tg->born[id] == tg->epoch || tg->seen[id] == tg->epoch) return;
+    tg->seen[id] = tg->epoch;
+    iv_push(&tg->touched, id); /* a failed push only loses precision: tmin covers it */
+    if (tg->old_ready && tg->old_ready[id] < tg->tmin) tg->tmin = tg->old_ready[id];
+    if (!tg->old_ready) tg->tmin = 0;
+}
+
 static bool add_edge(pml_taskgraph *tg, int from, int to)
 {
+    touch(tg, to);
     pml_task *a = &tg->t[from], *b = &tg->t[to];
     if (a->nsucc == tg->scap[from]) {
         int cap = tg->scap[from] ? 2 * tg->scap[from] : 4;
@@ -174,37 +193,42 @@ static void res_remove(pml_taskgraph *tg, int r, int id)
     }
 }
 
-/* memory a task adds on a compute device */
-static void mem_add(pml_taskgraph *tg, int id, double sign)
+/* Memory a task keeps on a compute device: its output (and the output's gradient), saved state,
+ * the parameter slice with its gradient (FWD), the optimizer state (UPDATE), a received copy
+ * (XFER). Computed once when the task is made, so removing it subtracts exactly that. */
+static double task_mem(const pml_taskgraph *tg, const pml_task *t)
 {
-    const pml_task *t = &tg->t[id];
+    const pml_node *n = t->node >= 0 ? &tg->g->nodes[t->node] : NULL;
     double bytes = 0;
-    int dev = t->dev;
     switch (t->kind) {
     case PML_TASK_FWD: {
-        const pml_node *n = &tg->g->nodes[t->node];
         double out = (double)(t->r.n1 - t->r.n0) * (t->r.c1 - t->r.c0) * (t->r.h1 - t->r.h0) * n->out.w;
         bytes = 4.0 * out * (tg->wants[t->node] ? 2 : 1);
         bytes += 4.0 * (double)n->aux_per_sample * (t->r.n1 - t->r.n0) + 4.0 * (double)n->aux_fixed;
-        /* parameter slice and its gradient */
         const pml_opcfg *c = &tg->p->cfg[t->node];
         for (int j = 0; j < n->nparam; j++) bytes += 8.0 * (double)n->param_size[j] / c->deg[1];
         break;
     }
     case PML_TASK_XFER:
         bytes = t->bytes;
-        dev = t->dst;
         break;
     case PML_TASK_UPDATE: {
-        const pml_node *n = &tg->g->nodes[t->node];
         const pml_opcfg *c = &tg->p->cfg[t->node];
         for (int j = 0; j < n->nparam; j++) bytes += 8.0 * (double)n->param_size[j] / c->deg[1];
         break;
     }
     default:
-        return;
+        break;
     }
-    if (dev >= 0) tg->mem[dev] += sign * bytes;
+    return bytes;
+}
+
+static void mem_add(pml_taskgraph *tg, int id, double sign)
+{
+    pml_task *t = &tg->t[id];
+    if (sign > 0) t->mem = task_mem(tg, t);
+    int dev = t->kind == PML_TASK_XFER ? t->dst : t->dev;
+    if (dev >= 0 && t->mem != 0) tg->mem[dev] += sign * t->mem;
 }
 
 static void free_task(pml_taskgraph *tg, int id)
@@ -212,6 +236,12 @@ static void free_task(pml_taskgraph *tg, int id)
     pml_task *t = &tg->t[id];
     if (!tg->live[id]) return;
     if (t->key < tg->kmin) tg->kmin = t->key;
+    if (tg->born[id] != tg->epoch) {
+        if (!tg->old_ready)
+            tg->tmin = 0;
+        else if (tg->old_ready[id] < tg->tmin)
+            tg->tmin = tg->old_ready[id];
+    }
     for (int i = 0; i < t->npred; i++) {
         pml_task *p = &tg->t[t->pred[i]];
         drop_from(p->succ, &p->nsucc, id);
@@ -219,6 +249,7 @@ static void free_task(pml_taskgraph *tg, int id)
     for (int i = 0; i < t->nsucc; i++) {
         pml_task *s = &tg->t[t->succ[i]];
         drop_from(s->pred, &s->npred, id);
+        touch(tg, t->succ[i]);
     }
     for (int i = 0; i < t->nres; i++) res_remove(tg, t->res[i], id);
     mem_add(tg, id, -1.0);
@@ -715,6 +746,14 @@ static pml_status build_node(pml_taskgraph *tg, int v)
     return build_parts(tg, v);
 }
 
+void pml__tg_reset_changes(pml_taskgraph *tg)
+{
+    tg->kmin = UINT64_MAX;
+    tg->tmin = INFINITY;
+    tg->touched.n = 0;
+    tg->epoch++;
+}
+
 pml_status pml__tg_rebuild_node(pml_taskgraph *tg, int v)
 {
     const pml_graph *g = tg->g;
@@ -751,6 +790,7 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
     tg->cost = c;
     tg->N = g->nnodes;
     tg->kmin = UINT64_MAX;
+    tg->tmin = INFINITY;
     if (g->nnodes >= 65536) {
         free(tg);
         return pml_fail(PML_EUNSUPPORTED, "model '%s' has %d operators; the planner takes at most "
@@ -840,6 +880,9 @@ void pml_taskgraph_free(pml_taskgraph *tg)
     free(tg->pcap);
     free(tg->scap);
     free(tg->live);
+    free(tg->born);
+    free(tg->seen);
+    iv_free(&tg->touched);
     iv_free(&tg->freeslots);
     iv_free(&tg->order);
     iv_free(&tg->added);

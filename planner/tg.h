@@ -50,12 +50,20 @@ struct pml_taskgraph {
     uint64_t kmin;           /* smallest key added or removed since the last reset */
     pml__ivec added;         /* ids added since the last reset (to merge into order) */
     bool removed_any;
+    const double *old_ready; /* the simulator's ready times of the last simulation, or NULL */
+    double tmin;             /* smallest old ready time of a removed or touched task */
+    pml__ivec touched;       /* old tasks whose predecessors changed since the last reset */
+    int epoch;               /* incremented by each rebuild */
+    int *born;               /* slot -> epoch it was (re)created in */
+    int *seen;               /* slot -> epoch it was last put on touched */
 };
 
 /** Removes every task owned by node \p id (its parts, the transfers on its edges, its bucket's
  * tasks) and builds them again for the plan's current config of the node. Updates resource lists
  * and program order, and lowers tg->kmin to the smallest key touched. */
 pml_status pml__tg_rebuild_node(pml_taskgraph *tg, int id);
+/** Starts a new round of change tracking (kmin, tmin, touched, epoch). */
+void pml__tg_reset_changes(pml_taskgraph *tg);
 /** Brings tg->order up to date after changes (merges added ids, drops removed ones). */
 pml_status pml__tg_commit(pml_taskgraph *tg);
 
