@@ -386,6 +386,11 @@ typedef struct pml_search_stats {
     double start_step, best_step;
 } pml_search_stats;
 
+/** A random legal config for node \p id, fixed by (seed, n): random degrees that divide its
+ * dimensions, on a block of devices (the search's proposal). */
+void pml_opcfg_random(const pml_graph *g, const pml_machine *m, int batch, int id, uint64_t seed,
+                      uint64_t n, pml_opcfg *c);
+
 /** MCMC (Metropolis-Hastings) over parallel configs, starting from data parallel and from the
  * best baseline; \p best receives the best plan found (never slower in simulation than the best
  * baseline). */

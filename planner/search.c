@@ -46,6 +46,16 @@ static unsigned splits_of(const pml_node *n)
 
 /* a random legal config for node v */
 static void random_config(const pml_graph *g, const pml_machine *m, int batch, int v, rng *r,
+                          pml_opcfg *c);
+
+void pml_opcfg_random(const pml_graph *g, const pml_machine *m, int batch, int id, uint64_t seed,
+                      uint64_t n, pml_opcfg *c)
+{
+    rng r = {seed, 0xc0f16ull, n * 64};
+    random_config(g, m, batch, id, &r, c);
+}
+
+static void random_config(const pml_graph *g, const pml_machine *m, int batch, int v, rng *r,
                           pml_opcfg *c)
 {
     const pml_node *n = &g->nodes[v];

@@ -25,6 +25,13 @@
 
 #define PML__HOPS 8
 
+/* a ready-queue entry: ordered by ready time, then program order */
+struct hent {
+    double ready;
+    uint64_t key;
+    int id;
+};
+
 struct pml_sim {
     const pml_graph *g;
     const pml_machine *m;
@@ -33,7 +40,7 @@ struct pml_sim {
     pml_taskgraph *tg;
     double *ready, *start, *end;
     int *pending;
-    int *heap;
+    struct hent *heap;
     double (*hop)[PML__HOPS]; /* transfers: when each resource was released */
     int cap;
     double *res_free;
@@ -58,9 +65,9 @@ static pml_status grow_times(pml_sim *s)
     int *b = realloc(s->pending, (size_t)cap * sizeof *b);
     if (!b) return pml_fail(PML_ENOMEM, "out of memory simulating");
     s->pending = b;
-    b = realloc(s->heap, (size_t)cap * sizeof *b);
-    if (!b) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->heap = b;
+    struct hent *hp = realloc(s->heap, (size_t)cap * sizeof *hp);
+    if (!hp) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    s->heap = hp;
     double(*h)[PML__HOPS] = realloc(s->hop, (size_t)cap * sizeof *h);
     if (!h) return pml_fail(PML_ENOMEM, "out of memory simulating");
     s->hop = h;
@@ -72,32 +79,34 @@ static pml_status grow_times(pml_sim *s)
 
 /* ---------------------------------------------------------------- the ready queue */
 
-static inline bool before(const pml_sim *s, int a, int b)
+static inline bool before(const struct hent *a, const struct hent *b)
 {
-    if (s->ready[a] != s->ready[b]) return s->ready[a] < s->ready[b];
-    return s->tg->t[a].key < s->tg->t[b].key;
+    if (a->ready != b->ready) return a->ready < b->ready;
+    return a->key < b->key;
 }
 
 static void heap_push(pml_sim *s, int *n, int id)
 {
-    int *h = s->heap, i = (*n)++;
+    struct hent *h = s->heap, e = {s->ready[id], s->tg->t[id].key, id};
+    int i = (*n)++;
     while (i > 0) {
         int up = (i - 1) / 2;
-        if (!before(s, id, h[up])) break;
+        if (!before(&e, &h[up])) break;
         h[i] = h[up];
         i = up;
     }
-    h[i] = id;
+    h[i] = e;
 }
 
 static int heap_pop(pml_sim *s, int *n)
 {
-    int *h = s->heap, top = h[0], last = h[--*n], i = 0;
+    struct hent *h = s->heap, last = h[--*n];
+    int top = h[0].id, i = 0;
     for (;;) {
         int c = 2 * i + 1;
         if (c >= *n) break;
-        if (c + 1 < *n && before(s, h[c + 1], h[c])) c++;
-        if (!before(s, h[c], last)) break;
+        if (c + 1 < *n && before(&h[c + 1], &h[c])) c++;
+        if (!before(&h[c], &last)) break;
         h[i] = h[c];
         i = c;
     }
@@ -369,22 +378,40 @@ pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r)
             if (t->res[k] < m->ncompute) r->busy[t->res[k]] += t->cost;
         if (last < 0 || s->end[id] > s->end[last]) last = id;
     }
-    /* the critical path: from the last task back through whatever bound each start */
+    /* the critical path: from the last task back through whatever bound each start: the
+     * predecessor that ended last, or the task that released a resource it waited for */
     int n = 0;
     for (int id = last; id >= 0 && n < tg->order.n;) {
         r->critical[n++] = id;
         const pml_task *t = &tg->t[id];
         r->critical_kind[t->kind] += t->cost;
-        double st = s->start[id];
+        const double st = s->start[id];
         int next = -1;
-        if (st <= 0) break;
-        for (int k = 0; k < t->npred && next < 0; k++)
-            if (s->end[t->pred[k]] == st) next = t->pred[k];
-        for (int k = 0; k < t->nres && next < 0; k++) {
-            const pml__ivec *v = &tg->res[t->res[k]];
-            for (int j = 0; j < v->n && next < 0; j++)
-                if (v->a[j] != id && s->end[v->a[j]] == st && s->start[v->a[j]] < st) next = v->a[j];
+        double best = -1;
+        for (int k = 0; k < t->npred; k++)
+            if (s->end[t->pred[k]] > best) {
+                best = s->end[t->pred[k]];
+                next = t->pred[k];
+            }
+        if (best < st) { /* it waited for a resource */
+            for (int k = 0; k < t->nres; k++) {
+                const pml__ivec *v = &tg->res[t->res[k]];
+                for (int j = 0; j < v->n; j++) {
+                    int o = v->a[j];
+                    if (o == id || s->start[o] >= st) continue;
+                    double rel = s->end[o];
+                    const pml_task *to = &tg->t[o];
+                    if (to->kind == PML_TASK_XFER && to->nres <= PML__HOPS)
+                        for (int h = 0; h < to->nres; h++)
+                            if (to->res[h] == t->res[k]) rel = s->hop[o][h];
+                    if (rel <= st && rel > best) {
+                        best = rel;
+                        next = o;
+                    }
+                }
+            }
         }
+        if (best <= 0) next = -1;
         id = next;
     }
     /* first to last */

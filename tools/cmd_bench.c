@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "models.h"
+#include "planner.h"
 #include "runtime.h"
 
 #include <stdio.h>
@@ -11,7 +12,15 @@
 
 static const char bench_help[] =
     "usage: pml bench train MODEL [options]\n"
+    "       pml bench sim MODEL [--machine M] [--batch N] [--changes K] [--seed N]\n"
     "\n"
+    "bench sim: starting from MODEL's data-parallel plan on machine M (default flexflow-k80,\n"
+    "batch 1024), makes K random one-operator changes (default 400, every other one undone, as\n"
+    "a search's rejected proposals are) with delta simulation, times a full simulation of the\n"
+    "current plan after every tenth, checks the last delta result against a full simulation\n"
+    "of the same plan, and prints both mean times and the speed-up.\n"
+    "\n"
+    "bench train:\n"
     "Times training steps of MODEL on synthetic data of its input shape (data loading not\n"
     "included) and prints the median step time, samples per second and achieved GFLOP/s\n"
     "(a training step counted as 3x the forward FLOPs).\n"
@@ -148,6 +157,114 @@ out:
     return rc;
 }
 
+static int bench_sim(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "bench sim", argc, argv);
+    const char *model = NULL, *machine = "flexflow-k80";
+    int batch = 1024, changes = 400;
+    uint64_t seed = 1;
+    bool json = false;
+    const char *a;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
+            model = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(bench_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "--machine")) {
+            machine = cli_str(&c);
+        } else if (cli_is(&c, "--batch")) {
+            batch = (int)cli_long(&c, 1, 1 << 24);
+        } else if (cli_is(&c, "--changes")) {
+            changes = (int)cli_long(&c, 1, 1 << 24);
+        } else if (cli_is(&c, "--seed")) {
+            seed = cli_u64(&c);
+        } else if (cli_is(&c, "--json")) {
+            json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!model) {
+        fprintf(stderr, "pml bench sim: missing MODEL\n");
+        return EXIT_USAGE;
+    }
+    pml_graph g;
+    pml_machine m;
+    memset(&m, 0, sizeof m);
+    pml_costmodel *cost = NULL;
+    pml_plan p;
+    memset(&p, 0, sizeof p);
+    pml_sim *s = NULL, *full = NULL;
+    int rc = 1;
+    if (pml_model_load(model, &g) != PML_OK) {
+        fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
+        return 1;
+    }
+    if (pml_machine_load(machine, &m) != PML_OK || pml_cost_create(&g, &m, NULL, &cost) != PML_OK ||
+        pml_plan_data_parallel(&p, &g, &m, batch) != PML_OK ||
+        pml_sim_create(&g, &m, &p, cost, &s) != PML_OK) {
+        fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
+        goto out;
+    }
+    /* K random changes (each other one undone), timed one by one; every tenth, a full
+     * simulation (task graph built from scratch) of the same plan, for comparison */
+    long done = 0, fulls = 0;
+    double tdelta_sum = 0, tfull_sum = 0;
+    for (int k = 0; k < changes; k++) {
+        int v = (int)(pml_rand_u64(seed, 77, (uint64_t)k) % (uint64_t)g.nnodes);
+        pml_opcfg cfg, old = pml_sim_plan(s)->cfg[v];
+        pml_opcfg_random(&g, &m, batch, v, seed, (uint64_t)k, &cfg);
+        double t0 = now_s();
+        if (pml_sim_change(s, v, &cfg) != PML_OK) continue;
+        done++;
+        if (k % 2 == 0 && pml_sim_change(s, v, &old) == PML_OK) done++;
+        tdelta_sum += now_s() - t0;
+        if (k % 10 == 0) {
+            pml_sim *x = NULL;
+            t0 = now_s();
+            if (pml_sim_create(&g, &m, pml_sim_plan(s), cost, &x) != PML_OK) {
+                fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
+                goto out;
+            }
+            tfull_sum += now_s() - t0;
+            fulls++;
+            pml_sim_destroy(x);
+        }
+    }
+    const double tdelta = done ? tdelta_sum / done : 0, tfull = fulls ? tfull_sum / fulls : 0;
+    if (pml_sim_create(&g, &m, pml_sim_plan(s), cost, &full) != PML_OK) {
+        fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
+        goto out;
+    }
+    const bool same = pml_sim_step_seconds(full) == pml_sim_step_seconds(s);
+    int ntasks;
+    pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(full), &ntasks);
+    if (json)
+        printf("{\"model\":\"%s\",\"machine\":\"%s\",\"batch\":%d,\"tasks\":%d,"
+               "\"full_seconds\":%.6g,\"delta_seconds\":%.6g,\"speedup\":%.4g,\"changes\":%ld,"
+               "\"exact\":%s}\n",
+               model, m.name, batch, ntasks, tfull, tdelta, tdelta > 0 ? tfull / tdelta : 0.0, done,
+               same ? "true" : "false");
+    else
+        printf("%s on %s, batch %d, %d tasks: full simulation %.3f ms, delta simulation %.3f ms "
+               "per change (%ld changes): %.1fx faster; delta result %s the full simulation's\n",
+               model, m.name, batch, ntasks, 1e3 * tfull, 1e3 * tdelta, done,
+               tdelta > 0 ? tfull / tdelta : 0.0, same ? "equals" : "DIFFERS FROM");
+    rc = same ? 0 : 1;
+out:
+    pml_sim_destroy(s);
+    pml_sim_destroy(full);
+    pml_plan_free(&p);
+    pml_cost_destroy(cost);
+    pml_machine_free(&m);
+    pml_graph_free(&g);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -155,6 +272,7 @@ int cmd_bench(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sim") == 0) return bench_sim(argc - 1, argv + 1);
     fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", argv[1]);
     return EXIT_USAGE;
 }
