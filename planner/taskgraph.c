@@ -431,6 +431,17 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     return x;
 }
 
+/* the parts along one dimension (n items in deg slices) that meet [a, b): *lo .. *hi - 1 */
+static void slice_range(int n, int deg, int a, int b, int *lo, int *hi)
+{
+    int i = (int)((long)a * deg / n);
+    while (i + 1 < deg && (long)n * (i + 1) / deg <= a) i++;
+    while (i > 0 && (long)n * i / deg > a) i--;
+    *lo = i;
+    while (i < deg && (long)n * i / deg < b) i++;
+    *hi = i;
+}
+
 /* The edge from producer u into input i of consumer v: forward transfers (or direct
  * dependencies) from u's parts to v's parts, and gradient contributions back. */
 static pml_status build_edge(pml_taskgraph *tg, int v, int i)
@@ -438,14 +449,23 @@ static pml_status build_edge(pml_taskgraph *tg, int v, int i)
     const pml_graph *g = tg->g;
     const int u = g->nodes[v].in[i];
     pml__ivec *own = &tg->edge[v * PML_MAX_INPUTS + i];
-    const int Pv = parts_of(tg, v), Pu = parts_of(tg, u);
+    const int Pv = parts_of(tg, v);
     const pml_opcfg *cu = &tg->p->cfg[u], *cv = &tg->p->cfg[v];
     const int posv = tg->pos[v], posu = tg->pos[u], N = tg->N;
     const bool grads = tg->wants[u] && tg->run_bwd[v];
+    const pml_shape uo = g->nodes[u].out;
     for (int p = 0; p < Pv; p++) {
         pml_region need = pml_node_in_region(g, v, i, part_region(tg, v, p));
         if (pml_region_empty(need)) continue;
-        for (int q = 0; q < Pu; q++) {
+        /* only the producer parts whose slices meet the needed region, dimension by dimension */
+        int n0, n1, c0, c1, h0, h1;
+        slice_range(tg->p->batch, cu->deg[0], need.n0, need.n1, &n0, &n1);
+        slice_range(uo.c, cu->deg[1], need.c0, need.c1, &c0, &c1);
+        slice_range(uo.h, cu->deg[2], need.h0, need.h1, &h0, &h1);
+        for (int qn = n0; qn < n1; qn++)
+        for (int qc = c0; qc < c1; qc++)
+        for (int qh = h0; qh < h1; qh++) {
+            const int q = (qn * cu->deg[1] + qc) * cu->deg[2] + qh;
             pml_region ov = pml_region_meet(need, part_region(tg, u, q));
             if (pml_region_empty(ov)) continue;
             const double bytes = 4.0 * (double)region_floats(g, u, ov);
