@@ -410,6 +410,15 @@ static void drop_parts(pml_taskgraph *tg, int v)
 }
 
 /* a transfer task between compute devices src -> dst */
+/* Cores of one node share memory: an activation needs no copy (the consumer reads the
+ * producer's buffer; the transfer is only a dependency), a gradient contribution is summed into
+ * the receiver's buffer by the receiver, replicas share one parameter copy. */
+static bool shared_memory(const pml_machine *m, int a, int b)
+{
+    const pml_device *x = &m->dev[m->compute[a]], *y = &m->dev[m->compute[b]];
+    return x->kind == PML_DEV_CPU && y->kind == PML_DEV_CPU && x->node == y->node;
+}
+
 static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double bytes, bool grad)
 {
     int x = new_task(tg, PML_TASK_XFER, key);
@@ -419,6 +428,12 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     t->dst = (int16_t)dst;
     t->grad = grad;
     t->bytes = bytes;
+    if (shared_memory(tg->m, src, dst)) {
+        t->cost = tg->m->route_lat[src * tg->m->ncompute + dst];
+        if (!grad) return x;
+        if (tg->cost) t->cost += pml_cost_reduce(tg->cost, dst, bytes / 4.0);
+        return set_res(tg, x, &dst, 1) ? x : -1;
+    }
     t->cost = xfer_seconds(tg, src, dst, bytes);
     if (grad && tg->cost) t->cost += pml_cost_reduce(tg->cost, dst, bytes / 4.0);
     int len;
@@ -541,7 +556,8 @@ static int cmp_i16(const void *a, const void *b)
     return *(const int16_t *)a - *(const int16_t *)b;
 }
 
-static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p)
+/* the update of part p's slice; with `share` replicas in shared memory, each updates 1/share */
+static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int share)
 {
     const pml_opcfg *c = &tg->p->cfg[v];
     int dev = c->dev[p];
@@ -552,7 +568,7 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p)
     t->part = p;
     t->dev = (int16_t)dev;
     t->r = part_region(tg, v, p);
-    t->cost = tg->cost ? pml_cost_update(tg->cost, dev, slice_floats(tg, v)) : 0.0;
+    t->cost = tg->cost ? pml_cost_update(tg->cost, dev, slice_floats(tg, v) / share) : 0.0;
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;
@@ -583,7 +599,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         for (int pc = 0; pc < c->deg[1]; pc++) {
             int nr = replicas(tg, v, pc, parts);
             if (nr == 1) {
-                int u = make_update(tg, own, v, parts[0]);
+                int u = make_update(tg, own, v, parts[0], 1);
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][parts[0]], u)) goto nomem;
                 continue;
             }
@@ -591,7 +607,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 /* the first replica is the server: gradients in, update, parameters out */
                 const int ps = parts[0], psdev = c->dev[ps];
                 const double bytes = 4.0 * slice_floats(tg, v);
-                int u = make_update(tg, own, v, ps);
+                int u = make_update(tg, own, v, ps, 1);
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][ps], u)) goto nomem;
                 for (int r = 1; r < nr; r++) {
                     int dev = c->dev[parts[r]];
@@ -653,7 +669,15 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         t->node = G->first_v;
         t->part = b;
         t->bytes = G->bytes;
-        t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);
+        bool shm = true;
+        for (int i = 1; i < G->k; i++) shm &= shared_memory(tg->m, G->dev[0], G->dev[i]);
+        if (shm) { /* the first replica's core sums the others' gradients */
+            res.n = 0;
+            iv_push(&res, G->dev[0]);
+            t->cost = tg->cost ? pml_cost_reduce(tg->cost, G->dev[0], (G->k - 1) * G->bytes / 4.0) : 0;
+        } else {
+            t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);
+        }
         t->group = malloc((size_t)G->k * sizeof *t->group);
         if (!t->group) goto nomem_res;
         memcpy(t->group, G->dev, (size_t)G->k * sizeof *t->group);
@@ -674,9 +698,11 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             qsort(set, (size_t)nr, sizeof *set, cmp_i16);
             int gi = 0;
             while (memcmp(gr[gi].dev, set, (size_t)nr * sizeof *set) != 0 || gr[gi].k != nr) gi++;
+            bool shm = true;
+            for (int r = 1; r < nr; r++) shm &= shared_memory(tg->m, set[0], set[r]);
             for (int r = 0; r < nr; r++) {
                 if (!add_edge(tg, tg->bwd_id[v][parts[r]], gr[gi].sync)) goto nomem;
-                int u = make_update(tg, own, v, parts[r]);
+                int u = make_update(tg, own, v, parts[r], shm ? nr : 1);
                 if (u < 0 || !add_edge(tg, gr[gi].sync, u)) goto nomem;
             }
         }
