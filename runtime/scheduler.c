@@ -1,0 +1,413 @@
+/* pml — the task scheduler (see sched.h).
+ *
+ * Per run: counters[t] = unfinished predecessors (in the subset). Each worker has a ready queue:
+ * a ring of capacity = its task count, where producers claim a slot with an atomic ticket and
+ * publish the task id, and the owner consumes in order — so each worker runs its ready tasks
+ * first come, first served, as the simulator assumes. A worker with nothing ready spins, then
+ * sleeps on its queue's futex; a producer wakes it only if it is asleep. */
+#include "scheduler.h"
+
+#include <hwloc.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define SPIN 4000 /* polls of an empty queue before sleeping (a few microseconds) */
+
+typedef struct queue {
+    _Atomic uint32_t tail; /* tickets handed out */
+    uint32_t head;         /* next ticket to consume (owner only) */
+    _Atomic int *slot;     /* ring: task id + 1, 0 = not yet published */
+    int cap;
+    _Atomic int asleep;    /* the owner sleeps (or is about to) on bell */
+    _Atomic uint32_t bell; /* futex word: rung to wake the owner */
+    char pad[64];
+} queue;
+
+struct pml__sched {
+    int nw;
+    uv_thread_t *thr;
+    struct warg *args;
+    queue *q;
+    int *cores;
+    hwloc_topology_t topo;
+    bool have_topo;
+    hwloc_cpuset_t caller_old;
+    /* the run being executed */
+    _Atomic uint32_t gen;     /* run generation: workers wait for it to change; futex word */
+    _Atomic int idle_asleep;  /* workers asleep on gen */
+    _Atomic int stop;
+    _Atomic int remaining;    /* tasks of the run not yet finished */
+    _Atomic int failed;
+    _Atomic int finished;     /* workers done with the run */
+    _Atomic int caller_asleep;
+    const pml__dag *dag;
+    pml__task_fn fn;
+    void *ctx;
+    _Atomic int *count;
+    int count_cap;
+    pml__dag checked; /* the last DAG found acyclic */
+    double *start, *end;
+    double t0;
+    pml_status err;
+    char errmsg[1024];
+    atomic_flag errlock;
+};
+
+struct warg {
+    pml__sched *s;
+    int w;
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void pin(pml__sched *s, int w)
+{
+    if (!s->have_topo || !s->cores || s->cores[w] < 0) return;
+    hwloc_obj_t core = hwloc_get_obj_by_type(s->topo, HWLOC_OBJ_CORE, (unsigned)s->cores[w]);
+    if (core && core->cpuset) hwloc_set_cpubind(s->topo, core->cpuset, HWLOC_CPUBIND_THREAD);
+}
+
+/* wakes worker w if it sleeps (Dekker with the sleeper: it sets asleep, reads the bell, then
+ * checks its queue and the run; whoever changes those rings after) */
+static void ring(pml__sched *s, int w)
+{
+    queue *q = &s->q[w];
+    if (atomic_load(&q->asleep)) {
+        atomic_fetch_add(&q->bell, 1);
+        futex_wake(&q->bell);
+    }
+}
+
+static void push(pml__sched *s, int w, int task)
+{
+    queue *q = &s->q[w];
+    uint32_t t = atomic_fetch_add(&q->tail, 1);
+    atomic_store_explicit(&q->slot[t % (uint32_t)q->cap], task + 1, memory_order_release);
+    ring(s, w);
+}
+
+static void record_error(pml__sched *s, pml_status st)
+{
+    while (atomic_flag_test_and_set(&s->errlock)) cpu_relax();
+    if (!atomic_load(&s->failed)) {
+        snprintf(s->errmsg, sizeof s->errmsg, "%s", pml_errmsg());
+        s->err = st;
+        atomic_store(&s->failed, 1);
+    }
+    atomic_flag_clear(&s->errlock);
+}
+
+/* runs worker w's share of the current run */
+static void work(pml__sched *s, int w)
+{
+    queue *q = &s->q[w];
+    const pml__dag *d = s->dag;
+    pml_blas_single_thread();
+    for (;;) {
+        if (atomic_load_explicit(&s->remaining, memory_order_acquire) <= 0 ||
+            atomic_load_explicit(&s->failed, memory_order_relaxed))
+            break;
+        /* the next published task, in ticket order */
+        int spins = 0, task = -1;
+        for (;;) {
+            if (q->head != atomic_load_explicit(&q->tail, memory_order_acquire)) {
+                _Atomic int *sl = &q->slot[q->head % (uint32_t)q->cap];
+                int v = atomic_load_explicit(sl, memory_order_acquire);
+                if (v) {
+                    atomic_store_explicit(sl, 0, memory_order_relaxed);
+                    q->head++;
+                    task = v - 1;
+                    break;
+                }
+            }
+            if (atomic_load_explicit(&s->remaining, memory_order_acquire) <= 0 ||
+                atomic_load_explicit(&s->failed, memory_order_relaxed))
+                break;
+            if (++spins < SPIN) {
+                cpu_relax();
+                continue;
+            }
+            atomic_store(&q->asleep, 1);
+            uint32_t bell = atomic_load(&q->bell);
+            if (q->head == atomic_load(&q->tail) && atomic_load(&s->remaining) > 0 &&
+                !atomic_load(&s->failed))
+                futex_wait(&q->bell, bell);
+            atomic_store(&q->asleep, 0);
+            spins = 0;
+        }
+        if (task < 0) break;
+        double t0 = s->start ? now_s() : 0;
+        pml_status st = s->fn(s->ctx, task, w);
+        if (s->start) {
+            s->start[task] = t0 - s->t0;
+            s->end[task] = now_s() - s->t0;
+        }
+        if (st != PML_OK) {
+            record_error(s, st);
+            for (int x = 0; x < s->nw; x++) /* the run is over */
+                if (x != w) ring(s, x);
+            break;
+        }
+        for (int k = d->succ_off[task]; k < d->succ_off[task + 1]; k++) {
+            int u = d->succ[k];
+            if (d->run && !d->run[u]) continue;
+            if (atomic_fetch_sub_explicit(&s->count[u], 1, memory_order_acq_rel) == 1)
+                push(s, d->worker[u], u);
+        }
+        if (atomic_fetch_sub(&s->remaining, 1) == 1)
+            for (int x = 0; x < s->nw; x++) /* the run is complete */
+                if (x != w) ring(s, x);
+    }
+}
+
+static void worker_main(void *arg)
+{
+    struct warg *a = arg;
+    pml__sched *s = a->s;
+    pin(s, a->w);
+    pml_blas_single_thread();
+    uint32_t seen = 0;
+    for (;;) {
+        uint32_t g = atomic_load_explicit(&s->gen, memory_order_acquire);
+        for (int i = 0; g == seen && i < 20 * SPIN; i++) {
+            cpu_relax();
+            g = atomic_load_explicit(&s->gen, memory_order_acquire);
+        }
+        while (g == seen) {
+            atomic_fetch_add(&s->idle_asleep, 1);
+            futex_wait(&s->gen, seen);
+            atomic_fetch_sub(&s->idle_asleep, 1);
+            g = atomic_load_explicit(&s->gen, memory_order_acquire);
+        }
+        seen = g;
+        if (atomic_load(&s->stop)) break;
+        work(s, a->w);
+        if (atomic_fetch_add(&s->finished, 1) + 1 == s->nw - 1 && atomic_load(&s->caller_asleep))
+            futex_wake((_Atomic uint32_t *)&s->finished);
+    }
+}
+
+pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
+{
+    *out = NULL;
+    if (workers < 1 || workers > 256)
+        return pml_fail(PML_EINVAL, "%d workers: the runtime takes 1 to 256", workers);
+    pml__sched *s = calloc(1, sizeof *s);
+    if (!s) return pml_fail(PML_ENOMEM, "out of memory starting the runtime");
+    s->nw = workers;
+    atomic_flag_clear(&s->errlock);
+    s->q = calloc((size_t)workers, sizeof *s->q);
+    s->thr = calloc((size_t)workers, sizeof *s->thr);
+    s->args = calloc((size_t)workers, sizeof *s->args);
+    if (!s->q || !s->thr || !s->args) goto nomem;
+    if (cores) {
+        s->cores = malloc((size_t)workers * sizeof *s->cores);
+        if (!s->cores) goto nomem;
+        memcpy(s->cores, cores, (size_t)workers * sizeof *cores);
+        if (hwloc_topology_init(&s->topo) == 0) {
+            if (hwloc_topology_load(s->topo) == 0) {
+                s->have_topo = true;
+                s->caller_old = hwloc_bitmap_alloc();
+                if (s->caller_old &&
+                    hwloc_get_cpubind(s->topo, s->caller_old, HWLOC_CPUBIND_THREAD) != 0) {
+                    hwloc_bitmap_free(s->caller_old);
+                    s->caller_old = NULL;
+                }
+            } else {
+                hwloc_topology_destroy(s->topo);
+            }
+        }
+    }
+    for (int w = 1; w < workers; w++) {
+        s->args[w] = (struct warg){s, w};
+        if (uv_thread_create(&s->thr[w], worker_main, &s->args[w]) != 0) {
+            s->nw = w;
+            pml__sched_destroy(s);
+            return pml_fail(PML_ENOMEM, "cannot start worker thread %d", w);
+        }
+    }
+    pin(s, 0);
+    *out = s;
+    return PML_OK;
+nomem:
+    pml__sched_destroy(s);
+    return pml_fail(PML_ENOMEM, "out of memory starting the runtime");
+}
+
+void pml__sched_destroy(pml__sched *s)
+{
+    if (!s) return;
+    if (s->thr && s->nw > 1) {
+        atomic_store(&s->stop, 1);
+        atomic_fetch_add(&s->gen, 1);
+        futex_wake(&s->gen);
+        for (int w = 1; w < s->nw; w++) uv_thread_join(&s->thr[w]);
+    }
+    if (s->have_topo) {
+        if (s->caller_old) {
+            hwloc_set_cpubind(s->topo, s->caller_old, HWLOC_CPUBIND_THREAD);
+            hwloc_bitmap_free(s->caller_old);
+        }
+        hwloc_topology_destroy(s->topo);
+    }
+    if (s->q)
+        for (int w = 0; w < s->nw; w++) free(s->q[w].slot);
+    free(s->q);
+    free(s->thr);
+    free(s->args);
+    free(s->cores);
+    free(s->count);
+    free(s);
+}
+
+int pml__sched_workers(const pml__sched *s) { return s->nw; }
+
+/* Kahn's algorithm over the subset, on a copy of the counters (set up by the caller) */
+static bool acyclic(pml__sched *s, const pml__dag *d, int total)
+{
+    int *cnt = malloc((size_t)d->n * sizeof *cnt), *stack = malloc((size_t)d->n * sizeof *stack);
+    if (!cnt || !stack) {
+        free(cnt);
+        free(stack);
+        return true; /* cannot check: run it (a cycle then shows as tasks never ready) */
+    }
+    int top = 0, seen = 0;
+    for (int t = 0; t < d->n; t++) {
+        cnt[t] = atomic_load_explicit(&s->count[t], memory_order_relaxed);
+        if ((!d->run || d->run[t]) && cnt[t] == 0) stack[top++] = t;
+    }
+    while (top > 0) {
+        int t = stack[--top];
+        seen++;
+        for (int k = d->succ_off[t]; k < d->succ_off[t + 1]; k++) {
+            int u = d->succ[k];
+            if ((!d->run || d->run[u]) && --cnt[u] == 0) stack[top++] = u;
+        }
+    }
+    free(cnt);
+    free(stack);
+    return seen == total;
+}
+
+pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, void *ctx,
+                          double *start, double *end)
+{
+    /* sizes: counters, queue rings (a worker's ring holds all its tasks) */
+    if (d->n > s->count_cap) {
+        _Atomic int *c = realloc(s->count, (size_t)d->n * sizeof *c);
+        if (!c) return pml_fail(PML_ENOMEM, "out of memory running tasks");
+        s->count = c;
+        s->count_cap = d->n;
+    }
+    int *per = calloc((size_t)s->nw, sizeof *per);
+    if (!per) return pml_fail(PML_ENOMEM, "out of memory running tasks");
+    int total = 0;
+    for (int t = 0; t < d->n; t++) {
+        if (d->run && !d->run[t]) continue;
+        if (d->worker[t] < 0 || d->worker[t] >= s->nw) {
+            free(per);
+            return pml_fail(PML_EINVAL, "task %d is on worker %d; the runtime has %d", t,
+                            d->worker[t], s->nw);
+        }
+        per[d->worker[t]]++;
+        total++;
+    }
+    for (int w = 0; w < s->nw; w++) {
+        queue *q = &s->q[w];
+        int cap = per[w] + 1;
+        if (cap > q->cap) {
+            _Atomic int *sl = realloc(q->slot, (size_t)cap * sizeof *sl);
+            if (!sl) {
+                free(per);
+                return pml_fail(PML_ENOMEM, "out of memory running tasks");
+            }
+            q->slot = sl;
+            q->cap = cap;
+        }
+        for (int i = 0; i < q->cap; i++) atomic_store_explicit(&q->slot[i], 0, memory_order_relaxed);
+        atomic_store(&q->tail, 0);
+        q->head = 0;
+    }
+    free(per);
+    /* counters: predecessors inside the subset */
+    for (int t = 0; t < d->n; t++) {
+        atomic_store_explicit(&s->count[t], 0, memory_order_relaxed);
+        if (start) start[t] = end[t] = -1;
+    }
+    for (int t = 0; t < d->n; t++) {
+        if (d->run && !d->run[t]) continue;
+        for (int k = d->succ_off[t]; k < d->succ_off[t + 1]; k++) {
+            int u = d->succ[k];
+            if (!d->run || d->run[u]) atomic_fetch_add_explicit(&s->count[u], 1, memory_order_relaxed);
+        }
+    }
+    if (total == 0) return PML_OK;
+    if (memcmp(&s->checked, d, sizeof *d) != 0) {
+        if (!acyclic(s, d, total)) return pml_fail(PML_EINVAL, "the task graph has a cycle");
+        s->checked = *d;
+    }
+    s->dag = d;
+    s->fn = fn;
+    s->ctx = ctx;
+    s->start = start;
+    s->end = end;
+    s->t0 = now_s();
+    atomic_store(&s->remaining, total);
+    atomic_store(&s->failed, 0);
+    atomic_store(&s->finished, 0);
+    for (int t = 0; t < d->n; t++)
+        if ((!d->run || d->run[t]) && atomic_load_explicit(&s->count[t], memory_order_relaxed) == 0)
+            push(s, d->worker[t], t);
+    /* start the other workers, work as worker 0, wait for the others */
+    atomic_fetch_add(&s->gen, 1);
+    if (atomic_load(&s->idle_asleep) > 0) futex_wake(&s->gen);
+    work(s, 0);
+    if (s->nw > 1) {
+        for (int w = 1; w < s->nw; w++) ring(s, w); /* none stays asleep on its queue */
+        uint32_t f = (uint32_t)atomic_load(&s->finished);
+        for (int i = 0; f < (uint32_t)(s->nw - 1) && i < 20 * SPIN; i++) {
+            cpu_relax();
+            f = (uint32_t)atomic_load(&s->finished);
+        }
+        while (f < (uint32_t)(s->nw - 1)) {
+            atomic_store(&s->caller_asleep, 1);
+            futex_wait((_Atomic uint32_t *)&s->finished, f);
+            atomic_store(&s->caller_asleep, 0);
+            f = (uint32_t)atomic_load(&s->finished);
+        }
+    }
+    if (atomic_load(&s->failed)) return pml_fail(s->err, "%s", s->errmsg);
+    if (atomic_load(&s->remaining) > 0)
+        return pml_fail(PML_EINVAL, "the task graph has a cycle (%d tasks never became ready)",
+                        atomic_load(&s->remaining));
+    return PML_OK;
+}
