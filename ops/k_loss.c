@@ -1,6 +1,8 @@
 /* pml — softmax cross-entropy on logits with integer labels (Keras
  * SparseCategoricalCrossentropy(from_logits=True)). Output: the per-sample loss. Backward ignores
- * dy and accumulates the gradient of the MEAN loss over batch_total samples. */
+ * dy and accumulates the gradient of the MEAN loss over batch_total samples. A negative label
+ * marks a padding sample (a short last batch run by a plan made for a full one): its loss is 0
+ * and it has no gradient. */
 #include "kernels.h"
 
 #include <math.h>
@@ -35,11 +37,17 @@ static inline int label_of(const pml_kctx *k, int i, int C)
     return (l >= 0 && l < C) ? l : 0;
 }
 
+static inline bool padding(const pml_kctx *k, int i) { return k->labels && k->labels[i] < 0; }
+
 // logits (N,C) -> loss (N,1)
 void pml__softmax_xent_fwd(const pml_kctx *k)
 {
     const int C = k->xs[0].c;
     for (int i = k->r.n0; i < k->r.n1; i++) {
+        if (padding(k, i)) {
+            k->y[i] = 0.0f;
+            continue;
+        }
         const float *z = k->x[0] + (size_t)i * C;
         float mx = z[0];
         for (int j = 1; j < C; j++) mx = z[j] > mx ? z[j] : mx;
@@ -55,6 +63,7 @@ void pml__softmax_xent_bwd(const pml_kctx *k)
     const int C = k->xs[0].c;
     const float inv = 1.0f / (float)(k->batch_total > 0 ? k->batch_total : k->N);
     for (int i = k->r.n0; i < k->r.n1; i++) {
+        if (padding(k, i)) continue;
         const float *z = k->x[0] + (size_t)i * C;
         float *d = k->dx[0] + (size_t)i * C;
         float mx = z[0];
@@ -71,6 +80,10 @@ void pml__softmax_xent_fwd_ref(const pml_kctx *k)
 {
     const int C = k->xs[0].c;
     for (int i = k->r.n0; i < k->r.n1; i++) {
+        if (padding(k, i)) {
+            k->y[i] = 0.0f;
+            continue;
+        }
         const float *z = k->x[0] + (size_t)i * C;
         double s = 0;
         for (int j = 0; j < C; j++) s += exp((double)z[j]);
@@ -84,6 +97,7 @@ void pml__softmax_xent_bwd_ref(const pml_kctx *k)
     const int C = k->xs[0].c;
     const double B = k->batch_total > 0 ? k->batch_total : k->N;
     for (int i = k->r.n0; i < k->r.n1; i++) {
+        if (padding(k, i)) continue;
         const float *z = k->x[0] + (size_t)i * C;
         double s = 0;
         for (int j = 0; j < C; j++) s += exp((double)z[j]);

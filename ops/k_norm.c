@@ -1,7 +1,8 @@
 /* pml — batch normalisation over (N, H, W) per channel.
  * Training: batch statistics (biased variance to normalise, unbiased for the running estimate),
  * running = momentum * running + (1 - momentum) * batch (Keras; PyTorch momentum 0.1 = 0.9 here).
- * Inference: running statistics. Only a channel split is exact, so that is the only one declared. */
+ * Inference: running statistics. Only a channel split is exact; a part of a sample or row split
+ * (an approximate split, as PyTorch DDP does it) normalises with its own region's statistics. */
 #include "kernels.h"
 
 #include <math.h>
@@ -76,15 +77,16 @@ PML_HOT static void plane_dx(float *restrict dx, const float *restrict dy, const
 static void channel_stats(const pml_kctx *k, int c, double *mean, double *var)
 {
     const pml_shape s = k->xs[0];
-    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)k->N;
-    const float *x0 = k->x[0] + (size_t)c * plane;
+    const size_t plane = (size_t)s.h * s.w, rows = (size_t)(k->r.h1 - k->r.h0) * s.w,
+                 roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
+    const float *x0 = k->x[0] + ((size_t)k->r.n0 * s.c + c) * plane + roff;
     double shift = x0[0], s1 = 0, s2 = 0;
-    for (int n = 0; n < k->N; n++) {
-        const float *x = k->x[0] + ((size_t)n * s.c + c) * plane;
+    for (int n = k->r.n0; n < k->r.n1; n++) {
+        const float *x = k->x[0] + (((size_t)n * s.c + c) * plane + roff);
         double a = 0, b = 0;
         float buf[256];
-        for (size_t i = 0; i < plane; i += 256) {
-            size_t len = plane - i < 256 ? plane - i : 256;
+        for (size_t i = 0; i < rows; i += 256) {
+            size_t len = rows - i < 256 ? rows - i : 256;
             for (size_t j = 0; j < len; j++) buf[j] = x[i + j] - (float)shift;
             plane_sums(buf, len, &a, &b);
         }
@@ -102,7 +104,8 @@ void pml__batchnorm_fwd(const pml_kctx *k)
 {
     const pml_node *nd = k->node;
     const pml_shape s = k->xs[0];
-    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)k->N;
+    const size_t plane = (size_t)s.h * s.w, rows = (size_t)(k->r.h1 - k->r.h0) * s.w,
+                 roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
     float *rmean = k->state[0], *rvar = k->state[1];
     float *bmean = k->aux, *binv = k->aux + s.c;
     for (int c = k->r.c0; c < k->r.c1; c++) {
@@ -121,9 +124,9 @@ void pml__batchnorm_fwd(const pml_kctx *k)
         bmean[c] = (float)mean;
         binv[c] = (float)inv;
         float mul = (float)(k->w[0][c] * inv), add = (float)(k->w[1][c] - mean * inv * k->w[0][c]);
-        for (int n = 0; n < k->N; n++) {
-            size_t off = ((size_t)n * s.c + c) * plane;
-            plane_affine(k->y + off, k->x[0] + off, plane, mul, add);
+        for (int n = k->r.n0; n < k->r.n1; n++) {
+            size_t off = (((size_t)n * s.c + c) * plane + roff);
+            plane_affine(k->y + off, k->x[0] + off, rows, mul, add);
         }
     }
 }
@@ -131,13 +134,14 @@ void pml__batchnorm_fwd(const pml_kctx *k)
 void pml__batchnorm_bwd(const pml_kctx *k)
 {
     const pml_shape s = k->xs[0];
-    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)k->N;
+    const size_t plane = (size_t)s.h * s.w, rows = (size_t)(k->r.h1 - k->r.h0) * s.w,
+                 roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
     const float *bmean = k->aux, *binv = k->aux + s.c;
     for (int c = k->r.c0; c < k->r.c1; c++) {
         double sdy = 0, sdyx = 0;
-        for (int n = 0; n < k->N; n++) {
-            size_t off = ((size_t)n * s.c + c) * plane;
-            plane_grad_sums(k->dy + off, k->x[0] + off, plane, bmean[c], &sdy, &sdyx);
+        for (int n = k->r.n0; n < k->r.n1; n++) {
+            size_t off = (((size_t)n * s.c + c) * plane + roff);
+            plane_grad_sums(k->dy + off, k->x[0] + off, rows, bmean[c], &sdy, &sdyx);
         }
         const double mean = bmean[c], inv = binv[c], g = k->w[0][c];
         /* sum dy * xhat = inv * sum dy (x - mean) */
@@ -156,9 +160,9 @@ void pml__batchnorm_bwd(const pml_kctx *k)
             b = 0;
             cc = 0;
         }
-        for (int n = 0; n < k->N; n++) {
-            size_t off = ((size_t)n * s.c + c) * plane;
-            plane_dx(k->dx[0] + off, k->dy + off, k->x[0] + off, plane, (float)a, (float)b,
+        for (int n = k->r.n0; n < k->r.n1; n++) {
+            size_t off = (((size_t)n * s.c + c) * plane + roff);
+            plane_dx(k->dx[0] + off, k->dy + off, k->x[0] + off, rows, (float)a, (float)b,
                      (float)mean, (float)cc);
         }
     }
@@ -168,16 +172,17 @@ void pml__batchnorm_fwd_ref(const pml_kctx *k)
 {
     const pml_node *nd = k->node;
     const pml_shape s = k->xs[0];
-    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)k->N;
+    const size_t plane = (size_t)s.h * s.w, rows = (size_t)(k->r.h1 - k->r.h0) * s.w,
+                 roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
     for (int c = k->r.c0; c < k->r.c1; c++) {
         double mean = 0, var = 0;
         if (k->training) {
-            for (int n = 0; n < k->N; n++)
-                for (size_t i = 0; i < plane; i++) mean += k->x[0][((size_t)n * s.c + c) * plane + i];
+            for (int n = k->r.n0; n < k->r.n1; n++)
+                for (size_t i = 0; i < rows; i++) mean += k->x[0][(((size_t)n * s.c + c) * plane + roff) + i];
             mean /= (double)M;
-            for (int n = 0; n < k->N; n++)
-                for (size_t i = 0; i < plane; i++) {
-                    double d = k->x[0][((size_t)n * s.c + c) * plane + i] - mean;
+            for (int n = k->r.n0; n < k->r.n1; n++)
+                for (size_t i = 0; i < rows; i++) {
+                    double d = k->x[0][(((size_t)n * s.c + c) * plane + roff) + i] - mean;
                     var += d * d;
                 }
             var /= (double)M;
@@ -191,9 +196,9 @@ void pml__batchnorm_fwd_ref(const pml_kctx *k)
         double inv = 1.0 / sqrt(var + nd->a.eps);
         k->aux[c] = (float)mean;
         k->aux[s.c + c] = (float)inv;
-        for (int n = 0; n < k->N; n++)
-            for (size_t i = 0; i < plane; i++) {
-                size_t e = ((size_t)n * s.c + c) * plane + i;
+        for (int n = k->r.n0; n < k->r.n1; n++)
+            for (size_t i = 0; i < rows; i++) {
+                size_t e = (((size_t)n * s.c + c) * plane + roff) + i;
                 k->y[e] = (float)((k->x[0][e] - mean) * inv * k->w[0][c] + k->w[1][c]);
             }
     }
@@ -202,22 +207,23 @@ void pml__batchnorm_fwd_ref(const pml_kctx *k)
 void pml__batchnorm_bwd_ref(const pml_kctx *k)
 {
     const pml_shape s = k->xs[0];
-    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)k->N;
+    const size_t plane = (size_t)s.h * s.w, rows = (size_t)(k->r.h1 - k->r.h0) * s.w,
+                 roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
     for (int c = k->r.c0; c < k->r.c1; c++) {
         const double mean = k->aux[c], inv = k->aux[s.c + c], g = k->w[0][c];
         double dgamma = 0, dbeta = 0;
-        for (int n = 0; n < k->N; n++)
-            for (size_t i = 0; i < plane; i++) {
-                size_t e = ((size_t)n * s.c + c) * plane + i;
+        for (int n = k->r.n0; n < k->r.n1; n++)
+            for (size_t i = 0; i < rows; i++) {
+                size_t e = (((size_t)n * s.c + c) * plane + roff) + i;
                 dbeta += k->dy[e];
                 dgamma += k->dy[e] * (k->x[0][e] - mean) * inv;
             }
         if (k->dw[0]) k->dw[0][c] += (float)dgamma;
         if (k->dw[1]) k->dw[1][c] += (float)dbeta;
         if (!k->dx[0]) continue;
-        for (int n = 0; n < k->N; n++)
-            for (size_t i = 0; i < plane; i++) {
-                size_t e = ((size_t)n * s.c + c) * plane + i;
+        for (int n = k->r.n0; n < k->r.n1; n++)
+            for (size_t i = 0; i < rows; i++) {
+                size_t e = (((size_t)n * s.c + c) * plane + roff) + i;
                 double xhat = (k->x[0][e] - mean) * inv, d;
                 if (k->training)
                     d = g * inv / (double)M * ((double)M * k->dy[e] - dbeta - xhat * dgamma);

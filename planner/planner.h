@@ -123,6 +123,8 @@ typedef struct pml_cost_opts {
     bool measure;          /* measure present devices (default true); false: analytic everywhere */
     const char *cache_dir; /* NULL: $XDG_CACHE_HOME/pml or ~/.cache/pml; "" = no disk cache */
     int repeats;           /* timed runs per measurement (median), default 5 */
+    double cache_bytes;    /* last-level cache, for warm/cold blending of measurements;
+                            * 0: this machine's (hwloc) */
 } pml_cost_opts;
 
 pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
@@ -316,9 +318,15 @@ typedef struct pml_task {
     int *pred;           /* npred predecessor task ids */
     int nres;            /* resources it occupies: compute device(s) or directed links */
     int *res;            /* resource ids: compute index c -> c; directed link resource r -> ncompute + r */
-    /* SYNC: the compute devices taking part */
+    /* SYNC: the compute devices taking part, and the parameter slices it sums: members[2k] is
+     * an operator, members[2k+1] its channel slice */
     int ngroup;
     int16_t *group;
+    int nmembers;
+    int *members;
+    /* UPDATE: this replica updates share `share` of `nshare` equal shares of the slice (replicas
+     * in shared memory split the work), reading the gradient summed on device `gdev` */
+    int16_t share, nshare, gdev;
 } pml_task;
 
 typedef struct pml_taskgraph pml_taskgraph;

@@ -101,11 +101,13 @@ static int new_task(pml_taskgraph *tg, pml_task_kind kind, uint64_t key)
     int *pred = t->pred, *succ = t->succ; /* keep capacity of a reused slot */
     int *res = t->res;
     int16_t *group = t->group;
+    int *members = t->members;
     memset(t, 0, sizeof *t);
     t->pred = pred;
     t->succ = succ;
     t->res = res;
     t->group = group;
+    t->members = members;
     t->kind = (uint8_t)kind;
     t->key = key;
     t->dev = t->dst = -1;
@@ -556,8 +558,10 @@ static int cmp_i16(const void *a, const void *b)
     return *(const int16_t *)a - *(const int16_t *)b;
 }
 
-/* the update of part p's slice; with `share` replicas in shared memory, each updates 1/share */
-static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int share)
+/* the update of part p's slice; with `nshare` replicas in shared memory, this one updates share
+ * `share` of the gradient summed on device gdev */
+static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int share, int nshare,
+                       int gdev)
 {
     const pml_opcfg *c = &tg->p->cfg[v];
     int dev = c->dev[p];
@@ -568,7 +572,10 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
     t->part = p;
     t->dev = (int16_t)dev;
     t->r = part_region(tg, v, p);
-    t->cost = tg->cost ? pml_cost_update(tg->cost, dev, slice_floats(tg, v) / share) : 0.0;
+    t->share = (int16_t)share;
+    t->nshare = (int16_t)nshare;
+    t->gdev = (int16_t)gdev;
+    t->cost = tg->cost ? pml_cost_update(tg->cost, dev, slice_floats(tg, v) / nshare) : 0.0;
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;
@@ -588,6 +595,8 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         double bytes;
         int first_v, first_pc;
         int sync;
+        int nmemb;
+        int *memb;
     } group;
     group *gr = NULL;
     int ngr = 0, cap = 0;
@@ -599,7 +608,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         for (int pc = 0; pc < c->deg[1]; pc++) {
             int nr = replicas(tg, v, pc, parts);
             if (nr == 1) {
-                int u = make_update(tg, own, v, parts[0], 1);
+                int u = make_update(tg, own, v, parts[0], 0, 1, c->dev[parts[0]]);
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][parts[0]], u)) goto nomem;
                 continue;
             }
@@ -607,7 +616,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 /* the first replica is the server: gradients in, update, parameters out */
                 const int ps = parts[0], psdev = c->dev[ps];
                 const double bytes = 4.0 * slice_floats(tg, v);
-                int u = make_update(tg, own, v, ps, 1);
+                int u = make_update(tg, own, v, ps, 0, 1, psdev);
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][ps], u)) goto nomem;
                 for (int r = 1; r < nr; r++) {
                     int dev = c->dev[parts[r]];
@@ -655,6 +664,12 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 ngr++;
             }
             gr[gi].bytes += 4.0 * slice_floats(tg, v);
+            int *mb = realloc(gr[gi].memb, (size_t)(gr[gi].nmemb + 1) * 2 * sizeof *mb);
+            if (!mb) goto nomem;
+            gr[gi].memb = mb;
+            mb[2 * gr[gi].nmemb] = v;
+            mb[2 * gr[gi].nmemb + 1] = pc;
+            gr[gi].nmemb++;
         }
     }
     /* one SYNC per group, after the backward of every member replica; updates after it */
@@ -682,6 +697,9 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         if (!t->group) goto nomem_res;
         memcpy(t->group, G->dev, (size_t)G->k * sizeof *t->group);
         t->ngroup = G->k;
+        t->members = G->memb;
+        t->nmembers = G->nmemb;
+        G->memb = NULL;
         if (!set_res(tg, s, res.a, res.n)) goto nomem_res;
         G->sync = s;
     }
@@ -702,16 +720,19 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             for (int r = 1; r < nr; r++) shm &= shared_memory(tg->m, set[0], set[r]);
             for (int r = 0; r < nr; r++) {
                 if (!add_edge(tg, tg->bwd_id[v][parts[r]], gr[gi].sync)) goto nomem;
-                int u = make_update(tg, own, v, parts[r], shm ? nr : 1);
+                int u = shm ? make_update(tg, own, v, parts[r], r, nr, set[0])
+                            : make_update(tg, own, v, parts[r], 0, 1, c->dev[parts[r]]);
                 if (u < 0 || !add_edge(tg, gr[gi].sync, u)) goto nomem;
             }
         }
     }
+    for (int gi = 0; gi < ngr; gi++) free(gr[gi].memb);
     free(gr);
     return st;
 nomem_res:
     iv_free(&res);
 nomem:
+    for (int gi = 0; gi < ngr; gi++) free(gr[gi].memb);
     free(gr);
     return pml_fail(PML_ENOMEM, "out of memory building tasks");
 }
@@ -723,6 +744,9 @@ static void drop_bucket(pml_taskgraph *tg, int b)
         pml_task *t = &tg->t[own->a[k]];
         free(t->group);
         t->group = NULL;
+        free(t->members);
+        t->members = NULL;
+        t->nmembers = 0;
         free_task(tg, own->a[k]);
     }
     own->n = 0;
@@ -914,6 +938,7 @@ void pml_taskgraph_free(pml_taskgraph *tg)
         free(tg->t[i].succ);
         free(tg->t[i].res);
         free(tg->t[i].group);
+        free(tg->t[i].members);
     }
     for (int v = 0; v < tg->N; v++) {
         if (tg->fwd_id) free(tg->fwd_id[v]);

@@ -977,10 +977,13 @@ static void t_every_op_has_cases(void)
                   "op table entry %d is named '%s', not '%s'", op, d->name ? d->name : "(null)",
                   pml_op_name((pml_op_type)op));
         CHECK_MSG(d->infer && d->fwd && d->bwd && d->fwd_ref && d->bwd_ref && d->flops &&
-                      d->ws_floats,
+                      d->ws_floats && d->in_region,
                   "op '%s' has a missing function in the op table", d->name);
-        CHECK_MSG((d->dx_partial & ~d->splits) == 0 && (d->dw_partial & ~d->splits) == 0,
+        const unsigned all = d->splits | d->approx_splits;
+        CHECK_MSG((d->dx_partial & ~all) == 0 && (d->dw_partial & ~all) == 0,
                   "op '%s': partial-gradient flags name splits the op does not declare", d->name);
+        CHECK_MSG((d->splits & d->approx_splits) == 0,
+                  "op '%s': a split cannot be both exact and approximate", d->name);
     }
 }
 
