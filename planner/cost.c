@@ -15,10 +15,22 @@
  *   linearly (samples are independent: time is linear in n for such large parts).
  *   All present CPU devices share one set of measurements (one core is like another).
  *
+ *   Warm and cold caches. Run again and again, a kernel finds its weights and inputs in the
+ *   caches; inside a training step it finds them there only when the step's working set fits in
+ *   the last-level cache (the MLP, the Fashion CNN at batch 32), not when it is much larger (the
+ *   flowers CNN: its dense layer's 16 MB of weights come from memory, 1.3x slower). So a part
+ *   is timed warm, and, when its graph's working set at that n exceeds half the last-level cache,
+ *   cold too: before each cold run 64 MiB are streamed through the caches and then the data the
+ *   producer just wrote is read (forward: the inputs; backward: dy). The answer blends the two:
+ *   t = warm + f (cold - warm), f = 0 while W <= L/2, 1 from W >= 2L, log-linear between, with
+ *   W = 4 (n A + 2 P) bytes (A: activation floats per sample, y and dy; P: parameters, with their
+ *   gradients) and L the last-level cache (hwloc; pml_cost_opts.cache_bytes overrides).
+ *
  *   Results are keyed by everything that determines the time: op, attributes, input shapes
  *   (and whether they hold relu output), output shape, which inputs get dx, n, ce, he. They are
  *   cached in memory and on disk, in CACHE_DIR/costs-FINGERPRINT.tsv (a text file: a version
- *   line, one "key TAB fwd TAB bwd" line per measurement, an "end TAB count" trailer), written
+ *   line, one "key TAB fwd TAB bwd TAB cold-fwd TAB cold-bwd" line per measurement, "-" for a
+ *   time not measured, an "end TAB count" trailer), written
  *   atomically by pml_cost_save() and merged with what another process saved meanwhile. A file
  *   that is not exactly that (another version or machine, garbage, truncated, non-finite or
  *   negative values) is ignored as a whole and overwritten at the next save.
@@ -46,15 +58,15 @@
  *
  * Updates and reductions on present devices are measured once at a few sizes (pml_optim_apply
  * with Adam; cblas_saxpy as the executor sums partials) and interpolated linearly between them.
- * An update is timed with the parameters and optimizer state evicted from the caches and the
- * gradients warm, as in a training step (matches the executor's update within ~10% on the
- * Fashion and flowers CNNs; the whole MLP stays in the caches and updates ~1.5x faster).
+ * An update is timed warm, and cold with the parameters and optimizer state evicted from the
+ * caches and the gradients warm, and blended as above with the working set of a batch of 32.
  *
  * Thread-safety: every query takes one mutex; measurements run under it, so two search chains
  * never measure at the same time (on a 2-core machine they would disturb each other). */
 #include "planner.h"
 
 #include <cblas.h>
+#include <hwloc.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -66,7 +78,7 @@
 #include <unistd.h>
 
 /* Bump when kernels change enough that old measurements mislead. */
-#define CACHE_HEADER "pml-costs 1"
+#define CACHE_HEADER "pml-costs 2"
 #define CACHE_MAX_BYTES ((size_t)64 << 20)
 #define KEY_MAX 1000
 
@@ -78,6 +90,8 @@
 #define MEASURE_BYTES ((double)(512 << 20))
 #define SCRATCH_KEEP ((size_t)64 << 20) /* floats */
 #define EVICT_FLOATS ((size_t)16 << 20) /* 64 MiB: more than the caches */
+#define DEFAULT_LLC ((double)(32 << 20))
+#define UPDATE_BATCH 32 /* the working set an update is blended for */
 
 /* Update / reduce calibration sizes (floats). */
 #define NCAL 6
@@ -116,10 +130,11 @@ typedef struct qent {
     double fwd, bwd;
 } qent;
 
-/* A measurement by key (memory and disk). */
+/* A measurement by key (memory and disk): warm fwd, warm bwd, cold fwd, cold bwd; NAN for a
+ * time not measured yet. Calibrations keep warm in v[0] and cold in v[2]. */
 typedef struct ment {
     char *key;
-    double fwd, bwd;
+    double v[4];
 } ment;
 
 struct pml_costmodel {
@@ -131,6 +146,9 @@ struct pml_costmodel {
     char *path; /* disk cache file; NULL when there is none */
     char header[64];
     bool *wants, *run_bwd, *nonneg;
+    double llc;        /* last-level cache bytes */
+    double act_floats; /* per sample: every output, and its gradient where one is kept */
+    double param_floats;
     pthread_mutex_t mu;
     qent *q;
     size_t qcap, qn;
@@ -255,12 +273,11 @@ static ment *m_find(ment *tab, size_t cap, const char *key)
 }
 
 /* Inserts or replaces; \return false when out of memory. */
-static bool m_put(ment **tab, size_t *cap, size_t *n, const char *key, double fwd, double bwd)
+static bool m_put(ment **tab, size_t *cap, size_t *n, const char *key, const double v[4])
 {
     ment *e = m_find(*tab, *cap, key);
     if (e) {
-        e->fwd = fwd;
-        e->bwd = bwd;
+        memcpy(e->v, v, sizeof e->v);
         return true;
     }
     if (2 * (*n + 1) > *cap && !m_grow(tab, cap)) return false;
@@ -268,7 +285,8 @@ static bool m_put(ment **tab, size_t *cap, size_t *n, const char *key, double fw
     if (!k) return false;
     size_t j = hash_str(key) & (*cap - 1);
     while ((*tab)[j].key) j = (j + 1) & (*cap - 1);
-    (*tab)[j] = (ment){k, fwd, bwd};
+    (*tab)[j].key = k;
+    memcpy((*tab)[j].v, v, sizeof(*tab)[j].v);
     (*n)++;
     return true;
 }
@@ -289,8 +307,13 @@ static bool key_ok(const char *s, size_t len)
     return true;
 }
 
+/* seconds, or "-": not measured (NAN) */
 static bool parse_seconds(const char *s, const char *end, double *out)
 {
+    if (end - s == 1 && *s == '-') {
+        *out = NAN;
+        return true;
+    }
     if (s == end || end - s > 40) return false;
     char buf[48];
     memcpy(buf, s, (size_t)(end - s));
@@ -330,16 +353,21 @@ static bool parse_cache(const char *text, size_t len, const char *header, ment *
             p = nl + 1;
             continue;
         }
-        const char *t2 = memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1));
-        if (!t2) goto bad;
-        double f, b;
-        if (!key_ok(p, (size_t)(t1 - p)) || !parse_seconds(t1 + 1, t2, &f) ||
-            !parse_seconds(t2 + 1, nl, &b))
-            goto bad;
+        if (!key_ok(p, (size_t)(t1 - p))) goto bad;
+        double v[4];
+        const char *f = t1 + 1;
+        for (int i = 0; i < 4; i++) {
+            const char *fe = i < 3 ? memchr(f, '\t', (size_t)(nl - f)) : nl;
+            if (!fe || (i == 3 && memchr(f, '\t', (size_t)(nl - f))) ||
+                !parse_seconds(f, fe, &v[i]))
+                goto bad;
+            f = fe + 1;
+        }
+        if (isnan(v[0]) && isnan(v[2])) goto bad; /* we never write an entry without a time */
         memcpy(key, p, (size_t)(t1 - p));
         key[t1 - p] = 0;
         if (m_find(*tab, *cap, key)) goto bad; /* we never write a key twice */
-        if (!m_put(tab, cap, n, key, f, b)) goto bad;
+        if (!m_put(tab, cap, n, key, v)) goto bad;
         p = nl + 1;
     }
     if (!ended) goto bad;
@@ -415,7 +443,7 @@ static pml_status write_cache(pml_costmodel *c)
     if (read_cache(c, c->path, &disk, &dcap, &dn) == 1) {
         for (size_t i = 0; i < dcap; i++)
             if (disk[i].key && !m_find(c->m, c->mcap, disk[i].key))
-                m_put(&c->m, &c->mcap, &c->mn, disk[i].key, disk[i].fwd, disk[i].bwd);
+                m_put(&c->m, &c->mcap, &c->mn, disk[i].key, disk[i].v);
         m_free(disk, dcap);
     }
     ment *list = malloc((c->mn ? c->mn : 1) * sizeof *list);
@@ -430,8 +458,16 @@ static pml_status write_cache(pml_costmodel *c)
         return st;
     }
     fprintf(af.f, "%s\n", c->header);
-    for (size_t i = 0; i < k; i++)
-        fprintf(af.f, "%s\t%.9g\t%.9g\n", list[i].key, list[i].fwd, list[i].bwd);
+    for (size_t i = 0; i < k; i++) {
+        fputs(list[i].key, af.f);
+        for (int j = 0; j < 4; j++) {
+            if (isnan(list[i].v[j]))
+                fputs("\t-", af.f);
+            else
+                fprintf(af.f, "\t%.9g", list[i].v[j]);
+        }
+        fputc('\n', af.f);
+    }
     fprintf(af.f, "end\t%zu\n", k);
     free(list);
     if (ferror(af.f)) {
@@ -549,7 +585,7 @@ static void release_big_scratch(pml_costmodel *c)
 typedef void (*run_fn)(void *ctx);
 
 /* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
- * repeated inside each timing). \p prep (may be NULL) runs untimed before each timing. */
+ * repeated inside each timing, unless \p prep, which may be NULL, runs untimed before each). */
 static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
 {
     if (prep) prep(ctx);
@@ -560,7 +596,7 @@ static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
     if (tw > SLOW_RUN && reps > 3) reps = 3;
     if (tw > VERY_SLOW_RUN) reps = 1;
     int inner = 1;
-    if (tw < TINY_RUN) {
+    if (tw < TINY_RUN && !prep) {
         inner = (int)(TINY_RUN / (tw > 1e-7 ? tw : 1e-7));
         if (inner > 64) inner = 64;
         if (inner < 1) inner = 1;
@@ -575,16 +611,44 @@ static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
     return median(t, reps);
 }
 
+/* Streams EVICT_FLOATS floats through the caches (read and write, so nothing stays). */
+static void evict_caches(float *e)
+{
+    volatile float *v = e;
+    for (size_t i = 0; i < EVICT_FLOATS; i += 16) v[i] = v[i] + 1.0f;
+}
+
+typedef struct kern_ctx {
+    pml_kctx k;
+    float *evict;                      /* cold runs */
+    const float *warm[PML_MAX_INPUTS]; /* ... read after the eviction: what the producer wrote */
+    size_t warm_len[PML_MAX_INPUTS];
+    int nwarm;
+} kern_ctx;
+
 static void run_fwd(void *ctx)
 {
-    const pml_kctx *k = ctx;
+    const pml_kctx *k = &((kern_ctx *)ctx)->k;
     pml_ops[k->node->op].fwd(k);
 }
 
 static void run_bwd(void *ctx)
 {
-    const pml_kctx *k = ctx;
+    const pml_kctx *k = &((kern_ctx *)ctx)->k;
     pml_ops[k->node->op].bwd(k);
+}
+
+static void prep_cold(void *ctx)
+{
+    kern_ctx *kc = ctx;
+    evict_caches(kc->evict);
+    volatile float sink = 0;
+    for (int j = 0; j < kc->nwarm; j++) {
+        float s = 0;
+        for (size_t i = 0; i < kc->warm_len[j]; i += 16) s += kc->warm[j][i];
+        sink += s;
+    }
+    (void)sink;
 }
 
 /* Samples to measure a part of n samples on: fewer when it is huge (then scaled). */
@@ -600,8 +664,10 @@ static int measure_samples(const pml_costmodel *c, int id, int n, double per_sam
 }
 
 /* Times node id's fast forward and backward kernels on a part of n samples with channel extent
- * ce and row extent he. Caller holds the lock. \return false when out of memory. */
-static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double *tf, double *tb)
+ * ce and row extent he: warm into v[0..1] when \p warm, cold into v[2..3] when \p cold. Caller
+ * holds the lock. \return false when out of memory. */
+static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool warm, bool cold,
+                         double v[4])
 {
     const pml_graph *g = &c->g;
     const pml_node *nd = &g->nodes[id];
@@ -628,6 +694,7 @@ static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double
     total += 2 * up(out_size * m) + up(nd->aux_per_sample * m + nd->aux_fixed) + up(ws);
     for (int j = 0; j < nd->nparam; j++) total += 2 * up(nd->param_size[j]);
     for (int j = 0; j < nd->nstate; j++) total += up(nd->state_size[j]);
+    if (cold) total += EVICT_FLOATS;
     if (!ensure_scratch(c, total + ALIGN_FLOATS, (size_t)m)) return false;
 
     pml_kctx k;
@@ -677,10 +744,12 @@ static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double
     }
     for (int j = 0; j < nd->nstate; j++) {
         float *s = TAKE(nd->state_size[j]);
-        float v = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
-        for (size_t e = 0; e < nd->state_size[j]; e++) s[e] = v;
+        const float init = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
+        for (size_t e = 0; e < nd->state_size[j]; e++) s[e] = init;
         k.state[j] = s;
     }
+    float *evict = cold ? TAKE(EVICT_FLOATS) : NULL;
+    if (evict) memset(evict, 0, EVICT_FLOATS * sizeof *evict);
 #undef TAKE
     const int classes = nd->op == PML_OP_SOFTMAX_XENT && nin ? in[0].c : 1;
     for (int i = 0; i < m; i++)
@@ -697,13 +766,29 @@ static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, double
     k.step = 0;
 
     const double scale = (double)n / m;
-    *tf = scale * time_runs(run_fwd, NULL, &k, c->o.repeats);
-    *tb = 0;
-    if (c->run_bwd[id]) {
-        for (int i = 0; i < nin; i++)
-            if (k.dx[i]) memset(k.dx[i], 0, in_size[i] * m * sizeof(float));
+    kern_ctx kc;
+    memset(&kc, 0, sizeof kc);
+    kc.k = k;
+    kc.evict = evict;
+    for (int i = 0; i < 2; i++) {
+        if (!(i ? cold : warm)) continue;
+        /* forward: the producers just wrote the inputs */
+        kc.nwarm = nin;
+        for (int j = 0; j < nin; j++) {
+            kc.warm[j] = k.x[j];
+            kc.warm_len[j] = in_size[j] * m;
+        }
+        v[2 * i] = scale * time_runs(run_fwd, i ? prep_cold : NULL, &kc, c->o.repeats);
+        v[2 * i + 1] = 0;
+        if (!c->run_bwd[id]) continue;
+        /* backward, into zeroed gradients (it accumulates); the consumers just wrote dy */
+        for (int j = 0; j < nin; j++)
+            if (k.dx[j]) memset(k.dx[j], 0, in_size[j] * m * sizeof(float));
         for (int j = 0; j < nd->nparam; j++) memset(k.dw[j], 0, nd->param_size[j] * sizeof(float));
-        *tb = scale * time_runs(run_bwd, NULL, &k, c->o.repeats);
+        kc.nwarm = 1;
+        kc.warm[0] = k.dy;
+        kc.warm_len[0] = out_size * m;
+        v[2 * i + 1] = scale * time_runs(run_bwd, i ? prep_cold : NULL, &kc, c->o.repeats);
     }
     c->measurements++;
     release_big_scratch(c);
@@ -789,6 +874,21 @@ static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_
 
 /* ---------------------------------------------------------------- queries */
 
+/* Bytes a training step of n samples touches (see the top of the file). */
+static double working_set(const pml_costmodel *c, double n)
+{
+    return 4.0 * (n * c->act_floats + 2.0 * c->param_floats);
+}
+
+/* How cold the caches are for a step touching \p bytes: 0 warm ... 1 cold. */
+static double cold_fraction(const pml_costmodel *c, double bytes)
+{
+    const double lo = 0.5 * c->llc, hi = 2.0 * c->llc;
+    if (bytes <= lo) return 0;
+    if (bytes >= hi) return 1;
+    return log(bytes / lo) / log(hi / lo);
+}
+
 /* fwd and bwd seconds of a part; caller holds the lock. */
 static void part_cost(pml_costmodel *c, int id, int dev, pml_region r, double *tf, double *tb)
 {
@@ -811,14 +911,19 @@ static void part_cost(pml_costmodel *c, int id, int dev, pml_region r, double *t
     if (d->measured) {
         char key[KEY_MAX + 32];
         node_key(c, id, n, ce, he, key, sizeof key);
+        const double f = cold_fraction(c, working_set(c, n));
         ment *m = m_find(c->m, c->mcap, key);
-        if (m) {
-            *tf = m->fwd;
-            *tb = m->bwd;
+        double v[4] = {NAN, NAN, NAN, NAN};
+        if (m) memcpy(v, m->v, sizeof v);
+        const bool need_warm = f < 1 && isnan(v[0]), need_cold = f > 0 && isnan(v[2]);
+        done = !need_warm && !need_cold;
+        if (!done && measure_part(c, id, n, ce, he, need_warm, need_cold, v)) {
+            if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
             done = true;
-        } else if (measure_part(c, id, n, ce, he, tf, tb)) {
-            if (m_put(&c->m, &c->mcap, &c->mn, key, *tf, *tb)) c->dirty = true;
-            done = true;
+        }
+        if (done) {
+            *tf = f <= 0 ? v[0] : f >= 1 ? v[2] : v[0] + f * (v[2] - v[0]);
+            *tb = f <= 0 ? v[1] : f >= 1 ? v[3] : v[1] + f * (v[3] - v[1]);
         }
     }
     if (!done) {
@@ -863,14 +968,12 @@ typedef struct cal_ctx {
     float *evict; /* EVICT_FLOATS */
 } cal_ctx;
 
-/* Before an update: the optimizer state and the parameters come from memory (a training step
- * touches more than the caches hold between two updates of a parameter), the gradients were just
- * written by the backward pass. */
+/* Before a cold update: the optimizer state and the parameters come from memory, the gradients
+ * were just written by the backward pass. */
 static void prep_update(void *ctx)
 {
     cal_ctx *k = ctx;
-    volatile float *e = k->evict;
-    for (size_t i = 0; i < EVICT_FLOATS; i += 16) e[i] = e[i] + 1.0f;
+    evict_caches(k->evict);
     for (size_t i = 0; i < k->n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
 }
 
@@ -887,23 +990,27 @@ static void run_saxpy(void *ctx)
 }
 
 /* Measures (or loads) the calibration of kind; caller holds the lock. \return false when out of
- * memory. */
+ * memory. An update's caches are blended for a step of UPDATE_BATCH samples, whose working set
+ * also holds the optimizer state; a reduction sums partials just written: warm. */
 static bool calibrate(pml_costmodel *c, int kind)
 {
     if (c->have_cal[kind]) return true;
+    const double f = kind == CAL_UPDATE
+                         ? cold_fraction(c, working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats)
+                         : 0.0;
     char key[64];
-    bool all = true;
-    for (int i = 0; i < NCAL && all; i++) {
+    double v[NCAL][4];
+    bool need_warm = false, need_cold = false;
+    for (int i = 0; i < NCAL; i++) {
         snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
-        ment *m = m_find(c->m, c->mcap, key);
-        if (m)
-            c->cal[kind][i] = m->fwd;
-        else
-            all = false;
+        const ment *m = m_find(c->m, c->mcap, key);
+        for (int j = 0; j < 4; j++) v[i][j] = m ? m->v[j] : NAN;
+        need_warm |= f < 1 && isnan(v[i][0]);
+        need_cold |= f > 0 && isnan(v[i][2]);
     }
-    if (!all) {
+    if (need_warm || need_cold) {
         const size_t big = (size_t)cal_size[NCAL - 1];
-        if (!ensure_scratch(c, 4 * up(big) + EVICT_FLOATS, 0)) return false;
+        if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) return false;
         cal_ctx k;
         memset(&k, 0, sizeof k);
         pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
@@ -911,9 +1018,12 @@ static bool calibrate(pml_costmodel *c, int kind)
         k.b = k.a + up(big);
         k.o.m = k.b + up(big);
         k.o.v = k.o.m + up(big);
-        k.evict = k.o.v + up(big);
-        memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
+        if (need_cold) {
+            k.evict = k.o.v + up(big);
+            memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
+        }
         k.o.t = 1;
+        const run_fn run = kind == CAL_UPDATE ? run_adam : run_saxpy;
         for (int i = 0; i < NCAL; i++) {
             k.n = (size_t)cal_size[i];
             k.o.n = k.n;
@@ -921,17 +1031,18 @@ static bool calibrate(pml_costmodel *c, int kind)
             fill_uniform(k.b, k.n, 8, -1e-3f, 1e-3f);
             memset(k.o.m, 0, k.n * sizeof(float));
             memset(k.o.v, 0, k.n * sizeof(float));
-            double t = kind == CAL_UPDATE ? time_runs(run_adam, prep_update, &k, c->o.repeats)
-                                          : time_runs(run_saxpy, NULL, &k, c->o.repeats);
-            if (i > 0 && t < c->cal[kind][i - 1]) t = c->cal[kind][i - 1]; /* monotonic */
-            c->cal[kind][i] = t;
+            if (need_warm) v[i][0] = time_runs(run, NULL, &k, c->o.repeats);
+            if (need_cold) v[i][2] = time_runs(run, prep_update, &k, c->o.repeats);
             snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
-            if (m_put(&c->m, &c->mcap, &c->mn, key, t, 0)) c->dirty = true;
+            if (m_put(&c->m, &c->mcap, &c->mn, key, v[i])) c->dirty = true;
         }
         c->measurements++;
     }
-    for (int i = 1; i < NCAL; i++) /* a file may hold values from two runs */
-        if (c->cal[kind][i] < c->cal[kind][i - 1]) c->cal[kind][i] = c->cal[kind][i - 1];
+    for (int i = 0; i < NCAL; i++) {
+        double t = f <= 0 ? v[i][0] : f >= 1 ? v[i][2] : v[i][0] + f * (v[i][2] - v[i][0]);
+        if (i > 0 && t < c->cal[kind][i - 1]) t = c->cal[kind][i - 1]; /* monotonic */
+        c->cal[kind][i] = t;
+    }
     c->have_cal[kind] = true;
     return true;
 }
@@ -979,9 +1090,27 @@ double pml_cost_reduce(pml_costmodel *c, int dev, double floats)
 
 /* ---------------------------------------------------------------- create / destroy / save */
 
+/* The largest data cache of this machine (hwloc), or DEFAULT_LLC. */
+static double llc_bytes(void)
+{
+    hwloc_topology_t t;
+    if (hwloc_topology_init(&t) != 0) return DEFAULT_LLC;
+    double best = 0;
+    if (hwloc_topology_load(t) == 0) {
+        const int depth = hwloc_topology_get_depth(t);
+        for (int d = 0; d < depth; d++) {
+            hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
+            if (o && hwloc_obj_type_is_dcache(o->type) && (double)o->attr->cache.size > best)
+                best = (double)o->attr->cache.size;
+        }
+    }
+    hwloc_topology_destroy(t);
+    return best > 0 ? best : DEFAULT_LLC;
+}
+
 pml_cost_opts pml_cost_opts_default(void)
 {
-    pml_cost_opts o = {.measure = true, .cache_dir = NULL, .repeats = 5};
+    pml_cost_opts o = {.measure = true, .cache_dir = NULL, .repeats = 5, .cache_bytes = 0};
     return o;
 }
 
@@ -996,6 +1125,8 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
                         m ? m->name : "");
     pml_cost_opts opts = o ? *o : pml_cost_opts_default();
     if (opts.repeats == 0) opts.repeats = 5;
+    if (!(opts.cache_bytes >= 0) || !isfinite(opts.cache_bytes))
+        return pml_fail(PML_EINVAL, "cost model: cache_bytes=%g must be >= 0", opts.cache_bytes);
     if (opts.repeats < 1 || opts.repeats > MAX_REPEATS)
         return pml_fail(PML_EINVAL, "cost model: repeats=%d must be in [1, %d]", opts.repeats,
                         MAX_REPEATS);
@@ -1063,11 +1194,18 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
             c->nonneg[v] = false;
         }
     }
-    for (int v = 0; v < N; v++)
+    for (int v = 0; v < N; v++) {
+        const pml_node *nd = &cg->nodes[v];
         c->run_bwd[v] = c->wants[v] || (v == cg->loss && cg->logits >= 0 && c->wants[cg->logits]);
+        c->act_floats +=
+            (double)pml_shape_size(nd->out) * (c->wants[v] ? 2 : 1) + (double)nd->aux_per_sample;
+    }
+    c->param_floats = (double)cg->nparams;
+    c->llc = opts.cache_bytes > 0 ? opts.cache_bytes : DEFAULT_LLC;
 
     if (c->any_measured) {
         pml_blas_single_thread();
+        if (!(opts.cache_bytes > 0)) c->llc = llc_bytes();
         snprintf(c->header, sizeof c->header, "%s %s", CACHE_HEADER, m->fingerprint);
         c->path = cache_path(&opts, m->fingerprint);
         if (c->path) {

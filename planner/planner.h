@@ -308,6 +308,7 @@ typedef struct pml_task {
     int part;            /* FWD/BWD/UPDATE: part index; XFER: producer part; SYNC: bucket */
     int cpart;           /* XFER: consumer part (fwd) / producing consumer part (grad); else -1 */
     int cnode;           /* XFER: consumer node; else -1 */
+    int input;           /* XFER between operators: which input of cnode the tensor is */
     pml_region r;        /* FWD/BWD/UPDATE: part region; XFER: region of the producer tensor */
     double bytes;        /* XFER/SYNC: bytes moved per device */
     double cost;         /* seconds */

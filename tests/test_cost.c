@@ -407,6 +407,71 @@ static void t_measured(void)
     pml_graph_free(&g);
 }
 
+/* A step whose working set exceeds the last-level cache finds its data in memory: such parts are
+ * also timed cold, and the answer blends warm and cold by the working set. */
+static void t_cold_caches(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    int conv2 = pml_graph_find(&g, "conv2"), dense = pml_graph_find(&g, "dense");
+    const int ids[2] = {conv2, dense};
+    double cold[2][2], warm[2][2];
+    /* a 1 KiB cache: everything is cold */
+    o.cache_bytes = 1024;
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    for (int i = 0; i < 2; i++) {
+        pml_region r = pml_region_full(&g.nodes[ids[i]], 4);
+        cold[i][0] = pml_cost_fwd(c, ids[i], 0, r);
+        cold[i][1] = pml_cost_bwd(c, ids[i], 1, r);
+        CHECK(cold[i][0] > 0 && cold[i][1] > 0 && isfinite(cold[i][0]) && isfinite(cold[i][1]));
+    }
+    CHECK(pml_cost_update(c, 0, 1e4) > 0);
+    CHECK(pml_cost_measurements(c) == 3);
+    CHECK_OK(pml_cost_save(c));
+    pml_cost_destroy(c);
+    /* a huge cache: everything is warm, which was not measured yet */
+    o.cache_bytes = 1e15;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    for (int i = 0; i < 2; i++) {
+        pml_region r = pml_region_full(&g.nodes[ids[i]], 4);
+        warm[i][0] = pml_cost_fwd(c, ids[i], 1, r);
+        warm[i][1] = pml_cost_bwd(c, ids[i], 0, r);
+        CHECK(warm[i][0] > 0 && warm[i][1] > 0);
+    }
+    CHECK(pml_cost_update(c, 0, 1e4) > 0);
+    CHECK(pml_cost_measurements(c) == 3);
+    CHECK_OK(pml_cost_save(c));
+    pml_cost_destroy(c);
+    /* both known now: nothing measured, and a cache of the working set's size blends the two */
+    double ws = 0;
+    for (int v = 0; v < g.nnodes; v++)
+        ws += (double)pml_shape_size(g.nodes[v].out) * (v == g.input || v == g.loss ? 1 : 2);
+    o.cache_bytes = 4.0 * (4 * ws + 2.0 * (double)g.nparams);
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    for (int i = 0; i < 2; i++) {
+        pml_region r = pml_region_full(&g.nodes[ids[i]], 4);
+        double t = pml_cost_fwd(c, ids[i], 0, r), lo = fmin(warm[i][0], cold[i][0]),
+               hi = fmax(warm[i][0], cold[i][0]);
+        CHECK_MSG(t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9), "%g not in [%g, %g]", t, lo, hi);
+        /* 1 KiB and 1e15 answers are the pure ones */
+    }
+    CHECK(pml_cost_update(c, 1, 1e4) > 0);
+    CHECK(pml_cost_measurements(c) == 0);
+    pml_cost_destroy(c);
+    o.cache_bytes = -1;
+    CHECK(pml_cost_create(&g, &h.m, &o, &c) == PML_EINVAL && !c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 /* A machine with another fingerprint uses another file; the same graph node measured as part of
  * a different graph with the same shapes is found under the same key. */
 static void t_cache_keys(void)
@@ -482,7 +547,7 @@ static void t_bad_cache_files(void)
     char *first_tab = strchr(good, '\t'), *nl1 = strchr(good, '\n');
     CHECK(first_tab && nl1);
 
-    enum { NBAD = 11 };
+    enum { NBAD = 13 };
     char bad[NBAD][4096];
     size_t blen[NBAD];
     int k = 0;
@@ -517,6 +582,18 @@ static void t_bad_cache_files(void)
         int pre = (int)(tab2 + 1 - good);
         blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "%.*s%s%s", pre, good, values[i], tab3);
         k++;
+    }
+    /* the first entry without any time; with three fields (the first version's) */
+    {
+        const char *nl2 = strchr(nl1 + 1, '\n');
+        CHECK(nl2 != NULL);
+        if (!nl2) return;
+        const char *lines[2] = {"conv2d x\t-\t-\t-\t-", "conv2d x\t1e-3\t2e-3"};
+        for (int i = 0; i < 2; i++) {
+            blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "%.*s%s%s", (int)(nl1 + 1 - good),
+                                       good, lines[i], nl2);
+            k++;
+        }
     }
     /* the trailer's count disagrees */
     blen[k] = (size_t)snprintf(bad[k], sizeof bad[k], "%.*send\t999\n",
@@ -702,6 +779,7 @@ static const pml_test tests[] = {
     {"analytic_shape", t_analytic_shape},
     {"analytic_cpu", t_analytic_cpu},
     {"measured", t_measured},
+    {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
     {"cache_dirs", t_cache_dirs},
