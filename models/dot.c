@@ -1006,7 +1006,7 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
         break;
     }
     if (ext && ext->node_text) {
-        char more[1024] = "";
+        char more[2048] = ""; /* plans: a device list of up to 256 parts */
         ext->node_text(ext->ud, id, more, sizeof more);
         fputs(more, f);
     }

@@ -248,7 +248,8 @@ t_viz_errors() {
     run 1 viz fixtures/models/shape_mismatch.dot -o "$TMP/e.svg" &&
         has "$err" "fixtures/models/shape_mismatch.dot: node 'sum' (add)" && one_line &&
         [ ! -e "$TMP/e.svg" ] || return 1
-    run 1 viz fixtures/models/kind_plan.dot -o "$TMP/e.svg" && has "$err" "kind=plan" && one_line &&
+    # a kind=plan file is drawn as a plan; this one is a broken one
+    run 1 viz fixtures/models/kind_plan.dot -o "$TMP/e.svg" && has "$err" "fixtures/models/kind_plan.dot: " && one_line &&
         [ ! -e "$TMP/e.svg" ] || return 1
     echo old >"$TMP/old.svg" # a failed drawing leaves the previous file as it was
     run 1 viz fixtures/models/binary.dot -o "$TMP/old.svg" && [ "$(cat "$TMP/old.svg")" = old ] &&
@@ -333,6 +334,196 @@ t_topo_usage() {
     run 2 topo --machine cpu-1socket cpu-2socket && one_line
 }
 
+# ---- pml compile, pml simulate, plan files
+# the plans and measured costs of these cases stay in $TMP
+plan_env() { export XDG_CACHE_HOME="$TMP/cache"; }
+t_compile_help() {
+    run 0 compile --help || return 1
+    local f
+    for f in --machine --batch --strategy --mesh --layout --budget --iterations --seed --chains \
+        --sync --output --json "default 10"; do
+        has "$out" "$f" || return 1
+    done
+    run 0 simulate --help && has "$out" "--machine" && has "$out" "--force" && has "$out" "--json" &&
+        run 0 --help && has "$out" "compile MODEL" && has "$out" "simulate PLAN"
+}
+t_compile_simulate() { # compile to a file, then simulate the file
+    run 0 compile fashion-cnn --machine cpu-2socket --batch 64 --iterations 40 -o "$TMP/f.dot" &&
+        quiet && has "$out" "model fashion-cnn on machine cpu-2socket (32 devices), global batch 64" &&
+        has "$out" "  data " && has "$out" "  model " && has "$out" "  owt " &&
+        has "$out" "<- plan: " && has "$out" "wrote $TMP/f.dot" || return 1
+    has "$TMP/f.dot" "kind=plan" && has "$TMP/f.dot" 'machine="cpu-2socket"' &&
+        has "$TMP/f.dot" "batch=64" && has "$TMP/f.dot" 'strategy="search"' || return 1
+    run 0 simulate "$TMP/f.dot" && quiet && has "$out" "step time " && has "$out" "samples/s" &&
+        has "$out" "critical path: " && has "$out" "fwd conv1 part " && has "$out" "peak memory" &&
+        has "$out" "core0"
+}
+t_compile_json() {
+    run 0 compile alexnet --machine flexflow-p100 --batch 256 --iterations 30 --seed 5 \
+        --mesh 4x4 --layout sample:0,parameter:1 --json -o "$TMP/a.dot" || return 1
+    cp "$out" "$TMP/compile.json"
+    run 0 simulate "$TMP/a.dot" --json || return 1
+    python3 - "$TMP/compile.json" "$out" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+c = json.loads(text)
+assert text.count("\n") == 1, "one line"
+for k in ("model", "machine", "devices", "batch", "strategy", "step_seconds", "samples_per_second",
+          "search_seconds", "iterations", "baselines", "fingerprint", "sync", "output"):
+    assert k in c, k
+assert c["model"] == "alexnet" and c["machine"] == "flexflow-p100" and c["devices"] == 16, c
+assert c["batch"] == 256 and c["strategy"] == "search" and c["sync"] == "allreduce", c
+assert c["iterations"] == 60 and c["search_seconds"] > 0, c   # 30 per chain, 2 chains
+b = c["baselines"]
+assert set(b) == {"data", "model", "owt", "mesh"}, b
+assert all(v > 0 for v in b.values()), b
+assert 0 < c["step_seconds"] <= min(b.values()), (c["step_seconds"], b)  # never worse
+assert abs(c["samples_per_second"] * c["step_seconds"] - 256) < 1e-4, c
+s = json.load(open(sys.argv[2]))
+assert s["step_seconds"] == c["step_seconds"], (s["step_seconds"], c["step_seconds"])
+assert s["machine"] == "flexflow-p100" and s["fingerprint"] == c["fingerprint"], s
+assert len(s["devices"]) == 16, len(s["devices"])
+for d in s["devices"]:
+    for k in ("name", "busy", "compute", "transfer", "sync", "memory", "memory_capacity"):
+        assert k in d, (k, d)
+    assert 0 <= d["busy"] <= s["step_seconds"] * (1 + 1e-9) and 0 < d["memory"] <= d["memory_capacity"], d
+assert set(s["kinds"]) == {"fwd", "bwd", "xfer", "sync", "update"}, s["kinds"]
+cp = s["critical_path"]
+assert set(cp["kinds"]) == set(s["kinds"]) and cp["tasks"] > 0, cp
+assert 0 < cp["seconds"] <= s["step_seconds"] * (1 + 1e-9), cp
+assert cp["first"][0]["start"] == 0 and abs(cp["last"][-1]["end"] - s["step_seconds"]) < 1e-12, cp
+assert all(t["kind"] in s["kinds"] and "op" in t for t in cp["first"] + cp["last"]), cp
+PY
+}
+t_compile_reproducible() { # an iteration budget and a seed: the same plan every time
+    run 0 compile mlp --machine cpu-1socket --batch 48 --iterations 60 --seed 9 -o "$TMP/r1.dot" &&
+        run 0 compile mlp --machine cpu-1socket --batch 48 --iterations 60 --seed 9 -o "$TMP/r2.dot" &&
+        cmp "$TMP/r1.dot" "$TMP/r2.dot"
+}
+t_compile_baselines() { # a baseline as the plan: its step is the baseline's
+    local s
+    for s in data model owt; do
+        run 0 compile resnet50:size=32 --machine flexflow-k80 --batch 128 --strategy $s --json \
+            -o "$TMP/b.dot" && has "$TMP/b.dot" "strategy=\"$s\"" || return 1
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["strategy"]==sys.argv[2] and j["step_seconds"]==j["baselines"][sys.argv[2]] and j["search_seconds"]==0, j' "$out" $s || return 1
+    done
+    run 0 compile alexnet --machine flexflow-p100 --batch 64 --strategy mesh --mesh 4x4 -o "$TMP/m.dot" &&
+        has "$out" "mesh 4x4" && has "$out" "<- plan" && has "$TMP/m.dot" 'strategy="mesh"' || return 1
+    run 0 compile alexnet --machine flexflow-p100 --batch 64 --strategy data --sync ps -o "$TMP/ps.dot" &&
+        has "$out" "parameter servers" && has "$TMP/ps.dot" "sync=ps" &&
+        run 0 simulate "$TMP/ps.dot" && has "$out" "parameter servers"
+}
+t_compile_this() { # without --machine: this machine, its costs measured once and cached
+    (
+        plan_env
+        run 0 compile mlp --batch 32 --iterations 20 --json -o "$TMP/this.dot" &&
+            python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["machine"]=="this" and j["step_seconds"]>0, j' "$out" &&
+            run 0 simulate "$TMP/this.dot" && has "$out" "machine this" &&
+            ls "$TMP/cache/pml" | grep -q cost
+    )
+}
+t_compile_errors() { # bad flags: usage errors, one line, no plan file
+    local p=$TMP/e.dot
+    run 2 compile mlp --batch 0 -o "$p" && has "$err" "--batch '0'" && one_line || return 1
+    run 2 compile mlp --batch 8 --strategy magic -o "$p" && has "$err" "--strategy 'magic'" &&
+        has "$err" "search, data, model, owt or mesh" && one_line || return 1
+    run 2 compile mlp --batch 8 --mesh 3x0 -o "$p" && has "$err" "--mesh '3x0'" && one_line || return 1
+    run 2 compile mlp --batch 8 --budget -1 -o "$p" && has "$err" "--budget '-1'" && one_line || return 1
+    run 2 compile mlp --batch 8 --budget 0 -o "$p" && has "$err" "--budget '0'" || return 1
+    run 2 compile mlp --batch 8 && has "$err" "missing -o" && one_line || return 1
+    run 2 compile mlp -o "$p" && has "$err" "missing --batch" && one_line || return 1
+    run 2 compile --batch 8 -o "$p" && has "$err" "missing MODEL" || return 1
+    run 2 compile mlp --batch 8 -o "$TMP/e.svg" && has "$err" "pml viz" && one_line || return 1
+    run 2 compile mlp --batch 8 --budget 1 --iterations 5 -o "$p" && has "$err" "give one" || return 1
+    run 2 compile mlp --batch 8 --strategy data --iterations 5 -o "$p" &&
+        has "$err" "for --strategy search" || return 1
+    run 2 compile mlp --batch 8 --strategy mesh -o "$p" && has "$err" "needs --mesh" || return 1
+    run 2 compile mlp --batch 8 --mesh 4 --layout sample:1 -o "$p" && has "$err" "axes 0 to 0" || return 1
+    run 2 compile mlp --batch 8 --mesh 2x2 --layout sample:0,channels:1 -o "$p" &&
+        has "$err" "'channels'" || return 1
+    run 2 compile mlp --batch 8 --sync ring -o "$p" && has "$err" "allreduce or ps" || return 1
+    run 2 compile mlp --batch 8 --sync ps -o "$p" && has "$err" "--strategy data" || return 1
+    run 2 compile mlp --batch 8 --frobnicate -o "$p" && has "$err" "unknown option '--frobnicate'" || return 1
+    [ ! -e "$p" ] && [ ! -e "$TMP/e.svg" ]
+}
+t_compile_failures() { # what only planning finds: exit 1, one line, no file, an old file kept
+    local p=$TMP/e.dot
+    run 1 compile resnet9000 --batch 8 -o "$p" && has "$err" "unknown model 'resnet9000'" && one_line || return 1
+    run 1 compile mlp --machine flexflow-v100 --batch 8 -o "$p" && has "$err" "unknown machine" && one_line || return 1
+    run 1 compile mlp --machine cpu-2socket --batch 8 --mesh 8x8 -o "$p" && has "$err" "64 devices" &&
+        one_line || return 1
+    run 1 compile vgg16 --machine "synthetic:pack:1 numa:1(memory=1MB) core:2 pu:1" --batch 2 \
+        --strategy data -o "$p" && has "$err" "does not fit" && has "$err" "core0" && one_line || return 1
+    run 1 compile mlp --machine cpu-1socket --batch 8 --strategy data -o "$TMP/nodir/p.dot" &&
+        has "$err" "$TMP/nodir/p.dot" && one_line && [ ! -e "$TMP/nodir" ] || return 1
+    echo old >"$TMP/old.dot"
+    run 1 compile fixtures/models/cycle.dot --batch 8 -o "$TMP/old.dot" &&
+        [ "$(cat "$TMP/old.dot")" = old ] && [ ! -e "$p" ] && [ "$(ls -A "$TMP" | grep -c '\.tmp-')" = 0 ]
+}
+t_simulate_hand_written() { # plans written or edited by hand simulate
+    run 0 simulate fixtures/plans/good_tiny.dot && quiet && has "$out" "strategy hand" &&
+        has "$out" "fwd" || return 1
+    run 0 simulate fixtures/plans/good_moved_op.dot --json &&
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); d=j["devices"]; assert d[7]["compute"]>0 and d[6]["compute"]==0, d[6:8]' "$out" || return 1
+    run 1 simulate fixtures/plans/good_ps.dot && has "$err" "names no machine" && one_line || return 1
+    run 0 simulate fixtures/plans/good_ps.dot --machine cpu-1socket && has "$out" "parameter servers" || return 1
+    # a compiled plan with one operator moved by hand
+    run 0 compile fashion-cnn --machine cpu-1socket --batch 64 --strategy data -o "$TMP/d.dot" &&
+        sed 's/^\(    logits .*\)config="[^"]*", devices="[^"]*"/\1config="n=1 c=1 h=1", devices="15"/' \
+            "$TMP/d.dot" >"$TMP/moved.dot" && ! cmp -s "$TMP/d.dot" "$TMP/moved.dot" &&
+        run 0 simulate "$TMP/moved.dot" && has "$out" "xfer" || return 1
+    run 0 viz "$TMP/moved.dot" -o "$TMP/moved.svg" && grep -q "on 15 (core15)" "$TMP/moved.svg"
+}
+t_simulate_machines() { # another machine: refused unless --force, and then only where it fits
+    run 1 simulate fixtures/plans/other_machine.dot && one_line &&
+        has "$err" "fingerprint 0123456789abcdef" && has "$err" "--force" || return 1
+    run 0 simulate fixtures/plans/other_machine.dot --force || return 1
+    run 0 compile alexnet --machine flexflow-p100 --batch 64 --strategy data -o "$TMP/p100.dot" &&
+        run 1 simulate "$TMP/p100.dot" --machine flexflow-k80 && one_line &&
+        has "$err" "not for machine 'flexflow-k80'" || return 1
+    run 0 simulate "$TMP/p100.dot" --machine flexflow-k80 --force && has "$out" "machine flexflow-k80" || return 1
+    run 1 simulate "$TMP/p100.dot" --machine "synthetic:pack:1 core:4 pu:1" --force && one_line &&
+        has "$err" "operator 'input'" && has "$err" "the machine has 4" || return 1
+    run 0 topo --machine cpu-1socket -o "$TMP/c1.dot" &&
+        sed 's/machine="cpu-1socket"/machine="c1"/' fixtures/plans/good_tiny.dot >"$TMP/c1plan.dot" &&
+        run 1 simulate "$TMP/c1plan.dot" && has "$err" "not a named machine" && has "$err" "--machine" &&
+        run 0 simulate "$TMP/c1plan.dot" --machine "$TMP/c1.dot"
+}
+t_simulate_errors() {
+    run 2 simulate && has "$err" "missing PLAN" || return 1
+    run 2 simulate a.dot --frobnicate && has "$err" "unknown option" || return 1
+    run 1 simulate "$TMP/none.dot" && has "$err" "$TMP/none.dot" && one_line || return 1
+    run 1 simulate fixtures/models/good_tiny.dot && has "$err" "kind=model: this is not a plan file" &&
+        one_line || return 1
+    run 1 simulate fixtures/plans/good_too_big.dot && one_line &&
+        has "$err" "pml simulate: fixtures/plans/good_too_big.dot: " && has "$err" "core0" || return 1
+    local f
+    for f in fixtures/plans/*.dot; do # every bad plan: exit 1, one line naming the file
+        case $f in */good_* | */other_model_* | */other_batch.dot) continue ;; esac
+        run 1 simulate "$f" && has "$err" "pml simulate: $f: " && one_line || return 1
+    done
+    run 1 simulate fixtures/plans/duplicate_devices.dot && has "$err" "operator 'conv1'"
+}
+t_viz_plan() {
+    run 0 compile resnet50:size=32 --machine flexflow-p100 --batch 64 --strategy owt -o "$TMP/o.dot" &&
+        run 0 viz "$TMP/o.dot" -o "$TMP/o.svg" && quiet || return 1
+    python3 - "$TMP/o.svg" <<'PY' || return 1
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+texts = [t.text or "" for t in root.iter(ns + "text")]
+assert any(t.startswith("plan of resnet50 for flexflow-p100") for t in texts), texts[:3]
+assert "devices (16 of 16 used)" in texts, texts[:8]
+assert "0 node0/gpu0" in texts and "15 node3/gpu3" in texts
+assert "n=16 on 0-15" in texts and "c=10 on 0-9" in texts, [t for t in texts if " on " in t][:5]
+PY
+    run 0 viz "$TMP/o.dot" --collapse -o "$TMP/o.png" || return 1
+    run 0 viz fixtures/plans/good_tiny.dot -o "$TMP/t.svg" && grep -q ">n=2 h=2 on 3,2,1,0<" "$TMP/t.svg" &&
+        grep -q "4 core4" "$TMP/t.svg" || return 1
+    run 1 viz fixtures/plans/too_few_devices.dot -o "$TMP/bad.svg" && one_line &&
+        has "$err" "operator 'conv1'" && [ ! -e "$TMP/bad.svg" ]
+}
+
 case_ help t_help
 case_ train_help t_train_help
 case_ no_command t_no_command
@@ -383,5 +574,17 @@ case_ topo_write_load t_topo_write_load
 case_ topo_bad_machine t_topo_bad_machine
 case_ topo_usage t_topo_usage
 case_ viz_machine t_viz_machine
+case_ compile_help t_compile_help
+case_ compile_simulate t_compile_simulate
+case_ compile_json t_compile_json
+case_ compile_reproducible t_compile_reproducible
+case_ compile_baselines t_compile_baselines
+case_ compile_this t_compile_this
+case_ compile_errors t_compile_errors
+case_ compile_failures t_compile_failures
+case_ simulate_hand_written t_simulate_hand_written
+case_ simulate_machines t_simulate_machines
+case_ simulate_errors t_simulate_errors
+case_ viz_plan t_viz_plan
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

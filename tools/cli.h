@@ -40,5 +40,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
 
 #endif

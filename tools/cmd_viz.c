@@ -18,6 +18,11 @@ static const char viz_help[] =
     "coloured by kind (cpu blue, gpu green, hubs grey), grouped by cluster node, and its\n"
     "links labelled with bandwidth and latency.\n"
     "\n"
+    "A plan .dot file (kind=plan, see pml compile) is drawn as its model with each operator\n"
+    "filled with its device's colour (striped, one stripe per part, when it runs on several),\n"
+    "its parallel config and devices on an extra line (\"n=4 c=2 on 0-7\"), red edges where\n"
+    "data changes devices, a legend of the devices, and the machine, batch and strategy on top.\n"
+    "\n"
     "A model is drawn with one box per operator (name, op and key attributes, output shape,\n"
     "parameters), edges labelled with tensor shapes, and a title with the model's parameters\n"
     "and FLOPs per sample. OUT's extension picks the format: .svg, .png, .pdf, or .dot (the\n"
@@ -34,6 +39,7 @@ static const char viz_help[] =
     "  pml viz fashion-cnn -o fashion-cnn.png\n"
     "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
     "  pml viz flexflow-k80 -o k80.svg\n"
+    "  pml viz alexnet-k80.dot -o alexnet-k80.svg   (a plan from pml compile)\n"
     "  pml viz my-model.dot -o my-model.pdf\n";
 
 /* ---------------------------------------------------------------- kinds of graphs
@@ -66,12 +72,38 @@ static pml_status machine_view(const char *graph, struct Agraph_s *dot, const pm
     return st;
 }
 
+/* A plan names its devices when the machine it names loads by name, is the same machine
+ * (fingerprint) and has every device the plan uses; else they are drawn by index. */
+static pml_status plan_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
+                            struct Agraph_s **view)
+{
+    pml_graph g;
+    pml_plan p;
+    pml_plan_info info;
+    pml_machine m;
+    bool named = false;
+    pml_status st = pml_plan_from_agraph(dot, graph, NULL, NULL, &g, &p, &info);
+    if (st != PML_OK) return st;
+    if (info.machine[0] && pml_machine_is_spec(info.machine) &&
+        pml_machine_load(info.machine, &m) == PML_OK) {
+        named = (!info.fingerprint[0] || strcmp(info.fingerprint, m.fingerprint) == 0) &&
+                pml_plan_check(&p, &g, &m) == PML_OK;
+        if (!named) pml_machine_free(&m);
+    }
+    st = pml_viz_plan(&g, &p, named ? &m : NULL, &info, o, view);
+    if (named) pml_machine_free(&m);
+    pml_plan_free(&p);
+    pml_graph_free(&g);
+    return st;
+}
+
 static const struct {
     const char *kind;
     view_fn view;
 } kinds[] = {
     {"model", model_view},
     {"machine", machine_view},
+    {"plan", plan_view},
 };
 
 static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out)

@@ -16,8 +16,10 @@ static void usage(FILE *f)
           "  train MODEL    train a model (Keras-like progress, test accuracy at the end)\n"
           "  bench ...      benchmarks: bench train MODEL times training steps\n"
           "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
-          "  viz GRAPH      draw a model as svg, png, pdf or laid-out dot (-o FILE)\n"
+          "  viz GRAPH      draw a model, plan or machine as svg, png, pdf or dot (-o FILE)\n"
           "  topo           print a machine: devices, links, routes (--machine M, -o FILE.dot)\n"
+          "  compile MODEL  plan a model for a machine (--machine M --batch N -o PLAN.dot)\n"
+          "  simulate PLAN  predict a plan's step time and its breakdown\n"
           "\n"
           "MODEL is a model .dot file (see pml export) or a zoo name with optional parameters,\n"
           "NAME[:key=value,...]:\n",
@@ -33,7 +35,9 @@ static void usage(FILE *f)
           "  pml train fashion-cnn --epochs 3 --validation-split 0.1\n"
           "  pml train flowers-cnn --data synthetic --epochs 1\n"
           "  pml export resnet50 -o resnet50.dot\n"
-          "  pml viz inception-v3 --collapse -o inception-v3.svg\n",
+          "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
+          "  pml compile alexnet --machine flexflow-k80 --batch 1024 -o alexnet-k80.dot\n"
+          "  pml simulate alexnet-k80.dot\n",
           f);
 }
 
@@ -57,6 +61,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "viz") == 0) return cmd_viz(argc - 1, argv + 1);
     if (strcmp(cmd, "topo") == 0) return cmd_topo(argc - 1, argv + 1);
+    if (strcmp(cmd, "compile") == 0) return cmd_compile(argc - 1, argv + 1);
+    if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 1, argv + 1);
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cmd);
     return EXIT_USAGE;
 }

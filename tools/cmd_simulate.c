@@ -1,0 +1,411 @@
+/* pml simulate — simulates one training step of a plan file (written by pml compile or by hand)
+ * and prints the step time and its breakdown: per device, per task kind, the critical path. */
+#include "cli.h"
+
+#include "models.h"
+#include "planner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char simulate_help[] =
+    "usage: pml simulate PLAN.dot [--machine M] [--force] [--json]\n"
+    "\n"
+    "Simulates one training step of PLAN (a plan file from pml compile, or one edited or written\n"
+    "by hand: see planner/planner.h) on the machine it was made for, and prints:\n"
+    "  - the step time and throughput (samples/s);\n"
+    "  - per task kind (fwd, bwd, xfer, sync, update) the seconds summed over all devices and\n"
+    "    the seconds on the critical path;\n"
+    "  - the critical path: its length, its time per kind and its first and last tasks;\n"
+    "  - per compute device: seconds of compute (forward, backward, update), of transfers it\n"
+    "    sends or receives, of gradient syncs it takes part in, how busy it is (its own\n"
+    "    resource: compute and, on CPUs, copies in) and its peak memory.\n"
+    "A plan that does not fit a device's memory is refused, naming the device.\n"
+    "\n"
+    "options:\n"
+    "  -m, --machine M   simulate on M (see pml topo --help) instead of the machine the plan\n"
+    "                    names (needed when that is a file); it must be the same machine (same\n"
+    "                    fingerprint) unless --force\n"
+    "  --force           simulate the plan on a machine with another fingerprint (what if this\n"
+    "                    plan ran there?), as long as every device it uses exists\n"
+    "  --json            print one JSON object: {\"step_seconds\", \"samples_per_second\",\n"
+    "                    \"devices\": [{\"name\", \"busy\", \"compute\", \"transfer\", \"sync\",\n"
+    "                    \"memory\", \"memory_capacity\"}, ...], \"kinds\": {...},\n"
+    "                    \"critical_path\": {\"seconds\", \"tasks\", \"kinds\", \"first\", "
+    "\"last\"}, ...}\n"
+    "  -h, --help        this help\n"
+    "\n"
+    "examples:\n"
+    "  pml compile alexnet --machine flexflow-k80 --batch 1024 -o a.dot && pml simulate a.dot\n"
+    "  pml simulate a.dot --machine my-cluster.dot --force --json\n";
+
+/* The critical path's first and last tasks shown */
+enum { SHOW = 5 };
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static const char *secs(char *buf, size_t cap, double s)
+{
+    if (s == 0)
+        snprintf(buf, cap, "0");
+    else if (s < 1e-3)
+        snprintf(buf, cap, "%.3g us", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, cap, "%.4g ms", s * 1e3);
+    else
+        snprintf(buf, cap, "%.4g s", s);
+    return buf;
+}
+
+static const char *bytes(char *buf, size_t cap, double b)
+{
+    if (b >= 1e9)
+        snprintf(buf, cap, "%.3g GB", b / 1e9);
+    else if (b >= 1e6)
+        snprintf(buf, cap, "%.3g MB", b / 1e6);
+    else if (b >= 1e3)
+        snprintf(buf, cap, "%.3g kB", b / 1e3);
+    else
+        snprintf(buf, cap, "%.0f B", b);
+    return buf;
+}
+
+/* Per compute device: seconds of the tasks it takes part in, by what they do. */
+typedef struct dev_times {
+    double compute, transfer, sync;
+} dev_times;
+
+static void device_times(const pml_sim *s, const pml_machine *m, dev_times *d)
+{
+    const pml_taskgraph *tg = pml_sim_taskgraph(s);
+    memset(d, 0, (size_t)m->ncompute * sizeof *d);
+    for (int id = 0; id < pml_taskgraph_size(tg); id++) {
+        const pml_task *t = pml_taskgraph_task(tg, id);
+        if (!t) continue;
+        switch (t->kind) {
+        case PML_TASK_FWD:
+        case PML_TASK_BWD:
+        case PML_TASK_UPDATE:
+            if (t->dev >= 0) d[t->dev].compute += t->cost;
+            break;
+        case PML_TASK_XFER:
+            if (t->dev >= 0) d[t->dev].transfer += t->cost;
+            if (t->dst >= 0 && t->dst != t->dev) d[t->dst].transfer += t->cost;
+            break;
+        case PML_TASK_SYNC:
+            for (int k = 0; k < t->ngroup; k++) d[t->group[k]].sync += t->cost;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* "fwd conv1 part 2/4 on 3", "xfer conv1 -> conv2 (grad) 0 -> 4, 1.2 MB", "sync fc6 ... on 64" */
+static void task_str(const pml_task *t, const pml_graph *g, const pml_machine *m, char *buf,
+                     size_t cap)
+{
+    char b[32];
+    const char *kind = pml_task_kind_name((pml_task_kind)t->kind);
+    const char *op = t->node >= 0 && t->node < g->nnodes ? g->nodes[t->node].name : "?";
+    switch (t->kind) {
+    case PML_TASK_XFER: {
+        const char *to = t->cnode >= 0 && t->cnode < g->nnodes ? g->nodes[t->cnode].name : "?";
+        if (t->cnode == t->node)
+            snprintf(buf, cap, "%s %s parameter %s, %d -> %d, %s", kind, op,
+                     t->grad ? "gradients" : "values", t->dev, t->dst,
+                     bytes(b, sizeof b, t->bytes));
+        else if (t->grad)
+            snprintf(buf, cap, "%s gradient %s <- %s, %d -> %d, %s", kind, op, to, t->dev, t->dst,
+                     bytes(b, sizeof b, t->bytes));
+        else
+            snprintf(buf, cap, "%s %s -> %s, %d -> %d, %s", kind, op, to, t->dev, t->dst,
+                     bytes(b, sizeof b, t->bytes));
+        break;
+    }
+    case PML_TASK_SYNC:
+        snprintf(buf, cap, "%s bucket %d (from %s) on %d devices, %s", kind, t->part, op, t->ngroup,
+                 bytes(b, sizeof b, t->bytes));
+        break;
+    default:
+        snprintf(buf, cap, "%s %s part %d on %d (%s)", kind, op, t->part, t->dev,
+                 t->dev >= 0 && t->dev < m->ncompute ? m->dev[m->compute[t->dev]].name : "?");
+    }
+}
+
+static void json_task(FILE *f, const pml_task *t, int id, const pml_sim *s, const pml_graph *g)
+{
+    fprintf(f, "{\"kind\":\"%s\",\"op\":", pml_task_kind_name((pml_task_kind)t->kind));
+    json_str(f, t->node >= 0 && t->node < g->nnodes ? g->nodes[t->node].name : "");
+    fprintf(f, ",\"part\":%d,\"device\":%d", t->part, t->kind == PML_TASK_SYNC ? -1 : t->dev);
+    if (t->kind == PML_TASK_XFER) {
+        fprintf(f, ",\"to\":%d,\"to_op\":", t->dst);
+        json_str(f, t->cnode >= 0 && t->cnode < g->nnodes ? g->nodes[t->cnode].name : "");
+    }
+    if (t->kind == PML_TASK_XFER || t->kind == PML_TASK_SYNC)
+        fprintf(f, ",\"bytes\":%.17g", t->bytes);
+    fprintf(f, ",\"start\":%.9g,\"end\":%.9g}", pml_sim_start(s)[id], pml_sim_end(s)[id]);
+}
+
+/* devices a and b have the same numbers (and the same kind of device) */
+static bool same_row(const pml_machine *m, const pml_sim_result *r, const dev_times *d, int a,
+                     int b)
+{
+    const pml_device *x = &m->dev[m->compute[a]], *y = &m->dev[m->compute[b]];
+    return x->kind == y->kind && x->mem_bytes == y->mem_bytes && d[a].compute == d[b].compute &&
+           d[a].transfer == d[b].transfer && d[a].sync == d[b].sync && r->busy[a] == r->busy[b] &&
+           r->peak_memory[a] == r->peak_memory[b];
+}
+
+typedef struct sim_args {
+    const char *plan, *machine;
+    bool json, force;
+} sim_args;
+
+static void print_text(const sim_args *a, const pml_graph *g, const pml_machine *m,
+                       const pml_plan *p, const pml_sim *s, const pml_sim_result *r,
+                       const dev_times *d)
+{
+    char b1[32], b2[32], b3[32], b4[32], b5[32];
+    const pml_taskgraph *tg = pml_sim_taskgraph(s);
+    char sync[64] = "parameter servers";
+    if (p->sync == PML_SYNC_ALLREDUCE)
+        snprintf(sync, sizeof sync, "all-reduce in %s buckets",
+                 bytes(b1, sizeof b1, p->bucket_bytes));
+    printf("plan %s: model %s on machine %s (%d devices), global batch %d, strategy %s, %s\n",
+           a->plan, g->name, m->name, m->ncompute, p->batch, p->strategy, sync);
+    char tput[32];
+    pml_viz_fmt_count(tput, sizeof tput, round(p->batch / r->step_seconds));
+    printf("step time %s (%s samples/s)\n\n", secs(b1, sizeof b1, r->step_seconds), tput);
+    printf("%-8s %14s %16s\n", "kind", "all devices", "critical path");
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+        printf("%-8s %14s %16s\n", pml_task_kind_name((pml_task_kind)k),
+               secs(b1, sizeof b1, r->kind_seconds[k]), secs(b2, sizeof b2, r->critical_kind[k]));
+    double on_path = 0;
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++) on_path += r->critical_kind[k];
+    printf("\ncritical path: %d tasks running %s of the %s step\n", r->critical_len,
+           secs(b1, sizeof b1, on_path), secs(b2, sizeof b2, r->step_seconds));
+    for (int i = 0; i < r->critical_len; i++) {
+        if (i == SHOW && r->critical_len > 2 * SHOW) {
+            printf("  ... %d more\n", r->critical_len - 2 * SHOW);
+            i = r->critical_len - SHOW;
+        }
+        int id = r->critical[i];
+        const pml_task *t = pml_taskgraph_task(tg, id);
+        if (!t) continue;
+        char what[256];
+        task_str(t, g, m, what, sizeof what);
+        printf("  %10s - %-10s %s\n", secs(b1, sizeof b1, pml_sim_start(s)[id]),
+               secs(b2, sizeof b2, pml_sim_end(s)[id]), what);
+    }
+    /* one row per device; consecutive devices with the same numbers share a row */
+    printf("\n%-7s %-*s %11s %11s %11s %6s  %s\n", "devices", 24, "", "compute", "transfer", "sync",
+           "busy", "peak memory");
+    for (int c0 = 0; c0 < m->ncompute;) {
+        int c1 = c0;
+        while (c1 + 1 < m->ncompute && same_row(m, r, d, c0, c1 + 1)) c1++;
+        const pml_device *dv = &m->dev[m->compute[c0]];
+        char mem[96], ids[32], names[160];
+        if (dv->mem_bytes > 0)
+            snprintf(mem, sizeof mem, "%s of %s", bytes(b4, sizeof b4, r->peak_memory[c0]),
+                     bytes(b5, sizeof b5, dv->mem_bytes));
+        else
+            snprintf(mem, sizeof mem, "%s", bytes(b4, sizeof b4, r->peak_memory[c0]));
+        if (c1 > c0) {
+            snprintf(ids, sizeof ids, "%d-%d", c0, c1);
+            snprintf(names, sizeof names, "%.40s..%.40s", dv->name, m->dev[m->compute[c1]].name);
+        } else {
+            snprintf(ids, sizeof ids, "%d", c0);
+            snprintf(names, sizeof names, "%.80s", dv->name);
+        }
+        printf("%7s %-24s %11s %11s %11s %5.0f%%  %s\n", ids, names,
+               secs(b1, sizeof b1, d[c0].compute), secs(b2, sizeof b2, d[c0].transfer),
+               secs(b3, sizeof b3, d[c0].sync),
+               r->step_seconds > 0 ? 100 * r->busy[c0] / r->step_seconds : 0.0, mem);
+        c0 = c1 + 1;
+    }
+}
+
+static void print_json(const sim_args *a, const pml_graph *g, const pml_machine *m,
+                       const pml_plan *p, const pml_sim *s, const pml_sim_result *r,
+                       const dev_times *d)
+{
+    FILE *f = stdout;
+    const pml_taskgraph *tg = pml_sim_taskgraph(s);
+    fputs("{\"plan\":", f);
+    json_str(f, a->plan);
+    fputs(",\"model\":", f);
+    json_str(f, g->name);
+    fputs(",\"machine\":", f);
+    json_str(f, m->name);
+    fputs(",\"fingerprint\":", f);
+    json_str(f, m->fingerprint);
+    fprintf(f, ",\"batch\":%d,\"strategy\":", p->batch);
+    json_str(f, p->strategy);
+    fprintf(f, ",\"sync\":\"%s\",\"step_seconds\":%.9g,\"samples_per_second\":%.9g",
+            p->sync == PML_SYNC_PS ? "ps" : "allreduce", r->step_seconds,
+            p->batch / r->step_seconds);
+    fputs(",\"devices\":[", f);
+    for (int c = 0; c < m->ncompute; c++) {
+        const pml_device *dv = &m->dev[m->compute[c]];
+        fputs(c ? ",{\"name\":" : "{\"name\":", f);
+        json_str(f, dv->name);
+        fprintf(f,
+                ",\"busy\":%.9g,\"compute\":%.9g,\"transfer\":%.9g,\"sync\":%.9g,\"memory\":%.17g,"
+                "\"memory_capacity\":%.17g}",
+                r->busy[c], d[c].compute, d[c].transfer, d[c].sync, r->peak_memory[c],
+                dv->mem_bytes);
+    }
+    fputs("],\"kinds\":{", f);
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+        fprintf(f, "%s\"%s\":%.9g", k ? "," : "", pml_task_kind_name((pml_task_kind)k),
+                r->kind_seconds[k]);
+    double on_path = 0;
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++) on_path += r->critical_kind[k];
+    fprintf(f, "},\"critical_path\":{\"seconds\":%.9g,\"tasks\":%d,\"kinds\":{", on_path,
+            r->critical_len);
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+        fprintf(f, "%s\"%s\":%.9g", k ? "," : "", pml_task_kind_name((pml_task_kind)k),
+                r->critical_kind[k]);
+    fputs("},\"first\":[", f);
+    int nf = r->critical_len < SHOW ? r->critical_len : SHOW;
+    for (int i = 0; i < nf; i++) {
+        if (i) fputc(',', f);
+        json_task(f, pml_taskgraph_task(tg, r->critical[i]), r->critical[i], s, g);
+    }
+    fputs("],\"last\":[", f);
+    int l0 = r->critical_len - SHOW < 0 ? 0 : r->critical_len - SHOW;
+    for (int i = l0; i < r->critical_len; i++) {
+        if (i > l0) fputc(',', f);
+        json_task(f, pml_taskgraph_task(tg, r->critical[i]), r->critical[i], s, g);
+    }
+    fputs("]}}\n", f);
+}
+
+int cmd_simulate(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "simulate", argc, argv);
+    sim_args a = {NULL, NULL, false, false};
+    const char *arg;
+    while ((arg = cli_next(&c))) {
+        if (!c.flag) {
+            if (a.plan) {
+                cli_error(&c, "unexpected argument '%s' (one PLAN)", arg);
+                break;
+            }
+            a.plan = arg;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(simulate_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "-m") || cli_is(&c, "--machine")) {
+            a.machine = cli_str(&c);
+        } else if (cli_is(&c, "--json")) {
+            a.json = true;
+        } else if (cli_is(&c, "--force")) {
+            a.force = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!a.plan) {
+        cli_error(&c, "missing PLAN.dot (see pml simulate --help)");
+        return EXIT_USAGE;
+    }
+
+    pml_graph g;
+    pml_plan p;
+    pml_plan_info info;
+    pml_machine m;
+    pml_costmodel *cost = NULL;
+    pml_sim *sim = NULL;
+    pml_sim_result r;
+    dev_times *d = NULL;
+    memset(&m, 0, sizeof m);
+    memset(&r, 0, sizeof r);
+    /* first the file alone: is it a plan, and for which machine? */
+    pml_status st = pml_plan_read_ext(a.plan, NULL, NULL, &g, &p, &info);
+    if (st == PML_OK) {
+        pml_plan_free(&p);
+        pml_graph_free(&g);
+        const char *spec = a.machine ? a.machine : info.machine;
+        if (!spec[0])
+            st = pml_fail(PML_EINVAL,
+                          "%s: the plan names no machine (graph attribute machine); "
+                          "give one with --machine M",
+                          a.plan);
+        else if (!a.machine && !pml_machine_is_spec(spec))
+            st = pml_fail(PML_EINVAL,
+                          "%s: the plan is for machine '%s', which is not a named machine; give "
+                          "its file with --machine FILE.dot (or .xml)",
+                          a.plan, spec);
+        else
+            st = pml_machine_load(spec, &m);
+    }
+    if (st == PML_OK && !a.force && info.fingerprint[0] &&
+        strcmp(info.fingerprint, m.fingerprint) != 0)
+        st = pml_fail(PML_EINVAL,
+                      "%s: the plan is for machine '%s' (fingerprint %s), not for machine '%s' "
+                      "(fingerprint %s); --force simulates it there anyway",
+                      a.plan, info.machine[0] ? info.machine : "?", info.fingerprint, m.name,
+                      m.fingerprint);
+    if (st == PML_OK) {
+        const pml_plan_read_opts o = {.any_machine = a.force};
+        st = pml_plan_read_ext(a.plan, &o, &m, &g, &p, &info);
+        if (st != PML_OK) {
+            pml_machine_free(&m);
+            memset(&m, 0, sizeof m);
+        }
+    }
+    if (st != PML_OK) {
+        fprintf(stderr, "pml simulate: %s\n", pml_errmsg());
+        pml_machine_free(&m);
+        return 1;
+    }
+    int rc = 1;
+    st = pml_cost_create(&g, &m, NULL, &cost);
+    if (st == PML_OK && (st = pml_sim_create(&g, &m, &p, cost, &sim)) != PML_OK)
+        pml_fail_ctx(st, "%s: ", a.plan);
+    if (st == PML_OK) st = pml_sim_result_get(sim, &r);
+    if (st == PML_OK && !(d = calloc((size_t)m.ncompute, sizeof *d)))
+        st = pml_fail(PML_ENOMEM, "out of memory");
+    if (cost && pml_cost_save(cost) != PML_OK && st == PML_OK)
+        fprintf(stderr, "pml simulate: warning: cost cache not saved: %s\n", pml_errmsg());
+    if (st != PML_OK) {
+        fprintf(stderr, "pml simulate: %s\n", pml_errmsg());
+        goto out;
+    }
+    device_times(sim, &m, d);
+    if (a.json)
+        print_json(&a, &g, &m, &p, sim, &r, d);
+    else
+        print_text(&a, &g, &m, &p, sim, &r, d);
+    if (fflush(stdout) != 0)
+        fprintf(stderr, "pml simulate: cannot write to standard output\n");
+    else
+        rc = 0;
+out:
+    free(d);
+    pml_sim_result_free(&r);
+    pml_sim_destroy(sim);
+    pml_cost_destroy(cost);
+    pml_plan_free(&p);
+    pml_graph_free(&g);
+    pml_machine_free(&m);
+    return rc;
+}
