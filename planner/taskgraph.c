@@ -498,6 +498,7 @@ static pml_status build_edge(pml_taskgraph *tg, int v, int i)
                 t->part = q;
                 t->cnode = v;
                 t->cpart = p;
+                t->input = i;
                 t->r = ov;
                 mem_add(tg, x, 1.0);
                 if (!add_edge(tg, fu, x) || !add_edge(tg, x, fv)) goto nomem;
@@ -517,6 +518,7 @@ static pml_status build_edge(pml_taskgraph *tg, int v, int i)
                 t->part = q;
                 t->cnode = v;
                 t->cpart = p;
+                t->input = i;
                 t->r = ov;
                 mem_add(tg, x, 1.0);
                 if (!add_edge(tg, bv, x) || !add_edge(tg, x, bu)) goto nomem;

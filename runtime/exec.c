@@ -9,6 +9,7 @@
  * Every buffer a step needs is allocated here, once. */
 #include "runtime.h"
 
+#include "planexec.h"
 #include "pool.h"
 
 #include <cblas.h>
@@ -47,6 +48,7 @@ struct pml_exec {
     uint64_t step;
     int cur, cur_pos;
     pml_optim *optim;
+    pml__px *px; /* plan mode */
     /* profiling */
     bool profiling;
     double *prof_fwd, *prof_bwd, prof_update;
@@ -303,6 +305,20 @@ pml_status pml_exec_create(const pml_graph *g, const pml_exec_opts *opts, pml_ex
 {
     *out = NULL;
     if (!g->finalized) return pml_fail(PML_EINVAL, "graph '%s' is not finalised", g->name);
+    if (opts->plan) {
+        if (!opts->machine) return pml_fail(PML_EINVAL, "a plan needs the machine it runs on");
+        pml_exec *e = calloc(1, sizeof *e);
+        if (!e) return pml_fail(PML_ENOMEM, "out of memory");
+        e->o = *opts;
+        pml_status st = pml__px_create(g, opts->machine, opts->plan, opts, &e->px);
+        if (st != PML_OK) {
+            free(e);
+            return st;
+        }
+        e->g.nnodes = g->nnodes; /* for bounds checks; the plan executor owns its copy */
+        *out = e;
+        return PML_OK;
+    }
     if (opts->batch < 1) return pml_fail(PML_EINVAL, "batch=%d must be at least 1", opts->batch);
     if (opts->threads < 1 || opts->threads > 64)
         return pml_fail(PML_EINVAL, "threads=%d must be in [1, 64]", opts->threads);
@@ -410,6 +426,11 @@ nomem:
 void pml_exec_destroy(pml_exec *e)
 {
     if (!e) return;
+    if (e->px) {
+        pml__px_destroy(e->px);
+        free(e);
+        return;
+    }
     pml__pool_destroy(e->pool);
     free(e->arena);
     free(e->rt);
@@ -420,15 +441,33 @@ void pml_exec_destroy(pml_exec *e)
     free(e);
 }
 
-float *pml_exec_input(pml_exec *e) { return e->rt[e->g.input].y; }
-int32_t *pml_exec_labels(pml_exec *e) { return e->labels; }
-float *pml_exec_params(pml_exec *e) { return e->params; }
-float *pml_exec_grads(pml_exec *e) { return e->grads; }
-float *pml_exec_state(pml_exec *e) { return e->state; }
+float *pml_exec_input(pml_exec *e) { return e->px ? pml__px_input(e->px) : e->rt[e->g.input].y; }
+int32_t *pml_exec_labels(pml_exec *e) { return e->px ? pml__px_labels(e->px) : e->labels; }
+float *pml_exec_params(pml_exec *e) { return e->px ? pml__px_params(e->px) : e->params; }
+float *pml_exec_grads(pml_exec *e) { return e->px ? pml__px_grads(e->px) : e->grads; }
+float *pml_exec_state(pml_exec *e) { return e->px ? pml__px_state(e->px) : e->state; }
 const float *pml_exec_output(pml_exec *e, int id)
 {
+    if (e->px) return pml__px_output(e->px, id);
     if (id < 0 || id >= e->g.nnodes) return NULL;
     return e->rt[id].y;
+}
+
+static pml_status plan_only_whole_steps(void)
+{
+    return pml_fail(PML_EUNSUPPORTED, "a plan runs whole training steps and inference passes only");
+}
+
+pml_status pml_exec_trace_begin(pml_exec *e, long max_events)
+{
+    if (!e->px) return pml_fail(PML_EUNSUPPORTED, "traces are recorded when a plan runs");
+    return pml__px_trace_begin(e->px, max_events);
+}
+
+pml_status pml_exec_trace_write(pml_exec *e, const char *path)
+{
+    if (!e->px) return pml_fail(PML_EUNSUPPORTED, "traces are recorded when a plan runs");
+    return pml__px_trace_write(e->px, path);
 }
 
 /* ---------------------------------------------------------------- passes */
@@ -449,6 +488,7 @@ static bool all_finite(const float *p, size_t n)
 
 pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *res)
 {
+    if (e->px) return training ? plan_only_whole_steps() : pml__px_step(e->px, n, NULL, res);
     pml_status st = check_n(e, n);
     if (st != PML_OK) return st;
     const pml_graph *g = &e->g;
@@ -494,6 +534,7 @@ pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *
 
 pml_status pml_exec_backward(pml_exec *e, int n)
 {
+    if (e->px) return plan_only_whole_steps();
     if (n != e->n || !e->training)
         return pml_fail(PML_EINVAL, "backward needs a training forward pass of the same %d samples",
                         n);
@@ -530,6 +571,7 @@ pml_status pml_exec_backward(pml_exec *e, int n)
 
 pml_status pml_exec_update(pml_exec *e, pml_optim *o)
 {
+    if (e->px) return plan_only_whole_steps();
     if (o->n != e->g.nparams)
         return pml_fail(PML_EINVAL, "optimizer state is for %zu parameters, the graph has %zu",
                         o->n, e->g.nparams);
@@ -544,6 +586,10 @@ pml_status pml_exec_update(pml_exec *e, pml_optim *o)
 
 void pml_exec_set_profiling(pml_exec *e, bool on)
 {
+    if (e->px) {
+        pml__px_set_profiling(e->px, on);
+        return;
+    }
     if (on && !e->profiling) {
         memset(e->prof_fwd, 0, (size_t)e->g.nnodes * sizeof *e->prof_fwd);
         memset(e->prof_bwd, 0, (size_t)e->g.nnodes * sizeof *e->prof_bwd);
@@ -554,6 +600,10 @@ void pml_exec_set_profiling(pml_exec *e, bool on)
 
 void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *update)
 {
+    if (e->px) {
+        pml__px_profile(e->px, fwd, bwd, update);
+        return;
+    }
     for (int v = 0; v < e->g.nnodes; v++) {
         if (fwd) fwd[v] = e->prof_fwd[v];
         if (bwd) bwd[v] = e->prof_bwd[v];
@@ -563,6 +613,7 @@ void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *updat
 
 pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res)
 {
+    if (e->px) return pml__px_step(e->px, n, o, res);
     pml_status st = pml_exec_forward(e, n, true, res);
     if (st == PML_OK) st = pml_exec_backward(e, n);
     if (st == PML_OK) st = pml_exec_update(e, o);

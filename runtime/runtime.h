@@ -90,6 +90,12 @@ typedef struct pml_exec_opts {
     /* Testing: split every node that can be split, however small, preferring this split
      * (PML_SPLIT_*) where the op allows it. 0 = choose by cost. */
     unsigned force_split;
+    /* Plan mode: run this plan's task graph on this machine's cores (one pinned worker per
+     * compute device of `machine`, which must be this machine). batch must be the plan's batch;
+     * threads and reference are ignored. Only whole training steps (pml_exec_train_step) and
+     * inference passes (pml_exec_forward with training false) run in plan mode. */
+    const struct pml_machine *machine;
+    const struct pml_plan *plan;
 } pml_exec_opts;
 
 /** Creates an executor for a finalised graph: allocates every buffer a step needs (no allocation
@@ -129,6 +135,12 @@ void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *updat
 
 /** Forward + backward + update. */
 pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res);
+
+/** Plan mode: records every task of the following steps (at most max_events) for a Chrome
+ * trace (chrome://tracing, Perfetto). */
+pml_status pml_exec_trace_begin(pml_exec *e, long max_events);
+/** Writes the recorded trace as Chrome trace JSON, atomically. */
+pml_status pml_exec_trace_write(pml_exec *e, const char *path);
 
 /* ---------------------------------------------------------------- training */
 

@@ -1,8 +1,12 @@
 /* Task-runtime tests: the scheduler runs DAGs in dependency order on several workers, again and
  * again, subsets, failures stop a run without a hang, cycles are refused. */
+#include "models.h"
+#include "planner.h"
+#include "runtime.h"
 #include "scheduler.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -215,12 +219,153 @@ static void t_bad_dags(void)
     CHECK(pml__sched_create(0, NULL, &s) == PML_EINVAL);
 }
 
+/* ---------------------------------------------------------------- plans against the reference */
+
+static void fill(pml_exec *e, const pml_graph *g, int n, uint64_t seed)
+{
+    size_t sz = pml_shape_size(g->nodes[g->input].out);
+    float *x = pml_exec_input(e);
+    int32_t *y = pml_exec_labels(e);
+    for (size_t i = 0; i < (size_t)n * sz; i++) x[i] = pml_rand_unif(seed, 1, i);
+    for (int i = 0; i < n; i++) y[i] = (int32_t)(pml_rand_u64(seed, 2, (uint64_t)i) % (uint64_t)g->classes);
+}
+
+/* losses of `steps` Adam steps, batch b (the last one short when n < b) */
+static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int short_n, double *out)
+{
+    pml_exec *e = NULL;
+    pml_optim opt;
+    pml_status st = pml_exec_create(g, o, &e);
+    CHECK_MSG(st == PML_OK, "%s", pml_errmsg());
+    if (st != PML_OK) return false;
+    pml_optim_defaults(&opt, PML_OPTIM_ADAM);
+    CHECK_OK(pml_optim_alloc(&opt, g->nparams));
+    bool ok = true;
+    for (int s = 0; s < steps && ok; s++) {
+        int n = s == steps - 1 && short_n ? short_n : o->batch;
+        fill(e, g, n, 1000 + (uint64_t)(s % 3));
+        pml_step_result r;
+        st = pml_exec_train_step(e, n, &opt, &r);
+        CHECK_MSG(st == PML_OK, "step %d: %s", s, pml_errmsg());
+        ok = st == PML_OK;
+        out[s] = r.loss_sum / n;
+    }
+    if (ok) { /* and inference */
+        pml_step_result r;
+        fill(e, g, o->batch, 7);
+        CHECK_OK(pml_exec_forward(e, o->batch, false, &r));
+        out[steps] = r.loss_sum / o->batch;
+    }
+    pml_optim_free(&opt);
+    pml_exec_destroy(e);
+    return ok;
+}
+
+typedef enum { PLAN_DATA, PLAN_PARAM, PLAN_ATTR, PLAN_LAYERS, PLAN_MIXED } plan_kind;
+static const char *const plan_names[] = {"data", "param", "attr", "layers", "mixed"};
+
+static void make_plan(const pml_graph *g, const pml_machine *m, int batch, plan_kind k,
+                      uint64_t seed, pml_plan *p)
+{
+    if (k == PLAN_LAYERS) {
+        /* operators alternate between the devices: every edge crosses */
+        CHECK_OK(pml_plan_init(p, g, batch));
+        for (int i = 0; i < g->nnodes; i++) p->cfg[g->order[i]].dev[0] = (int16_t)(i % m->ncompute);
+        return;
+    }
+    CHECK_OK(pml_plan_data_parallel(p, g, m, batch));
+    for (int v = 0; v < g->nnodes; v++) {
+        const pml_node *n = &g->nodes[v];
+        pml_opcfg c;
+        memset(&c, 0, sizeof c);
+        c.deg[0] = c.deg[1] = c.deg[2] = 1;
+        const unsigned ok = pml_ops[n->op].splits;
+        const int D = m->ncompute;
+        if (k == PLAN_MIXED) {
+            pml_opcfg_random(g, m, batch, v, seed, (uint64_t)v, &c);
+            if ((pml_ops[n->op].approx_splits & (c.deg[0] > 1 ? PML_SPLIT_SAMPLE : 0)) ||
+                (pml_ops[n->op].approx_splits & (c.deg[2] > 1 ? PML_SPLIT_ATTR : 0)))
+                continue; /* keep numerics exact */
+        } else if (k == PLAN_PARAM && (ok & PML_SPLIT_PARAM) && n->out.c % D == 0) {
+            c.deg[1] = D;
+        } else if (k == PLAN_ATTR && (ok & PML_SPLIT_ATTR) && n->out.h % D == 0 && n->out.h > 1) {
+            c.deg[2] = D;
+        } else if (k != PLAN_DATA) {
+            c.dev[0] = (int16_t)(v % D); /* whole, on some device */
+        } else {
+            continue;
+        }
+        for (int q = pml_opcfg_parts(&c); k != PLAN_MIXED && q-- > 0;) c.dev[q] = (int16_t)q;
+        p->cfg[v] = c;
+    }
+    CHECK_OK(pml_plan_check(p, g, m));
+}
+
+static void plans_match_reference(const char *spec, int batch, int steps, bool learns)
+{
+    pml_graph g;
+    pml_machine m;
+    CHECK_OK(pml_model_build(spec, &g));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m));
+    /* a synthetic machine is not present: use this machine when it has 2 cores, else skip the
+     * plan runs (the simulator tests cover the rest) */
+    pml_machine here;
+    CHECK_OK(pml_machine_load(NULL, &here));
+    if (here.ncompute < 2) {
+        printf("  (this machine has %d core: plan runs need 2)\n", here.ncompute);
+        pml_machine_free(&here);
+        pml_machine_free(&m);
+        pml_graph_free(&g);
+        return;
+    }
+    double ref[64], got[64];
+    pml_exec_opts o = {.batch = batch, .threads = 1, .seed = 5, .reference = true};
+    if (!losses(&g, &o, steps, batch - 1, ref)) goto out;
+    for (int k = PLAN_DATA; k <= PLAN_MIXED; k++) {
+        pml_plan p;
+        make_plan(&g, &here, batch, (plan_kind)k, 11, &p);
+        pml_exec_opts po = {.batch = batch, .seed = 5, .machine = &here, .plan = &p};
+        if (losses(&g, &po, steps, batch - 1, got)) {
+            int bad = 0;
+            for (int s = 0; s <= steps; s++)
+                if (!(fabs(got[s] - ref[s]) <= 1e-4 * fmax(1.0, fabs(ref[s])))) {
+                    if (bad++ < 2)
+                        fprintf(stderr, "  %s, %s plan, step %d: loss %.8g, reference %.8g\n", spec,
+                                plan_names[k], s, got[s], ref[s]);
+                }
+            CHECK_MSG(bad == 0, "%s, %s plan: %d steps differ", spec, plan_names[k], bad);
+        }
+        pml_plan_free(&p);
+    }
+    if (learns) CHECK(ref[steps - 2] < ref[0]); /* it learns (the last step is short) */
+out:
+    pml_machine_free(&here);
+    pml_machine_free(&m);
+    pml_graph_free(&g);
+}
+
+static void t_plan_mlp(void) { plans_match_reference("mlp:units=32,layers=2,size=8", 8, 50, true); }
+static void t_plan_fashion(void)
+{
+    plans_match_reference("fashion-cnn:size=12,filters=4,units=16", 8, 50, true);
+}
+static void t_plan_flowers(void) { plans_match_reference("flowers-cnn:size=16", 4, 50, true); }
+/* dropout masks follow the step and element, whatever the split */
+static void t_plan_dropout(void)
+{
+    plans_match_reference("mlp:units=16,layers=2,size=6,dropout=0.25", 6, 20, false);
+}
+
 static const pml_test tests[] = {
     {"runs_in_order", t_runs_in_order},
     {"chain_and_wide", t_chain_and_wide},
     {"subset", t_subset},
     {"failure_stops", t_failure_stops},
     {"bad_dags", t_bad_dags},
+    {"plan_mlp", t_plan_mlp},
+    {"plan_fashion", t_plan_fashion},
+    {"plan_flowers", t_plan_flowers},
+    {"plan_dropout", t_plan_dropout},
     {0, 0},
 };
 
