@@ -248,8 +248,7 @@ typedef struct pml_plan_info {
  * then devices are only checked to be distinct and as many as the parts, and the fingerprint is
  * not checked. \p g receives the model the file carries (finalised) when o->model is NULL, and is
  * not touched otherwise (it may then be NULL); \p p is initialised here; \p info may be NULL.
- * 
-eturn PML_OK or an error naming \p path and the operator; on error \p g and \p p are empty. */
+ * \return PML_OK or an error naming \p path and the operator; on error \p g and \p p are empty. */
 pml_status pml_plan_read_ext(const char *path, const pml_plan_read_opts *o, const pml_machine *m,
                              pml_graph *g, pml_plan *p, pml_plan_info *info);
 /** pml_plan_read_ext() on \p len bytes of DOT text; \p source names it in messages. */
@@ -266,8 +265,7 @@ pml_status pml_plan_read(const char *path, const pml_graph *g, const pml_machine
 pml_status pml_plan_load(const char *path, pml_graph *g, const pml_machine *m, pml_plan *p);
 /** The plan file text of \p p for model \p g and machine \p m (may be NULL: no machine attributes)
  * in a malloc'd, NUL-terminated buffer (*len bytes without the NUL). The plan is checked first.
- * 
-eturn PML_OK, PML_EINVAL (an invalid plan, names that cannot be written) or PML_ENOMEM. */
+ * \return PML_OK, PML_EINVAL (an invalid plan, names that cannot be written) or PML_ENOMEM. */
 pml_status pml_plan_format(const pml_plan *p, const pml_graph *g, const pml_machine *m, char **text,
                            size_t *len);
 /** Writes pml_plan_format()'s text to \p path atomically (pml_write_file_atomic): on error the
@@ -280,8 +278,7 @@ struct pml_viz_opts; /* models.h */
  * device (several devices: stripes, one per part), its parallel config and device list added to
  * its label, a legend of the devices used, and a title naming the machine, batch and strategy.
  * \p m (may be NULL) names the devices; \p info (may be NULL) names the machine without it.
- * 
-eturn PML_OK or an error; free the view with pml_viz_free(). */
+ * \return PML_OK or an error; free the view with pml_viz_free(). */
 pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine *m,
                         const pml_plan_info *info, const struct pml_viz_opts *o,
                         struct Agraph_s **view);
