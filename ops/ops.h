@@ -293,6 +293,7 @@ typedef struct pml_optim {
     float momentum;  /* SGD */
     float beta1, beta2, eps; /* Adam: 0.9, 0.999, 1e-7 */
     int64_t t;       /* steps taken */
+    float lr_t, eps_t; /* Adam's bias-corrected step size and epsilon for step t (begin_step) */
     size_t n;        /* floats */
     float *m, *v;    /* state: SGD velocity in m; Adam moments */
 } pml_optim;

@@ -75,7 +75,14 @@ void pml_optim_free(pml_optim *o)
     o->n = 0;
 }
 
-void pml_optim_begin_step(pml_optim *o) { o->t++; }
+void pml_optim_begin_step(pml_optim *o)
+{
+    o->t++;
+    double t = (double)o->t;
+    double c2 = sqrt(1.0 - pow((double)o->beta2, t));
+    o->lr_t = (float)((double)o->lr * c2 / (1.0 - pow((double)o->beta1, t)));
+    o->eps_t = (float)(o->eps * c2);
+}
 
 PML_HOT
 static void sgd_apply(float *restrict w, const float *restrict g, float *restrict vel, size_t n,
@@ -117,9 +124,7 @@ void pml_optim_apply(const pml_optim *o, float *params, const float *grads, size
         sgd_apply(params + i0, grads + i0, o->m + i0, n, o->lr, o->momentum);
         return;
     }
-    double t = (double)(o->t > 0 ? o->t : 1);
-    double c2 = sqrt(1.0 - pow((double)o->beta2, t));
-    double lr_t = (double)o->lr * c2 / (1.0 - pow((double)o->beta1, t));
-    adam_apply(params + i0, grads + i0, o->m + i0, o->v + i0, n, (float)lr_t, o->beta1, o->beta2,
-               (float)(o->eps * c2));
+    if (o->t < 1) return; /* pml_optim_begin_step() first */
+    adam_apply(params + i0, grads + i0, o->m + i0, o->v + i0, n, o->lr_t, o->beta1, o->beta2,
+               o->eps_t);
 }

@@ -942,6 +942,44 @@ pml_status pml_machine_finalize(pml_machine *m)
     return finalize_src(m, src);
 }
 
+pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > m->ncompute)
+        return pml_fail(PML_EINVAL, "machine '%s' has %d compute devices; %d asked for", m->name,
+                        m->ncompute, n);
+    int *map = malloc((size_t)m->ndev * sizeof *map);
+    out->dev = calloc((size_t)m->ndev, sizeof *out->dev);
+    out->link = calloc((size_t)(m->nlink ? m->nlink : 1), sizeof *out->link);
+    if (!map || !out->dev || !out->link) {
+        free(map);
+        pml_machine_free(out);
+        return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    for (int d = 0; d < m->ndev; d++) {
+        map[d] = -1;
+        bool keep = m->dev[d].kind == PML_DEV_HUB || m->compute_of[d] < n;
+        if (keep) {
+            map[d] = out->ndev;
+            out->dev[out->ndev++] = m->dev[d];
+        }
+    }
+    for (int l = 0; l < m->nlink; l++)
+        if (map[m->link[l].a] >= 0 && map[m->link[l].b] >= 0) {
+            out->link[out->nlink] = m->link[l];
+            out->link[out->nlink].a = map[m->link[l].a];
+            out->link[out->nlink].b = map[m->link[l].b];
+            out->nlink++;
+        }
+    free(map);
+    snprintf(out->name, sizeof out->name, "%.50s:%d", m->name, n);
+    memcpy(out->cpu_model, m->cpu_model, sizeof out->cpu_model);
+    out->measured = m->measured;
+    pml_status st = pml_machine_finalize(out);
+    if (st != PML_OK) pml_machine_free(out);
+    return st;
+}
+
 void pml_machine_free(pml_machine *m)
 {
     if (!m) return;

@@ -31,6 +31,7 @@ typedef struct pull {
 typedef struct trace_ev {
     int task;
     int step;
+    bool train; /* a training step (else an inference pass) */
     double start, end;
 } trace_ev;
 
@@ -116,7 +117,7 @@ static void slice_ranges(const pml_graph *g, int v, int c0, int c1, range_fn fn,
     const int O = n->out.c;
     for (int j = 0; j < n->nparam; j++) {
         size_t off = n->param_off[j], size = n->param_size[j];
-        if (n->op == PML_OP_LINEAR && j == 0) {
+        if (n->op == PML_OP_LINEAR && j == 0 && !(c0 == 0 && c1 == O)) {
             size_t K = size / (size_t)O;
             for (size_t r = 0; r < K; r++) fn(ud, off + r * O + c0, off + r * O + c1);
         } else {
@@ -659,7 +660,8 @@ pml_status pml__px_step(pml__px *x, int n, pml_optim *o, pml_step_result *res)
                 else if (t->kind == PML_TASK_UPDATE || t->kind == PML_TASK_SYNC) x->prof_update += d;
             }
             if (x->trace && x->ntrace < x->maxtrace)
-                x->trace[x->ntrace++] = (trace_ev){i, (int)x->step, t0 - x->trace_t0 + x->tstart[i],
+                x->trace[x->ntrace++] = (trace_ev){i, (int)x->step, o != NULL,
+                                                   t0 - x->trace_t0 + x->tstart[i],
                                                    t0 - x->trace_t0 + x->tend[i]};
         }
     }
@@ -756,9 +758,10 @@ pml_status pml__px_trace_write(pml__px *x, const char *path)
         fprintf(f, "{\"name\":\"");
         json_escape(f, name);
         fprintf(f, "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
-                   "\"args\":{\"step\":%d,\"kind\":\"%s\",\"node\":\"",
+                   "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":\"",
                 pml_task_kind_name((pml_task_kind)t->kind), x->worker[ev->task], ev->start * 1e6,
-                (ev->end - ev->start) * 1e6, ev->step, pml_task_kind_name((pml_task_kind)t->kind));
+                (ev->end - ev->start) * 1e6, ev->step, ev->train ? "train" : "eval",
+                pml_task_kind_name((pml_task_kind)t->kind));
         json_escape(f, t->node >= 0 ? x->g.nodes[t->node].name : "");
         fprintf(f, "\",\"part\":%d,\"key\":\"%016llx\"}}%s\n", t->part,
                 (unsigned long long)t->key, e + 1 < x->ntrace ? "," : "");

@@ -175,6 +175,11 @@ typedef struct pml_train_opts {
     long max_steps;           /* 0: no limit; otherwise stop after this many steps in total */
     bool check_numerics;
     pml_train_cb cb;
+    /* run this plan on this machine's cores (see pml_exec_opts); NULL: the per-operator
+     * executor on `threads` threads */
+    const struct pml_machine *machine;
+    const struct pml_plan *plan;
+    const char *trace_path; /* plan mode: write a Chrome trace of every task here */
 } pml_train_opts;
 
 typedef struct pml_train_result {

@@ -80,8 +80,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     pml_exec_opts eo = {.batch = opts->batch,
                         .threads = opts->threads,
                         .seed = opts->seed,
-                        .check_numerics = opts->check_numerics};
+                        .check_numerics = opts->check_numerics,
+                        .machine = opts->machine,
+                        .plan = opts->plan};
     if ((st = pml_exec_create(g, &eo, &e)) != PML_OK) goto done;
+    if (opts->trace_path && (st = pml_exec_trace_begin(e, 4000000)) != PML_OK) goto done;
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
 
     const long steps_per_epoch = (tr.n + opts->batch - 1) / opts->batch;
@@ -134,6 +137,10 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (st == PML_OK && test) {
         st = pml_evaluate(e, test, opts->batch, &res->test_loss, &res->test_accuracy);
         res->has_test = st == PML_OK;
+    }
+    if (opts->trace_path && e) {
+        pml_status ts = pml_exec_trace_write(e, opts->trace_path);
+        if (st == PML_OK) st = ts;
     }
 done:
     pml_optim_free(&optim);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "planner.h"
+
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
@@ -34,6 +36,17 @@ double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
 void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A flag the flag loop does not know: reports it unless it is a boolean it handled. */
 void cli_unknown(cli *c);
+
+/** The plan named by \p spec for model \p g on machine \p m at \p batch: a plan file, or a
+ * strategy (data, model, owt, or search with a budget in seconds). Prints nothing. */
+pml_status cli_plan_for(const char *spec, const pml_graph *g, const pml_machine *m, int batch,
+                        double budget, pml_plan *p);
+
+/** The plan pml train runs when none is given: a search for model \p g on machine \p m at
+ * \p batch, cached on disk (~/.cache/pml/plans) by model, machine fingerprint and batch; desc
+ * receives the plan file (or "search" when it could not be cached). */
+pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
+                           pml_plan *p, char *desc, size_t cap);
 
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -30,6 +30,8 @@ static const char bench_help[] =
     "  --threads N    worker threads (default: all cores)\n"
     "  --steps N      timed steps (default 50)\n"
     "  --warmup N     untimed steps first (default 5)\n"
+    "  --plan P       run a plan on this machine's cores: a plan file, or data, model, owt or\n"
+    "                 search (a 5-second search); default: the per-operator executor\n"
     "  --profile      also print each node's forward and backward time per step\n"
     "  --json         one JSON object on stdout\n";
 
@@ -53,6 +55,7 @@ static int bench_train(int argc, char **argv)
     const char *model = NULL;
     int batch = 32, threads = pml_machine_cores(), steps = 50, warmup = 5;
     bool profile = false, json = false;
+    const char *plan = NULL;
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
@@ -61,6 +64,8 @@ static int bench_train(int argc, char **argv)
         } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
             fputs(bench_help, stdout);
             return 0;
+        } else if (cli_is(&c, "--plan")) {
+            plan = cli_str(&c);
         } else if (cli_is(&c, "--batch")) {
             batch = (int)cli_long(&c, 1, 1 << 20);
         } else if (cli_is(&c, "--threads")) {
@@ -97,7 +102,21 @@ static int bench_train(int argc, char **argv)
     pml_optim_defaults(&o, PML_OPTIM_ADAM);
     memset(&d, 0, sizeof d);
     pml_exec_opts eo = {.batch = batch, .threads = threads, .seed = 1};
+    pml_machine here;
+    pml_plan pl;
+    memset(&here, 0, sizeof here);
+    memset(&pl, 0, sizeof pl);
     if (!times || !pf || !pb || !idx) goto out;
+    if (plan) {
+        if (pml_machine_load(NULL, &here) != PML_OK ||
+            cli_plan_for(plan, &g, &here, batch, 5, &pl) != PML_OK) {
+            fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
+            goto out;
+        }
+        eo.machine = &here;
+        eo.plan = &pl;
+        threads = here.ncompute;
+    }
     if (pml_data_synthetic(g.nodes[g.input].out, g.classes, batch, 1, &d) != PML_OK ||
         pml_exec_create(&g, &eo, &e) != PML_OK || pml_optim_alloc(&o, g.nparams) != PML_OK) {
         fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
@@ -148,6 +167,8 @@ static int bench_train(int argc, char **argv)
 out:
     pml_optim_free(&o);
     pml_exec_destroy(e);
+    pml_plan_free(&pl);
+    pml_machine_free(&here);
     pml_data_free(&d);
     pml_graph_free(&g);
     free(times);

@@ -30,7 +30,15 @@ static const char train_help[] =
     "  --lr X                learning rate (default 0.001 for adam, 0.01 for sgd)\n"
     "  --momentum X          SGD momentum in [0, 1) (default 0)\n"
     "  --seed N              seed for initialisation, shuffling, dropout, synthetic data (default 1)\n"
-    "  --threads N           worker threads, one per core (default: all cores of this machine)\n"
+    "  --threads N           cores to run on, one pinned worker each (default: all cores of\n"
+    "                        this machine); --threads 1 runs on one core\n"
+    "  --plan P              how to split the work: a plan file (pml compile), data, model or\n"
+    "                        owt (baselines), search, or none (split each operator across the\n"
+    "                        threads as it comes). Default: search, once per model, machine and\n"
+    "                        batch; the plan is cached in ~/.cache/pml/plans and reused\n"
+    "  --trace FILE.json     write a Chrome trace of every task (chrome://tracing, Perfetto;\n"
+    "                        pml simulate PLAN --compare FILE.json compares it with the\n"
+    "                        simulator's prediction)\n"
     "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
     "                        " PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
     "                        or synthetic images of the model's input shape (fixed seed)\n"
@@ -120,11 +128,14 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void print_json(const char *model, int threads, int batch, const pml_train_result *r)
+static void print_json(const char *model, const char *plan, int threads, int batch,
+                       const pml_train_result *r)
 {
     FILE *f = stdout;
     fputs("{\"model\":", f);
     json_str(f, model);
+    fputs(",\"plan\":", f);
+    json_str(f, plan);
     fprintf(f, ",\"threads\":%d,\"batch\":%d,\"epochs\":[", threads, batch);
     for (int i = 0; i < r->epochs_run; i++) {
         const pml_epoch_stats *s = &r->epochs[i];
@@ -154,7 +165,9 @@ int cmd_train(int argc, char **argv)
     pml_optim_kind kind = PML_OPTIM_ADAM;
     double lr = -1, momentum = 0;
     long train_samples = 0, test_samples = 0;
-    bool json = false;
+    bool json = false, threads_given = false;
+    const char *plan = NULL, *trace = NULL;
+    char plan_desc[4096] = "none";
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
@@ -186,6 +199,11 @@ int cmd_train(int argc, char **argv)
             o.seed = cli_u64(&c);
         } else if (cli_is(&c, "--threads")) {
             o.threads = (int)cli_long(&c, 1, 64);
+            threads_given = true;
+        } else if (cli_is(&c, "--plan")) {
+            plan = cli_str(&c);
+        } else if (cli_is(&c, "--trace")) {
+            trace = cli_str(&c);
         } else if (cli_is(&c, "--data")) {
             data = cli_str(&c);
         } else if (cli_is(&c, "--train-samples")) {
@@ -227,6 +245,11 @@ int cmd_train(int argc, char **argv)
     pml_dataset train, test;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
+    pml_machine full, here;
+    pml_plan pl;
+    memset(&full, 0, sizeof full);
+    memset(&here, 0, sizeof here);
+    memset(&pl, 0, sizeof pl);
     int rc = 1;
     if (data && strcmp(data, "synthetic") == 0) {
         st = pml_data_synthetic(in, g.classes, train_samples ? (int)train_samples : 2936, o.seed,
@@ -253,6 +276,41 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
 
+    /* the plan: this machine (its first --threads cores) and a plan for it */
+    if (!plan || strcmp(plan, "none") != 0) {
+        if ((st = pml_machine_load(NULL, &full)) == PML_OK) {
+            if (!threads_given) o.threads = full.ncompute;
+            if (o.threads > full.ncompute) {
+                fprintf(stderr, "pml train: --threads %d: this machine has %d cores\n", o.threads,
+                        full.ncompute);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+            st = o.threads == full.ncompute ? pml_machine_load(NULL, &here)
+                                            : pml_machine_first_cores(&full, o.threads, &here);
+        }
+        if (st == PML_OK) {
+            if (plan) {
+                st = cli_plan_for(plan, &g, &here, o.batch, 5, &pl);
+                snprintf(plan_desc, sizeof plan_desc, "%s", plan);
+            } else {
+                st = cli_plan_cached(&g, &here, o.batch, 3, &pl, plan_desc, sizeof plan_desc);
+            }
+        }
+        if (st != PML_OK) {
+            fprintf(stderr, "pml train: %s\n", pml_errmsg());
+            goto out;
+        }
+        o.machine = &here;
+        o.plan = &pl;
+    } else if (trace) {
+        fprintf(stderr, "pml train: --trace records the tasks of a plan; it needs a --plan other "
+                        "than none\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    o.trace_path = trace;
+
     progress p = {.out = json ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
     o.cb = (pml_train_cb){&p, on_step, on_epoch, should_stop};
     fprintf(p.out,
@@ -261,6 +319,7 @@ int cmd_train(int argc, char **argv)
             g.name, pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6, train.name, train.n,
             test.n, o.threads, o.threads == 1 ? "" : "s", o.batch,
             kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
+    fprintf(p.out, "Plan: %s\n", o.plan ? plan_desc : "none (each operator split as it comes)");
     fflush(p.out);
 
     struct sigaction sa;
@@ -275,18 +334,21 @@ int cmd_train(int argc, char **argv)
     if (p.bar) fprintf(stderr, "\r\033[K");
     if (st == PML_OK) {
         fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
-        if (json) print_json(model, o.threads, o.batch, &r);
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r);
         rc = 0;
     } else if (st == PML_EINTR) {
         fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), r.epochs_run,
                 r.epochs_run == 1 ? "" : "s");
-        if (json) print_json(model, o.threads, o.batch, &r);
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r);
         rc = EXIT_INTERRUPTED;
     } else {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
     }
     pml_train_result_free(&r);
 out:
+    pml_plan_free(&pl);
+    pml_machine_free(&here);
+    pml_machine_free(&full);
     pml_data_free(&train);
     pml_data_free(&test);
     pml_graph_free(&g);
