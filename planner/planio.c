@@ -31,6 +31,19 @@ static bool is_sep(char c)
     return c == ' ' || c == ',' || c == '\t';
 }
 
+/* the start of s for a message: at most 12 bytes, not cut inside a UTF-8 character, control
+ * characters as '?' */
+static const char *excerpt(const char *s)
+{
+    static _Thread_local char b[16];
+    size_t n = 0;
+    for (; s[n] && n < 12; n++) b[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+    if (s[n])
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+    b[n] = 0;
+    return b;
+}
+
 /* "n=2 c=1 h=1": a degree per dimension (1 for one left out), separated by spaces or commas. */
 static bool parse_config(const char *s, int deg[PML_NDIMS], char *why, size_t cap)
 {
@@ -43,7 +56,7 @@ static bool parse_config(const char *s, int deg[PML_NDIMS], char *why, size_t ca
         int d = 0;
         while (d < PML_NDIMS && dim_key[d] != *q) d++;
         if (d == PML_NDIMS || q[1] != '=') {
-            snprintf(why, cap, "'%.12s' is not n=, c= or h=", q);
+            snprintf(why, cap, "'%s' is not n=, c= or h=", excerpt(q));
             return false;
         }
         if (seen[d]) {
@@ -85,8 +98,8 @@ static bool parse_devices(const char *s, int16_t *dev, int *n, char *why, size_t
         const char *digits = q;
         while (*q >= '0' && *q <= '9' && a <= MAX_DEVICE) a = a * 10 + (*q++ - '0');
         if (q == digits) {
-            snprintf(why, cap, *q ? "'%.12s' is not a device index" : "a device index is missing",
-                     q);
+            snprintf(why, cap, *q ? "'%s' is not a device index" : "a device index is missing",
+                     excerpt(q));
             return false;
         }
         if (a > MAX_DEVICE) {
@@ -114,7 +127,7 @@ static bool parse_devices(const char *s, int16_t *dev, int *n, char *why, size_t
         while (*q == ' ' || *q == '\t') q++;
         if (!*q) return true;
         if (*q != ',') {
-            snprintf(why, cap, "'%.12s' is not a device index", q);
+            snprintf(why, cap, "'%s' is not a device index", excerpt(q));
             return false;
         }
         q++;

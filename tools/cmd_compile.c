@@ -463,10 +463,12 @@ int cmd_compile(int argc, char **argv)
                    b == chosen ? "   <- plan" : "");
         }
         if (chosen < 0) {
+            char its[32];
             snprintf(b3, sizeof b3, "%.2fx", isfinite(data) ? data / step : NAN);
-            printf("  %-9s %12s %12s  %7s   <- plan: %ld iterations in %.1f s\n", "search",
+            pml_viz_fmt_count(its, sizeof its, (double)stats.iterations);
+            printf("  %-9s %12s %12s  %7s   <- plan: %s iterations in %.1f s\n", "search",
                    secs(b1, sizeof b1, step), count(b2, sizeof b2, B / step),
-                   isfinite(data) ? b3 : "-", stats.iterations, stats.seconds);
+                   isfinite(data) ? b3 : "-", its, stats.seconds);
         }
         printf("wrote %s\n", a.out);
     }
