@@ -142,6 +142,12 @@ pml_status pml_exec_trace_begin(pml_exec *e, long max_events);
 /** Writes the recorded trace as Chrome trace JSON, atomically. */
 pml_status pml_exec_trace_write(pml_exec *e, const char *path);
 
+/** Benchmark of the task runtime's own cost: runs a DAG of ntasks empty tasks `reps` times and
+ * gives the best run's seconds per task. shape: "chain" (one worker), "chain2" (a chain whose
+ * tasks alternate between two workers: every dependency crosses cores) or "wide" (one task, then
+ * ntasks - 2 independent tasks on two workers, then one). */
+pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double *per_task);
+
 /* ---------------------------------------------------------------- training */
 
 typedef struct pml_epoch_stats {

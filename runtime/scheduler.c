@@ -7,8 +7,11 @@
  * sleeps on its queue's futex; a producer wakes it only if it is asleep. */
 #include "scheduler.h"
 
+#include "runtime.h"
+
 #include <hwloc.h>
 #include <limits.h>
+#include <math.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -410,4 +413,61 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         return pml_fail(PML_EINVAL, "the task graph has a cycle (%d tasks never became ready)",
                         atomic_load(&s->remaining));
     return PML_OK;
+}
+
+/* ---------------------------------------------------------------- overhead benchmark */
+
+static pml_status empty_task(void *ctx, int task, int worker) { return PML_OK; }
+
+pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double *per_task)
+{
+    if (ntasks < 3 || reps < 1) return pml_fail(PML_EINVAL, "need at least 3 tasks and 1 run");
+    const bool chain1 = strcmp(shape, "chain") == 0, chain2 = strcmp(shape, "chain2") == 0,
+               wide = strcmp(shape, "wide") == 0;
+    if (!chain1 && !chain2 && !wide)
+        return pml_fail(PML_EINVAL, "unknown graph shape '%s' (chain, chain2 or wide)", shape);
+    const int workers = chain1 ? 1 : 2, n = ntasks;
+    int *worker = malloc((size_t)n * sizeof *worker), *npred = malloc((size_t)n * sizeof *npred);
+    int *off = malloc((size_t)(n + 1) * sizeof *off), *succ = malloc((size_t)2 * n * sizeof *succ);
+    pml__sched *s = NULL;
+    pml_status st = PML_OK;
+    if (!worker || !npred || !off || !succ) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        goto out;
+    }
+    int e = 0;
+    for (int t = 0; t < n; t++) {
+        off[t] = e;
+        if (wide) { /* 0 -> 1..n-2 -> n-1, the middle spread over both workers */
+            worker[t] = t % 2;
+            npred[t] = t == 0 ? 0 : (t == n - 1 ? n - 2 : 1);
+            if (t == 0)
+                for (int u = 1; u < n - 1; u++) succ[e++] = u;
+            else if (t < n - 1)
+                succ[e++] = n - 1;
+        } else { /* a chain: one worker, or alternating between two */
+            worker[t] = chain2 ? t % 2 : 0;
+            npred[t] = t > 0;
+            if (t + 1 < n) succ[e++] = t + 1;
+        }
+    }
+    off[n] = e;
+    pml__dag d = {n, worker, npred, off, succ, NULL};
+    if ((st = pml__sched_create(workers, NULL, &s)) != PML_OK) goto out;
+    if ((st = pml__sched_run(s, &d, empty_task, NULL, NULL, NULL)) != PML_OK) goto out; /* warm */
+    double best = INFINITY;
+    for (int r = 0; r < reps && st == PML_OK; r++) {
+        double t0 = now_s();
+        st = pml__sched_run(s, &d, empty_task, NULL, NULL, NULL);
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    *per_task = best / n;
+out:
+    pml__sched_destroy(s);
+    free(worker);
+    free(npred);
+    free(off);
+    free(succ);
+    return st;
 }

@@ -13,6 +13,12 @@
 static const char bench_help[] =
     "usage: pml bench train MODEL [options]\n"
     "       pml bench sim MODEL [--machine M] [--batch N] [--changes K] [--seed N]\n"
+    "       pml bench runtime [--tasks N] [--runs K]\n"
+    "\n"
+    "bench runtime: the task runtime's cost per task, on graphs of N empty tasks (default\n"
+    "100000): a chain on one worker, a chain whose every dependency crosses between two\n"
+    "unpinned workers, and a wide graph (one task, N-2 independent tasks on two workers,\n"
+    "one task). Best of K runs (default 5).\n"
     "\n"
     "bench sim: starting from MODEL's data-parallel plan on machine M (default flexflow-k80,\n"
     "batch 1024), makes K random one-operator changes (default 400, every other one undone, as\n"
@@ -286,6 +292,50 @@ out:
     return rc;
 }
 
+static int bench_runtime(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "bench runtime", argc, argv);
+    int tasks = 100000, runs = 5;
+    bool json = false;
+    const char *a;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            cli_error(&c, "unexpected argument '%s'", a);
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(bench_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "--tasks")) {
+            tasks = (int)cli_long(&c, 3, 1 << 24);
+        } else if (cli_is(&c, "--runs")) {
+            runs = (int)cli_long(&c, 1, 1000);
+        } else if (cli_is(&c, "--json")) {
+            json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    static const char *const shapes[3] = {"chain", "chain2", "wide"};
+    double us[3];
+    for (int i = 0; i < 3; i++) {
+        double t;
+        if (pml_runtime_overhead(shapes[i], tasks, runs, &t) != PML_OK) {
+            fprintf(stderr, "pml bench runtime: %s\n", pml_errmsg());
+            return 1;
+        }
+        us[i] = 1e6 * t;
+    }
+    if (json)
+        printf("{\"tasks\":%d,\"chain_us\":%.4f,\"chain2_us\":%.4f,\"wide_us\":%.4f}\n", tasks,
+               us[0], us[1], us[2]);
+    else
+        printf("runtime cost per empty task (%d tasks, best of %d): chain on one worker %.3f us, "
+               "chain across two workers %.3f us, wide graph on two workers %.3f us\n",
+               tasks, runs, us[0], us[1], us[2]);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -294,6 +344,7 @@ int cmd_bench(int argc, char **argv)
     }
     if (strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "sim") == 0) return bench_sim(argc - 1, argv + 1);
+    if (strcmp(argv[1], "runtime") == 0) return bench_runtime(argc - 1, argv + 1);
     fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", argv[1]);
     return EXIT_USAGE;
 }
