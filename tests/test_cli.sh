@@ -356,7 +356,11 @@ t_compile_simulate() { # compile to a file, then simulate the file
         has "$TMP/f.dot" "batch=64" && has "$TMP/f.dot" 'strategy="search"' || return 1
     run 0 simulate "$TMP/f.dot" && quiet && has "$out" "step time " && has "$out" "samples/s" &&
         has "$out" "critical path: " && has "$out" "fwd conv1 part " && has "$out" "peak memory" &&
-        has "$out" "core0"
+        has "$out" "core0" || return 1
+    # a plan's model planned again, for another machine and batch
+    run 0 compile "$TMP/f.dot" --machine cpu-1socket --batch 32 --strategy owt -o "$TMP/f2.dot" &&
+        has "$out" "model fashion-cnn on machine cpu-1socket (16 devices), global batch 32" &&
+        has "$TMP/f2.dot" 'machine="cpu-1socket"'
 }
 t_compile_json() {
     run 0 compile alexnet --machine flexflow-p100 --batch 256 --iterations 30 --seed 5 \
@@ -454,6 +458,8 @@ t_compile_failures() { # what only planning finds: exit 1, one line, no file, an
         one_line || return 1
     run 1 compile vgg16 --machine "synthetic:pack:1 numa:1(memory=1MB) core:2 pu:1" --batch 2 \
         --strategy data -o "$p" && has "$err" "does not fit" && has "$err" "core0" && one_line || return 1
+    run 1 compile fixtures/plans/too_few_devices.dot --batch 8 -o "$p" && one_line &&
+        has "$err" "fixtures/plans/too_few_devices.dot: operator 'conv1'" || return 1
     run 1 compile mlp --machine cpu-1socket --batch 8 --strategy data -o "$TMP/nodir/p.dot" &&
         has "$err" "$TMP/nodir/p.dot" && one_line && [ ! -e "$TMP/nodir" ] || return 1
     echo old >"$TMP/old.dot"

@@ -15,15 +15,16 @@
 static const char compile_help[] =
     "usage: pml compile MODEL --batch N -o PLAN.dot [options]\n"
     "\n"
-    "Plans MODEL (a zoo name with optional parameters or a model .dot file) for a machine: it\n"
-    "gives every operator a parallel config (parts along samples, output channels and output\n"
-    "rows, and the device of each part), predicts the time of one training step with the\n"
-    "execution simulator, and writes the plan as a DOT file (the model plus a config and device\n"
-    "list per operator; see planner/planner.h). It prints the predicted step time and\n"
-    "throughput of the plan next to the baselines: data parallel (batch split over all devices,\n"
-    "gradients all-reduced in 25 MB buckets during the backward pass), model parallel (layers\n"
-    "spread over the devices), owt (Krizhevsky's one weird trick: data parallel, dense layers\n"
-    "split by output units) and, with --mesh, a Mesh-TensorFlow layout.\n"
+    "Plans MODEL (a zoo name with optional parameters, a model .dot file, or a plan file whose\n"
+    "model is planned again) for a machine: it gives every operator a parallel config (parts\n"
+    "along samples, output channels and output rows, and the device of each part), predicts\n"
+    "the time of one training step with the execution simulator, and writes the plan as a DOT\n"
+    "file (the model plus a config and device list per operator; see planner/planner.h). It\n"
+    "prints the predicted step time and throughput of the plan next to the baselines: data\n"
+    "parallel (batch split over all devices, gradients all-reduced in 25 MB buckets during the\n"
+    "backward pass), model parallel (layers spread over the devices), owt (Krizhevsky's one\n"
+    "weird trick: data parallel, dense layers split by output units) and, with --mesh, a\n"
+    "Mesh-TensorFlow layout.\n"
     "\n"
     "The search (FlexFlow's MCMC over the configs, scored by the delta simulator) starts from\n"
     "data parallel and from the best baseline, so its plan is never slower in simulation than\n"
@@ -340,6 +341,25 @@ static pml_status simulate(const pml_graph *g, const pml_machine *m, pml_costmod
     return PML_OK;
 }
 
+/* MODEL: a zoo spec, a model file, or a plan file (its model, planned again) */
+static pml_status load_model(const char *model, pml_graph *g)
+{
+    struct Agraph_s *ag;
+    if (!pml_model_is_file(model)) return pml_model_build(model, g);
+    pml_graph_init(g, NULL);
+    pml_status st = pml_dot_read(model, &ag);
+    if (st != PML_OK) return st;
+    if (strcmp(pml_dot_kind(ag), "plan") == 0) {
+        pml_plan p;
+        st = pml_plan_from_agraph(ag, model, NULL, NULL, g, &p, NULL);
+        pml_plan_free(&p);
+    } else {
+        st = pml_model_from_agraph(ag, model, g);
+    }
+    pml_dot_free(ag);
+    return st;
+}
+
 int cmd_compile(int argc, char **argv)
 {
     compile_args a;
@@ -358,7 +378,7 @@ int cmd_compile(int argc, char **argv)
     memset(&stats, 0, sizeof stats);
     double step = INFINITY;
     int chosen = -1;
-    pml_status st = pml_model_load(a.model, &g);
+    pml_status st = load_model(a.model, &g);
     if (st == PML_OK) st = pml_machine_load(a.machine, &m);
     if (st == PML_OK) st = pml_cost_create(&g, &m, NULL, &cost);
     /* the baselines */
