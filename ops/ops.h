@@ -31,7 +31,8 @@ extern "C" {
     X(ENOTFOUND, "not found")                                                                      \
     X(EUNSUPPORTED, "not supported")                                                               \
     X(ENUMERIC, "non-finite value")                                                                \
-    X(EINTR, "interrupted")
+    X(EINTR, "interrupted")                                                                        \
+    X(ENOFIT, "does not fit in memory")
 
 typedef enum pml_status {
 #define PML__X(name, str) PML_##name,

@@ -361,7 +361,7 @@ typedef struct pml_sim_result {
 typedef struct pml_sim pml_sim;
 
 /** Builds the task graph of \p p and simulates one step. The plan is copied. A plan that does
- * not fit a device's memory is rejected (PML_ENOMEM naming the device and bytes). */
+ * not fit a device's memory is rejected (PML_ENOFIT naming the device and bytes). */
 pml_status pml_sim_create(const pml_graph *g, const pml_machine *m, const pml_plan *p,
                           pml_costmodel *c, pml_sim **out);
 void pml_sim_destroy(pml_sim *s);

@@ -3,7 +3,10 @@
  *
  * Each proposal picks a random operator and gives it a random config: random degrees that
  * divide its dimensions, on a block of devices (aligned, shifted or, rarely, scattered), or the
- * config of a neighbouring operator (so neighbours agree and transfers vanish). A proposal that
+ * config of a neighbouring operator (so neighbours agree and transfers vanish); one proposal in
+ * five gives the same config to a chain of operators that follow it (a block move). The first
+ * chain starts with a coordinate descent (each operator's best aligned config, alone and as a
+ * block move) before its random walk. A proposal that
  * makes the simulated step dt slower is accepted with probability exp(-beta * dt / t_current).
  * Chains run on their own threads from different starts (data parallel, the best baseline, ...)
  * and share the cost model; the best plan of all chains wins. */
@@ -119,6 +122,50 @@ static bool neighbour_config(const pml_graph *g, const pml_machine *m, const pml
     return pml_opcfg_check(g, m, p->batch, v, c) == PML_OK;
 }
 
+/* the operator after w in a chain: w's only consumer, if w is that consumer's only input */
+static int chain_next(const pml_graph *g, int w)
+{
+    int next = -1, uses = 0;
+    for (int x = 0; x < g->nnodes; x++)
+        for (int i = 0; i < g->nodes[x].nin; i++)
+            if (g->nodes[x].in[i] == w) {
+                next = x;
+                uses++;
+            }
+    return uses == 1 && g->nodes[next].nin == 1 ? next : -1;
+}
+
+enum { MAXMOVE = 12 };
+
+/* Gives config c to v and up to len - 1 operators of the chain after it (while c is legal for
+ * them). Records what changed in moved/olds. \return PML_OK, or the first failure (the changes
+ * made before it stay recorded). */
+static pml_status apply_move(pml_sim *s, const pml_graph *g, const pml_machine *m, int v, int len,
+                             const pml_opcfg *c, int *moved, pml_opcfg *olds, int *nm)
+{
+    const pml_plan *p = pml_sim_plan(s);
+    pml_status st = PML_OK;
+    *nm = 0;
+    for (int w = v; *nm < len && w >= 0; w = chain_next(g, w)) {
+        if (pml_opcfg_check(g, m, p->batch, w, c) != PML_OK) break;
+        if (memcmp(c, &p->cfg[w], sizeof *c) == 0) continue;
+        olds[*nm] = p->cfg[w];
+        if ((st = pml_sim_change(s, w, c)) != PML_OK) break;
+        moved[(*nm)++] = w;
+    }
+    return st;
+}
+
+/* undoes a move, last change first */
+static pml_status undo_move(pml_sim *s, const int *moved, const pml_opcfg *olds, int nm)
+{
+    for (int k = nm - 1; k >= 0; k--) {
+        pml_status st = pml_sim_change(s, moved[k], &olds[k]);
+        if (st != PML_OK) return st;
+    }
+    return PML_OK;
+}
+
 typedef struct chain {
     const pml_graph *g;
     const pml_machine *m;
@@ -134,6 +181,98 @@ typedef struct chain {
     char err[512];
 } chain;
 
+/* candidate degrees for node v: powers of two (and the largest divisor) that divide each
+ * dimension the op can split, with a product of at most D, on the first devices */
+static int candidates(const pml_graph *g, const pml_machine *m, int batch, int v, pml_opcfg *out,
+                      int cap)
+{
+    const pml_node *n = &g->nodes[v];
+    const int D = m->ncompute < PML_MAX_PARTS ? m->ncompute : PML_MAX_PARTS;
+    const unsigned ok = splits_of(n);
+    const int size[PML_NDIMS] = {batch, n->out.c, n->out.h};
+    const unsigned bit[PML_NDIMS] = {PML_SPLIT_SAMPLE, PML_SPLIT_PARAM, PML_SPLIT_ATTR};
+    int deg[PML_NDIMS][16], nd[PML_NDIMS];
+    for (int d = 0; d < PML_NDIMS; d++) {
+        nd[d] = 0;
+        deg[d][nd[d]++] = 1;
+        if (!(ok & bit[d])) continue;
+        for (int x = 2; x <= D && x <= size[d] && nd[d] < 15; x *= 2)
+            if (size[d] % x == 0) deg[d][nd[d]++] = x;
+    }
+    int k = 0;
+    for (int a = 0; a < nd[0]; a++)
+        for (int b = 0; b < nd[1]; b++)
+            for (int e = 0; e < nd[2]; e++) {
+                int P = deg[0][a] * deg[1][b] * deg[2][e];
+                if (P > D || k >= cap) continue;
+                pml_opcfg *c = &out[k++];
+                memset(c, 0, sizeof *c);
+                c->deg[0] = deg[0][a];
+                c->deg[1] = deg[1][b];
+                c->deg[2] = deg[2][e];
+                for (int q = 0; q < P; q++) c->dev[q] = (int16_t)q;
+            }
+    return k;
+}
+
+/* Coordinate descent before the random walk: each operator in turn gets the best of its
+ * candidate configs (alone, and as a block move down its chain); sweeps repeat while they
+ * improve, for at most 40% of the budget. Counts each tried move as an iteration. */
+static pml_status greedy(chain *ch, pml_sim *s, rng *r, double *cur, long *it)
+{
+    const pml_graph *g = ch->g;
+    const double stop = ch->o->iterations > 0 ? 0 : now_s() + 0.4 * (ch->deadline - now_s());
+    const long maxit = ch->o->iterations > 0 ? ch->o->iterations * 2 / 5 : 0;
+    enum { CAP = 64, TRY = 24 };
+    pml_opcfg cand[CAP], best;
+    int moved[MAXMOVE], nm;
+    pml_opcfg olds[MAXMOVE];
+    for (bool improved = true; improved;) {
+        improved = false;
+        for (int k = 0; k < g->nnodes; k++) {
+            const int v = g->order[k];
+            int n = candidates(g, ch->m, pml_sim_plan(s)->batch, v, cand, CAP);
+            /* many candidates: a random sample of them */
+            for (int i = 0; i < n && n > TRY; i++) {
+                int j = i + rnd_int(r, n - i);
+                pml_opcfg t = cand[i];
+                cand[i] = cand[j];
+                cand[j] = t;
+            }
+            if (n > TRY) n = TRY;
+            double bt = *cur;
+            int blen = 0;
+            for (int i = 0; i < n; i++)
+                for (int len = 1; len <= MAXMOVE; len += MAXMOVE - 1) {
+                    if (maxit ? *it >= maxit : now_s() >= stop) return PML_OK;
+                    (*it)++;
+                    ch->iterations++;
+                    pml_status st = apply_move(s, g, ch->m, v, len, &cand[i], moved, olds, &nm);
+                    double t = pml_sim_step_seconds(s);
+                    if (st == PML_OK && nm > 0 && t < bt) {
+                        bt = t;
+                        best = cand[i];
+                        blen = len;
+                    }
+                    if (st != PML_OK && st != PML_ENOFIT && st != PML_EINVAL) return st;
+                    if ((st = undo_move(s, moved, olds, nm)) != PML_OK) return st;
+                }
+            if (blen > 0) {
+                pml_status st = apply_move(s, g, ch->m, v, blen, &best, moved, olds, &nm);
+                if (st != PML_OK) return st;
+                *cur = pml_sim_step_seconds(s);
+                ch->accepted++;
+                improved = true;
+                if (*cur < ch->best_step) {
+                    ch->best_step = *cur;
+                    memcpy(ch->best.cfg, pml_sim_plan(s)->cfg, (size_t)g->nnodes * sizeof *ch->best.cfg);
+                }
+            }
+        }
+    }
+    return PML_OK;
+}
+
 static void *run_chain(void *arg)
 {
     chain *ch = arg;
@@ -147,37 +286,48 @@ static void *run_chain(void *arg)
         return NULL;
     }
     double cur = pml_sim_step_seconds(s);
+    pml_status st0;
     ch->best_step = ch->start_step = cur;
     rng r = {ch->o->seed, 0x5ea7c4ull + (uint64_t)ch->index, 0};
     const double beta = ch->o->beta > 0 ? ch->o->beta : 40.0;
-    pml_opcfg c, old;
-    for (long it = 0;; it++) {
+    pml_opcfg c;
+    int moved[MAXMOVE], nm = 0;
+    pml_opcfg olds[MAXMOVE];
+    long it = 0;
+    if (ch->index == 0 && (st0 = greedy(ch, s, &r, &cur, &it)) != PML_OK) {
+        ch->st = st0;
+        snprintf(ch->err, sizeof ch->err, "%s", pml_errmsg());
+    }
+    for (; ch->st == PML_OK; it++) {
         if (ch->o->iterations > 0 ? it >= ch->o->iterations : (it % 16 == 0 && now_s() >= ch->deadline))
             break;
         ch->iterations++;
         int v = rnd_int(&r, g->nnodes);
         const pml_plan *p = pml_sim_plan(s);
-        bool ok = rnd_unif(&r) < 0.3 && neighbour_config(g, ch->m, p, v, &r, &c);
+        const double u = rnd_unif(&r);
+        bool ok = u < 0.3 && neighbour_config(g, ch->m, p, v, &r, &c);
         if (!ok) random_config(g, ch->m, p->batch, v, &r, &c);
-        if (memcmp(&c, &p->cfg[v], sizeof c) == 0) continue;
-        old = p->cfg[v];
-        pml_status st = pml_sim_change(s, v, &c);
-        if (st != PML_OK) {
-            if (st == PML_ENOMEM && strstr(pml_errmsg(), "needs")) continue; /* does not fit */
-            if (st == PML_EINVAL) continue;
+        /* a block move (1 in 5): the same config for v and the chain of single consumers after
+         * it, so neighbours change together (no transfers between them in the middle) */
+        int len = u > 0.8 ? 2 + rnd_int(&r, MAXMOVE - 1) : 1;
+        pml_status st = apply_move(s, g, ch->m, v, len, &c, moved, olds, &nm);
+        if (st != PML_OK && st != PML_ENOFIT && st != PML_EINVAL) {
             ch->st = st;
             snprintf(ch->err, sizeof ch->err, "%s", pml_errmsg());
             break;
         }
+        if (nm == 0) continue;
         double next = pml_sim_step_seconds(s);
-        if (next <= cur || rnd_unif(&r) < exp(-beta * (next - cur) / cur)) {
+        if (st == PML_OK && (next <= cur || rnd_unif(&r) < exp(-beta * (next - cur) / cur))) {
             cur = next;
             ch->accepted++;
             if (cur < ch->best_step) {
                 ch->best_step = cur;
                 memcpy(ch->best.cfg, pml_sim_plan(s)->cfg, (size_t)g->nnodes * sizeof *ch->best.cfg);
             }
-        } else if ((st = pml_sim_change(s, v, &old)) != PML_OK) {
+            continue;
+        }
+        if ((st = undo_move(s, moved, olds, nm)) != PML_OK) {
             ch->st = st;
             snprintf(ch->err, sizeof ch->err, "%s", pml_errmsg());
             break;
@@ -226,7 +376,7 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
         if (bt[i] < bt[bb]) bb = i;
     if (!isfinite(bt[bb])) {
         for (int i = 0; i < nbase; i++) pml_plan_free(&base[i]);
-        return pml_fail(PML_ENOMEM, "no baseline plan of model '%s' fits machine '%s' at batch %d",
+        return pml_fail(PML_ENOFIT, "no baseline plan of model '%s' fits machine '%s' at batch %d",
                         g->name, m->name, batch);
     }
     int chains = o->chains > 0 ? o->chains : 2;

@@ -267,7 +267,7 @@ static pml_status check_memory(const pml_sim *s)
     for (int c = 0; c < m->ncompute; c++) {
         const pml_device *d = &m->dev[m->compute[c]];
         if (d->mem_bytes > 0 && s->tg->mem[c] > d->mem_bytes)
-            return pml_fail(PML_ENOMEM,
+            return pml_fail(PML_ENOFIT,
                             "the plan needs %.2f GB on device %d (%s), which has %.2f GB",
                             s->tg->mem[c] / 1e9, c, d->name, d->mem_bytes / 1e9);
     }

@@ -167,7 +167,7 @@ static void t_good_fixtures(void)
         pml_costmodel *c = analytic(&g, &m);
         pml_sim *s = NULL;
         pml_status st = pml_sim_create(&g, &m, &p, c, &s);
-        CHECK_MSG(st == PML_ENOMEM && strstr(pml_errmsg(), "core0") && !s, "%s", pml_errmsg());
+        CHECK_MSG(st == PML_ENOFIT && strstr(pml_errmsg(), "core0") && !s, "%s", pml_errmsg());
         pml_cost_destroy(c);
     }
     pml_plan_free(&p);
@@ -947,7 +947,7 @@ static void fuzz_one(fuzz_ctx *fx, const buf *b, int iter)
     if (for_tiny && fx->tiny_cost && below(4) == 0) {
         pml_sim *s;
         st = pml_sim_create(&fx->tiny, &fx->m, &p, fx->tiny_cost, &s);
-        CHECK_MSG(st == PML_OK || st == PML_ENOMEM, "iteration %d: %s", iter, pml_errmsg());
+        CHECK_MSG(st == PML_OK || st == PML_ENOFIT, "iteration %d: %s", iter, pml_errmsg());
         if (st == PML_OK) {
             CHECK(pml_sim_step_seconds(s) > 0);
             pml_sim_destroy(s);

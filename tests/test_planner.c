@@ -356,7 +356,7 @@ static void t_memory_limit(void)
     /* all of vgg16 at batch 256 on one 12 GB GPU does not fit */
     CHECK_OK(pml_plan_init(&p, &f.g, 256));
     pml_sim *s = NULL;
-    CHECK(pml_sim_create(&f.g, &f.m, &p, f.c, &s) == PML_ENOMEM);
+    CHECK(pml_sim_create(&f.g, &f.m, &p, f.c, &s) == PML_ENOFIT);
     CHECK(strstr(pml_errmsg(), "device 0") && strstr(pml_errmsg(), "GB"));
     CHECK(s == NULL);
     pml_plan_free(&p);
@@ -372,7 +372,7 @@ static void t_memory_limit(void)
         c.deg[0] = 1;
         c.dev[0] = 0;
         pml_status st = pml_sim_change(s, v, &c);
-        if (st == PML_ENOMEM) {
+        if (st == PML_ENOFIT) {
             CHECK(pml_sim_step_seconds(s) == before);
             CHECK(memcmp(&pml_sim_plan(s)->cfg[v], &p.cfg[v], sizeof c) == 0);
         }

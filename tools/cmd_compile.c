@@ -331,7 +331,7 @@ static pml_status simulate(const pml_graph *g, const pml_machine *m, pml_costmod
     pml_sim *s;
     *step = INFINITY;
     pml_status st = pml_sim_create(g, m, p, c, &s);
-    if (st == PML_ENOMEM) {
+    if (st == PML_ENOFIT) {
         snprintf(why, cap, "%s", pml_errmsg());
         return PML_OK;
     }
@@ -393,7 +393,7 @@ int cmd_compile(int argc, char **argv)
             chosen = b;
             step = base[b].step;
             if (!isfinite(step)) {
-                st = pml_fail(PML_ENOMEM, "the %s plan does not fit machine '%s': %s", base_name[b],
+                st = pml_fail(PML_ENOFIT, "the %s plan does not fit machine '%s': %s", base_name[b],
                               m.name, base[b].error);
             } else {
                 plan = p;
@@ -413,7 +413,7 @@ int cmd_compile(int argc, char **argv)
             plan.sync = a.sync;
             st = simulate(&g, &m, cost, &plan, &step, why, sizeof why);
             if (st == PML_OK && !isfinite(step))
-                st = pml_fail(PML_ENOMEM, "the searched plan does not fit: %s", why);
+                st = pml_fail(PML_ENOFIT, "the searched plan does not fit: %s", why);
         }
     }
     if (st == PML_OK) st = pml_plan_write(a.out, &plan, &g, &m);
