@@ -38,6 +38,7 @@ struct pml__sched {
     uv_thread_t *thr;
     struct warg *args;
     queue *q;
+    int *per;
     int *cores;
     hwloc_topology_t topo;
     bool have_topo;
@@ -55,7 +56,7 @@ struct pml__sched {
     void *ctx;
     _Atomic int *count;
     int count_cap;
-    pml__dag checked; /* the last DAG found acyclic */
+    pml__dag checked[2]; /* the last two DAGs found acyclic (a step's and an inference pass's) */
     double *start, *end;
     double t0;
     pml_status err;
@@ -231,7 +232,8 @@ pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
     s->q = calloc((size_t)workers, sizeof *s->q);
     s->thr = calloc((size_t)workers, sizeof *s->thr);
     s->args = calloc((size_t)workers, sizeof *s->args);
-    if (!s->q || !s->thr || !s->args) goto nomem;
+    s->per = calloc((size_t)workers, sizeof *s->per);
+    if (!s->q || !s->thr || !s->args || !s->per) goto nomem;
     if (cores) {
         s->cores = malloc((size_t)workers * sizeof *s->cores);
         if (!s->cores) goto nomem;
@@ -287,6 +289,7 @@ void pml__sched_destroy(pml__sched *s)
     free(s->q);
     free(s->thr);
     free(s->args);
+    free(s->per);
     free(s->cores);
     free(s->count);
     free(s);
@@ -331,13 +334,13 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         s->count = c;
         s->count_cap = d->n;
     }
-    int *per = calloc((size_t)s->nw, sizeof *per);
-    if (!per) return pml_fail(PML_ENOMEM, "out of memory running tasks");
+    int *per = s->per; /* tasks per worker (allocated with the scheduler: a run allocates
+                        * nothing once the DAG has been seen) */
+    memset(per, 0, (size_t)s->nw * sizeof *per);
     int total = 0;
     for (int t = 0; t < d->n; t++) {
         if (d->run && !d->run[t]) continue;
         if (d->worker[t] < 0 || d->worker[t] >= s->nw) {
-            free(per);
             return pml_fail(PML_EINVAL, "task %d is on worker %d; the runtime has %d", t,
                             d->worker[t], s->nw);
         }
@@ -349,10 +352,7 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         int cap = per[w] + 1;
         if (cap > q->cap) {
             _Atomic int *sl = realloc(q->slot, (size_t)cap * sizeof *sl);
-            if (!sl) {
-                free(per);
-                return pml_fail(PML_ENOMEM, "out of memory running tasks");
-            }
+            if (!sl) return pml_fail(PML_ENOMEM, "out of memory running tasks");
             q->slot = sl;
             q->cap = cap;
         }
@@ -360,7 +360,6 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         atomic_store(&q->tail, 0);
         q->head = 0;
     }
-    free(per);
     /* counters: predecessors inside the subset */
     for (int t = 0; t < d->n; t++) {
         atomic_store_explicit(&s->count[t], 0, memory_order_relaxed);
@@ -374,9 +373,10 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         }
     }
     if (total == 0) return PML_OK;
-    if (memcmp(&s->checked, d, sizeof *d) != 0) {
+    if (memcmp(&s->checked[0], d, sizeof *d) != 0 && memcmp(&s->checked[1], d, sizeof *d) != 0) {
         if (!acyclic(s, d, total)) return pml_fail(PML_EINVAL, "the task graph has a cycle");
-        s->checked = *d;
+        s->checked[1] = s->checked[0];
+        s->checked[0] = *d;
     }
     s->dag = d;
     s->fn = fn;
