@@ -182,12 +182,40 @@ static void update_and_clear(void *ud, size_t a, size_t b)
 
 /* ---------------------------------------------------------------- regions */
 
-/* Calls fn(ptr offset, len) for each contiguous row block of region r of a (C,H,W) tensor */
+/* The contiguous blocks of region r of a (C,H,W) tensor: a block per (sample, channel) for a
+ * band of rows, per sample for whole channels, one for whole samples (a (C,1,1) tensor's region
+ * is then a few blocks, not one per feature). Block i starts at base + (i / per) sn + (i % per) sc.
+ */
+typedef struct rblocks {
+    size_t base, len, sn, sc;
+    int per, count;
+} rblocks;
+
+static inline rblocks rblocks_of(pml_shape s, pml_region r)
+{
+    const size_t W = (size_t)s.w, HW = (size_t)s.h * W, CHW = (size_t)s.c * HW;
+    rblocks b = {0, 0, CHW, HW, 1, 0};
+    if (pml_region_empty(r)) return b;
+    const int nc = r.c1 - r.c0, nn = r.n1 - r.n0;
+    if (r.h0 == 0 && r.h1 == s.h && nc == s.c) {
+        b.base = (size_t)r.n0 * CHW, b.len = (size_t)nn * CHW, b.count = 1;
+    } else if (r.h0 == 0 && r.h1 == s.h) {
+        b.base = ((size_t)r.n0 * s.c + r.c0) * HW, b.len = (size_t)nc * HW, b.count = nn;
+    } else {
+        b.base = (((size_t)r.n0 * s.c + r.c0) * s.h + r.h0) * W;
+        b.len = (size_t)(r.h1 - r.h0) * W, b.per = nc, b.count = nn * nc;
+    }
+    return b;
+}
+
+/* Runs the statement after it with (off, len) for each contiguous block of region r of a tensor
+ * of shape s */
 #define FOR_ROWS(r, s, off, len)                                                                   \
-    for (int rn_ = (r).n0; rn_ < (r).n1; rn_++)                                                    \
-        for (int rc_ = (r).c0; rc_ < (r).c1; rc_++)                                                \
-            for (size_t off = (((size_t)rn_ * (s).c + rc_) * (s).h + (r).h0) * (s).w,             \
-                        len = (size_t)((r).h1 - (r).h0) * (s).w, once_ = 1;                       \
+    for (rblocks b_ = rblocks_of(s, r); b_.count > 0; b_.count = 0)                                \
+        for (int i_ = 0; i_ < b_.count; i_++)                                                      \
+            for (size_t off = b_.base + (size_t)(i_ / b_.per) * b_.sn +                            \
+                              (size_t)(i_ % b_.per) * b_.sc,                                       \
+                        len = b_.len, once_ = 1;                                                   \
                  once_; once_ = 0)
 
 static void region_zero(float *p, pml_shape s, pml_region r)
@@ -746,7 +774,8 @@ pml_status pml__px_trace_write(pml__px *x, const char *path)
     json_escape(f, x->m->name);
     fprintf(f, "\",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":\"", x->m->fingerprint, x->B);
     json_escape(f, x->plan.strategy);
-    fprintf(f, "\",\"devices\":%d},\n\"traceEvents\":[\n", x->W);
+    fprintf(f, "\",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->W,
+            pml_graph_param_count(&x->g));
     for (int d = 0; d < x->W; d++)
         fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":\"%s\"}},\n",
                 d, x->m->dev[x->m->compute[d]].name);
