@@ -3,6 +3,7 @@
 #define PML_RUNTIME_H
 
 #include "ops.h"
+#include "planner.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -158,16 +159,21 @@ typedef struct pml_epoch_stats {
     bool has_val;
     double val_loss, val_accuracy;
     double seconds;     /* training time, without evaluation */
+    bool complete;      /* every step ran (and the validation, if any): not cut short by
+                           max_steps or an interruption */
 } pml_epoch_stats;
 
 typedef struct pml_train_cb {
     void *ud;
-    /* called after every step (cheap; the callee throttles its output) */
+    /* progress: the last finished step of epoch `epoch` (of `steps`), the epoch's running loss
+     * and accuracy and its training seconds so far; called from a timer about every 100 ms
+     * (between steps) and after the last step of each epoch */
     void (*step)(void *ud, int epoch, long step, long steps, double loss, double acc,
                  double elapsed);
-    /* called after each epoch */
+    /* called after each epoch (and its validation) */
     void (*epoch)(void *ud, const pml_epoch_stats *s);
-    /* polled between steps: non-zero stops training cleanly (PML_EINTR) */
+    /* polled before every step and evaluation batch: non-zero stops training cleanly
+     * (PML_EINTR) */
     int (*should_stop)(void *ud);
 } pml_train_cb;
 
@@ -186,6 +192,12 @@ typedef struct pml_train_opts {
     const struct pml_machine *machine;
     const struct pml_plan *plan;
     const char *trace_path; /* plan mode: write a Chrome trace of every task here */
+    /* SIGINT and SIGTERM stop training cleanly: the step running finishes, then PML_EINTR with
+     * a message naming the signal (pml_train_result.signal). While pml_train runs, it handles
+     * them (libuv signal watchers, on its own loop); the first one gives both their default
+     * action back, so a second ends the process at once. They keep their default action after
+     * pml_train. */
+    bool handle_signals;
 } pml_train_opts;
 
 typedef struct pml_train_result {
@@ -193,9 +205,15 @@ typedef struct pml_train_result {
     pml_epoch_stats *epochs;  /* epochs_run entries; free with pml_train_result_free */
     bool has_test;
     double test_loss, test_accuracy;
+    int signal; /* SIGINT or SIGTERM when one stopped training (handle_signals), else 0 */
 } pml_train_result;
 
-/** Trains \p g on \p train (and evaluates on \p test when not NULL). */
+/** Trains \p g on \p train (and evaluates on \p test when not NULL). Its control plane is a
+ * libuv loop on the calling thread, polled between steps: the next batches are gathered in
+ * libuv's thread pool while a step runs (the same batches, in the same order, as gathering
+ * each before its step), a timer reports progress, signals are handled when asked.
+ * \return PML_OK; PML_EINTR when stopped by a signal or should_stop (res holds the epochs run so
+ * far, the last one possibly partial); or the error of a step, naming the epoch, step and task. */
 pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
                      const pml_train_opts *opts, pml_train_result *res);
 void pml_train_result_free(pml_train_result *r);
@@ -203,6 +221,63 @@ void pml_train_result_free(pml_train_result *r);
 /** Loss and accuracy of the executor's current parameters over a dataset (inference mode). */
 pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *loss,
                         double *accuracy);
+
+/* ---------------------------------------------------------------- traces: predicted vs measured */
+
+/** One task of a Chrome trace written by pml train --trace (pml_exec_trace_write). */
+typedef struct pml_trace_event {
+    uint64_t key;      /* the task's program-order key (pml_task.key) */
+    double start, dur; /* seconds */
+    int step;          /* training steps run before it */
+    int tid;           /* the worker (compute device) that ran it */
+    int part;
+    int node;     /* operator name: names[node] */
+    uint8_t kind; /* pml_task_kind */
+    bool train;   /* phase "train" (else "eval": an inference pass) */
+} pml_trace_event;
+
+typedef struct pml_trace {
+    char model[PML_NAME_MAX], machine[64], fingerprint[17], strategy[32];
+    int batch, devices;
+    double parameters; /* the model's parameter count (0: not given) */
+    long nevents;
+    pml_trace_event *ev;
+    int nnames;
+    char (*names)[PML_NAME_MAX];
+} pml_trace;
+
+/** Reads a trace file. Malformed or truncated JSON, a JSON file that is not such a trace: one
+ * message naming the file (and the line). \return PML_OK or an error; on error \p t is empty. */
+pml_status pml_trace_read(const char *path, pml_trace *t);
+/** pml_trace_read() on \p len bytes of text; \p source names it in messages. */
+pml_status pml_trace_parse(const char *text, size_t len, const char *source, pml_trace *t);
+void pml_trace_free(pml_trace *t);
+
+/** Predicted vs measured: the simulator's figures and the trace's, medians over the training
+ * steps after the warm-up. */
+typedef struct pml_trace_cmp {
+    int steps;             /* complete training steps in the trace */
+    int used;              /* steps measured: the last steps - warm-up (at least 1) */
+    int ntasks;            /* tasks of a step */
+    double predicted_step; /* simulated step seconds */
+    double measured_step;  /* median of a step's makespan (first start to last end) */
+    double predicted_kind[PML_TASK_KIND_COUNT]; /* the simulator's summed task seconds per kind */
+    double measured_kind[PML_TASK_KIND_COUNT];  /* median of a step's summed durations per kind */
+    int *task;                                  /* ntasks simulator task ids, in program order */
+    double *predicted; /* per entry of task: the simulated seconds (the task's cost) */
+    double *measured;  /* per entry of task: its median measured seconds */
+} pml_trace_cmp;
+
+/** Compares trace \p t (\p source names it in messages) with simulation \p s of plan
+ * pml_sim_plan(s) of model \p g on machine \p m, skipping the first \p warmup training steps
+ * (fewer when the trace has no more). Each task of the trace is matched to the simulated task
+ * with the same key, kind, operator, part and worker. A trace of another model, batch, machine
+ * or plan, or without training steps, is refused with a message naming \p source. Free \p out
+ * with pml_trace_cmp_free(). \return PML_OK or an error (then \p out is empty). */
+pml_status pml_trace_compare(const pml_trace *t, const char *source, const pml_graph *g,
+                             const pml_machine *m, const pml_sim *s, int warmup,
+                             pml_trace_cmp *out);
+void pml_trace_cmp_free(pml_trace_cmp *c);
 
 #ifdef __cplusplus
 }

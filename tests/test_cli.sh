@@ -495,6 +495,77 @@ t_simulate_machines() { # another machine: refused unless --force, and then only
         run 1 simulate "$TMP/c1plan.dot" && has "$err" "not a named machine" && has "$err" "--machine" &&
         run 0 simulate "$TMP/c1plan.dot" --machine "$TMP/c1.dot"
 }
+t_simulate_compare() { # predicted vs a measured run's trace
+    (
+        plan_env
+        local m=mlp:units=16,layers=1 d=$TMP/cmp
+        mkdir -p "$d"
+        run 0 compile $m --batch 8 --strategy data -o "$d/p.dot" &&
+            run 0 train $m --plan "$d/p.dot" --batch 8 --data synthetic --train-samples 64 \
+                --test-samples 8 --epochs 1 --trace "$d/t.json" || return 1
+        run 0 simulate "$d/p.dot" --compare "$d/t.json" && quiet &&
+            has "$out" "plan $d/p.dot vs trace $d/t.json: model mlp on machine this" &&
+            has "$out" "6 training steps measured (2 warm-up steps skipped)" &&
+            has "$out" "predicted" && has "$out" "measured" && has "$out" "step " &&
+            has "$out" "update " || return 1
+        run 0 simulate "$d/p.dot" --compare "$d/t.json" --warmup 0 --ops &&
+            has "$out" "8 training steps measured (0 warm-up steps skipped)" &&
+            has "$out" "dense1" && has "$out" "operator" || return 1
+        run 0 simulate "$d/p.dot" --compare "$d/t.json" --json || return 1
+        python3 - "$out" <<'PY' || return 1
+import json, sys
+text = open(sys.argv[1]).read()
+j = json.loads(text)
+assert text.count("\n") == 1, "one line"
+assert j["predicted_step_seconds"] > 0 and j["measured_step_seconds"] > 0, j
+assert abs(j["relative_error"] - (j["predicted_step_seconds"] / j["measured_step_seconds"] - 1)) < 1e-6, j
+assert sorted(j["kinds"]) == ["bwd", "fwd", "sync", "update", "xfer"], j
+for k, v in j["kinds"].items():
+    assert set(v) == {"predicted", "measured", "relative_error"}, v
+    assert v["relative_error"] is None if v["measured"] == 0 else abs(v["relative_error"] - (v["predicted"] / v["measured"] - 1)) < 1e-6, (k, v)
+assert j["steps"] == 6 and j["warmup"] == 2 and j["batch"] == 8 and j["strategy"] == "data", j
+PY
+        # bad traces: one message naming the file, exit 1
+        : >"$d/empty.json"
+        run 1 simulate "$d/p.dot" --compare "$d/empty.json" && one_line &&
+            has "$err" "$d/empty.json: the file is empty" || return 1
+        head -c 3000 "$d/t.json" >"$d/cut.json"
+        run 1 simulate "$d/p.dot" --compare "$d/cut.json" && one_line &&
+            has "$err" "$d/cut.json: the trace ends early" || return 1
+        sed '5s/"dur":/"dur"/' "$d/t.json" >"$d/bad.json"
+        run 1 simulate "$d/p.dot" --compare "$d/bad.json" && one_line &&
+            has "$err" "$d/bad.json: malformed trace at line 5, column" || return 1
+        echo '{"traceEvents":[]}' >"$d/other.json"
+        run 1 simulate "$d/p.dot" --compare "$d/other.json" && one_line &&
+            has "$err" "not a trace written by pml train --trace" || return 1
+        python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j["traceEvents"]=[e for e in j["traceEvents"] if e["ph"]!="X" or e["args"]["phase"]!="train"]; json.dump(j,open(sys.argv[2],"w"))' "$d/t.json" "$d/eval.json"
+        run 1 simulate "$d/p.dot" --compare "$d/eval.json" && one_line &&
+            has "$err" "$d/eval.json: the trace has no training steps" || return 1
+        run 1 simulate "$d/p.dot" --compare "$d/none.json" && one_line && has "$err" "$d/none.json" ||
+            return 1
+        # a trace of another model, batch, plan or machine
+        run 0 compile fashion-cnn --batch 8 --strategy data -o "$d/f.dot" &&
+            run 1 simulate "$d/f.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "$d/t.json: the trace is of model 'mlp', the plan of model 'fashion-cnn'" || return 1
+        run 0 compile mlp:units=32,layers=1 --batch 8 --strategy data -o "$d/u32.dot" &&
+            run 1 simulate "$d/u32.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "the trace is of a model 'mlp' with 12730 parameters, the plan's has 25450" ||
+            return 1
+        run 0 compile $m --batch 16 --strategy data -o "$d/b16.dot" &&
+            run 1 simulate "$d/b16.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "the trace ran batch 8, the plan is for batch 16" || return 1
+        run 0 compile $m --batch 8 --strategy owt -o "$d/owt.dot" &&
+            run 1 simulate "$d/owt.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "the trace ran a 'data' plan, the plan is a 'owt' plan" || return 1
+        sed '/dense1 \[/s/devices="0,1"/devices="1,0"/' "$d/p.dot" >"$d/moved.dot"
+        run 1 simulate "$d/moved.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "the trace is of another plan" || return 1
+        run 0 compile $m --batch 8 --strategy data --machine cpu-1socket -o "$d/c1.dot" &&
+            run 1 simulate "$d/c1.dot" --compare "$d/t.json" && one_line &&
+            has "$err" "the trace ran on machine 'this'" || return 1
+        run 2 simulate "$d/p.dot" --ops && has "$err" "--ops goes with --compare"
+    )
+}
 t_simulate_errors() {
     run 2 simulate && has "$err" "missing PLAN" || return 1
     run 2 simulate a.dot --frobnicate && has "$err" "unknown option" || return 1
@@ -591,6 +662,7 @@ case_ compile_failures t_compile_failures
 case_ simulate_hand_written t_simulate_hand_written
 case_ simulate_machines t_simulate_machines
 case_ simulate_errors t_simulate_errors
+case_ simulate_compare t_simulate_compare
 case_ viz_plan t_viz_plan
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

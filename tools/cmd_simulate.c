@@ -1,9 +1,11 @@
 /* pml simulate — simulates one training step of a plan file (written by pml compile or by hand)
- * and prints the step time and its breakdown: per device, per task kind, the critical path. */
+ * and prints the step time and its breakdown: per device, per task kind, the critical path; or,
+ * with --compare, the prediction next to a measured run's Chrome trace. */
 #include "cli.h"
 
 #include "models.h"
 #include "planner.h"
+#include "runtime.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 static const char simulate_help[] =
     "usage: pml simulate PLAN.dot [--machine M] [--force] [--json]\n"
+    "       pml simulate PLAN.dot --compare TRACE.json [--warmup N] [--ops] [--json]\n"
     "\n"
     "Simulates one training step of PLAN (a plan file from pml compile, or one edited or written\n"
     "by hand: see planner/planner.h) on the machine it was made for, and prints:\n"
@@ -24,6 +27,14 @@ static const char simulate_help[] =
     "    resource: compute and, on CPUs, copies in) and its peak memory.\n"
     "A plan that does not fit a device's memory is refused, naming the device.\n"
     "\n"
+    "With --compare, TRACE is a Chrome trace of the same plan run on this machine (pml train\n"
+    "MODEL --plan PLAN.dot --trace TRACE.json); it prints predicted vs measured step time and\n"
+    "seconds per task kind, with the relative error (predicted - measured) / measured. Measured:\n"
+    "medians over the training steps after the warm-up, of a step's makespan (first task start\n"
+    "to last task end) and of its summed task durations per kind. Tasks are matched to the\n"
+    "simulation by their keys (the runtime runs the simulator's task graph): a trace of another\n"
+    "model, batch, machine or plan is refused.\n"
+    "\n"
     "options:\n"
     "  -m, --machine M   simulate on M (see pml topo --help) instead of the machine the plan\n"
     "                    names (needed when that is a file); it must be the same machine (same\n"
@@ -35,11 +46,22 @@ static const char simulate_help[] =
     "                    \"memory\", \"memory_capacity\"}, ...], \"kinds\": {...},\n"
     "                    \"critical_path\": {\"seconds\", \"tasks\", \"kinds\", \"first\", "
     "\"last\"}, ...}\n"
+    "  --compare TRACE   compare with a measured run (see above)\n"
+    "  --warmup N        --compare: training steps skipped at the start (default 2; fewer when\n"
+    "                    the trace has no more)\n"
+    "  --ops             --compare: also predicted vs measured per operator and task kind\n"
+    "                    (summed over its parts)\n"
+    "                    --compare --json prints {\"predicted_step_seconds\",\n"
+    "                    \"measured_step_seconds\", \"relative_error\", \"steps\",\n"
+    "                    \"kinds\": {\"fwd\": {\"predicted\", \"measured\", \"relative_error\"},\n"
+    "                    ...}, ...} (relative_error null where nothing was measured)\n"
     "  -h, --help        this help\n"
     "\n"
     "examples:\n"
     "  pml compile alexnet --machine flexflow-k80 --batch 1024 -o a.dot && pml simulate a.dot\n"
-    "  pml simulate a.dot --machine my-cluster.dot --force --json\n";
+    "  pml simulate a.dot --machine my-cluster.dot --force --json\n"
+    "  pml compile mlp --batch 32 -o m.dot && pml train mlp --plan m.dot --max-steps 30 \\\n"
+    "      --trace m.json && pml simulate m.dot --compare m.json\n";
 
 /* The critical path's first and last tasks shown */
 enum { SHOW = 5 };
@@ -172,8 +194,9 @@ static bool same_row(const pml_machine *m, const pml_sim_result *r, const dev_ti
 }
 
 typedef struct sim_args {
-    const char *plan, *machine;
-    bool json, force;
+    const char *plan, *machine, *compare;
+    bool json, force, ops;
+    int warmup;
 } sim_args;
 
 static void print_text(const sim_args *a, const pml_graph *g, const pml_machine *m,
@@ -296,11 +319,143 @@ static void print_json(const sim_args *a, const pml_graph *g, const pml_machine 
     fputs("]}}\n", f);
 }
 
+/* ---------------------------------------------------------------- --compare */
+
+/* (predicted - measured) / measured; NAN when nothing was measured */
+static double rel_err(double pred, double meas)
+{
+    return meas > 0 ? (pred - meas) / meas : NAN;
+}
+
+static const char *pct(char *buf, size_t cap, double e)
+{
+    if (isnan(e))
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%+.1f%%", 100 * e);
+    return buf;
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+/* per operator and kind: summed predicted and measured seconds of its tasks */
+typedef struct op_row {
+    double pred, meas;
+} op_row;
+
+static void print_compare(const sim_args *a, const pml_graph *g, const pml_machine *m,
+                          const pml_plan *p, const pml_trace_cmp *c, const pml_taskgraph *tg)
+{
+    char b1[32], b2[32], b3[32];
+    printf("plan %s vs trace %s: model %s on machine %s (%d devices), global batch %d, strategy "
+           "%s\n",
+           a->plan, a->compare, g->name, m->name, m->ncompute, p->batch, p->strategy);
+    printf("%d training steps measured (%d warm-up step%s skipped), %d tasks a step\n\n", c->used,
+           c->steps - c->used, c->steps - c->used == 1 ? "" : "s", c->ntasks);
+    printf("%-8s %12s %12s %8s\n", "", "predicted", "measured", "error");
+    printf("%-8s %12s %12s %8s\n", "step", secs(b1, sizeof b1, c->predicted_step),
+           secs(b2, sizeof b2, c->measured_step),
+           pct(b3, sizeof b3, rel_err(c->predicted_step, c->measured_step)));
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+        printf("%-8s %12s %12s %8s\n", pml_task_kind_name((pml_task_kind)k),
+               secs(b1, sizeof b1, c->predicted_kind[k]), secs(b2, sizeof b2, c->measured_kind[k]),
+               pct(b3, sizeof b3, rel_err(c->predicted_kind[k], c->measured_kind[k])));
+    if (!a->ops) return;
+    op_row *rows = calloc((size_t)g->nnodes * PML_TASK_KIND_COUNT, sizeof *rows);
+    if (!rows) return;
+    for (int i = 0; i < c->ntasks; i++) {
+        const pml_task *t = pml_taskgraph_task(tg, c->task[i]);
+        if (!t || t->node < 0 || t->node >= g->nnodes) continue;
+        op_row *r = &rows[t->node * PML_TASK_KIND_COUNT + t->kind];
+        r->pred += c->predicted[i];
+        r->meas += c->measured[i];
+    }
+    printf("\n%-24s %-7s %12s %12s %8s\n", "operator", "kind", "predicted", "measured", "error");
+    for (int k = 0; k < g->nnodes; k++) {
+        const int v = g->order[k];
+        for (int kind = 0; kind < PML_TASK_KIND_COUNT; kind++) {
+            const op_row *r = &rows[v * PML_TASK_KIND_COUNT + kind];
+            if (r->pred == 0 && r->meas == 0) continue;
+            printf("%-24.24s %-7s %12s %12s %8s\n", g->nodes[v].name,
+                   pml_task_kind_name((pml_task_kind)kind), secs(b1, sizeof b1, r->pred),
+                   secs(b2, sizeof b2, r->meas), pct(b3, sizeof b3, rel_err(r->pred, r->meas)));
+        }
+    }
+    free(rows);
+}
+
+static void print_compare_json(const sim_args *a, const pml_graph *g, const pml_machine *m,
+                               const pml_plan *p, const pml_trace_cmp *c)
+{
+    FILE *f = stdout;
+    fputs("{\"plan\":", f);
+    json_str(f, a->plan);
+    fputs(",\"trace\":", f);
+    json_str(f, a->compare);
+    fputs(",\"model\":", f);
+    json_str(f, g->name);
+    fputs(",\"machine\":", f);
+    json_str(f, m->name);
+    fprintf(f, ",\"batch\":%d,\"strategy\":", p->batch);
+    json_str(f, p->strategy);
+    fprintf(f, ",\"steps\":%d,\"warmup\":%d,\"tasks\":%d,\"predicted_step_seconds\":", c->used,
+            c->steps - c->used, c->ntasks);
+    json_num(f, c->predicted_step);
+    fputs(",\"measured_step_seconds\":", f);
+    json_num(f, c->measured_step);
+    fputs(",\"relative_error\":", f);
+    json_num(f, rel_err(c->predicted_step, c->measured_step));
+    fputs(",\"kinds\":{", f);
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
+        fprintf(f, "%s\"%s\":{\"predicted\":", k ? "," : "", pml_task_kind_name((pml_task_kind)k));
+        json_num(f, c->predicted_kind[k]);
+        fputs(",\"measured\":", f);
+        json_num(f, c->measured_kind[k]);
+        fputs(",\"relative_error\":", f);
+        json_num(f, rel_err(c->predicted_kind[k], c->measured_kind[k]));
+        fputc('}', f);
+    }
+    fputs("}}\n", f);
+}
+
+/* --compare: \return the exit status */
+static int compare(const sim_args *a, const pml_graph *g, const pml_machine *m, const pml_plan *p,
+                   const pml_sim *sim)
+{
+    pml_trace t;
+    pml_trace_cmp c;
+    pml_status st = pml_trace_read(a->compare, &t);
+    if (st == PML_OK) {
+        st = pml_trace_compare(&t, a->compare, g, m, sim, a->warmup, &c);
+        pml_trace_free(&t);
+    }
+    if (st != PML_OK) {
+        fprintf(stderr, "pml simulate: %s\n", pml_errmsg());
+        return 1;
+    }
+    if (a->json)
+        print_compare_json(a, g, m, p, &c);
+    else
+        print_compare(a, g, m, p, &c, pml_sim_taskgraph(sim));
+    pml_trace_cmp_free(&c);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "pml simulate: cannot write to standard output\n");
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_simulate(int argc, char **argv)
 {
     cli c;
     cli_init(&c, "simulate", argc, argv);
-    sim_args a = {NULL, NULL, false, false};
+    sim_args a = {NULL, NULL, NULL, false, false, false, 2};
     const char *arg;
     while ((arg = cli_next(&c))) {
         if (!c.flag) {
@@ -318,6 +473,12 @@ int cmd_simulate(int argc, char **argv)
             a.json = true;
         } else if (cli_is(&c, "--force")) {
             a.force = true;
+        } else if (cli_is(&c, "--compare")) {
+            a.compare = cli_str(&c);
+        } else if (cli_is(&c, "--warmup")) {
+            a.warmup = (int)cli_long(&c, 0, 1 << 30);
+        } else if (cli_is(&c, "--ops")) {
+            a.ops = true;
         } else {
             cli_unknown(&c);
         }
@@ -325,6 +486,10 @@ int cmd_simulate(int argc, char **argv)
     if (c.failed) return EXIT_USAGE;
     if (!a.plan) {
         cli_error(&c, "missing PLAN.dot (see pml simulate --help)");
+        return EXIT_USAGE;
+    }
+    if (a.ops && !a.compare) {
+        cli_error(&c, "--ops goes with --compare TRACE.json");
         return EXIT_USAGE;
     }
 
@@ -388,6 +553,10 @@ int cmd_simulate(int argc, char **argv)
         fprintf(stderr, "pml simulate: warning: cost cache not saved: %s\n", pml_errmsg());
     if (st != PML_OK) {
         fprintf(stderr, "pml simulate: %s\n", pml_errmsg());
+        goto out;
+    }
+    if (a.compare) {
+        rc = compare(&a, &g, &m, &p, sim);
         goto out;
     }
     device_times(sim, &m, d);

@@ -1,0 +1,838 @@
+/* pml — Chrome traces of plan runs read back, and compared with the simulator's prediction.
+ *
+ * The reader takes what pml train --trace writes: one JSON object with "otherData" {model,
+ * machine, fingerprint, batch, strategy, devices, parameters} and "traceEvents", an array of
+ * events. The complete ("ph":"X") events are tasks: "tid" (the worker), "ts" and "dur"
+ * (microseconds) and "args" {step, phase, kind, node, part, key}; other events (thread names) and
+ * other members are skipped. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
+ * most 64 deep) that fills the events as it goes, so a trace of millions of tasks needs no tree:
+ * malformed or truncated text is refused with its line and column, a JSON file that is not such a
+ * trace says so, and every message names the file.
+ *
+ * The comparison matches each task event to the simulator's task with the same program-order
+ * key (the runtime and the simulator build the same task graph, one task for one), checking
+ * kind, operator, part and worker: a trace of another model, batch, machine or plan is refused.
+ * Measured figures are medians over the training steps after a warm-up: a step's makespan (first
+ * start to last end), the summed durations of each kind's tasks, each task's duration. */
+#include "runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_TRACE_BYTES ((size_t)4 << 30)
+
+/* ---------------------------------------------------------------- the JSON reader */
+
+typedef struct jp {
+    const char *s, *p, *end;
+    const char *src;
+    int depth;
+} jp;
+
+/* position of p as line and column (1-based) */
+static void where(const jp *j, const char *p, int *line, int *col)
+{
+    int l = 1;
+    const char *bol = j->s;
+    for (const char *q = j->s; q < p && q < j->end; q++)
+        if (*q == '\n') {
+            l++;
+            bol = q + 1;
+        }
+    *line = l;
+    *col = (int)(p - bol) + 1;
+}
+
+static pml_status bad(const jp *j, const char *what)
+{
+    int line, col;
+    where(j, j->p, &line, &col);
+    if (j->p >= j->end)
+        return pml_fail(PML_EFORMAT, "%s: the trace ends early, at line %d (truncated?): %s",
+                        j->src, line, what);
+    return pml_fail(PML_EFORMAT, "%s: malformed trace at line %d, column %d: %s", j->src, line, col,
+                    what);
+}
+
+static void ws(jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static bool eat(jp *j, char c)
+{
+    ws(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return true;
+    }
+    return false;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* A string into buf (cap bytes with the NUL; buf may be NULL to skip). *len: its length in
+ * bytes (even when longer than buf holds). */
+static pml_status jstring(jp *j, char *buf, size_t cap, size_t *len)
+{
+    ws(j);
+    if (j->p >= j->end || *j->p != '"') return bad(j, "expected a string");
+    j->p++;
+    size_t n = 0;
+    for (;;) {
+        if (j->p >= j->end) return bad(j, "unterminated string");
+        unsigned char c = (unsigned char)*j->p;
+        if (c == '"') {
+            j->p++;
+            break;
+        }
+        if (c < 0x20) return bad(j, "control character in a string");
+        char out[4];
+        int nout = 1;
+        if (c == '\\') {
+            if (j->p + 1 >= j->end) {
+                j->p = j->end;
+                return bad(j, "unterminated string");
+            }
+            char e = j->p[1];
+            j->p += 2;
+            switch (e) {
+            case '"':
+                out[0] = '"';
+                break;
+            case '\\':
+                out[0] = '\\';
+                break;
+            case '/':
+                out[0] = '/';
+                break;
+            case 'b':
+                out[0] = '\b';
+                break;
+            case 'f':
+                out[0] = '\f';
+                break;
+            case 'n':
+                out[0] = '\n';
+                break;
+            case 'r':
+                out[0] = '\r';
+                break;
+            case 't':
+                out[0] = '\t';
+                break;
+            case 'u': {
+                unsigned u = 0;
+                for (int k = 0; k < 4; k++) {
+                    int h = j->p + k < j->end ? hexval(j->p[k]) : -1;
+                    if (h < 0) return bad(j, "bad \\u escape in a string");
+                    u = u * 16 + (unsigned)h;
+                }
+                j->p += 4;
+                /* UTF-8 of the code unit (a surrogate half is kept as is: names are ASCII) */
+                if (u < 0x80) {
+                    out[0] = (char)u;
+                } else if (u < 0x800) {
+                    out[0] = (char)(0xc0 | (u >> 6));
+                    out[1] = (char)(0x80 | (u & 0x3f));
+                    nout = 2;
+                } else {
+                    out[0] = (char)(0xe0 | (u >> 12));
+                    out[1] = (char)(0x80 | ((u >> 6) & 0x3f));
+                    out[2] = (char)(0x80 | (u & 0x3f));
+                    nout = 3;
+                }
+                break;
+            }
+            default:
+                j->p--;
+                return bad(j, "bad escape in a string");
+            }
+        } else {
+            out[0] = (char)c;
+            j->p++;
+        }
+        for (int k = 0; k < nout; k++, n++)
+            if (buf && n + 1 < cap) buf[n] = out[k];
+    }
+    if (buf && cap) buf[n < cap ? n : cap - 1] = 0;
+    if (len) *len = n;
+    return PML_OK;
+}
+
+static pml_status jnumber(jp *j, double *v)
+{
+    ws(j);
+    const char *a = j->p, *q = j->p;
+    if (q < j->end && *q == '-') q++;
+    if (q >= j->end || !(*q >= '0' && *q <= '9')) return bad(j, "expected a number");
+    if (*q == '0')
+        q++;
+    else
+        while (q < j->end && *q >= '0' && *q <= '9') q++;
+    if (q < j->end && *q == '.') {
+        q++;
+        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
+            j->p = q;
+            return bad(j, "bad number");
+        }
+        while (q < j->end && *q >= '0' && *q <= '9') q++;
+    }
+    if (q < j->end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < j->end && (*q == '+' || *q == '-')) q++;
+        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
+            j->p = q;
+            return bad(j, "bad number");
+        }
+        while (q < j->end && *q >= '0' && *q <= '9') q++;
+    }
+    char buf[64];
+    if (q - a >= (long)sizeof buf) return bad(j, "number too long");
+    memcpy(buf, a, (size_t)(q - a));
+    buf[q - a] = 0;
+    errno = 0;
+    *v = strtod(buf, NULL);
+    if (errno == ERANGE && fabs(*v) > 1) return bad(j, "number out of range");
+    j->p = q;
+    return PML_OK;
+}
+
+static pml_status jliteral(jp *j, const char *word)
+{
+    ws(j);
+    size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
+        if ((size_t)(j->end - j->p) < n && memcmp(j->p, word, (size_t)(j->end - j->p)) == 0)
+            j->p = j->end;
+        return bad(j, "expected a value");
+    }
+    j->p += n;
+    return PML_OK;
+}
+
+static pml_status jskip(jp *j);
+
+/* Walks an object: calls member(ctx, key) with the parser at the member's value, which the
+ * callback must consume. */
+typedef pml_status (*member_fn)(jp *j, void *ctx, const char *key, size_t keylen);
+
+static pml_status jobject(jp *j, member_fn member, void *ctx)
+{
+    if (!eat(j, '{')) return bad(j, "expected an object");
+    if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
+    pml_status st;
+    if (!eat(j, '}')) {
+        for (;;) {
+            char key[64];
+            size_t kl;
+            if ((st = jstring(j, key, sizeof key, &kl)) != PML_OK) return st;
+            if (!eat(j, ':')) return bad(j, "expected ':' after a member name");
+            if ((st = member(j, ctx, key, kl)) != PML_OK) return st;
+            if (eat(j, ',')) continue;
+            if (eat(j, '}')) break;
+            return bad(j, "expected ',' or '}' in an object");
+        }
+    }
+    j->depth--;
+    return PML_OK;
+}
+
+static pml_status skip_member(jp *j, void *ctx, const char *key, size_t kl)
+{
+    (void)ctx, (void)key, (void)kl;
+    return jskip(j);
+}
+
+static pml_status jskip(jp *j)
+{
+    ws(j);
+    if (j->p >= j->end) return bad(j, "expected a value");
+    pml_status st;
+    switch (*j->p) {
+    case '{':
+        return jobject(j, skip_member, NULL);
+    case '[':
+        j->p++;
+        if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
+        if (!eat(j, ']')) {
+            for (;;) {
+                if ((st = jskip(j)) != PML_OK) return st;
+                if (eat(j, ',')) continue;
+                if (eat(j, ']')) break;
+                return bad(j, "expected ',' or ']' in an array");
+            }
+        }
+        j->depth--;
+        return PML_OK;
+    case '"':
+        return jstring(j, NULL, 0, NULL);
+    case 't':
+        return jliteral(j, "true");
+    case 'f':
+        return jliteral(j, "false");
+    case 'n':
+        return jliteral(j, "null");
+    default: {
+        double v;
+        return jnumber(j, &v);
+    }
+    }
+}
+
+/* a string member into buf, refusing one too long for it */
+static pml_status jname(jp *j, char *buf, size_t cap, const char *what)
+{
+    size_t len;
+    pml_status st = jstring(j, buf, cap, &len);
+    if (st == PML_OK && len >= cap)
+        return pml_fail(PML_EFORMAT, "%s: %s is longer than %zu characters", j->src, what, cap - 1);
+    return st;
+}
+
+/* an integer in [lo, hi] */
+static pml_status jint(jp *j, long lo, long hi, const char *what, long *out)
+{
+    const char *at = j->p;
+    double v;
+    pml_status st = jnumber(j, &v);
+    if (st != PML_OK) return st;
+    if (v != floor(v) || v < (double)lo || v > (double)hi) {
+        j->p = at;
+        ws(j);
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s must be an integer in [%ld, %ld]", what, lo, hi);
+        return bad(j, msg);
+    }
+    *out = (long)v;
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- the trace */
+
+static bool is(const char *key, const char *name)
+{
+    return strcmp(key, name) == 0;
+}
+
+typedef struct reader {
+    pml_trace *t;
+    bool have_other, have_events;
+    long ncap;
+    /* node names: open addressing on the names table */
+    int *hash;
+    int hcap;
+    int namecap;
+} reader;
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* index of node name s in t->names (added when new), or -1 when out of memory */
+static int intern(reader *r, const char *s)
+{
+    pml_trace *t = r->t;
+    if (2 * (t->nnames + 1) > r->hcap) {
+        int cap = r->hcap ? 2 * r->hcap : 256;
+        int *h = malloc((size_t)cap * sizeof *h);
+        if (!h) return -1;
+        for (int i = 0; i < cap; i++) h[i] = -1;
+        for (int i = 0; i < t->nnames; i++) {
+            size_t k = fnv(t->names[i]) & (size_t)(cap - 1);
+            while (h[k] >= 0) k = (k + 1) & (size_t)(cap - 1);
+            h[k] = i;
+        }
+        free(r->hash);
+        r->hash = h;
+        r->hcap = cap;
+    }
+    size_t k = fnv(s) & (size_t)(r->hcap - 1);
+    for (; r->hash[k] >= 0; k = (k + 1) & (size_t)(r->hcap - 1))
+        if (strcmp(t->names[r->hash[k]], s) == 0) return r->hash[k];
+    if (t->nnames == r->namecap) {
+        int cap = r->namecap ? 2 * r->namecap : 64;
+        char(*nn)[PML_NAME_MAX] = realloc(t->names, (size_t)cap * sizeof *nn);
+        if (!nn) return -1;
+        t->names = nn;
+        r->namecap = cap;
+    }
+    snprintf(t->names[t->nnames], PML_NAME_MAX, "%s", s);
+    r->hash[k] = t->nnames;
+    return t->nnames++;
+}
+
+static pml_status other_member(jp *j, void *ctx, const char *key, size_t kl)
+{
+    (void)kl;
+    pml_trace *t = ((reader *)ctx)->t;
+    long v;
+    pml_status st;
+    if (is(key, "model")) return jname(j, t->model, sizeof t->model, "otherData.model");
+    if (is(key, "machine")) return jname(j, t->machine, sizeof t->machine, "otherData.machine");
+    if (is(key, "strategy")) return jname(j, t->strategy, sizeof t->strategy, "otherData.strategy");
+    if (is(key, "fingerprint"))
+        return jname(j, t->fingerprint, sizeof t->fingerprint, "otherData.fingerprint");
+    if (is(key, "batch")) {
+        if ((st = jint(j, 1, 1L << 30, "otherData.batch", &v)) == PML_OK) t->batch = (int)v;
+        return st;
+    }
+    if (is(key, "parameters")) {
+        if ((st = jint(j, 0, 1L << 52, "otherData.parameters", &v)) == PML_OK)
+            t->parameters = (double)v;
+        return st;
+    }
+    if (is(key, "devices")) {
+        if ((st = jint(j, 1, 1 << 20, "otherData.devices", &v)) == PML_OK) t->devices = (int)v;
+        return st;
+    }
+    return jskip(j);
+}
+
+/* one event, being read */
+typedef struct evbuf {
+    reader *r;
+    char ph[8];
+    bool has_tid, has_ts, has_dur, has_args;
+    double tid, ts, dur;
+    /* args */
+    bool has_step, has_phase, has_kind, has_node, has_part, has_key;
+    long step, part;
+    char phase[16], kind[16], node[PML_NAME_MAX], key[24];
+} evbuf;
+
+static pml_status args_member(jp *j, void *ctx, const char *key, size_t kl)
+{
+    (void)kl;
+    evbuf *e = ctx;
+    if (is(key, "step")) {
+        e->has_step = true;
+        return jint(j, 0, 1L << 40, "args.step", &e->step);
+    }
+    if (is(key, "part")) {
+        e->has_part = true;
+        return jint(j, -1, 1 << 30, "args.part", &e->part);
+    }
+    if (is(key, "phase")) {
+        e->has_phase = true;
+        return jname(j, e->phase, sizeof e->phase, "args.phase");
+    }
+    if (is(key, "kind")) {
+        e->has_kind = true;
+        return jname(j, e->kind, sizeof e->kind, "args.kind");
+    }
+    if (is(key, "node")) {
+        e->has_node = true;
+        return jname(j, e->node, sizeof e->node, "args.node");
+    }
+    if (is(key, "key")) {
+        e->has_key = true;
+        return jname(j, e->key, sizeof e->key, "args.key");
+    }
+    return jskip(j);
+}
+
+static pml_status event_member(jp *j, void *ctx, const char *key, size_t kl)
+{
+    (void)kl;
+    evbuf *e = ctx;
+    if (is(key, "ph")) return jname(j, e->ph, sizeof e->ph, "an event's ph");
+    if (is(key, "tid") || is(key, "ts") || is(key, "dur")) {
+        /* numbers in a task event; anything in others (checked after, for "X" events) */
+        ws(j);
+        if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+            double v;
+            pml_status st = jnumber(j, &v);
+            if (st != PML_OK) return st;
+            if (is(key, "tid"))
+                e->has_tid = true, e->tid = v;
+            else if (is(key, "ts"))
+                e->has_ts = true, e->ts = v;
+            else
+                e->has_dur = true, e->dur = v;
+            return PML_OK;
+        }
+        return jskip(j);
+    }
+    if (is(key, "args")) {
+        ws(j);
+        if (j->p < j->end && *j->p == '{') {
+            e->has_args = true;
+            return jobject(j, args_member, e);
+        }
+        return jskip(j);
+    }
+    return jskip(j);
+}
+
+static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
+{
+    pml_trace *t = r->t;
+    const long n = t->nevents;
+    const char *miss = !e->has_tid     ? "tid"
+                       : !e->has_ts    ? "ts"
+                       : !e->has_dur   ? "dur"
+                       : !e->has_args  ? "args"
+                       : !e->has_step  ? "args.step"
+                       : !e->has_phase ? "args.phase"
+                       : !e->has_kind  ? "args.kind"
+                       : !e->has_node  ? "args.node"
+                       : !e->has_part  ? "args.part"
+                       : !e->has_key   ? "args.key"
+                                       : NULL;
+    int line, col;
+    where(j, at, &line, &col);
+    if (miss)
+        return pml_fail(PML_EFORMAT,
+                        "%s: the task event at line %d has no %s: not a trace written by pml train "
+                        "--trace",
+                        j->src, line, miss);
+    int kind = -1;
+    for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+        if (is(e->kind, pml_task_kind_name((pml_task_kind)k))) kind = k;
+    const char *why = NULL;
+    if (kind < 0)
+        why = "an unknown args.kind";
+    else if (!is(e->phase, "train") && !is(e->phase, "eval"))
+        why = "args.phase neither train nor eval";
+    else if (!(e->tid >= 0 && e->tid < (1 << 20) && e->tid == floor(e->tid)))
+        why = "a bad tid";
+    else if (!isfinite(e->ts) || !isfinite(e->dur) || e->dur < 0)
+        why = "a bad ts or dur";
+    unsigned long long key = 0;
+    for (int k = 0; !why && k < 16; k++) {
+        int h = hexval(e->key[k]);
+        if (h < 0) why = "an args.key that is not 16 hex digits";
+        key = key << 4 | (unsigned)h;
+    }
+    if (!why && e->key[16]) why = "an args.key that is not 16 hex digits";
+    if (why)
+        return pml_fail(PML_EFORMAT, "%s: the task event at line %d has %s", j->src, line, why);
+    if (n == r->ncap) {
+        long cap = r->ncap ? 2 * r->ncap : 4096;
+        pml_trace_event *ev = realloc(t->ev, (size_t)cap * sizeof *ev);
+        if (!ev) return pml_fail(PML_ENOMEM, "%s: out of memory reading the trace", j->src);
+        t->ev = ev;
+        r->ncap = cap;
+    }
+    int node = intern(r, e->node);
+    if (node < 0) return pml_fail(PML_ENOMEM, "%s: out of memory reading the trace", j->src);
+    t->ev[n] = (pml_trace_event){.key = key,
+                                 .start = 1e-6 * e->ts,
+                                 .dur = 1e-6 * e->dur,
+                                 .step = (int)(e->step > 0x7fffffff ? 0x7fffffff : e->step),
+                                 .tid = (int)e->tid,
+                                 .part = (int)e->part,
+                                 .node = node,
+                                 .kind = (uint8_t)kind,
+                                 .train = is(e->phase, "train")};
+    t->nevents = n + 1;
+    return PML_OK;
+}
+
+static pml_status events(jp *j, reader *r)
+{
+    ws(j);
+    if (!eat(j, '[')) return bad(j, "traceEvents must be an array");
+    if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
+    pml_status st;
+    if (!eat(j, ']')) {
+        for (;;) {
+            ws(j);
+            const char *at = j->p;
+            evbuf e;
+            memset(&e, 0, sizeof e);
+            e.r = r;
+            if (j->p < j->end && *j->p != '{') return bad(j, "an event must be an object");
+            if ((st = jobject(j, event_member, &e)) != PML_OK) return st;
+            if (is(e.ph, "X") && (st = add_event(j, r, &e, at)) != PML_OK) return st;
+            if (eat(j, ',')) continue;
+            if (eat(j, ']')) break;
+            return bad(j, "expected ',' or ']' in traceEvents");
+        }
+    }
+    j->depth--;
+    return PML_OK;
+}
+
+static pml_status top_member(jp *j, void *ctx, const char *key, size_t kl)
+{
+    (void)kl;
+    reader *r = ctx;
+    if (is(key, "otherData")) {
+        ws(j);
+        if (j->p < j->end && *j->p != '{') return bad(j, "otherData must be an object");
+        r->have_other = true;
+        return jobject(j, other_member, r);
+    }
+    if (is(key, "traceEvents")) {
+        r->have_events = true;
+        return events(j, r);
+    }
+    return jskip(j);
+}
+
+void pml_trace_free(pml_trace *t)
+{
+    if (!t) return;
+    free(t->ev);
+    free(t->names);
+    memset(t, 0, sizeof *t);
+}
+
+pml_status pml_trace_parse(const char *text, size_t len, const char *source, pml_trace *t)
+{
+    memset(t, 0, sizeof *t);
+    jp j = {text, text, text + len, source, 0};
+    reader r;
+    memset(&r, 0, sizeof r);
+    r.t = t;
+    pml_status st;
+    ws(&j);
+    if (j.p >= j.end) {
+        st = pml_fail(PML_EFORMAT, "%s: the file is empty, not a trace", source);
+        goto fail;
+    }
+    if (*j.p != '{') {
+        st = pml_fail(PML_EFORMAT,
+                      "%s: not a trace written by pml train --trace (it is not a JSON object)",
+                      source);
+        goto fail;
+    }
+    if ((st = jobject(&j, top_member, &r)) != PML_OK) goto fail;
+    ws(&j);
+    if (j.p < j.end) {
+        st = bad(&j, "text after the trace object");
+        goto fail;
+    }
+    if (!r.have_events || !r.have_other || !t->model[0]) {
+        st = pml_fail(PML_EFORMAT, "%s: not a trace written by pml train --trace (no %s)", source,
+                      !r.have_events ? "traceEvents" : "otherData.model");
+        goto fail;
+    }
+    if (t->batch < 1 || t->devices < 1) {
+        st = pml_fail(PML_EFORMAT, "%s: the trace has no otherData.%s", source,
+                      t->batch < 1 ? "batch" : "devices");
+        goto fail;
+    }
+    free(r.hash);
+    return PML_OK;
+fail:
+    free(r.hash);
+    pml_trace_free(t);
+    return st;
+}
+
+pml_status pml_trace_read(const char *path, pml_trace *t)
+{
+    memset(t, 0, sizeof *t);
+    char *text;
+    size_t len;
+    pml_status st = pml_read_file(path, MAX_TRACE_BYTES, &text, &len);
+    if (st != PML_OK) return st;
+    st = pml_trace_parse(text, len, path, t);
+    free(text);
+    return st;
+}
+
+/* ---------------------------------------------------------------- comparison */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    if (n <= 0) return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* the worker that runs task t (as the plan executor assigns it) */
+static int worker_of(const pml_task *t)
+{
+    if (t->kind == PML_TASK_XFER) return t->grad ? t->dst : t->dev;
+    if (t->kind == PML_TASK_SYNC) return t->ngroup > 0 ? t->group[0] : t->dev;
+    return t->dev;
+}
+
+void pml_trace_cmp_free(pml_trace_cmp *c)
+{
+    if (!c) return;
+    free(c->task);
+    free(c->predicted);
+    free(c->measured);
+    memset(c, 0, sizeof *c);
+}
+
+pml_status pml_trace_compare(const pml_trace *t, const char *source, const pml_graph *g,
+                             const pml_machine *m, const pml_sim *s, int warmup, pml_trace_cmp *out)
+{
+    memset(out, 0, sizeof *out);
+    const pml_plan *p = pml_sim_plan(s);
+    /* the trace's run: same model, batch, machine, devices, plan */
+    if (strcmp(t->model, g->name) != 0)
+        return pml_fail(PML_EINVAL, "%s: the trace is of model '%s', the plan of model '%s'",
+                        source, t->model, g->name);
+    if (t->parameters > 0 && t->parameters != (double)pml_graph_param_count(g))
+        return pml_fail(PML_EINVAL,
+                        "%s: the trace is of a model '%s' with %.0f parameters, the plan's has %zu",
+                        source, t->model, t->parameters, pml_graph_param_count(g));
+    if (t->batch != p->batch)
+        return pml_fail(PML_EINVAL, "%s: the trace ran batch %d, the plan is for batch %d", source,
+                        t->batch, p->batch);
+    if (t->fingerprint[0] && m->fingerprint[0] && strcmp(t->fingerprint, m->fingerprint) != 0)
+        return pml_fail(PML_EINVAL,
+                        "%s: the trace ran on machine '%s' (fingerprint %s), the plan is simulated "
+                        "on machine '%s' (fingerprint %s)",
+                        source, t->machine, t->fingerprint, m->name, m->fingerprint);
+    if (t->devices != m->ncompute)
+        return pml_fail(PML_EINVAL, "%s: the trace ran on %d devices, the machine has %d", source,
+                        t->devices, m->ncompute);
+    if (t->strategy[0] && strcmp(t->strategy, p->strategy) != 0)
+        return pml_fail(PML_EINVAL, "%s: the trace ran a '%s' plan, the plan is a '%s' plan",
+                        source, t->strategy, p->strategy);
+
+    pml_taskgraph *tg = (pml_taskgraph *)pml_sim_taskgraph(s); /* committed: order is current */
+    int T;
+    const int *order = pml_taskgraph_order(tg, &T);
+    if (!order || T < 1) return pml_fail(PML_ENOMEM, "out of memory");
+    /* training steps present */
+    int smin = 0x7fffffff, smax = -1;
+    long ntrain = 0;
+    for (long i = 0; i < t->nevents; i++) {
+        const pml_trace_event *e = &t->ev[i];
+        if (!e->train) continue;
+        ntrain++;
+        if (e->step < smin) smin = e->step;
+        if (e->step > smax) smax = e->step;
+    }
+    if (ntrain == 0)
+        return pml_fail(PML_EINVAL, "%s: the trace has no training steps (no task of phase train)",
+                        source);
+    if ((long)(smax - smin) + 1 > ntrain)
+        return pml_fail(PML_EINVAL,
+                        "%s: training steps %d to %d hold only %ld tasks: steps are missing",
+                        source, smin, smax, ntrain);
+    const int S = smax - smin + 1;
+    double *dur = malloc((size_t)S * T * sizeof *dur);
+    double *t0 = malloc((size_t)S * sizeof *t0), *t1 = malloc((size_t)S * sizeof *t1);
+    int *seen = calloc((size_t)S, sizeof *seen);
+    double *kind = calloc((size_t)S * PML_TASK_KIND_COUNT, sizeof *kind);
+    double *col = malloc((size_t)S * sizeof *col);
+    pml_status st = PML_OK;
+    if (!dur || !t0 || !t1 || !seen || !kind || !col) {
+        st = pml_fail(PML_ENOMEM, "out of memory comparing the trace");
+        goto out;
+    }
+    for (long i = 0; i < (long)S * T; i++) dur[i] = -1;
+    for (int k = 0; k < S; k++) t0[k] = INFINITY, t1[k] = -INFINITY;
+    for (long i = 0; i < t->nevents; i++) {
+        const pml_trace_event *e = &t->ev[i];
+        if (!e->train) continue;
+        /* the task with this key: binary search in program order */
+        int lo = 0, hi = T;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (pml_taskgraph_task(tg, order[mid])->key < e->key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const pml_task *task = lo < T ? pml_taskgraph_task(tg, order[lo]) : NULL;
+        const char *tnode =
+            task && task->node >= 0 && task->node < g->nnodes ? g->nodes[task->node].name : "";
+        if (!task || task->key != e->key || task->kind != e->kind || task->part != e->part ||
+            strcmp(tnode, t->names[e->node]) != 0 || worker_of(task) != e->tid) {
+            st = pml_fail(PML_EINVAL,
+                          "%s: task %016llx (%s %s[%d] on worker %d, step %d) is not a task of the "
+                          "plan: the trace is of another plan",
+                          source, (unsigned long long)e->key,
+                          pml_task_kind_name((pml_task_kind)e->kind), t->names[e->node], e->part,
+                          e->tid, e->step);
+            goto out;
+        }
+        const int k = e->step - smin;
+        double *d = &dur[(long)k * T + lo];
+        if (*d >= 0) {
+            st = pml_fail(PML_EINVAL, "%s: step %d holds task %016llx (%s %s[%d]) twice", source,
+                          e->step, (unsigned long long)e->key,
+                          pml_task_kind_name((pml_task_kind)e->kind), t->names[e->node], e->part);
+            goto out;
+        }
+        *d = e->dur;
+        seen[k]++;
+        kind[k * PML_TASK_KIND_COUNT + e->kind] += e->dur;
+        if (e->start < t0[k]) t0[k] = e->start;
+        if (e->start + e->dur > t1[k]) t1[k] = e->start + e->dur;
+    }
+    /* complete steps; only the last may be cut short (the trace's event limit) */
+    int complete = 0;
+    for (int k = 0; k < S; k++) {
+        if (seen[k] == T) {
+            complete++;
+            continue;
+        }
+        if (k == S - 1 && seen[k] < T && complete > 0) break;
+        st = pml_fail(PML_EINVAL,
+                      "%s: training step %d has %d of the plan's %d tasks: the trace is of another "
+                      "plan",
+                      source, smin + k, seen[k], T);
+        goto out;
+    }
+    int skip = warmup < 0 ? 0 : warmup;
+    if (skip > complete - 1) skip = complete - 1;
+    const int used = complete - skip;
+    out->steps = complete;
+    out->used = used;
+    out->ntasks = T;
+    out->task = malloc((size_t)T * sizeof *out->task);
+    out->predicted = malloc((size_t)T * sizeof *out->predicted);
+    out->measured = malloc((size_t)T * sizeof *out->measured);
+    if (!out->task || !out->predicted || !out->measured) {
+        st = pml_fail(PML_ENOMEM, "out of memory comparing the trace");
+        goto out;
+    }
+    for (int k = 0; k < used; k++) col[k] = t1[skip + k] - t0[skip + k];
+    out->measured_step = median(col, used);
+    for (int c = 0; c < PML_TASK_KIND_COUNT; c++) {
+        for (int k = 0; k < used; k++) col[k] = kind[(skip + k) * PML_TASK_KIND_COUNT + c];
+        out->measured_kind[c] = median(col, used);
+    }
+    for (int i = 0; i < T; i++) {
+        for (int k = 0; k < used; k++) col[k] = dur[(long)(skip + k) * T + i];
+        out->task[i] = order[i];
+        out->measured[i] = median(col, used);
+        out->predicted[i] = pml_taskgraph_task(tg, order[i])->cost;
+    }
+    pml_sim_result r;
+    if ((st = pml_sim_result_get(s, &r)) != PML_OK) goto out;
+    out->predicted_step = r.step_seconds;
+    memcpy(out->predicted_kind, r.kind_seconds, sizeof out->predicted_kind);
+    pml_sim_result_free(&r);
+out:
+    free(dur);
+    free(t0);
+    free(t1);
+    free(seen);
+    free(kind);
+    free(col);
+    if (st != PML_OK) pml_trace_cmp_free(out);
+    return st;
+}
