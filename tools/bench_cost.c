@@ -3,14 +3,16 @@
  * batch) next to the executor's per-node profile on one thread (what `pml bench train MODEL
  * --threads 1 --profile` prints), and the optimizer update. A benchmark, not a test:
  *
- *   bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...
+ *   bench-cost [--batch N] [--steps N] [--threads T] [--split sample|param|attr] [--cache DIR]
+ *              MODEL...
  *
- * With --threads T > 1 the executor splits every node by samples into T parts run at once on T
- * cores, and the prediction for a node is its slowest part measured alone: this shows what
- * running beside another core costs (shared caches and memory bandwidth). The update is then
- * split T ways too. Without --cache the cost model measures afresh (no disk cache). The executor
- * is profiled in 7 chunks of --steps steps (default 10); a node's figure is the median of the
- * chunks' means, so a chunk disturbed by another process does not count. */
+ * With --threads T > 1 the executor splits every node into T parts run at once on T cores (by
+ * samples, or with --split param|attr by channels or rows where the op allows, as the executor's
+ * forced split picks), and the prediction for a node is its slowest part measured alone: this
+ * shows what running beside another core costs (shared caches and memory bandwidth). The update
+ * is then split T ways too. Without --cache the cost model measures afresh (no disk cache). The
+ * executor is profiled in 7 chunks of --steps steps (default 10); a node's figure is the median of
+ * the chunks' means, so a chunk disturbed by another process does not count. */
 #include "models.h"
 #include "planner.h"
 #include "runtime.h"
@@ -42,15 +44,35 @@ static double median(double *t, int n)
     return t[n / 2];
 }
 
-static pml_region sample_part(const pml_node *nd, int batch, int parts, int i)
+/* The split the executor forces (runtime/exec.c, choose_split with force_split): the preferred
+ * split, else samples, else channels, where the op allows it and the dim has T rows. */
+static unsigned forced_split(const pml_node *nd, int batch, int T, unsigned prefer)
+{
+    const unsigned ok = pml_ops[nd->op].splits,
+                   pref[3] = {prefer, PML_SPLIT_SAMPLE, PML_SPLIT_PARAM};
+    if (T == 1 || nd->op == PML_OP_INPUT) return 0;
+    for (int i = 0; i < 3; i++) {
+        unsigned s = pref[i] & ok;
+        if ((s == PML_SPLIT_SAMPLE && batch >= T) || (s == PML_SPLIT_PARAM && nd->out.c >= T) ||
+            (s == PML_SPLIT_ATTR && nd->out.h >= T))
+            return s;
+    }
+    return 0;
+}
+
+static pml_region part_of(const pml_node *nd, int batch, unsigned split, int parts, int i)
 {
     pml_region r = pml_region_full(nd, batch);
-    r.n0 = (int)((long)batch * i / parts);
-    r.n1 = (int)((long)batch * (i + 1) / parts);
+    int *lo = split == PML_SPLIT_SAMPLE ? &r.n0 : split == PML_SPLIT_PARAM ? &r.c0 : &r.h0;
+    int *hi = split == PML_SPLIT_SAMPLE ? &r.n1 : split == PML_SPLIT_PARAM ? &r.c1 : &r.h1;
+    const long len = *hi;
+    *lo = (int)(len * i / parts);
+    *hi = (int)(len * (i + 1) / parts);
     return r;
 }
 
-static int bench(const char *model, int batch, int steps, int threads, const char *cache)
+static int bench(const char *model, int batch, int steps, int threads, unsigned prefer,
+                 const char *cache)
 {
     pml_graph g;
     if (pml_model_load(model, &g) != PML_OK) {
@@ -84,11 +106,10 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
         goto out;
     }
     double t0 = now_s();
-    const int parts = batch >= threads ? threads : 1;
     for (int v = 0; v < g.nnodes; v++) {
-        bool split = parts > 1 && (pml_ops[g.nodes[v].op].splits & PML_SPLIT_SAMPLE);
-        for (int i = 0; i < (split ? parts : 1); i++) {
-            pml_region r = sample_part(&g.nodes[v], batch, split ? parts : 1, i);
+        unsigned split = forced_split(&g.nodes[v], batch, threads, prefer);
+        for (int i = 0; i < (split ? threads : 1); i++) {
+            pml_region r = part_of(&g.nodes[v], batch, split, split ? threads : 1, i);
             cf[v] = fmax(cf[v], pml_cost_fwd(c, v, 0, r));
             cb[v] = fmax(cb[v], pml_cost_bwd(c, v, 0, r));
             af[v] = fmax(af[v], pml_cost_fwd(ca, v, 0, r));
@@ -100,10 +121,8 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
     double tmeasure = now_s() - t0;
     if (cache && pml_cost_save(c) != PML_OK) fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
 
-    pml_exec_opts eo = {.batch = batch,
-                        .threads = threads,
-                        .seed = 1,
-                        .force_split = threads > 1 ? PML_SPLIT_SAMPLE : 0};
+    pml_exec_opts eo = {
+        .batch = batch, .threads = threads, .seed = 1, .force_split = threads > 1 ? prefer : 0};
     if (pml_data_synthetic(g.nodes[g.input].out, g.classes, batch, 1, &d) != PML_OK ||
         pml_exec_create(&g, &eo, &e) != PML_OK || pml_optim_alloc(&o, g.nparams) != PML_OK) {
         fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
@@ -148,8 +167,11 @@ static int bench(const char *model, int batch, int steps, int threads, const cha
     free(chb);
     printf("%s, batch %d, %d thread%s, %s (measuring took %.2f s, %ld measurements)\n", model,
            batch, threads, threads > 1 ? "s" : "",
-           parts > 1 ? "sample split, slowest part" : "one part per node", tmeasure,
-           pml_cost_measurements(c));
+           threads == 1                 ? "one part per node"
+           : prefer == PML_SPLIT_SAMPLE ? "sample split, slowest part"
+           : prefer == PML_SPLIT_PARAM  ? "channel split where allowed, slowest part"
+                                        : "row split where allowed, slowest part",
+           tmeasure, pml_cost_measurements(c));
     printf("%-12s %-12s %9s %9s %6s %9s %9s %6s | %6s %6s\n", "node", "op", "pred fwd", "prof fwd",
            "ratio", "pred bwd", "prof bwd", "ratio", "roof f", "roof b");
     double sp = 0, sm = 0, sa = 0;
@@ -196,6 +218,7 @@ out:
 int main(int argc, char **argv)
 {
     int batch = 32, steps = 10, threads = 1, rc = 0, models = 0;
+    unsigned prefer = PML_SPLIT_SAMPLE;
     const char *cache = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
@@ -205,22 +228,31 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             threads = atoi(argv[++i]);
             if (threads < 1 || threads > 64) threads = 0;
+        } else if (strcmp(argv[i], "--split") == 0 && i + 1 < argc) {
+            i++;
+            prefer = !strcmp(argv[i], "sample")  ? PML_SPLIT_SAMPLE
+                     : !strcmp(argv[i], "param") ? PML_SPLIT_PARAM
+                     : !strcmp(argv[i], "attr")  ? PML_SPLIT_ATTR
+                                                 : 0;
+            if (!prefer) threads = 0; /* usage */
         } else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
             cache = argv[++i];
         } else if (argv[i][0] == '-') {
-            fprintf(
-                stderr,
-                "usage: bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...\n");
+            fprintf(stderr, "usage: bench-cost [--batch N] [--steps N] [--threads T] [--split "
+                            "sample|param|attr] "
+                            "[--cache DIR] MODEL...\n");
             return 2;
         } else {
             models++;
             if (batch >= 1 && steps >= 1 && threads >= 1)
-                rc |= bench(argv[i], batch, steps, threads, cache);
+                rc |= bench(argv[i], batch, steps, threads, prefer, cache);
         }
     }
     if (batch < 1 || steps < 1 || threads < 1 || !models) {
-        fprintf(stderr,
-                "usage: bench-cost [--batch N] [--steps N] [--threads T] [--cache DIR] MODEL...\n");
+        fprintf(
+            stderr,
+            "usage: bench-cost [--batch N] [--steps N] [--threads T] [--split sample|param|attr] "
+            "[--cache DIR] MODEL...\n");
         return 2;
     }
     return rc;
