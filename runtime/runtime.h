@@ -213,7 +213,9 @@ typedef struct pml_train_result {
  * libuv's thread pool while a step runs (the same batches, in the same order, as gathering
  * each before its step), a timer reports progress, signals are handled when asked.
  * \return PML_OK; PML_EINTR when stopped by a signal or should_stop (res holds the epochs run so
- * far, the last one possibly partial); or the error of a step, naming the epoch, step and task. */
+ * far, the last one possibly partial); or the error of a step, naming the epoch, step and task.
+ * Free \p res with pml_train_result_free whatever the status (it holds nothing when no epoch
+ * ran). */
 pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
                      const pml_train_opts *opts, pml_train_result *res);
 void pml_train_result_free(pml_train_result *r);

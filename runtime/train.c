@@ -1,9 +1,31 @@
-/* pml — the training loop: epochs of shuffled mini-batches, validation, test evaluation. */
+/* pml — the training loop: epochs of shuffled mini-batches, validation, test evaluation.
+ *
+ * Its control plane is a libuv loop owned by pml_train, on the calling thread (which is also
+ * worker 0 of a plan's scheduler, so a step runs synchronously and the loop is polled between
+ * steps, never woken during one):
+ *   - prefetch (double buffering): while a step runs, the batches after it are gathered in
+ *     libuv's thread pool into one of two chunk buffers; a step copies its batch from there
+ *     into the executor's input and labels. The batches are those of the plain loop (the same
+ *     shuffles, in the same order), so results are bit for bit the same;
+ *   - progress: a uv_timer reports the last finished step every REPORT_MS;
+ *   - signals (opts->handle_signals): uv_signal for SIGINT and SIGTERM, one-shot, so the step
+ *     running finishes and training stops with PML_EINTR, while a second signal ends the
+ *     process at once (the default action is back). */
 #include "runtime.h"
 
+#include <assert.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
+
+/* A prefetch chunk holds whole batches, at least this many bytes of them (else one batch): small
+ * samples are gathered several batches at a time, so the cost of a work item (waking a pool
+ * thread, then the loop) is spread over several steps. */
+#define CHUNK_BYTES (1 << 20)
+#define REPORT_MS 100
 
 static double now_seconds(void)
 {
@@ -15,11 +37,10 @@ static double now_seconds(void)
 static pml_status check_data(const pml_graph *g, const pml_dataset *d, const char *what)
 {
     if (!pml_shape_eq(d->shape, g->nodes[g->input].out))
-        return pml_fail(PML_ESHAPE,
-                        "%s data '%s' has samples of %dx%dx%d, model '%s' takes %dx%dx%d", what,
-                        d->name, d->shape.c, d->shape.h, d->shape.w, g->name,
-                        g->nodes[g->input].out.c, g->nodes[g->input].out.h,
-                        g->nodes[g->input].out.w);
+        return pml_fail(
+            PML_ESHAPE, "%s data '%s' has samples of %dx%dx%d, model '%s' takes %dx%dx%d", what,
+            d->name, d->shape.c, d->shape.h, d->shape.w, g->name, g->nodes[g->input].out.c,
+            g->nodes[g->input].out.h, g->nodes[g->input].out.w);
     if (d->classes > g->classes)
         return pml_fail(PML_ESHAPE, "%s data '%s' has %d classes, model '%s' predicts %d", what,
                         d->name, d->classes, g->name, g->classes);
@@ -51,6 +72,326 @@ pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *lo
     return PML_OK;
 }
 
+/* ---------------------------------------------------------------- prefetch */
+
+typedef struct batch_ref {
+    const pml_dataset *d;
+    const int32_t *idx; /* n indices into d */
+    int n;
+} batch_ref;
+
+/* The b-th batch of a sequence (training: all steps of all epochs; evaluation: a dataset in
+ * order). \return false past the end. *last: b ends a segment (an epoch), which a chunk does not
+ * cross. Runs on the loop's thread, in order of b. */
+typedef bool (*locate_fn)(void *ud, long b, batch_ref *r, bool *last);
+
+struct feeder;
+
+typedef struct chunk {
+    uv_work_t work; /* work.data: this chunk */
+    struct feeder *f;
+    float *x; /* cap batches, each f->batch samples apart */
+    int32_t *y;
+    batch_ref *ref; /* cap */
+    long first;     /* sequence index of its first batch; -1: empty */
+    int count;      /* batches it holds */
+    bool busy;      /* queued or being gathered (loop thread only) */
+} chunk;
+
+/* Two chunks: the steps take their batches from one while the pool fills the other. */
+typedef struct feeder {
+    uv_loop_t *loop;
+    chunk c[2];
+    int cap;     /* batches per chunk */
+    int batch;   /* samples per batch (at most) */
+    size_t size; /* floats per sample */
+    locate_fn locate;
+    void *ud;
+    long next; /* the next batch to queue */
+    bool done; /* the sequence has no more */
+} feeder;
+
+/* pool thread */
+static void gather_chunk(uv_work_t *w)
+{
+    chunk *c = w->data;
+    const size_t stride = (size_t)c->f->batch * c->f->size;
+    for (int k = 0; k < c->count; k++)
+        pml_data_gather(c->ref[k].d, c->ref[k].idx, c->ref[k].n, c->x + (size_t)k * stride,
+                        c->y + (size_t)k * (size_t)c->f->batch);
+}
+
+/* loop thread: the pool's mutex orders the gather's writes before this */
+static void gathered(uv_work_t *w, int status)
+{
+    (void)status;
+    chunk *c = w->data;
+    c->busy = false;
+}
+
+static pml_status feeder_init(feeder *f, uv_loop_t *loop, int batch, size_t size, long most)
+{
+    memset(f, 0, sizeof *f);
+    f->loop = loop;
+    f->batch = batch;
+    f->size = size;
+    size_t bytes = (size_t)batch * size * sizeof(float);
+    long cap = bytes >= CHUNK_BYTES ? 1 : (long)((CHUNK_BYTES + bytes - 1) / bytes);
+    f->cap = (int)(cap < most ? cap : most > 0 ? most : 1);
+    for (int i = 0; i < 2; i++) {
+        chunk *c = &f->c[i];
+        c->f = f;
+        c->work.data = c;
+        c->first = -1;
+        c->x = malloc((size_t)f->cap * (size_t)batch * size * sizeof *c->x);
+        c->y = malloc((size_t)f->cap * (size_t)batch * sizeof *c->y);
+        c->ref = malloc((size_t)f->cap * sizeof *c->ref);
+        if (!c->x || !c->y || !c->ref) return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    return PML_OK;
+}
+
+/* waits for the chunks in the pool (they are cheap: no cancelling) */
+static void feeder_drain(feeder *f)
+{
+    for (int i = 0; i < 2; i++)
+        while (f->c[i].busy) uv_run(f->loop, UV_RUN_ONCE);
+}
+
+static void feeder_free(feeder *f)
+{
+    for (int i = 0; i < 2; i++) {
+        assert(!f->c[i].busy);
+        free(f->c[i].x);
+        free(f->c[i].y);
+        free(f->c[i].ref);
+    }
+    memset(f, 0, sizeof *f);
+}
+
+/* fills chunk c with the next batches of the sequence, in the pool */
+static void refill(feeder *f, chunk *c)
+{
+    assert(!c->busy);
+    c->first = -1;
+    c->count = 0;
+    long first = f->next;
+    while (!f->done && c->count < f->cap) {
+        bool last = false;
+        if (!f->locate(f->ud, f->next, &c->ref[c->count], &last)) {
+            f->done = true;
+            break;
+        }
+        c->count++;
+        f->next++;
+        if (last) break;
+    }
+    if (!c->count) return;
+    c->first = first;
+    c->busy = true;
+    /* fails only for a NULL work callback */
+    int r = uv_queue_work(f->loop, &c->work, gather_chunk, gathered);
+    assert(r == 0);
+    (void)r;
+}
+
+/* starts a sequence: both chunks go to the pool */
+static void feeder_start(feeder *f, locate_fn locate, void *ud)
+{
+    feeder_drain(f);
+    f->locate = locate;
+    f->ud = ud;
+    f->next = 0;
+    f->done = false;
+    refill(f, &f->c[0]);
+    refill(f, &f->c[1]);
+}
+
+/* copies batch b (the next one) into x and y: *n samples; the chunk it empties is refilled */
+static void feeder_take(feeder *f, long b, float *x, int32_t *y, int *n)
+{
+    chunk *c = NULL;
+    for (int i = 0; i < 2; i++)
+        if (f->c[i].first >= 0 && b >= f->c[i].first && b < f->c[i].first + f->c[i].count)
+            c = &f->c[i];
+    assert(c); /* batches are taken in order */
+    while (c->busy) uv_run(f->loop, UV_RUN_ONCE);
+    int k = (int)(b - c->first);
+    *n = c->ref[k].n;
+    memcpy(x, c->x + (size_t)k * (size_t)f->batch * f->size, (size_t)*n * f->size * sizeof *x);
+    memcpy(y, c->y + (size_t)k * (size_t)f->batch, (size_t)*n * sizeof *y);
+    if (k == c->count - 1) refill(f, c);
+}
+
+/* ---------------------------------------------------------------- the control plane */
+
+typedef struct trainer {
+    const pml_train_opts *o;
+    uv_loop_t loop;
+    bool loop_ok;
+    uv_timer_t timer;
+    bool timer_ok;
+    uv_signal_t sig[2];
+    bool sig_ok;
+    int signum; /* the first signal caught */
+    feeder feed, evf;
+    bool feed_ok, evf_ok;
+    /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
+    const pml_dataset *tr;
+    int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
+    long spe, limit;
+    /* evaluation batches */
+    const pml_dataset *ev;
+    int32_t *ident;
+    /* the last finished step, for the progress timer */
+    bool fresh;
+    int r_epoch;
+    long r_step;
+    double r_loss, r_acc, r_elapsed;
+} trainer;
+
+static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
+{
+    trainer *t = ud;
+    if (b >= t->limit) return false;
+    int ep = (int)(b / t->spe) + 1;
+    long s = b % t->spe;
+    int32_t *perm = t->perm[ep & 1];
+    /* the other buffer holds the epoch before, whose batches may be in the pool */
+    if (s == 0) pml_data_shuffle(perm, t->tr->n, t->o->seed, ep);
+    int i0 = (int)(s * t->o->batch);
+    r->d = t->tr;
+    r->idx = perm + i0;
+    r->n = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+    *last = s == t->spe - 1;
+    return true;
+}
+
+static bool locate_eval(void *ud, long b, batch_ref *r, bool *last)
+{
+    trainer *t = ud;
+    long i0 = b * t->o->batch;
+    if (i0 >= t->ev->n) return false;
+    r->d = t->ev;
+    r->idx = t->ident + i0;
+    r->n = t->ev->n - i0 < t->o->batch ? (int)(t->ev->n - i0) : t->o->batch;
+    *last = false;
+    return true;
+}
+
+static void report(trainer *t)
+{
+    if (!t->fresh || !t->o->cb.step) return;
+    t->fresh = false;
+    t->o->cb.step(t->o->cb.ud, t->r_epoch, t->r_step, t->spe, t->r_loss, t->r_acc, t->r_elapsed);
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    report(h->data);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    trainer *t = h->data;
+    if (!t->signum) t->signum = signum;
+    /* from now on both signals have their default action: a second one ends the process */
+    uv_signal_stop(&t->sig[0]);
+    uv_signal_stop(&t->sig[1]);
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* polls the loop; \return PML_EINTR when a signal came or the caller asks to stop (the message
+ * ends with `where`), else PML_OK */
+static pml_status poll_stop(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static pml_status poll_stop(trainer *t, const char *fmt, ...)
+{
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    const pml_train_cb *cb = &t->o->cb;
+    if (!t->signum && !(cb->should_stop && cb->should_stop(cb->ud))) return PML_OK;
+    char where[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(where, sizeof where, fmt, ap);
+    va_end(ap);
+    if (t->signum)
+        return pml_fail(PML_EINTR, "interrupted by %s %s", signal_name(t->signum), where);
+    return pml_fail(PML_EINTR, "interrupted %s", where);
+}
+
+static pml_status loop_start(trainer *t)
+{
+    int r = uv_loop_init(&t->loop);
+    if (r) return pml_fail(PML_EIO, "cannot start the event loop: %s", uv_strerror(r));
+    t->loop_ok = true;
+    if (t->o->cb.step) {
+        uv_timer_init(&t->loop, &t->timer);
+        t->timer.data = t;
+        t->timer_ok = true;
+        uv_timer_start(&t->timer, on_timer, REPORT_MS, REPORT_MS);
+    }
+    if (t->o->handle_signals) {
+        static const int sigs[2] = {SIGINT, SIGTERM};
+        for (int i = 0; i < 2; i++) {
+            uv_signal_init(&t->loop, &t->sig[i]);
+            t->sig[i].data = t;
+        }
+        t->sig_ok = true;
+        for (int i = 0; i < 2; i++)
+            if ((r = uv_signal_start_oneshot(&t->sig[i], on_signal, sigs[i])) != 0)
+                return pml_fail(PML_EIO, "cannot handle %s: %s", signal_name(sigs[i]),
+                                uv_strerror(r));
+    }
+    return PML_OK;
+}
+
+static void loop_close(trainer *t)
+{
+    if (!t->loop_ok) return;
+    if (t->feed_ok) feeder_drain(&t->feed);
+    if (t->evf_ok) feeder_drain(&t->evf);
+    if (t->timer_ok) uv_close((uv_handle_t *)&t->timer, NULL);
+    if (t->sig_ok) /* closing a signal watcher gives the signal its default action back */
+        for (int i = 0; i < 2; i++) uv_close((uv_handle_t *)&t->sig[i], NULL);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    int r = uv_loop_close(&t->loop);
+    assert(r == 0);
+    (void)r;
+    t->loop_ok = false;
+}
+
+/* evaluation with prefetch and stop requests; `what` names it in messages */
+static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double *loss,
+                           double *accuracy, const char *what)
+{
+    t->ev = d;
+    feeder_start(&t->evf, locate_eval, t);
+    double s = 0;
+    long correct = 0;
+    pml_status st = PML_OK;
+    for (long b = 0; b * t->o->batch < d->n; b++) {
+        if ((st = poll_stop(t, "during %s", what)) != PML_OK) break;
+        int n;
+        feeder_take(&t->evf, b, pml_exec_input(e), pml_exec_labels(e), &n);
+        pml_step_result r;
+        if ((st = pml_exec_forward(e, n, false, &r)) != PML_OK) {
+            pml_fail_ctx(st, "%s: ", what);
+            break;
+        }
+        s += r.loss_sum;
+        correct += r.correct;
+    }
+    feeder_drain(&t->evf);
+    if (st != PML_OK) return st;
+    *loss = s / d->n;
+    *accuracy = (double)correct / d->n;
+    return PML_OK;
+}
+
 pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
                      const pml_train_opts *opts, pml_train_result *res)
 {
@@ -68,15 +409,40 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     bool has_val = opts->validation_split > 0;
     if (has_val && (st = pml_data_split(&tr, opts->validation_split, &val)) != PML_OK) return st;
 
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = opts;
+    t.tr = &tr;
+    t.spe = (tr.n + opts->batch - 1) / opts->batch;
+    t.limit = (long)opts->epochs * t.spe;
+    if (opts->max_steps && opts->max_steps < t.limit) t.limit = opts->max_steps;
+    int nev = has_val ? val.n : 0;
+    if (test && test->n > nev) nev = test->n;
+
     pml_exec *e = NULL;
     pml_optim optim = opts->optim;
     optim.m = optim.v = NULL;
-    int32_t *perm = malloc((size_t)tr.n * sizeof *perm);
+    t.perm[0] = malloc((size_t)tr.n * sizeof *t.perm[0]);
+    t.perm[1] = malloc((size_t)tr.n * sizeof *t.perm[1]);
+    t.ident = malloc((size_t)(nev > 0 ? nev : 1) * sizeof *t.ident);
     res->epochs = calloc((size_t)opts->epochs, sizeof *res->epochs);
-    if (!perm || !res->epochs) {
+    if (!t.perm[0] || !t.perm[1] || !t.ident || !res->epochs) {
         st = pml_fail(PML_ENOMEM, "out of memory");
         goto done;
     }
+    for (int i = 0; i < nev; i++) t.ident[i] = i;
+    if ((st = loop_start(&t)) != PML_OK) goto done;
+    const size_t size = pml_shape_size(tr.shape);
+    t.feed_ok = true; /* feeder_free releases what feeder_init got */
+    if ((st = feeder_init(&t.feed, &t.loop, opts->batch, size, t.spe)) != PML_OK) goto done;
+    t.evf_ok = nev > 0;
+    if (nev > 0 && (st = feeder_init(&t.evf, &t.loop, opts->batch, size,
+                                     (nev + opts->batch - 1) / opts->batch)) != PML_OK)
+        goto done;
+    /* before the executor pins this thread: libuv's pool threads, started by the first work
+     * item of the process, take the binding of the thread that starts them */
+    feeder_start(&t.feed, locate_train, &t);
+
     pml_exec_opts eo = {.batch = opts->batch,
                         .threads = opts->threads,
                         .seed = opts->seed,
@@ -87,23 +453,18 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->trace_path && (st = pml_exec_trace_begin(e, 4000000)) != PML_OK) goto done;
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
 
-    const long steps_per_epoch = (tr.n + opts->batch - 1) / opts->batch;
     long total_steps = 0;
     for (int ep = 1; ep <= opts->epochs && st == PML_OK; ep++) {
         pml_epoch_stats *s = &res->epochs[ep - 1];
         s->epoch = ep;
-        pml_data_shuffle(perm, tr.n, opts->seed, ep);
         double loss_sum = 0, t0 = now_seconds(), elapsed = 0;
         long correct = 0;
-        for (long step = 0; step < steps_per_epoch; step++) {
-            if (opts->max_steps && total_steps >= opts->max_steps) break;
-            if (opts->cb.should_stop && opts->cb.should_stop(opts->cb.ud)) {
-                st = pml_fail(PML_EINTR, "interrupted at epoch %d, step %ld", ep, step + 1);
+        for (long step = 0; step < t.spe; step++) {
+            if (total_steps >= t.limit) break;
+            if ((st = poll_stop(&t, "at epoch %d, step %ld/%ld", ep, step + 1, t.spe)) != PML_OK)
                 break;
-            }
-            int i0 = (int)(step * opts->batch);
-            int n = tr.n - i0 < opts->batch ? tr.n - i0 : opts->batch;
-            pml_data_gather(&tr, perm + i0, n, pml_exec_input(e), pml_exec_labels(e));
+            int n;
+            feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
             pml_step_result r;
             if ((st = pml_exec_train_step(e, n, &optim, &r)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, step %ld: ", ep, step + 1);
@@ -115,9 +476,12 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             s->steps++;
             total_steps++;
             elapsed = now_seconds() - t0;
-            if (opts->cb.step)
-                opts->cb.step(opts->cb.ud, ep, step + 1, steps_per_epoch, loss_sum / s->samples,
-                              (double)correct / s->samples, elapsed);
+            t.fresh = true;
+            t.r_epoch = ep;
+            t.r_step = step + 1;
+            t.r_loss = loss_sum / s->samples;
+            t.r_acc = (double)correct / s->samples;
+            t.r_elapsed = elapsed;
         }
         s->seconds = elapsed;
         if (s->samples == 0) break;
@@ -125,17 +489,19 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         s->accuracy = (double)correct / s->samples;
         res->epochs_run = ep;
         if (st != PML_OK) break;
+        if (s->steps == t.spe) report(&t); /* the whole epoch, before its line */
         if (has_val) {
+            char what[64];
+            snprintf(what, sizeof what, "validation after epoch %d", ep);
+            if ((st = evaluate(&t, e, &val, &s->val_loss, &s->val_accuracy, what)) != PML_OK) break;
             s->has_val = true;
-            if ((st = pml_evaluate(e, &val, opts->batch, &s->val_loss, &s->val_accuracy)) !=
-                PML_OK)
-                break;
         }
+        s->complete = s->steps == t.spe;
         if (opts->cb.epoch) opts->cb.epoch(opts->cb.ud, s);
-        if (opts->max_steps && total_steps >= opts->max_steps) break;
+        if (total_steps >= t.limit) break;
     }
     if (st == PML_OK && test) {
-        st = pml_evaluate(e, test, opts->batch, &res->test_loss, &res->test_accuracy);
+        st = evaluate(&t, e, test, &res->test_loss, &res->test_accuracy, "the test evaluation");
         res->has_test = st == PML_OK;
     }
     if (opts->trace_path && e) {
@@ -143,9 +509,19 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         if (st == PML_OK) st = ts;
     }
 done:
+    if (st != PML_OK && res->epochs_run == 0) { /* nothing to report: nothing to free */
+        free(res->epochs);
+        res->epochs = NULL;
+    }
+    res->signal = t.signum;
+    loop_close(&t);
+    if (t.feed_ok) feeder_free(&t.feed);
+    if (t.evf_ok) feeder_free(&t.evf);
     pml_optim_free(&optim);
     pml_exec_destroy(e);
-    free(perm);
+    free(t.perm[0]);
+    free(t.perm[1]);
+    free(t.ident);
     return st;
 }
 

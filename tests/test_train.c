@@ -1,8 +1,12 @@
 /* Training-loop tests on small subsets: learning happens, validation split, step limits,
- * threads agree, stop requests end training cleanly. */
+ * threads agree, stop requests and signals end training cleanly, prefetched batches give what
+ * gathering each batch before its step gives, plans that do not fit the run are refused. */
 #include "models.h"
+#include "planner.h"
 #include "runtime.h"
 #include "test.h"
+
+#include <signal.h>
 
 static bool load_fashion(pml_dataset *train, pml_dataset *test, int ntrain, int ntest)
 {
@@ -158,6 +162,326 @@ static void t_bad_options(void)
     pml_data_free(&train);
 }
 
+/* ---------------------------------------------------------------- the control plane */
+
+/* What pml_train computes, the plain way: each batch gathered just before its step, validation
+ * and test through pml_evaluate. */
+static bool train_plain(const pml_graph *g, const pml_dataset *train, const pml_dataset *test,
+                        const pml_train_opts *o, pml_train_result *r)
+{
+    memset(r, 0, sizeof *r);
+    pml_dataset tr = *train, val;
+    tr.owner = NULL;
+    if (o->validation_split > 0) CHECK_OK(pml_data_split(&tr, o->validation_split, &val));
+    pml_exec_opts eo = {.batch = o->batch,
+                        .threads = o->threads,
+                        .seed = o->seed,
+                        .machine = o->machine,
+                        .plan = o->plan};
+    pml_exec *e;
+    pml_status st = pml_exec_create(g, &eo, &e);
+    CHECK_OK(st);
+    if (st != PML_OK) return false;
+    pml_optim opt = o->optim;
+    CHECK_OK(pml_optim_alloc(&opt, g->nparams));
+    int32_t *perm = malloc((size_t)tr.n * sizeof *perm);
+    r->epochs = calloc((size_t)o->epochs, sizeof *r->epochs);
+    long total = 0, spe = (tr.n + o->batch - 1) / o->batch;
+    for (int ep = 1; ep <= o->epochs; ep++) {
+        pml_epoch_stats *s = &r->epochs[ep - 1];
+        s->epoch = ep;
+        pml_data_shuffle(perm, tr.n, o->seed, ep);
+        double loss = 0;
+        long correct = 0;
+        for (long step = 0; step < spe && !(o->max_steps && total >= o->max_steps); step++) {
+            int i0 = (int)(step * o->batch), n = tr.n - i0 < o->batch ? tr.n - i0 : o->batch;
+            pml_data_gather(&tr, perm + i0, n, pml_exec_input(e), pml_exec_labels(e));
+            pml_step_result res;
+            CHECK_OK(pml_exec_train_step(e, n, &opt, &res));
+            loss += res.loss_sum;
+            correct += res.correct;
+            s->samples += n;
+            s->steps++;
+            total++;
+        }
+        if (!s->samples) break;
+        s->loss = loss / s->samples;
+        s->accuracy = (double)correct / s->samples;
+        r->epochs_run = ep;
+        if (o->validation_split > 0) {
+            s->has_val = true;
+            CHECK_OK(pml_evaluate(e, &val, o->batch, &s->val_loss, &s->val_accuracy));
+        }
+        if (o->max_steps && total >= o->max_steps) break;
+    }
+    if (test) {
+        CHECK_OK(pml_evaluate(e, test, o->batch, &r->test_loss, &r->test_accuracy));
+        r->has_test = true;
+    }
+    free(perm);
+    pml_optim_free(&opt);
+    pml_exec_destroy(e);
+    return true;
+}
+
+/* pml_train (batches prefetched in libuv's pool) gives the plain loop's numbers exactly */
+static void same_as_plain(const char *model, pml_dataset *train, const pml_dataset *test,
+                          const pml_train_opts *o)
+{
+    pml_graph g;
+    CHECK_OK(pml_model_build(model, &g));
+    pml_train_result got, want;
+    CHECK_OK(pml_train(&g, train, test, o, &got));
+    if (train_plain(&g, train, test, o, &want)) {
+        CHECK_MSG(got.epochs_run == want.epochs_run, "%s: %d epochs, plain %d", model,
+                  got.epochs_run, want.epochs_run);
+        for (int i = 0; i < got.epochs_run && i < want.epochs_run; i++) {
+            const pml_epoch_stats *a = &got.epochs[i], *b = &want.epochs[i];
+            CHECK(a->steps == b->steps && a->samples == b->samples);
+            CHECK_MSG(a->loss == b->loss && a->accuracy == b->accuracy,
+                      "%s, epoch %d: loss %.17g accuracy %.17g, plain %.17g %.17g", model, i + 1,
+                      a->loss, a->accuracy, b->loss, b->accuracy);
+            CHECK(a->has_val == b->has_val && a->val_loss == b->val_loss &&
+                  a->val_accuracy == b->val_accuracy);
+        }
+        CHECK(got.has_test == want.has_test && got.test_loss == want.test_loss &&
+              got.test_accuracy == want.test_accuracy);
+        CHECK(got.epochs[0].loss > 0 && got.epochs[0].loss < 10);
+    }
+    pml_train_result_free(&got);
+    pml_train_result_free(&want);
+    pml_graph_free(&g);
+}
+
+static void t_prefetch_same_as_plain(void)
+{
+    /* small samples: several batches per prefetch chunk; epochs of 29 steps (the last short),
+     * validation, a step limit in the third epoch */
+    pml_dataset train, test;
+    if (!load_fashion(&train, &test, 1000, 300)) return;
+    pml_train_opts o = opts(3, 32, 1);
+    o.validation_split = 0.1;
+    o.max_steps = 70;
+    same_as_plain("mlp:units=16", &train, &test, &o);
+    o = opts(2, 32, 2); /* split across two threads */
+    same_as_plain("mlp:units=16", &train, &test, &o);
+    pml_data_free(&train);
+    pml_data_free(&test);
+
+    /* large samples (1 MiB a batch): one batch per chunk; a tiny epoch */
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 256, 256}, 10, 50, 3, &train));
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 256, 256}, 10, 9, 4, &test));
+    o = opts(3, 4, 1);
+    o.validation_split = 0.2;
+    same_as_plain("mlp:units=8,size=256", &train, &test, &o);
+    pml_data_free(&train);
+    pml_data_free(&test);
+}
+
+/* a plan's workers run the steps while libuv's pool gathers (ThreadSanitizer watches) */
+static void t_prefetch_with_plan(void)
+{
+    pml_dataset train, test;
+    if (!load_fashion(&train, &test, 400, 100)) return;
+    pml_graph g;
+    pml_machine here;
+    pml_plan p;
+    CHECK_OK(pml_model_build("mlp:units=16", &g));
+    CHECK_OK(pml_machine_load(NULL, &here));
+    CHECK_OK(pml_plan_data_parallel(&p, &g, &here, 32));
+    pml_train_opts o = opts(2, 32, here.ncompute);
+    o.machine = &here;
+    o.plan = &p;
+    o.validation_split = 0.25;
+    same_as_plain("mlp:units=16", &train, &test, &o);
+    pml_plan_free(&p);
+    pml_machine_free(&here);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+    pml_data_free(&test);
+}
+
+typedef struct progress_log {
+    int calls, epochs, bad;
+    int epoch;
+    long step, steps;
+    double loss;
+} progress_log;
+
+static void log_step(void *ud, int epoch, long step, long steps, double loss, double acc,
+                     double elapsed)
+{
+    progress_log *l = ud;
+    l->calls++;
+    if (epoch < l->epoch || (epoch == l->epoch && step <= l->step && l->step != l->steps) ||
+        step < 1 || step > steps || !(loss > 0) || acc < 0 || acc > 1 || elapsed < 0)
+        l->bad++;
+    l->epoch = epoch;
+    l->step = step;
+    l->steps = steps;
+    l->loss = loss;
+}
+
+static void log_epoch(void *ud, const pml_epoch_stats *s)
+{
+    progress_log *l = ud;
+    l->epochs++;
+    /* the whole epoch was reported before its line */
+    if (l->epoch != s->epoch || l->step != s->steps || l->steps != s->steps || l->loss != s->loss ||
+        !s->complete)
+        l->bad++;
+}
+
+static void t_progress_reports(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 28, 28}, 10, 300, 2, &train));
+    pml_graph g;
+    CHECK_OK(pml_model_build("mlp:units=8", &g));
+    pml_train_opts o = opts(3, 32, 1);
+    progress_log l = {0};
+    o.cb = (pml_train_cb){&l, log_step, log_epoch, NULL};
+    pml_train_result r;
+    CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
+    CHECK(l.epochs == 3 && l.calls >= 3 && l.bad == 0);
+    CHECK(r.epochs_run == 3 && r.epochs[2].complete);
+    pml_train_result_free(&r);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+}
+
+/* raises signal k[1] on call k[2] of should_stop */
+static int raise_on_call(void *ud)
+{
+    int *k = ud;
+    if (++k[0] == k[2]) raise(k[1]);
+    return 0;
+}
+
+static void t_signals_stop(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){3, 16, 16}, 5, 200, 9, &train));
+    pml_graph g;
+    CHECK_OK(pml_model_build("flowers-cnn:size=16", &g));
+    const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        /* during training: the step running finishes, then it stops */
+        pml_train_opts o = opts(2, 16, 2);
+        o.handle_signals = true;
+        int k[3] = {0, sigs[i], 3};
+        o.cb.ud = k;
+        o.cb.should_stop = raise_on_call;
+        pml_train_result r;
+        CHECK(pml_train(&g, &train, NULL, &o, &r) == PML_EINTR);
+        const char *name = i ? "interrupted by SIGTERM at epoch 1, step "
+                             : "interrupted by SIGINT at epoch 1, step ";
+        CHECK_MSG(strstr(pml_errmsg(), name), "%s", pml_errmsg());
+        CHECK(r.signal == sigs[i]);
+        /* the signal comes while step 3 runs (or just before) */
+        CHECK_MSG(r.epochs_run == 1 && r.epochs[0].steps >= 3 && r.epochs[0].steps <= 4 &&
+                      !r.epochs[0].complete,
+                  "%d epochs, %ld steps", r.epochs_run, r.epochs[0].steps);
+        /* both signals have their default action back */
+        for (int j = 0; j < 2; j++) {
+            struct sigaction sa;
+            sigaction(sigs[j], NULL, &sa);
+            CHECK(sa.sa_handler == SIG_DFL);
+        }
+        pml_train_result_free(&r);
+    }
+    /* during validation: 10 steps (160 samples), then 3 validation batches */
+    pml_train_opts o = opts(2, 16, 1);
+    o.validation_split = 0.2;
+    o.handle_signals = true;
+    int k[3] = {0, SIGTERM, 12};
+    o.cb.ud = k;
+    o.cb.should_stop = raise_on_call;
+    pml_train_result r;
+    CHECK(pml_train(&g, &train, &train, &o, &r) == PML_EINTR);
+    CHECK_MSG(strstr(pml_errmsg(), "interrupted by SIGTERM during validation after epoch 1"), "%s",
+              pml_errmsg());
+    CHECK(r.signal == SIGTERM && r.epochs_run == 1 && r.epochs[0].steps == 10);
+    CHECK(!r.epochs[0].has_val && !r.epochs[0].complete && !r.has_test);
+    pml_train_result_free(&r);
+    /* without handle_signals nothing is installed */
+    o = opts(1, 16, 1);
+    o.max_steps = 2;
+    CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
+    struct sigaction sa;
+    sigaction(SIGINT, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    pml_train_result_free(&r);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+}
+
+/* plans that do not fit the run: one message, no crash, nothing leaked */
+static void t_bad_plans(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 28, 28}, 10, 64, 1, &train));
+    pml_graph g, other;
+    pml_machine here, four;
+    CHECK_OK(pml_model_build("mlp:units=16", &g));
+    CHECK_OK(pml_model_build("mlp:units=16,layers=2", &other));
+    CHECK_OK(pml_machine_load(NULL, &here));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:4 pu:1", &four));
+    pml_plan p, q, f;
+    CHECK_OK(pml_plan_data_parallel(&p, &g, &here, 32));
+    CHECK_OK(pml_plan_data_parallel(&q, &other, &here, 32));
+    CHECK_OK(pml_plan_data_parallel(&f, &g, &four, 32));
+    pml_train_result r;
+    pml_train_opts o = opts(1, 32, 1);
+    o.machine = &here;
+    o.plan = &p;
+    CHECK_OK(pml_train(&g, &train, NULL, &o, &r)); /* the plan itself is fine */
+    pml_train_result_free(&r);
+
+    o.batch = 64; /* another batch */
+    CHECK(pml_train(&g, &train, NULL, &o, &r) == PML_EINVAL);
+    CHECK_MSG(strstr(pml_errmsg(), "batch 32, not 64"), "%s", pml_errmsg());
+    o.batch = 32;
+    o.plan = &q; /* another model */
+    CHECK(pml_train(&g, &train, NULL, &o, &r) == PML_EINVAL);
+    CHECK_MSG(strstr(pml_errmsg(), "operators, model 'mlp' has"), "%s", pml_errmsg());
+    o.plan = &f; /* another machine, named as the plan's */
+    o.machine = &four;
+    CHECK(pml_train(&g, &train, NULL, &o, &r) != PML_OK);
+    CHECK_MSG(strstr(pml_errmsg(), "not a core of this machine"), "%s", pml_errmsg());
+    o.machine = &here; /* another machine, run here: a device the machine lacks */
+    CHECK(pml_train(&g, &train, NULL, &o, &r) != PML_OK);
+    CHECK_MSG(strstr(pml_errmsg(), "operator '") || strstr(pml_errmsg(), "node '"), "%s",
+              pml_errmsg());
+    /* edited into inconsistency */
+    int dense = pml_graph_find(&g, "dense1");
+    CHECK(dense >= 0);
+    if (dense >= 0) {
+        pml_opcfg keep = p.cfg[dense];
+        o.plan = &p;
+        p.cfg[dense].dev[0] = 7; /* a device index out of range */
+        CHECK(pml_train(&g, &train, NULL, &o, &r) != PML_OK);
+        CHECK_MSG(strstr(pml_errmsg(), "dense1"), "%s", pml_errmsg());
+        p.cfg[dense] = keep;
+        p.cfg[dense].deg[0] = 3; /* a degree that does not divide the batch */
+        p.cfg[dense].dev[1] = 0;
+        p.cfg[dense].dev[2] = here.ncompute - 1;
+        CHECK(pml_train(&g, &train, NULL, &o, &r) != PML_OK);
+        CHECK_MSG(strstr(pml_errmsg(), "dense1"), "%s", pml_errmsg());
+        p.cfg[dense] = keep;
+    }
+    o.machine = NULL; /* a plan without its machine */
+    CHECK(pml_train(&g, &train, NULL, &o, &r) == PML_EINVAL);
+    pml_plan_free(&p);
+    pml_plan_free(&q);
+    pml_plan_free(&f);
+    pml_machine_free(&here);
+    pml_machine_free(&four);
+    pml_graph_free(&g);
+    pml_graph_free(&other);
+    pml_data_free(&train);
+}
+
 static const pml_test tests[] = {
     {"mlp_learns_fashion_subset", t_mlp_learns_fashion_subset},
     {"threads_agree", t_threads_agree},
@@ -165,6 +489,11 @@ static const pml_test tests[] = {
     {"stop_request", t_stop_request},
     {"synthetic_is_learnable", t_synthetic_is_learnable},
     {"bad_options", t_bad_options},
+    {"prefetch_same_as_plain", t_prefetch_same_as_plain},
+    {"prefetch_with_plan", t_prefetch_with_plan},
+    {"progress_reports", t_progress_reports},
+    {"signals_stop", t_signals_stop},
+    {"bad_plans", t_bad_plans},
     {0, 0},
 };
 

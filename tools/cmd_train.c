@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char train_help[] =
@@ -21,13 +20,18 @@ static const char train_help[] =
     "`pml export --help`) and reports Keras-like progress:\n"
     "one line per epoch with loss, accuracy, val_loss, val_accuracy and seconds, then the\n"
     "test-set loss and accuracy. A progress bar with ETA is drawn on stderr when it is a\n"
-    "terminal. Ctrl-C finishes the current step, prints the summary and exits with 130.\n"
+    "terminal.\n"
+    "\n"
+    "Ctrl-C (SIGINT) or SIGTERM during training lets the running step finish, prints what\n"
+    "the epochs so far gave (and --json output) and exits with 130 (SIGINT) or 143 (SIGTERM);\n"
+    "a second one ends pml at once. Before training starts (loading, planning) either ends\n"
+    "pml at once, saying so.\n"
     "\n"
     "options:\n"
     "  --epochs N            epochs to train (default 5)\n"
     "  --batch N             mini-batch size (default 32)\n"
     "  --optimizer adam|sgd  optimizer (default adam: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)\n"
-    "  --lr X                learning rate (default 0.001 for adam, 0.01 for sgd)\n"
+    "  --lr X                learning rate, up to 1e9 (default 0.001 for adam, 0.01 for sgd)\n"
     "  --momentum X          SGD momentum in [0, 1) (default 0)\n"
     "  --seed N              seed for initialisation, shuffling, dropout, synthetic data (default 1)\n"
     "  --threads N           cores to run on, one pinned worker each (default: all cores of\n"
@@ -53,28 +57,42 @@ static const char train_help[] =
     "                        go to stderr)\n"
     "  -h, --help            this help\n";
 
-static volatile sig_atomic_t interrupted;
+/* Before training nothing can stop at a clean point: loading and planning are single calls
+ * (and write their files atomically). A signal there ends pml at once, with one line saying
+ * where. From pml_train on, its event loop handles SIGINT and SIGTERM (opts.handle_signals). */
+enum { PHASE_MODEL, PHASE_DATA, PHASE_PLAN, PHASE_START };
+static const char *const phase_names[] = {"while loading the model", "while loading the data",
+                                          "while planning", "while starting to train"};
+static volatile sig_atomic_t phase;
 
-static void on_signal(int sig) { interrupted = sig; }
+static void say(const char *s) /* async-signal-safe */
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static void on_early_signal(int sig)
+{
+    say("pml train: interrupted by ");
+    say(sig == SIGINT ? "SIGINT " : "SIGTERM ");
+    say(phase_names[phase]);
+    say("\n");
+    signal(sig, SIG_DFL); /* SA_RESETHAND did it; be sure */
+    raise(sig);           /* the parent sees how pml ended */
+}
 
 typedef struct progress {
-    FILE *out;      /* epoch lines */
-    bool bar;       /* draw a progress bar on stderr */
+    FILE *out; /* epoch lines */
+    bool bar;  /* draw a progress bar on stderr */
     int epochs;
-    double last_draw;
+    int reported; /* epochs whose line is out */
 } progress;
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fmt_eta(char *buf, size_t cap, double s)
 {
     if (s >= 3600)
-        snprintf(buf, cap, "%d:%02d:%02d", (int)(s / 3600), (int)fmod(s / 60, 60), (int)fmod(s, 60));
+        snprintf(buf, cap, "%d:%02d:%02d", (int)(s / 3600), (int)fmod(s / 60, 60),
+                 (int)fmod(s, 60));
     else if (s >= 60)
         snprintf(buf, cap, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
     else
@@ -84,11 +102,8 @@ static void fmt_eta(char *buf, size_t cap, double s)
 static void on_step(void *ud, int epoch, long step, long steps, double loss, double acc,
                     double elapsed)
 {
-    progress *p = ud;
+    progress *p = ud; /* pml_train calls this about every 100 ms */
     if (!p->bar) return;
-    double t = wall();
-    if (step < steps && t - p->last_draw < 0.1) return;
-    p->last_draw = t;
     char bar[31], eta[32];
     int fill = (int)(30.0 * step / steps);
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : '.');
@@ -99,20 +114,32 @@ static void on_step(void *ud, int epoch, long step, long steps, double loss, dou
     fflush(stderr);
 }
 
-static void on_epoch(void *ud, const pml_epoch_stats *s)
+static void epoch_line(progress *p, const pml_epoch_stats *s, bool partial)
 {
-    progress *p = ud;
     if (p->bar) fprintf(stderr, "\r\033[K");
-    fprintf(p->out, "Epoch %d/%d - %ld/%ld - %.2fs %.2fms/step - loss: %.4f - accuracy: %.4f",
-            s->epoch, p->epochs, s->steps, s->steps, s->seconds,
+    if (partial) /* the epoch it stopped in: its steps so far */
+        fprintf(p->out, "Epoch %d/%d - %ld step%s, interrupted", s->epoch, p->epochs, s->steps,
+                s->steps == 1 ? "" : "s");
+    else
+        fprintf(p->out, "Epoch %d/%d - %ld/%ld", s->epoch, p->epochs, s->steps, s->steps);
+    fprintf(p->out, " - %.2fs %.2fms/step - loss: %.4f - accuracy: %.4f", s->seconds,
             s->steps ? 1e3 * s->seconds / (double)s->steps : 0.0, s->loss, s->accuracy);
     if (s->has_val)
         fprintf(p->out, " - val_loss: %.4f - val_accuracy: %.4f", s->val_loss, s->val_accuracy);
     fputc('\n', p->out);
     fflush(p->out);
+    p->reported = s->epoch;
 }
 
-static int should_stop(void *ud) { return interrupted != 0; }
+static void on_epoch(void *ud, const pml_epoch_stats *s)
+{
+    epoch_line(ud, s, false);
+}
+
+static const char *stop_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "stop request";
+}
 
 static void json_str(FILE *f, const char *s)
 {
@@ -129,7 +156,7 @@ static void json_str(FILE *f, const char *s)
 }
 
 static void print_json(const char *model, const char *plan, int threads, int batch,
-                       const pml_train_result *r)
+                       const pml_train_result *r, bool interrupted)
 {
     FILE *f = stdout;
     fputs("{\"model\":", f);
@@ -148,6 +175,10 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     fputc(']', f);
     if (r->has_test)
         fprintf(f, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
+    if (interrupted) {
+        fputs(",\"interrupted\":", f);
+        json_str(f, stop_name(r->signal));
+    }
     fputs("}\n", f);
 }
 
@@ -192,7 +223,7 @@ int cmd_train(int argc, char **argv)
             else if (s)
                 cli_error(&c, "--optimizer '%s' must be adam or sgd", s);
         } else if (cli_is(&c, "--lr")) {
-            lr = cli_double(&c, 0, 10, true, false);
+            lr = cli_double(&c, 0, 1e9, true, false);
         } else if (cli_is(&c, "--momentum")) {
             momentum = cli_double(&c, 0, 1, false, true);
         } else if (cli_is(&c, "--seed")) {
@@ -235,7 +266,15 @@ int cmd_train(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_early_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     pml_graph g;
+    phase = PHASE_MODEL;
     pml_status st = pml_model_load(model, &g);
     if (st != PML_OK) {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
@@ -251,6 +290,7 @@ int cmd_train(int argc, char **argv)
     memset(&here, 0, sizeof here);
     memset(&pl, 0, sizeof pl);
     int rc = 1;
+    phase = PHASE_DATA;
     if (data && strcmp(data, "synthetic") == 0) {
         st = pml_data_synthetic(in, g.classes, train_samples ? (int)train_samples : 2936, o.seed,
                                 &train);
@@ -277,6 +317,7 @@ int cmd_train(int argc, char **argv)
     }
 
     /* the plan: this machine (its first --threads cores) and a plan for it */
+    phase = PHASE_PLAN;
     if (!plan || strcmp(plan, "none") != 0) {
         if ((st = pml_machine_load(NULL, &full)) == PML_OK) {
             if (!threads_given) o.threads = full.ncompute;
@@ -310,9 +351,11 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
     o.trace_path = trace;
+    phase = PHASE_START;
 
     progress p = {.out = json ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
-    o.cb = (pml_train_cb){&p, on_step, on_epoch, should_stop};
+    o.cb = (pml_train_cb){&p, on_step, on_epoch, NULL};
+    o.handle_signals = true;
     fprintf(p.out,
             "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
             "%d thread%s, batch %d, %s lr %g\n",
@@ -322,25 +365,28 @@ int cmd_train(int argc, char **argv)
     fprintf(p.out, "Plan: %s\n", o.plan ? plan_desc : "none (each operator split as it comes)");
     fflush(p.out);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     pml_train_result r;
     st = pml_train(&g, &train, &test, &o, &r);
+    /* training is over, whatever comes now: the results are printed whole */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, NULL);
     if (p.bar) fprintf(stderr, "\r\033[K");
     if (st == PML_OK) {
         fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
-        if (json) print_json(model, plan_desc, o.threads, o.batch, &r);
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false);
         rc = 0;
     } else if (st == PML_EINTR) {
-        fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), r.epochs_run,
-                r.epochs_run == 1 ? "" : "s");
-        if (json) print_json(model, plan_desc, o.threads, o.batch, &r);
-        rc = EXIT_INTERRUPTED;
+        if (r.epochs_run > p.reported) /* the epoch it stopped in */
+            epoch_line(&p, &r.epochs[r.epochs_run - 1], true);
+        int done = 0;
+        for (int i = 0; i < r.epochs_run; i++) done += r.epochs[i].complete;
+        fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), done,
+                done == 1 ? "" : "s");
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, true);
+        rc = r.signal ? 128 + r.signal : EXIT_INTERRUPTED;
     } else {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
     }
