@@ -664,5 +664,196 @@ case_ simulate_machines t_simulate_machines
 case_ simulate_errors t_simulate_errors
 case_ simulate_compare t_simulate_compare
 case_ viz_plan t_viz_plan
+
+# ---- pml train: plans that do not fit the run, tasks that fail, signals at any moment
+# plans made with `pml compile` for this machine (data parallel: no search), then edited
+train_plans() {
+    [ -f "$TMP/tp/mlp16.dot" ] && return 0
+    mkdir -p "$TMP/tp" && local d=$TMP/tp
+    run 0 compile mlp:units=16 --strategy data --batch 32 -o "$d/mlp16.dot" &&
+        run 0 compile mlp:units=32 --strategy data --batch 32 -o "$d/mlp32.dot" &&
+        run 0 compile fashion-cnn:filters=8,units=32 --strategy data --batch 32 -o "$d/cnn.dot" &&
+        run 0 compile mlp:units=16 --strategy data --batch 32 --machine flexflow-k80 -o "$d/k80.dot" &&
+        run 0 compile mlp:units=16 --strategy data --batch 32 \
+            --machine "synthetic:pack:1 core:4 pu:1" -o "$d/four.dot" || return 1
+    # a device index out of range, a degree that does not divide the batch or the units,
+    # a missing operator, a missing config
+    sed '/dense1 \[/s/devices="[^"]*"/devices="0,7"/; /dense1 \[/s/config="[^"]*"/config="n=2 c=1 h=1"/' \
+        "$d/mlp16.dot" >"$d/device.dot" &&
+        sed '/dense1 \[/s/config="[^"]*"/config="n=3 c=1 h=1"/; /dense1 \[/s/devices="[^"]*"/devices="0,0,0"/' \
+            "$d/mlp16.dot" >"$d/degree.dot" &&
+        sed '/dense1 \[/s/config="[^"]*"/config="n=1 c=3 h=1"/; /dense1 \[/s/devices="[^"]*"/devices="0,0,0"/' \
+            "$d/mlp16.dot" >"$d/units.dot" &&
+        sed '/dense1 \[/d; s/flatten -> dense1;/flatten -> logits;/; /dense1 -> logits/d' \
+            "$d/mlp16.dot" >"$d/missing.dot" &&
+        sed '/dense1 \[/s/, config="[^"]*"//' "$d/mlp16.dot" >"$d/noconfig.dot"
+}
+t_train_bad_plans() {
+    train_plans || return 1
+    local d=$TMP/tp a="--train-samples 64 --test-samples 32 --epochs 1"
+    run 0 train mlp:units=16 --plan "$d/mlp16.dot" $a && has "$out" "Plan: $d/mlp16.dot" || return 1
+    run 1 train mlp:units=16 --plan "$d/mlp32.dot" $a && one_line && has "$err" "$d/mlp32.dot: " &&
+        has "$err" "another model" && has "$err" "'dense1'" || return 1
+    run 1 train mlp:units=16 --plan "$d/cnn.dot" $a && one_line && has "$err" "$d/cnn.dot: " &&
+        has "$err" "operator 'conv1' (conv2d) is not in model 'mlp'" || return 1
+    run 1 train mlp:units=16 --plan "$d/mlp16.dot" --batch 64 $a && one_line &&
+        has "$err" "$d/mlp16.dot: " && has "$err" "batch 32, not 64" || return 1
+    run 1 train mlp:units=16 --plan "$d/k80.dot" $a && one_line && has "$err" "$d/k80.dot: " &&
+        has "$err" "machine 'flexflow-k80'" && has "$err" "not for machine 'this'" || return 1
+    run 1 train mlp:units=16 --plan "$d/four.dot" $a && one_line && has "$err" "$d/four.dot: " &&
+        has "$err" "machine 'synthetic:pack:1 core:4 pu:1'" && has "$err" "machine 'this'" || return 1
+    run 1 train mlp:units=16 --plan "$d/mlp16.dot" --threads 1 $a && one_line &&
+        has "$err" "machine 'this:1'" || return 1
+    run 1 train mlp:units=16 --plan "$d/device.dot" $a && one_line && has "$err" "$d/device.dot: " &&
+        has "$err" "operator 'dense1'" && has "$err" "device 7" || return 1
+    run 1 train mlp:units=16 --plan "$d/degree.dot" $a && one_line && has "$err" "$d/degree.dot: " &&
+        has "$err" "operator 'dense1'" && has "$err" "does not divide 32" || return 1
+    run 1 train mlp:units=16 --plan "$d/units.dot" $a && one_line && has "$err" "$d/units.dot: " &&
+        has "$err" "operator 'dense1'" && has "$err" "does not divide 16" || return 1
+    run 1 train mlp:units=16 --plan "$d/missing.dot" $a && one_line &&
+        has "$err" "$d/missing.dot: " && has "$err" "no operator 'dense1'" || return 1
+    run 1 train mlp:units=16 --plan "$d/noconfig.dot" $a && one_line &&
+        has "$err" "$d/noconfig.dot: " && has "$err" "'dense1'" || return 1
+    run 1 train mlp:units=16 --plan "$d/none.dot" $a && one_line && has "$err" "$d/none.dot"
+}
+t_check_numerics_stops() { # a diverging run stops at the first task whose output is not finite
+    local a="--optimizer sgd --lr 1e9 --train-samples 640 --test-samples 32 --epochs 2"
+    run 1 train mlp:units=16 --check-numerics --plan data $a && one_line &&
+        has "$err" "pml train: epoch 1, step " && has "$err" "task '" &&
+        has "$err" "is not finite" || return 1
+    run 1 train mlp:units=16 --check-numerics --plan none $a && one_line &&
+        has "$err" "node '" && has "$err" "is not finite" || return 1
+    run 1 train fashion-cnn:filters=4,units=8 --check-numerics --plan model $a --json &&
+        has "$err" "task '" && [ ! -s "$out" ] || return 1
+    # without the check, at the loss
+    run 1 train mlp:units=16 --plan data $a && one_line && has "$err" "node 'loss'" &&
+        has "$err" "not finite" || return 1
+    run 2 train mlp --lr 1e10 && has "$err" "--lr '1e10'"
+}
+
+# signal_run SIG MARKER DELAY COMMAND...: starts COMMAND in the background, waits until a line
+# of its output starts with MARKER (none: no wait), then DELAY seconds, and sends SIG; the
+# command must end within 10 s. Its status goes to sig_rc.
+signal_run() {
+    local sig=$1 marker=$2 delay=$3 i
+    shift 3
+    "$@" >"$out" 2>"$err" &
+    local pid=$!
+    if [ -n "$marker" ]; then
+        for i in $(seq 1 600); do
+            grep -q "^$marker" "$out" "$err" && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.05
+        done
+    fi
+    sleep "$delay"
+    kill -s "$sig" $pid 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 $pid 2>/dev/null; then
+        kill -9 $pid
+        wait $pid
+        echo "  $* did not end within 10 s of SIG$sig" >&2
+        return 1
+    fi
+    wait $pid
+    sig_rc=$?
+}
+# ended_by SIG [WORDS]: the run stopped for SIG: status 128 + its number, a message naming it
+# (followed by WORDS), no sanitizer report
+ended_by() {
+    local want=$((128 + $(kill -l "$1")))
+    [ "$sig_rc" -eq "$want" ] ||
+        { echo "  exit $sig_rc after SIG$1, expected $want; stderr: $(head -c 300 "$err")" >&2; return 1; }
+    has "$err" "pml train: interrupted by SIG$1 ${2:-}" && ! grep -q "Sanitizer\|runtime error" "$err"
+}
+t_signal_phases() { # every phase of a run stops cleanly, saying where
+    signal_run INT "" 0.1 "$PML" train mlp --plan data --epochs 1 && ended_by INT "while loading" &&
+        one_line || return 1
+    signal_run TERM "" 1.5 env XDG_CACHE_HOME="$TMP/fresh-cache" "$PML" train mlp:units=24 --epochs 1 &&
+        ended_by TERM "while planning" && one_line || return 1
+    signal_run TERM Plan: 0.5 "$PML" train mlp --plan data --epochs 1000 &&
+        ended_by TERM "at epoch " && one_line && has "$err" "completed" || return 1
+    # the epoch it stopped in (unless it stopped right before an epoch's first step)
+    grep -q "steps\?, interrupted - " "$out" || grep -q ", step 1/" "$err" || return 1
+    local f="flowers-cnn:size=32 --data synthetic --batch 16 --plan data --epochs 1"
+    signal_run INT Plan: 0.5 "$PML" train $f --train-samples 50000 --validation-split 0.999 \
+        --test-samples 16 && ended_by INT "during validation after epoch 1" && one_line &&
+        has "$err" "0 epochs completed" || return 1
+    signal_run TERM Plan: 0.5 "$PML" train $f --train-samples 16 --test-samples 50000 &&
+        ended_by TERM "during the test evaluation" && one_line && has "$err" "1 epoch completed" &&
+        has "$out" "Epoch 1/1 - 1/1 - " && ! grep -q "Test loss" "$out"
+}
+t_signal_json() { # --json: the epochs so far, and what stopped the run
+    signal_run INT Plan: 0.5 "$PML" train mlp --plan data --epochs 1000 --json || return 1
+    ended_by INT "at epoch " || return 1
+    python3 - "$out" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+j = json.loads(text)
+assert text.count("\n") == 1, "one line"
+assert j["interrupted"] == "SIGINT" and "test_loss" not in j, j
+assert len(j["epochs"]) >= 1 and all(0 < e["loss"] < 3 for e in j["epochs"]), j
+PY
+}
+t_signal_sweep() { # signals at several moments of a whole run: a clean stop or the finished run
+    local d sig=INT
+    for d in 0.1 0.25 0.4 0.6 0.8 1.0 1.3 1.7; do
+        signal_run $sig "" $d "$PML" train mlp --plan data --train-samples 20000 \
+            --validation-split 0.2 --test-samples 10000 --epochs 2 || return 1
+        if [ "$sig_rc" -eq 0 ]; then
+            has "$out" "Test loss: " || return 1
+        else
+            ended_by $sig && one_line || { echo "  (SIG$sig after ${d}s)" >&2; return 1; }
+        fi
+        [ $sig = INT ] && sig=TERM || sig=INT
+    done
+}
+t_second_signal() { # the first SIGINT gives SIGINT its default action back: a second one kills
+    python3 - "$PML" "$TMP" <<'PY'
+import os, signal, subprocess, sys, time
+pml, tmp = sys.argv[1], sys.argv[2]
+out, err = open(tmp + "/o2", "w"), open(tmp + "/e2", "w")
+p = subprocess.Popen([pml, "train", "flowers-cnn", "--data", "synthetic", "--batch", "64",
+                      "--plan", "data", "--train-samples", "640", "--test-samples", "64",
+                      "--epochs", "1"], stdout=out, stderr=err)
+def catches():  # SIGINT has a handler
+    with open(f"/proc/{p.pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+deadline = time.time() + 60
+while "Plan:" not in open(tmp + "/o2").read():
+    assert p.poll() is None and time.time() < deadline, "training did not start"
+    time.sleep(0.02)
+time.sleep(0.3)
+assert p.poll() is None and catches(), "pml does not catch SIGINT while training"
+p.send_signal(signal.SIGINT)
+t0 = time.time()
+while p.poll() is None and catches():
+    assert time.time() < t0 + 5, "SIGINT still caught after the first one"
+    time.sleep(0.001)
+if p.poll() is None:
+    p.send_signal(signal.SIGINT)
+try:
+    rc = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    sys.exit("pml did not end within 10 s of the second SIGINT")
+# killed by the second one (or, rarely, the step ended just before it: a clean stop)
+assert rc in (-signal.SIGINT, 130), rc
+if rc == 130:
+    assert "interrupted by SIGINT" in open(tmp + "/e2").read()
+PY
+}
+
+case_ train_bad_plans t_train_bad_plans
+case_ check_numerics_stops t_check_numerics_stops
+case_ signal_phases t_signal_phases
+case_ signal_json t_signal_json
+case_ signal_sweep t_signal_sweep
+case_ second_signal t_second_signal
 echo "# $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
