@@ -495,12 +495,13 @@ static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
                        : !e->has_key   ? "args.key"
                                        : NULL;
     int line, col;
-    where(j, at, &line, &col);
-    if (miss)
+    if (miss) {
+        where(j, at, &line, &col);
         return pml_fail(PML_EFORMAT,
                         "%s: the task event at line %d has no %s: not a trace written by pml train "
                         "--trace",
                         j->src, line, miss);
+    }
     int kind = -1;
     for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
         if (is(e->kind, pml_task_kind_name((pml_task_kind)k))) kind = k;
@@ -520,8 +521,10 @@ static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
         key = key << 4 | (unsigned)h;
     }
     if (!why && e->key[16]) why = "an args.key that is not 16 hex digits";
-    if (why)
+    if (why) {
+        where(j, at, &line, &col);
         return pml_fail(PML_EFORMAT, "%s: the task event at line %d has %s", j->src, line, why);
+    }
     if (n == r->ncap) {
         long cap = r->ncap ? 2 * r->ncap : 4096;
         pml_trace_event *ev = realloc(t->ev, (size_t)cap * sizeof *ev);
