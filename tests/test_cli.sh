@@ -566,6 +566,15 @@ PY
         run 2 simulate "$d/p.dot" --ops && has "$err" "--ops goes with --compare"
     )
 }
+t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
+    run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
+        has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
+    run 0 bench --help && has "$out" "bench accuracy" || return 1
+    run 2 bench accuracy --steps 0 && has "$err" "--steps" || return 1
+    run 2 bench accuracy extra && has "$err" "unexpected argument 'extra'" || return 1
+    run 1 bench accuracy --only no-such-plan --patience 0 && one_line &&
+        has "$err" "no plan's name contains 'no-such-plan'"
+}
 t_simulate_errors() {
     run 2 simulate && has "$err" "missing PLAN" || return 1
     run 2 simulate a.dot --frobnicate && has "$err" "unknown option" || return 1
@@ -663,6 +672,7 @@ case_ simulate_hand_written t_simulate_hand_written
 case_ simulate_machines t_simulate_machines
 case_ simulate_errors t_simulate_errors
 case_ simulate_compare t_simulate_compare
+case_ bench_accuracy_usage t_bench_accuracy_usage
 case_ viz_plan t_viz_plan
 
 # ---- pml train: plans that do not fit the run, tasks that fail, signals at any moment

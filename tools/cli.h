@@ -50,6 +50,8 @@ pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, 
 
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/** pml bench accuracy (tools/bench_accuracy.c): the simulator against measurement. */
+int cmd_bench_accuracy(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);

@@ -14,6 +14,10 @@ static const char bench_help[] =
     "usage: pml bench train MODEL [options]\n"
     "       pml bench sim MODEL [--machine M] [--batch N] [--changes K] [--seed N]\n"
     "       pml bench runtime [--tasks N] [--runs K]\n"
+    "       pml bench accuracy [--steps K] [--rounds R] [--only TEXT] [--out DIR] [--json]\n"
+    "\n"
+    "bench accuracy: the simulator's predicted step time against measured runs of many plans\n"
+    "of mlp, fashion-cnn and flowers-cnn on this machine (see pml bench accuracy --help).\n"
     "\n"
     "bench runtime: the task runtime's cost per task, on graphs of N empty tasks (default\n"
     "100000): a chain on one worker, a chain whose every dependency crosses between two\n"
@@ -354,6 +358,7 @@ int cmd_bench(int argc, char **argv)
     if (strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "sim") == 0) return bench_sim(argc - 1, argv + 1);
     if (strcmp(argv[1], "runtime") == 0) return bench_runtime(argc - 1, argv + 1);
+    if (strcmp(argv[1], "accuracy") == 0) return cmd_bench_accuracy(argc - 1, argv + 1);
     fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", argv[1]);
     return EXIT_USAGE;
 }
