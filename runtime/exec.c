@@ -486,16 +486,44 @@ static bool all_finite(const float *p, size_t n)
     return acc == 0.0f;
 }
 
+pml_status pml__check_labels(const pml_graph *g, const int32_t *labels, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= g->classes)
+            return pml_fail(PML_EINVAL, "label %d of sample %d is outside [0, %d)", labels[i], i,
+                            g->classes);
+    return PML_OK;
+}
+
+pml_status pml__step_result(const pml_graph *g, const float *loss, const float *logits,
+                            const int32_t *labels, int n, pml_step_result *res)
+{
+    const int C = g->classes;
+    double s = 0;
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        s += loss[i];
+        const float *zi = logits + (size_t)i * C;
+        int best = 0;
+        for (int j = 1; j < C; j++)
+            if (zi[j] > zi[best]) best = j;
+        correct += best == labels[i];
+    }
+    res->loss_sum = s;
+    res->correct = correct;
+    if (!isfinite(s))
+        return pml_fail(PML_ENUMERIC, "node '%s' (softmax_xent): the loss is not finite",
+                        g->nodes[g->loss].name);
+    return PML_OK;
+}
+
 pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *res)
 {
     if (e->px) return training ? plan_only_whole_steps() : pml__px_step(e->px, n, NULL, res);
     pml_status st = check_n(e, n);
     if (st != PML_OK) return st;
     const pml_graph *g = &e->g;
-    for (int i = 0; i < n; i++)
-        if (e->labels[i] < 0 || e->labels[i] >= g->classes)
-            return pml_fail(PML_EINVAL, "label %d of sample %d is outside [0, %d)", e->labels[i],
-                            i, g->classes);
+    if ((st = pml__check_labels(g, e->labels, n)) != PML_OK) return st;
     e->n = n;
     e->training = training;
     for (int k = 0; k < g->nnodes; k++) {
@@ -510,25 +538,7 @@ pml_status pml_exec_forward(pml_exec *e, int n, bool training, pml_step_result *
             return pml_fail(PML_ENUMERIC, "node '%s' (%s): output is not finite",
                             g->nodes[v].name, pml_op_name(g->nodes[v].op));
     }
-    if (res) {
-        const float *loss = e->rt[g->loss].y, *z = e->rt[g->logits].y;
-        const int C = g->classes;
-        double s = 0;
-        int correct = 0;
-        for (int i = 0; i < n; i++) {
-            s += loss[i];
-            const float *zi = z + (size_t)i * C;
-            int best = 0;
-            for (int j = 1; j < C; j++)
-                if (zi[j] > zi[best]) best = j;
-            correct += best == e->labels[i];
-        }
-        res->loss_sum = s;
-        res->correct = correct;
-        if (!isfinite(s))
-            return pml_fail(PML_ENUMERIC, "node '%s' (softmax_xent): the loss is not finite",
-                            g->nodes[g->loss].name);
-    }
+    if (res) return pml__step_result(g, e->rt[g->loss].y, e->rt[g->logits].y, e->labels, n, res);
     return PML_OK;
 }
 

@@ -659,10 +659,8 @@ pml_status pml__px_step(pml__px *x, int n, pml_optim *o, pml_step_result *res)
         return pml_fail(PML_EINVAL, "a step of %d samples does not fit the plan's batch %d", n,
                         x->B);
     const pml_graph *g = &x->g;
-    for (int i = 0; i < n; i++)
-        if (x->labels[i] < 0 || x->labels[i] >= g->classes)
-            return pml_fail(PML_EINVAL, "label %d of sample %d is outside [0, %d)", x->labels[i], i,
-                            g->classes);
+    pml_status lst = pml__check_labels(g, x->labels, n);
+    if (lst != PML_OK) return lst;
     for (int i = n; i < x->B; i++) x->labels[i] = -1; /* padding: no loss, no gradient */
     x->n = n;
     x->training = o != NULL;
@@ -695,25 +693,7 @@ pml_status pml__px_step(pml__px *x, int n, pml_optim *o, pml_step_result *res)
     }
     if (st != PML_OK) return st;
     if (o) x->step++;
-    if (res) {
-        const float *loss = x->Y[g->loss], *z = x->Y[g->logits];
-        const int C = g->classes;
-        double s = 0;
-        int correct = 0;
-        for (int i = 0; i < n; i++) {
-            s += loss[i];
-            const float *zi = z + (size_t)i * C;
-            int best = 0;
-            for (int j = 1; j < C; j++)
-                if (zi[j] > zi[best]) best = j;
-            correct += best == x->labels[i];
-        }
-        res->loss_sum = s;
-        res->correct = correct;
-        if (!isfinite(s))
-            return pml_fail(PML_ENUMERIC, "node '%s' (softmax_xent): the loss is not finite",
-                            g->nodes[g->loss].name);
-    }
+    if (res) return pml__step_result(g, x->Y[g->loss], x->Y[g->logits], x->labels, n, res);
     return PML_OK;
 }
 

@@ -5,6 +5,14 @@
 #include "planner.h"
 #include "runtime.h"
 
+/* Shared by both executors (runtime/exec.c). */
+
+/** Checks the first n labels are classes of g. */
+pml_status pml__check_labels(const pml_graph *g, const int32_t *labels, int n);
+/** Sums the per-sample losses and counts the samples whose largest logit is the label. */
+pml_status pml__step_result(const pml_graph *g, const float *loss, const float *logits,
+                            const int32_t *labels, int n, pml_step_result *res);
+
 typedef struct pml__px pml__px;
 
 pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_plan *p,

@@ -1,13 +1,11 @@
 /* pml — fork-join pool of pinned workers (libuv threads, hwloc binding, futex sleeping). */
 #include "pool.h"
+#include "sync.h"
 #include "runtime.h"
 
 #include <hwloc.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -34,22 +32,6 @@ struct worker_arg {
     int tid;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
 
 static void pin_to_core(pml__pool *p, int t)
 {
@@ -68,12 +50,12 @@ static void worker_main(void *argp)
     for (;;) {
         uint32_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
         for (int i = 0; g == seen && i < SPIN_ITERS; i++) {
-            cpu_relax();
+            pml__cpu_relax();
             g = atomic_load_explicit(&p->gen, memory_order_acquire);
         }
         while (g == seen) {
             atomic_fetch_add(&p->sleepers, 1);
-            futex_wait(&p->gen, seen);
+            pml__futex_wait(&p->gen, seen);
             atomic_fetch_sub(&p->sleepers, 1);
             g = atomic_load_explicit(&p->gen, memory_order_acquire);
         }
@@ -81,7 +63,7 @@ static void worker_main(void *argp)
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         p->fn(p->ctx, a->tid, p->n);
         if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep))
-            futex_wake(&p->pending);
+            pml__futex_wake(&p->pending);
     }
 }
 
@@ -134,7 +116,7 @@ void pml__pool_destroy(pml__pool *p)
     if (p->thr) {
         atomic_store(&p->stop, 1);
         atomic_fetch_add(&p->gen, 1);
-        futex_wake(&p->gen);
+        pml__futex_wake(&p->gen);
         for (int t = 1; t < p->n; t++) uv_thread_join(&p->thr[t]);
     }
     if (p->pinned) {
@@ -161,16 +143,16 @@ void pml__pool_run(pml__pool *p, pml__pool_fn fn, void *ctx)
     p->ctx = ctx;
     atomic_store(&p->pending, (uint32_t)(p->n - 1));
     atomic_fetch_add(&p->gen, 1); /* release: publishes fn, ctx */
-    if (atomic_load(&p->sleepers) > 0) futex_wake(&p->gen);
+    if (atomic_load(&p->sleepers) > 0) pml__futex_wake(&p->gen);
     fn(ctx, 0, p->n);
     uint32_t left = atomic_load_explicit(&p->pending, memory_order_acquire);
     for (int i = 0; left && i < SPIN_ITERS; i++) {
-        cpu_relax();
+        pml__cpu_relax();
         left = atomic_load_explicit(&p->pending, memory_order_acquire);
     }
     while (left) {
         atomic_store(&p->caller_asleep, 1);
-        futex_wait(&p->pending, left);
+        pml__futex_wait(&p->pending, left);
         atomic_store(&p->caller_asleep, 0);
         left = atomic_load_explicit(&p->pending, memory_order_acquire);
     }

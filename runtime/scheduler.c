@@ -6,17 +6,15 @@
  * first come, first served, as the simulator assumes. A worker with nothing ready spins, then
  * sleeps on its queue's futex; a producer wakes it only if it is asleep. */
 #include "scheduler.h"
+#include "sync.h"
 
 #include "runtime.h"
 
 #include <hwloc.h>
-#include <limits.h>
 #include <math.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -69,22 +67,6 @@ struct warg {
     int w;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
 
 static double now_s(void)
 {
@@ -107,7 +89,7 @@ static void ring(pml__sched *s, int w)
     queue *q = &s->q[w];
     if (atomic_load(&q->asleep)) {
         atomic_fetch_add(&q->bell, 1);
-        futex_wake(&q->bell);
+        pml__futex_wake(&q->bell);
     }
 }
 
@@ -121,7 +103,7 @@ static void push(pml__sched *s, int w, int task)
 
 static void record_error(pml__sched *s, pml_status st)
 {
-    while (atomic_flag_test_and_set(&s->errlock)) cpu_relax();
+    while (atomic_flag_test_and_set(&s->errlock)) pml__cpu_relax();
     if (!atomic_load(&s->failed)) {
         snprintf(s->errmsg, sizeof s->errmsg, "%s", pml_errmsg());
         s->err = st;
@@ -177,14 +159,14 @@ static void work(pml__sched *s, int w)
                 atomic_load_explicit(&s->failed, memory_order_relaxed))
                 break;
             if (++spins < SPIN) {
-                cpu_relax();
+                pml__cpu_relax();
                 continue;
             }
             atomic_store(&q->asleep, 1);
             uint32_t bell = atomic_load(&q->bell);
             if (q->head == atomic_load(&q->tail) && atomic_load(&s->remaining) > 0 &&
                 !atomic_load(&s->failed))
-                futex_wait(&q->bell, bell);
+                pml__futex_wait(&q->bell, bell);
             atomic_store(&q->asleep, 0);
             spins = 0;
         }
@@ -224,12 +206,12 @@ static void worker_main(void *arg)
     for (;;) {
         uint32_t g = atomic_load_explicit(&s->gen, memory_order_acquire);
         for (int i = 0; g == seen && i < 20 * SPIN; i++) {
-            cpu_relax();
+            pml__cpu_relax();
             g = atomic_load_explicit(&s->gen, memory_order_acquire);
         }
         while (g == seen) {
             atomic_fetch_add(&s->idle_asleep, 1);
-            futex_wait(&s->gen, seen);
+            pml__futex_wait(&s->gen, seen);
             atomic_fetch_sub(&s->idle_asleep, 1);
             g = atomic_load_explicit(&s->gen, memory_order_acquire);
         }
@@ -237,7 +219,7 @@ static void worker_main(void *arg)
         if (atomic_load(&s->stop)) break;
         work(s, a->w);
         if (atomic_fetch_add(&s->finished, 1) + 1 == s->nw - 1 && atomic_load(&s->caller_asleep))
-            futex_wake((_Atomic uint32_t *)&s->finished);
+            pml__futex_wake((_Atomic uint32_t *)&s->finished);
     }
 }
 
@@ -295,7 +277,7 @@ void pml__sched_destroy(pml__sched *s)
     if (s->thr && s->nw > 1) {
         atomic_store(&s->stop, 1);
         atomic_fetch_add(&s->gen, 1);
-        futex_wake(&s->gen);
+        pml__futex_wake(&s->gen);
         for (int w = 1; w < s->nw; w++) uv_thread_join(&s->thr[w]);
     }
     if (s->have_topo) {
@@ -413,18 +395,18 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
             push(s, d->worker[t], t);
     /* start the other workers, work as worker 0, wait for the others */
     atomic_fetch_add(&s->gen, 1);
-    if (atomic_load(&s->idle_asleep) > 0) futex_wake(&s->gen);
+    if (atomic_load(&s->idle_asleep) > 0) pml__futex_wake(&s->gen);
     work(s, 0);
     if (s->nw > 1) {
         for (int w = 1; w < s->nw; w++) ring(s, w); /* none stays asleep on its queue */
         uint32_t f = (uint32_t)atomic_load(&s->finished);
         for (int i = 0; f < (uint32_t)(s->nw - 1) && i < 20 * SPIN; i++) {
-            cpu_relax();
+            pml__cpu_relax();
             f = (uint32_t)atomic_load(&s->finished);
         }
         while (f < (uint32_t)(s->nw - 1)) {
             atomic_store(&s->caller_asleep, 1);
-            futex_wait((_Atomic uint32_t *)&s->finished, f);
+            pml__futex_wait((_Atomic uint32_t *)&s->finished, f);
             atomic_store(&s->caller_asleep, 0);
             f = (uint32_t)atomic_load(&s->finished);
         }
