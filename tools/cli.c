@@ -121,3 +121,17 @@ void cli_unknown(cli *c)
 {
     cli_error(c, "unknown option '%s' (see pml %s --help)", c->flag, c->cmd);
 }
+
+void cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}

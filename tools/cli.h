@@ -4,6 +4,7 @@
 #define PML_TOOLS_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "planner.h"
@@ -36,6 +37,8 @@ double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
 void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A flag the flag loop does not know: reports it unless it is a boolean it handled. */
 void cli_unknown(cli *c);
+/** Writes \p s as a JSON string (quoted, escaped). */
+void cli_json_str(FILE *f, const char *s);
 
 /** The plan named by \p spec for model \p g on machine \p m at \p batch: a plan file, or a
  * strategy (data, model, owt, or search with a budget in seconds). Prints nothing. */

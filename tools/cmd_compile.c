@@ -253,20 +253,6 @@ static int parse_args(compile_args *a, int argc, char **argv)
 
 /* ---------------------------------------------------------------- output */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void json_num(FILE *f, double v)
 {
     if (isfinite(v))
@@ -433,13 +419,13 @@ int cmd_compile(int argc, char **argv)
     if (a.json) {
         FILE *f = stdout;
         fputs("{\"model\":", f);
-        json_str(f, g.name);
+        cli_json_str(f, g.name);
         fputs(",\"machine\":", f);
-        json_str(f, m.name);
+        cli_json_str(f, m.name);
         fputs(",\"fingerprint\":", f);
-        json_str(f, m.fingerprint);
+        cli_json_str(f, m.fingerprint);
         fprintf(f, ",\"devices\":%d,\"batch\":%ld,\"strategy\":", m.ncompute, a.batch);
-        json_str(f, a.strategy);
+        cli_json_str(f, a.strategy);
         fprintf(f,
                 ",\"sync\":\"%s\",\"step_seconds\":", a.sync == PML_SYNC_PS ? "ps" : "allreduce");
         json_num(f, step);
@@ -457,7 +443,7 @@ int cmd_compile(int argc, char **argv)
             first = false;
         }
         fputs("},\"output\":", f);
-        json_str(f, a.out);
+        cli_json_str(f, a.out);
         fputs("}\n", f);
     } else {
         char b1[32], b2[32], b3[32];

@@ -66,20 +66,6 @@ static const char simulate_help[] =
 /* The critical path's first and last tasks shown */
 enum { SHOW = 5 };
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static const char *secs(char *buf, size_t cap, double s)
 {
     if (s == 0)
@@ -172,11 +158,11 @@ static void task_str(const pml_task *t, const pml_graph *g, const pml_machine *m
 static void json_task(FILE *f, const pml_task *t, int id, const pml_sim *s, const pml_graph *g)
 {
     fprintf(f, "{\"kind\":\"%s\",\"op\":", pml_task_kind_name((pml_task_kind)t->kind));
-    json_str(f, t->node >= 0 && t->node < g->nnodes ? g->nodes[t->node].name : "");
+    cli_json_str(f, t->node >= 0 && t->node < g->nnodes ? g->nodes[t->node].name : "");
     fprintf(f, ",\"part\":%d,\"device\":%d", t->part, t->kind == PML_TASK_SYNC ? -1 : t->dev);
     if (t->kind == PML_TASK_XFER) {
         fprintf(f, ",\"to\":%d,\"to_op\":", t->dst);
-        json_str(f, t->cnode >= 0 && t->cnode < g->nnodes ? g->nodes[t->cnode].name : "");
+        cli_json_str(f, t->cnode >= 0 && t->cnode < g->nnodes ? g->nodes[t->cnode].name : "");
     }
     if (t->kind == PML_TASK_XFER || t->kind == PML_TASK_SYNC)
         fprintf(f, ",\"bytes\":%.17g", t->bytes);
@@ -270,15 +256,15 @@ static void print_json(const sim_args *a, const pml_graph *g, const pml_machine 
     FILE *f = stdout;
     const pml_taskgraph *tg = pml_sim_taskgraph(s);
     fputs("{\"plan\":", f);
-    json_str(f, a->plan);
+    cli_json_str(f, a->plan);
     fputs(",\"model\":", f);
-    json_str(f, g->name);
+    cli_json_str(f, g->name);
     fputs(",\"machine\":", f);
-    json_str(f, m->name);
+    cli_json_str(f, m->name);
     fputs(",\"fingerprint\":", f);
-    json_str(f, m->fingerprint);
+    cli_json_str(f, m->fingerprint);
     fprintf(f, ",\"batch\":%d,\"strategy\":", p->batch);
-    json_str(f, p->strategy);
+    cli_json_str(f, p->strategy);
     fprintf(f, ",\"sync\":\"%s\",\"step_seconds\":%.9g,\"samples_per_second\":%.9g",
             p->sync == PML_SYNC_PS ? "ps" : "allreduce", r->step_seconds,
             p->batch / r->step_seconds);
@@ -286,7 +272,7 @@ static void print_json(const sim_args *a, const pml_graph *g, const pml_machine 
     for (int c = 0; c < m->ncompute; c++) {
         const pml_device *dv = &m->dev[m->compute[c]];
         fputs(c ? ",{\"name\":" : "{\"name\":", f);
-        json_str(f, dv->name);
+        cli_json_str(f, dv->name);
         fprintf(f,
                 ",\"busy\":%.9g,\"compute\":%.9g,\"transfer\":%.9g,\"sync\":%.9g,\"memory\":%.17g,"
                 "\"memory_capacity\":%.17g}",
@@ -395,15 +381,15 @@ static void print_compare_json(const sim_args *a, const pml_graph *g, const pml_
 {
     FILE *f = stdout;
     fputs("{\"plan\":", f);
-    json_str(f, a->plan);
+    cli_json_str(f, a->plan);
     fputs(",\"trace\":", f);
-    json_str(f, a->compare);
+    cli_json_str(f, a->compare);
     fputs(",\"model\":", f);
-    json_str(f, g->name);
+    cli_json_str(f, g->name);
     fputs(",\"machine\":", f);
-    json_str(f, m->name);
+    cli_json_str(f, m->name);
     fprintf(f, ",\"batch\":%d,\"strategy\":", p->batch);
-    json_str(f, p->strategy);
+    cli_json_str(f, p->strategy);
     fprintf(f, ",\"steps\":%d,\"warmup\":%d,\"tasks\":%d,\"predicted_step_seconds\":", c->used,
             c->steps - c->used, c->ntasks);
     json_num(f, c->predicted_step);

@@ -70,20 +70,6 @@ static const char *seconds(char *buf, size_t cap, double s)
     return buf;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* The hubs a route passes, "a, b, c" ("direct" when none). */
 static void via(const pml_machine *m, int i, int j, char *buf, size_t cap)
 {
@@ -177,20 +163,20 @@ static void print_json(const pml_machine *m)
 {
     FILE *f = stdout;
     fputs("{\"name\":", f);
-    json_str(f, m->name);
+    cli_json_str(f, m->name);
     fputs(",\"fingerprint\":", f);
-    json_str(f, m->fingerprint);
+    cli_json_str(f, m->fingerprint);
     fprintf(f, ",\"compute\":%d", m->ncompute);
     if (m->measured) {
         fputs(",\"cpu_model\":", f);
-        json_str(f, m->cpu_model);
+        cli_json_str(f, m->cpu_model);
         fprintf(f, ",\"measured\":\"%s\"", m->measured == 2 ? "cache" : "now");
     }
     fputs(",\"devices\":[", f);
     for (int i = 0; i < m->ndev; i++) {
         const pml_device *d = &m->dev[i];
         fputs(i ? ",{\"name\":" : "{\"name\":", f);
-        json_str(f, d->name);
+        cli_json_str(f, d->name);
         fprintf(f, ",\"kind\":\"%s\",\"node\":%d", kind_str[d->kind], d->node);
         if (d->kind != PML_DEV_HUB) {
             fprintf(f, ",\"flops\":%.17g,\"mem_bw\":%.17g,\"mem_bytes\":%.17g", d->flops, d->mem_bw,
@@ -204,9 +190,9 @@ static void print_json(const pml_machine *m)
     for (int l = 0; l < m->nlink; l++) {
         const pml_link *k = &m->link[l];
         fputs(l ? ",{\"a\":" : "{\"a\":", f);
-        json_str(f, m->dev[k->a].name);
+        cli_json_str(f, m->dev[k->a].name);
         fputs(",\"b\":", f);
-        json_str(f, m->dev[k->b].name);
+        cli_json_str(f, m->dev[k->b].name);
         fprintf(f, ",\"bw\":%.17g,\"latency\":%.17g}", k->bw, k->latency);
     }
     fputs("],\"routes\":[", f);
@@ -214,9 +200,9 @@ static void print_json(const pml_machine *m)
         int len;
         pml_machine_route(m, 0, j, &len);
         fputs(j > 1 ? ",{\"from\":" : "{\"from\":", f);
-        json_str(f, m->dev[m->compute[0]].name);
+        cli_json_str(f, m->dev[m->compute[0]].name);
         fputs(",\"to\":", f);
-        json_str(f, m->dev[m->compute[j]].name);
+        cli_json_str(f, m->dev[m->compute[j]].name);
         fprintf(f, ",\"hops\":%d,\"bw\":%.17g,\"latency\":%.17g}", len, m->route_bw[j],
                 m->route_lat[j]);
     }

@@ -141,28 +141,14 @@ static const char *stop_name(int sig)
     return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "stop request";
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void print_json(const char *model, const char *plan, int threads, int batch,
                        const pml_train_result *r, bool interrupted)
 {
     FILE *f = stdout;
     fputs("{\"model\":", f);
-    json_str(f, model);
+    cli_json_str(f, model);
     fputs(",\"plan\":", f);
-    json_str(f, plan);
+    cli_json_str(f, plan);
     fprintf(f, ",\"threads\":%d,\"batch\":%d,\"epochs\":[", threads, batch);
     for (int i = 0; i < r->epochs_run; i++) {
         const pml_epoch_stats *s = &r->epochs[i];
@@ -177,7 +163,7 @@ static void print_json(const char *model, const char *plan, int threads, int bat
         fprintf(f, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
     if (interrupted) {
         fputs(",\"interrupted\":", f);
-        json_str(f, stop_name(r->signal));
+        cli_json_str(f, stop_name(r->signal));
     }
     fputs("}\n", f);
 }
