@@ -54,12 +54,21 @@
  *          u = min(1, sqrt(work / work_sat)), work_sat = what the device does at peak in
  *          20 us (GPU) / 5 us (CPU compute); GPU memory traffic likewise with 5 us of bytes.
  *          Time stays monotonic in the part's size, and half a small part costs ~0.71x.
- *   update (Adam): 16 bytes read + 12 written per float; reduce (y += x): 12 bytes per float.
+ *   update (Adam, then the gradients zeroed): 16 bytes read + 16 written per float; reduce
+ *          (y += x): 12 bytes per float; sync (y += x, x = 0): 16 bytes per float.
  *
- * Updates and reductions on present devices are measured once at a few sizes (pml_optim_apply
- * with Adam; cblas_saxpy as the executor sums partials) and interpolated linearly between them.
- * An update is timed warm, and cold with the parameters and optimizer state evicted from the
- * caches and the gradients warm, and blended as above with the working set of a batch of 32.
+ * Updates, reductions and syncs on present devices are measured once at a few sizes, doing what
+ * the plan executor does (pml_optim_apply with Adam, then the gradients zeroed; y += x; y += x
+ * with x zeroed), and interpolated linearly between them; a slice made of many ranges (a
+ * parameter-split linear layer's weights: a range per input row) adds a range's cost, timed on
+ * 1024 ranges of 64 floats against one range of as many. Updates and syncs are timed warm, and
+ * cold with the parameters, optimizer state and sums evicted from the caches and the gradients
+ * warm, and blended as above with the working set of a batch of 32; a reduction sums partials
+ * just written: warm. Each is timed in two passes over the sizes and the faster kept (a burst of
+ * other work on a shared machine rarely spoils both).
+ *
+ * Backward parts are timed with what the executor does after the kernel: zeroing the gradient
+ * of the part's output region it consumed (so buffers are zero at the next step).
  *
  * Thread-safety: every query takes one mutex; measurements run under it, so two search chains
  * never measure at the same time (on a 2-core machine they would disturb each other). */
@@ -78,7 +87,7 @@
 #include <unistd.h>
 
 /* Bump when kernels change enough that old measurements mislead. */
-#define CACHE_HEADER "pml-costs 2"
+#define CACHE_HEADER "pml-costs 3"
 #define CACHE_MAX_BYTES ((size_t)64 << 20)
 #define KEY_MAX 1000
 
@@ -93,11 +102,14 @@
 #define DEFAULT_LLC ((double)(32 << 20))
 #define UPDATE_BATCH 32 /* the working set an update is blended for */
 
-/* Update / reduce calibration sizes (floats). */
+/* Update / reduce / sync calibration sizes (floats), and the strided layout timed for the cost of
+ * a range: CAL_ROWS ranges of CAL_ROW floats, CAL_ROW apart. */
 #define NCAL 6
 static const double cal_size[NCAL] = {64, 4096, 65536, 262144, 1048576, 4194304};
-enum { CAL_UPDATE = 0, CAL_REDUCE = 1 };
-static const char *const cal_name[2] = {"adam", "saxpy"};
+#define CAL_ROWS 1024
+#define CAL_ROW 64
+enum { CAL_UPDATE = 0, CAL_REDUCE = 1, CAL_SYNC = 2, CAL_KINDS };
+static const char *const cal_name[CAL_KINDS] = {"adam+clear", "sum", "sum+clear"};
 
 /* Analytic model constants, per device kind (see the top of the file). */
 typedef struct roofline {
@@ -156,8 +168,9 @@ struct pml_costmodel {
     size_t mcap, mn;
     bool dirty; /* the disk file needs writing */
     long measurements;
-    bool have_cal[2];
-    double cal[2][NCAL];
+    bool have_cal[CAL_KINDS];
+    double cal[CAL_KINDS][NCAL];
+    double cal_range[CAL_KINDS]; /* seconds a range adds (a strided slice vs a contiguous one) */
     /* scratch, reused across measurements */
     float *scratch;
     size_t scratch_floats;
@@ -620,6 +633,8 @@ static void evict_caches(float *e)
 
 typedef struct kern_ctx {
     pml_kctx k;
+    float *dy;      /* the output's gradient */
+    float *dy_zero; /* backward: the consumed gradient, zeroed after the kernel (NULL: none) */
     float *evict;                      /* cold runs */
     const float *warm[PML_MAX_INPUTS]; /* ... read after the eviction: what the producer wrote */
     size_t warm_len[PML_MAX_INPUTS];
@@ -632,10 +647,29 @@ static void run_fwd(void *ctx)
     pml_ops[k->node->op].fwd(k);
 }
 
+/* Zeroes region r of a tensor of shape s, in contiguous blocks as the plan executor does. */
+static void zero_region(float *p, pml_shape s, pml_region r)
+{
+    const size_t W = (size_t)s.w, HW = (size_t)s.h * W, CHW = (size_t)s.c * HW;
+    if (r.h0 == 0 && r.h1 == s.h && r.c0 == 0 && r.c1 == s.c) {
+        memset(p + (size_t)r.n0 * CHW, 0, (size_t)(r.n1 - r.n0) * CHW * sizeof(float));
+    } else if (r.h0 == 0 && r.h1 == s.h) {
+        for (int n = r.n0; n < r.n1; n++)
+            memset(p + ((size_t)n * s.c + r.c0) * HW, 0,
+                   (size_t)(r.c1 - r.c0) * HW * sizeof(float));
+    } else {
+        for (int n = r.n0; n < r.n1; n++)
+            for (int c = r.c0; c < r.c1; c++)
+                memset(p + (((size_t)n * s.c + c) * s.h + r.h0) * W, 0,
+                       (size_t)(r.h1 - r.h0) * W * sizeof(float));
+    }
+}
+
 static void run_bwd(void *ctx)
 {
-    const pml_kctx *k = &((kern_ctx *)ctx)->k;
-    pml_ops[k->node->op].bwd(k);
+    const kern_ctx *kc = ctx;
+    pml_ops[kc->k.node->op].bwd(&kc->k);
+    if (kc->dy_zero) zero_region(kc->dy_zero, kc->k.node->out, kc->k.r);
 }
 
 static void prep_cold(void *ctx)
@@ -663,6 +697,102 @@ static int measure_samples(const pml_costmodel *c, int id, int n, double per_sam
     return m;
 }
 
+/* Lays out one copy of the tensors of a part of node id (m samples, ce channels, he rows) from p
+ * on, filled as described at the top of the file; \return the floats it takes (p NULL: only
+ * counts). */
+static size_t part_layout(const pml_costmodel *c, int id, int m, int ce, int he, float *p,
+                          kern_ctx *kc)
+{
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const int nin = nd->nin;
+    pml_shape in[PML_MAX_INPUTS];
+    for (int i = 0; i < nin; i++) in[i] = g->nodes[nd->in[i]].out;
+    const pml_region r = {0, m, 0, ce, 0, he};
+    const size_t out_size = pml_shape_size(nd->out), ws = pml_ops[nd->op].ws_floats(nd, in, nin, r);
+    size_t total = 0;
+#define TAKE(len) (total += up(len), p ? p + total - up(len) : NULL)
+    pml_kctx *k = p ? &kc->k : NULL;
+    const uint64_t seed = (uint64_t)id * 7919 + 17;
+    for (int i = 0; i < nin; i++) {
+        const int u = nd->in[i];
+        const size_t len = pml_shape_size(in[i]) * m;
+        float *x = TAKE(len);
+        float *dx = c->wants[u] ? TAKE(len) : NULL;
+        if (!p) continue;
+        fill_uniform(x, len, seed + (uint64_t)i, -1.0f, 1.0f);
+        if (g->nodes[u].op == PML_OP_INPUT || c->nonneg[u])
+            /* relu output: half zeros; the graph's input: [0, 1] */
+            for (size_t e = 0; e < len; e++)
+                x[e] =
+                    g->nodes[u].op == PML_OP_INPUT ? 0.5f * (x[e] + 1.0f) : (x[e] > 0 ? x[e] : 0);
+        k->x[i] = x;
+        k->xs[i] = in[i];
+        k->dx[i] = dx;
+        kc->warm_len[i] = len;
+    }
+    float *y = TAKE(out_size * m), *dy = TAKE(out_size * m);
+    const size_t aux = nd->aux_per_sample * m + nd->aux_fixed;
+    float *a = TAKE(aux), *w = TAKE(ws);
+    if (p) {
+        k->y = y;
+        fill_uniform(dy, out_size * m, seed + 101, -1.0f, 1.0f);
+        k->dy = kc->dy = dy;
+        k->aux = a;
+        memset(a, 0, aux * sizeof(float));
+        k->ws = w;
+    }
+    for (int j = 0; j < nd->nparam; j++) {
+        float *wt = TAKE(nd->param_size[j]), *dw = TAKE(nd->param_size[j]);
+        if (!p) continue;
+        switch (nd->param_init[j]) {
+        case PML_INIT_GLOROT: {
+            float l = (float)sqrt(6.0 / (double)(nd->param_fan_in[j] + nd->param_fan_out[j]));
+            fill_uniform(wt, nd->param_size[j], seed + 200 + (uint64_t)j, -l, l);
+            break;
+        }
+        case PML_INIT_ONES:
+            for (size_t e = 0; e < nd->param_size[j]; e++) wt[e] = 1.0f;
+            break;
+        default:
+            memset(wt, 0, nd->param_size[j] * sizeof *wt);
+        }
+        k->w[j] = wt;
+        k->dw[j] = dw;
+    }
+    for (int j = 0; j < nd->nstate; j++) {
+        float *st = TAKE(nd->state_size[j]);
+        if (!p) continue;
+        const float init = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
+        for (size_t e = 0; e < nd->state_size[j]; e++) st[e] = init;
+        k->state[j] = st;
+    }
+#undef TAKE
+    if (p) {
+        k->node = nd;
+        k->node_id = id;
+        k->N = m;
+        k->batch_total = m;
+        k->r = r;
+        k->nin = nin;
+        k->labels = c->labels;
+        k->training = true;
+        k->seed = 1;
+        k->step = 0;
+    }
+    return total;
+}
+
+/* Zeroes the gradients a backward accumulates into (dx, dw) */
+static void zero_grads(const pml_costmodel *c, kern_ctx *kc)
+{
+    const pml_node *nd = kc->k.node;
+    for (int j = 0; j < nd->nin; j++)
+        if (kc->k.dx[j]) memset(kc->k.dx[j], 0, kc->warm_len[j] * sizeof(float));
+    for (int j = 0; j < nd->nparam; j++) memset(kc->k.dw[j], 0, nd->param_size[j] * sizeof(float));
+    (void)c;
+}
+
 /* Times node id's fast forward and backward kernels on a part of n samples with channel extent
  * ce and row extent he: warm into v[0..1] when \p warm, cold into v[2..3] when \p cold. Caller
  * holds the lock. \return false when out of memory. */
@@ -674,121 +804,45 @@ static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool w
     const pml_op_def *def = &pml_ops[nd->op];
     const int nin = nd->nin;
     pml_shape in[PML_MAX_INPUTS];
-    size_t in_size[PML_MAX_INPUTS];
     double per_sample = 0;
     for (int i = 0; i < nin; i++) {
         in[i] = g->nodes[nd->in[i]].out;
-        in_size[i] = pml_shape_size(in[i]);
-        per_sample += (c->wants[nd->in[i]] ? 2.0 : 1.0) * (double)in_size[i];
+        per_sample += (c->wants[nd->in[i]] ? 2.0 : 1.0) * (double)pml_shape_size(in[i]);
     }
     const size_t out_size = pml_shape_size(nd->out);
     per_sample += 2.0 * (double)out_size + (double)nd->aux_per_sample;
     const double fps =
         def->flops(nd, in, nin) * ((double)ce / nd->out.c) * ((double)he / nd->out.h);
     const int m = measure_samples(c, id, n, fps, per_sample);
-    const pml_region r = {0, m, 0, ce, 0, he};
 
-    /* sizes */
-    size_t total = 0, ws = def->ws_floats(nd, in, nin, r);
-    for (int i = 0; i < nin; i++) total += up(in_size[i] * m) * (c->wants[nd->in[i]] ? 2 : 1);
-    total += 2 * up(out_size * m) + up(nd->aux_per_sample * m + nd->aux_fixed) + up(ws);
-    for (int j = 0; j < nd->nparam; j++) total += 2 * up(nd->param_size[j]);
-    for (int j = 0; j < nd->nstate; j++) total += up(nd->state_size[j]);
-    if (cold) total += EVICT_FLOATS;
+    const size_t copy = part_layout(c, id, m, ce, he, NULL, NULL);
+    const size_t total = copy + (cold ? EVICT_FLOATS : 0);
     if (!ensure_scratch(c, total + ALIGN_FLOATS, (size_t)m)) return false;
-
-    pml_kctx k;
-    memset(&k, 0, sizeof k);
-    float *p = c->scratch;
-#define TAKE(len) (p += up(len), p - up(len))
-    uint64_t seed = (uint64_t)id * 7919 + 17;
-    for (int i = 0; i < nin; i++) {
-        const int u = nd->in[i];
-        float *x = TAKE(in_size[i] * m);
-        if (g->nodes[u].op == PML_OP_INPUT || c->nonneg[u]) {
-            fill_uniform(x, in_size[i] * m, seed + (uint64_t)i, -1.0f, 1.0f);
-            /* relu output: half zeros; the graph's input: [0, 1] */
-            for (size_t e = 0, len = in_size[i] * m; e < len; e++)
-                x[e] =
-                    g->nodes[u].op == PML_OP_INPUT ? 0.5f * (x[e] + 1.0f) : (x[e] > 0 ? x[e] : 0);
-        } else {
-            fill_uniform(x, in_size[i] * m, seed + (uint64_t)i, -1.0f, 1.0f);
-        }
-        k.x[i] = x;
-        k.xs[i] = in[i];
-        k.dx[i] = c->wants[u] ? TAKE(in_size[i] * m) : NULL;
-    }
-    k.y = TAKE(out_size * m);
-    float *dy = TAKE(out_size * m);
-    fill_uniform(dy, out_size * m, seed + 101, -1.0f, 1.0f);
-    k.dy = dy;
-    k.aux = TAKE(nd->aux_per_sample * m + nd->aux_fixed);
-    memset(k.aux, 0, (nd->aux_per_sample * m + nd->aux_fixed) * sizeof(float));
-    k.ws = TAKE(ws);
-    for (int j = 0; j < nd->nparam; j++) {
-        float *w = TAKE(nd->param_size[j]);
-        switch (nd->param_init[j]) {
-        case PML_INIT_GLOROT: {
-            float l = (float)sqrt(6.0 / (double)(nd->param_fan_in[j] + nd->param_fan_out[j]));
-            fill_uniform(w, nd->param_size[j], seed + 200 + (uint64_t)j, -l, l);
-            break;
-        }
-        case PML_INIT_ONES:
-            for (size_t e = 0; e < nd->param_size[j]; e++) w[e] = 1.0f;
-            break;
-        default:
-            memset(w, 0, nd->param_size[j] * sizeof *w);
-        }
-        k.w[j] = w;
-        k.dw[j] = TAKE(nd->param_size[j]);
-    }
-    for (int j = 0; j < nd->nstate; j++) {
-        float *s = TAKE(nd->state_size[j]);
-        const float init = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
-        for (size_t e = 0; e < nd->state_size[j]; e++) s[e] = init;
-        k.state[j] = s;
-    }
-    float *evict = cold ? TAKE(EVICT_FLOATS) : NULL;
-    if (evict) memset(evict, 0, EVICT_FLOATS * sizeof *evict);
-#undef TAKE
+    kern_ctx kc;
+    memset(&kc, 0, sizeof kc);
     const int classes = nd->op == PML_OP_SOFTMAX_XENT && nin ? in[0].c : 1;
     for (int i = 0; i < m; i++)
         c->labels[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)classes);
-    k.node = nd;
-    k.node_id = id;
-    k.N = m;
-    k.batch_total = m;
-    k.r = r;
-    k.nin = nin;
-    k.labels = c->labels;
-    k.training = true;
-    k.seed = 1;
-    k.step = 0;
-
+    part_layout(c, id, m, ce, he, c->scratch, &kc);
+    kc.evict = cold ? c->scratch + copy : NULL;
+    if (kc.evict) memset(kc.evict, 0, EVICT_FLOATS * sizeof(float));
     const double scale = (double)n / m;
-    kern_ctx kc;
-    memset(&kc, 0, sizeof kc);
-    kc.k = k;
-    kc.evict = evict;
     for (int i = 0; i < 2; i++) {
         if (!(i ? cold : warm)) continue;
         /* forward: the producers just wrote the inputs */
         kc.nwarm = nin;
-        for (int j = 0; j < nin; j++) {
-            kc.warm[j] = k.x[j];
-            kc.warm_len[j] = in_size[j] * m;
-        }
+        for (int j = 0; j < nin; j++) kc.warm[j] = kc.k.x[j];
         v[2 * i] = scale * time_runs(run_fwd, i ? prep_cold : NULL, &kc, c->o.repeats);
         v[2 * i + 1] = 0;
         if (!c->run_bwd[id]) continue;
         /* backward, into zeroed gradients (it accumulates); the consumers just wrote dy */
-        for (int j = 0; j < nin; j++)
-            if (k.dx[j]) memset(k.dx[j], 0, in_size[j] * m * sizeof(float));
-        for (int j = 0; j < nd->nparam; j++) memset(k.dw[j], 0, nd->param_size[j] * sizeof(float));
+        zero_grads(c, &kc);
         kc.nwarm = 1;
-        kc.warm[0] = k.dy;
+        kc.warm[0] = kc.k.dy;
         kc.warm_len[0] = out_size * m;
+        kc.dy_zero = c->wants[id] ? kc.dy : NULL; /* the executor keeps wanted outputs' gradients */
         v[2 * i + 1] = scale * time_runs(run_bwd, i ? prep_cold : NULL, &kc, c->o.repeats);
+        for (int j = 0; j < nin; j++) kc.warm_len[j] = pml_shape_size(in[j]) * m;
     }
     c->measurements++;
     release_big_scratch(c);
@@ -959,51 +1013,110 @@ double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r)
     return tb;
 }
 
-/* ---------------------------------------------------------------- update and reduce */
+/* ---------------------------------------------------------------- update, reduce, sync */
 
+/* Piecewise-linear interpolation of the calibration, extended by its last slope. */
+static double cal_eval(const double *t, double f)
+{
+    if (f <= cal_size[0]) return t[0];
+    for (int i = 1; i < NCAL; i++)
+        if (f <= cal_size[i])
+            return t[i - 1] +
+                   (t[i] - t[i - 1]) * (f - cal_size[i - 1]) / (cal_size[i] - cal_size[i - 1]);
+    double slope = (t[NCAL - 1] - t[NCAL - 2]) / (cal_size[NCAL - 1] - cal_size[NCAL - 2]);
+    return t[NCAL - 1] + slope * (f - cal_size[NCAL - 1]);
+}
+
+/* What the plan executor does, timed: an update is Adam on a range of parameters and zeroing
+ * the range's gradients; a reduction adds partial gradients into a buffer (y += x); a sync adds
+ * a replica's gradients into the first replica's and zeroes them. Ranges: `rows` ranges of `row`
+ * floats, `stride` apart (rows 0: one range of n floats). */
 typedef struct cal_ctx {
     pml_optim o;
-    float *a, *b;
-    size_t n;
+    float *a, *b; /* parameters (or the sums) and gradients (or the partials) */
+    size_t n, rows, row, stride;
     float *evict; /* EVICT_FLOATS */
 } cal_ctx;
 
-/* Before a cold update: the optimizer state and the parameters come from memory, the gradients
- * were just written by the backward pass. */
-static void prep_update(void *ctx)
+/* Before a cold run: the parameters, the optimizer state and the sums come from memory; the
+ * gradients (partials) were just written by the backward pass. */
+static void prep_stream(void *ctx)
 {
     cal_ctx *k = ctx;
     evict_caches(k->evict);
-    for (size_t i = 0; i < k->n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
+    const size_t n = k->rows ? k->rows * k->stride : k->n;
+    for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
 }
 
-static void run_adam(void *ctx)
+static void update_range(cal_ctx *k, size_t a, size_t b)
 {
-    cal_ctx *k = ctx;
-    pml_optim_apply(&k->o, k->a, k->b, 0, k->n);
+    pml_optim_apply(&k->o, k->a, k->b, a, b);
+    memset(k->b + a, 0, (b - a) * sizeof(float));
 }
 
-static void run_saxpy(void *ctx)
+static void sum_range(cal_ctx *k, size_t a, size_t b)
 {
-    cal_ctx *k = ctx;
-    cblas_saxpy((int)k->n, 1.0f, k->b, 1, k->a, 1);
+    float *restrict d = k->a;
+    const float *restrict x = k->b;
+    for (size_t i = a; i < b; i++) d[i] += x[i];
+}
+
+static void sum_clear_range(cal_ctx *k, size_t a, size_t b)
+{
+    float *restrict d = k->a, *restrict x = k->b;
+    for (size_t i = a; i < b; i++) {
+        d[i] += x[i];
+        x[i] = 0.0f;
+    }
+}
+
+static void run_ranges(cal_ctx *k, void (*fn)(cal_ctx *, size_t, size_t))
+{
+    if (!k->rows) {
+        fn(k, 0, k->n);
+        return;
+    }
+    for (size_t r = 0; r < k->rows; r++) fn(k, r * k->stride, r * k->stride + k->row);
+}
+
+static void run_update(void *ctx)
+{
+    run_ranges(ctx, update_range);
+}
+static void run_sum(void *ctx)
+{
+    run_ranges(ctx, sum_range);
+}
+static void run_sum_clear(void *ctx)
+{
+    run_ranges(ctx, sum_clear_range);
+}
+
+/* How cold the caches are for a calibration of kind: an update's and a sync's as in a step of
+ * UPDATE_BATCH samples, whose working set also holds the optimizer state; a reduction sums
+ * partials just written: warm. */
+static double cal_cold_fraction(const pml_costmodel *c, int kind)
+{
+    if (kind == CAL_REDUCE) return 0.0;
+    return cold_fraction(c, working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats);
 }
 
 /* Measures (or loads) the calibration of kind; caller holds the lock. \return false when out of
- * memory. An update's caches are blended for a step of UPDATE_BATCH samples, whose working set
- * also holds the optimizer state; a reduction sums partials just written: warm. */
+ * memory. Contiguous ranges of the calibration sizes, and CAL_ROWS ranges of CAL_ROW floats for
+ * the cost of a range. */
 static bool calibrate(pml_costmodel *c, int kind)
 {
     if (c->have_cal[kind]) return true;
-    const double f = kind == CAL_UPDATE
-                         ? cold_fraction(c, working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats)
-                         : 0.0;
-    char key[64];
-    double v[NCAL][4];
+    const double f = cal_cold_fraction(c, kind);
+    char key[NCAL + 1][64];
+    double v[NCAL + 1][4];
     bool need_warm = false, need_cold = false;
-    for (int i = 0; i < NCAL; i++) {
-        snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
-        const ment *m = m_find(c->m, c->mcap, key);
+    for (int i = 0; i <= NCAL; i++) {
+        if (i < NCAL)
+            snprintf(key[i], sizeof key[i], "%s floats=%.0f", cal_name[kind], cal_size[i]);
+        else
+            snprintf(key[i], sizeof key[i], "%s rows=%dx%d", cal_name[kind], CAL_ROWS, CAL_ROW);
+        const ment *m = m_find(c->m, c->mcap, key[i]);
         for (int j = 0; j < 4; j++) v[i][j] = m ? m->v[j] : NAN;
         need_warm |= f < 1 && isnan(v[i][0]);
         need_cold |= f > 0 && isnan(v[i][2]);
@@ -1023,43 +1136,50 @@ static bool calibrate(pml_costmodel *c, int kind)
             memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
         }
         k.o.t = 1;
-        const run_fn run = kind == CAL_UPDATE ? run_adam : run_saxpy;
-        for (int i = 0; i < NCAL; i++) {
-            k.n = (size_t)cal_size[i];
-            k.o.n = k.n;
-            fill_uniform(k.a, k.n, 7, -1.0f, 1.0f);
-            fill_uniform(k.b, k.n, 8, -1e-3f, 1e-3f);
-            memset(k.o.m, 0, k.n * sizeof(float));
-            memset(k.o.v, 0, k.n * sizeof(float));
-            if (need_warm) v[i][0] = time_runs(run, NULL, &k, c->o.repeats);
-            if (need_cold) v[i][2] = time_runs(run, prep_update, &k, c->o.repeats);
-            snprintf(key, sizeof key, "%s floats=%.0f", cal_name[kind], cal_size[i]);
-            if (m_put(&c->m, &c->mcap, &c->mn, key, v[i])) c->dirty = true;
-        }
+        const run_fn run = kind == CAL_UPDATE ? run_update
+                           : kind == CAL_SYNC ? run_sum_clear
+                                              : run_sum;
+        /* two passes over the sizes, the faster of the two kept: a burst of other work on a
+         * shared machine spoils one pass, rarely both */
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i <= NCAL; i++) {
+                k.rows = i < NCAL ? 0 : CAL_ROWS;
+                k.row = CAL_ROW;
+                k.stride = 2 * CAL_ROW;
+                k.n = i < NCAL ? (size_t)cal_size[i] : (size_t)CAL_ROWS * CAL_ROW;
+                const size_t span = k.rows ? k.rows * k.stride : k.n;
+                k.o.n = span;
+                fill_uniform(k.a, span, 7, -1.0f, 1.0f);
+                fill_uniform(k.b, span, 8, -1e-3f, 1e-3f);
+                memset(k.o.m, 0, span * sizeof(float));
+                memset(k.o.v, 0, span * sizeof(float));
+                if (need_warm) {
+                    double t = time_runs(run, NULL, &k, c->o.repeats);
+                    if (pass == 0 || t < v[i][0]) v[i][0] = t;
+                }
+                if (need_cold) {
+                    double t = time_runs(run, prep_stream, &k, c->o.repeats);
+                    if (pass == 0 || t < v[i][2]) v[i][2] = t;
+                }
+                if (pass == 1 && m_put(&c->m, &c->mcap, &c->mn, key[i], v[i])) c->dirty = true;
+            }
         c->measurements++;
     }
+    double t[NCAL + 1];
+    for (int i = 0; i <= NCAL; i++)
+        t[i] = f <= 0 ? v[i][0] : f >= 1 ? v[i][2] : v[i][0] + f * (v[i][2] - v[i][0]);
     for (int i = 0; i < NCAL; i++) {
-        double t = f <= 0 ? v[i][0] : f >= 1 ? v[i][2] : v[i][0] + f * (v[i][2] - v[i][0]);
-        if (i > 0 && t < c->cal[kind][i - 1]) t = c->cal[kind][i - 1]; /* monotonic */
-        c->cal[kind][i] = t;
+        if (i > 0 && t[i] < c->cal[kind][i - 1]) t[i] = c->cal[kind][i - 1]; /* monotonic */
+        c->cal[kind][i] = t[i];
     }
+    /* a range's cost: the strided ranges against the same floats in one range */
+    const double contiguous = cal_eval(c->cal[kind], (double)CAL_ROWS * CAL_ROW);
+    c->cal_range[kind] = t[NCAL] > contiguous ? (t[NCAL] - contiguous) / CAL_ROWS : 0.0;
     c->have_cal[kind] = true;
     return true;
 }
 
-/* Piecewise-linear interpolation of the calibration, extended by its last slope. */
-static double cal_eval(const double *t, double f)
-{
-    if (f <= cal_size[0]) return t[0];
-    for (int i = 1; i < NCAL; i++)
-        if (f <= cal_size[i])
-            return t[i - 1] +
-                   (t[i] - t[i - 1]) * (f - cal_size[i - 1]) / (cal_size[i] - cal_size[i - 1]);
-    double slope = (t[NCAL - 1] - t[NCAL - 2]) / (cal_size[NCAL - 1] - cal_size[NCAL - 2]);
-    return t[NCAL - 1] + slope * (f - cal_size[NCAL - 1]);
-}
-
-static double stream_cost(pml_costmodel *c, int dev, double floats, int kind)
+static double stream_cost(pml_costmodel *c, int dev, double floats, double ranges, int kind)
 {
     if (!c || dev < 0 || dev >= c->ndev) return INFINITY;
     if (!(floats > 0)) return 0;
@@ -1068,24 +1188,35 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, int kind)
         pthread_mutex_lock(&c->mu);
         bool ok = calibrate(c, kind);
         double t = ok ? cal_eval(c->cal[kind], floats) : 0;
+        if (ok && ranges > 1) t += (ranges - 1) * c->cal_range[kind];
         pthread_mutex_unlock(&c->mu);
         if (ok) return t;
     }
     const roofline *rf;
     double peak, bw;
     device_peaks(d, &rf, &peak, &bw);
-    const double bytes = (kind == CAL_UPDATE ? 28.0 : 12.0) * floats;
-    return roof_time(rf, peak, bw, rf->eff_other, 0, bytes);
+    static const double bytes_per_float[CAL_KINDS] = {32.0, 12.0, 16.0};
+    return roof_time(rf, peak, bw, rf->eff_other, 0, bytes_per_float[kind] * floats);
 }
 
 double pml_cost_update(pml_costmodel *c, int dev, double floats)
 {
-    return stream_cost(c, dev, floats, CAL_UPDATE);
+    return stream_cost(c, dev, floats, 1, CAL_UPDATE);
+}
+
+double pml_cost_update_ranges(pml_costmodel *c, int dev, double floats, double ranges)
+{
+    return stream_cost(c, dev, floats, ranges, CAL_UPDATE);
 }
 
 double pml_cost_reduce(pml_costmodel *c, int dev, double floats)
 {
-    return stream_cost(c, dev, floats, CAL_REDUCE);
+    return stream_cost(c, dev, floats, 1, CAL_REDUCE);
+}
+
+double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges)
+{
+    return stream_cost(c, dev, floats, ranges, CAL_SYNC);
 }
 
 /* ---------------------------------------------------------------- create / destroy / save */

@@ -140,10 +140,17 @@ void pml_cost_destroy(pml_costmodel *c);
  * upstream or in it), the input's costs are 0. An invalid id or device gives INFINITY. */
 double pml_cost_fwd(pml_costmodel *c, int id, int dev, pml_region r);
 double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
-/** Seconds for the optimizer update of \p floats parameters on compute device \p dev. */
+/** Seconds for the optimizer update of \p floats parameters on compute device \p dev, zeroing
+ * their gradients after (as the plan executor does), the parameters in one contiguous range. */
 double pml_cost_update(pml_costmodel *c, int dev, double floats);
+/** pml_cost_update() of parameters in \p ranges contiguous ranges (a parameter-split linear
+ * layer's weight slice is a range per input row). */
+double pml_cost_update_ranges(pml_costmodel *c, int dev, double floats, double ranges);
 /** Seconds to sum \p floats partial values into a buffer on \p dev (gradient accumulation). */
 double pml_cost_reduce(pml_costmodel *c, int dev, double floats);
+/** Seconds to add \p floats gradients of replicas into the first replica's buffer on \p dev,
+ * zeroing them (a sync in shared memory), in \p ranges contiguous ranges. */
+double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges);
 /** Writes measurements made so far to the disk cache (atomically), merged with what another
  * process saved meanwhile. Call it after planning: nothing is written before. */
 pml_status pml_cost_save(pml_costmodel *c);

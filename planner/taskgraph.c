@@ -545,6 +545,21 @@ static double slice_floats(const pml_taskgraph *tg, int v)
     return f / tg->p->cfg[v].deg[1];
 }
 
+/* Contiguous ranges of the parameter block that hold one channel slice of v, as the plan
+ * executor lays them out: a parameter-split linear weight is a range per input row, any other
+ * parameter tensor's slice one range. */
+static double slice_ranges(const pml_taskgraph *tg, int v)
+{
+    const pml_node *n = &tg->g->nodes[v];
+    const bool split = tg->p->cfg[v].deg[1] > 1;
+    double r = 0;
+    for (int j = 0; j < n->nparam; j++)
+        r += n->op == PML_OP_LINEAR && j == 0 && split && n->out.c > 0
+                 ? (double)n->param_size[0] / n->out.c
+                 : 1.0;
+    return r;
+}
+
 /* parts of v holding channel slice pc (replicas), in part order */
 static int replicas(const pml_taskgraph *tg, int v, int pc, int *parts)
 {
@@ -577,7 +592,10 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
     t->share = (int16_t)share;
     t->nshare = (int16_t)nshare;
     t->gdev = (int16_t)gdev;
-    t->cost = tg->cost ? pml_cost_update(tg->cost, dev, slice_floats(tg, v) / nshare) : 0.0;
+    const double ranges = slice_ranges(tg, v) / nshare;
+    t->cost = tg->cost ? pml_cost_update_ranges(tg->cost, dev, slice_floats(tg, v) / nshare,
+                                                ranges > 1 ? ranges : 1)
+                       : 0.0;
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;
@@ -594,7 +612,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
     typedef struct group {
         int16_t dev[PML_MAX_PARTS];
         int k;
-        double bytes;
+        double bytes, ranges;
         int first_v, first_pc;
         int sync;
         int nmemb;
@@ -666,6 +684,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 ngr++;
             }
             gr[gi].bytes += 4.0 * slice_floats(tg, v);
+            gr[gi].ranges += slice_ranges(tg, v);
             int *mb = realloc(gr[gi].memb, (size_t)(gr[gi].nmemb + 1) * 2 * sizeof *mb);
             if (!mb) goto nomem;
             gr[gi].memb = mb;
@@ -691,7 +710,9 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         if (shm) { /* the first replica's core sums the others' gradients */
             res.n = 0;
             iv_push(&res, G->dev[0]);
-            t->cost = tg->cost ? pml_cost_reduce(tg->cost, G->dev[0], (G->k - 1) * G->bytes / 4.0) : 0;
+            t->cost = tg->cost ? pml_cost_sync(tg->cost, G->dev[0], (G->k - 1) * G->bytes / 4.0,
+                                               (G->k - 1) * G->ranges)
+                               : 0;
         } else {
             t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);
         }

@@ -272,13 +272,16 @@ static void t_analytic_shape(void)
     tiny.h1 = 2;
     double t2 = pml_cost_fwd(c, c2, 0, tiny) - 5e-6;
     CHECK(t2 < t1 && t2 > 0.6 * t1);
-    /* updates and reductions: 28 and 12 bytes per float at 80% of the memory bandwidth, less
-     * for fewer bytes than the GPU moves in 5 us */
+    /* updates (gradients zeroed after), reductions and syncs: 32, 12 and 16 bytes per float at
+     * 80% of the memory bandwidth, less for fewer bytes than the GPU moves in 5 us */
     for (double f = 1e3; f <= 1e9; f *= 10) {
-        double bu = 28 * f, br = 12 * f, sat = 732e9 * 5e-6;
+        double bu = 32 * f, br = 12 * f, bs = 16 * f, sat = 732e9 * 5e-6;
         double uu = bu < sat ? sqrt(bu / sat) : 1, ur = br < sat ? sqrt(br / sat) : 1;
+        double us = bs < sat ? sqrt(bs / sat) : 1;
         CHECK_NEAR(pml_cost_update(c, 2, f) / (5e-6 + bu / (732e9 * 0.8 * uu)), 1.0, 1e-9);
+        CHECK_NEAR(pml_cost_update_ranges(c, 2, f, 7) / pml_cost_update(c, 2, f), 1.0, 1e-12);
         CHECK_NEAR(pml_cost_reduce(c, 3, f) / (5e-6 + br / (732e9 * 0.8 * ur)), 1.0, 1e-9);
+        CHECK_NEAR(pml_cost_sync(c, 3, f, 1) / (5e-6 + bs / (732e9 * 0.8 * us)), 1.0, 1e-9);
     }
     double u1 = pml_cost_update(c, 0, 1e8), u2 = pml_cost_update(c, 0, 2e8),
            u3 = pml_cost_update(c, 0, 3e8);
@@ -381,8 +384,12 @@ static void t_measured(void)
     CHECK(u > 0 && r > 0 && isfinite(u) && isfinite(r));
     CHECK(pml_cost_update(c, 0, 1e7) >= u && pml_cost_reduce(c, 0, 1e7) >= r);
     CHECK(pml_cost_update(c, 0, 1) > 0 && pml_cost_update(c, 0, 1e9) > pml_cost_update(c, 0, 1e8));
+    /* a sync (sum and zero); slices of many ranges cost at least as much as one range */
+    double sy = pml_cost_sync(c, 0, 1e5, 1);
+    CHECK(sy > 0 && isfinite(sy) && pml_cost_sync(c, 0, 1e5, 1000) >= sy);
+    CHECK(pml_cost_update_ranges(c, 0, 1e5, 1000) >= u);
     long n2 = pml_cost_measurements(c);
-    CHECK(n2 == n1 + 2);
+    CHECK(n2 == n1 + 3);
     CHECK(count_files(tmp) == 0); /* nothing written before save */
     CHECK_OK(pml_cost_save(c));
     CHECK(count_files(tmp) == 1);
@@ -399,6 +406,7 @@ static void t_measured(void)
         }
     CHECK_NEAR(pml_cost_update(c, 1, 1e5), u, 1e-7);
     CHECK_NEAR(pml_cost_reduce(c, 0, 1e5), r, 1e-7);
+    CHECK_NEAR(pml_cost_sync(c, 1, 1e5, 1), sy, 1e-7);
     CHECK(pml_cost_measurements(c) == 0);
     CHECK_OK(pml_cost_save(c)); /* nothing new: nothing written, no temporary left */
     CHECK(count_files(tmp) == 1);

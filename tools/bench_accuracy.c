@@ -617,8 +617,11 @@ int cmd_bench_accuracy(int argc, char **argv)
             printf("}}");
             first = false;
         }
-        printf("],\"median_abs_error\":%.6g,\"mean_error\":%.6g,\"spearman\":%.6g}\n", med,
-               mean_err, rho);
+        printf("],\"median_abs_error\":%.6g,\"mean_error\":%.6g,\"spearman\":", med, mean_err);
+        if (isfinite(rho))
+            printf("%.6g}\n", rho);
+        else
+            printf("null}\n"); /* fewer than 2 plans, or all equal */
     } else {
         printf("machine %s (%s, %d cores), batch %d, >= %d steps (>= %.1f s) measured after %d, "
                "%d round%s; kernels measured %s (others used %.0f%% of the machine meanwhile)\n\n",
