@@ -21,17 +21,19 @@ static const char accuracy_help[] =
     "usage: pml bench accuracy [--steps K] [--warmup N] [--rounds R] [--only TEXT] [--out DIR]\n"
     "                          [--cached-costs] [--quiet F] [--patience S] [--json]\n"
     "\n"
-    "The simulator against measurement on this machine. For each plan below (batch 32): the\n"
-    "simulator predicts a training step from this machine's cost model, then the plan runs on\n"
-    "this machine's cores for N + K steps or more (at least --min-seconds) on synthetic data\n"
-    "with a trace, and pml simulate --compare's figures are taken: measured = median over the\n"
-    "steps after the first N of a step's makespan. Kernels are measured afresh (a temporary\n"
-    "cost cache) unless --cached-costs. This machine may be shared: the benchmark waits for a\n"
-    "quiet machine (other processes using less than --quiet of it) before measuring, and runs\n"
-    "a plan again (up to 4 times) when others were busy meanwhile. Prints a table (plan, tasks, "
-    "predicted ms, measured ms, error, and the error of\n"
-    "the summed task time per kind), then the median |predicted - measured| / measured and the\n"
-    "Spearman rank correlation of predicted and measured step times.\n"
+    "The simulator against measurement on this machine. Model by model, the plans below\n"
+    "(batch 32) are simulated with a cost model whose kernels are measured right then (in\n"
+    "memory; with --cached-costs, from the cost cache where it has them), then each runs on this\n"
+    "machine's cores for N + K steps or more (at least --min-seconds) on synthetic data with a\n"
+    "trace, and pml simulate --compare's figures are taken: measured = median over the steps\n"
+    "after the first N of a step's makespan. With --rounds R all of it is done R times and the\n"
+    "medians over the rounds of the predicted and of the measured step times are compared.\n"
+    "This machine may be shared: the benchmark waits for a quiet machine (other processes using\n"
+    "less than --quiet of it) before measuring kernels or running a plan, and does either again\n"
+    "when others were busy meanwhile (a run up to 4 times, the quietest kept).\n"
+    "Prints a table (plan, tasks, predicted ms, measured ms, error, others' share, and the\n"
+    "error of the summed task time per kind), then the median |predicted - measured| / measured,\n"
+    "the mean error and the Spearman rank correlation of predicted and measured step times.\n"
     "Plans: mlp, fashion-cnn, flowers-cnn (180x180) and flowers-cnn:size=64, each under data\n"
     "parallel, layer placement (model), one weird trick (owt), a parameter split (conv/dense\n"
     "output channels), an attribute split (conv/pool rows), operators alternating between the\n"
@@ -42,8 +44,7 @@ static const char accuracy_help[] =
     "  --steps K     measured steps per plan, at least (default 30)\n"
     "  --min-seconds S  run a plan at least S seconds (default 0.5: small steps are many)\n"
     "  --warmup N    steps run first and not measured (default 3)\n"
-    "  --rounds R    run every plan R times, interleaved, and take the median of the rounds'\n"
-    "                medians (default 1): on a shared machine, drift spreads over all plans\n"
+    "  --rounds R    predict and run every plan R times (default 1): the machine's speed drifts\n"
     "  --only TEXT   only the plans whose name contains TEXT (e.g. flowers, /data)\n"
     "  --out DIR     keep each plan (NAME.dot) and its last trace (NAME.json) in DIR\n"
     "  --cached-costs  use kernel times from the cost cache (~/.cache/pml) where it has them\n"
@@ -291,11 +292,12 @@ static pml_status make_plan(plan_kind k, const pml_graph *g, const pml_machine *
 
 typedef struct result {
     char name[96];
-    int tasks;
+    int tasks, steps;
     double pred, meas, others;
     double kind_pred[PML_TASK_KIND_COUNT], kind_meas[PML_TASK_KIND_COUNT];
-    double *round_meas, (*round_kind)[PML_TASK_KIND_COUNT], *round_others;
-    int steps, attempts;
+    /* per round */
+    double *r_pred, *r_meas, *r_others, (*r_kind_pred)[PML_TASK_KIND_COUNT],
+        (*r_kind_meas)[PML_TASK_KIND_COUNT];
 } result;
 
 /* Runs plan p of model g for warmup + at least `steps` training steps (more until min_s seconds
@@ -348,64 +350,137 @@ static bool wanted(const char *name, const char *only)
 
 typedef struct bench {
     pml_machine m;
-    pml_cost_opts co;
-    const char *only;
+    const char *only, *outdir, *dir;
+    bool cached, tty, json;
+    int ncpu, warmup, steps, rounds;
+    double min_s, quiet, patience;
+    bool sel[NPLANS];
     result res[NPLANS];
     pml_graph g[NPLANS];
     pml_plan pl[NPLANS];
     pml_sim *sim[NPLANS];
-    pml_costmodel *cost[NPLANS];
     int n;
+    double pred_others; /* the most others used while kernels were measured */
 } bench;
 
-static void drop_predictions(bench *b)
+/* a cost model for plan i's model: from the cost cache with --cached-costs, else measured now
+ * (no disk cache: every round measures afresh) */
+static pml_status cost_model(bench *b, int i, pml_costmodel **c)
 {
-    for (int i = 0; i < NPLANS; i++) {
-        pml_sim_destroy(b->sim[i]);
-        b->sim[i] = NULL;
-        pml_plan_free(&b->pl[i]);
-        bool shared = false;
-        for (int j = 0; j < i; j++) shared |= b->cost[j] == b->cost[i];
-        if (!shared) pml_cost_destroy(b->cost[i]);
-        if (b->g[i].nnodes) pml_graph_free(&b->g[i]);
-        memset(&b->g[i], 0, sizeof b->g[i]);
-    }
-    memset(b->cost, 0, sizeof b->cost);
-    b->n = 0;
+    pml_cost_opts o = pml_cost_opts_default();
+    if (!b->cached) o.cache_dir = "";
+    return pml_cost_create(&b->g[i], &b->m, &o, c);
 }
 
-/* every selected plan made and simulated (kernels measured as needed) */
-static pml_status predict(bench *b, const char *outdir)
+/* every selected plan made (the searched ones with a cost model of their own) */
+static pml_status make_plans(bench *b)
 {
     for (int i = 0; i < NPLANS; i++) {
         result *r = &b->res[i];
         snprintf(r->name, sizeof r->name, "%s/%s", plans[i].model, kind_names[plans[i].kind]);
-        if (!wanted(r->name, b->only)) continue;
+        if (!(b->sel[i] = wanted(r->name, b->only))) continue;
+        pml_costmodel *c = NULL;
         pml_status st = pml_model_build(plans[i].model, &b->g[i]);
-        /* one cost model per model, shared by its plans */
-        for (int j = 0; j < i && st == PML_OK && !b->cost[i]; j++)
-            if (b->cost[j] && strcmp(plans[j].model, plans[i].model) == 0) b->cost[i] = b->cost[j];
-        if (st == PML_OK && !b->cost[i]) st = pml_cost_create(&b->g[i], &b->m, &b->co, &b->cost[i]);
-        if (st == PML_OK) st = make_plan(plans[i].kind, &b->g[i], &b->m, b->cost[i], &b->pl[i]);
-        if (st == PML_OK) st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], b->cost[i], &b->sim[i]);
-        if (st == PML_OK && outdir) {
+        if (st == PML_OK && plans[i].kind == P_SEARCH) st = cost_model(b, i, &c);
+        if (st == PML_OK) st = make_plan(plans[i].kind, &b->g[i], &b->m, c, &b->pl[i]);
+        if (c && b->cached) pml_cost_save(c);
+        pml_cost_destroy(c);
+        if (st == PML_OK && b->outdir) {
             char path[4096];
-            snprintf(path, sizeof path, "%s/%s-%s.dot", outdir, plans[i].model,
+            snprintf(path, sizeof path, "%s/%s-%s.dot", b->outdir, plans[i].model,
                      kind_names[plans[i].kind]);
             st = pml_plan_write(path, &b->pl[i], &b->g[i], &b->m);
         }
         if (st != PML_OK) return pml_fail_ctx(st, "%s: ", r->name);
-        int T;
-        pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(b->sim[i]), &T);
-        r->tasks = T;
-        r->pred = pml_sim_step_seconds(b->sim[i]);
         b->n++;
     }
-    for (int i = 0; i < NPLANS; i++)
-        if (b->cost[i]) pml_cost_save(b->cost[i]);
     if (b->n == 0)
         return pml_fail(PML_EINVAL, "no plan's name contains '%s'", b->only ? b->only : "");
     return PML_OK;
+}
+
+/* Round `round` of the plans of one model, [i0, i1): predictions from a cost model measured now
+ * (again when others were busy meanwhile), then a run of each plan (again, up to 4 times, when
+ * others were busy). */
+static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
+{
+    pml_costmodel *cost = NULL;
+    pml_status st = PML_OK;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        for (int i = i0; i < i1; i++) {
+            pml_sim_destroy(b->sim[i]);
+            b->sim[i] = NULL;
+        }
+        pml_cost_destroy(cost);
+        cost = NULL;
+        if (b->tty)
+            fprintf(stderr, "\r\033[Kround %d/%d: %s: measuring kernels (%.0f s)", round + 1,
+                    b->rounds, plans[i0].model, now_s() - t0);
+        wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
+        cpu_snap s0, s1;
+        cpu_snap_take(&s0);
+        st = cost_model(b, i0, &cost);
+        for (int i = i0; i < i1 && st == PML_OK; i++)
+            if (b->sel[i]) {
+                st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], cost, &b->sim[i]);
+                if (st != PML_OK) pml_fail_ctx(st, "%s: ", b->res[i].name);
+            }
+        cpu_snap_take(&s1);
+        if (st != PML_OK) goto out;
+        const double others = foreign_load(&s0, &s1, b->ncpu);
+        if (others > b->pred_others) b->pred_others = others;
+        if (others < b->quiet || b->cached) break;
+    }
+    if (b->cached) pml_cost_save(cost);
+    for (int i = i0; i < i1; i++) {
+        if (!b->sel[i]) continue;
+        result *r = &b->res[i];
+        int T;
+        pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(b->sim[i]), &T);
+        r->tasks = T;
+        r->r_pred[round] = pml_sim_step_seconds(b->sim[i]);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s-%s.json", b->dir, plans[i].model,
+                 kind_names[plans[i].kind]);
+        double best = INFINITY;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            if (b->tty)
+                fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, b->rounds, r->name,
+                        now_s() - t0);
+            wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
+            pml_trace_cmp cmp;
+            cpu_snap s0, s1;
+            cpu_snap_take(&s0);
+            st = measure(&b->g[i], &b->m, &b->pl[i], b->sim[i], b->warmup, b->steps, b->min_s, path,
+                         &cmp);
+            cpu_snap_take(&s1);
+            if (!b->outdir) unlink(path);
+            if (st != PML_OK) {
+                pml_fail_ctx(st, "%s: ", r->name);
+                goto out;
+            }
+            const double others = foreign_load(&s0, &s1, b->ncpu);
+            if (others < best) {
+                best = others;
+                r->r_meas[round] = cmp.measured_step;
+                r->r_others[round] = others;
+                r->steps = cmp.used;
+                for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
+                    r->r_kind_meas[round][k] = cmp.measured_kind[k];
+                    r->r_kind_pred[round][k] = cmp.predicted_kind[k];
+                }
+            }
+            pml_trace_cmp_free(&cmp);
+            if (others < b->quiet) break;
+        }
+    }
+out:
+    for (int i = i0; i < i1; i++) {
+        pml_sim_destroy(b->sim[i]);
+        b->sim[i] = NULL;
+    }
+    pml_cost_destroy(cost);
+    return st;
 }
 
 static void print_json_str(const char *s)
@@ -416,204 +491,28 @@ static void print_json_str(const char *s)
     putchar('"');
 }
 
-int cmd_bench_accuracy(int argc, char **argv)
+static void print_results(const bench *b, double med, double mean_err, double rho)
 {
-    cli c;
-    cli_init(&c, "bench accuracy", argc, argv);
-    int steps = 30, warmup = 3, rounds = 1;
-    double min_s = 0.5, quiet = 0.1, patience = 300;
-    bool json = false, cached = false;
-    const char *only = NULL, *outdir = NULL;
-    const char *a;
-    while ((a = cli_next(&c))) {
-        if (!c.flag) {
-            cli_error(&c, "unexpected argument '%s'", a);
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(accuracy_help, stdout);
-            return 0;
-        } else if (cli_is(&c, "--steps")) {
-            steps = (int)cli_long(&c, 1, 1 << 20);
-        } else if (cli_is(&c, "--warmup")) {
-            warmup = (int)cli_long(&c, 0, 1 << 20);
-        } else if (cli_is(&c, "--rounds")) {
-            rounds = (int)cli_long(&c, 1, 1000);
-        } else if (cli_is(&c, "--min-seconds")) {
-            min_s = cli_double(&c, 0, 3600, false, false);
-        } else if (cli_is(&c, "--quiet")) {
-            quiet = cli_double(&c, 0, 1, true, false);
-        } else if (cli_is(&c, "--patience")) {
-            patience = cli_double(&c, 0, 86400, false, false);
-        } else if (cli_is(&c, "--cached-costs")) {
-            cached = true;
-        } else if (cli_is(&c, "--only")) {
-            only = cli_str(&c);
-        } else if (cli_is(&c, "--out")) {
-            outdir = cli_str(&c);
-        } else if (cli_is(&c, "--json")) {
-            json = true;
-        } else {
-            cli_unknown(&c);
-        }
-    }
-    if (c.failed) return EXIT_USAGE;
-    if (outdir && mkdir(outdir, 0755) != 0) {
-        struct stat sb;
-        if (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "pml bench accuracy: cannot create the folder '%s'\n", outdir);
-            return 1;
-        }
-    }
-    bench *b = calloc(1, sizeof *b);
-    if (!b) {
-        fprintf(stderr, "pml bench accuracy: out of memory\n");
-        return 1;
-    }
-    if (pml_machine_load(NULL, &b->m) != PML_OK) {
-        fprintf(stderr, "pml bench accuracy: %s\n", pml_errmsg());
-        free(b);
-        return 1;
-    }
-    const int ncpu = b->m.ncompute;
-    int rc = 1;
-    char tmpdir[] = "/tmp/pml-accuracy-XXXXXX", costdir[sizeof tmpdir + 16];
-    bool have_tmp = false;
-    double *pred = NULL, *meas = NULL, *err = NULL, *col = NULL;
-    const bool tty = !json && isatty(fileno(stderr));
-    if (ncpu < 2) {
-        fprintf(stderr, "pml bench accuracy: this machine has %d core; the plans need 2\n", ncpu);
-        goto out;
-    }
-    if (!mkdtemp(tmpdir)) {
-        fprintf(stderr, "pml bench accuracy: cannot create a temporary folder\n");
-        goto out;
-    }
-    have_tmp = true;
-    snprintf(costdir, sizeof costdir, "%s/costs", tmpdir);
-    const char *dir = outdir ? outdir : tmpdir;
-    b->only = only;
-    b->co = pml_cost_opts_default();
-    if (!cached) b->co.cache_dir = costdir; /* kernels measured now, not from earlier runs */
-    /* predictions: kernels are measured as the simulator asks for them; again when another
-     * process was busy meanwhile */
-    double pred_others = 0;
-    for (int attempt = 0;; attempt++) {
-        if (tty) fprintf(stderr, "\r\033[Kwaiting for a quiet machine...");
-        wait_quiet(patience, quiet, ncpu);
-        if (tty) fprintf(stderr, "\r\033[Kmeasuring kernels and simulating...");
-        cpu_snap s0, s1;
-        cpu_snap_take(&s0);
-        pml_status st = predict(b, outdir);
-        cpu_snap_take(&s1);
-        if (st != PML_OK) {
-            fprintf(stderr, "%spml bench accuracy: %s\n", tty ? "\r\033[K" : "", pml_errmsg());
-            goto out;
-        }
-        pred_others = foreign_load(&s0, &s1, ncpu);
-        if (pred_others < quiet || cached || attempt == 2) break;
-        drop_predictions(b);
-        char path[sizeof costdir + 64];
-        snprintf(path, sizeof path, "%s/costs-%s.tsv", costdir, b->m.fingerprint);
-        unlink(path);
-    }
-    for (int i = 0; i < NPLANS; i++) {
-        result *r = &b->res[i];
-        if (!b->sim[i]) continue;
-        r->round_meas = calloc((size_t)rounds, sizeof *r->round_meas);
-        r->round_kind = calloc((size_t)rounds, sizeof *r->round_kind);
-        r->round_others = calloc((size_t)rounds, sizeof *r->round_others);
-        if (!r->round_meas || !r->round_kind || !r->round_others) goto nomem;
-    }
-    /* measurements, round by round; a run during which others were busy is run again */
-    const double t0 = now_s();
-    for (int round = 0; round < rounds; round++)
-        for (int i = 0; i < NPLANS; i++) {
-            if (!b->sim[i]) continue;
-            result *r = &b->res[i];
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s-%s.json", dir, plans[i].model,
-                     kind_names[plans[i].kind]);
-            double best_others = INFINITY;
-            for (int attempt = 0; attempt < 4; attempt++) {
-                if (tty)
-                    fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, rounds, r->name,
-                            now_s() - t0);
-                wait_quiet(attempt ? patience : 5, quiet, ncpu);
-                pml_trace_cmp cmp;
-                cpu_snap s0, s1;
-                cpu_snap_take(&s0);
-                pml_status st = measure(&b->g[i], &b->m, &b->pl[i], b->sim[i], warmup, steps, min_s,
-                                        path, &cmp);
-                cpu_snap_take(&s1);
-                if (!outdir) unlink(path);
-                if (st != PML_OK) {
-                    fprintf(stderr, "%spml bench accuracy: %s: %s\n", tty ? "\r\033[K" : "",
-                            r->name, pml_errmsg());
-                    goto out;
-                }
-                const double others = foreign_load(&s0, &s1, ncpu);
-                r->attempts++;
-                if (others < best_others) {
-                    best_others = others;
-                    r->round_meas[round] = cmp.measured_step;
-                    r->round_others[round] = others;
-                    r->steps = cmp.used;
-                    for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
-                        r->round_kind[round][k] = cmp.measured_kind[k];
-                        r->kind_pred[k] = cmp.predicted_kind[k];
-                    }
-                }
-                pml_trace_cmp_free(&cmp);
-                if (others < quiet) break;
-            }
-        }
-    if (tty) fprintf(stderr, "\r\033[K");
-    const int n = b->n;
-    pred = calloc((size_t)n, sizeof *pred);
-    meas = calloc((size_t)n, sizeof *meas);
-    err = calloc((size_t)n, sizeof *err);
-    col = calloc((size_t)rounds, sizeof *col);
-    if (!pred || !meas || !err || !col) goto nomem;
-    int k = 0;
-    double mean_err = 0;
-    for (int i = 0; i < NPLANS; i++) {
-        if (!b->sim[i]) continue;
-        result *r = &b->res[i];
-        memcpy(col, r->round_meas, (size_t)rounds * sizeof *col);
-        r->meas = median(col, rounds);
-        memcpy(col, r->round_others, (size_t)rounds * sizeof *col);
-        r->others = median(col, rounds);
-        for (int kk = 0; kk < PML_TASK_KIND_COUNT; kk++) {
-            for (int q = 0; q < rounds; q++) col[q] = r->round_kind[q][kk];
-            r->kind_meas[kk] = median(col, rounds);
-        }
-        pred[k] = r->pred;
-        meas[k] = r->meas;
-        err[k] = fabs(r->pred - r->meas) / r->meas;
-        mean_err += (r->pred - r->meas) / r->meas / n;
-        k++;
-    }
-    const double rho = spearman(pred, meas, n);
-    const double med = median(err, n);
-    if (json) {
+    if (b->json) {
         printf("{\"machine\":");
         print_json_str(b->m.name);
         printf(",\"cpu\":");
         print_json_str(b->m.cpu_model);
         printf(",\"batch\":%d,\"steps\":%d,\"warmup\":%d,\"rounds\":%d,\"fresh_costs\":%s,"
                "\"others_while_predicting\":%.4f,\"plans\":[",
-               BATCH, steps, warmup, rounds, cached ? "false" : "true", pred_others);
+               BATCH, b->steps, b->warmup, b->rounds, b->cached ? "false" : "true", b->pred_others);
         bool first = true;
         for (int i = 0; i < NPLANS; i++) {
-            if (!b->sim[i]) continue;
+            if (!b->sel[i]) continue;
             const result *r = &b->res[i];
             printf("%s{\"name\":\"%s\",\"model\":\"%s\",\"plan\":\"%s\",\"tasks\":%d,"
                    "\"predicted_step_seconds\":%.9g,\"measured_step_seconds\":%.9g,"
                    "\"relative_error\":%.6g,\"steps\":%d,\"others\":%.4f,\"kinds\":{",
                    first ? "" : ",", r->name, plans[i].model, kind_names[plans[i].kind], r->tasks,
                    r->pred, r->meas, (r->pred - r->meas) / r->meas, r->steps, r->others);
-            for (int kk = 0; kk < PML_TASK_KIND_COUNT; kk++)
-                printf("%s\"%s\":{\"predicted\":%.9g,\"measured\":%.9g}", kk ? "," : "",
-                       pml_task_kind_name((pml_task_kind)kk), r->kind_pred[kk], r->kind_meas[kk]);
+            for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
+                printf("%s\"%s\":{\"predicted\":%.9g,\"measured\":%.9g}", k ? "," : "",
+                       pml_task_kind_name((pml_task_kind)k), r->kind_pred[k], r->kind_meas[k]);
             printf("}}");
             first = false;
         }
@@ -622,53 +521,202 @@ int cmd_bench_accuracy(int argc, char **argv)
             printf("%.6g}\n", rho);
         else
             printf("null}\n"); /* fewer than 2 plans, or all equal */
-    } else {
-        printf("machine %s (%s, %d cores), batch %d, >= %d steps (>= %.1f s) measured after %d, "
-               "%d round%s; kernels measured %s (others used %.0f%% of the machine meanwhile)\n\n",
-               b->m.name, b->m.cpu_model, ncpu, BATCH, steps, min_s, warmup, rounds,
-               rounds == 1 ? "" : "s", cached ? "or taken from the cost cache" : "now",
-               100 * pred_others);
-        printf("%-28s %5s %11s %11s %8s %7s  %s\n", "plan", "tasks", "predicted", "measured",
-               "error", "others", "error of the time per kind: fwd bwd xfer sync update");
-        for (int i = 0; i < NPLANS; i++) {
-            if (!b->sim[i]) continue;
-            const result *r = &b->res[i];
-            printf("%-28s %5d %8.3f ms %8.3f ms %+7.1f%% %6.0f%% ", r->name, r->tasks,
-                   1e3 * r->pred, 1e3 * r->meas, 100 * (r->pred - r->meas) / r->meas,
-                   100 * r->others);
-            for (int kk = 0; kk < PML_TASK_KIND_COUNT; kk++) {
-                if (r->kind_meas[kk] > 0)
-                    printf(" %+5.0f%%",
-                           100 * (r->kind_pred[kk] - r->kind_meas[kk]) / r->kind_meas[kk]);
-                else
-                    printf(" %6s", "-");
-            }
-            putchar('\n');
-        }
-        printf("\n%d plans: median |error| %.1f%%, mean error %+.1f%%, Spearman %.3f\n", n,
-               100 * med, 100 * mean_err, rho);
-        printf("(others: the share of the machine other processes used during the run, the least "
-               "of up to 4 tries)\n");
+        return;
     }
+    printf("machine %s (%s, %d cores), batch %d, >= %d steps (>= %.1f s) measured after %d, "
+           "%d round%s, kernels measured %s; others used at most %.0f%% of the machine while "
+           "kernels were measured\n\n",
+           b->m.name, b->m.cpu_model, b->ncpu, BATCH, b->steps, b->min_s, b->warmup, b->rounds,
+           b->rounds == 1 ? "" : "s",
+           b->cached ? "or taken from the cost cache" : "afresh before each round's runs",
+           100 * b->pred_others);
+    printf("%-28s %5s %11s %11s %8s %7s  %s\n", "plan", "tasks", "predicted", "measured", "error",
+           "others", "error of the time per kind: fwd bwd xfer sync update");
+    for (int i = 0; i < NPLANS; i++) {
+        if (!b->sel[i]) continue;
+        const result *r = &b->res[i];
+        printf("%-28s %5d %8.3f ms %8.3f ms %+7.1f%% %6.0f%% ", r->name, r->tasks, 1e3 * r->pred,
+               1e3 * r->meas, 100 * (r->pred - r->meas) / r->meas, 100 * r->others);
+        for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
+            if (r->kind_meas[k] > 0)
+                printf(" %+5.0f%%", 100 * (r->kind_pred[k] - r->kind_meas[k]) / r->kind_meas[k]);
+            else
+                printf(" %6s", "-");
+        }
+        putchar('\n');
+    }
+    printf("\n%d plans: median |error| %.1f%%, mean error %+.1f%%, Spearman %.3f\n", b->n,
+           100 * med, 100 * mean_err, rho);
+    printf("(predicted and measured: medians over the rounds; others: the share of the machine "
+           "other processes used during the run, the least of up to 4 tries)\n");
+}
+
+int cmd_bench_accuracy(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "bench accuracy", argc, argv);
+    bench *b = calloc(1, sizeof *b);
+    if (!b) {
+        fprintf(stderr, "pml bench accuracy: out of memory\n");
+        return 1;
+    }
+    b->steps = 30;
+    b->warmup = 3;
+    b->rounds = 1;
+    b->min_s = 0.5;
+    b->quiet = 0.1;
+    b->patience = 300;
+    const char *a;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            cli_error(&c, "unexpected argument '%s'", a);
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(accuracy_help, stdout);
+            free(b);
+            return 0;
+        } else if (cli_is(&c, "--steps")) {
+            b->steps = (int)cli_long(&c, 1, 1 << 20);
+        } else if (cli_is(&c, "--warmup")) {
+            b->warmup = (int)cli_long(&c, 0, 1 << 20);
+        } else if (cli_is(&c, "--rounds")) {
+            b->rounds = (int)cli_long(&c, 1, 1000);
+        } else if (cli_is(&c, "--min-seconds")) {
+            b->min_s = cli_double(&c, 0, 3600, false, false);
+        } else if (cli_is(&c, "--quiet")) {
+            b->quiet = cli_double(&c, 0, 1, true, false);
+        } else if (cli_is(&c, "--patience")) {
+            b->patience = cli_double(&c, 0, 86400, false, false);
+        } else if (cli_is(&c, "--cached-costs")) {
+            b->cached = true;
+        } else if (cli_is(&c, "--only")) {
+            b->only = cli_str(&c);
+        } else if (cli_is(&c, "--out")) {
+            b->outdir = cli_str(&c);
+        } else if (cli_is(&c, "--json")) {
+            b->json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) {
+        free(b);
+        return EXIT_USAGE;
+    }
+    int rc = 1;
+    char tmpdir[] = "/tmp/pml-accuracy-XXXXXX";
+    bool have_tmp = false;
+    double *pred = NULL, *meas = NULL, *err = NULL, *col = NULL;
+    b->tty = !b->json && isatty(fileno(stderr));
+    if (b->outdir && mkdir(b->outdir, 0755) != 0) {
+        struct stat sb;
+        if (stat(b->outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "pml bench accuracy: cannot create the folder '%s'\n", b->outdir);
+            free(b);
+            return 1;
+        }
+    }
+    if (pml_machine_load(NULL, &b->m) != PML_OK) {
+        fprintf(stderr, "pml bench accuracy: %s\n", pml_errmsg());
+        free(b);
+        return 1;
+    }
+    b->ncpu = b->m.ncompute;
+    if (b->ncpu < 2) {
+        fprintf(stderr, "pml bench accuracy: this machine has %d core; the plans need 2\n",
+                b->ncpu);
+        goto out;
+    }
+    if (!b->outdir) {
+        if (!mkdtemp(tmpdir)) {
+            fprintf(stderr, "pml bench accuracy: cannot create a temporary folder\n");
+            goto out;
+        }
+        have_tmp = true;
+    }
+    b->dir = b->outdir ? b->outdir : tmpdir;
+    if (b->tty) fprintf(stderr, "\r\033[Kmaking the plans...");
+    if (make_plans(b) != PML_OK) {
+        fprintf(stderr, "%spml bench accuracy: %s\n", b->tty ? "\r\033[K" : "", pml_errmsg());
+        goto out;
+    }
+    for (int i = 0; i < NPLANS; i++) {
+        result *r = &b->res[i];
+        if (!b->sel[i]) continue;
+        const size_t R = (size_t)b->rounds;
+        r->r_pred = calloc(R, sizeof *r->r_pred);
+        r->r_meas = calloc(R, sizeof *r->r_meas);
+        r->r_others = calloc(R, sizeof *r->r_others);
+        r->r_kind_pred = calloc(R, sizeof *r->r_kind_pred);
+        r->r_kind_meas = calloc(R, sizeof *r->r_kind_meas);
+        if (!r->r_pred || !r->r_meas || !r->r_others || !r->r_kind_pred || !r->r_kind_meas)
+            goto nomem;
+    }
+    /* round by round, model by model: kernels measured, plans simulated, then run */
+    const double t0 = now_s();
+    for (int round = 0; round < b->rounds; round++)
+        for (int i0 = 0; i0 < NPLANS;) {
+            int i1 = i0 + 1;
+            while (i1 < NPLANS && strcmp(plans[i1].model, plans[i0].model) == 0) i1++;
+            bool any = false;
+            for (int i = i0; i < i1; i++) any |= b->sel[i];
+            if (any && model_round(b, i0, i1, round, t0) != PML_OK) {
+                fprintf(stderr, "%spml bench accuracy: %s\n", b->tty ? "\r\033[K" : "",
+                        pml_errmsg());
+                goto out;
+            }
+            i0 = i1;
+        }
+    if (b->tty) fprintf(stderr, "\r\033[K");
+    const int n = b->n;
+    pred = calloc((size_t)n, sizeof *pred);
+    meas = calloc((size_t)n, sizeof *meas);
+    err = calloc((size_t)n, sizeof *err);
+    col = calloc((size_t)b->rounds, sizeof *col);
+    if (!pred || !meas || !err || !col) goto nomem;
+    int k = 0;
+    double mean_err = 0;
+    for (int i = 0; i < NPLANS; i++) {
+        if (!b->sel[i]) continue;
+        result *r = &b->res[i];
+        const size_t R = (size_t)b->rounds;
+        memcpy(col, r->r_pred, R * sizeof *col);
+        r->pred = median(col, b->rounds);
+        memcpy(col, r->r_meas, R * sizeof *col);
+        r->meas = median(col, b->rounds);
+        memcpy(col, r->r_others, R * sizeof *col);
+        r->others = median(col, b->rounds);
+        for (int kk = 0; kk < PML_TASK_KIND_COUNT; kk++) {
+            for (int q = 0; q < b->rounds; q++) col[q] = r->r_kind_pred[q][kk];
+            r->kind_pred[kk] = median(col, b->rounds);
+            for (int q = 0; q < b->rounds; q++) col[q] = r->r_kind_meas[q][kk];
+            r->kind_meas[kk] = median(col, b->rounds);
+        }
+        pred[k] = r->pred;
+        meas[k] = r->meas;
+        err[k] = fabs(r->pred - r->meas) / r->meas;
+        mean_err += (r->pred - r->meas) / r->meas / n;
+        k++;
+    }
+    const double rho = spearman(pred, meas, n);
+    print_results(b, median(err, n), mean_err, rho);
     rc = 0;
     goto out;
 nomem:
     fprintf(stderr, "pml bench accuracy: out of memory\n");
 out:
     for (int i = 0; i < NPLANS; i++) {
-        free(b->res[i].round_meas);
-        free(b->res[i].round_kind);
-        free(b->res[i].round_others);
+        result *r = &b->res[i];
+        free(r->r_pred);
+        free(r->r_meas);
+        free(r->r_others);
+        free(r->r_kind_pred);
+        free(r->r_kind_meas);
+        pml_sim_destroy(b->sim[i]);
+        pml_plan_free(&b->pl[i]);
+        if (b->g[i].nnodes) pml_graph_free(&b->g[i]);
     }
-    drop_predictions(b);
     free(pred), free(meas), free(err), free(col);
-    if (have_tmp) {
-        char path[sizeof costdir + 64];
-        snprintf(path, sizeof path, "%s/costs-%s.tsv", costdir, b->m.fingerprint);
-        unlink(path);
-        rmdir(costdir);
-        rmdir(tmpdir);
-    }
+    if (have_tmp) rmdir(tmpdir);
     pml_machine_free(&b->m);
     free(b);
     return rc;
