@@ -64,8 +64,13 @@
  * 1024 ranges of 64 floats against one range of as many. Updates and syncs are timed warm, and
  * cold with the parameters, optimizer state and sums evicted from the caches and the gradients
  * warm, and blended as above with the working set of a batch of 32; a reduction sums partials
- * just written: warm. Each is timed in two passes over the sizes and the faster kept (a burst of
- * other work on a shared machine rarely spoils both).
+ * just written, blended by its own size (the partials and the sum: warm while they fit in the
+ * caches). Each is timed in two passes over the sizes and the faster kept (a burst of other work
+ * on a shared machine rarely spoils both). Replicas in shared memory update shares of a slice at
+ * the same time: warm, each core has its caches (a share's own time); cold, they stream from
+ * memory together, and memory bandwidth that one core already takes does not grow with cores
+ * (so on this 2-core VM: a flowers-cnn dense layer's two shares each took as long as the whole
+ * update alone), so each share is charged the whole slice's cold time.
  *
  * Backward parts are timed with what the executor does after the kernel: zeroing the gradient
  * of the part's output region it consumed (so buffers are zero at the next step).
@@ -169,8 +174,10 @@ struct pml_costmodel {
     bool dirty; /* the disk file needs writing */
     long measurements;
     bool have_cal[CAL_KINDS];
-    double cal[CAL_KINDS][NCAL];
-    double cal_range[CAL_KINDS]; /* seconds a range adds (a strided slice vs a contiguous one) */
+    /* calibrations, warm [0] and cold [1] (NAN where not measured): seconds at cal_size[], and
+     * the seconds a range adds (a strided slice vs a contiguous one) */
+    double cal[CAL_KINDS][2][NCAL];
+    double cal_range[CAL_KINDS][2];
     /* scratch, reused across measurements */
     float *scratch;
     size_t scratch_floats;
@@ -1093,11 +1100,12 @@ static void run_sum_clear(void *ctx)
 }
 
 /* How cold the caches are for a calibration of kind: an update's and a sync's as in a step of
- * UPDATE_BATCH samples, whose working set also holds the optimizer state; a reduction sums
- * partials just written: warm. */
+ * UPDATE_BATCH samples, whose working set also holds the optimizer state; a reduction's by its
+ * own size (the partials and the sum: warm when they fit in the caches), so both are timed
+ * (0.5 here). */
 static double cal_cold_fraction(const pml_costmodel *c, int kind)
 {
-    if (kind == CAL_REDUCE) return 0.0;
+    if (kind == CAL_REDUCE) return 0.5;
     return cold_fraction(c, working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats);
 }
 
@@ -1165,21 +1173,37 @@ static bool calibrate(pml_costmodel *c, int kind)
             }
         c->measurements++;
     }
-    double t[NCAL + 1];
-    for (int i = 0; i <= NCAL; i++)
-        t[i] = f <= 0 ? v[i][0] : f >= 1 ? v[i][2] : v[i][0] + f * (v[i][2] - v[i][0]);
-    for (int i = 0; i < NCAL; i++) {
-        if (i > 0 && t[i] < c->cal[kind][i - 1]) t[i] = c->cal[kind][i - 1]; /* monotonic */
-        c->cal[kind][i] = t[i];
+    for (int state = 0; state < 2; state++) {
+        double *t = c->cal[kind][state];
+        for (int i = 0; i < NCAL; i++) {
+            t[i] = v[i][2 * state];
+            if (i > 0 && t[i] < t[i - 1]) t[i] = t[i - 1]; /* monotonic */
+        }
+        /* a range's cost: the strided ranges against the same floats in one range */
+        const double strided = v[NCAL][2 * state],
+                     contiguous = cal_eval(t, (double)CAL_ROWS * CAL_ROW);
+        c->cal_range[kind][state] = strided > contiguous ? (strided - contiguous) / CAL_ROWS : 0.0;
     }
-    /* a range's cost: the strided ranges against the same floats in one range */
-    const double contiguous = cal_eval(c->cal[kind], (double)CAL_ROWS * CAL_ROW);
-    c->cal_range[kind] = t[NCAL] > contiguous ? (t[NCAL] - contiguous) / CAL_ROWS : 0.0;
     c->have_cal[kind] = true;
     return true;
 }
 
-static double stream_cost(pml_costmodel *c, int dev, double floats, double ranges, int kind)
+/* the calibration of kind for `floats` in `ranges` ranges, f cold (0 warm .. 1 cold) */
+static double cal_blend(const pml_costmodel *c, int kind, double f, double floats, double ranges)
+{
+    double t[2] = {0, 0};
+    for (int state = 0; state < 2; state++) {
+        if (state == 0 ? f >= 1 : f <= 0) continue;
+        t[state] = cal_eval(c->cal[kind][state], floats);
+        if (ranges > 1) t[state] += (ranges - 1) * c->cal_range[kind][state];
+    }
+    return f <= 0 ? t[0] : f >= 1 ? t[1] : t[0] + f * (t[1] - t[0]);
+}
+
+/* Seconds of kind for `floats` in `ranges` ranges on dev, one of `shares` replicas doing as
+ * much at the same time (updates). */
+static double stream_cost(pml_costmodel *c, int dev, double floats, double ranges, int shares,
+                          int kind)
 {
     if (!c || dev < 0 || dev >= c->ndev) return INFINITY;
     if (!(floats > 0)) return 0;
@@ -1187,8 +1211,19 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
     if (d->measured) {
         pthread_mutex_lock(&c->mu);
         bool ok = calibrate(c, kind);
-        double t = ok ? cal_eval(c->cal[kind], floats) : 0;
-        if (ok && ranges > 1) t += (ranges - 1) * c->cal_range[kind];
+        double t = 0;
+        if (ok && kind == CAL_REDUCE) {
+            /* the partials and the sum, 8 bytes a float: warm while they fit in the caches */
+            t = cal_blend(c, kind, cold_fraction(c, 8.0 * floats), floats, ranges);
+        } else if (ok) {
+            /* Shares stream at the same time; cold, from memory, whose bandwidth one core
+             * already takes (on this kind of machine two cores stream no faster than one): each
+             * share then takes as long as the whole, alone. Warm, each core has its caches. */
+            const double f = cal_cold_fraction(c, kind), k = shares > 1 ? shares : 1;
+            const double w = f < 1 ? cal_blend(c, kind, 0, floats, ranges) : 0;
+            const double cold = f > 0 ? cal_blend(c, kind, 1, k * floats, k * ranges) : 0;
+            t = f <= 0 ? w : f >= 1 ? cold : w + f * (cold - w);
+        }
         pthread_mutex_unlock(&c->mu);
         if (ok) return t;
     }
@@ -1201,22 +1236,27 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
 
 double pml_cost_update(pml_costmodel *c, int dev, double floats)
 {
-    return stream_cost(c, dev, floats, 1, CAL_UPDATE);
+    return stream_cost(c, dev, floats, 1, 1, CAL_UPDATE);
 }
 
-double pml_cost_update_ranges(pml_costmodel *c, int dev, double floats, double ranges)
+double pml_cost_update_share(pml_costmodel *c, int dev, double floats, double ranges, int shares)
 {
-    return stream_cost(c, dev, floats, ranges, CAL_UPDATE);
+    return stream_cost(c, dev, floats, ranges, shares, CAL_UPDATE);
 }
 
 double pml_cost_reduce(pml_costmodel *c, int dev, double floats)
 {
-    return stream_cost(c, dev, floats, 1, CAL_REDUCE);
+    return stream_cost(c, dev, floats, 1, 1, CAL_REDUCE);
+}
+
+double pml_cost_reduce_ranges(pml_costmodel *c, int dev, double floats, double ranges)
+{
+    return stream_cost(c, dev, floats, ranges, 1, CAL_REDUCE);
 }
 
 double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges)
 {
-    return stream_cost(c, dev, floats, ranges, CAL_SYNC);
+    return stream_cost(c, dev, floats, ranges, 1, CAL_SYNC);
 }
 
 /* ---------------------------------------------------------------- create / destroy / save */

@@ -421,7 +421,20 @@ static bool shared_memory(const pml_machine *m, int a, int b)
     return x->kind == PML_DEV_CPU && y->kind == PML_DEV_CPU && x->node == y->node;
 }
 
-static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double bytes, bool grad)
+/* Contiguous blocks of region r of node v's output, as the plan executor sums it: one for
+ * whole samples, one per sample for whole channels, else one per (sample, channel). */
+static double region_blocks(const pml_taskgraph *tg, int v, pml_region r)
+{
+    const pml_shape s = tg->g->nodes[v].out;
+    if (pml_region_empty(r)) return 1;
+    if (r.h0 == 0 && r.h1 == s.h) return r.c0 == 0 && r.c1 == s.c ? 1 : r.n1 - r.n0;
+    return (double)(r.n1 - r.n0) * (r.c1 - r.c0);
+}
+
+/* A transfer of `bytes`; a gradient is summed into the receiver's buffer in `ranges` contiguous
+ * ranges. */
+static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double bytes, bool grad,
+                     double ranges)
 {
     int x = new_task(tg, PML_TASK_XFER, key);
     if (x < 0) return -1;
@@ -433,11 +446,11 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     if (shared_memory(tg->m, src, dst)) {
         t->cost = tg->m->route_lat[src * tg->m->ncompute + dst];
         if (!grad) return x;
-        if (tg->cost) t->cost += pml_cost_reduce(tg->cost, dst, bytes / 4.0);
+        if (tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
         return set_res(tg, x, &dst, 1) ? x : -1;
     }
     t->cost = xfer_seconds(tg, src, dst, bytes);
-    if (grad && tg->cost) t->cost += pml_cost_reduce(tg->cost, dst, bytes / 4.0);
+    if (grad && tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
     int len;
     const int *route = pml_machine_route(tg->m, src, dst, &len);
     int rs[64 + 1], n = 0;
@@ -491,7 +504,7 @@ static pml_status build_edge(pml_taskgraph *tg, int v, int i)
                 if (!add_edge(tg, fu, fv)) goto nomem;
             } else {
                 uint64_t key = KEY(PH_FWD, posv, 1, ((uint64_t)p << 24) | ((uint64_t)i << 16) | q);
-                int x = make_xfer(tg, key, cu->dev[q], cv->dev[p], bytes, false);
+                int x = make_xfer(tg, key, cu->dev[q], cv->dev[p], bytes, false, 1);
                 if (x < 0 || !iv_push(own, x)) goto nomem;
                 pml_task *t = &tg->t[x];
                 t->node = u;
@@ -511,7 +524,8 @@ static pml_status build_edge(pml_taskgraph *tg, int v, int i)
                 uint64_t key = KEY(PH_BWD, N - 1 - posu, 1,
                                    ((uint64_t)q << 34) | ((uint64_t)posv << 11) |
                                        ((uint64_t)i << 8) | (uint64_t)p);
-                int x = make_xfer(tg, key, cv->dev[p], cu->dev[q], bytes, true);
+                int x = make_xfer(tg, key, cv->dev[p], cu->dev[q], bytes, true,
+                                  region_blocks(tg, u, ov));
                 if (x < 0 || !iv_push(own, x)) goto nomem;
                 pml_task *t = &tg->t[x];
                 t->node = u;
@@ -593,8 +607,8 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
     t->nshare = (int16_t)nshare;
     t->gdev = (int16_t)gdev;
     const double ranges = slice_ranges(tg, v) / nshare;
-    t->cost = tg->cost ? pml_cost_update_ranges(tg->cost, dev, slice_floats(tg, v) / nshare,
-                                                ranges > 1 ? ranges : 1)
+    t->cost = tg->cost ? pml_cost_update_share(tg->cost, dev, slice_floats(tg, v) / nshare,
+                                               ranges > 1 ? ranges : 1, nshare)
                        : 0.0;
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
@@ -640,8 +654,9 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][ps], u)) goto nomem;
                 for (int r = 1; r < nr; r++) {
                     int dev = c->dev[parts[r]];
-                    int x = make_xfer(tg, KEY(PH_BWD, N - 1 - tg->pos[v], 4, ((uint64_t)pc << 16) | r),
-                                      dev, psdev, bytes, true);
+                    int x =
+                        make_xfer(tg, KEY(PH_BWD, N - 1 - tg->pos[v], 4, ((uint64_t)pc << 16) | r),
+                                  dev, psdev, bytes, true, slice_ranges(tg, v));
                     if (x < 0 || !iv_push(own, x)) goto nomem;
                     pml_task *t = &tg->t[x];
                     t->node = t->cnode = v;
@@ -651,7 +666,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                     if (!add_edge(tg, tg->bwd_id[v][parts[r]], x) || !add_edge(tg, x, u))
                         goto nomem;
                     int y = make_xfer(tg, KEY(PH_UPD, tg->pos[v], 2, ((uint64_t)pc << 16) | r),
-                                      psdev, dev, bytes, false);
+                                      psdev, dev, bytes, false, 1);
                     if (y < 0 || !iv_push(own, y)) goto nomem;
                     t = &tg->t[y];
                     t->node = t->cnode = v;

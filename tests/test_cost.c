@@ -279,7 +279,7 @@ static void t_analytic_shape(void)
         double uu = bu < sat ? sqrt(bu / sat) : 1, ur = br < sat ? sqrt(br / sat) : 1;
         double us = bs < sat ? sqrt(bs / sat) : 1;
         CHECK_NEAR(pml_cost_update(c, 2, f) / (5e-6 + bu / (732e9 * 0.8 * uu)), 1.0, 1e-9);
-        CHECK_NEAR(pml_cost_update_ranges(c, 2, f, 7) / pml_cost_update(c, 2, f), 1.0, 1e-12);
+        CHECK_NEAR(pml_cost_update_share(c, 2, f, 7, 2) / pml_cost_update(c, 2, f), 1.0, 1e-12);
         CHECK_NEAR(pml_cost_reduce(c, 3, f) / (5e-6 + br / (732e9 * 0.8 * ur)), 1.0, 1e-9);
         CHECK_NEAR(pml_cost_sync(c, 3, f, 1) / (5e-6 + bs / (732e9 * 0.8 * us)), 1.0, 1e-9);
     }
@@ -387,7 +387,9 @@ static void t_measured(void)
     /* a sync (sum and zero); slices of many ranges cost at least as much as one range */
     double sy = pml_cost_sync(c, 0, 1e5, 1);
     CHECK(sy > 0 && isfinite(sy) && pml_cost_sync(c, 0, 1e5, 1000) >= sy);
-    CHECK(pml_cost_update_ranges(c, 0, 1e5, 1000) >= u);
+    CHECK(pml_cost_update_share(c, 0, 1e5, 1000, 1) >= u);
+    CHECK(pml_cost_update_share(c, 0, 1e5, 1, 2) >= u); /* shares stream together */
+    CHECK(pml_cost_reduce_ranges(c, 0, 1e5, 1000) >= pml_cost_reduce(c, 0, 1e5));
     long n2 = pml_cost_measurements(c);
     CHECK(n2 == n1 + 3);
     CHECK(count_files(tmp) == 0); /* nothing written before save */

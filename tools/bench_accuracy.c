@@ -419,7 +419,9 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
         wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
         cpu_snap s0, s1;
         cpu_snap_take(&s0);
-        st = cost_model(b, i0, &cost);
+        int first = i0;
+        while (!b->sel[first]) first++; /* the caller makes sure one is */
+        st = cost_model(b, first, &cost);
         for (int i = i0; i < i1 && st == PML_OK; i++)
             if (b->sel[i]) {
                 st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], cost, &b->sim[i]);
