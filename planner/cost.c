@@ -55,22 +55,23 @@
  *          20 us (GPU) / 5 us (CPU compute); GPU memory traffic likewise with 5 us of bytes.
  *          Time stays monotonic in the part's size, and half a small part costs ~0.71x.
  *   update (Adam, then the gradients zeroed): 16 bytes read + 16 written per float; reduce
- *          (y += x): 12 bytes per float; sync (y += x, x = 0): 16 bytes per float.
+ *          (y += x): 12 bytes per float; sync (y += x, x = 0): 16 bytes per float; zeroing: 4.
  *
- * Updates, reductions and syncs on present devices are measured once at a few sizes, doing what
- * the plan executor does (pml_optim_apply with Adam, then the gradients zeroed; y += x; y += x
- * with x zeroed), and interpolated linearly between them; a slice made of many ranges (a
- * parameter-split linear layer's weights: a range per input row) adds a range's cost, timed on
- * 1024 ranges of 64 floats against one range of as many. Updates and syncs are timed warm, and
- * cold with the parameters, optimizer state and sums evicted from the caches and the gradients
- * warm, and blended as above with the working set of a batch of 32; a reduction sums partials
- * just written, blended by its own size (the partials and the sum: warm while they fit in the
- * caches). Each is timed in two passes over the sizes and the faster kept (a burst of other work
- * on a shared machine rarely spoils both). Replicas in shared memory update shares of a slice at
- * the same time: warm, each core has its caches (a share's own time); cold, they stream from
- * memory together, and memory bandwidth that one core already takes does not grow with cores
- * (so on this 2-core VM: a flowers-cnn dense layer's two shares each took as long as the whole
- * update alone), so each share is charged the whole slice's cold time.
+ * Updates, reductions, syncs and zeroing on present devices are measured once at a few sizes,
+ * doing what the plan executor does (pml_optim_apply with Adam, then the gradients zeroed;
+ * y += x; y += x with x zeroed; memset), and interpolated linearly between them; a slice made of
+ * many ranges (a parameter-split linear layer's weights: a range per input row; a band of rows
+ * of a tensor: a range per sample and channel) adds a range's cost, timed on 1024 ranges of 64
+ * floats against one range of as many. Updates and syncs are timed warm, and cold with the
+ * parameters, optimizer state and sums evicted from the caches and the gradients warm, and
+ * blended as above with the working set of a batch of 32; a reduction (partials just written)
+ * and zeroing are blended by their own size (warm while their data fit in the caches). Each is
+ * timed in two passes over the sizes and the faster kept (a burst of other work on a shared
+ * machine rarely spoils both). Replicas in shared memory update shares of a slice at the same
+ * time: warm, each core has its caches (a share's own time); cold, they stream from memory
+ * together, and memory bandwidth that one core already takes does not grow with cores (on this
+ * 2-core VM a flowers-cnn dense layer's two shares each took as long as the whole update alone),
+ * so each share is charged the whole slice's cold time.
  *
  * Backward parts are timed with what the executor does after the kernel: zeroing the gradient
  * of the part's output region it consumed (so buffers are zero at the next step).
@@ -113,8 +114,8 @@
 static const double cal_size[NCAL] = {64, 4096, 65536, 262144, 1048576, 4194304};
 #define CAL_ROWS 1024
 #define CAL_ROW 64
-enum { CAL_UPDATE = 0, CAL_REDUCE = 1, CAL_SYNC = 2, CAL_KINDS };
-static const char *const cal_name[CAL_KINDS] = {"adam+clear", "sum", "sum+clear"};
+enum { CAL_UPDATE = 0, CAL_REDUCE = 1, CAL_SYNC = 2, CAL_ZERO = 3, CAL_KINDS };
+static const char *const cal_name[CAL_KINDS] = {"adam+clear", "sum", "sum+clear", "zero"};
 
 /* Analytic model constants, per device kind (see the top of the file). */
 typedef struct roofline {
@@ -1086,6 +1087,15 @@ static void run_ranges(cal_ctx *k, void (*fn)(cal_ctx *, size_t, size_t))
     for (size_t r = 0; r < k->rows; r++) fn(k, r * k->stride, r * k->stride + k->row);
 }
 
+static void zero_range(cal_ctx *k, size_t a, size_t b)
+{
+    memset(k->a + a, 0, (b - a) * sizeof(float));
+}
+
+static void run_zero(void *ctx)
+{
+    run_ranges(ctx, zero_range);
+}
 static void run_update(void *ctx)
 {
     run_ranges(ctx, update_range);
@@ -1105,7 +1115,7 @@ static void run_sum_clear(void *ctx)
  * (0.5 here). */
 static double cal_cold_fraction(const pml_costmodel *c, int kind)
 {
-    if (kind == CAL_REDUCE) return 0.5;
+    if (kind == CAL_REDUCE || kind == CAL_ZERO) return 0.5;
     return cold_fraction(c, working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats);
 }
 
@@ -1146,6 +1156,7 @@ static bool calibrate(pml_costmodel *c, int kind)
         k.o.t = 1;
         const run_fn run = kind == CAL_UPDATE ? run_update
                            : kind == CAL_SYNC ? run_sum_clear
+                           : kind == CAL_ZERO ? run_zero
                                               : run_sum;
         /* two passes over the sizes, the faster of the two kept: a burst of other work on a
          * shared machine spoils one pass, rarely both */
@@ -1212,9 +1223,11 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
         pthread_mutex_lock(&c->mu);
         bool ok = calibrate(c, kind);
         double t = 0;
-        if (ok && kind == CAL_REDUCE) {
-            /* the partials and the sum, 8 bytes a float: warm while they fit in the caches */
-            t = cal_blend(c, kind, cold_fraction(c, 8.0 * floats), floats, ranges);
+        if (ok && (kind == CAL_REDUCE || kind == CAL_ZERO)) {
+            /* the partials and the sum, 8 bytes a float (a zeroed buffer, 4): warm while they
+             * fit in the caches */
+            const double bytes = (kind == CAL_ZERO ? 4.0 : 8.0) * floats;
+            t = cal_blend(c, kind, cold_fraction(c, bytes), floats, ranges);
         } else if (ok) {
             /* Shares stream at the same time; cold, from memory, whose bandwidth one core
              * already takes (on this kind of machine two cores stream no faster than one): each
@@ -1230,7 +1243,7 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
     const roofline *rf;
     double peak, bw;
     device_peaks(d, &rf, &peak, &bw);
-    static const double bytes_per_float[CAL_KINDS] = {32.0, 12.0, 16.0};
+    static const double bytes_per_float[CAL_KINDS] = {32.0, 12.0, 16.0, 4.0};
     return roof_time(rf, peak, bw, rf->eff_other, 0, bytes_per_float[kind] * floats);
 }
 
@@ -1257,6 +1270,11 @@ double pml_cost_reduce_ranges(pml_costmodel *c, int dev, double floats, double r
 double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges)
 {
     return stream_cost(c, dev, floats, ranges, 1, CAL_SYNC);
+}
+
+double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges)
+{
+    return stream_cost(c, dev, floats, ranges, 1, CAL_ZERO);
 }
 
 /* ---------------------------------------------------------------- create / destroy / save */

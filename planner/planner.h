@@ -155,6 +155,8 @@ double pml_cost_reduce_ranges(pml_costmodel *c, int dev, double floats, double r
 /** Seconds to add \p floats gradients of replicas into the first replica's buffer on \p dev,
  * zeroing them (a sync in shared memory), in \p ranges contiguous ranges. */
 double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges);
+/** Seconds to zero \p floats values in \p ranges contiguous ranges on \p dev. */
+double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges);
 /** Writes measurements made so far to the disk cache (atomically), merged with what another
  * process saved meanwhile. Call it after planning: nothing is written before. */
 pml_status pml_cost_save(pml_costmodel *c);

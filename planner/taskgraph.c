@@ -355,6 +355,78 @@ static size_t region_floats(const pml_graph *g, int v, pml_region r)
            (size_t)g->nodes[v].out.w;
 }
 
+static bool shared_memory(const pml_machine *m, int a, int b);
+static double region_blocks(const pml_taskgraph *tg, int v, pml_region r);
+
+/* Does part p of consumer v need, for input i, a region that producer parts on another device
+ * hold (a "split" edge part)? */
+static bool split_part(const pml_taskgraph *tg, int v, int i, int p, pml_region need)
+{
+    const int u = tg->g->nodes[v].in[i];
+    const pml_opcfg *cu = &tg->p->cfg[u];
+    const int dv = tg->p->cfg[v].dev[p];
+    for (int q = 0; q < parts_of(tg, u); q++)
+        if (cu->dev[q] != dv && !pml_region_empty(pml_region_meet(need, part_region(tg, u, q))))
+            return true;
+    return false;
+}
+
+/* The plan executor's work in backward part q of node x around split edges, in shared memory:
+ * for each input whose needed region producer parts on other devices hold, it zeroes its staging
+ * region of that input before the kernel; for each consumer part on its device that staged a
+ * piece of x's output gradient, it adds (pulls) that piece into its own gradient first. It
+ * depends on the configs of x and of its neighbours, so it is computed from the plan alone, in a
+ * fixed order: a delta rebuild gives the full build's numbers. */
+static double split_work(const pml_taskgraph *tg, int x, int q)
+{
+    const pml_graph *g = tg->g;
+    const pml_opcfg *cx = &tg->p->cfg[x];
+    const int dev = cx->dev[q];
+    if (!tg->cost || !shared_memory(tg->m, dev, dev)) return 0;
+    const pml_region rq = part_region(tg, x, q);
+    double t = 0;
+    for (int i = 0; i < g->nodes[x].nin; i++) { /* staging zeroed */
+        const int u = g->nodes[x].in[i];
+        if (!tg->wants[u]) continue;
+        const pml_region need = pml_node_in_region(g, x, i, rq);
+        if (pml_region_empty(need) || !split_part(tg, x, i, q, need)) continue;
+        t += pml_cost_zero(tg->cost, dev, (double)region_floats(g, u, need),
+                           region_blocks(tg, u, need));
+    }
+    if (!tg->wants[x]) return t;
+    for (int k = tg->cons_off[x]; k < tg->cons_off[x + 1]; k++) { /* pieces pulled */
+        const int w = tg->cons[2 * k], i = tg->cons[2 * k + 1];
+        if (!tg->run_bwd[w]) continue;
+        const pml_opcfg *cw = &tg->p->cfg[w];
+        for (int p = 0; p < parts_of(tg, w); p++) {
+            if (cw->dev[p] != dev) continue;
+            const pml_region need = pml_node_in_region(g, w, i, part_region(tg, w, p));
+            const pml_region ov = pml_region_meet(need, rq);
+            if (pml_region_empty(ov) || !split_part(tg, w, i, p, need)) continue;
+            t += pml_cost_reduce_ranges(tg->cost, dev, (double)region_floats(g, x, ov),
+                                        region_blocks(tg, x, ov));
+        }
+    }
+    return t;
+}
+
+/* Sets the cost of node x's backward parts again (their split-edge work changed with a
+ * neighbour's config), and marks them for the simulator. */
+static void recost_bwd(pml_taskgraph *tg, int x)
+{
+    if (!tg->cost || !tg->run_bwd[x] || !tg->bwd_id[x]) return;
+    for (int q = 0; q < parts_of(tg, x) && q < tg->nparts[x]; q++) {
+        const int b = tg->bwd_id[x][q];
+        if (b < 0 || !tg->live[b]) continue;
+        pml_task *t = &tg->t[b];
+        const double c = pml_cost_bwd(tg->cost, x, t->dev, t->r) + split_work(tg, x, q);
+        if (c != t->cost) {
+            t->cost = c;
+            touch(tg, b);
+        }
+    }
+}
+
 /* FWD and BWD tasks of node v */
 static pml_status build_parts(pml_taskgraph *tg, int v)
 {
@@ -394,7 +466,7 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->part = p;
         t->dev = (int16_t)dev;
         t->r = r;
-        t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) : 0.0;
+        t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) + split_work(tg, v, p) : 0.0;
         if (!set_res(tg, b, &dev, 1) || !add_edge(tg, f, b))
             return pml_fail(PML_ENOMEM, "out of memory building tasks");
         tg->bwd_id[v][p] = b;
@@ -881,6 +953,9 @@ pml_status pml__tg_rebuild_node(pml_taskgraph *tg, int v)
         for (int i = 0; i < g->nodes[w].nin; i++)
             if (g->nodes[w].in[i] == v && (st = build_edge(tg, w, i)) != PML_OK) return st;
     if (b >= 0 && (st = build_bucket(tg, b)) != PML_OK) return st;
+    /* the neighbours' backward parts: their split-edge work depends on v's config */
+    for (int i = 0; i < g->nodes[v].nin; i++) recost_bwd(tg, g->nodes[v].in[i]);
+    for (int k = tg->cons_off[v]; k < tg->cons_off[v + 1]; k++) recost_bwd(tg, tg->cons[2 * k]);
     return PML_OK;
 }
 
@@ -919,10 +994,33 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
     tg->nres = m->ncompute + 2 * m->nlink;
     tg->res = calloc((size_t)tg->nres, sizeof *tg->res);
     tg->mem = calloc((size_t)m->ncompute, sizeof *tg->mem);
+    tg->cons_off = calloc((size_t)N + 1, sizeof *tg->cons_off);
+    int nedges = 0;
+    for (int v = 0; v < N; v++) nedges += g->nodes[v].nin;
+    tg->cons = malloc((size_t)(2 * nedges + 1) * sizeof *tg->cons);
     if (!tg->pos || !tg->wants || !tg->run_bwd || !tg->fwd_id || !tg->bwd_id || !tg->nparts ||
-        !tg->edge || !tg->bucket_of || !tg->bucket_close || !tg->btasks || !tg->res || !tg->mem) {
+        !tg->edge || !tg->bucket_of || !tg->bucket_close || !tg->btasks || !tg->res || !tg->mem ||
+        !tg->cons_off || !tg->cons) {
         pml_taskgraph_free(tg);
         return pml_fail(PML_ENOMEM, "out of memory building tasks");
+    }
+    /* consumers of each node: (consumer, input) pairs, in node order */
+    for (int v = 0; v < N; v++)
+        for (int i = 0; i < g->nodes[v].nin; i++) tg->cons_off[g->nodes[v].in[i] + 1]++;
+    for (int v = 0; v < N; v++) tg->cons_off[v + 1] += tg->cons_off[v];
+    {
+        int *fill = calloc((size_t)N + 1, sizeof *fill);
+        if (!fill) {
+            pml_taskgraph_free(tg);
+            return pml_fail(PML_ENOMEM, "out of memory building tasks");
+        }
+        for (int v = 0; v < N; v++)
+            for (int i = 0; i < g->nodes[v].nin; i++) {
+                const int u = g->nodes[v].in[i], k = tg->cons_off[u] + fill[u]++;
+                tg->cons[2 * k] = v;
+                tg->cons[2 * k + 1] = i;
+            }
+        free(fill);
     }
     for (int k = 0; k < N; k++) {
         int v = g->order[k];
@@ -1007,6 +1105,8 @@ void pml_taskgraph_free(pml_taskgraph *tg)
     free(tg->btasks);
     free(tg->res);
     free(tg->mem);
+    free(tg->cons_off);
+    free(tg->cons);
     free(tg);
 }
 

@@ -19,6 +19,8 @@ struct pml_taskgraph {
     int *pos;          /* node -> position in topological order */
     bool *wants;       /* node output needs a gradient */
     bool *run_bwd;     /* node has backward tasks */
+    int *cons_off, *cons; /* consumers of node u: (node, input) pairs cons[2k], cons[2k + 1] for
+                           * k in [cons_off[u], cons_off[u + 1]) */
 
     /* task slots */
     pml_task *t;
