@@ -272,7 +272,7 @@ static void t_analytic_shape(void)
     tiny.h1 = 2;
     double t2 = pml_cost_fwd(c, c2, 0, tiny) - 5e-6;
     CHECK(t2 < t1 && t2 > 0.6 * t1);
-    /* updates (gradients zeroed after), reductions and syncs: 32, 12 and 16 bytes per float at
+    /* updates (gradients zeroed after), reductions, syncs, zeroing: 32, 12, 16, 4 bytes a float at
      * 80% of the memory bandwidth, less for fewer bytes than the GPU moves in 5 us */
     for (double f = 1e3; f <= 1e9; f *= 10) {
         double bu = 32 * f, br = 12 * f, bs = 16 * f, sat = 732e9 * 5e-6;
@@ -282,6 +282,8 @@ static void t_analytic_shape(void)
         CHECK_NEAR(pml_cost_update_share(c, 2, f, 7, 2) / pml_cost_update(c, 2, f), 1.0, 1e-12);
         CHECK_NEAR(pml_cost_reduce(c, 3, f) / (5e-6 + br / (732e9 * 0.8 * ur)), 1.0, 1e-9);
         CHECK_NEAR(pml_cost_sync(c, 3, f, 1) / (5e-6 + bs / (732e9 * 0.8 * us)), 1.0, 1e-9);
+        double bz = 4 * f, uz = bz < sat ? sqrt(bz / sat) : 1;
+        CHECK_NEAR(pml_cost_zero(c, 3, f, 1) / (5e-6 + bz / (732e9 * 0.8 * uz)), 1.0, 1e-9);
     }
     double u1 = pml_cost_update(c, 0, 1e8), u2 = pml_cost_update(c, 0, 2e8),
            u3 = pml_cost_update(c, 0, 3e8);
@@ -390,8 +392,10 @@ static void t_measured(void)
     CHECK(pml_cost_update_share(c, 0, 1e5, 1000, 1) >= u);
     CHECK(pml_cost_update_share(c, 0, 1e5, 1, 2) >= u); /* shares stream together */
     CHECK(pml_cost_reduce_ranges(c, 0, 1e5, 1000) >= pml_cost_reduce(c, 0, 1e5));
+    double z = pml_cost_zero(c, 0, 1e5, 1);
+    CHECK(z > 0 && isfinite(z) && pml_cost_zero(c, 0, 1e5, 1000) >= z);
     long n2 = pml_cost_measurements(c);
-    CHECK(n2 == n1 + 3);
+    CHECK(n2 == n1 + 4);
     CHECK(count_files(tmp) == 0); /* nothing written before save */
     CHECK_OK(pml_cost_save(c));
     CHECK(count_files(tmp) == 1);
@@ -409,6 +413,7 @@ static void t_measured(void)
     CHECK_NEAR(pml_cost_update(c, 1, 1e5), u, 1e-7);
     CHECK_NEAR(pml_cost_reduce(c, 0, 1e5), r, 1e-7);
     CHECK_NEAR(pml_cost_sync(c, 1, 1e5, 1), sy, 1e-7);
+    CHECK_NEAR(pml_cost_zero(c, 1, 1e5, 1), z, 1e-7);
     CHECK(pml_cost_measurements(c) == 0);
     CHECK_OK(pml_cost_save(c)); /* nothing new: nothing written, no temporary left */
     CHECK(count_files(tmp) == 1);
