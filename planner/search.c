@@ -85,9 +85,12 @@ static void random_config(const pml_graph *g, const pml_machine *m, int batch, i
     }
     const int P = pml_opcfg_parts(c);
     double u = rnd_unif(r);
-    if (u < 0.6) { /* an aligned block */
+    if (u < 0.45) { /* an aligned block */
         int blocks = D / P, start = rnd_int(r, blocks) * P;
         for (int p = 0; p < P; p++) c->dev[p] = (int16_t)(start + p);
+    } else if (u < 0.65) { /* spread evenly over the devices: on a cluster, one part a node */
+        const int stride = D / P, start = rnd_int(r, stride);
+        for (int p = 0; p < P; p++) c->dev[p] = (int16_t)(start + p * stride);
     } else if (u < 0.9) { /* a block from anywhere, wrapping */
         int start = rnd_int(r, D);
         for (int p = 0; p < P; p++) c->dev[p] = (int16_t)((start + p) % D);
@@ -181,8 +184,9 @@ typedef struct chain {
     char err[512];
 } chain;
 
-/* candidate degrees for node v: powers of two (and the largest divisor) that divide each
- * dimension the op can split, with a product of at most D, on the first devices */
+/* candidate configs for node v: degrees that are powers of two dividing each dimension the op
+ * can split, with a product P of at most D, on the first P devices and, when P < D, spread
+ * evenly over all D (on a cluster, one part a node: each part has its node's network link) */
 static int candidates(const pml_graph *g, const pml_machine *m, int batch, int v, pml_opcfg *out,
                       int cap)
 {
@@ -204,13 +208,16 @@ static int candidates(const pml_graph *g, const pml_machine *m, int batch, int v
         for (int b = 0; b < nd[1]; b++)
             for (int e = 0; e < nd[2]; e++) {
                 int P = deg[0][a] * deg[1][b] * deg[2][e];
-                if (P > D || k >= cap) continue;
-                pml_opcfg *c = &out[k++];
-                memset(c, 0, sizeof *c);
-                c->deg[0] = deg[0][a];
-                c->deg[1] = deg[1][b];
-                c->deg[2] = deg[2][e];
-                for (int q = 0; q < P; q++) c->dev[q] = (int16_t)q;
+                if (P > D) continue;
+                for (int spread = 0; spread < (P < D ? 2 : 1) && k < cap; spread++) {
+                    const int stride = spread ? D / P : 1;
+                    pml_opcfg *c = &out[k++];
+                    memset(c, 0, sizeof *c);
+                    c->deg[0] = deg[0][a];
+                    c->deg[1] = deg[1][b];
+                    c->deg[2] = deg[2][e];
+                    for (int q = 0; q < P; q++) c->dev[q] = (int16_t)(q * stride);
+                }
             }
     return k;
 }
@@ -223,7 +230,7 @@ static pml_status greedy(chain *ch, pml_sim *s, rng *r, double *cur, long *it)
     const pml_graph *g = ch->g;
     const double stop = ch->o->iterations > 0 ? 0 : now_s() + 0.4 * (ch->deadline - now_s());
     const long maxit = ch->o->iterations > 0 ? ch->o->iterations * 2 / 5 : 0;
-    enum { CAP = 64, TRY = 24 };
+    enum { CAP = 128, TRY = 24 };
     pml_opcfg cand[CAP], best;
     int moved[MAXMOVE], nm;
     pml_opcfg olds[MAXMOVE];
