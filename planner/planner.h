@@ -144,8 +144,9 @@ double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
  * their gradients after (as the plan executor does), the parameters in one contiguous range. */
 double pml_cost_update(pml_costmodel *c, int dev, double floats);
 /** pml_cost_update() of parameters in \p ranges contiguous ranges (a parameter-split linear
- * layer's weight slice is a range per input row), one of \p shares replicas updating as many at
- * the same time (replicas in shared memory share an update): they share the memory bandwidth. */
+ * layer's weight slice is a range per input row), one of \p shares cores of a node updating as
+ * many at the same time (replicas' shares of a slice, or the slices of a parameter split): they
+ * share the memory bandwidth. */
 double pml_cost_update_share(pml_costmodel *c, int dev, double floats, double ranges, int shares);
 /** Seconds to sum \p floats partial values into a buffer on \p dev (gradient accumulation). */
 double pml_cost_reduce(pml_costmodel *c, int dev, double floats);

@@ -661,6 +661,23 @@ static int cmp_i16(const void *a, const void *b)
     return *(const int16_t *)a - *(const int16_t *)b;
 }
 
+/* The cores of dev's node that update a part of v's parameters: they run at the same time
+ * (whether replicas' shares of one slice or slices of a parameter split) and share the
+ * node's memory bandwidth. */
+static int concurrent_updates(const pml_taskgraph *tg, int v, int dev)
+{
+    const pml_opcfg *c = &tg->p->cfg[v];
+    const int P = parts_of(tg, v);
+    int k = 0;
+    for (int p = 0; p < P; p++) {
+        if (!shared_memory(tg->m, dev, c->dev[p])) continue;
+        bool seen = false;
+        for (int q = 0; q < p && !seen; q++) seen = c->dev[q] == c->dev[p];
+        k += !seen;
+    }
+    return k > 0 ? k : 1;
+}
+
 /* the update of part p's slice; with `nshare` replicas in shared memory, this one updates share
  * `share` of the gradient summed on device gdev */
 static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int share, int nshare,
@@ -679,8 +696,10 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
     t->nshare = (int16_t)nshare;
     t->gdev = (int16_t)gdev;
     const double ranges = slice_ranges(tg, v) / nshare;
+    const int streams = concurrent_updates(tg, v, dev);
     t->cost = tg->cost ? pml_cost_update_share(tg->cost, dev, slice_floats(tg, v) / nshare,
-                                               ranges > 1 ? ranges : 1, nshare)
+                                               ranges > 1 ? ranges : 1,
+                                               streams > nshare ? streams : nshare)
                        : 0.0;
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
