@@ -401,6 +401,10 @@ typedef struct pml_search_opts {
     uint64_t seed;
     int chains;              /* independent chains (threads); default: cores */
     double beta;             /* acceptance exp(-beta * dt / t_current); 0: default */
+    double min_gain;         /* the plan found replaces the best baseline only when it is at
+                                least this fraction faster; 0: the default, 1% (closer than
+                                the simulator's error, the baseline's fewer transfers are the
+                                safer bet); negative: any gain */
 } pml_search_opts;
 
 typedef struct pml_search_stats {
@@ -416,7 +420,7 @@ void pml_opcfg_random(const pml_graph *g, const pml_machine *m, int batch, int i
 
 /** MCMC (Metropolis-Hastings) over parallel configs, starting from data parallel and from the
  * best baseline; \p best receives the best plan found (never slower in simulation than the best
- * baseline). */
+ * baseline, which it replaces only when faster by pml_search_opts.min_gain). */
 pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c, int batch,
                       const pml_search_opts *o, pml_plan *best, pml_search_stats *stats);
 

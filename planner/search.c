@@ -427,8 +427,9 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
         if (win < 0 || ch[i].best_step < ch[win].best_step) win = i;
     }
     if (win >= 0 && st == PML_OK) {
-        /* never worse than the best baseline */
-        if (ch[win].best_step <= bt[bb]) {
+        /* never worse than the best baseline, and replacing it only for a clear gain */
+        const double gain = o->min_gain == 0 ? 0.01 : o->min_gain > 0 ? o->min_gain : 0;
+        if (ch[win].best_step <= bt[bb] * (1 - gain)) {
             *best = ch[win].best;
             ch[win].best.cfg = NULL;
             stats->best_step = ch[win].best_step;

@@ -80,7 +80,7 @@ pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, 
     pml_status st = pml_model_format_dot(g, &text, &len);
     if (st != PML_OK) return st;
     /* a new version of the planner (search, simulator, cost model) plans again */
-    static const char version[] = "pml " PML_VERSION " planner 4";
+    static const char version[] = "pml " PML_VERSION " planner 5";
     uint64_t h = fnv(0xcbf29ce484222325ull, version, sizeof version);
     h = fnv(h, text, len);
     free(text);
