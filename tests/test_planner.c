@@ -446,6 +446,45 @@ static void t_search(void)
     fx_close(&f);
 }
 
+/* The proposals include device sets spread evenly over the machine (one part a node on a
+ * cluster), legal for the node; a plan found replaces the best baseline only for a clear gain. */
+static void t_search_proposals(void)
+{
+    fixture f;
+    fx_open(&f, "mlp:units=2048,layers=2", "flexflow-k80");
+    if (!f.ok) return;
+    const int D = f.m.ncompute, v = f.g.order[2];
+    int spread = 0, block = 0;
+    for (uint64_t n = 0; n < 2000; n++) {
+        pml_opcfg c;
+        pml_opcfg_random(&f.g, &f.m, 256, v, 9, n, &c);
+        CHECK_OK(pml_opcfg_check(&f.g, &f.m, 256, v, &c));
+        const int P = pml_opcfg_parts(&c);
+        if (P < 2 || P >= D) continue;
+        bool even = c.dev[0] < D / P, contiguous = true;
+        for (int i = 1; i < P; i++) {
+            even &= c.dev[i] == c.dev[0] + i * (D / P);
+            contiguous &= c.dev[i] == c.dev[0] + i;
+        }
+        spread += even;
+        block += contiguous;
+    }
+    CHECK_MSG(spread > 100 && block > 100, "spread %d, blocks %d of 2000", spread, block);
+
+    pml_search_opts o = {.iterations = 200, .seed = 3, .chains = 1, .min_gain = 0.99};
+    pml_plan a;
+    pml_search_stats sa;
+    CHECK_OK(pml_search(&f.g, &f.m, f.c, 256, &o, &a, &sa));
+    CHECK_MSG(sa.best_step == sa.start_step, "%g kept over the baseline's %g", sa.best_step,
+              sa.start_step); /* nothing is 99% faster: the best baseline stays */
+    pml_plan_free(&a);
+    o.min_gain = -1; /* any gain */
+    CHECK_OK(pml_search(&f.g, &f.m, f.c, 256, &o, &a, &sa));
+    CHECK_MSG(sa.best_step < sa.start_step, "search %g, baseline %g", sa.best_step, sa.start_step);
+    pml_plan_free(&a);
+    fx_close(&f);
+}
+
 static const pml_test tests[] = {
     {"plan_checks", t_plan_checks},
     {"parts_tile", t_parts_tile},
@@ -459,6 +498,7 @@ static const pml_test tests[] = {
     {"memory_limit", t_memory_limit},
     {"baselines", t_baselines},
     {"search", t_search},
+    {"search_proposals", t_search_proposals},
     {0, 0},
 };
 
