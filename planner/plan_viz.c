@@ -63,24 +63,6 @@ static void set_str(const bool *used, int ndev, char *buf, size_t cap)
     }
 }
 
-/* "0-3" or "2,0,1" in part order (ranges for ascending runs of 3 or more) */
-static void list_str(const int16_t *dev, int n, char *buf, size_t cap)
-{
-    size_t l = 0;
-    buf[0] = 0;
-    for (int i = 0; i < n && l < cap;) {
-        int j = i;
-        while (j + 1 < n && dev[j + 1] == dev[j] + 1) j++;
-        if (j - i >= 2) {
-            l += (size_t)snprintf(buf + l, cap - l, "%s%d-%d", i ? "," : "", dev[i], dev[j]);
-            i = j + 1;
-        } else {
-            l += (size_t)snprintf(buf + l, cap - l, "%s%d", i ? "," : "", dev[i]);
-            i++;
-        }
-    }
-}
-
 /* The fill of a node running on devices dev[0..n): a colour; stripes ("a;0.25:b;0.25:...") for
  * up to MAX_STRIPES devices; more, a gradient from the first device's colour to the last's. */
 enum { MAX_STRIPES = 8 };
@@ -277,7 +259,7 @@ pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine
         if (!(vn[i] = find_node(v, g->nodes[i].name))) continue;
         const int parts = pml_opcfg_parts(c);
         config_str(c, cfg, sizeof cfg);
-        list_str(c->dev, parts, devs, sizeof devs);
+        pml_plan_format_devices(c->dev, parts, devs, sizeof devs);
         if (parts == 1 && m)
             snprintf(line, sizeof line, "on %d (%s)", c->dev[0],
                      pml__printable(m->dev[m->compute[c->dev[0]]].name));

@@ -134,8 +134,7 @@ static bool parse_devices(const char *s, int16_t *dev, int *n, char *why, size_t
     }
 }
 
-/* "0-3,8,9": runs of three or more consecutive devices as ranges */
-static void format_devices(const int16_t *dev, int n, char *buf, size_t cap)
+void pml_plan_format_devices(const int16_t *dev, int n, char *buf, size_t cap)
 {
     size_t l = 0;
     buf[0] = 0;
@@ -508,7 +507,7 @@ static void node_text(void *ud, int id, char *buf, size_t cap)
     const writer *w = ud;
     char cfg[48], dev[6 * PML_MAX_PARTS + 1];
     format_config(&w->p->cfg[id], cfg, sizeof cfg);
-    format_devices(w->p->cfg[id].dev, pml_opcfg_parts(&w->p->cfg[id]), dev, sizeof dev);
+    pml_plan_format_devices(w->p->cfg[id].dev, pml_opcfg_parts(&w->p->cfg[id]), dev, sizeof dev);
     snprintf(buf, cap, ", config=\"%s\", devices=\"%s\"", cfg, dev);
 }
 

@@ -289,6 +289,9 @@ pml_status pml_plan_format(const pml_plan *p, const pml_graph *g, const pml_mach
  * old file, if any, is left as it was. */
 pml_status pml_plan_write(const char *path, const pml_plan *p, const pml_graph *g,
                           const pml_machine *m);
+/** A device list as plan files spell it, in part order: "0-3,8,9" (runs of three or more
+ * consecutive devices as ranges), NUL-terminated in \p buf, cut at \p cap bytes. */
+void pml_plan_format_devices(const int16_t *dev, int n, char *buf, size_t cap);
 struct pml_viz_opts; /* models.h */
 /** A drawing of plan \p p of model \p g for pml_viz_render / pml_viz_write (models.h): the model's
  * view (pml_viz_model, honouring o->collapse) with each operator filled with the colour of its

@@ -52,25 +52,14 @@ static pml_status grow_times(pml_sim *s)
 {
     int n = s->tg->nslots;
     if (n <= s->cap) return PML_OK;
-    int cap = n + n / 4 + 64;
-    double *a = realloc(s->ready, (size_t)cap * sizeof *a);
-    if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->ready = a;
-    a = realloc(s->start, (size_t)cap * sizeof *a);
-    if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->start = a;
-    a = realloc(s->end, (size_t)cap * sizeof *a);
-    if (!a) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->end = a;
-    int *b = realloc(s->pending, (size_t)cap * sizeof *b);
-    if (!b) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->pending = b;
-    struct hent *hp = realloc(s->heap, (size_t)cap * sizeof *hp);
-    if (!hp) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->heap = hp;
-    double(*h)[PML__HOPS] = realloc(s->hop, (size_t)cap * sizeof *h);
-    if (!h) return pml_fail(PML_ENOMEM, "out of memory simulating");
-    s->hop = h;
+    const int cap = n + n / 4 + 64;
+    const size_t c = (size_t)cap;
+    /* on a failure the arrays grown so far stay grown; s->cap stays the old size */
+    if (!pml__resize(&s->ready, c, sizeof *s->ready) ||
+        !pml__resize(&s->start, c, sizeof *s->start) || !pml__resize(&s->end, c, sizeof *s->end) ||
+        !pml__resize(&s->pending, c, sizeof *s->pending) ||
+        !pml__resize(&s->heap, c, sizeof *s->heap) || !pml__resize(&s->hop, c, sizeof *s->hop))
+        return pml_fail(PML_ENOMEM, "out of memory simulating");
     for (int i = s->cap; i < cap; i++) s->ready[i] = s->start[i] = s->end[i] = 0;
     s->cap = cap;
     s->tg->old_ready = s->ready;

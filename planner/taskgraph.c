@@ -70,26 +70,15 @@ static int new_task(pml_taskgraph *tg, pml_task_kind kind, uint64_t key)
         id = tg->freeslots.a[--tg->freeslots.n];
     } else {
         if (tg->nslots == tg->cap) {
-            int cap = tg->cap ? 2 * tg->cap : 1024;
-            pml_task *t = realloc(tg->t, (size_t)cap * sizeof *t);
-            if (!t) return -1;
-            tg->t = t;
-            int *pc = realloc(tg->pcap, (size_t)cap * sizeof *pc);
-            if (!pc) return -1;
-            tg->pcap = pc;
-            int *sc = realloc(tg->scap, (size_t)cap * sizeof *sc);
-            if (!sc) return -1;
-            tg->scap = sc;
-            bool *lv = realloc(tg->live, (size_t)cap * sizeof *lv);
-            if (!lv) return -1;
-            tg->live = lv;
-            int *bn = realloc(tg->born, (size_t)cap * sizeof *bn);
-            if (!bn) return -1;
-            tg->born = bn;
-            int *sn = realloc(tg->seen, (size_t)cap * sizeof *sn);
-            if (!sn) return -1;
-            tg->seen = sn;
-            tg->cap = cap;
+            const size_t cap = tg->cap ? 2 * (size_t)tg->cap : 1024;
+            if (!pml__resize(&tg->t, cap, sizeof *tg->t) ||
+                !pml__resize(&tg->pcap, cap, sizeof *tg->pcap) ||
+                !pml__resize(&tg->scap, cap, sizeof *tg->scap) ||
+                !pml__resize(&tg->live, cap, sizeof *tg->live) ||
+                !pml__resize(&tg->born, cap, sizeof *tg->born) ||
+                !pml__resize(&tg->seen, cap, sizeof *tg->seen))
+                return -1;
+            tg->cap = (int)cap;
         }
         id = tg->nslots++;
         memset(&tg->t[id], 0, sizeof tg->t[id]);

@@ -4,6 +4,19 @@
 #define PML_PLANNER_TG_H
 
 #include "planner.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Resizes the array that *(T **)pp points to to n elements of size bytes each; on failure it
+ * stays as it was. \return false when out of memory. */
+static inline bool pml__resize(void *pp, size_t n, size_t size)
+{
+    void *old, *p;
+    memcpy(&old, pp, sizeof old);
+    if (!(p = realloc(old, n * size))) return false;
+    memcpy(pp, &p, sizeof p);
+    return true;
+}
 
 typedef struct pml__ivec {
     int *a;
