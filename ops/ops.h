@@ -45,7 +45,17 @@ typedef enum pml_status {
 const char *pml_status_str(pml_status st);
 /** \return the message of the last failure on this thread ("" if none). */
 const char *pml_errmsg(void);
-/** Sets this thread's message and \return \p st. printf-style. */
+/** Copies \p src to \p dst (\p cap bytes, NUL-terminated) with what a terminal would act on
+ * escaped: C0 controls and DEL as \n, \t, \r or \xNN, bytes that are not UTF-8 as \xNN,
+ * C1 controls and bidirectional marks and overrides as \uNNNN; printable text, other UTF-8
+ * and backslashes are kept (escaping escaped text changes nothing). Cuts at a whole character.
+ * \return the length written. */
+size_t pml_escape(char *dst, size_t cap, const char *src);
+/** Writes \p src to \p f as a JSON string: quoted, '"' and '\\' escaped, controls, C1 controls
+ * and bidirectional overrides as \uNNNN, bytes that are not UTF-8 as U+FFFD. */
+void pml_json_str(FILE *f, const char *src);
+/** Sets this thread's message and \return \p st. printf-style; the message is escaped
+ * (pml_escape): whatever it echoes from input reaches a terminal as text. */
 pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
 pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -340,6 +350,13 @@ pml_status pml_read_file(const char *path, size_t max, char **data, size_t *len)
 
 /** Makes every BLAS call single-threaded (pml runs its own workers). */
 void pml_blas_single_thread(void);
+/** Checks that the address space has room for BLAS on \p threads threads (OpenBLAS maps a work
+ * buffer per thread and hangs when it cannot: a low `ulimit -v`). Call before the first BLAS
+ * call of a set of threads. \return PML_OK, or PML_ENOMEM saying what the limit leaves. */
+pml_status pml_blas_room(int threads);
+/** pml_blas_room(1) for the calling thread, checked on its first call only (a thread's BLAS
+ * buffer, once mapped, stays). */
+pml_status pml_blas_room_here(void);
 
 #ifdef __cplusplus
 }

@@ -24,20 +24,23 @@ const char *pml_errmsg(void) { return errbuf; }
 
 pml_status pml_fail(pml_status st, const char *fmt, ...)
 {
+    char raw[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    pml_escape(errbuf, sizeof errbuf, raw);
     return st;
 }
 
 pml_status pml_fail_ctx(pml_status st, const char *fmt, ...)
 {
-    char prefix[512], old[sizeof errbuf];
+    char raw[512], prefix[512], old[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    pml_escape(prefix, sizeof prefix, raw);
     memcpy(old, errbuf, sizeof old);
     size_t n = strlen(prefix);
     memcpy(errbuf, prefix, n + 1);

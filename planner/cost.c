@@ -807,6 +807,7 @@ static void zero_grads(const pml_costmodel *c, kern_ctx *kc)
 static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool warm, bool cold,
                          double v[4])
 {
+    if (pml_blas_room_here() != PML_OK) return false; /* the roofline instead */
     const pml_graph *g = &c->g;
     const pml_node *nd = &g->nodes[id];
     const pml_op_def *def = &pml_ops[nd->op];

@@ -1019,6 +1019,8 @@ static double round3(double v)
 /* About 0.05 s on a current core. */
 static pml_status measure(measured *x)
 {
+    pml_status room = pml_blas_room_here();
+    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
     const size_t bytes = 32u << 20;
     char *a = malloc(bytes), *b = malloc(bytes);
     const int n = 512;

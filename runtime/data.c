@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Hot loops are compiled for AVX2 and for the baseline, picked at load time. "avx2" dispatches on
@@ -35,6 +37,7 @@ typedef struct idx_file {
     const char *path;
     const char *what; /* "images" or "labels" */
     gzFile gz;
+    off_t file_bytes; /* the file's size on disk */
     uint32_t magic;
     uint32_t dims[3];
 } idx_file;
@@ -116,6 +119,7 @@ static pml_status idx_open(idx_file *f, const char *path, const char *what, uint
                         "%s: cannot open IDX %s file: %s", path, what, strerror(errno));
     if (S_ISDIR(sb.st_mode))
         return pml_fail(PML_EINVAL, "%s: is a folder, expected an IDX %s file", path, what);
+    f->file_bytes = S_ISREG(sb.st_mode) ? sb.st_size : -1;
     errno = 0;
     f->gz = gzopen(path, "rb");
     if (!f->gz) {
@@ -161,6 +165,48 @@ static pml_status idx_open(idx_file *f, const char *path, const char *what, uint
                         "magic number, found %zu%s",
                         path, 4 * ndims, got, gz_cut_note(f));
     for (int i = 0; i < ndims; i++) f->dims[i] = be32(hdr + 4 * i);
+    return PML_OK;
+}
+
+/* Memory this process can have: the machine's, or less under an address-space limit. */
+static double usable_memory(void)
+{
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (double)rl.rlim_cur < phys)
+        phys = (double)rl.rlim_cur;
+    return phys > 0 ? phys : INFINITY;
+}
+
+/* Before allocating what a header declares (count items of item_size bytes; the dataset takes
+ * `keep` bytes in all): a plain file must hold it, and the machine must have the memory. A
+ * compressed file's size says nothing (a few MB of gzip can expand to GBs): the memory check
+ * is what stops a "bomb" before it costs anything. */
+static pml_status idx_check_declared(const idx_file *f, uint32_t count, size_t item_size,
+                                     double keep)
+{
+    const double want = (double)count * (double)item_size;
+    if (gzdirect(f->gz) && f->file_bytes >= 0) {
+        const double body = (double)f->file_bytes - 4.0 * (1 + (f->magic & 0xff));
+        if (body < want) {
+            if (item_size == 1)
+                return pml_fail(PML_EFORMAT,
+                                "%s: truncated: the header declares %u %s, the file holds %.0f",
+                                f->path, count, f->what, body < 0 ? 0 : body);
+            return pml_fail(PML_EFORMAT,
+                            "%s: truncated: the header declares %u %s of %ux%u (%.0f bytes), "
+                            "the file holds %.0f bytes (%.0f complete %s)",
+                            f->path, count, f->what, f->dims[1], f->dims[2], want,
+                            body < 0 ? 0 : body, body < 0 ? 0 : floor(body / item_size), f->what);
+        }
+    }
+    const double mem = usable_memory();
+    if (keep > 0.75 * mem)
+        return pml_fail(PML_ENOFIT,
+                        "%s: the header declares %u %s (%.3g GB to load), more than this "
+                        "machine's memory allows (%.3g GB); the header is probably corrupt",
+                        f->path, count, f->what, keep / 1e9, mem / 1e9);
     return PML_OK;
 }
 
@@ -283,6 +329,10 @@ pml_status pml_data_load_idx(const char *images_path, const char *labels_path, p
         goto done;
     }
     size = (size_t)rows * cols;
+    /* images as bytes, then labels as bytes while reading and as int32 once loaded */
+    const double keep = (double)n * (double)size + 5.0 * n;
+    if ((st = idx_check_declared(&fi, n, size, keep)) != PML_OK) goto done;
+    if ((st = idx_check_declared(&fl, n, 1, keep)) != PML_OK) goto done;
     if ((st = idx_read_body(&fi, n, size, &block)) != PML_OK) goto done;
     if ((st = idx_read_body(&fl, n, 1, &lab)) != PML_OK) goto done;
     for (uint32_t i = 0; i < n; i++) {
@@ -333,7 +383,9 @@ static pml_status find_idx(const char *dir, const char *base, char *out, size_t 
     static const char *const suffix[] = {".gz", ""};
     for (int i = 0; i < 2; i++) {
         struct stat sb;
-        int len = snprintf(out, cap, "%s/%s%s", dir, base, suffix[i]);
+        size_t dl = strlen(dir);
+        while (dl > 1 && dir[dl - 1] == '/') dl--; /* "DIR/" names DIR/base, not DIR//base */
+        int len = snprintf(out, cap, "%.*s/%s%s", (int)dl, dir, base, suffix[i]);
         if (len < 0 || (size_t)len >= cap)
             return pml_fail(PML_EINVAL, "%s: folder name too long", dir);
         if (stat(out, &sb) == 0) {

@@ -412,7 +412,7 @@ pml_status pml_exec_create(const pml_graph *g, const pml_exec_opts *opts, pml_ex
     memset(e->grads, 0, g->nparams * sizeof(float));
     pml_params_init(g, e->params, e->state, opts->seed);
     pml_blas_single_thread();
-    if ((st = pml__pool_create(T, T > 1, &e->pool)) != PML_OK) {
+    if ((st = pml_blas_room(T)) != PML_OK || (st = pml__pool_create(T, T > 1, &e->pool)) != PML_OK) {
         pml_exec_destroy(e);
         return st;
     }

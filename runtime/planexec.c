@@ -590,6 +590,7 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
     }
     int cores[256];
     for (int d = 0; d < W && d < 256; d++) cores[d] = m->dev[m->compute[d]].first_core;
+    if ((st = pml_blas_room(W)) != PML_OK) goto fail;
     if ((st = pml__sched_create(W, cores, &x->sched)) != PML_OK) goto fail;
     *out = x;
     return PML_OK;
@@ -729,18 +730,6 @@ pml_status pml__px_trace_begin(pml__px *x, long max_events)
     return PML_OK;
 }
 
-static void json_escape(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-}
-
 pml_status pml__px_trace_write(pml__px *x, const char *path)
 {
     if (!x->trace) return pml_fail(PML_EINVAL, "no trace was recorded");
@@ -748,31 +737,33 @@ pml_status pml__px_trace_write(pml__px *x, const char *path)
     pml_status st = pml_afile_open(&af, path);
     if (st != PML_OK) return st;
     FILE *f = af.f;
-    fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"model\":\"");
-    json_escape(f, x->g.name);
-    fprintf(f, "\",\"machine\":\"");
-    json_escape(f, x->m->name);
-    fprintf(f, "\",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":\"", x->m->fingerprint, x->B);
-    json_escape(f, x->plan.strategy);
-    fprintf(f, "\",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->W,
+    fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"model\":");
+    pml_json_str(f, x->g.name);
+    fprintf(f, ",\"machine\":");
+    pml_json_str(f, x->m->name);
+    fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->m->fingerprint, x->B);
+    pml_json_str(f, x->plan.strategy);
+    fprintf(f, ",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->W,
             pml_graph_param_count(&x->g));
-    for (int d = 0; d < x->W; d++)
-        fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":\"%s\"}},\n",
-                d, x->m->dev[x->m->compute[d]].name);
+    for (int d = 0; d < x->W; d++) {
+        fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":", d);
+        pml_json_str(f, x->m->dev[x->m->compute[d]].name);
+        fprintf(f, "}},\n");
+    }
     for (long e = 0; e < x->ntrace; e++) {
         const trace_ev *ev = &x->trace[e];
         const pml_task *t = x->task[ev->task];
         char name[256];
         task_name(x, t, name, sizeof name);
-        fprintf(f, "{\"name\":\"");
-        json_escape(f, name);
-        fprintf(f, "\",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
-                   "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":\"",
+        fprintf(f, "{\"name\":");
+        pml_json_str(f, name);
+        fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
+                   "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":",
                 pml_task_kind_name((pml_task_kind)t->kind), x->worker[ev->task], ev->start * 1e6,
                 (ev->end - ev->start) * 1e6, ev->step, ev->train ? "train" : "eval",
                 pml_task_kind_name((pml_task_kind)t->kind));
-        json_escape(f, t->node >= 0 ? x->g.nodes[t->node].name : "");
-        fprintf(f, "\",\"part\":%d,\"key\":\"%016llx\"}}%s\n", t->part,
+        pml_json_str(f, t->node >= 0 ? x->g.nodes[t->node].name : "");
+        fprintf(f, ",\"part\":%d,\"key\":\"%016llx\"}}%s\n", t->part,
                 (unsigned long long)t->key, e + 1 < x->ntrace ? "," : "");
     }
     fprintf(f, "]}\n");

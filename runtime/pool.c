@@ -98,7 +98,7 @@ pml_status pml__pool_create(int threads, bool pin, pml__pool **out)
         }
         for (int t = 1; t < threads; t++) {
             p->args[t] = (struct worker_arg){p, t};
-            if (uv_thread_create(&p->thr[t], worker_main, &p->args[t]) != 0) {
+            if (pml__thread_start(&p->thr[t], worker_main, &p->args[t]) != 0) {
                 p->n = t; /* join the ones that started */
                 pml__pool_destroy(p);
                 return pml_fail(PML_ENOMEM, "cannot start worker thread %d", t);

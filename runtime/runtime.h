@@ -192,11 +192,13 @@ typedef struct pml_train_opts {
     const struct pml_machine *machine;
     const struct pml_plan *plan;
     const char *trace_path; /* plan mode: write a Chrome trace of every task here */
-    /* SIGINT and SIGTERM stop training cleanly: the step running finishes, then PML_EINTR with
-     * a message naming the signal (pml_train_result.signal). While pml_train runs, it handles
-     * them (libuv signal watchers, on its own loop); the first one gives both their default
-     * action back, so a second ends the process at once. They keep their default action after
-     * pml_train. */
+    /* SIGINT, SIGTERM and SIGHUP stop training cleanly: the step running finishes, then
+     * PML_EINTR with a message naming the signal (pml_train_result.signal). While pml_train
+     * runs it handles them (one pml_train at a time may), unblocked on the calling thread
+     * and blocked on its compute threads; the first one gives all three their
+     * default action back, so a second ends the process at once. pml_train returns with the
+     * three BLOCKED on the calling thread and the caller's handlers back: one that comes after
+     * the last step stays pending while the caller prints the results (unblock to take it). */
     bool handle_signals;
 } pml_train_opts;
 
@@ -205,7 +207,7 @@ typedef struct pml_train_result {
     pml_epoch_stats *epochs;  /* epochs_run entries; free with pml_train_result_free */
     bool has_test;
     double test_loss, test_accuracy;
-    int signal; /* SIGINT or SIGTERM when one stopped training (handle_signals), else 0 */
+    int signal; /* SIGINT, SIGTERM or SIGHUP when one stopped training (handle_signals), else 0 */
 } pml_train_result;
 
 /** Trains \p g on \p train (and evaluates on \p test when not NULL). Its control plane is a

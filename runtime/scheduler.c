@@ -257,7 +257,7 @@ pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
     }
     for (int w = 1; w < workers; w++) {
         s->args[w] = (struct warg){s, w};
-        if (uv_thread_create(&s->thr[w], worker_main, &s->args[w]) != 0) {
+        if (pml__thread_start(&s->thr[w], worker_main, &s->args[w]) != 0) {
             s->nw = w;
             pml__sched_destroy(s);
             return pml_fail(PML_ENOMEM, "cannot start worker thread %d", w);

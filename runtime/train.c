@@ -8,17 +8,26 @@
  *     into the executor's input and labels. The batches are those of the plain loop (the same
  *     shuffles, in the same order), so results are bit for bit the same;
  *   - progress: a uv_timer reports the last finished step every REPORT_MS;
- *   - signals (opts->handle_signals): uv_signal for SIGINT and SIGTERM, one-shot, so the step
- *     running finishes and training stops with PML_EINTR, while a second signal ends the
- *     process at once (the default action is back). */
+ *   - signals (opts->handle_signals): SIGINT, SIGTERM and SIGHUP are caught by a handler that
+ *     only records the first one (and gives all three their default action back, so a second
+ *     ends the process at once); the loop sees it between steps and training stops with
+ *     PML_EINTR. Compute and pool threads run with signals blocked, so the handler runs on
+ *     this thread. On return the three are blocked here and the caller's handlers are back: a
+ *     signal after the last step waits (pending) until the caller has printed its results. */
 #include "runtime.h"
 
+#include "sync.h"
+
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* A prefetch chunk holds whole batches, at least this many bytes of them (else one batch): small
@@ -231,7 +240,7 @@ typedef struct trainer {
     bool loop_ok;
     uv_timer_t timer;
     bool timer_ok;
-    uv_signal_t sig[2];
+    struct sigaction old_sa[3]; /* the caller's handlers of stop_signals */
     bool sig_ok;
     int signum; /* the first signal caught */
     feeder feed, evf;
@@ -291,18 +300,63 @@ static void on_timer(uv_timer_t *h)
     report(h->data);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+/* ---------------------------------------------------------------- signals */
+
+static const int stop_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+/* The first stop signal since signals_start; one pml_train at a time handles signals. */
+static volatile sig_atomic_t caught;
+
+static void on_stop_signal(int sig) /* async-signal-safe: sigaction only */
 {
-    trainer *t = h->data;
-    if (!t->signum) t->signum = signum;
-    /* from now on both signals have their default action: a second one ends the process */
-    uv_signal_stop(&t->sig[0]);
-    uv_signal_stop(&t->sig[1]);
+    int saved = errno;
+    if (!caught) caught = sig;
+    static const struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int i = 0; i < 3; i++) sigaction(stop_signals[i], &dfl, NULL); /* a second one ends pml */
+    errno = saved;
+}
+
+static pml_status signals_start(trainer *t)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    caught = 0;
+    for (int i = 0; i < 3; i++)
+        if (sigaction(stop_signals[i], &sa, &t->old_sa[i]) != 0) {
+            pml_status st = pml_fail(PML_EIO, "cannot handle signal %d: %s", stop_signals[i],
+                                     strerror(errno));
+            while (i-- > 0) sigaction(stop_signals[i], &t->old_sa[i], NULL);
+            return st;
+        }
+    t->sig_ok = true;
+    /* delivered here (a previous pml_train returned with them blocked) */
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < 3; i++) sigaddset(&set, stop_signals[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return PML_OK;
+}
+
+/* Blocks the stop signals on this thread, then gives the caller's handlers back (a signal that
+ * comes now stays pending: no moment with the default action, which would end the process before
+ * the caller prints what the run gave). */
+static void signals_end(trainer *t)
+{
+    if (!t->sig_ok) return;
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < 3; i++) sigaddset(&set, stop_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (!t->signum) t->signum = caught;
+    for (int i = 0; i < 3; i++) sigaction(stop_signals[i], &t->old_sa[i], NULL);
+    t->sig_ok = false;
 }
 
 static const char *signal_name(int sig)
 {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
 }
 
 /* polls the loop; \return PML_EINTR when a signal came or the caller asks to stop (the message
@@ -312,7 +366,9 @@ static pml_status poll_stop(trainer *t, const char *fmt, ...)
 {
     uv_run(&t->loop, UV_RUN_NOWAIT);
     const pml_train_cb *cb = &t->o->cb;
-    if (!t->signum && !(cb->should_stop && cb->should_stop(cb->ud))) return PML_OK;
+    const bool asked = cb->should_stop && cb->should_stop(cb->ud);
+    if (t->sig_ok && !t->signum) t->signum = caught;
+    if (!t->signum && !asked) return PML_OK;
     char where[256];
     va_list ap;
     va_start(ap, fmt);
@@ -323,8 +379,38 @@ static pml_status poll_stop(trainer *t, const char *fmt, ...)
     return pml_fail(PML_EINTR, "interrupted %s", where);
 }
 
+/* libuv 1.44 takes six descriptors for a loop (epoll, the wake-up eventfd, two pipes for its
+ * signal handling) and abort()s when it cannot make its process-wide signal pipe. */
+#define LOOP_FDS 6
+
+/* \return PML_OK when LOOP_FDS descriptors are free, checked by taking and giving them back. */
+static pml_status check_fds(void)
+{
+    int fd[LOOP_FDS], n = 0;
+    while (n < LOOP_FDS && (fd[n] = fcntl(0, F_DUPFD_CLOEXEC, 3)) >= 0) n++;
+    int err = errno;
+    for (int i = 0; i < n; i++) close(fd[i]);
+    if (n == LOOP_FDS) return PML_OK;
+    if (err == EBADF) { /* no descriptor 0 to copy: try files instead */
+        n = 0;
+        while (n < LOOP_FDS && (fd[n] = open("/", O_RDONLY | O_CLOEXEC)) >= 0) n++;
+        err = errno;
+        for (int i = 0; i < n; i++) close(fd[i]);
+        if (n == LOOP_FDS) return PML_OK;
+    }
+    struct rlimit rl;
+    if (err == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        return pml_fail(PML_EIO,
+                        "cannot start the event loop: it needs %d free file descriptors, %d are "
+                        "(ulimit -n is %llu)",
+                        LOOP_FDS, n, (unsigned long long)rl.rlim_cur);
+    return pml_fail(PML_EIO, "cannot start the event loop: %s", strerror(err));
+}
+
 static pml_status loop_start(trainer *t)
 {
+    pml_status st = check_fds();
+    if (st != PML_OK) return st;
     int r = uv_loop_init(&t->loop);
     if (r) return pml_fail(PML_EIO, "cannot start the event loop: %s", uv_strerror(r));
     t->loop_ok = true;
@@ -334,18 +420,7 @@ static pml_status loop_start(trainer *t)
         t->timer_ok = true;
         uv_timer_start(&t->timer, on_timer, REPORT_MS, REPORT_MS);
     }
-    if (t->o->handle_signals) {
-        static const int sigs[2] = {SIGINT, SIGTERM};
-        for (int i = 0; i < 2; i++) {
-            uv_signal_init(&t->loop, &t->sig[i]);
-            t->sig[i].data = t;
-        }
-        t->sig_ok = true;
-        for (int i = 0; i < 2; i++)
-            if ((r = uv_signal_start_oneshot(&t->sig[i], on_signal, sigs[i])) != 0)
-                return pml_fail(PML_EIO, "cannot handle %s: %s", signal_name(sigs[i]),
-                                uv_strerror(r));
-    }
+    if (t->o->handle_signals) return signals_start(t);
     return PML_OK;
 }
 
@@ -355,8 +430,6 @@ static void loop_close(trainer *t)
     if (t->feed_ok) feeder_drain(&t->feed);
     if (t->evf_ok) feeder_drain(&t->evf);
     if (t->timer_ok) uv_close((uv_handle_t *)&t->timer, NULL);
-    if (t->sig_ok) /* closing a signal watcher gives the signal its default action back */
-        for (int i = 0; i < 2; i++) uv_close((uv_handle_t *)&t->sig[i], NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     int r = uv_loop_close(&t->loop);
     assert(r == 0);
@@ -440,8 +513,13 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                                      (nev + opts->batch - 1) / opts->batch)) != PML_OK)
         goto done;
     /* before the executor pins this thread: libuv's pool threads, started by the first work
-     * item of the process, take the binding of the thread that starts them */
+     * item of the process, take the binding of the thread that starts them, and its signal
+     * mask: all blocked, so signals come to this thread */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     feeder_start(&t.feed, locate_train, &t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     pml_exec_opts eo = {.batch = opts->batch,
                         .threads = opts->threads,
@@ -461,7 +539,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         long correct = 0;
         for (long step = 0; step < t.spe; step++) {
             if (total_steps >= t.limit) break;
-            if ((st = poll_stop(&t, "at epoch %d, step %ld/%ld", ep, step + 1, t.spe)) != PML_OK)
+            /* the epoch line counts the steps done: the message says the same */
+            if ((st = step ? poll_stop(&t, "at epoch %d, after step %ld/%ld", ep, step, t.spe)
+                           : poll_stop(&t, "at epoch %d, before its first step", ep)) != PML_OK)
                 break;
             int n;
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
@@ -513,12 +593,13 @@ done:
         free(res->epochs);
         res->epochs = NULL;
     }
-    res->signal = t.signum;
     loop_close(&t);
     if (t.feed_ok) feeder_free(&t.feed);
     if (t.evf_ok) feeder_free(&t.evf);
     pml_optim_free(&optim);
     pml_exec_destroy(e);
+    signals_end(&t); /* after the workers are gone */
+    res->signal = st == PML_EINTR ? t.signum : 0;
     free(t.perm[0]);
     free(t.perm[1]);
     free(t.ident);

@@ -464,6 +464,38 @@ static void t_bad_huge(void)
     write_idx(tmp("lotslab"), 0, 0x801, &nlab, 1, lab, 16);
     expect_fail("lots", tmp("lots"), tmp("lotslab"), tmp("lots"), "truncated", "2147483647 images",
                 "holds 24 bytes");
+    /* the same header in gzip (a "bomb" expands a few MB to GBs): refused before reading, for
+     * what it declares against the machine's memory (it used to read and allocate 3 GB first) */
+    write_idx(tmp("lots.gz"), 1, 0x803, lots, 3, px3, 24);
+    write_idx(tmp("lotslab.gz"), 1, 0x801, &nlab, 1, lab, 16);
+    expect_fail("lots.gz", tmp("lots.gz"), tmp("lotslab.gz"), tmp("lots.gz"), "2147483647 images",
+                "more than this machine's memory", NULL);
+    /* a real bomb: 64 MiB of zeros after the header compress to 64 KiB; nothing is read */
+    {
+        gzFile f = gzopen(tmp("bomb.gz"), "wb9");
+        CHECK(f != NULL);
+        uint8_t hdr[16];
+        size_t o = put_be32(hdr, 0x803);
+        o += put_be32(hdr + o, 0x7fffffffu);
+        o += put_be32(hdr + o, 28);
+        o += put_be32(hdr + o, 28);
+        CHECK(gzwrite(f, hdr, (unsigned)o) == (int)o);
+        uint8_t *zeros = calloc(1, 1 << 20);
+        for (int i = 0; i < 64; i++) CHECK(gzwrite(f, zeros, 1 << 20) == 1 << 20);
+        free(zeros);
+        CHECK(gzclose(f) == Z_OK);
+        struct stat sb;
+        CHECK(stat(tmp("bomb.gz"), &sb) == 0 && sb.st_size < (1 << 20));
+        expect_fail("bomb", tmp("bomb.gz"), tmp("lotslab.gz"), tmp("bomb.gz"),
+                    "more than this machine's memory", NULL, NULL);
+    }
+    /* a plain file is checked against its size before anything is allocated */
+    uint32_t some[3] = {1000, 28, 28};
+    uint32_t nsome = 1000;
+    write_idx(tmp("some"), 0, 0x803, some, 3, px3, 24);
+    write_idx(tmp("somelab"), 0, 0x801, &nsome, 1, lab, 16);
+    expect_fail("some", tmp("some"), tmp("somelab"), tmp("some"), "truncated", "1000 images",
+                "holds 24 bytes");
     tmp_end();
 }
 

@@ -612,7 +612,7 @@ int cmd_bench_accuracy(int argc, char **argv)
     if (b->outdir && mkdir(b->outdir, 0755) != 0) {
         struct stat sb;
         if (stat(b->outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "pml bench accuracy: cannot create the folder '%s'\n", b->outdir);
+            fprintf(stderr, "pml bench accuracy: cannot create the folder '%s'\n", cli_safe(b->outdir));
             free(b);
             return 1;
         }

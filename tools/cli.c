@@ -20,13 +20,22 @@ void cli_init(cli *c, const char *cmd, int argc, char **argv)
 void cli_error(cli *c, const char *fmt, ...)
 {
     if (c->failed) return; /* one message */
+    char raw[1024];
     va_list ap;
-    fprintf(stderr, "pml %s: ", c->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "pml %s: %s\n", c->cmd, cli_safe(raw));
     c->failed = true;
+}
+
+const char *cli_safe(const char *s)
+{
+    static _Thread_local char bufs[8][1024];
+    static _Thread_local unsigned next;
+    char *b = bufs[next++ % 8];
+    pml_escape(b, sizeof bufs[0], s ? s : "(null)");
+    return b;
 }
 
 const char *cli_next(cli *c)
@@ -122,16 +131,22 @@ void cli_unknown(cli *c)
     cli_error(c, "unknown option '%s' (see pml %s --help)", c->flag, c->cmd);
 }
 
-void cli_json_str(FILE *f, const char *s)
+void cli_json_str(FILE *f, const char *s) { pml_json_str(f, s); }
+
+int cli_close_stdout(const char *cmd, int rc)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
+    /* what a full disk or a closed pipe did to buffered output shows only now */
+    errno = 0;
+    bool bad = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = true;
+        err = errno;
     }
-    fputc('"', f);
+    if (bad && rc == 0) { /* a command that failed already said why */
+        fprintf(stderr, "pml%s%s: cannot write to standard output: %s\n", cmd ? " " : "",
+                cmd ? cmd : "", strerror(err ? err : EIO));
+        rc = 1;
+    }
+    return rc;
 }

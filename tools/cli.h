@@ -37,6 +37,9 @@ double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
 void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A flag the flag loop does not know: reports it unless it is a boolean it handled. */
 void cli_unknown(cli *c);
+/** \return \p s with what a terminal would act on escaped (pml_escape), for printing a name or
+ * path that came from input; in one of 8 rotating buffers of this thread (1 KiB each). */
+const char *cli_safe(const char *s);
 /** Writes \p s as a JSON string (quoted, escaped). */
 void cli_json_str(FILE *f, const char *s);
 
@@ -50,6 +53,11 @@ pml_status cli_plan_for(const char *spec, const pml_graph *g, const pml_machine 
  * receives the plan file (or "search" when it could not be cached). */
 pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
                            pml_plan *p, char *desc, size_t cap);
+
+/** Flushes and closes standard output at the end of command \p cmd (NULL: pml itself).
+ * \return \p rc, or 1 with a message when \p rc was 0 and the output could not be written
+ * (a full disk, a closed pipe). */
+int cli_close_stdout(const char *cmd, int rc);
 
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

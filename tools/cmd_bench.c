@@ -359,6 +359,6 @@ int cmd_bench(int argc, char **argv)
     if (strcmp(argv[1], "sim") == 0) return bench_sim(argc - 1, argv + 1);
     if (strcmp(argv[1], "runtime") == 0) return bench_runtime(argc - 1, argv + 1);
     if (strcmp(argv[1], "accuracy") == 0) return cmd_bench_accuracy(argc - 1, argv + 1);
-    fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", argv[1]);
+    fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", cli_safe(argv[1]));
     return EXIT_USAGE;
 }

@@ -287,6 +287,18 @@ static const char *count(char *buf, size_t cap, double v)
     return buf;
 }
 
+/* how many times faster than data parallel: "1.52x", "3.02e+30x", "-" */
+static const char *ratio(char *buf, size_t cap, double r)
+{
+    if (!isfinite(r) || r <= 0)
+        snprintf(buf, cap, "-");
+    else if (r >= 1000 || r < 0.01)
+        snprintf(buf, cap, "%.3gx", r);
+    else
+        snprintf(buf, cap, "%.2fx", r);
+    return buf;
+}
+
 /* ---------------------------------------------------------------- planning */
 
 typedef struct baseline {
@@ -449,8 +461,8 @@ int cmd_compile(int argc, char **argv)
     } else {
         char b1[32], b2[32], b3[32];
         const double data = base[B_DATA].step;
-        printf("model %s on machine %s (%d devices), global batch %ld, %s\n", g.name, m.name,
-               m.ncompute, a.batch,
+        printf("model %s on machine %s (%d devices), global batch %ld, %s\n", cli_safe(g.name),
+               cli_safe(m.name), m.ncompute, a.batch,
                a.sync == PML_SYNC_PS ? "parameter servers" : "gradients all-reduced");
         printf("  %-9s %12s %12s  %s\n", "strategy", "step time", "samples/s", "vs data");
         for (int b = 0; b < NBASE; b++) {
@@ -464,20 +476,18 @@ int cmd_compile(int argc, char **argv)
                 printf("  %-9s does not fit: %s\n", name, base[b].error);
                 continue;
             }
-            snprintf(b3, sizeof b3, "%.2fx", isfinite(data) ? data / base[b].step : NAN);
             printf("  %-9s %12s %12s  %7s%s\n", name, secs(b1, sizeof b1, base[b].step),
-                   count(b2, sizeof b2, B / base[b].step), isfinite(data) ? b3 : "-",
-                   b == chosen ? "   <- plan" : "");
+                   count(b2, sizeof b2, B / base[b].step),
+                   ratio(b3, sizeof b3, data / base[b].step), b == chosen ? "   <- plan" : "");
         }
         if (chosen < 0) {
             char its[32];
-            snprintf(b3, sizeof b3, "%.2fx", isfinite(data) ? data / step : NAN);
             pml_viz_fmt_count(its, sizeof its, (double)stats.iterations);
             printf("  %-9s %12s %12s  %7s   <- plan: %s iterations in %.1f s\n", "search",
                    secs(b1, sizeof b1, step), count(b2, sizeof b2, B / step),
-                   isfinite(data) ? b3 : "-", its, stats.seconds);
+                   ratio(b3, sizeof b3, data / step), its, stats.seconds);
         }
-        printf("wrote %s\n", a.out);
+        printf("wrote %s\n", cli_safe(a.out));
     }
     if (fflush(stdout) != 0) {
         fprintf(stderr, "pml compile: cannot write to standard output\n");

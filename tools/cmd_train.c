@@ -22,8 +22,9 @@ static const char train_help[] =
     "test-set loss and accuracy. A progress bar with ETA is drawn on stderr when it is a\n"
     "terminal.\n"
     "\n"
-    "Ctrl-C (SIGINT) or SIGTERM during training lets the running step finish, prints what\n"
-    "the epochs so far gave (and --json output) and exits with 130 (SIGINT) or 143 (SIGTERM);\n"
+    "Ctrl-C (SIGINT), SIGTERM or SIGHUP during training lets the running step finish, prints\n"
+    "what the epochs so far gave (and --json output) and exits with 130 (SIGINT), 143\n"
+    "(SIGTERM) or 129 (SIGHUP);\n"
     "a second one ends pml at once. Before training starts (loading, planning) either ends\n"
     "pml at once, saying so.\n"
     "\n"
@@ -59,7 +60,7 @@ static const char train_help[] =
 
 /* Before training nothing can stop at a clean point: loading and planning are single calls
  * (and write their files atomically). A signal there ends pml at once, with one line saying
- * where. From pml_train on, its event loop handles SIGINT and SIGTERM (opts.handle_signals). */
+ * where. From pml_train on, it handles SIGINT, SIGTERM and SIGHUP (opts.handle_signals). */
 enum { PHASE_MODEL, PHASE_DATA, PHASE_PLAN, PHASE_START };
 static const char *const phase_names[] = {"while loading the model", "while loading the data",
                                           "while planning", "while starting to train"};
@@ -74,7 +75,7 @@ static void say(const char *s) /* async-signal-safe */
 static void on_early_signal(int sig)
 {
     say("pml train: interrupted by ");
-    say(sig == SIGINT ? "SIGINT " : "SIGTERM ");
+    say(sig == SIGINT ? "SIGINT " : sig == SIGHUP ? "SIGHUP " : "SIGTERM ");
     say(phase_names[phase]);
     say("\n");
     signal(sig, SIG_DFL); /* SA_RESETHAND did it; be sure */
@@ -138,11 +139,12 @@ static void on_epoch(void *ud, const pml_epoch_stats *s)
 
 static const char *stop_name(int sig)
 {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "stop request";
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "stop request";
 }
 
+/* interrupted: the run was stopped; error: it failed (the message); the epochs so far either way */
 static void print_json(const char *model, const char *plan, int threads, int batch,
-                       const pml_train_result *r, bool interrupted)
+                       const pml_train_result *r, bool interrupted, const char *error)
 {
     FILE *f = stdout;
     fputs("{\"model\":", f);
@@ -164,6 +166,10 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     if (interrupted) {
         fputs(",\"interrupted\":", f);
         cli_json_str(f, stop_name(r->signal));
+    }
+    if (error) {
+        fputs(",\"error\":", f);
+        cli_json_str(f, error);
     }
     fputs("}\n", f);
 }
@@ -258,6 +264,7 @@ int cmd_train(int argc, char **argv)
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     pml_graph g;
     phase = PHASE_MODEL;
@@ -288,7 +295,7 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr,
                     "pml train: model '%s' takes %dx%dx%d images and there is no default dataset "
                     "of that shape: use --data synthetic or --data DIR\n",
-                    model, in.c, in.h, in.w);
+                    cli_safe(model), in.c, in.h, in.w);
             goto out;
         }
         st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, &train, &test);
@@ -345,10 +352,12 @@ int cmd_train(int argc, char **argv)
     fprintf(p.out,
             "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
             "%d thread%s, batch %d, %s lr %g\n",
-            g.name, pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6, train.name, train.n,
+            cli_safe(g.name), pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6,
+            cli_safe(train.name), train.n,
             test.n, o.threads, o.threads == 1 ? "" : "s", o.batch,
             kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
-    fprintf(p.out, "Plan: %s\n", o.plan ? plan_desc : "none (each operator split as it comes)");
+    fprintf(p.out, "Plan: %s\n",
+            o.plan ? cli_safe(plan_desc) : "none (each operator split as it comes)");
     fflush(p.out);
 
     pml_train_result r;
@@ -358,11 +367,12 @@ int cmd_train(int argc, char **argv)
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, NULL);
     if (p.bar) fprintf(stderr, "\r\033[K");
     if (st == PML_OK) {
         fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
-        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false);
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, NULL);
         rc = 0;
     } else if (st == PML_EINTR) {
         if (r.epochs_run > p.reported) /* the epoch it stopped in */
@@ -371,10 +381,11 @@ int cmd_train(int argc, char **argv)
         for (int i = 0; i < r.epochs_run; i++) done += r.epochs[i].complete;
         fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), done,
                 done == 1 ? "" : "s");
-        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, true);
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, true, NULL);
         rc = r.signal ? 128 + r.signal : EXIT_INTERRUPTED;
     } else {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, pml_errmsg());
     }
     pml_train_result_free(&r);
 out:

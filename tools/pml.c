@@ -4,7 +4,23 @@
 #include "models.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* pml calls BLAS single-threaded from its own pinned workers; OpenBLAS's thread pool would only
+ * fight them for the cores, and under a low address-space limit its threads spin for ever in
+ * its allocator (even for `pml --help`, at exit). OpenBLAS starts that pool in its constructor,
+ * before main, sized by OPENBLAS_NUM_THREADS, and the C library resets the environment after
+ * any pre-initialiser could set it: so pml sets it and runs itself again, once. Without /proc
+ * it goes on as it is (every BLAS call is still single-threaded). */
+static void blas_without_threads(char **argv)
+{
+    const char *v = getenv("OPENBLAS_NUM_THREADS");
+    if (v && strcmp(v, "1") == 0) return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+}
 
 static void usage(FILE *f)
 {
@@ -45,6 +61,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    blas_without_threads(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -52,19 +69,21 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
-        return 0;
+        return cli_close_stdout(NULL, 0);
     }
     if (strcmp(cmd, "--version") == 0) {
         puts("pml " PML_VERSION);
-        return 0;
+        return cli_close_stdout(NULL, 0);
     }
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 1, argv + 1);
-    if (strcmp(cmd, "viz") == 0) return cmd_viz(argc - 1, argv + 1);
-    if (strcmp(cmd, "topo") == 0) return cmd_topo(argc - 1, argv + 1);
-    if (strcmp(cmd, "compile") == 0) return cmd_compile(argc - 1, argv + 1);
-    if (strcmp(cmd, "simulate") == 0) return cmd_simulate(argc - 1, argv + 1);
-    fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cmd);
+    int (*run)(int, char **) = strcmp(cmd, "train") == 0      ? cmd_train
+                               : strcmp(cmd, "bench") == 0    ? cmd_bench
+                               : strcmp(cmd, "export") == 0   ? cmd_export
+                               : strcmp(cmd, "viz") == 0      ? cmd_viz
+                               : strcmp(cmd, "topo") == 0     ? cmd_topo
+                               : strcmp(cmd, "compile") == 0  ? cmd_compile
+                               : strcmp(cmd, "simulate") == 0 ? cmd_simulate
+                                                              : NULL;
+    if (run) return cli_close_stdout(cmd, run(argc - 1, argv + 1));
+    fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cli_safe(cmd));
     return EXIT_USAGE;
 }

@@ -1,0 +1,102 @@
+/* pml — text for people and for JSON: what echoes input is escaped, so that no control
+ * character, C1 control or bidirectional override from a file or argv reaches a terminal raw,
+ * and JSON strings are valid whatever bytes the input held. */
+#include "ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Bytes of the UTF-8 sequence at s (2..4), or 0 when it is not one (overlong, surrogate, past
+ * U+10FFFF, cut short); *cp receives the code point. */
+static int utf8_seq(const unsigned char *s, unsigned *cp)
+{
+    unsigned c = s[0];
+    int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!n) return 0;
+    unsigned v = c & (0x7fu >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        v = v << 6 | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+        (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+/* Code points a terminal acts on instead of showing: C1 controls, and the marks and overrides
+ * that reorder text (a U+202E in a file name makes "gpj.exe" read "exe.jpg"). */
+static bool invisible(unsigned cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+size_t pml_escape(char *dst, size_t cap, const char *src)
+{
+    if (!cap) return 0;
+    size_t o = 0;
+    const unsigned char *s = (const unsigned char *)src;
+    while (*s) {
+        char esc[16];
+        const char *piece = esc;
+        size_t len, adv = 1;
+        unsigned c = *s, cp;
+        if (c >= 0x20 && c < 0x7f) {
+            esc[0] = (char)c;
+            len = 1;
+        } else if (c == '\n' || c == '\t' || c == '\r') {
+            snprintf(esc, sizeof esc, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+            len = 2;
+        } else if (c < 0x80) {
+            len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+        } else if ((adv = (size_t)utf8_seq(s, &cp)) == 0) {
+            adv = 1; /* not UTF-8: the byte */
+            len = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c);
+        } else if (invisible(cp)) {
+            len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", cp);
+        } else {
+            piece = (const char *)s;
+            len = adv;
+        }
+        if (o + len >= cap) break; /* never half an escape or a character */
+        memcpy(dst + o, piece, len);
+        o += len;
+        s += adv;
+    }
+    dst[o] = 0;
+    return o;
+}
+
+
+void pml_json_str(FILE *f, const char *src)
+{
+    fputc('"', f);
+    const unsigned char *s = (const unsigned char *)src;
+    while (*s) {
+        unsigned c = *s, cp;
+        int n;
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc((int)c, f);
+            s++;
+        } else if (c >= 0x20 && c < 0x7f) {
+            fputc((int)c, f);
+            s++;
+        } else if (c < 0x80) {
+            fprintf(f, "\\u%04x", c);
+            s++;
+        } else if ((n = utf8_seq(s, &cp)) == 0) {
+            fputs("\\ufffd", f); /* not UTF-8: the replacement character */
+            s++;
+        } else if (invisible(cp)) {
+            fprintf(f, "\\u%04x", cp);
+            s += n;
+        } else {
+            fwrite(s, 1, (size_t)n, f);
+            s += n;
+        }
+    }
+    fputc('"', f);
+}
