@@ -45,6 +45,17 @@ typedef enum pml_status {
 const char *pml_status_str(pml_status st);
 /** \return the message of the last failure on this thread ("" if none). */
 const char *pml_errmsg(void);
+/** Sets this thread's message and \return \p st. printf-style; the message is escaped
+ * (pml_escape): whatever it echoes from input reaches a terminal as text. */
+pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
+pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- utilities (ops/util.c) */
+
+/** \return monotonic seconds (CLOCK_MONOTONIC), for measuring intervals. */
+double pml_now(void);
+
 /** Copies \p src to \p dst (\p cap bytes, NUL-terminated) with what a terminal would act on
  * escaped: C0 controls and DEL as \n, \t, \r or \xNN, bytes that are not UTF-8 as \xNN,
  * C1 controls and bidirectional marks and overrides as \uNNNN; printable text, other UTF-8
@@ -54,11 +65,6 @@ size_t pml_escape(char *dst, size_t cap, const char *src);
 /** Writes \p src to \p f as a JSON string: quoted, '"' and '\\' escaped, controls, C1 controls
  * and bidirectional overrides as \uNNNN, bytes that are not UTF-8 as U+FFFD. */
 void pml_json_str(FILE *f, const char *src);
-/** Sets this thread's message and \return \p st. printf-style; the message is escaped
- * (pml_escape): whatever it echoes from input reaches a terminal as text. */
-pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
-pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------- shapes */
 

@@ -1,7 +1,7 @@
 /* pml — the training loop: epochs of shuffled mini-batches, validation, test evaluation.
  *
  * Its control plane is a libuv loop owned by pml_train, on the calling thread (which is also
- * worker 0 of a plan's scheduler, so a step runs synchronously and the loop is polled between
+ * worker 0 of the executor's workers, so a step runs synchronously and the loop is polled between
  * steps, never woken during one):
  *   - prefetch (double buffering): while a step runs, the batches after it are gathered in
  *     libuv's thread pool into one of two chunk buffers; a step copies its batch from there
