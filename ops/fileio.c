@@ -424,8 +424,8 @@ pml_status pml_read_file(const char *path, size_t max, char **data, size_t *len)
     /* a regular file says its size: refuse before reading; anything else is read up to max */
     if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > max) {
         close(fd);
-        return pml_fail(PML_EFORMAT, "'%s' is too large (%jd bytes; at most %zu are read)", path,
-                        (intmax_t)sb.st_size, max);
+        return pml_fail(PML_EFORMAT, "'%s' is too large: %jd bytes, more than the limit of %zu",
+                        path, (intmax_t)sb.st_size, max);
     }
     size_t cap = S_ISREG(sb.st_mode) && (size_t)sb.st_size >= 4096 ? (size_t)sb.st_size + 1 : 4096;
     if (cap > max + 1) cap = max + 1;
