@@ -53,6 +53,7 @@ static const char compile_help[] =
     "                        parameter servers (with data, model, owt and mesh)\n"
     "  -o, --output PLAN     the plan file to write (.dot or .gv; required); written under a\n"
     "                        temporary name and renamed: on an error nothing is left behind\n"
+    "                        (a device or a FIFO is written to)\n"
     "  --json                print one JSON object: {\"model\", \"machine\", \"devices\", "
     "\"batch\",\n"
     "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
