@@ -55,6 +55,11 @@ pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((form
 
 /** \return monotonic seconds (CLOCK_MONOTONIC), for measuring intervals. */
 double pml_now(void);
+/** qsort comparison of doubles, ascending. */
+int pml_cmp_double(const void *a, const void *b);
+/** \return the median of v[0..n) (the mean of the two middle values when n is even; NaN when
+ * n <= 0). Sorts \p v. */
+double pml_median(double *v, int n);
 
 /** Copies \p src to \p dst (\p cap bytes, NUL-terminated) with what a terminal would act on
  * escaped: C0 controls and DEL as \n, \t, \r or \xNN, bytes that are not UTF-8 as \xNN,

@@ -71,12 +71,6 @@ struct warg {
 };
 
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void pin(pml__workers *s, int w)
 {
@@ -174,11 +168,11 @@ static void work(pml__workers *s, int w)
             spins = 0;
         }
         if (task < 0) break;
-        double t0 = s->start ? now_s() : 0;
+        double t0 = s->start ? pml_now() : 0;
         pml_status st = s->fn(s->ctx, task, w);
         if (s->start) {
             s->start[task] = t0 - s->t0;
-            s->end[task] = now_s() - s->t0;
+            s->end[task] = pml_now() - s->t0;
         }
         if (st != PML_OK) {
             record_error(s, st);
@@ -424,7 +418,7 @@ pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn,
     s->ctx = ctx;
     s->start = start;
     s->end = end;
-    s->t0 = now_s();
+    s->t0 = pml_now();
     atomic_store(&s->remaining, total);
     atomic_store(&s->failed, 0);
     atomic_store(&s->finished, 0);
@@ -488,9 +482,9 @@ pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double 
     if ((st = pml__workers_run(s, &d, empty_task, NULL, NULL, NULL)) != PML_OK) goto out; /* warm */
     double best = INFINITY;
     for (int r = 0; r < reps && st == PML_OK; r++) {
-        double t0 = now_s();
+        double t0 = pml_now();
         st = pml__workers_run(s, &d, empty_task, NULL, NULL, NULL);
-        double t = now_s() - t0;
+        double t = pml_now() - t0;
         if (t < best) best = t;
     }
     *per_task = best / n;

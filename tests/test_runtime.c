@@ -312,7 +312,7 @@ static void plans_match_reference(const char *spec, int batch, int steps, bool l
     pml_machine here;
     CHECK_OK(pml_machine_load(NULL, &here));
     if (here.ncompute < 2) {
-        printf("  (this machine has %d core: plan runs need 2)\n", here.ncompute);
+        SKIP("this machine has one core: plan runs need two");
         pml_machine_free(&here);
         pml_machine_free(&m);
         pml_graph_free(&g);
