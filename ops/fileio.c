@@ -317,8 +317,10 @@ static int link_unnamed(pml_afile *af, int fd)
     for (int attempt = 0; attempt < 100; attempt++) {
         tmp_name(af->tmp, cap, af->target, next_counter());
         int r = linkat(AT_FDCWD, proc, AT_FDCWD, af->tmp, AT_SYMLINK_FOLLOW);
-        if (r != 0 && errno == ENOENT) /* /proc went away: needs CAP_DAC_READ_SEARCH */
+        if (r != 0 && errno == ENOENT) { /* /proc went away: needs CAP_DAC_READ_SEARCH */
             r = linkat(fd, "", AT_FDCWD, af->tmp, AT_EMPTY_PATH);
+            if (r != 0 && errno != EEXIST) errno = ENOENT; /* say what failed first */
+        }
         if (r == 0) return 0;
         if (errno != EEXIST) break;
     }

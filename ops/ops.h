@@ -340,7 +340,8 @@ void pml_optim_apply(const pml_optim *o, float *params, const float *grads, size
  *   old file or the new one, never a part; abort (and a failed commit) leaves the old file. The
  *   temporary file is unnamed (O_TMPFILE) where the file system allows it, and is given a name
  *   (".NAME.tmp-PID-N") only for the moment between link and rename; elsewhere it has that name
- *   from the start. Opening sweeps the folder of stale ".NAME.tmp-PID-N" of dead processes.
+ *   from the start. Opening sweeps the folder of the ".NAME.tmp-PID-N" that dead processes left
+ *   (pml_tmp_sweep).
  * - a symbolic link, or a chain of them: followed; the final target is replaced atomically (the
  *   temporary file goes to the target's folder) and the links stay links. A dangling link gets
  *   its target created where it points, as a shell's `>` would (its folder must exist).

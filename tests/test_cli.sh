@@ -753,8 +753,8 @@ t_check_numerics_stops() { # a diverging run stops at the first task whose outpu
 }
 
 # signal_run SIG MARKER DELAY COMMAND...: starts COMMAND in the background, waits until a line
-# of its output starts with MARKER (none: no wait), then DELAY seconds, and sends SIG; the
-# command must end within 10 s. Its status goes to sig_rc.
+# of its output starts with MARKER (none: until pml handles SIG), then DELAY seconds, and sends
+# SIG; the command must end within 10 s. Its status goes to sig_rc.
 signal_run() {
     local sig=$1 marker=$2 delay=$3 i
     shift 3
@@ -765,6 +765,16 @@ signal_run() {
             grep -q "^$marker" "$out" "$err" && break
             kill -0 $pid 2>/dev/null || break
             sleep 0.05
+        done
+    else
+        # a background job of a script starts with SIGINT ignored: a SIGINT sent before pml
+        # installs its handler (a slow start: a sanitizer, a loaded machine) would be lost
+        local bit=$((1 << ($(kill -l "$sig") - 1))) cgt
+        for i in $(seq 1 600); do
+            cgt=$(sed -n 's/^SigCgt:[[:space:]]*//p' /proc/$pid/status 2>/dev/null)
+            [ -n "$cgt" ] && [ $((0x$cgt & bit)) -ne 0 ] && break
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.02
         done
     fi
     sleep "$delay"
