@@ -466,7 +466,7 @@ static void disk_refresh(pml_costmodel *c)
 static bool disk_lock(pml_costmodel *c, pml_cache_lock *l)
 {
     if (!c->path || c->lock_state != LOCK_OK) return false;
-    if (!pml_cache_lock_take(l, c->dir, c->name, PML_CACHE_LOCK_WAIT)) {
+    if (!pml_cache_lock_take(l, c->dir, c->name, c->o.lock_wait)) {
         c->lock_state = l->timed_out ? LOCK_TIMED_OUT : LOCK_UNUSABLE;
         return false;
     }
@@ -1357,6 +1357,9 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
                         m ? m->name : "");
     pml_cost_opts opts = o ? *o : pml_cost_opts_default();
     if (opts.repeats == 0) opts.repeats = 5;
+    if (opts.lock_wait == 0) opts.lock_wait = PML_CACHE_LOCK_WAIT;
+    if (!(opts.lock_wait >= 0) || !isfinite(opts.lock_wait))
+        return pml_fail(PML_EINVAL, "cost model: lock_wait=%g must be >= 0", opts.lock_wait);
     if (!(opts.cache_bytes >= 0) || !isfinite(opts.cache_bytes))
         return pml_fail(PML_EINVAL, "cost model: cache_bytes=%g must be >= 0", opts.cache_bytes);
     if (opts.repeats < 1 || opts.repeats > MAX_REPEATS)

@@ -180,6 +180,8 @@ typedef struct pml_cost_opts {
     int repeats;           /* timed runs per measurement (median), default 5 */
     double cache_bytes;    /* last-level cache, for warm/cold blending of measurements;
                             * 0: this machine's (hwloc) */
+    double lock_wait;      /* seconds to wait for another process holding the cache file's lock
+                            * (then the model goes on without the disk); 0: PML_CACHE_LOCK_WAIT */
 } pml_cost_opts;
 
 pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
