@@ -1165,8 +1165,7 @@ static bool calibrate(pml_costmodel *c, int kind)
             if (i < NCAL)
                 snprintf(key[i], sizeof key[i], "%s floats=%.0f", cal_name[kind], cal_size[i]);
             else
-                snprintf(key[i], sizeof key[i], "%s rows=%dx%d", cal_name[kind], CAL_ROWS,
-                         CAL_ROW);
+                snprintf(key[i], sizeof key[i], "%s rows=%dx%d", cal_name[kind], CAL_ROWS, CAL_ROW);
             const ment *m = m_find(c->m, c->mcap, key[i]);
             for (int j = 0; j < 4; j++) v[i][j] = m ? m->v[j] : NAN;
             need_warm |= f < 1 && isnan(v[i][0]);
@@ -1489,8 +1488,7 @@ pml_status pml_cost_save(pml_costmodel *c)
             if (c->dirty) st = write_cache(c);
             pml_cache_unlock(&lock);
         } else if (c->lock_state == LOCK_UNUSABLE) {
-            st = pml_fail(PML_EIO, "cannot write '%s': cannot lock it (%s.lock)", c->path,
-                          c->path);
+            st = pml_fail(PML_EIO, "cannot write '%s': cannot lock it (%s.lock)", c->path, c->path);
         }
     }
     pthread_mutex_unlock(&c->mu);

@@ -1144,9 +1144,10 @@ static pml_status measure_watched(const pml_calib_opts *o, measured *x, double *
                                : measure_real(NULL, &x->copy_bw, &x->flops);
     if (st != PML_OK) return st;
     if (!plausible(x))
-        return pml_fail(PML_ENUMERIC,
-                        "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
-                        x->copy_bw, x->flops);
+        return pml_fail(
+            PML_ENUMERIC,
+            "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
+            x->copy_bw, x->flops);
     sleep_seconds(o->window - (now_seconds() - t0));
     take_snap(o, &b);
     *others = pml_foreign_load(&a, &b, 1);
@@ -1236,8 +1237,9 @@ done:
 static void cache_write(const char *path, const char *model, const measured *x, bool provisional)
 {
     char buf[512];
-    int n = snprintf(buf, sizeof buf, "%s\ncpu_model %s\ncopy_bw %.17g\nflops %.17g\n%s",
-                     cache_magic, model, x->copy_bw, x->flops, provisional ? "provisional 1\n" : "");
+    int n =
+        snprintf(buf, sizeof buf, "%s\ncpu_model %s\ncopy_bw %.17g\nflops %.17g\n%s", cache_magic,
+                 model, x->copy_bw, x->flops, provisional ? "provisional 1\n" : "");
     if (n > 0 && (size_t)n < sizeof buf) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", pml_errmsg());

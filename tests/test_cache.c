@@ -150,12 +150,12 @@ static void t_sweep(void)
     /* a live process's, and names that are not pml's temporary files */
     char keep[8][128];
     snprintf(keep[0], sizeof keep[0], ".x.tmp-%ld-1", live);
-    snprintf(keep[1], sizeof keep[1], "x.tmp-%ld-1", dead);     /* no leading dot */
-    snprintf(keep[2], sizeof keep[2], ".x.tmp-%ld", dead);      /* no counter */
-    snprintf(keep[3], sizeof keep[3], ".x.tmp-%ld-1a", dead);   /* junk after it */
-    snprintf(keep[4], sizeof keep[4], "..tmp-%ld-1", dead);     /* no name */
-    snprintf(keep[5], sizeof keep[5], ".x.tmp--1");             /* no PID */
-    snprintf(keep[6], sizeof keep[6], ".x.tmp-0-1");             /* PID 0: the process group */
+    snprintf(keep[1], sizeof keep[1], "x.tmp-%ld-1", dead);   /* no leading dot */
+    snprintf(keep[2], sizeof keep[2], ".x.tmp-%ld", dead);    /* no counter */
+    snprintf(keep[3], sizeof keep[3], ".x.tmp-%ld-1a", dead); /* junk after it */
+    snprintf(keep[4], sizeof keep[4], "..tmp-%ld-1", dead);   /* no name */
+    snprintf(keep[5], sizeof keep[5], ".x.tmp--1");           /* no PID */
+    snprintf(keep[6], sizeof keep[6], ".x.tmp-0-1");          /* PID 0: the process group */
     snprintf(keep[7], sizeof keep[7], "machine-0123.txt.lock");
     for (int i = 0; i < 8; i++) touch(tmp, keep[i]);
     /* not regular files: a folder and a link with a dead PID's name */

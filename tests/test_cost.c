@@ -1,7 +1,8 @@
 /* Cost model tests: the roofline against hand-computed values and its shape (linear in n, backward
  * above forward, halves below the whole), measured costs (positive, deterministic, cached in
  * memory and on disk, a second model measures nothing), bad cache files ignored and rewritten, no
- * disk cache when asked. Shapes are tiny: measurements run under ASan too. No timing ratios. */
+ * disk cache when asked, processes saving at once losing no line, a cache lock held too long.
+ * Shapes are tiny: measurements run under ASan too. No timing ratios. */
 #include "planner.h"
 #include "test.h"
 
