@@ -1,4 +1,5 @@
-/* pml — internal: Graphviz glue shared by the DOT reader/writer and the drawing code.
+/* pml — internal: Graphviz glue shared by the DOT module (dotfile.c) and the drawing code
+ * (viz.c); nothing outside models/ sees cgraph or gvc.
  *
  * cgraph and gvc keep global state (the parser, the error handler), so every use of them goes
  * between pml__cg_begin() and pml__cg_end(): one thread at a time, with cgraph's messages caught
@@ -20,9 +21,5 @@ int pml__cg_count(void);
 const char *pml__cg_first(const char *source);
 /** Forgets the caught messages. */
 void pml__cg_clear(void);
-
-/** \return a printable copy of \p s (control characters as '?', at most 60 characters shown, then
- * "..."), for messages. Uses one of four rotating static buffers. */
-const char *pml__printable(const char *s);
 
 #endif

@@ -1,275 +1,16 @@
-/* pml — models as DOT files: the cgraph glue (lock, caught messages), a strict reader of DOT text
- * into cgraph graphs, the model reader (cgraph graph -> pml_graph), the model writer, and
- * pml_model_load (zoo spec or file). The format is documented in models.h. */
-#include "cg.h"
+/* pml — models as DOT files: the model reader (a DOT snapshot, dotfile.c -> pml_graph), the
+ * model writer, and pml_model_load (zoo spec or file). The format is documented in models.h. */
 #include "models.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- cgraph glue */
-
-static pthread_mutex_t cg_mutex = PTHREAD_MUTEX_INITIALIZER;
-static char cg_buf[2048];
-static size_t cg_len;
-static int cg_n;
-static agusererrf cg_prev_fn;
-static agerrlevel_t cg_prev_level;
-
-/* cgraph calls this with pieces of a message ("Error", ": ", "text\n"); keep the first ones. */
-static int cg_catch(char *msg)
-{
-    if (strcmp(msg, "Error") == 0 || strcmp(msg, "Warning") == 0) cg_n++;
-    size_t n = strlen(msg);
-    if (n > sizeof cg_buf - 1 - cg_len) n = sizeof cg_buf - 1 - cg_len;
-    memcpy(cg_buf + cg_len, msg, n);
-    cg_len += n;
-    cg_buf[cg_len] = 0;
-    return 0;
-}
-
-void pml__cg_begin(void)
-{
-    pthread_mutex_lock(&cg_mutex);
-    pml__cg_clear();
-    cg_prev_fn = agseterrf(cg_catch);
-    cg_prev_level = agseterr(AGWARN);
-    agreseterrors();
-}
-
-void pml__cg_end(void)
-{
-    agseterrf(cg_prev_fn);
-    agseterr(cg_prev_level);
-    pthread_mutex_unlock(&cg_mutex);
-}
-
-void pml__cg_clear(void)
-{
-    cg_len = 0;
-    cg_n = 0;
-    cg_buf[0] = 0;
-}
-
-int pml__cg_count(void)
-{
-    return cg_n;
-}
-
-const char *pml__cg_first(const char *source)
-{
-    static char out[sizeof cg_buf];
-    const char *s = cg_buf;
-    if (strncmp(s, "Error: ", 7) == 0)
-        s += 7;
-    else if (strncmp(s, "Warning: ", 9) == 0)
-        s += 9;
-    size_t sl = source ? strlen(source) : 0;
-    if (sl && strncmp(s, source, sl) == 0 && s[sl] == ':' && s[sl + 1] == ' ') s += sl + 2;
-    size_t n = strcspn(s, "\n");
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\r')) n--;
-    memcpy(out, s, n);
-    out[n] = 0;
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20) *p = ' ';
-    return out;
-}
-
-const char *pml__printable(const char *s)
-{
-    static _Thread_local char bufs[4][80];
-    static _Thread_local int next;
-    char *b = bufs[next++ & 3];
-    size_t i = 0;
-    for (; s[i] && i < 60; i++) b[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    if (s[i]) {
-        while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80) i--; /* not inside a character */
-        strcpy(b + i, "...");
-    } else {
-        b[i] = 0;
-    }
-    return b;
-}
-#define P(s) pml__printable(s)
-
-/* ---------------------------------------------------------------- DOT text -> cgraph graph */
-
-/* cgraph 2.x's flex lexer keeps its start condition from one read to the next: input that ends
- * inside a quoted string, a comment or an HTML string where a graph may start is no error, and
- * the next read (of another file) then begins inside that string. Destroying the lexer after each
- * read resets it. Weak: newer Graphviz has a reentrant lexer without this symbol. */
-extern int aaglex_destroy(void) __attribute__((weak));
-
-typedef struct mem_reader {
-    const char *data;
-    size_t len, pos;
-} mem_reader;
-
-static int mem_read(void *chan, char *buf, int bufsize)
-{
-    mem_reader *r = chan;
-    if (bufsize <= 0 || r->pos >= r->len) return 0;
-    size_t n = r->len - r->pos;
-    if (n > (size_t)bufsize) n = (size_t)bufsize;
-    memcpy(buf, r->data + r->pos, n);
-    r->pos += n;
-    return (int)n;
-}
-
-/* \return the offset of the first byte that is not UTF-8 text (a NUL, a control character other
- * than tab, newline, CR, FF, VT, or a malformed UTF-8 sequence), or len. */
-static size_t text_check(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') ||
-                c == 0x7f)
-                return i;
-            i++;
-            continue;
-        }
-        int n = c >= 0xc2 && c <= 0xdf   ? 1
-                : c >= 0xe0 && c <= 0xef ? 2
-                : c >= 0xf0 && c <= 0xf4 ? 3
-                                         : -1;
-        if (n < 0 || i + (size_t)n >= len) return i;
-        unsigned cp = c & (0x3fu >> n);
-        for (int k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return i;
-        i += (size_t)n + 1;
-    }
-    return len;
-}
-
-pml_status pml_dot_parse(const char *text, size_t len, const char *source, struct Agraph_s **out)
-{
-    *out = NULL;
-    if (!source) source = "<dot>";
-    if (len > PML_DOT_MAX_BYTES)
-        return pml_fail(PML_EFORMAT, "%s: too large for a DOT file (%zu bytes, at most %u)", source,
-                        len, PML_DOT_MAX_BYTES);
-    size_t bad = text_check((const unsigned char *)text, len);
-    if (bad < len)
-        return pml_fail(PML_EFORMAT,
-                        "%s: not a DOT file: byte %zu (0x%02x) is not UTF-8 text (binary data?)",
-                        source, bad, (unsigned char)text[bad]);
-    Agiodisc_t io = AgIoDisc;
-    io.afread = mem_read;
-    Agdisc_t disc = {&AgMemDisc, &AgIdDisc, &io};
-    mem_reader r = {text, len, 0};
-    char file[256];
-    snprintf(file, sizeof file, "%s", source);
-
-    pml__cg_begin();
-    agsetfile(file);
-    Agraph_t *g = agread(&r, &disc);
-    Agraph_t *more =
-        g ? agread(&r, &disc) : NULL; /* drains the input; a second graph is an error */
-    if (aaglex_destroy) aaglex_destroy();
-    int nmsg = pml__cg_count();
-    pml_status st = PML_OK;
-    if (nmsg)
-        st = pml_fail(PML_EFORMAT, "%s: %s", source, pml__cg_first(file));
-    else if (!g)
-        st = pml_fail(PML_EFORMAT, "%s: no graph in the file (it is empty or holds only comments)",
-                      source);
-    else if (more)
-        st = pml_fail(PML_EFORMAT, "%s: holds more than one graph ('%s' and '%s'); one is allowed",
-                      source, P(agnameof(g)), P(agnameof(more)));
-    if (more) agclose(more);
-    if (st != PML_OK && g) {
-        agclose(g);
-        g = NULL;
-    }
-    static char none[] = "<none>";
-    agsetfile(none);
-    pml__cg_end();
-    if (st != PML_OK) return st;
-    if (!agisdirected(g)) {
-        st = pml_fail(PML_EFORMAT, "%s: '%s' is an undirected graph; pml graphs are digraphs",
-                      source, P(agnameof(g)));
-        pml_dot_free(g);
-        return st;
-    }
-    *out = g;
-    return PML_OK;
-}
-
-pml_status pml_dot_read(const char *path, struct Agraph_s **out)
-{
-    char *text;
-    size_t len;
-    *out = NULL;
-    pml_status st = pml_read_file(path, PML_DOT_MAX_BYTES, &text, &len);
-    if (st != PML_OK) return st;
-    st = pml_dot_parse(text, len, path, out);
-    free(text);
-    return st;
-}
-
-void pml_dot_free(struct Agraph_s *g)
-{
-    if (!g) return;
-    pthread_mutex_lock(&cg_mutex);
-    agclose(g);
-    pthread_mutex_unlock(&cg_mutex);
-}
-
-const char *pml_dot_kind(struct Agraph_s *g)
-{
-    char *k = agget(g, "kind");
-    return k && *k ? k : "model";
-}
-
-/* Graphviz's own attributes (graphviz.org/doc/info/attrs.html): a model file may carry them for
- * looks; the reader ignores them. Any other attribute pml does not know is an error (a typo). */
-// clang-format off
-static const char *const graphviz_attrs[] = {
-    "_background", "area", "arrowhead", "arrowsize", "arrowtail", "bb", "beautify", "bgcolor",
-    "center", "charset", "class", "cluster", "clusterrank", "color", "colorscheme", "comment",
-    "compound", "concentrate", "constraint", "Damping", "decorate", "defaultdist", "dim", "dimen",
-    "dir", "diredgeconstraints", "distortion", "dpi", "edgehref", "edgetarget", "edgetooltip",
-    "edgeURL", "epsilon", "esep", "fillcolor", "fixedsize", "fontcolor", "fontname", "fontnames",
-    "fontpath", "fontsize", "forcelabels", "gradientangle", "group", "head_lp", "headclip",
-    "headhref", "headlabel", "headport", "headtarget", "headtooltip", "headURL", "height", "href",
-    "id", "image", "imagepath", "imagepos", "imagescale", "inputscale", "K", "key", "label",
-    "label_scheme", "labelangle", "labeldistance", "labelfloat", "labelfontcolor", "labelfontname",
-    "labelfontsize", "labelhref", "labeljust", "labelloc", "labeltarget", "labeltooltip",
-    "labelURL", "landscape", "layer", "layerlistsep", "layers", "layerselect", "layersep", "layout",
-    "len", "levels", "levelsgap", "lhead", "lheight", "linelength", "lp", "ltail", "lwidth",
-    "margin", "maxiter", "mclimit", "mindist", "minlen", "mode", "model", "mosek", "newrank",
-    "nodesep", "nojustify", "normalize", "notranslate", "nslimit", "nslimit1", "oneblock",
-    "ordering", "orientation", "outputorder", "overlap", "overlap_scaling", "overlap_shrink",
-    "pack", "packmode", "pad", "page", "pagedir", "pencolor", "penwidth", "peripheries", "pin",
-    "pos", "quadtree", "quantum", "radius", "rank", "rankdir", "ranksep", "ratio", "rects",
-    "regular", "remincross", "repulsiveforce", "resolution", "root", "rotate", "rotation",
-    "samehead", "sametail", "samplepoints", "scale", "searchsize", "sep", "shape", "shapefile",
-    "showboxes", "sides", "size", "skew", "smoothing", "sortv", "splines", "start", "style",
-    "stylesheet", "tail_lp", "tailclip", "tailhref", "taillabel", "tailport", "tailtarget",
-    "tailtooltip", "tailURL", "target", "TBbalance", "tooltip", "truecolor", "URL", "vertices",
-    "viewport", "voro_margin", "weight", "width", "xdotversion", "xlabel", "xlp", "z",
-};
-// clang-format on
-
-static bool is_graphviz_attr(const char *name)
-{
-    for (size_t i = 0; i < sizeof graphviz_attrs / sizeof graphviz_attrs[0]; i++)
-        if (strcmp(graphviz_attrs[i], name) == 0) return true;
-    return false;
-}
+#define P(s) pml_dot_brief(s)
 
 /* ---------------------------------------------------------------- value parsing */
 
@@ -285,15 +26,6 @@ static bool parse_long(const char *s, long *v, const char **end)
     if (errno) return false;
     *v = x;
     *end = e;
-    return true;
-}
-
-static bool parse_int(const char *s, long lo, long hi, int *v)
-{
-    long x;
-    const char *e;
-    if (!parse_long(s, &x, &e) || *e || x < lo || x > hi) return false;
-    *v = (int)x;
     return true;
 }
 
@@ -397,10 +129,8 @@ typedef struct given {
 
 typedef struct reader {
     const char *src;
-    Agraph_t *ag;
+    const pml_dot *d;
     pml_graph *g;
-    Agnode_t **nodes; /* by node id */
-    int n;
     const pml_model_dot_ext *ext; /* what else the file may hold, or NULL */
 } reader;
 
@@ -416,13 +146,7 @@ static const char *want_kind(const reader *r)
     return r->ext && r->ext->kind ? r->ext->kind : "model";
 }
 
-typedef struct node_rec {
-    Agrec_t h;
-    int id;
-} node_rec;
-
 #define MAX_NODES 16384
-#define MAX_ATTRS 256
 
 /* "node 'x' (conv2d): " */
 static const char *where_node(const pml_node *n)
@@ -452,13 +176,13 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
     switch (d->kind) {
     case K_INT:
         if (a == A_OUT) {
-            ok = parse_int(val, 1, MAX_OUT, &gv->i[a][0]);
+            ok = pml_dot_int(val, 1, MAX_OUT, &gv->i[a][0]);
             expect = "an integer in [1, 16777216]";
         } else if (a == A_PH || a == A_PW) {
-            ok = parse_int(val, 0, MAX_DIM, &gv->i[a][0]);
+            ok = pml_dot_int(val, 0, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [0, 4096]";
         } else {
-            ok = parse_int(val, 1, MAX_DIM, &gv->i[a][0]);
+            ok = pml_dot_int(val, 1, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [1, 4096]";
         }
         break;
@@ -606,21 +330,12 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
     return PML_OK;
 }
 
-/* Names with control characters or backslashes are refused: DOT cannot always write them back
- * (a backslash before a quote or at the end of a quoted string changes its meaning). */
-static bool bad_name_char(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '\\') return true;
-    return false;
-}
-
 /* Reads a node's op and attributes (its inputs come later). */
-static pml_status read_node(reader *r, Agnode_t *an, pml_node *n)
+static pml_status read_node(reader *r, const pml_dot_node *dn, pml_node *n)
 {
-    const char *name = agnameof(an);
+    const char *name = dn->name;
     if (!name || !*name) return pml_fail(PML_EFORMAT, "%s: a node has an empty name", r->src);
-    if (bad_name_char(name))
+    if (!pml_dot_name_ok(name))
         return pml_fail(PML_EFORMAT,
                         "%s: node '%s': the name holds a backslash or a control character", r->src,
                         P(name));
@@ -629,8 +344,8 @@ static pml_status read_node(reader *r, Agnode_t *an, pml_node *n)
                         P(name), PML_NAME_MAX - 1);
     memset(n, 0, sizeof *n);
     snprintf(n->name, sizeof n->name, "%s", name);
-    char *op = agget(an, "op");
-    if (!op || !*op)
+    const char *op = pml_dot_get(dn->nattr, dn->attr, "op");
+    if (!op)
         return pml_fail(PML_EFORMAT,
                         "%s: node '%s' has no op attribute (every node needs one; a node that "
                         "appears only in an edge is a dangling edge)",
@@ -647,74 +362,61 @@ static pml_status read_node(reader *r, Agnode_t *an, pml_node *n)
     }
     given gv;
     memset(&gv, 0, sizeof gv);
-    for (Agsym_t *sym = agnxtattr(r->ag, AGNODE, NULL); sym; sym = agnxtattr(r->ag, AGNODE, sym)) {
-        if (strcmp(sym->name, "op") == 0) continue;
-        const char *val = agxget(an, sym);
-        if (!val || !*val) continue;
-        bool inherited = sym->defval && *sym->defval && strcmp(val, sym->defval) == 0;
+    for (int k = 0; k < dn->nattr; k++) {
+        const pml_dot_attr *at = &dn->attr[k];
+        if (strcmp(at->name, "op") == 0) continue;
         int a = 0;
-        while (a < A_COUNT && strcmp(attr_defs[a].name, sym->name) != 0) a++;
+        while (a < A_COUNT && strcmp(attr_defs[a].name, at->name) != 0) a++;
         if (a == A_COUNT) {
-            if (is_graphviz_attr(sym->name)) continue;
-            if (r->ext && in_list(r->ext->node_attrs, sym->name)) continue; /* the caller's */
+            if (pml_dot_is_graphviz_attr(at->name)) continue;
+            if (r->ext && in_list(r->ext->node_attrs, at->name)) continue; /* the caller's */
             char takes[200];
             ops_taking(n->op, takes, sizeof takes);
             return pml_fail(PML_EFORMAT, "%s: %s: unknown attribute '%s' (%s takes: %s)", r->src,
-                            where_node(n), P(sym->name), pml_op_name(n->op), takes);
+                            where_node(n), P(at->name), pml_op_name(n->op), takes);
         }
         if (!(attr_defs[a].ops & (1u << n->op))) {
-            if (inherited) continue; /* a default from `node [...]` for other ops */
+            if (at->inherited) continue; /* a default from `node [...]` for other ops */
             char takes[200];
             ops_taking(n->op, takes, sizeof takes);
             return pml_fail(PML_EFORMAT,
                             "%s: %s: attribute '%s' does not apply to %s (it takes: %s)", r->src,
                             where_node(n), attr_defs[a].name, pml_op_name(n->op), takes);
         }
-        pml_status st = parse_attr(r, n, a, val, &gv);
+        pml_status st = parse_attr(r, n, a, at->value, &gv);
         if (st != PML_OK) return st;
     }
     return apply_attrs(r, n, &gv);
 }
 
-static int node_id(Agnode_t *an)
-{
-    return ((node_rec *)aggetrec(an, "pml", 0))->id;
-}
-
-static int cmp_edge_seq(const void *a, const void *b)
-{
-    Agedge_t *x = *(Agedge_t *const *)a, *y = *(Agedge_t *const *)b;
-    return AGSEQ(x) < AGSEQ(y) ? -1 : AGSEQ(x) > AGSEQ(y);
-}
-
-/* Fills n->in[] from the edges into node id. */
+/* Fills n->in[] from the edges into node id, in file order. */
 static pml_status read_inputs(reader *r, int id)
 {
     pml_node *n = &r->g->nodes[id];
-    Agnode_t *an = r->nodes[id];
-    Agedge_t *edges[PML_MAX_INPUTS];
+    const pml_dot *d = r->d;
+    const pml_dot_edge *edges[PML_MAX_INPUTS];
     int k = 0;
-    for (Agedge_t *e = agfstin(r->ag, an); e; e = agnxtin(r->ag, e)) {
+    for (int e = 0; e < d->nedges; e++) {
+        if (d->edges[e].head != id) continue;
         if (k == PML_MAX_INPUTS)
             return pml_fail(PML_EFORMAT, "%s: %s has more than %d inputs", r->src, where_node(n),
                             PML_MAX_INPUTS);
-        edges[k++] = e;
+        edges[k++] = &d->edges[e];
     }
-    qsort(edges, (size_t)k, sizeof edges[0], cmp_edge_seq); /* file order */
-    Agsym_t *isym = agattr(r->ag, AGEDGE, "input", NULL);
+#define TAIL(j) P(d->nodes[edges[j]->tail].name)
     int ngiven = 0;
     int pos[PML_MAX_INPUTS];
     for (int j = 0; j < k; j++) {
-        const char *v = isym ? agxget(edges[j], isym) : "";
+        const char *v = pml_dot_get(edges[j]->nattr, edges[j]->attr, "input");
         pos[j] = -1;
-        if (!v || !*v) continue;
+        if (!v) continue;
         ngiven++;
-        if (!parse_int(v, 0, PML_MAX_INPUTS - 1, &pos[j]) || pos[j] >= k)
+        if (!pml_dot_int(v, 0, PML_MAX_INPUTS - 1, &pos[j]) || pos[j] >= k)
             return pml_fail(PML_EFORMAT,
                             "%s: edge '%s' -> '%s': input=%s must be an integer in [0, %d] ('%s' "
                             "has %d input%s)",
-                            r->src, P(agnameof(agtail(edges[j]))), P(n->name), P(v), k - 1,
-                            P(n->name), k, k == 1 ? "" : "s");
+                            r->src, TAIL(j), P(n->name), P(v), k - 1, P(n->name), k,
+                            k == 1 ? "" : "s");
     }
     if (ngiven && ngiven < k)
         for (int j = 0; j < k; j++)
@@ -722,7 +424,7 @@ static pml_status read_inputs(reader *r, int id)
                 return pml_fail(PML_EFORMAT,
                                 "%s: edge '%s' -> '%s' has no input attribute while other edges "
                                 "into '%s' have one (give each an input=K)",
-                                r->src, P(agnameof(agtail(edges[j]))), P(n->name), P(n->name));
+                                r->src, TAIL(j), P(n->name), P(n->name));
     int at[PML_MAX_INPUTS];
     for (int j = 0; j < k; j++) at[j] = -1;
     for (int j = 0; j < k; j++) {
@@ -730,31 +432,22 @@ static pml_status read_inputs(reader *r, int id)
         if (at[p] >= 0)
             return pml_fail(PML_EFORMAT,
                             "%s: edges '%s' -> '%s' and '%s' -> '%s' both have input=%d", r->src,
-                            P(agnameof(agtail(edges[at[p]]))), P(n->name),
-                            P(agnameof(agtail(edges[j]))), P(n->name), p);
+                            TAIL(at[p]), P(n->name), TAIL(j), P(n->name), p);
         at[p] = j;
-        n->in[p] = node_id(agtail(edges[j]));
+        n->in[p] = edges[j]->tail;
     }
     n->nin = k;
     /* edge attributes other than input: Graphviz's own only */
-    for (Agsym_t *sym = agnxtattr(r->ag, AGEDGE, NULL); sym; sym = agnxtattr(r->ag, AGEDGE, sym)) {
-        if (strcmp(sym->name, "input") == 0 || is_graphviz_attr(sym->name)) continue;
-        for (int j = 0; j < k; j++) {
-            const char *v = agxget(edges[j], sym);
-            if (v && *v)
-                return pml_fail(PML_EFORMAT,
-                                "%s: edge '%s' -> '%s': unknown attribute '%s' (edges take: input)",
-                                r->src, P(agnameof(agtail(edges[j]))), P(n->name), P(sym->name));
+    for (int j = 0; j < k; j++)
+        for (int a = 0; a < edges[j]->nattr; a++) {
+            const char *name = edges[j]->attr[a].name;
+            if (strcmp(name, "input") == 0 || pml_dot_is_graphviz_attr(name)) continue;
+            return pml_fail(PML_EFORMAT,
+                            "%s: edge '%s' -> '%s': unknown attribute '%s' (edges take: input)",
+                            r->src, TAIL(j), P(n->name), P(name));
         }
-    }
+#undef TAIL
     return PML_OK;
-}
-
-static int count_syms(Agraph_t *ag, int kind)
-{
-    int n = 0;
-    for (Agsym_t *s = agnxtattr(ag, kind, NULL); s; s = agnxtattr(ag, kind, s)) n++;
-    return n;
 }
 
 /* Graph attributes: kind, input_shape (required), classes (checked after shape inference). */
@@ -762,15 +455,16 @@ static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
 {
     *classes = 0;
     /* the kind first: a plan read as a model is "not a model file", not "unknown attribute" */
-    const char *kind = want_kind(r), *have = agget(r->ag, "kind");
-    if (have && *have && strcmp(have, kind) != 0)
+    const pml_dot *d = r->d;
+    const char *kind = want_kind(r), *have = pml_dot_get(d->nattr, d->attr, "kind");
+    if (have && strcmp(have, kind) != 0)
         return pml_fail(PML_EFORMAT, "%s: kind=%s: this is not a %s file (kind=%s)", r->src,
                         P(have), kind, kind);
-    if ((!have || !*have) && strcmp(kind, "model") != 0)
+    if (!have && strcmp(kind, "model") != 0)
         return pml_fail(PML_EFORMAT, "%s: missing graph attribute kind=%s", r->src, kind);
-    for (Agsym_t *sym = agnxtattr(r->ag, AGRAPH, NULL); sym; sym = agnxtattr(r->ag, AGRAPH, sym)) {
-        const char *v = agxget(r->ag, sym);
-        if (!v || !*v) continue;
+    for (int k = 0; k < d->nattr; k++) {
+        const pml_dot_attr *sym = &d->attr[k];
+        const char *v = sym->value;
         if (strcmp(sym->name, "kind") == 0) {
             continue;
         } else if (r->ext && in_list(r->ext->graph_attrs, sym->name)) {
@@ -787,12 +481,12 @@ static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
                                 r->src, P(v));
             *in = (pml_shape){(int)c, (int)h, (int)w};
         } else if (strcmp(sym->name, "classes") == 0) {
-            if (!parse_int(v, 2, MAX_OUT, classes))
+            if (!pml_dot_int(v, 2, MAX_OUT, classes))
                 return pml_fail(PML_EFORMAT,
                                 "%s: graph attribute classes='%s' must be an integer in [2, "
                                 "16777216]",
                                 r->src, P(v));
-        } else if (!is_graphviz_attr(sym->name)) {
+        } else if (!pml_dot_is_graphviz_attr(sym->name)) {
             return pml_fail(PML_EFORMAT,
                             "%s: unknown graph attribute '%s' (a model takes: kind, input_shape, "
                             "classes)",
@@ -810,9 +504,9 @@ static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
 /* The model's name: the digraph's ID, or the file's base name for an anonymous digraph. */
 static pml_status model_name(reader *r, char *name)
 {
-    const char *id = agnameof(r->ag);
-    if (id && *id && id[0] != '%') {
-        if (bad_name_char(id) || strlen(id) >= PML_NAME_MAX)
+    const char *id = r->d->name;
+    if (id && *id) {
+        if (!pml_dot_name_ok(id) || strlen(id) >= PML_NAME_MAX)
             return pml_fail(PML_EFORMAT,
                             "%s: the digraph's name '%s' is longer than %d characters or holds a "
                             "backslash or a control character",
@@ -827,22 +521,18 @@ static pml_status model_name(reader *r, char *name)
     if (n >= PML_NAME_MAX) n = PML_NAME_MAX - 1;
     memcpy(name, base, n);
     name[n] = 0;
-    if (bad_name_char(name)) strcpy(name, "model");
+    if (!pml_dot_name_ok(name)) strcpy(name, "model");
     return PML_OK;
 }
 
-static pml_status from_agraph(reader *r)
+static pml_status from_dot(reader *r)
 {
     pml_status st;
-    int nn = agnnodes(r->ag);
+    const int nn = r->d->nnodes;
     if (nn == 0) return pml_fail(PML_EFORMAT, "%s: the graph has no nodes", r->src);
     if (nn > MAX_NODES)
         return pml_fail(PML_EFORMAT, "%s: the graph has %d nodes (at most %d)", r->src, nn,
                         MAX_NODES);
-    if (count_syms(r->ag, AGNODE) > MAX_ATTRS || count_syms(r->ag, AGEDGE) > MAX_ATTRS ||
-        count_syms(r->ag, AGRAPH) > MAX_ATTRS)
-        return pml_fail(PML_EFORMAT, "%s: more than %d distinct attribute names", r->src,
-                        MAX_ATTRS);
     char name[PML_NAME_MAX];
     if ((st = model_name(r, name)) != PML_OK) return st;
     pml_graph_init(r->g, name);
@@ -850,23 +540,15 @@ static pml_status from_agraph(reader *r)
     int classes;
     if ((st = read_graph_attrs(r, &in, &classes)) != PML_OK) return st;
 
-    r->nodes = malloc((size_t)nn * sizeof *r->nodes);
     r->g->nodes = calloc((size_t)nn, sizeof *r->g->nodes);
-    if (!r->nodes || !r->g->nodes) return pml_fail(PML_ENOMEM, "%s: out of memory", r->src);
+    if (!r->g->nodes) return pml_fail(PML_ENOMEM, "%s: out of memory", r->src);
     r->g->cap = nn;
-    aginit(r->ag, AGNODE, "pml", sizeof(node_rec), 0);
-    int id = 0;
-    for (Agnode_t *an = agfstnode(r->ag); an; an = agnxtnode(r->ag, an), id++) {
-        ((node_rec *)aggetrec(an, "pml", 0))->id = id;
-        r->nodes[id] = an;
-    }
-    r->n = nn;
-    for (id = 0; id < nn; id++) {
-        if ((st = read_node(r, r->nodes[id], &r->g->nodes[id])) != PML_OK) return st;
+    for (int id = 0; id < nn; id++) {
+        if ((st = read_node(r, &r->d->nodes[id], &r->g->nodes[id])) != PML_OK) return st;
         r->g->nnodes = id + 1;
         if (r->g->nodes[id].op == PML_OP_INPUT) r->g->nodes[id].a.shape = in;
     }
-    for (id = 0; id < nn; id++)
+    for (int id = 0; id < nn; id++)
         if ((st = read_inputs(r, id)) != PML_OK) return st;
     if ((st = pml_graph_finalize(r->g)) != PML_OK) return pml_fail_ctx(st, "%s: ", r->src);
     if (classes && classes != r->g->classes)
@@ -876,21 +558,16 @@ static pml_status from_agraph(reader *r)
     return PML_OK;
 }
 
-pml_status pml_model_from_agraph(struct Agraph_s *ag, const char *source, pml_graph *g)
+pml_status pml_model_from_dot(const pml_dot *d, pml_graph *g)
 {
-    return pml_model_from_agraph_ext(ag, source, NULL, g);
+    return pml_model_from_dot_ext(d, NULL, g);
 }
 
-pml_status pml_model_from_agraph_ext(struct Agraph_s *ag, const char *source,
-                                     const pml_model_dot_ext *ext, pml_graph *g)
+pml_status pml_model_from_dot_ext(const pml_dot *d, const pml_model_dot_ext *ext, pml_graph *g)
 {
-    reader r = {source ? source : "<dot>", ag, g, NULL, 0, ext};
+    reader r = {d->source ? d->source : "<dot>", d, g, ext};
     pml_graph_init(g, NULL);
-    pthread_mutex_lock(&cg_mutex);
-    pml_status st = from_agraph(&r);
-    agclean(ag, AGNODE, "pml");
-    pthread_mutex_unlock(&cg_mutex);
-    free(r.nodes);
+    pml_status st = from_dot(&r);
     if (st != PML_OK) {
         pml_graph_free(g);
         pml_graph_init(g, NULL);
@@ -900,12 +577,12 @@ pml_status pml_model_from_agraph_ext(struct Agraph_s *ag, const char *source,
 
 pml_status pml_model_parse_dot(const char *text, size_t len, const char *source, pml_graph *g)
 {
-    Agraph_t *ag;
+    pml_dot d;
     pml_graph_init(g, NULL);
-    pml_status st = pml_dot_parse(text, len, source, &ag);
+    pml_status st = pml_dot_parse(text, len, source, &d);
     if (st != PML_OK) return st;
-    st = pml_model_from_agraph(ag, source, g);
-    pml_dot_free(ag);
+    st = pml_model_from_dot(&d, g);
+    pml_dot_free(&d);
     return st;
 }
 
@@ -945,10 +622,11 @@ static void fmt_pair(char *buf, size_t cap, int a, int b)
         snprintf(buf, cap, "\"%dx%d\"", a, b);
 }
 
-/* A DOT ID for s (quoted when it must be). Caller holds the cgraph lock. */
-static const char *dot_id(const char *s)
+/* s as a DOT ID (quoted when it must be) */
+static void put_id(FILE *f, const char *s)
 {
-    return agcanon((char *)s, 0);
+    char buf[2 * PML_NAME_MAX + 8];
+    fputs(pml_dot_id(s, buf, sizeof buf), f);
 }
 
 static const char *pad_name(int mode)
@@ -1026,13 +704,13 @@ pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext 
     *len = 0;
     if (!g->finalized)
         return pml_fail(PML_EINVAL, "model '%s': finalize the graph before writing it", g->name);
-    if (bad_name_char(g->name))
+    if (!pml_dot_name_ok(g->name))
         return pml_fail(PML_EINVAL,
                         "model '%s': the name cannot be written in DOT (backslash or "
                         "control character)",
                         P(g->name));
     for (int i = 0; i < g->nnodes; i++)
-        if (bad_name_char(g->nodes[i].name))
+        if (!pml_dot_name_ok(g->nodes[i].name))
             return pml_fail(PML_EINVAL,
                             "model '%s': node '%s': the name cannot be written in DOT (backslash "
                             "or control character)",
@@ -1043,33 +721,36 @@ pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext 
     pml_viz_fmt_count(params, sizeof params, (double)pml_graph_param_count(g));
     pml_viz_fmt_flops(flops, sizeof flops, pml_graph_flops(g));
     const pml_shape in = g->nodes[g->input].out;
-    pthread_mutex_lock(&cg_mutex);
     fprintf(f,
             "// pml %s '%s': %s parameters, %s per sample (forward).\n"
             "// One node per operator (op=...), one edge per tensor from producer to consumer;\n"
             "// input=K numbers a consumer's inputs. Format: models/models.h.\n",
             kind, g->name, params, flops);
-    fprintf(f, "digraph %s {\n", dot_id(g->name));
-    fprintf(f, "    graph [kind=%s, input_shape=\"%dx%dx%d\", classes=%d", dot_id(kind), in.c, in.h,
-            in.w, g->classes);
+    fputs("digraph ", f);
+    put_id(f, g->name);
+    fputs(" {\n    graph [kind=", f);
+    put_id(f, kind);
+    fprintf(f, ", input_shape=\"%dx%dx%d\", classes=%d", in.c, in.h, in.w, g->classes);
     if (ext && ext->graph_text && *ext->graph_text) fprintf(f, ", %s", ext->graph_text);
     fputs("];\n\n", f);
     for (int i = 0; i < g->nnodes; i++) {
-        fprintf(f, "    %s", dot_id(g->nodes[i].name));
+        fputs("    ", f);
+        put_id(f, g->nodes[i].name);
         write_attrs(f, &g->nodes[i], i, ext);
     }
     fputc('\n', f);
     for (int i = 0; i < g->nnodes; i++) {
         const pml_node *n = &g->nodes[i];
         for (int j = 0; j < n->nin; j++) {
-            fprintf(f, "    %s -> ", dot_id(g->nodes[n->in[j]].name));
-            fputs(dot_id(n->name), f);
+            fputs("    ", f);
+            put_id(f, g->nodes[n->in[j]].name);
+            fputs(" -> ", f);
+            put_id(f, n->name);
             if (n->nin > 1) fprintf(f, " [input=%d]", j);
             fputs(";\n", f);
         }
     }
     fputs("}\n", f);
-    pthread_mutex_unlock(&cg_mutex);
     if (fclose(f) != 0 || !*text) {
         free(*text);
         *text = NULL;

@@ -66,10 +66,10 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *
  * Errors name the file and the node, edge or attribute at fault: one message, no output. */
 
-struct Agraph_s; /* cgraph's graph: Agraph_t in <graphviz/cgraph.h> */
-
 /** Largest DOT file pml reads. */
 #define PML_DOT_MAX_BYTES (16u << 20)
+
+typedef struct pml_dot pml_dot;
 
 /** \return true when \p model names a file (ends in .dot or .gv, or holds a '/'), false when it
  * is a zoo spec. */
@@ -82,8 +82,8 @@ pml_status pml_model_load(const char *model, pml_graph *g);
 pml_status pml_model_read_dot(const char *path, pml_graph *g);
 /** As pml_model_read_dot() on \p len bytes of text; \p source names it in messages. */
 pml_status pml_model_parse_dot(const char *text, size_t len, const char *source, pml_graph *g);
-/** Builds a model from a parsed DOT graph (see pml_dot_parse). \return PML_OK or an error. */
-pml_status pml_model_from_agraph(struct Agraph_s *ag, const char *source, pml_graph *g);
+/** Builds a model from a parsed DOT file (see pml_dot_parse). \return PML_OK or an error. */
+pml_status pml_model_from_dot(const pml_dot *d, pml_graph *g);
 /** Writes a finalised model as DOT text into a malloc'd, NUL-terminated buffer (*len bytes,
  * without the NUL). \return PML_OK, PML_EINVAL (not finalised) or PML_ENOMEM. */
 pml_status pml_model_format_dot(const pml_graph *g, char **text, size_t *len);
@@ -100,30 +100,85 @@ typedef struct pml_model_dot_ext {
     const char *graph_text;         /* writing: more graph attributes as DOT, e.g.
                                      * "machine=\"cpu-2socket\", fingerprint=\"3f2a\"", or NULL */
     /* writing: more attributes of node id as DOT, starting with ", " (e.g. ", config=\"n=2\"");
-     * called with pml's DOT lock held: it must not call pml's DOT or drawing functions */
+     * called while the text is written */
     void (*node_text)(void *ud, int id, char *buf, size_t cap);
     void *ud;
 } pml_model_dot_ext;
 
-/** pml_model_from_agraph() for files that hold a model and more (\p ext may be NULL). */
-pml_status pml_model_from_agraph_ext(struct Agraph_s *ag, const char *source,
-                                     const pml_model_dot_ext *ext, pml_graph *g);
+/** pml_model_from_dot() for files that hold a model and more (\p ext may be NULL). */
+pml_status pml_model_from_dot_ext(const pml_dot *d, const pml_model_dot_ext *ext, pml_graph *g);
 /** pml_model_format_dot() for files that hold a model and more (\p ext may be NULL). */
 pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext *ext, char **text,
                                     size_t *len);
 
-/* Any pml DOT file (model, plan, machine): the planner reads its files with these too. */
+/* ---------------------------------------------------------------- DOT files
+ *
+ * The one reader and writer of every DOT file pml keeps (models; the planner's machines and
+ * plans). pml_dot_parse reads the text with Graphviz's cgraph (one lock, its messages caught)
+ * into a plain snapshot that readers walk without cgraph: the graph's name and attributes, and
+ * its nodes and edges in file order, each with the attributes that have a value. Writers quote
+ * IDs with pml_dot_id and write files atomically (pml_write_file_atomic). */
 
-/** Parses DOT text into a cgraph digraph. Refuses what is not UTF-8 text, cgraph's syntax
- * errors and warnings (caught: nothing is printed), an empty input, more than one graph and
- * undirected graphs; \p source names the text in messages. Free *ag with pml_dot_free().
- * \return PML_OK or PML_EFORMAT. */
-pml_status pml_dot_parse(const char *text, size_t len, const char *source, struct Agraph_s **ag);
+#define PML_DOT_MAX_ATTRS 256      /* distinct attribute names, per graph, node and edge */
+#define PML_DOT_MAX_NODES (1 << 20) /* nodes, and edges */
+
+typedef struct pml_dot_attr {
+    const char *name, *value; /* value: never empty */
+    bool inherited;           /* a default from `node [...]` / `edge [...]` */
+} pml_dot_attr;
+
+typedef struct pml_dot_node {
+    const char *name;
+    int nattr;
+    const pml_dot_attr *attr; /* in the order the file declared their names */
+} pml_dot_node;
+
+typedef struct pml_dot_edge {
+    int tail, head; /* node indices */
+    int nattr;
+    const pml_dot_attr *attr;
+} pml_dot_edge;
+
+struct pml_dot {
+    const char *source;        /* names the text in messages */
+    const char *name;          /* the digraph's ID; NULL for an anonymous digraph */
+    int nattr;
+    const pml_dot_attr *attr;  /* graph attributes with a value */
+    int nnodes;
+    const pml_dot_node *nodes; /* in the order the file first names them */
+    int nedges;
+    const pml_dot_edge *edges; /* in file order */
+    int nsyms[3];              /* distinct attribute names: graph, node, edge */
+    void *blocks_;             /* storage (private) */
+};
+
+/** Parses DOT text into \p d. Refuses what is not UTF-8 text, cgraph's syntax errors and
+ * warnings (caught: nothing is printed), an empty input, more than one graph, undirected graphs
+ * and more than PML_DOT_MAX_ATTRS attribute names; \p source names the text in messages. Free
+ * \p d with pml_dot_free(). \return PML_OK, PML_EFORMAT or PML_ENOMEM (then \p d is empty). */
+pml_status pml_dot_parse(const char *text, size_t len, const char *source, pml_dot *d);
 /** pml_dot_parse() on a file. \return PML_OK, PML_EIO or PML_EFORMAT. */
-pml_status pml_dot_read(const char *path, struct Agraph_s **ag);
-void pml_dot_free(struct Agraph_s *ag);
+pml_status pml_dot_read(const char *path, pml_dot *d);
+void pml_dot_free(pml_dot *d);
+/** \return the value of attribute \p name among attr[0..nattr), or NULL. */
+const char *pml_dot_get(int nattr, const pml_dot_attr *attr, const char *name);
 /** \return the graph attribute kind ("model", "plan", "machine"); "model" when absent. */
-const char *pml_dot_kind(struct Agraph_s *ag);
+const char *pml_dot_kind(const pml_dot *d);
+/** \return true for Graphviz's own attributes (label, color, shape, ...): files may carry them
+ * for looks and readers ignore them. */
+bool pml_dot_is_graphviz_attr(const char *name);
+/** \return true when DOT carries \p s both ways as a name: no control character, no backslash. */
+bool pml_dot_name_ok(const char *s);
+/** Parses a decimal integer in [lo, hi] and nothing else. \return true on success. */
+bool pml_dot_int(const char *s, long lo, long hi, int *v);
+/** \return \p s as a DOT ID: itself when DOT reads it back unquoted (as cgraph's agcanon
+ * decides), else quoted with '"' escaped into \p buf (cap bytes; "" when too small). */
+const char *pml_dot_id(const char *s, char *buf, size_t cap);
+/** Writes \p s to \p f as a quoted DOT string, '"' escaped (names pml_dot_name_ok accepts). */
+void pml_dot_put_quoted(FILE *f, const char *s);
+/** \return a short printable copy of \p s for messages (controls as '?', at most 60 characters,
+ * then "..."), in one of four rotating buffers of this thread. */
+const char *pml_dot_brief(const char *s);
 
 /* ---------------------------------------------------------------- drawings (gvc)
  *
@@ -131,10 +186,11 @@ const char *pml_dot_kind(struct Agraph_s *ag);
  * a pml object into one: pml_viz_model here; the planner adds plans and machines with the same
  * helpers (pml_viz_new, pml_viz_node, pml_viz_edge, pml_viz_set). pml_viz_render lays any view
  * out with Graphviz's dot engine and renders it; Graphviz's warnings are caught, not printed.
- * cgraph and gvc are not thread-safe: these functions serialise on one lock. */
+ * cgraph and gvc are not thread-safe: these functions serialise on one lock. A view's nodes,
+ * edges and clusters are pml_viz_obj handles that belong to the view. */
 
-struct Agnode_s;
-struct Agedge_s;
+typedef struct pml_viz pml_viz;         /* a view */
+typedef struct pml_viz_obj pml_viz_obj; /* a view, cluster, node or edge of one */
 
 typedef enum pml_viz_format {
     PML_VIZ_SVG,
@@ -154,36 +210,46 @@ pml_status pml_viz_format_of(const char *path, pml_viz_format *f);
 
 /** A new, empty view called \p name with \p title on top (may hold '\n'). \return the view, or
  * NULL when out of memory. Free with pml_viz_free(). */
-struct Agraph_s *pml_viz_new(const char *name, const char *title);
-/** Adds (or finds) node \p id with a label (lines separated by '\n'; NULL: the id) and a fill
- * colour (NULL: white). \return the node, or NULL when out of memory. */
-struct Agnode_s *pml_viz_node(struct Agraph_s *v, const char *id, const char *label,
-                              const char *fill);
+pml_viz *pml_viz_new(const char *name, const char *title);
+/** \return the view itself as an object (for pml_viz_set, pml_viz_get, pml_viz_node). */
+pml_viz_obj *pml_viz_root(pml_viz *v);
+/** Adds (or finds) cluster \p id of \p v, drawn as a dashed box labelled \p label, to hold
+ * nodes. \return the cluster, or NULL when out of memory. */
+pml_viz_obj *pml_viz_cluster(pml_viz *v, const char *id, const char *label);
+/** Adds (or finds) node \p id in \p in (the view's root or a cluster) with a label (lines
+ * separated by '\n'; NULL: the id) and a fill colour (NULL: white). \return the node, or NULL
+ * when out of memory. */
+pml_viz_obj *pml_viz_node(pml_viz_obj *in, const char *id, const char *label, const char *fill);
+/** \return node \p id of \p v, or NULL when there is none. */
+pml_viz_obj *pml_viz_find_node(pml_viz *v, const char *id);
 /** Adds an edge a -> b labelled \p label (NULL: none); a second edge between the same two nodes
  * is not added. \return the edge, or NULL when out of memory. */
-struct Agedge_s *pml_viz_edge(struct Agraph_s *v, struct Agnode_s *a, struct Agnode_s *b,
-                              const char *label);
-/** Sets any Graphviz attribute of a view, node or edge (e.g. "color", "style", "tooltip"). */
-void pml_viz_set(void *obj, const char *attr, const char *value);
+pml_viz_obj *pml_viz_edge(pml_viz *v, pml_viz_obj *a, pml_viz_obj *b, const char *label);
+/** \return the edge a -> b of \p v, or NULL when there is none. */
+pml_viz_obj *pml_viz_find_edge(pml_viz *v, pml_viz_obj *a, pml_viz_obj *b);
+/** Sets any Graphviz attribute of a view, cluster, node or edge (e.g. "color", "style"). */
+void pml_viz_set(pml_viz_obj *obj, const char *attr, const char *value);
+/** Sets attribute \p attr of \p obj to an HTML-like label (Graphviz's <...> labels). */
+void pml_viz_set_html(pml_viz_obj *obj, const char *attr, const char *html);
 /** \return an attribute of a view, node or edge ("" when unset, NULL when never declared); the
  * string belongs to the view. A plan view, say, takes pml_viz_model's view and adds a line to
  * each operator's "label" and a "fillcolor" per device. */
-const char *pml_viz_get(void *obj, const char *attr);
-void pml_viz_free(struct Agraph_s *v);
+const char *pml_viz_get(pml_viz_obj *obj, const char *attr);
+void pml_viz_free(pml_viz *v);
 /** Lays out \p v (dot, top to bottom) and renders it into a malloc'd buffer (NUL-terminated;
  * *len bytes without the NUL). \return PML_OK, or PML_EUNSUPPORTED when Graphviz cannot lay out
  * or render (its message included). */
-pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, size_t *len);
+pml_status pml_viz_render(pml_viz *v, pml_viz_format f, char **data, size_t *len);
 /** Renders \p v in the format \p path's extension names and writes it atomically: on any error
  * nothing is left at \p path. \return PML_OK or an error naming the file. */
-pml_status pml_viz_write(struct Agraph_s *v, const char *path);
+pml_status pml_viz_write(pml_viz *v, const char *path);
 
 /** A view of a finalised model: one node per operator showing its name, op and key attributes,
  * output shape and parameter count; edges labelled with tensor shapes; a title with the model's
  * name, parameters and forward FLOPs per sample. With o->collapse, each block found by
  * pml_model_blocks is one node showing its op counts, output, parameters and FLOPs.
  * \return PML_OK or an error; *view is freed with pml_viz_free(). */
-pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agraph_s **view);
+pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, pml_viz **view);
 
 /** Finds the blocks --collapse folds. A block is a name prefix P (the nodes called P or P.*,
  * torchvision-style names: "layer1.0", "Mixed_5b") whose nodes form a single-entry,

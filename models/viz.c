@@ -27,7 +27,7 @@ pml_status pml_viz_format_of(const char *path, pml_viz_format *f)
                 return PML_OK;
             }
     return pml_fail(PML_EINVAL, "'%s': unknown drawing format '%s' (use .svg, .png, .pdf or .dot)",
-                    pml__printable(path), dot ? pml__printable(dot) : "(no extension)");
+                    pml_dot_brief(path), dot ? pml_dot_brief(dot) : "(no extension)");
 }
 
 /* ---------------------------------------------------------------- numbers for people */
@@ -53,7 +53,11 @@ void pml_viz_fmt_flops(char *buf, size_t cap, double v)
 
 /* ---------------------------------------------------------------- views */
 
-struct Agraph_s *pml_viz_new(const char *name, const char *title)
+/* A view is a cgraph graph; its objects are cgraph graphs, subgraphs, nodes and edges. */
+#define G(v) ((Agraph_t *)(void *)(v))
+#define OBJ(x) ((pml_viz_obj *)(void *)(x))
+
+pml_viz *pml_viz_new(const char *name, const char *title)
 {
     pml__cg_begin();
     Agraph_t *v = agopen((char *)(name && *name ? name : "view"), Agdirected, NULL);
@@ -82,44 +86,88 @@ struct Agraph_s *pml_viz_new(const char *name, const char *title)
         agattr(v, AGEDGE, "label", "");
     }
     pml__cg_end();
-    return v;
+    return (pml_viz *)(void *)v;
 }
 
-struct Agnode_s *pml_viz_node(struct Agraph_s *v, const char *id, const char *label,
-                              const char *fill)
+pml_viz_obj *pml_viz_root(pml_viz *v) { return OBJ(v); }
+
+pml_viz_obj *pml_viz_cluster(pml_viz *v, const char *id, const char *label)
 {
     pml__cg_begin();
-    Agnode_t *n = agnode(v, (char *)id, 1);
+    Agraph_t *s = agsubg(G(v), (char *)id, 1);
+    if (s) {
+        agsafeset(s, "label", (char *)label, "");
+        agsafeset(s, "style", "rounded,dashed", "");
+        agsafeset(s, "color", "#999999", "");
+        agsafeset(s, "fontsize", "12", "");
+    }
+    pml__cg_end();
+    return OBJ(s);
+}
+
+pml_viz_obj *pml_viz_node(pml_viz_obj *in, const char *id, const char *label, const char *fill)
+{
+    pml__cg_begin();
+    Agnode_t *n = agnode(G(in), (char *)id, 1);
     if (n) {
         if (label) agset(n, "label", (char *)label);
         if (fill) agset(n, "fillcolor", (char *)fill);
     }
     pml__cg_end();
-    return n;
+    return OBJ(n);
 }
 
-struct Agedge_s *pml_viz_edge(struct Agraph_s *v, struct Agnode_s *a, struct Agnode_s *b,
-                              const char *label)
+pml_viz_obj *pml_viz_find_node(pml_viz *v, const char *id)
 {
     pml__cg_begin();
-    Agedge_t *e = agfstout(v, a);
-    while (e && aghead(e) != b) e = agnxtout(v, e); /* one edge per pair */
+    Agnode_t *n = agnode(G(v), (char *)id, 0);
+    pml__cg_end();
+    return OBJ(n);
+}
+
+pml_viz_obj *pml_viz_edge(pml_viz *v, pml_viz_obj *a, pml_viz_obj *b, const char *label)
+{
+    pml__cg_begin();
+    Agnode_t *na = (Agnode_t *)(void *)a, *nb = (Agnode_t *)(void *)b;
+    Agedge_t *e = agfstout(G(v), na);
+    while (e && aghead(e) != nb) e = agnxtout(G(v), e); /* one edge per pair */
     if (!e) {
-        e = agedge(v, a, b, NULL, 1);
+        e = agedge(G(v), na, nb, NULL, 1);
         if (e && label) agset(e, "label", (char *)label);
     }
     pml__cg_end();
-    return e;
+    return OBJ(e);
 }
 
-void pml_viz_set(void *obj, const char *attr, const char *value)
+pml_viz_obj *pml_viz_find_edge(pml_viz *v, pml_viz_obj *a, pml_viz_obj *b)
+{
+    pml__cg_begin();
+    Agedge_t *e = agedge(G(v), (Agnode_t *)(void *)a, (Agnode_t *)(void *)b, NULL, 0);
+    pml__cg_end();
+    return OBJ(e);
+}
+
+void pml_viz_set(pml_viz_obj *obj, const char *attr, const char *value)
 {
     pml__cg_begin();
     agsafeset(obj, (char *)attr, (char *)value, "");
     pml__cg_end();
 }
 
-const char *pml_viz_get(void *obj, const char *attr)
+void pml_viz_set_html(pml_viz_obj *obj, const char *attr, const char *html)
+{
+    pml__cg_begin();
+    Agraph_t *root = agroot(obj);
+    char *h = agstrdup_html(root, (char *)html);
+    if (h) {
+        agsafeset(obj, (char *)attr, "", "");
+        agset(obj, (char *)attr, h);
+        agstrfree(root, h);
+    }
+    pml__cg_end();
+}
+
+const char *pml_viz_get(pml_viz_obj *obj, const char *attr)
 {
     pml__cg_begin();
     const char *v = agget(obj, (char *)attr);
@@ -127,11 +175,11 @@ const char *pml_viz_get(void *obj, const char *attr)
     return v;
 }
 
-void pml_viz_free(struct Agraph_s *v)
+void pml_viz_free(pml_viz *v)
 {
     if (!v) return;
     pml__cg_begin();
-    agclose(v);
+    agclose(G(v));
     pml__cg_end();
 }
 
@@ -139,8 +187,9 @@ void pml_viz_free(struct Agraph_s *v)
 
 static GVC_t *gvc; /* Graphviz's context: plugins loaded once, kept for the process */
 
-pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, size_t *len)
+pml_status pml_viz_render(pml_viz *view, pml_viz_format f, char **data, size_t *len)
 {
+    Agraph_t *v = G(view);
     *data = NULL;
     *len = 0;
     if ((unsigned)f >= PML_VIZ_FORMAT_COUNT)
@@ -155,7 +204,7 @@ pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, siz
     pml__cg_clear();
     if (gvLayout(gvc, v, "dot") != 0) {
         st = pml_fail(PML_EUNSUPPORTED, "Graphviz could not lay out '%s': %s",
-                      pml__printable(agnameof(v)), pml__cg_first(NULL));
+                      pml_dot_brief(agnameof(v)), pml__cg_first(NULL));
     } else {
         char *buf = NULL;
         unsigned int n = 0;
@@ -167,7 +216,7 @@ pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, siz
             *data = malloc((size_t)n + 1);
             if (!*data) {
                 st = pml_fail(PML_ENOMEM, "out of memory rendering '%s'",
-                              pml__printable(agnameof(v)));
+                              pml_dot_brief(agnameof(v)));
             } else {
                 memcpy(*data, buf, n);
                 (*data)[n] = 0;
@@ -181,7 +230,7 @@ pml_status pml_viz_render(struct Agraph_s *v, pml_viz_format f, char **data, siz
     return st;
 }
 
-pml_status pml_viz_write(struct Agraph_s *v, const char *path)
+pml_status pml_viz_write(pml_viz *v, const char *path)
 {
     pml_viz_format f;
     pml_status st = pml_viz_format_of(path, &f);
@@ -477,7 +526,7 @@ static void out_str(char *buf, size_t cap, pml_shape s, size_t params)
     }
 }
 
-pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agraph_s **view)
+pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, pml_viz **view)
 {
     *view = NULL;
     if (!g->finalized)
@@ -486,7 +535,7 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
     bool collapse = o && o->collapse;
     int *block = malloc((size_t)n * sizeof *block);
     char(*bnames)[PML_NAME_MAX] = malloc((size_t)n * sizeof *bnames);
-    Agnode_t **vn = calloc((size_t)n, sizeof *vn);
+    pml_viz_obj **vn = calloc((size_t)n, sizeof *vn);
     size_t *bparams = NULL;
     double *bflops = NULL;
     int nb = 0;
@@ -505,7 +554,7 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
     snprintf(title, sizeof title,
              "%s\n%s parameters, %s per sample (forward)\ninput %dx%dx%d, %d classes%s", g->name,
              params, flops, in.c, in.h, in.w, g->classes, nb ? ", repeated blocks folded" : "");
-    Agraph_t *v = pml_viz_new(g->name, title);
+    pml_viz *v = pml_viz_new(g->name, title);
     if (!v) goto nomem;
 
     char label[512], line2[160], line3[96];
@@ -545,7 +594,7 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
         out_str(line3, sizeof line3, g->nodes[bexit[b]].out, bparams[b]);
         snprintf(label, sizeof label, "%s\nblock of %d ops: %s\n%s, %s", bnames[b], total, line2,
                  line3, fl);
-        Agnode_t *bn = pml_viz_node(v, bnames[b], label, "#d0e0e3");
+        pml_viz_obj *bn = pml_viz_node(pml_viz_root(v), bnames[b], label, "#d0e0e3");
         if (!bn) {
             free(bexit);
             free(opcount);
@@ -570,7 +619,7 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, struct Agrap
                      nd->op == PML_OP_SOFTMAX_XENT ? line2 : line3); /* "flatten\n784" */
         else
             snprintf(label, sizeof label, "%s\n%s\n%s", nd->name, line2, line3);
-        vn[i] = pml_viz_node(v, nd->name, label, op_fill(nd->op));
+        vn[i] = pml_viz_node(pml_viz_root(v), nd->name, label, op_fill(nd->op));
         if (!vn[i]) {
             pml_viz_free(v);
             goto nomem;

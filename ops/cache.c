@@ -178,13 +178,6 @@ bool pml_cache_stamp_same(const pml_cache_stamp *a, const pml_cache_stamp *b)
 
 /* ---------------------------------------------------------------- lock */
 
-static double mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int try_flock(int fd)
 {
     int r;
@@ -215,10 +208,10 @@ bool pml_cache_lock_take(pml_cache_lock *l, const char *dir, const char *name, d
             return false;
         }
         l->waited = true;
-        const double deadline = mono_now() + (wait_s > 0 ? wait_s : 0);
+        const double deadline = pml_now() + (wait_s > 0 ? wait_s : 0);
         long nap_us = 1000; /* 1 ms, doubling to 50 ms: a short hold costs little waiting */
         for (;;) {
-            double left = deadline - mono_now();
+            double left = deadline - pml_now();
             if (left <= 0) {
                 l->timed_out = true;
                 close(fd);

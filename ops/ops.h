@@ -45,6 +45,22 @@ typedef enum pml_status {
 const char *pml_status_str(pml_status st);
 /** \return the message of the last failure on this thread ("" if none). */
 const char *pml_errmsg(void);
+/** Sets this thread's message and \return \p st. printf-style; the message is escaped
+ * (pml_escape): whatever it echoes from input reaches a terminal as text. */
+pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
+pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- utilities (ops/util.c) */
+
+/** \return monotonic seconds (CLOCK_MONOTONIC), for measuring intervals. */
+double pml_now(void);
+/** qsort comparison of doubles, ascending. */
+int pml_cmp_double(const void *a, const void *b);
+/** \return the median of v[0..n) (the mean of the two middle values when n is even; NaN when
+ * n <= 0). Sorts \p v. */
+double pml_median(double *v, int n);
+
 /** Copies \p src to \p dst (\p cap bytes, NUL-terminated) with what a terminal would act on
  * escaped: C0 controls and DEL as \n, \t, \r or \xNN, bytes that are not UTF-8 as \xNN,
  * C1 controls and bidirectional marks and overrides as \uNNNN; printable text, other UTF-8
@@ -54,11 +70,6 @@ size_t pml_escape(char *dst, size_t cap, const char *src);
 /** Writes \p src to \p f as a JSON string: quoted, '"' and '\\' escaped, controls, C1 controls
  * and bidirectional overrides as \uNNNN, bytes that are not UTF-8 as U+FFFD. */
 void pml_json_str(FILE *f, const char *src);
-/** Sets this thread's message and \return \p st. printf-style; the message is escaped
- * (pml_escape): whatever it echoes from input reaches a terminal as text. */
-pml_status pml_fail(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Prefixes this thread's message with a context ("file.dot: ") and \return \p st. */
-pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -322,28 +333,67 @@ void pml_optim_apply(const pml_optim *o, float *params, const float *grads, size
 
 /* ---------------------------------------------------------------- files */
 
-/* A file written atomically: write to f, then commit. The data goes to a temporary file in the
- * target's folder (".NAME.tmp-PID-N"), which commit flushes, fsyncs and renames over the target:
- * a crash leaves the old file or the new one, never a part. abort (and a failed commit) removes
- * the temporary file. Errors name the target. */
+/* A file written safely: open, write to f, then commit (or abort). What happens depends on what
+ * the name is when it is opened:
+ * - a regular file, or no file yet: replaced atomically. The data goes to a temporary file in the
+ *   target's folder, which commit flushes, fsyncs and renames over the target: a crash leaves the
+ *   old file or the new one, never a part; abort (and a failed commit) leaves the old file. The
+ *   temporary file is unnamed (O_TMPFILE) where the file system allows it, and is given a name
+ *   (".NAME.tmp-PID-N") only for the moment between link and rename; elsewhere it has that name
+ *   from the start. Opening sweeps the folder of stale ".NAME.tmp-PID-N" of dead processes.
+ * - a symbolic link, or a chain of them: followed; the final target is replaced atomically (the
+ *   temporary file goes to the target's folder) and the links stay links. A dangling link gets
+ *   its target created where it points, as a shell's `>` would (its folder must exist).
+ * - a character or block device, a FIFO, a terminal or a pipe (e.g. through /proc/self/fd/N):
+ *   written through, never renamed over. Opening a FIFO waits for a reader. An fsync that the
+ *   device cannot do (EINVAL, EROFS) is not an error.
+ * - "-": standard output (stdout), written through and flushed by commit, never closed.
+ * - a folder: refused. Name a file called "-" as "./-".
+ * Written-through data cannot be taken back: abort or a failed commit leaves what was written
+ * so far in the device, FIFO or stdout. Errors name the file given. */
+typedef enum pml_afile_how {
+    PML_AFILE_CLOSED = 0,
+    PML_AFILE_NAMED,   /* a named temporary file, renamed over the target by commit */
+    PML_AFILE_UNNAMED, /* an O_TMPFILE file, linked to a temporary name and renamed by commit */
+    PML_AFILE_THROUGH, /* the file itself, open for writing (it is not a regular file) */
+    PML_AFILE_STDOUT,  /* "-": stdout */
+} pml_afile_how;
+
 typedef struct pml_afile {
-    FILE *f;    /* write here */
-    char *path; /* the target */
-    char *tmp;  /* the temporary file */
+    FILE *f;           /* write here */
+    char *path;        /* the name given (messages name it) */
+    char *target;      /* what commit replaces: path with its links followed (NULL: through) */
+    char *tmp;         /* the named temporary file, or NULL */
+    pml_afile_how how; /* how the data reaches the target */
 } pml_afile;
 
-/** Opens a temporary file for \p path. \return PML_OK, or PML_EIO naming path and the reason. */
+/** Opens \p path for writing as described above. \return PML_OK, PML_EINVAL (no name, a name
+ * ending in '/'), PML_EIO naming path and the reason (a folder, a missing folder, no
+ * permission), PML_ENOMEM. */
 pml_status pml_afile_open(pml_afile *af, const char *path);
-/** Flushes, fsyncs and renames the temporary file over the target; on failure removes it.
+/** Flushes and fsyncs; renames the temporary file over the target (never over a file that is no
+ * longer regular) or, written through, just closes. On failure removes the temporary file.
  * \return PML_OK or PML_EIO. \p af is closed either way. */
 pml_status pml_afile_commit(pml_afile *af);
-/** Closes and removes the temporary file; the target is untouched. Safe on a closed pml_afile. */
+/** Closes and removes the temporary file; the target is untouched (written-through data stays
+ * written). Safe on a closed pml_afile. */
 void pml_afile_abort(pml_afile *af);
-/** Writes \p len bytes to \p path atomically (open, write, commit). \return PML_OK or an error. */
+/** Writes \p len bytes to \p path as pml_afile does (open, write, commit). \return PML_OK or an
+ * error. */
 pml_status pml_write_file_atomic(const char *path, const void *data, size_t len);
+/** Removes from folder \p dir the temporary files that writers killed before commit left: regular
+ * files named exactly ".NAME.tmp-PID-N" (PID and N decimal) whose process PID no longer exists
+ * (kill(PID, 0) fails with ESRCH). \p name limits it to one NAME; NULL sweeps every NAME. Files
+ * of live processes (or another user's: EPERM), links, folders and other names stay. A process
+ * in another PID namespace writing to the same folder is not seen: do not share folders with
+ * one. Best effort: a file that cannot be removed stays.
+ * \return PML_OK, or PML_EIO naming the folder when it cannot be read. */
+pml_status pml_tmp_sweep(const char *dir, const char *name);
 /** Reads a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL). Files
- * larger than \p max bytes are refused. \return PML_OK, PML_EIO (naming the file and the reason)
- * or PML_EFORMAT (too large). */
+ * larger than \p max bytes are refused: a regular file by its size before anything is read,
+ * anything else (a FIFO, /dev/stdin) once more than max bytes have come. \return PML_OK,
+ * PML_EIO (naming the file and the reason), PML_ENOMEM or PML_EFORMAT (too large, naming the
+ * file and the limit). */
 pml_status pml_read_file(const char *path, size_t max, char **data, size_t *len);
 
 /* ---------------------------------------------------------------- caches

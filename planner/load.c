@@ -12,13 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void pml_cpu_snap_take(pml_cpu_snap *s)
 {
     memset(s, 0, sizeof *s);
@@ -35,7 +28,7 @@ void pml_cpu_snap_take(pml_cpu_snap *s)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     s->self = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    s->wall = mono_now();
+    s->wall = pml_now();
 }
 
 double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu)
@@ -48,7 +41,7 @@ double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu)
 
 double pml_wait_quiet(double max_s, double quiet, int ncpu)
 {
-    const double t0 = mono_now();
+    const double t0 = pml_now();
     double f;
     do {
         pml_cpu_snap a, b;
@@ -56,6 +49,6 @@ double pml_wait_quiet(double max_s, double quiet, int ncpu)
         usleep(500000);
         pml_cpu_snap_take(&b);
         f = pml_foreign_load(&a, &b, ncpu);
-    } while (f >= quiet && mono_now() - t0 < max_s);
+    } while (f >= quiet && pml_now() - t0 < max_s);
     return f;
 }

@@ -95,7 +95,6 @@
  * One space may separate the number and the unit. Graphviz's own attributes (label, color, ...)
  * are ignored; any other attribute, and any value that does not parse, is an error naming the
  * file, the device, link or graph, and the attribute. */
-#include "cg.h"
 #include "models.h"
 #include "planner.h"
 
@@ -111,7 +110,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define P(s) pml__printable(s)
+#define P(s) pml_dot_brief(s)
 
 /* ---------------------------------------------------------------- limits and defaults */
 
@@ -335,20 +334,6 @@ static void fmt_qty(char *buf, size_t cap, double v, qty q)
         if (!strchr(buf, 'e') && parse_qty(buf, q, &x) && x == v) return;
     }
     snprintf(buf, cap, "%.17g", v);
-}
-
-/* A decimal integer in [lo, hi], nothing else. */
-static bool parse_int(const char *s, long lo, long hi, int *v)
-{
-    const char *p = s;
-    if (*p == '-') p++;
-    if (*p < '0' || *p > '9') return false;
-    errno = 0;
-    char *e;
-    long x = strtol(s, &e, 10);
-    if (errno || *e || x < lo || x > hi) return false;
-    *v = (int)x;
-    return true;
 }
 
 /* ---------------------------------------------------------------- CPU topologies (hwloc) */
@@ -1005,13 +990,6 @@ void pml_machine_free(pml_machine *m)
  * keeps the cache. Measuring and writing happen under the cache entry's lock: a process that
  * waited for it reads what the holder wrote instead of measuring again. */
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void sleep_seconds(double s)
 {
     if (!(s > 0)) return;
@@ -1058,10 +1036,10 @@ static pml_status sgemm_rate(int reps, double *flops)
     pml_blas_single_thread();
     double best = INFINITY;
     for (int rep = 0; rep < reps; rep++) { /* the first is a warm-up */
-        double t0 = now_seconds();
+        double t0 = pml_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm,
                     n);
-        double t = now_seconds() - t0;
+        double t = pml_now() - t0;
         if (rep > 0 && t < best) best = t;
     }
     *flops = 2.0 * n * n * n / best;
@@ -1089,9 +1067,9 @@ static pml_status measure_real(void *ctx, double *copy_bw, double *flops)
     memset(b, 2, bytes);
     double best = INFINITY;
     for (int rep = 0; rep < 5; rep++) { /* the first is a warm-up */
-        double t0 = now_seconds();
+        double t0 = pml_now();
         memcpy(b, a, bytes);
-        double t = now_seconds() - t0;
+        double t = pml_now() - t0;
         a[rep] = b[bytes - 1 - (size_t)rep]; /* keep the copies */
         if (rep > 0 && t < best) best = t;
     }
@@ -1139,7 +1117,7 @@ static pml_status measure_watched(const pml_calib_opts *o, measured *x, double *
 {
     pml_cpu_snap a, b;
     take_snap(o, &a);
-    const double t0 = now_seconds();
+    const double t0 = pml_now();
     pml_status st = o->measure ? o->measure(o->ctx, &x->copy_bw, &x->flops)
                                : measure_real(NULL, &x->copy_bw, &x->flops);
     if (st != PML_OK) return st;
@@ -1148,7 +1126,7 @@ static pml_status measure_watched(const pml_calib_opts *o, measured *x, double *
             PML_ENUMERIC,
             "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
             x->copy_bw, x->flops);
-    sleep_seconds(o->window - (now_seconds() - t0));
+    sleep_seconds(o->window - (pml_now() - t0));
     take_snap(o, &b);
     *others = pml_foreign_load(&a, &b, 1);
     return PML_OK;
@@ -1357,44 +1335,10 @@ pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o)
 
 /* ---------------------------------------------------------------- cluster files: shared */
 
-/* Graphviz's own attributes: a machine file may carry them for looks; the reader ignores them. */
-// clang-format off
-static const char *const graphviz_attrs[] = {
-    "_background", "arrowhead", "arrowsize", "arrowtail", "bb", "bgcolor", "center", "charset",
-    "class", "cluster", "color", "colorscheme", "comment", "compound", "concentrate", "constraint",
-    "dir", "fillcolor", "fixedsize", "fontcolor", "fontname", "fontnames", "fontpath", "fontsize",
-    "forcelabels", "gradientangle", "group", "head_lp", "headclip", "headlabel", "headport",
-    "height", "href", "id", "image", "imagescale", "key", "label", "labelangle", "labeldistance",
-    "labelfloat", "labelfontcolor", "labelfontname", "labelfontsize", "labeljust", "labelloc",
-    "layer", "layout", "len", "lhead", "lheight", "lp", "ltail", "lwidth", "margin", "minlen",
-    "newrank", "nodesep", "nojustify", "ordering", "orientation", "outputorder", "overlap", "pad",
-    "page", "pencolor", "penwidth", "peripheries", "pos", "rank", "rankdir", "ranksep", "ratio",
-    "regular", "rotate", "samehead", "sametail", "shape", "sides", "size", "skew", "splines",
-    "style", "stylesheet", "tail_lp", "tailclip", "taillabel", "tailport", "target", "tooltip",
-    "URL", "weight", "width", "xlabel", "xlp",
-};
-// clang-format on
-
-static bool is_graphviz_attr(const char *name)
-{
-    for (size_t i = 0; i < sizeof graphviz_attrs / sizeof graphviz_attrs[0]; i++)
-        if (strcmp(graphviz_attrs[i], name) == 0) return true;
-    return false;
-}
-
-/* Names that DOT can carry both ways: no control characters, no backslash. */
-static bool bad_name(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '\\') return true;
-    return false;
-}
-
 typedef struct reader {
     const char *src; /* the file (or spec) for messages */
-    Agraph_t *ag;
+    const pml_dot *d;
     builder b;
-    Agnode_t **nodes;
 } reader;
 
 /* ---------------------------------------------------------------- cluster files: templates */
@@ -1616,11 +1560,6 @@ done:
 
 /* ---------------------------------------------------------------- cluster files: the reader */
 
-typedef struct node_rec {
-    Agrec_t h;
-    int id;
-} node_rec;
-
 static const char *where_dev(reader *r, int id)
 {
     static _Thread_local char b[128];
@@ -1632,22 +1571,31 @@ static const char *where_dev(reader *r, int id)
 enum { D_NODE, D_FLOPS, D_MEM_BW, D_MEM, D_CORES, D_COUNT };
 static const char *const dattr_names[D_COUNT] = {"node_id", "flops", "mem_bw", "mem", "cores"};
 
-static pml_status read_device(reader *r, Agnode_t *an, int id)
+/* \return the first link that names device id, or NULL */
+static const pml_dot_edge *first_link(const pml_dot *d, int id)
 {
-    const char *name = agnameof(an);
+    for (int e = 0; e < d->nedges; e++)
+        if (d->edges[e].tail == id || d->edges[e].head == id) return &d->edges[e];
+    return NULL;
+}
+
+static pml_status read_device(reader *r, const pml_dot_node *an, int id)
+{
+    const char *name = an->name;
     if (!name || !*name) return pml_fail(PML_EFORMAT, "%s: a device has an empty name", r->src);
-    if (bad_name(name))
+    if (!pml_dot_name_ok(name))
         return pml_fail(PML_EFORMAT,
                         "%s: device '%s': the name holds a backslash or a control character",
                         r->src, P(name));
-    char *kind = agget(an, "kind");
-    if (!kind || !*kind) {
-        Agedge_t *e = agfstedge(r->ag, an);
+    const char *kind = pml_dot_get(an->nattr, an->attr, "kind");
+    if (!kind) {
+        const pml_dot_edge *e = first_link(r->d, id);
         if (e)
             return pml_fail(PML_EFORMAT,
                             "%s: link '%s' -> '%s': device '%s' is not declared (give it a node "
                             "statement with kind=cpu, gpu or hub)",
-                            r->src, P(agnameof(agtail(e))), P(agnameof(aghead(e))), P(name));
+                            r->src, P(r->d->nodes[e->tail].name), P(r->d->nodes[e->head].name),
+                            P(name));
         return pml_fail(PML_EFORMAT, "%s: device '%s' has no kind (cpu, gpu or hub)", r->src,
                         P(name));
     }
@@ -1662,18 +1610,18 @@ static pml_status read_device(reader *r, Agnode_t *an, int id)
     if (add_dev(&r->b, (pml_dev_kind)k, 0, "%s", name) != id) return PML_EFORMAT;
     pml_device *d = &r->b.m->dev[id];
     bool set[D_COUNT] = {false};
-    for (Agsym_t *sym = agnxtattr(r->ag, AGNODE, NULL); sym; sym = agnxtattr(r->ag, AGNODE, sym)) {
+    for (int k2 = 0; k2 < an->nattr; k2++) {
+        const pml_dot_attr *sym = &an->attr[k2];
         if (strcmp(sym->name, "kind") == 0) continue;
-        const char *val = agxget(an, sym);
-        if (!val || !*val) continue;
-        bool inherited = sym->defval && *sym->defval && strcmp(val, sym->defval) == 0;
+        const char *val = sym->value;
+        bool inherited = sym->inherited;
         int a = 0;
         if (strcmp(sym->name, "node") == 0)
             a = D_NODE;
         else
             while (a < D_COUNT && strcmp(dattr_names[a], sym->name) != 0) a++;
         if (a == D_COUNT) {
-            if (is_graphviz_attr(sym->name)) continue;
+            if (pml_dot_is_graphviz_attr(sym->name)) continue;
             return pml_fail(PML_EFORMAT,
                             "%s: %s: unknown attribute '%s' (devices take: kind, node_id, flops, "
                             "mem_bw, mem, cores)",
@@ -1694,11 +1642,11 @@ static pml_status read_device(reader *r, Agnode_t *an, int id)
         const char *expect;
         switch (a) {
         case D_NODE:
-            ok = parse_int(val, -1, 1 << 20, &d->node);
+            ok = pml_dot_int(val, -1, 1 << 20, &d->node);
             expect = "an integer in [-1, 1048576] (-1: a hub shared by the nodes)";
             break;
         case D_CORES:
-            ok = parse_int(val, 1, 1 << 16, &d->cores);
+            ok = pml_dot_int(val, 1, 1 << 16, &d->cores);
             expect = "an integer in [1, 65536]";
             break;
         default: {
@@ -1726,39 +1674,21 @@ static pml_status read_device(reader *r, Agnode_t *an, int id)
     return PML_OK;
 }
 
-static int node_id(Agnode_t *an)
-{
-    return ((node_rec *)aggetrec(an, "pmlm", 0))->id;
-}
-
-static int cmp_edge_seq(const void *a, const void *b)
-{
-    Agedge_t *x = *(Agedge_t *const *)a, *y = *(Agedge_t *const *)b;
-    return AGSEQ(x) < AGSEQ(y) ? -1 : AGSEQ(x) > AGSEQ(y);
-}
-
 static pml_status read_links(reader *r)
 {
-    int ne = agnedges(r->ag);
-    if (ne > MAX_LINK)
-        return pml_fail(PML_EFORMAT, "%s: %d links (at most %d)", r->src, ne, MAX_LINK);
-    Agedge_t **edges = malloc((size_t)(ne + 1) * sizeof *edges);
-    if (!edges) return pml_fail(PML_ENOMEM, "%s: out of memory", r->src);
-    int k = 0;
-    for (Agnode_t *n = agfstnode(r->ag); n; n = agnxtnode(r->ag, n))
-        for (Agedge_t *e = agfstout(r->ag, n); e && k < ne; e = agnxtout(r->ag, e)) edges[k++] = e;
-    qsort(edges, (size_t)k, sizeof *edges, cmp_edge_seq); /* file order */
+    const pml_dot *d = r->d;
+    if (d->nedges > MAX_LINK)
+        return pml_fail(PML_EFORMAT, "%s: %d links (at most %d)", r->src, d->nedges, MAX_LINK);
     pml_status st = PML_OK;
-    for (int i = 0; i < k && st == PML_OK; i++) {
-        Agedge_t *e = edges[i];
-        int a = node_id(agtail(e)), b = node_id(aghead(e));
-        const char *an = P(agnameof(agtail(e))), *bn = P(agnameof(aghead(e)));
+    for (int i = 0; i < d->nedges && st == PML_OK; i++) { /* file order */
+        const pml_dot_edge *e = &d->edges[i];
+        int a = e->tail, b = e->head;
+        const char *an = P(d->nodes[a].name), *bn = P(d->nodes[b].name);
         double bw = 0, lat = 0;
         bool has_bw = false;
-        for (Agsym_t *sym = agnxtattr(r->ag, AGEDGE, NULL); sym && st == PML_OK;
-             sym = agnxtattr(r->ag, AGEDGE, sym)) {
-            const char *val = agxget(e, sym);
-            if (!val || !*val) continue;
+        for (int k2 = 0; k2 < e->nattr && st == PML_OK; k2++) {
+            const pml_dot_attr *sym = &e->attr[k2];
+            const char *val = sym->value;
             if (strcmp(sym->name, "bw") == 0) {
                 has_bw = true;
                 if (!parse_qty(val, Q_BW, &bw))
@@ -1768,7 +1698,7 @@ static pml_status read_links(reader *r)
                 if (!parse_qty(val, Q_TIME, &lat))
                     st = pml_fail(PML_EFORMAT, "%s: link '%s' -> '%s': latency='%s' must be %s",
                                   r->src, an, bn, P(val), qty_info[Q_TIME].what);
-            } else if (!is_graphviz_attr(sym->name)) {
+            } else if (!pml_dot_is_graphviz_attr(sym->name)) {
                 st = pml_fail(PML_EFORMAT,
                               "%s: link '%s' -> '%s': unknown attribute '%s' (links take: bw, "
                               "latency)",
@@ -1787,22 +1717,14 @@ static pml_status read_links(reader *r)
         else
             st = add_link(&r->b, a, b, bw, lat);
     }
-    free(edges);
     return st;
-}
-
-static int count_syms(Agraph_t *ag, int kind)
-{
-    int n = 0;
-    for (Agsym_t *s = agnxtattr(ag, kind, NULL); s; s = agnxtattr(ag, kind, s)) n++;
-    return n;
 }
 
 /* The machine's name: the digraph's ID, or the file's base name for an anonymous digraph. */
 static void machine_name(reader *r, char *name, size_t cap)
 {
-    const char *id = agnameof(r->ag);
-    if (id && *id && id[0] != '%' && !bad_name(id) && strlen(id) < cap) {
+    const char *id = r->d->name;
+    if (id && *id && pml_dot_name_ok(id) && strlen(id) < cap) {
         snprintf(name, cap, "%s", id);
         return;
     }
@@ -1813,35 +1735,34 @@ static void machine_name(reader *r, char *name, size_t cap)
     if (n >= cap) n = cap - 1;
     memcpy(name, base, n);
     name[n] = 0;
-    if (bad_name(name)) snprintf(name, cap, "machine");
+    if (!pml_dot_name_ok(name)) snprintf(name, cap, "machine");
 }
 
-static pml_status from_agraph(reader *r)
+static pml_status from_dot(reader *r)
 {
     pml_status st;
-    const char *kind = agget(r->ag, "kind");
-    if (kind && *kind && strcmp(kind, "machine") != 0)
+    const pml_dot *d = r->d;
+    const char *kind = pml_dot_get(d->nattr, d->attr, "kind");
+    if (kind && strcmp(kind, "machine") != 0)
         return pml_fail(PML_EFORMAT, "%s: kind=%s: this is not a machine file (kind=machine)",
                         r->src, P(kind));
-    if (count_syms(r->ag, AGNODE) > 256 || count_syms(r->ag, AGEDGE) > 256 ||
-        count_syms(r->ag, AGRAPH) > 256)
-        return pml_fail(PML_EFORMAT, "%s: more than 256 distinct attribute names", r->src);
     machine_name(r, r->b.m->name, sizeof r->b.m->name);
-    const int nn = agnnodes(r->ag);
+    const int nn = d->nnodes;
     /* graph attributes: a template, or nothing besides kind */
     tmpl T;
     memset(&T, 0, sizeof T);
     int ntmpl = 0;
-    for (Agsym_t *sym = agnxtattr(r->ag, AGRAPH, NULL); sym; sym = agnxtattr(r->ag, AGRAPH, sym)) {
-        const char *v = agxget(r->ag, sym);
-        if (!v || !*v || strcmp(sym->name, "kind") == 0) continue;
+    for (int k = 0; k < d->nattr; k++) {
+        const pml_dot_attr *sym = &d->attr[k];
+        const char *v = sym->value;
+        if (strcmp(sym->name, "kind") == 0) continue;
         int a = 0;
         if (strcmp(sym->name, "node") == 0)
             a = T_TOPOLOGY;
         else
             while (a < T_COUNT && strcmp(tattrs[a].name, sym->name) != 0) a++;
         if (a == T_COUNT) {
-            if (is_graphviz_attr(sym->name)) continue;
+            if (pml_dot_is_graphviz_attr(sym->name)) continue;
             char known[400];
             tattr_list(known, sizeof known);
             return pml_fail(PML_EFORMAT, "%s: unknown graph attribute '%s' (a machine takes: %s)",
@@ -1855,8 +1776,8 @@ static pml_status from_agraph(reader *r)
         const char *expect = "";
         switch (tattrs[a].type) {
         case V_INT:
-            ok = a == T_NODES ? parse_int(v, 1, MAX_NODES, &T.i[a])
-                              : parse_int(v, 0, MAX_COMPUTE, &T.i[a]);
+            ok = a == T_NODES ? pml_dot_int(v, 1, MAX_NODES, &T.i[a])
+                              : pml_dot_int(v, 0, MAX_COMPUTE, &T.i[a]);
             expect = a == T_NODES ? "an integer in [1, 1024]" : "an integer in [0, 1024]";
             break;
         case V_INTRA:
@@ -1892,25 +1813,17 @@ static pml_status from_agraph(reader *r)
                         r->src);
     if (nn > MAX_DEV)
         return pml_fail(PML_EFORMAT, "%s: %d devices (at most %d)", r->src, nn, MAX_DEV);
-    aginit(r->ag, AGNODE, "pmlm", sizeof(node_rec), 0);
-    int id = 0;
-    for (Agnode_t *an = agfstnode(r->ag); an; an = agnxtnode(r->ag, an), id++)
-        ((node_rec *)aggetrec(an, "pmlm", 0))->id = id;
-    id = 0;
-    for (Agnode_t *an = agfstnode(r->ag); an; an = agnxtnode(r->ag, an), id++)
-        if ((st = read_device(r, an, id)) != PML_OK) return st;
+    for (int id = 0; id < nn; id++)
+        if ((st = read_device(r, &d->nodes[id], id)) != PML_OK) return st;
     return read_links(r);
 }
 
-pml_status pml_machine_from_agraph(struct Agraph_s *ag, const char *source, pml_machine *m)
+pml_status pml_machine_from_dot(const pml_dot *d, pml_machine *m)
 {
     memset(m, 0, sizeof *m);
-    reader r = {source ? source : "<machine>", ag, {m, 0, 0, NULL}, NULL};
+    reader r = {d->source ? d->source : "<machine>", d, {m, 0, 0, NULL}};
     r.b.src = r.src;
-    pml__cg_begin();
-    pml_status st = from_agraph(&r);
-    agclean(ag, AGNODE, "pmlm");
-    pml__cg_end();
+    pml_status st = from_dot(&r);
     if (st == PML_OK) st = finalize_src(m, r.src);
     if (st != PML_OK) pml_machine_free(m);
     return st;
@@ -1919,11 +1832,11 @@ pml_status pml_machine_from_agraph(struct Agraph_s *ag, const char *source, pml_
 pml_status pml_machine_parse_dot(const char *text, size_t len, const char *source, pml_machine *m)
 {
     memset(m, 0, sizeof *m);
-    Agraph_t *ag;
-    pml_status st = pml_dot_parse(text, len, source, &ag);
+    pml_dot d;
+    pml_status st = pml_dot_parse(text, len, source, &d);
     if (st != PML_OK) return st;
-    st = pml_machine_from_agraph(ag, source, m);
-    pml_dot_free(ag);
+    st = pml_machine_from_dot(&d, m);
+    pml_dot_free(&d);
     return st;
 }
 
@@ -1967,18 +1880,6 @@ static pml_status load_named(size_t k, pml_machine *m)
 
 /* ---------------------------------------------------------------- the writer */
 
-/* A DOT string for s: quoted, with '"' escaped (names with a backslash or control character are
- * refused before). */
-static void put_id(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len)
 {
     *text = NULL;
@@ -1986,10 +1887,10 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
     if (!m->compute || m->ndev <= 0)
         return pml_fail(PML_EINVAL, "machine '%s': finalize the machine before writing it",
                         P(m->name));
-    if (bad_name(m->name))
+    if (!pml_dot_name_ok(m->name))
         return pml_fail(PML_EINVAL, "machine '%s': the name cannot be written in DOT", P(m->name));
     for (int i = 0; i < m->ndev; i++)
-        if (bad_name(m->dev[i].name))
+        if (!pml_dot_name_ok(m->dev[i].name))
             return pml_fail(PML_EINVAL,
                             "machine '%s': device '%s': the name cannot be written in DOT "
                             "(backslash or control character)",
@@ -2005,13 +1906,13 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
             m->name, m->fingerprint, nkind[PML_DEV_CPU], nkind[PML_DEV_GPU], nkind[PML_DEV_HUB],
             m->nlink);
     fputs("digraph ", f);
-    put_id(f, m->name);
+    pml_dot_put_quoted(f, m->name);
     fputs(" {\n    graph [kind=machine];\n\n", f);
     char b1[64], b2[64], b3[64];
     for (int i = 0; i < m->ndev; i++) {
         const pml_device *d = &m->dev[i];
         fputs("    ", f);
-        put_id(f, d->name);
+        pml_dot_put_quoted(f, d->name);
         fprintf(f, " [kind=%s, node_id=%d", kind_names[d->kind], d->node);
         if (d->kind != PML_DEV_HUB) {
             fmt_qty(b1, sizeof b1, d->flops, Q_FLOPS);
@@ -2026,9 +1927,9 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
     for (int l = 0; l < m->nlink; l++) {
         const pml_link *k = &m->link[l];
         fputs("    ", f);
-        put_id(f, m->dev[k->a].name);
+        pml_dot_put_quoted(f, m->dev[k->a].name);
         fputs(" -> ", f);
-        put_id(f, m->dev[k->b].name);
+        pml_dot_put_quoted(f, m->dev[k->b].name);
         fmt_qty(b1, sizeof b1, k->bw, Q_BW);
         fmt_qty(b2, sizeof b2, k->latency, Q_TIME);
         fprintf(f, " [bw=\"%s\", latency=\"%s\"];\n", b1, b2);
@@ -2064,11 +1965,11 @@ static bool ends_with_ci(const char *s, const char *suffix)
 
 static pml_status load_dot_file(const char *path, pml_machine *m)
 {
-    Agraph_t *ag;
-    pml_status st = pml_dot_read(path, &ag);
+    pml_dot d;
+    pml_status st = pml_dot_read(path, &d);
     if (st != PML_OK) return st;
-    st = pml_machine_from_agraph(ag, path, m);
-    pml_dot_free(ag);
+    st = pml_machine_from_dot(&d, m);
+    pml_dot_free(&d);
     return st;
 }
 
@@ -2081,7 +1982,7 @@ static pml_status load_xml_file(const char *path, pml_machine *m)
     base = base ? base + 1 : path;
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(base, "."), base);
-    if (!name[0] || bad_name(name)) snprintf(name, sizeof name, "xml");
+    if (!name[0] || !pml_dot_name_ok(name)) snprintf(name, sizeof name, "xml");
     st = machine_from_cpu_topo(m, name, &t, &cpu_defaults, path);
     cpu_topo_free(&t);
     return st == PML_OK ? finalize_src(m, path) : st;

@@ -3,7 +3,6 @@
  * their own (in a machine of one node: each hub with the devices that hang off it alone); every
  * link is one line labelled with its bandwidth and latency. Hubs farther from the compute
  * devices are drawn higher, so a cluster reads top-down: network, NICs, switches, devices. */
-#include "cg.h"
 #include "models.h"
 #include "planner.h"
 
@@ -34,27 +33,12 @@ static void seconds(char *buf, size_t cap, double s)
         snprintf(buf, cap, "%.3g ms", s * 1e3);
 }
 
-/* A cluster subgraph of v named id (cgraph's lock taken here). */
-static Agraph_t *cluster(Agraph_t *v, const char *id, const char *label)
-{
-    pml__cg_begin();
-    Agraph_t *s = agsubg(v, (char *)id, 1);
-    if (s) {
-        agsafeset(s, "label", (char *)label, "");
-        agsafeset(s, "style", "rounded,dashed", "");
-        agsafeset(s, "color", "#999999", "");
-        agsafeset(s, "fontsize", "12", "");
-    }
-    pml__cg_end();
-    return s;
-}
-
-pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
+pml_status pml_viz_machine(const pml_machine *m, pml_viz **view)
 {
     *view = NULL;
     if (!m->compute || m->ndev <= 0)
         return pml_fail(PML_EINVAL, "machine '%s': finalize the machine before drawing it",
-                        pml__printable(m->name));
+                        pml_dot_brief(m->name));
     const int V = m->ndev;
     int nk[PML_DEV_KIND_COUNT] = {0}, maxnode = 0;
     for (int i = 0; i < V; i++) {
@@ -71,9 +55,9 @@ pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
     /* level: hops to the nearest compute device (BFS from all of them) */
     int *level = malloc((size_t)V * sizeof *level), *queue = malloc((size_t)V * sizeof *queue);
     int *deg = calloc((size_t)V, sizeof *deg), *group = malloc((size_t)V * sizeof *group);
-    struct Agnode_s **vn = calloc((size_t)V, sizeof *vn);
-    Agraph_t **sub = calloc((size_t)V + 1, sizeof *sub);
-    Agraph_t *v = NULL;
+    pml_viz_obj **vn = calloc((size_t)V, sizeof *vn);
+    pml_viz_obj **sub = calloc((size_t)V + 1, sizeof *sub);
+    pml_viz *v = NULL;
     pml_status st = PML_OK;
     if (!level || !queue || !deg || !group || !vn || !sub) goto nomem;
     int head = 0, tail = 0;
@@ -113,7 +97,7 @@ pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
     char label[256], b1[32], b2[32], b3[32];
     for (int i = 0; i < V; i++) {
         const pml_device *d = &m->dev[i];
-        Agraph_t *in = v;
+        pml_viz_obj *in = pml_viz_root(v);
         int g = group[i];
         if (g >= 0) {
             if (!sub[g]) {
@@ -123,7 +107,7 @@ pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
                     snprintf(label, sizeof label, "node %d", m->dev[g].node);
                 else
                     snprintf(label, sizeof label, "%s", m->dev[g].name);
-                if (!(sub[g] = cluster(v, id, label))) goto nomem;
+                if (!(sub[g] = pml_viz_cluster(v, id, label))) goto nomem;
             }
             in = sub[g];
         }
@@ -152,7 +136,7 @@ pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
         human(b1, sizeof b1, k->bw, "B/s");
         seconds(b2, sizeof b2, k->latency);
         snprintf(label, sizeof label, "%s\n%s", b1, b2);
-        struct Agedge_s *e = pml_viz_edge(v, vn[a], vn[b], label);
+        pml_viz_obj *e = pml_viz_edge(v, vn[a], vn[b], label);
         if (!e) goto nomem;
         pml_viz_set(e, "dir", "none");
     }
@@ -160,7 +144,7 @@ pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view)
     v = NULL;
     goto done;
 nomem:
-    st = pml_fail(PML_ENOMEM, "machine '%s': out of memory drawing it", pml__printable(m->name));
+    st = pml_fail(PML_ENOMEM, "machine '%s': out of memory drawing it", pml_dot_brief(m->name));
 done:
     pml_viz_free(v);
     free(level);

@@ -9,7 +9,6 @@
  * around the colour wheel in device order, so the devices of one cluster node get neighbouring
  * hues. An operator on up to 8 devices is striped, one stripe per part in part order; on more, a
  * gradient from its first device's colour to its last's (its label lists them). */
-#include "cg.h"
 #include "models.h"
 #include "planner.h"
 
@@ -115,7 +114,7 @@ static void html_escape(const char *s, char *buf, size_t cap)
 
 /* The title (lines of text) and under it the legend, a table of the devices and their colours
  * (four a row), as the view's HTML label: on top, out of the way of the layout. */
-static bool set_title(Agraph_t *v, const char *title, const pml_machine *m, const bool *used,
+static bool set_title(pml_viz *v, const char *title, const pml_machine *m, const bool *used,
                       int ndev)
 {
     size_t cap = (size_t)ndev * 240 + 4 * strlen(title) + 1024, l = 0;
@@ -162,33 +161,9 @@ static bool set_title(Agraph_t *v, const char *title, const pml_machine *m, cons
     }
     if (col) l += (size_t)snprintf(h + l, cap - l, "</TR>");
     if (l < cap) snprintf(h + l, cap - l, "</TABLE></FONT></TD></TR></TABLE>");
-    bool ok = false;
-    pml__cg_begin();
-    char *html = agstrdup_html(v, h);
-    if (html) {
-        agxset(v, agattr(v, AGRAPH, "label", NULL), html);
-        agstrfree(v, html);
-        ok = true;
-    }
-    pml__cg_end();
+    pml_viz_set_html(pml_viz_root(v), "label", h);
     free(h);
-    return ok;
-}
-
-static Agnode_t *find_node(Agraph_t *v, const char *id)
-{
-    pml__cg_begin();
-    Agnode_t *n = agnode(v, (char *)id, 0);
-    pml__cg_end();
-    return n;
-}
-
-static Agedge_t *find_edge(Agraph_t *v, Agnode_t *a, Agnode_t *b)
-{
-    pml__cg_begin();
-    Agedge_t *e = agedge(v, a, b, NULL, 0);
-    pml__cg_end();
-    return e;
+    return true;
 }
 
 static bool same_cfg(const pml_opcfg *a, const pml_opcfg *b)
@@ -198,7 +173,7 @@ static bool same_cfg(const pml_opcfg *a, const pml_opcfg *b)
 }
 
 /* adds "\nline" to node n's label and fills it */
-static bool style_node(Agnode_t *n, const char *line, const char *fill, bool striped)
+static bool style_node(pml_viz_obj *n, const char *line, const char *fill, bool striped)
 {
     const char *old = pml_viz_get(n, "label");
     size_t len = (old ? strlen(old) : 0) + strlen(line) + 2;
@@ -213,39 +188,38 @@ static bool style_node(Agnode_t *n, const char *line, const char *fill, bool str
 }
 
 pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine *m,
-                        const pml_plan_info *info, const struct pml_viz_opts *o,
-                        struct Agraph_s **view)
+                        const pml_plan_info *info, const pml_viz_opts *o, pml_viz **view)
 {
     *view = NULL;
     if (!g->finalized || p->nnodes != g->nnodes || !p->cfg)
         return pml_fail(PML_EINVAL, "model '%s': the plan does not match the model",
-                        pml__printable(g->name));
+                        pml_dot_brief(g->name));
     /* devices: the machine's, or as many as the plan uses */
     int ndev = m ? m->ncompute : 0;
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < pml_opcfg_parts(&p->cfg[i]); k++) {
             if (p->cfg[i].dev[k] < 0)
                 return pml_fail(PML_EINVAL, "operator '%s': device %d does not exist",
-                                pml__printable(g->nodes[i].name), p->cfg[i].dev[k]);
+                                pml_dot_brief(g->nodes[i].name), p->cfg[i].dev[k]);
             if (p->cfg[i].dev[k] >= ndev) {
                 if (m)
                     return pml_fail(PML_EINVAL,
                                     "operator '%s': device %d does not exist (machine '%s' has "
                                     "%d)",
-                                    pml__printable(g->nodes[i].name), p->cfg[i].dev[k],
-                                    pml__printable(m->name), m->ncompute);
+                                    pml_dot_brief(g->nodes[i].name), p->cfg[i].dev[k],
+                                    pml_dot_brief(m->name), m->ncompute);
                 ndev = p->cfg[i].dev[k] + 1;
             }
         }
     pml_status st = pml_viz_model(g, o, view);
     if (st != PML_OK) return st;
-    Agraph_t *v = *view;
+    pml_viz *v = *view;
     const int n = g->nnodes;
     bool *used = calloc((size_t)ndev + 1, sizeof *used);
     bool *bused = calloc((size_t)ndev + 1, sizeof *bused);
     int *block = malloc((size_t)n * sizeof *block);
     char(*bnames)[PML_NAME_MAX] = malloc((size_t)n * sizeof *bnames);
-    Agnode_t **vn = calloc((size_t)n, sizeof *vn);
+    pml_viz_obj **vn = calloc((size_t)n, sizeof *vn);
     int16_t *bdev = malloc(((size_t)ndev + 1) * sizeof *bdev);
     int nb = 0;
     if (!used || !bused || !block || !bnames || !vn || !bdev) goto nomem;
@@ -256,13 +230,13 @@ pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine
         const pml_opcfg *c = &p->cfg[i];
         for (int k = 0; k < pml_opcfg_parts(c); k++) used[c->dev[k]] = true;
         if (block[i] >= 0) continue;
-        if (!(vn[i] = find_node(v, g->nodes[i].name))) continue;
+        if (!(vn[i] = pml_viz_find_node(v, g->nodes[i].name))) continue;
         const int parts = pml_opcfg_parts(c);
         config_str(c, cfg, sizeof cfg);
         pml_plan_format_devices(c->dev, parts, devs, sizeof devs);
         if (parts == 1 && m)
             snprintf(line, sizeof line, "on %d (%s)", c->dev[0],
-                     pml__printable(m->dev[m->compute[c->dev[0]]].name));
+                     pml_dot_brief(m->dev[m->compute[c->dev[0]]].name));
         else
             snprintf(line, sizeof line, "%s on %s%.60s", cfg, parts == 1 ? "device " : "", devs);
         char *fill = fill_of(c->dev, parts, ndev);
@@ -283,7 +257,7 @@ pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine
             same &= same_cfg(&p->cfg[i], &p->cfg[first]);
             for (int k = 0; k < pml_opcfg_parts(&p->cfg[i]); k++) bused[p->cfg[i].dev[k]] = true;
         }
-        Agnode_t *bn = first >= 0 ? find_node(v, bnames[b]) : NULL;
+        pml_viz_obj *bn = first >= 0 ? pml_viz_find_node(v, bnames[b]) : NULL;
         if (!bn) continue;
         for (int i = 0; i < n; i++)
             if (block[i] == b) vn[i] = bn;
@@ -310,29 +284,29 @@ pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine
         for (int j = 0; j < g->nodes[i].nin; j++) {
             int u = g->nodes[i].in[j];
             if (!vn[u] || !vn[i] || vn[u] == vn[i] || same_cfg(&p->cfg[u], &p->cfg[i])) continue;
-            Agedge_t *e = find_edge(v, vn[u], vn[i]);
+            pml_viz_obj *e = pml_viz_find_edge(v, vn[u], vn[i]);
             if (!e) continue;
             pml_viz_set(e, "color", "#cc0000");
             pml_viz_set(e, "penwidth", "1.6");
         }
     /* the title: the model's, with the plan's lines after its first */
     {
-        const char *old = pml_viz_get(v, "label");
+        const char *old = pml_viz_get(pml_viz_root(v), "label");
         const char *rest = old ? strchr(old, '\n') : NULL;
         const char *mname = m ? m->name : info && info->machine[0] ? info->machine : NULL;
         char head[256], sync[64] = "parameter servers";
         if (p->sync == PML_SYNC_ALLREDUCE)
             snprintf(sync, sizeof sync, "all-reduce in %.3g MB buckets", p->bucket_bytes / 1e6);
         if (mname)
-            snprintf(head, sizeof head, "plan of %s for %s", pml__printable(g->name),
-                     pml__printable(mname));
+            snprintf(head, sizeof head, "plan of %s for %s", pml_dot_brief(g->name),
+                     pml_dot_brief(mname));
         else
-            snprintf(head, sizeof head, "plan of %s", pml__printable(g->name));
+            snprintf(head, sizeof head, "plan of %s", pml_dot_brief(g->name));
         size_t len = strlen(head) + (rest ? strlen(rest) : 0) + 256;
         char *title = malloc(len);
         if (!title) goto nomem;
         snprintf(title, len, "%s\nstrategy %s, global batch %d, %s%s", head,
-                 pml__printable(p->strategy), p->batch, sync, rest ? rest : "");
+                 pml_dot_brief(p->strategy), p->batch, sync, rest ? rest : "");
         bool ok = set_title(v, title, m, used, ndev);
         free(title);
         if (!ok) goto nomem;
@@ -342,7 +316,7 @@ nomem:
     pml_viz_free(v);
     *view = NULL;
     st =
-        pml_fail(PML_ENOMEM, "out of memory drawing a plan of model '%s'", pml__printable(g->name));
+        pml_fail(PML_ENOMEM, "out of memory drawing a plan of model '%s'", pml_dot_brief(g->name));
 out:
     free(used);
     free(bused);

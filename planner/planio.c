@@ -2,7 +2,6 @@
  * device list, and the machine, batch and gradient synchronisation as graph attributes. The
  * format is documented in planner.h; the model part is read and written by models/dot.c
  * (pml_model_dot_ext), this file adds and checks the rest. */
-#include "cg.h"
 #include "models.h"
 #include "planner.h"
 
@@ -12,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define P(s) pml__printable(s)
+#define P(s) pml_dot_brief(s)
 
 static const char *const plan_node_attrs[] = {"config", "devices", NULL};
 static const char *const plan_graph_attrs[] = {"machine", "fingerprint",  "batch", "strategy",
@@ -250,28 +249,52 @@ static void raw_free(raw_plan *r)
     memset(r, 0, sizeof *r);
 }
 
-static bool raw_get(struct Agraph_s *ag, const pml_graph *g, raw_plan *r)
+static int cmp_node_name(const void *a, const void *b, void *ud)
+{
+    const pml_dot *d = ud;
+    return strcmp(d->nodes[*(const int *)a].name, d->nodes[*(const int *)b].name);
+}
+
+/* The plan's graph attributes and each operator's config and devices, by operator name. */
+static bool raw_get(const pml_dot *d, const pml_graph *g, raw_plan *r)
 {
     memset(r, 0, sizeof *r);
     r->config = calloc((size_t)g->nnodes + 1, sizeof *r->config);
     r->devices = calloc((size_t)g->nnodes + 1, sizeof *r->devices);
-    if (!r->config || !r->devices) return false;
+    int *byname = malloc((size_t)(d->nnodes ? d->nnodes : 1) * sizeof *byname);
+    if (!r->config || !r->devices || !byname) {
+        free(byname);
+        return false;
+    }
     r->n = g->nnodes;
     bool ok = true;
-    pml__cg_begin();
     for (int k = 0; k < 6; k++) {
-        const char *v = agget(ag, (char *)plan_graph_attrs[k]);
-        if (v && *v && !(r->gattr[k] = strdup(v))) ok = false;
+        const char *v = pml_dot_get(d->nattr, d->attr, plan_graph_attrs[k]);
+        if (v && !(r->gattr[k] = strdup(v))) ok = false;
     }
-    Agsym_t *cs = agattr(ag, AGNODE, "config", NULL), *ds = agattr(ag, AGNODE, "devices", NULL);
+    for (int i = 0; i < d->nnodes; i++) byname[i] = i;
+    qsort_r(byname, (size_t)d->nnodes, sizeof *byname, cmp_node_name, (void *)d);
     for (int i = 0; i < g->nnodes && ok; i++) {
-        Agnode_t *an = agnode(ag, (char *)g->nodes[i].name, 0);
-        if (!an) continue;
-        const char *cv = cs ? agxget(an, cs) : NULL, *dv = ds ? agxget(an, ds) : NULL;
-        if (cv && *cv && !(r->config[i] = strdup(cv))) ok = false;
-        if (dv && *dv && !(r->devices[i] = strdup(dv))) ok = false;
+        int lo = 0, hi = d->nnodes - 1, at = -1;
+        while (lo <= hi) {
+            int mid = (lo + hi) / 2, c = strcmp(d->nodes[byname[mid]].name, g->nodes[i].name);
+            if (c == 0) {
+                at = byname[mid];
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+        if (at < 0) continue;
+        const pml_dot_node *dn = &d->nodes[at];
+        const char *cv = pml_dot_get(dn->nattr, dn->attr, "config");
+        const char *dv = pml_dot_get(dn->nattr, dn->attr, "devices");
+        if (cv && !(r->config[i] = strdup(cv))) ok = false;
+        if (dv && !(r->devices[i] = strdup(dv))) ok = false;
     }
-    pml__cg_end();
+    free(byname);
     return ok;
 }
 
@@ -381,14 +404,13 @@ static pml_status read_node_cfg(const char *src, const pml_graph *g, int id, con
     return PML_OK;
 }
 
-pml_status pml_plan_from_agraph(struct Agraph_s *ag, const char *source,
-                                const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
-                                pml_plan *p, pml_plan_info *info)
+pml_status pml_plan_from_dot(const pml_dot *d, const pml_plan_read_opts *o, const pml_machine *m,
+                             pml_graph *g, pml_plan *p, pml_plan_info *info)
 {
     static const pml_plan_read_opts none = {NULL, 0, false};
     pml_plan_info scratch;
     if (!o) o = &none;
-    if (!source) source = "<plan>";
+    const char *source = d->source ? d->source : "<plan>";
     if (!info) info = &scratch;
     memset(info, 0, sizeof *info);
     memset(p, 0, sizeof *p);
@@ -401,14 +423,14 @@ pml_status pml_plan_from_agraph(struct Agraph_s *ag, const char *source,
     pml_graph file;
     const pml_model_dot_ext ext = {
         .kind = "plan", .node_attrs = plan_node_attrs, .graph_attrs = plan_graph_attrs};
-    pml_status st = pml_model_from_agraph_ext(ag, source, &ext, &file);
+    pml_status st = pml_model_from_dot_ext(d, &ext, &file);
     if (st != PML_OK) return st;
     const pml_graph *target = o->model ? o->model : &file;
     raw_plan raw;
     memset(&raw, 0, sizeof raw);
     if (o->model && (st = same_model(source, &file, o->model)) != PML_OK) goto fail;
     if ((st = pml_plan_init(p, target, 1)) != PML_OK) goto fail;
-    if (!raw_get(ag, target, &raw)) {
+    if (!raw_get(d, target, &raw)) {
         st = pml_fail(PML_ENOMEM, "%s: out of memory", source);
         goto fail;
     }
@@ -457,14 +479,14 @@ pml_status pml_plan_parse(const char *text, size_t len, const char *source,
                           const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
                           pml_plan *p, pml_plan_info *info)
 {
-    struct Agraph_s *ag;
+    pml_dot d;
     memset(p, 0, sizeof *p);
     if (info) memset(info, 0, sizeof *info);
     if ((!o || !o->model) && g) pml_graph_init(g, NULL);
-    pml_status st = pml_dot_parse(text, len, source, &ag);
+    pml_status st = pml_dot_parse(text, len, source, &d);
     if (st != PML_OK) return st;
-    st = pml_plan_from_agraph(ag, source, o, m, g, p, info);
-    pml_dot_free(ag);
+    st = pml_plan_from_dot(&d, o, m, g, p, info);
+    pml_dot_free(&d);
     return st;
 }
 

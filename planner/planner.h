@@ -11,6 +11,7 @@
 #ifndef PML_PLANNER_H
 #define PML_PLANNER_H
 
+#include "models.h"
 #include "ops.h"
 
 #ifdef __cplusplus
@@ -150,16 +151,15 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
 /** Reads a cluster DOT text (\p source names it in messages, and its folder is where a template's
  * topology="FILE.xml" is looked for). \return PML_OK or an error; on error \p m is empty. */
 pml_status pml_machine_parse_dot(const char *text, size_t len, const char *source, pml_machine *m);
-struct Agraph_s;
-/** A machine from a parsed cluster DOT graph (pml_dot_parse), e.g. for pml viz. */
-pml_status pml_machine_from_agraph(struct Agraph_s *ag, const char *source, pml_machine *m);
+/** A machine from a parsed cluster DOT file (pml_dot_parse), e.g. for pml viz. */
+pml_status pml_machine_from_dot(const pml_dot *d, pml_machine *m);
 /** \return true when \p spec names a machine without a file: "this", a named machine or
  * "synthetic:DESC". */
 bool pml_machine_is_spec(const char *spec);
 /** A drawing of a finalised machine for pml_viz_render / pml_viz_write (models.h): devices
  * coloured by kind, grouped by cluster node, links labelled with bandwidth and latency. Free the
  * view with pml_viz_free(). \return PML_OK or an error. */
-pml_status pml_viz_machine(const pml_machine *m, struct Agraph_s **view);
+pml_status pml_viz_machine(const pml_machine *m, pml_viz **view);
 /** Route between compute devices i and j (compute indices): *len directed link resources. */
 static inline const int *pml_machine_route(const pml_machine *m, int i, int j, int *len)
 {
@@ -329,10 +329,9 @@ pml_status pml_plan_read_ext(const char *path, const pml_plan_read_opts *o, cons
 pml_status pml_plan_parse(const char *text, size_t len, const char *source,
                           const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
                           pml_plan *p, pml_plan_info *info);
-/** pml_plan_read_ext() on a parsed DOT graph (pml_dot_parse), e.g. for pml viz. */
-pml_status pml_plan_from_agraph(struct Agraph_s *ag, const char *source,
-                                const pml_plan_read_opts *o, const pml_machine *m, pml_graph *g,
-                                pml_plan *p, pml_plan_info *info);
+/** pml_plan_read_ext() on a parsed DOT file (pml_dot_parse), e.g. for pml viz. */
+pml_status pml_plan_from_dot(const pml_dot *d, const pml_plan_read_opts *o, const pml_machine *m,
+                             pml_graph *g, pml_plan *p, pml_plan_info *info);
 /** Reads a plan for model \p g (finalised) and machine \p m (may be NULL; see above). */
 pml_status pml_plan_read(const char *path, const pml_graph *g, const pml_machine *m, pml_plan *p);
 /** Reads a plan and the model it carries into \p g (initialised here); \p m may be NULL. */
@@ -349,7 +348,6 @@ pml_status pml_plan_write(const char *path, const pml_plan *p, const pml_graph *
 /** A device list as plan files spell it, in part order: "0-3,8,9" (runs of three or more
  * consecutive devices as ranges), NUL-terminated in \p buf, cut at \p cap bytes. */
 void pml_plan_format_devices(const int16_t *dev, int n, char *buf, size_t cap);
-struct pml_viz_opts; /* models.h */
 /** A drawing of plan \p p of model \p g for pml_viz_render / pml_viz_write (models.h): the model's
  * view (pml_viz_model, honouring o->collapse) with each operator filled with the colour of its
  * device (several devices: stripes, one per part), its parallel config and device list added to
@@ -357,8 +355,7 @@ struct pml_viz_opts; /* models.h */
  * \p m (may be NULL) names the devices; \p info (may be NULL) names the machine without it.
  * \return PML_OK or an error; free the view with pml_viz_free(). */
 pml_status pml_viz_plan(const pml_graph *g, const pml_plan *p, const pml_machine *m,
-                        const pml_plan_info *info, const struct pml_viz_opts *o,
-                        struct Agraph_s **view);
+                        const pml_plan_info *info, const pml_viz_opts *o, pml_viz **view);
 
 /* ================================================================ task graph */
 

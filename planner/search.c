@@ -18,12 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct rng {
     uint64_t seed, stream, n;
@@ -228,7 +222,7 @@ static int candidates(const pml_graph *g, const pml_machine *m, int batch, int v
 static pml_status greedy(chain *ch, pml_sim *s, rng *r, double *cur, long *it)
 {
     const pml_graph *g = ch->g;
-    const double stop = ch->o->iterations > 0 ? 0 : now_s() + 0.4 * (ch->deadline - now_s());
+    const double stop = ch->o->iterations > 0 ? 0 : pml_now() + 0.4 * (ch->deadline - pml_now());
     const long maxit = ch->o->iterations > 0 ? ch->o->iterations * 2 / 5 : 0;
     enum { CAP = 128, TRY = 24 };
     pml_opcfg cand[CAP], best;
@@ -251,7 +245,7 @@ static pml_status greedy(chain *ch, pml_sim *s, rng *r, double *cur, long *it)
             int blen = 0;
             for (int i = 0; i < n; i++)
                 for (int len = 1; len <= MAXMOVE; len += MAXMOVE - 1) {
-                    if (maxit ? *it >= maxit : now_s() >= stop) return PML_OK;
+                    if (maxit ? *it >= maxit : pml_now() >= stop) return PML_OK;
                     (*it)++;
                     ch->iterations++;
                     pml_status st = apply_move(s, g, ch->m, v, len, &cand[i], moved, olds, &nm);
@@ -306,7 +300,7 @@ static void *run_chain(void *arg)
         snprintf(ch->err, sizeof ch->err, "%s", pml_errmsg());
     }
     for (; ch->st == PML_OK; it++) {
-        if (ch->o->iterations > 0 ? it >= ch->o->iterations : (it % 16 == 0 && now_s() >= ch->deadline))
+        if (ch->o->iterations > 0 ? it >= ch->o->iterations : (it % 16 == 0 && pml_now() >= ch->deadline))
             break;
         ch->iterations++;
         int v = rnd_int(&r, g->nnodes);
@@ -361,7 +355,7 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
     memset(best, 0, sizeof *best);
     if (o->budget_seconds <= 0 && o->iterations <= 0)
         return pml_fail(PML_EINVAL, "the search needs a time budget or an iteration count");
-    const double t0 = now_s();
+    const double t0 = pml_now();
     /* starts: data parallel and the best baseline */
     pml_plan base[3];
     double bt[3];
@@ -444,6 +438,6 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
     }
     for (int i = 0; i < chains; i++) pml_plan_free(&ch[i].best);
     for (int i = 0; i < nbase; i++) pml_plan_free(&base[i]);
-    stats->seconds = now_s() - t0;
+    stats->seconds = pml_now() - t0;
     return st;
 }

@@ -654,18 +654,7 @@ pml_status pml_trace_read(const char *path, pml_trace *t)
 
 /* ---------------------------------------------------------------- comparison */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *v, int n)
-{
-    if (n <= 0) return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* the worker that runs task t (as the plan executor assigns it) */
 static int worker_of(const pml_task *t)
@@ -813,15 +802,15 @@ pml_status pml_trace_compare(const pml_trace *t, const char *source, const pml_g
         goto out;
     }
     for (int k = 0; k < used; k++) col[k] = t1[skip + k] - t0[skip + k];
-    out->measured_step = median(col, used);
+    out->measured_step = pml_median(col, used);
     for (int c = 0; c < PML_TASK_KIND_COUNT; c++) {
         for (int k = 0; k < used; k++) col[k] = kind[(skip + k) * PML_TASK_KIND_COUNT + c];
-        out->measured_kind[c] = median(col, used);
+        out->measured_kind[c] = pml_median(col, used);
     }
     for (int i = 0; i < T; i++) {
         for (int k = 0; k < used; k++) col[k] = dur[(long)(skip + k) * T + i];
         out->task[i] = order[i];
-        out->measured[i] = median(col, used);
+        out->measured[i] = pml_median(col, used);
         out->predicted[i] = pml_taskgraph_task(tg, order[i])->cost;
     }
     pml_sim_result r;

@@ -1,7 +1,7 @@
 /* pml — the training loop: epochs of shuffled mini-batches, validation, test evaluation.
  *
  * Its control plane is a libuv loop owned by pml_train, on the calling thread (which is also
- * worker 0 of a plan's scheduler, so a step runs synchronously and the loop is polled between
+ * worker 0 of the executor's workers, so a step runs synchronously and the loop is polled between
  * steps, never woken during one):
  *   - prefetch (double buffering): while a step runs, the batches after it are gathered in
  *     libuv's thread pool into one of two chunk buffers; a step copies its batch from there
@@ -36,12 +36,6 @@
 #define CHUNK_BYTES (1 << 20)
 #define REPORT_MS 100
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static pml_status check_data(const pml_graph *g, const pml_dataset *d, const char *what)
 {
@@ -535,7 +529,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     for (int ep = 1; ep <= opts->epochs && st == PML_OK; ep++) {
         pml_epoch_stats *s = &res->epochs[ep - 1];
         s->epoch = ep;
-        double loss_sum = 0, t0 = now_seconds(), elapsed = 0;
+        double loss_sum = 0, t0 = pml_now(), elapsed = 0;
         long correct = 0;
         for (long step = 0; step < t.spe; step++) {
             if (total_steps >= t.limit) break;
@@ -555,7 +549,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             s->samples += n;
             s->steps++;
             total_steps++;
-            elapsed = now_seconds() - t0;
+            elapsed = pml_now() - t0;
             t.fresh = true;
             t.r_epoch = ep;
             t.r_step = step + 1;

@@ -4,7 +4,9 @@
  *   static const pml_test tests[] = {{"something", t_something}, {0}};
  *   PML_TEST_MAIN(tests)
  *
- * Each test prints "ok NAME" or "FAIL NAME"; the executable exits non-zero if any failed.
+ * Each test prints "ok NAME" or "FAIL NAME"; the executable exits non-zero if any failed. A test
+ * that cannot check on this machine (not root, a file system without a feature) calls
+ * SKIP("why") and returns: it prints "skip NAME" (tests/run counts it), never "ok".
  * `./test-x NAME...` runs only the named tests. */
 #ifndef PML_TEST_H
 #define PML_TEST_H
@@ -19,7 +21,14 @@ typedef struct pml_test {
     void (*fn)(void);
 } pml_test;
 
-static int pml__test_failed;
+static int pml__test_failed, pml__test_skipped;
+
+/* this test cannot check here: say why (stderr) and return */
+#define SKIP(why)                                                                                  \
+    do {                                                                                           \
+        fprintf(stderr, "  skip: %s\n", (why));                                                    \
+        pml__test_skipped = 1;                                                                     \
+    } while (0)
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -64,7 +73,7 @@ static int pml__test_failed;
 
 static inline int pml__test_main(const pml_test *tests, int argc, char **argv)
 {
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (const pml_test *t = tests; t->name; t++) {
         if (argc > 1) {
             int want = 0;
@@ -72,16 +81,18 @@ static inline int pml__test_main(const pml_test *tests, int argc, char **argv)
                 if (strcmp(argv[i], t->name) == 0) want = 1;
             if (!want) continue;
         }
-        pml__test_failed = 0;
+        pml__test_failed = pml__test_skipped = 0;
         t->fn();
-        printf("%s %s\n", pml__test_failed ? "FAIL" : "ok", t->name);
+        printf("%s %s\n", pml__test_failed ? "FAIL" : pml__test_skipped ? "skip" : "ok", t->name);
         fflush(stdout);
         if (pml__test_failed)
             failed++;
+        else if (pml__test_skipped)
+            skipped++;
         else
             passed++;
     }
-    printf("# %d passed, %d failed\n", passed, failed);
+    printf("# %d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
 

@@ -1019,6 +1019,97 @@ t_sighup() { # SIGHUP (a closed terminal) ends training as SIGTERM does: the sum
     ended_by HUP "at epoch " && one_line && has "$err" "completed" && has "$out" "interrupted - "
 }
 
+# output files: a device node or a FIFO is written through and stays; links are followed to the
+# file they lead to, which is replaced; stale temporary files of dead processes go
+t_output_devnode() { # every output path, to a character device of our own
+    local d=$TMP/dev f
+    mkdir -p "$d"
+    for f in null null.dot null.svg null.png; do
+        devnode "$d/$f" 1 3 || { echo "  (skip: cannot make device nodes here)" >&2; return 77; }
+    done
+    isdev() { [ -c "$1" ] || { echo "  $1 is no longer a device: $(ls -l "$1")" >&2; return 1; }; }
+    run 0 train mlp:units=8 --plan data --train-samples 64 --test-samples 32 --epochs 1 \
+        --trace "$d/null" && isdev "$d/null" || return 1
+    run 0 export mlp -o "$d/null.dot" && isdev "$d/null.dot" || return 1
+    run 0 compile mlp --strategy data --batch 32 -o "$d/null.dot" && isdev "$d/null.dot" || return 1
+    run 0 topo --machine flexflow-k80 -o "$d/null.dot" && isdev "$d/null.dot" || return 1
+    run 0 viz mlp -o "$d/null.svg" && isdev "$d/null.svg" || return 1
+    run 0 viz mlp -o "$d/null.png" && isdev "$d/null.png" || return 1
+    [ "$(ls -A "$d" | wc -l)" -eq 4 ] || { echo "  left in $d: $(ls -A "$d")" >&2; return 1; }
+    # a device that fails: the error, and the node stays
+    devnode "$d/full.dot" 1 7 || return 1
+    run 1 export mlp -o "$d/full.dot" && has "$err" "$d/full.dot" && has "$err" "No space" &&
+        one_line && isdev "$d/full.dot"
+}
+t_output_fifo() { # a reader of a FIFO gets the bytes; the FIFO stays
+    local d=$TMP/fifo
+    mkdir -p "$d" && mkfifo "$d/m.dot" || return 1
+    timeout 60 cat "$d/m.dot" >"$d/got" &
+    local reader=$!
+    run 0 export mlp -o "$d/m.dot"
+    local rc=$?
+    wait $reader
+    [ $rc -eq 0 ] && [ -p "$d/m.dot" ] && has "$d/got" "digraph mlp" &&
+        [ "$(ls -A "$d" | wc -l)" -eq 2 ]
+}
+t_output_links() { # links stay links; what they lead to is replaced, or written through
+    local d=$TMP/links
+    mkdir -p "$d/plans" "$d/out" || return 1
+    # a link to a regular file, and a chain of two relative links
+    echo old >"$d/plans/real.dot"
+    ln -s plans/real.dot "$d/link.dot" && ln -s ../link.dot "$d/out/chain.dot" || return 1
+    run 0 compile mlp --strategy data --batch 32 -o "$d/link.dot" && [ -L "$d/link.dot" ] &&
+        has "$d/plans/real.dot" "kind=plan" || return 1
+    run 0 export mlp -o "$d/out/chain.dot" && [ -L "$d/out/chain.dot" ] && [ -L "$d/link.dot" ] &&
+        has "$d/plans/real.dot" "digraph mlp" || return 1
+    ln -s plans/real.svg "$d/draw.svg" && run 0 viz mlp -o "$d/draw.svg" && [ -L "$d/draw.svg" ] &&
+        has "$d/plans/real.svg" "<svg" || return 1
+    # a dangling link: its target is made where it points
+    ln -s plans/new.json "$d/t.json" || return 1
+    run 0 train mlp:units=8 --plan data --train-samples 64 --test-samples 32 --epochs 1 \
+        --trace "$d/t.json" && [ -L "$d/t.json" ] && has "$d/plans/new.json" "traceEvents" ||
+        return 1
+    [ "$(ls -A "$d/plans" | tr '\n' ' ')" = "new.json real.dot real.svg " ] ||
+        { echo "  in plans/: $(ls -A "$d/plans")" >&2; return 1; }
+    # a link to /proc/self/fd/1 with a pipe behind it: written through the pipe
+    ln -s /proc/self/fd/1 "$d/stdout.dot" || return 1
+    "$PML" export mlp -o "$d/stdout.dot" 2>"$err" | cat >"$d/piped"
+    [ "${PIPESTATUS[0]}" -eq 0 ] && [ -L "$d/stdout.dot" ] && has "$d/piped" "digraph mlp" ||
+        return 1
+    # a link to a folder
+    ln -s plans "$d/folder.dot" && run 1 export mlp -o "$d/folder.dot" && one_line &&
+        has "$err" "folder" && [ -L "$d/folder.dot" ]
+}
+t_output_stdout() { # "-" is standard output where a command takes it; --trace - too
+    run 0 export mlp -o - && has "$out" "digraph mlp" || return 1
+    run 0 topo --machine flexflow-k80 -o - && has "$out" "kind=machine" || return 1
+    run 0 train mlp:units=8 --plan data --train-samples 64 --test-samples 32 --epochs 1 \
+        --trace - || return 1
+    python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["traceEvents"]' "$out" &&
+        has "$err" "Test loss" && [ ! -e ./- ] && [ ! -e "$TMP/-" ] || return 1
+    run 2 train mlp --trace - --json && has "$err" "pick one"
+}
+t_tmp_sweep() { # a stale .NAME.tmp-PID-N of a dead process goes when NAME is written
+    local d=$TMP/sweep dead
+    mkdir -p "$d" || return 1
+    dead=$(sh -c 'echo $$') # a process that has ended
+    touch "$d/.m.dot.tmp-$dead-3" "$d/.m.dot.tmp-$$-3" "$d/.m.dot.tmp-$dead-x" \
+        "$d/.other.dot.tmp-$dead-3" || return 1
+    run 0 export mlp -o "$d/m.dot" || return 1
+    [ ! -e "$d/.m.dot.tmp-$dead-3" ] && [ -e "$d/.m.dot.tmp-$$-3" ] &&
+        [ -e "$d/.m.dot.tmp-$dead-x" ] && [ -e "$d/.other.dot.tmp-$dead-3" ] && [ -s "$d/m.dot" ] ||
+        { echo "  left in $d: $(ls -A "$d" | tr '\n' ' ')" >&2; return 1; }
+}
+t_huge_trace() { # a trace larger than the limit is refused by its size (a sparse file: no disk)
+    "$PML" compile mlp --strategy data --batch 32 -o "$TMP/huge-plan.dot" >/dev/null &&
+        truncate -s 5G "$TMP/huge.json" || return 1
+    run 1 simulate "$TMP/huge-plan.dot" --compare "$TMP/huge.json"
+    local rc=$?
+    rm -f "$TMP/huge.json"
+    [ $rc -eq 0 ] && one_line && has "$err" "$TMP/huge.json" && has "$err" "5368709120 bytes" &&
+        has "$err" "limit of 4294967296"
+}
+
 case_ stdout_errors t_stdout_errors
 case_ json_on_failure t_json_on_failure
 case_ low_address_space t_low_address_space
@@ -1028,5 +1119,11 @@ case_ absurd_machine t_absurd_machine
 case_ data_dir_slash t_data_dir_slash
 case_ interrupt_counts t_interrupt_counts
 case_ sighup t_sighup
+case_ output_devnode t_output_devnode
+case_ output_fifo t_output_fifo
+case_ output_links t_output_links
+case_ output_stdout t_output_stdout
+case_ tmp_sweep t_tmp_sweep
+case_ huge_trace t_huge_trace
 echo "# $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -298,43 +298,46 @@ static void t_ext(void)
     static const char *const nattrs[] = {"config", "devices", NULL};
     static const char *const gattrs[] = {"machine", "fingerprint", NULL};
     pml_model_dot_ext rd = {.kind = "plan", .node_attrs = nattrs, .graph_attrs = gattrs};
-    Agraph_t *ag;
+    pml_dot ag;
     CHECK_OK(pml_dot_parse(text, len, "p.dot", &ag));
-    if (ag) {
-        CHECK(strcmp(pml_dot_kind(ag), "plan") == 0);
-        CHECK_OK(pml_model_from_agraph_ext(ag, "p.dot", &rd, &h));
+    if (ag.nnodes) {
+        CHECK(strcmp(pml_dot_kind(&ag), "plan") == 0);
+        CHECK_OK(pml_model_from_dot_ext(&ag, &rd, &h));
         if (h.finalized) same_graph(&g, &h, "plan");
         pml_graph_free(&h);
-        CHECK(strcmp(agget(ag, "machine"), "cpu-2socket") == 0);
-        Agnode_t *n = agnode(ag, "layer1.0.add", 0);
+        CHECK(strcmp(pml_dot_get(ag.nattr, ag.attr, "machine"), "cpu-2socket") == 0);
+        const pml_dot_node *n = NULL;
+        for (int i = 0; i < ag.nnodes; i++)
+            if (strcmp(ag.nodes[i].name, "layer1.0.add") == 0) n = &ag.nodes[i];
         char want[16];
         snprintf(want, sizeof want, "n=%d", pml_graph_find(&g, "layer1.0.add") % 3 + 1);
-        CHECK(n && strcmp(agget(n, "config"), want) == 0 &&
-              strcmp(agget(n, "devices"), "0,1") == 0);
+        CHECK(n && strcmp(pml_dot_get(n->nattr, n->attr, "config"), want) == 0 &&
+              strcmp(pml_dot_get(n->nattr, n->attr, "devices"), "0,1") == 0);
         /* without them in the lists, they are unknown attributes */
         pml_model_dot_ext strict = {.kind = "plan", .graph_attrs = gattrs};
-        st = pml_model_from_agraph_ext(ag, "p.dot", &strict, &h);
+        st = pml_model_from_dot_ext(&ag, &strict, &h);
         CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "unknown attribute 'config'"));
-        pml_dot_free(ag);
+        CHECK(strncmp(pml_errmsg(), "p.dot: ", 7) == 0);
+        pml_dot_free(&ag);
     }
     free(text);
     /* a kind the caller wants must be there */
     CHECK_OK(pml_model_format_dot(&g, &text, &len));
     CHECK_OK(pml_dot_parse(text, len, "m.dot", &ag));
-    if (ag) {
-        st = pml_model_from_agraph_ext(ag, "m.dot", &rd, &h);
+    if (ag.nnodes) {
+        st = pml_model_from_dot_ext(&ag, &rd, &h);
         CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "kind=model: this is not a plan file"));
-        pml_dot_free(ag);
+        pml_dot_free(&ag);
     }
     free(text);
     const char *nokind = "digraph m { graph [input_shape=\"3x1x1\"]; x [op=input]; l [op=linear, "
                          "out=2]; s [op=softmax_xent]; x -> l -> s }";
     CHECK_OK(pml_dot_parse(nokind, strlen(nokind), "k.dot", &ag));
-    if (ag) {
-        st = pml_model_from_agraph_ext(ag, "k.dot", &rd, &h);
+    if (ag.nnodes) {
+        st = pml_model_from_dot_ext(&ag, &rd, &h);
         CHECK(st == PML_EFORMAT && strstr(pml_errmsg(), "missing graph attribute kind=plan"));
-        CHECK(strcmp(pml_dot_kind(ag), "model") == 0);
-        pml_dot_free(ag);
+        CHECK(strcmp(pml_dot_kind(&ag), "model") == 0);
+        pml_dot_free(&ag);
     }
     pml_graph_free(&g);
 }

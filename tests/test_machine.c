@@ -1160,7 +1160,7 @@ static void draw(const char *spec, int clusters, const char *const *want)
 {
     pml_machine m;
     if (!load(spec, &m)) return;
-    struct Agraph_s *v = NULL;
+    pml_viz *v = NULL;
     CHECK_OK(pml_viz_machine(&m, &v));
     char *svg = NULL;
     size_t len;
@@ -1192,7 +1192,7 @@ static void t_viz(void)
     draw(FIX "good_explicit.dot", 2, (const char *const[]){"80 GFLOP/s", "node 1", NULL});
     pml_machine m;
     memset(&m, 0, sizeof m);
-    struct Agraph_s *v;
+    pml_viz *v;
     CHECK(pml_viz_machine(&m, &v) == PML_EINVAL && v == NULL);
 }
 

@@ -612,7 +612,7 @@ static void t_write_errors(void)
 
 /* ---------------------------------------------------------------- drawings */
 
-static char *render(struct Agraph_s *v)
+static char *render(pml_viz *v)
 {
     char *svg = NULL;
     size_t len;
@@ -645,7 +645,7 @@ static void t_viz(void)
     CHECK_OK(pml_machine_load("cpu-1socket", &m));
     CHECK_OK(pml_plan_read_ext("fixtures/plans/good_tiny.dot", NULL, &m, &g, &p, &info));
     if (!p.cfg) return;
-    struct Agraph_s *v;
+    pml_viz *v;
     CHECK_OK(pml_viz_plan(&g, &p, &m, &info, NULL, &v));
     char *svg = v ? render(v) : NULL;
     if (svg) {

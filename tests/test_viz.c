@@ -115,7 +115,7 @@ static char *render(const char *spec, bool collapse, pml_viz_format f, size_t *l
     char *data = NULL;
     *len = 0;
     if (!build(spec, &g)) return NULL;
-    struct Agraph_s *v;
+    pml_viz *v;
     pml_viz_opts o = {.collapse = collapse};
     CHECK_OK(pml_viz_model(&g, &o, &v));
     CHECK_OK(pml_viz_render(v, f, &data, len));
@@ -227,16 +227,16 @@ static void t_png_pdf_dot(void)
 /* The generic helpers a plan or machine view uses; Graphviz's warnings are not printed. */
 static void t_custom_view(void)
 {
-    struct Agraph_s *v = pml_viz_new("machine", "two cores\nand a link");
+    pml_viz *v = pml_viz_new("machine", "two cores\nand a link");
     CHECK(v != NULL);
     if (!v) return;
-    struct Agnode_s *a = pml_viz_node(v, "core0", "core 0\n1 GHz", "#cfe2f3");
-    struct Agnode_s *b = pml_viz_node(v, "core1", NULL, NULL);
-    CHECK(a && b && pml_viz_node(v, "core0", NULL, NULL) == a);
+    pml_viz_obj *a = pml_viz_node(pml_viz_root(v), "core0", "core 0\n1 GHz", "#cfe2f3");
+    pml_viz_obj *b = pml_viz_node(pml_viz_root(v), "core1", NULL, NULL);
+    CHECK(a && b && pml_viz_node(pml_viz_root(v), "core0", NULL, NULL) == a);
     CHECK(strcmp(pml_viz_get(a, "label"), "core 0\n1 GHz") == 0);
     CHECK(strcmp(pml_viz_get(b, "label"), "\\N") == 0); /* Graphviz: the node's name */
     CHECK(pml_viz_get(a, "no-such-attribute") == NULL);
-    struct Agedge_s *e = pml_viz_edge(v, a, b, "10 GB/s");
+    pml_viz_obj *e = pml_viz_edge(v, a, b, "10 GB/s");
     CHECK(e && pml_viz_edge(v, a, b, "again") == e);
     pml_viz_set(a, "color", "no-such-colour"); /* Graphviz warns about this */
     pml_viz_set(e, "style", "dashed");
@@ -273,7 +273,7 @@ static void t_write_errors(void)
     CHECK(mkdtemp(dir) != NULL);
     pml_graph g;
     if (!build("mlp", &g)) return;
-    struct Agraph_s *v;
+    pml_viz *v;
     CHECK_OK(pml_viz_model(&g, NULL, &v));
     char path[256];
     snprintf(path, sizeof path, "%s/m.jpg", dir);

@@ -23,26 +23,10 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 #define CHUNKS 7
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
 
 /* The split the executor forces (runtime/exec.c, choose_split with force_split): the preferred
  * split, else samples, else channels, where the op allows it and the dim has T rows. */
@@ -105,7 +89,7 @@ static int bench(const char *model, int batch, int steps, int threads, unsigned 
         fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
         goto out;
     }
-    double t0 = now_s();
+    double t0 = pml_now();
     for (int v = 0; v < g.nnodes; v++) {
         unsigned split = forced_split(&g.nodes[v], batch, threads, prefer);
         for (int i = 0; i < (split ? threads : 1); i++) {
@@ -118,7 +102,7 @@ static int bench(const char *model, int batch, int steps, int threads, unsigned 
     }
     double cupd = pml_cost_update(c, 0, ceil((double)g.nparams / threads));
     double aupd = pml_cost_update(ca, 0, ceil((double)g.nparams / threads));
-    double tmeasure = now_s() - t0;
+    double tmeasure = pml_now() - t0;
     if (cache && pml_cost_save(c) != PML_OK) fprintf(stderr, "bench-cost: %s\n", pml_errmsg());
 
     pml_exec_opts eo = {
@@ -158,11 +142,11 @@ static int bench(const char *model, int batch, int steps, int threads, unsigned 
     double col[CHUNKS];
     for (int v = 0; v < g.nnodes; v++) {
         for (int k = 0; k < CHUNKS; k++) col[k] = chf[(size_t)k * g.nnodes + v];
-        pf[v] = median(col, CHUNKS);
+        pf[v] = pml_median(col, CHUNKS);
         for (int k = 0; k < CHUNKS; k++) col[k] = chb[(size_t)k * g.nnodes + v];
-        pb[v] = median(col, CHUNKS);
+        pb[v] = pml_median(col, CHUNKS);
     }
-    double upd = median(chu, CHUNKS);
+    double upd = pml_median(chu, CHUNKS);
     free(chf);
     free(chb);
     printf("%s, batch %d, %d thread%s, %s (measuring took %.2f s, %ld measurements)\n", model,

@@ -29,12 +29,6 @@ static const layer layers[] = {
     {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true},
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* n floats: v = 0 gives zeros; otherwise uniform in [-0.3 v, 0.7 v) from a counter hash, with
  * values below zero clamped to 0 when \p relu (like a relu output feeding a pool). */
@@ -58,11 +52,11 @@ static double time_kernel(pml_kernel_fn fn, const pml_kctx *k, double budget)
     double t[64];
     int n = 0;
     fn(k); /* warm-up */
-    double start = now();
-    while (n < 64 && (n < 3 || now() - start < budget)) {
-        double t0 = now();
+    double start = pml_now();
+    while (n < 64 && (n < 3 || pml_now() - start < budget)) {
+        double t0 = pml_now();
         fn(k);
-        t[n++] = now() - t0;
+        t[n++] = pml_now() - t0;
     }
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {

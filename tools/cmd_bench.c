@@ -45,18 +45,7 @@ static const char bench_help[] =
     "  --profile      also print each node's forward and backward time per step\n"
     "  --json         one JSON object on stdout\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int bench_train(int argc, char **argv)
 {
@@ -136,18 +125,17 @@ static int bench_train(int argc, char **argv)
     pml_data_gather(&d, idx, batch, pml_exec_input(e), pml_exec_labels(e));
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup && profile) pml_exec_set_profiling(e, true);
-        double t0 = now_s();
+        double t0 = pml_now();
         pml_step_result r;
         if (pml_exec_train_step(e, batch, &o, &r) != PML_OK) {
             fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
             goto out;
         }
-        if (s >= warmup) times[s - warmup] = now_s() - t0;
+        if (s >= warmup) times[s - warmup] = pml_now() - t0;
     }
     double total = 0;
     for (int s = 0; s < steps; s++) total += times[s];
-    qsort(times, (size_t)steps, sizeof *times, cmp_double);
-    double med = times[steps / 2];
+    double med = pml_median(times, steps);
     double flops = 3.0 * pml_graph_flops(&g) * batch;
     if (json) {
         printf("{\"model\":\"%s\",\"threads\":%d,\"batch\":%d,\"steps\":%d,\"median_step_seconds\":%.6g,"
@@ -251,28 +239,28 @@ static int bench_sim(int argc, char **argv)
         int v = (int)(pml_rand_u64(seed, 77, (uint64_t)k) % (uint64_t)g.nnodes);
         pml_opcfg cfg, old = pml_sim_plan(s)->cfg[v];
         pml_opcfg_random(&g, &m, batch, v, seed, (uint64_t)k, &cfg);
-        double t0 = now_s();
+        double t0 = pml_now();
         if (pml_sim_change(s, v, &cfg) != PML_OK) continue;
-        tdelta_sum += now_s() - t0;
+        tdelta_sum += pml_now() - t0;
         done++;
         if (k % 10 == 0) {
             pml_sim *x = NULL;
-            t0 = now_s();
+            t0 = pml_now();
             if (pml_sim_create(&g, &m, pml_sim_plan(s), cost, &x) != PML_OK) {
                 fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
                 goto out;
             }
-            tfull_sum += now_s() - t0;
+            tfull_sum += pml_now() - t0;
             fulls++;
             pml_sim_destroy(x);
         }
         if (k == changes - 1) break;
-        t0 = now_s();
+        t0 = pml_now();
         if (pml_sim_change(s, v, &old) != PML_OK) {
             fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
             goto out;
         }
-        tdelta_sum += now_s() - t0;
+        tdelta_sum += pml_now() - t0;
         done++;
     }
     const double tdelta = done ? tdelta_sum / done : 0, tfull = fulls ? tfull_sum / fulls : 0;

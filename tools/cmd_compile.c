@@ -53,6 +53,7 @@ static const char compile_help[] =
     "                        parameter servers (with data, model, owt and mesh)\n"
     "  -o, --output PLAN     the plan file to write (.dot or .gv; required); written under a\n"
     "                        temporary name and renamed: on an error nothing is left behind\n"
+    "                        (a device or a FIFO is written to)\n"
     "  --json                print one JSON object: {\"model\", \"machine\", \"devices\", "
     "\"batch\",\n"
     "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
@@ -343,19 +344,19 @@ static pml_status simulate(const pml_graph *g, const pml_machine *m, pml_costmod
 /* MODEL: a zoo spec, a model file, or a plan file (its model, planned again) */
 static pml_status load_model(const char *model, pml_graph *g)
 {
-    struct Agraph_s *ag;
+    pml_dot d;
     if (!pml_model_is_file(model)) return pml_model_build(model, g);
     pml_graph_init(g, NULL);
-    pml_status st = pml_dot_read(model, &ag);
+    pml_status st = pml_dot_read(model, &d);
     if (st != PML_OK) return st;
-    if (strcmp(pml_dot_kind(ag), "plan") == 0) {
+    if (strcmp(pml_dot_kind(&d), "plan") == 0) {
         pml_plan p;
-        st = pml_plan_from_agraph(ag, model, NULL, NULL, g, &p, NULL);
+        st = pml_plan_from_dot(&d, NULL, NULL, g, &p, NULL);
         pml_plan_free(&p);
     } else {
-        st = pml_model_from_agraph(ag, model, g);
+        st = pml_model_from_dot(&d, g);
     }
-    pml_dot_free(ag);
+    pml_dot_free(&d);
     return st;
 }
 

@@ -16,7 +16,8 @@ static const char export_help[] =
     "one edge per tensor from producer to consumer (input=K orders a consumer's inputs), and\n"
     "the graph attributes input_shape and classes. The format is described in models/models.h;\n"
     "every command that takes a MODEL reads such a file. The file is written under a temporary\n"
-    "name and renamed: it is the old file or the complete new one, never a part.\n"
+    "name and renamed: it is the old file or the complete new one, never a part (through a\n"
+    "symbolic link, the file it leads to is replaced; a device or a FIFO is written to).\n"
     "\n"
     "options:\n"
     "  -o, --output FILE  the file to write (.dot or .gv), or - for standard output\n"
@@ -66,18 +67,7 @@ int cmd_export(int argc, char **argv)
     pml_graph g;
     pml_status st = pml_model_load(model, &g);
     if (st == PML_OK) {
-        if (strcmp(out, "-") == 0) {
-            char *text;
-            size_t len;
-            st = pml_model_format_dot(&g, &text, &len);
-            if (st == PML_OK) {
-                if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
-                    st = pml_fail(PML_EIO, "cannot write to standard output");
-                free(text);
-            }
-        } else {
-            st = pml_model_write_dot(&g, out);
-        }
+        st = pml_model_write_dot(&g, out); /* "-": standard output */
         pml_graph_free(&g);
     }
     if (st != PML_OK) {

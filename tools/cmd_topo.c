@@ -34,7 +34,8 @@ static const char topo_help[] =
     "  -o, --output FILE  also write the machine as a cluster DOT file (.dot or .gv; - for\n"
     "                     standard output), one node per device and one edge per link; loading\n"
     "                     it gives the same machine and fingerprint. Written under a temporary\n"
-    "                     name and renamed: on an error nothing is left behind\n"
+    "                     name and renamed: on an error nothing is left behind (a device or a\n"
+    "                     FIFO is written to)\n"
     "  --json             print one JSON object: {\"name\", \"fingerprint\", \"devices\": [...],\n"
     "                     \"links\": [...], \"routes\": [...]}\n"
     "  -h, --help         this help\n"
@@ -263,18 +264,7 @@ int cmd_topo(int argc, char **argv)
     pml_machine m;
     pml_status st = pml_machine_load(machine, &m);
     if (st == PML_OK && out) {
-        if (strcmp(out, "-") == 0) {
-            char *text;
-            size_t len;
-            st = pml_machine_format_dot(&m, &text, &len);
-            if (st == PML_OK) {
-                if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0)
-                    st = pml_fail(PML_EIO, "cannot write to standard output");
-                free(text);
-            }
-        } else {
-            st = pml_machine_write_dot(&m, out);
-        }
+        st = pml_machine_write_dot(&m, out); /* "-": standard output */
     }
     if (st != PML_OK) {
         fprintf(stderr, "pml topo: %s\n", pml_errmsg());

@@ -43,7 +43,8 @@ static const char train_help[] =
     "                        batch; the plan is cached in ~/.cache/pml/plans and reused\n"
     "  --trace FILE.json     write a Chrome trace of every task (chrome://tracing, Perfetto;\n"
     "                        pml simulate PLAN --compare FILE.json compares it with the\n"
-    "                        simulator's prediction)\n"
+    "                        simulator's prediction); - for standard output (progress lines\n"
+    "                        go to stderr)\n"
     "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
     "                        " PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
     "                        or synthetic images of the model's input shape (fixed seed)\n"
@@ -257,6 +258,12 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "pml train: --momentum applies to --optimizer sgd only\n");
         return EXIT_USAGE;
     }
+    const bool trace_stdout = trace && strcmp(trace, "-") == 0;
+    if (trace_stdout && json) {
+        fprintf(stderr,
+                "pml train: --trace - and --json both write to standard output; pick one\n");
+        return EXIT_USAGE;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -350,7 +357,8 @@ int cmd_train(int argc, char **argv)
     o.trace_path = trace;
     phase = PHASE_START;
 
-    progress p = {.out = json ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
+    progress p = {
+        .out = json || trace_stdout ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
     o.cb = (pml_train_cb){&p, on_step, on_epoch, NULL};
     o.handle_signals = true;
     fprintf(p.out,

@@ -27,7 +27,8 @@ static const char viz_help[] =
     "parameters), edges labelled with tensor shapes, and a title with the model's parameters\n"
     "and FLOPs per sample. OUT's extension picks the format: .svg, .png, .pdf, or .dot (the\n"
     "drawing as DOT with the layout's positions). OUT is written under a temporary name and\n"
-    "renamed: on an error nothing is left behind.\n"
+    "renamed: on an error nothing is left behind (through a symbolic link, the file it leads to\n"
+    "is replaced; a device or a FIFO is written to).\n"
     "\n"
     "options:\n"
     "  -o, --output OUT  the file to write (required)\n"
@@ -47,25 +48,25 @@ static const char viz_help[] =
  * DOT file, the file already parsed (NULL for a zoo spec), and builds the view. Plans and
  * machines are one entry each here, with their view builder in planner/. */
 
-typedef pml_status (*view_fn)(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
-                              struct Agraph_s **view);
+typedef pml_status (*view_fn)(const char *graph, const pml_dot *dot, const pml_viz_opts *o,
+                              pml_viz **view);
 
-static pml_status model_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
-                             struct Agraph_s **view)
+static pml_status model_view(const char *graph, const pml_dot *dot, const pml_viz_opts *o,
+                             pml_viz **view)
 {
     pml_graph g;
-    pml_status st = dot ? pml_model_from_agraph(dot, graph, &g) : pml_model_build(graph, &g);
+    pml_status st = dot ? pml_model_from_dot(dot, &g) : pml_model_build(graph, &g);
     if (st != PML_OK) return st;
     st = pml_viz_model(&g, o, view);
     pml_graph_free(&g);
     return st;
 }
 
-static pml_status machine_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
-                               struct Agraph_s **view)
+static pml_status machine_view(const char *graph, const pml_dot *dot, const pml_viz_opts *o,
+                               pml_viz **view)
 {
     pml_machine m;
-    pml_status st = dot ? pml_machine_from_agraph(dot, graph, &m) : pml_machine_load(graph, &m);
+    pml_status st = dot ? pml_machine_from_dot(dot, &m) : pml_machine_load(graph, &m);
     if (st != PML_OK) return st;
     st = pml_viz_machine(&m, view);
     pml_machine_free(&m);
@@ -74,15 +75,16 @@ static pml_status machine_view(const char *graph, struct Agraph_s *dot, const pm
 
 /* A plan names its devices when the machine it names loads by name, is the same machine
  * (fingerprint) and has every device the plan uses; else they are drawn by index. */
-static pml_status plan_view(const char *graph, struct Agraph_s *dot, const pml_viz_opts *o,
-                            struct Agraph_s **view)
+static pml_status plan_view(const char *graph, const pml_dot *dot, const pml_viz_opts *o,
+                            pml_viz **view)
 {
     pml_graph g;
     pml_plan p;
     pml_plan_info info;
     pml_machine m;
     bool named = false;
-    pml_status st = pml_plan_from_agraph(dot, graph, NULL, NULL, &g, &p, &info);
+    (void)graph;
+    pml_status st = pml_plan_from_dot(dot, NULL, NULL, &g, &p, &info);
     if (st != PML_OK) return st;
     if (info.machine[0] && pml_machine_is_spec(info.machine) &&
         pml_machine_load(info.machine, &m) == PML_OK) {
@@ -108,11 +110,13 @@ static const struct {
 
 static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out)
 {
-    struct Agraph_s *dot = NULL, *view = NULL;
+    pml_dot file, *dot = NULL;
+    pml_viz *view = NULL;
     pml_status st;
     const char *kind = "model";
     if (pml_model_is_file(graph)) {
-        if ((st = pml_dot_read(graph, &dot)) != PML_OK) return st;
+        if ((st = pml_dot_read(graph, &file)) != PML_OK) return st;
+        dot = &file;
         kind = pml_dot_kind(dot);
     } else if (pml_machine_is_spec(graph)) {
         kind = "machine";
@@ -131,8 +135,8 @@ static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out
     } else {
         st = kinds[k].view(graph, dot, o, &view);
     }
-    pml_dot_free(dot);
     if (st == PML_OK) st = pml_viz_write(view, out);
+    pml_dot_free(dot); /* after: kind points into it */
     pml_viz_free(view);
     return st;
 }

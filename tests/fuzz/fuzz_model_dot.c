@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pml_graph_free(&h);
     free(text);
     pml_viz_opts o = {.collapse = true};
-    struct Agraph_s *v;
+    pml_viz *v;
     if (pml_viz_model(&g, &o, &v) != PML_OK) abort();
     pml_viz_free(v);
     pml_graph_free(&g);

@@ -1,10 +1,36 @@
-/* pml — text for people and for JSON: what echoes input is escaped, so that no control
- * character, C1 control or bidirectional override from a file or argv reaches a terminal raw,
- * and JSON strings are valid whatever bytes the input held. */
+/* pml — small utilities every layer uses, one copy each: the clock, and text for people and
+ * for JSON (what echoes input is escaped, so that no control character, C1 control or
+ * bidirectional override from a file or argv reaches a terminal raw, and JSON strings are valid
+ * whatever bytes the input held). */
 #include "ops.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+double pml_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+int pml_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double pml_median(double *v, int n)
+{
+    if (n <= 0) return NAN;
+    qsort(v, (size_t)n, sizeof *v, pml_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 /* Bytes of the UTF-8 sequence at s (2..4), or 0 when it is not one (overlong, surrogate, past
  * U+10FFFF, cut short); *cp receives the code point. */

@@ -1,5 +1,5 @@
-/* pml — plan execution: the planner's task graph of one training step, run on the task
- * scheduler (one pinned worker per compute device of this machine).
+/* pml — the plan executor: the planner's task graph of one training step, run on the workers
+ * (runtime/workers.c: one pinned worker per compute device of this machine).
  *
  * The tasks are the simulator's tasks, one for one. On this machine the cores share memory, so:
  *   - activations live in one buffer per operator; every part writes its region and consumers
@@ -14,9 +14,8 @@
  *   - parameters have one copy; gradients are summed per device; a sync adds the replicas'
  *     gradients into the first replica's block; replicas then update a share each.
  * Every buffer is allocated when the executor is made: a step allocates nothing. */
-#include "planexec.h"
+#include "exec.h"
 
-#include "scheduler.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,61 +34,43 @@ typedef struct trace_ev {
     double start, end;
 } trace_ev;
 
-struct pml__px {
-    pml_graph g;
-    const pml_machine *m;
+typedef struct plan_exec {
+    pml_exec e; /* first: a pml_exec * is a plan_exec * */
+    const pml_machine *machine;
     pml_plan plan;
-    pml_taskgraph *tg;
-    int W, B, N;
-    bool *wants;
-    /* dense task table in program order */
-    int T;
+    pml_taskgraph *taskgraph;
+    int ndev, nnodes;
+    bool *wants_grad; /* [node]: its output needs a gradient */
+    /* the task table, in program order */
+    int ntasks;
     const pml_task **task;
     int *worker, *npred, *succ_off, *succ;
     bool *fwd_subset;
-    pml__dag all, fwd;
-    pml__sched *sched;
-    /* buffers */
-    float *input;
-    int32_t *labels;
-    float **Y;       /* [node] */
-    float **DY;      /* [node * W + dev] */
-    float **STG;     /* [(node * PML_MAX_INPUTS + input) * W + dev] */
-    bool **split;    /* [node * PML_MAX_INPUTS + input][part] */
-    pull ***pulls;   /* [node][part]: list, npulls[node][part] entries */
+    pml__dag dag_step, dag_infer; /* a training step; an inference pass (forward tasks only) */
+    /* buffers (e.out[node] holds the outputs) */
+    float **out_grad;      /* [node * ndev + dev]: the output gradient summed on a device */
+    float **staging;       /* [(node * PML_MAX_INPUTS + input) * ndev + dev]: input gradients of
+                              parts whose region other devices' producer parts share */
+    bool **split_edge;     /* [node * PML_MAX_INPUTS + input][part]: that part stages */
+    pull ***pulls;         /* [node][part]: staged pieces the part adds in, npulls[node][part] */
     int **npulls;
-    float **AUX;     /* [node][part] */
-    float ***SCRATCH; /* [node][part]: batchnorm running stats of non-first replicas */
-    float *params, *state;
-    float **GRAD;    /* [dev] */
-    float **WS;      /* [dev] */
+    float **aux;           /* [node]: the parts' aux buffers, one after another */
+    float ***replica_stats; /* [node][part]: batchnorm running stats of non-first replicas */
+    float **dev_grad;      /* [dev]: parameter gradients summed on a device */
+    float **workspace;     /* [dev] */
     void **allocs;
     int nallocs, capallocs;
-    /* the step */
-    int n;
-    bool training;
-    uint64_t step, seed;
-    bool check;
-    pml_optim *optim;
+    pml_optim *optim; /* the step's */
     /* timing */
     double *tstart, *tend;
-    bool profiling;
-    double *prof_fwd, *prof_bwd, prof_update;
     trace_ev *trace;
     long ntrace, maxtrace;
-    double trace_t0, run_t0;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+    double trace_t0;
+} plan_exec;
 
 /* ---------------------------------------------------------------- allocation */
 
-static void *px_alloc(pml__px *x, size_t bytes)
+static void *px_alloc(plan_exec *x, size_t bytes)
 {
     if (x->nallocs == x->capallocs) {
         int cap = x->capallocs ? 2 * x->capallocs : 64;
@@ -243,66 +224,66 @@ static bool region_finite(const float *p, pml_shape s, pml_region r)
 
 /* ---------------------------------------------------------------- tasks */
 
-static void task_name(const pml__px *x, const pml_task *t, char *buf, size_t cap)
+static void task_name(const plan_exec *x, const pml_task *t, char *buf, size_t cap)
 {
     const char *kind = pml_task_kind_name((pml_task_kind)t->kind);
-    const char *node = t->node >= 0 ? x->g.nodes[t->node].name : "?";
+    const char *node = t->node >= 0 ? x->e.g.nodes[t->node].name : "?";
     if (t->kind == PML_TASK_XFER)
         snprintf(buf, cap, "%s %s[%d] -> %s[%d]%s", kind, node, t->part,
-                 t->cnode >= 0 ? x->g.nodes[t->cnode].name : "?", t->cpart, t->grad ? " (grad)" : "");
+                 t->cnode >= 0 ? x->e.g.nodes[t->cnode].name : "?", t->cpart, t->grad ? " (grad)" : "");
     else if (t->kind == PML_TASK_SYNC)
         snprintf(buf, cap, "%s bucket %d (%s, ...)", kind, t->part, node);
     else
         snprintf(buf, cap, "%s %s[%d]", kind, node, t->part);
 }
 
-static void kctx(const pml__px *x, const pml_task *t, int w, pml_kctx *k)
+static void kctx(const plan_exec *x, const pml_task *t, int w, pml_kctx *k)
 {
     const int v = t->node;
-    const pml_node *nd = &x->g.nodes[v];
+    const pml_node *nd = &x->e.g.nodes[v];
     memset(k, 0, sizeof *k);
     k->node = nd;
     k->node_id = v;
-    k->N = x->B;
-    k->batch_total = x->n;
+    k->N = x->e.batch;
+    k->batch_total = x->e.n;
     k->r = t->r;
     k->nin = nd->nin;
     for (int i = 0; i < nd->nin; i++) {
-        k->x[i] = x->Y[nd->in[i]];
-        k->xs[i] = x->g.nodes[nd->in[i]].out;
+        k->x[i] = x->e.out[nd->in[i]];
+        k->xs[i] = x->e.g.nodes[nd->in[i]].out;
     }
-    k->y = x->Y[v];
-    k->aux = x->AUX[v] ? x->AUX[v] + 0 : NULL;
-    if (x->AUX[v]) {
-        size_t per = nd->aux_per_sample * (size_t)x->B + nd->aux_fixed;
-        k->aux = x->AUX[v] + per * (size_t)t->part;
+    k->y = x->e.out[v];
+    k->aux = x->aux[v] ? x->aux[v] + 0 : NULL;
+    if (x->aux[v]) {
+        size_t per = nd->aux_per_sample * (size_t)x->e.batch + nd->aux_fixed;
+        k->aux = x->aux[v] + per * (size_t)t->part;
     }
-    for (int j = 0; j < nd->nparam; j++) k->w[j] = x->params + nd->param_off[j];
+    for (int j = 0; j < nd->nparam; j++) k->w[j] = x->e.params + nd->param_off[j];
     for (int j = 0; j < nd->nstate; j++)
-        k->state[j] = x->state + nd->state_off[j];
-    k->labels = x->labels;
-    k->training = x->training;
-    k->seed = x->seed;
-    k->step = x->step;
-    k->ws = x->WS[w];
+        k->state[j] = x->e.state + nd->state_off[j];
+    k->labels = x->e.labels;
+    k->training = x->e.training;
+    k->seed = x->e.o.seed;
+    k->step = x->e.step;
+    k->ws = x->workspace[w];
 }
 
 static pml_status run_task(void *ctx, int id, int w)
 {
-    pml__px *x = ctx;
+    plan_exec *x = ctx;
     const pml_task *t = x->task[id];
-    const int W = x->W;
+    const int W = x->ndev;
     switch (t->kind) {
     case PML_TASK_FWD: {
-        const pml_node *nd = &x->g.nodes[t->node];
+        const pml_node *nd = &x->e.g.nodes[t->node];
         if (nd->op == PML_OP_INPUT) return PML_OK;
         pml_kctx k;
         kctx(x, t, w, &k);
         float *scratch = NULL;
-        if (x->SCRATCH[t->node] && (scratch = x->SCRATCH[t->node][t->part]))
+        if (x->replica_stats[t->node] && (scratch = x->replica_stats[t->node][t->part]))
             for (int j = 0; j < nd->nstate; j++) k.state[j] = scratch + (size_t)j * nd->out.c;
         pml_ops[nd->op].fwd(&k);
-        if (x->check && !region_finite(x->Y[t->node], nd->out, t->r)) {
+        if (x->e.o.check_numerics && !region_finite(x->e.out[t->node], nd->out, t->r)) {
             char name[256];
             task_name(x, t, name, sizeof name);
             return pml_fail(PML_ENUMERIC, "task '%s' (device %d): output is not finite", name, w);
@@ -311,37 +292,37 @@ static pml_status run_task(void *ctx, int id, int w)
     }
     case PML_TASK_BWD: {
         const int v = t->node, dev = t->dev;
-        const pml_node *nd = &x->g.nodes[v];
+        const pml_node *nd = &x->e.g.nodes[v];
         pml_kctx k;
         kctx(x, t, w, &k);
         float *scratch = NULL;
-        if (x->SCRATCH[v] && (scratch = x->SCRATCH[v][t->part]))
+        if (x->replica_stats[v] && (scratch = x->replica_stats[v][t->part]))
             for (int j = 0; j < nd->nstate; j++) k.state[j] = scratch + (size_t)j * nd->out.c;
-        float *dy = x->DY[(size_t)v * W + dev];
+        float *dy = x->out_grad[(size_t)v * W + dev];
         /* pieces of this gradient that consumers on this device staged */
         for (int q = 0; dy && q < x->npulls[v][t->part]; q++) {
             const pull *pl = &x->pulls[v][t->part][q];
-            const float *stg = x->STG[((size_t)pl->w * PML_MAX_INPUTS + pl->i) * W + dev];
-            pml_region need = pml_node_in_region(&x->g, pl->w, pl->i,
-                                                 pml_plan_part_region(&x->g, pl->w,
-                                                                      &x->plan.cfg[pl->w], x->B, pl->p));
+            const float *stg = x->staging[((size_t)pl->w * PML_MAX_INPUTS + pl->i) * W + dev];
+            pml_region need = pml_node_in_region(&x->e.g, pl->w, pl->i,
+                                                 pml_plan_part_region(&x->e.g, pl->w,
+                                                                      &x->plan.cfg[pl->w], x->e.batch, pl->p));
             pml_region ov = pml_region_meet(need, t->r);
             if (!pml_region_empty(ov)) region_add(dy, stg, nd->out, ov);
         }
         k.dy = dy;
         for (int i = 0; i < nd->nin; i++) {
             int u = nd->in[i];
-            if (!x->wants[u]) continue;
-            if (x->split[v * PML_MAX_INPUTS + i][t->part]) {
-                float *stg = x->STG[((size_t)v * PML_MAX_INPUTS + i) * W + dev];
-                pml_region need = pml_node_in_region(&x->g, v, i, t->r);
-                region_zero(stg, x->g.nodes[u].out, need);
+            if (!x->wants_grad[u]) continue;
+            if (x->split_edge[v * PML_MAX_INPUTS + i][t->part]) {
+                float *stg = x->staging[((size_t)v * PML_MAX_INPUTS + i) * W + dev];
+                pml_region need = pml_node_in_region(&x->e.g, v, i, t->r);
+                region_zero(stg, x->e.g.nodes[u].out, need);
                 k.dx[i] = stg;
             } else {
-                k.dx[i] = x->DY[(size_t)u * W + dev];
+                k.dx[i] = x->out_grad[(size_t)u * W + dev];
             }
         }
-        for (int j = 0; j < nd->nparam; j++) k.dw[j] = x->GRAD[dev] + nd->param_off[j];
+        for (int j = 0; j < nd->nparam; j++) k.dw[j] = x->dev_grad[dev] + nd->param_off[j];
         pml_ops[nd->op].bwd(&k);
         if (dy) region_zero(dy, nd->out, t->r); /* consumed: zero for the next step */
         return PML_OK;
@@ -350,14 +331,14 @@ static pml_status run_task(void *ctx, int id, int w)
         if (!t->grad) return PML_OK; /* shared memory: the consumer reads the producer's buffer */
         if (t->node == t->cnode) {   /* parameter server: a replica's parameter gradients */
             const pml_opcfg *c = &x->plan.cfg[t->node];
-            pml_region r = pml_plan_part_region(&x->g, t->node, c, x->B, t->part);
-            sum_ctx s = {x->GRAD[t->dst], x->GRAD[t->dev]};
-            slice_ranges(&x->g, t->node, r.c0, r.c1, sum_and_clear, &s);
+            pml_region r = pml_plan_part_region(&x->e.g, t->node, c, x->e.batch, t->part);
+            sum_ctx s = {x->dev_grad[t->dst], x->dev_grad[t->dev]};
+            slice_ranges(&x->e.g, t->node, r.c0, r.c1, sum_and_clear, &s);
             return PML_OK;
         }
-        const float *stg = x->STG[((size_t)t->cnode * PML_MAX_INPUTS + t->input) * W + t->dev];
-        float *dy = x->DY[(size_t)t->node * W + t->dst];
-        region_add(dy, stg, x->g.nodes[t->node].out, t->r);
+        const float *stg = x->staging[((size_t)t->cnode * PML_MAX_INPUTS + t->input) * W + t->dev];
+        float *dy = x->out_grad[(size_t)t->node * W + t->dst];
+        region_add(dy, stg, x->e.g.nodes[t->node].out, t->r);
         return PML_OK;
     }
     case PML_TASK_SYNC: {
@@ -365,18 +346,18 @@ static pml_status run_task(void *ctx, int id, int w)
         for (int k = 0; k < t->nmembers; k++) {
             int v = t->members[2 * k], pc = t->members[2 * k + 1];
             const pml_opcfg *c = &x->plan.cfg[v];
-            int c0 = (int)((long)x->g.nodes[v].out.c * pc / c->deg[1]);
-            int c1 = (int)((long)x->g.nodes[v].out.c * (pc + 1) / c->deg[1]);
+            int c0 = (int)((long)x->e.g.nodes[v].out.c * pc / c->deg[1]);
+            int c1 = (int)((long)x->e.g.nodes[v].out.c * (pc + 1) / c->deg[1]);
             for (int d = 1; d < t->ngroup; d++) {
-                sum_ctx s = {x->GRAD[g0], x->GRAD[t->group[d]]};
-                slice_ranges(&x->g, v, c0, c1, sum_and_clear, &s);
+                sum_ctx s = {x->dev_grad[g0], x->dev_grad[t->group[d]]};
+                slice_ranges(&x->e.g, v, c0, c1, sum_and_clear, &s);
             }
         }
         return PML_OK;
     }
     case PML_TASK_UPDATE: {
-        upd_ctx u = {x->optim, x->params, x->GRAD[t->gdev]};
-        slice_share(&x->g, t->node, t->r.c0, t->r.c1, t->share, t->nshare, update_and_clear, &u);
+        upd_ctx u = {x->optim, x->e.params, x->dev_grad[t->gdev]};
+        slice_share(&x->e.g, t->node, t->r.c0, t->r.c1, t->share, t->nshare, update_and_clear, &u);
         return PML_OK;
     }
     default:
@@ -386,10 +367,14 @@ static pml_status run_task(void *ctx, int id, int w)
 
 /* ---------------------------------------------------------------- set-up */
 
-pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_plan *p,
-                          const pml_exec_opts *o, pml__px **out)
+static const pml__exec_impl plan_impl;
+static void plan_destroy(pml_exec *e);
+
+pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out)
 {
     *out = NULL;
+    const pml_machine *m = o->machine;
+    const pml_plan *p = o->plan;
     pml_status st;
     for (int c = 0; c < m->ncompute; c++)
         if (!m->dev[m->compute[c]].present || m->dev[m->compute[c]].kind != PML_DEV_CPU)
@@ -399,39 +384,33 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
                             m->name, c, m->dev[m->compute[c]].name);
     if (o->batch != p->batch)
         return pml_fail(PML_EINVAL, "the plan is for batch %d, not %d", p->batch, o->batch);
-    pml__px *x = calloc(1, sizeof *x);
+    plan_exec *x = calloc(1, sizeof *x);
     if (!x) return pml_fail(PML_ENOMEM, "out of memory");
-    if ((st = pml_graph_copy(&x->g, g)) != PML_OK) {
-        free(x);
-        return st;
-    }
-    x->m = m;
-    x->W = m->ncompute;
-    x->B = p->batch;
-    x->N = g->nnodes;
-    x->seed = o->seed;
-    x->check = o->check_numerics;
+    if ((st = pml__exec_init(&x->e, &plan_impl, g, o)) != PML_OK) goto fail;
+    x->machine = m;
+    x->ndev = m->ncompute;
+    x->nnodes = g->nnodes;
     if ((st = pml_plan_copy(&x->plan, p)) != PML_OK) goto fail;
-    if ((st = pml_taskgraph_build(&x->g, m, &x->plan, NULL, &x->tg)) != PML_OK) goto fail;
-    const int N = x->N, W = x->W, B = x->B;
-    pml_graph *G = &x->g;
+    if ((st = pml_taskgraph_build(&x->e.g, m, &x->plan, NULL, &x->taskgraph)) != PML_OK) goto fail;
+    const int N = x->nnodes, W = x->ndev, B = x->e.batch;
+    pml_graph *G = &x->e.g;
 
     /* the dense task table, in program order */
-    const int *order = pml_taskgraph_order(x->tg, &x->T);
+    const int *order = pml_taskgraph_order(x->taskgraph, &x->ntasks);
     if (!order) {
         st = pml_fail(PML_ENOMEM, "out of memory");
         goto fail;
     }
-    const int T = x->T;
-    int *dense = malloc((size_t)pml_taskgraph_size(x->tg) * sizeof *dense);
+    const int T = x->ntasks;
+    int *dense = malloc((size_t)pml_taskgraph_size(x->taskgraph) * sizeof *dense);
     x->task = calloc((size_t)T, sizeof *x->task);
     x->worker = calloc((size_t)T, sizeof *x->worker);
     x->npred = calloc((size_t)T, sizeof *x->npred);
     x->succ_off = calloc((size_t)T + 1, sizeof *x->succ_off);
     x->fwd_subset = calloc((size_t)T, sizeof *x->fwd_subset);
-    x->wants = calloc((size_t)N, sizeof *x->wants);
+    x->wants_grad = calloc((size_t)N, sizeof *x->wants_grad);
     if (!dense || !x->task || !x->worker || !x->npred || !x->succ_off || !x->fwd_subset ||
-        !x->wants) {
+        !x->wants_grad) {
         free(dense);
         st = pml_fail(PML_ENOMEM, "out of memory");
         goto fail;
@@ -439,7 +418,7 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
     int edges = 0;
     for (int i = 0; i < T; i++) {
         dense[order[i]] = i;
-        const pml_task *t = pml_taskgraph_task(x->tg, order[i]);
+        const pml_task *t = pml_taskgraph_task(x->taskgraph, order[i]);
         x->task[i] = t;
         edges += t->nsucc;
     }
@@ -465,43 +444,40 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
     }
     x->succ_off[T] = edges;
     free(dense);
-    x->all = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, NULL};
-    x->fwd = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset};
+    x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, NULL};
+    x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset};
 
     /* which outputs need gradients (as the builder decides) */
     for (int k = 0; k < N; k++) {
         int v = G->order[k];
         bool w = G->nodes[v].nparam > 0;
-        for (int i = 0; i < G->nodes[v].nin; i++) w |= x->wants[G->nodes[v].in[i]];
-        x->wants[v] = w && v != G->loss;
+        for (int i = 0; i < G->nodes[v].nin; i++) w |= x->wants_grad[G->nodes[v].in[i]];
+        x->wants_grad[v] = w && v != G->loss;
     }
 
     /* buffers */
-    x->Y = calloc((size_t)N, sizeof *x->Y);
-    x->DY = calloc((size_t)N * W, sizeof *x->DY);
-    x->STG = calloc((size_t)N * PML_MAX_INPUTS * W, sizeof *x->STG);
-    x->split = calloc((size_t)N * PML_MAX_INPUTS, sizeof *x->split);
+    x->out_grad = calloc((size_t)N * W, sizeof *x->out_grad);
+    x->staging = calloc((size_t)N * PML_MAX_INPUTS * W, sizeof *x->staging);
+    x->split_edge = calloc((size_t)N * PML_MAX_INPUTS, sizeof *x->split_edge);
     x->pulls = calloc((size_t)N, sizeof *x->pulls);
     x->npulls = calloc((size_t)N, sizeof *x->npulls);
-    x->AUX = calloc((size_t)N, sizeof *x->AUX);
-    x->SCRATCH = calloc((size_t)N, sizeof *x->SCRATCH);
-    x->GRAD = calloc((size_t)W, sizeof *x->GRAD);
-    x->WS = calloc((size_t)W, sizeof *x->WS);
+    x->aux = calloc((size_t)N, sizeof *x->aux);
+    x->replica_stats = calloc((size_t)N, sizeof *x->replica_stats);
+    x->dev_grad = calloc((size_t)W, sizeof *x->dev_grad);
+    x->workspace = calloc((size_t)W, sizeof *x->workspace);
     x->tstart = calloc((size_t)T, sizeof *x->tstart);
     x->tend = calloc((size_t)T, sizeof *x->tend);
-    x->prof_fwd = calloc((size_t)N, sizeof *x->prof_fwd);
-    x->prof_bwd = calloc((size_t)N, sizeof *x->prof_bwd);
-    if (!x->Y || !x->DY || !x->STG || !x->split || !x->pulls || !x->npulls || !x->AUX ||
-        !x->SCRATCH || !x->GRAD || !x->WS || !x->tstart || !x->tend || !x->prof_fwd ||
-        !x->prof_bwd)
+    if (!x->out_grad || !x->staging || !x->split_edge || !x->pulls || !x->npulls || !x->aux ||
+        !x->replica_stats || !x->dev_grad || !x->workspace || !x->tstart || !x->tend)
         goto nomem;
-    x->labels = px_alloc(x, (size_t)B * sizeof *x->labels);
-    x->params = px_alloc(x, (G->nparams + 1) * sizeof(float));
-    x->state = px_alloc(x, (G->nstate + 1) * sizeof(float));
-    if (!x->labels || !x->params || !x->state) goto nomem;
+    x->e.labels = px_alloc(x, (size_t)B * sizeof *x->e.labels);
+    x->e.params = px_alloc(x, (G->nparams + 1) * sizeof(float));
+    x->e.state = px_alloc(x, (G->nstate + 1) * sizeof(float));
+    if (!x->e.labels || !x->e.params || !x->e.state) goto nomem;
     for (int d = 0; d < W; d++)
-        if (!(x->GRAD[d] = px_alloc(x, (G->nparams + 1) * sizeof(float)))) goto nomem;
-    pml_params_init(G, x->params, x->state, o->seed);
+        if (!(x->dev_grad[d] = px_alloc(x, (G->nparams + 1) * sizeof(float)))) goto nomem;
+    x->e.grads = x->dev_grad[0];
+    pml_params_init(G, x->e.params, x->e.state, o->seed);
     size_t wsmax[256] = {0};
     for (int v = 0; v < N; v++) {
         const pml_node *nd = &G->nodes[v];
@@ -509,16 +485,16 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
         const int P = pml_opcfg_parts(c);
         const size_t full = (size_t)B * pml_shape_size(nd->out);
         if (nd->op == PML_OP_INPUT) {
-            if (!(x->Y[v] = x->input = px_alloc(x, full * sizeof(float)))) goto nomem;
-        } else if (!(x->Y[v] = px_alloc(x, full * sizeof(float)))) {
+            if (!(x->e.out[v] = x->e.input = px_alloc(x, full * sizeof(float)))) goto nomem;
+        } else if (!(x->e.out[v] = px_alloc(x, full * sizeof(float)))) {
             goto nomem;
         }
         size_t aux = nd->aux_per_sample * (size_t)B + nd->aux_fixed;
-        if (aux && !(x->AUX[v] = px_alloc(x, aux * P * sizeof(float)))) goto nomem;
+        if (aux && !(x->aux[v] = px_alloc(x, aux * P * sizeof(float)))) goto nomem;
         /* batchnorm split by samples or rows: replicas other than the first keep their running
          * statistics aside (the first replica's are the model's) */
         if (nd->nstate && (c->deg[0] > 1 || c->deg[2] > 1)) {
-            if (!(x->SCRATCH[v] = px_alloc(x, (size_t)P * sizeof(float *)))) goto nomem;
+            if (!(x->replica_stats[v] = px_alloc(x, (size_t)P * sizeof(float *)))) goto nomem;
             for (int q = 0; q < P; q++) {
                 pml_region r = pml_plan_part_region(G, v, c, B, q);
                 if (r.n0 == 0 && r.h0 == 0) continue;
@@ -527,7 +503,7 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
                 for (int j = 0; j < nd->nstate; j++)
                     for (int e = 0; e < nd->out.c; e++)
                         s[(size_t)j * nd->out.c + e] = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
-                x->SCRATCH[v][q] = s;
+                x->replica_stats[v][q] = s;
             }
         }
         if (!(x->npulls[v] = px_alloc(x, (size_t)P * sizeof(int)))) goto nomem;
@@ -541,15 +517,15 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
         }
     }
     for (int d = 0; d < W; d++)
-        if (!(x->WS[d] = px_alloc(x, (wsmax[d < 256 ? d : 0] + 16) * sizeof(float)))) goto nomem;
+        if (!(x->workspace[d] = px_alloc(x, (wsmax[d < 256 ? d : 0] + 16) * sizeof(float)))) goto nomem;
     /* gradient buffers: per device of a part of u or of a consumer part; staging for split edges */
     for (int v = 0; v < N; v++) {
         const pml_node *nd = &G->nodes[v];
         const pml_opcfg *cv = &x->plan.cfg[v];
         const int Pv = pml_opcfg_parts(cv);
-        if (x->wants[v])
+        if (x->wants_grad[v])
             for (int q = 0; q < Pv; q++) {
-                float **b = &x->DY[(size_t)v * W + cv->dev[q]];
+                float **b = &x->out_grad[(size_t)v * W + cv->dev[q]];
                 if (!*b && !(*b = px_alloc(x, (size_t)B * pml_shape_size(nd->out) * sizeof(float))))
                     goto nomem;
             }
@@ -558,8 +534,8 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
             const pml_opcfg *cu = &x->plan.cfg[u];
             bool *sp = px_alloc(x, (size_t)Pv * sizeof *sp);
             if (!sp) goto nomem;
-            x->split[v * PML_MAX_INPUTS + i] = sp;
-            if (!x->wants[u]) continue;
+            x->split_edge[v * PML_MAX_INPUTS + i] = sp;
+            if (!x->wants_grad[u]) continue;
             const size_t usize = (size_t)B * pml_shape_size(G->nodes[u].out);
             for (int pp = 0; pp < Pv; pp++) {
                 pml_region need = pml_node_in_region(G, v, i, pml_plan_part_region(G, v, cv, B, pp));
@@ -569,8 +545,8 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
                         !pml_region_empty(pml_region_meet(need, pml_plan_part_region(G, u, cu, B, q))))
                         sp[pp] = true;
                 int d = cv->dev[pp];
-                float **b = sp[pp] ? &x->STG[((size_t)v * PML_MAX_INPUTS + i) * W + d]
-                                   : &x->DY[(size_t)u * W + d];
+                float **b = sp[pp] ? &x->staging[((size_t)v * PML_MAX_INPUTS + i) * W + d]
+                                   : &x->out_grad[(size_t)u * W + d];
                 if (!*b && !(*b = px_alloc(x, usize * sizeof(float)))) goto nomem;
                 if (!sp[pp]) continue;
                 /* producer parts on this device pull their piece of the staging buffer */
@@ -582,7 +558,7 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
                     if (!pl) goto nomem;
                     x->pulls[u][q] = pl;
                     pl[x->npulls[u][q]++] = (pull){v, i, pp};
-                    float **own = &x->DY[(size_t)u * W + d];
+                    float **own = &x->out_grad[(size_t)u * W + d];
                     if (!*own && !(*own = px_alloc(x, usize * sizeof(float)))) goto nomem;
                 }
             }
@@ -591,22 +567,22 @@ pml_status pml__px_create(const pml_graph *g, const pml_machine *m, const pml_pl
     int cores[256];
     for (int d = 0; d < W && d < 256; d++) cores[d] = m->dev[m->compute[d]].first_core;
     if ((st = pml_blas_room(W)) != PML_OK) goto fail;
-    if ((st = pml__sched_create(W, cores, &x->sched)) != PML_OK) goto fail;
-    *out = x;
+    if ((st = pml__workers_create(W, cores, &x->e.workers)) != PML_OK) goto fail;
+    *out = &x->e;
     return PML_OK;
 nomem:
     st = pml_fail(PML_ENOMEM, "out of memory: the plan's buffers do not fit");
 fail:
-    pml__px_destroy(x);
+    plan_destroy(&x->e);
     return st;
 }
 
-void pml__px_destroy(pml__px *x)
+static void plan_destroy(pml_exec *e)
 {
-    if (!x) return;
-    pml__sched_destroy(x->sched);
+    plan_exec *x = (plan_exec *)e;
+    pml__exec_fini(e); /* the workers first: nothing runs any more */
     if (x->pulls)
-        for (int v = 0; v < x->N; v++)
+        for (int v = 0; v < x->nnodes; v++)
             if (x->pulls[v] && x->npulls && x->npulls[v]) {
                 const int P = pml_opcfg_parts(&x->plan.cfg[v]);
                 for (int q = 0; q < P; q++)
@@ -614,144 +590,125 @@ void pml__px_destroy(pml__px *x)
             }
     for (int i = 0; i < x->nallocs; i++) free(x->allocs[i]);
     free(x->allocs);
-    pml_taskgraph_free(x->tg);
+    pml_taskgraph_free(x->taskgraph);
     pml_plan_free(&x->plan);
-    pml_graph_free(&x->g);
     free(x->task);
     free(x->worker);
     free(x->npred);
     free(x->succ_off);
     free(x->succ);
     free(x->fwd_subset);
-    free(x->wants);
-    free(x->Y);
-    free(x->DY);
-    free(x->STG);
-    free(x->split);
+    free(x->wants_grad);
+    free(x->out_grad);
+    free(x->staging);
+    free(x->split_edge);
     free(x->pulls);
     free(x->npulls);
-    free(x->AUX);
-    free(x->SCRATCH);
-    free(x->GRAD);
-    free(x->WS);
+    free(x->aux);
+    free(x->replica_stats);
+    free(x->dev_grad);
+    free(x->workspace);
     free(x->tstart);
     free(x->tend);
-    free(x->prof_fwd);
-    free(x->prof_bwd);
     free(x->trace);
     free(x);
 }
 
-float *pml__px_input(pml__px *x) { return x->input; }
-int32_t *pml__px_labels(pml__px *x) { return x->labels; }
-float *pml__px_params(pml__px *x) { return x->params; }
-float *pml__px_grads(pml__px *x) { return x->GRAD[0]; }
-float *pml__px_state(pml__px *x) { return x->state; }
-const float *pml__px_output(pml__px *x, int id)
-{
-    return id >= 0 && id < x->N ? x->Y[id] : NULL;
-}
-
 /* ---------------------------------------------------------------- steps */
 
-pml_status pml__px_step(pml__px *x, int n, pml_optim *o, pml_step_result *res)
+/* One step on the first n samples (checked by exec.c): a training step (forward, backward,
+ * sync, update) when o is not NULL, else an inference forward pass. */
+static pml_status plan_step(plan_exec *x, int n, pml_optim *o)
 {
-    if (n < 1 || n > x->B)
-        return pml_fail(PML_EINVAL, "a step of %d samples does not fit the plan's batch %d", n,
-                        x->B);
-    const pml_graph *g = &x->g;
-    pml_status lst = pml__check_labels(g, x->labels, n);
-    if (lst != PML_OK) return lst;
-    for (int i = n; i < x->B; i++) x->labels[i] = -1; /* padding: no loss, no gradient */
-    x->n = n;
-    x->training = o != NULL;
+    for (int i = n; i < x->e.batch; i++) x->e.labels[i] = -1; /* padding: no loss, no gradient */
     x->optim = o;
-    if (o) {
-        if (o->n != g->nparams)
-            return pml_fail(PML_EINVAL, "optimizer state is for %zu parameters, the graph has %zu",
-                            o->n, g->nparams);
-        pml_optim_begin_step(o);
-    }
-    const bool timed = x->profiling || x->trace;
-    double t0 = now_s();
-    pml_status st = pml__sched_run(x->sched, o ? &x->all : &x->fwd, run_task, x,
-                                   timed ? x->tstart : NULL, timed ? x->tend : NULL);
+    const bool timed = x->e.profiling || x->trace;
+    double t0 = pml_now();
+    pml_status st = pml__workers_run(x->e.workers, o ? &x->dag_step : &x->dag_infer, run_task, x,
+                                     timed ? x->tstart : NULL, timed ? x->tend : NULL);
     if (timed) {
-        for (int i = 0; i < x->T; i++) {
+        for (int i = 0; i < x->ntasks; i++) {
             if (x->tstart[i] < 0) continue;
             const pml_task *t = x->task[i];
             double d = x->tend[i] - x->tstart[i];
-            if (x->profiling) {
-                if (t->kind == PML_TASK_FWD) x->prof_fwd[t->node] += d;
-                else if (t->kind == PML_TASK_BWD) x->prof_bwd[t->node] += d;
-                else if (t->kind == PML_TASK_UPDATE || t->kind == PML_TASK_SYNC) x->prof_update += d;
+            if (x->e.profiling) {
+                if (t->kind == PML_TASK_FWD) x->e.prof_fwd[t->node] += d;
+                else if (t->kind == PML_TASK_BWD) x->e.prof_bwd[t->node] += d;
+                else if (t->kind == PML_TASK_UPDATE || t->kind == PML_TASK_SYNC) x->e.prof_update += d;
             }
             if (x->trace && x->ntrace < x->maxtrace)
-                x->trace[x->ntrace++] = (trace_ev){i, (int)x->step, o != NULL,
+                x->trace[x->ntrace++] = (trace_ev){i, (int)x->e.step, o != NULL,
                                                    t0 - x->trace_t0 + x->tstart[i],
                                                    t0 - x->trace_t0 + x->tend[i]};
         }
     }
-    if (st != PML_OK) return st;
-    if (o) x->step++;
-    if (res) return pml__step_result(g, x->Y[g->loss], x->Y[g->logits], x->labels, n, res);
-    return PML_OK;
+    return st;
 }
 
-void pml__px_set_profiling(pml__px *x, bool on)
+static pml_status whole_steps_only(void)
 {
-    if (on && !x->profiling) {
-        memset(x->prof_fwd, 0, (size_t)x->N * sizeof *x->prof_fwd);
-        memset(x->prof_bwd, 0, (size_t)x->N * sizeof *x->prof_bwd);
-        x->prof_update = 0;
-    }
-    x->profiling = on;
+    return pml_fail(PML_EUNSUPPORTED, "a plan runs whole training steps and inference passes only");
 }
 
-void pml__px_profile(const pml__px *x, double *fwd, double *bwd, double *update)
+static pml_status plan_forward(pml_exec *e, int n, bool training)
 {
-    for (int v = 0; v < x->N; v++) {
-        if (fwd) fwd[v] = x->prof_fwd[v];
-        if (bwd) bwd[v] = x->prof_bwd[v];
-    }
-    if (update) *update = x->prof_update;
+    return training ? whole_steps_only() : plan_step((plan_exec *)e, n, NULL);
+}
+
+static pml_status plan_backward(pml_exec *e, int n)
+{
+    (void)e, (void)n;
+    return whole_steps_only();
+}
+
+static pml_status plan_update(pml_exec *e, pml_optim *o)
+{
+    (void)e, (void)o;
+    return whole_steps_only();
+}
+
+static pml_status plan_train_step(pml_exec *e, int n, pml_optim *o)
+{
+    return plan_step((plan_exec *)e, n, o);
 }
 
 /* ---------------------------------------------------------------- Chrome trace */
 
-pml_status pml__px_trace_begin(pml__px *x, long max_events)
+static pml_status plan_trace_begin(pml_exec *e, long max_events)
 {
+    plan_exec *x = (plan_exec *)e;
     free(x->trace);
     x->trace = malloc((size_t)(max_events > 0 ? max_events : 1) * sizeof *x->trace);
     if (!x->trace) return pml_fail(PML_ENOMEM, "out of memory for a trace of %ld tasks", max_events);
     x->maxtrace = max_events;
     x->ntrace = 0;
-    x->trace_t0 = now_s();
+    x->trace_t0 = pml_now();
     return PML_OK;
 }
 
-pml_status pml__px_trace_write(pml__px *x, const char *path)
+static pml_status plan_trace_write(pml_exec *e, const char *path)
 {
+    plan_exec *x = (plan_exec *)e;
     if (!x->trace) return pml_fail(PML_EINVAL, "no trace was recorded");
     pml_afile af;
     pml_status st = pml_afile_open(&af, path);
     if (st != PML_OK) return st;
     FILE *f = af.f;
     fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"model\":");
-    pml_json_str(f, x->g.name);
+    pml_json_str(f, x->e.g.name);
     fprintf(f, ",\"machine\":");
-    pml_json_str(f, x->m->name);
-    fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->m->fingerprint, x->B);
+    pml_json_str(f, x->machine->name);
+    fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->machine->fingerprint, x->e.batch);
     pml_json_str(f, x->plan.strategy);
-    fprintf(f, ",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->W,
-            pml_graph_param_count(&x->g));
-    for (int d = 0; d < x->W; d++) {
+    fprintf(f, ",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->ndev,
+            pml_graph_param_count(&x->e.g));
+    for (int d = 0; d < x->ndev; d++) {
         fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":", d);
-        pml_json_str(f, x->m->dev[x->m->compute[d]].name);
+        pml_json_str(f, x->machine->dev[x->machine->compute[d]].name);
         fprintf(f, "}},\n");
     }
-    for (long e = 0; e < x->ntrace; e++) {
-        const trace_ev *ev = &x->trace[e];
+    for (long i = 0; i < x->ntrace; i++) {
+        const trace_ev *ev = &x->trace[i];
         const pml_task *t = x->task[ev->task];
         char name[256];
         task_name(x, t, name, sizeof name);
@@ -762,10 +719,21 @@ pml_status pml__px_trace_write(pml__px *x, const char *path)
                 pml_task_kind_name((pml_task_kind)t->kind), x->worker[ev->task], ev->start * 1e6,
                 (ev->end - ev->start) * 1e6, ev->step, ev->train ? "train" : "eval",
                 pml_task_kind_name((pml_task_kind)t->kind));
-        pml_json_str(f, t->node >= 0 ? x->g.nodes[t->node].name : "");
+        pml_json_str(f, t->node >= 0 ? x->e.g.nodes[t->node].name : "");
         fprintf(f, ",\"part\":%d,\"key\":\"%016llx\"}}%s\n", t->part,
-                (unsigned long long)t->key, e + 1 < x->ntrace ? "," : "");
+                (unsigned long long)t->key, i + 1 < x->ntrace ? "," : "");
     }
     fprintf(f, "]}\n");
     return pml_afile_commit(&af);
 }
+
+static const pml__exec_impl plan_impl = {
+    .name = "plan",
+    .destroy = plan_destroy,
+    .forward = plan_forward,
+    .backward = plan_backward,
+    .update = plan_update,
+    .train_step = plan_train_step,
+    .trace_begin = plan_trace_begin,
+    .trace_write = plan_trace_write,
+};

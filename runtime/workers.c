@@ -1,11 +1,13 @@
-/* pml — the task scheduler (see sched.h).
+/* pml — the workers (see workers.h).
  *
- * Per run: counters[t] = unfinished predecessors (in the subset). Each worker has a ready queue:
- * a ring of capacity = its task count, where producers claim a slot with an atomic ticket and
- * publish the task id, and the owner consumes in order — so each worker runs its ready tasks
+ * A DAG run: counters[t] = unfinished predecessors (in the subset). Each worker has a ready
+ * queue: a ring of capacity = its task count, where producers claim a slot with an atomic ticket
+ * and publish the task id, and the owner consumes in order — so each worker runs its ready tasks
  * first come, first served, as the simulator assumes. A worker with nothing ready spins, then
- * sleeps on its queue's futex; a producer wakes it only if it is asleep. */
-#include "scheduler.h"
+ * sleeps on its queue's futex; a producer wakes it only if it is asleep.
+ * A fork-join run: every worker calls the function once. Either way the caller starts a run by
+ * bumping the generation (the idle workers' futex word) and waits for `finished`. */
+#include "workers.h"
 #include "sync.h"
 
 #include "runtime.h"
@@ -31,7 +33,7 @@ typedef struct queue {
     char pad[64];
 } queue;
 
-struct pml__sched {
+struct pml__workers {
     int nw;
     uv_thread_t *thr;
     struct warg *args;
@@ -49,8 +51,9 @@ struct pml__sched {
     _Atomic int failed;
     _Atomic int finished;     /* workers done with the run */
     _Atomic int caller_asleep;
-    const pml__dag *dag;
+    const pml__dag *dag; /* NULL: a fork-join run of fork_fn */
     pml__task_fn fn;
+    pml__fork_fn fork_fn;
     void *ctx;
     _Atomic int *count;
     int count_cap;
@@ -63,19 +66,13 @@ struct pml__sched {
 };
 
 struct warg {
-    pml__sched *s;
+    pml__workers *s;
     int w;
 };
 
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static void pin(pml__sched *s, int w)
+static void pin(pml__workers *s, int w)
 {
     if (!s->have_topo || !s->cores || s->cores[w] < 0) return;
     hwloc_obj_t core = hwloc_get_obj_by_type(s->topo, HWLOC_OBJ_CORE, (unsigned)s->cores[w]);
@@ -84,7 +81,7 @@ static void pin(pml__sched *s, int w)
 
 /* wakes worker w if it sleeps (Dekker with the sleeper: it sets asleep, reads the bell, then
  * checks its queue and the run; whoever changes those rings after) */
-static void ring(pml__sched *s, int w)
+static void ring(pml__workers *s, int w)
 {
     queue *q = &s->q[w];
     if (atomic_load(&q->asleep)) {
@@ -93,7 +90,7 @@ static void ring(pml__sched *s, int w)
     }
 }
 
-static void push(pml__sched *s, int w, int task)
+static void push(pml__workers *s, int w, int task)
 {
     queue *q = &s->q[w];
     uint32_t t = atomic_fetch_add(&q->tail, 1);
@@ -101,7 +98,7 @@ static void push(pml__sched *s, int w, int task)
     ring(s, w);
 }
 
-static void record_error(pml__sched *s, pml_status st)
+static void record_error(pml__workers *s, pml_status st)
 {
     while (atomic_flag_test_and_set(&s->errlock)) pml__cpu_relax();
     if (!atomic_load(&s->failed)) {
@@ -132,7 +129,7 @@ static void restore_denormals(unsigned old) { (void)old; }
 #endif
 
 /* runs worker w's share of the current run */
-static void work(pml__sched *s, int w)
+static void work(pml__workers *s, int w)
 {
     queue *q = &s->q[w];
     const pml__dag *d = s->dag;
@@ -171,11 +168,11 @@ static void work(pml__sched *s, int w)
             spins = 0;
         }
         if (task < 0) break;
-        double t0 = s->start ? now_s() : 0;
+        double t0 = s->start ? pml_now() : 0;
         pml_status st = s->fn(s->ctx, task, w);
         if (s->start) {
             s->start[task] = t0 - s->t0;
-            s->end[task] = now_s() - s->t0;
+            s->end[task] = pml_now() - s->t0;
         }
         if (st != PML_OK) {
             record_error(s, st);
@@ -199,7 +196,7 @@ static void work(pml__sched *s, int w)
 static void worker_main(void *arg)
 {
     struct warg *a = arg;
-    pml__sched *s = a->s;
+    pml__workers *s = a->s;
     pin(s, a->w);
     pml_blas_single_thread();
     uint32_t seen = 0;
@@ -217,18 +214,21 @@ static void worker_main(void *arg)
         }
         seen = g;
         if (atomic_load(&s->stop)) break;
-        work(s, a->w);
+        if (s->dag)
+            work(s, a->w);
+        else
+            s->fork_fn(s->ctx, a->w, s->nw);
         if (atomic_fetch_add(&s->finished, 1) + 1 == s->nw - 1 && atomic_load(&s->caller_asleep))
             pml__futex_wake((_Atomic uint32_t *)&s->finished);
     }
 }
 
-pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
+pml_status pml__workers_create(int workers, const int *cores, pml__workers **out)
 {
     *out = NULL;
     if (workers < 1 || workers > 256)
         return pml_fail(PML_EINVAL, "%d workers: the runtime takes 1 to 256", workers);
-    pml__sched *s = calloc(1, sizeof *s);
+    pml__workers *s = calloc(1, sizeof *s);
     if (!s) return pml_fail(PML_ENOMEM, "out of memory starting the runtime");
     s->nw = workers;
     atomic_flag_clear(&s->errlock);
@@ -259,7 +259,7 @@ pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
         s->args[w] = (struct warg){s, w};
         if (pml__thread_start(&s->thr[w], worker_main, &s->args[w]) != 0) {
             s->nw = w;
-            pml__sched_destroy(s);
+            pml__workers_destroy(s);
             return pml_fail(PML_ENOMEM, "cannot start worker thread %d", w);
         }
     }
@@ -267,11 +267,11 @@ pml_status pml__sched_create(int workers, const int *cores, pml__sched **out)
     *out = s;
     return PML_OK;
 nomem:
-    pml__sched_destroy(s);
+    pml__workers_destroy(s);
     return pml_fail(PML_ENOMEM, "out of memory starting the runtime");
 }
 
-void pml__sched_destroy(pml__sched *s)
+void pml__workers_destroy(pml__workers *s)
 {
     if (!s) return;
     if (s->thr && s->nw > 1) {
@@ -298,10 +298,10 @@ void pml__sched_destroy(pml__sched *s)
     free(s);
 }
 
-int pml__sched_workers(const pml__sched *s) { return s->nw; }
+int pml__workers_count(const pml__workers *s) { return s->nw; }
 
 /* Kahn's algorithm over the subset, on a copy of the counters (set up by the caller) */
-static bool acyclic(pml__sched *s, const pml__dag *d, int total)
+static bool acyclic(pml__workers *s, const pml__dag *d, int total)
 {
     int *cnt = malloc((size_t)d->n * sizeof *cnt), *stack = malloc((size_t)d->n * sizeof *stack);
     if (!cnt || !stack) {
@@ -327,8 +327,40 @@ static bool acyclic(pml__sched *s, const pml__dag *d, int total)
     return seen == total;
 }
 
-pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, void *ctx,
-                          double *start, double *end)
+/* the caller: waits until the other workers are done with the run */
+static void wait_finished(pml__workers *s)
+{
+    uint32_t f = (uint32_t)atomic_load(&s->finished);
+    for (int i = 0; f < (uint32_t)(s->nw - 1) && i < 20 * SPIN; i++) {
+        pml__cpu_relax();
+        f = (uint32_t)atomic_load(&s->finished);
+    }
+    while (f < (uint32_t)(s->nw - 1)) {
+        atomic_store(&s->caller_asleep, 1);
+        pml__futex_wait((_Atomic uint32_t *)&s->finished, f);
+        atomic_store(&s->caller_asleep, 0);
+        f = (uint32_t)atomic_load(&s->finished);
+    }
+}
+
+void pml__workers_fork(pml__workers *s, pml__fork_fn fn, void *ctx)
+{
+    if (s->nw == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    s->dag = NULL;
+    s->fork_fn = fn;
+    s->ctx = ctx;
+    atomic_store(&s->finished, 0);
+    atomic_fetch_add(&s->gen, 1); /* release: publishes fn and ctx */
+    if (atomic_load(&s->idle_asleep) > 0) pml__futex_wake(&s->gen);
+    fn(ctx, 0, s->nw);
+    wait_finished(s);
+}
+
+pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn, void *ctx,
+                            double *start, double *end)
 {
     /* sizes: counters, queue rings (a worker's ring holds all its tasks) */
     if (d->n > s->count_cap) {
@@ -337,7 +369,7 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         s->count = c;
         s->count_cap = d->n;
     }
-    int *per = s->per; /* tasks per worker (allocated with the scheduler: a run allocates
+    int *per = s->per; /* tasks per worker (allocated with the workers: a run allocates
                         * nothing once the DAG has been seen) */
     memset(per, 0, (size_t)s->nw * sizeof *per);
     int total = 0;
@@ -386,7 +418,7 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
     s->ctx = ctx;
     s->start = start;
     s->end = end;
-    s->t0 = now_s();
+    s->t0 = pml_now();
     atomic_store(&s->remaining, total);
     atomic_store(&s->failed, 0);
     atomic_store(&s->finished, 0);
@@ -394,22 +426,12 @@ pml_status pml__sched_run(pml__sched *s, const pml__dag *d, pml__task_fn fn, voi
         if ((!d->run || d->run[t]) && atomic_load_explicit(&s->count[t], memory_order_relaxed) == 0)
             push(s, d->worker[t], t);
     /* start the other workers, work as worker 0, wait for the others */
-    atomic_fetch_add(&s->gen, 1);
+    atomic_fetch_add(&s->gen, 1); /* release: publishes the run */
     if (atomic_load(&s->idle_asleep) > 0) pml__futex_wake(&s->gen);
     work(s, 0);
     if (s->nw > 1) {
         for (int w = 1; w < s->nw; w++) ring(s, w); /* none stays asleep on its queue */
-        uint32_t f = (uint32_t)atomic_load(&s->finished);
-        for (int i = 0; f < (uint32_t)(s->nw - 1) && i < 20 * SPIN; i++) {
-            pml__cpu_relax();
-            f = (uint32_t)atomic_load(&s->finished);
-        }
-        while (f < (uint32_t)(s->nw - 1)) {
-            atomic_store(&s->caller_asleep, 1);
-            pml__futex_wait((_Atomic uint32_t *)&s->finished, f);
-            atomic_store(&s->caller_asleep, 0);
-            f = (uint32_t)atomic_load(&s->finished);
-        }
+        wait_finished(s);
     }
     if (atomic_load(&s->failed)) return pml_fail(s->err, "%s", s->errmsg);
     if (atomic_load(&s->remaining) > 0)
@@ -432,7 +454,7 @@ pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double 
     const int workers = chain1 ? 1 : 2, n = ntasks;
     int *worker = malloc((size_t)n * sizeof *worker), *npred = malloc((size_t)n * sizeof *npred);
     int *off = malloc((size_t)(n + 1) * sizeof *off), *succ = malloc((size_t)2 * n * sizeof *succ);
-    pml__sched *s = NULL;
+    pml__workers *s = NULL;
     pml_status st = PML_OK;
     if (!worker || !npred || !off || !succ) {
         st = pml_fail(PML_ENOMEM, "out of memory");
@@ -456,21 +478,31 @@ pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double 
     }
     off[n] = e;
     pml__dag d = {n, worker, npred, off, succ, NULL};
-    if ((st = pml__sched_create(workers, NULL, &s)) != PML_OK) goto out;
-    if ((st = pml__sched_run(s, &d, empty_task, NULL, NULL, NULL)) != PML_OK) goto out; /* warm */
+    if ((st = pml__workers_create(workers, NULL, &s)) != PML_OK) goto out;
+    if ((st = pml__workers_run(s, &d, empty_task, NULL, NULL, NULL)) != PML_OK) goto out; /* warm */
     double best = INFINITY;
     for (int r = 0; r < reps && st == PML_OK; r++) {
-        double t0 = now_s();
-        st = pml__sched_run(s, &d, empty_task, NULL, NULL, NULL);
-        double t = now_s() - t0;
+        double t0 = pml_now();
+        st = pml__workers_run(s, &d, empty_task, NULL, NULL, NULL);
+        double t = pml_now() - t0;
         if (t < best) best = t;
     }
     *per_task = best / n;
 out:
-    pml__sched_destroy(s);
+    pml__workers_destroy(s);
     free(worker);
     free(npred);
     free(off);
     free(succ);
     return st;
+}
+
+int pml_machine_cores(void)
+{
+    hwloc_topology_t topo;
+    int n = 1;
+    if (hwloc_topology_init(&topo) != 0) return 1;
+    if (hwloc_topology_load(topo) == 0) n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    hwloc_topology_destroy(topo);
+    return n > 0 ? n : 1;
 }

@@ -1,0 +1,67 @@
+/* pml — internal: the executor interface (runtime.h's pml_exec_*) and what its two
+ * implementations share.
+ *
+ * A pml_exec is the common part below followed by an implementation's own state: the
+ * per-operator executor (exec_ops.c: each node split across the workers as it comes, fork-join)
+ * or the plan executor (exec_plan.c: the planner's task graph of a step on one worker per
+ * device). exec.c holds the public functions, which check their arguments once and call the
+ * implementation, and the step module both use: label checks, the step's loss and accuracy,
+ * finiteness checks and per-node profiling totals. */
+#ifndef PML_RUNTIME_EXEC_H
+#define PML_RUNTIME_EXEC_H
+
+#include "planner.h"
+#include "runtime.h"
+#include "workers.h"
+
+typedef struct pml__exec_impl {
+    const char *name; /* "per-operator", "plan" */
+    void (*destroy)(pml_exec *e);
+    /* n is checked (1..batch) and the labels are classes of the graph */
+    pml_status (*forward)(pml_exec *e, int n, bool training);
+    pml_status (*backward)(pml_exec *e, int n);
+    /* o->n is the graph's parameter count; pml_optim_begin_step(o) was called */
+    pml_status (*update)(pml_exec *e, pml_optim *o);
+    /* a whole step (forward, backward, update); NULL: the three calls above */
+    pml_status (*train_step)(pml_exec *e, int n, pml_optim *o);
+    pml_status (*trace_begin)(pml_exec *e, long max_events); /* NULL: not supported */
+    pml_status (*trace_write)(pml_exec *e, const char *path);
+} pml__exec_impl;
+
+struct pml_exec {
+    const pml__exec_impl *impl;
+    pml_graph g;     /* the executor's own copy */
+    pml_exec_opts o;
+    int batch;       /* the largest step */
+    pml__workers *workers;
+    /* buffers the caller sees */
+    float *input;    /* batch * input size */
+    int32_t *labels; /* batch */
+    float *params, *grads, *state;
+    float **out;     /* [node]: batch * output size */
+    /* the step running */
+    int n;
+    bool training;
+    uint64_t step;   /* updates done (dropout masks follow it) */
+    /* profiling: per-node seconds since it was turned on */
+    bool profiling;
+    double *prof_fwd, *prof_bwd, prof_update;
+};
+
+/** Sets up the common part: a copy of \p g, the options, profiling arrays. */
+pml_status pml__exec_init(pml_exec *e, const pml__exec_impl *impl, const pml_graph *g,
+                          const pml_exec_opts *o);
+/** Releases what pml__exec_init made and the workers. */
+void pml__exec_fini(pml_exec *e);
+
+/** The per-operator executor and the plan executor. */
+pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
+pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
+
+/** \return true when every float of p[0..n) is finite. */
+bool pml__all_finite(const float *p, size_t n);
+/** Sums the per-sample losses of the first n samples and counts those whose largest logit is
+ * the label (from e->out of the loss and logits nodes). */
+pml_status pml__step_result(const pml_exec *e, int n, pml_step_result *res);
+
+#endif
