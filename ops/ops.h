@@ -397,6 +397,61 @@ pml_status pml_tmp_sweep(const char *dir, const char *name);
  * file and the limit). */
 pml_status pml_read_file(const char *path, size_t max, char **data, size_t *len);
 
+/* ---------------------------------------------------------------- caches
+ *
+ * The one cache folder of pml's caches (machine calibration, kernel costs, plans), a lock per
+ * cache entry, and the sweep of temporary files killed processes left there (ops/cache.c). A
+ * cache that cannot be used is no error: these functions report, they never fail a run. */
+
+/** How long pml_cache_lock_take waits for another process by default: longer than any
+ * measurement or search a cache entry's holder makes while holding it, short enough that a
+ * stuck holder (a stopped process) delays a run, never hangs it. */
+#define PML_CACHE_LOCK_WAIT 30.0
+
+/** The cache folder: $XDG_CACHE_HOME/pml when XDG_CACHE_HOME is absolute, else $HOME/.cache/pml
+ * when HOME is absolute; with \p sub (may be NULL) its subfolder \p sub ("plans"). Created, and
+ * swept of stale temporary files when this process opens it first (pml_cache_open).
+ * \return a malloc'd path, or NULL: no disk cache (no such variable, or it cannot be created). */
+char *pml_cache_dir(const char *sub);
+/** Prepares a cache folder given explicitly (pml_cost_opts.cache_dir) as pml_cache_dir does
+ * its own: creates it with its parents and, the first time this process opens it, sweeps it
+ * (pml_cache_sweep). \return true when the folder exists. */
+bool pml_cache_open(const char *dir);
+/** Removes temporary files of processes that are gone from \p dir and its subfolders (one
+ * level): regular files named ".NAME.tmp-PID-N" (pml_afile_open's) whose PID is no process
+ * (kill(PID, 0) fails with ESRCH). Other files, folders and links are left alone.
+ * \return how many were removed. */
+int pml_cache_sweep(const char *dir);
+
+/** What tells one version of a cache file from another (every write renames a new file over
+ * it): whether it exists, its device, inode, size and modification time. */
+typedef struct pml_cache_stamp {
+    bool exists;
+    uint64_t dev, ino;
+    int64_t size, mtime_ns;
+} pml_cache_stamp;
+
+/** \return the stamp of the file at \p path now. */
+pml_cache_stamp pml_cache_stamp_of(const char *path);
+/** \return true when two stamps are of the same version of a file (or both of no file). */
+bool pml_cache_stamp_same(const pml_cache_stamp *a, const pml_cache_stamp *b);
+
+/** An exclusive advisory lock on one cache entry, held until pml_cache_unlock. */
+typedef struct pml_cache_lock {
+    int fd;         /* the lock file, or -1 when not held */
+    bool waited;    /* another process held it when asked */
+    bool timed_out; /* ... and kept it past the wait */
+} pml_cache_lock;
+
+/** Takes the lock of cache entry \p name (a file name, no '/') in folder \p dir: flock on
+ * DIR/NAME.lock (created). When another process holds it, polls for up to \p wait_s seconds
+ * (PML_CACHE_LOCK_WAIT: the default). Re-read the entry after taking the lock: the holder may
+ * have written it. \return true when the lock is held; false when there is no folder, the lock
+ * file cannot be used or the wait ran out (l->timed_out): then go on without writing the entry. */
+bool pml_cache_lock_take(pml_cache_lock *l, const char *dir, const char *name, double wait_s);
+/** Releases a lock taken by pml_cache_lock_take (nothing when it is not held). */
+void pml_cache_unlock(pml_cache_lock *l);
+
 /* ---------------------------------------------------------------- BLAS */
 
 /** Makes every BLAS call single-threaded (pml runs its own workers). */

@@ -30,10 +30,14 @@
  *   (and whether they hold relu output), output shape, which inputs get dx, n, ce, he. They are
  *   cached in memory and on disk, in CACHE_DIR/costs-FINGERPRINT.tsv (a text file: a version
  *   line, one "key TAB fwd TAB bwd TAB cold-fwd TAB cold-bwd" line per measurement, "-" for a
- *   time not measured, an "end TAB count" trailer), written
- *   atomically by pml_cost_save() and merged with what another process saved meanwhile. A file
- *   that is not exactly that (another version or machine, garbage, truncated, non-finite or
- *   negative values) is ignored as a whole and overwritten at the next save.
+ *   time not measured, an "end TAB count" trailer). Processes share the file under its cache
+ *   lock (pml_cache_lock_take): a measurement first takes the lock and reads what others wrote
+ *   since (a part another process measured meanwhile is not measured again), and is written
+ *   (atomically, merged with the file) before the lock is let go, so concurrent runs measure
+ *   each part once and lose no line. A lock that cannot be had within PML_CACHE_LOCK_WAIT (a
+ *   stuck holder) leaves this model without the disk from then on. A file that is not exactly
+ *   that (another version or machine, garbage, truncated, non-finite or negative values) is
+ *   ignored as a whole and overwritten at the next write.
  *
  * Analytic (devices not present, or opts.measure false): a roofline per part
  *   t = launch + max(flops / (peak * eff * u_f), bytes / (mem_bw * bw_eff * u_b))
@@ -162,6 +166,10 @@ struct pml_costmodel {
     devinfo *dev;
     bool any_measured;
     char *path; /* disk cache file; NULL when there is none */
+    char *dir;  /* its folder, and its name (the lock's) */
+    const char *name;
+    pml_cache_stamp disk; /* the version of the file memory holds all of */
+    int lock_state;       /* LOCK_OK; LOCK_TIMED_OUT: not written (no error); LOCK_UNUSABLE */
     char header[64];
     bool *wants, *run_bwd, *nonneg;
     double llc;        /* last-level cache bytes */
@@ -185,6 +193,8 @@ struct pml_costmodel {
     int32_t *labels;
     size_t nlabels;
 };
+
+enum { LOCK_OK = 0, LOCK_TIMED_OUT = 1, LOCK_UNUSABLE = 2 };
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -415,58 +425,59 @@ static int read_cache(const pml_costmodel *c, const char *path, ment **tab, size
     return ok ? 1 : -1;
 }
 
-/* mkdir -p */
-static pml_status make_dirs(const char *dir)
-{
-    char *d = strdup(dir);
-    if (!d) return pml_fail(PML_ENOMEM, "out of memory");
-    for (char *p = d + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char was = *p;
-        *p = 0;
-        if (mkdir(d, 0755) != 0 && errno != EEXIST) {
-            pml_status st = pml_fail(PML_EIO, "cannot create the cost cache folder '%s': %s", d,
-                                     strerror(errno));
-            free(d);
-            return st;
-        }
-        *p = was;
-        if (!was) break;
-    }
-    free(d);
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return pml_fail(PML_EIO, "cannot use the cost cache folder '%s': not a folder", dir);
-    return PML_OK;
-}
-
 static int cmp_ment_key(const void *a, const void *b)
 {
     return strcmp(((const ment *)a)->key, ((const ment *)b)->key);
 }
 
-/* Writes the table (sorted, so files diff well) with header and trailer. Caller holds the lock. */
-static pml_status write_cache(pml_costmodel *c)
+/* Brings in what other processes wrote to the file since memory last matched it: entries memory
+ * lacks, and times it has not measured. Caller holds the mutex and the file's lock. */
+static void disk_refresh(pml_costmodel *c)
 {
-    char *dir = strdup(c->path);
-    if (!dir) return pml_fail(PML_ENOMEM, "out of memory");
-    char *slash = strrchr(dir, '/');
-    pml_status st = PML_OK;
-    if (slash && slash != dir) {
-        *slash = 0;
-        st = make_dirs(dir);
-    }
-    free(dir);
-    if (st != PML_OK) return st;
-    /* keep what another process measured meanwhile */
+    pml_cache_stamp now = pml_cache_stamp_of(c->path);
+    if (pml_cache_stamp_same(&now, &c->disk)) return;
     ment *disk;
     size_t dcap, dn;
-    if (read_cache(c, c->path, &disk, &dcap, &dn) == 1) {
-        for (size_t i = 0; i < dcap; i++)
-            if (disk[i].key && !m_find(c->m, c->mcap, disk[i].key))
-                m_put(&c->m, &c->mcap, &c->mn, disk[i].key, disk[i].v);
-        m_free(disk, dcap);
+    int rc = read_cache(c, c->path, &disk, &dcap, &dn);
+    if (rc < 0) c->dirty = true; /* replace a bad file */
+    for (size_t i = 0; rc == 1 && i < dcap; i++) {
+        if (!disk[i].key) continue;
+        ment *m = m_find(c->m, c->mcap, disk[i].key);
+        if (!m) {
+            m_put(&c->m, &c->mcap, &c->mn, disk[i].key, disk[i].v);
+            continue;
+        }
+        for (int j = 0; j < 4; j++) {
+            if (!isnan(m->v[j])) continue;
+            if (!isnan(disk[i].v[j])) m->v[j] = disk[i].v[j];
+        }
+        /* a time the file lacks that memory has: write it */
+        for (int j = 0; j < 4; j++) c->dirty |= isnan(disk[i].v[j]) && !isnan(m->v[j]);
     }
+    /* entries the file lacks (a writer that did not merge, a file removed): write them */
+    c->dirty |= c->mn > (rc == 1 ? dn : 0);
+    if (rc == 1) m_free(disk, dcap);
+    c->disk = now;
+}
+
+/* Takes the file's lock and refreshes memory from the file. \return false when the lock cannot
+ * be had: then the model goes on without the disk (a stuck holder is not waited for twice).
+ * Caller holds the mutex. */
+static bool disk_lock(pml_costmodel *c, pml_cache_lock *l)
+{
+    if (!c->path || c->lock_state != LOCK_OK) return false;
+    if (!pml_cache_lock_take(l, c->dir, c->name, c->o.lock_wait)) {
+        c->lock_state = l->timed_out ? LOCK_TIMED_OUT : LOCK_UNUSABLE;
+        return false;
+    }
+    disk_refresh(c);
+    return true;
+}
+
+/* Writes the table (sorted, so files diff well) with header and trailer: all of the file and
+ * what this process measured. Caller holds the mutex and the file's lock, and refreshed. */
+static pml_status write_cache(pml_costmodel *c)
+{
     ment *list = malloc((c->mn ? c->mn : 1) * sizeof *list);
     if (!list) return pml_fail(PML_ENOMEM, "out of memory");
     size_t k = 0;
@@ -474,6 +485,7 @@ static pml_status write_cache(pml_costmodel *c)
         if (c->m[i].key) list[k++] = c->m[i];
     qsort(list, k, sizeof *list, cmp_ment_key);
     pml_afile af;
+    pml_status st;
     if ((st = pml_afile_open(&af, c->path)) != PML_OK) {
         free(list);
         return st;
@@ -496,31 +508,35 @@ static pml_status write_cache(pml_costmodel *c)
         pml_afile_abort(&af);
         return st;
     }
-    return pml_afile_commit(&af);
+    if ((st = pml_afile_commit(&af)) != PML_OK) return st;
+    c->disk = pml_cache_stamp_of(c->path);
+    c->dirty = false;
+    return PML_OK;
 }
 
-/* The cache file for this machine, or NULL (no disk cache). */
-static char *cache_path(const pml_cost_opts *o, const char *fingerprint)
+/* Writes what memory has that the file lacks, and lets the lock go. A write that fails is tried
+ * again at pml_cost_save(), which reports it. Caller holds the mutex. */
+static void disk_unlock(pml_costmodel *c, pml_cache_lock *l)
 {
-    if (!fingerprint[0]) return NULL;
-    char dir[4096];
-    if (o->cache_dir) {
-        if (!o->cache_dir[0]) return NULL;
-        snprintf(dir, sizeof dir, "%s", o->cache_dir);
-    } else {
-        const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-        if (x && x[0] == '/')
-            snprintf(dir, sizeof dir, "%s/pml", x);
-        else if (h && h[0])
-            snprintf(dir, sizeof dir, "%s/.cache/pml", h);
-        else
-            return NULL;
+    if (c->dirty) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", pml_errmsg());
+        if (write_cache(c) != PML_OK) pml_fail(PML_OK, "%s", saved);
     }
+    pml_cache_unlock(l);
+}
+
+/* The cache folder for \p o (created), or NULL (no disk cache). */
+static char *cache_folder(const pml_cost_opts *o)
+{
+    if (!o->cache_dir) return pml_cache_dir(NULL);
+    if (!o->cache_dir[0]) return NULL;
+    char *dir = strdup(o->cache_dir);
+    if (!dir) return NULL;
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') dir[--len] = 0;
-    char *p = malloc(len + 64);
-    if (p) snprintf(p, len + 64, "%s/costs-%s.tsv", dir, fingerprint);
-    return p;
+    pml_cache_open(dir); /* one that cannot be created fails the first write, which says so */
+    return dir;
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -978,12 +994,22 @@ static void part_cost(pml_costmodel *c, int id, int dev, pml_region r, double *t
         ment *m = m_find(c->m, c->mcap, key);
         double v[4] = {NAN, NAN, NAN, NAN};
         if (m) memcpy(v, m->v, sizeof v);
-        const bool need_warm = f < 1 && isnan(v[0]), need_cold = f > 0 && isnan(v[2]);
+        bool need_warm = f < 1 && isnan(v[0]), need_cold = f > 0 && isnan(v[2]);
+        pml_cache_lock lock;
+        if ((need_warm || need_cold) && disk_lock(c, &lock)) {
+            /* another process may have measured it meanwhile */
+            if ((m = m_find(c->m, c->mcap, key))) memcpy(v, m->v, sizeof v);
+            need_warm = f < 1 && isnan(v[0]);
+            need_cold = f > 0 && isnan(v[2]);
+        } else {
+            lock.fd = -1;
+        }
         done = !need_warm && !need_cold;
         if (!done && measure_part(c, id, n, ce, he, need_warm, need_cold, v)) {
             if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
             done = true;
         }
+        if (lock.fd >= 0) disk_unlock(c, &lock);
         if (done) {
             *tf = f <= 0 ? v[0] : f >= 1 ? v[2] : v[0] + f * (v[2] - v[0]);
             *tb = f <= 0 ? v[1] : f >= 1 ? v[3] : v[1] + f * (v[3] - v[1]);
@@ -1130,19 +1156,28 @@ static bool calibrate(pml_costmodel *c, int kind)
     char key[NCAL + 1][64];
     double v[NCAL + 1][4];
     bool need_warm = false, need_cold = false;
-    for (int i = 0; i <= NCAL; i++) {
-        if (i < NCAL)
-            snprintf(key[i], sizeof key[i], "%s floats=%.0f", cal_name[kind], cal_size[i]);
-        else
-            snprintf(key[i], sizeof key[i], "%s rows=%dx%d", cal_name[kind], CAL_ROWS, CAL_ROW);
-        const ment *m = m_find(c->m, c->mcap, key[i]);
-        for (int j = 0; j < 4; j++) v[i][j] = m ? m->v[j] : NAN;
-        need_warm |= f < 1 && isnan(v[i][0]);
-        need_cold |= f > 0 && isnan(v[i][2]);
+    pml_cache_lock lock = {.fd = -1};
+    for (int pass = 0; pass < 2; pass++) {
+        /* the second look is under the file's lock, after reading what others wrote */
+        if (pass == 1 && !((need_warm || need_cold) && disk_lock(c, &lock))) break;
+        need_warm = need_cold = false;
+        for (int i = 0; i <= NCAL; i++) {
+            if (i < NCAL)
+                snprintf(key[i], sizeof key[i], "%s floats=%.0f", cal_name[kind], cal_size[i]);
+            else
+                snprintf(key[i], sizeof key[i], "%s rows=%dx%d", cal_name[kind], CAL_ROWS, CAL_ROW);
+            const ment *m = m_find(c->m, c->mcap, key[i]);
+            for (int j = 0; j < 4; j++) v[i][j] = m ? m->v[j] : NAN;
+            need_warm |= f < 1 && isnan(v[i][0]);
+            need_cold |= f > 0 && isnan(v[i][2]);
+        }
     }
     if (need_warm || need_cold) {
         const size_t big = (size_t)cal_size[NCAL - 1];
-        if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) return false;
+        if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) {
+            if (lock.fd >= 0) disk_unlock(c, &lock);
+            return false;
+        }
         cal_ctx k;
         memset(&k, 0, sizeof k);
         pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
@@ -1185,6 +1220,7 @@ static bool calibrate(pml_costmodel *c, int kind)
             }
         c->measurements++;
     }
+    if (lock.fd >= 0) disk_unlock(c, &lock);
     for (int state = 0; state < 2; state++) {
         double *t = c->cal[kind][state];
         for (int i = 0; i < NCAL; i++) {
@@ -1320,6 +1356,9 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
                         m ? m->name : "");
     pml_cost_opts opts = o ? *o : pml_cost_opts_default();
     if (opts.repeats == 0) opts.repeats = 5;
+    if (opts.lock_wait == 0) opts.lock_wait = PML_CACHE_LOCK_WAIT;
+    if (!(opts.lock_wait >= 0) || !isfinite(opts.lock_wait))
+        return pml_fail(PML_EINVAL, "cost model: lock_wait=%g must be >= 0", opts.lock_wait);
     if (!(opts.cache_bytes >= 0) || !isfinite(opts.cache_bytes))
         return pml_fail(PML_EINVAL, "cost model: cache_bytes=%g must be >= 0", opts.cache_bytes);
     if (opts.repeats < 1 || opts.repeats > MAX_REPEATS)
@@ -1402,10 +1441,15 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
         pml_blas_single_thread();
         if (!(opts.cache_bytes > 0)) c->llc = llc_bytes();
         snprintf(c->header, sizeof c->header, "%s %s", CACHE_HEADER, m->fingerprint);
-        c->path = cache_path(&opts, m->fingerprint);
+        c->dir = m->fingerprint[0] ? cache_folder(&opts) : NULL;
+        if (c->dir && asprintf(&c->path, "%s/costs-%s.tsv", c->dir, m->fingerprint) < 0)
+            c->path = NULL;
         if (c->path) {
+            c->name = strrchr(c->path, '/') + 1;
+            /* read without the lock: writers rename whole files over it */
+            c->disk = pml_cache_stamp_of(c->path);
             int rc = read_cache(c, c->path, &c->m, &c->mcap, &c->mn);
-            c->dirty = rc < 0; /* a bad file is ignored, and replaced at the next save */
+            c->dirty = rc < 0; /* a bad file is ignored, and replaced at the next write */
         }
     }
     *out = c;
@@ -1422,6 +1466,7 @@ void pml_cost_destroy(pml_costmodel *c)
     m_free(c->m, c->mcap);
     free(c->q);
     free(c->path);
+    free(c->dir);
     free(c->dev);
     free(c->wants);
     free(c->run_bwd);
@@ -1437,9 +1482,14 @@ pml_status pml_cost_save(pml_costmodel *c)
     if (!c) return pml_fail(PML_EINVAL, "pml_cost_save: no cost model");
     pthread_mutex_lock(&c->mu);
     pml_status st = PML_OK;
+    pml_cache_lock lock;
     if (c->path && c->dirty) {
-        st = write_cache(c);
-        if (st == PML_OK) c->dirty = false;
+        if (disk_lock(c, &lock)) {
+            if (c->dirty) st = write_cache(c);
+            pml_cache_unlock(&lock);
+        } else if (c->lock_state == LOCK_UNUSABLE) {
+            st = pml_fail(PML_EIO, "cannot write '%s': cannot lock it (%s.lock)", c->path, c->path);
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return st;

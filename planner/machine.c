@@ -13,10 +13,11 @@
  *   this machine   flops: single-threaded OpenBLAS sgemm 512x512x512, best of 3;
  *                  link bandwidth (core to its package hub): a 32 MiB memcpy, best of 4;
  *                  mem_bw: bytes read + written per second by that memcpy (2x the copy rate);
- *                  measured once and cached in $XDG_CACHE_HOME/pml (or ~/.cache/pml), in
- *                  machine-FINGERPRINT.txt: the fingerprint hashes the topology and the CPU model,
- *                  not the measured numbers. A cache file that does not parse, or whose numbers
- *                  are not plausible, is measured again and rewritten.
+ *                  measured on a quiet machine and cached in the cache folder (pml_cache_dir),
+ *                  in machine-FINGERPRINT.txt: the fingerprint hashes the topology and the CPU
+ *                  model, not the measured numbers. A cache file that does not parse, or whose
+ *                  numbers are not plausible, is measured again and rewritten; one measured on a
+ *                  busy machine, or contradicted by a later probe, too (see "this machine").
  *   other sources  (not present) 80 GFLOP/s per core, 100 GB/s memory bandwidth per package
  *                  shared by its cores (mem_bw = 100 GB/s / cores of the package), core links
  *                  10 GB/s, inter-package links 40 GB/s; memory as hwloc gives it (a synthetic
@@ -960,6 +961,7 @@ pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out
     snprintf(out->name, sizeof out->name, "%.50s:%d", m->name, n);
     memcpy(out->cpu_model, m->cpu_model, sizeof out->cpu_model);
     out->measured = m->measured;
+    out->busy = m->busy;
     pml_status st = pml_machine_finalize(out);
     if (st != PML_OK) pml_machine_free(out);
     return st;
@@ -974,13 +976,26 @@ void pml_machine_free(pml_machine *m)
     memset(m, 0, sizeof *m);
 }
 
-/* ---------------------------------------------------------------- this machine */
+/* ---------------------------------------------------------------- this machine
+ *
+ * Calibration: memcpy bandwidth and single-core sgemm FLOP/s. Other processes only ever slow
+ * a measurement down, so it is trusted, and cached for good, only when they left the machine
+ * quiet while it ran (pml_calib_opts.quiet: 0.15 of a core, above what /proc/stat's 10 ms ticks
+ * blur over a 0.25 s window); otherwise it is measured again after a short wait, and when the
+ * machine never gets quiet the best numbers seen (this run's tries and a provisional cache's)
+ * serve this run and are cached as provisional: the next load measures again, once. A cached
+ * final calibration is checked by a probe of a few ms (the same sgemm): a machine clearly faster
+ * than the cache says (pml_calib_opts.contradict: 15%, more than the probe's own noise) was
+ * measured under load, and is measured again; slower is what a busy machine looks like, and
+ * keeps the cache. Measuring and writing happen under the cache entry's lock: a process that
+ * waited for it reads what the holder wrote instead of measuring again. */
 
-static double now_seconds(void)
+static void sleep_seconds(double s)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    if (!(s > 0)) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 typedef struct measured {
@@ -1001,103 +1016,165 @@ static double round3(double v)
     return strtod(buf, NULL);
 }
 
-/* About 0.05 s on a current core. */
-static pml_status measure(measured *x)
+#define SGEMM_N 512
+
+/* FLOP/s of the best of reps - 1 timed sgemm 512^3 after a warm-up, on private matrices. */
+static pml_status sgemm_rate(int reps, double *flops)
 {
-    pml_status room = pml_blas_room_here();
-    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
-    const size_t bytes = 32u << 20;
-    char *a = malloc(bytes), *b = malloc(bytes);
-    const int n = 512;
+    const int n = SGEMM_N;
     float *A = malloc((size_t)n * n * sizeof *A), *B = malloc((size_t)n * n * sizeof *B),
           *Cm = malloc((size_t)n * n * sizeof *Cm);
     pml_status st = PML_OK;
-    if (!a || !b || !A || !B || !Cm) {
+    if (!A || !B || !Cm) {
         st = pml_fail(PML_ENOMEM, "this machine: out of memory measuring it");
         goto done;
     }
-    memset(a, 1, bytes);
-    memset(b, 2, bytes);
-    double best = INFINITY;
-    for (int rep = 0; rep < 5; rep++) { /* the first is a warm-up */
-        double t0 = now_seconds();
-        memcpy(b, a, bytes);
-        double t = now_seconds() - t0;
-        a[rep] = b[bytes - 1 - (size_t)rep]; /* keep the copies */
-        if (rep > 0 && t < best) best = t;
-    }
-    x->copy_bw = (double)bytes / best;
     for (int i = 0; i < n * n; i++) {
         A[i] = (float)(i % 7) * 0.25f;
         B[i] = (float)(i % 5) * 0.5f;
     }
     pml_blas_single_thread();
-    best = INFINITY;
-    for (int rep = 0; rep < 4; rep++) {
-        double t0 = now_seconds();
+    double best = INFINITY;
+    for (int rep = 0; rep < reps; rep++) { /* the first is a warm-up */
+        double t0 = pml_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm,
                     n);
-        double t = now_seconds() - t0;
+        double t = pml_now() - t0;
         if (rep > 0 && t < best) best = t;
     }
-    x->flops = 2.0 * n * n * n / best;
-    /* three significant digits: the rest is noise, and the numbers print as people write them */
-    x->copy_bw = round3(x->copy_bw);
-    x->flops = round3(x->flops);
-    if (!plausible(x))
-        st = pml_fail(PML_ENUMERIC,
-                      "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
-                      x->copy_bw, x->flops);
+    *flops = 2.0 * n * n * n / best;
 done:
-    free(a);
-    free(b);
     free(A);
     free(B);
     free(Cm);
     return st;
 }
 
-/* mkdir -p: \return true when the folder exists afterwards. */
-static bool make_dirs(char *path)
+/* The full measurement, about 0.05 s on a current core. */
+static pml_status measure_real(void *ctx, double *copy_bw, double *flops)
 {
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            bool ok = mkdir(path, 0777) == 0 || errno == EEXIST;
-            *p = '/';
-            if (!ok) return false;
-        }
-    return mkdir(path, 0777) == 0 || errno == EEXIST;
+    (void)ctx;
+    pml_status room = pml_blas_room_here();
+    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
+    const size_t bytes = 32u << 20;
+    char *a = malloc(bytes), *b = malloc(bytes);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return pml_fail(PML_ENOMEM, "this machine: out of memory measuring it");
+    }
+    memset(a, 1, bytes);
+    memset(b, 2, bytes);
+    double best = INFINITY;
+    for (int rep = 0; rep < 5; rep++) { /* the first is a warm-up */
+        double t0 = pml_now();
+        memcpy(b, a, bytes);
+        double t = pml_now() - t0;
+        a[rep] = b[bytes - 1 - (size_t)rep]; /* keep the copies */
+        if (rep > 0 && t < best) best = t;
+    }
+    free(a);
+    free(b);
+    *copy_bw = (double)bytes / best;
+    pml_status st = sgemm_rate(4, flops);
+    /* three significant digits: the rest is noise, and the numbers print as people write them */
+    *copy_bw = round3(*copy_bw);
+    *flops = round3(*flops);
+    return st;
 }
 
-/* The cache folder ($XDG_CACHE_HOME/pml or $HOME/.cache/pml), created; NULL when there is none. */
-static char *cache_dir(void)
+/* The check of a cached calibration: a few ms. */
+static pml_status probe_real(void *ctx, double *flops)
 {
-    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char *dir = NULL;
-    if (x && *x == '/') {
-        if (asprintf(&dir, "%s/pml", x) < 0) return NULL;
-    } else if (home && *home == '/') {
-        if (asprintf(&dir, "%s/.cache/pml", home) < 0) return NULL;
-    } else {
-        return NULL;
-    }
-    if (!make_dirs(dir)) {
-        free(dir);
-        return NULL;
-    }
-    return dir;
+    (void)ctx;
+    pml_status room = pml_blas_room_here();
+    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
+    return sgemm_rate(3, flops);
 }
+
+pml_calib_opts pml_calib_opts_default(void)
+{
+    pml_calib_opts o = {.quiet = 0.15,
+                        .window = 0.25,
+                        .tries = 3,
+                        .retry_wait = 0.1,
+                        .contradict = 0.15,
+                        .lock_wait = PML_CACHE_LOCK_WAIT};
+    return o;
+}
+
+static void take_snap(const pml_calib_opts *o, pml_cpu_snap *s)
+{
+    if (o->snap)
+        o->snap(o->ctx, s);
+    else
+        pml_cpu_snap_take(s);
+}
+
+/* One measurement, watching for at least o->window seconds how many cores' worth of CPU time
+ * other processes used meanwhile (*others). */
+static pml_status measure_watched(const pml_calib_opts *o, measured *x, double *others)
+{
+    pml_cpu_snap a, b;
+    take_snap(o, &a);
+    const double t0 = pml_now();
+    pml_status st = o->measure ? o->measure(o->ctx, &x->copy_bw, &x->flops)
+                               : measure_real(NULL, &x->copy_bw, &x->flops);
+    if (st != PML_OK) return st;
+    if (!plausible(x))
+        return pml_fail(
+            PML_ENUMERIC,
+            "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
+            x->copy_bw, x->flops);
+    sleep_seconds(o->window - (pml_now() - t0));
+    take_snap(o, &b);
+    *others = pml_foreign_load(&a, &b, 1);
+    return PML_OK;
+}
+
+static measured best_of(measured a, measured b)
+{
+    measured r = {fmax(a.copy_bw, b.copy_bw), fmax(a.flops, b.flops)};
+    return r;
+}
+
+/* Up to `tries` measurements, until one ran while others left the machine quiet (*quiet): that
+ * one is the answer. When none did, the best of each number: others only slow a run down. */
+static pml_status measure_quiet(const pml_calib_opts *o, int tries, measured *x, bool *quiet)
+{
+    measured best = {0, 0};
+    *quiet = false;
+    for (int t = 0; t < tries; t++) {
+        if (t > 0) sleep_seconds(o->retry_wait * t);
+        measured y;
+        double others = 0;
+        pml_status st = measure_watched(o, &y, &others);
+        if (st != PML_OK) return st;
+        if (others <= o->quiet) {
+            *x = y;
+            *quiet = true;
+            return PML_OK;
+        }
+        best = best_of(best, y);
+    }
+    *x = best;
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- this machine: the cache */
 
 static const char cache_magic[] = "pml machine cache 1";
+enum { CACHE_NONE = 0, CACHE_FINAL = 1, CACHE_PROVISIONAL = 2 };
 
-/* Reads a cache file; false when it is missing, malformed or implausible. */
-static bool cache_read(const char *path, const char *model, measured *x)
+/* Reads a cache file. \return CACHE_FINAL or CACHE_PROVISIONAL (with *x), or CACHE_NONE when
+ * it is missing, malformed or implausible. */
+static int cache_read(const char *path, const char *model, measured *x)
 {
     char *text;
     size_t len;
-    if (pml_read_file(path, 4096, &text, &len) != PML_OK) return false;
-    bool ok = false;
+    if (pml_read_file(path, 4096, &text, &len) != PML_OK) return CACHE_NONE;
+    int state = CACHE_NONE;
+    bool provisional = false;
     char *save = NULL, *line = strtok_r(text, "\n", &save);
     measured v = {NAN, NAN};
     int got = 0;
@@ -1118,22 +1195,29 @@ static bool cache_read(const char *path, const char *model, measured *x)
             v.flops = strtod(sp, &e);
             if (e == sp || *e) goto done;
             got |= 4;
+        } else if (strcmp(line, "provisional") == 0) {
+            /* measured while others were busy: the next load measures again */
+            if (strcmp(sp, "1") != 0) goto done;
+            provisional = true;
         } else {
             goto done;
         }
     }
-    ok = got == 7 && plausible(&v);
-    if (ok) *x = v;
+    if (got == 7 && plausible(&v)) {
+        *x = v;
+        state = provisional ? CACHE_PROVISIONAL : CACHE_FINAL;
+    }
 done:
     free(text);
-    return ok;
+    return state;
 }
 
-static void cache_write(const char *path, const char *model, const measured *x)
+static void cache_write(const char *path, const char *model, const measured *x, bool provisional)
 {
     char buf[512];
-    int n = snprintf(buf, sizeof buf, "%s\ncpu_model %s\ncopy_bw %.17g\nflops %.17g\n", cache_magic,
-                     model, x->copy_bw, x->flops);
+    int n =
+        snprintf(buf, sizeof buf, "%s\ncpu_model %s\ncopy_bw %.17g\nflops %.17g\n%s", cache_magic,
+                 model, x->copy_bw, x->flops, provisional ? "provisional 1\n" : "");
     if (n > 0 && (size_t)n < sizeof buf) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", pml_errmsg());
@@ -1142,7 +1226,70 @@ static void cache_write(const char *path, const char *model, const measured *x)
     }
 }
 
-static pml_status load_this(pml_machine *m)
+/* This machine's numbers into *x: from the cache, or measured (see above). Sets m->measured and
+ * m->busy. */
+static pml_status calibrate(pml_machine *m, const pml_calib_opts *o, measured *x)
+{
+    char *dir = NULL, *path = NULL, name[64];
+    snprintf(name, sizeof name, "machine-%s.txt", m->fingerprint);
+    if (!o->cache_dir)
+        dir = pml_cache_dir(NULL);
+    else if (o->cache_dir[0] && pml_cache_open(o->cache_dir))
+        dir = strdup(o->cache_dir);
+    if (dir && asprintf(&path, "%s/%s", dir, name) < 0) path = NULL;
+    pml_status st = PML_OK;
+    const pml_cache_stamp seen = pml_cache_stamp_of(path);
+    measured old = {0, 0};
+    int state = path ? cache_read(path, m->cpu_model, &old) : CACHE_NONE;
+    double probed = 0;
+    if (state == CACHE_FINAL) {
+        /* slower than cached: others are busy now, which says nothing about the cache */
+        pml_status pst = o->probe ? o->probe(o->ctx, &probed) : probe_real(NULL, &probed);
+        if (pst != PML_OK || !isfinite(probed)) probed = 0; /* no probe: trust the cache */
+        if (!(probed > old.flops * (1 + o->contradict))) {
+            *x = old;
+            m->measured = 2;
+            goto out;
+        }
+    }
+    /* measure, under the lock; a process that held it may have written what we need */
+    pml_cache_lock lock;
+    bool held = path && pml_cache_lock_take(&lock, dir, name, o->lock_wait);
+    if (held) {
+        pml_cache_stamp now = pml_cache_stamp_of(path);
+        measured theirs;
+        int s;
+        if (!pml_cache_stamp_same(&now, &seen) && (s = cache_read(path, m->cpu_model, &theirs))) {
+            *x = theirs;
+            m->measured = 2;
+            m->busy = s == CACHE_PROVISIONAL;
+            pml_cache_unlock(&lock);
+            goto out;
+        }
+    }
+    bool quiet;
+    measured y;
+    /* a provisional cache was measured on a busy machine: one more try per load, not a wait */
+    st = measure_quiet(o, state == CACHE_PROVISIONAL ? 1 : (o->tries > 1 ? o->tries : 1), &y,
+                       &quiet);
+    if (st == PML_OK) {
+        if (!quiet) {
+            if (state != CACHE_NONE) y = best_of(y, old);
+            if (probed > y.flops) y.flops = round3(probed);
+        }
+        *x = y;
+        m->measured = 1;
+        m->busy = !quiet;
+        if (held) cache_write(path, m->cpu_model, x, !quiet);
+    }
+    if (held) pml_cache_unlock(&lock);
+out:
+    free(dir);
+    free(path);
+    return st;
+}
+
+static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
 {
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo) != 0) return pml_fail(PML_ENOMEM, "this machine: out of memory");
@@ -1166,20 +1313,7 @@ static pml_status load_this(pml_machine *m)
     if (st != PML_OK) return st;
     fingerprint(m); /* hashes the topology and the CPU model only: the cache key */
     measured x = {0, 0};
-    char *dir = cache_dir(), *path = NULL;
-    if (dir && asprintf(&path, "%s/machine-%s.txt", dir, m->fingerprint) < 0) path = NULL;
-    free(dir);
-    if (path && cache_read(path, m->cpu_model, &x)) {
-        m->measured = 2;
-    } else {
-        if ((st = measure(&x)) != PML_OK) {
-            free(path);
-            return st;
-        }
-        m->measured = 1;
-        if (path) cache_write(path, m->cpu_model, &x);
-    }
-    free(path);
+    if ((st = calibrate(m, o, &x)) != PML_OK) return st;
     for (int i = 0; i < m->ndev; i++)
         if (m->dev[i].kind == PML_DEV_CPU) {
             m->dev[i].flops = x.flops;
@@ -1188,6 +1322,15 @@ static pml_status load_this(pml_machine *m)
     for (int l = 0; l < m->nlink; l++)
         if (m->dev[m->link[l].a].present || m->dev[m->link[l].b].present) m->link[l].bw = x.copy_bw;
     return finalize_src(m, "this machine");
+}
+
+pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o)
+{
+    memset(m, 0, sizeof *m);
+    pml_calib_opts opts = o ? *o : pml_calib_opts_default();
+    pml_status st = load_this(m, &opts);
+    if (st != PML_OK) pml_machine_free(m);
+    return st;
 }
 
 /* ---------------------------------------------------------------- cluster files: shared */
@@ -1856,7 +1999,10 @@ bool pml_machine_is_spec(const char *spec)
 
 static pml_status load_spec(const char *spec, pml_machine *m)
 {
-    if (!spec || !*spec || strcmp(spec, "this") == 0) return load_this(m);
+    if (!spec || !*spec || strcmp(spec, "this") == 0) {
+        pml_calib_opts o = pml_calib_opts_default();
+        return load_this(m, &o);
+    }
     for (size_t k = 0; k < NNAMED; k++)
         if (strcmp(spec, named_machines[k].name) == 0) return load_named(k, m);
     if (strncmp(spec, "synthetic:", 10) == 0) {

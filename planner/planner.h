@@ -66,6 +66,9 @@ typedef struct pml_machine {
                             * measured numbers, so it changes with the hardware only */
     int measured;          /* 1: numbers measured by this load, 2: read from the disk cache,
                             * 0: not measured (any other source) */
+    bool busy;             /* measured (1) while other processes kept the machine busy: the
+                            * numbers are the best seen so far, cached as provisional and
+                            * measured again by the next load */
 } pml_machine;
 
 /** Loads a machine. \p spec is:
@@ -79,6 +82,55 @@ typedef struct pml_machine {
  * Errors name the file or spec and the thing at fault. \return PML_OK or an error; on error
  * \p m is empty. */
 pml_status pml_machine_load(const char *spec, pml_machine *m);
+/* ---------------------------------------------------------------- other processes' load */
+
+/** CPU time at one moment: busy seconds of all CPUs (/proc/stat, steal included; 0 when it
+ * cannot be read), this process's own CPU seconds, and a monotonic wall clock in seconds. */
+typedef struct pml_cpu_snap {
+    double busy, self, wall;
+} pml_cpu_snap;
+
+/** Takes a snapshot of this machine's CPU time (planner/load.c). */
+void pml_cpu_snap_take(pml_cpu_snap *s);
+/** \return the share of \p ncpu cores that other processes used between snapshots \p a and
+ * \p b (with ncpu 1: cores' worth, 0.5 = half a core), 0 when unknown. /proc/stat counts 10 ms
+ * ticks: windows shorter than about 0.2 s cannot tell a tenth of a core from nothing. */
+double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu);
+/** Waits (up to \p max_s seconds) for a half second in which others use less than \p quiet of
+ * \p ncpu cores. \return the last half second's foreign load. */
+double pml_wait_quiet(double max_s, double quiet, int ncpu);
+
+/* ---------------------------------------------------------------- this machine's calibration */
+
+/** How this machine is calibrated: memcpy bandwidth and single-core sgemm FLOP/s, measured
+ * while other processes leave the machine quiet, under the cache entry's lock (one process
+ * measures, concurrent ones wait and read its result), cached by fingerprint, and checked by a
+ * short sgemm probe at every load: a machine clearly faster than its cache says was measured
+ * under load, and is measured again. The hooks let tests replace the measurement, the probe
+ * and the load source; ctx is passed to each. */
+typedef struct pml_calib_opts {
+    const char *cache_dir; /* NULL: pml_cache_dir(NULL); "": no disk cache */
+    /* the full measurement (about 0.05 s); NULL: memcpy 32 MiB best of 4, sgemm 512^3 best of 3 */
+    pml_status (*measure)(void *ctx, double *copy_bw, double *flops);
+    /* the short check of cached numbers (a few ms); NULL: sgemm 512^3, best of 2 after one */
+    pml_status (*probe)(void *ctx, double *flops);
+    /* CPU time snapshots for the quiet check; NULL: pml_cpu_snap_take */
+    void (*snap)(void *ctx, pml_cpu_snap *s);
+    void *ctx;
+    double quiet;        /* cores others may use while measuring (0.15) */
+    double window;       /* seconds a quiet check watches at least (0.25; see pml_foreign_load) */
+    int tries;           /* measurements before settling for a busy one (3; a provisional cache
+                          * is measured again once per load) */
+    double retry_wait;   /* seconds before a second try, twice that before a third... (0.1) */
+    double contradict;   /* a probe this much faster than the cache re-measures (0.15) */
+    double lock_wait;    /* seconds to wait for another process's calibration (PML_CACHE_LOCK_WAIT) */
+} pml_calib_opts;
+
+/** \return the default calibration options (values in parentheses above). */
+pml_calib_opts pml_calib_opts_default(void);
+/** pml_machine_load("this") with calibration options \p o (NULL: the defaults). */
+pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o);
+
 /** \return a NULL-terminated list of the named machines. */
 const char *const *pml_machine_names(void);
 /** Checks devices and links (positive bandwidths, connected compute devices, ...), computes the
@@ -124,10 +176,12 @@ typedef struct pml_costmodel pml_costmodel;
 
 typedef struct pml_cost_opts {
     bool measure;          /* measure present devices (default true); false: analytic everywhere */
-    const char *cache_dir; /* NULL: $XDG_CACHE_HOME/pml or ~/.cache/pml; "" = no disk cache */
+    const char *cache_dir; /* NULL: pml_cache_dir(NULL); "" = no disk cache */
     int repeats;           /* timed runs per measurement (median), default 5 */
     double cache_bytes;    /* last-level cache, for warm/cold blending of measurements;
                             * 0: this machine's (hwloc) */
+    double lock_wait;      /* seconds to wait for another process holding the cache file's lock
+                            * (then the model goes on without the disk); 0: PML_CACHE_LOCK_WAIT */
 } pml_cost_opts;
 
 pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
@@ -158,8 +212,11 @@ double pml_cost_reduce_ranges(pml_costmodel *c, int dev, double floats, double r
 double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges);
 /** Seconds to zero \p floats values in \p ranges contiguous ranges on \p dev. */
 double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges);
-/** Writes measurements made so far to the disk cache (atomically), merged with what another
- * process saved meanwhile. Call it after planning: nothing is written before. */
+/** Writes to the disk cache what is not there yet (atomically, under the cache file's lock,
+ * merged with what other processes wrote). Each measurement is written as it is made, so this
+ * only retries a write that failed then (and reports it) or replaces a bad file. Call it after
+ * planning. \return PML_OK (also when another process held the lock too long: nothing is
+ * written), or PML_EIO naming the file. */
 pml_status pml_cost_save(pml_costmodel *c);
 /** \return the default options (measure, default cache folder, 5 repeats); a NULL \p o in
  * pml_cost_create means these. */

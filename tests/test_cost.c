@@ -1,13 +1,15 @@
 /* Cost model tests: the roofline against hand-computed values and its shape (linear in n, backward
  * above forward, halves below the whole), measured costs (positive, deterministic, cached in
  * memory and on disk, a second model measures nothing), bad cache files ignored and rewritten, no
- * disk cache when asked. Shapes are tiny: measurements run under ASan too. No timing ratios. */
+ * disk cache when asked, processes saving at once losing no line, a cache lock held too long.
+ * Shapes are tiny: measurements run under ASan too. No timing ratios. */
 #include "planner.h"
 #include "test.h"
 
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- fixtures */
@@ -146,7 +148,7 @@ static void remove_tmp(void)
     CHECK(system(cmd) == 0);
 }
 
-/* files under dir (recursively) */
+/* files under dir (recursively), but the caches' lock files (NAME.lock) */
 static int count_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -154,6 +156,8 @@ static int count_files(const char *dir)
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".lock")) continue;
         char p[1024];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         struct stat sb;
@@ -399,9 +403,14 @@ static void t_measured(void)
     CHECK(z > 0 && isfinite(z) && pml_cost_zero(c, 0, 1e5, 1000) >= z);
     long n2 = pml_cost_measurements(c);
     CHECK(n2 == n1 + 4);
-    CHECK(count_files(tmp) == 0); /* nothing written before save */
+    /* each measurement is written as it is made (for a concurrent run to use), so the save has
+     * nothing left to write */
+    CHECK(count_files(tmp) == 1);
+    struct stat before, after;
+    CHECK(stat(pml_cost_cache_file(c), &before) == 0);
     CHECK_OK(pml_cost_save(c));
     CHECK(count_files(tmp) == 1);
+    CHECK(stat(pml_cost_cache_file(c), &after) == 0 && after.st_ino == before.st_ino);
     pml_cost_destroy(c);
 
     /* a second model on the same cache: no measurement, the same answers */
@@ -717,6 +726,96 @@ static void t_cache_dirs(void)
     pml_graph_free(&g);
 }
 
+/* Processes measuring and saving at once on one cache file (distinct parts each): every line
+ * reaches the file, so a model made afterwards measures nothing. */
+static void t_concurrent_saves(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    const int dense = pml_graph_find(&g, "dense");
+    enum { KIDS = 4, ROUNDS = 10 };
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t kid[KIDS];
+    for (int k = 0; k < KIDS; k++) {
+        kid[k] = fork();
+        CHECK(kid[k] >= 0);
+        if (kid[k] != 0) continue;
+        close(go[1]);
+        pml_costmodel *c = NULL;
+        if (pml_cost_create(&g, &h.m, &o, &c) != PML_OK) _exit(10);
+        char ch;
+        if (read(go[0], &ch, 1) != 1) _exit(11);
+        for (int r = 0; r < ROUNDS; r++) {
+            pml_region part = pml_region_full(&g.nodes[dense], 1 + k * ROUNDS + r);
+            if (!(pml_cost_fwd(c, dense, 0, part) > 0)) _exit(12);
+            if (pml_cost_save(c) != PML_OK) _exit(13);
+        }
+        int rc = pml_cost_measurements(c) == ROUNDS ? 0 : 14;
+        pml_cost_destroy(c);
+        _exit(rc);
+    }
+    close(go[0]);
+    char all[KIDS];
+    memset(all, 'g', sizeof all);
+    CHECK(write(go[1], all, sizeof all) == (ssize_t)sizeof all);
+    close(go[1]);
+    for (int k = 0; k < KIDS; k++) {
+        int status = -1;
+        CHECK(kid[k] > 0 && waitpid(kid[k], &status, 0) == kid[k]);
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %#x", k, status);
+    }
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (c) {
+        for (int n = 1; n <= KIDS * ROUNDS; n++)
+            pml_cost_fwd(c, dense, 0, pml_region_full(&g.nodes[dense], n));
+        CHECK_MSG(pml_cost_measurements(c) == 0, "%ld parts lost from the file",
+                  pml_cost_measurements(c));
+        pml_cost_destroy(c);
+    }
+    CHECK(count_files(tmp) == 1);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
+/* A holder of the cost cache's lock that never lets go: the model waits as long as it was told
+ * (once), measures without the disk cache from then on, writes nothing, and its save is no error. */
+static void t_lock_held(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    o.lock_wait = 0.1;
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s", pml_cost_cache_file(c));
+    const char *slash = strrchr(path, '/');
+    pml_cache_lock held;
+    CHECK(slash && pml_cache_lock_take(&held, tmp, slash + 1, 0));
+    const int conv2 = pml_graph_find(&g, "conv2"), dense = pml_graph_find(&g, "dense");
+    CHECK(pml_cost_fwd(c, conv2, 0, pml_region_full(&g.nodes[conv2], 2)) > 0);
+    CHECK(pml_cost_fwd(c, dense, 0, pml_region_full(&g.nodes[dense], 2)) > 0);
+    CHECK(pml_cost_measurements(c) == 2);
+    CHECK_OK(pml_cost_save(c));
+    CHECK(access(path, F_OK) != 0);
+    pml_cache_unlock(&held);
+    CHECK_OK(pml_cost_save(c)); /* gave up the disk: still nothing */
+    CHECK(access(path, F_OK) != 0);
+    pml_cost_destroy(c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 /* ---------------------------------------------------------------- threads, bad calls */
 
 typedef struct chain {
@@ -801,6 +900,8 @@ static const pml_test tests[] = {
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
     {"cache_dirs", t_cache_dirs},
+    {"concurrent_saves", t_concurrent_saves},
+    {"lock_held", t_lock_held},
     {"threads", t_threads},
     {"bad_calls", t_bad_calls},
     {0},

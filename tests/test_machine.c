@@ -1,6 +1,8 @@
 /* Machine model tests: named machines (devices, links, routes through the hubs), hwloc synthetic
  * strings and XML fixtures, this machine (measured once, then read from the cache; a corrupt cache
- * is measured again), cluster files (explicit and template forms, units), write -> load round
+ * is measured again), its calibration with fake measurements, probes and load (busy: measured
+ * again and cached as provisional; a cache the probe contradicts is measured again; two
+ * processes at once measure once; a lock held too long is not waited for), cluster files (explicit and template forms, units), write -> load round
  * trips with the same fingerprint, route choice (fewest hops, then widest, then lowest latency),
  * validation of hand-built machines, one bad fixture per fault, and a mutation fuzz loop over the
  * cluster file reader. No timing. */
@@ -11,6 +13,7 @@
 #include <hwloc.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FIX "fixtures/machines/"
@@ -263,6 +266,102 @@ static void t_xml(void)
     pml_machine_free(&m);
 }
 
+/* ---------------------------------------------------------------- calibration hooks
+ *
+ * A fake measurement, probe and load source (pml_calib_opts), so that no test depends on how
+ * fast or busy the machine running it is. */
+
+typedef struct fake_calib {
+    double copy_bw, flops; /* what the fake measurement finds */
+    double probe;          /* what the fake probe finds */
+    bool busy;             /* the fake load source: others use 10 cores, or none */
+    int measures, probes;
+    double busy_t, wall_t; /* the fake CPU clock */
+    const char *record;    /* when set, each measurement appends a line here */
+    unsigned sleep_us;     /* a measurement takes this long (widens a race) */
+} fake_calib;
+
+static pml_status fake_measure(void *ctx, double *copy_bw, double *flops)
+{
+    fake_calib *f = ctx;
+    f->measures++;
+    if (f->record) {
+        FILE *r = fopen(f->record, "a");
+        if (r) {
+            fprintf(r, "measured by %ld\n", (long)getpid());
+            fclose(r);
+        }
+    }
+    if (f->sleep_us) usleep(f->sleep_us);
+    *copy_bw = f->copy_bw;
+    *flops = f->flops;
+    return PML_OK;
+}
+
+static pml_status fake_probe(void *ctx, double *flops)
+{
+    fake_calib *f = ctx;
+    f->probes++;
+    *flops = f->probe;
+    return PML_OK;
+}
+
+static void fake_snap(void *ctx, pml_cpu_snap *s)
+{
+    fake_calib *f = ctx;
+    f->wall_t += 1;
+    if (f->busy) f->busy_t += 10;
+    s->busy = 100 + f->busy_t;
+    s->self = 0;
+    s->wall = f->wall_t;
+}
+
+static fake_calib fake(double copy_bw, double flops)
+{
+    fake_calib f;
+    memset(&f, 0, sizeof f);
+    f.copy_bw = copy_bw;
+    f.flops = flops;
+    f.probe = flops;
+    return f;
+}
+
+/* options with the fakes, no waiting, the cache in \p dir */
+static pml_calib_opts fake_opts(fake_calib *f, const char *dir)
+{
+    pml_calib_opts o = pml_calib_opts_default();
+    o.cache_dir = dir;
+    o.measure = fake_measure;
+    o.probe = fake_probe;
+    o.snap = fake_snap;
+    o.ctx = f;
+    o.window = 0;
+    o.retry_wait = 0;
+    return o;
+}
+
+static bool load_this(pml_machine *m, const pml_calib_opts *o)
+{
+    pml_status st = pml_machine_load_this(m, o);
+    CHECK_MSG(st == PML_OK, "this: %s", pml_errmsg());
+    return st == PML_OK;
+}
+
+/* the machine cache file in dir; its text in *text (malloc'd, "" when there is none) */
+static void calib_file(const char *dir, const pml_machine *m, char *path, size_t cap, char **text)
+{
+    snprintf(path, cap, "%s/machine-%s.txt", dir, m->fingerprint);
+    size_t len;
+    if (pml_read_file(path, 1 << 16, text, &len) != PML_OK) *text = strdup("");
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 /* ---------------------------------------------------------------- this machine */
 
 static int hwloc_cores(void)
@@ -276,6 +375,9 @@ static int hwloc_cores(void)
     return n;
 }
 
+/* The real measurement, cached; the load source and the probe are fakes (a quiet machine, a
+ * probe that finds it slower than cached), so the second load reads the cache whatever else
+ * runs meanwhile. */
 static void t_this_machine(void)
 {
     char dir[] = "/tmp/pml-test-machine-XXXXXX";
@@ -283,9 +385,13 @@ static void t_this_machine(void)
     char xdg[128];
     snprintf(xdg, sizeof xdg, "%s/xdg", dir); /* not there yet: created with pml/ in it */
     setenv("XDG_CACHE_HOME", xdg, 1);
+    fake_calib f = fake(0, 0);
+    f.probe = 1e7; /* slower than any cache: keeps it */
+    pml_calib_opts o = fake_opts(&f, NULL);
+    o.measure = NULL; /* the real one */
     pml_machine m, m2;
-    if (!load("this", &m)) return;
-    CHECK(m.measured == 1);
+    if (!load_this(&m, &o)) return;
+    CHECK(m.measured == 1 && !m.busy);
     CHECK(m.ncompute == hwloc_cores());
     CHECK(m.cpu_model[0] != 0);
     for (int i = 0; i < m.ncompute; i++) {
@@ -300,7 +406,7 @@ static void t_this_machine(void)
     struct stat sa, sb;
     CHECK(stat(path, &sa) == 0);
     /* the second load reads the cache: the same numbers, the file untouched */
-    if (load(NULL, &m2)) {
+    if (load_this(&m2, &o)) {
         CHECK(m2.measured == 2);
         CHECK(strcmp(m.fingerprint, m2.fingerprint) == 0);
         CHECK(m2.dev[0].flops == m.dev[0].flops && m2.link[0].bw == m.link[0].bw);
@@ -309,21 +415,25 @@ static void t_this_machine(void)
     pml_machine_free(&m2);
     /* a corrupt or implausible cache file is measured again and rewritten */
     const char *bad[] = {"garbage\n", "pml machine cache 1\ncpu_model x\ncopy_bw 1\nflops 1\n",
-                         "pml machine cache 1\ncopy_bw nan\nflops 1e11\n", ""};
-    for (int k = 0; k < 4; k++) {
-        FILE *f = fopen(path, "w");
-        if (f) {
-            fputs(bad[k], f);
-            fclose(f);
+                         "pml machine cache 1\ncopy_bw nan\nflops 1e11\n", "",
+                         "pml machine cache 1\ncopy_bw 1e10\nflops 1e11\nprovisional 2\n"};
+    for (int k = 0; k < 5; k++) {
+        FILE *fp = fopen(path, "w");
+        if (fp) {
+            fputs(bad[k], fp);
+            fclose(fp);
         }
-        if (load("", &m2)) {
+        if (load_this(&m2, &o)) {
             CHECK_MSG(m2.measured == 1, "cache %d", k);
             CHECK(strcmp(m.fingerprint, m2.fingerprint) == 0);
         }
         pml_machine_free(&m2);
-        if (load("this", &m2)) CHECK_MSG(m2.measured == 2, "cache %d rewritten", k);
+        if (load_this(&m2, &o)) CHECK_MSG(m2.measured == 2, "cache %d rewritten", k);
         pml_machine_free(&m2);
     }
+    /* the default load ("this", "" and NULL) works whatever the machine's load */
+    if (load("this", &m2)) CHECK(m2.measured >= 1 && strcmp(m.fingerprint, m2.fingerprint) == 0);
+    pml_machine_free(&m2);
     /* the fingerprint hashes the hardware, not the numbers: remeasuring keeps it; changing a
      * number of a device that is not present changes it */
     char fp[17];
@@ -340,13 +450,218 @@ static void t_this_machine(void)
         CHECK(m2.dev[0].flops == m.dev[0].flops && m2.link[0].bw == m.link[0].bw);
     }
     pml_machine_free(&m2);
-    unlink(out);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/pml", xdg);
-    rmdir(path);
-    rmdir(xdg);
-    rmdir(dir);
+    rm_rf(dir);
     pml_machine_free(&m);
+}
+
+/* Others busy while measuring: measured again (tries), the best used, cached as provisional and
+ * measured again by the next load; quiet: cached for good. */
+static void t_calib_quiet(void)
+{
+    char dir[] = "/tmp/pml-test-calib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_calib f = fake(2e10, 1e11);
+    f.busy = true;
+    pml_calib_opts o = fake_opts(&f, dir);
+    pml_machine m;
+    char path[300], *text;
+    if (!load_this(&m, &o)) return;
+    CHECK_MSG(f.measures == 3, "%d measurements on a busy machine", f.measures);
+    CHECK(m.measured == 1 && m.busy && m.dev[m.compute[0]].flops == 1e11);
+    calib_file(dir, &m, path, sizeof path, &text);
+    CHECK_MSG(strstr(text, "provisional 1\n") != NULL, "%s", text);
+    free(text);
+    pml_machine_free(&m);
+    /* still busy: measured again, once; the best numbers of both runs kept */
+    f.measures = 0;
+    f.flops = 0.9e11;
+    f.copy_bw = 3e10;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 1 && m.measured == 1 && m.busy);
+    CHECK(m.dev[m.compute[0]].flops == 1e11 && m.link[0].bw == 3e10);
+    calib_file(dir, &m, path, sizeof path, &text);
+    CHECK(strstr(text, "provisional 1\n") != NULL && strstr(text, "flops 100000000000\n"));
+    free(text);
+    pml_machine_free(&m);
+    /* quiet: this measurement is the answer, cached for good */
+    f.busy = false;
+    f.measures = 0;
+    f.flops = 1.2e11;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 1 && m.measured == 1 && !m.busy && m.dev[m.compute[0]].flops == 1.2e11);
+    calib_file(dir, &m, path, sizeof path, &text);
+    CHECK(strstr(text, "provisional") == NULL && strstr(text, "flops 120000000000\n"));
+    free(text);
+    pml_machine_free(&m);
+    /* and read from the cache from then on, busy or not */
+    f.busy = true;
+    f.measures = 0;
+    f.probe = 1.2e11;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 0 && f.probes == 1 && m.measured == 2 && !m.busy);
+    CHECK(m.dev[m.compute[0]].flops == 1.2e11);
+    pml_machine_free(&m);
+    /* a busy measurement without a disk cache: retried too, nothing written */
+    f.measures = 0;
+    o.cache_dir = "";
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 3 && m.measured == 1 && m.busy);
+    pml_machine_free(&m);
+    rm_rf(dir);
+}
+
+/* A cached calibration the probe finds clearly slower than the machine is measured again and
+ * rewritten; one the probe finds faster (a busy machine) or about as fast is kept. */
+static void t_calib_contradiction(void)
+{
+    char dir[] = "/tmp/pml-test-calib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_calib f = fake(2e10, 1e11);
+    pml_calib_opts o = fake_opts(&f, dir);
+    pml_machine m;
+    char path[300], *text;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 1 && m.measured == 1);
+    pml_machine_free(&m);
+    /* a probe 30% faster: the cache was measured under load */
+    f.probe = 1.3e11;
+    f.flops = 1.25e11;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.probes == 1 && f.measures == 2 && m.measured == 1 && !m.busy);
+    CHECK(m.dev[m.compute[0]].flops == 1.25e11);
+    calib_file(dir, &m, path, sizeof path, &text);
+    CHECK_MSG(strstr(text, "flops 125000000000\n") && !strstr(text, "provisional"), "%s", text);
+    free(text);
+    pml_machine_free(&m);
+    /* slower (others busy now) or within 15%: kept */
+    const double probes[] = {0.5e11, 1.25e11, 1.4e11};
+    for (int k = 0; k < 3; k++) {
+        f.probe = probes[k];
+        if (!load_this(&m, &o)) return;
+        CHECK_MSG(f.measures == 2 && m.measured == 2, "probe %g", probes[k]);
+        CHECK(m.dev[m.compute[0]].flops == 1.25e11);
+        pml_machine_free(&m);
+    }
+    /* contradicted on a busy machine: the best of the cache, the probe and the measurements,
+     * cached as provisional */
+    f.probe = 2e11;
+    f.busy = true;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 5 && m.measured == 1 && m.busy);
+    CHECK(m.dev[m.compute[0]].flops == 2e11);
+    calib_file(dir, &m, path, sizeof path, &text);
+    CHECK_MSG(strstr(text, "flops 200000000000\n") && strstr(text, "provisional 1"), "%s", text);
+    free(text);
+    pml_machine_free(&m);
+    rm_rf(dir);
+}
+
+/* The real probe: any machine beats a cache that says 10 MFLOP/s, and is measured again. */
+static void t_calib_real_probe(void)
+{
+    char dir[] = "/tmp/pml-test-calib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_calib f = fake(2e10, 1e11);
+    pml_calib_opts o = fake_opts(&f, dir);
+    pml_machine m;
+    char path[300], *text;
+    if (!load_this(&m, &o)) return;
+    calib_file(dir, &m, path, sizeof path, &text);
+    char slow[512];
+    snprintf(slow, sizeof slow, "pml machine cache 1\ncpu_model %s\ncopy_bw 2e10\nflops 1e7\n",
+             m.cpu_model);
+    CHECK_OK(pml_write_file_atomic(path, slow, strlen(slow)));
+    free(text);
+    pml_machine_free(&m);
+    o.probe = NULL;
+    f.measures = 0;
+    if (!load_this(&m, &o)) return;
+    CHECK(f.measures == 1 && m.measured == 1 && m.dev[m.compute[0]].flops == 1e11);
+    pml_machine_free(&m);
+    rm_rf(dir);
+}
+
+/* Two processes calibrate at once against one cache folder: one measures, the other waits for
+ * the lock and reads its result. */
+static void t_calib_lock(void)
+{
+    char dir[] = "/tmp/pml-test-calib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char record[300];
+    snprintf(record, sizeof record, "%s/record", dir);
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t kid[2];
+    for (int k = 0; k < 2; k++) {
+        kid[k] = fork();
+        CHECK(kid[k] >= 0);
+        if (kid[k] == 0) {
+            close(go[1]);
+            char c;
+            if (read(go[0], &c, 1) != 1) _exit(10);
+            fake_calib f = fake(2e10, 1e11);
+            f.record = record;
+            f.sleep_us = 300000; /* both would be measuring at once without the lock */
+            pml_calib_opts o = fake_opts(&f, dir);
+            pml_machine m;
+            if (pml_machine_load_this(&m, &o) != PML_OK) _exit(11);
+            int rc = m.dev[m.compute[0]].flops == 1e11 ? m.measured : 12;
+            pml_machine_free(&m);
+            _exit(rc);
+        }
+    }
+    close(go[0]);
+    CHECK(write(go[1], "gg", 2) == 2);
+    close(go[1]);
+    int got = 0;
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        if (kid[k] > 0 && waitpid(kid[k], &status, 0) == kid[k] && WIFEXITED(status))
+            got |= 1 << WEXITSTATUS(status);
+    }
+    CHECK_MSG(got == ((1 << 1) | (1 << 2)), "children's exits %#x: one measures, one reads", got);
+    char *text;
+    size_t len;
+    CHECK_OK(pml_read_file(record, 4096, &text, &len));
+    if (text) {
+        int lines = 0;
+        for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+        CHECK_MSG(lines == 1, "%s", text);
+        free(text);
+    }
+    rm_rf(dir);
+}
+
+/* A holder that never lets go: the calibration waits as long as it was told, then measures
+ * and writes nothing. */
+static void t_calib_lock_bounded(void)
+{
+    char dir[] = "/tmp/pml-test-calib-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    fake_calib f = fake(2e10, 1e11);
+    pml_calib_opts o = fake_opts(&f, "");
+    pml_machine m;
+    if (!load_this(&m, &o)) return; /* the fingerprint, for the lock's name */
+    char name[64], path[300];
+    snprintf(name, sizeof name, "machine-%s.txt", m.fingerprint);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    pml_machine_free(&m);
+    pml_cache_lock held;
+    CHECK(pml_cache_lock_take(&held, dir, name, 1));
+    o.cache_dir = dir;
+    o.lock_wait = 0.2;
+    f.measures = 0;
+    if (load_this(&m, &o)) {
+        CHECK(f.measures == 1 && m.measured == 1 && !m.busy);
+        CHECK(m.dev[m.compute[0]].flops == 1e11);
+    }
+    pml_machine_free(&m);
+    CHECK(access(path, F_OK) != 0); /* not cached */
+    pml_cache_unlock(&held);
+    /* let go: the next load measures and caches */
+    if (load_this(&m, &o)) CHECK(f.measures == 2 && access(path, F_OK) == 0);
+    pml_machine_free(&m);
+    rm_rf(dir);
 }
 
 /* ---------------------------------------------------------------- cluster files */
@@ -1059,6 +1374,11 @@ static const pml_test tests[] = {
     {"synthetic", t_synthetic},
     {"xml", t_xml},
     {"this_machine", t_this_machine},
+    {"calib_quiet", t_calib_quiet},
+    {"calib_contradiction", t_calib_contradiction},
+    {"calib_real_probe", t_calib_real_probe},
+    {"calib_lock", t_calib_lock},
+    {"calib_lock_bounded", t_calib_lock_bounded},
     {"explicit", t_explicit},
     {"templates", t_templates},
     {"units", t_units},

@@ -167,59 +167,9 @@ static double spearman(const double *x, const double *y, int n)
     return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
 }
 
-/* ---------------------------------------------------------------- other processes
- *
- * This machine may be shared: another process running on a core while a plan runs (or while its
+/* This machine may be shared: another process running on a core while a plan runs (or while its
  * kernels are measured) slows it down, and the figures would be about that process. So the CPU
- * time used by others is watched: the busy time of all cores (/proc/stat, steal included) minus
- * this process's own, as a fraction of all cores' time. */
-
-typedef struct cpu_snap {
-    double busy, self, wall;
-} cpu_snap;
-
-static void cpu_snap_take(cpu_snap *s)
-{
-    memset(s, 0, sizeof *s);
-    FILE *f = fopen("/proc/stat", "r");
-    if (f) {
-        unsigned long long v[8] = {0};
-        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]) == 8)
-            s->busy =
-                (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-        fclose(f);
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    s->self = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    s->wall = now_s();
-}
-
-/* fraction of all cores' time used by other processes between a and b (0 when unknown) */
-static double foreign_load(const cpu_snap *a, const cpu_snap *b, int ncpu)
-{
-    const double wall = b->wall - a->wall;
-    if (!(wall > 0) || a->busy == 0) return 0;
-    double f = ((b->busy - a->busy) - (b->self - a->self)) / (wall * ncpu);
-    return f < 0 ? 0 : f;
-}
-
-/* waits (up to max_s seconds) for a half second in which others use less than `quiet` of the
- * machine; \return the last half second's foreign load */
-static double wait_quiet(double max_s, double quiet, int ncpu)
-{
-    const double t0 = now_s();
-    double f;
-    do {
-        cpu_snap a, b;
-        cpu_snap_take(&a);
-        usleep(500000);
-        cpu_snap_take(&b);
-        f = foreign_load(&a, &b, ncpu);
-    } while (f >= quiet && now_s() - t0 < max_s);
-    return f;
-}
+ * time others use is watched (pml_cpu_snap_take, pml_foreign_load), as a fraction of all cores. */
 
 /* A hand-made plan: every operator split along dimension dim (PML_DIM_PARAM or PML_DIM_ATTR)
  * over all devices where the op allows it and the size divides, the others as in data
@@ -416,9 +366,9 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
         if (b->tty)
             fprintf(stderr, "\r\033[Kround %d/%d: %s: measuring kernels (%.0f s)", round + 1,
                     b->rounds, plans[i0].model, now_s() - t0);
-        wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
-        cpu_snap s0, s1;
-        cpu_snap_take(&s0);
+        pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
+        pml_cpu_snap s0, s1;
+        pml_cpu_snap_take(&s0);
         int first = i0;
         while (!b->sel[first]) first++; /* the caller makes sure one is */
         st = cost_model(b, first, &cost);
@@ -427,9 +377,9 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
                 st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], cost, &b->sim[i]);
                 if (st != PML_OK) pml_fail_ctx(st, "%s: ", b->res[i].name);
             }
-        cpu_snap_take(&s1);
+        pml_cpu_snap_take(&s1);
         if (st != PML_OK) goto out;
-        const double others = foreign_load(&s0, &s1, b->ncpu);
+        const double others = pml_foreign_load(&s0, &s1, b->ncpu);
         if (others > b->pred_others) b->pred_others = others;
         if (others < b->quiet || b->cached) break;
     }
@@ -449,19 +399,19 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
             if (b->tty)
                 fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, b->rounds, r->name,
                         now_s() - t0);
-            wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
+            pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
             pml_trace_cmp cmp;
-            cpu_snap s0, s1;
-            cpu_snap_take(&s0);
+            pml_cpu_snap s0, s1;
+            pml_cpu_snap_take(&s0);
             st = measure(&b->g[i], &b->m, &b->pl[i], b->sim[i], b->warmup, b->steps, b->min_s, path,
                          &cmp);
-            cpu_snap_take(&s1);
+            pml_cpu_snap_take(&s1);
             if (!b->outdir) unlink(path);
             if (st != PML_OK) {
                 pml_fail_ctx(st, "%s: ", r->name);
                 goto out;
             }
-            const double others = foreign_load(&s0, &s1, b->ncpu);
+            const double others = pml_foreign_load(&s0, &s1, b->ncpu);
             if (others < best) {
                 best = others;
                 r->r_meas[round] = cmp.measured_step;

@@ -19,7 +19,8 @@ static const char topo_help[] =
     "M is one of:\n"
     "  this (default)        this machine, from hwloc: one CPU device per core, a memory hub per\n"
     "                        package; per-core sgemm FLOP/s and memcpy bandwidth measured once\n"
-    "                        (about 0.1 s) and cached in $XDG_CACHE_HOME/pml or ~/.cache/pml\n"
+    "                        on a quiet machine (about 0.3 s) and cached in $XDG_CACHE_HOME/pml\n"
+    "                        or ~/.cache/pml (measured again while others keep it busy)\n"
     "  flexflow-p100         4 nodes x 4 P100 (NVLink in a node, 100 Gb/s InfiniBand)\n"
     "  flexflow-k80          16 nodes x 4 K80 (PCIe switch in a node, 56 Gb/s InfiniBand)\n"
     "  cpu-1socket           a 16-core server; cpu-2socket: two such sockets\n"
@@ -106,7 +107,10 @@ static void print_text(const pml_machine *m)
         printf("this machine: %s; per core %s sgemm, %s memory traffic, %s (%s)\n", m->cpu_model,
                human(b1, sizeof b1, d->flops, "FLOP/s"), human(b2, sizeof b2, d->mem_bw, "B/s"),
                m->nlink ? human(b3, sizeof b3, m->link[0].bw, "B/s memcpy") : "no links",
-               m->measured == 2 ? "from the cache" : "measured now");
+               m->measured == 2 ? (m->busy ? "from the cache, measured while others were busy"
+                                           : "from the cache")
+               : m->busy        ? "measured now, while others were busy: again next time"
+                                : "measured now");
     }
     printf("\ndevices:\n  %-*s  kind  node  %-13s  %-11s  %s\n", w, "name", "FLOP/s", "memory bw",
            "memory");
@@ -171,7 +175,8 @@ static void print_json(const pml_machine *m)
     if (m->measured) {
         fputs(",\"cpu_model\":", f);
         cli_json_str(f, m->cpu_model);
-        fprintf(f, ",\"measured\":\"%s\"", m->measured == 2 ? "cache" : "now");
+        fprintf(f, ",\"measured\":\"%s\",\"busy\":%s", m->measured == 2 ? "cache" : "now",
+                m->busy ? "true" : "false");
     }
     fputs(",\"devices\":[", f);
     for (int i = 0; i < m->ndev; i++) {

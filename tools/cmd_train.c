@@ -327,8 +327,12 @@ int cmd_train(int argc, char **argv)
                 rc = EXIT_USAGE;
                 goto out;
             }
-            st = o.threads == full.ncompute ? pml_machine_load(NULL, &here)
-                                            : pml_machine_first_cores(&full, o.threads, &here);
+            if (o.threads == full.ncompute) { /* all of it: loaded (and calibrated) once */
+                here = full;
+                memset(&full, 0, sizeof full);
+            } else {
+                st = pml_machine_first_cores(&full, o.threads, &here);
+            }
         }
         if (st == PML_OK) {
             if (plan) {

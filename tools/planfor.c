@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 pml_status cli_plan_for(const char *spec, const pml_graph *g, const pml_machine *m, int batch,
@@ -45,28 +44,6 @@ static uint64_t fnv(uint64_t h, const void *data, size_t len)
     return h;
 }
 
-/* $XDG_CACHE_HOME/pml/plans or ~/.cache/pml/plans, created; "" when there is no home */
-static void plan_cache_dir(char *dir, size_t cap)
-{
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(dir, cap, "%s/pml/plans", xdg);
-    else if (home && *home)
-        snprintf(dir, cap, "%s/.cache/pml/plans", home);
-    else {
-        dir[0] = 0;
-        return;
-    }
-    /* mkdir -p */
-    for (char *s = dir + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(dir, 0755);
-            *s = '/';
-        }
-    mkdir(dir, 0755);
-}
-
 pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
                            pml_plan *p, char *desc, size_t cap)
 {
@@ -86,22 +63,34 @@ pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, 
     free(text);
     h = fnv(h, m->fingerprint, strlen(m->fingerprint));
     h = fnv(h, &batch, sizeof batch);
-    char dir[3072], path[4096];
-    plan_cache_dir(dir, sizeof dir);
-    if (dir[0]) {
-        snprintf(path, sizeof path, "%s/%.64s-b%d-%016llx.dot", dir, g->name, batch,
-                 (unsigned long long)h);
+    /* the cache folder's plans/; none: plan every time */
+    char *dir = pml_cache_dir("plans"), name[160], path[4096];
+    snprintf(name, sizeof name, "%.64s-b%d-%016llx.dot", g->name, batch, (unsigned long long)h);
+    if (dir && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
+        free(dir);
+        dir = NULL;
+    }
+    pml_cache_lock lock = {.fd = -1};
+    for (int pass = 0; dir && pass < 2; pass++) {
+        /* the second look is under the lock: a run that held it may have just planned */
+        if (pass == 1 && !pml_cache_lock_take(&lock, dir, name, PML_CACHE_LOCK_WAIT)) break;
         if (access(path, R_OK) == 0 && pml_plan_read(path, g, m, p) == PML_OK &&
             p->batch == batch) {
+            pml_cache_unlock(&lock);
+            free(dir);
             snprintf(desc, cap, "%s", path);
             return PML_OK;
         }
         pml_plan_free(p); /* absent, stale or unreadable: plan again */
     }
-    if ((st = cli_plan_for("search", g, m, batch, budget, p)) != PML_OK) return st;
-    if (dir[0] && pml_plan_write(path, p, g, m) == PML_OK)
+    /* runs started together search once: the others wait for this plan (a holder that takes
+     * too long is not waited for: then the plan is searched here and not cached) */
+    st = cli_plan_for("search", g, m, batch, budget, p);
+    if (st == PML_OK && lock.fd >= 0 && pml_plan_write(path, p, g, m) == PML_OK)
         snprintf(desc, cap, "%s", path);
     else
         snprintf(desc, cap, "search");
-    return PML_OK;
+    pml_cache_unlock(&lock);
+    free(dir);
+    return st;
 }
