@@ -718,8 +718,8 @@ pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext 
     FILE *f = open_memstream(text, len);
     if (!f) return pml_fail(PML_ENOMEM, "model '%s': out of memory", g->name);
     char params[32], flops[32];
-    pml_viz_fmt_count(params, sizeof params, (double)pml_graph_param_count(g));
-    pml_viz_fmt_flops(flops, sizeof flops, pml_graph_flops(g));
+    pml_fmt_count(params, sizeof params, (double)pml_graph_param_count(g));
+    pml_fmt_si(flops, sizeof flops, pml_graph_flops(g), "FLOP");
     const pml_shape in = g->nodes[g->input].out;
     fprintf(f,
             "// pml %s '%s': %s parameters, %s per sample (forward).\n"

@@ -263,10 +263,6 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, pml_viz **vi
  * b. \return the number of blocks, or -1 when out of memory. */
 int pml_model_blocks(const pml_graph *g, int *block, char (*names)[PML_NAME_MAX]);
 
-/** Formats 25557032 as "25,557,032". */
-void pml_viz_fmt_count(char *buf, size_t cap, double v);
-/** Formats 8.24e9 as "8.24 GFLOP". */
-void pml_viz_fmt_flops(char *buf, size_t cap, double v);
 
 #ifdef __cplusplus
 }

@@ -30,26 +30,6 @@ pml_status pml_viz_format_of(const char *path, pml_viz_format *f)
                     pml_dot_brief(path), dot ? pml_dot_brief(dot) : "(no extension)");
 }
 
-/* ---------------------------------------------------------------- numbers for people */
-
-void pml_viz_fmt_count(char *buf, size_t cap, double v)
-{
-    char t[48];
-    int n = snprintf(t, sizeof t, "%.0f", v), o = 0;
-    for (int i = 0; i < n && o < (int)cap - 1; i++) {
-        if (i && t[i - 1] != '-' && (n - i) % 3 == 0 && o < (int)cap - 2) buf[o++] = ',';
-        buf[o++] = t[i];
-    }
-    buf[o] = 0;
-}
-
-void pml_viz_fmt_flops(char *buf, size_t cap, double v)
-{
-    static const char *const unit[] = {"", "K", "M", "G", "T", "P"};
-    int u = 0;
-    while (v >= 1000 && u < 5) v /= 1000, u++;
-    snprintf(buf, cap, "%.3g %sFLOP", v, unit[u]);
-}
 
 /* ---------------------------------------------------------------- views */
 
@@ -519,7 +499,7 @@ static void out_str(char *buf, size_t cap, pml_shape s, size_t params)
     char sh[48], p[32];
     shape_str(sh, sizeof sh, s);
     if (params) {
-        pml_viz_fmt_count(p, sizeof p, (double)params);
+        pml_fmt_count(p, sizeof p, (double)params);
         snprintf(buf, cap, "%s, %s params", sh, p);
     } else {
         snprintf(buf, cap, "%s", sh);
@@ -548,8 +528,8 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, pml_viz **vi
     if (!bparams || !bflops) goto nomem;
 
     char title[512], params[32], flops[32];
-    pml_viz_fmt_count(params, sizeof params, (double)pml_graph_param_count(g));
-    pml_viz_fmt_flops(flops, sizeof flops, pml_graph_flops(g));
+    pml_fmt_count(params, sizeof params, (double)pml_graph_param_count(g));
+    pml_fmt_si(flops, sizeof flops, pml_graph_flops(g), "FLOP");
     const pml_shape in = g->nodes[g->input].out;
     snprintf(title, sizeof title,
              "%s\n%s parameters, %s per sample (forward)\ninput %dx%dx%d, %d classes%s", g->name,
@@ -590,7 +570,7 @@ pml_status pml_viz_model(const pml_graph *g, const pml_viz_opts *o, pml_viz **vi
                 l += (size_t)snprintf(line2 + l, sizeof line2 - l, "%s%d %s", l ? ", " : "",
                                       opcount[b][op], pml_op_name((pml_op_type)op));
         char fl[32];
-        pml_viz_fmt_flops(fl, sizeof fl, bflops[b]);
+        pml_fmt_si(fl, sizeof fl, bflops[b], "FLOP");
         out_str(line3, sizeof line3, g->nodes[bexit[b]].out, bparams[b]);
         snprintf(label, sizeof label, "%s\nblock of %d ops: %s\n%s, %s", bnames[b], total, line2,
                  line3, fl);

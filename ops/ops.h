@@ -55,6 +55,23 @@ pml_status pml_fail_ctx(pml_status st, const char *fmt, ...) __attribute__((form
 
 /** \return monotonic seconds (CLOCK_MONOTONIC), for measuring intervals. */
 double pml_now(void);
+/** Start value of pml_hash (FNV-1a's offset basis). */
+#define PML_HASH_INIT 0xcbf29ce484222325ull
+/** \return \p h with the bytes of \p data mixed in (64-bit FNV-1a): pml_hash(PML_HASH_INIT, ...)
+ * for a fresh hash. */
+uint64_t pml_hash(uint64_t h, const void *data, size_t n);
+/** pml_hash of the characters of \p s. */
+uint64_t pml_hash_str(uint64_t h, const char *s);
+
+/** Formats 25557032 as "25,557,032". \return buf. */
+const char *pml_fmt_count(char *buf, size_t cap, double v);
+/** Formats a quantity with an SI prefix and a unit, 3 significant digits: (8.24e9, "FLOP") ->
+ * "8.24 GFLOP", (1.2e10, "B/s") -> "12 GB/s". \return buf. */
+const char *pml_fmt_si(char *buf, size_t cap, double v, const char *unit);
+/** Formats seconds as "0 s", "850 ns", "12.5 us", "3.41 ms" or "2.07 s" with \p digits
+ * significant digits ("-" when not finite). \return buf. */
+const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits);
+
 /** qsort comparison of doubles, ascending. */
 int pml_cmp_double(const void *a, const void *b);
 /** \return the median of v[0..n) (the mean of the two middle values when n is even; NaN when

@@ -1,4 +1,5 @@
-/* pml — small utilities every layer uses, one copy each: the clock, and text for people and
+/* pml — small utilities every layer uses, one copy each: the clock, hashing, statistics, numbers
+ * with units for people, and text for people and
  * for JSON (what echoes input is escaped, so that no control character, C1 control or
  * bidirectional override from a file or argv reaches a terminal raw, and JSON strings are valid
  * whatever bytes the input held). */
@@ -15,6 +16,61 @@ double pml_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+uint64_t pml_hash(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull; /* FNV-1a */
+    return h;
+}
+
+uint64_t pml_hash_str(uint64_t h, const char *s)
+{
+    return pml_hash(h, s, strlen(s));
+}
+
+/* ---------------------------------------------------------------- numbers for people */
+
+const char *pml_fmt_count(char *buf, size_t cap, double v)
+{
+    char t[48];
+    int n = snprintf(t, sizeof t, "%.0f", v), o = 0;
+    if (cap == 0) return buf;
+    for (int i = 0; i < n && o < (int)cap - 1; i++) {
+        if (i && t[i - 1] != '-' && (n - i) % 3 == 0 && o < (int)cap - 2) buf[o++] = ',';
+        buf[o++] = t[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+const char *pml_fmt_si(char *buf, size_t cap, double v, const char *unit)
+{
+    static const char *const pre[] = {"", "K", "M", "G", "T", "P", "E"};
+    int p = 0;
+    while (p < 6 && fabs(v) >= 1000) v /= 1000, p++;
+    snprintf(buf, cap, "%.3g %s%s", v, pre[p], unit);
+    return buf;
+}
+
+const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits)
+{
+    if (s == 0)
+        snprintf(buf, cap, "0 s");
+    else if (!isfinite(s))
+        snprintf(buf, cap, "-");
+    else if (fabs(s) < 1e-6)
+        snprintf(buf, cap, "%.*g ns", digits, s * 1e9);
+    else if (fabs(s) < 1e-3)
+        snprintf(buf, cap, "%.*g us", digits, s * 1e6);
+    else if (fabs(s) < 1)
+        snprintf(buf, cap, "%.*g ms", digits, s * 1e3);
+    else
+        snprintf(buf, cap, "%.*g s", digits, s);
+    return buf;
 }
 
 /* ---------------------------------------------------------------- statistics */

@@ -198,43 +198,18 @@ enum { LOCK_OK = 0, LOCK_TIMED_OUT = 1, LOCK_UNUSABLE = 2 };
 
 /* ---------------------------------------------------------------- small helpers */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static uint64_t hash_str(const char *s)
 {
-    return hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
+    return pml_hash_str(PML_HASH_INIT, s);
 }
 
 static uint64_t hash_q(int id, int cls, int n, int ce, int he)
 {
     int v[5] = {id, cls, n, ce, he};
-    uint64_t h = hash_bytes(0xcbf29ce484222325ull, v, sizeof v);
+    uint64_t h = pml_hash(PML_HASH_INIT, v, sizeof v);
     return h ^ (h >> 29);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* ---------------------------------------------------------------- tables */
 
@@ -626,9 +601,9 @@ typedef void (*run_fn)(void *ctx);
 static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
 {
     if (prep) prep(ctx);
-    double t0 = now_s();
+    double t0 = pml_now();
     fn(ctx);
-    double tw = now_s() - t0;
+    double tw = pml_now() - t0;
     int reps = repeats;
     if (tw > SLOW_RUN && reps > 3) reps = 3;
     if (tw > VERY_SLOW_RUN) reps = 1;
@@ -641,11 +616,11 @@ static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
     double t[MAX_REPEATS];
     for (int i = 0; i < reps; i++) {
         if (prep) prep(ctx);
-        t0 = now_s();
+        t0 = pml_now();
         for (int j = 0; j < inner; j++) fn(ctx);
-        t[i] = (now_s() - t0) / inner;
+        t[i] = (pml_now() - t0) / inner;
     }
-    return median(t, reps);
+    return pml_median(t, reps);
 }
 
 /* Streams EVICT_FLOATS floats through the caches (read and write, so nothing stays). */

@@ -554,15 +554,6 @@ typedef struct fnv {
     uint64_t h;
 } fnv;
 
-static void fnv_bytes(fnv *f, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        f->h ^= p[i];
-        f->h *= 0x100000001b3ull;
-    }
-}
-
 static void fnv_printf(fnv *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fnv_printf(fnv *f, const char *fmt, ...)
 {
@@ -571,7 +562,7 @@ static void fnv_printf(fnv *f, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > 0) fnv_bytes(f, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if (n > 0) f->h = pml_hash(f->h, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 /* FNV-1a 64 over a canonical description: devices (name, kind, node, numbers, cores, present)
@@ -580,7 +571,7 @@ static void fnv_printf(fnv *f, const char *fmt, ...)
  * hardware only. */
 static void fingerprint(pml_machine *m)
 {
-    fnv f = {0xcbf29ce484222325ull};
+    fnv f = {PML_HASH_INIT};
     bool here = false;
     for (int i = 0; i < m->ndev; i++) here |= m->dev[i].present;
     fnv_printf(&f, "pml-machine 1\n");

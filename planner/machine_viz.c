@@ -13,25 +13,7 @@
 
 static const char *const kind_fill[PML_DEV_KIND_COUNT] = {"#cfe2f3", "#d9ead3", "#eeeeee"};
 
-static void human(char *buf, size_t cap, double v, const char *unit)
-{
-    static const char *const pre[] = {"", "K", "M", "G", "T", "P", "E"};
-    int p = 0;
-    while (p < 6 && fabs(v) >= 1000) v /= 1000, p++;
-    snprintf(buf, cap, "%.3g %s%s", v, pre[p], unit);
-}
 
-static void seconds(char *buf, size_t cap, double s)
-{
-    if (s == 0)
-        snprintf(buf, cap, "0 s");
-    else if (s < 1e-6)
-        snprintf(buf, cap, "%.3g ns", s * 1e9);
-    else if (s < 1e-3)
-        snprintf(buf, cap, "%.3g us", s * 1e6);
-    else
-        snprintf(buf, cap, "%.3g ms", s * 1e3);
-}
 
 pml_status pml_viz_machine(const pml_machine *m, pml_viz **view)
 {
@@ -114,10 +96,10 @@ pml_status pml_viz_machine(const pml_machine *m, pml_viz **view)
         if (d->kind == PML_DEV_HUB) {
             snprintf(label, sizeof label, "%s", d->name);
         } else {
-            human(b1, sizeof b1, d->flops, "FLOP/s");
-            human(b2, sizeof b2, d->mem_bw, "B/s");
+            pml_fmt_si(b1, sizeof b1, d->flops, "FLOP/s");
+            pml_fmt_si(b2, sizeof b2, d->mem_bw, "B/s");
             if (d->mem_bytes > 0)
-                human(b3, sizeof b3, d->mem_bytes, "B");
+                pml_fmt_si(b3, sizeof b3, d->mem_bytes, "B");
             else
                 snprintf(b3, sizeof b3, "memory unlimited");
             snprintf(label, sizeof label, "%s\n%s, %s\n%s%s", d->name, b1, b2, b3,
@@ -133,8 +115,8 @@ pml_status pml_viz_machine(const pml_machine *m, pml_viz **view)
          * Graphviz 2.43 fail to route edges in clusters, and crash) */
         int a = k->a, b = k->b;
         if (level[b] > level[a]) a = k->b, b = k->a;
-        human(b1, sizeof b1, k->bw, "B/s");
-        seconds(b2, sizeof b2, k->latency);
+        pml_fmt_si(b1, sizeof b1, k->bw, "B/s");
+        pml_fmt_seconds(b2, sizeof b2, k->latency, 3);
         snprintf(label, sizeof label, "%s\n%s", b1, b2);
         pml_viz_obj *e = pml_viz_edge(v, vn[a], vn[b], label);
         if (!e) goto nomem;

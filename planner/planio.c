@@ -533,17 +533,6 @@ static void node_text(void *ud, int id, char *buf, size_t cap)
     snprintf(buf, cap, ", config=\"%s\", devices=\"%s\"", cfg, dev);
 }
 
-static void fmt_bytes(char *buf, size_t cap, double b)
-{
-    if (b >= 1e9)
-        snprintf(buf, cap, "%.3g GB", b / 1e9);
-    else if (b >= 1e6)
-        snprintf(buf, cap, "%.3g MB", b / 1e6);
-    else if (b >= 1e3)
-        snprintf(buf, cap, "%.3g kB", b / 1e3);
-    else
-        snprintf(buf, cap, "%.0f bytes", b);
-}
 
 pml_status pml_plan_format(const pml_plan *p, const pml_graph *g, const pml_machine *m, char **text,
                            size_t *len)
@@ -602,7 +591,7 @@ pml_status pml_plan_format(const pml_plan *p, const pml_graph *g, const pml_mach
     char how[64] = "parameter servers";
     if (p->sync == PML_SYNC_ALLREDUCE) {
         char bb[32];
-        fmt_bytes(bb, sizeof bb, p->bucket_bytes);
+        pml_fmt_si(bb, sizeof bb, p->bucket_bytes, "B");
         snprintf(how, sizeof how, "all-reduce in %s buckets", bb);
     }
     fprintf(f, "// pml plan of model '%s'", P(g->name));

@@ -336,12 +336,6 @@ typedef struct reader {
     int namecap;
 } reader;
 
-static uint64_t fnv(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
 
 /* index of node name s in t->names (added when new), or -1 when out of memory */
 static int intern(reader *r, const char *s)
@@ -353,7 +347,7 @@ static int intern(reader *r, const char *s)
         if (!h) return -1;
         for (int i = 0; i < cap; i++) h[i] = -1;
         for (int i = 0; i < t->nnames; i++) {
-            size_t k = fnv(t->names[i]) & (size_t)(cap - 1);
+            size_t k = pml_hash_str(PML_HASH_INIT, t->names[i]) & (size_t)(cap - 1);
             while (h[k] >= 0) k = (k + 1) & (size_t)(cap - 1);
             h[k] = i;
         }
@@ -361,7 +355,7 @@ static int intern(reader *r, const char *s)
         r->hash = h;
         r->hcap = cap;
     }
-    size_t k = fnv(s) & (size_t)(r->hcap - 1);
+    size_t k = pml_hash_str(PML_HASH_INIT, s) & (size_t)(r->hcap - 1);
     for (; r->hash[k] >= 0; k = (k + 1) & (size_t)(r->hcap - 1))
         if (strcmp(t->names[r->hash[k]], s) == 0) return r->hash[k];
     if (t->nnames == r->namecap) {

@@ -150,7 +150,7 @@ static void t_svg_names_every_op(void)
         }
         /* the title: name, parameters, FLOPs */
         char params[32];
-        pml_viz_fmt_count(params, sizeof params, (double)pml_graph_param_count(&g));
+        pml_fmt_count(params, sizeof params, (double)pml_graph_param_count(&g));
         CHECK_MSG(strstr(svg, params) && strstr(svg, "FLOP per sample"), "%s: no title", specs[s]);
         pml_graph_free(&g);
         free(svg);
@@ -296,15 +296,15 @@ static void t_write_errors(void)
 static void t_fmt(void)
 {
     char b[64];
-    pml_viz_fmt_count(b, sizeof b, 25557032);
+    pml_fmt_count(b, sizeof b, 25557032);
     CHECK(strcmp(b, "25,557,032") == 0);
-    pml_viz_fmt_count(b, sizeof b, 999);
+    pml_fmt_count(b, sizeof b, 999);
     CHECK(strcmp(b, "999") == 0);
-    pml_viz_fmt_count(b, sizeof b, 1000);
+    pml_fmt_count(b, sizeof b, 1000);
     CHECK(strcmp(b, "1,000") == 0);
-    pml_viz_fmt_flops(b, sizeof b, 8.24e9);
+    pml_fmt_si(b, sizeof b, 8.24e9, "FLOP");
     CHECK(strcmp(b, "8.24 GFLOP") == 0);
-    pml_viz_fmt_flops(b, sizeof b, 512);
+    pml_fmt_si(b, sizeof b, 512, "FLOP");
     CHECK(strcmp(b, "512 FLOP") == 0);
 }
 

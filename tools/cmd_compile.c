@@ -263,18 +263,6 @@ static void json_num(FILE *f, double v)
         fputs("null", f);
 }
 
-static const char *secs(char *buf, size_t cap, double s)
-{
-    if (!isfinite(s))
-        snprintf(buf, cap, "-");
-    else if (s < 1e-3)
-        snprintf(buf, cap, "%.3g us", s * 1e6);
-    else if (s < 1)
-        snprintf(buf, cap, "%.4g ms", s * 1e3);
-    else
-        snprintf(buf, cap, "%.4g s", s);
-    return buf;
-}
 
 /* samples/s: "12,348", "450", "3.27" */
 static const char *count(char *buf, size_t cap, double v)
@@ -282,7 +270,7 @@ static const char *count(char *buf, size_t cap, double v)
     if (!isfinite(v))
         snprintf(buf, cap, "-");
     else if (v >= 100)
-        pml_viz_fmt_count(buf, cap, round(v));
+        pml_fmt_count(buf, cap, round(v));
     else
         snprintf(buf, cap, "%.3g", v);
     return buf;
@@ -477,15 +465,15 @@ int cmd_compile(int argc, char **argv)
                 printf("  %-9s does not fit: %s\n", name, base[b].error);
                 continue;
             }
-            printf("  %-9s %12s %12s  %7s%s\n", name, secs(b1, sizeof b1, base[b].step),
+            printf("  %-9s %12s %12s  %7s%s\n", name, pml_fmt_seconds(b1, sizeof b1, base[b].step, 4),
                    count(b2, sizeof b2, B / base[b].step),
                    ratio(b3, sizeof b3, data / base[b].step), b == chosen ? "   <- plan" : "");
         }
         if (chosen < 0) {
             char its[32];
-            pml_viz_fmt_count(its, sizeof its, (double)stats.iterations);
+            pml_fmt_count(its, sizeof its, (double)stats.iterations);
             printf("  %-9s %12s %12s  %7s   <- plan: %s iterations in %.1f s\n", "search",
-                   secs(b1, sizeof b1, step), count(b2, sizeof b2, B / step),
+                   pml_fmt_seconds(b1, sizeof b1, step, 4), count(b2, sizeof b2, B / step),
                    ratio(b3, sizeof b3, data / step), its, stats.seconds);
         }
         printf("wrote %s\n", cli_safe(a.out));

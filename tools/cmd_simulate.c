@@ -66,31 +66,7 @@ static const char simulate_help[] =
 /* The critical path's first and last tasks shown */
 enum { SHOW = 5 };
 
-static const char *secs(char *buf, size_t cap, double s)
-{
-    if (s == 0)
-        snprintf(buf, cap, "0");
-    else if (s < 1e-3)
-        snprintf(buf, cap, "%.3g us", s * 1e6);
-    else if (s < 1)
-        snprintf(buf, cap, "%.4g ms", s * 1e3);
-    else
-        snprintf(buf, cap, "%.4g s", s);
-    return buf;
-}
 
-static const char *bytes(char *buf, size_t cap, double b)
-{
-    if (b >= 1e9)
-        snprintf(buf, cap, "%.3g GB", b / 1e9);
-    else if (b >= 1e6)
-        snprintf(buf, cap, "%.3g MB", b / 1e6);
-    else if (b >= 1e3)
-        snprintf(buf, cap, "%.3g kB", b / 1e3);
-    else
-        snprintf(buf, cap, "%.0f B", b);
-    return buf;
-}
 
 /* Per compute device: seconds of the tasks it takes part in, by what they do. */
 typedef struct dev_times {
@@ -136,18 +112,18 @@ static void task_str(const pml_task *t, const pml_graph *g, const pml_machine *m
         if (t->cnode == t->node)
             snprintf(buf, cap, "%s %s parameter %s, %d -> %d, %s", kind, op,
                      t->grad ? "gradients" : "values", t->dev, t->dst,
-                     bytes(b, sizeof b, t->bytes));
+                     pml_fmt_si(b, sizeof b, t->bytes, "B"));
         else if (t->grad)
             snprintf(buf, cap, "%s gradient %s <- %s, %d -> %d, %s", kind, op, to, t->dev, t->dst,
-                     bytes(b, sizeof b, t->bytes));
+                     pml_fmt_si(b, sizeof b, t->bytes, "B"));
         else
             snprintf(buf, cap, "%s %s -> %s, %d -> %d, %s", kind, op, to, t->dev, t->dst,
-                     bytes(b, sizeof b, t->bytes));
+                     pml_fmt_si(b, sizeof b, t->bytes, "B"));
         break;
     }
     case PML_TASK_SYNC:
         snprintf(buf, cap, "%s bucket %d (from %s) on %d devices, %s", kind, t->part, op, t->ngroup,
-                 bytes(b, sizeof b, t->bytes));
+                 pml_fmt_si(b, sizeof b, t->bytes, "B"));
         break;
     default:
         snprintf(buf, cap, "%s %s part %d on %d (%s)", kind, op, t->part, t->dev,
@@ -194,20 +170,20 @@ static void print_text(const sim_args *a, const pml_graph *g, const pml_machine 
     char sync[64] = "parameter servers";
     if (p->sync == PML_SYNC_ALLREDUCE)
         snprintf(sync, sizeof sync, "all-reduce in %s buckets",
-                 bytes(b1, sizeof b1, p->bucket_bytes));
+                 pml_fmt_si(b1, sizeof b1, p->bucket_bytes, "B"));
     printf("plan %s: model %s on machine %s (%d devices), global batch %d, strategy %s, %s\n",
            a->plan, g->name, m->name, m->ncompute, p->batch, p->strategy, sync);
     char tput[32];
-    pml_viz_fmt_count(tput, sizeof tput, round(p->batch / r->step_seconds));
-    printf("step time %s (%s samples/s)\n\n", secs(b1, sizeof b1, r->step_seconds), tput);
+    pml_fmt_count(tput, sizeof tput, round(p->batch / r->step_seconds));
+    printf("step time %s (%s samples/s)\n\n", pml_fmt_seconds(b1, sizeof b1, r->step_seconds, 4), tput);
     printf("%-8s %14s %16s\n", "kind", "all devices", "critical path");
     for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
         printf("%-8s %14s %16s\n", pml_task_kind_name((pml_task_kind)k),
-               secs(b1, sizeof b1, r->kind_seconds[k]), secs(b2, sizeof b2, r->critical_kind[k]));
+               pml_fmt_seconds(b1, sizeof b1, r->kind_seconds[k], 4), pml_fmt_seconds(b2, sizeof b2, r->critical_kind[k], 4));
     double on_path = 0;
     for (int k = 0; k < PML_TASK_KIND_COUNT; k++) on_path += r->critical_kind[k];
     printf("\ncritical path: %d tasks running %s of the %s step\n", r->critical_len,
-           secs(b1, sizeof b1, on_path), secs(b2, sizeof b2, r->step_seconds));
+           pml_fmt_seconds(b1, sizeof b1, on_path, 4), pml_fmt_seconds(b2, sizeof b2, r->step_seconds, 4));
     for (int i = 0; i < r->critical_len; i++) {
         if (i == SHOW && r->critical_len > 2 * SHOW) {
             printf("  ... %d more\n", r->critical_len - 2 * SHOW);
@@ -218,8 +194,8 @@ static void print_text(const sim_args *a, const pml_graph *g, const pml_machine 
         if (!t) continue;
         char what[256];
         task_str(t, g, m, what, sizeof what);
-        printf("  %10s - %-10s %s\n", secs(b1, sizeof b1, pml_sim_start(s)[id]),
-               secs(b2, sizeof b2, pml_sim_end(s)[id]), what);
+        printf("  %10s - %-10s %s\n", pml_fmt_seconds(b1, sizeof b1, pml_sim_start(s)[id], 4),
+               pml_fmt_seconds(b2, sizeof b2, pml_sim_end(s)[id], 4), what);
     }
     /* one row per device; consecutive devices with the same numbers share a row */
     printf("\n%-7s %-*s %11s %11s %11s %6s  %s\n", "devices", 24, "", "compute", "transfer", "sync",
@@ -230,10 +206,10 @@ static void print_text(const sim_args *a, const pml_graph *g, const pml_machine 
         const pml_device *dv = &m->dev[m->compute[c0]];
         char mem[96], ids[32], names[160];
         if (dv->mem_bytes > 0)
-            snprintf(mem, sizeof mem, "%s of %s", bytes(b4, sizeof b4, r->peak_memory[c0]),
-                     bytes(b5, sizeof b5, dv->mem_bytes));
+            snprintf(mem, sizeof mem, "%s of %s", pml_fmt_si(b4, sizeof b4, r->peak_memory[c0], "B"),
+                     pml_fmt_si(b5, sizeof b5, dv->mem_bytes, "B"));
         else
-            snprintf(mem, sizeof mem, "%s", bytes(b4, sizeof b4, r->peak_memory[c0]));
+            snprintf(mem, sizeof mem, "%s", pml_fmt_si(b4, sizeof b4, r->peak_memory[c0], "B"));
         if (c1 > c0) {
             snprintf(ids, sizeof ids, "%d-%d", c0, c1);
             snprintf(names, sizeof names, "%.40s..%.40s", dv->name, m->dev[m->compute[c1]].name);
@@ -242,8 +218,8 @@ static void print_text(const sim_args *a, const pml_graph *g, const pml_machine 
             snprintf(names, sizeof names, "%.80s", dv->name);
         }
         printf("%7s %-24s %11s %11s %11s %5.0f%%  %s\n", ids, names,
-               secs(b1, sizeof b1, d[c0].compute), secs(b2, sizeof b2, d[c0].transfer),
-               secs(b3, sizeof b3, d[c0].sync),
+               pml_fmt_seconds(b1, sizeof b1, d[c0].compute, 4), pml_fmt_seconds(b2, sizeof b2, d[c0].transfer, 4),
+               pml_fmt_seconds(b3, sizeof b3, d[c0].sync, 4),
                r->step_seconds > 0 ? 100 * r->busy[c0] / r->step_seconds : 0.0, mem);
         c0 = c1 + 1;
     }
@@ -345,12 +321,12 @@ static void print_compare(const sim_args *a, const pml_graph *g, const pml_machi
     printf("%d training steps measured (%d warm-up step%s skipped), %d tasks a step\n\n", c->used,
            c->steps - c->used, c->steps - c->used == 1 ? "" : "s", c->ntasks);
     printf("%-8s %12s %12s %8s\n", "", "predicted", "measured", "error");
-    printf("%-8s %12s %12s %8s\n", "step", secs(b1, sizeof b1, c->predicted_step),
-           secs(b2, sizeof b2, c->measured_step),
+    printf("%-8s %12s %12s %8s\n", "step", pml_fmt_seconds(b1, sizeof b1, c->predicted_step, 4),
+           pml_fmt_seconds(b2, sizeof b2, c->measured_step, 4),
            pct(b3, sizeof b3, rel_err(c->predicted_step, c->measured_step)));
     for (int k = 0; k < PML_TASK_KIND_COUNT; k++)
         printf("%-8s %12s %12s %8s\n", pml_task_kind_name((pml_task_kind)k),
-               secs(b1, sizeof b1, c->predicted_kind[k]), secs(b2, sizeof b2, c->measured_kind[k]),
+               pml_fmt_seconds(b1, sizeof b1, c->predicted_kind[k], 4), pml_fmt_seconds(b2, sizeof b2, c->measured_kind[k], 4),
                pct(b3, sizeof b3, rel_err(c->predicted_kind[k], c->measured_kind[k])));
     if (!a->ops) return;
     op_row *rows = calloc((size_t)g->nnodes * PML_TASK_KIND_COUNT, sizeof *rows);
@@ -369,8 +345,8 @@ static void print_compare(const sim_args *a, const pml_graph *g, const pml_machi
             const op_row *r = &rows[v * PML_TASK_KIND_COUNT + kind];
             if (r->pred == 0 && r->meas == 0) continue;
             printf("%-24.24s %-7s %12s %12s %8s\n", g->nodes[v].name,
-                   pml_task_kind_name((pml_task_kind)kind), secs(b1, sizeof b1, r->pred),
-                   secs(b2, sizeof b2, r->meas), pct(b3, sizeof b3, rel_err(r->pred, r->meas)));
+                   pml_task_kind_name((pml_task_kind)kind), pml_fmt_seconds(b1, sizeof b1, r->pred, 4),
+                   pml_fmt_seconds(b2, sizeof b2, r->meas, 4), pct(b3, sizeof b3, rel_err(r->pred, r->meas)));
         }
     }
     free(rows);

@@ -48,29 +48,7 @@ static const char topo_help[] =
 static const char *const kind_str[PML_DEV_KIND_COUNT] = {"cpu", "gpu", "hub"};
 
 /* 12e9 -> "12 G" + unit */
-static const char *human(char *buf, size_t cap, double v, const char *unit)
-{
-    static const char *const pre[] = {"", "K", "M", "G", "T", "P", "E"};
-    int p = 0;
-    while (p < 6 && fabs(v) >= 1000) v /= 1000, p++;
-    snprintf(buf, cap, "%.3g %s%s", v, pre[p], unit);
-    return buf;
-}
 
-static const char *seconds(char *buf, size_t cap, double s)
-{
-    if (s == 0)
-        snprintf(buf, cap, "0 s");
-    else if (s < 1e-6)
-        snprintf(buf, cap, "%.3g ns", s * 1e9);
-    else if (s < 1e-3)
-        snprintf(buf, cap, "%.3g us", s * 1e6);
-    else if (s < 1)
-        snprintf(buf, cap, "%.3g ms", s * 1e3);
-    else
-        snprintf(buf, cap, "%.3g s", s);
-    return buf;
-}
 
 /* The hubs a route passes, "a, b, c" ("direct" when none). */
 static void via(const pml_machine *m, int i, int j, char *buf, size_t cap)
@@ -105,8 +83,8 @@ static void print_text(const pml_machine *m)
     if (m->measured) {
         const pml_device *d = &m->dev[m->compute[0]];
         printf("this machine: %s; per core %s sgemm, %s memory traffic, %s (%s)\n", m->cpu_model,
-               human(b1, sizeof b1, d->flops, "FLOP/s"), human(b2, sizeof b2, d->mem_bw, "B/s"),
-               m->nlink ? human(b3, sizeof b3, m->link[0].bw, "B/s memcpy") : "no links",
+               pml_fmt_si(b1, sizeof b1, d->flops, "FLOP/s"), pml_fmt_si(b2, sizeof b2, d->mem_bw, "B/s"),
+               m->nlink ? pml_fmt_si(b3, sizeof b3, m->link[0].bw, "B/s memcpy") : "no links",
                m->measured == 2 ? (m->busy ? "from the cache, measured while others were busy"
                                            : "from the cache")
                : m->busy        ? "measured now, while others were busy: again next time"
@@ -118,9 +96,9 @@ static void print_text(const pml_machine *m)
         const pml_device *d = &m->dev[i];
         printf("  %-*s  %-4s  %4d", w, d->name, kind_str[d->kind], d->node);
         if (d->kind != PML_DEV_HUB) {
-            printf("  %-13s  %-11s  %s", human(b1, sizeof b1, d->flops, "FLOP/s"),
-                   human(b2, sizeof b2, d->mem_bw, "B/s"),
-                   d->mem_bytes > 0 ? human(b3, sizeof b3, d->mem_bytes, "B") : "unlimited");
+            printf("  %-13s  %-11s  %s", pml_fmt_si(b1, sizeof b1, d->flops, "FLOP/s"),
+                   pml_fmt_si(b2, sizeof b2, d->mem_bw, "B/s"),
+                   d->mem_bytes > 0 ? pml_fmt_si(b3, sizeof b3, d->mem_bytes, "B") : "unlimited");
             if (d->kind == PML_DEV_CPU && d->cores > 1) printf("  %d cores", d->cores);
             if (d->present) printf("  (present)");
         }
@@ -131,8 +109,8 @@ static void print_text(const pml_machine *m)
         const pml_link *k = &m->link[l];
         char ends[160];
         snprintf(ends, sizeof ends, "%s -- %s", m->dev[k->a].name, m->dev[k->b].name);
-        printf("  %-*s  %-10s  %s\n", 2 * w + 4, ends, human(b1, sizeof b1, k->bw, "B/s"),
-               seconds(b2, sizeof b2, k->latency));
+        printf("  %-*s  %-10s  %s\n", 2 * w + 4, ends, pml_fmt_si(b1, sizeof b1, k->bw, "B/s"),
+               pml_fmt_seconds(b2, sizeof b2, k->latency, 3));
     }
     if (m->ncompute < 2) return;
     /* routes from the first compute device, one line per kind of route (same hops, bandwidth
@@ -158,7 +136,7 @@ static void print_text(const pml_machine *m)
         via(m, 0, j, hubs, sizeof hubs);
         printf("  to %s%s: %s, %s, %d hop%s (%s)\n", m->dev[m->compute[j]].name,
                count > 1 ? (snprintf(b3, sizeof b3, " and %d more", count - 1), b3) : "",
-               human(b1, sizeof b1, m->route_bw[j], "B/s"), seconds(b2, sizeof b2, m->route_lat[j]),
+               pml_fmt_si(b1, sizeof b1, m->route_bw[j], "B/s"), pml_fmt_seconds(b2, sizeof b2, m->route_lat[j], 3),
                len, len == 1 ? "" : "s", hubs);
     }
     free(done);

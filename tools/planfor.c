@@ -36,14 +36,6 @@ pml_status cli_plan_for(const char *spec, const pml_graph *g, const pml_machine 
     return PML_OK;
 }
 
-/* FNV-1a, 64 bits */
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
                            pml_plan *p, char *desc, size_t cap)
 {
@@ -58,11 +50,11 @@ pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, 
     if (st != PML_OK) return st;
     /* a new version of the planner (search, simulator, cost model) plans again */
     static const char version[] = "pml " PML_VERSION " planner 5";
-    uint64_t h = fnv(0xcbf29ce484222325ull, version, sizeof version);
-    h = fnv(h, text, len);
+    uint64_t h = pml_hash(PML_HASH_INIT, version, sizeof version);
+    h = pml_hash(h, text, len);
     free(text);
-    h = fnv(h, m->fingerprint, strlen(m->fingerprint));
-    h = fnv(h, &batch, sizeof batch);
+    h = pml_hash(h, m->fingerprint, strlen(m->fingerprint));
+    h = pml_hash(h, &batch, sizeof batch);
     /* the cache folder's plans/; none: plan every time */
     char *dir = pml_cache_dir("plans"), name[160], path[4096];
     snprintf(name, sizeof name, "%.64s-b%d-%016llx.dot", g->name, batch, (unsigned long long)h);
