@@ -1,0 +1,381 @@
+/* pml — planner: this machine. Its topology from hwloc (one CPU device per core, as any CPU
+ * topology: machine.c), its numbers measured: single-threaded OpenBLAS sgemm 512x512x512, best of
+ * 3, for flops; a 32 MiB memcpy, best of 4, for the link bandwidth of a core to its package hub
+ * and mem_bw (bytes read + written per second: 2x the copy rate). Measured on a quiet machine and
+ * cached in the cache folder (pml_cache_dir) in machine-FINGERPRINT.txt: the fingerprint hashes
+ * the topology and the CPU model, not the measured numbers. A cache file that does not parse, or
+ * whose numbers are not plausible, is measured again and rewritten; one measured on a busy
+ * machine, or contradicted by a later probe, too (see below). */
+#include "machine_int.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define P(s) pml_dot_brief(s)
+
+/* ---------------------------------------------------------------- calibration
+ *
+ * Calibration: memcpy bandwidth and single-core sgemm FLOP/s. Other processes only ever slow
+ * a measurement down, so it is trusted, and cached for good, only when they left the machine
+ * quiet while it ran (pml_calib_opts.quiet: 0.15 of a core, above what /proc/stat's 10 ms ticks
+ * blur over a 0.25 s window); otherwise it is measured again after a short wait, and when the
+ * machine never gets quiet the best numbers seen (this run's tries and a provisional cache's)
+ * serve this run and are cached as provisional: the next load measures again, once. A cached
+ * final calibration is checked by a probe of a few ms (the same sgemm): a machine clearly faster
+ * than the cache says (pml_calib_opts.contradict: 15%, more than the probe's own noise) was
+ * measured under load, and is measured again; slower is what a busy machine looks like, and
+ * keeps the cache. Measuring and writing happen under the cache entry's lock: a process that
+ * waited for it reads what the holder wrote instead of measuring again. */
+
+static void sleep_seconds(double s)
+{
+    if (!(s > 0)) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+typedef struct measured {
+    double copy_bw; /* memcpy: bytes copied per second */
+    double flops;   /* single-threaded sgemm 512^3 */
+} measured;
+
+static bool plausible(const measured *x)
+{
+    return isfinite(x->copy_bw) && x->copy_bw >= 1e7 && x->copy_bw <= 1e14 && isfinite(x->flops) &&
+           x->flops >= 1e7 && x->flops <= 1e15;
+}
+
+static double round3(double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.3g", v);
+    return strtod(buf, NULL);
+}
+
+#define SGEMM_N 512
+
+/* FLOP/s of the best of reps - 1 timed sgemm 512^3 after a warm-up, on private matrices. */
+static pml_status sgemm_rate(int reps, double *flops)
+{
+    const int n = SGEMM_N;
+    float *A = malloc((size_t)n * n * sizeof *A), *B = malloc((size_t)n * n * sizeof *B),
+          *Cm = malloc((size_t)n * n * sizeof *Cm);
+    pml_status st = PML_OK;
+    if (!A || !B || !Cm) {
+        st = pml_fail(PML_ENOMEM, "this machine: out of memory measuring it");
+        goto done;
+    }
+    for (int i = 0; i < n * n; i++) {
+        A[i] = (float)(i % 7) * 0.25f;
+        B[i] = (float)(i % 5) * 0.5f;
+    }
+    pml_blas_single_thread();
+    double best = INFINITY;
+    for (int rep = 0; rep < reps; rep++) { /* the first is a warm-up */
+        double t0 = pml_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, Cm,
+                    n);
+        double t = pml_now() - t0;
+        if (rep > 0 && t < best) best = t;
+    }
+    *flops = 2.0 * n * n * n / best;
+done:
+    free(A);
+    free(B);
+    free(Cm);
+    return st;
+}
+
+/* The full measurement, about 0.05 s on a current core. */
+static pml_status measure_real(void *ctx, double *copy_bw, double *flops)
+{
+    (void)ctx;
+    pml_status room = pml_blas_room_here();
+    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
+    const size_t bytes = 32u << 20;
+    char *a = malloc(bytes), *b = malloc(bytes);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return pml_fail(PML_ENOMEM, "this machine: out of memory measuring it");
+    }
+    memset(a, 1, bytes);
+    memset(b, 2, bytes);
+    double best = INFINITY;
+    for (int rep = 0; rep < 5; rep++) { /* the first is a warm-up */
+        double t0 = pml_now();
+        memcpy(b, a, bytes);
+        double t = pml_now() - t0;
+        a[rep] = b[bytes - 1 - (size_t)rep]; /* keep the copies */
+        if (rep > 0 && t < best) best = t;
+    }
+    free(a);
+    free(b);
+    *copy_bw = (double)bytes / best;
+    pml_status st = sgemm_rate(4, flops);
+    /* three significant digits: the rest is noise, and the numbers print as people write them */
+    *copy_bw = round3(*copy_bw);
+    *flops = round3(*flops);
+    return st;
+}
+
+/* The check of a cached calibration: a few ms. */
+static pml_status probe_real(void *ctx, double *flops)
+{
+    (void)ctx;
+    pml_status room = pml_blas_room_here();
+    if (room != PML_OK) return pml_fail_ctx(room, "this machine: ");
+    return sgemm_rate(3, flops);
+}
+
+pml_calib_opts pml_calib_opts_default(void)
+{
+    pml_calib_opts o = {.quiet = 0.15,
+                        .window = 0.25,
+                        .tries = 3,
+                        .retry_wait = 0.1,
+                        .contradict = 0.15,
+                        .lock_wait = PML_CACHE_LOCK_WAIT};
+    return o;
+}
+
+static void take_snap(const pml_calib_opts *o, pml_cpu_snap *s)
+{
+    if (o->snap)
+        o->snap(o->ctx, s);
+    else
+        pml_cpu_snap_take(s);
+}
+
+/* One measurement, watching for at least o->window seconds how many cores' worth of CPU time
+ * other processes used meanwhile (*others). */
+static pml_status measure_watched(const pml_calib_opts *o, measured *x, double *others)
+{
+    pml_cpu_snap a, b;
+    take_snap(o, &a);
+    const double t0 = pml_now();
+    pml_status st = o->measure ? o->measure(o->ctx, &x->copy_bw, &x->flops)
+                               : measure_real(NULL, &x->copy_bw, &x->flops);
+    if (st != PML_OK) return st;
+    if (!plausible(x))
+        return pml_fail(
+            PML_ENUMERIC,
+            "this machine: implausible measurement (memcpy %.3g B/s, sgemm %.3g FLOP/s)",
+            x->copy_bw, x->flops);
+    sleep_seconds(o->window - (pml_now() - t0));
+    take_snap(o, &b);
+    *others = pml_foreign_load(&a, &b, 1);
+    return PML_OK;
+}
+
+static measured best_of(measured a, measured b)
+{
+    measured r = {fmax(a.copy_bw, b.copy_bw), fmax(a.flops, b.flops)};
+    return r;
+}
+
+/* Up to `tries` measurements, until one ran while others left the machine quiet (*quiet): that
+ * one is the answer. When none did, the best of each number: others only slow a run down. */
+static pml_status measure_quiet(const pml_calib_opts *o, int tries, measured *x, bool *quiet)
+{
+    measured best = {0, 0};
+    *quiet = false;
+    for (int t = 0; t < tries; t++) {
+        if (t > 0) sleep_seconds(o->retry_wait * t);
+        measured y;
+        double others = 0;
+        pml_status st = measure_watched(o, &y, &others);
+        if (st != PML_OK) return st;
+        if (others <= o->quiet) {
+            *x = y;
+            *quiet = true;
+            return PML_OK;
+        }
+        best = best_of(best, y);
+    }
+    *x = best;
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- this machine: the cache */
+
+static const char cache_magic[] = "pml machine cache 1";
+enum { CACHE_NONE = 0, CACHE_FINAL = 1, CACHE_PROVISIONAL = 2 };
+
+/* Reads a cache file. \return CACHE_FINAL or CACHE_PROVISIONAL (with *x), or CACHE_NONE when
+ * it is missing, malformed or implausible. */
+static int cache_read(const char *path, const char *model, measured *x)
+{
+    char *text;
+    size_t len;
+    if (pml_read_file(path, 4096, &text, &len) != PML_OK) return CACHE_NONE;
+    int state = CACHE_NONE;
+    bool provisional = false;
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    measured v = {NAN, NAN};
+    int got = 0;
+    if (!line || strcmp(line, cache_magic) != 0) goto done;
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        char *sp = strchr(line, ' ');
+        if (!sp) goto done;
+        *sp++ = 0;
+        char *e;
+        if (strcmp(line, "cpu_model") == 0) {
+            if (strcmp(sp, model) != 0) goto done;
+            got |= 1;
+        } else if (strcmp(line, "copy_bw") == 0) {
+            v.copy_bw = strtod(sp, &e);
+            if (e == sp || *e) goto done;
+            got |= 2;
+        } else if (strcmp(line, "flops") == 0) {
+            v.flops = strtod(sp, &e);
+            if (e == sp || *e) goto done;
+            got |= 4;
+        } else if (strcmp(line, "provisional") == 0) {
+            /* measured while others were busy: the next load measures again */
+            if (strcmp(sp, "1") != 0) goto done;
+            provisional = true;
+        } else {
+            goto done;
+        }
+    }
+    if (got == 7 && plausible(&v)) {
+        *x = v;
+        state = provisional ? CACHE_PROVISIONAL : CACHE_FINAL;
+    }
+done:
+    free(text);
+    return state;
+}
+
+static void cache_write(const char *path, const char *model, const measured *x, bool provisional)
+{
+    char buf[512];
+    int n =
+        snprintf(buf, sizeof buf, "%s\ncpu_model %s\ncopy_bw %.17g\nflops %.17g\n%s", cache_magic,
+                 model, x->copy_bw, x->flops, provisional ? "provisional 1\n" : "");
+    if (n > 0 && (size_t)n < sizeof buf) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", pml_errmsg());
+        if (pml_write_file_atomic(path, buf, (size_t)n) != PML_OK)
+            pml_fail(PML_OK, "%s", saved); /* a cache that cannot be written is no error */
+    }
+}
+
+/* This machine's numbers into *x: from the cache, or measured (see above). Sets m->measured and
+ * m->busy. */
+static pml_status calibrate(pml_machine *m, const pml_calib_opts *o, measured *x)
+{
+    char *dir = NULL, *path = NULL, name[64];
+    snprintf(name, sizeof name, "machine-%s.txt", m->fingerprint);
+    if (!o->cache_dir)
+        dir = pml_cache_dir(NULL);
+    else if (o->cache_dir[0] && pml_cache_open(o->cache_dir))
+        dir = strdup(o->cache_dir);
+    if (dir && asprintf(&path, "%s/%s", dir, name) < 0) path = NULL;
+    pml_status st = PML_OK;
+    const pml_cache_stamp seen = pml_cache_stamp_of(path);
+    measured old = {0, 0};
+    int state = path ? cache_read(path, m->cpu_model, &old) : CACHE_NONE;
+    double probed = 0;
+    if (state == CACHE_FINAL) {
+        /* slower than cached: others are busy now, which says nothing about the cache */
+        pml_status pst = o->probe ? o->probe(o->ctx, &probed) : probe_real(NULL, &probed);
+        if (pst != PML_OK || !isfinite(probed)) probed = 0; /* no probe: trust the cache */
+        if (!(probed > old.flops * (1 + o->contradict))) {
+            *x = old;
+            m->measured = 2;
+            goto out;
+        }
+    }
+    /* measure, under the lock; a process that held it may have written what we need */
+    pml_cache_lock lock;
+    bool held = path && pml_cache_lock_take(&lock, dir, name, o->lock_wait);
+    if (held) {
+        pml_cache_stamp now = pml_cache_stamp_of(path);
+        measured theirs;
+        int s;
+        if (!pml_cache_stamp_same(&now, &seen) && (s = cache_read(path, m->cpu_model, &theirs))) {
+            *x = theirs;
+            m->measured = 2;
+            m->busy = s == CACHE_PROVISIONAL;
+            pml_cache_unlock(&lock);
+            goto out;
+        }
+    }
+    bool quiet;
+    measured y;
+    /* a provisional cache was measured on a busy machine: one more try per load, not a wait */
+    st = measure_quiet(o, state == CACHE_PROVISIONAL ? 1 : (o->tries > 1 ? o->tries : 1), &y,
+                       &quiet);
+    if (st == PML_OK) {
+        if (!quiet) {
+            if (state != CACHE_NONE) y = best_of(y, old);
+            if (probed > y.flops) y.flops = round3(probed);
+        }
+        *x = y;
+        m->measured = 1;
+        m->busy = !quiet;
+        if (held) cache_write(path, m->cpu_model, x, !quiet);
+    }
+    if (held) pml_cache_unlock(&lock);
+out:
+    free(dir);
+    free(path);
+    return st;
+}
+
+static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
+{
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0) return pml_fail(PML_ENOMEM, "this machine: out of memory");
+    pml__cpu_topo t;
+    pml_status st;
+    if (hwloc_topology_load(topo) != 0)
+        st = pml_fail(PML_EIO, "this machine: hwloc cannot read the topology: %s", strerror(errno));
+    else
+        st = pml__cpu_topo_from_hwloc(topo, "this machine", &t);
+    hwloc_topology_destroy(topo);
+    if (st != PML_OK) return st;
+    /* some VMs put less memory in their NUMA nodes than the system has */
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (phys > t.mem) t.mem = phys;
+    pml__cpu_params cp = pml__cpu_defaults;
+    cp.present = true;
+    cp.flops = cp.core_mem_bw = cp.core_bw = 1; /* placeholders until measured */
+    st = pml__machine_from_cpu_topo(m, "this", &t, &cp, "this machine");
+    snprintf(m->cpu_model, sizeof m->cpu_model, "%s", t.model[0] ? t.model : "unknown CPU");
+    pml__cpu_topo_free(&t);
+    if (st != PML_OK) return st;
+    pml__machine_fingerprint(m); /* hashes the topology and the CPU model only: the cache key */
+    measured x = {0, 0};
+    if ((st = calibrate(m, o, &x)) != PML_OK) return st;
+    for (int i = 0; i < m->ndev; i++)
+        if (m->dev[i].kind == PML_DEV_CPU) {
+            m->dev[i].flops = x.flops;
+            m->dev[i].mem_bw = 2 * x.copy_bw; /* bytes read and written */
+        }
+    for (int l = 0; l < m->nlink; l++)
+        if (m->dev[m->link[l].a].present || m->dev[m->link[l].b].present) m->link[l].bw = x.copy_bw;
+    return pml__machine_finalize_src(m, "this machine");
+}
+
+pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o)
+{
+    memset(m, 0, sizeof *m);
+    pml_calib_opts opts = o ? *o : pml_calib_opts_default();
+    pml_status st = load_this(m, &opts);
+    if (st != PML_OK) pml_machine_free(m);
+    return st;
+}
+
