@@ -1,88 +1,15 @@
 /* pml — planner: the cost model. Seconds for one part of an op's forward and backward kernels,
- * for optimizer updates and for summing partial gradients, on each compute device of a machine.
- *
- * Measured (devices present on this machine, CPU cores)
- *   A part (node, region) is timed by running the node's FAST kernel on one thread (BLAS single
- *   threaded) on private tensors of exactly the part's sub-shape: n = r.n1 - r.n0 samples of
- *   the node's input shapes, and the region {0,n, 0,ce, 0,he} with the part's channel and row
- *   extents ce, he. Data is uniform in [-1, 1] (in [0, 1] after a relu or for the graph's input,
- *   so max-pool and relu branches see realistic patterns), weights as the initialiser draws
- *   them, labels valid. One warm-up run, then the median of `repeats` timed runs (3 for runs
- *   above 20 ms, 1 above 100 ms; runs under 20 us are repeated inside each timing). Backward
- *   runs right after the forward (aux, y), into zeroed gradients, with dx only for inputs that
- *   want a gradient (some parameterised op upstream, as in the executor). Parts whose forward
- *   exceeds 4 GFLOP or whose buffers exceed 512 MiB are measured on fewer samples and scaled
- *   linearly (samples are independent: time is linear in n for such large parts).
- *   All present CPU devices share one set of measurements (one core is like another).
- *
- *   Warm and cold caches. Run again and again, a kernel finds its weights and inputs in the
- *   caches; inside a training step it finds them there only when the step's working set fits in
- *   the last-level cache (the MLP, the Fashion CNN at batch 32), not when it is much larger (the
- *   flowers CNN: its dense layer's 16 MB of weights come from memory, 1.3x slower). So a part
- *   is timed warm, and, when its graph's working set at that n exceeds half the last-level cache,
- *   cold too: before each cold run 64 MiB are streamed through the caches and then the data the
- *   producer just wrote is read (forward: the inputs; backward: dy). The answer blends the two:
- *   t = warm + f (cold - warm), f = 0 while W <= L/2, 1 from W >= 2L, log-linear between, with
- *   W = 4 (n A + 2 P) bytes (A: activation floats per sample, y and dy; P: parameters, with their
- *   gradients) and L the last-level cache (hwloc; pml_cost_opts.cache_bytes overrides).
- *
- *   Results are keyed by everything that determines the time: op, attributes, input shapes
- *   (and whether they hold relu output), output shape, which inputs get dx, n, ce, he. They are
- *   cached in memory and on disk, in CACHE_DIR/costs-FINGERPRINT.tsv (a text file: a version
- *   line, one "key TAB fwd TAB bwd TAB cold-fwd TAB cold-bwd" line per measurement, "-" for a
- *   time not measured, an "end TAB count" trailer). Processes share the file under its cache
- *   lock (pml_cache_lock_take): a measurement first takes the lock and reads what others wrote
- *   since (a part another process measured meanwhile is not measured again), and is written
- *   (atomically, merged with the file) before the lock is let go, so concurrent runs measure
- *   each part once and lose no line. A lock that cannot be had within PML_CACHE_LOCK_WAIT (a
- *   stuck holder) leaves this model without the disk from then on. A file that is not exactly
- *   that (another version or machine, garbage, truncated, non-finite or negative values) is
- *   ignored as a whole and overwritten at the next write.
- *
- * Analytic (devices not present, or opts.measure false): a roofline per part
- *   t = launch + max(flops / (peak * eff * u_f), bytes / (mem_bw * bw_eff * u_b))
- *   flops  pml_ops[op].flops per sample x n x the part's fraction of the output (ce/C x he/H);
- *          backward of conv/linear = 2x forward (dW and dX gemms), 1x when dx is not needed;
- *          other ops' backward = 1x forward (at least one op per output element).
- *   bytes  forward: the input regions the part reads (pml_node_in_region) + its output +
- *          its slice of the parameters (params are per output channel) + aux written;
- *          backward: dy + the inputs it reads + 2x each dx region (read-modify-write) +
- *          parameters + 2x their gradients, + y when a fused relu or max-pool masks with it.
- *   eff    conv 0.65 (GPU) / 0.60 (CPU), linear 0.75 / 0.75, other ops 0.30; bw_eff 0.80 / 0.60.
- *   launch 5 us per kernel on a GPU, 1 us on a CPU.
- *   caches (CPU): a part whose bytes fit in the caches streams faster than memory allows:
- *          mem_bw x (1 + 3 / (1 + bytes / 4 MiB)), from 4x for small parts to 1x for huge ones
- *          (time stays monotonic in bytes).
- *   small parts: a device reaches its efficiency only with enough work in flight (FlexFlow
- *          measures this: halving a small layer's batch does not halve its time on a GPU).
- *          u = min(1, sqrt(work / work_sat)), work_sat = what the device does at peak in
- *          20 us (GPU) / 5 us (CPU compute); GPU memory traffic likewise with 5 us of bytes.
- *          Time stays monotonic in the part's size, and half a small part costs ~0.71x.
- *   update (Adam, then the gradients zeroed): 16 bytes read + 16 written per float; reduce
- *          (y += x): 12 bytes per float; sync (y += x, x = 0): 16 bytes per float; zeroing: 4.
- *
- * Updates, reductions, syncs and zeroing on present devices are measured once at a few sizes,
- * doing what the plan executor does (pml_optim_apply with Adam, then the gradients zeroed;
- * y += x; y += x with x zeroed; memset), and interpolated linearly between them; a slice made of
- * many ranges (a parameter-split linear layer's weights: a range per input row; a band of rows
- * of a tensor: a range per sample and channel) adds a range's cost, timed on 1024 ranges of 64
- * floats against one range of as many. Updates and syncs are timed warm, and cold with the
- * parameters, optimizer state and sums evicted from the caches and the gradients warm, and
- * blended as above with the working set of a batch of 32; a reduction (partials just written)
- * and zeroing are blended by their own size (warm while their data fit in the caches). Each is
- * timed in two passes over the sizes and the faster kept (a burst of other work on a shared
- * machine rarely spoils both). Replicas in shared memory update shares of a slice at the same
- * time: warm, each core has its caches (a share's own time); cold, they stream from memory
- * together, and memory bandwidth that one core already takes does not grow with cores (on this
- * 2-core VM a flowers-cnn dense layer's two shares each took as long as the whole update alone),
- * so each share is charged the whole slice's cold time.
- *
- * Backward parts are timed with what the executor does after the kernel: zeroing the gradient
- * of the part's output region it consumed (so buffers are zero at the next step).
+ * for optimizer updates, gradient sums and zeroing, on each compute device of a machine:
+ * measured on this machine's cores (the kernels the executors run, timed on the part's own
+ * sub-shape, warm and cold; updates and sums calibrated at a few sizes), a roofline elsewhere.
+ * Measurements are cached in memory and on disk (shared between processes under a lock), keyed
+ * by everything that determines the time, so a plan is costed the same way in every run; each
+ * section below says how its numbers come about.
  *
  * Thread-safety: every query takes one mutex; measurements run under it, so two search chains
  * never measure at the same time (on a 2-core machine they would disturb each other). */
-#include "planner.h"
+#include "cost_int.h"
+
 
 #include <cblas.h>
 #include <hwloc.h>
@@ -96,105 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Bump when kernels change enough that old measurements mislead. */
-#define CACHE_HEADER "pml-costs 3"
-#define CACHE_MAX_BYTES ((size_t)64 << 20)
-#define KEY_MAX 1000
-
-#define MAX_REPEATS 101
-#define SLOW_RUN 0.020      /* seconds: fewer repeats above */
-#define VERY_SLOW_RUN 0.100 /* seconds: one timed run above */
-#define TINY_RUN 2e-5       /* seconds: repeat inside each timing below */
-#define MEASURE_FLOPS 4e9   /* forward flops of the largest part measured as is */
-#define MEASURE_BYTES ((double)(512 << 20))
-#define SCRATCH_KEEP ((size_t)64 << 20) /* floats */
-#define EVICT_FLOATS ((size_t)16 << 20) /* 64 MiB: more than the caches */
-#define DEFAULT_LLC ((double)(32 << 20))
-#define UPDATE_BATCH 32 /* the working set an update is blended for */
-
-/* Update / reduce / sync calibration sizes (floats), and the strided layout timed for the cost of
- * a range: CAL_ROWS ranges of CAL_ROW floats, CAL_ROW apart. */
-#define NCAL 6
-static const double cal_size[NCAL] = {64, 4096, 65536, 262144, 1048576, 4194304};
-#define CAL_ROWS 1024
-#define CAL_ROW 64
-enum { CAL_UPDATE = 0, CAL_REDUCE = 1, CAL_SYNC = 2, CAL_ZERO = 3, CAL_KINDS };
+/* names of the calibrations in the cache file */
 static const char *const cal_name[CAL_KINDS] = {"adam+clear", "sum", "sum+clear", "zero"};
 
-/* Analytic model constants, per device kind (see the top of the file). */
-typedef struct roofline {
-    double eff_conv, eff_linear, eff_other, bw_eff;
-    double launch;
-    double sat_compute, sat_bytes;  /* seconds of peak work needed for full efficiency (0: none) */
-    double cache_bytes, cache_gain; /* caches: bandwidth x (1 + gain / (1 + bytes / cache_bytes)) */
-} roofline;
-
+/* the roofline of each device kind (see analytic_part) */
 static const roofline roof_gpu = {0.65, 0.75, 0.30, 0.80, 5e-6, 20e-6, 5e-6, 0, 0};
 static const roofline roof_cpu = {0.60, 0.75, 0.30, 0.60, 1e-6, 5e-6, 0.0, 4 << 20, 3.0};
-
-/* Used when a CPU device gives no peak figures. */
-#define DEFAULT_CPU_FLOPS 50e9
-#define DEFAULT_CPU_BW 10e9
-#define DEFAULT_GPU_FLOPS 10e12
-#define DEFAULT_GPU_BW 500e9
-
-typedef struct devinfo {
-    pml_dev_kind kind;
-    double flops, mem_bw;
-    bool measured; /* present CPU device, and measuring is on */
-    int cls;       /* query class: 0 for measured devices (all alike), 1 + compute index else */
-} devinfo;
-
-/* A query answered: (node, class, n, ce, he) -> seconds. */
-typedef struct qent {
-    int id, cls, n, ce, he;
-    bool used;
-    double fwd, bwd;
-} qent;
-
-/* A measurement by key (memory and disk): warm fwd, warm bwd, cold fwd, cold bwd; NAN for a
- * time not measured yet. Calibrations keep warm in v[0] and cold in v[2]. */
-typedef struct ment {
-    char *key;
-    double v[4];
-} ment;
-
-struct pml_costmodel {
-    pml_graph g;
-    pml_cost_opts o;
-    int ndev;
-    devinfo *dev;
-    bool any_measured;
-    char *path; /* disk cache file; NULL when there is none */
-    char *dir;  /* its folder, and its name (the lock's) */
-    const char *name;
-    pml_cache_stamp disk; /* the version of the file memory holds all of */
-    int lock_state;       /* LOCK_OK; LOCK_TIMED_OUT: not written (no error); LOCK_UNUSABLE */
-    char header[64];
-    bool *wants, *run_bwd, *nonneg;
-    double llc;        /* last-level cache bytes */
-    double act_floats; /* per sample: every output, and its gradient where one is kept */
-    double param_floats;
-    pthread_mutex_t mu;
-    qent *q;
-    size_t qcap, qn;
-    ment *m;
-    size_t mcap, mn;
-    bool dirty; /* the disk file needs writing */
-    long measurements;
-    bool have_cal[CAL_KINDS];
-    /* calibrations, warm [0] and cold [1] (NAN where not measured): seconds at cal_size[], and
-     * the seconds a range adds (a strided slice vs a contiguous one) */
-    double cal[CAL_KINDS][2][NCAL];
-    double cal_range[CAL_KINDS][2];
-    /* scratch, reused across measurements */
-    float *scratch;
-    size_t scratch_floats;
-    int32_t *labels;
-    size_t nlabels;
-};
-
-enum { LOCK_OK = 0, LOCK_TIMED_OUT = 1, LOCK_UNUSABLE = 2 };
 
 /* ---------------------------------------------------------------- small helpers */
 
@@ -304,6 +138,20 @@ static void m_free(ment *tab, size_t cap)
 }
 
 /* ---------------------------------------------------------------- disk cache */
+
+/* Results are keyed by everything that determines the time: op, attributes, input shapes
+ *   (and whether they hold relu output), output shape, which inputs get dx, n, ce, he. They are
+ *   cached in memory and on disk, in CACHE_DIR/costs-FINGERPRINT.tsv (a text file: a version
+ *   line, one "key TAB fwd TAB bwd TAB cold-fwd TAB cold-bwd" line per measurement, "-" for a
+ *   time not measured, an "end TAB count" trailer). Processes share the file under its cache
+ *   lock (pml_cache_lock_take): a measurement first takes the lock and reads what others wrote
+ *   since (a part another process measured meanwhile is not measured again), and is written
+ *   (atomically, merged with the file) before the lock is let go, so concurrent runs measure
+ *   each part once and lose no line. A lock that cannot be had within PML_CACHE_LOCK_WAIT (a
+ *   stuck holder) leaves this model without the disk from then on. A file that is not exactly
+ *   that (another version or machine, garbage, truncated, non-finite or negative values) is
+ *   ignored as a whole and overwritten at the next write. */
+
 
 static bool key_ok(const char *s, size_t len)
 {
@@ -543,313 +391,29 @@ static void node_key(const pml_costmodel *c, int id, int n, int ce, int he, char
     if (k >= cap) buf[cap - 1] = 0;
 }
 
-/* ---------------------------------------------------------------- measurement */
-
-/* Fast uniform floats in [lo, hi) (xorshift64*). */
-static void fill_uniform(float *p, size_t n, uint64_t seed, float lo, float hi)
-{
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
-    const float scale = (hi - lo) / 16777216.0f;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        p[i] = lo + scale * (float)((s * 0x2545f4914f6cdd1dull) >> 40);
-    }
-}
-
-#define ALIGN_FLOATS 16
-static size_t up(size_t n)
-{
-    return (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1);
-}
-
-static bool ensure_scratch(pml_costmodel *c, size_t floats, size_t labels)
-{
-    if (floats > c->scratch_floats) {
-        size_t want = floats + floats / 4;
-        free(c->scratch);
-        c->scratch_floats = 0;
-        c->scratch = aligned_alloc(64, up(want) * sizeof(float));
-        if (!c->scratch) return false;
-        c->scratch_floats = up(want);
-    }
-    if (labels > c->nlabels) {
-        free(c->labels);
-        c->nlabels = 0;
-        c->labels = malloc(labels * sizeof *c->labels);
-        if (!c->labels) return false;
-        c->nlabels = labels;
-    }
-    return true;
-}
-
-/* Keeps at most SCRATCH_KEEP floats between measurements: a huge part is rare and slow to
- * measure anyway, and the memory is better returned while the search runs. */
-static void release_big_scratch(pml_costmodel *c)
-{
-    if (c->scratch_floats <= SCRATCH_KEEP) return;
-    free(c->scratch);
-    c->scratch = NULL;
-    c->scratch_floats = 0;
-}
-
-typedef void (*run_fn)(void *ctx);
-
-/* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
- * repeated inside each timing, unless \p prep, which may be NULL, runs untimed before each). */
-static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
-{
-    if (prep) prep(ctx);
-    double t0 = pml_now();
-    fn(ctx);
-    double tw = pml_now() - t0;
-    int reps = repeats;
-    if (tw > SLOW_RUN && reps > 3) reps = 3;
-    if (tw > VERY_SLOW_RUN) reps = 1;
-    int inner = 1;
-    if (tw < TINY_RUN && !prep) {
-        inner = (int)(TINY_RUN / (tw > 1e-7 ? tw : 1e-7));
-        if (inner > 64) inner = 64;
-        if (inner < 1) inner = 1;
-    }
-    double t[MAX_REPEATS];
-    for (int i = 0; i < reps; i++) {
-        if (prep) prep(ctx);
-        t0 = pml_now();
-        for (int j = 0; j < inner; j++) fn(ctx);
-        t[i] = (pml_now() - t0) / inner;
-    }
-    return pml_median(t, reps);
-}
-
-/* Streams EVICT_FLOATS floats through the caches (read and write, so nothing stays). */
-static void evict_caches(float *e)
-{
-    volatile float *v = e;
-    for (size_t i = 0; i < EVICT_FLOATS; i += 16) v[i] = v[i] + 1.0f;
-}
-
-typedef struct kern_ctx {
-    pml_kctx k;
-    float *dy;      /* the output's gradient */
-    float *dy_zero; /* backward: the consumed gradient, zeroed after the kernel (NULL: none) */
-    float *evict;                      /* cold runs */
-    const float *warm[PML_MAX_INPUTS]; /* ... read after the eviction: what the producer wrote */
-    size_t warm_len[PML_MAX_INPUTS];
-    int nwarm;
-} kern_ctx;
-
-static void run_fwd(void *ctx)
-{
-    const pml_kctx *k = &((kern_ctx *)ctx)->k;
-    pml_ops[k->node->op].fwd(k);
-}
-
-/* Zeroes region r of a tensor of shape s, in contiguous blocks as the plan executor does. */
-static void zero_region(float *p, pml_shape s, pml_region r)
-{
-    const size_t W = (size_t)s.w, HW = (size_t)s.h * W, CHW = (size_t)s.c * HW;
-    if (r.h0 == 0 && r.h1 == s.h && r.c0 == 0 && r.c1 == s.c) {
-        memset(p + (size_t)r.n0 * CHW, 0, (size_t)(r.n1 - r.n0) * CHW * sizeof(float));
-    } else if (r.h0 == 0 && r.h1 == s.h) {
-        for (int n = r.n0; n < r.n1; n++)
-            memset(p + ((size_t)n * s.c + r.c0) * HW, 0,
-                   (size_t)(r.c1 - r.c0) * HW * sizeof(float));
-    } else {
-        for (int n = r.n0; n < r.n1; n++)
-            for (int c = r.c0; c < r.c1; c++)
-                memset(p + (((size_t)n * s.c + c) * s.h + r.h0) * W, 0,
-                       (size_t)(r.h1 - r.h0) * W * sizeof(float));
-    }
-}
-
-static void run_bwd(void *ctx)
-{
-    const kern_ctx *kc = ctx;
-    pml_ops[kc->k.node->op].bwd(&kc->k);
-    if (kc->dy_zero) zero_region(kc->dy_zero, kc->k.node->out, kc->k.r);
-}
-
-static void prep_cold(void *ctx)
-{
-    kern_ctx *kc = ctx;
-    evict_caches(kc->evict);
-    volatile float sink = 0;
-    for (int j = 0; j < kc->nwarm; j++) {
-        float s = 0;
-        for (size_t i = 0; i < kc->warm_len[j]; i += 16) s += kc->warm[j][i];
-        sink += s;
-    }
-    (void)sink;
-}
-
-/* Samples to measure a part of n samples on: fewer when it is huge (then scaled). */
-static int measure_samples(const pml_costmodel *c, int id, int n, double per_sample_flops,
-                           double per_sample_floats)
-{
-    int m = n;
-    while (m > 1 &&
-           (per_sample_flops * m > MEASURE_FLOPS || 4.0 * per_sample_floats * m > MEASURE_BYTES))
-        m = (m + 1) / 2;
-    (void)c, (void)id;
-    return m;
-}
-
-/* Lays out one copy of the tensors of a part of node id (m samples, ce channels, he rows) from p
- * on, filled as described at the top of the file; \return the floats it takes (p NULL: only
- * counts). */
-static size_t part_layout(const pml_costmodel *c, int id, int m, int ce, int he, float *p,
-                          kern_ctx *kc)
-{
-    const pml_graph *g = &c->g;
-    const pml_node *nd = &g->nodes[id];
-    const int nin = nd->nin;
-    pml_shape in[PML_MAX_INPUTS];
-    for (int i = 0; i < nin; i++) in[i] = g->nodes[nd->in[i]].out;
-    const pml_region r = {0, m, 0, ce, 0, he};
-    const size_t out_size = pml_shape_size(nd->out), ws = pml_ops[nd->op].ws_floats(nd, in, nin, r);
-    size_t total = 0;
-#define TAKE(len) (total += up(len), p ? p + total - up(len) : NULL)
-    pml_kctx *k = p ? &kc->k : NULL;
-    const uint64_t seed = (uint64_t)id * 7919 + 17;
-    for (int i = 0; i < nin; i++) {
-        const int u = nd->in[i];
-        const size_t len = pml_shape_size(in[i]) * m;
-        float *x = TAKE(len);
-        float *dx = c->wants[u] ? TAKE(len) : NULL;
-        if (!p) continue;
-        fill_uniform(x, len, seed + (uint64_t)i, -1.0f, 1.0f);
-        if (g->nodes[u].op == PML_OP_INPUT || c->nonneg[u])
-            /* relu output: half zeros; the graph's input: [0, 1] */
-            for (size_t e = 0; e < len; e++)
-                x[e] =
-                    g->nodes[u].op == PML_OP_INPUT ? 0.5f * (x[e] + 1.0f) : (x[e] > 0 ? x[e] : 0);
-        k->x[i] = x;
-        k->xs[i] = in[i];
-        k->dx[i] = dx;
-        kc->warm_len[i] = len;
-    }
-    float *y = TAKE(out_size * m), *dy = TAKE(out_size * m);
-    const size_t aux = nd->aux_per_sample * m + nd->aux_fixed;
-    float *a = TAKE(aux), *w = TAKE(ws);
-    if (p) {
-        k->y = y;
-        fill_uniform(dy, out_size * m, seed + 101, -1.0f, 1.0f);
-        k->dy = kc->dy = dy;
-        k->aux = a;
-        memset(a, 0, aux * sizeof(float));
-        k->ws = w;
-    }
-    for (int j = 0; j < nd->nparam; j++) {
-        float *wt = TAKE(nd->param_size[j]), *dw = TAKE(nd->param_size[j]);
-        if (!p) continue;
-        switch (nd->param_init[j]) {
-        case PML_INIT_GLOROT: {
-            float l = (float)sqrt(6.0 / (double)(nd->param_fan_in[j] + nd->param_fan_out[j]));
-            fill_uniform(wt, nd->param_size[j], seed + 200 + (uint64_t)j, -l, l);
-            break;
-        }
-        case PML_INIT_ONES:
-            for (size_t e = 0; e < nd->param_size[j]; e++) wt[e] = 1.0f;
-            break;
-        default:
-            memset(wt, 0, nd->param_size[j] * sizeof *wt);
-        }
-        k->w[j] = wt;
-        k->dw[j] = dw;
-    }
-    for (int j = 0; j < nd->nstate; j++) {
-        float *st = TAKE(nd->state_size[j]);
-        if (!p) continue;
-        const float init = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
-        for (size_t e = 0; e < nd->state_size[j]; e++) st[e] = init;
-        k->state[j] = st;
-    }
-#undef TAKE
-    if (p) {
-        k->node = nd;
-        k->node_id = id;
-        k->N = m;
-        k->batch_total = m;
-        k->r = r;
-        k->nin = nin;
-        k->labels = c->labels;
-        k->training = true;
-        k->seed = 1;
-        k->step = 0;
-    }
-    return total;
-}
-
-/* Zeroes the gradients a backward accumulates into (dx, dw) */
-static void zero_grads(const pml_costmodel *c, kern_ctx *kc)
-{
-    const pml_node *nd = kc->k.node;
-    for (int j = 0; j < nd->nin; j++)
-        if (kc->k.dx[j]) memset(kc->k.dx[j], 0, kc->warm_len[j] * sizeof(float));
-    for (int j = 0; j < nd->nparam; j++) memset(kc->k.dw[j], 0, nd->param_size[j] * sizeof(float));
-    (void)c;
-}
-
-/* Times node id's fast forward and backward kernels on a part of n samples with channel extent
- * ce and row extent he: warm into v[0..1] when \p warm, cold into v[2..3] when \p cold. Caller
- * holds the lock. \return false when out of memory. */
-static bool measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool warm, bool cold,
-                         double v[4])
-{
-    if (pml_blas_room_here() != PML_OK) return false; /* the roofline instead */
-    const pml_graph *g = &c->g;
-    const pml_node *nd = &g->nodes[id];
-    const pml_op_def *def = &pml_ops[nd->op];
-    const int nin = nd->nin;
-    pml_shape in[PML_MAX_INPUTS];
-    double per_sample = 0;
-    for (int i = 0; i < nin; i++) {
-        in[i] = g->nodes[nd->in[i]].out;
-        per_sample += (c->wants[nd->in[i]] ? 2.0 : 1.0) * (double)pml_shape_size(in[i]);
-    }
-    const size_t out_size = pml_shape_size(nd->out);
-    per_sample += 2.0 * (double)out_size + (double)nd->aux_per_sample;
-    const double fps =
-        def->flops(nd, in, nin) * ((double)ce / nd->out.c) * ((double)he / nd->out.h);
-    const int m = measure_samples(c, id, n, fps, per_sample);
-
-    const size_t copy = part_layout(c, id, m, ce, he, NULL, NULL);
-    const size_t total = copy + (cold ? EVICT_FLOATS : 0);
-    if (!ensure_scratch(c, total + ALIGN_FLOATS, (size_t)m)) return false;
-    kern_ctx kc;
-    memset(&kc, 0, sizeof kc);
-    const int classes = nd->op == PML_OP_SOFTMAX_XENT && nin ? in[0].c : 1;
-    for (int i = 0; i < m; i++)
-        c->labels[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)classes);
-    part_layout(c, id, m, ce, he, c->scratch, &kc);
-    kc.evict = cold ? c->scratch + copy : NULL;
-    if (kc.evict) memset(kc.evict, 0, EVICT_FLOATS * sizeof(float));
-    const double scale = (double)n / m;
-    for (int i = 0; i < 2; i++) {
-        if (!(i ? cold : warm)) continue;
-        /* forward: the producers just wrote the inputs */
-        kc.nwarm = nin;
-        for (int j = 0; j < nin; j++) kc.warm[j] = kc.k.x[j];
-        v[2 * i] = scale * time_runs(run_fwd, i ? prep_cold : NULL, &kc, c->o.repeats);
-        v[2 * i + 1] = 0;
-        if (!c->run_bwd[id]) continue;
-        /* backward, into zeroed gradients (it accumulates); the consumers just wrote dy */
-        zero_grads(c, &kc);
-        kc.nwarm = 1;
-        kc.warm[0] = kc.k.dy;
-        kc.warm_len[0] = out_size * m;
-        kc.dy_zero = c->wants[id] ? kc.dy : NULL; /* the executor keeps wanted outputs' gradients */
-        v[2 * i + 1] = scale * time_runs(run_bwd, i ? prep_cold : NULL, &kc, c->o.repeats);
-        for (int j = 0; j < nin; j++) kc.warm_len[j] = pml_shape_size(in[j]) * m;
-    }
-    c->measurements++;
-    release_big_scratch(c);
-    return true;
-}
-
 /* ---------------------------------------------------------------- analytic */
+
+/* Analytic (devices not present, or opts.measure false): a roofline per part
+ *   t = launch + max(flops / (peak * eff * u_f), bytes / (mem_bw * bw_eff * u_b))
+ *   flops  pml_ops[op].flops per sample x n x the part's fraction of the output (ce/C x he/H);
+ *          backward of conv/linear = 2x forward (dW and dX gemms), 1x when dx is not needed;
+ *          other ops' backward = 1x forward (at least one op per output element).
+ *   bytes  forward: the input regions the part reads (pml_node_in_region) + its output +
+ *          its slice of the parameters (params are per output channel) + aux written;
+ *          backward: dy + the inputs it reads + 2x each dx region (read-modify-write) +
+ *          parameters + 2x their gradients, + y when a fused relu or max-pool masks with it.
+ *   eff    kernel efficiency against peak, bw_eff against memory bandwidth (roof_gpu, roof_cpu).
+ *   launch a kernel's fixed cost (roof_gpu, roof_cpu).
+ *   caches (CPU): a part whose bytes fit in the caches streams faster than memory allows:
+ *          mem_bw x (1 + 3 / (1 + bytes / 4 MiB)), from 4x for small parts to 1x for huge ones
+ *          (time stays monotonic in bytes).
+ *   small parts: a device reaches its efficiency only with enough work in flight (FlexFlow
+ *          measures this: halving a small layer's batch does not halve its time on a GPU).
+ *          u = min(1, sqrt(work / work_sat)), work_sat = what the device does at peak in
+ *          20 us (GPU) / 5 us (CPU compute); GPU memory traffic likewise with 5 us of bytes.
+ *          Time stays monotonic in the part's size, and half a small part costs ~0.71x.
+ *   update (Adam, then the gradients zeroed): 16 bytes read + 16 written per float; reduce
+ *          (y += x): 12 bytes per float; sync (y += x, x = 0): 16 bytes per float; zeroing: 4. */
 
 static double region_floats(pml_region r, int w)
 {
@@ -928,6 +492,17 @@ static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_
 
 /* ---------------------------------------------------------------- queries */
 
+/* Warm and cold caches. Run again and again, a kernel finds its weights and inputs in the
+ *   caches; inside a training step it finds them there only when the step's working set fits in
+ *   the last-level cache (the MLP, the Fashion CNN at batch 32), not when it is much larger (the
+ *   flowers CNN: its dense layer's 16 MB of weights come from memory, 1.3x slower). So a part
+ *   is timed warm, and, when its graph's working set at that n exceeds half the last-level cache,
+ *   cold too: before each cold run 64 MiB are streamed through the caches and then the data the
+ *   producer just wrote is read (forward: the inputs; backward: dy). The answer blends the two:
+ *   t = warm + f (cold - warm), f = 0 while W <= L/2, 1 from W >= 2L, log-linear between, with
+ *   W = 4 (n A + 2 P) bytes (A: activation floats per sample, y and dy; P: parameters, with their
+ *   gradients) and L the last-level cache (hwloc; pml_cost_opts.cache_bytes overrides). */
+
 /* Bytes a training step of n samples touches (see the top of the file). */
 static double working_set(const pml_costmodel *c, double n)
 {
@@ -980,7 +555,7 @@ static void part_cost(pml_costmodel *c, int id, int dev, pml_region r, double *t
             lock.fd = -1;
         }
         done = !need_warm && !need_cold;
-        if (!done && measure_part(c, id, n, ce, he, need_warm, need_cold, v)) {
+        if (!done && pml__cost_measure_part(c, id, n, ce, he, need_warm, need_cold, v)) {
             if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
             done = true;
         }
@@ -1025,6 +600,22 @@ double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r)
 
 /* ---------------------------------------------------------------- update, reduce, sync */
 
+/* Updates, reductions, syncs and zeroing on present devices are measured once at a few sizes,
+ * doing what the plan executor does (pml_optim_apply with Adam, then the gradients zeroed;
+ * y += x; y += x with x zeroed; memset), and interpolated linearly between them; a slice made of
+ * many ranges (a parameter-split linear layer's weights: a range per input row; a band of rows
+ * of a tensor: a range per sample and channel) adds a range's cost, timed on 1024 ranges of 64
+ * floats against one range of as many. Updates and syncs are timed warm, and cold with the
+ * parameters, optimizer state and sums evicted from the caches and the gradients warm, and
+ * blended as above with the working set of a batch of 32; a reduction (partials just written)
+ * and zeroing are blended by their own size (warm while their data fit in the caches). Each is
+ * timed in two passes over the sizes and the faster kept (a burst of other work on a shared
+ * machine rarely spoils both). Replicas in shared memory update shares of a slice at the same
+ * time: warm, each core has its caches (a share's own time); cold, they stream from memory
+ * together, and memory bandwidth that one core already takes does not grow with cores (on this
+ * 2-core VM a flowers-cnn dense layer's two shares each took as long as the whole update alone),
+ * so each share is charged the whole slice's cold time. */
+
 /* Piecewise-linear interpolation of the calibration, extended by its last slope. */
 static double cal_eval(const double *t, double f)
 {
@@ -1035,80 +626,6 @@ static double cal_eval(const double *t, double f)
                    (t[i] - t[i - 1]) * (f - cal_size[i - 1]) / (cal_size[i] - cal_size[i - 1]);
     double slope = (t[NCAL - 1] - t[NCAL - 2]) / (cal_size[NCAL - 1] - cal_size[NCAL - 2]);
     return t[NCAL - 1] + slope * (f - cal_size[NCAL - 1]);
-}
-
-/* What the plan executor does, timed: an update is Adam on a range of parameters and zeroing
- * the range's gradients; a reduction adds partial gradients into a buffer (y += x); a sync adds
- * a replica's gradients into the first replica's and zeroes them. Ranges: `rows` ranges of `row`
- * floats, `stride` apart (rows 0: one range of n floats). */
-typedef struct cal_ctx {
-    pml_optim o;
-    float *a, *b; /* parameters (or the sums) and gradients (or the partials) */
-    size_t n, rows, row, stride;
-    float *evict; /* EVICT_FLOATS */
-} cal_ctx;
-
-/* Before a cold run: the parameters, the optimizer state and the sums come from memory; the
- * gradients (partials) were just written by the backward pass. */
-static void prep_stream(void *ctx)
-{
-    cal_ctx *k = ctx;
-    evict_caches(k->evict);
-    const size_t n = k->rows ? k->rows * k->stride : k->n;
-    for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
-}
-
-static void update_range(cal_ctx *k, size_t a, size_t b)
-{
-    pml_optim_apply(&k->o, k->a, k->b, a, b);
-    memset(k->b + a, 0, (b - a) * sizeof(float));
-}
-
-static void sum_range(cal_ctx *k, size_t a, size_t b)
-{
-    float *restrict d = k->a;
-    const float *restrict x = k->b;
-    for (size_t i = a; i < b; i++) d[i] += x[i];
-}
-
-static void sum_clear_range(cal_ctx *k, size_t a, size_t b)
-{
-    float *restrict d = k->a, *restrict x = k->b;
-    for (size_t i = a; i < b; i++) {
-        d[i] += x[i];
-        x[i] = 0.0f;
-    }
-}
-
-static void run_ranges(cal_ctx *k, void (*fn)(cal_ctx *, size_t, size_t))
-{
-    if (!k->rows) {
-        fn(k, 0, k->n);
-        return;
-    }
-    for (size_t r = 0; r < k->rows; r++) fn(k, r * k->stride, r * k->stride + k->row);
-}
-
-static void zero_range(cal_ctx *k, size_t a, size_t b)
-{
-    memset(k->a + a, 0, (b - a) * sizeof(float));
-}
-
-static void run_zero(void *ctx)
-{
-    run_ranges(ctx, zero_range);
-}
-static void run_update(void *ctx)
-{
-    run_ranges(ctx, update_range);
-}
-static void run_sum(void *ctx)
-{
-    run_ranges(ctx, sum_range);
-}
-static void run_sum_clear(void *ctx)
-{
-    run_ranges(ctx, sum_clear_range);
 }
 
 /* How cold the caches are for a calibration of kind: an update's and a sync's as in a step of
@@ -1148,51 +665,12 @@ static bool calibrate(pml_costmodel *c, int kind)
         }
     }
     if (need_warm || need_cold) {
-        const size_t big = (size_t)cal_size[NCAL - 1];
-        if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) {
+        if (!pml__cost_time_calibration(c, kind, need_warm, need_cold, v)) {
             if (lock.fd >= 0) disk_unlock(c, &lock);
             return false;
         }
-        cal_ctx k;
-        memset(&k, 0, sizeof k);
-        pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
-        k.a = c->scratch;
-        k.b = k.a + up(big);
-        k.o.m = k.b + up(big);
-        k.o.v = k.o.m + up(big);
-        if (need_cold) {
-            k.evict = k.o.v + up(big);
-            memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
-        }
-        k.o.t = 1;
-        const run_fn run = kind == CAL_UPDATE ? run_update
-                           : kind == CAL_SYNC ? run_sum_clear
-                           : kind == CAL_ZERO ? run_zero
-                                              : run_sum;
-        /* two passes over the sizes, the faster of the two kept: a burst of other work on a
-         * shared machine spoils one pass, rarely both */
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i <= NCAL; i++) {
-                k.rows = i < NCAL ? 0 : CAL_ROWS;
-                k.row = CAL_ROW;
-                k.stride = 2 * CAL_ROW;
-                k.n = i < NCAL ? (size_t)cal_size[i] : (size_t)CAL_ROWS * CAL_ROW;
-                const size_t span = k.rows ? k.rows * k.stride : k.n;
-                k.o.n = span;
-                fill_uniform(k.a, span, 7, -1.0f, 1.0f);
-                fill_uniform(k.b, span, 8, -1e-3f, 1e-3f);
-                memset(k.o.m, 0, span * sizeof(float));
-                memset(k.o.v, 0, span * sizeof(float));
-                if (need_warm) {
-                    double t = time_runs(run, NULL, &k, c->o.repeats);
-                    if (pass == 0 || t < v[i][0]) v[i][0] = t;
-                }
-                if (need_cold) {
-                    double t = time_runs(run, prep_stream, &k, c->o.repeats);
-                    if (pass == 0 || t < v[i][2]) v[i][2] = t;
-                }
-                if (pass == 1 && m_put(&c->m, &c->mcap, &c->mn, key[i], v[i])) c->dirty = true;
-            }
+        for (int i = 0; i <= NCAL; i++)
+            if (m_put(&c->m, &c->mcap, &c->mn, key[i], v[i])) c->dirty = true;
         c->measurements++;
     }
     if (lock.fd >= 0) disk_unlock(c, &lock);

@@ -1,0 +1,466 @@
+/* pml — planner: the cost model's measurements on this machine's cores. A part of an operator
+ * is timed by running its fast kernels on private tensors of the part's own sub-shape, warm and
+ * cold; updates, sums, syncs and zeroing are timed at a few sizes for the calibrations cost.c
+ * interpolates. Everything runs on the calling thread with single-threaded BLAS. */
+#include "cost_int.h"
+
+
+#include <cblas.h>
+#include <hwloc.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- measurement */
+
+/* Measured (devices present on this machine, CPU cores).
+ *   A part (node, region) is timed by running the node's FAST kernel on one thread (BLAS single
+ *   threaded) on private tensors of exactly the part's sub-shape: n = r.n1 - r.n0 samples of
+ *   the node's input shapes, and the region {0,n, 0,ce, 0,he} with the part's channel and row
+ *   extents ce, he. Data is uniform in [-1, 1] (in [0, 1] after a relu or for the graph's input,
+ *   so max-pool and relu branches see realistic patterns), weights as the initialiser draws
+ *   them, labels valid. One warm-up run, then the median of `repeats` timed runs (3 for runs
+ *   above 20 ms, 1 above 100 ms; runs under 20 us are repeated inside each timing). Backward
+ *   runs right after the forward (aux, y), into zeroed gradients, with dx only for inputs that
+ *   want a gradient (some parameterised op upstream, as in the executor). Parts whose forward
+ *   exceeds 4 GFLOP or whose buffers exceed 512 MiB are measured on fewer samples and scaled
+ *   linearly (samples are independent: time is linear in n for such large parts).
+ *   All present CPU devices share one set of measurements (one core is like another).
+ *   Backward parts are timed with what the executor does after the kernel: zeroing the gradient
+ * of the part's output region it consumed (so buffers are zero at the next step). */
+
+/* Fast uniform floats in [lo, hi) (xorshift64*). */
+static void fill_uniform(float *p, size_t n, uint64_t seed, float lo, float hi)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    const float scale = (hi - lo) / 16777216.0f;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        p[i] = lo + scale * (float)((s * 0x2545f4914f6cdd1dull) >> 40);
+    }
+}
+
+#define ALIGN_FLOATS 16
+static size_t up(size_t n)
+{
+    return (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1);
+}
+
+static bool ensure_scratch(pml_costmodel *c, size_t floats, size_t labels)
+{
+    if (floats > c->scratch_floats) {
+        size_t want = floats + floats / 4;
+        free(c->scratch);
+        c->scratch_floats = 0;
+        c->scratch = aligned_alloc(64, up(want) * sizeof(float));
+        if (!c->scratch) return false;
+        c->scratch_floats = up(want);
+    }
+    if (labels > c->nlabels) {
+        free(c->labels);
+        c->nlabels = 0;
+        c->labels = malloc(labels * sizeof *c->labels);
+        if (!c->labels) return false;
+        c->nlabels = labels;
+    }
+    return true;
+}
+
+/* Keeps at most SCRATCH_KEEP floats between measurements: a huge part is rare and slow to
+ * measure anyway, and the memory is better returned while the search runs. */
+static void release_big_scratch(pml_costmodel *c)
+{
+    if (c->scratch_floats <= SCRATCH_KEEP) return;
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_floats = 0;
+}
+
+typedef void (*run_fn)(void *ctx);
+
+/* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
+ * repeated inside each timing, unless \p prep, which may be NULL, runs untimed before each). */
+static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
+{
+    if (prep) prep(ctx);
+    double t0 = pml_now();
+    fn(ctx);
+    double tw = pml_now() - t0;
+    int reps = repeats;
+    if (tw > SLOW_RUN && reps > 3) reps = 3;
+    if (tw > VERY_SLOW_RUN) reps = 1;
+    int inner = 1;
+    if (tw < TINY_RUN && !prep) {
+        inner = (int)(TINY_RUN / (tw > 1e-7 ? tw : 1e-7));
+        if (inner > 64) inner = 64;
+        if (inner < 1) inner = 1;
+    }
+    double t[MAX_REPEATS];
+    for (int i = 0; i < reps; i++) {
+        if (prep) prep(ctx);
+        t0 = pml_now();
+        for (int j = 0; j < inner; j++) fn(ctx);
+        t[i] = (pml_now() - t0) / inner;
+    }
+    return pml_median(t, reps);
+}
+
+/* Streams EVICT_FLOATS floats through the caches (read and write, so nothing stays). */
+static void evict_caches(float *e)
+{
+    volatile float *v = e;
+    for (size_t i = 0; i < EVICT_FLOATS; i += 16) v[i] = v[i] + 1.0f;
+}
+
+typedef struct kern_ctx {
+    pml_kctx k;
+    float *dy;      /* the output's gradient */
+    float *dy_zero; /* backward: the consumed gradient, zeroed after the kernel (NULL: none) */
+    float *evict;                      /* cold runs */
+    const float *warm[PML_MAX_INPUTS]; /* ... read after the eviction: what the producer wrote */
+    size_t warm_len[PML_MAX_INPUTS];
+    int nwarm;
+} kern_ctx;
+
+static void run_fwd(void *ctx)
+{
+    const pml_kctx *k = &((kern_ctx *)ctx)->k;
+    pml_ops[k->node->op].fwd(k);
+}
+
+/* Zeroes region r of a tensor of shape s, in contiguous blocks as the plan executor does. */
+static void zero_region(float *p, pml_shape s, pml_region r)
+{
+    const size_t W = (size_t)s.w, HW = (size_t)s.h * W, CHW = (size_t)s.c * HW;
+    if (r.h0 == 0 && r.h1 == s.h && r.c0 == 0 && r.c1 == s.c) {
+        memset(p + (size_t)r.n0 * CHW, 0, (size_t)(r.n1 - r.n0) * CHW * sizeof(float));
+    } else if (r.h0 == 0 && r.h1 == s.h) {
+        for (int n = r.n0; n < r.n1; n++)
+            memset(p + ((size_t)n * s.c + r.c0) * HW, 0,
+                   (size_t)(r.c1 - r.c0) * HW * sizeof(float));
+    } else {
+        for (int n = r.n0; n < r.n1; n++)
+            for (int c = r.c0; c < r.c1; c++)
+                memset(p + (((size_t)n * s.c + c) * s.h + r.h0) * W, 0,
+                       (size_t)(r.h1 - r.h0) * W * sizeof(float));
+    }
+}
+
+static void run_bwd(void *ctx)
+{
+    const kern_ctx *kc = ctx;
+    pml_ops[kc->k.node->op].bwd(&kc->k);
+    if (kc->dy_zero) zero_region(kc->dy_zero, kc->k.node->out, kc->k.r);
+}
+
+static void prep_cold(void *ctx)
+{
+    kern_ctx *kc = ctx;
+    evict_caches(kc->evict);
+    volatile float sink = 0;
+    for (int j = 0; j < kc->nwarm; j++) {
+        float s = 0;
+        for (size_t i = 0; i < kc->warm_len[j]; i += 16) s += kc->warm[j][i];
+        sink += s;
+    }
+    (void)sink;
+}
+
+/* Samples to measure a part of n samples on: fewer when it is huge (then scaled). */
+static int measure_samples(const pml_costmodel *c, int id, int n, double per_sample_flops,
+                           double per_sample_floats)
+{
+    int m = n;
+    while (m > 1 &&
+           (per_sample_flops * m > MEASURE_FLOPS || 4.0 * per_sample_floats * m > MEASURE_BYTES))
+        m = (m + 1) / 2;
+    (void)c, (void)id;
+    return m;
+}
+
+/* Lays out one copy of the tensors of a part of node id (m samples, ce channels, he rows) from p
+ * on, filled as described at the top of the file; \return the floats it takes (p NULL: only
+ * counts). */
+static size_t part_layout(const pml_costmodel *c, int id, int m, int ce, int he, float *p,
+                          kern_ctx *kc)
+{
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const int nin = nd->nin;
+    pml_shape in[PML_MAX_INPUTS];
+    for (int i = 0; i < nin; i++) in[i] = g->nodes[nd->in[i]].out;
+    const pml_region r = {0, m, 0, ce, 0, he};
+    const size_t out_size = pml_shape_size(nd->out), ws = pml_ops[nd->op].ws_floats(nd, in, nin, r);
+    size_t total = 0;
+#define TAKE(len) (total += up(len), p ? p + total - up(len) : NULL)
+    pml_kctx *k = p ? &kc->k : NULL;
+    const uint64_t seed = (uint64_t)id * 7919 + 17;
+    for (int i = 0; i < nin; i++) {
+        const int u = nd->in[i];
+        const size_t len = pml_shape_size(in[i]) * m;
+        float *x = TAKE(len);
+        float *dx = c->wants[u] ? TAKE(len) : NULL;
+        if (!p) continue;
+        fill_uniform(x, len, seed + (uint64_t)i, -1.0f, 1.0f);
+        if (g->nodes[u].op == PML_OP_INPUT || c->nonneg[u])
+            /* relu output: half zeros; the graph's input: [0, 1] */
+            for (size_t e = 0; e < len; e++)
+                x[e] =
+                    g->nodes[u].op == PML_OP_INPUT ? 0.5f * (x[e] + 1.0f) : (x[e] > 0 ? x[e] : 0);
+        k->x[i] = x;
+        k->xs[i] = in[i];
+        k->dx[i] = dx;
+        kc->warm_len[i] = len;
+    }
+    float *y = TAKE(out_size * m), *dy = TAKE(out_size * m);
+    const size_t aux = nd->aux_per_sample * m + nd->aux_fixed;
+    float *a = TAKE(aux), *w = TAKE(ws);
+    if (p) {
+        k->y = y;
+        fill_uniform(dy, out_size * m, seed + 101, -1.0f, 1.0f);
+        k->dy = kc->dy = dy;
+        k->aux = a;
+        memset(a, 0, aux * sizeof(float));
+        k->ws = w;
+    }
+    for (int j = 0; j < nd->nparam; j++) {
+        float *wt = TAKE(nd->param_size[j]), *dw = TAKE(nd->param_size[j]);
+        if (!p) continue;
+        switch (nd->param_init[j]) {
+        case PML_INIT_GLOROT: {
+            float l = (float)sqrt(6.0 / (double)(nd->param_fan_in[j] + nd->param_fan_out[j]));
+            fill_uniform(wt, nd->param_size[j], seed + 200 + (uint64_t)j, -l, l);
+            break;
+        }
+        case PML_INIT_ONES:
+            for (size_t e = 0; e < nd->param_size[j]; e++) wt[e] = 1.0f;
+            break;
+        default:
+            memset(wt, 0, nd->param_size[j] * sizeof *wt);
+        }
+        k->w[j] = wt;
+        k->dw[j] = dw;
+    }
+    for (int j = 0; j < nd->nstate; j++) {
+        float *st = TAKE(nd->state_size[j]);
+        if (!p) continue;
+        const float init = nd->state_init[j] == PML_INIT_ONES ? 1.0f : 0.0f;
+        for (size_t e = 0; e < nd->state_size[j]; e++) st[e] = init;
+        k->state[j] = st;
+    }
+#undef TAKE
+    if (p) {
+        k->node = nd;
+        k->node_id = id;
+        k->N = m;
+        k->batch_total = m;
+        k->r = r;
+        k->nin = nin;
+        k->labels = c->labels;
+        k->training = true;
+        k->seed = 1;
+        k->step = 0;
+    }
+    return total;
+}
+
+/* Zeroes the gradients a backward accumulates into (dx, dw) */
+static void zero_grads(const pml_costmodel *c, kern_ctx *kc)
+{
+    const pml_node *nd = kc->k.node;
+    for (int j = 0; j < nd->nin; j++)
+        if (kc->k.dx[j]) memset(kc->k.dx[j], 0, kc->warm_len[j] * sizeof(float));
+    for (int j = 0; j < nd->nparam; j++) memset(kc->k.dw[j], 0, nd->param_size[j] * sizeof(float));
+    (void)c;
+}
+
+/* Times node id's fast forward and backward kernels on a part of n samples with channel extent
+ * ce and row extent he: warm into v[0..1] when \p warm, cold into v[2..3] when \p cold. Caller
+ * holds the lock. \return false when out of memory. */
+bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool warm, bool cold,
+                             double v[4])
+{
+    if (pml_blas_room_here() != PML_OK) return false; /* the roofline instead */
+    const pml_graph *g = &c->g;
+    const pml_node *nd = &g->nodes[id];
+    const pml_op_def *def = &pml_ops[nd->op];
+    const int nin = nd->nin;
+    pml_shape in[PML_MAX_INPUTS];
+    double per_sample = 0;
+    for (int i = 0; i < nin; i++) {
+        in[i] = g->nodes[nd->in[i]].out;
+        per_sample += (c->wants[nd->in[i]] ? 2.0 : 1.0) * (double)pml_shape_size(in[i]);
+    }
+    const size_t out_size = pml_shape_size(nd->out);
+    per_sample += 2.0 * (double)out_size + (double)nd->aux_per_sample;
+    const double fps =
+        def->flops(nd, in, nin) * ((double)ce / nd->out.c) * ((double)he / nd->out.h);
+    const int m = measure_samples(c, id, n, fps, per_sample);
+
+    const size_t copy = part_layout(c, id, m, ce, he, NULL, NULL);
+    const size_t total = copy + (cold ? EVICT_FLOATS : 0);
+    if (!ensure_scratch(c, total + ALIGN_FLOATS, (size_t)m)) return false;
+    kern_ctx kc;
+    memset(&kc, 0, sizeof kc);
+    const int classes = nd->op == PML_OP_SOFTMAX_XENT && nin ? in[0].c : 1;
+    for (int i = 0; i < m; i++)
+        c->labels[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)classes);
+    part_layout(c, id, m, ce, he, c->scratch, &kc);
+    kc.evict = cold ? c->scratch + copy : NULL;
+    if (kc.evict) memset(kc.evict, 0, EVICT_FLOATS * sizeof(float));
+    const double scale = (double)n / m;
+    for (int i = 0; i < 2; i++) {
+        if (!(i ? cold : warm)) continue;
+        /* forward: the producers just wrote the inputs */
+        kc.nwarm = nin;
+        for (int j = 0; j < nin; j++) kc.warm[j] = kc.k.x[j];
+        v[2 * i] = scale * time_runs(run_fwd, i ? prep_cold : NULL, &kc, c->o.repeats);
+        v[2 * i + 1] = 0;
+        if (!c->run_bwd[id]) continue;
+        /* backward, into zeroed gradients (it accumulates); the consumers just wrote dy */
+        zero_grads(c, &kc);
+        kc.nwarm = 1;
+        kc.warm[0] = kc.k.dy;
+        kc.warm_len[0] = out_size * m;
+        kc.dy_zero = c->wants[id] ? kc.dy : NULL; /* the executor keeps wanted outputs' gradients */
+        v[2 * i + 1] = scale * time_runs(run_bwd, i ? prep_cold : NULL, &kc, c->o.repeats);
+        for (int j = 0; j < nin; j++) kc.warm_len[j] = pml_shape_size(in[j]) * m;
+    }
+    c->measurements++;
+    release_big_scratch(c);
+    return true;
+}
+
+/* What the plan executor does, timed: an update is Adam on a range of parameters and zeroing
+ * the range's gradients; a reduction adds partial gradients into a buffer (y += x); a sync adds
+ * a replica's gradients into the first replica's and zeroes them. Ranges: `rows` ranges of `row`
+ * floats, `stride` apart (rows 0: one range of n floats). */
+typedef struct cal_ctx {
+    pml_optim o;
+    float *a, *b; /* parameters (or the sums) and gradients (or the partials) */
+    size_t n, rows, row, stride;
+    float *evict; /* EVICT_FLOATS */
+} cal_ctx;
+
+/* Before a cold run: the parameters, the optimizer state and the sums come from memory; the
+ * gradients (partials) were just written by the backward pass. */
+static void prep_stream(void *ctx)
+{
+    cal_ctx *k = ctx;
+    evict_caches(k->evict);
+    const size_t n = k->rows ? k->rows * k->stride : k->n;
+    for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
+}
+
+static void update_range(cal_ctx *k, size_t a, size_t b)
+{
+    pml_optim_apply(&k->o, k->a, k->b, a, b);
+    memset(k->b + a, 0, (b - a) * sizeof(float));
+}
+
+static void sum_range(cal_ctx *k, size_t a, size_t b)
+{
+    float *restrict d = k->a;
+    const float *restrict x = k->b;
+    for (size_t i = a; i < b; i++) d[i] += x[i];
+}
+
+static void sum_clear_range(cal_ctx *k, size_t a, size_t b)
+{
+    float *restrict d = k->a, *restrict x = k->b;
+    for (size_t i = a; i < b; i++) {
+        d[i] += x[i];
+        x[i] = 0.0f;
+    }
+}
+
+static void run_ranges(cal_ctx *k, void (*fn)(cal_ctx *, size_t, size_t))
+{
+    if (!k->rows) {
+        fn(k, 0, k->n);
+        return;
+    }
+    for (size_t r = 0; r < k->rows; r++) fn(k, r * k->stride, r * k->stride + k->row);
+}
+
+static void zero_range(cal_ctx *k, size_t a, size_t b)
+{
+    memset(k->a + a, 0, (b - a) * sizeof(float));
+}
+
+static void run_zero(void *ctx)
+{
+    run_ranges(ctx, zero_range);
+}
+static void run_update(void *ctx)
+{
+    run_ranges(ctx, update_range);
+}
+static void run_sum(void *ctx)
+{
+    run_ranges(ctx, sum_range);
+}
+static void run_sum_clear(void *ctx)
+{
+    run_ranges(ctx, sum_clear_range);
+}
+
+
+/* Times calibration kind at every size of cal_size[] and on CAL_ROWS ranges of CAL_ROW floats
+ * (v[i][0] warm, v[i][2] cold, as asked): two passes over the sizes, the faster of the two kept
+ * (a burst of other work on a shared machine spoils one pass, rarely both). \return false when
+ * out of memory. */
+bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool need_cold,
+                                double v[NCAL + 1][4])
+{
+    const size_t big = (size_t)cal_size[NCAL - 1];
+    if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) return false;
+    cal_ctx k;
+    memset(&k, 0, sizeof k);
+    pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
+    k.a = c->scratch;
+    k.b = k.a + up(big);
+    k.o.m = k.b + up(big);
+    k.o.v = k.o.m + up(big);
+    if (need_cold) {
+        k.evict = k.o.v + up(big);
+        memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
+    }
+    k.o.t = 1;
+    const run_fn run = kind == CAL_UPDATE ? run_update
+                       : kind == CAL_SYNC ? run_sum_clear
+                       : kind == CAL_ZERO ? run_zero
+                                          : run_sum;
+    /* two passes over the sizes, the faster of the two kept: a burst of other work on a
+     * shared machine spoils one pass, rarely both */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i <= NCAL; i++) {
+            k.rows = i < NCAL ? 0 : CAL_ROWS;
+            k.row = CAL_ROW;
+            k.stride = 2 * CAL_ROW;
+            k.n = i < NCAL ? (size_t)cal_size[i] : (size_t)CAL_ROWS * CAL_ROW;
+            const size_t span = k.rows ? k.rows * k.stride : k.n;
+            k.o.n = span;
+            fill_uniform(k.a, span, 7, -1.0f, 1.0f);
+            fill_uniform(k.b, span, 8, -1e-3f, 1e-3f);
+            memset(k.o.m, 0, span * sizeof(float));
+            memset(k.o.v, 0, span * sizeof(float));
+            if (need_warm) {
+                double t = time_runs(run, NULL, &k, c->o.repeats);
+                if (pass == 0 || t < v[i][0]) v[i][0] = t;
+            }
+            if (need_cold) {
+                double t = time_runs(run, prep_stream, &k, c->o.repeats);
+                if (pass == 0 || t < v[i][2]) v[i][2] = t;
+            }
+        }
+    return true;
+}
