@@ -514,14 +514,7 @@ static pml_status model_name(reader *r, char *name)
         strcpy(name, id);
         return PML_OK;
     }
-    const char *base = strrchr(r->src, '/');
-    base = base ? base + 1 : r->src;
-    size_t n = strcspn(base, ".");
-    if (n == 0) base = "model", n = 5;
-    if (n >= PML_NAME_MAX) n = PML_NAME_MAX - 1;
-    memcpy(name, base, n);
-    name[n] = 0;
-    if (!pml_dot_name_ok(name)) strcpy(name, "model");
+    pml_dot_source_name(r->src, "model", name, PML_NAME_MAX);
     return PML_OK;
 }
 

@@ -479,3 +479,16 @@ void pml_dot_put_quoted(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+void pml_dot_source_name(const char *source, const char *fallback, char *name, size_t cap)
+{
+    if (!cap) return;
+    const char *base = strrchr(source, '/');
+    base = base ? base + 1 : source;
+    size_t n = strcspn(base, ".");
+    if (n == 0) base = fallback, n = strlen(fallback);
+    if (n >= cap) n = cap - 1;
+    memcpy(name, base, n);
+    name[n] = 0;
+    if (!pml_dot_name_ok(name)) snprintf(name, cap, "%s", fallback);
+}

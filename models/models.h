@@ -174,6 +174,9 @@ bool pml_dot_int(const char *s, long lo, long hi, int *v);
 /** \return \p s as a DOT ID: itself when DOT reads it back unquoted (as cgraph's agcanon
  * decides), else quoted with '"' escaped into \p buf (cap bytes; "" when too small). */
 const char *pml_dot_id(const char *s, char *buf, size_t cap);
+/** The name of an anonymous graph: \p source's base name up to its first '.', or \p fallback
+ * when that is empty or not a name DOT carries. */
+void pml_dot_source_name(const char *source, const char *fallback, char *name, size_t cap);
 /** Writes \p s to \p f as a quoted DOT string, '"' escaped (names pml_dot_name_ok accepts). */
 void pml_dot_put_quoted(FILE *f, const char *s);
 /** \return a short printable copy of \p s for messages (controls as '?', at most 60 characters,

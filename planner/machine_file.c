@@ -618,14 +618,7 @@ static void machine_name(reader *r, char *name, size_t cap)
         snprintf(name, cap, "%s", id);
         return;
     }
-    const char *base = strrchr(r->src, '/');
-    base = base ? base + 1 : r->src;
-    size_t n = strcspn(base, ".");
-    if (n == 0) base = "machine", n = 7;
-    if (n >= cap) n = cap - 1;
-    memcpy(name, base, n);
-    name[n] = 0;
-    if (!pml_dot_name_ok(name)) snprintf(name, cap, "machine");
+    pml_dot_source_name(r->src, "machine", name, cap);
 }
 
 static pml_status from_dot(reader *r)
