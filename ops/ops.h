@@ -77,6 +77,11 @@ int pml_cmp_double(const void *a, const void *b);
 /** \return the median of v[0..n) (the mean of the two middle values when n is even; NaN when
  * n <= 0). Sorts \p v. */
 double pml_median(double *v, int n);
+/** Ranks 1..n of v[0..n) into r, ties given their average rank. */
+void pml_ranks(const double *v, int n, double *r);
+/** \return Spearman's rank correlation of x and y (Pearson's of their ranks); NaN when n < 2, a
+ * side has no spread, or out of memory. */
+double pml_spearman(const double *x, const double *y, int n);
 
 /** Copies \p src to \p dst (\p cap bytes, NUL-terminated) with what a terminal would act on
  * escaped: C0 controls and DEL as \n, \t, \r or \xNN, bytes that are not UTF-8 as \xNN,

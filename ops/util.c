@@ -88,6 +88,41 @@ double pml_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+void pml_ranks(const double *v, int n, double *r)
+{
+    for (int i = 0; i < n; i++) {
+        int less = 0, same = 0;
+        for (int j = 0; j < n; j++) {
+            less += v[j] < v[i];
+            same += v[j] == v[i];
+        }
+        r[i] = less + (same + 1) / 2.0;
+    }
+}
+
+double pml_spearman(const double *x, const double *y, int n)
+{
+    if (n < 2) return NAN;
+    double *rx = malloc((size_t)n * sizeof *rx), *ry = malloc((size_t)n * sizeof *ry);
+    if (!rx || !ry) {
+        free(rx);
+        free(ry);
+        return NAN;
+    }
+    pml_ranks(x, n, rx);
+    pml_ranks(y, n, ry);
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (int i = 0; i < n; i++) mx += rx[i] / n, my += ry[i] / n;
+    for (int i = 0; i < n; i++) {
+        sxy += (rx[i] - mx) * (ry[i] - my);
+        sxx += (rx[i] - mx) * (rx[i] - mx);
+        syy += (ry[i] - my) * (ry[i] - my);
+    }
+    free(rx);
+    free(ry);
+    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
 /* Bytes of the UTF-8 sequence at s (2..4), or 0 when it is not one (overlong, surrogate, past
  * U+10FFFF, cut short); *cp receives the code point. */
 static int utf8_seq(const unsigned char *s, unsigned *cp)

@@ -481,6 +481,53 @@ void pml_opcfg_random(const pml_graph *g, const pml_machine *m, int batch, int i
 pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c, int batch,
                       const pml_search_opts *o, pml_plan *best, pml_search_stats *stats);
 
+/* ================================================================ plans by name (plan_for.c) */
+
+/** The planner's version, part of the plan cache's key: bump it when a change to the search, the
+ * simulator or the cost model changes which plan is chosen, so cached plans are searched again. */
+#define PML_PLANNER_VERSION "5"
+
+typedef struct pml_strategy_opts {
+    double budget;       /* search: seconds (0: 5) */
+    long iterations;     /* search: iterations per chain instead of a budget (0: the budget) */
+    uint64_t seed;       /* search (0: 1) and random (0: 7) */
+    int chains;          /* search (0: 1) */
+    pml_costmodel *cost; /* search: this cost model (NULL: one made here, saved to the cache) */
+    const int *mesh;     /* mesh: axis sizes */
+    int nmesh;
+    const int *layout;   /* mesh: dimension of each axis (NULL: samples, then channels) */
+} pml_strategy_opts;
+
+/** The strategy names pml_plan_strategy takes besides mesh, NULL-terminated: data, model, owt
+ * (baselines), search, and hand-made plans: param and attr (every operator split by output
+ * channels or rows over all devices where it divides, the rest data parallel), layers
+ * (operators alternating between devices), random, one (everything on device 0). */
+const char *const *pml_plan_strategies(void);
+/** \return true when \p name is a strategy (one of pml_plan_strategies(), or mesh). */
+bool pml_plan_is_strategy(const char *name);
+/** The plan of strategy \p name for model \p g on machine \p m at \p batch; \p o may be NULL.
+ * \return PML_OK, PML_EINVAL for an unknown name (the message lists them), or the planner's
+ * error. */
+pml_status pml_plan_strategy(const char *name, const pml_graph *g, const pml_machine *m, int batch,
+                             const pml_strategy_opts *o, pml_plan *p);
+/** A strategy name (a search gets \p budget seconds) or a plan file (which must be for \p batch
+ * and, when it names one, for this machine's fingerprint). */
+pml_status pml_plan_for(const char *spec, const pml_graph *g, const pml_machine *m, int batch,
+                        double budget, pml_plan *p);
+/** The plan pml train runs when none is given: a search (\p budget seconds), cached in the
+ * cache folder's plans/ (pml_cache_dir) by the planner's version, the model's DOT text, the
+ * machine's fingerprint and the batch; concurrent runs search once (the cache entry's lock).
+ * One device: data parallel, not cached. \p desc receives the plan file, or "search" when it
+ * could not be cached. */
+pml_status pml_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
+                           pml_plan *p, char *desc, size_t cap);
+/** This machine, or its first \p threads cores (0: all), in \p here, and the plan \p spec names
+ * for it (pml_plan_for with a 5-second search; NULL: pml_plan_cached with 3 seconds); \p desc
+ * receives what the plan is. \return PML_OK, PML_EINVAL when the machine has fewer cores than
+ * \p threads, or the error of loading or planning (then \p here and \p p are empty). */
+pml_status pml_plan_here(const pml_graph *g, const char *spec, int threads, int batch,
+                         pml_machine *here, pml_plan *p, char *desc, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -655,3 +655,32 @@ void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch)
         perm[j] = t;
     }
 }
+
+pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_samples,
+                              long test_samples, uint64_t seed, pml_dataset *train,
+                              pml_dataset *test)
+{
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    const pml_shape in = g->nodes[g->input].out;
+    pml_status st;
+    if (data && strcmp(data, "synthetic") == 0) {
+        st = pml_data_synthetic(in, g->classes, train_samples ? (int)train_samples : 2936, seed,
+                                train);
+        if (st == PML_OK)
+            st = pml_data_synthetic(in, g->classes, test_samples ? (int)test_samples : 734,
+                                    seed + 0x7e57, test);
+        if (st != PML_OK) pml_data_free(train);
+        return st;
+    }
+    if (!data && !(in.c == 1 && in.h == 28 && in.w == 28))
+        return pml_fail(PML_EINVAL,
+                        "model '%s' takes %dx%dx%d images and there is no default dataset of "
+                        "that shape: use --data synthetic or --data DIR",
+                        g->name, in.c, in.h, in.w);
+    st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, train, test);
+    if (st != PML_OK) return st;
+    if (train_samples && train_samples < train->n) train->n = (int)train_samples;
+    if (test_samples && test_samples < test->n) test->n = (int)test_samples;
+    return PML_OK;
+}

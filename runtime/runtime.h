@@ -71,6 +71,15 @@ void pml_data_gather(const pml_dataset *d, const int32_t *idx, int n, float *x, 
  * zeroed datasets, views and NULL. */
 void pml_data_free(pml_dataset *d);
 
+/** The data pml train uses for model \p g: \p data "synthetic" (images of the model's input
+ * shape: \p train_samples, default 2936, and \p test_samples, default 734, from \p seed), an
+ * MNIST-style folder, or NULL (Fashion-MNIST, for 28x28x1 models only); a folder's sets are cut
+ * to the first \p train_samples and \p test_samples (0: all). \return PML_OK or an error naming
+ * the folder or file (PML_EINVAL: no default dataset for this model's shape). */
+pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_samples,
+                              long test_samples, uint64_t seed, pml_dataset *train,
+                              pml_dataset *test);
+
 /** A permutation of [0, n) for epoch \p epoch: Fisher-Yates driven by pml_rand_u64, the same
  * for the same (seed, epoch) and different across epochs. */
 void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch);

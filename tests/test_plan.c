@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -186,17 +187,11 @@ typedef struct rt_case {
 
 static pml_status make_plan(const rt_case *k, const pml_graph *g, const pml_machine *m, pml_plan *p)
 {
-    if (strcmp(k->strategy, "data") == 0) return pml_plan_data_parallel(p, g, m, k->batch);
-    if (strcmp(k->strategy, "model") == 0) return pml_plan_model_parallel(p, g, m, k->batch);
-    if (strcmp(k->strategy, "owt") == 0) return pml_plan_owt(p, g, m, k->batch);
-    if (strcmp(k->strategy, "mesh") == 0) {
-        const int mesh[2] = {4, 4}, layout[PML_NDIMS] = {0, 1, -1};
-        return pml_plan_mesh(p, g, m, k->batch, mesh, 2, layout);
-    }
-    pml_costmodel *c = analytic(g, m);
-    pml_search_opts o = {.iterations = 150, .seed = 7, .chains = 2};
-    pml_search_stats stats;
-    pml_status st = pml_search(g, m, c, k->batch, &o, p, &stats);
+    const int mesh[2] = {4, 4};
+    pml_costmodel *c = strcmp(k->strategy, "search") == 0 ? analytic(g, m) : NULL;
+    pml_strategy_opts o = {.iterations = 150, .seed = 7, .chains = 2, .cost = c, .mesh = mesh,
+                           .nmesh = 2};
+    pml_status st = pml_plan_strategy(k->strategy, g, m, k->batch, &o, p);
     pml_cost_destroy(c);
     return st;
 }
@@ -1020,6 +1015,126 @@ static void t_fuzz(void)
     pml_machine_free(&fx.m);
 }
 
+/* Plans by name: every strategy gives a checked plan labelled with its name; an unknown name is
+ * refused naming the strategies; a plan file for another batch is refused. */
+static void t_strategies(void)
+{
+    pml_graph g;
+    pml_machine m;
+    CHECK_OK(pml_model_build("fashion-cnn", &g));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m));
+    pml_costmodel *c = analytic(&g, &m);
+    int n = 0;
+    for (const char *const *s = pml_plan_strategies(); *s; s++, n++) {
+        pml_strategy_opts o = {.iterations = 20, .cost = c};
+        pml_plan p;
+        CHECK_MSG(pml_plan_strategy(*s, &g, &m, 32, &o, &p) == PML_OK, "%s: %s", *s, pml_errmsg());
+        CHECK_MSG(strcmp(p.strategy, *s) == 0, "%s labelled %s", *s, p.strategy);
+        CHECK_OK(pml_plan_check(&p, &g, &m));
+        CHECK(pml_plan_is_strategy(*s));
+        if (strcmp(*s, "one") == 0)
+            for (int v = 0; v < g.nnodes; v++)
+                CHECK(pml_opcfg_parts(&p.cfg[v]) == 1 && p.cfg[v].dev[0] == 0);
+        if (strcmp(*s, "param") == 0) {
+            int split = 0;
+            for (int v = 0; v < g.nnodes; v++) split += p.cfg[v].deg[PML_DIM_PARAM] == 2;
+            CHECK(split >= 3); /* the two convolutions and the dense layers */
+        }
+        if (strcmp(*s, "layers") == 0) /* every edge crosses */
+            for (int v = 0; v < g.nnodes; v++)
+                for (int j = 0; j < g.nodes[v].nin; j++)
+                    CHECK(p.cfg[v].dev[0] != p.cfg[g.nodes[v].in[j]].dev[0]);
+        pml_plan_free(&p);
+    }
+    CHECK(n == 9);
+    pml_plan p;
+    CHECK(pml_plan_strategy("fastest", &g, &m, 32, NULL, &p) == PML_EINVAL &&
+          strstr(pml_errmsg(), "'fastest'") && strstr(pml_errmsg(), "owt"));
+    CHECK(!pml_plan_is_strategy("fastest"));
+    CHECK(pml_plan_strategy("mesh", &g, &m, 32, NULL, &p) == PML_EINVAL); /* no mesh given */
+    /* a file: read back, for its batch only */
+    char path[] = "/tmp/pml-test-plan-XXXXXX.dot";
+    int fd = mkstemps(path, 4);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    CHECK_OK(pml_plan_strategy("data", &g, &m, 32, NULL, &p));
+    CHECK_OK(pml_plan_write(path, &p, &g, &m));
+    pml_plan_free(&p);
+    CHECK_OK(pml_plan_for(path, &g, &m, 32, 0, &p));
+    CHECK(p.batch == 32);
+    pml_plan_free(&p);
+    CHECK(pml_plan_for(path, &g, &m, 64, 0, &p) == PML_EINVAL && strstr(pml_errmsg(), "batch 32"));
+    CHECK_OK(pml_plan_for("owt", &g, &m, 64, 0, &p));
+    CHECK(strcmp(p.strategy, "owt") == 0);
+    pml_plan_free(&p);
+    unlink(path);
+    pml_cost_destroy(c);
+    pml_machine_free(&m);
+    pml_graph_free(&g);
+}
+
+/* The plan cache: searched once, then read; another batch or machine is another entry; a file
+ * that does not read is searched again and rewritten. */
+static void t_plan_cache(void)
+{
+    char dir[] = "/tmp/pml-test-cache-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *old = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    setenv("XDG_CACHE_HOME", dir, 1);
+    pml_graph g;
+    pml_machine m, m4;
+    CHECK_OK(pml_model_build("mlp:units=16", &g));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:4 pu:1", &m4));
+    pml_plan p;
+    char d1[4096], d2[4096], d3[4096], d4[4096];
+    CHECK_OK(pml_plan_cached(&g, &m, 32, 0.2, &p, d1, sizeof d1));
+    CHECK_MSG(strstr(d1, dir) == d1 && strstr(d1, "/plans/") && access(d1, R_OK) == 0, "%s", d1);
+    pml_plan_free(&p);
+    struct stat a, b;
+    CHECK(stat(d1, &a) == 0);
+    CHECK_OK(pml_plan_cached(&g, &m, 32, 0.2, &p, d2, sizeof d2));
+    CHECK(strcmp(d1, d2) == 0 && stat(d2, &b) == 0 && a.st_ino == b.st_ino); /* read, not written */
+    pml_plan_free(&p);
+    CHECK_OK(pml_plan_cached(&g, &m, 64, 0.2, &p, d3, sizeof d3));
+    CHECK(strcmp(d1, d3) != 0 && p.batch == 64);
+    pml_plan_free(&p);
+    CHECK_OK(pml_plan_cached(&g, &m4, 32, 0.2, &p, d4, sizeof d4));
+    CHECK(strcmp(d1, d4) != 0 && strcmp(d3, d4) != 0);
+    pml_plan_free(&p);
+    /* a corrupt entry is planned again */
+    FILE *f = fopen(d1, "w");
+    if (f) {
+        fputs("digraph broken {", f);
+        fclose(f);
+    }
+    CHECK_OK(pml_plan_cached(&g, &m, 32, 0.2, &p, d2, sizeof d2));
+    CHECK(strcmp(d1, d2) == 0 && p.batch == 32);
+    pml_plan_free(&p);
+    pml_plan q;
+    CHECK_OK(pml_plan_read(d1, &g, &m, &q)); /* rewritten whole */
+    pml_plan_free(&q);
+    /* one device: nothing to split, nothing cached */
+    pml_machine one;
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:1 pu:1", &one));
+    CHECK_OK(pml_plan_cached(&g, &one, 32, 0.2, &p, d2, sizeof d2));
+    CHECK(strcmp(d2, "data (one core)") == 0);
+    pml_plan_free(&p);
+    pml_machine_free(&one);
+    pml_machine_free(&m);
+    pml_machine_free(&m4);
+    pml_graph_free(&g);
+    if (old) {
+        setenv("XDG_CACHE_HOME", old, 1);
+        free(old);
+    } else {
+        unsetenv("XDG_CACHE_HOME");
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static const pml_test tests[] = {
     {"good_tiny", t_good_tiny},
     {"good_fixtures", t_good_fixtures},
@@ -1032,6 +1147,8 @@ static const pml_test tests[] = {
     {"write_errors", t_write_errors},
     {"viz", t_viz},
     {"fuzz", t_fuzz},
+    {"strategies", t_strategies},
+    {"plan_cache", t_plan_cache},
     {0},
 };
 PML_TEST_MAIN(tests)

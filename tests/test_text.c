@@ -78,6 +78,33 @@ static void t_json(void)
     CHECK_JSON("", "\"\"");
 }
 
+static void t_statistics(void)
+{
+    double v[] = {3, 1, 2};
+    CHECK(pml_median(v, 3) == 2 && v[0] == 1); /* sorted */
+    double w[] = {4, 1, 3, 2};
+    CHECK(pml_median(w, 4) == 2.5);
+    CHECK(isnan(pml_median(w, 0)));
+    double x[] = {1, 2, 3, 4, 5}, y[] = {10, 20, 30, 40, 50}, z[] = {5, 4, 3, 2, 1};
+    CHECK_NEAR(pml_spearman(x, y, 5), 1.0, 1e-12);
+    CHECK_NEAR(pml_spearman(x, z, 5), -1.0, 1e-12);
+    double t[] = {1, 1, 2, 3}, r[4];
+    pml_ranks(t, 4, r);
+    CHECK(r[0] == 1.5 && r[1] == 1.5 && r[2] == 3 && r[3] == 4); /* ties share their mean rank */
+    double u[] = {1, 3, 2, 4};
+    CHECK_NEAR(pml_spearman(x, u, 4), 0.8, 1e-12); /* 1 - 6*2/(4*15) */
+    double flat[] = {7, 7, 7};
+    CHECK(isnan(pml_spearman(x, flat, 3)) && isnan(pml_spearman(x, y, 1)));
+    CHECK(pml_hash(PML_HASH_INIT, "a", 1) == 0xaf63dc4c8601ec8cull); /* FNV-1a of "a" */
+    CHECK(pml_hash_str(PML_HASH_INIT, "") == PML_HASH_INIT);
+    char b[32];
+    CHECK(strcmp(pml_fmt_count(b, sizeof b, 25557032), "25,557,032") == 0);
+    CHECK(strcmp(pml_fmt_si(b, sizeof b, 8.24e9, "FLOP"), "8.24 GFLOP") == 0);
+    CHECK(strcmp(pml_fmt_seconds(b, sizeof b, 2.5e-5, 3), "25 us") == 0);
+    CHECK(strcmp(pml_fmt_seconds(b, sizeof b, 0, 3), "0 s") == 0);
+}
+
 static const pml_test tests[] = {
-    {"escape", t_escape}, {"messages_escaped", t_messages_escaped}, {"json", t_json}, {0}};
+    {"escape", t_escape}, {"messages_escaped", t_messages_escaped}, {"json", t_json},
+    {"statistics", t_statistics}, {0}};
 PML_TEST_MAIN(tests)

@@ -110,134 +110,15 @@ enum { NPLANS = sizeof plans / sizeof plans[0] };
 #define BATCH 32
 #define SEARCH_ITERATIONS 2000
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    if (n <= 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* ranks 1..n, ties averaged */
-static void ranks(const double *v, int n, double *r)
-{
-    for (int i = 0; i < n; i++) {
-        int less = 0, same = 0;
-        for (int j = 0; j < n; j++) {
-            less += v[j] < v[i];
-            same += v[j] == v[i];
-        }
-        r[i] = less + (same + 1) / 2.0;
-    }
-}
-
-/* Spearman's rho: Pearson's correlation of the ranks */
-static double spearman(const double *x, const double *y, int n)
-{
-    if (n < 2) return NAN;
-    double *rx = malloc((size_t)n * sizeof *rx), *ry = malloc((size_t)n * sizeof *ry);
-    if (!rx || !ry) {
-        free(rx);
-        free(ry);
-        return NAN;
-    }
-    ranks(x, n, rx);
-    ranks(y, n, ry);
-    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
-    for (int i = 0; i < n; i++) mx += rx[i] / n, my += ry[i] / n;
-    for (int i = 0; i < n; i++) {
-        sxy += (rx[i] - mx) * (ry[i] - my);
-        sxx += (rx[i] - mx) * (rx[i] - mx);
-        syy += (ry[i] - my) * (ry[i] - my);
-    }
-    free(rx);
-    free(ry);
-    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
-}
-
 /* This machine may be shared: another process running on a core while a plan runs (or while its
  * kernels are measured) slows it down, and the figures would be about that process. So the CPU
  * time others use is watched (pml_cpu_snap_take, pml_foreign_load), as a fraction of all cores. */
 
-/* A hand-made plan: every operator split along dimension dim (PML_DIM_PARAM or PML_DIM_ATTR)
- * over all devices where the op allows it and the size divides, the others as in data
- * parallelism (sample split over all devices, or whole where that cannot be). */
-static pml_status split_plan(pml_plan *p, const pml_graph *g, const pml_machine *m, int dim)
-{
-    pml_status st = pml_plan_data_parallel(p, g, m, BATCH);
-    if (st != PML_OK) return st;
-    const int D = m->ncompute;
-    const unsigned bit = dim == PML_DIM_PARAM ? PML_SPLIT_PARAM : PML_SPLIT_ATTR;
-    for (int v = 0; v < g->nnodes; v++) {
-        const pml_node *n = &g->nodes[v];
-        const int size = dim == PML_DIM_PARAM ? n->out.c : n->out.h;
-        if (!(pml_ops[n->op].splits & bit) || size % D != 0 || size < D) continue;
-        if (n->op == PML_OP_FLATTEN || n->op == PML_OP_INPUT) continue;
-        pml_opcfg c;
-        memset(&c, 0, sizeof c);
-        c.deg[0] = c.deg[1] = c.deg[2] = 1;
-        c.deg[dim] = D;
-        for (int q = 0; q < D; q++) c.dev[q] = (int16_t)q;
-        if (pml_opcfg_check(g, m, BATCH, v, &c) == PML_OK) p->cfg[v] = c;
-    }
-    return pml_plan_check(p, g, m);
-}
-
 static pml_status make_plan(plan_kind k, const pml_graph *g, const pml_machine *m,
                             pml_costmodel *cost, pml_plan *p)
 {
-    memset(p, 0, sizeof *p);
-    pml_status st;
-    switch (k) {
-    case P_DATA:
-        return pml_plan_data_parallel(p, g, m, BATCH);
-    case P_MODEL:
-        return pml_plan_model_parallel(p, g, m, BATCH);
-    case P_OWT:
-        return pml_plan_owt(p, g, m, BATCH);
-    case P_PARAM:
-        st = split_plan(p, g, m, PML_DIM_PARAM);
-        break;
-    case P_ATTR:
-        st = split_plan(p, g, m, PML_DIM_ATTR);
-        break;
-    case P_LAYERS: /* operators alternate between the devices: every edge crosses */
-        if ((st = pml_plan_init(p, g, BATCH)) != PML_OK) return st;
-        for (int i = 0; i < g->nnodes; i++) p->cfg[g->order[i]].dev[0] = (int16_t)(i % m->ncompute);
-        st = pml_plan_check(p, g, m);
-        break;
-    case P_RANDOM:
-        if ((st = pml_plan_init(p, g, BATCH)) != PML_OK) return st;
-        for (int v = 0; v < g->nnodes; v++)
-            pml_opcfg_random(g, m, BATCH, v, 7, (uint64_t)v, &p->cfg[v]);
-        st = pml_plan_check(p, g, m);
-        break;
-    case P_ONE: /* everything on core 0 */
-        if ((st = pml_plan_init(p, g, BATCH)) != PML_OK) return st;
-        st = pml_plan_check(p, g, m);
-        break;
-    case P_SEARCH: {
-        pml_search_opts o = {.iterations = SEARCH_ITERATIONS, .seed = 1, .chains = 1};
-        pml_search_stats s;
-        return pml_search(g, m, cost, BATCH, &o, p, &s);
-    }
-    default:
-        return pml_fail(PML_EINVAL, "no plan kind %d", (int)k);
-    }
-    if (st == PML_OK) snprintf(p->strategy, sizeof p->strategy, "%s", kind_names[k]);
-    return st;
+    pml_strategy_opts o = {.iterations = SEARCH_ITERATIONS, .seed = 1, .chains = 1, .cost = cost};
+    return pml_plan_strategy(kind_names[k], g, m, BATCH, &o, p);
 }
 
 typedef struct result {
@@ -277,8 +158,8 @@ static pml_status measure(const pml_graph *g, const pml_machine *m, const pml_pl
     }
     double t0 = 0;
     for (int k = 0; st == PML_OK; k++) {
-        if (k == warmup) t0 = now_s();
-        if (k >= warmup + steps && (now_s() - t0 >= min_s || k >= warmup + max_steps)) break;
+        if (k == warmup) t0 = pml_now();
+        if (k >= warmup + steps && (pml_now() - t0 >= min_s || k >= warmup + max_steps)) break;
         st = pml_exec_train_step(e, BATCH, &o, NULL);
     }
     if (st == PML_OK) st = pml_exec_trace_write(e, trace_path);
@@ -365,7 +246,7 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
         cost = NULL;
         if (b->tty)
             fprintf(stderr, "\r\033[Kround %d/%d: %s: measuring kernels (%.0f s)", round + 1,
-                    b->rounds, plans[i0].model, now_s() - t0);
+                    b->rounds, plans[i0].model, pml_now() - t0);
         pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
         pml_cpu_snap s0, s1;
         pml_cpu_snap_take(&s0);
@@ -398,7 +279,7 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
         for (int attempt = 0; attempt < 4; attempt++) {
             if (b->tty)
                 fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, b->rounds, r->name,
-                        now_s() - t0);
+                        pml_now() - t0);
             pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
             pml_trace_cmp cmp;
             pml_cpu_snap s0, s1;
@@ -435,21 +316,13 @@ out:
     return st;
 }
 
-static void print_json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++)
-        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) putchar(*s);
-    putchar('"');
-}
-
 static void print_results(const bench *b, double med, double mean_err, double rho)
 {
     if (b->json) {
         printf("{\"machine\":");
-        print_json_str(b->m.name);
+        pml_json_str(stdout, b->m.name);
         printf(",\"cpu\":");
-        print_json_str(b->m.cpu_model);
+        pml_json_str(stdout, b->m.cpu_model);
         printf(",\"batch\":%d,\"steps\":%d,\"warmup\":%d,\"rounds\":%d,\"fresh_costs\":%s,"
                "\"others_while_predicting\":%.4f,\"plans\":[",
                BATCH, b->steps, b->warmup, b->rounds, b->cached ? "false" : "true", b->pred_others);
@@ -604,7 +477,7 @@ int cmd_bench_accuracy(int argc, char **argv)
             goto nomem;
     }
     /* round by round, model by model: kernels measured, plans simulated, then run */
-    const double t0 = now_s();
+    const double t0 = pml_now();
     for (int round = 0; round < b->rounds; round++)
         for (int i0 = 0; i0 < NPLANS;) {
             int i1 = i0 + 1;
@@ -632,16 +505,16 @@ int cmd_bench_accuracy(int argc, char **argv)
         result *r = &b->res[i];
         const size_t R = (size_t)b->rounds;
         memcpy(col, r->r_pred, R * sizeof *col);
-        r->pred = median(col, b->rounds);
+        r->pred = pml_median(col, b->rounds);
         memcpy(col, r->r_meas, R * sizeof *col);
-        r->meas = median(col, b->rounds);
+        r->meas = pml_median(col, b->rounds);
         memcpy(col, r->r_others, R * sizeof *col);
-        r->others = median(col, b->rounds);
+        r->others = pml_median(col, b->rounds);
         for (int kk = 0; kk < PML_TASK_KIND_COUNT; kk++) {
             for (int q = 0; q < b->rounds; q++) col[q] = r->r_kind_pred[q][kk];
-            r->kind_pred[kk] = median(col, b->rounds);
+            r->kind_pred[kk] = pml_median(col, b->rounds);
             for (int q = 0; q < b->rounds; q++) col[q] = r->r_kind_meas[q][kk];
-            r->kind_meas[kk] = median(col, b->rounds);
+            r->kind_meas[kk] = pml_median(col, b->rounds);
         }
         pred[k] = r->pred;
         meas[k] = r->meas;
@@ -649,8 +522,8 @@ int cmd_bench_accuracy(int argc, char **argv)
         mean_err += (r->pred - r->meas) / r->meas / n;
         k++;
     }
-    const double rho = spearman(pred, meas, n);
-    print_results(b, median(err, n), mean_err, rho);
+    const double rho = pml_spearman(pred, meas, n);
+    print_results(b, pml_median(err, n), mean_err, rho);
     rc = 0;
     goto out;
 nomem:

@@ -43,17 +43,6 @@ const char *cli_safe(const char *s);
 /** Writes \p s as a JSON string (quoted, escaped). */
 void cli_json_str(FILE *f, const char *s);
 
-/** The plan named by \p spec for model \p g on machine \p m at \p batch: a plan file, or a
- * strategy (data, model, owt, or search with a budget in seconds). Prints nothing. */
-pml_status cli_plan_for(const char *spec, const pml_graph *g, const pml_machine *m, int batch,
-                        double budget, pml_plan *p);
-
-/** The plan pml train runs when none is given: a search for model \p g on machine \p m at
- * \p batch, cached on disk (~/.cache/pml/plans) by model, machine fingerprint and batch; desc
- * receives the plan file (or "search" when it could not be cached). */
-pml_status cli_plan_cached(const pml_graph *g, const pml_machine *m, int batch, double budget,
-                           pml_plan *p, char *desc, size_t cap);
-
 /** Flushes and closes standard output at the end of command \p cmd (NULL: pml itself).
  * \return \p rc, or 1 with a message when \p rc was 0 and the output could not be written
  * (a full disk, a closed pipe). */

@@ -108,7 +108,7 @@ static int bench_train(int argc, char **argv)
     if (!times || !pf || !pb || !idx) goto out;
     if (plan) {
         if (pml_machine_load(NULL, &here) != PML_OK ||
-            cli_plan_for(plan, &g, &here, batch, 5, &pl) != PML_OK) {
+            pml_plan_for(plan, &g, &here, batch, 5, &pl) != PML_OK) {
             fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
             goto out;
         }

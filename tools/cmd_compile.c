@@ -299,16 +299,8 @@ typedef struct baseline {
 static pml_status make_baseline(int b, const compile_args *a, const pml_graph *g,
                                 const pml_machine *m, pml_plan *p)
 {
-    switch (b) {
-    case B_DATA:
-        return pml_plan_data_parallel(p, g, m, (int)a->batch);
-    case B_MODEL:
-        return pml_plan_model_parallel(p, g, m, (int)a->batch);
-    case B_OWT:
-        return pml_plan_owt(p, g, m, (int)a->batch);
-    default:
-        return pml_plan_mesh(p, g, m, (int)a->batch, a->mesh_dims, a->nmesh, a->layout_axis);
-    }
+    pml_strategy_opts o = {.mesh = a->mesh_dims, .nmesh = a->nmesh, .layout = a->layout_axis};
+    return pml_plan_strategy(base_name[b], g, m, (int)a->batch, &o, p);
 }
 
 /* simulated step seconds of p; a plan that does not fit a device's memory gives INFINITY and

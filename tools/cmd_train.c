@@ -280,38 +280,17 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
         return 1;
     }
-    const pml_shape in = g.nodes[g.input].out;
     pml_dataset train, test;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    pml_machine full, here;
+    pml_machine here;
     pml_plan pl;
-    memset(&full, 0, sizeof full);
     memset(&here, 0, sizeof here);
     memset(&pl, 0, sizeof pl);
     int rc = 1;
     phase = PHASE_DATA;
-    if (data && strcmp(data, "synthetic") == 0) {
-        st = pml_data_synthetic(in, g.classes, train_samples ? (int)train_samples : 2936, o.seed,
-                                &train);
-        if (st == PML_OK)
-            st = pml_data_synthetic(in, g.classes, test_samples ? (int)test_samples : 734,
-                                    o.seed + 0x7e57, &test);
-    } else {
-        if (!data && !(in.c == 1 && in.h == 28 && in.w == 28)) {
-            fprintf(stderr,
-                    "pml train: model '%s' takes %dx%dx%d images and there is no default dataset "
-                    "of that shape: use --data synthetic or --data DIR\n",
-                    cli_safe(model), in.c, in.h, in.w);
-            goto out;
-        }
-        st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, &train, &test);
-        if (st == PML_OK) {
-            if (train_samples && train_samples < train.n) train.n = (int)train_samples;
-            if (test_samples && test_samples < test.n) test.n = (int)test_samples;
-        }
-    }
-    if (st != PML_OK) {
+    if ((st = pml_data_for_model(&g, data, train_samples, test_samples, o.seed, &train, &test)) !=
+        PML_OK) {
         fprintf(stderr, "pml train: %s\n", pml_errmsg());
         goto out;
     }
@@ -319,33 +298,19 @@ int cmd_train(int argc, char **argv)
     /* the plan: this machine (its first --threads cores) and a plan for it */
     phase = PHASE_PLAN;
     if (!plan || strcmp(plan, "none") != 0) {
-        if ((st = pml_machine_load(NULL, &full)) == PML_OK) {
-            if (!threads_given) o.threads = full.ncompute;
-            if (o.threads > full.ncompute) {
-                fprintf(stderr, "pml train: --threads %d: this machine has %d cores\n", o.threads,
-                        full.ncompute);
-                rc = EXIT_USAGE;
-                goto out;
-            }
-            if (o.threads == full.ncompute) { /* all of it: loaded (and calibrated) once */
-                here = full;
-                memset(&full, 0, sizeof full);
-            } else {
-                st = pml_machine_first_cores(&full, o.threads, &here);
-            }
+        if (threads_given && o.threads > pml_machine_cores()) {
+            fprintf(stderr, "pml train: --threads %d: this machine has %d cores\n", o.threads,
+                    pml_machine_cores());
+            rc = EXIT_USAGE;
+            goto out;
         }
-        if (st == PML_OK) {
-            if (plan) {
-                st = cli_plan_for(plan, &g, &here, o.batch, 5, &pl);
-                snprintf(plan_desc, sizeof plan_desc, "%s", plan);
-            } else {
-                st = cli_plan_cached(&g, &here, o.batch, 3, &pl, plan_desc, sizeof plan_desc);
-            }
-        }
+        st = pml_plan_here(&g, plan, threads_given ? o.threads : 0, o.batch, &here, &pl,
+                           plan_desc, sizeof plan_desc);
         if (st != PML_OK) {
             fprintf(stderr, "pml train: %s\n", pml_errmsg());
             goto out;
         }
+        o.threads = here.ncompute;
         o.machine = &here;
         o.plan = &pl;
     } else if (trace) {
@@ -403,7 +368,6 @@ int cmd_train(int argc, char **argv)
 out:
     pml_plan_free(&pl);
     pml_machine_free(&here);
-    pml_machine_free(&full);
     pml_data_free(&train);
     pml_data_free(&test);
     pml_graph_free(&g);
