@@ -3,7 +3,7 @@
 #ifndef PML_MODELS_BUILD_H
 #define PML_MODELS_BUILD_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
 typedef struct pml__mb {
     pml_graph *g;

@@ -1,6 +1,6 @@
 /* pml — models as DOT files: the model reader (a DOT snapshot, dotfile.c -> pml_graph), the
  * model writer, and pml_model_load (zoo spec or file). The format is documented in models.h. */
-#include "models.h"
+#include "models/models.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
  * names DOT can carry both ways, and the shared checks (Graphviz's own attributes, integers).
  * Files are written atomically by the callers (pml_write_file_atomic). */
 #include "cg.h"
-#include "models.h"
+#include "models/models.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
 #ifndef PML_MODELS_H
 #define PML_MODELS_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,7 +2,7 @@
  * object into one (here: models; the planner adds plans and machines), and pml_viz_render lays
  * it out with gvc's dot engine, top to bottom, and renders it as svg, png, pdf or laid-out dot. */
 #include "cg.h"
-#include "models.h"
+#include "models/models.h"
 
 #include <graphviz/gvc.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* pml — BLAS set-up. pml runs its own pinned workers and calls BLAS single-threaded from each;
  * OpenBLAS's own threads are never wanted (the command sets OPENBLAS_NUM_THREADS=1 before the
  * library loads, see tools/pml.c). */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <cblas.h>
 #include <sys/mman.h>

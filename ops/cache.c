@@ -13,7 +13,7 @@
  * Sweep    ".NAME.tmp-PID-N" files (pml_afile_open's temporary names) whose process is gone,
  *          regular files only, in the folder and its subfolders (plans/), once per process and
  *          folder. */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -13,7 +13,7 @@
  * - anything else that is not a folder (a character or block device, a FIFO, a terminal, a pipe
  *   behind /proc/self/fd/N), and "-" (standard output): written through, never renamed over.
  *   Written-through data cannot be taken back when the writer fails or aborts. */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <dirent.h>
 #include <errno.h>

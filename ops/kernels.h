@@ -2,7 +2,7 @@
 #ifndef PML_OPS_KERNELS_H
 #define PML_OPS_KERNELS_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
 #define PML__OP_DECL(op)                                                                           \
     pml_status pml__##op##_infer(pml_node *n, const pml_shape *in, int nin);                      \

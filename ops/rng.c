@@ -1,5 +1,5 @@
 /* pml — counter-based random numbers (splitmix64 finaliser over a mixed key). */
-#include "ops.h"
+#include "ops/ops.h"
 
 static inline uint64_t mix64(uint64_t z)
 {

@@ -1,5 +1,5 @@
 /* pml — status codes and the per-thread error message. */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * for JSON (what echoes input is escaped, so that no control character, C1 control or
  * bidirectional override from a file or argv reaches a terminal raw, and JSON strings are valid
  * whatever bytes the input held). */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #ifndef PML_PLANNER_COST_INT_H
 #define PML_PLANNER_COST_INT_H
 
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <pthread.h>
 

@@ -5,7 +5,7 @@
  *
  * /proc/stat counts in clock ticks (10 ms): over a window of W seconds the estimate is off by up
  * to about 2 ticks / W cores, so a window meant to see a tenth of a core needs W >= 0.2 s. */
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef PML_PLANNER_MACHINE_INT_H
 #define PML_PLANNER_MACHINE_INT_H
 
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <hwloc.h>
 

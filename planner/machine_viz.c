@@ -3,8 +3,8 @@
  * their own (in a machine of one node: each hub with the devices that hang off it alone); every
  * link is one line labelled with its bandwidth and latency. Hubs farther from the compute
  * devices are drawn higher, so a cluster reads top-down: network, NICs, switches, devices. */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 
 #include <math.h>
 #include <stdio.h>

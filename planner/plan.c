@@ -1,5 +1,5 @@
 /* pml — plans: one parallel config per operator, checks, and the baseline strategies. */
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

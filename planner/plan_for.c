@@ -2,7 +2,7 @@
  * splits the benchmarks and tests use) or a plan file gives a plan for a model, machine and
  * batch; the plan cache keeps searched plans on disk; pml_plan_here plans for this machine (or
  * its first cores), as pml train does. */
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

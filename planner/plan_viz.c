@@ -9,8 +9,8 @@
  * around the colour wheel in device order, so the devices of one cluster node get neighbouring
  * hues. An operator on up to 8 devices is striped, one stripe per part in part order; on more, a
  * gradient from its first device's colour to its last's (its label lists them). */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * device list, and the machine, batch and gradient synchronisation as graph attributes. The
  * format is documented in planner.h; the model part is read and written by models/dot.c
  * (pml_model_dot_ext), this file adds and checks the rest. */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 
 #include <errno.h>
 #include <math.h>

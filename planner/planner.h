@@ -11,8 +11,8 @@
 #ifndef PML_PLANNER_H
 #define PML_PLANNER_H
 
-#include "models.h"
-#include "ops.h"
+#include "models/models.h"
+#include "ops/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

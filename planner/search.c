@@ -10,7 +10,7 @@
  * makes the simulated step dt slower is accepted with probability exp(-beta * dt / t_current).
  * Chains run on their own threads from different starts (data parallel, the best baseline, ...)
  * and share the cost model; the best plan of all chains wins. */
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
 #ifndef PML_PLANNER_TG_H
 #define PML_PLANNER_TG_H
 
-#include "planner.h"
+#include "planner/planner.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -10,8 +10,8 @@
 #ifndef PML_RUNTIME_EXEC_H
 #define PML_RUNTIME_EXEC_H
 
-#include "planner.h"
-#include "runtime.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 #include "workers.h"
 
 typedef struct pml__exec_impl {

@@ -2,8 +2,8 @@
 #ifndef PML_RUNTIME_H
 #define PML_RUNTIME_H
 
-#include "ops.h"
-#include "planner.h"
+#include "ops/ops.h"
+#include "planner/planner.h"
 
 #ifdef __cplusplus
 extern "C" {

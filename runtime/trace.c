@@ -14,7 +14,7 @@
  * kind, operator, part and worker: a trace of another model, batch, machine or plan is refused.
  * Measured figures are medians over the training steps after a warm-up: a step's makespan (first
  * start to last end), the summed durations of each kind's tasks, each task's duration. */
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 #include <errno.h>
 #include <math.h>

@@ -14,7 +14,7 @@
  *     PML_EINTR. Compute and pool threads run with signals blocked, so the handler runs on
  *     this thread. On return the three are blocked here and the caller's handlers are back: a
  *     signal after the last step waits (pending) until the caller has printed its results. */
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 #include "sync.h"
 

@@ -10,7 +10,7 @@
 #include "workers.h"
 #include "sync.h"
 
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 #include <hwloc.h>
 #include <math.h>

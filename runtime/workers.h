@@ -15,7 +15,7 @@
 #ifndef PML_RUNTIME_WORKERS_H
 #define PML_RUNTIME_WORKERS_H
 
-#include "ops.h"
+#include "ops/ops.h"
 
 typedef struct pml__workers pml__workers;
 

@@ -3,7 +3,7 @@
  * one's and other names stay, once per folder and process), the lock (exclusive between open
  * files, a bounded wait that gives up on a holder that never lets go, no lock through a link or
  * a FIFO), and stamps telling versions of a file apart. No timing. */
-#include "ops.h"
+#include "ops/ops.h"
 #include "test.h"
 
 #include <errno.h>

@@ -3,7 +3,7 @@
  * memory and on disk, a second model measures nothing), bad cache files ignored and rewritten, no
  * disk cache when asked, processes saving at once losing no line, a cache lock held too long.
  * Shapes are tiny: measurements run under ASan too. No timing ratios. */
-#include "planner.h"
+#include "planner/planner.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -1,7 +1,7 @@
 /* Tests of runtime/data.c: IDX files (gzip and plain) written into a temporary folder and read
  * back, the real Fashion-MNIST set, bad files (each error names the file and the fault),
  * validation splits, shuffling and synthetic images. */
-#include "runtime.h"
+#include "runtime/runtime.h"
 #include "test.h"
 
 #include <errno.h>

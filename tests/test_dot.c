@@ -2,7 +2,7 @@
  * bad-file fixture gives one message naming the file and the thing at fault, hand-written files
  * read as documented, and a deterministic mutation loop over valid files never crashes (run it
  * in the ASan build). */
-#include "models.h"
+#include "models/models.h"
 #include "test.h"
 
 #include <graphviz/cgraph.h>

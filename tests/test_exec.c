@@ -1,7 +1,7 @@
 /* Executor tests: the fast and multi-threaded paths against the reference executor, whole-graph
  * gradients against finite differences, optimizers against hand-computed Keras updates. */
-#include "models.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "runtime/runtime.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * files never stay behind, errors name the file; what is not a regular file (a device, a FIFO, a
  * pipe, stdout) is written through and stays what it is; links are followed. Device nodes are our
  * own (mknod in a temporary folder, root only), never the system's. */
-#include "ops.h"
+#include "ops/ops.h"
 #include "test.h"
 
 #include <dirent.h>

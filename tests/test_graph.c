@@ -1,7 +1,7 @@
 /* Graph IR tests: finalisation orders nodes, infers shapes, lays out parameters, and rejects
  * malformed graphs with a message naming the node. */
-#include "kernels.h"
-#include "models.h"
+#include "ops/kernels.h"
+#include "models/models.h"
 #include "test.h"
 
 static int input(pml_graph *g, int c, int h, int w)

@@ -6,8 +6,8 @@
  * trips with the same fingerprint, route choice (fewest hops, then widest, then lowest latency),
  * validation of hand-built machines, one bad fixture per fault, and a mutation fuzz loop over the
  * cluster file reader. No timing. */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 #include "test.h"
 
 #include <hwloc.h>

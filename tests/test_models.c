@@ -1,6 +1,6 @@
 /* pml — tests for the model zoo: parameter counts against the reference models, shapes, FLOPs,
  * and model-spec parsing errors. Graphs are only built, never run. */
-#include "models.h"
+#include "models/models.h"
 #include "test.h"
 
 /* ---------------------------------------------------------------- helpers */

@@ -19,7 +19,7 @@
  *           statistics; coordinates whose perturbation flips a relu are skipped).
  * Plus: every op has cases; conv/pool shape inference, error messages and hand-computed
  * values. Set PML_TEST_VERBOSE=1 to print per-case error figures. */
-#include "ops.h"
+#include "ops/ops.h"
 #include "test.h"
 
 #include <stdarg.h>

@@ -3,8 +3,8 @@
  * refused with one message naming the file (and the operator at fault); plans of another model,
  * batch or machine are refused (or accepted with any_machine); drawings of plans; and a
  * deterministic mutation loop over plan files that never crashes and only accepts valid plans. */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -1,8 +1,8 @@
 /* Planner tests: plans and their checks, the task graph (program order, transfers, syncs), the
  * simulator (exact timing on simple cases, delta simulation equal to full simulation over
  * thousands of random changes, memory limits) and the search. */
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* Task-runtime tests: the workers run DAGs in dependency order on several workers, again and
  * again, subsets, failures stop a run without a hang, cycles are refused. */
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
-#include "workers.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
+#include "runtime/workers.h"
 #include "test.h"
 
 #include <math.h>

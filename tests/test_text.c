@@ -1,5 +1,5 @@
 /* Text for terminals and JSON (ops/text.c): escaping what echoes input, and JSON strings. */
-#include "ops.h"
+#include "ops/ops.h"
 #include "test.h"
 
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* Trace tests: the Chrome-trace reader (good traces, malformed, truncated, empty, not a trace)
  * and the predicted-vs-measured comparison (exact medians on a synthetic trace of a simulated
  * plan; traces of another model, batch, machine or plan refused; a real plan run read back). */
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* Training-loop tests on small subsets: learning happens, validation split, step limits,
  * threads agree, stop requests and signals end training cleanly, prefetched batches give what
  * gathering each batch before its step gives, plans that do not fit the run are refused. */
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 #include "test.h"
 
 #include <signal.h>

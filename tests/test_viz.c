@@ -1,7 +1,7 @@
 /* Drawings: formats from file names, the blocks --collapse folds, and real rendered output (SVG
  * names every operator, PNG has a sane header, laid-out DOT has positions), views built with the
  * generic helpers, nothing printed, nothing left behind on errors. */
-#include "models.h"
+#include "models/models.h"
 #include "test.h"
 
 #include <fcntl.h>

@@ -5,9 +5,9 @@
  * the Spearman rank correlation between predicted and measured step times. */
 #include "cli.h"
 
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -13,9 +13,9 @@
  * is then split T ways too. Without --cache the cost model measures afresh (no disk cache). The
  * executor is profiled in 7 chunks of --steps steps (default 10); a node's figure is the median of
  * the chunks' means, so a chunk disturbed by another process does not count. */
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* bench-kernels — times the fast conv2d and pool kernels (forward and backward, full region, one
  * thread) on the layer shapes of the Fashion-MNIST CNN and the TF flowers CNN, and prints GFLOP/s.
  * A benchmark, not a test: `bench-kernels [batch] [seconds per kernel]`. */
-#include "ops.h"
+#include "ops/ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>

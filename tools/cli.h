@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#include "planner.h"
+#include "planner/planner.h"
 
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };

@@ -1,9 +1,9 @@
 /* pml bench — benchmarks (speed lives here, never in tests). */
 #include "cli.h"
 
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * time of the plan next to every baseline, and writes the plan file. */
 #include "cli.h"
 
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* pml export — writes a model (zoo spec or DOT file) as a model DOT file. */
 #include "cli.h"
 
-#include "models.h"
+#include "models/models.h"
 
 #include <stdio.h>
 #include <stdlib.h>

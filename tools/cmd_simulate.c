@@ -3,9 +3,9 @@
  * with --compare, the prediction next to a measured run's Chrome trace. */
 #include "cli.h"
 
-#include "models.h"
-#include "planner.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "planner/planner.h"
+#include "runtime/runtime.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* pml topo — prints a machine (devices, links, routes) and writes it as a cluster DOT file. */
 #include "cli.h"
 
-#include "planner.h"
+#include "planner/planner.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * synthetic images. */
 #include "cli.h"
 
-#include "models.h"
-#include "runtime.h"
+#include "models/models.h"
+#include "runtime/runtime.h"
 
 #include <math.h>
 #include <signal.h>

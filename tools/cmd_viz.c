@@ -1,8 +1,8 @@
 /* pml viz — draws a graph: a model now; plans and machines once the planner writes them. */
 #include "cli.h"
 
-#include "models.h"
-#include "planner.h"
+#include "models/models.h"
+#include "planner/planner.h"
 
 #include <stdio.h>
 #include <string.h>

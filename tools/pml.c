@@ -1,7 +1,7 @@
 /* pml — the command: dispatches to one function per command. */
 #include "cli.h"
 
-#include "models.h"
+#include "models/models.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * Every input must read or be refused with a message, without a crash, a leak or undefined
  * behaviour; what reads must write and read back as the same model, and must draw (the view is
  * built, with --collapse's block search, but not laid out: that is Graphviz's code). */
-#include "models.h"
+#include "models/models.h"
 
 #include <stdint.h>
 #include <stdlib.h>
