@@ -10,7 +10,7 @@ shift || true
 out=build-fuzz
 mkdir -p $out/corpus $out/crashes
 # clang does not define __SANITIZE_ADDRESS__ (ops/kernels.h then skips its target_clones)
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -D__SANITIZE_ADDRESS__=1 -Iops -Imodels -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -D__SANITIZE_ADDRESS__=1 -I. -Iops -Imodels -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 libs="$(pkg-config --libs libcgraph libgvc openblas zlib) -lm -lpthread"
 objs=()
 for f in ops/*.c models/*.c; do
