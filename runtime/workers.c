@@ -43,20 +43,22 @@ struct pml__workers {
     hwloc_topology_t topo;
     bool have_topo;
     hwloc_cpuset_t caller_old;
-    /* the run being executed */
-    _Atomic uint32_t gen;     /* run generation: workers wait for it to change; futex word */
-    _Atomic int idle_asleep;  /* workers asleep on gen */
-    _Atomic int stop;
-    _Atomic int remaining;    /* tasks of the run not yet finished */
-    _Atomic int failed;
-    _Atomic int finished;     /* workers done with the run */
-    _Atomic int caller_asleep;
-    const pml__dag *dag; /* NULL: a fork-join run of fork_fn */
+    /* the run being executed: what every task reads (set before a run starts) ... */
+    _Alignas(64) const pml__dag *dag; /* NULL: a fork-join run of fork_fn */
     pml__task_fn fn;
     pml__fork_fn fork_fn;
     void *ctx;
     _Atomic int *count;
     int count_cap;
+    /* ... and what the workers write as it goes, on cache lines of their own */
+    _Alignas(64) _Atomic int remaining; /* tasks of the run not yet finished */
+    _Atomic int failed;
+    _Alignas(64) _Atomic uint32_t gen; /* run generation: workers wait for it to change; futex */
+    _Atomic int idle_asleep;           /* workers asleep on gen */
+    _Atomic int stop;
+    _Atomic int finished;              /* workers done with the run */
+    _Atomic int caller_asleep;
+    char pad_[64];
     pml__dag checked[2]; /* the last two DAGs found acyclic (a step's and an inference pass's) */
     double *start, *end;
     double t0;
@@ -228,7 +230,8 @@ pml_status pml__workers_create(int workers, const int *cores, pml__workers **out
     *out = NULL;
     if (workers < 1 || workers > 256)
         return pml_fail(PML_EINVAL, "%d workers: the runtime takes 1 to 256", workers);
-    pml__workers *s = calloc(1, sizeof *s);
+    pml__workers *s = aligned_alloc(64, (sizeof *s + 63) & ~(size_t)63); /* its cache lines */
+    if (s) memset(s, 0, sizeof *s);
     if (!s) return pml_fail(PML_ENOMEM, "out of memory starting the runtime");
     s->nw = workers;
     atomic_flag_clear(&s->errlock);
