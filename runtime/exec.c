@@ -36,6 +36,13 @@ void pml__exec_fini(pml_exec *e)
     pml_graph_free(&e->g);
 }
 
+void pml__exec_copy_state(pml_exec *dst, const pml_exec *src)
+{
+    memcpy(dst->params, src->params, src->g.nparams * sizeof(float));
+    memcpy(dst->state, src->state, src->g.nstate * sizeof(float));
+    dst->step = src->step;
+}
+
 bool pml__all_finite(const float *p, size_t n)
 {
     float acc = 0.0f;

@@ -58,6 +58,10 @@ void pml__exec_fini(pml_exec *e);
 pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
 pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
 
+/** Gives \p dst the parameters, non-trainable state and step count of \p src (same graph): a
+ * run goes on on another executor. */
+void pml__exec_copy_state(pml_exec *dst, const pml_exec *src);
+
 /** \return true when every float of p[0..n) is finite. */
 bool pml__all_finite(const float *p, size_t n);
 /** Sums the per-sample losses of the first n samples and counts those whose largest logit is

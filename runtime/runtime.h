@@ -158,6 +158,70 @@ pml_status pml_exec_trace_write(pml_exec *e, const char *path);
  * ntasks - 2 independent tasks on two workers, then one). */
 pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double *per_task);
 
+/* ---------------------------------------------------------------- choosing by measuring */
+
+/** A way to run training steps: a plan on a machine's cores, or the per-operator executor. */
+typedef struct pml_candidate {
+    char name[48];                   /* "searched plan", "data parallel", "per-operator", ... */
+    const struct pml_machine *machine; /* with plan */
+    const struct pml_plan *plan;     /* NULL: the per-operator executor on `threads` threads */
+    int threads;                     /* cores it uses */
+    double predicted;                /* simulated seconds per step (0: not simulated) */
+    double measured;                 /* the trial's: median seconds per step (INFINITY: none) */
+} pml_candidate;
+
+typedef struct pml_choose_opts pml_choose_opts;
+/* Measures one candidate: *seconds receives the median seconds of a training step. */
+typedef pml_status (*pml_trial_fn)(void *ud, const pml_graph *g, const pml_candidate *c,
+                                   const pml_dataset *d, int batch, const pml_choose_opts *o,
+                                   double *seconds);
+
+struct pml_choose_opts {
+    int warmup;         /* steps run first, not measured */
+    int min_steps;      /* measured steps, at least (but see max_seconds) ... */
+    int max_steps;      /* ... and at most */
+    double min_seconds; /* measure at least this long (small steps are many) */
+    double max_seconds; /* a candidate with 3 steps measured stops after this long */
+    int rounds;         /* each candidate once a round; its best round counts ... */
+    double round_seconds; /* ... no further round after one that took longer than this */
+    double cutoff;      /* set by pml_choose: the best time so far; a candidate whose first steps
+                           are over 1.5x it stops early (it cannot win) */
+    uint64_t seed;      /* the executors' initialisation */
+    pml_trial_fn measure; /* NULL: run the steps (tests give a fake) */
+    void *ud;
+};
+
+/** 2 warm-up steps; 10 to 200 measured steps and at least 0.1 s, or 3 steps and 0.4 s; 2 rounds
+ * unless the first took over a second; seed 1. */
+pml_choose_opts pml_choose_opts_default(void);
+/** Runs a trial of candidates c[0..n) on the first batches of \p train and sets each one's
+ * `measured`; *best receives the fastest. A second or two for the zoo's models on 2 cores; no
+ * candidate's steps are kept (each runs on an executor of its own). \return PML_OK or the error
+ * of a candidate's step, naming it. */
+pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
+                      int n, const pml_choose_opts *o, int *best);
+/** The candidate (index into c[0..n), by name) a previous trial chose for model \p g at
+ * \p batch on machine \p m (its fingerprint), from the cache folder's choices/; -1: none. */
+int pml_choice_load(const pml_graph *g, const struct pml_machine *m, int batch,
+                    const pml_candidate *c, int n);
+/** Caches the trial's choice and measurements (a cache that cannot be written is no error). */
+void pml_choice_save(const pml_graph *g, const struct pml_machine *m, int batch,
+                     const pml_candidate *c, int n, int best);
+
+/** The ways pml train weighs on this machine when it chooses itself: \p plan on \p here (all
+ * its cores; its simulated step time is taken from \p here's cost model), data parallel on all
+ * cores (when \p plan is not data parallel), the per-operator executor on all cores, and one
+ * core. Owns the one-core machine and the plans it makes; free with pml_candidates_free. */
+typedef struct pml_candidates {
+    pml_candidate c[4];
+    int n;
+    struct pml_machine *one;   /* the first core alone */
+    struct pml_plan *owned[2]; /* data parallel, one core */
+} pml_candidates;
+pml_status pml_candidates_make(const pml_graph *g, const struct pml_machine *here,
+                               const struct pml_plan *plan, int batch, pml_candidates *out);
+void pml_candidates_free(pml_candidates *c);
+
 /* ---------------------------------------------------------------- training */
 
 typedef struct pml_epoch_stats {
@@ -184,6 +248,13 @@ typedef struct pml_train_cb {
     /* polled before every step and evaluation batch: non-zero stops training cleanly
      * (PML_EINTR) */
     int (*should_stop)(void *ud);
+    /* once, when the median of WATCH_STEPS steps is over 1.5x the plan's predicted step
+     * (pml_train_opts.predicted_step): measured and predicted seconds per step */
+    void (*slow)(void *ud, double measured, double predicted);
+    /* when pml_train re-checked its choice between two steps (pml_train_opts.alternatives):
+     * the candidate it ran and the one it runs from now (the same when it kept it), with their
+     * new `measured` times */
+    void (*rechecked)(void *ud, const pml_candidate *from, const pml_candidate *to);
 } pml_train_cb;
 
 typedef struct pml_train_opts {
@@ -201,6 +272,14 @@ typedef struct pml_train_opts {
     const struct pml_machine *machine;
     const struct pml_plan *plan;
     const char *trace_path; /* plan mode: write a Chrome trace of every task here */
+    double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
+    /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):
+     * when the median of the last WATCH_STEPS steps is over 1.5x its `measured` time (another
+     * process took a core, say), a short trial of all of them runs between two steps and
+     * training goes on with the fastest, parameters and all (cb.rechecked says so). NULL: none.
+     * Not with a trace. */
+    pml_candidate *alternatives;
+    int nalternatives, current;
     /* SIGINT, SIGTERM and SIGHUP stop training cleanly: the step running finishes, then
      * PML_EINTR with a message naming the signal (pml_train_result.signal). While pml_train
      * runs it handles them (one pml_train at a time may), unblocked on the calling thread
@@ -218,6 +297,9 @@ typedef struct pml_train_result {
     double test_loss, test_accuracy;
     int signal; /* SIGINT, SIGTERM or SIGHUP when one stopped training (handle_signals), else 0 */
 } pml_train_result;
+
+/** Steps whose median pml_train watches (cb.slow, alternatives). */
+#define PML_WATCH_STEPS 100
 
 /** Trains \p g on \p train (and evaluates on \p test when not NULL). Its control plane is a
  * libuv loop on the calling thread, polled between steps: the next batches are gathered in

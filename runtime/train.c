@@ -16,6 +16,7 @@
  *     signal after the last step waits (pending) until the caller has printed its results. */
 #include "runtime/runtime.h"
 
+#include "exec.h"
 #include "sync.h"
 
 #include <assert.h>
@@ -459,6 +460,70 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
     return PML_OK;
 }
 
+/* ---------------------------------------------------------------- watching the steps */
+
+typedef struct watch {
+    double t[PML_WATCH_STEPS]; /* the last steps' seconds, a ring */
+    int n;                     /* steps since the last look */
+    bool warned;
+    int rechecks;
+} watch;
+
+/* A short trial of the alternatives between two steps; continues on the fastest (a new
+ * executor given the parameters, state and step count of the one running). */
+static pml_status recheck(const pml_graph *g, const pml_dataset *tr, const pml_train_opts *o,
+                          int *current, pml_exec **e)
+{
+    pml_choose_opts co = pml_choose_opts_default();
+    co.rounds = 1;
+    co.min_steps = 5;
+    co.min_seconds = 0.1;
+    co.seed = o->seed;
+    pml_candidate *alt = o->alternatives;
+    const pml_candidate was = alt[*current];
+    int best;
+    pml_status st = pml_choose(g, tr, o->batch, alt, o->nalternatives, &co, &best);
+    if (st != PML_OK) return st;
+    /* the one running must be clearly beaten (the trial is short) */
+    if (best != *current && alt[best].measured < 0.9 * alt[*current].measured) {
+        pml_exec_opts eo = {.batch = o->batch,
+                            .threads = alt[best].threads,
+                            .seed = o->seed,
+                            .check_numerics = o->check_numerics,
+                            .machine = alt[best].plan ? alt[best].machine : NULL,
+                            .plan = alt[best].plan};
+        pml_exec *ne;
+        if ((st = pml_exec_create(g, &eo, &ne)) != PML_OK) return st;
+        pml__exec_copy_state(ne, *e);
+        pml_exec_destroy(*e);
+        *e = ne;
+        *current = best;
+    }
+    if (o->cb.rechecked) o->cb.rechecked(o->cb.ud, &was, &alt[*current]);
+    return PML_OK;
+}
+
+/* After each step: every PML_WATCH_STEPS steps, the median against the prediction (cb.slow,
+ * once) and against what the running choice measured in its trial (a re-check). */
+static pml_status watch_step(watch *w, double seconds, const pml_graph *g, const pml_dataset *tr,
+                             const pml_train_opts *o, int *current, pml_exec **e)
+{
+    w->t[w->n++] = seconds;
+    if (w->n < PML_WATCH_STEPS) return PML_OK;
+    w->n = 0;
+    const double med = pml_median(w->t, PML_WATCH_STEPS);
+    if (!w->warned && o->predicted_step > 0 && med > 1.5 * o->predicted_step) {
+        w->warned = true;
+        if (o->cb.slow) o->cb.slow(o->cb.ud, med, o->predicted_step);
+    }
+    if (o->alternatives && w->rechecks < 3 && !o->trace_path &&
+        med > 1.5 * o->alternatives[*current].measured) {
+        w->rechecks++;
+        return recheck(g, tr, o, current, e);
+    }
+    return PML_OK;
+}
+
 pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
                      const pml_train_opts *opts, pml_train_result *res)
 {
@@ -526,6 +591,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
 
     long total_steps = 0;
+    watch w;
+    memset(&w, 0, sizeof w);
+    int current = opts->current;
     for (int ep = 1; ep <= opts->epochs && st == PML_OK; ep++) {
         pml_epoch_stats *s = &res->epochs[ep - 1];
         s->epoch = ep;
@@ -540,8 +608,14 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             int n;
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
             pml_step_result r;
+            const double ts = pml_now();
             if ((st = pml_exec_train_step(e, n, &optim, &r)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, step %ld: ", ep, step + 1);
+                break;
+            }
+            if (n == opts->batch &&
+                (st = watch_step(&w, pml_now() - ts, g, &tr, opts, &current, &e)) != PML_OK) {
+                pml_fail_ctx(st, "epoch %d, after step %ld: ", ep, step + 1);
                 break;
             }
             loss_sum += r.loss_sum;

@@ -1120,6 +1120,25 @@ t_huge_trace() { # a trace larger than the limit is refused by its size (a spars
         has "$err" "limit of 4294967296"
 }
 
+t_trial() { # no plan given: a trial decides (once), and says so; a plan given is run as given
+    local c=$TMP/trial-cache a="mlp:units=16 --train-samples 640 --test-samples 64 --epochs 1" n
+    n=$("$PML" topo --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["compute"])')
+    [ "$n" -ge 2 ] || { echo "  (skip: this machine has one core: nothing to choose)" >&2; return 77; }
+    XDG_CACHE_HOME=$c run 0 train $a || return 1
+    has "$out" "Trial (" && has "$out" "per-operator" && has "$out" "one core" &&
+        has "$out" "(the fastest in the trial)" || return 1
+    XDG_CACHE_HOME=$c run 0 train $a && ! grep -q "Trial" "$out" &&
+        has "$out" "(the fastest in an earlier trial on this machine)" || return 1
+    XDG_CACHE_HOME=$c run 0 train $a --plan data && ! grep -q "Trial" "$out" &&
+        has "$out" "Plan: data" || return 1
+    XDG_CACHE_HOME=$c run 0 train $a --json && ! grep -q "Trial" "$out" || return 1
+    # --threads names the cores: one core is not a candidate then
+    rm -rf "$c/pml/choices"
+    XDG_CACHE_HOME=$c run 0 train $a --threads "$n" && has "$out" "Trial (" &&
+        ! grep -q "one core" "$out"
+}
+
+case_ trial t_trial
 case_ stdout_errors t_stdout_errors
 case_ json_on_failure t_json_on_failure
 case_ low_address_space t_low_address_space

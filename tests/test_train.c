@@ -3,6 +3,7 @@
  * gathering each batch before its step gives, plans that do not fit the run are refused. */
 #include "models/models.h"
 #include "planner/planner.h"
+#include "runtime/exec.h"
 #include "runtime/runtime.h"
 #include "test.h"
 
@@ -340,7 +341,7 @@ static void t_progress_reports(void)
     CHECK_OK(pml_model_build("mlp:units=8", &g));
     pml_train_opts o = opts(3, 32, 1);
     progress_log l = {0};
-    o.cb = (pml_train_cb){&l, log_step, log_epoch, NULL};
+    o.cb = (pml_train_cb){.ud = &l, .step = log_step, .epoch = log_epoch};
     pml_train_result r;
     CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
     CHECK(l.epochs == 3 && l.calls >= 3 && l.bad == 0);
@@ -507,6 +508,190 @@ static void t_bad_plans(void)
     pml_data_free(&train);
 }
 
+/* ---------------------------------------------------------------- choosing by measuring */
+
+/* a fake trial: each candidate's step time by its name */
+static pml_status fake_measure(void *ud, const pml_graph *g, const pml_candidate *c,
+                               const pml_dataset *d, int batch, const pml_choose_opts *o,
+                               double *seconds)
+{
+    int *calls = ud;
+    (*calls)++;
+    *seconds = strcmp(c->name, "one core") == 0        ? 1e-4
+               : strcmp(c->name, "per-operator") == 0 ? 2e-4
+                                                       : 3e-4 + 1e-5 * *calls; /* drifts */
+    return PML_OK;
+}
+
+static void t_choose_picks_fastest(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 8, 8}, 4, 64, 1, &train));
+    pml_graph g;
+    pml_machine m;
+    pml_plan p;
+    CHECK_OK(pml_model_build("mlp:units=8,size=8,classes=4", &g));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m));
+    CHECK_OK(pml_plan_data_parallel(&p, &g, &m, 16));
+    pml_candidate c[3] = {{.name = "data-parallel plan", .machine = &m, .plan = &p, .threads = 2},
+                          {.name = "per-operator", .threads = 2},
+                          {.name = "one core", .threads = 1}};
+    int calls = 0, best = -1;
+    pml_choose_opts o = pml_choose_opts_default();
+    o.measure = fake_measure;
+    o.ud = &calls;
+    o.round_seconds = 0; /* every round */
+    CHECK_OK(pml_choose(&g, &train, 16, c, 3, &o, &best));
+    CHECK(best == 2 && calls == 6); /* two rounds of three */
+    CHECK(c[2].measured == 1e-4 && c[1].measured == 2e-4);
+    CHECK(fabs(c[0].measured - (3e-4 + 1e-5)) < 1e-12); /* its best round */
+    /* one candidate measured for real: a step time, and the choice is it */
+    pml_candidate one = {.name = "per-operator", .threads = 1};
+    CHECK_OK(pml_choose(&g, &train, 16, &one, 1, NULL, &best));
+    CHECK(best == 0 && one.measured > 0 && isfinite(one.measured));
+    CHECK(pml_choose(&g, &train, 16, c, 0, &o, &best) == PML_EINVAL);
+    pml_plan_free(&p);
+    pml_machine_free(&m);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+}
+
+/* the choice is cached by model, batch and machine; anything else is measured again */
+static void t_choice_cache(void)
+{
+    char dir[] = "/tmp/pml-test-choice-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *old = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+    setenv("XDG_CACHE_HOME", dir, 1);
+    pml_graph g;
+    pml_machine m2, m4;
+    CHECK_OK(pml_model_build("mlp:units=8", &g));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m2));
+    CHECK_OK(pml_machine_load("synthetic:pack:1 core:4 pu:1", &m4));
+    pml_candidate c[3] = {{.name = "search plan", .measured = 3e-4},
+                          {.name = "per-operator", .measured = 2e-4},
+                          {.name = "one core", .measured = 1e-4}};
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == -1); /* missing */
+    pml_choice_save(&g, &m2, 32, c, 3, 2);
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == 2);
+    CHECK(pml_choice_load(&g, &m2, 64, c, 3) == -1); /* another batch */
+    CHECK(pml_choice_load(&g, &m4, 32, c, 3) == -1); /* another machine */
+    pml_graph h;
+    CHECK_OK(pml_model_build("mlp:units=9", &h));
+    CHECK(pml_choice_load(&h, &m2, 32, c, 3) == -1); /* another model */
+    CHECK(pml_choice_load(&g, &m2, 32, c, 2) == -1); /* a winner that is not a candidate now */
+    /* a corrupted entry is not believed */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/pml/choices/*.txt; do printf 'garbage' > \"$f\"; done",
+             dir);
+    CHECK(system(cmd) == 0);
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == -1);
+    pml_choice_save(&g, &m2, 32, c, 3, 1);
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == 1);
+    pml_graph_free(&h);
+    pml_graph_free(&g);
+    pml_machine_free(&m2);
+    pml_machine_free(&m4);
+    if (old) {
+        setenv("XDG_CACHE_HOME", old, 1);
+        free(old);
+    } else {
+        unsetenv("XDG_CACHE_HOME");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* An executor's state given to another (as a re-check that switches does): the run goes on as
+ * if it had not switched. */
+static void t_copy_state(void)
+{
+    pml_graph g;
+    CHECK_OK(pml_model_build("fashion-cnn:filters=4,units=8", &g));
+    pml_dataset d;
+    CHECK_OK(pml_data_synthetic(g.nodes[g.input].out, g.classes, 64, 3, &d));
+    pml_exec_opts eo = {.batch = 16, .threads = 1, .seed = 5};
+    pml_exec *a, *b, *c;
+    CHECK_OK(pml_exec_create(&g, &eo, &a));
+    CHECK_OK(pml_exec_create(&g, &eo, &b));
+    eo.threads = 2; /* another way to run it */
+    CHECK_OK(pml_exec_create(&g, &eo, &c));
+    pml_optim oa, ob;
+    pml_optim_defaults(&oa, PML_OPTIM_ADAM);
+    pml_optim_defaults(&ob, PML_OPTIM_ADAM);
+    CHECK_OK(pml_optim_alloc(&oa, g.nparams));
+    CHECK_OK(pml_optim_alloc(&ob, g.nparams));
+    int32_t idx[16];
+    double la = 0, lb = 0;
+    for (int s = 0; s < 8; s++) {
+        for (int i = 0; i < 16; i++) idx[i] = (s * 16 + i) % 64;
+        pml_exec *run = s < 4 ? b : c;
+        if (s == 4) pml__exec_copy_state(c, b); /* b's run switches to c */
+        pml_step_result r1, r2;
+        pml_data_gather(&d, idx, 16, pml_exec_input(a), pml_exec_labels(a));
+        pml_data_gather(&d, idx, 16, pml_exec_input(run), pml_exec_labels(run));
+        CHECK_OK(pml_exec_train_step(a, 16, &oa, &r1));
+        CHECK_OK(pml_exec_train_step(run, 16, &ob, &r2));
+        la = r1.loss_sum, lb = r2.loss_sum;
+        CHECK_NEAR(lb, la, 1e-4);
+    }
+    CHECK(la > 0 && lb > 0);
+    pml_optim_free(&oa);
+    pml_optim_free(&ob);
+    pml_exec_destroy(a);
+    pml_exec_destroy(b);
+    pml_exec_destroy(c);
+    pml_data_free(&d);
+    pml_graph_free(&g);
+}
+
+typedef struct recheck_log {
+    int calls;
+    char from[48], to[48];
+} recheck_log;
+
+static void log_recheck(void *ud, const pml_candidate *from, const pml_candidate *to)
+{
+    recheck_log *l = ud;
+    l->calls++;
+    snprintf(l->from, sizeof l->from, "%s", from->name);
+    snprintf(l->to, sizeof l->to, "%s", to->name);
+}
+
+/* Steps far slower than the running choice measured: a new trial between two steps, and the
+ * run goes on with the faster way, parameters and all: the losses are those of a run that never
+ * switched. */
+static void t_recheck_switches(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 8, 8}, 4, 3200, 1, &train));
+    pml_graph g;
+    CHECK_OK(pml_model_build("mlp:units=8,size=8,classes=4", &g));
+    pml_train_opts o = opts(1, 16, 1);
+    pml_train_result plain, r;
+    CHECK_OK(pml_train(&g, &train, NULL, &o, &plain));
+    /* two ways on one thread; the one it starts with claims 1 ns a step: it looks slow at once,
+     * and the trial then finds the two alike (within 10%: it keeps it) or the other faster */
+    pml_candidate alt[2] = {{.name = "per-operator", .threads = 1, .measured = 1e-9},
+                            {.name = "per-operator too", .threads = 1, .measured = 1e-9}};
+    recheck_log l = {0};
+    o.alternatives = alt;
+    o.nalternatives = 2;
+    o.current = 0;
+    o.cb = (pml_train_cb){.ud = &l, .rechecked = log_recheck};
+    CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
+    CHECK_MSG(l.calls >= 1 && l.calls <= 3, "%d re-checks", l.calls); /* 200 steps, at most 3 */
+    CHECK(strcmp(l.from, "per-operator") == 0 || strcmp(l.from, "per-operator too") == 0);
+    CHECK(isfinite(alt[0].measured) && alt[0].measured > 1e-9);
+    CHECK(r.epochs_run == 1 && plain.epochs_run == 1);
+    if (r.epochs_run == 1 && plain.epochs_run == 1)
+        CHECK_NEAR(r.epochs[0].loss, plain.epochs[0].loss, 1e-6);
+    pml_train_result_free(&r);
+    pml_train_result_free(&plain);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+}
+
 static const pml_test tests[] = {
     {"mlp_learns_fashion_subset", t_mlp_learns_fashion_subset},
     {"threads_agree", t_threads_agree},
@@ -519,6 +704,10 @@ static const pml_test tests[] = {
     {"progress_reports", t_progress_reports},
     {"signals_stop", t_signals_stop},
     {"bad_plans", t_bad_plans},
+    {"choose_picks_fastest", t_choose_picks_fastest},
+    {"choice_cache", t_choice_cache},
+    {"recheck_switches", t_recheck_switches},
+    {"copy_state", t_copy_state},
     {0, 0},
 };
 

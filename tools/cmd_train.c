@@ -88,7 +88,34 @@ typedef struct progress {
     bool bar;  /* draw a progress bar on stderr */
     int epochs;
     int reported; /* epochs whose line is out */
+    const char *plan_file; /* the plan as a file, for the explanation of a slow run */
 } progress;
+
+static void on_slow(void *ud, double measured, double predicted)
+{
+    progress *p = ud;
+    if (p->bar) fprintf(stderr, "\r\033[K");
+    fprintf(stderr,
+            "pml train: steps take %.3g ms, %.1fx the %.3g ms the plan predicted; run with "
+            "--trace T.json, then pml simulate %s --compare T.json shows where the time goes\n",
+            1e3 * measured, measured / predicted, 1e3 * predicted,
+            p->plan_file ? cli_safe(p->plan_file) : "PLAN.dot");
+}
+
+static void on_rechecked(void *ud, const pml_candidate *from, const pml_candidate *to)
+{
+    progress *p = ud;
+    if (p->bar) fprintf(stderr, "\r\033[K");
+    if (strcmp(from->name, to->name) == 0)
+        fprintf(stderr,
+                "pml train: steps slowed down; a new trial kept %s (%.3g ms/step): this machine "
+                "is busier than when it was chosen\n",
+                to->name, 1e3 * to->measured);
+    else
+        fprintf(stderr, "pml train: steps slowed down; switched from %s to %s (%.3g ms/step in a "
+                        "new trial)\n",
+                from->name, to->name, 1e3 * to->measured);
+}
 
 static void fmt_eta(char *buf, size_t cap, double s)
 {
@@ -175,6 +202,15 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     fputs("}\n", f);
 }
 
+/* "Trial (1.4 s): search plan 0.121 ms/step, data parallel 0.118 ms/step, ..." */
+static void trial_line(FILE *f, const pml_candidates *cs, double seconds)
+{
+    fprintf(f, "Trial (%.1f s):", seconds);
+    for (int i = 0; i < cs->n; i++)
+        fprintf(f, "%s %s %.3g ms/step", i ? "," : "", cs->c[i].name, 1e3 * cs->c[i].measured);
+    fputc('\n', f);
+}
+
 int cmd_train(int argc, char **argv)
 {
     cli c;
@@ -191,7 +227,7 @@ int cmd_train(int argc, char **argv)
     long train_samples = 0, test_samples = 0;
     bool json = false, threads_given = false;
     const char *plan = NULL, *trace = NULL;
-    char plan_desc[4096] = "none";
+    char plan_desc[4096] = "none", plan_file[4096] = "";
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
@@ -285,6 +321,8 @@ int cmd_train(int argc, char **argv)
     memset(&test, 0, sizeof test);
     pml_machine here;
     pml_plan pl;
+    pml_candidates cands;
+    memset(&cands, 0, sizeof cands);
     memset(&here, 0, sizeof here);
     memset(&pl, 0, sizeof pl);
     int rc = 1;
@@ -313,6 +351,48 @@ int cmd_train(int argc, char **argv)
         o.threads = here.ncompute;
         o.machine = &here;
         o.plan = &pl;
+        if (access(plan_desc, R_OK) == 0) snprintf(plan_file, sizeof plan_file, "%s", plan_desc);
+        /* no plan given: a short trial on the training data decides between the plan, data
+         * parallel, the per-operator executor and one core (cached for the next run) */
+        if (!plan && here.ncompute > 1) { /* here: all cores, or the first --threads */
+            if ((st = pml_candidates_make(&g, &here, &pl, o.batch, &cands)) != PML_OK) {
+                fprintf(stderr, "pml train: %s\n", pml_errmsg());
+                goto out;
+            }
+            /* a trace records a plan's tasks; --threads N asks for N cores */
+            for (int i = 0; i < cands.n; i++)
+                if ((trace && !cands.c[i].plan) ||
+                    (threads_given && cands.c[i].threads != here.ncompute))
+                    cands.c[i--] = cands.c[--cands.n];
+            int best = pml_choice_load(&g, &here, o.batch, cands.c, cands.n);
+            const char *how = "the fastest in an earlier trial on this machine";
+            if (best < 0) {
+                const double t0 = pml_now();
+                if ((st = pml_choose(&g, &train, o.batch, cands.c, cands.n, NULL, &best)) !=
+                    PML_OK) {
+                    fprintf(stderr, "pml train: %s\n", pml_errmsg());
+                    goto out;
+                }
+                pml_choice_save(&g, &here, o.batch, cands.c, cands.n, best);
+                trial_line(json || trace_stdout ? stderr : stdout, &cands, pml_now() - t0);
+                how = "the fastest in the trial";
+            }
+            const pml_candidate *win = &cands.c[best];
+            if (win->plan != &pl)
+                snprintf(plan_desc, sizeof plan_desc, "%s (%s)", win->name, how);
+            else
+                snprintf(plan_desc + strlen(plan_desc), sizeof plan_desc - strlen(plan_desc),
+                         " (%s)", how);
+            o.threads = win->threads;
+            o.machine = win->machine;
+            o.plan = win->plan;
+            o.predicted_step = win->predicted;
+            if (!trace) {
+                o.alternatives = cands.c;
+                o.nalternatives = cands.n;
+                o.current = best;
+            }
+        }
     } else if (trace) {
         fprintf(stderr, "pml train: --trace records the tasks of a plan; it needs a --plan other "
                         "than none\n");
@@ -322,9 +402,12 @@ int cmd_train(int argc, char **argv)
     o.trace_path = trace;
     phase = PHASE_START;
 
-    progress p = {
-        .out = json || trace_stdout ? stderr : stdout, .bar = isatty(2) != 0, .epochs = o.epochs};
-    o.cb = (pml_train_cb){&p, on_step, on_epoch, NULL};
+    progress p = {.out = json || trace_stdout ? stderr : stdout,
+                  .bar = isatty(2) != 0,
+                  .epochs = o.epochs,
+                  .plan_file = plan_file[0] ? plan_file : NULL};
+    o.cb = (pml_train_cb){.ud = &p, .step = on_step, .epoch = on_epoch, .slow = on_slow,
+                          .rechecked = on_rechecked};
     o.handle_signals = true;
     fprintf(p.out,
             "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
@@ -334,7 +417,7 @@ int cmd_train(int argc, char **argv)
             test.n, o.threads, o.threads == 1 ? "" : "s", o.batch,
             kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
     fprintf(p.out, "Plan: %s\n",
-            o.plan ? cli_safe(plan_desc) : "none (each operator split as it comes)");
+            o.plan || cands.n ? cli_safe(plan_desc) : "none (each operator split as it comes)");
     fflush(p.out);
 
     pml_train_result r;
@@ -366,6 +449,7 @@ int cmd_train(int argc, char **argv)
     }
     pml_train_result_free(&r);
 out:
+    pml_candidates_free(&cands);
     pml_plan_free(&pl);
     pml_machine_free(&here);
     pml_data_free(&train);

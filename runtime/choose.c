@@ -1,0 +1,250 @@
+/* pml — choosing how to run by measuring: the simulator ranks plans, but a machine pml was not
+ * tuned on (slower hand-offs between cores, a core another process keeps busy) can make the
+ * best-predicted plan slower than one core. pml_choose runs a short trial of each candidate
+ * (the searched plan, data parallel, the per-operator executor, one core) on the real training
+ * data and picks the fastest measured; the choice is cached by model, batch and machine so the
+ * next run starts at once. The trial trains nothing that is kept: each candidate runs on an
+ * executor of its own, made from the seed, which is destroyed afterwards. */
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Median seconds of a training step of candidate c: `warmup` steps, then steps until both
+ * `min_steps` and `min_seconds` are reached (at most `max_steps`), on the first batches of d. */
+static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
+                          const pml_dataset *d, int batch, const pml_choose_opts *o,
+                          double *seconds)
+{
+    (void)ud;
+    pml_exec_opts eo = {.batch = batch,
+                        .threads = c->threads > 0 ? c->threads : 1,
+                        .seed = o->seed,
+                        .machine = c->plan ? c->machine : NULL,
+                        .plan = c->plan};
+    pml_exec *e = NULL;
+    pml_optim opt;
+    pml_optim_defaults(&opt, PML_OPTIM_ADAM);
+    const int max_steps = o->max_steps > 0 ? o->max_steps : 200;
+    double *t = calloc(2 * (size_t)max_steps, sizeof *t), *scratch = t + max_steps;
+    int32_t *idx = malloc((size_t)batch * sizeof *idx);
+    pml_status st = !t || !idx ? pml_fail(PML_ENOMEM, "out of memory") : PML_OK;
+    if (st == PML_OK) st = pml_optim_alloc(&opt, g->nparams);
+    if (st == PML_OK) st = pml_exec_create(g, &eo, &e);
+    int n = 0, warmup = o->warmup;
+    const int nb = (d->n + batch - 1) / batch;
+    double begin = 0;
+    for (int k = 0; st == PML_OK && n < max_steps; k++) {
+        if (k == warmup) begin = pml_now();
+        if (n >= 3) {
+            const double spent = pml_now() - begin;
+            if (n >= o->min_steps && spent >= o->min_seconds) break;
+            if (spent >= o->max_seconds) break; /* a slow model: a few steps tell enough */
+            memcpy(scratch, t, (size_t)n * sizeof *t);
+            if (o->cutoff > 0 && pml_median(scratch, n) > 1.5 * o->cutoff)
+                break; /* clearly slower than the best so far: it cannot win */
+        }
+        const int b = k % nb, i0 = b * batch, m = d->n - i0 < batch ? d->n - i0 : batch;
+        for (int i = 0; i < m; i++) idx[i] = i0 + i;
+        pml_data_gather(d, idx, m, pml_exec_input(e), pml_exec_labels(e));
+        const double t0 = pml_now();
+        st = pml_exec_train_step(e, m, &opt, NULL);
+        const double dt = pml_now() - t0;
+        if (k == 0 && dt > 0.05 && warmup > 1) warmup = 1; /* a slow model: one warm-up is enough */
+        if (k >= warmup && m == batch) t[n++] = dt;
+    }
+    if (st == PML_OK) *seconds = n ? pml_median(t, n) : NAN;
+    pml_exec_destroy(e);
+    pml_optim_free(&opt);
+    free(t);
+    free(idx);
+    return st;
+}
+
+pml_choose_opts pml_choose_opts_default(void)
+{
+    return (pml_choose_opts){.warmup = 2,
+                             .min_steps = 10,
+                             .max_steps = 200,
+                             .min_seconds = 0.1,
+                             .max_seconds = 0.4,
+                             .rounds = 2,
+                             .round_seconds = 1.0,
+                             .seed = 1,
+                             .measure = measure};
+}
+
+pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
+                      int n, const pml_choose_opts *opts, int *best)
+{
+    pml_choose_opts o = opts ? *opts : pml_choose_opts_default();
+    if (!o.measure) o.measure = measure;
+    if (o.rounds < 1) o.rounds = 1;
+    *best = -1;
+    if (n < 1) return pml_fail(PML_EINVAL, "no candidate to choose from");
+    for (int i = 0; i < n; i++) c[i].measured = INFINITY;
+    /* rounds, each candidate once a round: the machine's speed drifts, a candidate's best round
+     * is what it can do; a round that took long is enough (a slow model) */
+    for (int r = 0; r < o.rounds; r++) {
+        const double r0 = pml_now();
+        for (int i = 0; i < n; i++) {
+            double s = NAN;
+            o.cutoff = INFINITY;
+            for (int j = 0; j < n; j++)
+                if (j != i && c[j].measured < o.cutoff) o.cutoff = c[j].measured;
+            if (!isfinite(o.cutoff)) o.cutoff = 0;
+            pml_status st = o.measure(o.ud, g, &c[i], train, batch, &o, &s);
+            if (st != PML_OK) return pml_fail_ctx(st, "trial of %s: ", c[i].name);
+            if (s < c[i].measured) c[i].measured = s;
+        }
+        if (o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
+    }
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (c[i].measured < c[b].measured) b = i;
+    if (!isfinite(c[b].measured)) return pml_fail(PML_EINVAL, "the trial measured no step");
+    *best = b;
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- the cache of choices */
+
+#define CHOICE_HEADER "pml choice 1"
+
+static char *choice_path(const pml_graph *g, const pml_machine *m, int batch, char *name,
+                         size_t cap)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (pml_model_format_dot(g, &text, &len) != PML_OK) return NULL;
+    static const char version[] = "pml " PML_VERSION " planner " PML_PLANNER_VERSION;
+    uint64_t h = pml_hash(PML_HASH_INIT, version, sizeof version);
+    h = pml_hash(h, text, len);
+    free(text);
+    h = pml_hash(h, m->fingerprint, strlen(m->fingerprint));
+    h = pml_hash(h, &batch, sizeof batch);
+    snprintf(name, cap, "%.64s-b%d-%016llx.txt", g->name, batch, (unsigned long long)h);
+    return pml_cache_dir("choices");
+}
+
+int pml_choice_load(const pml_graph *g, const pml_machine *m, int batch, const pml_candidate *c,
+                    int n)
+{
+    char name[160], path[4096], *text = NULL;
+    char *dir = choice_path(g, m, batch, name, sizeof name);
+    int found = -1;
+    size_t len;
+    if (!dir) return -1;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+        pml_read_file(path, 4096, &text, &len) == PML_OK) {
+        size_t hl = strlen(CHOICE_HEADER);
+        if (len > hl && memcmp(text, CHOICE_HEADER "\nwinner ", hl + 8) == 0) {
+            const char *w = text + hl + 8;
+            size_t wl = strcspn(w, "\n");
+            for (int i = 0; i < n; i++)
+                if (strlen(c[i].name) == wl && memcmp(c[i].name, w, wl) == 0) found = i;
+        }
+    }
+    free(text);
+    free(dir);
+    return found;
+}
+
+void pml_choice_save(const pml_graph *g, const pml_machine *m, int batch, const pml_candidate *c,
+                     int n, int best)
+{
+    char name[160], path[4096];
+    char *dir = choice_path(g, m, batch, name, sizeof name);
+    if (!dir) return;
+    char buf[4096];
+    size_t k = (size_t)snprintf(buf, sizeof buf, CHOICE_HEADER "\nwinner %s\n", c[best].name);
+    for (int i = 0; i < n && k < sizeof buf; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "candidate %s %.6g\n", c[i].name,
+                              c[i].measured);
+    if (k < sizeof buf && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", pml_errmsg());
+        if (pml_write_file_atomic(path, buf, k) != PML_OK)
+            pml_fail(PML_OK, "%s", saved); /* a cache that cannot be written is no error */
+    }
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- the candidates */
+
+static double predict(const pml_graph *g, const pml_machine *m, const pml_plan *p)
+{
+    pml_costmodel *c = NULL;
+    pml_sim *s = NULL;
+    double t = 0;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", pml_errmsg());
+    if (pml_cost_create(g, m, NULL, &c) == PML_OK && pml_sim_create(g, m, p, c, &s) == PML_OK)
+        t = pml_sim_step_seconds(s);
+    pml_sim_destroy(s);
+    if (c) pml_cost_save(c);
+    pml_cost_destroy(c);
+    pml_fail(PML_OK, "%s", saved); /* a prediction that cannot be made is no error */
+    return t;
+}
+
+static void add(pml_candidates *cs, const char *name, const pml_machine *m, const pml_plan *p,
+                int threads, double predicted)
+{
+    pml_candidate *c = &cs->c[cs->n++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->machine = m;
+    c->plan = p;
+    c->threads = threads;
+    c->predicted = predicted;
+    c->measured = INFINITY;
+}
+
+pml_status pml_candidates_make(const pml_graph *g, const pml_machine *here, const pml_plan *plan,
+                               int batch, pml_candidates *out)
+{
+    memset(out, 0, sizeof *out);
+    const int n = here->ncompute;
+    const bool data = strcmp(plan->strategy, "data") == 0;
+    char name[48];
+    snprintf(name, sizeof name, "%s plan", data ? "data-parallel" : plan->strategy);
+    add(out, name, here, plan, n, predict(g, here, plan));
+    if (n == 1) return PML_OK;
+    pml_status st = PML_OK;
+    for (int k = 0; k < 2; k++)
+        if (!(out->owned[k] = calloc(1, sizeof *out->owned[k]))) st = PML_ENOMEM;
+    if (!(out->one = calloc(1, sizeof *out->one))) st = PML_ENOMEM;
+    if (st != PML_OK) {
+        pml_candidates_free(out);
+        return pml_fail(st, "out of memory");
+    }
+    if (!data) {
+        if ((st = pml_plan_data_parallel(out->owned[0], g, here, batch)) != PML_OK) goto fail;
+        add(out, "data parallel", here, out->owned[0], n, predict(g, here, out->owned[0]));
+    }
+    add(out, "per-operator", NULL, NULL, n, 0);
+    if ((st = pml_machine_first_cores(here, 1, out->one)) != PML_OK) goto fail;
+    if ((st = pml_plan_data_parallel(out->owned[1], g, out->one, batch)) != PML_OK) goto fail;
+    add(out, "one core", out->one, out->owned[1], 1, 0);
+    return PML_OK;
+fail:
+    pml_candidates_free(out);
+    return st;
+}
+
+void pml_candidates_free(pml_candidates *cs)
+{
+    for (int k = 0; k < 2; k++)
+        if (cs->owned[k]) {
+            pml_plan_free(cs->owned[k]);
+            free(cs->owned[k]);
+        }
+    if (cs->one) {
+        pml_machine_free(cs->one);
+        free(cs->one);
+    }
+    memset(cs, 0, sizeof *cs);
+}
