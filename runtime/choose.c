@@ -129,8 +129,7 @@ static char *choice_path(const pml_graph *g, const pml_machine *m, int batch, ch
     return pml_cache_dir("choices");
 }
 
-int pml_choice_load(const pml_graph *g, const pml_machine *m, int batch, const pml_candidate *c,
-                    int n)
+int pml_choice_load(const pml_graph *g, const pml_machine *m, int batch, pml_candidate *c, int n)
 {
     char name[160], path[4096], *text = NULL;
     char *dir = choice_path(g, m, batch, name, sizeof name);
@@ -145,6 +144,21 @@ int pml_choice_load(const pml_graph *g, const pml_machine *m, int batch, const p
             size_t wl = strcspn(w, "\n");
             for (int i = 0; i < n; i++)
                 if (strlen(c[i].name) == wl && memcmp(c[i].name, w, wl) == 0) found = i;
+            /* what the trial measured: "candidate NAME SECONDS" lines */
+            for (const char *l = strstr(text, "\ncandidate "); found >= 0 && l;
+                 l = strstr(l + 1, "\ncandidate ")) {
+                const char *nm = l + 11, *end = strchr(nm, '\n');
+                const char *sp = end ? end : nm + strlen(nm);
+                while (sp > nm && sp[-1] != ' ') sp--;
+                if (sp <= nm) continue;
+                char *e;
+                double v = strtod(sp, &e);
+                if (e == sp || !(v > 0) || !isfinite(v)) continue;
+                for (int i = 0; i < n; i++)
+                    if (strlen(c[i].name) == (size_t)(sp - 1 - nm) &&
+                        memcmp(c[i].name, nm, (size_t)(sp - 1 - nm)) == 0)
+                        c[i].measured = v;
+            }
         }
     }
     free(text);

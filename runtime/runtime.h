@@ -201,9 +201,10 @@ pml_choose_opts pml_choose_opts_default(void);
 pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
                       int n, const pml_choose_opts *o, int *best);
 /** The candidate (index into c[0..n), by name) a previous trial chose for model \p g at
- * \p batch on machine \p m (its fingerprint), from the cache folder's choices/; -1: none. */
-int pml_choice_load(const pml_graph *g, const struct pml_machine *m, int batch,
-                    const pml_candidate *c, int n);
+ * \p batch on machine \p m (its fingerprint), from the cache folder's choices/, and the
+ * candidates' `measured` times it kept; -1: none. */
+int pml_choice_load(const pml_graph *g, const struct pml_machine *m, int batch, pml_candidate *c,
+                    int n);
 /** Caches the trial's choice and measurements (a cache that cannot be written is no error). */
 void pml_choice_save(const pml_graph *g, const struct pml_machine *m, int batch,
                      const pml_candidate *c, int n, int best);

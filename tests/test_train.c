@@ -573,7 +573,9 @@ static void t_choice_cache(void)
                           {.name = "one core", .measured = 1e-4}};
     CHECK(pml_choice_load(&g, &m2, 32, c, 3) == -1); /* missing */
     pml_choice_save(&g, &m2, 32, c, 3, 2);
+    c[0].measured = c[1].measured = c[2].measured = INFINITY;
     CHECK(pml_choice_load(&g, &m2, 32, c, 3) == 2);
+    CHECK(c[0].measured == 3e-4 && c[1].measured == 2e-4 && c[2].measured == 1e-4);
     CHECK(pml_choice_load(&g, &m2, 64, c, 3) == -1); /* another batch */
     CHECK(pml_choice_load(&g, &m4, 32, c, 3) == -1); /* another machine */
     pml_graph h;
