@@ -658,10 +658,15 @@ pml_status pml_machine_finalize(pml_machine *m)
 
 pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out)
 {
+    return pml_machine_some_cores(m, 0, n, out);
+}
+
+pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_machine *out)
+{
     memset(out, 0, sizeof *out);
-    if (n < 1 || n > m->ncompute)
-        return pml_fail(PML_EINVAL, "machine '%s' has %d compute devices; %d asked for", m->name,
-                        m->ncompute, n);
+    if (n < 1 || first < 0 || first + n > m->ncompute)
+        return pml_fail(PML_EINVAL, "machine '%s' has %d compute devices; %d from device %d asked for",
+                        m->name, m->ncompute, n, first);
     int *map = malloc((size_t)m->ndev * sizeof *map);
     out->dev = calloc((size_t)m->ndev, sizeof *out->dev);
     out->link = calloc((size_t)(m->nlink ? m->nlink : 1), sizeof *out->link);
@@ -672,7 +677,8 @@ pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out
     }
     for (int d = 0; d < m->ndev; d++) {
         map[d] = -1;
-        bool keep = m->dev[d].kind == PML_DEV_HUB || m->compute_of[d] < n;
+        bool keep = m->dev[d].kind == PML_DEV_HUB ||
+                    (m->compute_of[d] >= first && m->compute_of[d] < first + n);
         if (keep) {
             map[d] = out->ndev;
             out->dev[out->ndev++] = m->dev[d];
@@ -686,7 +692,10 @@ pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out
             out->nlink++;
         }
     free(map);
-    snprintf(out->name, sizeof out->name, "%.50s:%d", m->name, n);
+    if (first == 0)
+        snprintf(out->name, sizeof out->name, "%.50s:%d", m->name, n);
+    else
+        snprintf(out->name, sizeof out->name, "%.40s:%d-%d", m->name, first, first + n - 1);
     memcpy(out->cpu_model, m->cpu_model, sizeof out->cpu_model);
     out->measured = m->measured;
     out->busy = m->busy;

@@ -141,6 +141,9 @@ void pml_machine_free(pml_machine *m);
 /** A machine of \p m's first \p n compute devices (in compute order) and every hub, named
  * "NAME:n" (pml train --threads N runs on the first N cores of this machine). */
 pml_status pml_machine_first_cores(const pml_machine *m, int n, pml_machine *out);
+/** As pml_machine_first_cores, with compute devices first .. first + n - 1 (a process that
+ * shares this machine with others takes its own cores). */
+pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_machine *out);
 /** Writes the machine as a cluster DOT file (atomically), in the explicit form: loading it
  * gives the same devices, links and fingerprint (for this machine: the same numbers, but its
  * devices load as not present, so the fingerprint differs). */

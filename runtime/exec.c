@@ -177,6 +177,32 @@ pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result
     return res ? pml__step_result(e, n, res) : PML_OK;
 }
 
+pml_status pml_exec_grad_step(pml_exec *e, int n, pml_step_result *res)
+{
+    if (!e->impl->grad_step) {
+        pml_status st = pml_exec_forward(e, n, true, res);
+        return st == PML_OK ? pml_exec_backward(e, n) : st;
+    }
+    pml_status st = check_step(e, n);
+    if (st != PML_OK) return st;
+    e->n = n;
+    e->training = true;
+    if ((st = e->impl->grad_step(e, n)) != PML_OK) return st;
+    return res ? pml__step_result(e, n, res) : PML_OK;
+}
+
+pml_status pml_exec_apply(pml_exec *e, pml_optim *o)
+{
+    if (!e->impl->apply) return pml_exec_update(e, o);
+    if (!e->training) return pml_fail(PML_EINVAL, "apply needs a step's gradients first");
+    pml_status st = check_optim(e, o);
+    if (st != PML_OK) return st;
+    pml_optim_begin_step(o);
+    if ((st = e->impl->apply(e, o)) != PML_OK) return st;
+    e->step++;
+    return PML_OK;
+}
+
 void pml_exec_set_profiling(pml_exec *e, bool on)
 {
     if (on && !e->profiling) {

@@ -24,6 +24,10 @@ typedef struct pml__exec_impl {
     pml_status (*update)(pml_exec *e, pml_optim *o);
     /* a whole step (forward, backward, update); NULL: the three calls above */
     pml_status (*train_step)(pml_exec *e, int n, pml_optim *o);
+    /* a step without its updates, leaving every gradient in e->grads; and the updates alone
+     * (NULL: forward and backward; update) */
+    pml_status (*grad_step)(pml_exec *e, int n);
+    pml_status (*apply)(pml_exec *e, pml_optim *o);
     pml_status (*trace_begin)(pml_exec *e, long max_events); /* NULL: not supported */
     pml_status (*trace_write)(pml_exec *e, const char *path);
 } pml__exec_impl;

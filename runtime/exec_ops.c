@@ -456,8 +456,9 @@ pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *opts, p
     pml_blas_single_thread();
     /* one worker per thread, pinned to the first cores when the machine has enough */
     int cores[64];
-    const bool pin = T > 1 && pml_machine_cores() >= T;
-    for (int t = 0; t < T; t++) cores[t] = t;
+    const int first = opts->first_core > 0 ? opts->first_core : 0;
+    const bool pin = (T > 1 || first > 0) && pml_machine_cores() >= first + T;
+    for (int t = 0; t < T; t++) cores[t] = first + t;
     if ((st = pml_blas_room(T)) != PML_OK ||
         (st = pml__workers_create(T, pin ? cores : NULL, &e->workers)) != PML_OK) {
         ops_destroy(e);

@@ -45,8 +45,10 @@ typedef struct plan_exec {
     int ntasks;
     const pml_task **task;
     int *worker, *npred, *succ_off, *succ;
-    bool *fwd_subset;
+    bool *fwd_subset, *grad_subset, *update_subset;
     pml__dag dag_step, dag_infer; /* a training step; an inference pass (forward tasks only) */
+    pml__dag dag_grad, dag_update; /* a step without its updates; the updates alone */
+    bool grads_whole; /* every update takes its gradient from device 0's block */
     /* buffers (e.out[node] holds the outputs) */
     float **out_grad;      /* [node * ndev + dev]: the output gradient summed on a device */
     float **staging;       /* [(node * PML_MAX_INPUTS + input) * ndev + dev]: input gradients of
@@ -408,8 +410,11 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     x->npred = calloc((size_t)T, sizeof *x->npred);
     x->succ_off = calloc((size_t)T + 1, sizeof *x->succ_off);
     x->fwd_subset = calloc((size_t)T, sizeof *x->fwd_subset);
+    x->grad_subset = calloc((size_t)T, sizeof *x->grad_subset);
+    x->update_subset = calloc((size_t)T, sizeof *x->update_subset);
     x->wants_grad = calloc((size_t)N, sizeof *x->wants_grad);
     if (!dense || !x->task || !x->worker || !x->npred || !x->succ_off || !x->fwd_subset ||
+        !x->grad_subset || !x->update_subset ||
         !x->wants_grad) {
         free(dense);
         st = pml_fail(PML_ENOMEM, "out of memory");
@@ -441,11 +446,18 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
         if (t->kind == PML_TASK_SYNC) wk = t->group[0];
         x->worker[i] = wk;
         x->fwd_subset[i] = t->kind == PML_TASK_FWD || (t->kind == PML_TASK_XFER && !t->grad);
+        x->update_subset[i] = t->kind == PML_TASK_UPDATE;
+        x->grad_subset[i] = !x->update_subset[i];
     }
     x->succ_off[T] = edges;
     free(dense);
     x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, NULL};
     x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset};
+    x->dag_grad = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->grad_subset};
+    x->dag_update = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->update_subset};
+    x->grads_whole = true;
+    for (int i = 0; i < T; i++)
+        if (x->task[i]->kind == PML_TASK_UPDATE && x->task[i]->gdev != 0) x->grads_whole = false;
 
     /* which outputs need gradients (as the builder decides) */
     for (int k = 0; k < N; k++) {
@@ -598,6 +610,8 @@ static void plan_destroy(pml_exec *e)
     free(x->succ_off);
     free(x->succ);
     free(x->fwd_subset);
+    free(x->grad_subset);
+    free(x->update_subset);
     free(x->wants_grad);
     free(x->out_grad);
     free(x->staging);
@@ -618,26 +632,36 @@ static void plan_destroy(pml_exec *e)
 
 /* One step on the first n samples (checked by exec.c): a training step (forward, backward,
  * sync, update) when o is not NULL, else an inference forward pass. */
+/* A step's tasks: d, or (NULL) a whole training step when o is given, else an inference. */
+static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d);
+
 static pml_status plan_step(plan_exec *x, int n, pml_optim *o)
+{
+    return plan_run(x, n, o, NULL);
+}
+
+static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d)
 {
     for (int i = n; i < x->e.batch; i++) x->e.labels[i] = -1; /* padding: no loss, no gradient */
     x->optim = o;
     const bool timed = x->e.profiling || x->trace;
     double t0 = pml_now();
-    pml_status st = pml__workers_run(x->e.workers, o ? &x->dag_step : &x->dag_infer, run_task, x,
+    if (!d) d = o ? &x->dag_step : &x->dag_infer;
+    const bool train = d != &x->dag_infer;
+    pml_status st = pml__workers_run(x->e.workers, d, run_task, x,
                                      timed ? x->tstart : NULL, timed ? x->tend : NULL);
     if (timed) {
         for (int i = 0; i < x->ntasks; i++) {
             if (x->tstart[i] < 0) continue;
             const pml_task *t = x->task[i];
-            double d = x->tend[i] - x->tstart[i];
+            double dt = x->tend[i] - x->tstart[i];
             if (x->e.profiling) {
-                if (t->kind == PML_TASK_FWD) x->e.prof_fwd[t->node] += d;
-                else if (t->kind == PML_TASK_BWD) x->e.prof_bwd[t->node] += d;
-                else if (t->kind == PML_TASK_UPDATE || t->kind == PML_TASK_SYNC) x->e.prof_update += d;
+                if (t->kind == PML_TASK_FWD) x->e.prof_fwd[t->node] += dt;
+                else if (t->kind == PML_TASK_BWD) x->e.prof_bwd[t->node] += dt;
+                else if (t->kind == PML_TASK_UPDATE || t->kind == PML_TASK_SYNC) x->e.prof_update += dt;
             }
             if (x->trace && x->ntrace < x->maxtrace)
-                x->trace[x->ntrace++] = (trace_ev){i, (int)x->e.step, o != NULL,
+                x->trace[x->ntrace++] = (trace_ev){i, (int)x->e.step, train,
                                                    t0 - x->trace_t0 + x->tstart[i],
                                                    t0 - x->trace_t0 + x->tend[i]};
         }
@@ -670,6 +694,21 @@ static pml_status plan_update(pml_exec *e, pml_optim *o)
 static pml_status plan_train_step(pml_exec *e, int n, pml_optim *o)
 {
     return plan_step((plan_exec *)e, n, o);
+}
+
+static pml_status plan_grad_step(pml_exec *e, int n)
+{
+    plan_exec *x = (plan_exec *)e;
+    if (!x->grads_whole)
+        return pml_fail(PML_EUNSUPPORTED, "the plan updates parameters on devices other than the "
+                                          "first: its gradients are not in one block");
+    return plan_run(x, n, NULL, &x->dag_grad);
+}
+
+static pml_status plan_apply(pml_exec *e, pml_optim *o)
+{
+    plan_exec *x = (plan_exec *)e;
+    return plan_run(x, x->e.n, o, &x->dag_update);
 }
 
 /* ---------------------------------------------------------------- Chrome trace */
@@ -734,6 +773,8 @@ static const pml__exec_impl plan_impl = {
     .backward = plan_backward,
     .update = plan_update,
     .train_step = plan_train_step,
+    .grad_step = plan_grad_step,
+    .apply = plan_apply,
     .trace_begin = plan_trace_begin,
     .trace_write = plan_trace_write,
 };

@@ -97,6 +97,8 @@ typedef struct pml_exec_opts {
     uint64_t seed;        /* parameter init and dropout */
     bool check_numerics;  /* fail with the node's name on a non-finite loss or gradient */
     bool reference;       /* use the naive reference kernels (the oracle; implies threads = 1) */
+    int first_core;       /* worker t is pinned to core first_core + t (a process sharing this
+                             machine with others takes its own cores) */
     /* Testing: split every node that can be split, however small, preferring this split
      * (PML_SPLIT_*) where the op allows it. 0 = choose by cost. */
     unsigned force_split;
@@ -145,6 +147,13 @@ void pml_exec_profile(const pml_exec *e, double *fwd, double *bwd, double *updat
 
 /** Forward + backward + update. */
 pml_status pml_exec_train_step(pml_exec *e, int n, pml_optim *o, pml_step_result *res);
+/** A training step without its updates: afterwards pml_exec_grads holds the gradient of the
+ * mean loss over the n samples, every parameter's (a plan whose updates take gradients from
+ * other devices than the first is refused, PML_EUNSUPPORTED), and the caller may change it (sum
+ * it across processes, say) before pml_exec_apply runs the updates. Together they are
+ * pml_exec_train_step. */
+pml_status pml_exec_grad_step(pml_exec *e, int n, pml_step_result *res);
+pml_status pml_exec_apply(pml_exec *e, pml_optim *o);
 
 /** Plan mode: records every task of the following steps (at most max_events) for a Chrome
  * trace (chrome://tracing, Perfetto). */
@@ -157,6 +166,33 @@ pml_status pml_exec_trace_write(pml_exec *e, const char *path);
  * tasks alternate between two workers: every dependency crosses cores) or "wide" (one task, then
  * ntasks - 2 independent tasks on two workers, then one). */
 pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double *per_task);
+
+/* ---------------------------------------------------------------- processes (MPI) */
+
+/** The processes of one training run (runtime/dist.c). Under mpirun (or srun) and built with
+ * MPI (meson option mpi), the MPI world; otherwise a world of one, without touching MPI. */
+typedef struct pml_dist pml_dist;
+
+/** Joins the world pml was started in. \return PML_OK, or an error (MPI could not start; started
+ * by a launcher but built without MPI). */
+pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out);
+/** Leaves the world (MPI_Finalize when pml_dist_init started MPI) and frees \p d. */
+void pml_dist_finalize(pml_dist *d);
+/** This process's rank and the world's size; its rank among the processes of its host and how
+ * many those are (they share its cores). NULL is a world of one. */
+int pml_dist_rank(const pml_dist *d);
+int pml_dist_size(const pml_dist *d);
+int pml_dist_local_rank(const pml_dist *d);
+int pml_dist_local_size(const pml_dist *d);
+/** Sums buf[0..n) over the ranks, in place (MPI_Allreduce). */
+pml_status pml_dist_sum_floats(pml_dist *d, float *buf, size_t n);
+pml_status pml_dist_sum_doubles(pml_dist *d, double *buf, int n);
+/** \return PML_OK when every rank passes the same \p value (a hash of the model, plan, data and
+ * build), else an error naming a rank that differs and \p what. Collective. */
+pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what);
+/** Ends every rank of the world with exit status \p code (MPI_Abort): for the command, after it
+ * said why, when one rank cannot go on. Does nothing in a world of one. */
+void pml_dist_abort(pml_dist *d, int code);
 
 /* ---------------------------------------------------------------- choosing by measuring */
 
@@ -273,6 +309,13 @@ typedef struct pml_train_opts {
     const struct pml_machine *machine;
     const struct pml_plan *plan;
     const char *trace_path; /* plan mode: write a Chrome trace of every task here */
+    /* Data parallel across processes (NULL or a world of one: this process alone): every rank
+     * runs its part of each global batch of `batch` samples on its executor (a plan, if any,
+     * for batch / ranks, rounded up), the gradients are summed over the ranks and every rank
+     * applies the same update; losses and accuracies are the global batch's. The ranks stop
+     * together. */
+    pml_dist *dist;
+    int first_core; /* the per-operator executor's workers start at this core */
     double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
     /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):
      * when the median of the last WATCH_STEPS steps is over 1.5x its `measured` time (another

@@ -22,6 +22,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -240,6 +241,7 @@ typedef struct trainer {
     int signum; /* the first signal caught */
     feeder feed, evf;
     bool feed_ok, evf_ok;
+    int rank, ranks; /* this process's part of every batch (pml_train_opts.dist) */
     /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
     const pml_dataset *tr;
     int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
@@ -264,9 +266,12 @@ static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
     /* the other buffer holds the epoch before, whose batches may be in the pool */
     if (s == 0) pml_data_shuffle(perm, t->tr->n, t->o->seed, ep);
     int i0 = (int)(s * t->o->batch);
+    const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+    /* this rank's part of the global batch (all of it in a world of one) */
+    const int lo = (int)((long)m * t->rank / t->ranks), hi = (int)((long)m * (t->rank + 1) / t->ranks);
     r->d = t->tr;
-    r->idx = perm + i0;
-    r->n = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+    r->idx = perm + i0 + lo;
+    r->n = hi - lo;
     *last = s == t->spe - 1;
     return true;
 }
@@ -276,11 +281,25 @@ static bool locate_eval(void *ud, long b, batch_ref *r, bool *last)
     trainer *t = ud;
     long i0 = b * t->o->batch;
     if (i0 >= t->ev->n) return false;
+    const int m = t->ev->n - i0 < t->o->batch ? (int)(t->ev->n - i0) : t->o->batch;
+    const int lo = (int)((long)m * t->rank / t->ranks), hi = (int)((long)m * (t->rank + 1) / t->ranks);
     r->d = t->ev;
-    r->idx = t->ident + i0;
-    r->n = t->ev->n - i0 < t->o->batch ? (int)(t->ev->n - i0) : t->o->batch;
+    r->idx = t->ident + i0 + lo;
+    r->n = hi - lo;
     *last = false;
     return true;
+}
+
+/* Several ranks stop together: a stop (a signal, a request) on any of them is every rank's,
+ * at the same step (their collectives must match). */
+static pml_status poll_stop_all(trainer *t, pml_status st)
+{
+    if (t->ranks == 1) return st;
+    double flag = st != PML_OK;
+    pml_status ds = pml_dist_sum_doubles(t->o->dist, &flag, 1);
+    if (ds != PML_OK) return ds;
+    if (flag > 0 && st == PML_OK) return pml_fail(PML_EINTR, "interrupted: another rank stopped");
+    return st;
 }
 
 static void report(trainer *t)
@@ -442,11 +461,11 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
     long correct = 0;
     pml_status st = PML_OK;
     for (long b = 0; b * t->o->batch < d->n; b++) {
-        if ((st = poll_stop(t, "during %s", what)) != PML_OK) break;
+        if ((st = poll_stop_all(t, poll_stop(t, "during %s", what))) != PML_OK) break;
         int n;
         feeder_take(&t->evf, b, pml_exec_input(e), pml_exec_labels(e), &n);
-        pml_step_result r;
-        if ((st = pml_exec_forward(e, n, false, &r)) != PML_OK) {
+        pml_step_result r = {0, 0};
+        if (n > 0 && (st = pml_exec_forward(e, n, false, &r)) != PML_OK) {
             pml_fail_ctx(st, "%s: ", what);
             break;
         }
@@ -454,10 +473,54 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
         correct += r.correct;
     }
     feeder_drain(&t->evf);
+    if (st == PML_OK && t->ranks > 1) { /* every rank's part */
+        double sum[2] = {s, (double)correct};
+        st = pml_dist_sum_doubles(t->o->dist, sum, 2);
+        s = sum[0];
+        correct = (long)sum[1];
+    }
     if (st != PML_OK) return st;
     *loss = s / d->n;
     *accuracy = (double)correct / d->n;
     return PML_OK;
+}
+
+/* ---------------------------------------------------------------- data parallel across ranks */
+
+/* One step of a data-parallel run across ranks: each rank's gradient of its part (n of the
+ * global batch's m samples), summed over the ranks as sum_r (n_r / m) g_r, the gradient of the
+ * mean loss over the global batch; then every rank applies the same update. r receives the
+ * global loss sum, correct count and samples (r->samples). */
+static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *o, long b,
+                            pml_step_result *r, int *samples)
+{
+    const long s = b % t->spe;
+    const int i0 = (int)(s * t->o->batch);
+    const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+    pml_step_result mine = {0, 0};
+    pml_status st = PML_OK;
+    float *grads = pml_exec_grads(e);
+    if (n > 0)
+        st = pml_exec_grad_step(e, n, &mine);
+    else
+        memset(grads, 0, np * sizeof *grads);
+    /* a rank that failed still takes part in the sums below (else the others would wait for
+     * it for ever), with its error kept */
+    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
+    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
+    if (ds != PML_OK) return ds;
+    if (st != PML_OK) return st;
+    if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
+    for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
+    if ((st = pml_dist_sum_floats(t->o->dist, grads, np)) != PML_OK) return st;
+    const float inv = 1.0f / (float)m;
+    for (size_t k = 0; k < np; k++) grads[k] *= inv;
+    r->loss_sum = sums[0];
+    r->correct = (int)sums[1];
+    *samples = m;
+    if (!isfinite(r->loss_sum))
+        return pml_fail(PML_ENUMERIC, "the loss is not finite");
+    return pml_exec_apply(e, o);
 }
 
 /* ---------------------------------------------------------------- watching the steps */
@@ -545,6 +608,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     memset(&t, 0, sizeof t);
     t.o = opts;
     t.tr = &tr;
+    t.rank = pml_dist_rank(opts->dist);
+    t.ranks = pml_dist_size(opts->dist);
+    if (opts->batch < t.ranks)
+        return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
+                        opts->batch, t.ranks);
     t.spe = (tr.n + opts->batch - 1) / opts->batch;
     t.limit = (long)opts->epochs * t.spe;
     if (opts->max_steps && opts->max_steps < t.limit) t.limit = opts->max_steps;
@@ -580,8 +648,10 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     feeder_start(&t.feed, locate_train, &t);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    pml_exec_opts eo = {.batch = opts->batch,
+    /* each rank runs its part of every batch */
+    pml_exec_opts eo = {.batch = (opts->batch + t.ranks - 1) / t.ranks,
                         .threads = opts->threads,
+                        .first_core = opts->first_core,
                         .seed = opts->seed,
                         .check_numerics = opts->check_numerics,
                         .machine = opts->machine,
@@ -602,18 +672,23 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         for (long step = 0; step < t.spe; step++) {
             if (total_steps >= t.limit) break;
             /* the epoch line counts the steps done: the message says the same */
-            if ((st = step ? poll_stop(&t, "at epoch %d, after step %ld/%ld", ep, step, t.spe)
-                           : poll_stop(&t, "at epoch %d, before its first step", ep)) != PML_OK)
-                break;
+            st = step ? poll_stop(&t, "at epoch %d, after step %ld/%ld", ep, step, t.spe)
+                      : poll_stop(&t, "at epoch %d, before its first step", ep);
+            if ((st = poll_stop_all(&t, st)) != PML_OK) break;
             int n;
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
             pml_step_result r;
             const double ts = pml_now();
-            if ((st = pml_exec_train_step(e, n, &optim, &r)) != PML_OK) {
+            if (t.ranks > 1) {
+                st = dist_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
+            } else {
+                st = pml_exec_train_step(e, n, &optim, &r);
+            }
+            if (st != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, step %ld: ", ep, step + 1);
                 break;
             }
-            if (n == opts->batch &&
+            if (n == opts->batch && t.ranks == 1 &&
                 (st = watch_step(&w, pml_now() - ts, g, &tr, opts, &current, &e)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, after step %ld: ", ep, step + 1);
                 break;

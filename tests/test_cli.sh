@@ -1138,6 +1138,88 @@ t_trial() { # no plan given: a trial decides (once), and says so; a plan given i
         ! grep -q "one core" "$out"
 }
 
+# ---- across processes (Open MPI): mpirun on this host, each with a timeout
+mpi_ok() { # mpirun is here, pml is built with MPI, and no sanitizer (Open MPI's own leaks)
+    command -v mpirun >/dev/null && ldd "$PML" 2>/dev/null | grep -q libmpi && ! sanitized
+}
+MPIRUN="mpirun --oversubscribe"
+[ "$(id -u)" = 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
+losses() { # losses FILE: the epochs' losses and the test loss of a --json run, one line
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+print(" ".join("%.5g" % e["loss"] for e in j["epochs"]), "%.5g" % j["test_loss"], j.get("ranks", 1))' "$1"
+}
+t_mpi_same_losses() { # 1, 2 and 4 ranks give the losses of one process with the same global batch
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24 --train-samples 640 --test-samples 320 --epochs 2 --json" plan one n
+    for plan in none data; do
+        run 0 train $a --threads 1 --plan $plan || return 1
+        one=$(losses "$out" | cut -d' ' -f1-3)
+        for n in 1 2 4; do
+            timeout 120 $MPIRUN -np $n "$PML" train $a --plan $plan >"$out" 2>"$err" ||
+                { echo "  -np $n --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+            [ "$(losses "$out")" = "$one $n" ] ||
+                { echo "  -np $n --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
+        done
+    done
+}
+t_mpi_mismatch() { # ranks that would run different things are refused before training
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
+    timeout 60 $MPIRUN -np 1 "$PML" train mlp $a : -np 1 "$PML" train mlp:units=64 $a \
+        >"$out" 2>"$err"
+    local rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "rank 1 has another" && ! grep -q "^Epoch" "$out"
+}
+t_mpi_rank_dies() { # a rank killed mid-run ends every rank within seconds: never a hang
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    timeout 60 $MPIRUN -np 2 "$PML" train mlp:units=24 --epochs 1000 --train-samples 640 \
+        --plan none >"$out" 2>"$err" &
+    local pid=$! i victim=
+    for i in $(seq 1 100); do grep -q "^Epoch 2/" "$out" && break; sleep 0.1; done
+    victim=$(pgrep -f "train mlp:units=24 --epochs 1000" | grep -v "^$pid\$" | tail -1)
+    [ -n "$victim" ] || { kill $pid; echo "  no rank found" >&2; return 1; }
+    kill -9 "$victim"
+    wait $pid
+    local rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] ||
+        { echo "  mpirun exit $rc after a rank was killed" >&2; return 1; }
+    ! pgrep -f "train mlp:units=24 --epochs 1000" >/dev/null
+}
+t_mpi_sigint() { # Ctrl-C: every rank ends, a non-zero status, no hang
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    # python: a background job of this shell would start mpirun with SIGINT ignored; Ctrl-C on a
+    # terminal signals the foreground process group: mpirun and its ranks
+    python3 - "$PML" "$out" "$err" $MPIRUN <<'PY'
+import os, signal, subprocess, sys, time
+pml, out, err, mpirun = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with open(out, "w") as o, open(err, "w") as e:
+    p = subprocess.Popen(mpirun + ["-np", "2", pml, "train", "mlp:units=24", "--epochs", "1000",
+                         "--train-samples", "640", "--plan", "none"], stdout=o, stderr=e,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         start_new_session=True)
+    deadline = time.time() + 60
+    while "Epoch 2/" not in open(out).read():
+        assert p.poll() is None and time.time() < deadline, "training did not start"
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGINT)
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        sys.exit("mpirun did not end within 20 s of SIGINT")
+assert p.returncode != 0, "mpirun exited 0 after SIGINT"
+# every rank is gone (their last words go through mpirun, which Open MPI ends at once on SIGINT:
+# what they print after it may be lost)
+time.sleep(1)
+left = subprocess.run(["pgrep", "-f", "train mlp:units=24 --epochs 1000"], capture_output=True)
+assert not left.stdout.strip(), "ranks left running: " + left.stdout.decode()
+PY
+}
+
+case_ mpi_same_losses t_mpi_same_losses
+case_ mpi_mismatch t_mpi_mismatch
+case_ mpi_rank_dies t_mpi_rank_dies
+case_ mpi_sigint t_mpi_sigint
 case_ trial t_trial
 case_ stdout_errors t_stdout_errors
 case_ json_on_failure t_json_on_failure

@@ -647,6 +647,55 @@ static void t_copy_state(void)
     pml_graph_free(&g);
 }
 
+/* A step in two halves (gradients, then updates) is a step: same losses, with a plan or not; a
+ * caller may change the gradients in between (here: doubled, then halved back). */
+static void t_grad_then_apply(void)
+{
+    pml_graph g;
+    CHECK_OK(pml_model_build("fashion-cnn:filters=4,units=8", &g));
+    pml_dataset d;
+    CHECK_OK(pml_data_synthetic(g.nodes[g.input].out, g.classes, 64, 3, &d));
+    pml_machine here;
+    CHECK_OK(pml_machine_load(NULL, &here));
+    pml_plan p;
+    CHECK_OK(pml_plan_data_parallel(&p, &g, &here, 16));
+    for (int mode = 0; mode < 2; mode++) {
+        pml_exec_opts eo = {.batch = 16, .threads = 2, .seed = 5};
+        if (mode == 1) eo.machine = &here, eo.plan = &p;
+        pml_exec *a, *b;
+        CHECK_OK(pml_exec_create(&g, &eo, &a));
+        CHECK_OK(pml_exec_create(&g, &eo, &b));
+        pml_optim oa, ob;
+        pml_optim_defaults(&oa, PML_OPTIM_ADAM);
+        pml_optim_defaults(&ob, PML_OPTIM_ADAM);
+        CHECK_OK(pml_optim_alloc(&oa, g.nparams));
+        CHECK_OK(pml_optim_alloc(&ob, g.nparams));
+        int32_t idx[16];
+        for (int s = 0; s < 6; s++) {
+            for (int i = 0; i < 16; i++) idx[i] = (s * 16 + i) % 64;
+            pml_data_gather(&d, idx, 16, pml_exec_input(a), pml_exec_labels(a));
+            pml_data_gather(&d, idx, 16, pml_exec_input(b), pml_exec_labels(b));
+            pml_step_result r1, r2;
+            CHECK_OK(pml_exec_train_step(a, 16, &oa, &r1));
+            CHECK_OK(pml_exec_grad_step(b, 16, &r2));
+            float *gr = pml_exec_grads(b);
+            for (size_t k = 0; k < g.nparams; k++) gr[k] *= 2.0f;
+            for (size_t k = 0; k < g.nparams; k++) gr[k] *= 0.5f;
+            CHECK_OK(pml_exec_apply(b, &ob));
+            CHECK_MSG(r1.loss_sum == r2.loss_sum, "%s, step %d: %.9g vs %.9g",
+                      mode ? "plan" : "per-operator", s, r1.loss_sum, r2.loss_sum);
+        }
+        pml_optim_free(&oa);
+        pml_optim_free(&ob);
+        pml_exec_destroy(a);
+        pml_exec_destroy(b);
+    }
+    pml_plan_free(&p);
+    pml_machine_free(&here);
+    pml_data_free(&d);
+    pml_graph_free(&g);
+}
+
 typedef struct recheck_log {
     int calls;
     char from[48], to[48];
@@ -710,6 +759,7 @@ static const pml_test tests[] = {
     {"choice_cache", t_choice_cache},
     {"recheck_switches", t_recheck_switches},
     {"copy_state", t_copy_state},
+    {"grad_then_apply", t_grad_then_apply},
     {0, 0},
 };
 

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,19 @@ static void on_early_signal(int sig)
     raise(sig);           /* the parent sees how pml ended */
 }
 
+/* "pml train", or "pml train (rank 3)" in a run of several processes */
+static char who[48] = "pml train";
+
+static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void err(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", who);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 typedef struct progress {
     FILE *out; /* epoch lines */
     bool bar;  /* draw a progress bar on stderr */
@@ -112,7 +126,7 @@ static void on_rechecked(void *ud, const pml_candidate *from, const pml_candidat
                 "is busier than when it was chosen\n",
                 to->name, 1e3 * to->measured);
     else
-        fprintf(stderr, "pml train: steps slowed down; switched from %s to %s (%.3g ms/step in a "
+        err("steps slowed down; switched from %s to %s (%.3g ms/step in a "
                         "new trial)\n",
                 from->name, to->name, 1e3 * to->measured);
 }
@@ -171,6 +185,8 @@ static const char *stop_name(int sig)
 }
 
 /* interrupted: the run was stopped; error: it failed (the message); the epochs so far either way */
+static int json_ranks = 1;
+
 static void print_json(const char *model, const char *plan, int threads, int batch,
                        const pml_train_result *r, bool interrupted, const char *error)
 {
@@ -179,7 +195,8 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     cli_json_str(f, model);
     fputs(",\"plan\":", f);
     cli_json_str(f, plan);
-    fprintf(f, ",\"threads\":%d,\"batch\":%d,\"epochs\":[", threads, batch);
+    fprintf(f, ",\"threads\":%d,\"ranks\":%d,\"batch\":%d,\"epochs\":[", threads, json_ranks,
+            batch);
     for (int i = 0; i < r->epochs_run; i++) {
         const pml_epoch_stats *s = &r->epochs[i];
         fprintf(f, "%s{\"epoch\":%d,\"samples\":%ld,\"loss\":%.6g,\"accuracy\":%.6g", i ? "," : "",
@@ -200,6 +217,53 @@ static void print_json(const char *model, const char *plan, int threads, int bat
         cli_json_str(f, error);
     }
     fputs("}\n", f);
+}
+
+/* A rank of a run across processes: its share of this host's cores (the host's ranks split
+ * them), the per-operator executor there or the plan named for its part of each batch; every
+ * rank must run the same model, data and plan with the same pml. */
+static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan,
+                            bool threads_given, const char *data, pml_train_opts *o,
+                            pml_machine *here, pml_plan *pl, char *desc, size_t cap)
+{
+    const int ncores = pml_machine_cores(), local = pml_dist_local_size(dist),
+              lr = pml_dist_local_rank(dist);
+    int per = ncores / local > 0 ? ncores / local : 1;
+    if (threads_given && o->threads < per) per = o->threads;
+    const int first = local > ncores ? lr % ncores : lr * (ncores / local);
+    const int batch = (o->batch + pml_dist_size(dist) - 1) / pml_dist_size(dist);
+    /* the same run everywhere: pml, model, data, batch, plan, seed */
+    char *text = NULL;
+    size_t len = 0;
+    pml_status st = pml_model_format_dot(g, &text, &len);
+    if (st != PML_OK) return st;
+    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION);
+    h = pml_hash(h, text, len);
+    free(text);
+    char run[512];
+    snprintf(run, sizeof run, "batch %d epochs %d seed %llu data %s plan %s", o->batch, o->epochs,
+             (unsigned long long)o->seed, data ? data : "-", plan ? plan : "-");
+    h = pml_hash_str(h, run);
+    if ((st = pml_dist_check_same(dist, h, "pml, model, data, batch, seed or plan")) != PML_OK)
+        return st;
+    o->threads = per;
+    o->first_core = first;
+    if (!plan || strcmp(plan, "none") == 0) {
+        snprintf(desc, cap, "none (each operator split as it comes), on cores %d-%d", first,
+                 first + per - 1);
+        return PML_OK;
+    }
+    pml_machine full;
+    if ((st = pml_machine_load(NULL, &full)) != PML_OK) return st;
+    st = pml_machine_some_cores(&full, first, per, here);
+    pml_machine_free(&full);
+    if (st != PML_OK) return st;
+    if ((st = pml_plan_for(plan, g, here, batch, 5, pl)) != PML_OK) return st;
+    snprintf(desc, cap, "%s, for %d samples of each batch on cores %d-%d", plan, batch, first,
+             first + per - 1);
+    o->machine = here;
+    o->plan = pl;
+    return PML_OK;
 }
 
 /* "Trial (1.4 s): search plan 0.121 ms/step, data parallel 0.118 ms/step, ..." */
@@ -284,14 +348,14 @@ int cmd_train(int argc, char **argv)
     }
     if (c.failed) return EXIT_USAGE;
     if (!model) {
-        fprintf(stderr, "pml train: missing MODEL (see pml train --help)\n");
+        err("missing MODEL (see pml train --help)\n");
         return EXIT_USAGE;
     }
     pml_optim_defaults(&o.optim, kind);
     if (lr > 0) o.optim.lr = (float)lr;
     o.optim.momentum = (float)momentum;
     if (momentum > 0 && kind != PML_OPTIM_SGD) {
-        fprintf(stderr, "pml train: --momentum applies to --optimizer sgd only\n");
+        err("--momentum applies to --optimizer sgd only\n");
         return EXIT_USAGE;
     }
     const bool trace_stdout = trace && strcmp(trace, "-") == 0;
@@ -309,11 +373,29 @@ int cmd_train(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
+    /* under mpirun (or srun): one rank of a data-parallel run across processes */
+    pml_dist *dist = NULL;
+    pml_status st = pml_dist_init(&argc, &argv, &dist);
+    if (st != PML_OK) {
+        err("%s\n", pml_errmsg());
+        return 1;
+    }
+    const int ranks = pml_dist_size(dist), rank = pml_dist_rank(dist);
+    if (ranks > 1) {
+        snprintf(who, sizeof who, "pml train (rank %d)", rank);
+        if (rank != 0 && !freopen("/dev/null", "w", stdout)) { /* rank 0 speaks for all */
+            err("cannot silence standard output\n");
+            pml_dist_abort(dist, 1);
+        }
+    }
+
     pml_graph g;
     phase = PHASE_MODEL;
-    pml_status st = pml_model_load(model, &g);
+    st = pml_model_load(model, &g);
     if (st != PML_OK) {
-        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        err("%s\n", pml_errmsg());
+        pml_dist_abort(dist, 1);
+        pml_dist_finalize(dist);
         return 1;
     }
     pml_dataset train, test;
@@ -329,15 +411,21 @@ int cmd_train(int argc, char **argv)
     phase = PHASE_DATA;
     if ((st = pml_data_for_model(&g, data, train_samples, test_samples, o.seed, &train, &test)) !=
         PML_OK) {
-        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        err("%s\n", pml_errmsg());
         goto out;
     }
 
     /* the plan: this machine (its first --threads cores) and a plan for it */
     phase = PHASE_PLAN;
-    if (!plan || strcmp(plan, "none") != 0) {
+    if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
+        if ((st = rank_plan(dist, &g, plan, threads_given, data, &o, &here, &pl, plan_desc,
+                            sizeof plan_desc)) != PML_OK) {
+            err("%s\n", pml_errmsg());
+            goto out;
+        }
+    } else if (!plan || strcmp(plan, "none") != 0) {
         if (threads_given && o.threads > pml_machine_cores()) {
-            fprintf(stderr, "pml train: --threads %d: this machine has %d cores\n", o.threads,
+            err("--threads %d: this machine has %d cores\n", o.threads,
                     pml_machine_cores());
             rc = EXIT_USAGE;
             goto out;
@@ -345,7 +433,7 @@ int cmd_train(int argc, char **argv)
         st = pml_plan_here(&g, plan, threads_given ? o.threads : 0, o.batch, &here, &pl,
                            plan_desc, sizeof plan_desc);
         if (st != PML_OK) {
-            fprintf(stderr, "pml train: %s\n", pml_errmsg());
+            err("%s\n", pml_errmsg());
             goto out;
         }
         o.threads = here.ncompute;
@@ -356,7 +444,7 @@ int cmd_train(int argc, char **argv)
          * parallel, the per-operator executor and one core (cached for the next run) */
         if (!plan && here.ncompute > 1) { /* here: all cores, or the first --threads */
             if ((st = pml_candidates_make(&g, &here, &pl, o.batch, &cands)) != PML_OK) {
-                fprintf(stderr, "pml train: %s\n", pml_errmsg());
+                err("%s\n", pml_errmsg());
                 goto out;
             }
             /* a trace records a plan's tasks; --threads N asks for N cores */
@@ -370,7 +458,7 @@ int cmd_train(int argc, char **argv)
                 const double t0 = pml_now();
                 if ((st = pml_choose(&g, &train, o.batch, cands.c, cands.n, NULL, &best)) !=
                     PML_OK) {
-                    fprintf(stderr, "pml train: %s\n", pml_errmsg());
+                    err("%s\n", pml_errmsg());
                     goto out;
                 }
                 pml_choice_save(&g, &here, o.batch, cands.c, cands.n, best);
@@ -394,7 +482,7 @@ int cmd_train(int argc, char **argv)
             }
         }
     } else if (trace) {
-        fprintf(stderr, "pml train: --trace records the tasks of a plan; it needs a --plan other "
+        err("--trace records the tasks of a plan; it needs a --plan other "
                         "than none\n");
         rc = EXIT_USAGE;
         goto out;
@@ -402,22 +490,27 @@ int cmd_train(int argc, char **argv)
     o.trace_path = trace;
     phase = PHASE_START;
 
-    progress p = {.out = json || trace_stdout ? stderr : stdout,
-                  .bar = isatty(2) != 0,
+    progress p = {.out = (json || trace_stdout) && rank == 0 ? stderr : stdout, /* others: null */
+                  .bar = isatty(2) != 0 && rank == 0,
                   .epochs = o.epochs,
                   .plan_file = plan_file[0] ? plan_file : NULL};
+    json_ranks = ranks;
+    char ranks_note[48] = "";
+    if (ranks > 1) snprintf(ranks_note, sizeof ranks_note, " in each of %d ranks", ranks);
+    o.dist = dist;
     o.cb = (pml_train_cb){.ud = &p, .step = on_step, .epoch = on_epoch, .slow = on_slow,
                           .rechecked = on_rechecked};
     o.handle_signals = true;
     fprintf(p.out,
             "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
-            "%d thread%s, batch %d, %s lr %g\n",
+            "%d thread%s%s, batch %d, %s lr %g\n",
             cli_safe(g.name), pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6,
             cli_safe(train.name), train.n,
-            test.n, o.threads, o.threads == 1 ? "" : "s", o.batch,
+            test.n, o.threads, o.threads == 1 ? "" : "s", ranks_note, o.batch,
             kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
     fprintf(p.out, "Plan: %s\n",
-            o.plan || cands.n ? cli_safe(plan_desc) : "none (each operator split as it comes)");
+            o.plan || cands.n || ranks > 1 ? cli_safe(plan_desc)
+                                           : "none (each operator split as it comes)");
     fflush(p.out);
 
     pml_train_result r;
@@ -439,16 +532,19 @@ int cmd_train(int argc, char **argv)
             epoch_line(&p, &r.epochs[r.epochs_run - 1], true);
         int done = 0;
         for (int i = 0; i < r.epochs_run; i++) done += r.epochs[i].complete;
-        fprintf(stderr, "pml train: %s; %d epoch%s completed\n", pml_errmsg(), done,
+        err("%s; %d epoch%s completed\n", pml_errmsg(), done,
                 done == 1 ? "" : "s");
         if (json) print_json(model, plan_desc, o.threads, o.batch, &r, true, NULL);
         rc = r.signal ? 128 + r.signal : EXIT_INTERRUPTED;
     } else {
-        fprintf(stderr, "pml train: %s\n", pml_errmsg());
+        err("%s\n", pml_errmsg());
         if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, pml_errmsg());
     }
     pml_train_result_free(&r);
 out:
+    if (rc != 0 && rc != EXIT_INTERRUPTED && rc < 128 && ranks > 1)
+        pml_dist_abort(dist, rc); /* one rank cannot go on: none can */
+    pml_dist_finalize(dist);
     pml_candidates_free(&cands);
     pml_plan_free(&pl);
     pml_machine_free(&here);
