@@ -404,6 +404,17 @@ typedef struct pml_task {
     int16_t share, nshare, gdev;
 } pml_task;
 
+/** The compute device (index) that runs task \p t, as the plan executor assigns it: a compute
+ * task on its device, a gradient transfer on the receiver (it sums into its buffer), a forward
+ * transfer on the producer's (a bare dependency in shared memory), a sync on the first
+ * replica's. */
+static inline int pml_task_worker(const pml_task *t)
+{
+    if (t->kind == PML_TASK_XFER) return t->grad ? t->dst : t->dev;
+    if (t->kind == PML_TASK_SYNC) return t->ngroup > 0 ? t->group[0] : t->dev;
+    return t->dev;
+}
+
 typedef struct pml_taskgraph pml_taskgraph;
 
 /** Builds the task graph of one training step of plan \p p (costs from \p c; \p c may be NULL for

@@ -439,12 +439,7 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
         x->succ_off[i] = edges;
         for (int k = 0; k < t->nsucc; k++) x->succ[edges++] = dense[t->succ[k]];
         x->npred[i] = t->npred;
-        /* who runs it: compute tasks on their device, a gradient sum on the receiver, a sync on
-         * the first replica's core, a bare dependency on the producer's */
-        int wk = t->dev;
-        if (t->kind == PML_TASK_XFER) wk = t->grad ? t->dst : t->dev;
-        if (t->kind == PML_TASK_SYNC) wk = t->group[0];
-        x->worker[i] = wk;
+        x->worker[i] = pml_task_worker(t); /* the same device the simulator puts it on */
         x->fwd_subset[i] = t->kind == PML_TASK_FWD || (t->kind == PML_TASK_XFER && !t->grad);
         x->update_subset[i] = t->kind == PML_TASK_UPDATE;
         x->grad_subset[i] = !x->update_subset[i];

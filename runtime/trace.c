@@ -650,13 +650,6 @@ pml_status pml_trace_read(const char *path, pml_trace *t)
 
 
 
-/* the worker that runs task t (as the plan executor assigns it) */
-static int worker_of(const pml_task *t)
-{
-    if (t->kind == PML_TASK_XFER) return t->grad ? t->dst : t->dev;
-    if (t->kind == PML_TASK_SYNC) return t->ngroup > 0 ? t->group[0] : t->dev;
-    return t->dev;
-}
 
 void pml_trace_cmp_free(pml_trace_cmp *c)
 {
@@ -745,7 +738,7 @@ pml_status pml_trace_compare(const pml_trace *t, const char *source, const pml_g
         const char *tnode =
             task && task->node >= 0 && task->node < g->nnodes ? g->nodes[task->node].name : "";
         if (!task || task->key != e->key || task->kind != e->kind || task->part != e->part ||
-            strcmp(tnode, t->names[e->node]) != 0 || worker_of(task) != e->tid) {
+            strcmp(tnode, t->names[e->node]) != 0 || pml_task_worker(task) != e->tid) {
             st = pml_fail(PML_EINVAL,
                           "%s: task %016llx (%s %s[%d] on worker %d, step %d) is not a task of the "
                           "plan: the trace is of another plan",
