@@ -329,7 +329,7 @@ void pml__machine_fingerprint(pml_machine *m)
     for (int l = 0; l < m->nlink; l++) {
         const pml_link *k = &m->link[l];
         if (m->dev[k->a].present || m->dev[k->b].present)
-            fnv_printf(&f, "link %d %d measured %.17g\n", k->a, k->b, k->latency);
+            fnv_printf(&f, "link %d %d measured\n", k->a, k->b); /* bw and latency measured */
         else
             fnv_printf(&f, "link %d %d %.17g %.17g\n", k->a, k->b, k->bw, k->latency);
     }
@@ -699,6 +699,7 @@ pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_ma
     memcpy(out->cpu_model, m->cpu_model, sizeof out->cpu_model);
     out->measured = m->measured;
     out->busy = m->busy;
+    out->handoff = m->handoff;
     pml_status st = pml_machine_finalize(out);
     if (st != PML_OK) pml_machine_free(out);
     return st;

@@ -69,6 +69,9 @@ typedef struct pml_machine {
     bool busy;             /* measured (1) while other processes kept the machine busy: the
                             * numbers are the best seen so far, cached as provisional and
                             * measured again by the next load */
+    double handoff;        /* this machine: seconds for a core to hand work to another,
+                            * measured at every load (0: not measured); its core links carry
+                            * half of it as latency, so a route between cores costs it */
 } pml_machine;
 
 /** Loads a machine. \p spec is:
@@ -499,7 +502,7 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
 
 /** The planner's version, part of the plan cache's key: bump it when a change to the search, the
  * simulator or the cost model changes which plan is chosen, so cached plans are searched again. */
-#define PML_PLANNER_VERSION "5"
+#define PML_PLANNER_VERSION "6"
 
 typedef struct pml_strategy_opts {
     double budget;       /* search: seconds (0: 5) */

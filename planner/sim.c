@@ -66,6 +66,18 @@ static pml_status grow_times(pml_sim *s)
     return PML_OK;
 }
 
+/* When task u may start as far as its predecessor p is concerned: p's end, plus the hand-off
+ * when they run on different cores that share memory (a dependency that crosses cores costs
+ * the route's latency between them: on this machine the hand-off the calibration measured).
+ * Across nodes the transfer tasks carry the latency themselves. */
+static inline double after(const pml_sim *s, int p, int u)
+{
+    const pml_task *tp = &s->tg->t[p], *tu = &s->tg->t[u];
+    const int a = pml_task_worker(tp), b = pml_task_worker(tu);
+    if (a == b || !pml__shared_memory(s->m, a, b)) return s->end[p];
+    return s->end[p] + s->m->route_lat[a * s->m->ncompute + b];
+}
+
 /* ---------------------------------------------------------------- the ready queue */
 
 static inline bool before(const struct hent *a, const struct hent *b)
@@ -150,7 +162,8 @@ static void run(pml_sim *s, int nheap)
         s->end[id] = e;
         for (int k = 0; k < t->nsucc; k++) {
             int u = t->succ[k];
-            if (e > s->ready[u]) s->ready[u] = e;
+            const double r = after(s, id, u);
+            if (r > s->ready[u]) s->ready[u] = r;
             if (--s->pending[u] == 0) heap_push(s, &nheap, u);
         }
     }
@@ -205,7 +218,7 @@ static pml_status simulate_from_change(pml_sim *s)
             for (int k = 0; k < t->npred && old_preds; k++) {
                 int p = t->pred[k];
                 if (tg->born[p] == tg->epoch) old_preds = false;
-                else if (s->end[p] > r) r = s->end[p];
+                else if (after(s, p, id) > r) r = after(s, p, id);
             }
             if (old_preds && r < T) T = r;
         }
@@ -235,7 +248,7 @@ static pml_status simulate_from_change(pml_sim *s)
         for (int k = 0; k < t->npred; k++) {
             int p = t->pred[k];
             if (s->pending[p] < 0) {
-                if (s->end[p] > r) r = s->end[p];
+                if (after(s, p, id) > r) r = after(s, p, id);
             } else {
                 pend++;
             }

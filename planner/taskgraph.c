@@ -344,7 +344,6 @@ static size_t region_floats(const pml_graph *g, int v, pml_region r)
            (size_t)g->nodes[v].out.w;
 }
 
-static bool shared_memory(const pml_machine *m, int a, int b);
 static double region_blocks(const pml_taskgraph *tg, int v, pml_region r);
 
 /* Does part p of consumer v need, for input i, a region that producer parts on another device
@@ -371,7 +370,7 @@ static double split_work(const pml_taskgraph *tg, int x, int q)
     const pml_graph *g = tg->g;
     const pml_opcfg *cx = &tg->p->cfg[x];
     const int dev = cx->dev[q];
-    if (!tg->cost || !shared_memory(tg->m, dev, dev)) return 0;
+    if (!tg->cost || !pml__shared_memory(tg->m, dev, dev)) return 0;
     const pml_region rq = part_region(tg, x, q);
     double t = 0;
     for (int i = 0; i < g->nodes[x].nin; i++) { /* staging zeroed */
@@ -476,7 +475,7 @@ static void drop_parts(pml_taskgraph *tg, int v)
 /* Cores of one node share memory: an activation needs no copy (the consumer reads the
  * producer's buffer; the transfer is only a dependency), a gradient contribution is summed into
  * the receiver's buffer by the receiver, replicas share one parameter copy. */
-static bool shared_memory(const pml_machine *m, int a, int b)
+bool pml__shared_memory(const pml_machine *m, int a, int b)
 {
     const pml_device *x = &m->dev[m->compute[a]], *y = &m->dev[m->compute[b]];
     return x->kind == PML_DEV_CPU && y->kind == PML_DEV_CPU && x->node == y->node;
@@ -504,8 +503,9 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     t->dst = (int16_t)dst;
     t->grad = grad;
     t->bytes = bytes;
-    if (shared_memory(tg->m, src, dst)) {
-        t->cost = tg->m->route_lat[src * tg->m->ncompute + dst];
+    if (pml__shared_memory(tg->m, src, dst)) {
+        /* nothing moves; the hand-off between the cores is the edge's (sim.c) */
+        t->cost = 0;
         if (!grad) return x;
         if (tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
         return set_res(tg, x, &dst, 1) ? x : -1;
@@ -659,7 +659,7 @@ static int concurrent_updates(const pml_taskgraph *tg, int v, int dev)
     const int P = parts_of(tg, v);
     int k = 0;
     for (int p = 0; p < P; p++) {
-        if (!shared_memory(tg->m, dev, c->dev[p])) continue;
+        if (!pml__shared_memory(tg->m, dev, c->dev[p])) continue;
         bool seen = false;
         for (int q = 0; q < p && !seen; q++) seen = c->dev[q] == c->dev[p];
         k += !seen;
@@ -801,7 +801,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         t->part = b;
         t->bytes = G->bytes;
         bool shm = true;
-        for (int i = 1; i < G->k; i++) shm &= shared_memory(tg->m, G->dev[0], G->dev[i]);
+        for (int i = 1; i < G->k; i++) shm &= pml__shared_memory(tg->m, G->dev[0], G->dev[i]);
         if (shm) { /* the first replica's core sums the others' gradients */
             res.n = 0;
             iv_push(&res, G->dev[0]);
@@ -835,7 +835,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             int gi = 0;
             while (memcmp(gr[gi].dev, set, (size_t)nr * sizeof *set) != 0 || gr[gi].k != nr) gi++;
             bool shm = true;
-            for (int r = 1; r < nr; r++) shm &= shared_memory(tg->m, set[0], set[r]);
+            for (int r = 1; r < nr; r++) shm &= pml__shared_memory(tg->m, set[0], set[r]);
             for (int r = 0; r < nr; r++) {
                 if (!add_edge(tg, tg->bwd_id[v][parts[r]], gr[gi].sync)) goto nomem;
                 int u = shm ? make_update(tg, own, v, parts[r], r, nr, set[0])

@@ -82,4 +82,8 @@ void pml__tg_reset_changes(pml_taskgraph *tg);
 /** Brings tg->order up to date after changes (merges added ids, drops removed ones). */
 pml_status pml__tg_commit(pml_taskgraph *tg);
 
+/** Compute devices a and b share memory (cores of one node): a transfer between them moves
+ * nothing, and a dependency between their tasks costs the hand-off (their route's latency). */
+bool pml__shared_memory(const pml_machine *m, int a, int b);
+
 #endif
