@@ -9,7 +9,8 @@
  * ldc = Ho*Wo, so a region of rows of one sample is a plain sub-matrix). 1x1 stride-1 unpadded
  * convolutions skip im2col and hand x to the gemm directly. Backward recomputes the columns,
  * accumulates dW with one gemm (beta = 1) and computes the column gradient with a second gemm
- * into the same buffer, then scatters it (col2im) into dx. */
+ * into the same buffer, then scatters it (col2im) into dx. Where oneDNN is built in, a region of
+ * whole rows may run there instead (k_conv_dnnl.c: measured per shape, the faster kept). */
 #include "kernels.h"
 
 #include <cblas.h>
@@ -120,6 +121,12 @@ double pml__conv2d_flops(const pml_node *n, const pml_shape *in, int nin)
 size_t pml__conv2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
 {
     (void)nin;
+    const size_t a = pml__conv2d_ws_blas(n, in, r), b = pml__conv2d_dnnl_ws(n, in, r);
+    return a > b ? a : b;
+}
+
+size_t pml__conv2d_ws_blas(const pml_node *n, const pml_shape *in, pml_region r)
+{
     geom g = geom_of(n, in[0]);
     int rows = r.h1 - r.h0;
     if (rows <= 0 || r.c1 <= r.c0 || r.n1 <= r.n0) return 0;
@@ -217,8 +224,18 @@ PML_HOT static void bias_act(float *y, size_t ld, int nc, int len, const float *
     }
 }
 
-// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
 void pml__conv2d_fwd(const pml_kctx *k)
+{
+    if (!pml__conv2d_dnnl(k, false)) pml__conv2d_fwd_blas(k);
+}
+
+void pml__conv2d_bwd(const pml_kctx *k)
+{
+    if (!pml__conv2d_dnnl(k, true)) pml__conv2d_bwd_blas(k);
+}
+
+// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
+void pml__conv2d_fwd_blas(const pml_kctx *k)
 {
     const pml_node *n = k->node;
     const pml_region r = k->r;
@@ -280,7 +297,7 @@ PML_HOT static void bias_grad(const float *gr, size_t ld, int nc, int len, float
 }
 
 // dy (N,O,Ho,Wo) on region r -> dx (N,C,H,W), dw (O,C,KH,KW), db (O), accumulated
-void pml__conv2d_bwd(const pml_kctx *k)
+void pml__conv2d_bwd_blas(const pml_kctx *k)
 {
     const pml_node *n = k->node;
     const pml_region r = k->r;

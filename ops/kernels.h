@@ -28,6 +28,15 @@ PML__OP_DECL(batchnorm)
 PML__OP_DECL(dropout)
 PML__OP_DECL(softmax_xent)
 
+/* conv2d's two implementations: im2col + sgemm (k_conv.c) and oneDNN (k_conv_dnnl.c; returns
+ * false when it does not run the call: not built in, a row range, a shape it cannot do, or the
+ * sgemm kernel measured faster for the shape). */
+void pml__conv2d_fwd_blas(const pml_kctx *k);
+void pml__conv2d_bwd_blas(const pml_kctx *k);
+size_t pml__conv2d_ws_blas(const pml_node *n, const pml_shape *in, pml_region r);
+bool pml__conv2d_dnnl(const pml_kctx *k, bool bwd);
+size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r);
+
 /* Shared helpers for kernels. */
 
 /* Hot loops are compiled twice, for x86-64-v3 (AVX2+FMA, any vendor) and for the baseline, and

@@ -476,6 +476,15 @@ void pml_cache_unlock(pml_cache_lock *l);
 
 /* ---------------------------------------------------------------- BLAS */
 
+/** Which implementation runs conv2d's fast kernels: AUTO (default) measures, per layer shape
+ * and region, im2col + OpenBLAS sgemm against oneDNN the first time the shape runs in the process
+ * and keeps the faster; BLAS and DNNL force one (DNNL where oneDNN can run the call: it is built
+ * in, and the region covers whole output rows). Without oneDNN every mode runs sgemm. */
+typedef enum pml_conv_backend_kind { PML_CONV_AUTO, PML_CONV_BLAS, PML_CONV_DNNL } pml_conv_backend_kind;
+void pml_conv_backend(pml_conv_backend_kind b);
+/** pml was built with oneDNN (meson option dnnl, Debian libdnnl-dev). */
+bool pml_conv_dnnl_available(void);
+
 /** Makes every BLAS call single-threaded (pml runs its own workers). */
 void pml_blas_single_thread(void);
 /** Checks that the address space has room for BLAS on \p threads threads (OpenBLAS maps a work

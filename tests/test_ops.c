@@ -203,6 +203,9 @@ static void build_cases(void)
     conv(2, (pml_shape){3, 11, 10}, 2, 7, 7, 2, 2, PML_PAD_EXPLICIT, 3, 3, 0, 1);
     conv(1, (pml_shape){2, 1, 6}, 3, 1, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1);  /* one row */
     conv(3, (pml_shape){2, 4, 4}, 3, 4, 4, 1, 1, PML_PAD_VALID, 0, 0, 0, 1); /* 1x1 output */
+    /* channels in 16s: oneDNN's blocked layouts (k_conv_dnnl.c) */
+    conv(3, (pml_shape){16, 9, 9}, 32, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);
+    conv(2, (pml_shape){32, 8, 7}, 16, 3, 3, 2, 2, PML_PAD_VALID, 0, 0, 0, 1);
     /* several row chunks per call (K * Wo * rows > the column budget) */
     t = conv(2, (pml_shape){16, 30, 30}, 8, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);
     t->no_fd = true;
@@ -1276,9 +1279,11 @@ static void t_conv2d_values(void)
             k.w[0] = w;
             k.w[1] = bb;
             k.y = y;
-            float ws[64];
+            const size_t nws = pml_ops[PML_OP_CONV2D].ws_floats(&n, k.xs, 1, k.r);
+            float *ws = malloc((nws ? nws : 1) * sizeof *ws);
+            CHECK(ws != NULL);
+            if (!ws) return;
             k.ws = ws;
-            CHECK(pml_ops[PML_OP_CONV2D].ws_floats(&n, k.xs, 1, k.r) <= 64);
             (ref ? pml_ops[PML_OP_CONV2D].fwd_ref : pml_ops[PML_OP_CONV2D].fwd)(&k);
             for (int i = 0; i < 4; i++) CHECK_NEAR(y[i], pass ? 1.0f : 0.0f, 1e-6);
             memset(dx, 0, sizeof dx);
@@ -1303,6 +1308,7 @@ static void t_conv2d_values(void)
                 CHECK_NEAR(dx[4], 0, 1e-6);  /* w[0] + w[3] ... = 1 - 1 */
                 CHECK_NEAR(dx[8], -1, 1e-6); /* w[3] once */
             }
+            free(ws);
         }
     }
 }
@@ -1390,6 +1396,25 @@ static void t_softmax_xent_values(void)
     }
 }
 
+/* conv2d's cases on each implementation forced (the op's own test runs the measured choice) */
+static void t_conv2d_blas(void)
+{
+    pml_conv_backend(PML_CONV_BLAS);
+    run_op(PML_OP_CONV2D);
+    pml_conv_backend(PML_CONV_AUTO);
+}
+
+static void t_conv2d_dnnl(void)
+{
+    if (!pml_conv_dnnl_available()) {
+        SKIP("built without oneDNN (Debian libdnnl-dev)");
+        return;
+    }
+    pml_conv_backend(PML_CONV_DNNL);
+    run_op(PML_OP_CONV2D);
+    pml_conv_backend(PML_CONV_AUTO);
+}
+
 static const pml_test tests[] = {
 #define PML__X(name, str) {str, t_op_##name},
     PML_OP_MAP(PML__X)
@@ -1398,6 +1423,8 @@ static const pml_test tests[] = {
     {"conv2d_shapes", t_conv2d_shapes},
     {"conv2d_errors", t_conv2d_errors},
     {"conv2d_values", t_conv2d_values},
+    {"conv2d_blas", t_conv2d_blas},
+    {"conv2d_dnnl", t_conv2d_dnnl},
     {"pool_shapes", t_pool_shapes},
     {"pool_errors", t_pool_errors},
     {"avgpool_count_pad", t_avgpool_count_pad},

@@ -76,6 +76,9 @@ int main(int argc, char **argv)
         return 2;
     }
     pml_blas_single_thread();
+    const char *be = getenv("PML_CONV"); /* blas, dnnl or auto (default) */
+    if (be && strcmp(be, "blas") == 0) pml_conv_backend(PML_CONV_BLAS);
+    if (be && strcmp(be, "dnnl") == 0) pml_conv_backend(PML_CONV_DNNL);
     printf("batch %d, one thread; GFLOP/s counts multiply-add as 2 (backward: dW + dx gemms)\n", N);
     printf("%-8s %-6s %-10s %-16s %10s %9s %10s %9s\n", "model", "layer", "op", "input", "fwd ms",
            "GFLOP/s", "bwd ms", "GFLOP/s");

@@ -19,7 +19,23 @@ static void blas_without_threads(char **argv)
     const char *v = getenv("OPENBLAS_NUM_THREADS");
     if (v && strcmp(v, "1") == 0) return;
     if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) return;
+    setenv("OMP_NUM_THREADS", "1", 0); /* oneDNN's OpenMP team, where built in: one thread */
     execv("/proc/self/exe", argv);
+}
+
+/* PML_CONV=blas|dnnl|auto: which conv2d implementation runs (pml_conv_backend; default auto:
+ * measured per layer shape). For benchmarks; anything else is refused. */
+static bool conv_backend_from_env(void)
+{
+    const char *v = getenv("PML_CONV");
+    if (!v || !*v || strcmp(v, "auto") == 0) return true;
+    if (strcmp(v, "blas") == 0) pml_conv_backend(PML_CONV_BLAS);
+    else if (strcmp(v, "dnnl") == 0) pml_conv_backend(PML_CONV_DNNL);
+    else {
+        fprintf(stderr, "pml: PML_CONV='%s' must be blas, dnnl or auto\n", cli_safe(v));
+        return false;
+    }
+    return true;
 }
 
 static void usage(FILE *f)
@@ -62,6 +78,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     blas_without_threads(argv);
+    if (!conv_backend_from_env()) return EXIT_USAGE;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
