@@ -41,7 +41,7 @@ static geom geom_of(const pml_node *n, pml_shape in)
 
 /* Column chunks hold at most this many floats (256 KiB), so the im2col output, the gemm's packed
  * panels and the output chunk stay in L2 (512 KiB on Zen 3). 32 Ki and 128 Ki floats were slower
- * and no faster on the fashion and flowers layers (tools/bench_kernels.c). */
+ * and no faster on the fashion and flowers layers (pml bench kernels). */
 #ifndef COL_TARGET
 #define COL_TARGET 65536
 #endif

@@ -62,7 +62,6 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <stdio.h>
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -305,8 +304,9 @@ static dconv *entry(const dkey *k)
             table = d;
         }
     }
+    if (d && d->choice == CH_FAILED) d = NULL;
     pthread_mutex_unlock(&table_lock);
-    return d && d->choice != CH_FAILED ? d : NULL;
+    return d;
 }
 
 /* ---------------------------------------------------------------- running */
@@ -536,7 +536,6 @@ static int decide(const dconv *d, const pml_kctx *k)
     if (!ok) return CH_FAILED;
     qsort(t[0], 3, sizeof(double), cmp_d);
     qsort(t[1], 3, sizeof(double), cmp_d);
-    if (getenv("PML_CONV_DEBUG")) fprintf(stderr, "decide bwd=%d N=%d C=%d H=%d O=%d: blas %.3f dnnl %.3f ms\n", q->bwd, q->N, q->C, q->H, q->O, t[0][1] * 1e3, t[1][1] * 1e3);
     return t[1][1] < t[0][1] ? CH_DNNL : CH_BLAS;
 }
 

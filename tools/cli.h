@@ -52,6 +52,8 @@ int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /** pml bench accuracy (tools/bench_accuracy.c): the simulator against measurement. */
 int cmd_bench_accuracy(int argc, char **argv);
+/** pml bench kernels (tools/bench_kernels.c): each kernel against this core's sgemm. */
+int cmd_bench_kernels(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);

@@ -15,6 +15,10 @@ static const char bench_help[] =
     "       pml bench sim MODEL [--machine M] [--batch N] [--changes K] [--seed N]\n"
     "       pml bench runtime [--tasks N] [--runs K]\n"
     "       pml bench accuracy [--steps K] [--rounds R] [--only TEXT] [--out DIR] [--json]\n"
+    "       pml bench kernels [--batch N] [--seconds S] [--json]\n"
+    "\n"
+    "bench kernels: each kernel of the reference models' layers on one core against this\n"
+    "core's sgemm (see pml bench kernels --help).\n"
     "\n"
     "bench accuracy: the simulator's predicted step time against measured runs of many plans\n"
     "of mlp, fashion-cnn and flowers-cnn on this machine (see pml bench accuracy --help).\n"
@@ -347,6 +351,7 @@ int cmd_bench(int argc, char **argv)
     if (strcmp(argv[1], "sim") == 0) return bench_sim(argc - 1, argv + 1);
     if (strcmp(argv[1], "runtime") == 0) return bench_runtime(argc - 1, argv + 1);
     if (strcmp(argv[1], "accuracy") == 0) return cmd_bench_accuracy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "kernels") == 0) return cmd_bench_kernels(argc - 1, argv + 1);
     fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", cli_safe(argv[1]));
     return EXIT_USAGE;
 }
