@@ -584,6 +584,28 @@ PY
         run 2 simulate "$d/p.dot" --ops && has "$err" "--ops goes with --compare"
     )
 }
+t_bench_kernels_usage() { # help and refusals; a tiny run whose rows carry finite numbers
+    run 0 bench kernels --help && has "$out" "backward-weights" && has "$out" "sgemm" || return 1
+    run 0 bench --help && has "$out" "bench kernels" || return 1
+    run 2 bench kernels --batch 0 && has "$err" "--batch '0'" && one_line || return 1
+    run 2 bench kernels --seconds -1 && has "$err" "--seconds" && one_line || return 1
+    run 2 bench kernels extra && has "$err" "unexpected argument 'extra'" || return 1
+    PML_CONV=fast run 2 --version && has "$err" "PML_CONV='fast' must be blas, dnnl or auto" &&
+        one_line || return 1
+    PML_CONV=blas run 0 --version || return 1
+    run 0 bench kernels --batch 1 --seconds 0.001 --json || return 1
+    python3 - "$out" <<'PY' || return 1
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+assert d["batch"] == 1 and d["sgemm_gflops"] > 0
+names = {(k["layer"], k["kernel"], k["impl"]) for k in d["kernels"]}
+assert ("conv2", "backward-data", "blas") in names and ("dense", "adam", "-") in names
+assert (("conv2", "forward", "dnnl") in names) == d["dnnl"]
+for k in d["kernels"]:
+    assert k["ms"] > 0 and math.isfinite(k["gflops"]) and k["gflops"] > 0, k
+PY
+}
+
 t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
     run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
         has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
@@ -691,6 +713,7 @@ case_ simulate_machines t_simulate_machines
 case_ simulate_errors t_simulate_errors
 case_ simulate_compare t_simulate_compare
 case_ bench_accuracy_usage t_bench_accuracy_usage
+case_ bench_kernels_usage t_bench_kernels_usage
 case_ viz_plan t_viz_plan
 
 # ---- pml train: plans that do not fit the run, tasks that fail, signals at any moment
