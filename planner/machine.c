@@ -700,6 +700,9 @@ pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_ma
     out->measured = m->measured;
     out->busy = m->busy;
     out->handoff = m->handoff;
+    out->xcore_bw = m->xcore_bw;
+    out->xshared_bw = m->xshared_bw;
+    out->core_cache = m->core_cache;
     pml_status st = pml_machine_finalize(out);
     if (st != PML_OK) pml_machine_free(out);
     return st;

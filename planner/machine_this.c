@@ -354,6 +354,10 @@ typedef struct pingpong {
     _Atomic int turn; /* 0: the first thread's, 1: the second's; -1: stop */
     hwloc_topology_t topo;
     int core;
+    int touch; /* on its turn the second thread: 0 answers, 1 rewrites buf, 2 reads it */
+    float *buf;
+    size_t n;
+    float sink;
 } pingpong;
 
 static void pin_core(hwloc_topology_t topo, int core)
@@ -372,9 +376,64 @@ static void *ponger(void *arg)
         while ((t = atomic_load_explicit(&pp->turn, memory_order_acquire)) == 0) {
         }
         if (t < 0) break;
+        if (pp->touch == 1)
+            for (size_t i = 0; i < pp->n; i++) pp->buf[i] += 1.0f;
+        else if (pp->touch == 2)
+            for (size_t i = 0; i < pp->n; i++) pp->sink += pp->buf[i];
         atomic_store_explicit(&pp->turn, 0, memory_order_release);
     }
     return NULL;
+}
+
+/* ---------------------------------------------------------------- traffic between cores
+ *
+ * What it costs a core to rewrite data another core touched last (an optimizer's update, a sum
+ * of gradients, a backward pass accumulating into a buffer another core zeroed): the other
+ * core, pinned, either rewrites a 256 KiB buffer (its lines are then modified in its cache) or
+ * reads it (shared), then this core reads and rewrites it. Per byte, the best of a few rounds,
+ * within 50 ms. On the 2-core VMs pml was built on: ~30 GB/s after a write, ~6 GB/s after a
+ * read (each line's other copy invalidated, one at a time), against ~100 GB/s from its own
+ * cache. The simulator charges it on the bytes a task rewrites that another core touched
+ * (planner/taskgraph.c). */
+
+#define TRAFFIC_FLOATS 65536
+
+static double traffic_bw(hwloc_topology_t topo, int a, int b, int touch)
+{
+    pingpong pp = {.topo = topo, .core = b, .touch = touch, .n = TRAFFIC_FLOATS};
+    pp.buf = aligned_alloc(64, TRAFFIC_FLOATS * sizeof(float));
+    if (!pp.buf) return 0;
+    for (size_t i = 0; i < pp.n; i++) pp.buf[i] = (float)(i & 255);
+    atomic_store(&pp.turn, 0);
+    hwloc_cpuset_t old = hwloc_bitmap_alloc();
+    if (old) hwloc_get_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
+    pthread_t th;
+    if (pthread_create(&th, NULL, ponger, &pp) != 0) {
+        hwloc_bitmap_free(old);
+        free(pp.buf);
+        return 0;
+    }
+    pin_core(topo, a);
+    double best = INFINITY;
+    const double deadline = pml_now() + 0.05;
+    for (int round = 0; round < 40 && pml_now() < deadline; round++) {
+        atomic_store_explicit(&pp.turn, 1, memory_order_release);
+        while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 0) {
+        }
+        const double t0 = pml_now();
+        float *restrict x = pp.buf;
+        for (size_t i = 0; i < pp.n; i++) x[i] = x[i] * 0.5f + 1.0f;
+        const double t = pml_now() - t0;
+        if (round > 0 && t < best) best = t;
+    }
+    atomic_store_explicit(&pp.turn, -1, memory_order_release);
+    pthread_join(th, NULL);
+    if (old) {
+        hwloc_set_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
+        hwloc_bitmap_free(old);
+    }
+    free(pp.buf);
+    return isfinite(best) && best > 0 ? TRAFFIC_FLOATS * sizeof(float) / best : 0;
 }
 
 /* Seconds of one hand-off between cores a and b (hwloc logical core indices): the best of a few
@@ -432,14 +491,27 @@ static void calibrate_handoff(pml_machine *m, const pml_calib_opts *o)
         hwloc_topology_destroy(topo);
         return;
     }
-    double h[3];
-    int n = 0;
+    hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)m->dev[cores[0]].first_core);
+    double l2 = 0; /* the largest cache above the core that covers it alone */
+    for (hwloc_obj_t up = core ? core->parent : NULL; up; up = up->parent)
+        if (hwloc_obj_type_is_cache(up->type) && up->attr &&
+            hwloc_bitmap_isequal(up->cpuset, core->cpuset))
+            l2 = (double)up->attr->cache.size;
+    double h[3], wb[3], rb[3];
+    int n = 0, nw = 0, nr = 0;
     const int a = m->dev[cores[0]].first_core;
     for (int k = 1; k < nc && n < 3; k += (nc + 2) / 3) {
-        const double t = handoff_seconds(topo, a, m->dev[cores[k]].first_core);
+        const int b = m->dev[cores[k]].first_core;
+        const double t = handoff_seconds(topo, a, b), w = traffic_bw(topo, a, b, 1),
+                     r = traffic_bw(topo, a, b, 2);
         if (t > 0) h[n++] = t;
+        if (w > 0) wb[nw++] = w;
+        if (r > 0) rb[nr++] = r;
     }
     hwloc_topology_destroy(topo);
+    if (nw > 0) m->xcore_bw = pml_median(wb, nw);
+    m->core_cache = l2 > 0 ? l2 : 1 << 20;
+    if (nr > 0) m->xshared_bw = pml_median(rb, nr);
     if (n == 0) return;
     const double handoff = pml_median(h, n);
     m->handoff = handoff;

@@ -72,6 +72,15 @@ typedef struct pml_machine {
     double handoff;        /* this machine: seconds for a core to hand work to another,
                             * measured at every load (0: not measured); its core links carry
                             * half of it as latency, so a route between cores costs it */
+    double xcore_bw;       /* this machine: bytes/s at which a core reads and rewrites data
+                            * another core of its node last wrote (cache lines move between
+                            * the cores); 0: not measured, not charged */
+    double xshared_bw;     /* this machine: bytes/s at which a core rewrites data other cores
+                            * hold read (each line's other copies invalidated first: an optimizer
+                            * updating parameters every replica read); 0: not charged */
+    double core_cache;     /* this machine: bytes of a core's private caches (L2): what another
+                            * core can still hold of data it touched (more has gone to the shared
+                            * cache or memory, and costs a core no more than its own data) */
 } pml_machine;
 
 /** Loads a machine. \p spec is:

@@ -398,6 +398,9 @@ static double split_work(const pml_taskgraph *tg, int x, int q)
     return t;
 }
 
+static double part_traffic(const pml_taskgraph *tg, int v, int p, bool bwd);
+static double foreign(const pml_taskgraph *tg, double bytes, bool shared);
+
 /* Sets the cost of node x's backward parts again (their split-edge work changed with a
  * neighbour's config), and marks them for the simulator. */
 static void recost_bwd(pml_taskgraph *tg, int x)
@@ -407,7 +410,8 @@ static void recost_bwd(pml_taskgraph *tg, int x)
         const int b = tg->bwd_id[x][q];
         if (b < 0 || !tg->live[b]) continue;
         pml_task *t = &tg->t[b];
-        const double c = pml_cost_bwd(tg->cost, x, t->dev, t->r) + split_work(tg, x, q);
+        const double c =
+            pml_cost_bwd(tg->cost, x, t->dev, t->r) + split_work(tg, x, q) + part_traffic(tg, x, q, true);
         if (c != t->cost) {
             t->cost = c;
             touch(tg, b);
@@ -441,7 +445,8 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->part = p;
         t->dev = (int16_t)dev;
         t->r = r;
-        t->cost = tg->cost && !is_input ? pml_cost_fwd(tg->cost, v, dev, r) : 0.0;
+        t->cost = tg->cost && !is_input ? pml_cost_fwd(tg->cost, v, dev, r) + part_traffic(tg, v, p, false)
+                                        : 0.0;
         if (!set_res(tg, f, &dev, 1)) return pml_fail(PML_ENOMEM, "out of memory building tasks");
         mem_add(tg, f, 1.0);
         tg->fwd_id[v][p] = f;
@@ -454,7 +459,9 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->part = p;
         t->dev = (int16_t)dev;
         t->r = r;
-        t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) + split_work(tg, v, p) : 0.0;
+        t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) + split_work(tg, v, p) +
+                                 part_traffic(tg, v, p, true)
+                           : 0.0;
         if (!set_res(tg, b, &dev, 1) || !add_edge(tg, f, b))
             return pml_fail(PML_ENOMEM, "out of memory building tasks");
         tg->bwd_id[v][p] = b;
@@ -504,10 +511,11 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     t->grad = grad;
     t->bytes = bytes;
     if (pml__shared_memory(tg->m, src, dst)) {
-        /* nothing moves; the hand-off between the cores is the edge's (sim.c) */
-        t->cost = 0;
-        if (!grad) return x;
-        if (tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
+        /* nothing is copied: the receiving core reads the lines the sender wrote (sums them,
+         * for a gradient); the hand-off between the cores is the edge's (sim.c) */
+        t->cost = foreign(tg, bytes, false);
+        if (grad && tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
+        if (t->cost <= 0) return x;
         return set_res(tg, x, &dst, 1) ? x : -1;
     }
     t->cost = xfer_seconds(tg, src, dst, bytes);
@@ -645,6 +653,62 @@ static int replicas(const pml_taskgraph *tg, int v, int pc, int *parts)
     return k;
 }
 
+/* ---------------------------------------------------------------- traffic between cores
+ *
+ * Cores of a node share memory, but a cache line another core wrote last, or holds a copy of,
+ * must move or be invalidated before this core rewrites it: measured per machine (xcore_bw after
+ * a write there, xshared_bw after reads there; planner/machine_this.c) and charged on what
+ * all-reduce data parallelism moves between the cores of a node every step:
+ *   forward of a replica    reads the parameter shares the other replicas' cores updated;
+ *   backward of a replica   accumulates into its gradient buffer, which the summing core zeroed
+ *                           (the summing core's own buffer: the shares the other cores zeroed);
+ *   sync                    reads and zeroes the other replicas' gradients;
+ *   update of a share       rewrites parameters every replica read, and reads the sum the
+ *                           summing core wrote;
+ *   transfer between cores  the consumer reads what the producer wrote.
+ * At most a core's private caches' worth of a buffer is charged (core_cache): the rest has left
+ * the other core's caches and costs no more than one's own. A machine without these
+ * measurements (a cluster file, a named machine) charges nothing. */
+static double foreign(const pml_taskgraph *tg, double bytes, bool shared)
+{
+    const double bw = shared ? tg->m->xshared_bw : tg->m->xcore_bw;
+    const double held = tg->m->core_cache > 0 && bytes > tg->m->core_cache ? tg->m->core_cache : bytes;
+    return bw > 0 && held > 0 ? held / bw : 0;
+}
+
+/* Part p of v in an all-reduce group of replicas in shared memory: how many replicas, how many
+ * on other cores than p's, and the core that sums them (the lowest). false otherwise. */
+static bool shm_replicas(const pml_taskgraph *tg, int v, int p, int *nr, int *others, int *sumdev)
+{
+    if (tg->p->sync == PML_SYNC_PS || slice_floats(tg, v) <= 0) return false;
+    const pml_opcfg *c = &tg->p->cfg[v];
+    const int pc = (p / c->deg[2]) % c->deg[1];
+    int parts[PML_MAX_PARTS];
+    const int k = replicas(tg, v, pc, parts);
+    if (k < 2) return false;
+    int lo = c->dev[parts[0]], o = 0;
+    for (int r = 0; r < k; r++) {
+        const int d = c->dev[parts[r]];
+        if (!pml__shared_memory(tg->m, c->dev[p], d)) return false;
+        if (d < lo) lo = d;
+        o += d != c->dev[p];
+    }
+    *nr = k;
+    *others = o;
+    *sumdev = lo;
+    return true;
+}
+
+/* Seconds part p of v spends on lines other cores touched (forward or backward, above). */
+static double part_traffic(const pml_taskgraph *tg, int v, int p, bool bwd)
+{
+    int nr, others, sumdev;
+    if (!shm_replicas(tg, v, p, &nr, &others, &sumdev)) return 0;
+    const double bytes = 4.0 * slice_floats(tg, v);
+    if (!bwd) return foreign(tg, bytes * others / nr, false);
+    return foreign(tg, tg->p->cfg[v].dev[p] == sumdev ? bytes * others / nr : bytes, false);
+}
+
 static int cmp_i16(const void *a, const void *b)
 {
     return *(const int16_t *)a - *(const int16_t *)b;
@@ -690,6 +754,10 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
                                                ranges > 1 ? ranges : 1,
                                                streams > nshare ? streams : nshare)
                        : 0.0;
+    if (tg->cost && nshare > 1) { /* parameters the replicas read; the sum gdev wrote */
+        const double share_bytes = 4.0 * slice_floats(tg, v) / nshare;
+        t->cost += foreign(tg, share_bytes, true) + (dev != gdev ? foreign(tg, share_bytes, false) : 0);
+    }
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;
@@ -806,7 +874,8 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             res.n = 0;
             iv_push(&res, G->dev[0]);
             t->cost = tg->cost ? pml_cost_sync(tg->cost, G->dev[0], (G->k - 1) * G->bytes / 4.0,
-                                               (G->k - 1) * G->ranges)
+                                               (G->k - 1) * G->ranges) +
+                                     foreign(tg, (G->k - 1) * G->bytes, false)
                                : 0;
         } else {
             t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);

@@ -432,7 +432,21 @@ static void t_this_machine(void)
         pml_machine_free(&m2);
     }
     /* the default load ("this", "" and NULL) works whatever the machine's load */
-    if (load("this", &m2)) CHECK(m2.measured >= 1 && strcmp(m.fingerprint, m2.fingerprint) == 0);
+    if (load("this", &m2)) {
+        CHECK(m2.measured >= 1 && strcmp(m.fingerprint, m2.fingerprint) == 0);
+        /* the traffic between cores is measured at every load (more than one core) and kept
+         * by a machine of some of its cores */
+        if (m2.ncompute >= 2) {
+            CHECK(m2.handoff > 0 && m2.handoff < 1e-3);
+            CHECK(m2.xcore_bw > 1e8 && m2.xshared_bw > 1e7 && m2.core_cache >= 4096);
+            pml_machine some;
+            if (pml_machine_first_cores(&m2, 2, &some) == PML_OK) {
+                CHECK(some.handoff == m2.handoff && some.xcore_bw == m2.xcore_bw &&
+                      some.xshared_bw == m2.xshared_bw && some.core_cache == m2.core_cache);
+                pml_machine_free(&some);
+            }
+        }
+    }
     pml_machine_free(&m2);
     /* the fingerprint hashes the hardware, not the numbers: remeasuring keeps it; changing a
      * number of a device that is not present changes it */

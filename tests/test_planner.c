@@ -182,6 +182,63 @@ static void t_data_parallel_tasks(void)
     fx_close(&f);
 }
 
+/* Traffic between the cores of a node (machine's xcore_bw, xshared_bw, core_cache): the sync
+ * pays for reading the other replica's gradients, each update share for rewriting parameters
+ * the replicas read (and for reading the sum another core wrote), capped at a core's caches;
+ * a machine without the measurements pays nothing. */
+static double kind_cost(const pml_taskgraph *tg, pml_task_kind k, int dev)
+{
+    double s = 0;
+    for (int i = 0; i < pml_taskgraph_size(tg); i++) {
+        const pml_task *t = pml_taskgraph_task(tg, i);
+        if (t && t->kind == k && (dev < 0 || t->dev == dev)) s += t->cost;
+    }
+    return s;
+}
+
+static void t_core_traffic(void)
+{
+    fixture f;
+    fx_open(&f, "mlp:units=64,layers=1", "synthetic:pack:1 core:2 pu:1");
+    if (!f.ok) return;
+    CHECK(f.m.ncompute == 2 && f.m.xcore_bw == 0 && f.m.xshared_bw == 0);
+    pml_plan p;
+    CHECK_OK(pml_plan_data_parallel(&p, &f.g, &f.m, 32));
+    double params = 0;
+    for (int v = 0; v < f.g.nnodes; v++)
+        for (int j = 0; j < f.g.nodes[v].nparam; j++) params += (double)f.g.nodes[v].param_size[j];
+    const double bytes = 4.0 * params;
+    double base[3][2], with[3][2], capped[3][2];
+    const pml_task_kind kinds[3] = {PML_TASK_SYNC, PML_TASK_UPDATE, PML_TASK_FWD};
+    for (int pass = 0; pass < 3; pass++) {
+        f.m.xcore_bw = pass ? 1e10 : 0;
+        f.m.xshared_bw = pass ? 1e9 : 0;
+        f.m.core_cache = pass == 2 ? 1000 : 1e12;
+        pml_taskgraph *tg = NULL;
+        CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+        if (!tg) break;
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 2; d++)
+                (pass == 0 ? base : pass == 1 ? with : capped)[k][d] =
+                    kind_cost(tg, kinds[k], k == 0 ? -1 : d); /* a sync has no one device */
+        pml_taskgraph_free(tg);
+    }
+    /* the sync (core 0) reads core 1's gradients: all the parameters' bytes */
+    CHECK_NEAR(with[0][0] - base[0][0], bytes / 1e10, 1e-12);
+    /* updates: each core rewrites half the parameters both read; core 1 reads its half of the
+     * sum core 0 wrote */
+    CHECK_NEAR(with[1][0] - base[1][0], bytes / 2 / 1e9, 1e-12);
+    CHECK_NEAR(with[1][1] - base[1][1], bytes / 2 / 1e9 + bytes / 2 / 1e10, 1e-12);
+    /* forwards read the half the other core updated */
+    CHECK_NEAR(with[2][0] - base[2][0], bytes / 2 / 1e10, 1e-12);
+    CHECK_NEAR(with[2][1] - base[2][1], bytes / 2 / 1e10, 1e-12);
+    /* capped: at most 1000 bytes of each buffer are still in the other core's caches */
+    CHECK(capped[0][0] - base[0][0] > 0 && capped[0][0] - base[0][0] <= 2 * 1000 / 1e10 + 1e-15);
+    CHECK(capped[1][1] - base[1][1] < (with[1][1] - base[1][1]) / 10);
+    pml_plan_free(&p);
+    fx_close(&f);
+}
+
 static void t_model_parallel_transfers(void)
 {
     fixture f;
@@ -489,6 +546,7 @@ static const pml_test tests[] = {
     {"plan_checks", t_plan_checks},
     {"parts_tile", t_parts_tile},
     {"data_parallel_tasks", t_data_parallel_tasks},
+    {"core_traffic", t_core_traffic},
     {"model_parallel_transfers", t_model_parallel_transfers},
     {"one_device_is_a_sum", t_one_device_is_a_sum},
     {"data_parallel_speeds_up", t_data_parallel_speeds_up},

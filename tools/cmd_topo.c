@@ -89,6 +89,14 @@ static void print_text(const pml_machine *m)
                                            : "from the cache")
                : m->busy        ? "measured now, while others were busy: again next time"
                                 : "measured now");
+        if (m->handoff > 0) {
+            char b4[32];
+            printf("between cores (measured now): a hand-off %s; rewriting data another core "
+                   "wrote %s, that other cores read %s\n",
+                   pml_fmt_seconds(b4, sizeof b4, m->handoff, 3),
+                   pml_fmt_si(b1, sizeof b1, m->xcore_bw, "B/s"),
+                   pml_fmt_si(b2, sizeof b2, m->xshared_bw, "B/s"));
+        }
     }
     printf("\ndevices:\n  %-*s  kind  node  %-13s  %-11s  %s\n", w, "name", "FLOP/s", "memory bw",
            "memory");
