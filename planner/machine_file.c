@@ -11,6 +11,12 @@
  *                  to NIC).
  *   cpu-1socket    one package of 16 cores, 256 GB; cpu-2socket: two such packages (512 GB)
  *                  linked at 40 GB/s. Default CPU numbers as in machine.c.
+ *   reference-cluster  the cluster of the reference study's distributed TensorFlow run: a master
+ *                  of 32 vCPUs (16 cores, 120 GB), 6 workers of 16 vCPUs (8 cores, 60 GB) and 3
+ *                  parameter servers of 8 vCPUs (4 cores, 30 GB), cloud VMs on Skylake. Assumed:
+ *                  64 GFLOP/s a core (one AVX-512 FMA unit at 2.0 GHz, as the cloud's Xeon Gold
+ *                  and Silver parts have), 40 GB/s of memory a VM, 10 Gb/s and 50 us between VMs
+ *                  (what such VMs were given).
  * They are cluster templates (below), written in named_machines[].
  *
  * ---------------------------------------------------------------- cluster files (FILE.dot)
@@ -35,7 +41,10 @@
  *   network_bw       each NIC to the shared hub "network" (required with nodes > 1)
  *   network_latency  NIC to NIC (default 5us; half on each NIC's link)
  *   topology         the CPUs of each node: "synthetic:DESC" (a hwloc synthetic string) or a
- *                    hwloc XML export (a path relative to the cluster file), giving CPU devices
+ *                    hwloc XML export (a path relative to the cluster file); or nodes of
+ *                    several kinds, "K*TOPOLOGY; K*TOPOLOGY; ...", K nodes of each in turn (K*
+ *                    may be left out: 1; then they count the nodes, and nodes= must agree),
+ *                    giving CPU devices
  *                    and package hubs as above, with cpu_flops (per core, default 80G),
  *                    cpu_mem_bw (per package, shared by its cores, default 100G), core_bw and
  *                    core_latency (core to package hub, default 10G, 0.1us), upi_bw and
@@ -329,11 +338,73 @@ static pml_status tmpl_topology(reader *r, const char *val, pml__cpu_topo *t)
                     what);
 }
 
+/* topology="K*DESC; K*DESC; ...": nodes of different kinds, K of each in turn (K* may be left
+ * out: 1). At most MAX_GROUPS kinds. */
+#define MAX_GROUPS 16
+
+typedef struct groups {
+    int n;
+    int count[MAX_GROUPS];
+    pml__cpu_topo t[MAX_GROUPS];
+} groups;
+
+static void groups_free(groups *G)
+{
+    for (int i = 0; i < G->n; i++) pml__cpu_topo_free(&G->t[i]);
+    G->n = 0;
+}
+
+static pml_status tmpl_groups(reader *r, const char *val, groups *G)
+{
+    memset(G, 0, sizeof *G);
+    const char *p = val;
+    for (;;) {
+        while (*p == ' ') p++;
+        const char *end = strchr(p, ';');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[1024];
+        if (len == 0 || len >= sizeof item || G->n == MAX_GROUPS) {
+            groups_free(G);
+            return pml_fail(PML_EFORMAT,
+                            "%s: topology='%s' must be one topology or up to %d \"K*TOPOLOGY\" "
+                            "separated by ';' (an empty or too long part)",
+                            r->src, P(val), MAX_GROUPS);
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        for (size_t k = len; k > 0 && item[k - 1] == ' '; k--) item[k - 1] = 0;
+        int count = 1;
+        const char *desc = item;
+        char *star = strchr(item, '*');
+        if (star && (strncmp(item, "synthetic:", 10) != 0 || star < item + 10)) {
+            *star = 0;
+            if (!pml_dot_int(item, 1, MAX_NODES, &count)) {
+                groups_free(G);
+                return pml_fail(PML_EFORMAT,
+                                "%s: topology='%s': '%s' before '*' must be a node count in "
+                                "[1, %d]",
+                                r->src, P(val), P(item), MAX_NODES);
+            }
+            desc = star + 1;
+            while (*desc == ' ') desc++;
+        }
+        pml_status st = tmpl_topology(r, desc, &G->t[G->n]);
+        if (st != PML_OK) {
+            groups_free(G);
+            return st;
+        }
+        G->count[G->n++] = count;
+        if (!end) break;
+        p = end + 1;
+    }
+    return PML_OK;
+}
+
 static pml_status build_template(reader *r, tmpl *T)
 {
     pml__builder *b = &r->b;
     pml_status st;
-    const int nodes = T->set[T_NODES] ? T->i[T_NODES] : 1;
+    int nodes = T->set[T_NODES] ? T->i[T_NODES] : 1;
     const int gpus = T->set[T_GPUS] ? T->i[T_GPUS] : 0;
     const bool cpus = T->set[T_TOPOLOGY];
     const bool nvlink = T->set[T_INTRA] && T->i[T_INTRA] == 1;
@@ -360,14 +431,37 @@ static pml_status build_template(reader *r, tmpl *T)
     if (nvlink && (double)nodes * gpus * (gpus - 1) / 2 > MAX_LINK)
         return pml_fail(PML_EFORMAT, "%s: nvlink between %d GPUs in %d nodes is more than %d links",
                         r->src, gpus, nodes, MAX_LINK);
-    pml__cpu_topo t = {0};
+    groups G = {0};
     pml__cpu_params cp = pml__cpu_defaults;
+    int maxpkg = 1;
     if (cpus) {
-        if ((st = tmpl_topology(r, T->s[T_TOPOLOGY], &t)) != PML_OK) return st;
-        if ((double)nodes * (t.ncore + gpus) > MAX_COMPUTE) {
-            pml__cpu_topo_free(&t);
-            return pml_fail(PML_EFORMAT, "%s: %d nodes of %d cores%s are more than %d devices",
-                            r->src, nodes, t.ncore, gpus ? " and GPUs" : "", MAX_COMPUTE);
+        if ((st = tmpl_groups(r, T->s[T_TOPOLOGY], &G)) != PML_OK) return st;
+        double total = 0, devs = 0;
+        for (int i = 0; i < G.n; i++) {
+            total += G.count[i];
+            devs += (double)G.count[i] * (G.t[i].ncore + gpus);
+            if (G.t[i].npkg > maxpkg) maxpkg = G.t[i].npkg;
+        }
+        if (G.n > 1 || G.count[0] > 1) { /* node kinds given: they count the nodes */
+            if (T->set[T_NODES] && T->i[T_NODES] != (int)total) {
+                groups_free(&G);
+                return pml_fail(PML_EFORMAT, "%s: nodes=%d, but topology counts %.0f nodes",
+                                r->src, T->i[T_NODES], total);
+            }
+            if (total > MAX_NODES) {
+                groups_free(&G);
+                return pml_fail(PML_EFORMAT, "%s: topology counts %.0f nodes, more than %d",
+                                r->src, total, MAX_NODES);
+            }
+            nodes = (int)total;
+        } else {
+            devs = (double)nodes * (G.t[0].ncore + gpus);
+        }
+        if (devs > MAX_COMPUTE) {
+            groups_free(&G);
+            return pml_fail(PML_EFORMAT, "%s: %d nodes of %s%s are more than %d devices", r->src,
+                            nodes, G.n > 1 ? "their cores" : "these cores",
+                            gpus ? " and GPUs" : "", MAX_COMPUTE);
         }
         if (T->set[T_CPU_FLOPS]) cp.flops = T->v[T_CPU_FLOPS];
         if (T->set[T_CPU_MEM_BW]) cp.pkg_mem_bw = T->v[T_CPU_MEM_BW];
@@ -383,7 +477,7 @@ static pml_status build_template(reader *r, tmpl *T)
     const double pcie_lat = T->set[T_PCIE_LAT] ? T->v[T_PCIE_LAT] : DEF_PCIE_LAT;
     const double net_lat = (T->set[T_NET_LAT] ? T->v[T_NET_LAT] : DEF_NET_LAT) / 2;
     const bool nic = nodes > 1 || (cpus && gpus);
-    int *hubs = calloc((size_t)(t.npkg > 0 ? t.npkg : 1), sizeof *hubs);
+    int *hubs = calloc((size_t)maxpkg, sizeof *hubs);
     int *gpu_ids = calloc((size_t)(gpus > 0 ? gpus : 1), sizeof *gpu_ids);
     int *nics = calloc((size_t)nodes, sizeof *nics);
     st = PML_OK;
@@ -407,7 +501,10 @@ static pml_status build_template(reader *r, tmpl *T)
             d->mem_bytes = T->set[T_GPU_MEM] ? T->v[T_GPU_MEM] : 0;
             gpu_ids[g] = id;
         }
-        if (cpus && (st = pml__add_cpu_part(b, &t, &cp, n, prefix, hubs)) != PML_OK) goto done;
+        const pml__cpu_topo *t = NULL; /* this node's kind */
+        for (int i = 0, first = 0; cpus && i < G.n && !t; first += G.count[i], i++)
+            if (n < first + G.count[i] || G.n == 1) t = &G.t[i];
+        if (cpus && (st = pml__add_cpu_part(b, t, &cp, n, prefix, hubs)) != PML_OK) goto done;
         if (gpus && !nvlink && (pcie = pml__add_dev(b, PML_DEV_HUB, n, "%spcie", prefix)) < 0) {
             st = PML_EFORMAT;
             goto done;
@@ -428,7 +525,7 @@ static pml_status build_template(reader *r, tmpl *T)
         }
         if (st == PML_OK && gpus && !nvlink && nic)
             st = pml__add_link(b, pcie, nicid, pcie_bw, pcie_lat);
-        for (int p = 0; cpus && nic && p < t.npkg && st == PML_OK; p++)
+        for (int p = 0; cpus && nic && p < t->npkg && st == PML_OK; p++)
             st = pml__add_link(b, hubs[p], nicid, pcie_bw, pcie_lat);
     }
     if (st == PML_OK && nodes > 1) {
@@ -444,7 +541,7 @@ done:
     free(hubs);
     free(gpu_ids);
     free(nics);
-    pml__cpu_topo_free(&t);
+    groups_free(&G);
     return st;
 }
 
@@ -743,6 +840,12 @@ static const struct {
     {"cpu-2socket", "digraph \"cpu-2socket\" { graph [kind=machine, "
                     "topology=\"synthetic:pack:2 numa:1(memory=256GB) core:16 pu:1\", "
                     "upi_bw=\"40G\"]; }"},
+    {"reference-cluster",
+     "digraph \"reference-cluster\" { graph [kind=machine, "
+     "topology=\"1*synthetic:pack:1 numa:1(memory=120GB) core:16 pu:2; "
+     "6*synthetic:pack:1 numa:1(memory=60GB) core:8 pu:2; "
+     "3*synthetic:pack:1 numa:1(memory=30GB) core:4 pu:2\", cpu_flops=\"64G\", cpu_mem_bw=\"40G\", "
+     "network_bw=\"10Gb\", network_latency=\"50us\"]; }"},
 };
 
 #define NNAMED (sizeof named_machines / sizeof named_machines[0])
@@ -750,7 +853,7 @@ static const struct {
 const char *const *pml_machine_names(void)
 {
     static const char *const names[] = {"flexflow-p100", "flexflow-k80", "cpu-1socket",
-                                        "cpu-2socket", NULL};
+                                        "cpu-2socket", "reference-cluster", NULL};
     _Static_assert(sizeof names / sizeof names[0] == NNAMED + 1, "named machines");
     return names;
 }

@@ -380,6 +380,22 @@ t_compile_simulate() { # compile to a file, then simulate the file
         has "$out" "model fashion-cnn on machine cpu-1socket (16 devices), global batch 32" &&
         has "$TMP/f2.dot" 'machine="cpu-1socket"'
 }
+t_compile_reference_cluster() { # the study's cluster: 10 VMs of three kinds, every strategy timed
+    run 0 topo --machine reference-cluster && has "$out" "76 compute devices (76 cpu, 0 gpu)" &&
+        has "$out" "10 nodes" && has "$out" "node9/core3" || return 1
+    run 0 compile flowers-cnn:size=64 --machine reference-cluster --batch 32 --iterations 20 \
+        --seed 1 --json -o "$TMP/ref.dot" || return 1
+    python3 - "$out" <<'PY'
+import json, math, sys
+c = json.loads(open(sys.argv[1]).read())
+assert c["machine"] == "reference-cluster" and c["devices"] == 76, c
+b = c["baselines"]
+for k in ("data", "model", "owt"):
+    assert math.isfinite(b[k]) and b[k] > 0, (k, b[k])
+assert 0 < c["step_seconds"] <= min(b.values()) * 1.000001
+PY
+}
+
 t_compile_json() {
     run 0 compile alexnet --machine flexflow-p100 --batch 256 --iterations 30 --seed 5 \
         --mesh 4x4 --layout sample:0,parameter:1 --json -o "$TMP/a.dot" || return 1
@@ -703,6 +719,7 @@ case_ viz_machine t_viz_machine
 case_ compile_help t_compile_help
 case_ compile_simulate t_compile_simulate
 case_ compile_json t_compile_json
+case_ compile_reference_cluster t_compile_reference_cluster
 case_ compile_reproducible t_compile_reproducible
 case_ compile_baselines t_compile_baselines
 case_ compile_this t_compile_this

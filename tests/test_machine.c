@@ -102,7 +102,7 @@ static void t_names(void)
         }
         pml_machine_free(&m);
     }
-    CHECK(n == 4);
+    CHECK(n == 5);
     pml_machine m;
     CHECK(pml_machine_load("flexflow-v100", &m) == PML_ENOTFOUND);
     CHECK(strstr(pml_errmsg(), "flexflow-v100") && strstr(pml_errmsg(), "flexflow-k80") &&
@@ -710,6 +710,66 @@ static void t_explicit(void)
               "%s", buf);
     check_all_routes(&m);
     pml_machine_free(&m);
+}
+
+/* The reference study's cluster: a master of 32 vCPUs, 6 workers of 16, 3 parameter servers of
+ * 8 (two vCPUs a core), one NIC each on a 10 Gb/s network. */
+static void t_reference_cluster(void)
+{
+    pml_machine m;
+    if (load("reference-cluster", &m)) {
+        CHECK(m.ncompute == 16 + 6 * 8 + 3 * 4);
+        int per[10] = {0}, maxnode = 0;
+        for (int i = 0; i < m.ncompute; i++) {
+            const pml_device *d = &m.dev[m.compute[i]];
+            CHECK(d->kind == PML_DEV_CPU && d->flops == 64e9 && !d->present);
+            if (d->node >= 0 && d->node < 10) per[d->node]++;
+            if (d->node > maxnode) maxnode = d->node;
+        }
+        CHECK(maxnode == 9 && per[0] == 16 && per[1] == 8 && per[6] == 8 && per[7] == 4 &&
+              per[9] == 4);
+        CHECK_NEAR(m.dev[dev_id(&m, "node0/core3")].mem_bytes, 120e9 / 16, 1e-12);
+        CHECK_NEAR(m.dev[dev_id(&m, "node8/core1")].mem_bytes, 30e9 / 4, 1e-12);
+        char buf[512];
+        route_str(&m, comp_id(&m, "node1/core0"), comp_id(&m, "node8/core2"), buf, sizeof buf);
+        CHECK_MSG(strcmp(buf, "node1/pkg0/mem node1/nic network node8/nic node8/pkg0/mem "
+                              "node8/core2") == 0,
+                  "%s", buf);
+        int len;
+        const int *r = pml_machine_route(&m, comp_id(&m, "node1/core0"), comp_id(&m, "node8/core2"), &len);
+        CHECK(len == 6 && m.link[r[2] / 2].bw == 10e9 / 8);
+        check_all_routes(&m);
+    }
+    pml_machine_free(&m);
+    /* node kinds in a template: counted, checked against nodes=, refused when malformed */
+    static const char ok[] = "digraph g { graph [kind=machine, network_bw=\"1G\", "
+                             "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:2 core:3 pu:1\"]; }";
+    const pml_status st = pml_machine_parse_dot(ok, strlen(ok), "kinds.dot", &m);
+    CHECK_MSG(st == PML_OK, "%s", pml_errmsg());
+    if (st == PML_OK) {
+        CHECK(m.ncompute == 2 + 2 + 6);
+        CHECK(dev_id(&m, "node2/pkg1/mem") >= 0 && dev_id(&m, "node1/pkg1/mem") < 0);
+    }
+    pml_machine_free(&m);
+    static const char *const bad[][2] = {
+        {"digraph g { graph [kind=machine, nodes=4, network_bw=\"1G\", "
+         "topology=\"2*synthetic:core:2 pu:1; synthetic:core:2 pu:1\"]; }",
+         "nodes=4, but topology counts 3 nodes"},
+        {"digraph g { graph [kind=machine, network_bw=\"1G\", topology=\"0*synthetic:core:2 pu:1\"]; }",
+         "'0' before '*' must be a node count"},
+        {"digraph g { graph [kind=machine, network_bw=\"1G\", topology=\"x*synthetic:core:2 pu:1\"]; }",
+         "'x' before '*' must be a node count"},
+        {"digraph g { graph [kind=machine, network_bw=\"1G\", topology=\"synthetic:core:2 pu:1;;\"]; }",
+         "an empty or too long part"},
+        {"digraph g { graph [kind=machine, network_bw=\"1G\", topology=\"2*pack:1 core:2\"]; }",
+         "must be \"synthetic:DESC\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(pml_machine_parse_dot(bad[i][0], strlen(bad[i][0]), "kinds.dot", &m) == PML_EFORMAT);
+        CHECK_MSG(strstr(pml_errmsg(), bad[i][1]) && strstr(pml_errmsg(), "kinds.dot"), "%s",
+                  pml_errmsg());
+        CHECK(m.ndev == 0 && m.dev == NULL);
+    }
 }
 
 static void t_templates(void)
@@ -1394,6 +1454,7 @@ static const pml_test tests[] = {
     {"calib_lock", t_calib_lock},
     {"calib_lock_bounded", t_calib_lock_bounded},
     {"explicit", t_explicit},
+    {"reference_cluster", t_reference_cluster},
     {"templates", t_templates},
     {"units", t_units},
     {"round_trip", t_round_trip},
