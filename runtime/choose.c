@@ -12,8 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Median seconds of a training step of candidate c: `warmup` steps, then steps until both
- * `min_steps` and `min_seconds` are reached (at most `max_steps`), on the first batches of d. */
+static double mean(const double *t, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += t[i];
+    return n ? s / n : NAN;
+}
+
+/* Mean seconds of a training step of candidate c: `warmup` steps, then steps until both
+ * `min_steps` and `min_seconds` are reached (at most `max_steps`), on the first batches of d.
+ * The mean, not the median: training pays every step, and on a core another process keeps busy
+ * a step is slow whenever the other process has the core (half the steps, say), which a
+ * median can hide while the epoch pays for it. */
 static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
                           const pml_dataset *d, int batch, const pml_choose_opts *o,
                           double *seconds)
@@ -28,7 +38,7 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     pml_optim opt;
     pml_optim_defaults(&opt, PML_OPTIM_ADAM);
     const int max_steps = o->max_steps > 0 ? o->max_steps : 200;
-    double *t = calloc(2 * (size_t)max_steps, sizeof *t), *scratch = t + max_steps;
+    double *t = calloc((size_t)max_steps, sizeof *t);
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
     pml_status st = !t || !idx ? pml_fail(PML_ENOMEM, "out of memory") : PML_OK;
     if (st == PML_OK) st = pml_optim_alloc(&opt, g->nparams);
@@ -42,8 +52,7 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
             const double spent = pml_now() - begin;
             if (n >= o->min_steps && spent >= o->min_seconds) break;
             if (spent >= o->max_seconds) break; /* a slow model: a few steps tell enough */
-            memcpy(scratch, t, (size_t)n * sizeof *t);
-            if (o->cutoff > 0 && pml_median(scratch, n) > 1.5 * o->cutoff)
+            if (o->cutoff > 0 && mean(t, n) > 1.5 * o->cutoff)
                 break; /* clearly slower than the best so far: it cannot win */
         }
         const int b = k % nb, i0 = b * batch, m = d->n - i0 < batch ? d->n - i0 : batch;
@@ -55,7 +64,7 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
         if (k == 0 && dt > 0.05 && warmup > 1) warmup = 1; /* a slow model: one warm-up is enough */
         if (k >= warmup && m == batch) t[n++] = dt;
     }
-    if (st == PML_OK) *seconds = n ? pml_median(t, n) : NAN;
+    if (st == PML_OK) *seconds = mean(t, n);
     pml_exec_destroy(e);
     pml_optim_free(&opt);
     free(t);
@@ -111,7 +120,7 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
 
 /* ---------------------------------------------------------------- the cache of choices */
 
-#define CHOICE_HEADER "pml choice 1"
+#define CHOICE_HEADER "pml choice 2" /* 2: mean step times (1: medians) */
 
 static char *choice_path(const pml_graph *g, const pml_machine *m, int batch, char *name,
                          size_t cap)

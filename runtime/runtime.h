@@ -203,11 +203,11 @@ typedef struct pml_candidate {
     const struct pml_plan *plan;     /* NULL: the per-operator executor on `threads` threads */
     int threads;                     /* cores it uses */
     double predicted;                /* simulated seconds per step (0: not simulated) */
-    double measured;                 /* the trial's: median seconds per step (INFINITY: none) */
+    double measured;                 /* the trial's: mean seconds per step (INFINITY: none) */
 } pml_candidate;
 
 typedef struct pml_choose_opts pml_choose_opts;
-/* Measures one candidate: *seconds receives the median seconds of a training step. */
+/* Measures one candidate: *seconds receives the mean seconds of a training step. */
 typedef pml_status (*pml_trial_fn)(void *ud, const pml_graph *g, const pml_candidate *c,
                                    const pml_dataset *d, int batch, const pml_choose_opts *o,
                                    double *seconds);
@@ -285,7 +285,7 @@ typedef struct pml_train_cb {
     /* polled before every step and evaluation batch: non-zero stops training cleanly
      * (PML_EINTR) */
     int (*should_stop)(void *ud);
-    /* once, when the median of WATCH_STEPS steps is over 1.5x the plan's predicted step
+    /* once, when the mean of WATCH_STEPS steps is over 1.5x the plan's predicted step
      * (pml_train_opts.predicted_step): measured and predicted seconds per step */
     void (*slow)(void *ud, double measured, double predicted);
     /* when pml_train re-checked its choice between two steps (pml_train_opts.alternatives):
@@ -318,7 +318,7 @@ typedef struct pml_train_opts {
     int first_core; /* the per-operator executor's workers start at this core */
     double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
     /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):
-     * when the median of the last WATCH_STEPS steps is over 1.5x its `measured` time (another
+     * when the mean of the last WATCH_STEPS steps is over 1.5x its `measured` time (another
      * process took a core, say), a short trial of all of them runs between two steps and
      * training goes on with the fastest, parameters and all (cb.rechecked says so). NULL: none.
      * Not with a trace. */
@@ -342,7 +342,7 @@ typedef struct pml_train_result {
     int signal; /* SIGINT, SIGTERM or SIGHUP when one stopped training (handle_signals), else 0 */
 } pml_train_result;
 
-/** Steps whose median pml_train watches (cb.slow, alternatives). */
+/** Steps whose mean pml_train watches (cb.slow, alternatives). */
 #define PML_WATCH_STEPS 100
 
 /** Trains \p g on \p train (and evaluates on \p test when not NULL). Its control plane is a

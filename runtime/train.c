@@ -566,15 +566,17 @@ static pml_status recheck(const pml_graph *g, const pml_dataset *tr, const pml_t
     return PML_OK;
 }
 
-/* After each step: every PML_WATCH_STEPS steps, the median against the prediction (cb.slow,
- * once) and against what the running choice measured in its trial (a re-check). */
+/* After each step: every PML_WATCH_STEPS steps, their mean (what the epoch pays, as the trial
+ * measures it) against the prediction (cb.slow, once) and against what the running choice
+ * measured in its trial (a re-check). */
 static pml_status watch_step(watch *w, double seconds, const pml_graph *g, const pml_dataset *tr,
                              const pml_train_opts *o, int *current, pml_exec **e)
 {
     w->t[w->n++] = seconds;
     if (w->n < PML_WATCH_STEPS) return PML_OK;
     w->n = 0;
-    const double med = pml_median(w->t, PML_WATCH_STEPS);
+    double med = 0;
+    for (int i = 0; i < PML_WATCH_STEPS; i++) med += w->t[i] / PML_WATCH_STEPS;
     if (!w->warned && o->predicted_step > 0 && med > 1.5 * o->predicted_step) {
         w->warned = true;
         if (o->cb.slow) o->cb.slow(o->cb.ud, med, o->predicted_step);
