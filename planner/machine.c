@@ -302,8 +302,8 @@ static void fnv_printf(fnv *f, const char *fmt, ...)
     if (n > 0) f->h = pml_hash(f->h, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
-/* FNV-1a 64 over a canonical description: devices (name, kind, node, numbers, cores, present)
- * and links in id order. Numbers measured on this machine (present devices and their links) and
+/* FNV-1a 64 over a canonical description: devices (name, kind, node, numbers, cores, present,
+ * parameter server) and links in id order. Numbers measured on this machine (present devices and their links) and
  * its memory size are left out and the CPU model put in, so that the fingerprint changes with the
  * hardware only. */
 void pml__machine_fingerprint(pml_machine *m)
@@ -323,6 +323,7 @@ void pml__machine_fingerprint(pml_machine *m)
             else
                 fnv_printf(&f, " %.17g %.17g %.17g", d->flops, d->mem_bw, d->mem_bytes);
             fnv_printf(&f, " %d %d", d->kind == PML_DEV_CPU ? d->cores : 0, d->present);
+            if (d->ps) fnv_printf(&f, " ps"); /* only when set: other machines keep theirs */
         }
         fnv_printf(&f, "\n");
     }
@@ -390,6 +391,11 @@ static pml_status check_machine(const pml_machine *m, const char *src)
         if (d->node < -1)
             return pml_fail(PML_EFORMAT, "%s: device '%s': node %d must be >= -1", src, P(d->name),
                             d->node);
+        if (d->kind == PML_DEV_HUB && d->ps)
+            return pml_fail(PML_EFORMAT,
+                            "%s: device '%s' is a hub: it runs no task and cannot be a parameter "
+                            "server",
+                            src, P(d->name));
         if (d->kind == PML_DEV_HUB) continue;
         ncompute++;
         const char *k = pml__dev_kind_names[d->kind];

@@ -16,7 +16,8 @@
  *                  parameter servers of 8 vCPUs (4 cores, 30 GB), cloud VMs on Skylake. Assumed:
  *                  64 GFLOP/s a core (one AVX-512 FMA unit at 2.0 GHz, as the cloud's Xeon Gold
  *                  and Silver parts have), 40 GB/s of memory a VM, 10 Gb/s and 50 us between VMs
- *                  (what such VMs were given).
+ *                  (what such VMs were given). The 3 servers' cores are parameter servers
+ *                  (ps_nodes=3): pml_plan_ps computes on the other 7 VMs.
  * They are cluster templates (below), written in named_machines[].
  *
  * ---------------------------------------------------------------- cluster files (FILE.dot)
@@ -49,6 +50,9 @@
  *                    cpu_mem_bw (per package, shared by its cores, default 100G), core_bw and
  *                    core_latency (core to package hub, default 10G, 0.1us), upi_bw and
  *                    upi_latency (between packages, default 40G, 0.1us)
+ *   ps_nodes         K: the last K nodes are parameter servers (their compute devices get
+ *                    role=ps, below), as a cluster spec lists its workers, then its servers
+ *                    (default 0; 0..nodes)
  *   Devices are named "nodeI/gpuJ", "nodeI/coreK", "nodeI/pkgP/mem", "nodeI/pcie", "nodeI/nic"
  *   and "network"; with nodes=1 without the "node0/" prefix. A NIC exists when nodes > 1 or a
  *   node has both CPUs and GPUs (it then joins them). A template needs GPUs or a topology.
@@ -66,6 +70,8 @@
  *   node_id          cluster node (default 0; -1 for a hub shared by the nodes)
  *   flops, mem_bw    peak FLOP/s and memory bandwidth (required for cpu and gpu; not for hubs)
  *   mem              memory (cpu, gpu; default 0: unlimited); cores (cpu; default 1)
+ *   role             cpu, gpu: worker (default) or ps, a parameter server: under sync=ps it
+ *                    holds and updates a shard of the parameters (planner/taskgraph.c)
  *   edge bw          bandwidth in each direction (required), latency (default 0)
  *   A link is full duplex: an edge's direction does not matter; two edges between the same two
  *   devices are an error. Devices keep the order in which they first appear, links the file's
@@ -262,6 +268,7 @@ enum {
     T_CORE_LAT,
     T_UPI_BW,
     T_UPI_LAT,
+    T_PS_NODES,
     T_COUNT
 };
 
@@ -291,6 +298,7 @@ static const struct {
     [T_CORE_LAT] = {"core_latency", V_QTY, Q_TIME},
     [T_UPI_BW] = {"upi_bw", V_QTY, Q_BW},
     [T_UPI_LAT] = {"upi_latency", V_QTY, Q_TIME},
+    [T_PS_NODES] = {"ps_nodes", V_INT, 0},
 };
 
 typedef struct tmpl {
@@ -470,6 +478,12 @@ static pml_status build_template(reader *r, tmpl *T)
         if (T->set[T_UPI_BW]) cp.upi_bw = T->v[T_UPI_BW];
         if (T->set[T_UPI_LAT]) cp.upi_lat = T->v[T_UPI_LAT];
     }
+    const int servers = T->set[T_PS_NODES] ? T->i[T_PS_NODES] : 0;
+    if (servers > nodes) {
+        groups_free(&G);
+        return pml_fail(PML_EFORMAT, "%s: ps_nodes=%d, but the machine has %d node%s", r->src,
+                        servers, nodes, nodes == 1 ? "" : "s");
+    }
     const double intra_lat = T->set[T_INTRA_LAT] ? T->v[T_INTRA_LAT]
                              : nvlink            ? DEF_NVLINK_LAT
                                                  : DEF_PCIE_LAT;
@@ -489,6 +503,7 @@ static pml_status build_template(reader *r, tmpl *T)
         char prefix[32] = "";
         if (nodes > 1) snprintf(prefix, sizeof prefix, "node%d/", n);
         int pcie = -1, nicid = -1;
+        const int node_first = b->m->ndev;
         for (int g = 0; g < gpus; g++) {
             int id = pml__add_dev(b, PML_DEV_GPU, n, "%sgpu%d", prefix, g);
             if (id < 0) {
@@ -527,6 +542,8 @@ static pml_status build_template(reader *r, tmpl *T)
             st = pml__add_link(b, pcie, nicid, pcie_bw, pcie_lat);
         for (int p = 0; cpus && nic && p < t->npkg && st == PML_OK; p++)
             st = pml__add_link(b, hubs[p], nicid, pcie_bw, pcie_lat);
+        for (int id = node_first; n >= nodes - servers && id < b->m->ndev; id++)
+            b->m->dev[id].ps = b->m->dev[id].kind != PML_DEV_HUB;
     }
     if (st == PML_OK && nodes > 1) {
         int net = pml__add_dev(b, PML_DEV_HUB, -1, "network");
@@ -555,8 +572,9 @@ static const char *where_dev(reader *r, int id)
     return b;
 }
 
-enum { D_NODE, D_FLOPS, D_MEM_BW, D_MEM, D_CORES, D_COUNT };
-static const char *const dattr_names[D_COUNT] = {"node_id", "flops", "mem_bw", "mem", "cores"};
+enum { D_NODE, D_FLOPS, D_MEM_BW, D_MEM, D_CORES, D_ROLE, D_COUNT };
+static const char *const dattr_names[D_COUNT] = {"node_id", "flops", "mem_bw", "mem", "cores",
+                                                 "role"};
 
 /* \return the first link that names device id, or NULL */
 static const pml_dot_edge *first_link(const pml_dot *d, int id)
@@ -611,7 +629,7 @@ static pml_status read_device(reader *r, const pml_dot_node *an, int id)
             if (pml_dot_is_graphviz_attr(sym->name)) continue;
             return pml_fail(PML_EFORMAT,
                             "%s: %s: unknown attribute '%s' (devices take: kind, node_id, flops, "
-                            "mem_bw, mem, cores)",
+                            "mem_bw, mem, cores, role)",
                             r->src, where_dev(r, id), P(sym->name));
         }
         bool applies =
@@ -635,6 +653,11 @@ static pml_status read_device(reader *r, const pml_dot_node *an, int id)
         case D_CORES:
             ok = pml_dot_int(val, 1, 1 << 16, &d->cores);
             expect = "an integer in [1, 65536]";
+            break;
+        case D_ROLE:
+            ok = strcmp(val, "worker") == 0 || strcmp(val, "ps") == 0;
+            d->ps = strcmp(val, "ps") == 0;
+            expect = "worker or ps (a parameter server)";
             break;
         default: {
             qty q = a == D_FLOPS ? Q_FLOPS : a == D_MEM_BW ? Q_BW : Q_BYTES;
@@ -757,7 +780,8 @@ static pml_status from_dot(reader *r)
         switch (tattrs[a].type) {
         case V_INT:
             ok = a == T_NODES ? pml_dot_int(v, 1, MAX_NODES, &T.i[a])
-                              : pml_dot_int(v, 0, MAX_COMPUTE, &T.i[a]);
+                              : pml_dot_int(v, 0, a == T_PS_NODES ? MAX_NODES : MAX_COMPUTE,
+                                            &T.i[a]);
             expect = a == T_NODES ? "an integer in [1, 1024]" : "an integer in [0, 1024]";
             break;
         case V_INTRA:
@@ -844,8 +868,8 @@ static const struct {
      "digraph \"reference-cluster\" { graph [kind=machine, "
      "topology=\"1*synthetic:pack:1 numa:1(memory=120GB) core:16 pu:2; "
      "6*synthetic:pack:1 numa:1(memory=60GB) core:8 pu:2; "
-     "3*synthetic:pack:1 numa:1(memory=30GB) core:4 pu:2\", cpu_flops=\"64G\", cpu_mem_bw=\"40G\", "
-     "network_bw=\"10Gb\", network_latency=\"50us\"]; }"},
+     "3*synthetic:pack:1 numa:1(memory=30GB) core:4 pu:2\", ps_nodes=3, cpu_flops=\"64G\", "
+     "cpu_mem_bw=\"40G\", network_bw=\"10Gb\", network_latency=\"50us\"]; }"},
 };
 
 #define NNAMED (sizeof named_machines / sizeof named_machines[0])
@@ -894,8 +918,8 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
     for (int i = 0; i < m->ndev; i++) nkind[m->dev[i].kind]++;
     fprintf(f,
             "// pml machine '%s' (fingerprint %s): %d cpu, %d gpu, %d hub devices, %d links.\n"
-            "// One node per device (kind=cpu|gpu|hub, node_id, flops, mem_bw, mem, cores), one\n"
-            "// edge per full-duplex link (bw, latency). Format: planner/machine.c.\n",
+            "// One node per device (kind=cpu|gpu|hub, node_id, flops, mem_bw, mem, cores, role),\n"
+            "// one edge per full-duplex link (bw, latency). Format: planner/machine_file.c.\n",
             m->name, m->fingerprint, nkind[PML_DEV_CPU], nkind[PML_DEV_GPU], nkind[PML_DEV_HUB],
             m->nlink);
     fputs("digraph ", f);
@@ -913,6 +937,7 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
             fmt_qty(b3, sizeof b3, d->mem_bytes, Q_BYTES);
             fprintf(f, ", flops=\"%s\", mem_bw=\"%s\", mem=\"%s\"", b1, b2, b3);
             if (d->kind == PML_DEV_CPU) fprintf(f, ", cores=%d", d->cores);
+            if (d->ps) fputs(", role=ps", f);
         }
         fputs("];\n", f);
     }

@@ -37,6 +37,10 @@ typedef struct pml_device {
     int cores;           /* CPU device: cores in the group */
     int first_core;      /* CPU device on this machine: hwloc logical index of its first core */
     bool present;        /* on this machine: its kernels can be measured and run */
+    bool ps;             /* a parameter server (role=ps): under sync=ps it holds and updates a
+                          * shard of the parameters, which replicas push gradients to and pull
+                          * parameters from (planner/taskgraph.c); pml_plan_ps computes on the
+                          * other devices. Other plans use it as any compute device */
 } pml_device;
 
 typedef struct pml_link {
@@ -86,8 +90,8 @@ typedef struct pml_machine {
 /** Loads a machine. \p spec is:
  *  NULL, "" or "this"  this machine, from hwloc: one CPU device per core, a memory hub per
  *                      package (NUMA), links measured once with a memcpy and cached on disk;
- *  a named machine     "flexflow-p100", "flexflow-k80", "cpu-1socket", "cpu-2socket" (see
- *                      pml_machine_names());
+ *  a named machine     "flexflow-p100", "flexflow-k80", "cpu-1socket", "cpu-2socket",
+ *                      "reference-cluster" (see pml_machine_names());
  *  "synthetic:DESC"    a hwloc synthetic topology, e.g. "synthetic:pack:2 core:8 pu:1";
  *  FILE.xml            a hwloc XML export;
  *  FILE.dot            a cluster description (see the README).

@@ -103,6 +103,9 @@ static void t_names(void)
         pml_machine_free(&m);
     }
     CHECK(n == 5);
+    bool ref = false;
+    for (int k = 0; k < n; k++) ref |= strcmp(names[k], "reference-cluster") == 0;
+    CHECK(ref);
     pml_machine m;
     CHECK(pml_machine_load("flexflow-v100", &m) == PML_ENOTFOUND);
     CHECK(strstr(pml_errmsg(), "flexflow-v100") && strstr(pml_errmsg(), "flexflow-k80") &&
@@ -728,6 +731,32 @@ static void t_reference_cluster(void)
         }
         CHECK(maxnode == 9 && per[0] == 16 && per[1] == 8 && per[6] == 8 && per[7] == 4 &&
               per[9] == 4);
+        /* every node's cores, two vCPUs each: 32 + 6 x 16 + 3 x 8; the last 3 nodes' cores
+         * are the parameter servers */
+        int cores[10] = {0}, vcpus = 0, servers = 0;
+        for (int i = 0; i < m.ncompute; i++) {
+            const pml_device *d = &m.dev[m.compute[i]];
+            if (d->node >= 0 && d->node < 10) cores[d->node] += d->cores;
+            vcpus += 2 * d->cores;
+            servers += d->ps;
+            CHECK_MSG(d->ps == (d->node >= 7), "%s", d->name);
+        }
+        CHECK(cores[0] == 16 && cores[1] == 8 && cores[5] == 8 && cores[7] == 4 && cores[8] == 4);
+        CHECK(vcpus == 32 + 6 * 16 + 3 * 8);
+        CHECK(servers == 12);
+        for (int i = 0; i < m.ndev; i++) CHECK(m.dev[i].kind != PML_DEV_HUB || !m.dev[i].ps);
+        /* the fingerprint: the same at every load, and the servers are part of it */
+        pml_machine again;
+        if (load("reference-cluster", &again)) CHECK(strcmp(m.fingerprint, again.fingerprint) == 0);
+        pml_machine_free(&again);
+        char fp[17];
+        memcpy(fp, m.fingerprint, sizeof fp);
+        m.dev[m.compute[70]].ps = false;
+        CHECK_OK(pml_machine_finalize(&m));
+        CHECK(strcmp(fp, m.fingerprint) != 0);
+        m.dev[m.compute[70]].ps = true;
+        CHECK_OK(pml_machine_finalize(&m));
+        CHECK(strcmp(fp, m.fingerprint) == 0);
         CHECK_NEAR(m.dev[dev_id(&m, "node0/core3")].mem_bytes, 120e9 / 16, 1e-12);
         CHECK_NEAR(m.dev[dev_id(&m, "node8/core1")].mem_bytes, 30e9 / 4, 1e-12);
         char buf[512];
@@ -770,6 +799,87 @@ static void t_reference_cluster(void)
                   pml_errmsg());
         CHECK(m.ndev == 0 && m.dev == NULL);
     }
+}
+
+/* Parameter servers: a template's last ps_nodes nodes, or role=ps on a device; written back as
+ * role=ps; a machine without them keeps its fingerprint; bad values are refused naming the file. */
+static void t_parameter_servers(void)
+{
+    static const char tmpl[] = "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=1, "
+                               "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+    static const char plain[] = "digraph g { graph [kind=machine, network_bw=\"1G\", "
+                                "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+    pml_machine m, n;
+    pml_status st = pml_machine_parse_dot(tmpl, strlen(tmpl), "ps.dot", &m);
+    CHECK_MSG(st == PML_OK, "%s", pml_errmsg());
+    if (st == PML_OK) {
+        CHECK(m.ncompute == 2 + 2 + 3);
+        for (int i = 0; i < m.ndev; i++)
+            CHECK_MSG(m.dev[i].ps == (m.dev[i].node == 2 && m.dev[i].kind == PML_DEV_CPU), "%s",
+                      m.dev[i].name);
+        char *text;
+        size_t len;
+        CHECK_OK(pml_machine_format_dot(&m, &text, &len));
+        CHECK(strstr(text, "\"node2/core0\" [kind=cpu, node_id=2, ") &&
+              strstr(text, "cores=1, role=ps];"));
+        const char *w = strstr(text, "\"node1/core0\" [");
+        CHECK(w && strchr(w, '\n') && !memmem(w, (size_t)(strchr(w, '\n') - w), "role", 4));
+        int roles = 0;
+        for (const char *q = text; (q = strstr(q, "role=ps")); q++) roles++;
+        CHECK(roles == 3);
+        free(text);
+        /* the same machine without servers has another fingerprint */
+        if (pml_machine_parse_dot(plain, strlen(plain), "plain.dot", &n) == PML_OK) {
+            CHECK(strcmp(m.fingerprint, n.fingerprint) != 0);
+            for (int i = 0; i < n.ndev; i++) CHECK(!n.dev[i].ps);
+        }
+        pml_machine_free(&n);
+        /* a device that is not a server keeps the fingerprint it had before servers existed:
+         * ps_nodes=0 is no server */
+        static const char zero[] = "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=0, "
+                                   "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+        pml_machine z;
+        if (pml_machine_parse_dot(plain, strlen(plain), "plain.dot", &n) == PML_OK &&
+            pml_machine_parse_dot(zero, strlen(zero), "zero.dot", &z) == PML_OK)
+            CHECK(strcmp(z.fingerprint, n.fingerprint) == 0);
+        pml_machine_free(&n);
+        pml_machine_free(&z);
+    }
+    pml_machine_free(&m);
+    /* explicit: role=ps on one core */
+    static const char expl[] =
+        "digraph e { graph [kind=machine]; a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=ps]; "
+        "b [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=worker]; a -> b [bw=\"1G\"]; }";
+    st = pml_machine_parse_dot(expl, strlen(expl), "e.dot", &m);
+    CHECK_MSG(st == PML_OK, "%s", pml_errmsg());
+    if (st == PML_OK) CHECK(m.dev[0].ps && !m.dev[1].ps);
+    pml_machine_free(&m);
+    static const char *const bad[][2] = {
+        {"digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=4, "
+         "topology=\"3*synthetic:core:2 pu:1\"]; }",
+         "ps_nodes=4, but the machine has 3 nodes"},
+        {"digraph g { graph [kind=machine, ps_nodes=-1, topology=\"synthetic:core:2 pu:1\"]; }",
+         "ps_nodes='-1' must be an integer in [0, 1024]"},
+        {"digraph g { graph [kind=machine, ps_nodes=two, topology=\"synthetic:core:2 pu:1\"]; }",
+         "ps_nodes='two'"},
+        {"digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=server]; }",
+         "role='server' must be worker or ps"},
+        {"digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\"]; h [kind=hub, role=ps]; a -> h [bw=\"1G\"]; }",
+         "attribute 'role' does not apply to a hub"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(pml_machine_parse_dot(bad[i][0], strlen(bad[i][0]), "ps.dot", &m) == PML_EFORMAT);
+        CHECK_MSG(strstr(pml_errmsg(), bad[i][1]) && strstr(pml_errmsg(), "ps.dot"), "%s",
+                  pml_errmsg());
+        CHECK(m.ndev == 0 && m.dev == NULL);
+    }
+    /* built by hand: a hub cannot serve */
+    if (load("reference-cluster", &m)) {
+        m.dev[dev_id(&m, "network")].ps = true;
+        CHECK(pml_machine_finalize(&m) == PML_EFORMAT);
+        CHECK_MSG(strstr(pml_errmsg(), "'network' is a hub"), "%s", pml_errmsg());
+    }
+    pml_machine_free(&m);
 }
 
 static void t_templates(void)
@@ -914,6 +1024,7 @@ static void round_trip(const char *spec)
             CHECK(strcmp(x->name, y->name) == 0 && x->kind == y->kind && x->node == y->node);
             CHECK(x->flops == y->flops && x->mem_bw == y->mem_bw && x->mem_bytes == y->mem_bytes);
             CHECK(x->kind != PML_DEV_CPU || x->cores == y->cores);
+            CHECK(x->ps == y->ps);
         }
         for (int l = 0; l < a.nlink && l < b.nlink; l++)
             CHECK(memcmp(&a.link[l], &b.link[l], sizeof a.link[l]) == 0);
@@ -944,7 +1055,8 @@ static void t_round_trip(void)
                            FIX "server_2socket.xml",
                            FIX "good_explicit.dot",
                            FIX "good_template_cpu.dot",
-                           FIX "good_template_mixed.dot"};
+                           FIX "good_template_mixed.dot",
+                           "reference-cluster"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) round_trip(specs[i]);
     /* through a file, written atomically */
     char dir[] = "/tmp/pml-test-rt-XXXXXX";
@@ -1455,6 +1567,7 @@ static const pml_test tests[] = {
     {"calib_lock_bounded", t_calib_lock_bounded},
     {"explicit", t_explicit},
     {"reference_cluster", t_reference_cluster},
+    {"parameter_servers", t_parameter_servers},
     {"templates", t_templates},
     {"units", t_units},
     {"round_trip", t_round_trip},

@@ -12,9 +12,9 @@ static const char topo_help[] =
     "usage: pml topo [--machine M] [-o FILE.dot] [--json]\n"
     "\n"
     "Prints a machine as the planner sees it: its name and fingerprint, every device (kind,\n"
-    "cluster node, peak FLOP/s, memory bandwidth, memory), every full-duplex link (bandwidth,\n"
-    "latency), and the routes from the first compute device to the others (bottleneck\n"
-    "bandwidth, summed latency, hops, the hubs they pass).\n"
+    "cluster node, peak FLOP/s, memory bandwidth, memory; parameter servers say so), every\n"
+    "full-duplex link (bandwidth, latency), and the routes from the first compute device to\n"
+    "the others (bottleneck bandwidth, summed latency, hops, the hubs they pass).\n"
     "\n"
     "M is one of:\n"
     "  this (default)        this machine, from hwloc: one CPU device per core, a memory hub per\n"
@@ -24,10 +24,12 @@ static const char topo_help[] =
     "  flexflow-p100         4 nodes x 4 P100 (NVLink in a node, 100 Gb/s InfiniBand)\n"
     "  flexflow-k80          16 nodes x 4 K80 (PCIe switch in a node, 56 Gb/s InfiniBand)\n"
     "  cpu-1socket           a 16-core server; cpu-2socket: two such sockets\n"
+    "  reference-cluster     the reference study's cluster: a master of 32 vCPUs, 6 workers of\n"
+    "                        16 and 3 parameter servers of 8 (10 Gb/s between them)\n"
     "  synthetic:DESC        a hwloc synthetic topology, e.g. \"synthetic:pack:2 core:8 pu:1\"\n"
     "  FILE.xml              a hwloc XML export (lstopo --of xml, hwloc-gather-topology)\n"
     "  FILE.dot              a cluster file: a template (nodes=16, gpus_per_node=4, ...) or one\n"
-    "                        node per device and one edge per link; see planner/machine.c\n"
+    "                        node per device and one edge per link; see planner/machine_file.c\n"
     "\n"
     "options:\n"
     "  -m, --machine M    the machine (default: this)\n"
@@ -109,6 +111,7 @@ static void print_text(const pml_machine *m)
                    d->mem_bytes > 0 ? pml_fmt_si(b3, sizeof b3, d->mem_bytes, "B") : "unlimited");
             if (d->kind == PML_DEV_CPU && d->cores > 1) printf("  %d cores", d->cores);
             if (d->present) printf("  (present)");
+            if (d->ps) printf("  parameter server");
         }
         putchar('\n');
     }
@@ -174,7 +177,8 @@ static void print_json(const pml_machine *m)
             fprintf(f, ",\"flops\":%.17g,\"mem_bw\":%.17g,\"mem_bytes\":%.17g", d->flops, d->mem_bw,
                     d->mem_bytes);
             if (d->kind == PML_DEV_CPU) fprintf(f, ",\"cores\":%d", d->cores);
-            fprintf(f, ",\"present\":%s", d->present ? "true" : "false");
+            fprintf(f, ",\"present\":%s,\"role\":\"%s\"", d->present ? "true" : "false",
+                    d->ps ? "ps" : "worker");
         }
         fputc('}', f);
     }
