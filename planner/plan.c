@@ -131,6 +131,65 @@ pml_status pml_plan_data_parallel(pml_plan *p, const pml_graph *g, const pml_mac
     return PML_OK;
 }
 
+/* The k-th worker of a node that has n comes before the j-th of a node that has m when
+ * k / n < j / m: every node gives the same share of its workers. */
+typedef struct worker_rank {
+    int k, n, dev;
+} worker_rank;
+
+static int cmp_worker(const void *a, const void *b)
+{
+    const worker_rank *x = a, *y = b;
+    const long l = (long)x->k * y->n, r = (long)y->k * x->n;
+    if (l != r) return l < r ? -1 : 1;
+    return x->dev - y->dev;
+}
+
+pml_status pml_plan_ps(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch)
+{
+    memset(p, 0, sizeof *p);
+    int nserver = 0;
+    for (int i = 0; i < m->ncompute; i++) nserver += m->dev[m->compute[i]].ps;
+    if (nserver == 0)
+        return pml_fail(PML_EINVAL,
+                        "strategy ps: machine '%s' has no parameter servers (devices with "
+                        "role=ps, or a template's ps_nodes=K)",
+                        m->name);
+    if (nserver == m->ncompute)
+        return pml_fail(PML_EINVAL,
+                        "strategy ps: every compute device of machine '%s' is a parameter server; "
+                        "none is left to compute",
+                        m->name);
+    const int W = m->ncompute - nserver;
+    worker_rank *w = malloc((size_t)W * sizeof *w);
+    if (!w) return pml_fail(PML_ENOMEM, "out of memory for a plan");
+    for (int i = 0, k = 0; i < m->ncompute; i++) {
+        const pml_device *d = &m->dev[m->compute[i]];
+        if (d->ps) continue;
+        w[k] = (worker_rank){0, 0, i};
+        for (int j = 0; j < m->ncompute; j++) {
+            const pml_device *e = &m->dev[m->compute[j]];
+            if (e->ps || e->node != d->node) continue;
+            w[k].k += j < i;
+            w[k].n++;
+        }
+        k++;
+    }
+    qsort(w, (size_t)W, sizeof *w, cmp_worker);
+    pml_status st = pml_plan_init(p, g, batch);
+    if (st == PML_OK) {
+        snprintf(p->strategy, sizeof p->strategy, "ps");
+        p->sync = PML_SYNC_PS;
+        const int d = divisor_le(batch, W < PML_MAX_PARTS ? W : PML_MAX_PARTS);
+        for (int i = 0; i < g->nnodes; i++) {
+            set_cfg(&p->cfg[i], d, 1, 1, 0);
+            for (int q = 0; q < d; q++) p->cfg[i].dev[q] = (int16_t)w[q].dev;
+        }
+    }
+    free(w);
+    return st;
+}
+
 pml_status pml_plan_model_parallel(pml_plan *p, const pml_graph *g, const pml_machine *m,
                                    int batch)
 {

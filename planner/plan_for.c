@@ -18,7 +18,7 @@ bool pml_plan_is_strategy(const char *name)
 {
     for (const char *const *s = strategies; *s; s++)
         if (strcmp(*s, name) == 0) return true;
-    return strcmp(name, "mesh") == 0;
+    return strcmp(name, "mesh") == 0 || strcmp(name, "ps") == 0;
 }
 
 /* Every operator split along dimension dim (PML_DIM_PARAM or PML_DIM_ATTR) over all devices
@@ -74,6 +74,7 @@ pml_status pml_plan_strategy(const char *name, const pml_graph *g, const pml_mac
     if (strcmp(name, "data") == 0) return pml_plan_data_parallel(p, g, m, batch);
     if (strcmp(name, "model") == 0) return pml_plan_model_parallel(p, g, m, batch);
     if (strcmp(name, "owt") == 0) return pml_plan_owt(p, g, m, batch);
+    if (strcmp(name, "ps") == 0) return pml_plan_ps(p, g, m, batch);
     if (strcmp(name, "search") == 0) return search(g, m, batch, o, p);
     if (strcmp(name, "mesh") == 0) {
         if (!o->mesh || o->nmesh < 1)
@@ -99,8 +100,8 @@ pml_status pml_plan_strategy(const char *name, const pml_graph *g, const pml_mac
         st = pml_plan_check(p, g, m);
     } else {
         return pml_fail(PML_EINVAL,
-                        "unknown strategy '%s' (data, model, owt, search, mesh, param, attr, "
-                        "layers, random, one)",
+                        "unknown strategy '%s' (data, model, owt, search, mesh, ps, param, "
+                        "attr, layers, random, one)",
                         name);
     }
     if (st == PML_OK)

@@ -293,6 +293,12 @@ pml_status pml_plan_data_parallel(pml_plan *p, const pml_graph *g, const pml_mac
 pml_status pml_plan_model_parallel(pml_plan *p, const pml_graph *g, const pml_machine *m,
                                    int batch);
 pml_status pml_plan_owt(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch);
+/** The parameter-server layout of a machine that names its servers (pml_device.ps): data
+ * parallel with sync=ps over the other compute devices, the batch split over as many of them as
+ * divide it, every node giving the same share of its devices (so each worker node computes),
+ * the servers holding and updating the parameters. \return PML_OK, or PML_EINVAL when the
+ * machine has no server or nothing but servers. */
+pml_status pml_plan_ps(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch);
 /** Mesh-TensorFlow-style layout: devices as a mesh (dims mesh[0..nmesh)), and for each of
  * sample/param/attr the mesh axis it maps to (-1: not split). */
 pml_status pml_plan_mesh(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch,
@@ -528,12 +534,13 @@ typedef struct pml_strategy_opts {
     const int *layout;   /* mesh: dimension of each axis (NULL: samples, then channels) */
 } pml_strategy_opts;
 
-/** The strategy names pml_plan_strategy takes besides mesh, NULL-terminated: data, model, owt
- * (baselines), search, and hand-made plans: param and attr (every operator split by output
+/** The strategy names pml_plan_strategy takes besides mesh and ps, NULL-terminated: data, model,
+ * owt (baselines), search, and hand-made plans: param and attr (every operator split by output
  * channels or rows over all devices where it divides, the rest data parallel), layers
  * (operators alternating between devices), random, one (everything on device 0). */
 const char *const *pml_plan_strategies(void);
-/** \return true when \p name is a strategy (one of pml_plan_strategies(), or mesh). */
+/** \return true when \p name is a strategy (one of pml_plan_strategies(), mesh, or ps: the
+ * parameter-server layout of a machine that names its servers, pml_plan_ps). */
 bool pml_plan_is_strategy(const char *name);
 /** The plan of strategy \p name for model \p g on machine \p m at \p batch; \p o may be NULL.
  * \return PML_OK, PML_EINVAL for an unknown name (the message lists them), or the planner's

@@ -10,7 +10,9 @@
  *                       as PyTorch DDP, so synchronisation overlaps the backward pass).
  *   UPDATE              the optimizer on one part's parameter slice, after its sync.
  *   With parameter servers (PML_SYNC_PS) a slice's gradients move to the server replica, which
- *   updates and sends the parameters back (XFER tasks), instead of SYNC.
+ *   updates and sends the parameters back (XFER tasks), instead of SYNC. On a machine whose
+ *   devices say role=ps, those devices are the servers instead, each holding a shard of every
+ *   parameter (build_served).
  *
  * Program order. Every task has a key that fixes its place: forward tasks by their operator's
  * topological position, backward tasks in reverse, updates last. Keys are a topological order of
@@ -204,6 +206,10 @@ static double task_mem(const pml_taskgraph *tg, const pml_task *t)
         bytes = t->bytes;
         break;
     case PML_TASK_UPDATE: {
+        if (t->bytes > 0) { /* a server's piece: parameters, their summed gradient, the state */
+            bytes = 4.0 * t->bytes;
+            break;
+        }
         const pml_opcfg *c = &tg->p->cfg[t->node];
         for (int j = 0; j < n->nparam; j++) bytes += 8.0 * (double)n->param_size[j] / c->deg[1];
         break;
@@ -763,6 +769,134 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
     return u;
 }
 
+/* Channel slice pc of v with parameter servers on the machine (devices with role=ps). The model's
+ * parameters, laid end to end in topological order, are cut into one equal shard per server,
+ * as a parameter-server system spreads its variables over the servers: a small slice lies in
+ * one shard, a large one is cut over several. The slice's replicas that share memory (the cores
+ * of one node: one worker process) first sum their gradients (a SYNC: each of their cores sums
+ * an equal share, as a worker's threads would); the lowest core pushes the sum's piece of each shard to its server (XFER), the server adds
+ * up the pushes of every node and updates its piece (UPDATE), then sends the parameters back
+ * (XFER), where the node's other replicas read them. A server's cores share their node's memory
+ * bandwidth while they update. Everything here depends on v's config and the machine only, so
+ * a delta rebuild of v's bucket gives the full build's tasks. */
+static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc, const int *parts,
+                               int nr)
+{
+    const pml_opcfg *c = &tg->p->cfg[v];
+    const int N = tg->N, S = tg->nserver;
+    const double floats = slice_floats(tg, v), ranges = slice_ranges(tg, v);
+    const double lo = tg->param_off[v] + pc * floats, hi = lo + floats;
+    /* the replicas by device; a group per set that shares memory, led by its lowest device */
+    int by_dev[PML_MAX_PARTS], lead[PML_MAX_PARTS], gate[PML_MAX_PARTS], ngroup = 0;
+    for (int r = 0; r < nr; r++) {
+        int k = r;
+        while (k > 0 && c->dev[parts[by_dev[k - 1]]] > c->dev[parts[r]]) {
+            by_dev[k] = by_dev[k - 1];
+            k--;
+        }
+        by_dev[k] = r;
+    }
+    bool *placed = calloc((size_t)nr, sizeof *placed);
+    int16_t *members = malloc((size_t)nr * sizeof *members);
+    double *piece = malloc((size_t)S * sizeof *piece);
+    if (!placed || !members || !piece) goto nomem;
+    for (int i = 0; i < nr; i++) {
+        if (placed[i]) continue;
+        const int p0 = parts[by_dev[i]], d0 = c->dev[p0];
+        int k = 0;
+        for (int j = i; j < nr; j++)
+            if (!placed[j] && pml__shared_memory(tg->m, d0, c->dev[parts[by_dev[j]]])) {
+                placed[j] = true;
+                members[k++] = (int16_t)by_dev[j];
+            }
+        lead[ngroup] = p0;
+        gate[ngroup] = tg->bwd_id[v][p0];
+        if (k > 1) {
+            const int gi = ngroup;
+            int s = new_task(tg, PML_TASK_SYNC,
+                             KEY(PH_BWD, N - 1 - tg->pos[v], 3, ((uint64_t)pc << 10) | (uint64_t)gi));
+            if (s < 0 || !iv_push(own, s)) goto nomem;
+            pml_task *t = &tg->t[s];
+            t->node = v;
+            t->part = tg->bucket_of[v];
+            t->bytes = 4.0 * floats;
+            t->cost = tg->cost ? pml_cost_sync(tg->cost, d0, (k - 1) * floats / k, (k - 1) * ranges) +
+                                     foreign(tg, (k - 1) * 4.0 * floats / k, false)
+                               : 0;
+            t->group = malloc((size_t)k * sizeof *t->group);
+            t->members = malloc(2 * sizeof *t->members);
+            if (!t->group || !t->members) goto nomem;
+            int cores[PML_MAX_PARTS];
+            for (int j = 0; j < k; j++) t->group[j] = (int16_t)(cores[j] = c->dev[parts[members[j]]]);
+            t->ngroup = k;
+            t->members[0] = v;
+            t->members[1] = pc;
+            t->nmembers = 1;
+            if (!set_res(tg, s, cores, k)) goto nomem;
+            for (int j = 0; j < k; j++)
+                if (!add_edge(tg, tg->bwd_id[v][parts[members[j]]], s)) goto nomem;
+            gate[ngroup] = s;
+        }
+        ngroup++;
+    }
+    for (int s = 0; s < S; s++) {
+        const double a = fmax(lo, tg->param_total * s / S), b = fmin(hi, tg->param_total * (s + 1) / S);
+        piece[s] = b > a ? b - a : 0;
+    }
+    for (int s = 0; s < S; s++) {
+        if (piece[s] <= 0) continue;
+        const int sdev = tg->server[s];
+        int streams = 0; /* the servers of this node updating a piece of the slice */
+        for (int q = 0; q < S; q++)
+            streams += piece[q] > 0 && pml__shared_memory(tg->m, sdev, tg->server[q]);
+        int u = new_task(tg, PML_TASK_UPDATE,
+                         KEY(PH_UPD, tg->pos[v], 1, (1ull << 40) | ((uint64_t)pc << 10) | (uint64_t)s));
+        if (u < 0 || !iv_push(own, u)) goto nomem;
+        pml_task *t = &tg->t[u];
+        t->node = v;
+        t->part = parts[0];
+        t->dev = (int16_t)sdev;
+        t->r = part_region(tg, v, parts[0]);
+        t->nshare = 1;
+        t->gdev = (int16_t)sdev;
+        t->bytes = 4.0 * piece[s];
+        t->cost = tg->cost ? pml_cost_update_share(tg->cost, sdev, piece[s], 1, streams > 0 ? streams : 1)
+                           : 0.0;
+        if (!set_res(tg, u, &sdev, 1)) goto nomem;
+        mem_add(tg, u, 1.0);
+        for (int gi = 0; gi < ngroup; gi++) {
+            const int dev = c->dev[lead[gi]];
+            const uint64_t sub = ((uint64_t)pc << 20) | ((uint64_t)gi << 10) | (uint64_t)s;
+            int x = make_xfer(tg, KEY(PH_BWD, N - 1 - tg->pos[v], 4, sub), dev, sdev, 4.0 * piece[s],
+                              true, 1);
+            if (x < 0 || !iv_push(own, x)) goto nomem;
+            t = &tg->t[x];
+            t->node = t->cnode = v;
+            t->part = lead[gi];
+            t->cpart = parts[0];
+            t->r = part_region(tg, v, lead[gi]);
+            if (!add_edge(tg, gate[gi], x) || !add_edge(tg, x, u)) goto nomem;
+            int y = make_xfer(tg, KEY(PH_UPD, tg->pos[v], 2, sub), sdev, dev, 4.0 * piece[s], false, 1);
+            if (y < 0 || !iv_push(own, y)) goto nomem;
+            t = &tg->t[y];
+            t->node = t->cnode = v;
+            t->part = parts[0];
+            t->cpart = lead[gi];
+            t->r = part_region(tg, v, lead[gi]);
+            if (!add_edge(tg, u, y)) goto nomem;
+        }
+    }
+    free(placed);
+    free(members);
+    free(piece);
+    return PML_OK;
+nomem:
+    free(placed);
+    free(members);
+    free(piece);
+    return pml_fail(PML_ENOMEM, "out of memory building tasks");
+}
+
 /* the SYNC / UPDATE (/ parameter-server) tasks of bucket b */
 static pml_status build_bucket(pml_taskgraph *tg, int b)
 {
@@ -789,6 +923,10 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         const pml_opcfg *c = &tg->p->cfg[v];
         for (int pc = 0; pc < c->deg[1]; pc++) {
             int nr = replicas(tg, v, pc, parts);
+            if (tg->p->sync == PML_SYNC_PS && tg->nserver > 0) {
+                if (build_served(tg, own, v, pc, parts, nr) != PML_OK) goto nomem;
+                continue;
+            }
             if (nr == 1) {
                 int u = make_update(tg, own, v, parts[0], 0, 1, c->dev[parts[0]]);
                 if (u < 0 || !add_edge(tg, tg->bwd_id[v][parts[0]], u)) goto nomem;
@@ -1075,9 +1213,11 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
     int nedges = 0;
     for (int v = 0; v < N; v++) nedges += g->nodes[v].nin;
     tg->cons = malloc((size_t)(2 * nedges + 1) * sizeof *tg->cons);
+    tg->param_off = calloc((size_t)N, sizeof *tg->param_off);
+    tg->server = malloc((size_t)m->ncompute * sizeof *tg->server);
     if (!tg->pos || !tg->wants || !tg->run_bwd || !tg->fwd_id || !tg->bwd_id || !tg->nparts ||
         !tg->edge || !tg->bucket_of || !tg->bucket_close || !tg->btasks || !tg->res || !tg->mem ||
-        !tg->cons_off || !tg->cons) {
+        !tg->cons_off || !tg->cons || !tg->param_off || !tg->server) {
         pml_taskgraph_free(tg);
         return pml_fail(PML_ENOMEM, "out of memory building tasks");
     }
@@ -1107,7 +1247,11 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
         for (int i = 0; i < nd->nin; i++) w |= tg->wants[nd->in[i]];
         tg->wants[v] = w && v != g->loss;
         tg->run_bwd[v] = tg->wants[v] || (v == g->loss && tg->wants[g->logits]);
+        tg->param_off[v] = tg->param_total;
+        for (int j = 0; j < nd->nparam; j++) tg->param_total += (double)nd->param_size[j];
     }
+    for (int i = 0; i < m->ncompute && p->sync == PML_SYNC_PS; i++)
+        if (m->dev[m->compute[i]].ps) tg->server[tg->nserver++] = (int16_t)i;
     /* buckets: parameters in reverse topological order, bucket_bytes each (fixed by the model,
      * so a config change touches one bucket) */
     double acc = 0;
@@ -1184,6 +1328,8 @@ void pml_taskgraph_free(pml_taskgraph *tg)
     free(tg->mem);
     free(tg->cons_off);
     free(tg->cons);
+    free(tg->param_off);
+    free(tg->server);
     free(tg);
 }
 

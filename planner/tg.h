@@ -50,6 +50,13 @@ struct pml_taskgraph {
     int *bucket_of;          /* node -> gradient bucket, -1 without parameters */
     int *bucket_close;       /* bucket -> member with the smallest topological position */
     pml__ivec *btasks;       /* bucket -> its SYNC / UPDATE / parameter-server tasks */
+    /* parameter servers: with sync=ps on a machine that names them (role=ps), their compute
+     * indices; the model's parameters laid end to end in topological order, one equal shard
+     * per server (taskgraph.c) */
+    int nserver;
+    int16_t *server;
+    double *param_off;       /* node -> floats of the parameters before its own */
+    double param_total;      /* floats of all parameters */
 
     /* resources: compute devices, then directed link resources */
     int nres;

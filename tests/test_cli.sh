@@ -396,6 +396,55 @@ assert 0 < c["step_seconds"] <= min(b.values()) * 1.000001
 PY
 }
 
+t_compile_parameter_servers() { # the study's layout beside all-reduce data parallel and the search
+    run 0 topo --machine reference-cluster || return 1
+    grep -q "node7/core0 .* parameter server" "$out" && ! grep -q "node6/core0 .* parameter server" "$out" ||
+        { echo "  topo does not mark the servers" >&2; return 1; }
+    run 0 compile flowers-cnn:size=64 --machine reference-cluster --batch 32 --iterations 20 \
+        --seed 1 -o "$TMP/ref.dot" || return 1
+    has "$out" "global batch 32, gradients all-reduced" &&
+        has "$out" "32 workers, 12 parameter servers" || return 1
+    python3 - "$out" <<'PY' || return 1
+import math, re, sys
+unit = {"s": 1, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6, "ns": 1e-9}
+rows = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"  (\w+) +([0-9.]+) (\S+) +([0-9.,]+) +([0-9.]+)x", line)
+    if m:
+        rows[m.group(1)] = (float(m.group(2)) * unit[m.group(3)], float(m.group(4).replace(",", "")))
+assert {"data", "ps", "search"} <= set(rows), rows
+for k in ("data", "ps", "search"):
+    t, sps = rows[k]
+    assert math.isfinite(t) and t > 0, (k, t)
+    assert abs(32 / t - sps) / sps < 0.02, (k, t, sps)  # samples/s is the batch over the step
+assert rows["search"][0] <= rows["data"][0], rows
+PY
+    run 0 compile flowers-cnn:size=64 --machine reference-cluster --batch 32 --strategy ps \
+        --json -o "$TMP/ps.dot" || return 1
+    python3 - "$out" <<'PY' || return 1
+import json, math, sys
+c = json.loads(open(sys.argv[1]).read())
+assert c["strategy"] == "ps" and c["sync"] == "ps", c
+b = c["baselines"]
+assert set(b) == {"data", "model", "owt", "ps"}, b
+assert math.isfinite(b["ps"]) and b["ps"] > 0 and c["step_seconds"] == b["ps"], c
+PY
+    has "$TMP/ps.dot" 'strategy="ps"' && has "$TMP/ps.dot" "sync=ps" || return 1
+    # the servers (compute devices 64-75) hold no replica; the workers 0-63 compute
+    grep -q 'devices="[0-9,-]*\(6[4-9]\|7[0-5]\)' "$TMP/ps.dot" &&
+        { echo "  a part on a server" >&2; return 1; }
+    run 0 simulate "$TMP/ps.dot" && has "$out" "strategy ps, parameter servers" &&
+        has "$out" "node7/core0" || return 1
+    # a machine without servers has no ps layout; ps and --sync allreduce contradict
+    run 1 compile fashion-cnn --machine cpu-2socket --batch 32 --strategy ps -o "$TMP/x.dot" &&
+        has "$err" "machine 'cpu-2socket' has no parameter servers" && one_line &&
+        [ ! -e "$TMP/x.dot" ] || return 1
+    run 0 compile fashion-cnn --machine cpu-2socket --batch 32 --strategy data -o "$TMP/x.dot" &&
+        ! grep -q "  ps " "$out" || return 1
+    run 2 compile fashion-cnn --machine reference-cluster --batch 32 --strategy ps \
+        --sync allreduce -o "$TMP/x.dot" && has "$err" "--strategy ps" && one_line
+}
+
 t_compile_json() {
     run 0 compile alexnet --machine flexflow-p100 --batch 256 --iterations 30 --seed 5 \
         --mesh 4x4 --layout sample:0,parameter:1 --json -o "$TMP/a.dot" || return 1
@@ -720,6 +769,7 @@ case_ compile_help t_compile_help
 case_ compile_simulate t_compile_simulate
 case_ compile_json t_compile_json
 case_ compile_reference_cluster t_compile_reference_cluster
+case_ compile_parameter_servers t_compile_parameter_servers
 case_ compile_reproducible t_compile_reproducible
 case_ compile_baselines t_compile_baselines
 case_ compile_this t_compile_this

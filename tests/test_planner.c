@@ -357,14 +357,16 @@ static timing *timings(const pml_sim *s, int *n)
     return t;
 }
 
-/* Delta simulation gives exactly the full simulation's result, after every change. */
-static void delta_matches_full(const char *model, const char *machine, int batch, int changes)
+/* Delta simulation gives exactly the full simulation's result, after every change, starting
+ * from the plan of strategy `start`. */
+static void delta_matches_full_from(const char *model, const char *machine, int batch, int changes,
+                                    const char *start)
 {
     fixture f;
     fx_open(&f, model, machine);
     if (!f.ok) return;
     pml_plan p;
-    CHECK_OK(pml_plan_data_parallel(&p, &f.g, &f.m, batch));
+    CHECK_OK(pml_plan_strategy(start, &f.g, &f.m, batch, NULL, &p));
     pml_sim *s = NULL;
     CHECK_OK(pml_sim_create(&f.g, &f.m, &p, f.c, &s));
     if (!s) return;
@@ -400,9 +402,122 @@ static void delta_matches_full(const char *model, const char *machine, int batch
     fx_close(&f);
 }
 
+static void delta_matches_full(const char *model, const char *machine, int batch, int changes)
+{
+    delta_matches_full_from(model, machine, batch, changes, "data");
+}
+
 static void t_delta_mlp(void) { delta_matches_full("mlp:units=64,layers=4", "flexflow-p100", 32, 1500); }
 static void t_delta_cnn(void) { delta_matches_full("fashion-cnn", "flexflow-k80", 64, 1000); }
 static void t_delta_resnet(void) { delta_matches_full("resnet50:size=32,classes=10", "flexflow-p100", 16, 600); }
+/* parameter servers (sync=ps, servers named by the machine): the served slices' tasks */
+static void t_delta_ps(void) { delta_matches_full_from("fashion-cnn", "reference-cluster", 32, 600, "ps"); }
+
+/* The parameter-server layout on the reference study's cluster: replicas on the 7 computing VMs
+ * (each node the same share of its cores), never on a server; every parameter updated once, on
+ * the servers, in equal shards; a node's replicas summed among its cores, then one push and one
+ * pull per node and server piece. Without servers on the machine, sync=ps keeps its first-replica
+ * servers. */
+static void t_parameter_servers(void)
+{
+    fixture f;
+    fx_open(&f, "fashion-cnn", "reference-cluster");
+    if (!f.ok) return;
+    pml_plan p;
+    CHECK_OK(pml_plan_strategy("ps", &f.g, &f.m, 32, NULL, &p));
+    CHECK(p.sync == PML_SYNC_PS && strcmp(p.strategy, "ps") == 0);
+    CHECK_OK(pml_plan_check(&p, &f.g, &f.m));
+    int per_node[10] = {0};
+    const pml_opcfg *c0 = &p.cfg[0];
+    CHECK(c0->deg[0] == 32 && c0->deg[1] == 1 && c0->deg[2] == 1);
+    for (int q = 0; q < pml_opcfg_parts(c0); q++) {
+        const pml_device *d = &f.m.dev[f.m.compute[c0->dev[q]]];
+        CHECK_MSG(!d->ps, "part %d on server %s", q, d->name);
+        per_node[d->node]++;
+    }
+    CHECK(per_node[0] == 8); /* half of each node's cores: 16 / 2 on the master, 8 / 2 on a worker */
+    for (int n = 1; n <= 6; n++) CHECK(per_node[n] == 4);
+    for (int n = 7; n <= 9; n++) CHECK(per_node[n] == 0);
+    for (int v = 1; v < f.g.nnodes; v++) CHECK(memcmp(&p.cfg[v], c0, sizeof *c0) == 0);
+    pml_taskgraph *tg = NULL;
+    CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+    if (tg) {
+        double params = 0, per_server[12] = {0};
+        int nparam_ops = 0;
+        for (int v = 0; v < f.g.nnodes; v++) {
+            for (int j = 0; j < f.g.nodes[v].nparam; j++) params += (double)f.g.nodes[v].param_size[j];
+            nparam_ops += f.g.nodes[v].nparam > 0;
+        }
+        CHECK(params == 225034 && nparam_ops == 4);
+        int nsync = 0, npush = 0, npull = 0, nupd = 0;
+        for (int i = 0; i < pml_taskgraph_size(tg); i++) {
+            const pml_task *t = pml_taskgraph_task(tg, i);
+            if (!t) continue;
+            if (t->kind == PML_TASK_UPDATE) {
+                const pml_device *d = &f.m.dev[f.m.compute[t->dev]];
+                CHECK_MSG(d->ps, "update on %s", d->name);
+                if (d->ps) per_server[t->dev - 64] += t->bytes / 4;
+                CHECK(t->cost > 0);
+                nupd++;
+            } else if (t->kind == PML_TASK_SYNC) { /* a node's replicas, summed among its cores */
+                const int node = f.m.dev[f.m.compute[t->group[0]]].node;
+                CHECK(t->ngroup == (node == 0 ? 8 : 4) && t->nres == t->ngroup);
+                for (int k = 0; k < t->ngroup; k++)
+                    CHECK(f.m.dev[f.m.compute[t->group[k]]].node == node);
+                CHECK(t->nmembers == 1 && t->cost > 0);
+                nsync++;
+            } else if (t->kind == PML_TASK_XFER && t->node == t->cnode) {
+                const int a = t->grad ? t->dev : t->dst, b = t->grad ? t->dst : t->dev;
+                CHECK(!f.m.dev[f.m.compute[a]].ps && f.m.dev[f.m.compute[b]].ps);
+                CHECK(t->bytes > 0 && t->cost > 0);
+                if (t->grad)
+                    npush++;
+                else
+                    npull++;
+            }
+        }
+        CHECK(nsync == 7 * nparam_ops);
+        CHECK(npush == npull && npush == 7 * nupd);
+        for (int s = 0; s < 12; s++)
+            CHECK_MSG(fabs(per_server[s] - params / 12) < 1e-6, "server %d: %g", s, per_server[s]);
+        check_order(tg);
+        pml_taskgraph_free(tg);
+    }
+    pml_sim *sim = NULL;
+    CHECK_OK(pml_sim_create(&f.g, &f.m, &p, f.c, &sim));
+    if (sim) CHECK(isfinite(pml_sim_step_seconds(sim)) && pml_sim_step_seconds(sim) > 0);
+    pml_sim_destroy(sim);
+    pml_plan_free(&p);
+    /* nothing but servers, or none: refused */
+    pml_machine only;
+    static const char all_ps[] = "digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=ps]; }";
+    CHECK_OK(pml_machine_parse_dot(all_ps, strlen(all_ps), "all.dot", &only));
+    CHECK(pml_plan_ps(&p, &f.g, &only, 32) == PML_EINVAL && strstr(pml_errmsg(), "none is left"));
+    pml_machine_free(&only);
+    fx_close(&f);
+    fx_open(&f, "fashion-cnn", "cpu-2socket");
+    if (!f.ok) return;
+    CHECK(pml_plan_is_strategy("ps"));
+    CHECK(pml_plan_strategy("ps", &f.g, &f.m, 32, NULL, &p) == PML_EINVAL &&
+          strstr(pml_errmsg(), "'cpu-2socket' has no parameter servers"));
+    CHECK_OK(pml_plan_data_parallel(&p, &f.g, &f.m, 32));
+    p.sync = PML_SYNC_PS;
+    CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+    if (tg) { /* the first replica serves each parameter: one update per parameter operator */
+        int nupd = 0, nsync = 0;
+        for (int i = 0; i < pml_taskgraph_size(tg); i++) {
+            const pml_task *t = pml_taskgraph_task(tg, i);
+            if (!t) continue;
+            if (t->kind == PML_TASK_UPDATE) CHECK(t->dev == p.cfg[t->node].dev[0] && t->bytes == 0);
+            nupd += t->kind == PML_TASK_UPDATE;
+            nsync += t->kind == PML_TASK_SYNC;
+        }
+        CHECK(nupd == 4 && nsync == 0);
+        pml_taskgraph_free(tg);
+    }
+    pml_plan_free(&p);
+    fx_close(&f);
+}
 
 static void t_memory_limit(void)
 {
@@ -553,6 +668,8 @@ static const pml_test tests[] = {
     {"delta_mlp", t_delta_mlp},
     {"delta_cnn", t_delta_cnn},
     {"delta_resnet", t_delta_resnet},
+    {"delta_ps", t_delta_ps},
+    {"parameter_servers", t_parameter_servers},
     {"memory_limit", t_memory_limit},
     {"baselines", t_baselines},
     {"search", t_search},

@@ -23,8 +23,11 @@ static const char compile_help[] =
     "prints the predicted step time and throughput of the plan next to the baselines: data\n"
     "parallel (batch split over all devices, gradients all-reduced in 25 MB buckets during the\n"
     "backward pass), model parallel (layers spread over the devices), owt (Krizhevsky's one\n"
-    "weird trick: data parallel, dense layers split by output units) and, with --mesh, a\n"
-    "Mesh-TensorFlow layout.\n"
+    "weird trick: data parallel, dense layers split by output units), with --mesh, a\n"
+    "Mesh-TensorFlow layout and, on a machine with parameter servers (devices with role=ps,\n"
+    "as reference-cluster's last 3 nodes), ps: data parallel over the other devices, each\n"
+    "node summing its replicas' gradients and pushing them to the servers, which hold the\n"
+    "parameters in shards, update them and send them back.\n"
     "\n"
     "The search (FlexFlow's MCMC over the configs, scored by the delta simulator) starts from\n"
     "data parallel and from the best baseline, so its plan is never slower in simulation than\n"
@@ -35,9 +38,10 @@ static const char compile_help[] =
     "options:\n"
     "  -m, --machine M       the machine (default: this; see pml topo --help): this,\n"
     "                        flexflow-p100, flexflow-k80, cpu-1socket, cpu-2socket,\n"
-    "                        synthetic:DESC, FILE.xml or a cluster FILE.dot\n"
+    "                        reference-cluster, synthetic:DESC, FILE.xml or a cluster FILE.dot\n"
     "  --batch N             the global batch (required)\n"
-    "  --strategy S          search (default), data, model, owt or mesh\n"
+    "  --strategy S          search (default), data, model, owt, mesh or ps (a machine with\n"
+    "                        parameter servers)\n"
     "  --mesh AxB[xC[xD]]    a device mesh for the mesh layout, e.g. 4x4 (at most the\n"
     "                        machine's devices); adds the mesh baseline; needed by --strategy "
     "mesh\n"
@@ -59,17 +63,19 @@ static const char compile_help[] =
     "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
     "                        \"search_seconds\", \"iterations\", \"baselines\": {\"data\", "
     "\"model\",\n"
-    "                        \"owt\"[, \"mesh\"]}, ...}; a baseline that does not fit is null\n"
+    "                        \"owt\"[, \"mesh\"][, \"ps\"]}, ...}; a baseline that does not fit is\n"
+    "                        null\n"
     "  -h, --help            this help\n"
     "\n"
     "examples:\n"
     "  pml compile alexnet --machine flexflow-k80 --batch 1024 --budget 30 -o alexnet-k80.dot\n"
     "  pml compile resnet50 --machine flexflow-p100 --batch 256 --strategy mesh --mesh 4x4 \\\n"
     "      --layout sample:0,parameter:1 -o resnet50-mesh.dot\n"
-    "  pml compile fashion-cnn --batch 64 -o fashion.dot && pml simulate fashion.dot\n";
+    "  pml compile fashion-cnn --batch 64 -o fashion.dot && pml simulate fashion.dot\n"
+    "  pml compile flowers-cnn --machine reference-cluster --batch 32 -o flowers.dot\n";
 
-enum { B_DATA, B_MODEL, B_OWT, B_MESH, NBASE };
-static const char *const base_name[NBASE] = {"data", "model", "owt", "mesh"};
+enum { B_DATA, B_MODEL, B_OWT, B_MESH, B_PS, NBASE };
+static const char *const base_name[NBASE] = {"data", "model", "owt", "mesh", "ps"};
 
 typedef struct compile_args {
     const char *model, *machine, *out, *strategy, *mesh, *layout;
@@ -182,8 +188,11 @@ static int parse_args(compile_args *a, int argc, char **argv)
             a->strategy = cli_str(&c);
             if (a->strategy && strcmp(a->strategy, "search") != 0 &&
                 strcmp(a->strategy, "data") != 0 && strcmp(a->strategy, "model") != 0 &&
-                strcmp(a->strategy, "owt") != 0 && strcmp(a->strategy, "mesh") != 0)
-                cli_error(&c, "--strategy '%s' must be search, data, model, owt or mesh",
+                strcmp(a->strategy, "owt") != 0 && strcmp(a->strategy, "mesh") != 0 &&
+                strcmp(a->strategy, "ps") != 0)
+                cli_error(&c,
+                          "--strategy '%s' must be search, data, model, owt or mesh (or ps, on a "
+                          "machine with parameter servers)",
                           a->strategy);
         } else if (cli_is(&c, "--mesh")) {
             a->mesh = cli_str(&c);
@@ -246,6 +255,9 @@ static int parse_args(compile_args *a, int argc, char **argv)
     else if (search && a->sync == PML_SYNC_PS)
         cli_error(&c, "--sync ps: the search plans with all-reduce; use it with --strategy data, "
                       "model, owt or mesh");
+    else if (strcmp(a->strategy, "ps") == 0 && a->sync_given && a->sync != PML_SYNC_PS)
+        cli_error(&c, "--strategy ps synchronises through parameter servers: not with --sync %s",
+                  "allreduce");
     if (c.failed) return EXIT_USAGE;
     if (a->mesh && !a->layout)
         for (int d = 0; d < PML_NDIMS; d++) a->layout_axis[d] = d < a->nmesh ? d : -1;
@@ -292,6 +304,7 @@ static const char *ratio(char *buf, size_t cap, double r)
 
 typedef struct baseline {
     bool tried;
+    int workers;     /* ps: the devices computing */
     double step;     /* INFINITY when it does not fit */
     char error[256]; /* why it does not fit */
 } baseline;
@@ -361,12 +374,16 @@ int cmd_compile(int argc, char **argv)
     pml_status st = load_model(a.model, &g);
     if (st == PML_OK) st = pml_machine_load(a.machine, &m);
     if (st == PML_OK) st = pml_cost_create(&g, &m, NULL, &cost);
-    /* the baselines */
+    /* the baselines; ps where the machine has parameter servers */
+    int nserver = 0;
+    for (int i = 0; st == PML_OK && i < m.ncompute; i++) nserver += m.dev[m.compute[i]].ps;
     for (int b = 0; b < NBASE && st == PML_OK; b++) {
         if (b == B_MESH && !a.mesh) continue;
+        if (b == B_PS && !nserver && strcmp(a.strategy, "ps") != 0) continue;
         pml_plan p;
         if ((st = make_baseline(b, &a, &g, &m, &p)) != PML_OK) break;
-        p.sync = a.sync;
+        if (b != B_PS) p.sync = a.sync;
+        if (b == B_PS) base[b].workers = p.cfg[0].deg[0];
         base[b].tried = true;
         st = simulate(&g, &m, cost, &p, &base[b].step, base[b].error, sizeof base[b].error);
         if (st == PML_OK && strcmp(a.strategy, base_name[b]) == 0) {
@@ -421,7 +438,7 @@ int cmd_compile(int argc, char **argv)
         fprintf(f, ",\"devices\":%d,\"batch\":%ld,\"strategy\":", m.ncompute, a.batch);
         cli_json_str(f, a.strategy);
         fprintf(f,
-                ",\"sync\":\"%s\",\"step_seconds\":", a.sync == PML_SYNC_PS ? "ps" : "allreduce");
+                ",\"sync\":\"%s\",\"step_seconds\":", plan.sync == PML_SYNC_PS ? "ps" : "allreduce");
         json_num(f, step);
         fputs(",\"samples_per_second\":", f);
         json_num(f, B / step);
@@ -457,9 +474,15 @@ int cmd_compile(int argc, char **argv)
                 printf("  %-9s does not fit: %s\n", name, base[b].error);
                 continue;
             }
+            char note[96] = "";
+            if (b == B_PS)
+                snprintf(note, sizeof note, "   %d workers, %d parameter servers%s",
+                         base[b].workers, nserver, b == chosen ? " <- plan" : "");
+            else if (b == chosen)
+                snprintf(note, sizeof note, "   <- plan");
             printf("  %-9s %12s %12s  %7s%s\n", name, pml_fmt_seconds(b1, sizeof b1, base[b].step, 4),
                    count(b2, sizeof b2, B / base[b].step),
-                   ratio(b3, sizeof b3, data / base[b].step), b == chosen ? "   <- plan" : "");
+                   ratio(b3, sizeof b3, data / base[b].step), note);
         }
         if (chosen < 0) {
             char its[32];
