@@ -303,9 +303,9 @@ static void fnv_printf(fnv *f, const char *fmt, ...)
 }
 
 /* FNV-1a 64 over a canonical description: devices (name, kind, node, numbers, cores, present,
- * parameter server) and links in id order. Numbers measured on this machine (present devices and their links) and
- * its memory size are left out and the CPU model put in, so that the fingerprint changes with the
- * hardware only. */
+ * parameter server) and links in id order. Numbers measured on this machine (present devices and
+ * their links) and its memory size are left out and the CPU model put in, so that the fingerprint
+ * changes with the hardware only. */
 void pml__machine_fingerprint(pml_machine *m)
 {
     fnv f = {PML_HASH_INIT};
@@ -350,7 +350,7 @@ static void free_derived(pml_machine *m)
     free(m->route_lat);
     m->compute = m->compute_of = m->route_off = m->route_len = m->route_res = NULL;
     m->route_bw = m->route_lat = NULL;
-    m->ncompute = 0;
+    m->ncompute = m->nserver = 0;
 }
 
 static int cmp_name(const void *a, const void *b, void *ud)
@@ -631,6 +631,7 @@ pml_status pml__machine_finalize_src(pml_machine *m, const char *src)
     for (int i = 0, c = 0; i < V; i++) {
         m->compute_of[i] = m->dev[i].kind == PML_DEV_HUB ? -1 : c;
         if (m->dev[i].kind != PML_DEV_HUB) m->compute[c++] = i;
+        m->nserver += m->dev[i].ps;
     }
     for (size_t k = 0; k < CC; k++) m->route_bw[k] = INFINITY;
     for (int l = 0; l < m->nlink; l++) r.adj_off[m->link[l].a + 1]++, r.adj_off[m->link[l].b + 1]++;

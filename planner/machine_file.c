@@ -779,9 +779,9 @@ static pml_status from_dot(reader *r)
         const char *expect = "";
         switch (tattrs[a].type) {
         case V_INT:
-            ok = a == T_NODES ? pml_dot_int(v, 1, MAX_NODES, &T.i[a])
-                              : pml_dot_int(v, 0, a == T_PS_NODES ? MAX_NODES : MAX_COMPUTE,
-                                            &T.i[a]);
+            ok = a == T_NODES
+                     ? pml_dot_int(v, 1, MAX_NODES, &T.i[a])
+                     : pml_dot_int(v, 0, a == T_PS_NODES ? MAX_NODES : MAX_COMPUTE, &T.i[a]);
             expect = a == T_NODES ? "an integer in [1, 1024]" : "an integer in [0, 1024]";
             break;
         case V_INTRA:

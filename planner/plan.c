@@ -148,19 +148,17 @@ static int cmp_worker(const void *a, const void *b)
 pml_status pml_plan_ps(pml_plan *p, const pml_graph *g, const pml_machine *m, int batch)
 {
     memset(p, 0, sizeof *p);
-    int nserver = 0;
-    for (int i = 0; i < m->ncompute; i++) nserver += m->dev[m->compute[i]].ps;
-    if (nserver == 0)
+    if (m->nserver == 0)
         return pml_fail(PML_EINVAL,
                         "strategy ps: machine '%s' has no parameter servers (devices with "
                         "role=ps, or a template's ps_nodes=K)",
                         m->name);
-    if (nserver == m->ncompute)
+    if (m->nserver == m->ncompute)
         return pml_fail(PML_EINVAL,
                         "strategy ps: every compute device of machine '%s' is a parameter server; "
                         "none is left to compute",
                         m->name);
-    const int W = m->ncompute - nserver;
+    const int W = m->ncompute - m->nserver;
     worker_rank *w = malloc((size_t)W * sizeof *w);
     if (!w) return pml_fail(PML_ENOMEM, "out of memory for a plan");
     for (int i = 0, k = 0; i < m->ncompute; i++) {

@@ -60,6 +60,7 @@ typedef struct pml_machine {
     int ncompute;          /* devices that run tasks (CPU, GPU), in device-id order */
     int *compute;          /* compute index -> device id */
     int *compute_of;       /* device id -> compute index, or -1 for hubs */
+    int nserver;           /* compute devices that are parameter servers (pml_device.ps) */
     /* Routes between compute devices, as directed link resources: resource 2*l is link l in
      * its a->b direction, 2*l+1 is b->a. route(i, j) for compute indices i != j. */
     int *route_off, *route_len, *route_res;

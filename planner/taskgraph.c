@@ -774,11 +774,12 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
  * as a parameter-server system spreads its variables over the servers: a small slice lies in
  * one shard, a large one is cut over several. The slice's replicas that share memory (the cores
  * of one node: one worker process) first sum their gradients (a SYNC: each of their cores sums
- * an equal share, as a worker's threads would); the lowest core pushes the sum's piece of each shard to its server (XFER), the server adds
- * up the pushes of every node and updates its piece (UPDATE), then sends the parameters back
- * (XFER), where the node's other replicas read them. A server's cores share their node's memory
- * bandwidth while they update. Everything here depends on v's config and the machine only, so
- * a delta rebuild of v's bucket gives the full build's tasks. */
+ * an equal share, as a worker's threads would); the lowest core pushes the sum's piece of each
+ * shard to its server (XFER), the server adds up the pushes of every node and updates its piece
+ * (UPDATE), then sends the parameters back (XFER), where the node's other replicas read them.
+ * A server's cores share their node's memory bandwidth while they update. Everything here
+ * depends on v's config and the machine only: a delta rebuild of v's bucket gives the full
+ * build's tasks. */
 static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc, const int *parts,
                                int nr)
 {
@@ -813,21 +814,24 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
         gate[ngroup] = tg->bwd_id[v][p0];
         if (k > 1) {
             const int gi = ngroup;
-            int s = new_task(tg, PML_TASK_SYNC,
-                             KEY(PH_BWD, N - 1 - tg->pos[v], 3, ((uint64_t)pc << 10) | (uint64_t)gi));
+            int s =
+                new_task(tg, PML_TASK_SYNC,
+                         KEY(PH_BWD, N - 1 - tg->pos[v], 3, ((uint64_t)pc << 10) | (uint64_t)gi));
             if (s < 0 || !iv_push(own, s)) goto nomem;
             pml_task *t = &tg->t[s];
             t->node = v;
             t->part = tg->bucket_of[v];
             t->bytes = 4.0 * floats;
-            t->cost = tg->cost ? pml_cost_sync(tg->cost, d0, (k - 1) * floats / k, (k - 1) * ranges) +
-                                     foreign(tg, (k - 1) * 4.0 * floats / k, false)
-                               : 0;
+            t->cost = tg->cost
+                          ? pml_cost_sync(tg->cost, d0, (k - 1) * floats / k, (k - 1) * ranges) +
+                                foreign(tg, (k - 1) * 4.0 * floats / k, false)
+                          : 0;
             t->group = malloc((size_t)k * sizeof *t->group);
             t->members = malloc(2 * sizeof *t->members);
             if (!t->group || !t->members) goto nomem;
             int cores[PML_MAX_PARTS];
-            for (int j = 0; j < k; j++) t->group[j] = (int16_t)(cores[j] = c->dev[parts[members[j]]]);
+            for (int j = 0; j < k; j++)
+                t->group[j] = (int16_t)(cores[j] = c->dev[parts[members[j]]]);
             t->ngroup = k;
             t->members[0] = v;
             t->members[1] = pc;
@@ -840,17 +844,19 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
         ngroup++;
     }
     for (int s = 0; s < S; s++) {
-        const double a = fmax(lo, tg->param_total * s / S), b = fmin(hi, tg->param_total * (s + 1) / S);
+        const double a = fmax(lo, tg->param_total * s / S),
+                     b = fmin(hi, tg->param_total * (s + 1) / S);
         piece[s] = b > a ? b - a : 0;
     }
     for (int s = 0; s < S; s++) {
         if (piece[s] <= 0) continue;
         const int sdev = tg->server[s];
-        int streams = 0; /* the servers of this node updating a piece of the slice */
+        int streams = 0; /* the servers of this node updating a piece of the slice: >= 1 */
         for (int q = 0; q < S; q++)
             streams += piece[q] > 0 && pml__shared_memory(tg->m, sdev, tg->server[q]);
-        int u = new_task(tg, PML_TASK_UPDATE,
-                         KEY(PH_UPD, tg->pos[v], 1, (1ull << 40) | ((uint64_t)pc << 10) | (uint64_t)s));
+        int u =
+            new_task(tg, PML_TASK_UPDATE,
+                     KEY(PH_UPD, tg->pos[v], 1, (1ull << 40) | ((uint64_t)pc << 10) | (uint64_t)s));
         if (u < 0 || !iv_push(own, u)) goto nomem;
         pml_task *t = &tg->t[u];
         t->node = v;
@@ -860,15 +866,14 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
         t->nshare = 1;
         t->gdev = (int16_t)sdev;
         t->bytes = 4.0 * piece[s];
-        t->cost = tg->cost ? pml_cost_update_share(tg->cost, sdev, piece[s], 1, streams > 0 ? streams : 1)
-                           : 0.0;
+        t->cost = tg->cost ? pml_cost_update_share(tg->cost, sdev, piece[s], 1, streams) : 0.0;
         if (!set_res(tg, u, &sdev, 1)) goto nomem;
         mem_add(tg, u, 1.0);
         for (int gi = 0; gi < ngroup; gi++) {
             const int dev = c->dev[lead[gi]];
             const uint64_t sub = ((uint64_t)pc << 20) | ((uint64_t)gi << 10) | (uint64_t)s;
-            int x = make_xfer(tg, KEY(PH_BWD, N - 1 - tg->pos[v], 4, sub), dev, sdev, 4.0 * piece[s],
-                              true, 1);
+            int x = make_xfer(tg, KEY(PH_BWD, N - 1 - tg->pos[v], 4, sub), dev, sdev,
+                              4.0 * piece[s], true, 1);
             if (x < 0 || !iv_push(own, x)) goto nomem;
             t = &tg->t[x];
             t->node = t->cnode = v;
@@ -876,7 +881,8 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
             t->cpart = parts[0];
             t->r = part_region(tg, v, lead[gi]);
             if (!add_edge(tg, gate[gi], x) || !add_edge(tg, x, u)) goto nomem;
-            int y = make_xfer(tg, KEY(PH_UPD, tg->pos[v], 2, sub), sdev, dev, 4.0 * piece[s], false, 1);
+            int y =
+                make_xfer(tg, KEY(PH_UPD, tg->pos[v], 2, sub), sdev, dev, 4.0 * piece[s], false, 1);
             if (y < 0 || !iv_push(own, y)) goto nomem;
             t = &tg->t[y];
             t->node = t->cnode = v;
@@ -1214,7 +1220,7 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
     for (int v = 0; v < N; v++) nedges += g->nodes[v].nin;
     tg->cons = malloc((size_t)(2 * nedges + 1) * sizeof *tg->cons);
     tg->param_off = calloc((size_t)N, sizeof *tg->param_off);
-    tg->server = malloc((size_t)m->ncompute * sizeof *tg->server);
+    tg->server = malloc((size_t)(m->nserver ? m->nserver : 1) * sizeof *tg->server);
     if (!tg->pos || !tg->wants || !tg->run_bwd || !tg->fwd_id || !tg->bwd_id || !tg->nparts ||
         !tg->edge || !tg->bucket_of || !tg->bucket_close || !tg->btasks || !tg->res || !tg->mem ||
         !tg->cons_off || !tg->cons || !tg->param_off || !tg->server) {
@@ -1250,7 +1256,7 @@ pml_status pml_taskgraph_build(const pml_graph *g, const pml_machine *m, const p
         tg->param_off[v] = tg->param_total;
         for (int j = 0; j < nd->nparam; j++) tg->param_total += (double)nd->param_size[j];
     }
-    for (int i = 0; i < m->ncompute && p->sync == PML_SYNC_PS; i++)
+    for (int i = 0; i < m->ncompute && p->sync == PML_SYNC_PS && tg->nserver < m->nserver; i++)
         if (m->dev[m->compute[i]].ps) tg->server[tg->nserver++] = (int16_t)i;
     /* buckets: parameters in reverse topological order, bucket_bytes each (fixed by the model,
      * so a config change touches one bucket) */

@@ -55,8 +55,8 @@ struct pml_taskgraph {
      * per server (taskgraph.c) */
     int nserver;
     int16_t *server;
-    double *param_off;       /* node -> floats of the parameters before its own */
-    double param_total;      /* floats of all parameters */
+    double *param_off;  /* node -> floats of the parameters before its own */
+    double param_total; /* floats of all parameters */
 
     /* resources: compute devices, then directed link resources */
     int nres;

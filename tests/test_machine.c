@@ -805,10 +805,12 @@ static void t_reference_cluster(void)
  * role=ps; a machine without them keeps its fingerprint; bad values are refused naming the file. */
 static void t_parameter_servers(void)
 {
-    static const char tmpl[] = "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=1, "
-                               "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
-    static const char plain[] = "digraph g { graph [kind=machine, network_bw=\"1G\", "
-                                "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+    static const char tmpl[] =
+        "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=1, "
+        "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+    static const char plain[] =
+        "digraph g { graph [kind=machine, network_bw=\"1G\", "
+        "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
     pml_machine m, n;
     pml_status st = pml_machine_parse_dot(tmpl, strlen(tmpl), "ps.dot", &m);
     CHECK_MSG(st == PML_OK, "%s", pml_errmsg());
@@ -836,8 +838,9 @@ static void t_parameter_servers(void)
         pml_machine_free(&n);
         /* a device that is not a server keeps the fingerprint it had before servers existed:
          * ps_nodes=0 is no server */
-        static const char zero[] = "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=0, "
-                                   "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
+        static const char zero[] =
+            "digraph g { graph [kind=machine, network_bw=\"1G\", ps_nodes=0, "
+            "topology=\"2*synthetic:pack:1 core:2 pu:1; synthetic:pack:1 core:3 pu:1\"]; }";
         pml_machine z;
         if (pml_machine_parse_dot(plain, strlen(plain), "plain.dot", &n) == PML_OK &&
             pml_machine_parse_dot(zero, strlen(zero), "zero.dot", &z) == PML_OK)
@@ -864,7 +867,8 @@ static void t_parameter_servers(void)
          "ps_nodes='two'"},
         {"digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=server]; }",
          "role='server' must be worker or ps"},
-        {"digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\"]; h [kind=hub, role=ps]; a -> h [bw=\"1G\"]; }",
+        {"digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\"]; h [kind=hub, role=ps]; a -> h "
+         "[bw=\"1G\"]; }",
          "attribute 'role' does not apply to a hub"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

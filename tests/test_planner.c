@@ -411,7 +411,10 @@ static void t_delta_mlp(void) { delta_matches_full("mlp:units=64,layers=4", "fle
 static void t_delta_cnn(void) { delta_matches_full("fashion-cnn", "flexflow-k80", 64, 1000); }
 static void t_delta_resnet(void) { delta_matches_full("resnet50:size=32,classes=10", "flexflow-p100", 16, 600); }
 /* parameter servers (sync=ps, servers named by the machine): the served slices' tasks */
-static void t_delta_ps(void) { delta_matches_full_from("fashion-cnn", "reference-cluster", 32, 600, "ps"); }
+static void t_delta_ps(void)
+{
+    delta_matches_full_from("fashion-cnn", "reference-cluster", 32, 600, "ps");
+}
 
 /* The parameter-server layout on the reference study's cluster: replicas on the 7 computing VMs
  * (each node the same share of its cores), never on a server; every parameter updated once, on
@@ -435,7 +438,8 @@ static void t_parameter_servers(void)
         CHECK_MSG(!d->ps, "part %d on server %s", q, d->name);
         per_node[d->node]++;
     }
-    CHECK(per_node[0] == 8); /* half of each node's cores: 16 / 2 on the master, 8 / 2 on a worker */
+    /* half of each node's cores: 16 / 2 on the master, 8 / 2 on a worker */
+    CHECK(per_node[0] == 8);
     for (int n = 1; n <= 6; n++) CHECK(per_node[n] == 4);
     for (int n = 7; n <= 9; n++) CHECK(per_node[n] == 0);
     for (int v = 1; v < f.g.nnodes; v++) CHECK(memcmp(&p.cfg[v], c0, sizeof *c0) == 0);
@@ -445,7 +449,8 @@ static void t_parameter_servers(void)
         double params = 0, per_server[12] = {0};
         int nparam_ops = 0;
         for (int v = 0; v < f.g.nnodes; v++) {
-            for (int j = 0; j < f.g.nodes[v].nparam; j++) params += (double)f.g.nodes[v].param_size[j];
+            for (int j = 0; j < f.g.nodes[v].nparam; j++)
+                params += (double)f.g.nodes[v].param_size[j];
             nparam_ops += f.g.nodes[v].nparam > 0;
         }
         CHECK(params == 225034 && nparam_ops == 4);
@@ -490,7 +495,8 @@ static void t_parameter_servers(void)
     pml_plan_free(&p);
     /* nothing but servers, or none: refused */
     pml_machine only;
-    static const char all_ps[] = "digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=ps]; }";
+    static const char all_ps[] =
+        "digraph e { a [kind=cpu, flops=\"1G\", mem_bw=\"1G\", role=ps]; }";
     CHECK_OK(pml_machine_parse_dot(all_ps, strlen(all_ps), "all.dot", &only));
     CHECK(pml_plan_ps(&p, &f.g, &only, 32) == PML_EINVAL && strstr(pml_errmsg(), "none is left"));
     pml_machine_free(&only);

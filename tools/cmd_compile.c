@@ -63,8 +63,8 @@ static const char compile_help[] =
     "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
     "                        \"search_seconds\", \"iterations\", \"baselines\": {\"data\", "
     "\"model\",\n"
-    "                        \"owt\"[, \"mesh\"][, \"ps\"]}, ...}; a baseline that does not fit is\n"
-    "                        null\n"
+    "                        \"owt\"[, \"mesh\"][, \"ps\"]}, ...}; a baseline that does not\n"
+    "                        fit is null\n"
     "  -h, --help            this help\n"
     "\n"
     "examples:\n"
@@ -256,8 +256,8 @@ static int parse_args(compile_args *a, int argc, char **argv)
         cli_error(&c, "--sync ps: the search plans with all-reduce; use it with --strategy data, "
                       "model, owt or mesh");
     else if (strcmp(a->strategy, "ps") == 0 && a->sync_given && a->sync != PML_SYNC_PS)
-        cli_error(&c, "--strategy ps synchronises through parameter servers: not with --sync %s",
-                  "allreduce");
+        cli_error(&c, "--strategy ps synchronises through parameter servers: not with --sync "
+                      "allreduce");
     if (c.failed) return EXIT_USAGE;
     if (a->mesh && !a->layout)
         for (int d = 0; d < PML_NDIMS; d++) a->layout_axis[d] = d < a->nmesh ? d : -1;
@@ -375,15 +375,15 @@ int cmd_compile(int argc, char **argv)
     if (st == PML_OK) st = pml_machine_load(a.machine, &m);
     if (st == PML_OK) st = pml_cost_create(&g, &m, NULL, &cost);
     /* the baselines; ps where the machine has parameter servers */
-    int nserver = 0;
-    for (int i = 0; st == PML_OK && i < m.ncompute; i++) nserver += m.dev[m.compute[i]].ps;
     for (int b = 0; b < NBASE && st == PML_OK; b++) {
         if (b == B_MESH && !a.mesh) continue;
-        if (b == B_PS && !nserver && strcmp(a.strategy, "ps") != 0) continue;
+        if (b == B_PS && !m.nserver && strcmp(a.strategy, "ps") != 0) continue;
         pml_plan p;
         if ((st = make_baseline(b, &a, &g, &m, &p)) != PML_OK) break;
-        if (b != B_PS) p.sync = a.sync;
-        if (b == B_PS) base[b].workers = p.cfg[0].deg[0];
+        if (b == B_PS)
+            base[b].workers = p.cfg[0].deg[0]; /* its own sync: the servers */
+        else
+            p.sync = a.sync;
         base[b].tried = true;
         st = simulate(&g, &m, cost, &p, &base[b].step, base[b].error, sizeof base[b].error);
         if (st == PML_OK && strcmp(a.strategy, base_name[b]) == 0) {
@@ -437,8 +437,8 @@ int cmd_compile(int argc, char **argv)
         cli_json_str(f, m.fingerprint);
         fprintf(f, ",\"devices\":%d,\"batch\":%ld,\"strategy\":", m.ncompute, a.batch);
         cli_json_str(f, a.strategy);
-        fprintf(f,
-                ",\"sync\":\"%s\",\"step_seconds\":", plan.sync == PML_SYNC_PS ? "ps" : "allreduce");
+        fprintf(
+            f, ",\"sync\":\"%s\",\"step_seconds\":", plan.sync == PML_SYNC_PS ? "ps" : "allreduce");
         json_num(f, step);
         fputs(",\"samples_per_second\":", f);
         json_num(f, B / step);
@@ -477,10 +477,11 @@ int cmd_compile(int argc, char **argv)
             char note[96] = "";
             if (b == B_PS)
                 snprintf(note, sizeof note, "   %d workers, %d parameter servers%s",
-                         base[b].workers, nserver, b == chosen ? " <- plan" : "");
+                         base[b].workers, m.nserver, b == chosen ? " <- plan" : "");
             else if (b == chosen)
                 snprintf(note, sizeof note, "   <- plan");
-            printf("  %-9s %12s %12s  %7s%s\n", name, pml_fmt_seconds(b1, sizeof b1, base[b].step, 4),
+            printf("  %-9s %12s %12s  %7s%s\n", name,
+                   pml_fmt_seconds(b1, sizeof b1, base[b].step, 4),
                    count(b2, sizeof b2, B / base[b].step),
                    ratio(b3, sizeof b3, data / base[b].step), note);
         }
