@@ -61,7 +61,6 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -467,19 +466,6 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
 
 /* ---------------------------------------------------------------- the choice */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Times both implementations of d's shape on private buffers (region rebased to sample 0):
  * the median of 3 runs after one warm-up each. */
 static int decide(const dconv *d, const pml_kctx *k)
@@ -523,20 +509,18 @@ static int decide(const dconv *d, const pml_kctx *k)
         for (int i = 0; i < 4; i++) {
             memset(dw, 0, sizeof(float) * nw);
             memset(dx, 0, sizeof(float) * nx);
-            const double t0 = now();
+            const double t0 = pml_now();
             if (impl == 0) {
                 if (q->bwd) pml__conv2d_bwd_blas(&c);
                 else pml__conv2d_fwd_blas(&c);
             } else {
                 ok &= q->bwd ? run_bwd(d, &c) : run_fwd(d, &c);
             }
-            if (i > 0) t[impl][i - 1] = now() - t0;
+            if (i > 0) t[impl][i - 1] = pml_now() - t0;
         }
     free(buf);
     if (!ok) return CH_FAILED;
-    qsort(t[0], 3, sizeof(double), cmp_d);
-    qsort(t[1], 3, sizeof(double), cmp_d);
-    return t[1][1] < t[0][1] ? CH_DNNL : CH_BLAS;
+    return pml_median(t[1], 3) < pml_median(t[0], 3) ? CH_DNNL : CH_BLAS;
 }
 
 size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)

@@ -385,6 +385,32 @@ static void *ponger(void *arg)
     return NULL;
 }
 
+/* Starts pp's second thread (pinned to pp->core) and pins the calling thread to core a, keeping
+ * its binding in *old for partner_stop. \return false when the thread cannot start. */
+static bool partner_start(pingpong *pp, int a, pthread_t *th, hwloc_cpuset_t *old)
+{
+    atomic_store(&pp->turn, 0);
+    *old = hwloc_bitmap_alloc();
+    if (*old) hwloc_get_cpubind(pp->topo, *old, HWLOC_CPUBIND_THREAD);
+    if (pthread_create(th, NULL, ponger, pp) != 0) {
+        hwloc_bitmap_free(*old);
+        return false;
+    }
+    pin_core(pp->topo, a);
+    return true;
+}
+
+/* Ends the second thread and gives the calling thread its binding back. */
+static void partner_stop(pingpong *pp, pthread_t th, hwloc_cpuset_t old)
+{
+    atomic_store_explicit(&pp->turn, -1, memory_order_release);
+    pthread_join(th, NULL);
+    if (old) {
+        hwloc_set_cpubind(pp->topo, old, HWLOC_CPUBIND_THREAD);
+        hwloc_bitmap_free(old);
+    }
+}
+
 /* ---------------------------------------------------------------- traffic between cores
  *
  * What it costs a core to rewrite data another core touched last (an optimizer's update, a sum
@@ -404,16 +430,12 @@ static double traffic_bw(hwloc_topology_t topo, int a, int b, int touch)
     pp.buf = aligned_alloc(64, TRAFFIC_FLOATS * sizeof(float));
     if (!pp.buf) return 0;
     for (size_t i = 0; i < pp.n; i++) pp.buf[i] = (float)(i & 255);
-    atomic_store(&pp.turn, 0);
-    hwloc_cpuset_t old = hwloc_bitmap_alloc();
-    if (old) hwloc_get_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
     pthread_t th;
-    if (pthread_create(&th, NULL, ponger, &pp) != 0) {
-        hwloc_bitmap_free(old);
+    hwloc_cpuset_t old;
+    if (!partner_start(&pp, a, &th, &old)) {
         free(pp.buf);
         return 0;
     }
-    pin_core(topo, a);
     double best = INFINITY;
     const double deadline = pml_now() + 0.05;
     for (int round = 0; round < 40 && pml_now() < deadline; round++) {
@@ -426,12 +448,7 @@ static double traffic_bw(hwloc_topology_t topo, int a, int b, int touch)
         const double t = pml_now() - t0;
         if (round > 0 && t < best) best = t;
     }
-    atomic_store_explicit(&pp.turn, -1, memory_order_release);
-    pthread_join(th, NULL);
-    if (old) {
-        hwloc_set_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
-        hwloc_bitmap_free(old);
-    }
+    partner_stop(&pp, th, old);
     free(pp.buf);
     return isfinite(best) && best > 0 ? TRAFFIC_FLOATS * sizeof(float) / best : 0;
 }
@@ -441,15 +458,9 @@ static double traffic_bw(hwloc_topology_t topo, int a, int b, int touch)
 static double handoff_seconds(hwloc_topology_t topo, int a, int b)
 {
     pingpong pp = {.topo = topo, .core = b};
-    atomic_store(&pp.turn, 0);
-    hwloc_cpuset_t old = hwloc_bitmap_alloc();
-    if (old) hwloc_get_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
     pthread_t th;
-    if (pthread_create(&th, NULL, ponger, &pp) != 0) {
-        hwloc_bitmap_free(old);
-        return 0;
-    }
-    pin_core(topo, a);
+    hwloc_cpuset_t old;
+    if (!partner_start(&pp, a, &th, &old)) return 0;
     /* A core that another process keeps busy answers once per time slice: the batches stop at
      * a deadline, so that costs 50 ms, not seconds, and the hand-off measured is that slow. */
     double best = INFINITY;
@@ -467,12 +478,7 @@ static double handoff_seconds(hwloc_topology_t topo, int a, int b)
         if ((batch > 0 || i < HANDOFF_ROUNDS / 5) && t < best) best = t; /* the first warms up */
         if (pml_now() > deadline) break;
     }
-    atomic_store_explicit(&pp.turn, -1, memory_order_release);
-    pthread_join(th, NULL);
-    if (old) {
-        hwloc_set_cpubind(topo, old, HWLOC_CPUBIND_THREAD);
-        hwloc_bitmap_free(old);
-    }
+    partner_stop(&pp, th, old);
     return isfinite(best) ? best : 0;
 }
 
