@@ -528,6 +528,29 @@ static void calibrate_handoff(pml_machine *m, const pml_calib_opts *o)
     }
 }
 
+/* The CPU's name, part of the fingerprint: the kernel's (/proc/cpuinfo "model name", read once
+ * at boot), else hwloc's; trimmed. hwloc's differs from load to load on some VMs (the CPUID
+ * brand string from its x86 backend, or the kernel's name when that backend gives up), which
+ * would change the fingerprint and lose every cache. */
+static void cpu_model(char *out, size_t cap, const char *hwloc_model)
+{
+    char line[512];
+    const char *name = NULL;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && !name && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        char *c = strchr(line, ':');
+        if (c) name = c + 1;
+    }
+    if (f) fclose(f);
+    if (!name || !*name) name = hwloc_model;
+    while (*name == ' ' || *name == '\t') name++;
+    size_t n = strlen(name);
+    while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t' || name[n - 1] == '\n')) n--;
+    if (n == 0) snprintf(out, cap, "unknown CPU");
+    else snprintf(out, cap, "%.*s", (int)n, name);
+}
+
 static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
 {
     hwloc_topology_t topo;
@@ -547,7 +570,7 @@ static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
     cp.present = true;
     cp.flops = cp.core_mem_bw = cp.core_bw = 1; /* placeholders until measured */
     st = pml__machine_from_cpu_topo(m, "this", &t, &cp, "this machine");
-    snprintf(m->cpu_model, sizeof m->cpu_model, "%s", t.model[0] ? t.model : "unknown CPU");
+    cpu_model(m->cpu_model, sizeof m->cpu_model, t.model);
     pml__cpu_topo_free(&t);
     if (st != PML_OK) return st;
     pml__machine_fingerprint(m); /* hashes the topology and the CPU model only: the cache key */

@@ -676,7 +676,9 @@ static void t_calib_lock_bounded(void)
     CHECK(access(path, F_OK) != 0); /* not cached */
     pml_cache_unlock(&held);
     /* let go: the next load measures and caches */
-    if (load_this(&m, &o)) CHECK(f.measures == 2 && access(path, F_OK) == 0);
+    if (load_this(&m, &o))
+        CHECK_MSG(f.measures == 2 && access(path, F_OK) == 0, "measures %d, measured %d, %s, %s",
+                  f.measures, m.measured, m.fingerprint, path);
     pml_machine_free(&m);
     rm_rf(dir);
 }
