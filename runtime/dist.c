@@ -4,9 +4,13 @@
  * bytes. A rank that fails ends every rank (pml_dist_abort, MPI_Abort): never a hang. */
 #include "runtime/runtime.h"
 
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef PML_HAVE_MPI
 #include <mpi.h>
@@ -14,7 +18,8 @@
 
 struct pml_dist {
     int rank, size, local_rank, local_size;
-    bool mpi; /* MPI was initialised here (finalised by pml_dist_finalize) */
+    bool mpi;      /* MPI was initialised here (finalised by pml_dist_finalize) */
+    bool threaded; /* MPI_THREAD_MULTIPLE: a communication thread may call MPI beside the caller */
 #ifdef PML_HAVE_MPI
     MPI_Comm local;
 #endif
@@ -71,7 +76,7 @@ pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out)
     }
     MPI_Comm_rank(d->local, &d->local_rank);
     MPI_Comm_size(d->local, &d->local_size);
-    (void)provided;
+    d->threaded = provided >= MPI_THREAD_MULTIPLE;
     *out = d;
     return PML_OK;
 #else
@@ -144,6 +149,79 @@ pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what)
 #endif
 }
 
+pml_status pml_dist_barrier(pml_dist *d)
+{
+    if (!d || d->size == 1) return PML_OK;
+#ifdef PML_HAVE_MPI
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? PML_OK : mpi_fail(rc, "waiting for every rank");
+#else
+    return PML_OK;
+#endif
+}
+
+pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all, size_t *alllen)
+{
+    *all = NULL;
+    *alllen = 0;
+    if (!d || d->size == 1) {
+        if (!(*all = malloc(len + 1))) return pml_fail(PML_ENOMEM, "out of memory");
+        memcpy(*all, buf, len);
+        (*all)[len] = 0;
+        *alllen = len;
+        return PML_OK;
+    }
+#ifdef PML_HAVE_MPI
+    /* a part over 2 GiB is refused by every rank alike: the counts go first */
+    long mine = len > (size_t)INT_MAX ? -1 : (long)len;
+    long *lens = malloc((size_t)d->size * sizeof *lens);
+    int *counts = malloc((size_t)d->size * sizeof *counts), *displs = malloc((size_t)d->size * sizeof *displs);
+    pml_status st = PML_OK;
+    if (!lens || !counts || !displs) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        mine = -1; /* the others must still hear it */
+    }
+    long dummy[1];
+    int rc = MPI_Allgather(&mine, 1, MPI_LONG, lens ? lens : dummy, lens ? 1 : 0, MPI_LONG, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gathering the ranks' sizes");
+    long total = 0;
+    for (int r = 0; st == PML_OK && r < d->size; r++) {
+        if (lens[r] < 0 || total + lens[r] > INT_MAX) {
+            st = pml_fail(PML_EINVAL, "rank %d's part is too large to gather (over 2 GiB in all)", r);
+            break;
+        }
+        counts[r] = (int)lens[r];
+        displs[r] = (int)total;
+        total += lens[r];
+    }
+    char *out = NULL;
+    if (st == PML_OK && d->rank == 0 && !(out = malloc((size_t)total + 1)))
+        st = pml_fail(PML_ENOMEM, "out of memory for %ld bytes from the ranks", total);
+    /* every rank agrees whether to go on: rank 0's allocation decides for all */
+    int go = st == PML_OK, all_go = 0;
+    if (MPI_Allreduce(&go, &all_go, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) all_go = 0;
+    if (all_go) {
+        rc = MPI_Gatherv(buf, (int)len, MPI_CHAR, out, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gathering the ranks' parts");
+    } else if (st == PML_OK) {
+        st = pml_fail(PML_EIO, "another rank could not gather its part");
+    }
+    if (st == PML_OK && out) {
+        out[total] = 0;
+        *all = out;
+        *alllen = (size_t)total;
+        out = NULL;
+    }
+    free(out);
+    free(lens);
+    free(counts);
+    free(displs);
+    return st;
+#else
+    return PML_OK;
+#endif
+}
+
 void pml_dist_abort(pml_dist *d, int code)
 {
 #ifdef PML_HAVE_MPI
@@ -163,4 +241,284 @@ void pml_dist_finalize(pml_dist *d)
     }
 #endif
     free(d);
+}
+
+/* ---------------------------------------------------------------- gradient buckets
+ *
+ * The reducer sums a gradient block across the ranks in buckets while the backward pass still
+ * runs (as PyTorch DDP and Horovod do). Buckets are ranges of the block; the executor says when
+ * a bucket is complete on this rank (pml_dist_reducer_ready, from any worker), and one
+ * communication thread per rank scales it, posts MPI_Iallreduce on a communicator of its own
+ * (so the caller's collectives never interleave with these) and progresses the requests with
+ * MPI_Test and short sleeps: the compute cores are never busy polling MPI. Every rank posts
+ * its buckets in bucket order, whatever order they became ready in, so that the collectives
+ * match across ranks. */
+
+/* While the backward pass runs, the thread sleeps between progress calls, from 20 us doubling
+ * to 0.5 ms while nothing completes (each wake-up takes the core from a worker); once the pass is
+ * over, pml_dist_reducer_finish drives what is left from the caller's thread, whose core has
+ * nothing else to do then. */
+#define REDUCER_NAP_MIN_NS 20000L
+#define REDUCER_NAP_MAX_NS 500000L
+
+struct pml_dist_reducer {
+    pml_dist *d;
+    float *buf;
+    size_t *lo, *hi; /* bucket b is buf[lo[b] .. hi[b]) */
+    int n;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    bool quit, failed;
+    bool caller_drives; /* the caller completes the requests (after the backward pass) */
+    bool testing;       /* the thread is in an MPI call on the requests */
+    unsigned char *ready; /* [bucket]: complete on this rank */
+    int posted;           /* buckets [0, posted) are posted, in order */
+    int done;             /* buckets [0, done) are summed (collectives complete in order) */
+    float pre, post;
+    char err[256];
+    double *t_post, *t_done; /* [bucket]: this step's times (pml_now) */
+#ifdef PML_HAVE_MPI
+    MPI_Comm comm;
+    MPI_Request *req;
+#endif
+};
+
+static void scale(float *p, size_t n, float s)
+{
+    if (s != 1.0f)
+        for (size_t i = 0; i < n; i++) p[i] *= s;
+}
+
+#ifdef PML_HAVE_MPI
+static void reducer_fail(pml_dist_reducer *r, int rc, const char *what, int b)
+{
+    if (!r->failed) {
+        r->failed = true;
+        snprintf(r->err, sizeof r->err, "%s gradient bucket %d across the ranks failed (error %d)",
+                 what, b, rc);
+    }
+    pthread_cond_broadcast(&r->cv);
+}
+
+/* Bucket b's sum arrived: scale it, note the time. Called with mu held by whoever completed it. */
+static void bucket_done(pml_dist_reducer *r, int b)
+{
+    scale(r->buf + r->lo[b], r->hi[b] - r->lo[b], r->post);
+    r->t_done[b] = pml_now();
+    r->done = b + 1;
+    pthread_cond_broadcast(&r->cv);
+}
+
+static void *reducer_main(void *arg)
+{
+    pml_dist_reducer *r = arg;
+    long nap = REDUCER_NAP_MIN_NS;
+    pthread_mutex_lock(&r->mu);
+    while (!r->quit) {
+        /* post, in bucket order, what is ready */
+        if (!r->failed && r->posted < r->n && r->ready[r->posted]) {
+            const int b = r->posted;
+            r->testing = true;
+            pthread_mutex_unlock(&r->mu);
+            float *p = r->buf + r->lo[b];
+            scale(p, r->hi[b] - r->lo[b], r->pre);
+            const double t = pml_now();
+            int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)(r->hi[b] - r->lo[b]), MPI_FLOAT, MPI_SUM,
+                                    r->comm, &r->req[b]);
+            pthread_mutex_lock(&r->mu);
+            r->testing = false;
+            r->t_post[b] = t;
+            r->posted = b + 1;
+            if (rc != MPI_SUCCESS) reducer_fail(r, rc, "posting the sum of", b);
+            pthread_cond_broadcast(&r->cv);
+            nap = REDUCER_NAP_MIN_NS;
+            continue;
+        }
+        if (r->failed || r->caller_drives || r->done == r->posted) {
+            pthread_cond_wait(&r->cv, &r->mu);
+            continue;
+        }
+        /* progress: the oldest request (collectives complete in order) */
+        const int b = r->done;
+        r->testing = true;
+        pthread_mutex_unlock(&r->mu);
+        int flag = 0;
+        int rc = MPI_Test(&r->req[b], &flag, MPI_STATUS_IGNORE);
+        pthread_mutex_lock(&r->mu);
+        r->testing = false;
+        pthread_cond_broadcast(&r->cv);
+        if (rc != MPI_SUCCESS) {
+            reducer_fail(r, rc, "summing", b);
+        } else if (flag) {
+            bucket_done(r, b);
+            nap = REDUCER_NAP_MIN_NS;
+        } else {
+            /* a nap, cut short by a bucket becoming ready or by the caller taking over */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += nap;
+            if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&r->cv, &r->mu, &until);
+            if (nap < REDUCER_NAP_MAX_NS) nap *= 2;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+#endif
+
+pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, const size_t *hi,
+                                   int n, pml_dist_reducer **out)
+{
+    *out = NULL;
+    if (!d || d->size == 1 || n < 1) return PML_OK;
+#ifdef PML_HAVE_MPI
+    if (!d->threaded) return PML_OK; /* no thread of our own: the caller sums after the step */
+    pml_dist_reducer *r = calloc(1, sizeof *r);
+    if (!r) return pml_fail(PML_ENOMEM, "out of memory");
+    r->d = d;
+    r->buf = buf;
+    r->n = n;
+    r->lo = malloc((size_t)n * sizeof *r->lo);
+    r->hi = malloc((size_t)n * sizeof *r->hi);
+    r->ready = calloc((size_t)n, 1);
+    r->t_post = calloc((size_t)n, sizeof *r->t_post);
+    r->t_done = calloc((size_t)n, sizeof *r->t_done);
+    r->req = calloc((size_t)n, sizeof *r->req);
+    r->comm = MPI_COMM_NULL;
+    if (!r->lo || !r->hi || !r->ready || !r->t_post || !r->t_done || !r->req) {
+        pml_dist_reducer_destroy(r);
+        return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    memcpy(r->lo, lo, (size_t)n * sizeof *r->lo);
+    memcpy(r->hi, hi, (size_t)n * sizeof *r->hi);
+    for (int b = 0; b < n; b++)
+        if (hi[b] < lo[b] || hi[b] - lo[b] > (size_t)INT_MAX) {
+            pml_dist_reducer_destroy(r);
+            return pml_fail(PML_EINVAL, "gradient bucket %d is malformed or too large", b);
+        }
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &r->comm); /* collective: every rank makes one */
+    if (rc != MPI_SUCCESS) {
+        r->comm = MPI_COMM_NULL;
+        pml_dist_reducer_destroy(r);
+        return mpi_fail(rc, "a communicator for the gradient buckets");
+    }
+    MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    /* the thread takes no signal: they go to the thread that handles them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* on the caller's cores (a rank's worker 0 is pinned by now): the gradients are in their
+     * caches, and another rank's cores are left alone */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t cpus;
+    if (pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus) == 0)
+        pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
+    rc = pthread_create(&r->thread, &attr, reducer_main, r);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pml_dist_reducer_destroy(r);
+        return pml_fail(PML_ENOMEM, "cannot start the communication thread: %s", strerror(rc));
+    }
+    r->started = true;
+    *out = r;
+    return PML_OK;
+#else
+    (void)buf, (void)lo, (void)hi;
+    return PML_OK;
+#endif
+}
+
+void pml_dist_reducer_destroy(pml_dist_reducer *r)
+{
+    if (!r) return;
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->quit = true;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+#ifdef PML_HAVE_MPI
+    if (r->req && r->comm != MPI_COMM_NULL) {
+        /* requests still in flight (a rank failed mid-step) are left to MPI_Abort */
+        bool idle = true;
+        for (int b = 0; b < r->n; b++) idle &= r->req[b] == MPI_REQUEST_NULL || r->req[b] == 0;
+        if (idle && !r->failed) MPI_Comm_free(&r->comm);
+    }
+#endif
+    if (r->started) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+    }
+    free(r->lo);
+    free(r->hi);
+    free(r->ready);
+    free(r->t_post);
+    free(r->t_done);
+#ifdef PML_HAVE_MPI
+    free(r->req);
+#endif
+    free(r);
+}
+
+void pml_dist_reducer_begin(pml_dist_reducer *r, float pre, float post)
+{
+    pthread_mutex_lock(&r->mu);
+    memset(r->ready, 0, (size_t)r->n);
+    for (int b = 0; b < r->n; b++) r->t_post[b] = r->t_done[b] = 0;
+    r->posted = r->done = 0;
+    r->caller_drives = false;
+    r->pre = pre;
+    r->post = post;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void pml_dist_reducer_ready(pml_dist_reducer *r, int bucket)
+{
+    pthread_mutex_lock(&r->mu);
+    r->ready[bucket] = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+pml_status pml_dist_reducer_finish(pml_dist_reducer *r)
+{
+    pthread_mutex_lock(&r->mu);
+    for (int b = 0; b < r->n; b++) r->ready[b] = 1; /* a bucket nobody marked (no gradient) */
+    pthread_cond_broadcast(&r->cv);
+    /* the thread posts everything, then the caller completes what is in flight */
+    while (!r->failed && (r->posted < r->n || r->testing)) pthread_cond_wait(&r->cv, &r->mu);
+    r->caller_drives = true;
+#ifdef PML_HAVE_MPI
+    while (!r->failed && r->done < r->n) {
+        const int b = r->done;
+        pthread_mutex_unlock(&r->mu);
+        int rc = MPI_Wait(&r->req[b], MPI_STATUS_IGNORE);
+        pthread_mutex_lock(&r->mu);
+        if (rc != MPI_SUCCESS) reducer_fail(r, rc, "summing", b);
+        else bucket_done(r, b);
+    }
+#endif
+    pml_status st = r->failed ? pml_fail(PML_EIO, "MPI: %s", r->err) : PML_OK;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+int pml_dist_reducer_times(const pml_dist_reducer *r, double *t_post, double *t_done)
+{
+    pml_dist_reducer *m = (pml_dist_reducer *)r;
+    pthread_mutex_lock(&m->mu);
+    memcpy(t_post, r->t_post, (size_t)r->n * sizeof *t_post);
+    memcpy(t_done, r->t_done, (size_t)r->n * sizeof *t_done);
+    pthread_mutex_unlock(&m->mu);
+    return r->n;
 }

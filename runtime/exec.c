@@ -233,3 +233,9 @@ pml_status pml_exec_trace_write(pml_exec *e, const char *path)
     if (!e->impl->trace_write) return pml_fail(PML_EUNSUPPORTED, "traces are recorded when a plan runs");
     return e->impl->trace_write(e, path);
 }
+
+pml_status pml__exec_trace_emit(pml_exec *e, FILE *f, int part, int pid, int ranks)
+{
+    if (!e->impl->trace_emit) return pml_fail(PML_EUNSUPPORTED, "traces are recorded when a plan runs");
+    return e->impl->trace_emit(e, f, part, pid, ranks);
+}

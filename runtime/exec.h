@@ -30,7 +30,11 @@ typedef struct pml__exec_impl {
     pml_status (*apply)(pml_exec *e, pml_optim *o);
     pml_status (*trace_begin)(pml_exec *e, long max_events); /* NULL: not supported */
     pml_status (*trace_write)(pml_exec *e, const char *path);
+    /* one part of the trace (PML__TRACE_*) to f, the events as process pid of `ranks` */
+    pml_status (*trace_emit)(pml_exec *e, FILE *f, int part, int pid, int ranks);
 } pml__exec_impl;
+
+enum { PML__TRACE_HEAD, PML__TRACE_EVENTS, PML__TRACE_END };
 
 struct pml_exec {
     const pml__exec_impl *impl;
@@ -47,6 +51,12 @@ struct pml_exec {
     int n;
     bool training;
     uint64_t step;   /* updates done (dropout masks follow it) */
+    double trace_t0; /* pml_now() when the trace began: its time 0 */
+    /* when set, called once per training step for each node with parameters, as soon as its
+     * parameter gradient in `grads` is complete (from whichever thread completed it): a
+     * caller can start summing it across processes while the backward pass goes on */
+    void (*grad_ready)(void *ctx, int node);
+    void *grad_ready_ctx;
     /* profiling: per-node seconds since it was turned on */
     bool profiling;
     double *prof_fwd, *prof_bwd, prof_update;
@@ -61,6 +71,10 @@ void pml__exec_fini(pml_exec *e);
 /** The per-operator executor and the plan executor. */
 pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
 pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml_exec **out);
+
+/** Writes part \p part (PML__TRACE_*) of the recorded trace to \p f, the events as process
+ * \p pid of \p ranks (a run across ranks: one trace, a process per rank). */
+pml_status pml__exec_trace_emit(pml_exec *e, FILE *f, int part, int pid, int ranks);
 
 /** Gives \p dst the parameters, non-trainable state and step count of \p src (same graph): a
  * run goes on on another executor. */

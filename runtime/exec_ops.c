@@ -319,9 +319,15 @@ static pml_status ops_backward(pml_exec *e, int n)
         if (r->parts > 1 && (pml_ops[nd->op].dw_partial & r->split) && nd->nparam > 0) {
             r->dw_private = true;
             any_private = true;
+        } else if (nd->nparam > 0 && e->grad_ready) {
+            e->grad_ready(e->grad_ready_ctx, v);
         }
     }
     if (any_private) pml__workers_fork(e->workers, dw_reduce_job, x);
+    if (any_private && e->grad_ready)
+        for (int pos = 0; pos < x->nbwd; pos++)
+            if (x->rt[x->bwd_order[pos]].dw_private)
+                e->grad_ready(e->grad_ready_ctx, x->bwd_order[pos]);
     if (e->o.check_numerics)
         for (int v = 0; v < e->g.nnodes; v++) {
             const pml_node *nd = &e->g.nodes[v];

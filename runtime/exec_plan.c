@@ -18,6 +18,7 @@
 
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +64,12 @@ typedef struct plan_exec {
     void **allocs;
     int nallocs, capallocs;
     pml_optim *optim; /* the step's */
+    int *grad_tasks;          /* [node]: tasks that add to its parameter gradient in a step */
+    _Atomic int *grad_left;   /* [node]: of those, not yet done in the step running */
     /* timing */
     double *tstart, *tend;
     trace_ev *trace;
     long ntrace, maxtrace;
-    double trace_t0;
 } plan_exec;
 
 /* ---------------------------------------------------------------- allocation */
@@ -270,6 +272,14 @@ static void kctx(const plan_exec *x, const pml_task *t, int w, pml_kctx *k)
     k->ws = x->workspace[w];
 }
 
+/* One of the tasks adding to node v's parameter gradient is done: the last tells the hook. */
+static void grad_done(plan_exec *x, int v)
+{
+    if (x->e.grad_ready && x->grad_tasks[v] > 0 &&
+        atomic_fetch_sub_explicit(&x->grad_left[v], 1, memory_order_acq_rel) == 1)
+        x->e.grad_ready(x->e.grad_ready_ctx, v);
+}
+
 static pml_status run_task(void *ctx, int id, int w)
 {
     plan_exec *x = ctx;
@@ -327,6 +337,7 @@ static pml_status run_task(void *ctx, int id, int w)
         for (int j = 0; j < nd->nparam; j++) k.dw[j] = x->dev_grad[dev] + nd->param_off[j];
         pml_ops[nd->op].bwd(&k);
         if (dy) region_zero(dy, nd->out, t->r); /* consumed: zero for the next step */
+        if (nd->nparam > 0) grad_done(x, v);
         return PML_OK;
     }
     case PML_TASK_XFER: {
@@ -336,6 +347,7 @@ static pml_status run_task(void *ctx, int id, int w)
             pml_region r = pml_plan_part_region(&x->e.g, t->node, c, x->e.batch, t->part);
             sum_ctx s = {x->dev_grad[t->dst], x->dev_grad[t->dev]};
             slice_ranges(&x->e.g, t->node, r.c0, r.c1, sum_and_clear, &s);
+            grad_done(x, t->node);
             return PML_OK;
         }
         const float *stg = x->staging[((size_t)t->cnode * PML_MAX_INPUTS + t->input) * W + t->dev];
@@ -355,6 +367,7 @@ static pml_status run_task(void *ctx, int id, int w)
                 slice_ranges(&x->e.g, v, c0, c1, sum_and_clear, &s);
             }
         }
+        for (int k = 0; k < t->nmembers; k++) grad_done(x, t->members[2 * k]);
         return PML_OK;
     }
     case PML_TASK_UPDATE: {
@@ -450,6 +463,19 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset};
     x->dag_grad = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->grad_subset};
     x->dag_update = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->update_subset};
+    x->grad_tasks = calloc((size_t)N, sizeof *x->grad_tasks);
+    x->grad_left = calloc((size_t)N, sizeof *x->grad_left);
+    if (!x->grad_tasks || !x->grad_left) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < T; i++) {
+        const pml_task *t = x->task[i];
+        if (t->kind == PML_TASK_BWD && G->nodes[t->node].nparam > 0) x->grad_tasks[t->node]++;
+        if (t->kind == PML_TASK_XFER && t->grad && t->node == t->cnode) x->grad_tasks[t->node]++;
+        if (t->kind == PML_TASK_SYNC)
+            for (int k = 0; k < t->nmembers; k++) x->grad_tasks[t->members[2 * k]]++;
+    }
     x->grads_whole = true;
     for (int i = 0; i < T; i++)
         if (x->task[i]->kind == PML_TASK_UPDATE && x->task[i]->gdev != 0) x->grads_whole = false;
@@ -608,6 +634,8 @@ static void plan_destroy(pml_exec *e)
     free(x->grad_subset);
     free(x->update_subset);
     free(x->wants_grad);
+    free(x->grad_tasks);
+    free((void *)x->grad_left);
     free(x->out_grad);
     free(x->staging);
     free(x->split_edge);
@@ -643,6 +671,8 @@ static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d)
     double t0 = pml_now();
     if (!d) d = o ? &x->dag_step : &x->dag_infer;
     const bool train = d != &x->dag_infer;
+    if (x->e.grad_ready && d != &x->dag_infer && d != &x->dag_update)
+        for (int v = 0; v < x->nnodes; v++) atomic_store(&x->grad_left[v], x->grad_tasks[v]);
     pml_status st = pml__workers_run(x->e.workers, d, run_task, x,
                                      timed ? x->tstart : NULL, timed ? x->tend : NULL);
     if (timed) {
@@ -657,8 +687,8 @@ static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d)
             }
             if (x->trace && x->ntrace < x->maxtrace)
                 x->trace[x->ntrace++] = (trace_ev){i, (int)x->e.step, train,
-                                                   t0 - x->trace_t0 + x->tstart[i],
-                                                   t0 - x->trace_t0 + x->tend[i]};
+                                                   t0 - x->e.trace_t0 + x->tstart[i],
+                                                   t0 - x->e.trace_t0 + x->tend[i]};
         }
     }
     return st;
@@ -716,7 +746,58 @@ static pml_status plan_trace_begin(pml_exec *e, long max_events)
     if (!x->trace) return pml_fail(PML_ENOMEM, "out of memory for a trace of %ld tasks", max_events);
     x->maxtrace = max_events;
     x->ntrace = 0;
-    x->trace_t0 = pml_now();
+    x->e.trace_t0 = pml_now();
+    return PML_OK;
+}
+
+/* The trace in three parts (pml__exec_trace_emit): the head (otherData and the first event,
+ * process 0's name), the events of process `pid` (each line starting with a comma: they follow
+ * the head, or another process's events), the end. */
+static pml_status plan_trace_emit(pml_exec *e, FILE *f, int part, int pid, int ranks)
+{
+    plan_exec *x = (plan_exec *)e;
+    if (!x->trace) return pml_fail(PML_EINVAL, "no trace was recorded");
+    if (part == PML__TRACE_HEAD) {
+        fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"model\":");
+        pml_json_str(f, x->e.g.name);
+        fprintf(f, ",\"machine\":");
+        pml_json_str(f, x->machine->name);
+        fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->machine->fingerprint,
+                x->e.batch);
+        pml_json_str(f, x->plan.strategy);
+        fprintf(f, ",\"devices\":%d,\"parameters\":%zu,\"ranks\":%d},\n\"traceEvents\":[\n", x->ndev,
+                pml_graph_param_count(&x->e.g), ranks);
+        fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"rank 0\"}}");
+        return PML_OK;
+    }
+    if (part == PML__TRACE_END) {
+        fprintf(f, "\n]}\n");
+        return PML_OK;
+    }
+    if (pid > 0)
+        fprintf(f, ",\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"rank %d\"}}",
+                pid, pid);
+    for (int d = 0; d < x->ndev; d++) {
+        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
+                pid, d);
+        pml_json_str(f, x->machine->dev[x->machine->compute[d]].name);
+        fprintf(f, "}}");
+    }
+    for (long i = 0; i < x->ntrace; i++) {
+        const trace_ev *ev = &x->trace[i];
+        const pml_task *t = x->task[ev->task];
+        char name[256];
+        task_name(x, t, name, sizeof name);
+        fprintf(f, ",\n{\"name\":");
+        pml_json_str(f, name);
+        fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
+                   "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":",
+                pml_task_kind_name((pml_task_kind)t->kind), pid, x->worker[ev->task],
+                ev->start * 1e6, (ev->end - ev->start) * 1e6, ev->step,
+                ev->train ? "train" : "eval", pml_task_kind_name((pml_task_kind)t->kind));
+        pml_json_str(f, t->node >= 0 ? x->e.g.nodes[t->node].name : "");
+        fprintf(f, ",\"part\":%d,\"key\":\"%016llx\"}}", t->part, (unsigned long long)t->key);
+    }
     return PML_OK;
 }
 
@@ -727,37 +808,9 @@ static pml_status plan_trace_write(pml_exec *e, const char *path)
     pml_afile af;
     pml_status st = pml_afile_open(&af, path);
     if (st != PML_OK) return st;
-    FILE *f = af.f;
-    fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"model\":");
-    pml_json_str(f, x->e.g.name);
-    fprintf(f, ",\"machine\":");
-    pml_json_str(f, x->machine->name);
-    fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->machine->fingerprint, x->e.batch);
-    pml_json_str(f, x->plan.strategy);
-    fprintf(f, ",\"devices\":%d,\"parameters\":%zu},\n\"traceEvents\":[\n", x->ndev,
-            pml_graph_param_count(&x->e.g));
-    for (int d = 0; d < x->ndev; d++) {
-        fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":", d);
-        pml_json_str(f, x->machine->dev[x->machine->compute[d]].name);
-        fprintf(f, "}},\n");
-    }
-    for (long i = 0; i < x->ntrace; i++) {
-        const trace_ev *ev = &x->trace[i];
-        const pml_task *t = x->task[ev->task];
-        char name[256];
-        task_name(x, t, name, sizeof name);
-        fprintf(f, "{\"name\":");
-        pml_json_str(f, name);
-        fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
-                   "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":",
-                pml_task_kind_name((pml_task_kind)t->kind), x->worker[ev->task], ev->start * 1e6,
-                (ev->end - ev->start) * 1e6, ev->step, ev->train ? "train" : "eval",
-                pml_task_kind_name((pml_task_kind)t->kind));
-        pml_json_str(f, t->node >= 0 ? x->e.g.nodes[t->node].name : "");
-        fprintf(f, ",\"part\":%d,\"key\":\"%016llx\"}}%s\n", t->part,
-                (unsigned long long)t->key, i + 1 < x->ntrace ? "," : "");
-    }
-    fprintf(f, "]}\n");
+    plan_trace_emit(e, af.f, PML__TRACE_HEAD, 0, 1);
+    plan_trace_emit(e, af.f, PML__TRACE_EVENTS, 0, 1);
+    plan_trace_emit(e, af.f, PML__TRACE_END, 0, 1);
     return pml_afile_commit(&af);
 }
 
@@ -772,4 +825,5 @@ static const pml__exec_impl plan_impl = {
     .apply = plan_apply,
     .trace_begin = plan_trace_begin,
     .trace_write = plan_trace_write,
+    .trace_emit = plan_trace_emit,
 };

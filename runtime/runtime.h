@@ -190,6 +190,32 @@ pml_status pml_dist_sum_doubles(pml_dist *d, double *buf, int n);
 /** \return PML_OK when every rank passes the same \p value (a hash of the model, plan, data and
  * build), else an error naming a rank that differs and \p what. Collective. */
 pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what);
+/** Sums a gradient block across the ranks in buckets while the backward pass runs: a
+ * communication thread of this rank scales each bucket, posts MPI_Iallreduce for it once the
+ * executor said it is complete (buckets go out in bucket order on every rank) and progresses the
+ * requests with MPI_Test and short sleeps, never polling on a compute core. Bucket b is
+ * buf[lo[b] .. hi[b]). *out is NULL (and PML_OK) when there is nothing to overlap: a world
+ * of one, or an MPI without MPI_THREAD_MULTIPLE (then the caller sums after the step).
+ * Collective: every rank creates its reducer at the same point. */
+typedef struct pml_dist_reducer pml_dist_reducer;
+pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, const size_t *hi,
+                                   int n, pml_dist_reducer **out);
+/** Stops the thread; requests left in flight (a rank failed mid-step) are left to MPI_Abort. */
+void pml_dist_reducer_destroy(pml_dist_reducer *r);
+/** Before a step: each bucket is multiplied by \p pre before it is summed and by \p post after. */
+void pml_dist_reducer_begin(pml_dist_reducer *r, float pre, float post);
+/** Bucket \p bucket is complete on this rank (any thread). */
+void pml_dist_reducer_ready(pml_dist_reducer *r, int bucket);
+/** Waits until every bucket of the step is summed (buckets not marked are posted now).
+ * \return PML_OK, or PML_EIO naming what failed. */
+pml_status pml_dist_reducer_finish(pml_dist_reducer *r);
+/** Gathers every rank's bytes on rank 0, in rank order: *all (malloc'd) and *alllen there, NULL
+ * and 0 elsewhere. Collective. */
+pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all, size_t *alllen);
+/** Waits until every rank got here (MPI_Barrier). */
+pml_status pml_dist_barrier(pml_dist *d);
+/** The last step's post and completion times of every bucket (pml_now seconds); \return n. */
+int pml_dist_reducer_times(const pml_dist_reducer *r, double *t_post, double *t_done);
 /** Ends every rank of the world with exit status \p code (MPI_Abort): for the command, after it
  * said why, when one rank cannot go on. Does nothing in a world of one. */
 void pml_dist_abort(pml_dist *d, int code);
@@ -315,6 +341,10 @@ typedef struct pml_train_opts {
      * applies the same update; losses and accuracies are the global batch's. The ranks stop
      * together. */
     pml_dist *dist;
+    /* across ranks, the gradients are summed in buckets of about this many bytes while the
+     * backward pass runs (pml_dist_reducer); 0: pml's choice (an eighth of the gradients,
+     * 64 KiB to 4 MiB); negative: in one sum after the backward pass */
+    double bucket_bytes;
     int first_core; /* the per-operator executor's workers start at this core */
     double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
     /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):
@@ -340,6 +370,10 @@ typedef struct pml_train_result {
     bool has_test;
     double test_loss, test_accuracy;
     int signal; /* SIGINT, SIGTERM or SIGHUP when one stopped training (handle_signals), else 0 */
+    /* across ranks with gradient buckets: the seconds this rank's buckets were being summed
+     * (post to completion, all steps), and the part of them before its backward pass ended */
+    double allreduce_seconds, allreduce_hidden;
+    int buckets; /* gradient buckets summed during the pass at the end (0: one sum after it) */
 } pml_train_result;
 
 /** Steps whose mean pml_train watches (cb.slow, alternatives). */

@@ -4,7 +4,8 @@
  * machine, fingerprint, batch, strategy, devices, parameters} and "traceEvents", an array of
  * events. The complete ("ph":"X") events are tasks: "tid" (the worker), "ts" and "dur"
  * (microseconds) and "args" {step, phase, kind, node, part, key}; other events (thread names) and
- * other members are skipped. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
+ * other members are skipped. A trace of a run across ranks has a process ("pid") per rank:
+ * rank 0's tasks are read; its communication events (args.kind "allreduce") are not tasks. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
  * most 64 deep) that fills the events as it goes, so a trace of millions of tasks needs no tree:
  * malformed or truncated text is refused with its line and column, a JSON file that is not such a
  * trace says so, and every message names the file.
@@ -401,8 +402,8 @@ static pml_status other_member(jp *j, void *ctx, const char *key, size_t kl)
 typedef struct evbuf {
     reader *r;
     char ph[8];
-    bool has_tid, has_ts, has_dur, has_args;
-    double tid, ts, dur;
+    bool has_tid, has_ts, has_dur, has_args, has_pid;
+    double tid, ts, dur, pid;
     /* args */
     bool has_step, has_phase, has_kind, has_node, has_part, has_key;
     long step, part;
@@ -445,14 +446,16 @@ static pml_status event_member(jp *j, void *ctx, const char *key, size_t kl)
     (void)kl;
     evbuf *e = ctx;
     if (is(key, "ph")) return jname(j, e->ph, sizeof e->ph, "an event's ph");
-    if (is(key, "tid") || is(key, "ts") || is(key, "dur")) {
+    if (is(key, "tid") || is(key, "ts") || is(key, "dur") || is(key, "pid")) {
         /* numbers in a task event; anything in others (checked after, for "X" events) */
         ws(j);
         if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
             double v;
             pml_status st = jnumber(j, &v);
             if (st != PML_OK) return st;
-            if (is(key, "tid"))
+            if (is(key, "pid"))
+                e->has_pid = true, e->pid = v;
+            else if (is(key, "tid"))
                 e->has_tid = true, e->tid = v;
             else if (is(key, "ts"))
                 e->has_ts = true, e->ts = v;
@@ -556,7 +559,10 @@ static pml_status events(jp *j, reader *r)
             e.r = r;
             if (j->p < j->end && *j->p != '{') return bad(j, "an event must be an object");
             if ((st = jobject(j, event_member, &e)) != PML_OK) return st;
-            if (is(e.ph, "X") && (st = add_event(j, r, &e, at)) != PML_OK) return st;
+            /* a run across ranks: rank 0's tasks (process 0); communication is not a task */
+            const bool task = is(e.ph, "X") && !(e.has_pid && e.pid != 0) &&
+                              !(e.has_kind && is(e.kind, "allreduce"));
+            if (task && (st = add_event(j, r, &e, at)) != PML_OK) return st;
             if (eat(j, ',')) continue;
             if (eat(j, ']')) break;
             return bad(j, "expected ',' or ']' in traceEvents");

@@ -230,6 +230,12 @@ static void feeder_take(feeder *f, long b, float *x, int32_t *y, int *n)
 
 /* ---------------------------------------------------------------- the control plane */
 
+typedef struct comm_ev {
+    long step;
+    int bucket;
+    double post, done; /* pml_now() */
+} comm_ev;
+
 typedef struct trainer {
     const pml_train_opts *o;
     uv_loop_t loop;
@@ -242,6 +248,17 @@ typedef struct trainer {
     feeder feed, evf;
     bool feed_ok, evf_ok;
     int rank, ranks; /* this process's part of every batch (pml_train_opts.dist) */
+    /* gradient buckets summed across the ranks during the backward pass (NULL red: after it) */
+    pml_dist_reducer *red;
+    int nbuckets;
+    int *bucket_of;          /* [node]: its bucket, -1 without parameters */
+    int *bucket_nodes;       /* [bucket]: nodes with parameters in it */
+    _Atomic int *bucket_left; /* [bucket]: of those, gradients not yet complete this step */
+    size_t *bucket_lo, *bucket_hi; /* bucket b: gradients [bucket_lo[b], bucket_hi[b]) */
+    double ar_seconds, ar_hidden; /* summing buckets: seconds, and those before backward ended */
+    double *t_post, *t_done;      /* [bucket]: the last step's times */
+    comm_ev *comm;                /* with a trace: every bucket of every step */
+    long ncomm, maxcomm;
     /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
     const pml_dataset *tr;
     int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
@@ -487,6 +504,147 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
 
 /* ---------------------------------------------------------------- data parallel across ranks */
 
+/* Buckets of about pml_train_opts.bucket_bytes, whole nodes in backward order (the last
+ * layer's gradients, complete first, go first), as contiguous ranges of the gradient block:
+ * parameters are laid out in topological order. By default an eighth of the gradients, from
+ * 64 KiB (a bucket's fixed cost stays small beside its bytes) to 4 MiB. */
+static double bucket_bytes(const pml_train_opts *o, const pml_graph *g)
+{
+    if (o->bucket_bytes > 0) return o->bucket_bytes;
+    const double b = (double)g->nparams * sizeof(float) / 8;
+    return b < 65536 ? 65536 : b > 4194304 ? 4194304 : b;
+}
+
+static void bucket_hook(void *ctx, int v)
+{
+    trainer *t = ctx;
+    const int b = t->bucket_of[v];
+    if (b >= 0 && atomic_fetch_sub_explicit(&t->bucket_left[b], 1, memory_order_acq_rel) == 1)
+        pml_dist_reducer_ready(t->red, b);
+}
+
+static pml_status buckets_start(trainer *t, const pml_graph *g, pml_exec *e)
+{
+    const int N = g->nnodes;
+    t->bucket_of = malloc((size_t)N * sizeof *t->bucket_of);
+    t->bucket_nodes = calloc((size_t)N, sizeof *t->bucket_nodes);
+    t->bucket_left = calloc((size_t)N, sizeof *t->bucket_left);
+    t->bucket_lo = calloc((size_t)N, sizeof *t->bucket_lo);
+    t->bucket_hi = calloc((size_t)N, sizeof *t->bucket_hi);
+    if (!t->bucket_of || !t->bucket_nodes || !t->bucket_left || !t->bucket_lo || !t->bucket_hi)
+        return pml_fail(PML_ENOMEM, "out of memory");
+    int nb = 0;
+    size_t hi = g->nparams;
+    const double cap = bucket_bytes(t->o, g);
+    for (int k = N - 1; k >= 0; k--) {
+        const int v = g->order[k];
+        const pml_node *nd = &g->nodes[v];
+        t->bucket_of[v] = -1;
+        if (nd->nparam == 0) continue;
+        t->bucket_of[v] = nb;
+        t->bucket_nodes[nb]++;
+        const size_t lo = nd->param_off[0];
+        if ((double)(hi - lo) * sizeof(float) >= cap) {
+            t->bucket_lo[nb] = lo;
+            t->bucket_hi[nb++] = hi;
+            hi = lo;
+        }
+    }
+    if (nb < N && t->bucket_nodes[nb] > 0) {
+        t->bucket_lo[nb] = 0;
+        t->bucket_hi[nb++] = hi;
+    }
+    t->nbuckets = nb;
+    t->t_post = calloc((size_t)nb + 1, sizeof *t->t_post);
+    t->t_done = calloc((size_t)nb + 1, sizeof *t->t_done);
+    if (!t->t_post || !t->t_done) return pml_fail(PML_ENOMEM, "out of memory");
+    if (t->o->trace_path) {
+        t->maxcomm = 1000000;
+        if (!(t->comm = malloc((size_t)t->maxcomm * sizeof *t->comm)))
+            return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    pml_status st = pml_dist_reducer_create(t->o->dist, pml_exec_grads(e), t->bucket_lo,
+                                            t->bucket_hi, nb, &t->red);
+    if (st == PML_OK && t->red) {
+        e->grad_ready = bucket_hook;
+        e->grad_ready_ctx = t;
+    }
+    return st;
+}
+
+static void buckets_end(trainer *t)
+{
+    pml_dist_reducer_destroy(t->red);
+    free(t->bucket_of);
+    free(t->bucket_nodes);
+    free((void *)t->bucket_left);
+    free(t->bucket_lo);
+    free(t->bucket_hi);
+    free(t->t_post);
+    free(t->t_done);
+    free(t->comm);
+}
+
+/* The last step's buckets: how long each was summed, and how much of that before the backward
+ * pass ended (at grad_end); recorded for the trace when there is one. */
+static void buckets_account(trainer *t, long step, double grad_end)
+{
+    const int n = pml_dist_reducer_times(t->red, t->t_post, t->t_done);
+    for (int b = 0; b < n; b++) {
+        const double p = t->t_post[b], d = t->t_done[b];
+        if (!(d >= p)) continue;
+        t->ar_seconds += d - p;
+        t->ar_hidden += fmax(0, fmin(d, grad_end) - p);
+        if (t->comm && t->ncomm < t->maxcomm) t->comm[t->ncomm++] = (comm_ev){step, b, p, d};
+    }
+}
+
+/* A run across ranks writes one trace: rank 0 gathers every rank's events (a process each, the
+ * summing of gradient buckets on a thread of its own beside the workers) and writes the file. */
+static pml_status trace_write_ranks(trainer *t, pml_exec *e, const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    pml_status st = f ? pml__exec_trace_emit(e, f, PML__TRACE_EVENTS, t->rank, t->ranks)
+                      : pml_fail(PML_ENOMEM, "out of memory");
+    if (f) {
+        const int tid = pml__workers_count(e->workers);
+        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,"
+                   "\"args\":{\"name\":\"communication\"}}",
+                t->rank, tid);
+        for (long i = 0; i < t->ncomm; i++) {
+            const comm_ev *c = &t->comm[i];
+            fprintf(f,
+                    ",\n{\"name\":\"allreduce bucket %d\",\"cat\":\"allreduce\",\"ph\":\"X\","
+                    "\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%ld,"
+                    "\"phase\":\"train\",\"kind\":\"allreduce\",\"bucket\":%d,\"bytes\":%zu}}",
+                    c->bucket, t->rank, tid, (c->post - e->trace_t0) * 1e6,
+                    (c->done - c->post) * 1e6, c->step, c->bucket,
+                    (t->bucket_hi[c->bucket] - t->bucket_lo[c->bucket]) * sizeof(float));
+        }
+        if (fclose(f) != 0 && st == PML_OK) st = pml_fail(PML_ENOMEM, "out of memory");
+    }
+    /* every rank takes part in the gathering, a failed one with nothing */
+    char *all = NULL;
+    size_t alllen = 0;
+    pml_status gs = pml_dist_gather(t->o->dist, st == PML_OK ? text : "", st == PML_OK ? len : 0,
+                                    &all, &alllen);
+    free(text);
+    if (st == PML_OK) st = gs;
+    if (st == PML_OK && t->rank == 0) {
+        pml_afile af;
+        if ((st = pml_afile_open(&af, path)) == PML_OK) {
+            pml__exec_trace_emit(e, af.f, PML__TRACE_HEAD, 0, t->ranks);
+            fwrite(all, 1, alllen, af.f);
+            pml__exec_trace_emit(e, af.f, PML__TRACE_END, 0, t->ranks);
+            st = pml_afile_commit(&af);
+        }
+    }
+    free(all);
+    return st;
+}
+
 /* One step of a data-parallel run across ranks: each rank's gradient of its part (n of the
  * global batch's m samples), summed over the ranks as sum_r (n_r / m) g_r, the gradient of the
  * mean loss over the global batch; then every rank applies the same update. r receives the
@@ -500,10 +658,15 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
     pml_step_result mine = {0, 0};
     pml_status st = PML_OK;
     float *grads = pml_exec_grads(e);
+    if (t->red) { /* each bucket sums (n_r / m) g_r as soon as it is complete */
+        for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
+        pml_dist_reducer_begin(t->red, (float)n, 1.0f / (float)m);
+    }
     if (n > 0)
         st = pml_exec_grad_step(e, n, &mine);
     else
         memset(grads, 0, np * sizeof *grads);
+    const double grad_end = pml_now();
     /* a rank that failed still takes part in the sums below (else the others would wait for
      * it for ever), with its error kept */
     double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
@@ -511,10 +674,15 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
     if (ds != PML_OK) return ds;
     if (st != PML_OK) return st;
     if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
-    for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
-    if ((st = pml_dist_sum_floats(t->o->dist, grads, np)) != PML_OK) return st;
-    const float inv = 1.0f / (float)m;
-    for (size_t k = 0; k < np; k++) grads[k] *= inv;
+    if (t->red) {
+        if ((st = pml_dist_reducer_finish(t->red)) != PML_OK) return st;
+        buckets_account(t, b, grad_end);
+    } else {
+        for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
+        if ((st = pml_dist_sum_floats(t->o->dist, grads, np)) != PML_OK) return st;
+        const float inv = 1.0f / (float)m;
+        for (size_t k = 0; k < np; k++) grads[k] *= inv;
+    }
     r->loss_sum = sums[0];
     r->correct = (int)sums[1];
     *samples = m;
@@ -659,6 +827,10 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                         .machine = opts->machine,
                         .plan = opts->plan};
     if ((st = pml_exec_create(g, &eo, &e)) != PML_OK) goto done;
+    if (t.ranks > 1 && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
+        goto done;
+    /* the ranks' traces share a time 0: the moment they all got here */
+    if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;
     if (opts->trace_path && (st = pml_exec_trace_begin(e, 4000000)) != PML_OK) goto done;
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
 
@@ -730,9 +902,13 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         res->has_test = st == PML_OK;
     }
     if (opts->trace_path && e) {
-        pml_status ts = pml_exec_trace_write(e, opts->trace_path);
+        pml_status ts = t.ranks > 1 ? trace_write_ranks(&t, e, opts->trace_path)
+                                    : pml_exec_trace_write(e, opts->trace_path);
         if (st == PML_OK) st = ts;
     }
+    res->allreduce_seconds = t.ar_seconds;
+    res->allreduce_hidden = t.ar_hidden;
+    res->buckets = t.red ? t.nbuckets : 0;
 done:
     if (st != PML_OK && res->epochs_run == 0) { /* nothing to report: nothing to free */
         free(res->epochs);
@@ -742,6 +918,7 @@ done:
     if (t.feed_ok) feeder_free(&t.feed);
     if (t.evf_ok) feeder_free(&t.evf);
     pml_optim_free(&optim);
+    buckets_end(&t); /* before the executor: a worker may still name a bucket */
     pml_exec_destroy(e);
     signals_end(&t); /* after the workers are gone */
     res->signal = st == PML_EINTR ? t.signum : 0;

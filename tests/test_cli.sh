@@ -615,9 +615,11 @@ PY
         head -c 3000 "$d/t.json" >"$d/cut.json"
         run 1 simulate "$d/p.dot" --compare "$d/cut.json" && one_line &&
             has "$err" "$d/cut.json: the trace ends early" || return 1
-        sed '5s/"dur":/"dur"/' "$d/t.json" >"$d/bad.json"
+        local at
+        at=$(grep -n -m1 '"dur":' "$d/t.json" | cut -d: -f1)
+        sed "${at}s/\"dur\":/\"dur\"/" "$d/t.json" >"$d/bad.json"
         run 1 simulate "$d/p.dot" --compare "$d/bad.json" && one_line &&
-            has "$err" "$d/bad.json: malformed trace at line 5, column" || return 1
+            has "$err" "$d/bad.json: malformed trace at line $at, column" || return 1
         echo '{"traceEvents":[]}' >"$d/other.json"
         run 1 simulate "$d/p.dot" --compare "$d/other.json" && one_line &&
             has "$err" "not a trace written by pml train --trace" || return 1
@@ -1252,6 +1254,57 @@ t_mpi_same_losses() { # 1, 2 and 4 ranks give the losses of one process with the
         done
     done
 }
+t_mpi_buckets() { # gradients summed in buckets during the backward pass: the same losses
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24,layers=2 --train-samples 640 --test-samples 320 --epochs 2 --json" plan one bm
+    for plan in none data; do
+        run 0 train $a --threads 1 --plan $plan || return 1
+        one=$(losses "$out" | cut -d' ' -f1-3)
+        for bm in 0.001 0.1 0; do # a bucket per layer; one bucket; one sum after the pass
+            timeout 120 $MPIRUN -np 2 "$PML" train $a --plan $plan --bucket-mb $bm >"$out" 2>"$err" ||
+                { echo "  --bucket-mb $bm --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+            [ "$(losses "$out")" = "$one 2" ] ||
+                { echo "  --bucket-mb $bm --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
+            python3 - "$out" "$bm" <<'PY' || return 1
+import json, sys
+j = json.load(open(sys.argv[1]))
+if sys.argv[2] == "0":
+    assert "allreduce_seconds" not in j, j
+else:
+    assert j["allreduce_seconds"] > 0 and 0 <= j["allreduce_hidden"] <= 1, j
+PY
+        done
+    done
+    run 2 train mlp --bucket-mb -1 && has "$err" "--bucket-mb" || return 1
+    run 2 train mlp --bucket-mb lots && has "$err" "--bucket-mb"
+}
+t_mpi_trace() { # one trace of a run across ranks: a process per rank, the buckets' sums as events
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 320 --test-samples 32 \
+        --epochs 1 --plan data --bucket-mb 0.001 --trace "$TMP/mpi_trace.json" >"$out" 2>"$err" ||
+        { echo "  $(head -c 300 "$err")" >&2; return 1; }
+    python3 - "$TMP/mpi_trace.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["otherData"]["ranks"] == 2, t["otherData"]
+ev = t["traceEvents"]
+names = {e["pid"]: e["args"]["name"] for e in ev if e["name"] == "process_name"}
+assert names == {0: "rank 0", 1: "rank 1"}, names
+steps = 10  # 320 samples, batch 32
+for pid in (0, 1):
+    tasks = [e for e in ev if e["ph"] == "X" and e["pid"] == pid and e["args"]["kind"] != "allreduce"]
+    comm = [e for e in ev if e["ph"] == "X" and e["pid"] == pid and e["args"]["kind"] == "allreduce"]
+    assert {e["args"]["kind"] for e in tasks} >= {"fwd", "bwd", "update"}, pid
+    buckets = {e["args"]["bucket"] for e in comm}
+    assert len(buckets) == 3 and len(comm) == 3 * steps, (pid, len(comm), buckets)
+    workers = {e["tid"] for e in tasks}
+    assert all(e["tid"] not in workers and e["dur"] >= 0 for e in comm), pid
+    # a bucket is summed after the backward task of its layer began, in every step
+    for s in range(steps):
+        first_bwd = min(e["ts"] for e in tasks if e["args"]["step"] == s and e["args"]["kind"] == "bwd")
+        assert all(e["ts"] >= first_bwd for e in comm if e["args"]["step"] == s), (pid, s)
+PY
+}
 t_mpi_mismatch() { # ranks that would run different things are refused before training
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
@@ -1307,6 +1360,8 @@ PY
 }
 
 case_ mpi_same_losses t_mpi_same_losses
+case_ mpi_buckets t_mpi_buckets
+case_ mpi_trace t_mpi_trace
 case_ mpi_mismatch t_mpi_mismatch
 case_ mpi_rank_dies t_mpi_rank_dies
 case_ mpi_sigint t_mpi_sigint

@@ -2,6 +2,7 @@
  * again, subsets, failures stop a run without a hang, cycles are refused. */
 #include "models/models.h"
 #include "planner/planner.h"
+#include "runtime/exec.h"
 #include "runtime/runtime.h"
 #include "runtime/workers.h"
 #include "test.h"
@@ -356,6 +357,95 @@ static void t_plan_dropout(void)
     plans_match_reference("mlp:units=16,layers=2,size=6,dropout=0.25", 6, 20, false);
 }
 
+/* ---------------------------------------------------------------- gradient-ready hook */
+
+/* What the hook saw: each node's parameter gradient when it was called (it must be final then),
+ * and how often it was called (once per node with parameters and step). */
+typedef struct hook_seen {
+    const pml_graph *g;
+    pml_exec *e;
+    float *snap; /* nparams */
+    _Atomic int *calls; /* [node] */
+} hook_seen;
+
+static void hook_copy(void *ctx, int v)
+{
+    hook_seen *h = ctx;
+    const pml_node *n = &h->g->nodes[v];
+    const float *gr = pml_exec_grads(h->e);
+    for (int j = 0; j < n->nparam; j++)
+        memcpy(h->snap + n->param_off[j], gr + n->param_off[j], n->param_size[j] * sizeof(float));
+    atomic_fetch_add(&h->calls[v], 1);
+}
+
+/* Runs 3 steps (gradients, then updates) with the hook and checks what it saw. \return false
+ * when the executor cannot give its gradients in one block (a plan updating elsewhere). */
+static bool hook_run(const pml_graph *g, const pml_exec_opts *o, const char *what)
+{
+    pml_exec *e = NULL;
+    CHECK_OK(pml_exec_create(g, o, &e));
+    if (!e) return false;
+    hook_seen h = {g, e, calloc(g->nparams + 1, sizeof(float)), calloc((size_t)g->nnodes, sizeof(_Atomic int))};
+    e->grad_ready = hook_copy;
+    e->grad_ready_ctx = &h;
+    pml_optim opt;
+    pml_optim_defaults(&opt, PML_OPTIM_ADAM);
+    CHECK_OK(pml_optim_alloc(&opt, g->nparams));
+    bool ran = true;
+    for (int s = 0; s < 3 && ran; s++) {
+        for (int v = 0; v < g->nnodes; v++) atomic_store(&h.calls[v], 0);
+        memset(h.snap, 0, g->nparams * sizeof(float));
+        fill(e, g, o->batch, 40 + (uint64_t)s);
+        pml_step_result r;
+        pml_status st = pml_exec_grad_step(e, o->batch, &r);
+        if (st == PML_EUNSUPPORTED) {
+            ran = false;
+            break;
+        }
+        CHECK_MSG(st == PML_OK, "%s: %s", what, pml_errmsg());
+        const float *gr = pml_exec_grads(e);
+        for (int v = 0; v < g->nnodes; v++) {
+            const pml_node *n = &g->nodes[v];
+            const int want = n->nparam > 0;
+            CHECK_MSG(atomic_load(&h.calls[v]) == want, "%s, step %d, node %s: %d calls", what, s,
+                      n->name, atomic_load(&h.calls[v]));
+            size_t diff = 0;
+            for (int j = 0; j < n->nparam; j++)
+                for (size_t i = 0; i < n->param_size[j]; i++)
+                    diff += h.snap[n->param_off[j] + i] != gr[n->param_off[j] + i];
+            CHECK_MSG(diff == 0, "%s, step %d, node %s: %zu gradients changed after the hook", what,
+                      s, n->name, diff);
+        }
+        CHECK_OK(pml_exec_apply(e, &opt));
+    }
+    pml_optim_free(&opt);
+    free(h.snap);
+    free((void *)h.calls);
+    pml_exec_destroy(e);
+    return ran;
+}
+
+static void t_grad_ready_hook(void)
+{
+    pml_graph g;
+    CHECK_OK(pml_model_build("fashion-cnn:size=12,filters=4,units=16", &g));
+    pml_exec_opts o = {.batch = 8, .threads = 2, .seed = 5};
+    hook_run(&g, &o, "per-operator, 2 threads");
+    pml_machine here;
+    CHECK_OK(pml_machine_load(NULL, &here));
+    int ran = 0;
+    for (int k = PLAN_DATA; here.ncompute >= 2 && k <= PLAN_MIXED; k++) {
+        pml_plan p;
+        make_plan(&g, &here, 8, (plan_kind)k, 11, &p);
+        pml_exec_opts po = {.batch = 8, .seed = 5, .machine = &here, .plan = &p};
+        ran += hook_run(&g, &po, plan_names[k]);
+        pml_plan_free(&p);
+    }
+    if (here.ncompute >= 2) CHECK_MSG(ran >= 2, "%d plans gave their gradients in one block", ran);
+    pml_machine_free(&here);
+    pml_graph_free(&g);
+}
+
 static const pml_test tests[] = {
     {"runs_in_order", t_runs_in_order},
     {"chain_and_wide", t_chain_and_wide},
@@ -366,6 +456,7 @@ static const pml_test tests[] = {
     {"plan_fashion", t_plan_fashion},
     {"plan_flowers", t_plan_flowers},
     {"plan_dropout", t_plan_dropout},
+    {"grad_ready_hook", t_grad_ready_hook},
     {0, 0},
 };
 
