@@ -5,6 +5,7 @@
 #include "runtime/runtime.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -216,6 +217,83 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
     free(lens);
     free(counts);
     free(displs);
+    return st;
+#else
+    return PML_OK;
+#endif
+}
+
+/* ---------------------------------------------------------------- the network between ranks
+ *
+ * Every pair of ranks in turn (all pairs up to 16 ranks, else each rank with the next and the
+ * one half way round): the lower rank sends 8 bytes and waits for 8 back (ROUNDS times: half the
+ * best round trip is the latency), then 4 MiB and waits for 8 bytes back (the best of a few:
+ * the bytes over the time less a latency). The others wait at a barrier between pairs. */
+
+#define NET_BYTES (4u << 20)
+#define NET_PINGS 50
+#define NET_SENDS 4
+
+pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency)
+{
+    *bw = *latency = 0;
+    if (!d || d->size == 1) return PML_OK;
+#ifdef PML_HAVE_MPI
+    const int n = d->size, me = d->rank;
+    char *big = calloc(NET_BYTES, 1);
+    int npairs = 0, cap = n * n;
+    int *pa = malloc((size_t)cap * sizeof *pa), *pb = malloc((size_t)cap * sizeof *pb);
+    double *lat = calloc((size_t)cap, sizeof *lat), *bws = calloc((size_t)cap, sizeof *bws);
+    if (!big || !pa || !pb || !lat || !bws) {
+        free(big), free(pa), free(pb), free(lat), free(bws);
+        return pml_fail(PML_ENOMEM, "out of memory"); /* every rank alike: same sizes */
+    }
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            if (n <= 16 || b == (a + 1) % n || b == (a + n / 2) % n || a == (b + 1) % n)
+                pa[npairs] = a, pb[npairs++] = b;
+    int rc = MPI_SUCCESS;
+    char word[8] = {0};
+    for (int k = 0; k < npairs && rc == MPI_SUCCESS; k++) {
+        const int a = pa[k], b = pb[k];
+        if (me == a || me == b) {
+            const int peer = me == a ? b : a;
+            double best_rtt = INFINITY, best_big = INFINITY;
+            for (int i = 0; i < NET_PINGS + NET_SENDS && rc == MPI_SUCCESS; i++) {
+                const bool ping = i < NET_PINGS;
+                const int bytes = ping ? 8 : (int)NET_BYTES;
+                if (me == a) {
+                    const double t0 = pml_now();
+                    rc = MPI_Send(ping ? word : big, bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD);
+                    if (rc == MPI_SUCCESS)
+                        rc = MPI_Recv(word, 8, MPI_BYTE, peer, 8, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                    const double t = pml_now() - t0;
+                    if (ping && t < best_rtt) best_rtt = t;
+                    if (!ping && t < best_big) best_big = t;
+                } else {
+                    rc = MPI_Recv(ping ? word : big, bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD,
+                                  MPI_STATUS_IGNORE);
+                    if (rc == MPI_SUCCESS) rc = MPI_Send(word, 8, MPI_BYTE, peer, 8, MPI_COMM_WORLD);
+                }
+            }
+            if (me == a && rc == MPI_SUCCESS) {
+                lat[k] = best_rtt / 2;
+                const double t = best_big - best_rtt; /* the bytes' time, less a round trip */
+                bws[k] = t > 0 ? NET_BYTES / t : NET_BYTES / best_big;
+            }
+        }
+        if (rc == MPI_SUCCESS) rc = MPI_Barrier(MPI_COMM_WORLD);
+    }
+    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(MPI_IN_PLACE, lat, npairs, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(MPI_IN_PLACE, bws, npairs, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    pml_status st = PML_OK;
+    if (rc != MPI_SUCCESS) {
+        st = mpi_fail(rc, "measuring the network between the ranks");
+    } else {
+        *latency = pml_median(lat, npairs);
+        *bw = pml_median(bws, npairs);
+    }
+    free(big), free(pa), free(pb), free(lat), free(bws);
     return st;
 #else
     return PML_OK;

@@ -212,6 +212,11 @@ pml_status pml_dist_reducer_finish(pml_dist_reducer *r);
 /** Gathers every rank's bytes on rank 0, in rank order: *all (malloc'd) and *alllen there, NULL
  * and 0 elsewhere. Collective. */
 pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all, size_t *alllen);
+/** Measures the network between the ranks through MPI (pairs of ranks in turn: ping-pongs of
+ * 8 bytes and sends of 4 MiB, a few milliseconds a pair; all pairs up to 16 ranks, else each
+ * with two others): the median one-way latency and bandwidth over the pairs, the same on every
+ * rank; 0 and 0 in a world of one. Collective. */
+pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency);
 /** Waits until every rank got here (MPI_Barrier). */
 pml_status pml_dist_barrier(pml_dist *d);
 /** The last step's post and completion times of every bucket (pml_now seconds); \return n. */

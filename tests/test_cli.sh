@@ -1305,6 +1305,25 @@ for pid in (0, 1):
         assert all(e["ts"] >= first_bwd for e in comm if e["args"]["step"] == s), (pid, s)
 PY
 }
+t_mpi_topo() { # the machine of a run: a node per rank, the network between them measured
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/ranks.dot" >"$out" 2>"$err" ||
+        { echo "  $(head -c 300 "$err")" >&2; return 1; }
+    has "$out" "the machine of this run: 2 ranks of" && has "$out" "measured through MPI now" &&
+        has "$out" "2 nodes" && has "$out" "wrote $TMP/ranks.dot" || return 1
+    [ "$(grep -c "the machine of this run" "$out")" = 1 ] || return 1 # rank 0 speaks for all
+    run 0 topo --machine "$TMP/ranks.dot" --json || return 1
+    python3 - "$out" <<'PY' || return 1
+import json, sys
+m = json.load(open(sys.argv[1]))
+cpus = [d for d in m["devices"] if d["kind"] == "cpu"]
+assert len({d["node"] for d in cpus}) == 2 and all(d["flops"] > 1e8 for d in cpus), cpus
+net = [l for l in m["links"] if "network" in (l["a"], l["b"])]
+assert len(net) == 2 and all(l["bw"] > 1e7 and 0 <= l["latency"] < 1e-3 for l in net), net
+PY
+    run 0 compile fashion-cnn --machine "$TMP/ranks.dot" --batch 32 --strategy data \
+        -o "$TMP/ranks-plan.dot" && has "$out" "data"
+}
 t_mpi_mismatch() { # ranks that would run different things are refused before training
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
@@ -1362,6 +1381,7 @@ PY
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace
+case_ mpi_topo t_mpi_topo
 case_ mpi_mismatch t_mpi_mismatch
 case_ mpi_rank_dies t_mpi_rank_dies
 case_ mpi_sigint t_mpi_sigint

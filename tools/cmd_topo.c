@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "planner/planner.h"
+#include "runtime/runtime.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +32,11 @@ static const char topo_help[] =
     "  FILE.dot              a cluster file: a template (nodes=16, gpus_per_node=4, ...) or one\n"
     "                        node per device and one edge per link; see planner/machine_file.c\n"
     "\n"
+    "Under mpirun without --machine it prints the machine of the run: a node per rank with the\n"
+    "rank's share of its host's cores (as pml train gives them), and the network between the\n"
+    "ranks measured through MPI now (8-byte ping-pongs and 4 MiB sends between pairs of ranks);\n"
+    "-o RANKS.dot keeps it for pml compile --machine RANKS.dot.\n"
+    "\n"
     "options:\n"
     "  -m, --machine M    the machine (default: this)\n"
     "  -o, --output FILE  also write the machine as a cluster DOT file (.dot or .gv; - for\n"
@@ -45,7 +51,8 @@ static const char topo_help[] =
     "examples:\n"
     "  pml topo\n"
     "  pml topo --machine flexflow-k80 -o k80.dot && pml viz k80.dot -o k80.svg\n"
-    "  pml topo --machine \"synthetic:pack:2 core:16 pu:2\" --json\n";
+    "  pml topo --machine \"synthetic:pack:2 core:16 pu:2\" --json\n"
+    "  mpirun -np 2 pml topo -o ranks.dot && pml compile fashion-cnn --machine ranks.dot\n";
 
 static const char *const kind_str[PML_DEV_KIND_COUNT] = {"cpu", "gpu", "hub"};
 
@@ -212,6 +219,53 @@ static bool dot_name(const char *path)
            (n > 3 && strcmp(path + n - 3, ".gv") == 0);
 }
 
+/* Under mpirun (or srun): the machine of the run. Each rank measures its share of its host's
+ * cores (the share pml train gives it) and the ranks measure the network between them through
+ * MPI; the result is a cluster template of one node per rank (rank 0's numbers; the ranks'
+ * medians for the network), loaded like any cluster file: `-o ranks.dot` keeps it for pml
+ * compile --machine ranks.dot. */
+static pml_status ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t cap)
+{
+    pml_machine here;
+    pml_status st = pml_machine_load(NULL, &here);
+    double bw = 0, lat = 0;
+    /* every rank takes part in the measurement, even one that could not load its machine */
+    pml_status ns = pml_dist_measure_network(d, &bw, &lat);
+    if (st != PML_OK) return st;
+    if (ns != PML_OK) {
+        pml_machine_free(&here);
+        return ns;
+    }
+    const int local = pml_dist_local_size(d), ranks = pml_dist_size(d);
+    const int per = here.ncompute / local > 0 ? here.ncompute / local : 1;
+    const pml_device *c = &here.dev[here.compute[0]];
+    const double core_bw = here.nlink ? here.link[0].bw : c->mem_bw / 2;
+    double host_mem = 0; /* the host's memory, shared by its ranks */
+    for (int i = 0; i < here.ndev; i++)
+        if (here.dev[i].kind == PML_DEV_CPU) host_mem += here.dev[i].mem_bytes;
+    if (!(host_mem > 0)) host_mem = 1e9 * local;
+    char text[1024];
+    /* the path from a core to the network: its package hub, then the node's NIC, which on one
+     * host is memory too (pcie at the cores' bandwidth); the network is what MPI measured */
+    snprintf(text, sizeof text,
+             "digraph ranks { graph [kind=machine, nodes=%d, "
+             "topology=\"synthetic:pack:1 numa:1(memory=%.0fMB) core:%d pu:1\", "
+             "cpu_flops=\"%.6g\", "
+             "cpu_mem_bw=\"%.6g\", core_bw=\"%.6g\", core_latency=\"%.6gus\", "
+             "pcie_bw=\"%.6g\", pcie_latency=\"0us\", network_bw=\"%.6g\", "
+             "network_latency=\"%.6gus\"]; }",
+             ranks, host_mem / 1e6 / local, per, c->flops, c->mem_bw * per, core_bw, here.handoff > 0 ? here.handoff * 1e6 / 2 : 0.1,
+             core_bw, bw, lat * 1e6);
+    char b1[32], b2[32];
+    snprintf(note, cap,
+             "the machine of this run: %d ranks of %d core%s each (%s); between ranks (measured "
+             "through MPI now): %s, %s one way\n",
+             ranks, per, per == 1 ? "" : "s", here.cpu_model, pml_fmt_si(b1, sizeof b1, bw, "B/s"),
+             pml_fmt_seconds(b2, sizeof b2, lat, 3));
+    pml_machine_free(&here);
+    return pml_machine_parse_dot(text, strlen(text), "ranks", m);
+}
+
 int cmd_topo(int argc, char **argv)
 {
     cli c;
@@ -251,8 +305,28 @@ int cmd_topo(int argc, char **argv)
         cli_error(&c, "-o - and --json both write to standard output; pick one");
     if (c.failed) return EXIT_USAGE;
 
+    /* under mpirun without --machine: the machine of the run; rank 0 speaks for all */
+    pml_dist *dist = NULL;
+    pml_status st = machine ? PML_OK : pml_dist_init(&argc, &argv, &dist);
+    if (st != PML_OK) {
+        fprintf(stderr, "pml topo: %s\n", pml_errmsg());
+        return 1;
+    }
+    const int ranks = pml_dist_size(dist), rank = pml_dist_rank(dist);
+    char note[512] = "";
     pml_machine m;
-    pml_status st = pml_machine_load(machine, &m);
+    if (ranks > 1) {
+        st = ranks_machine(dist, &m, note, sizeof note);
+        if (rank != 0) { /* the others: only errors, with their rank */
+            if (st != PML_OK) fprintf(stderr, "pml topo (rank %d): %s\n", rank, pml_errmsg());
+            else pml_machine_free(&m);
+            pml_dist_finalize(dist);
+            return st == PML_OK ? 0 : 1;
+        }
+    } else {
+        st = pml_machine_load(machine, &m);
+    }
+    pml_dist_finalize(dist);
     if (st == PML_OK && out) {
         st = pml_machine_write_dot(&m, out); /* "-": standard output */
     }
@@ -264,6 +338,7 @@ int cmd_topo(int argc, char **argv)
     if (json)
         print_json(&m);
     else if (!out || strcmp(out, "-") != 0) {
+        fputs(note, stdout);
         print_text(&m);
         if (out) printf("\nwrote %s\n", out);
     }
