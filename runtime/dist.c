@@ -332,12 +332,13 @@ void pml_dist_finalize(pml_dist *d)
  * its buckets in bucket order, whatever order they became ready in, so that the collectives
  * match across ranks. */
 
-/* While the backward pass runs, the thread sleeps between progress calls, from 20 us doubling
- * to 0.5 ms while nothing completes (each wake-up takes the core from a worker); once the pass is
+/* While the backward pass runs, the thread makes progress calls for 30 us, then sleeps, from
+ * 20 us doubling to 0.5 ms while nothing completes (each wake-up takes the core from a worker); once the pass is
  * over, pml_dist_reducer_finish drives what is left from the caller's thread, whose core has
  * nothing else to do then. */
 #define REDUCER_NAP_MIN_NS 20000L
 #define REDUCER_NAP_MAX_NS 500000L
+#define REDUCER_BURST_S 30e-6 /* progress calls for this long per wake-up */
 
 struct pml_dist_reducer {
     pml_dist *d;
@@ -423,8 +424,11 @@ static void *reducer_main(void *arg)
         const int b = r->done;
         r->testing = true;
         pthread_mutex_unlock(&r->mu);
-        int flag = 0;
-        int rc = MPI_Test(&r->req[b], &flag, MPI_STATUS_IGNORE);
+        /* a burst of progress calls per wake-up: a large bucket goes in many fragments */
+        int flag = 0, rc;
+        const double burst_end = pml_now() + REDUCER_BURST_S;
+        do rc = MPI_Test(&r->req[b], &flag, MPI_STATUS_IGNORE);
+        while (rc == MPI_SUCCESS && !flag && pml_now() < burst_end);
         pthread_mutex_lock(&r->mu);
         r->testing = false;
         pthread_cond_broadcast(&r->cv);
