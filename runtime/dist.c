@@ -300,6 +300,154 @@ pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency)
 #endif
 }
 
+/* ---------------------------------------------------------------- parameter servers
+ *
+ * The last K ranks are servers; server s holds shard s of the parameters (K nearly equal
+ * contiguous ranges, 16-float aligned). Per server a communicator of the workers and that server
+ * (the server last, the root): workers push their gradients' piece of each shard with
+ * MPI_Ireduce (summed on the server), servers send their shard back with MPI_Ibcast. */
+
+struct pml_dist_ps {
+    pml_dist *d;
+    int servers, workers;
+    size_t *lo, *hi; /* [server]: its shard */
+#ifdef PML_HAVE_MPI
+    MPI_Comm *comm;      /* [server]: workers + that server; MPI_COMM_NULL when not a member */
+    MPI_Request *req;
+#endif
+};
+
+pml_status pml_dist_ps_create(pml_dist *d, int servers, size_t nparams, pml_dist_ps **out)
+{
+    *out = NULL;
+    const int n = pml_dist_size(d);
+    if (servers < 1 || servers >= n)
+        return pml_fail(PML_EINVAL,
+                        "parameter servers need more ranks than servers: %d server%s, %d rank%s",
+                        servers, servers == 1 ? "" : "s", n, n == 1 ? "" : "s");
+#ifdef PML_HAVE_MPI
+    pml_dist_ps *p = calloc(1, sizeof *p);
+    if (!p) return pml_fail(PML_ENOMEM, "out of memory");
+    p->d = d;
+    p->servers = servers;
+    p->workers = n - servers;
+    p->lo = calloc((size_t)servers, sizeof *p->lo);
+    p->hi = calloc((size_t)servers, sizeof *p->hi);
+    p->comm = calloc((size_t)servers, sizeof *p->comm);
+    p->req = calloc((size_t)servers, sizeof *p->req);
+    int *members = malloc((size_t)(p->workers + 1) * sizeof *members);
+    if (!p->lo || !p->hi || !p->comm || !p->req || !members) {
+        free(members);
+        pml_dist_ps_destroy(p);
+        return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    for (int s = 0; s < servers; s++) {
+        p->comm[s] = MPI_COMM_NULL;
+        p->lo[s] = (size_t)((unsigned __int128)nparams * (unsigned)s / (unsigned)servers) & ~(size_t)15;
+        p->hi[s] = s + 1 == servers
+                       ? nparams
+                       : (size_t)((unsigned __int128)nparams * (unsigned)(s + 1) / (unsigned)servers) & ~(size_t)15;
+        if (p->hi[s] - p->lo[s] > (size_t)INT_MAX) {
+            free(members);
+            pml_dist_ps_destroy(p);
+            return pml_fail(PML_EINVAL, "a parameter shard of over 2^31 floats: use more servers");
+        }
+    }
+    MPI_Group world;
+    int rc = MPI_Comm_group(MPI_COMM_WORLD, &world);
+    for (int w = 0; w < p->workers; w++) members[w] = w;
+    for (int s = 0; s < servers && rc == MPI_SUCCESS; s++) {
+        members[p->workers] = p->workers + s; /* the server last: the root */
+        MPI_Group g;
+        rc = MPI_Group_incl(world, p->workers + 1, members, &g);
+        if (rc == MPI_SUCCESS) rc = MPI_Comm_create(MPI_COMM_WORLD, g, &p->comm[s]); /* collective */
+        if (rc == MPI_SUCCESS) MPI_Group_free(&g);
+        if (rc == MPI_SUCCESS && p->comm[s] != MPI_COMM_NULL)
+            MPI_Comm_set_errhandler(p->comm[s], MPI_ERRORS_RETURN);
+    }
+    if (rc == MPI_SUCCESS) MPI_Group_free(&world);
+    free(members);
+    if (rc != MPI_SUCCESS) {
+        pml_dist_ps_destroy(p);
+        return mpi_fail(rc, "the parameter servers' communicators");
+    }
+    *out = p;
+    return PML_OK;
+#else
+    (void)nparams;
+    return pml_fail(PML_EUNSUPPORTED, "built without MPI");
+#endif
+}
+
+void pml_dist_ps_destroy(pml_dist_ps *p)
+{
+    if (!p) return;
+#ifdef PML_HAVE_MPI
+    for (int s = 0; p->comm && s < p->servers; s++)
+        if (p->comm[s] != MPI_COMM_NULL) MPI_Comm_free(&p->comm[s]);
+    free(p->comm);
+    free(p->req);
+#endif
+    free(p->lo);
+    free(p->hi);
+    free(p);
+}
+
+int pml_dist_ps_workers(const pml_dist_ps *p) { return p->workers; }
+
+bool pml_dist_ps_shard(const pml_dist_ps *p, size_t *lo, size_t *hi)
+{
+    const int s = pml_dist_rank(p->d) - p->workers;
+    if (s < 0) return false;
+    *lo = p->lo[s];
+    *hi = p->hi[s];
+    return true;
+}
+
+#ifdef PML_HAVE_MPI
+/* Posts one collective per server this rank takes part in, then waits for all of them. */
+static pml_status ps_round(pml_dist_ps *p, float *buf, bool push)
+{
+    const int me = pml_dist_rank(p->d), nreq_max = p->servers;
+    int rc = MPI_SUCCESS, nreq = 0;
+    for (int s = 0; s < nreq_max && rc == MPI_SUCCESS; s++) {
+        if (p->comm[s] == MPI_COMM_NULL) continue;
+        const bool server = me == p->workers + s;
+        float *x = buf + p->lo[s];
+        const int k = (int)(p->hi[s] - p->lo[s]);
+        if (push)
+            rc = MPI_Ireduce(server ? MPI_IN_PLACE : x, server ? x : NULL, k, MPI_FLOAT, MPI_SUM,
+                             p->workers, p->comm[s], &p->req[nreq++]);
+        else
+            rc = MPI_Ibcast(x, k, MPI_FLOAT, p->workers, p->comm[s], &p->req[nreq++]);
+    }
+    if (rc == MPI_SUCCESS) rc = MPI_Waitall(nreq, p->req, MPI_STATUSES_IGNORE);
+    return rc == MPI_SUCCESS ? PML_OK
+                             : mpi_fail(rc, push ? "pushing gradients to the parameter servers"
+                                                 : "pulling parameters from the servers");
+}
+#endif
+
+pml_status pml_dist_ps_push(pml_dist_ps *p, float *grads)
+{
+#ifdef PML_HAVE_MPI
+    return ps_round(p, grads, true);
+#else
+    (void)p, (void)grads;
+    return PML_OK;
+#endif
+}
+
+pml_status pml_dist_ps_pull(pml_dist_ps *p, float *params)
+{
+#ifdef PML_HAVE_MPI
+    return ps_round(p, params, false);
+#else
+    (void)p, (void)params;
+    return PML_OK;
+#endif
+}
+
 void pml_dist_abort(pml_dist *d, int code)
 {
 #ifdef PML_HAVE_MPI

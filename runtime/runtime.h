@@ -217,6 +217,23 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
  * with two others): the median one-way latency and bandwidth over the pairs, the same on every
  * rank; 0 and 0 in a world of one. Collective. */
 pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency);
+/** Parameter servers across ranks: the last \p servers ranks hold the parameters in as many
+ * nearly equal contiguous shards (one each) and update them; the others compute. Workers push
+ * their gradients (pml_dist_ps_push: each shard summed on its server, MPI_Ireduce) and pull the
+ * parameters (pml_dist_ps_pull: each server sends its shard, MPI_Ibcast). Collective. Refused
+ * without more ranks than servers. */
+typedef struct pml_dist_ps pml_dist_ps;
+pml_status pml_dist_ps_create(pml_dist *d, int servers, size_t nparams, pml_dist_ps **out);
+void pml_dist_ps_destroy(pml_dist_ps *p);
+/** The computing ranks (0 .. workers - 1). */
+int pml_dist_ps_workers(const pml_dist_ps *p);
+/** On a server: true and its shard [*lo, *hi) of the parameters; false on a worker. */
+bool pml_dist_ps_shard(const pml_dist_ps *p, size_t *lo, size_t *hi);
+/** Workers send \p grads; a server receives the workers' sum in its shard of \p grads (its own
+ * contribution must be zero there). */
+pml_status pml_dist_ps_push(pml_dist_ps *p, float *grads);
+/** Servers send their shard of \p params; workers receive every shard. */
+pml_status pml_dist_ps_pull(pml_dist_ps *p, float *params);
 /** Waits until every rank got here (MPI_Barrier). */
 pml_status pml_dist_barrier(pml_dist *d);
 /** The last step's post and completion times of every bucket (pml_now seconds); \return n. */
@@ -350,6 +367,9 @@ typedef struct pml_train_opts {
      * backward pass runs (pml_dist_reducer); 0: pml's choice (an eighth of the gradients,
      * 64 KiB to 4 MiB); negative: in one sum after the backward pass */
     double bucket_bytes;
+    /* across ranks: the last ps_servers ranks are parameter servers (pml_dist_ps), the others
+     * split each batch; 0: every rank computes and the gradients are all-reduced */
+    int ps_servers;
     int first_core; /* the per-operator executor's workers start at this core */
     double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
     /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):

@@ -248,6 +248,8 @@ typedef struct trainer {
     feeder feed, evf;
     bool feed_ok, evf_ok;
     int rank, ranks; /* this process's part of every batch (pml_train_opts.dist) */
+    int part, parts;  /* its part of each batch (-1 on a parameter server: none) of parts */
+    pml_dist_ps *ps;  /* parameter servers across ranks (pml_train_opts.ps_servers) */
     /* gradient buckets summed across the ranks during the backward pass (NULL red: after it) */
     pml_dist_reducer *red;
     int nbuckets;
@@ -285,7 +287,8 @@ static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
     int i0 = (int)(s * t->o->batch);
     const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
     /* this rank's part of the global batch (all of it in a world of one) */
-    const int lo = (int)((long)m * t->rank / t->ranks), hi = (int)((long)m * (t->rank + 1) / t->ranks);
+    const int lo = t->part < 0 ? 0 : (int)((long)m * t->part / t->parts),
+              hi = t->part < 0 ? 0 : (int)((long)m * (t->part + 1) / t->parts);
     r->d = t->tr;
     r->idx = perm + i0 + lo;
     r->n = hi - lo;
@@ -299,7 +302,8 @@ static bool locate_eval(void *ud, long b, batch_ref *r, bool *last)
     long i0 = b * t->o->batch;
     if (i0 >= t->ev->n) return false;
     const int m = t->ev->n - i0 < t->o->batch ? (int)(t->ev->n - i0) : t->o->batch;
-    const int lo = (int)((long)m * t->rank / t->ranks), hi = (int)((long)m * (t->rank + 1) / t->ranks);
+    const int lo = t->part < 0 ? 0 : (int)((long)m * t->part / t->parts),
+              hi = t->part < 0 ? 0 : (int)((long)m * (t->part + 1) / t->parts);
     r->d = t->ev;
     r->idx = t->ident + i0 + lo;
     r->n = hi - lo;
@@ -691,6 +695,48 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
     return pml_exec_apply(e, o);
 }
 
+/* One step with parameter servers across ranks: the workers' gradients of their parts, scaled
+ * by their samples, are summed on the servers (each its shard), which scale by the global
+ * batch, update their shard and send it back; every rank then holds the same parameters. The
+ * optimizer's state of a shard lives on its server only (the workers' copy stays unused). */
+static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *o, long b,
+                          pml_step_result *r, int *samples)
+{
+    const long s = b % t->spe;
+    const int i0 = (int)(s * t->o->batch);
+    const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+    pml_step_result mine = {0, 0};
+    pml_status st = PML_OK;
+    float *grads = pml_exec_grads(e), *params = pml_exec_params(e);
+    if (n > 0)
+        st = pml_exec_grad_step(e, n, &mine);
+    else
+        memset(grads, 0, np * sizeof *grads); /* a server adds nothing of its own */
+    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
+    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
+    if (ds != PML_OK) return ds;
+    if (st != PML_OK) return st;
+    if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
+    if (!isfinite(sums[0])) return pml_fail(PML_ENUMERIC, "the loss is not finite");
+    if (n > 0)
+        for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
+    if ((st = pml_dist_ps_push(t->ps, grads)) != PML_OK) return st;
+    size_t lo, hi;
+    pml_optim_begin_step(o);
+    if (pml_dist_ps_shard(t->ps, &lo, &hi)) {
+        const float inv = 1.0f / (float)m;
+        for (size_t k = lo; k < hi; k++) grads[k] *= inv;
+        pml_optim_apply(o, params, grads, lo, hi);
+    }
+    if ((st = pml_dist_ps_pull(t->ps, params)) != PML_OK) return st;
+    memset(grads, 0, np * sizeof *grads); /* the next step starts from zero, as after an update */
+    e->step++;                            /* dropout masks follow the updates done */
+    r->loss_sum = sums[0];
+    r->correct = (int)sums[1];
+    *samples = m;
+    return PML_OK;
+}
+
 /* ---------------------------------------------------------------- watching the steps */
 
 typedef struct watch {
@@ -780,9 +826,19 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     t.tr = &tr;
     t.rank = pml_dist_rank(opts->dist);
     t.ranks = pml_dist_size(opts->dist);
-    if (opts->batch < t.ranks)
+    t.part = t.rank;
+    t.parts = t.ranks;
+    if (opts->ps_servers > 0) { /* the last ranks serve; the others split each batch */
+        if (opts->ps_servers >= t.ranks)
+            return pml_fail(PML_EINVAL, "%d parameter server%s need at least %d ranks, not %d",
+                            opts->ps_servers, opts->ps_servers == 1 ? "" : "s",
+                            opts->ps_servers + 1, t.ranks);
+        t.parts = t.ranks - opts->ps_servers;
+        if (t.rank >= t.parts) t.part = -1;
+    }
+    if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
-                        opts->batch, t.ranks);
+                        opts->batch, t.parts);
     t.spe = (tr.n + opts->batch - 1) / opts->batch;
     t.limit = (long)opts->epochs * t.spe;
     if (opts->max_steps && opts->max_steps < t.limit) t.limit = opts->max_steps;
@@ -819,7 +875,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     /* each rank runs its part of every batch */
-    pml_exec_opts eo = {.batch = (opts->batch + t.ranks - 1) / t.ranks,
+    pml_exec_opts eo = {.batch = (opts->batch + t.parts - 1) / t.parts,
                         .threads = opts->threads,
                         .first_core = opts->first_core,
                         .seed = opts->seed,
@@ -827,7 +883,10 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                         .machine = opts->machine,
                         .plan = opts->plan};
     if ((st = pml_exec_create(g, &eo, &e)) != PML_OK) goto done;
-    if (t.ranks > 1 && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
+    if (opts->ps_servers > 0 &&
+        (st = pml_dist_ps_create(opts->dist, opts->ps_servers, g->nparams, &t.ps)) != PML_OK)
+        goto done;
+    if (t.ranks > 1 && !t.ps && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
         goto done;
     /* the ranks' traces share a time 0: the moment they all got here */
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;
@@ -853,7 +912,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
             pml_step_result r;
             const double ts = pml_now();
-            if (t.ranks > 1) {
+            if (t.ps) {
+                st = ps_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
+            } else if (t.ranks > 1) {
                 st = dist_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
             } else {
                 st = pml_exec_train_step(e, n, &optim, &r);
@@ -919,6 +980,7 @@ done:
     if (t.evf_ok) feeder_free(&t.evf);
     pml_optim_free(&optim);
     buckets_end(&t); /* before the executor: a worker may still name a bucket */
+    pml_dist_ps_destroy(t.ps);
     pml_exec_destroy(e);
     signals_end(&t); /* after the workers are gone */
     res->signal = st == PML_EINTR ? t.signum : 0;

@@ -1324,6 +1324,32 @@ PY
     run 0 compile fashion-cnn --machine "$TMP/ranks.dot" --batch 32 --strategy data \
         -o "$TMP/ranks-plan.dot" && has "$out" "data"
 }
+t_mpi_ps() { # parameter servers across ranks: one process's losses over 60 steps
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24,layers=2 --train-samples 640 --test-samples 320 --epochs 3 --json"
+    local plan one np servers
+    for plan in none data; do
+        run 0 train $a --threads 1 --plan $plan || return 1
+        one=$(losses "$out" | cut -d' ' -f1-4)
+        for np in "2 1" "3 1" "4 2"; do
+            servers=${np#* }
+            np=${np% *}
+            timeout 120 $MPIRUN -np $np "$PML" train $a --plan $plan --sync ps --servers $servers \
+                >"$out" 2>"$err" ||
+                { echo "  -np $np --servers $servers --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+            [ "$(losses "$out")" = "$one $np" ] ||
+                { echo "  -np $np --servers $servers --plan $plan: $(losses "$out"), one process: $one" >&2
+                  return 1; }
+        done
+    done
+    # too few ranks, flags that do not go together: one message, no training, no hang
+    run 2 train mlp --sync ps && has "$err" "--sync ps: 1 parameter server and at least one worker need 2 ranks" &&
+        run 2 train mlp --servers 2 && has "$err" "--servers: parameter servers come with --sync ps" &&
+        run 2 train mlp --sync gossip && has "$err" "--sync 'gossip': allreduce or ps" || return 1
+    timeout 60 $MPIRUN -np 2 "$PML" train mlp --sync ps --servers 2 >"$out" 2>"$err"
+    local rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "need 3 ranks" && ! grep -q "^Epoch" "$out"
+}
 t_mpi_mismatch() { # ranks that would run different things are refused before training
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
@@ -1382,6 +1408,7 @@ case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace
 case_ mpi_topo t_mpi_topo
+case_ mpi_ps t_mpi_ps
 case_ mpi_mismatch t_mpi_mismatch
 case_ mpi_rank_dies t_mpi_rank_dies
 case_ mpi_sigint t_mpi_sigint

@@ -55,6 +55,11 @@ static const char train_help[] =
     "  --validation-split F  hold out the last fraction F (0 < F < 1) of the training set and\n"
     "                        report val_loss and val_accuracy each epoch\n"
     "  --max-steps N         stop after N training steps in total\n"
+    "  --sync allreduce|ps   under mpirun: every rank computes and the gradients are summed\n"
+    "                        across them (allreduce, the default), or the last --servers ranks\n"
+    "                        are parameter servers: they hold the parameters in shards, sum\n"
+    "                        the workers' gradients and update them (ps)\n"
+    "  --servers K           with --sync ps: K parameter-server ranks (default 1)\n"
     "  --bucket-mb X         under mpirun: sum the gradients across the ranks in buckets of\n"
     "                        about X MB while the backward pass runs (default: an eighth of\n"
     "                        the gradients, 64 KiB to 4 MiB); 0: in one sum after it\n"
@@ -237,7 +242,8 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     int per = ncores / local > 0 ? ncores / local : 1;
     if (threads_given && o->threads < per) per = o->threads;
     const int first = local > ncores ? lr % ncores : lr * (ncores / local);
-    const int batch = (o->batch + pml_dist_size(dist) - 1) / pml_dist_size(dist);
+    const int workers = pml_dist_size(dist) - o->ps_servers; /* servers compute nothing */
+    const int batch = (o->batch + workers - 1) / workers;
     /* the same run everywhere: pml, model, data, batch, plan, seed */
     char *text = NULL;
     size_t len = 0;
@@ -247,8 +253,9 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     h = pml_hash(h, text, len);
     free(text);
     char run[512];
-    snprintf(run, sizeof run, "batch %d epochs %d seed %llu data %s plan %s", o->batch, o->epochs,
-             (unsigned long long)o->seed, data ? data : "-", plan ? plan : "-");
+    snprintf(run, sizeof run, "batch %d epochs %d seed %llu data %s plan %s servers %d", o->batch,
+             o->epochs, (unsigned long long)o->seed, data ? data : "-", plan ? plan : "-",
+             o->ps_servers);
     h = pml_hash_str(h, run);
     if ((st = pml_dist_check_same(dist, h, "pml, model, data, batch, seed or plan")) != PML_OK)
         return st;
@@ -295,7 +302,8 @@ int cmd_train(int argc, char **argv)
     pml_optim_kind kind = PML_OPTIM_ADAM;
     double lr = -1, momentum = 0;
     long train_samples = 0, test_samples = 0;
-    bool json = false, threads_given = false;
+    bool json = false, threads_given = false, sync_ps = false;
+    int servers = 0;
     const char *plan = NULL, *trace = NULL;
     char plan_desc[4096] = "none", plan_file[4096] = "";
     const char *a;
@@ -344,6 +352,13 @@ int cmd_train(int argc, char **argv)
             o.validation_split = cli_double(&c, 0, 1, true, true);
         } else if (cli_is(&c, "--max-steps")) {
             o.max_steps = cli_long(&c, 1, 0x7fffffffffffffffL);
+        } else if (cli_is(&c, "--sync")) {
+            const char *v = cli_str(&c);
+            if (v && strcmp(v, "ps") == 0) sync_ps = true;
+            else if (v && strcmp(v, "allreduce") != 0)
+                cli_error(&c, "--sync '%s': allreduce or ps", v);
+        } else if (cli_is(&c, "--servers")) {
+            servers = (int)cli_long(&c, 1, 1024);
         } else if (cli_is(&c, "--bucket-mb")) {
             const double mb = cli_double(&c, 0, 1024, false, false);
             o.bucket_bytes = mb > 0 ? mb * 1e6 : -1;
@@ -355,7 +370,9 @@ int cmd_train(int argc, char **argv)
             cli_unknown(&c);
         }
     }
+    if (servers && !sync_ps) cli_error(&c, "--servers: parameter servers come with --sync ps");
     if (c.failed) return EXIT_USAGE;
+    if (sync_ps) o.ps_servers = servers ? servers : 1;
     if (!model) {
         err("missing MODEL (see pml train --help)\n");
         return EXIT_USAGE;
@@ -390,6 +407,14 @@ int cmd_train(int argc, char **argv)
         return 1;
     }
     const int ranks = pml_dist_size(dist), rank = pml_dist_rank(dist);
+    if (o.ps_servers >= ranks) {
+        err("--sync ps: %d parameter server%s and at least one worker need %d ranks (mpirun -np "
+            "%d); this run has %d\n",
+            o.ps_servers, o.ps_servers == 1 ? "" : "s", o.ps_servers + 1, o.ps_servers + 1, ranks);
+        pml_dist_abort(dist, EXIT_USAGE);
+        pml_dist_finalize(dist);
+        return EXIT_USAGE;
+    }
     if (ranks > 1) {
         snprintf(who, sizeof who, "pml train (rank %d)", rank);
         if (rank != 0 && !freopen("/dev/null", "w", stdout)) { /* rank 0 speaks for all */
