@@ -289,6 +289,7 @@ static void drop_apply(const pml_kctx *k, float *restrict d, const float *restri
     const uint32_t thr = (uint32_t)ceil((double)k->node->a.rate * 16777216.0);
     const float scale = 1.0f / (1.0f - k->node->a.rate);
     const uint64_t stream = drop_stream(k);
+    off += k->sample0 * pml_shape_size(k->node->out); /* the element's place in the global batch */
     for (size_t i = 0; i < len; i++) {
         uint32_t u = (uint32_t)(pml_rand_u64(k->seed, stream, off + i) >> 40);
         float v = u >= thr ? s[i] * scale : 0.0f;
@@ -325,6 +326,7 @@ void pml__dropout_bwd(const pml_kctx *k)
 static float drop_mask_ref(const pml_kctx *k, size_t e)
 {
     if (!k->training || k->node->a.rate <= 0.0f) return 1.0f;
+    e += k->sample0 * pml_shape_size(k->node->out);
     double u = (double)(pml_rand_u64(k->seed, drop_stream(k), e) >> 40) / 16777216.0;
     return u >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate) : 0.0f;
 }

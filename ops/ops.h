@@ -264,6 +264,8 @@ typedef struct pml_kctx {
     bool training;
     uint64_t seed;                    /* dropout: mask = f(seed, step, node, sample, index) */
     uint64_t step;
+    uint64_t sample0;                 /* dropout: the global index of sample 0 (a rank's part of
+                                         a batch split across processes), 0 in one process */
     int node_id;
 } pml_kctx;
 

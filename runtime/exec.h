@@ -52,6 +52,7 @@ struct pml_exec {
     bool training;
     uint64_t step;   /* updates done (dropout masks follow it) */
     double trace_t0; /* pml_now() when the trace began: its time 0 */
+    uint64_t sample0; /* the global index of the step's sample 0 (dropout masks follow it) */
     /* when set, called once per training step for each node with parameters, as soon as its
      * parameter gradient in `grads` is complete (from whichever thread completed it): a
      * caller can start summing it across processes while the backward pass goes on */

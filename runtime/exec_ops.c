@@ -143,6 +143,7 @@ static void fill_ctx(const ops_exec *x, int v, pml_kctx *k)
     k->training = x->e.training;
     k->seed = x->e.o.seed;
     k->step = x->e.step;
+    k->sample0 = x->e.sample0;
 }
 
 static inline pml_kernel_fn fwd_fn(const ops_exec *x, pml_op_type op)

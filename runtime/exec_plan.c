@@ -269,6 +269,7 @@ static void kctx(const plan_exec *x, const pml_task *t, int w, pml_kctx *k)
     k->training = x->e.training;
     k->seed = x->e.o.seed;
     k->step = x->e.step;
+    k->sample0 = x->e.sample0;
     k->ws = x->workspace[w];
 }
 

@@ -662,6 +662,7 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
     pml_step_result mine = {0, 0};
     pml_status st = PML_OK;
     float *grads = pml_exec_grads(e);
+    e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
     if (t->red) { /* each bucket sums (n_r / m) g_r as soon as it is complete */
         for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
         pml_dist_reducer_begin(t->red, (float)n, 1.0f / (float)m);
@@ -708,6 +709,7 @@ static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *
     pml_step_result mine = {0, 0};
     pml_status st = PML_OK;
     float *grads = pml_exec_grads(e), *params = pml_exec_params(e);
+    e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
     if (n > 0)
         st = pml_exec_grad_step(e, n, &mine);
     else

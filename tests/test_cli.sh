@@ -1324,9 +1324,9 @@ PY
     run 0 compile fashion-cnn --machine "$TMP/ranks.dot" --batch 32 --strategy data \
         -o "$TMP/ranks-plan.dot" && has "$out" "data"
 }
-t_mpi_ps() { # parameter servers across ranks: one process's losses over 60 steps
+t_mpi_ps() { # parameter servers across ranks: one process's losses over 60 steps (dropout too)
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
-    local a="mlp:units=24,layers=2 --train-samples 640 --test-samples 320 --epochs 3 --json"
+    local a="mlp:units=24,layers=2,dropout=0.1 --train-samples 640 --test-samples 320 --epochs 3 --json"
     local plan one np servers
     for plan in none data; do
         run 0 train $a --threads 1 --plan $plan || return 1

@@ -1358,6 +1358,30 @@ static void t_dropout_mask(void)
     CHECK_MSG(frac > 0.27 && frac < 0.33, "dropped %.3f of the units at rate 0.3", frac);
     CHECK_MSG(bad == 0, "%zu units differ between equal steps or are not scaled by 1/0.7", bad);
     CHECK_MSG(same < len * 0.7, "steps 5 and 6 drew the same mask (%zu of %zu agree)", same, len);
+    /* a rank holding samples 1..3 of the batch (sample0 = 1) draws their masks, in the fast
+     * and the reference kernel */
+    for (int ref = 0; ref < 2; ref++) {
+        pml_kctx k;
+        memset(&k, 0, sizeof k);
+        k.node = &n;
+        k.N = N - 1;
+        k.batch_total = N;
+        k.r = pml_region_full(&n, N - 1);
+        k.nin = 1;
+        k.x[0] = x + pml_shape_size(xs);
+        k.xs[0] = xs;
+        k.y = y3;
+        k.training = true;
+        k.seed = 99;
+        k.step = 5;
+        k.sample0 = 1;
+        k.node_id = 2;
+        (ref ? pml_ops[PML_OP_DROPOUT].fwd_ref : pml_ops[PML_OP_DROPOUT].fwd)(&k);
+        size_t differ = 0;
+        for (size_t i = 0; i < len - pml_shape_size(xs); i++) differ += y3[i] != y1[i + pml_shape_size(xs)];
+        CHECK_MSG(differ == 0, "%s kernel, samples 1..3 on their own: %zu units differ",
+                  ref ? "reference" : "fast", differ);
+    }
     free(x), free(y1), free(y2), free(y3);
 }
 
