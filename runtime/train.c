@@ -649,36 +649,55 @@ static pml_status trace_write_ranks(trainer *t, pml_exec *e, const char *path)
     return st;
 }
 
+/* The global batch of step b: its samples. */
+static int step_samples(const trainer *t, long b)
+{
+    const int i0 = (int)(b % t->spe * t->o->batch);
+    return t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
+}
+
+/* This rank's gradient of its n samples of the step (zeros without samples: a server, or a
+ * short last batch), then the global loss sum and correct count into *r. A rank that failed
+ * still takes part in the sum (else the others would wait for it for ever), with its error
+ * kept; every rank then fails alike. *grad_end: when the backward pass ended here. */
+static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step_result *r,
+                             double *grad_end)
+{
+    pml_step_result mine = {0, 0};
+    pml_status st = PML_OK;
+    if (n > 0)
+        st = pml_exec_grad_step(e, n, &mine);
+    else
+        memset(pml_exec_grads(e), 0, np * sizeof(float));
+    *grad_end = pml_now();
+    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
+    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
+    if (ds != PML_OK) return ds;
+    if (st != PML_OK) return st;
+    if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
+    if (!isfinite(sums[0])) return pml_fail(PML_ENUMERIC, "the loss is not finite");
+    r->loss_sum = sums[0];
+    r->correct = (int)sums[1];
+    return PML_OK;
+}
+
 /* One step of a data-parallel run across ranks: each rank's gradient of its part (n of the
  * global batch's m samples), summed over the ranks as sum_r (n_r / m) g_r, the gradient of the
  * mean loss over the global batch; then every rank applies the same update. r receives the
- * global loss sum, correct count and samples (r->samples). */
+ * global loss sum and correct count, *samples the global batch's samples. */
 static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *o, long b,
                             pml_step_result *r, int *samples)
 {
-    const long s = b % t->spe;
-    const int i0 = (int)(s * t->o->batch);
-    const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
-    pml_step_result mine = {0, 0};
-    pml_status st = PML_OK;
+    const int m = step_samples(t, b);
     float *grads = pml_exec_grads(e);
     e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
     if (t->red) { /* each bucket sums (n_r / m) g_r as soon as it is complete */
         for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
         pml_dist_reducer_begin(t->red, (float)n, 1.0f / (float)m);
     }
-    if (n > 0)
-        st = pml_exec_grad_step(e, n, &mine);
-    else
-        memset(grads, 0, np * sizeof *grads);
-    const double grad_end = pml_now();
-    /* a rank that failed still takes part in the sums below (else the others would wait for
-     * it for ever), with its error kept */
-    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
-    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
-    if (ds != PML_OK) return ds;
+    double grad_end;
+    pml_status st = rank_grads(t, e, np, n, r, &grad_end);
     if (st != PML_OK) return st;
-    if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
     if (t->red) {
         if ((st = pml_dist_reducer_finish(t->red)) != PML_OK) return st;
         buckets_account(t, b, grad_end);
@@ -688,11 +707,7 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
         const float inv = 1.0f / (float)m;
         for (size_t k = 0; k < np; k++) grads[k] *= inv;
     }
-    r->loss_sum = sums[0];
-    r->correct = (int)sums[1];
     *samples = m;
-    if (!isfinite(r->loss_sum))
-        return pml_fail(PML_ENUMERIC, "the loss is not finite");
     return pml_exec_apply(e, o);
 }
 
@@ -703,23 +718,12 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
 static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *o, long b,
                           pml_step_result *r, int *samples)
 {
-    const long s = b % t->spe;
-    const int i0 = (int)(s * t->o->batch);
-    const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
-    pml_step_result mine = {0, 0};
-    pml_status st = PML_OK;
+    const int m = step_samples(t, b);
     float *grads = pml_exec_grads(e), *params = pml_exec_params(e);
     e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
-    if (n > 0)
-        st = pml_exec_grad_step(e, n, &mine);
-    else
-        memset(grads, 0, np * sizeof *grads); /* a server adds nothing of its own */
-    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
-    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
-    if (ds != PML_OK) return ds;
+    double grad_end;
+    pml_status st = rank_grads(t, e, np, n, r, &grad_end);
     if (st != PML_OK) return st;
-    if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
-    if (!isfinite(sums[0])) return pml_fail(PML_ENUMERIC, "the loss is not finite");
     if (n > 0)
         for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
     if ((st = pml_dist_ps_push(t->ps, grads)) != PML_OK) return st;
@@ -733,8 +737,6 @@ static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *
     if ((st = pml_dist_ps_pull(t->ps, params)) != PML_OK) return st;
     memset(grads, 0, np * sizeof *grads); /* the next step starts from zero, as after an update */
     e->step++;                            /* dropout masks follow the updates done */
-    r->loss_sum = sums[0];
-    r->correct = (int)sums[1];
     *samples = m;
     return PML_OK;
 }
