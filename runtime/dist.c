@@ -4,10 +4,12 @@
  * bytes. A rank that fails ends every rank (pml_dist_abort, MPI_Abort): never a hang. */
 #include "runtime/runtime.h"
 
+#include "sync.h"
+#include "workers.h"
+
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,10 +345,11 @@ pml_status pml_dist_ps_create(pml_dist *d, int servers, size_t nparams, pml_dist
     }
     for (int s = 0; s < servers; s++) {
         p->comm[s] = MPI_COMM_NULL;
-        p->lo[s] = (size_t)((unsigned __int128)nparams * (unsigned)s / (unsigned)servers) & ~(size_t)15;
+        /* nearly equal, starting on 64-byte boundaries as the parameter blocks do */
+        p->lo[s] = (size_t)pml__part_start((long)nparams, servers, s) & ~(size_t)15;
         p->hi[s] = s + 1 == servers
                        ? nparams
-                       : (size_t)((unsigned __int128)nparams * (unsigned)(s + 1) / (unsigned)servers) & ~(size_t)15;
+                       : (size_t)pml__part_start((long)nparams, servers, s + 1) & ~(size_t)15;
         if (p->hi[s] - p->lo[s] > (size_t)INT_MAX) {
             free(members);
             pml_dist_ps_destroy(p);
@@ -481,19 +484,18 @@ void pml_dist_finalize(pml_dist *d)
  * match across ranks. */
 
 /* While the backward pass runs, the thread makes progress calls for 30 us, then sleeps, from
- * 20 us doubling to 0.5 ms while nothing completes (each wake-up takes the core from a worker); once the pass is
- * over, pml_dist_reducer_finish drives what is left from the caller's thread, whose core has
- * nothing else to do then. */
+ * 20 us doubling to 0.5 ms while nothing completes (each wake-up takes the core from a worker);
+ * once the pass is over, pml_dist_reducer_finish drives what is left from the caller's thread,
+ * whose core has nothing else to do then. */
 #define REDUCER_NAP_MIN_NS 20000L
 #define REDUCER_NAP_MAX_NS 500000L
 #define REDUCER_BURST_S 30e-6 /* progress calls for this long per wake-up */
 
 struct pml_dist_reducer {
-    pml_dist *d;
     float *buf;
     size_t *lo, *hi; /* bucket b is buf[lo[b] .. hi[b]) */
     int n;
-    pthread_t thread;
+    uv_thread_t thread;
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -539,7 +541,7 @@ static void bucket_done(pml_dist_reducer *r, int b)
     pthread_cond_broadcast(&r->cv);
 }
 
-static void *reducer_main(void *arg)
+static void reducer_main(void *arg)
 {
     pml_dist_reducer *r = arg;
     long nap = REDUCER_NAP_MIN_NS;
@@ -596,7 +598,6 @@ static void *reducer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&r->mu);
-    return NULL;
 }
 #endif
 
@@ -609,7 +610,6 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
     if (!d->threaded) return PML_OK; /* no thread of our own: the caller sums after the step */
     pml_dist_reducer *r = calloc(1, sizeof *r);
     if (!r) return pml_fail(PML_ENOMEM, "out of memory");
-    r->d = d;
     r->buf = buf;
     r->n = n;
     r->lo = malloc((size_t)n * sizeof *r->lo);
@@ -639,23 +639,16 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
     MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    /* the thread takes no signal: they go to the thread that handles them */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* on the caller's cores (a rank's worker 0 is pinned by now): the gradients are in their
-     * caches, and another rank's cores are left alone */
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
+    /* a thread that takes no signal, as the workers; on the caller's cores (a rank's worker 0
+     * is pinned by now): the gradients are in their caches, and another rank's cores are left
+     * alone */
     cpu_set_t cpus;
-    if (pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus) == 0)
-        pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
-    rc = pthread_create(&r->thread, &attr, reducer_main, r);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    const bool pin = pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus) == 0;
+    rc = pml__thread_start(&r->thread, reducer_main, r);
+    if (rc == 0 && pin) pthread_setaffinity_np(r->thread, sizeof cpus, &cpus);
     if (rc != 0) {
         pml_dist_reducer_destroy(r);
-        return pml_fail(PML_ENOMEM, "cannot start the communication thread: %s", strerror(rc));
+        return pml_fail(PML_ENOMEM, "cannot start the communication thread: %s", uv_strerror(rc));
     }
     r->started = true;
     *out = r;
@@ -674,7 +667,7 @@ void pml_dist_reducer_destroy(pml_dist_reducer *r)
         r->quit = true;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
-        pthread_join(r->thread, NULL);
+        uv_thread_join(&r->thread);
     }
 #ifdef PML_HAVE_MPI
     if (r->req && r->comm != MPI_COMM_NULL) {

@@ -150,3 +150,11 @@ int cli_close_stdout(const char *cmd, int rc)
     }
     return rc;
 }
+
+int cli_rank_cores(const pml_dist *d, int *first)
+{
+    const int ncores = pml_machine_cores(), local = pml_dist_local_size(d),
+              lr = pml_dist_local_rank(d);
+    *first = local > ncores ? lr % ncores : lr * (ncores / local);
+    return ncores / local > 0 ? ncores / local : 1;
+}

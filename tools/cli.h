@@ -8,6 +8,12 @@
 #include <stdint.h>
 
 #include "planner/planner.h"
+#include "runtime/runtime.h"
+
+/* A rank's share of its host's cores under mpirun (pml train runs on it, pml topo describes it):
+ * the host's ranks split them evenly, a core each when there are more ranks than cores.
+ * \return how many; *first: the first. A world of one: all of them from core 0. */
+int cli_rank_cores(const pml_dist *d, int *first);
 
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };

@@ -237,7 +237,8 @@ static pml_status ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t 
         return ns;
     }
     const int local = pml_dist_local_size(d), ranks = pml_dist_size(d);
-    const int per = here.ncompute / local > 0 ? here.ncompute / local : 1;
+    int first;
+    const int per = cli_rank_cores(d, &first);
     const pml_device *c = &here.dev[here.compute[0]];
     const double core_bw = here.nlink ? here.link[0].bw : c->mem_bw / 2;
     double host_mem = 0; /* the host's memory, shared by its ranks */

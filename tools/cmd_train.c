@@ -237,11 +237,8 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
                             bool threads_given, const char *data, pml_train_opts *o,
                             pml_machine *here, pml_plan *pl, char *desc, size_t cap)
 {
-    const int ncores = pml_machine_cores(), local = pml_dist_local_size(dist),
-              lr = pml_dist_local_rank(dist);
-    int per = ncores / local > 0 ? ncores / local : 1;
+    int first, per = cli_rank_cores(dist, &first);
     if (threads_given && o->threads < per) per = o->threads;
-    const int first = local > ncores ? lr % ncores : lr * (ncores / local);
     const int workers = pml_dist_size(dist) - o->ps_servers; /* servers compute nothing */
     const int batch = (o->batch + workers - 1) / workers;
     /* the same run everywhere: pml, model, data, batch, plan, seed */
