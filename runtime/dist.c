@@ -4,6 +4,7 @@
  * bytes. A rank that fails ends every rank (pml_dist_abort, MPI_Abort): never a hang. */
 #include "runtime/runtime.h"
 
+#include "dist_int.h"
 #include "sync.h"
 #include "workers.h"
 
@@ -14,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#ifdef PML_HAVE_MPI
-#include <mpi.h>
-#endif
-
-struct pml_dist {
-    int rank, size, local_rank, local_size;
-    bool mpi;      /* MPI was initialised here (finalised by pml_dist_finalize) */
-    bool threaded; /* MPI_THREAD_MULTIPLE: a communication thread may call MPI beside the caller */
-#ifdef PML_HAVE_MPI
-    MPI_Comm local;
-#endif
-};
 
 /* Started by a launcher that set up an MPI world of several processes? (Open MPI, PMIx/Slurm,
  * MPICH's hydra.) A plain run is a world of one without touching MPI at all. */
@@ -40,7 +28,7 @@ static bool launched(void)
 }
 
 #ifdef PML_HAVE_MPI
-static pml_status mpi_fail(int code, const char *what)
+pml_status pml__mpi_fail(int code, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
@@ -73,7 +61,7 @@ pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out)
     int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL,
                                  &d->local);
     if (rc != MPI_SUCCESS) {
-        pml_status st = mpi_fail(rc, "splitting the ranks by host");
+        pml_status st = pml__mpi_fail(rc, "splitting the ranks by host");
         pml_dist_finalize(d);
         return st;
     }
@@ -103,7 +91,7 @@ pml_status pml_dist_sum_floats(pml_dist *d, float *buf, size_t n)
     for (size_t off = 0; off < n;) {
         const int k = n - off > (size_t)1 << 30 ? 1 << 30 : (int)(n - off);
         int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "summing gradients across the ranks");
+        if (rc != MPI_SUCCESS) return pml__mpi_fail(rc, "summing gradients across the ranks");
         off += (size_t)k;
     }
     return PML_OK;
@@ -118,7 +106,7 @@ pml_status pml_dist_sum_doubles(pml_dist *d, double *buf, int n)
     if (!d || d->size == 1 || n == 0) return PML_OK;
 #ifdef PML_HAVE_MPI
     int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    return rc == MPI_SUCCESS ? PML_OK : mpi_fail(rc, "summing losses across the ranks");
+    return rc == MPI_SUCCESS ? PML_OK : pml__mpi_fail(rc, "summing losses across the ranks");
 #else
     (void)buf;
     return pml_fail(PML_EUNSUPPORTED, "built without MPI");
@@ -134,7 +122,7 @@ pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what)
     int rc = MPI_Allgather(&value, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     pml_status st = PML_OK;
     if (rc != MPI_SUCCESS) {
-        st = mpi_fail(rc, "comparing the ranks");
+        st = pml__mpi_fail(rc, "comparing the ranks");
     } else {
         for (int r = 1; r < d->size; r++)
             if (all[r] != all[0]) {
@@ -157,7 +145,7 @@ pml_status pml_dist_barrier(pml_dist *d)
     if (!d || d->size == 1) return PML_OK;
 #ifdef PML_HAVE_MPI
     int rc = MPI_Barrier(MPI_COMM_WORLD);
-    return rc == MPI_SUCCESS ? PML_OK : mpi_fail(rc, "waiting for every rank");
+    return rc == MPI_SUCCESS ? PML_OK : pml__mpi_fail(rc, "waiting for every rank");
 #else
     return PML_OK;
 #endif
@@ -186,7 +174,7 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
     }
     long dummy[1];
     int rc = MPI_Allgather(&mine, 1, MPI_LONG, lens ? lens : dummy, lens ? 1 : 0, MPI_LONG, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gathering the ranks' sizes");
+    if (rc != MPI_SUCCESS) st = pml__mpi_fail(rc, "gathering the ranks' sizes");
     long total = 0;
     for (int r = 0; st == PML_OK && r < d->size; r++) {
         if (lens[r] < 0 || total + lens[r] > INT_MAX) {
@@ -205,7 +193,7 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
     if (MPI_Allreduce(&go, &all_go, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) all_go = 0;
     if (all_go) {
         rc = MPI_Gatherv(buf, (int)len, MPI_CHAR, out, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) st = mpi_fail(rc, "gathering the ranks' parts");
+        if (rc != MPI_SUCCESS) st = pml__mpi_fail(rc, "gathering the ranks' parts");
     } else if (st == PML_OK) {
         st = pml_fail(PML_EIO, "another rank could not gather its part");
     }
@@ -221,6 +209,39 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
     free(displs);
     return st;
 #else
+    return PML_OK;
+#endif
+}
+
+pml_status pml_dist_bcast_text(pml_dist *d, char **text, size_t *len)
+{
+    if (!d || d->size == 1) return PML_OK;
+#ifdef PML_HAVE_MPI
+    /* rank 0's length first (-1: it has nothing to send, and every rank fails alike) */
+    long n = d->rank == 0 ? (*text && *len <= (size_t)INT_MAX ? (long)*len : -1) : 0;
+    int rc = MPI_Bcast(&n, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return pml__mpi_fail(rc, "sending rank 0's text");
+    if (n < 0) return pml_fail(PML_EIO, "rank 0 failed before it could send what every rank needs (its "
+                                    "message says why)");
+    char *buf = d->rank == 0 ? *text : malloc((size_t)n + 1);
+    int ok = buf != NULL, all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS || !all) {
+        if (d->rank != 0) free(buf);
+        return pml_fail(PML_ENOMEM, "out of memory for rank 0's text (%ld bytes)", n);
+    }
+    rc = MPI_Bcast(buf, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        if (d->rank != 0) free(buf);
+        return pml__mpi_fail(rc, "sending rank 0's text");
+    }
+    if (d->rank != 0) {
+        buf[n] = 0;
+        *text = buf;
+        *len = (size_t)n;
+    }
+    return PML_OK;
+#else
+    (void)text, (void)len;
     return PML_OK;
 #endif
 }
@@ -290,7 +311,7 @@ pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency)
     if (rc == MPI_SUCCESS) rc = MPI_Allreduce(MPI_IN_PLACE, bws, npairs, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     pml_status st = PML_OK;
     if (rc != MPI_SUCCESS) {
-        st = mpi_fail(rc, "measuring the network between the ranks");
+        st = pml__mpi_fail(rc, "measuring the network between the ranks");
     } else {
         *latency = pml_median(lat, npairs);
         *bw = pml_median(bws, npairs);
@@ -372,7 +393,7 @@ pml_status pml_dist_ps_create(pml_dist *d, int servers, size_t nparams, pml_dist
     free(members);
     if (rc != MPI_SUCCESS) {
         pml_dist_ps_destroy(p);
-        return mpi_fail(rc, "the parameter servers' communicators");
+        return pml__mpi_fail(rc, "the parameter servers' communicators");
     }
     *out = p;
     return PML_OK;
@@ -426,7 +447,7 @@ static pml_status ps_round(pml_dist_ps *p, float *buf, bool push)
     }
     if (rc == MPI_SUCCESS) rc = MPI_Waitall(nreq, p->req, MPI_STATUSES_IGNORE);
     return rc == MPI_SUCCESS ? PML_OK
-                             : mpi_fail(rc, push ? "pushing gradients to the parameter servers"
+                             : pml__mpi_fail(rc, push ? "pushing gradients to the parameter servers"
                                                  : "pulling parameters from the servers");
 }
 #endif
@@ -634,7 +655,7 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
     if (rc != MPI_SUCCESS) {
         r->comm = MPI_COMM_NULL;
         pml_dist_reducer_destroy(r);
-        return mpi_fail(rc, "a communicator for the gradient buckets");
+        return pml__mpi_fail(rc, "a communicator for the gradient buckets");
     }
     MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
     pthread_mutex_init(&r->mu, NULL);

@@ -74,14 +74,14 @@ static pml_status check_optim(const pml_exec *e, const pml_optim *o)
     return PML_OK;
 }
 
-pml_status pml__step_result(const pml_exec *e, int n, pml_step_result *res)
+pml_status pml__step_sums(const pml_exec *e, int lo, int hi, pml_step_result *res)
 {
     const pml_graph *g = &e->g;
     const float *loss = e->out[g->loss], *logits = e->out[g->logits];
     const int C = g->classes;
     double s = 0;
     int correct = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = lo; i < hi; i++) {
         s += loss[i];
         const float *zi = logits + (size_t)i * C;
         int best = 0;
@@ -91,10 +91,21 @@ pml_status pml__step_result(const pml_exec *e, int n, pml_step_result *res)
     }
     res->loss_sum = s;
     res->correct = correct;
-    if (!isfinite(s))
+    return pml__step_check(e, res);
+}
+
+pml_status pml__step_check(const pml_exec *e, const pml_step_result *res)
+{
+    if (!isfinite(res->loss_sum))
         return pml_fail(PML_ENUMERIC, "node '%s' (softmax_xent): the loss is not finite",
-                        g->nodes[g->loss].name);
+                        e->g.nodes[e->g.loss].name);
     return PML_OK;
+}
+
+pml_status pml__step_result(const pml_exec *e, int n, pml_step_result *res)
+{
+    if (e->impl->result) return e->impl->result(e, n, res);
+    return pml__step_sums(e, 0, n, res);
 }
 
 /* ---------------------------------------------------------------- the interface */

@@ -32,6 +32,8 @@ typedef struct pml__exec_impl {
     pml_status (*trace_write)(pml_exec *e, const char *path);
     /* one part of the trace (PML__TRACE_*) to f, the events as process pid of `ranks` */
     pml_status (*trace_emit)(pml_exec *e, FILE *f, int part, int pid, int ranks);
+    /* the loss sum and correct count of the first n samples (NULL: pml__step_result) */
+    pml_status (*result)(const pml_exec *e, int n, pml_step_result *res);
 } pml__exec_impl;
 
 enum { PML__TRACE_HEAD, PML__TRACE_EVENTS, PML__TRACE_END };
@@ -86,5 +88,9 @@ bool pml__all_finite(const float *p, size_t n);
 /** Sums the per-sample losses of the first n samples and counts those whose largest logit is
  * the label (from e->out of the loss and logits nodes). */
 pml_status pml__step_result(const pml_exec *e, int n, pml_step_result *res);
+/** The same over samples [lo, hi) of e->out (checked for a finite loss). */
+pml_status pml__step_sums(const pml_exec *e, int lo, int hi, pml_step_result *res);
+/** PML_ENUMERIC naming the loss node when res's loss is not finite. */
+pml_status pml__step_check(const pml_exec *e, const pml_step_result *res);
 
 #endif

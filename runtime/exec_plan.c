@@ -15,6 +15,7 @@
  *     gradients into the first replica's block; replicas then update a share each.
  * Every buffer is allocated when the executor is made: a step allocates nothing. */
 #include "exec.h"
+#include "link.h"
 
 
 #include <math.h>
@@ -70,7 +71,33 @@ typedef struct plan_exec {
     double *tstart, *tend;
     trace_ev *trace;
     long ntrace, maxtrace;
+    /* a plan across ranks (pml_exec_opts.dist): this rank runs the tasks of node `rank`'s
+     * devices; the others' results come as messages (link.h) */
+    int rank, nranks;   /* nranks 1: every device is here */
+    int *dev_rank;      /* [dev]: the rank that runs it */
+    int *local;         /* [dev]: its worker here, -1 on another rank */
+    int *local_dev;     /* [worker]: its device */
+    int nlocal;
+    pml__link *link;
+    unsigned char *role; /* [task]: ROLE_* */
+    int *msg;           /* [task]: its message, -1 none */
+    float **xbuf;       /* [task]: the packed region it sends or receives, or the slices it sums */
+    int *leader;        /* [task] SYNC across ranks: the device here that sums */
+    int *rel_off, *rel; /* [task] SYNC across ranks: the tasks here its sum releases */
+    int16_t *upd_share, *upd_nshare, *upd_gdev; /* [task] UPDATE: share, of, gradients' device */
+    bool *run_step, *run_infer;
+    int *ext_step, *ext_infer;
 } plan_exec;
+
+enum {
+    ROLE_HERE,  /* runs here as on one machine */
+    ROLE_AWAY,  /* another rank's */
+    ROLE_SEND,  /* a transfer from here to another rank: packs and sends */
+    ROLE_RECV,  /* a transfer from another rank to here: unpacks (adds a gradient) */
+    ROLE_SUM,   /* a sync across ranks: sums the replicas here, then over the ranks */
+    ROLE_NONE,  /* a transfer of the input, which every rank has */
+};
+enum { RUN_STEP = 1u, RUN_INFER = 2u };
 
 /* ---------------------------------------------------------------- allocation */
 
@@ -226,6 +253,33 @@ static bool region_finite(const float *p, pml_shape s, pml_region r)
     return acc == 0.0f;
 }
 
+static size_t region_floats(pml_shape s, pml_region r)
+{
+    size_t n = 0;
+    FOR_ROWS(r, s, off, len)
+    {
+        (void)off;
+        n += len;
+    }
+    return n;
+}
+
+/* region r of p, packed (to: p -> buf), or back (buf -> p: copied, or added when add) */
+static void region_pack(float *p, float *buf, pml_shape s, pml_region r, int dir, bool add)
+{
+    FOR_ROWS(r, s, off, len)
+    {
+        if (dir > 0) {
+            memcpy(buf, p + off, len * sizeof *buf);
+        } else if (!add) {
+            memcpy(p + off, buf, len * sizeof *buf);
+        } else {
+            for (size_t i = 0; i < len; i++) p[off + i] += buf[i];
+        }
+        buf += len;
+    }
+}
+
 /* ---------------------------------------------------------------- tasks */
 
 static void task_name(const plan_exec *x, const pml_task *t, char *buf, size_t cap)
@@ -281,11 +335,107 @@ static void grad_done(plan_exec *x, int v)
         x->e.grad_ready(x->e.grad_ready_ctx, v);
 }
 
+/* member k of a sync: its node, and the channel slice [*c0, *c1) */
+static int member_slice(const plan_exec *x, const pml_task *t, int k, int *c0, int *c1)
+{
+    const int v = t->members[2 * k], pc = t->members[2 * k + 1];
+    const pml_opcfg *c = &x->plan.cfg[v];
+    *c0 = (int)((long)x->e.g.nodes[v].out.c * pc / c->deg[1]);
+    *c1 = (int)((long)x->e.g.nodes[v].out.c * (pc + 1) / c->deg[1]);
+    return v;
+}
+
+typedef struct pack_ctx {
+    float *p, *buf;
+    size_t pos;
+    int dir; /* 1: p -> buf, -1: buf -> p, 0: count */
+} pack_ctx;
+
+static void pack_range(void *ud, size_t a, size_t b)
+{
+    pack_ctx *c = ud;
+    if (c->dir > 0) memcpy(c->buf + c->pos, c->p + a, (b - a) * sizeof(float));
+    if (c->dir < 0) memcpy(c->p + a, c->buf + c->pos, (b - a) * sizeof(float));
+    c->pos += b - a;
+}
+
+/* a sync's slices of gradient block p, packed into buf (dir 1), back (-1) or counted (0) */
+static size_t sync_pack(const plan_exec *x, const pml_task *t, float *p, float *buf, int dir)
+{
+    pack_ctx c = {p, buf, 0, dir};
+    for (int k = 0; k < t->nmembers; k++) {
+        int c0, c1, v = member_slice(x, t, k, &c0, &c1);
+        slice_ranges(&x->e.g, v, c0, c1, pack_range, &c);
+    }
+    return c.pos;
+}
+
+/* a message of a plan across ranks arrived (on the communication thread): a receive's task can
+ * run; a sum goes back into its gradient block, and the updates waiting for it can run */
+static void link_done(void *ctx, int task)
+{
+    plan_exec *x = ctx;
+    if (x->role[task] == ROLE_RECV) {
+        pml__workers_release(x->e.workers, task);
+        return;
+    }
+    const pml_task *t = x->task[task];
+    sync_pack(x, t, x->dev_grad[x->leader[task]], x->xbuf[task], -1);
+    for (int k = x->rel_off[task]; k < x->rel_off[task + 1]; k++)
+        pml__workers_release(x->e.workers, x->rel[k]);
+}
+
+static void begin_step(void *arg) { pml__link_begin(((plan_exec *)arg)->link, RUN_STEP); }
+static void begin_infer(void *arg) { pml__link_begin(((plan_exec *)arg)->link, RUN_INFER); }
+
+/* the parts of a plan across ranks: a transfer or sync that crosses ranks */
+static pml_status run_link_task(plan_exec *x, int id)
+{
+    const pml_task *t = x->task[id];
+    const int W = x->ndev;
+    switch (x->role[id]) {
+    case ROLE_NONE:
+        return PML_OK;
+    case ROLE_SEND: {
+        const pml_shape s = x->e.g.nodes[t->node].out;
+        float *src = t->grad ? x->staging[((size_t)t->cnode * PML_MAX_INPUTS + t->input) * W + t->dev]
+                             : x->e.out[t->node];
+        region_pack(src, x->xbuf[id], s, t->r, 1, false);
+        pml__link_post(x->link, x->msg[id]);
+        return PML_OK;
+    }
+    case ROLE_RECV: {
+        const pml_shape s = x->e.g.nodes[t->node].out;
+        float *dst = t->grad ? x->out_grad[(size_t)t->node * W + t->dst] : x->e.out[t->node];
+        region_pack(dst, x->xbuf[id], s, t->r, -1, t->grad);
+        return PML_OK;
+    }
+    case ROLE_SUM: {
+        const int g0 = x->leader[id];
+        for (int k = 0; k < t->nmembers; k++) {
+            int c0, c1, v = member_slice(x, t, k, &c0, &c1);
+            for (int d = 0; d < t->ngroup; d++) {
+                if (t->group[d] == g0 || x->local[t->group[d]] < 0) continue;
+                sum_ctx sc = {x->dev_grad[g0], x->dev_grad[t->group[d]]};
+                slice_ranges(&x->e.g, v, c0, c1, sum_and_clear, &sc);
+            }
+        }
+        sync_pack(x, t, x->dev_grad[g0], x->xbuf[id], 1);
+        pml__link_post(x->link, x->msg[id]);
+        return PML_OK;
+    }
+    default:
+        return pml_fail(PML_EINVAL, "task %d has no part here", id);
+    }
+}
+
 static pml_status run_task(void *ctx, int id, int w)
 {
     plan_exec *x = ctx;
     const pml_task *t = x->task[id];
     const int W = x->ndev;
+    if (x->role && x->role[id] != ROLE_HERE) return run_link_task(x, id);
+    if (x->local_dev) w = x->local_dev[w]; /* the device (a worker here runs one device) */
     switch (t->kind) {
     case PML_TASK_FWD: {
         const pml_node *nd = &x->e.g.nodes[t->node];
@@ -372,6 +522,12 @@ static pml_status run_task(void *ctx, int id, int w)
         return PML_OK;
     }
     case PML_TASK_UPDATE: {
+        if (x->upd_gdev) { /* across ranks: shares of the replicas here */
+            upd_ctx u = {x->optim, x->e.params, x->dev_grad[x->upd_gdev[id]]};
+            slice_share(&x->e.g, t->node, t->r.c0, t->r.c1, x->upd_share[id], x->upd_nshare[id],
+                        update_and_clear, &u);
+            return PML_OK;
+        }
         upd_ctx u = {x->optim, x->e.params, x->dev_grad[t->gdev]};
         slice_share(&x->e.g, t->node, t->r.c0, t->r.c1, t->share, t->nshare, update_and_clear, &u);
         return PML_OK;
@@ -383,6 +539,169 @@ static pml_status run_task(void *ctx, int id, int w)
 
 /* ---------------------------------------------------------------- set-up */
 
+/* A plan across ranks: each task's part on this rank (role, worker), the messages, the sums'
+ * communicators (every rank makes the same ones, in program order: collective) and the updates
+ * that wait for a sum. */
+static pml_status span_setup(plan_exec *x, pml_dist *dist)
+{
+    const int T = x->ntasks;
+    const pml_graph *G = &x->e.g;
+    x->role = calloc((size_t)T, sizeof *x->role);
+    x->msg = malloc((size_t)T * sizeof *x->msg);
+    x->xbuf = calloc((size_t)T, sizeof *x->xbuf);
+    x->leader = malloc((size_t)T * sizeof *x->leader);
+    x->rel_off = calloc((size_t)T + 1, sizeof *x->rel_off);
+    x->upd_share = calloc((size_t)T, sizeof *x->upd_share);
+    x->upd_nshare = calloc((size_t)T, sizeof *x->upd_nshare);
+    x->upd_gdev = calloc((size_t)T, sizeof *x->upd_gdev);
+    x->run_step = calloc((size_t)T, sizeof *x->run_step);
+    x->run_infer = calloc((size_t)T, sizeof *x->run_infer);
+    x->ext_step = calloc((size_t)T, sizeof *x->ext_step);
+    x->ext_infer = calloc((size_t)T, sizeof *x->ext_infer);
+    int *group = malloc((size_t)T * sizeof *group);
+    uint64_t *masks = malloc((size_t)T * sizeof *masks);
+    int nmasks = 0;
+    pml_status st = pml__link_create(dist, link_done, x, &x->link);
+    if (st != PML_OK) goto out;
+    if (!x->role || !x->msg || !x->xbuf || !x->leader || !x->rel_off || !x->upd_share ||
+        !x->upd_nshare || !x->upd_gdev || !x->run_step || !x->run_infer || !x->ext_step ||
+        !x->ext_infer || !group || !masks) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < T; i++) {
+        const pml_task *t = x->task[i];
+        int role = ROLE_AWAY, dev = -1;
+        x->msg[i] = x->leader[i] = group[i] = -1;
+        switch (t->kind) {
+        case PML_TASK_XFER: {
+            const bool sl = x->local[t->dev] >= 0, dl = x->local[t->dst] >= 0;
+            if (t->node == t->cnode && sl != dl) {
+                st = pml_fail(PML_EUNSUPPORTED,
+                              "the plan's parameter servers are on other ranks than their "
+                              "replicas: across ranks, use pml train --sync ps");
+                goto out;
+            }
+            if (!t->grad && G->nodes[t->node].op == PML_OP_INPUT) /* every rank has the input */
+                role = sl || dl ? ROLE_NONE : ROLE_AWAY, dev = dl ? t->dst : t->dev;
+            else if (sl && dl)
+                role = ROLE_HERE, dev = pml_task_worker(t);
+            else if (sl)
+                role = ROLE_SEND, dev = t->dev;
+            else if (dl)
+                role = ROLE_RECV, dev = t->dst;
+            break;
+        }
+        case PML_TASK_SYNC: {
+            uint64_t mask = 0;
+            int lead = -1, here = 0;
+            for (int d = 0; d < t->ngroup; d++) {
+                mask |= 1ull << x->dev_rank[t->group[d]];
+                if (x->local[t->group[d]] >= 0) {
+                    here++;
+                    if (lead < 0) lead = t->group[d];
+                }
+            }
+            if (mask & (mask - 1)) { /* across ranks: a communicator of them (collective) */
+                int k = 0;
+                while (k < nmasks && masks[k] != mask) k++;
+                if (k == nmasks) {
+                    int gid;
+                    if ((st = pml__link_group(x->link, mask, &gid)) != PML_OK) goto out;
+                    masks[nmasks++] = mask;
+                    (void)gid; /* groups are numbered as they are made: gid == k */
+                }
+                group[i] = k;
+                if (here) role = ROLE_SUM, dev = lead, x->leader[i] = lead;
+            } else if (here) {
+                role = ROLE_HERE, dev = pml_task_worker(t);
+            }
+            break;
+        }
+        default:
+            if (x->local[t->dev] >= 0) role = ROLE_HERE, dev = t->dev;
+        }
+        x->role[i] = (unsigned char)role;
+        x->worker[i] = dev >= 0 ? x->local[dev] : 0;
+        x->run_step[i] = role != ROLE_AWAY;
+        x->run_infer[i] = x->run_step[i] && x->fwd_subset[i];
+        if (t->kind == PML_TASK_UPDATE)
+            x->upd_share[i] = t->share, x->upd_nshare[i] = t->nshare, x->upd_gdev[i] = t->gdev;
+    }
+    /* the messages; an update waits for its slice's sum across ranks, and shares it with the
+     * replicas here (the others' ranks update their own copies) */
+    int nrel = 0;
+    for (int i = 0; i < T; i++) {
+        const pml_task *t = x->task[i];
+        const int role = x->role[i];
+        if (role == ROLE_SEND || role == ROLE_RECV) {
+            const size_t n = region_floats(G->nodes[t->node].out, t->r);
+            if (!(x->xbuf[i] = px_alloc(x, (n + 1) * sizeof(float)))) goto nomem;
+            if (role == ROLE_SEND) {
+                x->msg[i] = pml__link_send(x->link, x->dev_rank[t->dst], i, x->xbuf[i], n);
+            } else {
+                const unsigned runs = t->grad ? RUN_STEP : RUN_STEP | RUN_INFER;
+                x->msg[i] = pml__link_recv(x->link, x->dev_rank[t->dev], i, x->xbuf[i], n, runs, i);
+                x->ext_step[i] = 1;
+                x->ext_infer[i] = !t->grad;
+            }
+        } else if (role == ROLE_SUM) {
+            const size_t n = sync_pack(x, t, NULL, NULL, 0);
+            if (!(x->xbuf[i] = px_alloc(x, (n + 1) * sizeof(float)))) goto nomem;
+            x->msg[i] = pml__link_sum(x->link, group[i], x->xbuf[i], n, RUN_STEP, i);
+            for (int k = x->succ_off[i]; k < x->succ_off[i + 1]; k++) {
+                const int u = x->succ[k];
+                if (x->task[u]->kind != PML_TASK_UPDATE || x->role[u] != ROLE_HERE) continue;
+                nrel++;
+            }
+        }
+    }
+    x->rel = malloc((size_t)(nrel ? nrel : 1) * sizeof *x->rel);
+    if (!x->rel) goto nomem;
+    nrel = 0;
+    for (int i = 0; i < T; i++) {
+        x->rel_off[i] = nrel;
+        if (x->role[i] != ROLE_SUM) continue;
+        const int first = nrel;
+        for (int k = x->succ_off[i]; k < x->succ_off[i + 1]; k++) {
+            const int u = x->succ[k];
+            const pml_task *tu = x->task[u];
+            if (tu->kind != PML_TASK_UPDATE || x->role[u] != ROLE_HERE) continue;
+            x->rel[nrel++] = u;
+            x->ext_step[u]++;
+            x->upd_gdev[u] = (int16_t)x->leader[i];
+            /* the replicas here of the same slice update a share each */
+            int share = 0, of = 0;
+            for (int j = first; j < nrel; j++) {
+                const pml_task *tj = x->task[x->rel[j]];
+                if (tj->node != tu->node || tj->r.c0 != tu->r.c0 || tj->r.c1 != tu->r.c1) continue;
+                of++;
+            }
+            share = of - 1;
+            x->upd_share[u] = (int16_t)share;
+            for (int j = first; j < nrel; j++) {
+                const pml_task *tj = x->task[x->rel[j]];
+                if (tj->node == tu->node && tj->r.c0 == tu->r.c0 && tj->r.c1 == tu->r.c1)
+                    x->upd_nshare[x->rel[j]] = (int16_t)of;
+            }
+        }
+    }
+    x->rel_off[T] = nrel;
+    if ((st = pml__link_start(x->link)) != PML_OK) goto out;
+    x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->run_step,
+                             x->ext_step, begin_step, x};
+    x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->run_infer,
+                              x->ext_infer, begin_infer, x};
+    x->grads_whole = false;
+    goto out;
+nomem:
+    st = pml_fail(PML_ENOMEM, "out of memory: the plan's buffers do not fit");
+out:
+    free(group);
+    free(masks);
+    return st;
+}
+
 static const pml__exec_impl plan_impl;
 static void plan_destroy(pml_exec *e);
 
@@ -392,12 +711,38 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     const pml_machine *m = o->machine;
     const pml_plan *p = o->plan;
     pml_status st;
-    for (int c = 0; c < m->ncompute; c++)
-        if (!m->dev[m->compute[c]].present || m->dev[m->compute[c]].kind != PML_DEV_CPU)
-            return pml_fail(PML_EUNSUPPORTED,
-                            "machine '%s': device %d (%s) is not a core of this machine; plans run "
-                            "on this machine only",
-                            m->name, c, m->dev[m->compute[c]].name);
+    const int nranks = pml_dist_size(o->dist), rank = pml_dist_rank(o->dist);
+    if (nranks > 1) { /* a plan across ranks: node r is rank r; this rank runs node `rank` */
+        int nodes = 0, here = 0;
+        for (int c = 0; c < m->ncompute; c++) {
+            const pml_device *d = &m->dev[m->compute[c]];
+            if (d->node + 1 > nodes) nodes = d->node + 1;
+            if (d->node != rank) continue;
+            here++;
+            if (d->kind != PML_DEV_CPU)
+                return pml_fail(PML_EUNSUPPORTED, "machine '%s': device %d (%s) is not a CPU core",
+                                m->name, c, d->name);
+        }
+        if (nodes != nranks)
+            return pml_fail(PML_EINVAL,
+                            "machine '%s' has %d node%s, and this run %d ranks: a plan across "
+                            "ranks needs a machine whose nodes are the ranks (mpirun -np %d pml "
+                            "topo -o ranks.dot)",
+                            m->name, nodes, nodes == 1 ? "" : "s", nranks, nranks);
+        if (here < 1 || here > (o->threads > 0 ? o->threads : 1))
+            return pml_fail(PML_EINVAL,
+                            "machine '%s': node %d has %d cores, and rank %d has %d of this "
+                            "host's",
+                            m->name, rank, here, rank, o->threads > 0 ? o->threads : 1);
+    } else {
+        for (int c = 0; c < m->ncompute; c++)
+            if (!m->dev[m->compute[c]].present || m->dev[m->compute[c]].kind != PML_DEV_CPU)
+                return pml_fail(PML_EUNSUPPORTED,
+                                "machine '%s': device %d (%s) is not a core of this machine; plans "
+                                "run on this machine only (or across ranks under mpirun, on a "
+                                "machine whose nodes are the ranks)",
+                                m->name, c, m->dev[m->compute[c]].name);
+    }
     if (o->batch != p->batch)
         return pml_fail(PML_EINVAL, "the plan is for batch %d, not %d", p->batch, o->batch);
     plan_exec *x = calloc(1, sizeof *x);
@@ -406,6 +751,24 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     x->machine = m;
     x->ndev = m->ncompute;
     x->nnodes = g->nnodes;
+    x->rank = rank;
+    x->nranks = nranks;
+    x->dev_rank = calloc((size_t)m->ncompute, sizeof *x->dev_rank);
+    x->local = calloc((size_t)m->ncompute, sizeof *x->local);
+    x->local_dev = calloc((size_t)m->ncompute, sizeof *x->local_dev);
+    if (!x->dev_rank || !x->local || !x->local_dev) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int c = 0; c < m->ncompute; c++) {
+        x->dev_rank[c] = nranks > 1 ? m->dev[m->compute[c]].node : 0;
+        x->local[c] = x->dev_rank[c] == rank ? x->nlocal++ : -1;
+        if (x->local[c] >= 0) x->local_dev[x->local[c]] = c;
+    }
+    if (nranks == 1) { /* one machine: worker = device */
+        free(x->local_dev);
+        x->local_dev = NULL;
+    }
     if ((st = pml_plan_copy(&x->plan, p)) != PML_OK) goto fail;
     if ((st = pml_taskgraph_build(&x->e.g, m, &x->plan, NULL, &x->taskgraph)) != PML_OK) goto fail;
     const int N = x->nnodes, W = x->ndev, B = x->e.batch;
@@ -460,10 +823,10 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     }
     x->succ_off[T] = edges;
     free(dense);
-    x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, NULL};
-    x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset};
-    x->dag_grad = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->grad_subset};
-    x->dag_update = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->update_subset};
+    x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, NULL, NULL, NULL, NULL};
+    x->dag_infer = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->fwd_subset, NULL, NULL, NULL};
+    x->dag_grad = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->grad_subset, NULL, NULL, NULL};
+    x->dag_update = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->update_subset, NULL, NULL, NULL};
     x->grad_tasks = calloc((size_t)N, sizeof *x->grad_tasks);
     x->grad_left = calloc((size_t)N, sizeof *x->grad_left);
     if (!x->grad_tasks || !x->grad_left) {
@@ -508,9 +871,10 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     x->e.params = px_alloc(x, (G->nparams + 1) * sizeof(float));
     x->e.state = px_alloc(x, (G->nstate + 1) * sizeof(float));
     if (!x->e.labels || !x->e.params || !x->e.state) goto nomem;
-    for (int d = 0; d < W; d++)
-        if (!(x->dev_grad[d] = px_alloc(x, (G->nparams + 1) * sizeof(float)))) goto nomem;
-    x->e.grads = x->dev_grad[0];
+    for (int d = 0; d < W; d++) /* another rank's devices have no buffers here */
+        if (x->local[d] >= 0 && !(x->dev_grad[d] = px_alloc(x, (G->nparams + 1) * sizeof(float))))
+            goto nomem;
+    x->e.grads = x->dev_grad[x->local_dev ? x->local_dev[0] : 0];
     pml_params_init(G, x->e.params, x->e.state, o->seed);
     size_t wsmax[256] = {0};
     for (int v = 0; v < N; v++) {
@@ -551,7 +915,9 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
         }
     }
     for (int d = 0; d < W; d++)
-        if (!(x->workspace[d] = px_alloc(x, (wsmax[d < 256 ? d : 0] + 16) * sizeof(float)))) goto nomem;
+        if (x->local[d] >= 0 &&
+            !(x->workspace[d] = px_alloc(x, (wsmax[d < 256 ? d : 0] + 16) * sizeof(float))))
+            goto nomem;
     /* gradient buffers: per device of a part of u or of a consumer part; staging for split edges */
     for (int v = 0; v < N; v++) {
         const pml_node *nd = &G->nodes[v];
@@ -600,8 +966,11 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
     }
     int cores[256];
     for (int d = 0; d < W && d < 256; d++) cores[d] = m->dev[m->compute[d]].first_core;
-    if ((st = pml_blas_room(W)) != PML_OK) goto fail;
-    if ((st = pml__workers_create(W, cores, &x->e.workers)) != PML_OK) goto fail;
+    if (nranks > 1) /* this rank's cores */
+        for (int k = 0; k < x->nlocal && k < 256; k++) cores[k] = (o->first_core > 0 ? o->first_core : 0) + k;
+    if ((st = pml_blas_room(x->nlocal)) != PML_OK) goto fail;
+    if ((st = pml__workers_create(x->nlocal, cores, &x->e.workers)) != PML_OK) goto fail;
+    if (nranks > 1 && (st = span_setup(x, o->dist)) != PML_OK) goto fail;
     *out = &x->e;
     return PML_OK;
 nomem:
@@ -615,6 +984,23 @@ static void plan_destroy(pml_exec *e)
 {
     plan_exec *x = (plan_exec *)e;
     pml__exec_fini(e); /* the workers first: nothing runs any more */
+    pml__link_destroy(x->link);
+    free(x->dev_rank);
+    free(x->local);
+    free(x->local_dev);
+    free(x->role);
+    free(x->msg);
+    free(x->xbuf);
+    free(x->leader);
+    free(x->rel_off);
+    free(x->rel);
+    free(x->upd_share);
+    free(x->upd_nshare);
+    free(x->upd_gdev);
+    free(x->run_step);
+    free(x->run_infer);
+    free(x->ext_step);
+    free(x->ext_infer);
     if (x->pulls)
         for (int v = 0; v < x->nnodes; v++)
             if (x->pulls[v] && x->npulls && x->npulls[v]) {
@@ -676,6 +1062,10 @@ static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d)
         for (int v = 0; v < x->nnodes; v++) atomic_store(&x->grad_left[v], x->grad_tasks[v]);
     pml_status st = pml__workers_run(x->e.workers, d, run_task, x,
                                      timed ? x->tstart : NULL, timed ? x->tend : NULL);
+    if (x->link) { /* the run's messages, sends included, are complete */
+        pml_status ls = pml__link_end(x->link, st == PML_OK);
+        if (st == PML_OK) st = ls;
+    }
     if (timed) {
         for (int i = 0; i < x->ntasks; i++) {
             if (x->tstart[i] < 0) continue;
@@ -722,9 +1112,16 @@ static pml_status plan_train_step(pml_exec *e, int n, pml_optim *o)
     return plan_step((plan_exec *)e, n, o);
 }
 
+static pml_status across_ranks_whole(void)
+{
+    return pml_fail(PML_EUNSUPPORTED, "a plan across ranks runs whole training steps and "
+                                      "inference passes only");
+}
+
 static pml_status plan_grad_step(pml_exec *e, int n)
 {
     plan_exec *x = (plan_exec *)e;
+    if (x->link) return across_ranks_whole();
     if (!x->grads_whole)
         return pml_fail(PML_EUNSUPPORTED, "the plan updates parameters on devices other than the "
                                           "first: its gradients are not in one block");
@@ -734,7 +1131,34 @@ static pml_status plan_grad_step(pml_exec *e, int n)
 static pml_status plan_apply(pml_exec *e, pml_optim *o)
 {
     plan_exec *x = (plan_exec *)e;
+    if (x->link) return across_ranks_whole();
     return plan_run(x, x->e.n, o, &x->dag_update);
+}
+
+/* The loss and correct count: on one machine, of every sample; across ranks, each rank's
+ * sum over the samples of its loss parts, summed over the ranks (collective). */
+static pml_status plan_result(const pml_exec *e, int n, pml_step_result *res)
+{
+    const plan_exec *x = (const plan_exec *)e;
+    if (!x->link) return pml__step_sums(e, 0, n, res);
+    double sum[2] = {0, 0};
+    for (int i = 0; i < x->ntasks; i++) {
+        const pml_task *t = x->task[i];
+        if (t->kind != PML_TASK_FWD || t->node != e->g.loss || x->role[i] != ROLE_HERE ||
+            t->r.c0 != 0 || t->r.h0 != 0)
+            continue;
+        pml_step_result r = {0, 0};
+        const int hi = t->r.n1 < n ? t->r.n1 : n;
+        if (t->r.n0 >= hi) continue;
+        pml__step_sums(e, t->r.n0, hi, &r); /* the finiteness check follows the sum */
+        sum[0] += r.loss_sum;
+        sum[1] += r.correct;
+    }
+    pml_status st = pml_dist_sum_doubles(x->e.o.dist, sum, 2);
+    if (st != PML_OK) return st;
+    res->loss_sum = sum[0];
+    res->correct = (int)sum[1];
+    return pml__step_check(e, res);
 }
 
 /* ---------------------------------------------------------------- Chrome trace */
@@ -779,6 +1203,7 @@ static pml_status plan_trace_emit(pml_exec *e, FILE *f, int part, int pid, int r
         fprintf(f, ",\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"rank %d\"}}",
                 pid, pid);
     for (int d = 0; d < x->ndev; d++) {
+        if (x->local[d] < 0) continue; /* another rank's */
         fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
                 pid, d);
         pml_json_str(f, x->machine->dev[x->machine->compute[d]].name);
@@ -793,7 +1218,8 @@ static pml_status plan_trace_emit(pml_exec *e, FILE *f, int part, int pid, int r
         pml_json_str(f, name);
         fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
                    "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":",
-                pml_task_kind_name((pml_task_kind)t->kind), pid, x->worker[ev->task],
+                pml_task_kind_name((pml_task_kind)t->kind), pid,
+                x->local_dev ? x->local_dev[x->worker[ev->task]] : x->worker[ev->task],
                 ev->start * 1e6, (ev->end - ev->start) * 1e6, ev->step,
                 ev->train ? "train" : "eval", pml_task_kind_name((pml_task_kind)t->kind));
         pml_json_str(f, t->node >= 0 ? x->e.g.nodes[t->node].name : "");
@@ -827,4 +1253,5 @@ static const pml__exec_impl plan_impl = {
     .trace_begin = plan_trace_begin,
     .trace_write = plan_trace_write,
     .trace_emit = plan_trace_emit,
+    .result = plan_result,
 };

@@ -108,6 +108,12 @@ typedef struct pml_exec_opts {
      * inference passes (pml_exec_forward with training false) run in plan mode. */
     const struct pml_machine *machine;
     const struct pml_plan *plan;
+    /* A plan across ranks: with several ranks in `dist` and a machine whose nodes are those
+     * ranks (node r is rank r), this rank runs the tasks of node r's devices, on workers pinned
+     * to cores first_core, first_core + 1, ... (at most `threads`); activations, gradients and
+     * gradient sums that cross ranks go through MPI (runtime/link.c). Every rank creates the
+     * executor (collective) and runs the same steps. NULL or one rank: the plan runs here. */
+    struct pml_dist *dist;
 } pml_exec_opts;
 
 /** Creates an executor for a finalised graph: allocates every buffer a step needs (no allocation
@@ -236,6 +242,9 @@ pml_status pml_dist_ps_push(pml_dist_ps *p, float *grads);
 pml_status pml_dist_ps_pull(pml_dist_ps *p, float *params);
 /** Waits until every rank got here (MPI_Barrier). */
 pml_status pml_dist_barrier(pml_dist *d);
+/** Rank 0's *text (*len bytes) to every rank: the others get a malloc'd copy (NUL-terminated)
+ * in *text and *len, which they free. Collective. */
+pml_status pml_dist_bcast_text(pml_dist *d, char **text, size_t *len);
 /** The last step's post and completion times of every bucket (pml_now seconds); \return n. */
 int pml_dist_reducer_times(const pml_dist_reducer *r, double *t_post, double *t_done);
 /** Ends every rank of the world with exit status \p code (MPI_Abort): for the command, after it
@@ -370,6 +379,10 @@ typedef struct pml_train_opts {
     /* across ranks: the last ps_servers ranks are parameter servers (pml_dist_ps), the others
      * split each batch; 0: every rank computes and the gradients are all-reduced */
     int ps_servers;
+    /* across ranks: `plan` is a plan for the whole run, on a machine whose nodes are the ranks
+     * (node r is rank r): every rank takes every batch and runs its node's tasks; activations,
+     * gradients and gradient sums cross ranks as the plan says (pml_exec_opts.dist) */
+    bool plan_across_ranks;
     int first_core; /* the per-operator executor's workers start at this core */
     double predicted_step;  /* the plan's simulated seconds per step (0: none): see cb.slow */
     /* Ways to run it might switch to (pml_candidates; the one it runs is alternatives[current]):

@@ -249,6 +249,7 @@ typedef struct trainer {
     bool feed_ok, evf_ok;
     int rank, ranks; /* this process's part of every batch (pml_train_opts.dist) */
     int part, parts;  /* its part of each batch (-1 on a parameter server: none) of parts */
+    bool spans;       /* a plan across ranks: every rank takes every batch (part 0 of 1) */
     pml_dist_ps *ps;  /* parameter servers across ranks (pml_train_opts.ps_servers) */
     /* gradient buckets summed across the ranks during the backward pass (NULL red: after it) */
     pml_dist_reducer *red;
@@ -494,7 +495,7 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
         correct += r.correct;
     }
     feeder_drain(&t->evf);
-    if (st == PML_OK && t->ranks > 1) { /* every rank's part */
+    if (st == PML_OK && t->ranks > 1 && !t->spans) { /* every rank's part */
         double sum[2] = {s, (double)correct};
         st = pml_dist_sum_doubles(t->o->dist, sum, 2);
         s = sum[0];
@@ -840,6 +841,16 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         t.parts = t.ranks - opts->ps_servers;
         if (t.rank >= t.parts) t.part = -1;
     }
+    if (opts->plan_across_ranks && t.ranks > 1) {
+        if (opts->ps_servers > 0)
+            return pml_fail(PML_EINVAL, "a plan across ranks sums its own gradients: it takes no "
+                                        "parameter-server ranks");
+        if (!opts->plan || !opts->machine)
+            return pml_fail(PML_EINVAL, "a plan across ranks needs the plan and its machine");
+        t.spans = true;
+        t.part = 0;
+        t.parts = 1;
+    }
     if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
                         opts->batch, t.parts);
@@ -885,12 +896,13 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                         .seed = opts->seed,
                         .check_numerics = opts->check_numerics,
                         .machine = opts->machine,
-                        .plan = opts->plan};
+                        .plan = opts->plan,
+                        .dist = t.spans ? opts->dist : NULL};
     if ((st = pml_exec_create(g, &eo, &e)) != PML_OK) goto done;
     if (opts->ps_servers > 0 &&
         (st = pml_dist_ps_create(opts->dist, opts->ps_servers, g->nparams, &t.ps)) != PML_OK)
         goto done;
-    if (t.ranks > 1 && !t.ps && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
+    if (t.ranks > 1 && !t.ps && !t.spans && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
         goto done;
     /* the ranks' traces share a time 0: the moment they all got here */
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;
@@ -918,7 +930,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             const double ts = pml_now();
             if (t.ps) {
                 st = ps_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
-            } else if (t.ranks > 1) {
+            } else if (t.ranks > 1 && !t.spans) {
                 st = dist_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
             } else {
                 st = pml_exec_train_step(e, n, &optim, &r);

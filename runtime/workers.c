@@ -410,12 +410,18 @@ pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn,
             if (!d->run || d->run[u]) atomic_fetch_add_explicit(&s->count[u], 1, memory_order_relaxed);
         }
     }
-    if (total == 0) return PML_OK;
+    if (total == 0) {
+        if (d->begin) d->begin(d->begin_arg);
+        return PML_OK;
+    }
     if (memcmp(&s->checked[0], d, sizeof *d) != 0 && memcmp(&s->checked[1], d, sizeof *d) != 0) {
         if (!acyclic(s, d, total)) return pml_fail(PML_EINVAL, "the task graph has a cycle");
         s->checked[1] = s->checked[0];
         s->checked[0] = *d;
     }
+    if (d->ext)
+        for (int t = 0; t < d->n; t++)
+            if (!d->run || d->run[t]) atomic_fetch_add_explicit(&s->count[t], d->ext[t], memory_order_relaxed);
     s->dag = d;
     s->fn = fn;
     s->ctx = ctx;
@@ -428,6 +434,7 @@ pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn,
     for (int t = 0; t < d->n; t++)
         if ((!d->run || d->run[t]) && atomic_load_explicit(&s->count[t], memory_order_relaxed) == 0)
             push(s, d->worker[t], t);
+    if (d->begin) d->begin(d->begin_arg);
     /* start the other workers, work as worker 0, wait for the others */
     atomic_fetch_add(&s->gen, 1); /* release: publishes the run */
     if (atomic_load(&s->idle_asleep) > 0) pml__futex_wake(&s->gen);
@@ -441,6 +448,12 @@ pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn,
         return pml_fail(PML_EINVAL, "the task graph has a cycle (%d tasks never became ready)",
                         atomic_load(&s->remaining));
     return PML_OK;
+}
+
+void pml__workers_release(pml__workers *s, int task)
+{
+    if (atomic_fetch_sub_explicit(&s->count[task], 1, memory_order_acq_rel) == 1)
+        push(s, s->dag->worker[task], task);
 }
 
 /* ---------------------------------------------------------------- overhead benchmark */
@@ -480,7 +493,7 @@ pml_status pml_runtime_overhead(const char *shape, int ntasks, int reps, double 
         }
     }
     off[n] = e;
-    pml__dag d = {n, worker, npred, off, succ, NULL};
+    pml__dag d = {n, worker, npred, off, succ, NULL, NULL, NULL, NULL};
     if ((st = pml__workers_create(workers, NULL, &s)) != PML_OK) goto out;
     if ((st = pml__workers_run(s, &d, empty_task, NULL, NULL, NULL)) != PML_OK) goto out; /* warm */
     double best = INFINITY;

@@ -33,6 +33,12 @@ typedef struct pml__dag {
     /* a subset to run (NULL: all): only tasks with run[t] run; predecessors outside the subset
      * count as done */
     const bool *run;
+    /* events outside the run each task also waits for (NULL: none), each released once by
+     * pml__workers_release (a message from another process); begin(begin_arg) is called once
+     * the run is set up, before any release may come */
+    const int *ext;
+    void (*begin)(void *arg);
+    void *begin_arg;
 } pml__dag;
 
 /** Starts n - 1 threads. cores[w] is the hwloc logical core to pin worker w to (-1: do not
@@ -49,6 +55,10 @@ int pml__workers_count(const pml__workers *w);
  * malformed DAG (a cycle, or a task on a worker that does not exist). */
 pml_status pml__workers_run(pml__workers *w, const pml__dag *d, pml__task_fn fn, void *ctx,
                             double *start, double *end);
+
+/** One of the outside events task \p task of the running DAG waits for (pml__dag.ext) has
+ * happened: from any thread, after the DAG's begin call and before the run ends. */
+void pml__workers_release(pml__workers *w, int task);
 
 /** Fork-join: fn(ctx, w, n) on every worker w (0 is the caller); returns when all are done. */
 void pml__workers_fork(pml__workers *w, pml__fork_fn fn, void *ctx);

@@ -1350,6 +1350,92 @@ t_mpi_ps() { # parameter servers across ranks: one process's losses over 60 step
     local rc=$?
     [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "need 3 ranks" && ! grep -q "^Epoch" "$out"
 }
+t_mpi_across() { # one plan across the ranks, operators split between them: one process's losses
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local n plan one
+    for n in 2 4; do
+        timeout 120 $MPIRUN -np $n "$PML" topo -o "$TMP/ranks$n.dot" >"$out" 2>"$err" ||
+            { echo "  topo -np $n: $(head -c 300 "$err")" >&2; return 1; }
+    done
+    # 60 steps with dropout: layers placed on ranks, dense layers split by units (weights and
+    # their gradients on the rank of their units), every operator split, alternating layers
+    local a="mlp:units=24,layers=2,dropout=0.1 --train-samples 640 --test-samples 320 --epochs 3 --json"
+    run 0 train $a --threads 1 --plan none || return 1
+    one=$(losses "$out" | cut -d' ' -f1-4)
+    for plan in "2 model" "2 owt" "2 param" "2 layers" "4 param" "4 owt" "4 data"; do
+        n=${plan% *}
+        plan=${plan#* }
+        timeout 120 $MPIRUN -np $n "$PML" train $a --machine "$TMP/ranks$n.dot" --plan $plan \
+            >"$out" 2>"$err" ||
+            { echo "  -np $n --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one $n" ] ||
+            { echo "  -np $n --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
+        python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n || return 1
+    done
+    # convolutions split by channels and by rows across ranks; a plan file from pml compile; the
+    # machine measured at start-up with the searched plan
+    a="fashion-cnn --data synthetic --train-samples 192 --test-samples 64 --epochs 1 --json"
+    run 0 train $a --threads 1 --plan none || return 1
+    one=$(losses "$out" | cut -d' ' -f1-2)
+    run 0 compile fashion-cnn --machine "$TMP/ranks2.dot" --batch 32 --iterations 40 \
+        -o "$TMP/across.dot" || return 1
+    for plan in attr param "$TMP/across.dot"; do
+        timeout 120 $MPIRUN -np 2 "$PML" train $a --machine "$TMP/ranks2.dot" --plan "$plan" \
+            >"$out" 2>"$err" ||
+            { echo "  --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one 2" ] ||
+            { echo "  --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
+    done
+    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24 --train-samples 320 --test-samples 64 \
+        --epochs 1 --machine ranks --json >"$out" 2>"$err" ||
+        { echo "  --machine ranks: $(head -c 300 "$err")" >&2; return 1; }
+    has "$out" "search across the 2 ranks" && has "$out" "measured through MPI now"
+}
+t_mpi_across_trace() { # a plan across ranks traces a process per rank, its transfers as tasks
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/tr2.dot" >"$out" 2>"$err" || return 1
+    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 320 \
+        --test-samples 32 --epochs 1 --machine "$TMP/tr2.dot" --plan owt \
+        --trace "$TMP/across.json" >"$out" 2>"$err" || { echo "  $(head -c 300 "$err")" >&2; return 1; }
+    python3 - "$TMP/across.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["otherData"]["ranks"] == 2 and t["otherData"]["strategy"] == "owt", t["otherData"]
+ev = [e for e in t["traceEvents"] if e["ph"] == "X"]
+for pid in (0, 1):
+    mine = [e for e in ev if e["pid"] == pid]
+    kinds = {e["args"]["kind"] for e in mine}
+    assert kinds >= {"fwd", "bwd", "update", "xfer"}, (pid, kinds)
+    assert {e["tid"] for e in mine} == {pid}, pid  # rank r runs node r's core
+    steps = {e["args"]["step"] for e in mine if e["args"]["phase"] == "train"}
+    assert len(steps) == 10, (pid, steps)
+PY
+}
+t_mpi_across_errors() { # a machine or plan that does not fit the run: one message, no hang
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24 --train-samples 320 --test-samples 32 --epochs 1" rc
+    timeout 120 $MPIRUN -np 4 "$PML" topo -o "$TMP/e4.dot" >"$out" 2>"$err" || return 1
+    run 2 train $a --machine "$TMP/e4.dot" && has "$err" "a machine is given for a run across ranks" &&
+        one_line || return 1
+    check() { # check WANT ARGS...: refused on every rank, before training, within the timeout
+        local want=$1
+        shift
+        timeout 60 $MPIRUN -np 2 "$PML" train $a "$@" >"$out" 2>"$err"
+        rc=$?
+        [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "$want" && ! grep -q "^Epoch" "$out" ||
+            { echo "  $*: exit $rc" >&2; return 1; }
+    }
+    check "the machine has 4 nodes, and mpirun started 2 ranks" --machine "$TMP/e4.dot" || return 1
+    check "cannot read '$TMP/none.dot'" --machine "$TMP/none.dot" || return 1
+    check "takes no --sync ps" --machine ranks --sync ps || return 1
+    check "takes a plan other than none" --machine ranks --plan none || return 1
+    printf 'digraph x { graph [kind=machine, nodes=2, topology="synthetic:pack:1 core:1 pu:1"' >"$TMP/cut.dot"
+    check "cut.dot" --machine "$TMP/cut.dot" || return 1
+    run 0 compile mlp:units=32 --machine "$TMP/e4.dot" --batch 32 --strategy owt -o "$TMP/o4.dot" || return 1
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/e2.dot" >"$out" 2>"$err" || return 1
+    check "the plan is for another model" --machine "$TMP/e2.dot" --plan "$TMP/o4.dot"
+}
 t_mpi_mismatch() { # ranks that would run different things are refused before training
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
@@ -1409,6 +1495,9 @@ case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace
 case_ mpi_topo t_mpi_topo
 case_ mpi_ps t_mpi_ps
+case_ mpi_across t_mpi_across
+case_ mpi_across_trace t_mpi_across_trace
+case_ mpi_across_errors t_mpi_across_errors
 case_ mpi_mismatch t_mpi_mismatch
 case_ mpi_rank_dies t_mpi_rank_dies
 case_ mpi_sigint t_mpi_sigint

@@ -39,7 +39,7 @@ static void make_dag(dagbuf *b, int n, int workers, int fanout, uint64_t seed)
         }
     }
     b->succ_off[n] = e;
-    b->d = (pml__dag){n, b->worker, b->npred, b->succ_off, b->succ, NULL};
+    b->d = (pml__dag){n, b->worker, b->npred, b->succ_off, b->succ, NULL, NULL, NULL, NULL};
 }
 
 static void free_dag(dagbuf *b)
@@ -131,7 +131,7 @@ static void t_chain_and_wide(void)
         b.succ[t] = t + 1;
     }
     b.succ_off[N] = N - 1;
-    b.d = (pml__dag){N, b.worker, b.npred, b.succ_off, b.succ, NULL};
+    b.d = (pml__dag){N, b.worker, b.npred, b.succ_off, b.succ, NULL, NULL, NULL, NULL};
     run_checked(s, &b, 3);
     /* a wide graph: task 0 -> 1..N-2 -> N-1 */
     free(b.succ);
@@ -146,7 +146,7 @@ static void t_chain_and_wide(void)
         b.npred[t] = t == 0 ? 0 : (t == N - 1 ? N - 2 : 1);
     }
     b.succ_off[N] = e;
-    b.d = (pml__dag){N, b.worker, b.npred, b.succ_off, b.succ, NULL};
+    b.d = (pml__dag){N, b.worker, b.npred, b.succ_off, b.succ, NULL, NULL, NULL, NULL};
     run_checked(s, &b, 3);
     free_dag(&b);
     pml__workers_destroy(s);
@@ -202,7 +202,7 @@ static void t_bad_dags(void)
     if (!s) return;
     /* 0 -> 1 -> 2 -> 1: a cycle behind a root */
     int worker[3] = {0, 1, 0}, npred[3] = {0, 2, 1}, off[4] = {0, 1, 2, 3}, succ[3] = {1, 2, 1};
-    pml__dag d = {3, worker, npred, off, succ, NULL};
+    pml__dag d = {3, worker, npred, off, succ, NULL, NULL, NULL, NULL};
     order_ctx c = {.fail_task = -1};
     int done[3];
     c.done_at = done;

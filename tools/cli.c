@@ -158,3 +158,51 @@ int cli_rank_cores(const pml_dist *d, int *first)
     *first = local > ncores ? lr % ncores : lr * (ncores / local);
     return ncores / local > 0 ? ncores / local : 1;
 }
+
+/* Under mpirun (or srun): the machine of the run. Each rank measures its share of its host's
+ * cores (the share pml train gives it) and the ranks measure the network between them through
+ * MPI; the result is a cluster template of one node per rank (rank 0's numbers; the ranks'
+ * medians for the network), loaded like any cluster file: `-o ranks.dot` keeps it for pml
+ * compile --machine ranks.dot. */
+pml_status cli_ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t cap)
+{
+    pml_machine here;
+    pml_status st = pml_machine_load(NULL, &here);
+    double bw = 0, lat = 0;
+    /* every rank takes part in the measurement, even one that could not load its machine */
+    pml_status ns = pml_dist_measure_network(d, &bw, &lat);
+    if (st != PML_OK) return st;
+    if (ns != PML_OK) {
+        pml_machine_free(&here);
+        return ns;
+    }
+    const int local = pml_dist_local_size(d), ranks = pml_dist_size(d);
+    int first;
+    const int per = cli_rank_cores(d, &first);
+    const pml_device *c = &here.dev[here.compute[0]];
+    const double core_bw = here.nlink ? here.link[0].bw : c->mem_bw / 2;
+    double host_mem = 0; /* the host's memory, shared by its ranks */
+    for (int i = 0; i < here.ndev; i++)
+        if (here.dev[i].kind == PML_DEV_CPU) host_mem += here.dev[i].mem_bytes;
+    if (!(host_mem > 0)) host_mem = 1e9 * local;
+    char text[1024];
+    /* the path from a core to the network: its package hub, then the node's NIC, which on one
+     * host is memory too (pcie at the cores' bandwidth); the network is what MPI measured */
+    snprintf(text, sizeof text,
+             "digraph ranks { graph [kind=machine, nodes=%d, "
+             "topology=\"synthetic:pack:1 numa:1(memory=%.0fMB) core:%d pu:1\", "
+             "cpu_flops=\"%.6g\", "
+             "cpu_mem_bw=\"%.6g\", core_bw=\"%.6g\", core_latency=\"%.6gus\", "
+             "pcie_bw=\"%.6g\", pcie_latency=\"0us\", network_bw=\"%.6g\", "
+             "network_latency=\"%.6gus\"]; }",
+             ranks, host_mem / 1e6 / local, per, c->flops, c->mem_bw * per, core_bw, here.handoff > 0 ? here.handoff * 1e6 / 2 : 0.1,
+             core_bw, bw, lat * 1e6);
+    char b1[32], b2[32];
+    snprintf(note, cap,
+             "the machine of this run: %d ranks of %d core%s each (%s); between ranks (measured "
+             "through MPI now): %s, %s one way\n",
+             ranks, per, per == 1 ? "" : "s", here.cpu_model, pml_fmt_si(b1, sizeof b1, bw, "B/s"),
+             pml_fmt_seconds(b2, sizeof b2, lat, 3));
+    pml_machine_free(&here);
+    return pml_machine_parse_dot(text, strlen(text), "ranks", m);
+}

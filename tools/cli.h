@@ -14,6 +14,9 @@
  * the host's ranks split them evenly, a core each when there are more ranks than cores.
  * \return how many; *first: the first. A world of one: all of them from core 0. */
 int cli_rank_cores(const pml_dist *d, int *first);
+/* Under mpirun: the machine of the run, a node per rank (each rank's share of its host's cores,
+ * the network between ranks measured through MPI now); collective. note: one line saying so. */
+pml_status cli_ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t cap);
 
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };

@@ -55,6 +55,10 @@ static const char train_help[] =
     "  --validation-split F  hold out the last fraction F (0 < F < 1) of the training set and\n"
     "                        report val_loss and val_accuracy each epoch\n"
     "  --max-steps N         stop after N training steps in total\n"
+    "  --machine M           under mpirun: one plan for the whole run across the ranks, on a\n"
+    "                        machine whose nodes are the ranks (M: a file from mpirun -np N pml\n"
+    "                        topo -o M, or ranks: measured now); --plan (a file or a strategy,\n"
+    "                        default search) may then split operators across ranks\n"
     "  --sync allreduce|ps   under mpirun: every rank computes and the gradients are summed\n"
     "                        across them (allreduce, the default), or the last --servers ranks\n"
     "                        are parameter servers: they hold the parameters in shards, sum\n"
@@ -230,6 +234,25 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     fputs("}\n", f);
 }
 
+/* Every rank must run the same: pml, model, data, batch, epochs, seed, plan, machine. */
+static pml_status same_run(pml_dist *dist, const pml_graph *g, const char *plan,
+                           const char *machine, const char *data, const pml_train_opts *o)
+{
+    char *text = NULL;
+    size_t len = 0;
+    pml_status st = pml_model_format_dot(g, &text, &len);
+    if (st != PML_OK) return st;
+    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION);
+    h = pml_hash(h, text, len);
+    free(text);
+    char run[512];
+    snprintf(run, sizeof run, "batch %d epochs %d seed %llu data %s plan %s servers %d machine %s",
+             o->batch, o->epochs, (unsigned long long)o->seed, data ? data : "-",
+             plan ? plan : "-", o->ps_servers, machine ? machine : "-");
+    h = pml_hash_str(h, run);
+    return pml_dist_check_same(dist, h, "pml, model, data, batch, seed, plan or machine");
+}
+
 /* A rank of a run across processes: its share of this host's cores (the host's ranks split
  * them), the per-operator executor there or the plan named for its part of each batch; every
  * rank must run the same model, data and plan with the same pml. */
@@ -241,21 +264,8 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     if (threads_given && o->threads < per) per = o->threads;
     const int workers = pml_dist_size(dist) - o->ps_servers; /* servers compute nothing */
     const int batch = (o->batch + workers - 1) / workers;
-    /* the same run everywhere: pml, model, data, batch, plan, seed */
-    char *text = NULL;
-    size_t len = 0;
-    pml_status st = pml_model_format_dot(g, &text, &len);
+    pml_status st = same_run(dist, g, plan, NULL, data, o);
     if (st != PML_OK) return st;
-    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION);
-    h = pml_hash(h, text, len);
-    free(text);
-    char run[512];
-    snprintf(run, sizeof run, "batch %d epochs %d seed %llu data %s plan %s servers %d", o->batch,
-             o->epochs, (unsigned long long)o->seed, data ? data : "-", plan ? plan : "-",
-             o->ps_servers);
-    h = pml_hash_str(h, run);
-    if ((st = pml_dist_check_same(dist, h, "pml, model, data, batch, seed or plan")) != PML_OK)
-        return st;
     o->threads = per;
     o->first_core = first;
     if (!plan || strcmp(plan, "none") == 0) {
@@ -273,6 +283,83 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
              first + per - 1);
     o->machine = here;
     o->plan = pl;
+    return PML_OK;
+}
+
+/* A plan for the whole run across the ranks (--machine under mpirun): its machine, a node per
+ * rank (`spec`: a file, or "ranks": this run's, measured now), and the plan (`plan`: a file or a
+ * strategy; default search) are made by rank 0 and sent to every rank, so every rank runs the
+ * same tasks; each runs its node's on its share of this host's cores. */
+static pml_status across_plan(pml_dist *dist, const pml_graph *g, const char *spec,
+                              const char *plan, const char *data, pml_train_opts *o,
+                              pml_machine *m, pml_plan *pl, char *desc, size_t cap)
+{
+    const int rank = pml_dist_rank(dist), ranks = pml_dist_size(dist);
+    char note[512] = "";
+    char *text = NULL;
+    size_t len = 0;
+    pml_status st = same_run(dist, g, plan, spec, data, o);
+    if (st != PML_OK) return st;
+    if (strcmp(spec, "ranks") == 0)
+        st = cli_ranks_machine(dist, m, note, sizeof note); /* every rank measures */
+    else if (rank == 0)
+        st = pml_machine_load(spec, m);
+    if (st == PML_OK && rank == 0) st = pml_machine_format_dot(m, &text, &len);
+    char why[1024];
+    snprintf(why, sizeof why, "%s", st != PML_OK ? pml_errmsg() : "");
+    pml_status bs = pml_dist_bcast_text(dist, &text, &len); /* NULL text: every rank fails */
+    if (st != PML_OK) {
+        free(text);
+        return pml_fail(st, "%s", why);
+    }
+    if (bs != PML_OK) return bs;
+    if (rank != 0) {
+        pml_machine_free(m);
+        st = pml_machine_parse_dot(text, len, spec, m);
+    }
+    free(text);
+    text = NULL;
+    if (st != PML_OK) return st;
+    int nodes = 0;
+    for (int c = 0; c < m->ncompute; c++)
+        if (m->dev[m->compute[c]].node + 1 > nodes) nodes = m->dev[m->compute[c]].node + 1;
+    if (nodes != ranks)
+        return pml_fail(PML_EINVAL,
+                        "--machine %s: the machine has %d node%s, and mpirun started %d ranks: "
+                        "a plan across ranks needs a node per rank (mpirun -np %d pml topo -o "
+                        "ranks.dot makes one)",
+                        spec, nodes, nodes == 1 ? "" : "s", ranks, ranks);
+    const pml_plan_read_opts ro = {.model = g, .batch = o->batch, .any_machine = true};
+    if (!plan) plan = "search";
+    if (rank == 0) {
+        if (pml_plan_is_strategy(plan)) {
+            pml_strategy_opts so = {.budget = 5};
+            st = pml_plan_strategy(plan, g, m, o->batch, &so, pl);
+        } else {
+            st = pml_plan_read_ext(plan, &ro, m, NULL, pl, NULL);
+        }
+        if (st == PML_OK) st = pml_plan_format(pl, g, m, &text, &len);
+    }
+    snprintf(why, sizeof why, "%s", st != PML_OK ? pml_errmsg() : "");
+    bs = pml_dist_bcast_text(dist, &text, &len);
+    if (st != PML_OK) {
+        free(text);
+        return pml_fail(st, "%s", why);
+    }
+    st = bs;
+    if (st == PML_OK && rank != 0) st = pml_plan_parse(text, len, plan, &ro, m, NULL, pl, NULL);
+    free(text);
+    if (st != PML_OK) return st;
+    int first, per = cli_rank_cores(dist, &first);
+    o->threads = per;
+    o->first_core = first;
+    o->machine = m;
+    o->plan = pl;
+    o->plan_across_ranks = true;
+    snprintf(desc, cap, "%s across the %d ranks of machine '%s'%s%s", plan, ranks, m->name,
+             note[0] ? "; " : "", note);
+    size_t n = strlen(desc);
+    if (n && desc[n - 1] == '\n') desc[n - 1] = 0;
     return PML_OK;
 }
 
@@ -301,7 +388,7 @@ int cmd_train(int argc, char **argv)
     long train_samples = 0, test_samples = 0;
     bool json = false, threads_given = false, sync_ps = false;
     int servers = 0;
-    const char *plan = NULL, *trace = NULL;
+    const char *plan = NULL, *trace = NULL, *machine = NULL;
     char plan_desc[4096] = "none", plan_file[4096] = "";
     const char *a;
     while ((a = cli_next(&c))) {
@@ -337,6 +424,8 @@ int cmd_train(int argc, char **argv)
             threads_given = true;
         } else if (cli_is(&c, "--plan")) {
             plan = cli_str(&c);
+        } else if (cli_is(&c, "--machine")) {
+            machine = cli_str(&c);
         } else if (cli_is(&c, "--trace")) {
             trace = cli_str(&c);
         } else if (cli_is(&c, "--data")) {
@@ -448,7 +537,27 @@ int cmd_train(int argc, char **argv)
 
     /* the plan: this machine (its first --threads cores) and a plan for it */
     phase = PHASE_PLAN;
-    if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
+    if (machine && ranks == 1) {
+        err("--machine %s: a machine is given for a run across ranks (under mpirun); alone, "
+            "pml train runs on this machine\n",
+            machine);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (machine) { /* one plan across the ranks */
+        if (o.ps_servers > 0 || (plan && strcmp(plan, "none") == 0)) {
+            err("--machine: a plan across the ranks takes %s\n",
+                o.ps_servers > 0 ? "no --sync ps (the plan sums its gradients)"
+                                 : "a plan other than none");
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        if ((st = across_plan(dist, &g, machine, plan, data, &o, &here, &pl, plan_desc,
+                              sizeof plan_desc)) != PML_OK) {
+            err("%s\n", pml_errmsg());
+            goto out;
+        }
+    } else if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
         if ((st = rank_plan(dist, &g, plan, threads_given, data, &o, &here, &pl, plan_desc,
                             sizeof plan_desc)) != PML_OK) {
             err("%s\n", pml_errmsg());
