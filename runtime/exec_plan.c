@@ -731,8 +731,8 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
                             m->name, nodes, nodes == 1 ? "" : "s", nranks, nranks);
         if (here < 1 || here > (o->threads > 0 ? o->threads : 1))
             return pml_fail(PML_EINVAL,
-                            "machine '%s': node %d has %d cores, and rank %d has %d of this "
-                            "host's",
+                            "machine '%s': node %d has %d cores, and rank %d only %d of this "
+                            "host's (mpirun -np N pml topo makes a machine of the ranks' cores)",
                             m->name, rank, here, rank, o->threads > 0 ? o->threads : 1);
     } else {
         for (int c = 0; c < m->ncompute; c++)

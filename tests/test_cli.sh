@@ -1374,15 +1374,16 @@ t_mpi_across() { # one plan across the ranks, operators split between them: one 
 assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n || return 1
     done
     # convolutions split by channels and by rows across ranks; a plan file from pml compile; the
-    # machine measured at start-up with the searched plan
+    # machine measured at start-up with the searched plan. One convolution kernel everywhere
+    # (auto picks by timing, and two kernels round differently)
     a="fashion-cnn --data synthetic --train-samples 192 --test-samples 64 --epochs 1 --json"
-    run 0 train $a --threads 1 --plan none || return 1
+    PML_CONV=blas run 0 train $a --threads 1 --plan none || return 1
     one=$(losses "$out" | cut -d' ' -f1-2)
     run 0 compile fashion-cnn --machine "$TMP/ranks2.dot" --batch 32 --iterations 40 \
         -o "$TMP/across.dot" || return 1
     for plan in attr param "$TMP/across.dot"; do
-        timeout 120 $MPIRUN -np 2 "$PML" train $a --machine "$TMP/ranks2.dot" --plan "$plan" \
-            >"$out" 2>"$err" ||
+        PML_CONV=blas timeout 120 $MPIRUN -x PML_CONV -np 2 "$PML" train $a \
+            --machine "$TMP/ranks2.dot" --plan "$plan" >"$out" 2>"$err" ||
             { echo "  --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
         [ "$(losses "$out")" = "$one 2" ] ||
             { echo "  --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
@@ -1432,6 +1433,12 @@ t_mpi_across_errors() { # a machine or plan that does not fit the run: one messa
     check "takes a plan other than none" --machine ranks --plan none || return 1
     printf 'digraph x { graph [kind=machine, nodes=2, topology="synthetic:pack:1 core:1 pu:1"' >"$TMP/cut.dot"
     check "cut.dot" --machine "$TMP/cut.dot" || return 1
+    # a node with more cores than its rank has (two ranks share this host's cores)
+    local cores
+    cores=$(nproc)
+    printf 'digraph big { graph [kind=machine, nodes=2, topology="synthetic:pack:1 core:%d pu:1", network_bw="10Gb"]; }' \
+        $((cores + 1)) >"$TMP/big.dot"
+    check "only" --machine "$TMP/big.dot" && has "$err" "node 0 has $((cores + 1)) cores" || return 1
     run 0 compile mlp:units=32 --machine "$TMP/e4.dot" --batch 32 --strategy owt -o "$TMP/o4.dot" || return 1
     timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/e2.dot" >"$out" 2>"$err" || return 1
     check "the plan is for another model" --machine "$TMP/e2.dot" --plan "$TMP/o4.dot"
