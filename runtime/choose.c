@@ -29,11 +29,14 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
                           double *seconds)
 {
     (void)ud;
+    const bool across = pml_dist_size(o->dist) > 1;
     pml_exec_opts eo = {.batch = batch,
                         .threads = c->threads > 0 ? c->threads : 1,
                         .seed = o->seed,
                         .machine = c->plan ? c->machine : NULL,
-                        .plan = c->plan};
+                        .plan = c->plan,
+                        .first_core = o->first_core,
+                        .dist = across ? o->dist : NULL};
     pml_exec *e = NULL;
     pml_optim opt;
     pml_optim_defaults(&opt, PML_OPTIM_ADAM);
@@ -48,7 +51,8 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     double begin = 0;
     for (int k = 0; st == PML_OK && n < max_steps; k++) {
         if (k == warmup) begin = pml_now();
-        if (n >= 3) {
+        if (across && k >= o->warmup + (o->min_steps > 0 ? o->min_steps : 10)) break;
+        if (!across && n >= 3) {
             const double spent = pml_now() - begin;
             if (n >= o->min_steps && spent >= o->min_seconds) break;
             if (spent >= o->max_seconds) break; /* a slow model: a few steps tell enough */
@@ -61,10 +65,15 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
         const double t0 = pml_now();
         st = pml_exec_train_step(e, m, &opt, NULL);
         const double dt = pml_now() - t0;
-        if (k == 0 && dt > 0.05 && warmup > 1) warmup = 1; /* a slow model: one warm-up is enough */
-        if (k >= warmup && m == batch) t[n++] = dt;
+        if (!across && k == 0 && dt > 0.05 && warmup > 1) warmup = 1; /* a slow model */
+        if (k >= warmup && (m == batch || across)) t[n++] = dt;
     }
     if (st == PML_OK) *seconds = mean(t, n);
+    if (st == PML_OK && across) { /* the ranks' mean: every rank decides alike */
+        double sum = *seconds;
+        st = pml_dist_sum_doubles(o->dist, &sum, 1);
+        *seconds = sum / pml_dist_size(o->dist);
+    }
     pml_exec_destroy(e);
     pml_optim_free(&opt);
     free(t);
@@ -103,12 +112,12 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
             o.cutoff = INFINITY;
             for (int j = 0; j < n; j++)
                 if (j != i && c[j].measured < o.cutoff) o.cutoff = c[j].measured;
-            if (!isfinite(o.cutoff)) o.cutoff = 0;
+            if (!isfinite(o.cutoff) || o.dist) o.cutoff = 0;
             pml_status st = o.measure(o.ud, g, &c[i], train, batch, &o, &s);
             if (st != PML_OK) return pml_fail_ctx(st, "trial of %s: ", c[i].name);
             if (s < c[i].measured) c[i].measured = s;
         }
-        if (o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
+        if (!o.dist && o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
     }
     int b = 0;
     for (int i = 1; i < n; i++)

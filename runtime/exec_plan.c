@@ -385,6 +385,8 @@ static void link_done(void *ctx, int task)
         pml__workers_release(x->e.workers, x->rel[k]);
 }
 
+static bool workers_idle(void *ctx) { return pml__workers_idle(((plan_exec *)ctx)->e.workers); }
+
 static void begin_step(void *arg) { pml__link_begin(((plan_exec *)arg)->link, RUN_STEP); }
 static void begin_infer(void *arg) { pml__link_begin(((plan_exec *)arg)->link, RUN_INFER); }
 
@@ -687,6 +689,7 @@ static pml_status span_setup(plan_exec *x, pml_dist *dist)
         }
     }
     x->rel_off[T] = nrel;
+    pml__link_set_idle(x->link, workers_idle);
     if ((st = pml__link_start(x->link)) != PML_OK) goto out;
     x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->run_step,
                              x->ext_step, begin_step, x};

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ typedef struct msg {
 struct pml__link {
     pml_dist *d;
     pml__link_fn done;
+    bool (*idle)(void *ctx);
     void *ctx;
     msg *m;
     int nmsg, capmsg;
@@ -176,6 +178,8 @@ static void link_main(void *arg)
         } else if (got > 0 && got != MPI_UNDEFINED) {
             l->pending -= got;
             nap = LINK_NAP_MIN_NS;
+        } else if (l->idle && l->idle(l->ctx)) {
+            sched_yield(); /* the workers wait for a message: poll on, but let them have a core */
         } else {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
@@ -225,6 +229,8 @@ pml_status pml__link_create(pml_dist *d, pml__link_fn done, void *ctx, pml__link
     return pml_fail(PML_EUNSUPPORTED, "a plan across ranks needs pml built with MPI");
 #endif
 }
+
+void pml__link_set_idle(pml__link *l, bool (*idle)(void *ctx)) { l->idle = idle; }
 
 pml_status pml__link_group(pml__link *l, uint64_t ranks, int *group)
 {

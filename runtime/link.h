@@ -26,6 +26,9 @@ typedef void (*pml__link_fn)(void *ctx, int arg);
  * MPI_THREAD_MULTIPLE (workers send while the thread progresses). */
 pml_status pml__link_create(pml_dist *d, pml__link_fn done, void *ctx, pml__link **out);
 void pml__link_destroy(pml__link *l);
+/** While idle(ctx) says this rank's workers have nothing to do, the thread polls without naps
+ * (their cores are free, and a message is what they wait for). */
+void pml__link_set_idle(pml__link *l, bool (*idle)(void *ctx));
 /** A communicator of the ranks in bit mask \p ranks (rank r: bit r; at most 64 ranks): every
  * rank calls it for the same masks in the same order (collective). *group: its index. */
 pml_status pml__link_group(pml__link *l, uint64_t ranks, int *group);

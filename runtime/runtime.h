@@ -282,6 +282,12 @@ struct pml_choose_opts {
     uint64_t seed;      /* the executors' initialisation */
     pml_trial_fn measure; /* NULL: run the steps (tests give a fake) */
     void *ud;
+    /* Across ranks (collective): the candidates are plans across the ranks of `dist` (see
+     * pml_exec_opts.dist), run on cores first_core.. (threads: the candidate's); every rank
+     * runs warmup + min_steps steps of each (no time limits: the ranks' steps must match) and
+     * a candidate's time is the ranks' mean, so every rank picks the same */
+    pml_dist *dist;
+    int first_core;
 };
 
 /** 2 warm-up steps; 10 to 200 measured steps and at least 0.1 s, or 3 steps and 0.4 s; 2 rounds

@@ -450,6 +450,13 @@ pml_status pml__workers_run(pml__workers *s, const pml__dag *d, pml__task_fn fn,
     return PML_OK;
 }
 
+bool pml__workers_idle(const pml__workers *s)
+{
+    for (int w = 0; w < s->nw; w++)
+        if (!atomic_load_explicit(&s->q[w].asleep, memory_order_relaxed)) return false;
+    return true;
+}
+
 void pml__workers_release(pml__workers *s, int task)
 {
     if (atomic_fetch_sub_explicit(&s->count[task], 1, memory_order_acq_rel) == 1)

@@ -60,6 +60,10 @@ pml_status pml__workers_run(pml__workers *w, const pml__dag *d, pml__task_fn fn,
  * happened: from any thread, after the DAG's begin call and before the run ends. */
 void pml__workers_release(pml__workers *w, int task);
 
+/** \return true when every worker has nothing to run and sleeps (a DAG run waiting for outside
+ * events, or no run): another thread may then use their cores. */
+bool pml__workers_idle(const pml__workers *w);
+
 /** Fork-join: fn(ctx, w, n) on every worker w (0 is the caller); returns when all are done. */
 void pml__workers_fork(pml__workers *w, pml__fork_fn fn, void *ctx);
 

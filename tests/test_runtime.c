@@ -8,8 +8,11 @@
 #include "test.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct dagbuf {
     int n;
@@ -218,6 +221,64 @@ static void t_bad_dags(void)
           strstr(pml_errmsg(), "worker 5"));
     pml__workers_destroy(s);
     CHECK(pml__workers_create(0, NULL, &s) == PML_EINVAL);
+}
+
+/* Tasks that also wait for events outside the run (messages from another process): released
+ * from another thread, started by the run's begin hook; none runs before its release. */
+typedef struct ext_ctx {
+    pml__workers *s;
+    pthread_t thr;
+    _Atomic int released[4], ran_after[4], seq;
+    int order[4];
+} ext_ctx;
+
+static void *ext_releaser(void *arg)
+{
+    ext_ctx *c = arg;
+    const int which[2] = {2, 3};
+    for (int k = 0; k < 2; k++) {
+        struct timespec ts = {0, 2000000}; /* 2 ms: the workers have gone to sleep */
+        nanosleep(&ts, NULL);
+        atomic_store(&c->released[which[k]], 1);
+        pml__workers_release(c->s, which[k]);
+    }
+    return NULL;
+}
+
+static void ext_begin(void *arg)
+{
+    ext_ctx *c = arg;
+    CHECK(pthread_create(&c->thr, NULL, ext_releaser, c) == 0);
+}
+
+static pml_status ext_task(void *ctx, int task, int worker)
+{
+    (void)worker;
+    ext_ctx *c = ctx;
+    c->order[task] = atomic_fetch_add(&c->seq, 1);
+    atomic_store(&c->ran_after[task], task < 2 || atomic_load(&c->released[task]));
+    return PML_OK;
+}
+
+static void t_outside_events(void)
+{
+    pml__workers *s = NULL;
+    CHECK_OK(pml__workers_create(2, NULL, &s));
+    if (!s) return;
+    /* 0 -> 1 -> 3, 2 -> 3; task 2 waits for one outside event, task 3 for one more */
+    int worker[4] = {0, 1, 1, 0}, npred[4] = {0, 1, 0, 2}, off[5] = {0, 1, 2, 3, 3},
+        succ[3] = {1, 3, 3}, ext[4] = {0, 0, 1, 1};
+    for (int round = 0; round < 20; round++) {
+        ext_ctx c;
+        memset(&c, 0, sizeof c);
+        c.s = s;
+        pml__dag d = {4, worker, npred, off, succ, NULL, ext, ext_begin, &c};
+        CHECK_OK(pml__workers_run(s, &d, ext_task, &c, NULL, NULL));
+        pthread_join(c.thr, NULL);
+        for (int t = 0; t < 4; t++) CHECK(atomic_load(&c.ran_after[t]));
+        CHECK(c.order[3] == 3 && c.order[0] < c.order[1]);
+    }
+    pml__workers_destroy(s);
 }
 
 /* ---------------------------------------------------------------- plans against the reference */
@@ -452,6 +513,7 @@ static const pml_test tests[] = {
     {"subset", t_subset},
     {"failure_stops", t_failure_stops},
     {"bad_dags", t_bad_dags},
+    {"outside_events", t_outside_events},
     {"plan_mlp", t_plan_mlp},
     {"plan_fashion", t_plan_fashion},
     {"plan_flowers", t_plan_flowers},

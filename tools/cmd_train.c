@@ -286,12 +286,45 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     return PML_OK;
 }
 
+/* Plan `spec` (a file or a strategy) for the run across ranks, made or read by rank 0 and sent
+ * to every rank (a search takes time and is not the same twice). */
+static pml_status bcast_plan(pml_dist *dist, const pml_graph *g, const pml_machine *m,
+                             const char *spec, int batch, pml_plan *pl)
+{
+    const pml_plan_read_opts ro = {.model = g, .batch = batch, .any_machine = true};
+    char *text = NULL, why[1024] = "";
+    size_t len = 0;
+    pml_status st = PML_OK;
+    memset(pl, 0, sizeof *pl);
+    if (pml_dist_rank(dist) == 0) {
+        if (pml_plan_is_strategy(spec)) {
+            pml_strategy_opts so = {.budget = 5};
+            st = pml_plan_strategy(spec, g, m, batch, &so, pl);
+        } else {
+            st = pml_plan_read_ext(spec, &ro, m, NULL, pl, NULL);
+        }
+        if (st == PML_OK) st = pml_plan_format(pl, g, m, &text, &len);
+        if (st != PML_OK) snprintf(why, sizeof why, "%s", pml_errmsg());
+    }
+    pml_status bs = pml_dist_bcast_text(dist, &text, &len); /* NULL text: every rank fails */
+    if (st != PML_OK) {
+        free(text);
+        pml_plan_free(pl);
+        return pml_fail(st, "%s", why);
+    }
+    if (bs == PML_OK && pml_dist_rank(dist) != 0)
+        bs = pml_plan_parse(text, len, spec, &ro, m, NULL, pl, NULL);
+    free(text);
+    return bs;
+}
+
 /* A plan for the whole run across the ranks (--machine under mpirun): its machine, a node per
  * rank (`spec`: a file, or "ranks": this run's, measured now), and the plan (`plan`: a file or a
  * strategy; default search) are made by rank 0 and sent to every rank, so every rank runs the
  * same tasks; each runs its node's on its share of this host's cores. */
 static pml_status across_plan(pml_dist *dist, const pml_graph *g, const char *spec,
-                              const char *plan, const char *data, pml_train_opts *o,
+                              const char *plan, const char *data, const pml_dataset *train,
+                              pml_train_opts *o,
                               pml_machine *m, pml_plan *pl, char *desc, size_t cap)
 {
     const int rank = pml_dist_rank(dist), ranks = pml_dist_size(dist);
@@ -329,35 +362,44 @@ static pml_status across_plan(pml_dist *dist, const pml_graph *g, const char *sp
                         "a plan across ranks needs a node per rank (mpirun -np %d pml topo -o "
                         "ranks.dot makes one)",
                         spec, nodes, nodes == 1 ? "" : "s", ranks, ranks);
-    const pml_plan_read_opts ro = {.model = g, .batch = o->batch, .any_machine = true};
-    if (!plan) plan = "search";
-    if (rank == 0) {
-        if (pml_plan_is_strategy(plan)) {
-            pml_strategy_opts so = {.budget = 5};
-            st = pml_plan_strategy(plan, g, m, o->batch, &so, pl);
-        } else {
-            st = pml_plan_read_ext(plan, &ro, m, NULL, pl, NULL);
-        }
-        if (st == PML_OK) st = pml_plan_format(pl, g, m, &text, &len);
-    }
-    snprintf(why, sizeof why, "%s", st != PML_OK ? pml_errmsg() : "");
-    bs = pml_dist_bcast_text(dist, &text, &len);
-    if (st != PML_OK) {
-        free(text);
-        return pml_fail(st, "%s", why);
-    }
-    st = bs;
-    if (st == PML_OK && rank != 0) st = pml_plan_parse(text, len, plan, &ro, m, NULL, pl, NULL);
-    free(text);
-    if (st != PML_OK) return st;
     int first, per = cli_rank_cores(dist, &first);
+    char trial[256] = "";
+    if (plan) {
+        st = bcast_plan(dist, g, m, plan, o->batch, pl);
+    } else { /* the searched plan, unless a short trial finds data parallelism faster */
+        pml_plan alt;
+        memset(&alt, 0, sizeof alt);
+        plan = "search";
+        st = bcast_plan(dist, g, m, "search", o->batch, pl);
+        if (st == PML_OK) st = bcast_plan(dist, g, m, "data", o->batch, &alt);
+        pml_candidate c[2] = {{.name = "search", .machine = m, .plan = pl, .threads = per},
+                              {.name = "data", .machine = m, .plan = &alt, .threads = per}};
+        pml_choose_opts co = pml_choose_opts_default();
+        co.seed = o->seed;
+        co.dist = dist;
+        co.first_core = first;
+        int best = 0;
+        if (st == PML_OK) st = pml_choose(g, train, o->batch, c, 2, &co, &best);
+        if (st == PML_OK) {
+            snprintf(trial, sizeof trial, " (trial: search %.3g ms/step, data %.3g ms/step)",
+                     1e3 * c[0].measured, 1e3 * c[1].measured);
+            if (best == 1) {
+                pml_plan t = *pl;
+                *pl = alt;
+                alt = t;
+                plan = "data";
+            }
+        }
+        pml_plan_free(&alt);
+    }
+    if (st != PML_OK) return st;
     o->threads = per;
     o->first_core = first;
     o->machine = m;
     o->plan = pl;
     o->plan_across_ranks = true;
-    snprintf(desc, cap, "%s across the %d ranks of machine '%s'%s%s", plan, ranks, m->name,
-             note[0] ? "; " : "", note);
+    snprintf(desc, cap, "%s across the %d ranks of machine '%s'%s%s%s", plan, ranks, m->name,
+             trial, note[0] ? "; " : "", note);
     size_t n = strlen(desc);
     if (n && desc[n - 1] == '\n') desc[n - 1] = 0;
     return PML_OK;
@@ -552,7 +594,7 @@ int cmd_train(int argc, char **argv)
             rc = EXIT_USAGE;
             goto out;
         }
-        if ((st = across_plan(dist, &g, machine, plan, data, &o, &here, &pl, plan_desc,
+        if ((st = across_plan(dist, &g, machine, plan, data, &train, &o, &here, &pl, plan_desc,
                               sizeof plan_desc)) != PML_OK) {
             err("%s\n", pml_errmsg());
             goto out;
