@@ -1193,8 +1193,8 @@ static pml_status plan_trace_emit(pml_exec *e, FILE *f, int part, int pid, int r
         fprintf(f, ",\"fingerprint\":\"%s\",\"batch\":%d,\"strategy\":", x->machine->fingerprint,
                 x->e.batch);
         pml_json_str(f, x->plan.strategy);
-        fprintf(f, ",\"devices\":%d,\"parameters\":%zu,\"ranks\":%d},\n\"traceEvents\":[\n", x->ndev,
-                pml_graph_param_count(&x->e.g), ranks);
+        fprintf(f, ",\"devices\":%d,\"parameters\":%zu,\"ranks\":%d%s},\n\"traceEvents\":[\n",
+                x->ndev, pml_graph_param_count(&x->e.g), ranks, x->link ? ",\"across\":true" : "");
         fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"rank 0\"}}");
         return PML_OK;
     }
@@ -1215,16 +1215,20 @@ static pml_status plan_trace_emit(pml_exec *e, FILE *f, int part, int pid, int r
     for (long i = 0; i < x->ntrace; i++) {
         const trace_ev *ev = &x->trace[i];
         const pml_task *t = x->task[ev->task];
+        const int dev = x->local_dev ? x->local_dev[x->worker[ev->task]] : x->worker[ev->task];
+        /* across ranks, a transfer or sum shows on both ends: the simulator's is the one on
+         * its worker's device, the other end is a message */
+        const char *kind = x->link && dev != pml_task_worker(t)
+                               ? "message"
+                               : pml_task_kind_name((pml_task_kind)t->kind);
         char name[256];
         task_name(x, t, name, sizeof name);
         fprintf(f, ",\n{\"name\":");
         pml_json_str(f, name);
         fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
                    "\"args\":{\"step\":%d,\"phase\":\"%s\",\"kind\":\"%s\",\"node\":",
-                pml_task_kind_name((pml_task_kind)t->kind), pid,
-                x->local_dev ? x->local_dev[x->worker[ev->task]] : x->worker[ev->task],
-                ev->start * 1e6, (ev->end - ev->start) * 1e6, ev->step,
-                ev->train ? "train" : "eval", pml_task_kind_name((pml_task_kind)t->kind));
+                kind, pid, dev, ev->start * 1e6, (ev->end - ev->start) * 1e6, ev->step,
+                ev->train ? "train" : "eval", kind);
         pml_json_str(f, t->node >= 0 ? x->e.g.nodes[t->node].name : "");
         fprintf(f, ",\"part\":%d,\"key\":\"%016llx\"}}", t->part, (unsigned long long)t->key);
     }

@@ -457,6 +457,7 @@ typedef struct pml_trace {
     char model[PML_NAME_MAX], machine[64], fingerprint[17], strategy[32];
     int batch, devices;
     double parameters; /* the model's parameter count (0: not given) */
+    bool across;       /* a plan across ranks: every rank's tasks (tids are the plan's devices) */
     long nevents;
     pml_trace_event *ev;
     int nnames;

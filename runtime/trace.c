@@ -5,7 +5,9 @@
  * events. The complete ("ph":"X") events are tasks: "tid" (the worker), "ts" and "dur"
  * (microseconds) and "args" {step, phase, kind, node, part, key}; other events (thread names) and
  * other members are skipped. A trace of a run across ranks has a process ("pid") per rank:
- * rank 0's tasks are read; its communication events (args.kind "allreduce") are not tasks. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
+ * rank 0's tasks are read, or every rank's for a plan across ranks (otherData.across: the tids
+ * are then the plan's devices); communication events (args.kind "allreduce", "message": a
+ * rank's bucket sums, the other end of a transfer or sum between ranks) are not tasks. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
  * most 64 deep) that fills the events as it goes, so a trace of millions of tasks needs no tree:
  * malformed or truncated text is refused with its line and column, a JSON file that is not such a
  * trace says so, and every message names the file.
@@ -391,6 +393,15 @@ static pml_status other_member(jp *j, void *ctx, const char *key, size_t kl)
             t->parameters = (double)v;
         return st;
     }
+    if (is(key, "across")) {
+        ws(j);
+        if (j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
+            t->across = true;
+            j->p += 4;
+            return PML_OK;
+        }
+        return jskip(j);
+    }
     if (is(key, "devices")) {
         if ((st = jint(j, 1, 1 << 20, "otherData.devices", &v)) == PML_OK) t->devices = (int)v;
         return st;
@@ -559,9 +570,11 @@ static pml_status events(jp *j, reader *r)
             e.r = r;
             if (j->p < j->end && *j->p != '{') return bad(j, "an event must be an object");
             if ((st = jobject(j, event_member, &e)) != PML_OK) return st;
-            /* a run across ranks: rank 0's tasks (process 0); communication is not a task */
-            const bool task = is(e.ph, "X") && !(e.has_pid && e.pid != 0) &&
-                              !(e.has_kind && is(e.kind, "allreduce"));
+            /* a run across ranks: rank 0's tasks (process 0), or with a plan across ranks
+             * every rank's; communication (a rank's bucket sums, the other end of a message)
+             * is not a task */
+            const bool task = is(e.ph, "X") && (r->t->across || !(e.has_pid && e.pid != 0)) &&
+                              !(e.has_kind && (is(e.kind, "allreduce") || is(e.kind, "message")));
             if (task && (st = add_event(j, r, &e, at)) != PML_OK) return st;
             if (eat(j, ',')) continue;
             if (eat(j, ']')) break;

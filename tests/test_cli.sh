@@ -1396,18 +1396,24 @@ assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n ||
 t_mpi_across_trace() { # a plan across ranks traces a process per rank, its transfers as tasks
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/tr2.dot" >"$out" 2>"$err" || return 1
+    run 0 compile mlp:units=24,layers=2 --machine "$TMP/tr2.dot" --batch 32 --strategy owt \
+        -o "$TMP/tr2-plan.dot" || return 1
     timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 320 \
-        --test-samples 32 --epochs 1 --machine "$TMP/tr2.dot" --plan owt \
+        --test-samples 32 --epochs 1 --machine "$TMP/tr2.dot" --plan "$TMP/tr2-plan.dot" \
         --trace "$TMP/across.json" >"$out" 2>"$err" || { echo "  $(head -c 300 "$err")" >&2; return 1; }
+    # the simulator's prediction against every rank's tasks
+    run 0 simulate "$TMP/tr2-plan.dot" --machine "$TMP/tr2.dot" --compare "$TMP/across.json" &&
+        has "$out" "training steps measured" && has "$out" "xfer" || return 1
     python3 - "$TMP/across.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
-assert t["otherData"]["ranks"] == 2 and t["otherData"]["strategy"] == "owt", t["otherData"]
+o = t["otherData"]
+assert o["ranks"] == 2 and o["strategy"] == "owt" and o["across"] is True, o
 ev = [e for e in t["traceEvents"] if e["ph"] == "X"]
 for pid in (0, 1):
     mine = [e for e in ev if e["pid"] == pid]
     kinds = {e["args"]["kind"] for e in mine}
-    assert kinds >= {"fwd", "bwd", "update", "xfer"}, (pid, kinds)
+    assert kinds >= {"fwd", "bwd", "update", "xfer", "message"}, (pid, kinds)
     assert {e["tid"] for e in mine} == {pid}, pid  # rank r runs node r's core
     steps = {e["args"]["step"] for e in mine if e["args"]["phase"] == "train"}
     assert len(steps) == 10, (pid, steps)

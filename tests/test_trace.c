@@ -50,6 +50,34 @@ static void t_parse_good(void)
     pml_trace_free(&t);
 }
 
+/* ranks: rank 0's tasks; with a plan across ranks every rank's, messages skipped */
+static void t_parse_ranks(void)
+{
+    static const char *const heads[2] = {
+        "{\"otherData\":{\"model\":\"m\",\"batch\":8,\"devices\":2,\"ranks\":2},",
+        "{\"otherData\":{\"model\":\"m\",\"batch\":8,\"devices\":2,\"ranks\":2,\"across\":true},"};
+    static const char events[] =
+        "\"traceEvents\":["
+        "{\"ph\":\"X\",\"pid\":0,\"tid\":0,\"ts\":1,\"dur\":1,\"args\":{\"step\":0,\"phase\":"
+        "\"train\",\"kind\":\"fwd\",\"node\":\"a\",\"part\":0,\"key\":\"0000000000000001\"}},"
+        "{\"ph\":\"X\",\"pid\":1,\"tid\":1,\"ts\":1,\"dur\":1,\"args\":{\"step\":0,\"phase\":"
+        "\"train\",\"kind\":\"fwd\",\"node\":\"a\",\"part\":1,\"key\":\"0000000000000002\"}},"
+        "{\"ph\":\"X\",\"pid\":1,\"tid\":1,\"ts\":2,\"dur\":1,\"args\":{\"step\":0,\"phase\":"
+        "\"train\",\"kind\":\"message\",\"node\":\"a\",\"part\":0,\"key\":\"0000000000000003\"}},"
+        "{\"ph\":\"X\",\"pid\":0,\"tid\":9,\"ts\":2,\"dur\":1,\"args\":{\"step\":0,\"phase\":"
+        "\"train\",\"kind\":\"allreduce\",\"node\":\"\",\"part\":0,\"key\":\"0000000000000004\"}}]}";
+    for (int across = 0; across < 2; across++) {
+        char text[2048];
+        snprintf(text, sizeof text, "%s%s", heads[across], events);
+        pml_trace t;
+        CHECK_OK(pml_trace_parse(text, strlen(text), "ranks.json", &t));
+        CHECK(t.across == (across == 1));
+        CHECK(t.nevents == (across ? 2 : 1));
+        if (t.nevents == 2) CHECK(t.ev[1].tid == 1 && t.ev[1].key == 2);
+        pml_trace_free(&t);
+    }
+}
+
 typedef struct bad_case {
     const char *text, *want;
 } bad_case;
@@ -490,6 +518,7 @@ static void t_real_run(void)
 
 static const pml_test tests[] = {
     {"parse_good", t_parse_good},
+    {"parse_ranks", t_parse_ranks},
     {"parse_bad", t_parse_bad},
     {"compare_values", t_compare_values},
     {"compare_refuses", t_compare_refuses},
