@@ -1388,10 +1388,17 @@ assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n ||
         [ "$(losses "$out")" = "$one 2" ] ||
             { echo "  --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
     done
-    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24 --train-samples 320 --test-samples 64 \
+    local -x XDG_CACHE_HOME=$TMP/across-cache # a cache of its own: measured, then taken
+    timeout 120 $MPIRUN -x XDG_CACHE_HOME -np 2 "$PML" train mlp:units=24 --train-samples 320 --test-samples 64 \
         --epochs 1 --machine ranks --json >"$out" 2>"$err" ||
         { echo "  --machine ranks: $(head -c 300 "$err")" >&2; return 1; }
-    has "$out" "across the 2 ranks" && has "$out" "(trial: search " && has "$out" "measured through MPI now"
+    has "$out" "across the 2 ranks" && has "$out" "(trial: search " && has "$out" "measured through MPI now" ||
+        return 1
+    # the next run on the same hosts takes the machine measured then
+    timeout 120 $MPIRUN -x XDG_CACHE_HOME -np 2 "$PML" train mlp:units=24 --train-samples 320 --test-samples 64 \
+        --epochs 1 --machine ranks --plan data --json >"$out" 2>"$err" ||
+        { echo "  --machine ranks again: $(head -c 300 "$err")" >&2; return 1; }
+    has "$out" "measured before"
 }
 t_mpi_across_trace() { # a plan across ranks traces a process per rank, its transfers as tasks
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_init(cli *c, const char *cmd, int argc, char **argv)
 {
@@ -164,10 +165,79 @@ int cli_rank_cores(const pml_dist *d, int *first)
  * MPI; the result is a cluster template of one node per rank (rank 0's numbers; the ranks'
  * medians for the network), loaded like any cluster file: `-o ranks.dot` keeps it for pml
  * compile --machine ranks.dot. */
-pml_status cli_ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t cap)
+static pml_status measure_ranks(pml_dist *d, pml_machine *here_, pml_status st, pml_machine *m,
+                                char *note, size_t cap);
+
+/* The cache of the machines of runs: rank 0 names the ranks' hosts (name, machine fingerprint,
+ * cores) and looks for a machine measured before for them; what it found (or "") goes to every
+ * rank. *path: where rank 0 caches (empty: nowhere). Collective. */
+static pml_status ranks_cached(pml_dist *d, const pml_machine *here, pml_status here_st,
+                               char **text, size_t *len, char *path, size_t cap)
+{
+    char host[256] = "?", mine[512];
+    gethostname(host, sizeof host - 1);
+    int first;
+    const int per = cli_rank_cores(d, &first);
+    snprintf(mine, sizeof mine, "%s %s %d %d\n", host, here_st == PML_OK ? here->fingerprint : "-",
+             per, first);
+    char *all = NULL;
+    size_t alen = 0;
+    pml_status st = pml_dist_gather(d, mine, strlen(mine), &all, &alen);
+    if (st != PML_OK) return st;
+    *text = NULL;
+    *len = 0;
+    path[0] = 0;
+    if (pml_dist_rank(d) == 0) {
+        uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " ranks machine");
+        h = pml_hash(h, all, alen);
+        char *dir = here_st == PML_OK ? pml_cache_dir("machines") : NULL;
+        if (dir && (size_t)snprintf(path, cap, "%s/ranks%d-%016llx.dot", dir, pml_dist_size(d),
+                                    (unsigned long long)h) >= cap)
+            path[0] = 0;
+        free(dir);
+        if (!path[0] || pml_read_file(path, 1 << 20, text, len) != PML_OK) {
+            *text = strdup("");
+            *len = 0;
+        }
+    }
+    free(all);
+    if (pml_dist_rank(d) == 0 && !*text) return pml_fail(PML_ENOMEM, "out of memory");
+    return pml_dist_bcast_text(d, text, len);
+}
+
+pml_status cli_ranks_machine(pml_dist *d, bool cached, pml_machine *m, char *note, size_t cap)
 {
     pml_machine here;
     pml_status st = pml_machine_load(NULL, &here);
+    if (cached) { /* measured before for these hosts: no measurement */
+        char *text = NULL, path[4096];
+        size_t len = 0;
+        pml_status cs = ranks_cached(d, &here, st, &text, &len, path, sizeof path);
+        /* every rank reads the same text: all use it, or all measure (a cache spoilt) */
+        if (cs == PML_OK && len > 0 &&
+            pml_machine_parse_dot(text, len, path[0] ? path : "the cached machine", m) == PML_OK) {
+            free(text);
+            snprintf(note, cap, "the machine of this run: %d ranks, measured before (%s)\n",
+                     pml_dist_size(d), path[0] ? path : "cached");
+            if (st == PML_OK) pml_machine_free(&here);
+            return PML_OK;
+        }
+        free(text);
+        if (cs != PML_OK) {
+            if (st == PML_OK) pml_machine_free(&here);
+            return cs;
+        }
+        pml_status ms = measure_ranks(d, &here, st, m, note, cap);
+        if (ms == PML_OK && path[0]) pml_machine_write_dot(m, path); /* a cache: no error */
+        return ms;
+    }
+    return measure_ranks(d, &here, st, m, note, cap);
+}
+
+static pml_status measure_ranks(pml_dist *d, pml_machine *here_, pml_status st, pml_machine *m,
+                                char *note, size_t cap)
+{
+    pml_machine here = *here_;
     double bw = 0, lat = 0;
     /* every rank takes part in the measurement, even one that could not load its machine */
     pml_status ns = pml_dist_measure_network(d, &bw, &lat);

@@ -15,8 +15,10 @@
  * \return how many; *first: the first. A world of one: all of them from core 0. */
 int cli_rank_cores(const pml_dist *d, int *first);
 /* Under mpirun: the machine of the run, a node per rank (each rank's share of its host's cores,
- * the network between ranks measured through MPI now); collective. note: one line saying so. */
-pml_status cli_ranks_machine(pml_dist *d, pml_machine *m, char *note, size_t cap);
+ * the network between ranks measured through MPI); collective. cached: the one measured before
+ * for the same hosts (names, machine fingerprints, cores), if any, else measured now and kept in
+ * the cache folder's machines/. note: one line saying which. */
+pml_status cli_ranks_machine(pml_dist *d, bool cached, pml_machine *m, char *note, size_t cap);
 
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };

@@ -269,7 +269,7 @@ int cmd_topo(int argc, char **argv)
     char note[512] = "";
     pml_machine m;
     if (ranks > 1) {
-        st = cli_ranks_machine(dist, &m, note, sizeof note);
+        st = cli_ranks_machine(dist, false, &m, note, sizeof note);
         if (rank != 0) { /* the others: only errors, with their rank */
             if (st != PML_OK) fprintf(stderr, "pml topo (rank %d): %s\n", rank, pml_errmsg());
             else pml_machine_free(&m);

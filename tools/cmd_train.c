@@ -334,7 +334,7 @@ static pml_status across_plan(pml_dist *dist, const pml_graph *g, const char *sp
     pml_status st = same_run(dist, g, plan, spec, data, o);
     if (st != PML_OK) return st;
     if (strcmp(spec, "ranks") == 0)
-        st = cli_ranks_machine(dist, m, note, sizeof note); /* every rank measures */
+        st = cli_ranks_machine(dist, true, m, note, sizeof note); /* collective */
     else if (rank == 0)
         st = pml_machine_load(spec, m);
     if (st == PML_OK && rank == 0) st = pml_machine_format_dot(m, &text, &len);
