@@ -1388,6 +1388,18 @@ assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n ||
         [ "$(losses "$out")" = "$one 2" ] ||
             { echo "  --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
     done
+    # batch normalisation (running statistics per replica), a residual add, a concat: the
+    # losses of one process with the same plan
+    a="fixtures/models/good_branches.dot --data synthetic --train-samples 160 --test-samples 64 --epochs 2 --json"
+    for plan in data attr param; do
+        PML_CONV=blas run 0 train $a --plan $plan --threads 2 || return 1 # two devices, as two ranks
+        one=$(losses "$out" | cut -d' ' -f1-3)
+        PML_CONV=blas timeout 120 $MPIRUN -x PML_CONV -np 2 "$PML" train $a \
+            --machine "$TMP/ranks2.dot" --plan $plan >"$out" 2>"$err" ||
+            { echo "  branches --plan $plan: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one 2" ] ||
+            { echo "  branches --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
+    done
     local -x XDG_CACHE_HOME=$TMP/across-cache # a cache of its own: measured, then taken
     timeout 120 $MPIRUN -x XDG_CACHE_HOME -np 2 "$PML" train mlp:units=24 --train-samples 320 --test-samples 64 \
         --epochs 1 --machine ranks --json >"$out" 2>"$err" ||
