@@ -7,8 +7,9 @@
  * dy in, dW and dx out, both accumulated as pml's kernels accumulate, with a "sum" post-op on the
  * reorder). The reorders stream memory, so on some shapes (one input channel, small images) the
  * sgemm kernel stays faster. Hence the choice is measured, per layer shape and region, the first
- * time a process runs it: both implementations on private buffers of that shape, a few runs
- * each, and the faster one is kept (pml_conv_backend() forces either).
+ * time it runs on a CPU: both implementations on private buffers of that shape, a few runs
+ * each, and the faster one is kept, in the process and in the cache folder for later runs
+ * (pml_conv_backend() forces either).
  *
  * Regions: a sample range and an output-channel range run here; a row range (an attribute
  * split) runs on the sgemm kernel. oneDNN runs single-threaded on the calling worker (its
@@ -308,6 +309,87 @@ static dconv *entry(const dkey *k)
     return d;
 }
 
+/* ---------------------------------------------------------------- choices kept across runs
+ *
+ * A choice measured once is kept in the cache folder's conv/, a line per shape in a file per
+ * CPU (its model name and feature flags from /proc/cpuinfo, with pml's and oneDNN's versions):
+ * later runs start without measuring, and choose alike (two kernels round differently, so a
+ * choice made anew by every run made runs of one seed differ). Under table_lock. */
+typedef struct kept {
+    dkey key;
+    int choice;
+    struct kept *next;
+} kept;
+_Static_assert(sizeof(dkey) == 19 * sizeof(int), "a kept line has 19 numbers");
+static kept *kept_list;
+static bool kept_loaded;
+static char kept_path[4096];
+
+static void kept_load(void)
+{
+    kept_loaded = true;
+    char *dir = pml_cache_dir("conv");
+    if (!dir) return;
+    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " conv choices");
+    const dnnl_version_t *v = dnnl_version();
+    const int ver[3] = {v ? v->major : 0, v ? v->minor : 0, v ? v->patch : 0};
+    h = pml_hash(h, ver, sizeof ver);
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    bool model = false, flags = false;
+    while (f && fgets(line, sizeof line, f) && !(model && flags)) {
+        if (!model && strncmp(line, "model name", 10) == 0) model = true;
+        else if (!flags && strncmp(line, "flags", 5) == 0) flags = true;
+        else continue;
+        h = pml_hash_str(h, line);
+    }
+    if (f) fclose(f);
+    if ((size_t)snprintf(kept_path, sizeof kept_path, "%s/%016llx.txt", dir,
+                         (unsigned long long)h) >= sizeof kept_path)
+        kept_path[0] = 0;
+    free(dir);
+    if (!kept_path[0] || !(f = fopen(kept_path, "r"))) return;
+    while (fgets(line, sizeof line, f)) { /* a line that does not read is skipped */
+        kept k;
+        int *q = &k.key.bwd, n = 0;
+        char what[8];
+        const char *p = line;
+        int i = 0;
+        for (; i < 19 && sscanf(p, "%d%n", &q[i], &n) == 1; i++) p += n;
+        if (i != 19 || sscanf(p, "%7s", what) != 1) continue;
+        k.choice = strcmp(what, "dnnl") == 0 ? CH_DNNL : strcmp(what, "blas") == 0 ? CH_BLAS : 0;
+        kept *e = k.choice ? malloc(sizeof *e) : NULL;
+        if (!e) continue;
+        *e = k;
+        e->next = kept_list;
+        kept_list = e;
+    }
+    fclose(f);
+}
+
+static int kept_find(const dkey *k)
+{
+    if (!kept_loaded) kept_load();
+    for (const kept *e = kept_list; e; e = e->next)
+        if (memcmp(&e->key, k, sizeof *k) == 0) return e->choice;
+    return CH_UNDECIDED;
+}
+
+static void kept_add(const dkey *k, int choice)
+{
+    if (!kept_path[0]) return;
+    char line[512];
+    int n = 0;
+    const int *q = &k->bwd;
+    for (int i = 0; i < 19; i++) n += snprintf(line + n, sizeof line - (size_t)n, "%d ", q[i]);
+    snprintf(line + n, sizeof line - (size_t)n, "%s\n", choice == CH_DNNL ? "dnnl" : "blas");
+    FILE *f = fopen(kept_path, "a"); /* one short write: lines of two processes do not mix */
+    if (!f) return;
+    setvbuf(f, NULL, _IOFBF, sizeof line);
+    fputs(line, f);
+    fclose(f);
+}
+
 /* ---------------------------------------------------------------- running */
 
 typedef struct exec {
@@ -550,7 +632,10 @@ bool pml__conv2d_dnnl(const pml_kctx *k, bool bwd)
     if (omp_get_max_threads() != 1) omp_set_num_threads(1);
     if (mode == PML_CONV_AUTO) {
         pthread_mutex_lock(&table_lock);
-        if (d->choice == CH_UNDECIDED) d->choice = decide(d, k);
+        if (d->choice == CH_UNDECIDED && (d->choice = kept_find(&d->key)) == CH_UNDECIDED) {
+            d->choice = decide(d, k);
+            if (d->choice == CH_DNNL || d->choice == CH_BLAS) kept_add(&d->key, d->choice);
+        }
         const int ch = d->choice;
         pthread_mutex_unlock(&table_lock);
         if (ch != CH_DNNL) return false;

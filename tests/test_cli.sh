@@ -673,6 +673,30 @@ for k in d["kernels"]:
 PY
 }
 
+t_conv_choice_kept() { # the convolution kernel a run chose by measuring is kept for later runs
+    run 0 bench kernels --batch 1 --seconds 0.001 --json || return 1
+    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["dnnl"] else 1)' "$out" ||
+        { echo "  (skip: built without oneDNN: one convolution kernel)" >&2; return 77; }
+    local -x XDG_CACHE_HOME=$TMP/conv-cache
+    local a="fashion-cnn:filters=8,units=16 --data synthetic --train-samples 96 --test-samples 32 --epochs 1 --plan none --threads 1 --json"
+    run 0 train $a || return 1
+    local kept
+    kept=$(ls "$XDG_CACHE_HOME"/pml/conv/*.txt) && [ "$(wc -l <"$kept")" -ge 4 ] &&
+        awk 'NF != 20 || ($20 != "dnnl" && $20 != "blas") { exit 1 }' "$kept" ||
+        { echo "  no kept choices: $(cat "$XDG_CACHE_HOME"/pml/conv/*.txt 2>&1 | head -c 300)" >&2; return 1; }
+    # later runs take what is kept (all one kernel, as the file now says; a line that does not
+    # read is skipped): their losses are those of that kernel forced
+    local impl want
+    for impl in blas dnnl; do
+        PML_CONV=$impl run 0 train $a || return 1
+        want=$(losses "$out")
+        { echo "not a line"; awk -v k=$impl '{ $20 = k; print }' "$kept"; } >"$kept.new" &&
+            mv "$kept.new" "$kept" || return 1
+        run 0 train $a || return 1
+        [ "$(losses "$out")" = "$want" ] ||
+            { echo "  kept $impl: $(losses "$out"), $impl forced: $want" >&2; return 1; }
+    done
+}
 t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
     run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
         has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
@@ -1522,6 +1546,7 @@ assert not left.stdout.strip(), "ranks left running: " + left.stdout.decode()
 PY
 }
 
+case_ conv_choice_kept t_conv_choice_kept
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace
