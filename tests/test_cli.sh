@@ -58,7 +58,8 @@ t_train_help() {
     run 0 train --help || return 1
     local f
     for f in --epochs --batch --optimizer --lr --momentum --seed --threads --data \
-        --validation-split --max-steps --json --train-samples --test-samples --check-numerics --machine --sync --servers --bucket-mb --trace --plan; do
+        --validation-split --max-steps --json --train-samples --test-samples --check-numerics \
+        --machine --sync --servers --bucket-mb --trace --plan; do
         has "$out" "$f" || return 1
     done
 }
