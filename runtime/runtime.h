@@ -322,12 +322,36 @@ pml_status pml_candidates_make(const pml_graph *g, const struct pml_machine *her
                                const struct pml_plan *plan, int batch, pml_candidates *out);
 void pml_candidates_free(pml_candidates *c);
 
+/* ---------------------------------------------------------------- checkpoints */
+
+/** What a run needs to go on exactly where it stopped (runtime/ckpt.c has the file format). */
+typedef struct pml_ckpt {
+    uint64_t model_hash;  /* the model's signature: pml_hash of its DOT text */
+    char model_name[64];
+    uint64_t seed;        /* initialisation, shuffles, dropout */
+    int batch;            /* the global batch */
+    long step;            /* updates done */
+    pml_optim optim;      /* kind, hyper-parameters and t (its m and v are below, not here) */
+    size_t nparams, nstate;
+    float *params, *m, *v, *state; /* m, v: NULL when the optimizer keeps none */
+} pml_ckpt;
+
+/** Writes c to DIR/step-NNNNNNNNNNNN.ckpt (DIR made when missing) atomically, fsyncs DIR, then
+ * removes the oldest checkpoints there beyond the newest \p keep (0: keeps all). */
+pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep);
+/** The newest checkpoint in \p dir (by step) into path. */
+pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap);
+/** Reads and checks a checkpoint; allocates its tensors (pml_ckpt_free). */
+pml_status pml_ckpt_read(const char *path, pml_ckpt *c);
+void pml_ckpt_free(pml_ckpt *c);
+
 /* ---------------------------------------------------------------- training */
 
 typedef struct pml_epoch_stats {
     int epoch;          /* 1-based */
     long samples;       /* training samples processed */
-    long steps;
+    long steps;         /* steps run (from step `resumed_at` of the epoch) */
+    long resumed_at;    /* a run resumed mid-epoch: the epoch's steps done before (else 0) */
     double loss, accuracy;
     bool has_val;
     double val_loss, val_accuracy;
@@ -406,6 +430,15 @@ typedef struct pml_train_opts {
      * three BLOCKED on the calling thread and the caller's handlers back: one that comes after
      * the last step stays pending while the caller prints the results (unblock to take it). */
     bool handle_signals;
+    /* checkpoints (one process): every checkpoint_every steps (0: 500) and when training stops
+     * (its end, a signal, --max-steps), a checkpoint goes to checkpoint_dir, written by libuv's
+     * thread pool from a copy taken at the step boundary while training goes on; the newest
+     * checkpoint_keep stay (0: 3). resume_from: a checkpoint file or a folder (its newest), to
+     * go on from: the same model, seed and batch; the losses are an uninterrupted run's */
+    const char *checkpoint_dir;
+    long checkpoint_every;
+    int checkpoint_keep;
+    const char *resume_from;
 } pml_train_opts;
 
 typedef struct pml_train_result {
@@ -417,6 +450,10 @@ typedef struct pml_train_result {
     /* across ranks with gradient buckets: the seconds this rank's buckets were being summed
      * (post to completion, all steps), and the part of them before its backward pass ended */
     double allreduce_seconds, allreduce_hidden;
+    long resumed_step;       /* the step the run went on from (0: from the start) */
+    int checkpoints;         /* checkpoints written */
+    double checkpoint_wait;  /* seconds training waited for checkpoints (copies, a write still
+                                in flight at the next one, the last at the end) */
     int buckets; /* gradient buckets summed during the pass at the end (0: one sum after it) */
 } pml_train_result;
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -201,12 +202,12 @@ static void refill(feeder *f, chunk *c)
 }
 
 /* starts a sequence: both chunks go to the pool */
-static void feeder_start(feeder *f, locate_fn locate, void *ud)
+static void feeder_start(feeder *f, locate_fn locate, void *ud, long from)
 {
     feeder_drain(f);
     f->locate = locate;
     f->ud = ud;
-    f->next = 0;
+    f->next = from;
     f->done = false;
     refill(f, &f->c[0]);
     refill(f, &f->c[1]);
@@ -265,6 +266,15 @@ typedef struct trainer {
     /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
     const pml_dataset *tr;
     int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
+    int perm_ep[2];   /* the epoch each holds (0: none yet) */
+    long first_step;  /* the run's first step: 0, or the one a checkpoint resumes at */
+    /* checkpoints: the copy the pool writes while training goes on */
+    uv_work_t ck_work;
+    pml_ckpt ck;
+    bool ck_busy;
+    pml_status ck_st;
+    char ck_err[1024];
+    long ck_last;     /* the step of the last checkpoint queued (-1: none) */
     long spe, limit;
     /* evaluation batches */
     const pml_dataset *ev;
@@ -283,8 +293,12 @@ static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
     int ep = (int)(b / t->spe) + 1;
     long s = b % t->spe;
     int32_t *perm = t->perm[ep & 1];
-    /* the other buffer holds the epoch before, whose batches may be in the pool */
-    if (s == 0) pml_data_shuffle(perm, t->tr->n, t->o->seed, ep);
+    /* the other buffer holds the epoch before, whose batches may be in the pool; a run resumed
+     * mid-epoch makes its epoch's shuffle at its first batch */
+    if (t->perm_ep[ep & 1] != ep) {
+        pml_data_shuffle(perm, t->tr->n, t->o->seed, ep);
+        t->perm_ep[ep & 1] = ep;
+    }
     int i0 = (int)(s * t->o->batch);
     const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
     /* this rank's part of the global batch (all of it in a world of one) */
@@ -478,7 +492,7 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
                            double *accuracy, const char *what)
 {
     t->ev = d;
-    feeder_start(&t->evf, locate_eval, t);
+    feeder_start(&t->evf, locate_eval, t, 0);
     double s = 0;
     long correct = 0;
     pml_status st = PML_OK;
@@ -742,6 +756,155 @@ static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *
     return PML_OK;
 }
 
+/* ---------------------------------------------------------------- checkpoints */
+
+static uint64_t model_hash(const pml_graph *g)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (pml_model_format_dot(g, &text, &len) != PML_OK) return 0;
+    uint64_t h = pml_hash(PML_HASH_INIT, text, len);
+    free(text);
+    return h;
+}
+
+/* pool thread */
+static void ck_write(uv_work_t *w)
+{
+    trainer *t = w->data;
+    t->ck_st = pml_ckpt_write(t->o->checkpoint_dir, &t->ck, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
+    if (t->ck_st != PML_OK) snprintf(t->ck_err, sizeof t->ck_err, "%s", pml_errmsg());
+}
+
+/* loop thread */
+static void ck_written(uv_work_t *w, int status)
+{
+    (void)status;
+    trainer *t = w->data;
+    t->ck_busy = false;
+}
+
+/* Waits for the checkpoint in flight. \return its failure, if it failed */
+static pml_status ck_wait(trainer *t, pml_train_result *res)
+{
+    const double t0 = pml_now();
+    while (t->ck_busy) uv_run(&t->loop, UV_RUN_ONCE);
+    res->checkpoint_wait += pml_now() - t0;
+    if (t->ck_st != PML_OK) {
+        pml_status st = t->ck_st;
+        t->ck_st = PML_OK;
+        return pml_fail(st, "%s", t->ck_err);
+    }
+    return PML_OK;
+}
+
+/* A checkpoint of the run after `step` updates: copied now (at a step boundary), written by the
+ * pool while training goes on (sync: written before returning, the run's last) */
+static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step, bool sync,
+                          pml_train_result *res)
+{
+    if (!t->o->checkpoint_dir || step == t->ck_last) return PML_OK;
+    pml_status st = ck_wait(t, res);
+    if (st != PML_OK) return st;
+    const double t0 = pml_now();
+    pml_ckpt *c = &t->ck;
+    memcpy(c->params, pml_exec_params(e), c->nparams * sizeof(float));
+    if (c->nstate) memcpy(c->state, pml_exec_state(e), c->nstate * sizeof(float));
+    if (c->m) memcpy(c->m, o->m, c->nparams * sizeof(float));
+    if (c->v) memcpy(c->v, o->v, c->nparams * sizeof(float));
+    c->optim = *o;
+    c->optim.m = c->optim.v = NULL;
+    c->step = step;
+    t->ck_last = step;
+    res->checkpoints++;
+    if (sync) {
+        st = pml_ckpt_write(t->o->checkpoint_dir, c, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
+        res->checkpoint_wait += pml_now() - t0;
+        return st;
+    }
+    t->ck_busy = true;
+    t->ck_work.data = t;
+    int r = uv_queue_work(&t->loop, &t->ck_work, ck_write, ck_written);
+    assert(r == 0);
+    (void)r;
+    res->checkpoint_wait += pml_now() - t0;
+    return PML_OK;
+}
+
+static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
+{
+    pml_ckpt *c = &t->ck;
+    memset(c, 0, sizeof *c);
+    t->ck_last = -1;
+    if (!t->o->checkpoint_dir) return PML_OK;
+    c->model_hash = model_hash(g);
+    snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name);
+    for (char *p = c->model_name; *p; p++)
+        if (*p == ' ' || *p == '\n' || *p == '\t') *p = '_';
+    c->seed = t->o->seed;
+    c->batch = t->o->batch;
+    c->nparams = g->nparams;
+    c->nstate = g->nstate;
+    c->params = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
+    c->state = malloc((c->nstate ? c->nstate : 1) * sizeof(float));
+    if (o->m) c->m = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
+    if (o->v) c->v = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
+    if (!c->params || !c->state || (o->m && !c->m) || (o->v && !c->v))
+        return pml_fail(PML_ENOMEM, "out of memory for a checkpoint's copy");
+    return PML_OK;
+}
+
+/* Goes on from a checkpoint: read and checked before the run starts (its step places the data),
+ * applied to the executor and optimizer once they are made */
+static pml_status resume_read(trainer *t, const pml_graph *g, const pml_optim *o, pml_ckpt *out)
+{
+    const char *from = t->o->resume_from;
+    char path[4096];
+    struct stat sb;
+    pml_status st;
+    if (stat(from, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if ((st = pml_ckpt_newest(from, path, sizeof path)) != PML_OK) return st;
+    } else {
+        snprintf(path, sizeof path, "%s", from);
+    }
+    pml_ckpt c;
+    if ((st = pml_ckpt_read(path, &c)) != PML_OK) return st;
+    if (c.model_hash != model_hash(g) || c.nparams != g->nparams || c.nstate != g->nstate) {
+        st = pml_fail(PML_EINVAL, "checkpoint '%s' is of model '%s', not of this '%s' (its "
+                                  "operators, shapes or parameters differ)",
+                      path, c.model_name, g->name);
+    } else if (c.seed != t->o->seed || c.batch != t->o->batch) {
+        st = pml_fail(PML_EINVAL, "checkpoint '%s' was made with --seed %llu --batch %d, not "
+                                  "--seed %llu --batch %d (the data order follows them)",
+                      path, (unsigned long long)c.seed, c.batch, (unsigned long long)t->o->seed,
+                      t->o->batch);
+    } else if (c.optim.kind != o->kind) {
+        st = pml_fail(PML_EINVAL, "checkpoint '%s' was made with --optimizer %s, not %s", path,
+                      c.optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd",
+                      o->kind == PML_OPTIM_ADAM ? "adam" : "sgd");
+    }
+    if (st != PML_OK) {
+        pml_ckpt_free(&c);
+        return st;
+    }
+    t->first_step = c.step;
+    *out = c;
+    return PML_OK;
+}
+
+static void resume_apply(trainer *t, const pml_ckpt *c, pml_exec *e, pml_optim *o,
+                         pml_train_result *res)
+{
+    memcpy(pml_exec_params(e), c->params, c->nparams * sizeof(float));
+    if (c->nstate) memcpy(pml_exec_state(e), c->state, c->nstate * sizeof(float));
+    if (c->m && o->m) memcpy(o->m, c->m, c->nparams * sizeof(float));
+    if (c->v && o->v) memcpy(o->v, c->v, c->nparams * sizeof(float));
+    o->t = c->optim.t;
+    e->step = (uint64_t)c->step;
+    t->ck_last = c->step; /* it is on disk */
+    res->resumed_step = c->step;
+}
+
 /* ---------------------------------------------------------------- watching the steps */
 
 typedef struct watch {
@@ -827,6 +990,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
 
     trainer t;
     memset(&t, 0, sizeof t);
+    pml_ckpt from; /* a checkpoint to go on from */
+    memset(&from, 0, sizeof from);
     t.o = opts;
     t.tr = &tr;
     t.rank = pml_dist_rank(opts->dist);
@@ -854,6 +1019,12 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
                         opts->batch, t.parts);
+    if ((opts->checkpoint_dir || opts->resume_from) && t.ranks > 1)
+        return pml_fail(PML_EUNSUPPORTED, "checkpoints of a run across ranks: not yet (one "
+                                          "process only)");
+    if (opts->checkpoint_every < 0)
+        return pml_fail(PML_EINVAL, "checkpoint-every=%ld must not be negative",
+                        opts->checkpoint_every);
     t.spe = (tr.n + opts->batch - 1) / opts->batch;
     t.limit = (long)opts->epochs * t.spe;
     if (opts->max_steps && opts->max_steps < t.limit) t.limit = opts->max_steps;
@@ -872,6 +1043,19 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         goto done;
     }
     for (int i = 0; i < nev; i++) t.ident[i] = i;
+    t.ck_last = -1;
+    if (opts->resume_from && (st = resume_read(&t, g, &optim, &from)) != PML_OK) goto done;
+    if (opts->checkpoint_dir) { /* a folder that takes files, before any training */
+        struct stat sb;
+        const char *d = opts->checkpoint_dir;
+        if (mkdir(d, 0777) != 0 && errno != EEXIST)
+            st = pml_fail(PML_EIO, "checkpoint folder '%s': %s", d, strerror(errno));
+        else if (stat(d, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            st = pml_fail(PML_EINVAL, "checkpoint folder '%s' is not a folder", d);
+        else if (access(d, W_OK | X_OK) != 0)
+            st = pml_fail(PML_EIO, "checkpoint folder '%s': %s", d, strerror(errno));
+        if (st != PML_OK) goto done;
+    }
     if ((st = loop_start(&t)) != PML_OK) goto done;
     const size_t size = pml_shape_size(tr.shape);
     t.feed_ok = true; /* feeder_free releases what feeder_init got */
@@ -886,7 +1070,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    feeder_start(&t.feed, locate_train, &t);
+    feeder_start(&t.feed, locate_train, &t, t.first_step);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     /* each rank runs its part of every batch */
@@ -908,17 +1092,24 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;
     if (opts->trace_path && (st = pml_exec_trace_begin(e, 4000000)) != PML_OK) goto done;
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
+    if (opts->resume_from) resume_apply(&t, &from, e, &optim, res);
+    if ((st = ck_setup(&t, g, &optim)) != PML_OK) goto done;
+    const long every = opts->checkpoint_every > 0 ? opts->checkpoint_every : 500;
 
-    long total_steps = 0;
+    long total_steps = t.first_step;
     watch w;
     memset(&w, 0, sizeof w);
     int current = opts->current;
-    for (int ep = 1; ep <= opts->epochs && st == PML_OK; ep++) {
+    const int first_ep = (int)(t.first_step / t.spe) + 1;
+    for (int ep = 1; ep < first_ep && ep <= opts->epochs; ep++) res->epochs[ep - 1].epoch = ep;
+    for (int ep = first_ep; ep <= opts->epochs && st == PML_OK; ep++) {
         pml_epoch_stats *s = &res->epochs[ep - 1];
         s->epoch = ep;
         double loss_sum = 0, t0 = pml_now(), elapsed = 0;
         long correct = 0;
-        for (long step = 0; step < t.spe; step++) {
+        const long begin = ep == first_ep ? t.first_step % t.spe : 0; /* resumed mid-epoch */
+        s->resumed_at = begin;
+        for (long step = begin; step < t.spe; step++) {
             if (total_steps >= t.limit) break;
             /* the epoch line counts the steps done: the message says the same */
             st = step ? poll_stop(&t, "at epoch %d, after step %ld/%ld", ep, step, t.spe)
@@ -949,6 +1140,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             s->samples += n;
             s->steps++;
             total_steps++;
+            if (opts->checkpoint_dir && total_steps % every == 0 &&
+                (st = ck_take(&t, e, &optim, total_steps, false, res)) != PML_OK) {
+                pml_fail_ctx(st, "epoch %d, a checkpoint after step %ld: ", ep, step + 1);
+                break;
+            }
             elapsed = pml_now() - t0;
             t.fresh = true;
             t.r_epoch = ep;
@@ -963,16 +1159,22 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         s->accuracy = (double)correct / s->samples;
         res->epochs_run = ep;
         if (st != PML_OK) break;
-        if (s->steps == t.spe) report(&t); /* the whole epoch, before its line */
+        if (begin + s->steps == t.spe) report(&t); /* the whole epoch, before its line */
         if (has_val) {
             char what[64];
             snprintf(what, sizeof what, "validation after epoch %d", ep);
             if ((st = evaluate(&t, e, &val, &s->val_loss, &s->val_accuracy, what)) != PML_OK) break;
             s->has_val = true;
         }
-        s->complete = s->steps == t.spe;
+        s->complete = begin + s->steps == t.spe;
         if (opts->cb.epoch) opts->cb.epoch(opts->cb.ud, s);
         if (total_steps >= t.limit) break;
+    }
+    /* the run's last checkpoint: at its end, or where a signal or --max-steps stopped it */
+    if (opts->checkpoint_dir && e && (st == PML_OK || st == PML_EINTR)) {
+        pml_status cs = ck_take(&t, e, &optim, total_steps, true, res);
+        if (cs == PML_OK) cs = ck_wait(&t, res);
+        if (cs != PML_OK && st == PML_OK) st = pml_fail_ctx(cs, "the last checkpoint: ");
     }
     if (st == PML_OK && test) {
         st = evaluate(&t, e, test, &res->test_loss, &res->test_accuracy, "the test evaluation");
@@ -991,6 +1193,13 @@ done:
         free(res->epochs);
         res->epochs = NULL;
     }
+    if (t.ck_busy) { /* a failed run: the checkpoint in flight ends first */
+        pml_train_result scratch;
+        memset(&scratch, 0, sizeof scratch);
+        ck_wait(&t, &scratch);
+    }
+    pml_ckpt_free(&t.ck);
+    pml_ckpt_free(&from);
     loop_close(&t);
     if (t.feed_ok) feeder_free(&t.feed);
     if (t.evf_ok) feeder_free(&t.evf);

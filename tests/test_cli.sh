@@ -698,6 +698,102 @@ t_conv_choice_kept() { # the convolution kernel a run chose by measuring is kept
             { echo "  kept $impl: $(losses "$out"), $impl forced: $want" >&2; return 1; }
     done
 }
+# ---- checkpoints and resume
+last_losses() { # last_losses FILE: the last epoch's loss and the test loss, in full
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+print(repr(j["epochs"][-1]["loss"]), repr(j["test_loss"]))' "$1"
+}
+t_checkpoint_resume() { # stopped at a step, resumed: the losses of a run never stopped, exactly
+    # a plan given (a choice made by trial could differ between runs, and round differently)
+    local d=$TMP/ck a="mlp:units=32,dropout=0.1 --train-samples 800 --test-samples 200 --epochs 3 --plan data --json" full
+    run 0 train $a || return 1
+    full=$(last_losses "$out")
+    run 0 train $a --max-steps 37 --checkpoint "$d" --checkpoint-every 10 --keep 2 || return 1
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["checkpoints"] == 4, j' "$out" || return 1
+    [ "$(cd "$d" && echo step-*)" = "step-000000000030.ckpt step-000000000037.ckpt" ] ||
+        { echo "  kept: $(ls "$d")" >&2; return 1; }
+    run 0 train $a --resume "$d" --checkpoint "$d" || return 1 # the folder: its newest
+    [ "$(last_losses "$out")" = "$full" ] || { echo "  resumed $(last_losses "$out"), full $full" >&2; return 1; }
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["resumed_step"] == 37, j' "$out" || return 1
+    run 0 train $a --resume "$d/step-000000000030.ckpt" || return 1 # a file
+    [ "$(last_losses "$out")" = "$full" ] || return 1
+    # the epoch line of the epoch it went on in counts the steps before
+    run 0 train ${a% --json} --resume "$d/step-000000000030.ckpt" && has "$out" "(resumed after step 5)" &&
+        has "$out" "Resume: from $d/step-000000000030.ckpt"
+}
+t_checkpoint_signal() { # SIGTERM, then SIGINT: a last checkpoint at the step boundary; resumed exactly
+    local d=$TMP/cks a="mlp:units=64 --train-samples 4000 --test-samples 200 --epochs 25 --plan none --threads 1 --json"
+    local full sig
+    run 0 train $a || return 1
+    full=$(last_losses "$out")
+    for sig in TERM INT; do
+        rm -rf "$d"
+        python3 - "$PML" "$d" "$sig" $a <<'PY' || return 1
+import os, signal, subprocess, sys, time
+pml, d, sig, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+p = subprocess.Popen([pml, "train"] + args + ["--checkpoint", d, "--checkpoint-every", "1000000"],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# with --json the Keras-like lines go to stderr: stop it in its second epoch
+for line in p.stderr:
+    if line.startswith("Epoch 1/"):
+        break
+time.sleep(0.05)
+p.send_signal(getattr(signal, "SIG" + sig))
+out, err = p.communicate(timeout=60)
+assert p.returncode != 0, "exit 0 after a signal"
+files = [f for f in os.listdir(d) if f.endswith(".ckpt")]
+assert len(files) == 1 and files[0] != "step-%012d.ckpt" % (25 * 125), files  # where it stopped
+PY
+        run 0 train $a --resume "$d" || return 1
+        [ "$(last_losses "$out")" = "$full" ] ||
+            { echo "  SIG$sig: resumed $(last_losses "$out"), full $full" >&2; return 1; }
+    done
+}
+t_checkpoint_kill() { # SIGKILL at random moments: the newest checkpoint left always resumes exactly
+    local d=$TMP/ckk a="mlp:units=512,layers=2,dropout=0.1 --train-samples 2000 --test-samples 200 --epochs 4 --plan none --threads 1 --json"
+    local full i mid=0
+    run 0 train $a || return 1
+    full=$(last_losses "$out")
+    for i in 1 2 3 4 5 6; do
+        rm -rf "$d"
+        (timeout -s KILL "0.$((RANDOM % 7 + 3))" "$PML" train $a --checkpoint "$d" \
+            --checkpoint-every 3 >/dev/null 2>&1; exit 0) 2>/dev/null # (no "Killed" line)
+        [ -d "$d" ] && ls "$d"/step-*.ckpt >/dev/null 2>&1 || continue # killed before the first
+        [ -e "$d/step-000000000252.ckpt" ] || mid=$((mid + 1)) # killed before the end
+        run 0 train $a --resume "$d" || return 1
+        [ "$(last_losses "$out")" = "$full" ] ||
+            { echo "  kill $i: resumed $(last_losses "$out"), full $full" >&2; return 1; }
+    done
+    [ $mid -gt 0 ] || { echo "  (no kill came mid-run: nothing checked)" >&2; return 77; }
+}
+t_checkpoint_errors() { # bad checkpoints and flags: one message naming the file, no training
+    local d=$TMP/cke a="mlp:units=16 --train-samples 200 --test-samples 50 --epochs 1"
+    run 0 train $a --checkpoint "$d" || return 1
+    local f
+    f=$(ls "$d"/step-*.ckpt)
+    run 2 train $a --keep 2 && has "$err" "--keep goes with --checkpoint DIR" && one_line || return 1
+    run 2 train $a --checkpoint-every 0 && has "$err" "--checkpoint-every" || return 1
+    mkdir -p "$TMP/empty"
+    run 1 train $a --resume "$TMP/empty" && has "$err" "has no checkpoint" && one_line || return 1
+    run 1 train $a --resume "$TMP/nothere.ckpt" && has "$err" "nothere.ckpt" && one_line || return 1
+    head -c 300 "$f" >"$TMP/cut.ckpt"
+    run 1 train $a --resume "$TMP/cut.ckpt" && has "$err" "cut.ckpt" && has "$err" "cut short" || return 1
+    python3 - "$f" "$TMP/bad.ckpt" <<'PY' || return 1
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[-5] ^= 0x40  # a flipped bit in the data
+open(sys.argv[2], "wb").write(b)
+PY
+    run 1 train $a --resume "$TMP/bad.ckpt" && has "$err" "checksum" && one_line || return 1
+    echo "hello" >"$TMP/not.ckpt"
+    run 1 train $a --resume "$TMP/not.ckpt" && has "$err" "not a pml checkpoint" || return 1
+    run 1 train mlp:units=17 --train-samples 200 --test-samples 50 --epochs 1 --resume "$f" &&
+        has "$err" "is of model" && one_line || return 1
+    run 1 train $a --seed 5 --resume "$f" && has "$err" "--seed 1 --batch 32" || return 1
+    run 1 train $a --optimizer sgd --resume "$f" && has "$err" "--optimizer adam" || return 1
+    : >"$TMP/afile"
+    run 1 train $a --checkpoint "$TMP/afile" && has "$err" "afile" && ! grep -q "^Epoch" "$out"
+}
 t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
     run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
         has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
@@ -1548,6 +1644,10 @@ PY
 }
 
 case_ conv_choice_kept t_conv_choice_kept
+case_ checkpoint_resume t_checkpoint_resume
+case_ checkpoint_signal t_checkpoint_signal
+case_ checkpoint_kill t_checkpoint_kill
+case_ checkpoint_errors t_checkpoint_errors
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace

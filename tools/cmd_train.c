@@ -69,6 +69,13 @@ static const char train_help[] =
     "  --bucket-mb X         under mpirun: sum the gradients across the ranks in buckets of\n"
     "                        about X MB while the backward pass runs (default: an eighth of\n"
     "                        the gradients, 64 KiB to 4 MiB); 0: in one sum after it\n"
+    "  --checkpoint DIR      write checkpoints to DIR (made when missing): every\n"
+    "                        --checkpoint-every N steps (default 500) and when training stops\n"
+    "                        (its end, Ctrl-C, SIGTERM, --max-steps), from a copy taken between\n"
+    "                        two steps while training goes on; the newest --keep K stay\n"
+    "                        (default 3)\n"
+    "  --resume DIR|FILE     go on from a checkpoint (a folder's newest): the same model,\n"
+    "                        --seed and --batch; the losses are those of a run not stopped\n"
     "  --check-numerics      stop with the node's name when a loss or gradient is not finite\n"
     "  --json                print one JSON object with the results on stdout (progress lines\n"
     "                        go to stderr)\n"
@@ -177,6 +184,9 @@ static void epoch_line(progress *p, const pml_epoch_stats *s, bool partial)
     if (partial) /* the epoch it stopped in: its steps so far */
         fprintf(p->out, "Epoch %d/%d - %ld step%s, interrupted", s->epoch, p->epochs, s->steps,
                 s->steps == 1 ? "" : "s");
+    else if (s->resumed_at > 0) /* a resumed run's first epoch: its steps, after those before */
+        fprintf(p->out, "Epoch %d/%d - %ld/%ld (resumed after step %ld)", s->epoch, p->epochs,
+                s->resumed_at + s->steps, s->resumed_at + s->steps, s->resumed_at);
     else
         fprintf(p->out, "Epoch %d/%d - %ld/%ld", s->epoch, p->epochs, s->steps, s->steps);
     fprintf(p->out, " - %.2fs %.2fms/step - loss: %.4f - accuracy: %.4f", s->seconds,
@@ -211,9 +221,11 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     cli_json_str(f, plan);
     fprintf(f, ",\"threads\":%d,\"ranks\":%d,\"batch\":%d,\"epochs\":[", threads, json_ranks,
             batch);
-    for (int i = 0; i < r->epochs_run; i++) {
+    for (int i = 0, k = 0; i < r->epochs_run; i++) {
         const pml_epoch_stats *s = &r->epochs[i];
-        fprintf(f, "%s{\"epoch\":%d,\"samples\":%ld,\"loss\":%.6g,\"accuracy\":%.6g", i ? "," : "",
+        if (s->steps == 0) continue; /* before the step a run resumed at */
+        /* the loss in full: runs that should match can be compared bit for bit */
+        fprintf(f, "%s{\"epoch\":%d,\"samples\":%ld,\"loss\":%.17g,\"accuracy\":%.6g", k++ ? "," : "",
                 s->epoch, s->samples, s->loss, s->accuracy);
         if (s->has_val)
             fprintf(f, ",\"val_loss\":%.6g,\"val_accuracy\":%.6g", s->val_loss, s->val_accuracy);
@@ -221,7 +233,11 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     }
     fputc(']', f);
     if (r->has_test)
-        fprintf(f, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
+        fprintf(f, ",\"test_loss\":%.17g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
+    if (r->resumed_step > 0) fprintf(f, ",\"resumed_step\":%ld", r->resumed_step);
+    if (r->checkpoints > 0)
+        fprintf(f, ",\"checkpoints\":%d,\"checkpoint_wait_seconds\":%.6g", r->checkpoints,
+                r->checkpoint_wait);
     if (r->allreduce_seconds > 0) /* rank 0's buckets: seconds summing, the part hidden */
         fprintf(f, ",\"buckets\":%d,\"allreduce_seconds\":%.6g,\"allreduce_hidden\":%.4f",
                 r->buckets, r->allreduce_seconds, r->allreduce_hidden / r->allreduce_seconds);
@@ -492,6 +508,14 @@ int cmd_train(int argc, char **argv)
         } else if (cli_is(&c, "--bucket-mb")) {
             const double mb = cli_double(&c, 0, 1024, false, false);
             o.bucket_bytes = mb > 0 ? mb * 1e6 : -1;
+        } else if (cli_is(&c, "--checkpoint")) {
+            o.checkpoint_dir = cli_str(&c);
+        } else if (cli_is(&c, "--checkpoint-every")) {
+            o.checkpoint_every = cli_long(&c, 1, 0x7fffffffffffffffL);
+        } else if (cli_is(&c, "--keep")) {
+            o.checkpoint_keep = (int)cli_long(&c, 1, 1000000);
+        } else if (cli_is(&c, "--resume")) {
+            o.resume_from = cli_str(&c);
         } else if (cli_is(&c, "--check-numerics")) {
             o.check_numerics = true;
         } else if (cli_is(&c, "--json")) {
@@ -501,6 +525,8 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (servers && !sync_ps) cli_error(&c, "--servers: parameter servers come with --sync ps");
+    if ((o.checkpoint_every || o.checkpoint_keep) && !o.checkpoint_dir)
+        cli_error(&c, "%s goes with --checkpoint DIR", o.checkpoint_every ? "--checkpoint-every" : "--keep");
     if (c.failed) return EXIT_USAGE;
     if (sync_ps) o.ps_servers = servers ? servers : 1;
     if (!model) {
@@ -692,6 +718,7 @@ int cmd_train(int argc, char **argv)
             cli_safe(train.name), train.n,
             test.n, o.threads, o.threads == 1 ? "" : "s", ranks_note, o.batch,
             kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
+    if (o.resume_from) fprintf(p.out, "Resume: from %s\n", cli_safe(o.resume_from));
     fprintf(p.out, "Plan: %s\n",
             o.plan || cands.n || ranks > 1 ? cli_safe(plan_desc)
                                            : "none (each operator split as it comes)");

@@ -1,0 +1,275 @@
+/* pml — checkpoints: everything a training run needs to go on exactly where it stopped.
+ *
+ * A checkpoint is one file, DIR/step-NNNNNNNNNNNN.ckpt (the updates done, 12 digits: names sort
+ * in step order), written as every pml file is (ops' pml_afile: a temporary file, flushed, fsynced
+ * and renamed over the name, then the folder fsynced): a crash leaves the older checkpoints and
+ * either all of the new one or none of it. The format (version 1):
+ *
+ *   pml checkpoint 1\n
+ *   model HASH NAME\n          the model's signature (FNV-1a of its DOT text, 16 hex digits)
+ *   run SEED BATCH STEP\n      seed (initialisation, shuffles, dropout), global batch, updates done
+ *   optimizer KIND LR MOMENTUM BETA1 BETA2 EPS T\n   adam|sgd; floats in C's %a (exact); T steps
+ *   tensor NAME COUNT CRC32\n  params, m, v (Adam's moments; SGD: its velocity in m), state
+ *   ...                        (batchnorm running statistics), in that order, each COUNT floats
+ *   data\n                     then the tensors' bytes, float32 little-endian, one after another
+ *
+ * The data order of a run is a function of (seed, epoch), so the step count places the run in
+ * its data; dropout masks follow the step and each sample's place; the plan and kernels are the
+ * run's. A checkpoint resumed with the same plan gives the losses of an uninterrupted run, bit
+ * for bit. Everything read is checked (format, signature, sizes, each tensor's CRC-32): a file
+ * that does not check is refused with its name and what is wrong. */
+#include "runtime/runtime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define CKPT_MAGIC "pml checkpoint 1"
+#define CKPT_NAME "step-%012ld.ckpt"
+#define CKPT_MAX_HEADER 4096
+
+static const char *const tensor_names[4] = {"params", "m", "v", "state"};
+
+static uint32_t crc(const float *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    const unsigned char *b = (const unsigned char *)p;
+    size_t bytes = n * sizeof(float);
+    while (bytes > 0) { /* zlib takes uInt lengths */
+        const uInt k = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        c = crc32(c, b, k);
+        b += k;
+        bytes -= k;
+    }
+    return (uint32_t)c;
+}
+
+void pml_ckpt_free(pml_ckpt *c)
+{
+    free(c->params);
+    free(c->m);
+    free(c->v);
+    free(c->state);
+    memset(c, 0, sizeof *c);
+}
+
+static pml_status sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return pml_fail(PML_EIO, "%s: %s", dir, strerror(errno));
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (r != 0 && e != EINVAL && e != EROFS) return pml_fail(PML_EIO, "%s: fsync: %s", dir, strerror(e));
+    return PML_OK;
+}
+
+/* the steps of the checkpoints in dir, ascending; *n of them (malloc'd) */
+static pml_status list_steps(const char *dir, long **steps, int *n)
+{
+    *steps = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return pml_fail(PML_EIO, "checkpoint folder '%s': %s", dir, strerror(errno));
+    int cap = 0;
+    struct dirent *e;
+    pml_status st = PML_OK;
+    while ((e = readdir(d))) {
+        long s;
+        char tail[8];
+        if (sscanf(e->d_name, "step-%ld.ckp%1s", &s, tail) != 2 || strcmp(tail, "t") != 0 || s < 0)
+            continue;
+        char want[64];
+        snprintf(want, sizeof want, CKPT_NAME, s);
+        if (strcmp(want, e->d_name) != 0) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            long *a = realloc(*steps, (size_t)cap * sizeof *a);
+            if (!a) {
+                st = pml_fail(PML_ENOMEM, "out of memory");
+                break;
+            }
+            *steps = a;
+        }
+        (*steps)[(*n)++] = s;
+    }
+    closedir(d);
+    for (int i = 1; i < *n; i++) /* insertion sort: a few files */
+        for (int j = i; j > 0 && (*steps)[j - 1] > (*steps)[j]; j--) {
+            long t = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = t;
+        }
+    if (st != PML_OK) {
+        free(*steps);
+        *steps = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
+pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return pml_fail(PML_EIO, "checkpoint folder '%s': %s", dir, strerror(errno));
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/" CKPT_NAME, dir, c->step) >= sizeof path)
+        return pml_fail(PML_EINVAL, "checkpoint folder '%s': the name is too long", dir);
+    const float *t[4] = {c->params, c->m, c->v, c->state};
+    const size_t n[4] = {c->nparams, c->m ? c->nparams : 0, c->v ? c->nparams : 0, c->nstate};
+    pml_afile af;
+    pml_status st = pml_afile_open(&af, path);
+    if (st != PML_OK) return st;
+    fprintf(af.f, CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\n", c->model_hash,
+            c->model_name[0] ? c->model_name : "-", c->seed, c->batch, c->step);
+    fprintf(af.f, "optimizer %s %a %a %a %a %a %" PRId64 "\n",
+            c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)c->optim.lr,
+            (double)c->optim.momentum, (double)c->optim.beta1, (double)c->optim.beta2,
+            (double)c->optim.eps, c->optim.t);
+    for (int k = 0; k < 4; k++)
+        fprintf(af.f, "tensor %s %zu %08" PRIx32 "\n", tensor_names[k], n[k], n[k] ? crc(t[k], n[k]) : 0u);
+    fputs("data\n", af.f);
+    for (int k = 0; k < 4; k++)
+        if (n[k] && fwrite(t[k], sizeof(float), n[k], af.f) != n[k]) break;
+    if (ferror(af.f)) {
+        pml_afile_abort(&af);
+        return pml_fail(PML_EIO, "%s: writing failed (disk full?)", path);
+    }
+    if ((st = pml_afile_commit(&af)) != PML_OK) return st;
+    if ((st = sync_dir(dir)) != PML_OK) return st;
+    /* only now, with the new one in place: the older beyond `keep` go */
+    long *steps;
+    int count;
+    if (keep > 0 && list_steps(dir, &steps, &count) == PML_OK) {
+        for (int i = 0; i + keep < count; i++) {
+            char old[4096];
+            if ((size_t)snprintf(old, sizeof old, "%s/" CKPT_NAME, dir, steps[i]) < sizeof old)
+                unlink(old);
+        }
+        free(steps);
+    }
+    return PML_OK;
+}
+
+pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap)
+{
+    long *steps;
+    int n;
+    pml_status st = list_steps(dir, &steps, &n);
+    if (st != PML_OK) return st;
+    if (n == 0) {
+        free(steps);
+        return pml_fail(PML_EINVAL, "checkpoint folder '%s' has no checkpoint (step-N.ckpt)", dir);
+    }
+    const long s = steps[n - 1];
+    free(steps);
+    if ((size_t)snprintf(path, cap, "%s/" CKPT_NAME, dir, s) >= cap)
+        return pml_fail(PML_EINVAL, "checkpoint folder '%s': the name is too long", dir);
+    return PML_OK;
+}
+
+static pml_status bad(const char *path, const char *what)
+{
+    return pml_fail(PML_EFORMAT, "checkpoint '%s': %s", path, what);
+}
+
+pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
+{
+    memset(c, 0, sizeof *c);
+    FILE *f = fopen(path, "rb");
+    if (!f) return pml_fail(PML_EIO, "checkpoint '%s': %s", path, strerror(errno));
+    pml_status st = PML_OK;
+    char line[CKPT_MAX_HEADER];
+    char kind[16];
+    double lr, mom, b1, b2, eps;
+    size_t n[4] = {0};
+    uint32_t sum[4] = {0};
+#define LINE(what) \
+    if (!fgets(line, sizeof line, f) || !strchr(line, '\n')) { st = bad(path, what); goto out; }
+    LINE("not a pml checkpoint (empty or cut short)");
+    if (strcmp(line, CKPT_MAGIC "\n") != 0) {
+        st = bad(path, strncmp(line, "pml checkpoint ", 15) == 0
+                           ? "a checkpoint format this pml does not read (it reads version 1)"
+                           : "not a pml checkpoint");
+        goto out;
+    }
+    LINE("cut short in its header");
+    if (sscanf(line, "model %16" SCNx64 " %63s", &c->model_hash, c->model_name) != 2) {
+        st = bad(path, "a malformed model line");
+        goto out;
+    }
+    LINE("cut short in its header");
+    if (sscanf(line, "run %" SCNu64 " %d %ld", &c->seed, &c->batch, &c->step) != 3 ||
+        c->batch < 1 || c->step < 0) {
+        st = bad(path, "a malformed run line");
+        goto out;
+    }
+    LINE("cut short in its header");
+    if (sscanf(line, "optimizer %15s %la %la %la %la %la %" SCNd64, kind, &lr, &mom, &b1, &b2,
+               &eps, &c->optim.t) != 7 ||
+        (strcmp(kind, "adam") != 0 && strcmp(kind, "sgd") != 0) || c->optim.t < 0) {
+        st = bad(path, "a malformed optimizer line");
+        goto out;
+    }
+    c->optim.kind = strcmp(kind, "adam") == 0 ? PML_OPTIM_ADAM : PML_OPTIM_SGD;
+    c->optim.lr = (float)lr;
+    c->optim.momentum = (float)mom;
+    c->optim.beta1 = (float)b1;
+    c->optim.beta2 = (float)b2;
+    c->optim.eps = (float)eps;
+    for (int k = 0; k < 4; k++) {
+        LINE("cut short in its header");
+        char name[16];
+        if (sscanf(line, "tensor %15s %zu %8" SCNx32, name, &n[k], &sum[k]) != 3 ||
+            strcmp(name, tensor_names[k]) != 0 || n[k] > ((size_t)1 << 40)) {
+            char m[96];
+            snprintf(m, sizeof m, "a malformed line for tensor '%s'", tensor_names[k]);
+            st = bad(path, m);
+            goto out;
+        }
+    }
+    LINE("cut short in its header");
+    if (strcmp(line, "data\n") != 0) {
+        st = bad(path, "no data line after the tensors");
+        goto out;
+    }
+    c->nparams = n[0];
+    c->nstate = n[3];
+    if ((n[1] && n[1] != n[0]) || (n[2] && n[2] != n[0]) ||
+        (c->optim.kind == PML_OPTIM_ADAM && (!n[1] || !n[2]))) {
+        st = bad(path, "its optimizer state does not match its parameters");
+        goto out;
+    }
+    float **dst[4] = {&c->params, &c->m, &c->v, &c->state};
+    for (int k = 0; k < 4; k++) {
+        if (!n[k]) continue;
+        if (!(*dst[k] = malloc(n[k] * sizeof(float)))) {
+            st = pml_fail(PML_ENOMEM, "out of memory reading checkpoint '%s'", path);
+            goto out;
+        }
+        if (fread(*dst[k], sizeof(float), n[k], f) != n[k]) {
+            st = bad(path, "cut short in its data");
+            goto out;
+        }
+        if (crc(*dst[k], n[k]) != sum[k]) {
+            char m[96];
+            snprintf(m, sizeof m, "tensor '%s' does not match its checksum (the file is damaged)",
+                     tensor_names[k]);
+            st = bad(path, m);
+            goto out;
+        }
+    }
+    if (fgetc(f) != EOF) st = bad(path, "bytes after its data");
+#undef LINE
+out:
+    fclose(f);
+    if (st != PML_OK) pml_ckpt_free(c);
+    return st;
+}
