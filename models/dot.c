@@ -579,12 +579,47 @@ pml_status pml_model_parse_dot(const char *text, size_t len, const char *source,
     return st;
 }
 
+/* A saved model (pml train --save; runtime/ckpt.c writes it): a header, the model's DOT text,
+ * then its weights, which are not the model's business here. *is: the file is one. */
+static pml_status read_saved(const char *path, pml_graph *g, bool *is)
+{
+    *is = false;
+    FILE *f = fopen(path, "rb");
+    if (!f) return PML_OK; /* pml_read_file says why */
+    char line[256];
+    pml_status st = PML_OK;
+    if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
+        fclose(f);
+        return PML_OK;
+    }
+    *is = true;
+    unsigned long long n = 0;
+    char *text = NULL;
+    if (!fgets(line, sizeof line, f) || strncmp(line, "model ", 6) != 0 || !fgets(line, sizeof line, f) ||
+        sscanf(line, "dot %llu", &n) != 1 || n > PML_DOT_MAX_BYTES) {
+        st = pml_fail(PML_EFORMAT, "saved model '%s': a malformed header", path);
+    } else if (!(text = malloc(n + 1))) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+    } else if (fread(text, 1, n, f) != n) {
+        st = pml_fail(PML_EFORMAT, "saved model '%s': cut short in its model", path);
+    } else {
+        text[n] = 0;
+        st = pml_model_parse_dot(text, n, path, g);
+    }
+    free(text);
+    fclose(f);
+    return st;
+}
+
 pml_status pml_model_read_dot(const char *path, pml_graph *g)
 {
     char *text;
     size_t len;
     pml_graph_init(g, NULL);
-    pml_status st = pml_read_file(path, PML_DOT_MAX_BYTES, &text, &len);
+    bool saved;
+    pml_status st = read_saved(path, g, &saved);
+    if (saved) return st;
+    st = pml_read_file(path, PML_DOT_MAX_BYTES, &text, &len);
     if (st != PML_OK) return st;
     st = pml_model_parse_dot(text, len, path, g);
     free(text);
@@ -774,7 +809,8 @@ static bool ends_with(const char *s, const char *suffix)
 
 bool pml_model_is_file(const char *model)
 {
-    return ends_with(model, ".dot") || ends_with(model, ".gv") || strchr(model, '/') != NULL;
+    return ends_with(model, ".dot") || ends_with(model, ".gv") || ends_with(model, ".pml") ||
+           strchr(model, '/') != NULL;
 }
 
 pml_status pml_model_load(const char *model, pml_graph *g)

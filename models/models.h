@@ -71,8 +71,11 @@ const pml_zoo_entry *pml_zoo_list(int *count);
 
 typedef struct pml_dot pml_dot;
 
-/** \return true when \p model names a file (ends in .dot or .gv, or holds a '/'), false when it
- * is a zoo spec. */
+/** The first line of a saved model (pml train --save): the model's DOT text and its weights. */
+#define PML_SAVED_MAGIC "pml model 1"
+
+/** \return true when \p model names a file (ends in .dot, .gv or .pml, or holds a '/'), false
+ * when it is a zoo spec. A file is a model DOT file or a saved model (its model is read). */
 bool pml_model_is_file(const char *model);
 /** Loads MODEL: a model DOT file when pml_model_is_file(), else a zoo spec (pml_model_build).
  * \p g is initialised here and finalised on success; on error it is empty.

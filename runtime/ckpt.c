@@ -20,6 +20,8 @@
  * that does not check is refused with its name and what is wrong. */
 #include "runtime/runtime.h"
 
+#include "models/models.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -272,4 +274,126 @@ out:
     fclose(f);
     if (st != PML_OK) pml_ckpt_free(c);
     return st;
+}
+
+/* ---------------------------------------------------------------- saved models
+ *
+ * A saved model (pml train --save) is the model's DOT text and its weights, one file, written
+ * atomically as a checkpoint is:
+ *
+ *   pml model 1\n
+ *   model HASH NAME\n
+ *   dot LEN\n  then LEN bytes of DOT text (pml_model_read_dot reads the model from here)
+ *   tensor params COUNT CRC32\n
+ *   tensor state COUNT CRC32\n
+ *   data\n     then the tensors, float32 little-endian. */
+
+pml_status pml_saved_write(const char *path, const pml_graph *g, const float *params,
+                           const float *state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    pml_status st = pml_model_format_dot(g, &text, &len);
+    if (st != PML_OK) return st;
+    pml_afile af;
+    if ((st = pml_afile_open(&af, path)) != PML_OK) {
+        free(text);
+        return st;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%.63s", g->name);
+    for (char *p = name; *p; p++)
+        if (*p == ' ' || *p == '\n' || *p == '\t') *p = '_';
+    fprintf(af.f, PML_SAVED_MAGIC "\nmodel %016" PRIx64 " %s\ndot %zu\n", pml_hash(PML_HASH_INIT, text, len),
+            name, len);
+    fwrite(text, 1, len, af.f);
+    free(text);
+    fprintf(af.f, "tensor params %zu %08" PRIx32 "\n", g->nparams, g->nparams ? crc(params, g->nparams) : 0u);
+    fprintf(af.f, "tensor state %zu %08" PRIx32 "\ndata\n", g->nstate, g->nstate ? crc(state, g->nstate) : 0u);
+    if (g->nparams) fwrite(params, sizeof(float), g->nparams, af.f);
+    if (g->nstate) fwrite(state, sizeof(float), g->nstate, af.f);
+    if (ferror(af.f)) {
+        pml_afile_abort(&af);
+        return pml_fail(PML_EIO, "%s: writing failed (disk full?)", path);
+    }
+    return pml_afile_commit(&af);
+}
+
+pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float **state)
+{
+    *params = *state = NULL;
+    pml_graph_init(g, NULL);
+    char head[32] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f) return pml_fail(PML_EIO, "cannot read '%s': %s", path, strerror(errno));
+    const bool saved = fgets(head, sizeof head, f) && strcmp(head, PML_SAVED_MAGIC "\n") == 0;
+    fclose(f);
+    if (!saved)
+        return bad(path, strncmp(head, "pml checkpoint", 14) == 0
+                             ? "a checkpoint, not a saved model (pml train --save writes them; "
+                               "pml train --resume reads checkpoints)"
+                             : "not a saved model (pml train --save writes them)");
+    pml_status st = pml_model_read_dot(path, g);
+    if (st != PML_OK) return st;
+    f = fopen(path, "rb");
+    if (!f) {
+        pml_graph_free(g);
+        return pml_fail(PML_EIO, "saved model '%s': %s", path, strerror(errno));
+    }
+    char line[CKPT_MAX_HEADER];
+    size_t len = 0, n[2];
+    uint32_t sum[2];
+    float *t[2] = {NULL, NULL};
+    if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
+        st = bad(path, "not a saved model (pml train --save writes them)");
+        goto out;
+    }
+    if (!fgets(line, sizeof line, f) || !fgets(line, sizeof line, f) || sscanf(line, "dot %zu", &len) != 1 ||
+        fseek(f, (long)len, SEEK_CUR) != 0) {
+        st = bad(path, "a malformed header");
+        goto out;
+    }
+    for (int k = 0; k < 2; k++) {
+        char name[16];
+        if (!fgets(line, sizeof line, f) ||
+            sscanf(line, "tensor %15s %zu %8" SCNx32, name, &n[k], &sum[k]) != 3 ||
+            strcmp(name, k ? "state" : "params") != 0) {
+            st = bad(path, "a malformed tensor line");
+            goto out;
+        }
+    }
+    if (!fgets(line, sizeof line, f) || strcmp(line, "data\n") != 0) {
+        st = bad(path, "no data line after the tensors");
+        goto out;
+    }
+    if (n[0] != g->nparams || n[1] != g->nstate) {
+        st = bad(path, "its weights do not fit its model");
+        goto out;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (!(t[k] = malloc((n[k] ? n[k] : 1) * sizeof(float)))) {
+            st = pml_fail(PML_ENOMEM, "out of memory reading '%s'", path);
+            goto out;
+        }
+        if (n[k] && fread(t[k], sizeof(float), n[k], f) != n[k]) {
+            st = bad(path, "cut short in its weights");
+            goto out;
+        }
+        if (n[k] && crc(t[k], n[k]) != sum[k]) {
+            st = bad(path, "its weights do not match their checksum (the file is damaged)");
+            goto out;
+        }
+    }
+    if (fgetc(f) != EOF) st = bad(path, "bytes after its weights");
+out:
+    fclose(f);
+    if (st != PML_OK) {
+        free(t[0]);
+        free(t[1]);
+        pml_graph_free(g);
+        return st;
+    }
+    *params = t[0];
+    *state = t[1];
+    return PML_OK;
 }

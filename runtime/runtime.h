@@ -345,6 +345,14 @@ pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap);
 pml_status pml_ckpt_read(const char *path, pml_ckpt *c);
 void pml_ckpt_free(pml_ckpt *c);
 
+/** A saved model: the model's DOT text and its weights in one file (pml train --save), written
+ * atomically; runtime/ckpt.c has the format. pml_model_load reads its model. */
+pml_status pml_saved_write(const char *path, const pml_graph *g, const float *params,
+                           const float *state);
+/** Reads a saved model: \p g (finalised) and malloc'd copies of its parameters and state, all
+ * checked (format, sizes, CRC-32). */
+pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float **state);
+
 /* ---------------------------------------------------------------- training */
 
 typedef struct pml_epoch_stats {
@@ -439,6 +447,7 @@ typedef struct pml_train_opts {
     long checkpoint_every;
     int checkpoint_keep;
     const char *resume_from;
+    const char *save_path; /* after training: the model and its weights (pml_saved_write) */
 } pml_train_opts;
 
 typedef struct pml_train_result {
@@ -473,6 +482,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
 void pml_train_result_free(pml_train_result *r);
 
 /** Loss and accuracy of the executor's current parameters over a dataset (inference mode). */
+/** The class with the largest logit and its softmax probability for each sample of \p d, in
+ * order, into cls[d->n] and prob[d->n], and its label into label[d->n] (may be NULL);
+ * inference passes of up to \p batch samples. */
+pml_status pml_predict(pml_exec *e, const pml_dataset *d, int batch, int32_t *cls, float *prob,
+                       int32_t *label);
 pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *loss,
                         double *accuracy);
 

@@ -78,6 +78,36 @@ pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *lo
     return PML_OK;
 }
 
+pml_status pml_predict(pml_exec *e, const pml_dataset *d, int batch, int32_t *cls, float *prob,
+                       int32_t *label)
+{
+    int32_t *idx = malloc((size_t)batch * sizeof *idx);
+    if (!idx) return pml_fail(PML_ENOMEM, "out of memory");
+    const pml_graph *g = &e->g;
+    const int C = g->classes;
+    pml_status st = PML_OK;
+    for (int i = 0; i < d->n && st == PML_OK; i += batch) {
+        int n = d->n - i < batch ? d->n - i : batch;
+        for (int j = 0; j < n; j++) idx[j] = i + j;
+        pml_data_gather(d, idx, n, pml_exec_input(e), pml_exec_labels(e));
+        if ((st = pml_exec_forward(e, n, false, NULL)) != PML_OK) break;
+        const float *z = pml_exec_output(e, g->logits);
+        for (int j = 0; j < n; j++) {
+            const float *zj = z + (size_t)j * C;
+            int best = 0;
+            for (int k = 1; k < C; k++)
+                if (zj[k] > zj[best]) best = k;
+            double sum = 0;
+            for (int k = 0; k < C; k++) sum += exp((double)zj[k] - zj[best]);
+            cls[i + j] = best;
+            prob[i + j] = (float)(1.0 / sum);
+            if (label) label[i + j] = pml_exec_labels(e)[j];
+        }
+    }
+    free(idx);
+    return st;
+}
+
 /* ---------------------------------------------------------------- prefetch */
 
 typedef struct batch_ref {
@@ -1170,6 +1200,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         if (opts->cb.epoch) opts->cb.epoch(opts->cb.ud, s);
         if (total_steps >= t.limit) break;
     }
+    if (st == PML_OK && opts->save_path && e) /* the trained model, its weights */
+        st = pml_saved_write(opts->save_path, g, pml_exec_params(e), pml_exec_state(e));
     /* the run's last checkpoint: at its end, or where a signal or --max-steps stopped it */
     if (opts->checkpoint_dir && e && (st == PML_OK || st == PML_EINTR)) {
         pml_status cs = ck_take(&t, e, &optim, total_steps, true, res);

@@ -794,6 +794,47 @@ PY
     : >"$TMP/afile"
     run 1 train $a --checkpoint "$TMP/afile" && has "$err" "afile" && ! grep -q "^Epoch" "$out"
 }
+t_save_evaluate_predict() { # a saved model: evaluated and predicting as the run that made it
+    local m=$TMP/m.pml a="mlp:units=32 --train-samples 1000 --test-samples 300 --epochs 2 --plan none --threads 1"
+    run 0 train $a --save "$m" --json || return 1
+    cp "$out" "$TMP/trained.json"
+    run 0 evaluate "$m" --test-samples 300 --threads 1 --json || return 1
+    python3 - "$TMP/trained.json" "$out" <<'PY' || return 1
+import json, sys
+t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert e["test_loss"] == t["test_loss"] and e["test_accuracy"] == t["test_accuracy"], (t, e)
+assert e["samples"] == 300
+PY
+    run 0 predict "$m" --test-samples 300 --threads 1 --json || return 1
+    python3 - "$TMP/trained.json" "$out" <<'PY' || return 1
+import json, sys
+t = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[2])]
+assert [r["index"] for r in rows] == list(range(300)), len(rows)
+assert all(0.1 <= r["probability"] <= 1 and 0 <= r["class"] < 10 for r in rows)
+acc = sum(r["class"] == r["label"] for r in rows) / 300
+assert abs(acc - t["test_accuracy"]) < 1e-6, (acc, t["test_accuracy"])
+PY
+    run 0 predict "$m" --test-samples 3 && [ "$(wc -l <"$out")" = 3 ] || return 1
+    # every MODEL argument reads a saved model's model
+    run 0 export "$m" -o "$TMP/m.dot" && run 0 export mlp:units=32 -o "$TMP/z.dot" &&
+        cmp -s "$TMP/m.dot" "$TMP/z.dot" || return 1
+    # bad files: one message naming the file
+    run 1 evaluate "$TMP/none.pml" && has "$err" "none.pml" && one_line || return 1
+    head -c 700 "$m" >"$TMP/cut.pml"
+    run 1 evaluate "$TMP/cut.pml" && has "$err" "cut.pml" && has "$err" "cut short" && one_line || return 1
+    python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-3] ^= 1
+open(sys.argv[2], "wb").write(b)' "$m" "$TMP/flip.pml" || return 1
+    run 1 predict "$TMP/flip.pml" && has "$err" "checksum" && one_line || return 1
+    run 0 train mlp:units=16 --train-samples 100 --test-samples 20 --epochs 1 --checkpoint "$TMP/evck" || return 1
+    run 1 evaluate "$(ls "$TMP"/evck/step-*.ckpt)" && has "$err" "a checkpoint, not a saved model" || return 1
+    run 2 evaluate && has "$err" "missing MODEL.pml" || return 1
+    run 0 evaluate --help && has "$out" "pml train --save" && run 0 predict --help &&
+        has "$out" "INDEX CLASS PROBABILITY LABEL" && run 0 --help && has "$out" "evaluate FILE" || return 1
+    run 2 predict "$m" --batch 0 && has "$err" "--batch" || return 1
+    run 1 train $a --save "$TMP/no/such/m.pml" && has "$err" "cannot write in" && ! grep -q "^Epoch" "$out" &&
+        [ ! -e "$TMP/no" ]
+}
 t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
     run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
         has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
@@ -1648,6 +1689,7 @@ case_ checkpoint_resume t_checkpoint_resume
 case_ checkpoint_signal t_checkpoint_signal
 case_ checkpoint_kill t_checkpoint_kill
 case_ checkpoint_errors t_checkpoint_errors
+case_ save_evaluate_predict t_save_evaluate_predict
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace

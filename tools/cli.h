@@ -66,6 +66,8 @@ int cmd_bench_accuracy(int argc, char **argv);
 /** pml bench kernels (tools/bench_kernels.c): each kernel against this core's sgemm. */
 int cmd_bench_kernels(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

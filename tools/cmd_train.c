@@ -8,7 +8,9 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +78,8 @@ static const char train_help[] =
     "                        (default 3)\n"
     "  --resume DIR|FILE     go on from a checkpoint (a folder's newest): the same model,\n"
     "                        --seed and --batch; the losses are those of a run not stopped\n"
+    "  --save FILE.pml       after training, write the model and its weights to FILE (pml\n"
+    "                        evaluate, pml predict and every MODEL argument read it)\n"
     "  --check-numerics      stop with the node's name when a loss or gradient is not finite\n"
     "  --json                print one JSON object with the results on stdout (progress lines\n"
     "                        go to stderr)\n"
@@ -516,6 +520,8 @@ int cmd_train(int argc, char **argv)
             o.checkpoint_keep = (int)cli_long(&c, 1, 1000000);
         } else if (cli_is(&c, "--resume")) {
             o.resume_from = cli_str(&c);
+        } else if (cli_is(&c, "--save")) {
+            o.save_path = cli_str(&c);
         } else if (cli_is(&c, "--check-numerics")) {
             o.check_numerics = true;
         } else if (cli_is(&c, "--json")) {
@@ -532,6 +538,23 @@ int cmd_train(int argc, char **argv)
     if (!model) {
         err("missing MODEL (see pml train --help)\n");
         return EXIT_USAGE;
+    }
+    if (o.save_path) { /* a place it can be written, before training */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o.save_path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        const char *d = slash ? (dir[0] ? dir : "/") : ".";
+        struct stat sb;
+        if (stat(o.save_path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            err("--save %s: a folder, not a file\n", cli_safe(o.save_path));
+            return 1;
+        }
+        if (access(d, W_OK | X_OK) != 0) {
+            err("--save %s: cannot write in '%s': %s\n", cli_safe(o.save_path), cli_safe(d),
+                strerror(errno));
+            return 1;
+        }
     }
     pml_optim_defaults(&o.optim, kind);
     if (lr > 0) o.optim.lr = (float)lr;

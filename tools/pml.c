@@ -50,6 +50,8 @@ static void usage(FILE *f)
           "                 (full vs delta simulation), bench runtime (cost per task), bench\n"
           "                 accuracy (the simulator against measured runs), bench kernels\n"
           "                 (each kernel against this core's sgemm)\n"
+          "  evaluate FILE  a saved model's (pml train --save) test loss and accuracy\n"
+          "  predict FILE   a saved model's class and probability for each test sample\n"
           "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
           "  viz GRAPH      draw a model, plan or machine as svg, png, pdf or dot (-o FILE)\n"
           "  topo           print a machine: devices, links, routes (--machine M, -o FILE.dot)\n"
@@ -96,6 +98,8 @@ int main(int argc, char **argv)
     int (*run)(int, char **) = strcmp(cmd, "train") == 0      ? cmd_train
                                : strcmp(cmd, "bench") == 0    ? cmd_bench
                                : strcmp(cmd, "export") == 0   ? cmd_export
+                               : strcmp(cmd, "evaluate") == 0 ? cmd_evaluate
+                               : strcmp(cmd, "predict") == 0  ? cmd_predict
                                : strcmp(cmd, "viz") == 0      ? cmd_viz
                                : strcmp(cmd, "topo") == 0     ? cmd_topo
                                : strcmp(cmd, "compile") == 0  ? cmd_compile
