@@ -9,14 +9,14 @@
  *   model HASH NAME\n          the model's signature (FNV-1a of its DOT text, 16 hex digits)
  *   run SEED BATCH STEP\n      seed (initialisation, shuffles, dropout), global batch, updates done
  *   optimizer KIND LR MOMENTUM BETA1 BETA2 EPS T\n   adam|sgd; floats in C's %a (exact); T steps
- *   tensor NAME COUNT CRC32\n  params, m, v (Adam's moments; SGD: its velocity in m), state
+ *   tensor NAME COUNT CRC\n    params, m, v (Adam's moments; SGD: its velocity in m), state
  *   ...                        (batchnorm running statistics), in that order, each COUNT floats
  *   data\n                     then the tensors' bytes, float32 little-endian, one after another
  *
  * The data order of a run is a function of (seed, epoch), so the step count places the run in
  * its data; dropout masks follow the step and each sample's place; the plan and kernels are the
  * run's. A checkpoint resumed with the same plan gives the losses of an uninterrupted run, bit
- * for bit. Everything read is checked (format, signature, sizes, each tensor's CRC-32): a file
+ * for bit. Everything read is checked (format, signature, sizes, each tensor's CRC-32C): a file
  * that does not check is refused with its name and what is wrong. */
 #include "runtime/runtime.h"
 
@@ -29,9 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <pthread.h>
 
 #define CKPT_MAGIC "pml checkpoint 1"
 #define CKPT_NAME "step-%012ld.ckpt"
@@ -39,18 +40,80 @@
 
 static const char *const tensor_names[4] = {"params", "m", "v", "state"};
 
-static uint32_t crc(const float *p, size_t n)
+/* CRC-32C (Castagnoli, as iSCSI and ext4 use): the SSE4.2 instruction where the CPU has it
+ * (8 bytes a cycle or so: a checkpoint's checksum costs little beside its write), else a table */
+static uint32_t crc32c_table[256];
+
+static void crc32c_init(void)
 {
-    uLong c = crc32(0L, Z_NULL, 0);
-    const unsigned char *b = (const unsigned char *)p;
-    size_t bytes = n * sizeof(float);
-    while (bytes > 0) { /* zlib takes uInt lengths */
-        const uInt k = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-        c = crc32(c, b, k);
-        b += k;
-        bytes -= k;
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc32c_table[i] = c;
     }
-    return (uint32_t)c;
+}
+
+static uint32_t crc32c_sw(uint32_t c, const unsigned char *p, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc32c_init);
+    for (size_t i = 0; i < n; i++) c = crc32c_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t c, const unsigned char *p,
+                                                             size_t n)
+{
+    uint64_t c64 = c;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = _mm_crc32_u64(c64, v);
+    }
+    c = (uint32_t)c64;
+    for (; n > 0; n--, p++) c = _mm_crc32_u8(c, *p);
+    return c;
+}
+#endif
+
+/* the running CRC-32C c (start from 0) extended by n bytes */
+static uint32_t crc32c(uint32_t c, const void *data, size_t n)
+{
+    c = ~c;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return ~crc32c_hw(c, data, n);
+#endif
+    return ~crc32c_sw(c, data, n);
+}
+
+static uint32_t crc(const float *p, size_t n) { return crc32c(0, p, n * sizeof *p); }
+
+/* Memory for a tensor of a checkpoint: in 2 MiB huge pages where the kernel gives them (a page
+ * fault per 2 MiB instead of per 4 KiB: on some virtual machines faulting in a large model's
+ * fresh memory took longer than reading it from the disk) */
+static float *big_alloc(size_t n)
+{
+    const size_t huge = (size_t)2 << 20, bytes = ((n ? n : 1) * sizeof(float) + huge - 1) & ~(huge - 1);
+    float *p = aligned_alloc(huge, bytes);
+    if (p && bytes >= huge) madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+pml_status pml_ckpt_alloc(pml_ckpt *c, size_t nparams, size_t nstate, bool m, bool v)
+{
+    c->nparams = nparams;
+    c->nstate = nstate;
+    c->params = big_alloc(nparams);
+    c->state = big_alloc(nstate);
+    c->m = m ? big_alloc(nparams) : NULL;
+    c->v = v ? big_alloc(nparams) : NULL;
+    if (!c->params || !c->state || (m && !c->m) || (v && !c->v)) {
+        pml_ckpt_free(c);
+        return pml_fail(PML_ENOMEM, "out of memory for a checkpoint of %zu parameters", nparams);
+    }
+    return PML_OK;
 }
 
 void pml_ckpt_free(pml_ckpt *c)
@@ -129,18 +192,34 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
     pml_afile af;
     pml_status st = pml_afile_open(&af, path);
     if (st != PML_OK) return st;
+    if (af.how != PML_AFILE_NAMED && af.how != PML_AFILE_UNNAMED) {
+        pml_afile_abort(&af);
+        return pml_fail(PML_EINVAL, "checkpoint '%s' must be a regular file", path);
+    }
     fprintf(af.f, CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\n", c->model_hash,
             c->model_name[0] ? c->model_name : "-", c->seed, c->batch, c->step);
     fprintf(af.f, "optimizer %s %a %a %a %a %a %" PRId64 "\n",
             c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)c->optim.lr,
             (double)c->optim.momentum, (double)c->optim.beta1, (double)c->optim.beta2,
             (double)c->optim.eps, c->optim.t);
-    for (int k = 0; k < 4; k++)
-        fprintf(af.f, "tensor %s %zu %08" PRIx32 "\n", tensor_names[k], n[k], n[k] ? crc(t[k], n[k]) : 0u);
+    long at[4]; /* where each tensor's checksum goes: written as the data goes out, then here */
+    for (int k = 0; k < 4; k++) {
+        fprintf(af.f, "tensor %s %zu ", tensor_names[k], n[k]);
+        at[k] = ftell(af.f);
+        fputs("00000000\n", af.f);
+    }
     fputs("data\n", af.f);
-    for (int k = 0; k < 4; k++)
-        if (n[k] && fwrite(t[k], sizeof(float), n[k], af.f) != n[k]) break;
-    if (ferror(af.f)) {
+    uint32_t sum[4] = {0, 0, 0, 0};
+    enum { CHUNK = 1 << 18 }; /* floats: 1 MiB, summed while in cache, then written */
+    for (int k = 0; k < 4 && !ferror(af.f); k++)
+        for (size_t i = 0; i < n[k]; i += CHUNK) {
+            const size_t m = n[k] - i < CHUNK ? n[k] - i : CHUNK;
+            sum[k] = crc32c(sum[k], t[k] + i, m * sizeof(float));
+            if (fwrite(t[k] + i, sizeof(float), m, af.f) != m) break;
+        }
+    for (int k = 0; k < 4 && !ferror(af.f); k++)
+        if (fseek(af.f, at[k], SEEK_SET) != 0 || fprintf(af.f, "%08" PRIx32, sum[k]) != 8) break;
+    if (ferror(af.f) || at[0] < 0) {
         pml_afile_abort(&af);
         return pml_fail(PML_EIO, "%s: writing failed (disk full?)", path);
     }
@@ -252,7 +331,7 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
     float **dst[4] = {&c->params, &c->m, &c->v, &c->state};
     for (int k = 0; k < 4; k++) {
         if (!n[k]) continue;
-        if (!(*dst[k] = malloc(n[k] * sizeof(float)))) {
+        if (!(*dst[k] = big_alloc(n[k]))) {
             st = pml_fail(PML_ENOMEM, "out of memory reading checkpoint '%s'", path);
             goto out;
         }
@@ -284,8 +363,8 @@ out:
  *   pml model 1\n
  *   model HASH NAME\n
  *   dot LEN\n  then LEN bytes of DOT text (pml_model_read_dot reads the model from here)
- *   tensor params COUNT CRC32\n
- *   tensor state COUNT CRC32\n
+ *   tensor params COUNT CRC (CRC-32C, 8 hex digits)\n
+ *   tensor state COUNT CRC\n
  *   data\n     then the tensors, float32 little-endian. */
 
 pml_status pml_saved_write(const char *path, const pml_graph *g, const float *params,

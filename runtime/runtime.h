@@ -343,6 +343,8 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep);
 pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap);
 /** Reads and checks a checkpoint; allocates its tensors (pml_ckpt_free). */
 pml_status pml_ckpt_read(const char *path, pml_ckpt *c);
+/** Allocates c's tensors (in huge pages where the kernel gives them); m, v: the optimizer's. */
+pml_status pml_ckpt_alloc(pml_ckpt *c, size_t nparams, size_t nstate, bool m, bool v);
 void pml_ckpt_free(pml_ckpt *c);
 
 /** A saved model: the model's DOT text and its weights in one file (pml train --save), written
@@ -460,6 +462,7 @@ typedef struct pml_train_result {
      * (post to completion, all steps), and the part of them before its backward pass ended */
     double allreduce_seconds, allreduce_hidden;
     long resumed_step;       /* the step the run went on from (0: from the start) */
+    double resume_seconds;   /* reading and checking that checkpoint */
     int checkpoints;         /* checkpoints written */
     double checkpoint_wait;  /* seconds training waited for checkpoints (copies, a write still
                                 in flight at the next one, the last at the end) */

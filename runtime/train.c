@@ -873,15 +873,7 @@ static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
         if (*p == ' ' || *p == '\n' || *p == '\t') *p = '_';
     c->seed = t->o->seed;
     c->batch = t->o->batch;
-    c->nparams = g->nparams;
-    c->nstate = g->nstate;
-    c->params = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
-    c->state = malloc((c->nstate ? c->nstate : 1) * sizeof(float));
-    if (o->m) c->m = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
-    if (o->v) c->v = malloc((c->nparams ? c->nparams : 1) * sizeof(float));
-    if (!c->params || !c->state || (o->m && !c->m) || (o->v && !c->v))
-        return pml_fail(PML_ENOMEM, "out of memory for a checkpoint's copy");
-    return PML_OK;
+    return pml_ckpt_alloc(c, g->nparams, g->nstate, o->m != NULL, o->v != NULL);
 }
 
 /* Goes on from a checkpoint: read and checked before the run starts (its step places the data),
@@ -1074,7 +1066,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     }
     for (int i = 0; i < nev; i++) t.ident[i] = i;
     t.ck_last = -1;
+    const double r0 = pml_now();
     if (opts->resume_from && (st = resume_read(&t, g, &optim, &from)) != PML_OK) goto done;
+    res->resume_seconds = opts->resume_from ? pml_now() - r0 : 0;
     if (opts->checkpoint_dir) { /* a folder that takes files, before any training */
         struct stat sb;
         const char *d = opts->checkpoint_dir;

@@ -835,6 +835,15 @@ open(sys.argv[2], "wb").write(b)' "$m" "$TMP/flip.pml" || return 1
     run 1 train $a --save "$TMP/no/such/m.pml" && has "$err" "cannot write in" && ! grep -q "^Epoch" "$out" &&
         [ ! -e "$TMP/no" ]
 }
+t_bench_checkpoint() { # the benchmark is not a test: it runs, says what it measured, refuses bad flags
+    run 0 bench checkpoint mlp --rounds 1 --dir "$TMP" --json || return 1
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+assert j["bytes"] == 4 * (3 * 101776) and j["write_seconds"] > 0 and j["read_seconds"] > 0, j' "$out" || return 1
+    [ -z "$(ls "$TMP"/step-* "$TMP"/.bench-raw-* 2>/dev/null)" ] || return 1 # nothing left behind
+    run 2 bench checkpoint && has "$err" "missing MODEL" || return 1
+    run 2 bench checkpoint mlp --rounds 0 && has "$err" "--rounds" || return 1
+    run 1 bench checkpoint mlp --dir "$TMP/no/such" && has "$err" "no/such"
+}
 t_bench_accuracy_usage() { # the benchmark itself is not a test: its help and refusals only
     run 0 bench accuracy --help && has "$out" "Spearman" && has "$out" "--steps" &&
         has "$out" "--rounds" && has "$out" "--only" && has "$out" "--json" || return 1
@@ -1690,6 +1699,7 @@ case_ checkpoint_signal t_checkpoint_signal
 case_ checkpoint_kill t_checkpoint_kill
 case_ checkpoint_errors t_checkpoint_errors
 case_ save_evaluate_predict t_save_evaluate_predict
+case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace

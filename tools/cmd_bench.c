@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char bench_help[] =
     "usage: pml bench train MODEL [options]\n"
@@ -16,6 +21,13 @@ static const char bench_help[] =
     "       pml bench runtime [--tasks N] [--runs K]\n"
     "       pml bench accuracy [--steps K] [--rounds R] [--only TEXT] [--out DIR] [--json]\n"
     "       pml bench kernels [--batch N] [--seconds S] [--json]\n"
+    "       pml bench checkpoint MODEL [--dir DIR] [--rounds N] [--json]\n"
+    "\n"
+    "bench checkpoint: a checkpoint of MODEL's parameters and Adam's state written (fsynced) and\n"
+    "read back (checked) in DIR (default: a new folder here), against the disk's own speed for\n"
+    "the same bytes (1 MiB writes and an fsync, as dd conv=fsync; then read back); both read\n"
+    "from the disk (the files are dropped from the page cache first); best of N\n"
+    "rounds (default 3).\n"
     "\n"
     "bench kernels: each kernel of the reference models' layers on one core against this\n"
     "core's sgemm (see pml bench kernels --help).\n"
@@ -341,6 +353,148 @@ static int bench_runtime(int argc, char **argv)
     return 0;
 }
 
+/* The disk's own speed for the same bytes: a file written in 1 MiB writes and fsynced, as dd
+ * if=/dev/zero bs=1M conv=fsync does, then read back. */
+static pml_status raw_disk(const char *dir, size_t bytes, double *wsec, double *rsec)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%.4000s/.bench-raw-%d", dir, (int)getpid());
+    enum { MB = 1 << 20 };
+    char *buf = calloc(1, MB);
+    int fd = buf ? open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600) : -1;
+    if (fd < 0) {
+        free(buf);
+        return pml_fail(PML_EIO, "%s: %s", path, strerror(errno));
+    }
+    double t0 = pml_now();
+    pml_status st = PML_OK;
+    for (size_t done = 0; done < bytes && st == PML_OK;) {
+        size_t n = bytes - done < MB ? bytes - done : MB;
+        ssize_t w = write(fd, buf, n);
+        if (w <= 0) st = pml_fail(PML_EIO, "%s: %s", path, strerror(errno));
+        else done += (size_t)w;
+    }
+    if (st == PML_OK && fsync(fd) != 0) st = pml_fail(PML_EIO, "%s: fsync: %s", path, strerror(errno));
+    *wsec = pml_now() - t0;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* read back from the disk, not the cache */
+    close(fd);
+    if (st == PML_OK && (fd = open(path, O_RDONLY)) >= 0) {
+        t0 = pml_now();
+        while (read(fd, buf, MB) > 0) {}
+        *rsec = pml_now() - t0;
+        close(fd);
+    }
+    unlink(path);
+    free(buf);
+    return st;
+}
+
+/* pml bench checkpoint MODEL: a checkpoint of the model (parameters and Adam's state) written
+ * and read back, against the disk's own speed for the same bytes, measured beside it */
+static int bench_checkpoint(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "bench checkpoint", argc, argv);
+    const char *model = NULL, *dir = NULL, *a;
+    int rounds = 3;
+    bool json = false;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
+            model = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(bench_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "--dir")) {
+            dir = cli_str(&c);
+        } else if (cli_is(&c, "--rounds")) {
+            rounds = (int)cli_long(&c, 1, 100);
+        } else if (cli_is(&c, "--json")) {
+            json = true;
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!model) {
+        fprintf(stderr, "pml bench checkpoint: missing MODEL\n");
+        return EXIT_USAGE;
+    }
+    char tmpl[] = "pml-bench-ckpt-XXXXXX";
+    char own[4096];
+    if (!dir) { /* a folder of its own in the current one (the disk being measured) */
+        if (!mkdtemp(tmpl)) {
+            fprintf(stderr, "pml bench checkpoint: cannot make a folder here: %s\n", strerror(errno));
+            return 1;
+        }
+        snprintf(own, sizeof own, "%s", tmpl);
+        dir = own;
+    }
+    pml_graph g;
+    pml_status st = pml_model_load(model, &g);
+    if (st != PML_OK) {
+        fprintf(stderr, "pml bench checkpoint: %s\n", pml_errmsg());
+        if (dir == own) rmdir(own);
+        return 1;
+    }
+    pml_ckpt ck;
+    memset(&ck, 0, sizeof ck);
+    snprintf(ck.model_name, sizeof ck.model_name, "bench");
+    pml_optim_defaults(&ck.optim, PML_OPTIM_ADAM);
+    ck.batch = 1;
+    double best_w = INFINITY, best_r = INFINITY, raw_w = INFINITY, raw_r = INFINITY;
+    size_t bytes = (3 * g.nparams + g.nstate) * sizeof(float);
+    st = pml_ckpt_alloc(&ck, g.nparams, g.nstate, true, true);
+    for (size_t i = 0; st == PML_OK && i < g.nparams; i++) /* not zeros: real pages, real sums */
+        ck.params[i] = ck.m[i] = ck.v[i] = (float)(i % 1000) * 1e-3f;
+    for (size_t i = 0; st == PML_OK && i < g.nstate; i++) ck.state[i] = 1.0f;
+    for (int r = 0; st == PML_OK && r < rounds; r++) {
+        ck.step = r + 1;
+        double t0 = pml_now();
+        if ((st = pml_ckpt_write(dir, &ck, 1)) != PML_OK) break;
+        best_w = fmin(best_w, pml_now() - t0);
+        char path[4096];
+        pml_ckpt back;
+        if ((st = pml_ckpt_newest(dir, path, sizeof path)) != PML_OK) break;
+        int fd = open(path, O_RDONLY); /* read back from the disk, not the cache */
+        if (fd >= 0) {
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+        t0 = pml_now();
+        if ((st = pml_ckpt_read(path, &back)) != PML_OK) break;
+        best_r = fmin(best_r, pml_now() - t0);
+        pml_ckpt_free(&back);
+        double w = INFINITY, rd = INFINITY;
+        if ((st = raw_disk(dir, bytes, &w, &rd)) != PML_OK) break;
+        raw_w = fmin(raw_w, w);
+        raw_r = fmin(raw_r, rd);
+    }
+    char path[4096];
+    if (pml_ckpt_newest(dir, path, sizeof path) == PML_OK) unlink(path);
+    if (dir == own) rmdir(own);
+    pml_ckpt_free(&ck);
+    pml_graph_free(&g);
+    if (st != PML_OK) {
+        fprintf(stderr, "pml bench checkpoint: %s\n", pml_errmsg());
+        return 1;
+    }
+    const double mb = bytes / 1e6;
+    if (json)
+        printf("{\"model\":\"%s\",\"bytes\":%zu,\"write_seconds\":%.4g,\"read_seconds\":%.4g,"
+               "\"disk_write_seconds\":%.4g,\"disk_read_seconds\":%.4g}\n",
+               cli_safe(model), bytes, best_w, best_r, raw_w, raw_r);
+    else
+        printf("checkpoint of %s (parameters and Adam's state, %.0f MB), best of %d:\n"
+               "  write (fsynced)  %.3f s  %6.0f MB/s   the disk (1 MiB writes, fsync) %.3f s  %6.0f MB/s"
+               "  -> %.0f%%\n"
+               "  read and check   %.3f s  %6.0f MB/s   the disk (read back)          %.3f s  %6.0f MB/s"
+               "  -> %.0f%%\n",
+               cli_safe(model), mb, rounds, best_w, mb / best_w, raw_w, mb / raw_w,
+               100 * raw_w / best_w, best_r, mb / best_r, raw_r, mb / raw_r, 100 * raw_r / best_r);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -352,6 +506,7 @@ int cmd_bench(int argc, char **argv)
     if (strcmp(argv[1], "runtime") == 0) return bench_runtime(argc - 1, argv + 1);
     if (strcmp(argv[1], "accuracy") == 0) return cmd_bench_accuracy(argc - 1, argv + 1);
     if (strcmp(argv[1], "kernels") == 0) return cmd_bench_kernels(argc - 1, argv + 1);
+    if (strcmp(argv[1], "checkpoint") == 0) return bench_checkpoint(argc - 1, argv + 1);
     fprintf(stderr, "pml bench: unknown benchmark '%s' (see pml bench --help)\n", cli_safe(argv[1]));
     return EXIT_USAGE;
 }

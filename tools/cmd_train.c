@@ -238,7 +238,9 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     fputc(']', f);
     if (r->has_test)
         fprintf(f, ",\"test_loss\":%.17g,\"test_accuracy\":%.6g", r->test_loss, r->test_accuracy);
-    if (r->resumed_step > 0) fprintf(f, ",\"resumed_step\":%ld", r->resumed_step);
+    if (r->resumed_step > 0)
+        fprintf(f, ",\"resumed_step\":%ld,\"resume_seconds\":%.6g", r->resumed_step,
+                r->resume_seconds);
     if (r->checkpoints > 0)
         fprintf(f, ",\"checkpoints\":%d,\"checkpoint_wait_seconds\":%.6g", r->checkpoints,
                 r->checkpoint_wait);
