@@ -250,3 +250,8 @@ pml_status pml__exec_trace_emit(pml_exec *e, FILE *f, int part, int pid, int ran
     if (!e->impl->trace_emit) return pml_fail(PML_EUNSUPPORTED, "traces are recorded when a plan runs");
     return e->impl->trace_emit(e, f, part, pid, ranks);
 }
+
+const unsigned char *pml__exec_owned(const pml_exec *e, bool state)
+{
+    return e->impl->owned ? e->impl->owned(e, state) : NULL;
+}

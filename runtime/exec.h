@@ -34,6 +34,9 @@ typedef struct pml__exec_impl {
     pml_status (*trace_emit)(pml_exec *e, FILE *f, int part, int pid, int ranks);
     /* the loss sum and correct count of the first n samples (NULL: pml__step_result) */
     pml_status (*result)(const pml_exec *e, int n, pml_step_result *res);
+    /* a plan across ranks: which parameter and state floats this rank keeps current (each float
+     * is one rank's, the lowest that updates it); NULL: all of them */
+    const unsigned char *(*owned)(const pml_exec *e, bool state);
 } pml__exec_impl;
 
 enum { PML__TRACE_HEAD, PML__TRACE_EVENTS, PML__TRACE_END };
@@ -78,6 +81,10 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
 /** Writes part \p part (PML__TRACE_*) of the recorded trace to \p f, the events as process
  * \p pid of \p ranks (a run across ranks: one trace, a process per rank). */
 pml_status pml__exec_trace_emit(pml_exec *e, FILE *f, int part, int pid, int ranks);
+
+/** The floats of the parameter block (state false) or the state this rank keeps current: NULL
+ * when it keeps them all (one process, or data parallel ranks). */
+const unsigned char *pml__exec_owned(const pml_exec *e, bool state);
 
 /** Gives \p dst the parameters, non-trainable state and step count of \p src (same graph): a
  * run goes on on another executor. */

@@ -18,6 +18,7 @@
 #include "link.h"
 
 
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,6 +88,7 @@ typedef struct plan_exec {
     int16_t *upd_share, *upd_nshare, *upd_gdev; /* [task] UPDATE: share, of, gradients' device */
     bool *run_step, *run_infer;
     int *ext_step, *ext_infer;
+    unsigned char *param_own, *state_own; /* [float]: this rank keeps it current */
 } plan_exec;
 
 enum {
@@ -541,6 +543,23 @@ static pml_status run_task(void *ctx, int id, int w)
 
 /* ---------------------------------------------------------------- set-up */
 
+typedef struct own_ctx {
+    int *owner, rank;
+} own_ctx;
+
+static void own_range(void *ud, size_t a, size_t b)
+{
+    own_ctx *o = ud;
+    for (size_t i = a; i < b; i++)
+        if (o->rank < o->owner[i]) o->owner[i] = o->rank;
+}
+
+static const unsigned char *plan_owned(const pml_exec *e, bool state)
+{
+    const plan_exec *x = (const plan_exec *)e;
+    return state ? x->state_own : x->param_own;
+}
+
 /* A plan across ranks: each task's part on this rank (role, worker), the messages, the sums'
  * communicators (every rank makes the same ones, in program order: collective) and the updates
  * that wait for a sum. */
@@ -689,6 +708,36 @@ static pml_status span_setup(plan_exec *x, pml_dist *dist)
         }
     }
     x->rel_off[T] = nrel;
+    /* which floats this rank keeps current: a parameter, the lowest rank that updates it; a
+     * state (batchnorm running statistics), its channel slice's first replica's rank */
+    {
+        int *owner = malloc((G->nparams + 1) * sizeof *owner);
+        x->param_own = px_alloc(x, G->nparams + 1);
+        x->state_own = px_alloc(x, G->nstate + 1);
+        if (!owner || !x->param_own || !x->state_own) {
+            free(owner);
+            goto nomem;
+        }
+        for (size_t i = 0; i < G->nparams; i++) owner[i] = INT_MAX;
+        for (int i = 0; i < T; i++) {
+            const pml_task *t = x->task[i];
+            if (t->kind != PML_TASK_UPDATE) continue;
+            own_ctx oc = {owner, x->dev_rank[t->dev]};
+            slice_share(G, t->node, t->r.c0, t->r.c1, t->share, t->nshare, own_range, &oc);
+        }
+        for (size_t i = 0; i < G->nparams; i++) x->param_own[i] = owner[i] == x->rank;
+        free(owner);
+        for (int v = 0; v < G->nnodes; v++) {
+            const pml_node *nd = &G->nodes[v];
+            const pml_opcfg *c = &x->plan.cfg[v];
+            for (int q = 0; nd->nstate && q < pml_opcfg_parts(c); q++) {
+                pml_region r = pml_plan_part_region(G, v, c, x->e.batch, q);
+                if (r.n0 != 0 || r.h0 != 0 || x->dev_rank[c->dev[q]] != x->rank) continue;
+                for (int j = 0; j < nd->nstate; j++)
+                    for (int ch = r.c0; ch < r.c1; ch++) x->state_own[nd->state_off[j] + ch] = 1;
+            }
+        }
+    }
     pml__link_set_idle(x->link, workers_idle);
     if ((st = pml__link_start(x->link)) != PML_OK) goto out;
     x->dag_step = (pml__dag){T, x->worker, x->npred, x->succ_off, x->succ, x->run_step,
@@ -1261,4 +1310,5 @@ static const pml__exec_impl plan_impl = {
     .trace_write = plan_trace_write,
     .trace_emit = plan_trace_emit,
     .result = plan_result,
+    .owned = plan_owned,
 };

@@ -838,14 +838,28 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
     if (st != PML_OK) return st;
     const double t0 = pml_now();
     pml_ckpt *c = &t->ck;
-    memcpy(c->params, pml_exec_params(e), c->nparams * sizeof(float));
-    if (c->nstate) memcpy(c->state, pml_exec_state(e), c->nstate * sizeof(float));
-    if (c->m) memcpy(c->m, o->m, c->nparams * sizeof(float));
-    if (c->v) memcpy(c->v, o->v, c->nparams * sizeof(float));
+    if (t->spans) { /* each rank keeps its part current: every float from its keeper (a sum) */
+        const unsigned char *pown = pml__exec_owned(e, false), *sown = pml__exec_owned(e, true);
+        float *dst[4] = {c->params, c->m, c->v, c->state};
+        const float *src[4] = {pml_exec_params(e), o->m, o->v, pml_exec_state(e)};
+        const size_t n[4] = {c->nparams, c->m ? c->nparams : 0, c->v ? c->nparams : 0, c->nstate};
+        for (int k = 0; k < 4; k++) {
+            const unsigned char *own = k == 3 ? sown : pown;
+            for (size_t i = 0; i < n[k]; i++) dst[k][i] = !own || own[i] ? src[k][i] : 0.0f;
+            if (n[k] && (st = pml_dist_sum_floats(t->o->dist, dst[k], n[k])) != PML_OK) return st;
+        }
+    }
+    t->ck_last = step;
+    if (t->rank != 0) return PML_OK; /* rank 0 writes what every rank has */
+    if (!t->spans) {
+        memcpy(c->params, pml_exec_params(e), c->nparams * sizeof(float));
+        if (c->nstate) memcpy(c->state, pml_exec_state(e), c->nstate * sizeof(float));
+        if (c->m) memcpy(c->m, o->m, c->nparams * sizeof(float));
+        if (c->v) memcpy(c->v, o->v, c->nparams * sizeof(float));
+    }
     c->optim = *o;
     c->optim.m = c->optim.v = NULL;
     c->step = step;
-    t->ck_last = step;
     res->checkpoints++;
     if (sync) {
         st = pml_ckpt_write(t->o->checkpoint_dir, c, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
@@ -866,7 +880,7 @@ static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
     pml_ckpt *c = &t->ck;
     memset(c, 0, sizeof *c);
     t->ck_last = -1;
-    if (!t->o->checkpoint_dir) return PML_OK;
+    if (!t->o->checkpoint_dir || (t->rank != 0 && !t->spans)) return PML_OK;
     c->model_hash = model_hash(g);
     snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name);
     for (char *p = c->model_name; *p; p++)
@@ -1041,9 +1055,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
                         opts->batch, t.parts);
-    if ((opts->checkpoint_dir || opts->resume_from) && t.ranks > 1)
-        return pml_fail(PML_EUNSUPPORTED, "checkpoints of a run across ranks: not yet (one "
-                                          "process only)");
+    if ((opts->checkpoint_dir || opts->resume_from) && opts->ps_servers > 0)
+        return pml_fail(PML_EUNSUPPORTED, "checkpoints of a run with parameter servers: not yet "
+                                          "(the optimizer's state is spread over the servers)");
     if (opts->checkpoint_every < 0)
         return pml_fail(PML_EINVAL, "checkpoint-every=%ld must not be negative",
                         opts->checkpoint_every);
@@ -1069,7 +1083,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     const double r0 = pml_now();
     if (opts->resume_from && (st = resume_read(&t, g, &optim, &from)) != PML_OK) goto done;
     res->resume_seconds = opts->resume_from ? pml_now() - r0 : 0;
-    if (opts->checkpoint_dir) { /* a folder that takes files, before any training */
+    if (opts->checkpoint_dir && t.rank == 0) { /* a folder that takes files, before training */
         struct stat sb;
         const char *d = opts->checkpoint_dir;
         if (mkdir(d, 0777) != 0 && errno != EEXIST)

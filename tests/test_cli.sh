@@ -1639,6 +1639,38 @@ t_mpi_across_errors() { # a machine or plan that does not fit the run: one messa
     timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/e2.dot" >"$out" 2>"$err" || return 1
     check "the plan is for another model" --machine "$TMP/e2.dot" --plan "$TMP/o4.dot"
 }
+t_mpi_checkpoint() { # checkpoints of runs across ranks: resumed exactly, and on other rank counts
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24,layers=2,dropout=0.1 --train-samples 640 --test-samples 320 --epochs 3 --json"
+    local d=$TMP/mck full n near
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/ck-ranks2.dot" >"$out" 2>"$err" || return 1
+    # data parallel ranks, then one plan across them (dense layers split by units)
+    for how in "--plan data" "--machine $TMP/ck-ranks2.dot --plan owt"; do
+        rm -rf "$d"
+        timeout 120 $MPIRUN -np 2 "$PML" train $a $how >"$out" 2>"$err" ||
+            { echo "  $how: $(head -c 300 "$err")" >&2; return 1; }
+        full=$(last_losses "$out")
+        timeout 120 $MPIRUN -np 2 "$PML" train $a $how --max-steps 33 --checkpoint "$d" \
+            --checkpoint-every 10 >"$out" 2>"$err" || { echo "  $how: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(cd "$d" && echo step-*)" = "step-000000000020.ckpt step-000000000030.ckpt step-000000000033.ckpt" ] ||
+            { echo "  $how: $(ls "$d")" >&2; return 1; }
+        timeout 120 $MPIRUN -np 2 "$PML" train $a $how --resume "$d" >"$out" 2>"$err" ||
+            { echo "  $how resumed: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(last_losses "$out")" = "$full" ] ||
+            { echo "  $how: resumed $(last_losses "$out"), not stopped $full" >&2; return 1; }
+        # elastic: one process, and 4 ranks, go on from it (the sums' order differs: 1e-4)
+        for n in 1 4; do
+            timeout 120 $MPIRUN -np $n "$PML" train $a --plan data --resume "$d" >"$out" 2>"$err" ||
+                { echo "  -np $n from $how: $(head -c 300 "$err")" >&2; return 1; }
+            python3 -c 'import sys; a = [float(x) for x in sys.argv[1].split()]; b = [float(x) for x in sys.argv[2].split()]
+sys.exit(0 if all(abs(x - y) <= 1e-4 * abs(y) for x, y in zip(a, b)) else 1)' "$(last_losses "$out")" "$full" ||
+                { echo "  -np $n from $how: $(last_losses "$out"), $full" >&2; return 1; }
+        done
+    done
+    timeout 60 $MPIRUN -np 2 "$PML" train $a --sync ps --checkpoint "$d" >"$out" 2>"$err"
+    local rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "parameter servers: not yet" && ! grep -q "^Epoch" "$out"
+}
 t_mpi_mismatch() { # ranks that would run different things are refused before training
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="--train-samples 320 --test-samples 32 --epochs 1 --plan none"
@@ -1708,6 +1740,7 @@ case_ mpi_ps t_mpi_ps
 case_ mpi_across t_mpi_across
 case_ mpi_across_trace t_mpi_across_trace
 case_ mpi_across_errors t_mpi_across_errors
+case_ mpi_checkpoint t_mpi_checkpoint
 case_ mpi_mismatch t_mpi_mismatch
 case_ mpi_rank_dies t_mpi_rank_dies
 case_ mpi_sigint t_mpi_sigint
