@@ -754,7 +754,7 @@ t_checkpoint_kill() { # SIGKILL at random moments: the newest checkpoint left al
     local full i mid=0
     run 0 train $a || return 1
     full=$(last_losses "$out")
-    for i in 1 2 3 4 5 6; do
+    for i in $(seq 1 20); do # 20 moments, as the issue asks
         rm -rf "$d"
         (timeout -s KILL "0.$((RANDOM % 7 + 3))" "$PML" train $a --checkpoint "$d" \
             --checkpoint-every 3 >/dev/null 2>&1; exit 0) 2>/dev/null # (no "Killed" line)
