@@ -11,7 +11,8 @@
  *   optimizer KIND LR MOMENTUM BETA1 BETA2 EPS T\n   adam|sgd; floats in C's %a (exact); T steps
  *   tensor NAME COUNT CRC\n    params, m, v (Adam's moments; SGD: its velocity in m), state
  *   ...                        (batchnorm running statistics), in that order, each COUNT floats
- *   data\n                     then the tensors' bytes, float32 little-endian, one after another
+ *   data CRC\n                 CRC-32C of the header above; then the tensors' bytes, float32
+ *                              little-endian, one after another
  *
  * The data order of a run is a function of (seed, epoch), so the step count places the run in
  * its data; dropout masks follow the step and each sample's place; the plan and kernels are the
@@ -196,19 +197,29 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
         pml_afile_abort(&af);
         return pml_fail(PML_EINVAL, "checkpoint '%s' must be a regular file", path);
     }
-    fprintf(af.f, CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\n", c->model_hash,
-            c->model_name[0] ? c->model_name : "-", c->seed, c->batch, c->step);
-    fprintf(af.f, "optimizer %s %a %a %a %a %a %" PRId64 "\n",
-            c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)c->optim.lr,
-            (double)c->optim.momentum, (double)c->optim.beta1, (double)c->optim.beta2,
-            (double)c->optim.eps, c->optim.t);
-    long at[4]; /* where each tensor's checksum goes: written as the data goes out, then here */
-    for (int k = 0; k < 4; k++) {
-        fprintf(af.f, "tensor %s %zu ", tensor_names[k], n[k]);
-        at[k] = ftell(af.f);
-        fputs("00000000\n", af.f);
+    /* the header, in memory: its checksums are filled in once the data is out, then it is
+     * written again in place (same length); the data line's checksum covers the header */
+    char head[CKPT_MAX_HEADER];
+    int len = snprintf(head, sizeof head,
+                       CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\n"
+                                  "optimizer %s %a %a %a %a %a %" PRId64 "\n",
+                       c->model_hash, c->model_name[0] ? c->model_name : "-", c->seed, c->batch,
+                       c->step, c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd",
+                       (double)c->optim.lr, (double)c->optim.momentum, (double)c->optim.beta1,
+                       (double)c->optim.beta2, (double)c->optim.eps, c->optim.t);
+    int at[4];
+    for (int k = 0; k < 4 && len > 0 && len < (int)sizeof head - 64; k++) {
+        len += snprintf(head + len, sizeof head - (size_t)len, "tensor %s %zu ", tensor_names[k], n[k]);
+        at[k] = len;
+        len += snprintf(head + len, sizeof head - (size_t)len, "00000000\n");
     }
-    fputs("data\n", af.f);
+    if (len <= 0 || len > (int)sizeof head - 16) {
+        pml_afile_abort(&af);
+        return pml_fail(PML_EINVAL, "%s: the header does not fit", path);
+    }
+    const int data_at = len;
+    len += snprintf(head + len, sizeof head - (size_t)len, "data 00000000\n");
+    fwrite(head, 1, (size_t)len, af.f);
     uint32_t sum[4] = {0, 0, 0, 0};
     enum { CHUNK = 1 << 18 }; /* floats: 1 MiB, summed while in cache, then written */
     for (int k = 0; k < 4 && !ferror(af.f); k++)
@@ -217,11 +228,18 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
             sum[k] = crc32c(sum[k], t[k] + i, m * sizeof(float));
             if (fwrite(t[k] + i, sizeof(float), m, af.f) != m) break;
         }
-    for (int k = 0; k < 4 && !ferror(af.f); k++)
-        if (fseek(af.f, at[k], SEEK_SET) != 0 || fprintf(af.f, "%08" PRIx32, sum[k]) != 8) break;
-    if (ferror(af.f) || at[0] < 0) {
+    char hex[9];
+    for (int k = 0; k < 4; k++) {
+        snprintf(hex, sizeof hex, "%08" PRIx32, sum[k]);
+        memcpy(head + at[k], hex, 8);
+    }
+    snprintf(hex, sizeof hex, "%08" PRIx32, crc32c(0, head, (size_t)data_at));
+    memcpy(head + data_at + 5, hex, 8);
+    if (!ferror(af.f) && fseek(af.f, 0, SEEK_SET) == 0) fwrite(head, 1, (size_t)len, af.f);
+    if (ferror(af.f) || fflush(af.f) != 0) {
+        const int e = errno;
         pml_afile_abort(&af);
-        return pml_fail(PML_EIO, "%s: writing failed (disk full?)", path);
+        return pml_fail(PML_EIO, "%s: writing failed: %s", path, strerror(e));
     }
     if ((st = pml_afile_commit(&af)) != PML_OK) return st;
     if ((st = sync_dir(dir)) != PML_OK) return st;
@@ -272,8 +290,13 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
     double lr, mom, b1, b2, eps;
     size_t n[4] = {0};
     uint32_t sum[4] = {0};
+    char head[CKPT_MAX_HEADER];
+    size_t hlen = 0; /* the header so far: its checksum is on the data line */
 #define LINE(what) \
-    if (!fgets(line, sizeof line, f) || !strchr(line, '\n')) { st = bad(path, what); goto out; }
+    if (!fgets(line, sizeof line, f) || !strchr(line, '\n') || \
+        hlen + strlen(line) >= sizeof head) { st = bad(path, what); goto out; } \
+    memcpy(head + hlen, line, strlen(line)); \
+    hlen += strlen(line);
     LINE("not a pml checkpoint (empty or cut short)");
     if (strcmp(line, CKPT_MAGIC "\n") != 0) {
         st = bad(path, strncmp(line, "pml checkpoint ", 15) == 0
@@ -317,8 +340,13 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
         }
     }
     LINE("cut short in its header");
-    if (strcmp(line, "data\n") != 0) {
+    uint32_t hsum;
+    if (sscanf(line, "data %8" SCNx32, &hsum) != 1 || strlen(line) != 14) {
         st = bad(path, "no data line after the tensors");
+        goto out;
+    }
+    if (crc32c(0, head, hlen - strlen(line)) != hsum) {
+        st = bad(path, "its header does not match its checksum (the file is damaged)");
         goto out;
     }
     c->nparams = n[0];

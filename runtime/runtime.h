@@ -379,6 +379,9 @@ typedef struct pml_train_cb {
                  double elapsed);
     /* called after each epoch (and its validation) */
     void (*epoch)(void *ud, const pml_epoch_stats *s);
+    /* a checkpoint (pml_train_opts.checkpoint_dir) of `step` could not be written (why: the
+     * message): training goes on, the checkpoints before it stay as they were */
+    void (*checkpoint_failed)(void *ud, long step, const char *why);
     /* polled before every step and evaluation batch: non-zero stops training cleanly
      * (PML_EINTR) */
     int (*should_stop)(void *ud);
@@ -463,7 +466,8 @@ typedef struct pml_train_result {
     double allreduce_seconds, allreduce_hidden;
     long resumed_step;       /* the step the run went on from (0: from the start) */
     double resume_seconds;   /* reading and checking that checkpoint */
-    int checkpoints;         /* checkpoints written */
+    int checkpoints;         /* checkpoints taken */
+    int checkpoints_failed;  /* of those, not written (cb.checkpoint_failed said why) */
     double checkpoint_wait;  /* seconds training waited for checkpoints (copies, a write still
                                 in flight at the next one, the last at the end) */
     int buckets; /* gradient buckets summed during the pass at the end (0: one sum after it) */

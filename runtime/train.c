@@ -814,18 +814,18 @@ static void ck_written(uv_work_t *w, int status)
     t->ck_busy = false;
 }
 
-/* Waits for the checkpoint in flight. \return its failure, if it failed */
-static pml_status ck_wait(trainer *t, pml_train_result *res)
+/* Waits for the checkpoint in flight; one that could not be written is said (cb), and training
+ * goes on: the checkpoints before it are as they were */
+static void ck_wait(trainer *t, pml_train_result *res)
 {
     const double t0 = pml_now();
     while (t->ck_busy) uv_run(&t->loop, UV_RUN_ONCE);
     res->checkpoint_wait += pml_now() - t0;
     if (t->ck_st != PML_OK) {
-        pml_status st = t->ck_st;
         t->ck_st = PML_OK;
-        return pml_fail(st, "%s", t->ck_err);
+        res->checkpoints_failed++;
+        if (t->o->cb.checkpoint_failed) t->o->cb.checkpoint_failed(t->o->cb.ud, t->ck.step, t->ck_err);
     }
-    return PML_OK;
 }
 
 /* A checkpoint of the run after `step` updates: copied now (at a step boundary), written by the
@@ -834,8 +834,8 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
                           pml_train_result *res)
 {
     if (!t->o->checkpoint_dir || step == t->ck_last) return PML_OK;
-    pml_status st = ck_wait(t, res);
-    if (st != PML_OK) return st;
+    ck_wait(t, res);
+    pml_status st = PML_OK;
     const double t0 = pml_now();
     pml_ckpt *c = &t->ck;
     if (t->spans) { /* each rank keeps its part current: every float from its keeper (a sum) */
@@ -861,9 +861,10 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
     c->optim.m = c->optim.v = NULL;
     c->step = step;
     res->checkpoints++;
-    if (sync) {
+    if (sync) { /* the run's last: its failure is the run's */
         st = pml_ckpt_write(t->o->checkpoint_dir, c, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
         res->checkpoint_wait += pml_now() - t0;
+        if (st != PML_OK) res->checkpoints_failed++;
         return st;
     }
     t->ck_busy = true;
@@ -1213,7 +1214,6 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     /* the run's last checkpoint: at its end, or where a signal or --max-steps stopped it */
     if (opts->checkpoint_dir && e && (st == PML_OK || st == PML_EINTR)) {
         pml_status cs = ck_take(&t, e, &optim, total_steps, true, res);
-        if (cs == PML_OK) cs = ck_wait(&t, res);
         if (cs != PML_OK && st == PML_OK) st = pml_fail_ctx(cs, "the last checkpoint: ");
     }
     if (st == PML_OK && test) {
@@ -1233,11 +1233,7 @@ done:
         free(res->epochs);
         res->epochs = NULL;
     }
-    if (t.ck_busy) { /* a failed run: the checkpoint in flight ends first */
-        pml_train_result scratch;
-        memset(&scratch, 0, sizeof scratch);
-        ck_wait(&t, &scratch);
-    }
+    if (t.ck_busy) ck_wait(&t, res); /* a failed run: the checkpoint in flight ends first */
     pml_ckpt_free(&t.ck);
     pml_ckpt_free(&from);
     loop_close(&t);

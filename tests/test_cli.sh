@@ -785,6 +785,17 @@ b[-5] ^= 0x40  # a flipped bit in the data
 open(sys.argv[2], "wb").write(b)
 PY
     run 1 train $a --resume "$TMP/bad.ckpt" && has "$err" "checksum" && one_line || return 1
+    # a byte flipped anywhere, header or data: refused, naming the file
+    local at size
+    size=$(stat -c %s "$f")
+    for at in 3 20 40 60 90 120 160 200 250 300 $((size / 2)) $((size - 1)); do
+        python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[int(sys.argv[3])] ^= 0x10
+open(sys.argv[2], "wb").write(b)' "$f" "$TMP/flip.ckpt" $at || return 1
+        run 1 train $a --resume "$TMP/flip.ckpt" && has "$err" "flip.ckpt" && one_line ||
+            { echo "  byte $at flipped" >&2; return 1; }
+    done
+    sed '1s/pml checkpoint 1/pml checkpoint 9/' "$f" >"$TMP/v9.ckpt"
+    run 1 train $a --resume "$TMP/v9.ckpt" && has "$err" "a checkpoint format this pml does not read" || return 1
     echo "hello" >"$TMP/not.ckpt"
     run 1 train $a --resume "$TMP/not.ckpt" && has "$err" "not a pml checkpoint" || return 1
     run 1 train mlp:units=17 --train-samples 200 --test-samples 50 --epochs 1 --resume "$f" &&
@@ -792,7 +803,18 @@ PY
     run 1 train $a --seed 5 --resume "$f" && has "$err" "--seed 1 --batch 32" || return 1
     run 1 train $a --optimizer sgd --resume "$f" && has "$err" "--optimizer adam" || return 1
     : >"$TMP/afile"
-    run 1 train $a --checkpoint "$TMP/afile" && has "$err" "afile" && ! grep -q "^Epoch" "$out"
+    run 1 train $a --checkpoint "$TMP/afile" && has "$err" "afile" && ! grep -q "^Epoch" "$out" ||
+        return 1
+    # writes that fail (a file size limit, as a full disk): said, training goes on, the older
+    # checkpoint stays whole and resumes
+    cp "$f" "$TMP/before.ckpt"
+    (trap '' XFSZ; ulimit -f 60; exec "$PML" train mlp:units=16 --train-samples 400 \
+        --test-samples 50 --epochs 2 --resume "$d" --checkpoint "$d" --checkpoint-every 5) \
+        >"$out" 2>"$err"
+    [ $? = 1 ] && has "$err" "could not be written" && has "$err" "training goes on" &&
+        has "$out" "Epoch 2/2" && has "$err" "the last checkpoint" && cmp -s "$f" "$TMP/before.ckpt" &&
+        [ "$(ls "$d")" = "$(basename "$f")" ] || { echo "  failing writes: $(head -c 300 "$err")" >&2; return 1; }
+    run 0 train $a --resume "$d"
 }
 t_save_evaluate_predict() { # a saved model: evaluated and predicting as the run that made it
     local m=$TMP/m.pml a="mlp:units=32 --train-samples 1000 --test-samples 300 --epochs 2 --plan none --threads 1"

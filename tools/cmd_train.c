@@ -202,6 +202,14 @@ static void epoch_line(progress *p, const pml_epoch_stats *s, bool partial)
     p->reported = s->epoch;
 }
 
+static void on_checkpoint_failed(void *ud, long step, const char *why)
+{
+    (void)ud;
+    err("the checkpoint of step %ld could not be written: %s; training goes on, the checkpoints "
+        "before it are intact\n",
+        step, why);
+}
+
 static void on_epoch(void *ud, const pml_epoch_stats *s)
 {
     epoch_line(ud, s, false);
@@ -242,8 +250,8 @@ static void print_json(const char *model, const char *plan, int threads, int bat
         fprintf(f, ",\"resumed_step\":%ld,\"resume_seconds\":%.6g", r->resumed_step,
                 r->resume_seconds);
     if (r->checkpoints > 0)
-        fprintf(f, ",\"checkpoints\":%d,\"checkpoint_wait_seconds\":%.6g", r->checkpoints,
-                r->checkpoint_wait);
+        fprintf(f, ",\"checkpoints\":%d,\"checkpoints_failed\":%d,\"checkpoint_wait_seconds\":%.6g",
+                r->checkpoints, r->checkpoints_failed, r->checkpoint_wait);
     if (r->allreduce_seconds > 0) /* rank 0's buckets: seconds summing, the part hidden */
         fprintf(f, ",\"buckets\":%d,\"allreduce_seconds\":%.6g,\"allreduce_hidden\":%.4f",
                 r->buckets, r->allreduce_seconds, r->allreduce_hidden / r->allreduce_seconds);
@@ -734,7 +742,7 @@ int cmd_train(int argc, char **argv)
     if (ranks > 1) snprintf(ranks_note, sizeof ranks_note, " in each of %d ranks", ranks);
     o.dist = dist;
     o.cb = (pml_train_cb){.ud = &p, .step = on_step, .epoch = on_epoch, .slow = on_slow,
-                          .rechecked = on_rechecked};
+                          .rechecked = on_rechecked, .checkpoint_failed = on_checkpoint_failed};
     o.handle_signals = true;
     fprintf(p.out,
             "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
