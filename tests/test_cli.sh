@@ -1717,29 +1717,39 @@ t_mpi_mismatch() { # ranks that would run different things are refused before tr
 }
 t_mpi_rank_dies() { # a rank killed mid-run ends every rank within seconds: never a hang
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
-    timeout 60 $MPIRUN -np 2 "$PML" train mlp:units=24 --epochs 1000 --train-samples 640 \
-        --plan none >"$out" 2>"$err" &
-    local pid=$! i victim=
-    for i in $(seq 1 100); do grep -q "^Epoch 2/" "$out" && break; sleep 0.1; done
-    victim=$(pgrep -f "train mlp:units=24 --epochs 1000" | grep -v "^$pid\$" | tail -1)
-    [ -n "$victim" ] || { kill $pid; echo "  no rank found" >&2; return 1; }
-    kill -9 "$victim"
-    wait $pid
-    local rc=$?
-    [ $rc -ne 0 ] && [ $rc -ne 124 ] ||
-        { echo "  mpirun exit $rc after a rank was killed" >&2; return 1; }
-    ! pgrep -f "train mlp:units=24 --epochs 1000" >/dev/null
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/die-ranks.dot" >/dev/null 2>&1 || return 1
+    local how
+    # data-parallel ranks; one plan across them (a rank waits for the other's messages)
+    for how in "--plan none" "--machine $TMP/die-ranks.dot --plan owt"; do
+        timeout 60 $MPIRUN -np 2 "$PML" train mlp:units=24 --epochs 1000 --train-samples 640 \
+            $how >"$out" 2>"$err" &
+        local pid=$! i victim=
+        for i in $(seq 1 100); do grep -q "^Epoch 2/" "$out" && break; sleep 0.1; done
+        victim=$(pgrep -f "train mlp:units=24 --epochs 1000" | grep -v "^$pid\$" | tail -1)
+        [ -n "$victim" ] || { kill $pid; echo "  $how: no rank found" >&2; return 1; }
+        kill -9 "$victim"
+        wait $pid
+        local rc=$?
+        [ $rc -ne 0 ] && [ $rc -ne 124 ] ||
+            { echo "  $how: mpirun exit $rc after a rank was killed" >&2; return 1; }
+        sleep 0.5
+        ! pgrep -f "train mlp:units=24 --epochs 1000" >/dev/null ||
+            { echo "  $how: ranks left running" >&2; return 1; }
+    done
 }
 t_mpi_sigint() { # Ctrl-C: every rank ends, a non-zero status, no hang
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     # python: a background job of this shell would start mpirun with SIGINT ignored; Ctrl-C on a
     # terminal signals the foreground process group: mpirun and its ranks
-    python3 - "$PML" "$out" "$err" $MPIRUN <<'PY'
+    timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/int-ranks.dot" >/dev/null 2>&1 || return 1
+    local how
+    for how in "--plan none" "--machine $TMP/int-ranks.dot --plan owt"; do
+    python3 - "$PML" "$out" "$err" "$how" $MPIRUN <<'PY' || { echo "  $how" >&2; return 1; }
 import os, signal, subprocess, sys, time
-pml, out, err, mpirun = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+pml, out, err, how, mpirun = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5:]
 with open(out, "w") as o, open(err, "w") as e:
     p = subprocess.Popen(mpirun + ["-np", "2", pml, "train", "mlp:units=24", "--epochs", "1000",
-                         "--train-samples", "640", "--plan", "none"], stdout=o, stderr=e,
+                         "--train-samples", "640"] + how, stdout=o, stderr=e,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                          start_new_session=True)
     deadline = time.time() + 60
@@ -1759,6 +1769,7 @@ time.sleep(1)
 left = subprocess.run(["pgrep", "-f", "train mlp:units=24 --epochs 1000"], capture_output=True)
 assert not left.stdout.strip(), "ranks left running: " + left.stdout.decode()
 PY
+    done
 }
 
 case_ conv_choice_kept t_conv_choice_kept
