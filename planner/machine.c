@@ -767,6 +767,25 @@ bool pml_machine_is_spec(const char *spec)
 static pml_status load_spec(const char *spec, pml_machine *m)
 {
     if (!spec || !*spec || strcmp(spec, "this") == 0) return pml_machine_load_this(m, NULL);
+    if (strncmp(spec, "this:", 5) == 0) { /* this machine's first N cores (measured as this) */
+        char *end;
+        long n = strtol(spec + 5, &end, 10);
+        if (end == spec + 5 || *end || n < 1 || n > 4096)
+            return pml_fail(PML_EINVAL, "machine '%s': this:N takes a number of cores, 1 or more",
+                            P(spec));
+        pml_machine all;
+        pml_status st = pml_machine_load_this(&all, NULL);
+        if (st != PML_OK) return st;
+        if (n > all.ncompute) {
+            st = pml_fail(PML_EINVAL, "machine '%s': this machine has %d cores", P(spec),
+                          all.ncompute);
+            pml_machine_free(&all);
+            return st;
+        }
+        st = pml_machine_first_cores(&all, (int)n, m);
+        pml_machine_free(&all);
+        return st;
+    }
     int k = pml__named_machine(spec);
     if (k >= 0) return pml__load_named(k, m);
     if (strncmp(spec, "synthetic:", 10) == 0) {

@@ -89,6 +89,7 @@ typedef struct pml_machine {
 } pml_machine;
 
 /** Loads a machine. \p spec is:
+ *  "this:N"            this machine's first N cores (their costs measured as this machine's);
  *  NULL, "" or "this"  this machine, from hwloc: one CPU device per core, a memory hub per
  *                      package (NUMA), links measured once with a memcpy and cached on disk;
  *  a named machine     "flexflow-p100", "flexflow-k80", "cpu-1socket", "cpu-2socket",

@@ -1512,6 +1512,16 @@ for pid in (0, 1):
         assert all(e["ts"] >= first_bwd for e in comm if e["args"]["step"] == s), (pid, s)
 PY
 }
+t_topo_first_cores() { # this:N: this machine's first N cores, costed as this machine's
+    run 0 topo --machine this:1 --json || return 1
+    python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))
+cpus = [d for d in m["devices"] if d["kind"] == "cpu"]
+assert len(cpus) == 1 and cpus[0]["flops"] > 1e8, cpus' "$out" || return 1
+    run 0 compile mlp --machine this:1 --batch 32 --strategy data -o "$TMP/one.dot" || return 1
+    run 1 topo --machine this:0 && has "$err" "this:N takes a number of cores" && one_line || return 1
+    run 1 topo --machine this:x && has "$err" "this:N" || return 1
+    run 1 topo --machine this:4000 && has "$err" "this machine has"
+}
 t_mpi_topo() { # the machine of a run: a node per rank, the network between them measured
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/ranks.dot" >"$out" 2>"$err" ||
@@ -1782,6 +1792,7 @@ case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
 case_ mpi_trace t_mpi_trace
+case_ topo_first_cores t_topo_first_cores
 case_ mpi_topo t_mpi_topo
 case_ mpi_ps t_mpi_ps
 case_ mpi_across t_mpi_across

@@ -22,6 +22,7 @@ static const char topo_help[] =
     "                        package; per-core sgemm FLOP/s and memcpy bandwidth measured once\n"
     "                        on a quiet machine (about 0.3 s) and cached in $XDG_CACHE_HOME/pml\n"
     "                        or ~/.cache/pml (measured again while others keep it busy)\n"
+    "  this:N                this machine's first N cores (as pml train --threads N runs)\n"
     "  flexflow-p100         4 nodes x 4 P100 (NVLink in a node, 100 Gb/s InfiniBand)\n"
     "  flexflow-k80          16 nodes x 4 K80 (PCIe switch in a node, 56 Gb/s InfiniBand)\n"
     "  cpu-1socket           a 16-core server; cpu-2socket: two such sockets\n"
