@@ -8,6 +8,7 @@
  *   pml checkpoint 1\n
  *   model HASH NAME\n          the model's signature (FNV-1a of its DOT text, 16 hex digits)
  *   run SEED BATCH STEP\n      seed (initialisation, shuffles, dropout), global batch, updates done
+ *   plan PLAN\n                how it ran: "STRATEGY HASH" of its plan, or "none THREADS"
  *   optimizer KIND LR MOMENTUM BETA1 BETA2 EPS T\n   adam|sgd; floats in C's %a (exact); T steps
  *   tensor NAME COUNT CRC\n    params, m, v (Adam's moments; SGD: its velocity in m), state
  *   ...                        (batchnorm running statistics), in that order, each COUNT floats
@@ -201,10 +202,10 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
      * written again in place (same length); the data line's checksum covers the header */
     char head[CKPT_MAX_HEADER];
     int len = snprintf(head, sizeof head,
-                       CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\n"
+                       CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\nplan %s\n"
                                   "optimizer %s %a %a %a %a %a %" PRId64 "\n",
                        c->model_hash, c->model_name[0] ? c->model_name : "-", c->seed, c->batch,
-                       c->step, c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd",
+                       c->step, c->plan[0] ? c->plan : "-", c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd",
                        (double)c->optim.lr, (double)c->optim.momentum, (double)c->optim.beta1,
                        (double)c->optim.beta2, (double)c->optim.eps, c->optim.t);
     int at[4];
@@ -313,6 +314,11 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
     if (sscanf(line, "run %" SCNu64 " %d %ld", &c->seed, &c->batch, &c->step) != 3 ||
         c->batch < 1 || c->step < 0) {
         st = bad(path, "a malformed run line");
+        goto out;
+    }
+    LINE("cut short in its header");
+    if (sscanf(line, "plan %79[^\n]", c->plan) != 1) {
+        st = bad(path, "a malformed plan line");
         goto out;
     }
     LINE("cut short in its header");

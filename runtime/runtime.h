@@ -331,6 +331,7 @@ typedef struct pml_ckpt {
     uint64_t seed;        /* initialisation, shuffles, dropout */
     int batch;            /* the global batch */
     long step;            /* updates done */
+    char plan[80];        /* how the run ran: "STRATEGY HASH" of its plan, or "none THREADS" */
     pml_optim optim;      /* kind, hyper-parameters and t (its m and v are below, not here) */
     size_t nparams, nstate;
     float *params, *m, *v, *state; /* m, v: NULL when the optimizer keeps none */
@@ -465,6 +466,8 @@ typedef struct pml_train_result {
      * (post to completion, all steps), and the part of them before its backward pass ended */
     double allreduce_seconds, allreduce_hidden;
     long resumed_step;       /* the step the run went on from (0: from the start) */
+    char resumed_plan[80];   /* that checkpoint's plan, when this run's differs ("" otherwise):
+                                its losses then agree to about 1e-5, not bit for bit */
     double resume_seconds;   /* reading and checking that checkpoint */
     int checkpoints;         /* checkpoints taken */
     int checkpoints_failed;  /* of those, not written (cb.checkpoint_failed said why) */

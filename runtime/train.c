@@ -798,6 +798,26 @@ static uint64_t model_hash(const pml_graph *g)
     return h;
 }
 
+/* How executor e runs: its plan's strategy and a hash of its configs, or "none THREADS" (the
+ * per-operator executor). Two runs of the same plan round alike. */
+static void plan_name(const pml_exec *e, char *buf, size_t cap)
+{
+    const pml_plan *p = e->o.plan;
+    if (!p) {
+        snprintf(buf, cap, "none %d", e->o.threads);
+        return;
+    }
+    uint64_t h = PML_HASH_INIT;
+    for (int v = 0; v < p->nnodes; v++) { /* field by field: no padding bytes */
+        const pml_opcfg *c = &p->cfg[v];
+        h = pml_hash(h, c->deg, sizeof c->deg);
+        h = pml_hash(h, c->dev, (size_t)pml_opcfg_parts(c) * sizeof c->dev[0]);
+    }
+    h = pml_hash(h, &p->batch, sizeof p->batch);
+    h = pml_hash(h, &p->sync, sizeof p->sync);
+    snprintf(buf, cap, "%.40s %016llx", p->strategy[0] ? p->strategy : "plan", (unsigned long long)h);
+}
+
 /* pool thread */
 static void ck_write(uv_work_t *w)
 {
@@ -860,6 +880,7 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
     c->optim = *o;
     c->optim.m = c->optim.v = NULL;
     c->step = step;
+    plan_name(e, c->plan, sizeof c->plan);
     res->checkpoints++;
     if (sync) { /* the run's last: its failure is the run's */
         st = pml_ckpt_write(t->o->checkpoint_dir, c, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
@@ -938,6 +959,9 @@ static void resume_apply(trainer *t, const pml_ckpt *c, pml_exec *e, pml_optim *
     if (c->v && o->v) memcpy(o->v, c->v, c->nparams * sizeof(float));
     o->t = c->optim.t;
     e->step = (uint64_t)c->step;
+    char now[sizeof c->plan];
+    plan_name(e, now, sizeof now);
+    if (strcmp(now, c->plan) != 0) snprintf(res->resumed_plan, sizeof res->resumed_plan, "%s", c->plan);
     t->ck_last = c->step; /* it is on disk */
     res->resumed_step = c->step;
 }

@@ -249,6 +249,10 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     if (r->resumed_step > 0)
         fprintf(f, ",\"resumed_step\":%ld,\"resume_seconds\":%.6g", r->resumed_step,
                 r->resume_seconds);
+    if (r->resumed_plan[0]) {
+        fputs(",\"resumed_plan\":", f);
+        cli_json_str(f, r->resumed_plan);
+    }
     if (r->checkpoints > 0)
         fprintf(f, ",\"checkpoints\":%d,\"checkpoints_failed\":%d,\"checkpoint_wait_seconds\":%.6g",
                 r->checkpoints, r->checkpoints_failed, r->checkpoint_wait);
@@ -767,6 +771,10 @@ int cmd_train(int argc, char **argv)
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, NULL);
     if (p.bar) fprintf(stderr, "\r\033[K");
+    if (r.resumed_plan[0])
+        err("note: the checkpoint was made with plan '%s', this run's differs: its losses agree "
+            "with a run not stopped to about 1e-5, not bit for bit\n",
+            cli_safe(r.resumed_plan));
     if (st == PML_OK) {
         fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
         if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, NULL);
