@@ -875,7 +875,9 @@ open(sys.argv[2], "wb").write(b)' "$m" "$TMP/flip.pml" || return 1
         has "$out" "INDEX CLASS PROBABILITY LABEL" && run 0 --help && has "$out" "evaluate FILE" || return 1
     run 2 predict "$m" --batch 0 && has "$err" "--batch" || return 1
     run 1 train $a --save "$TMP/no/such/m.pml" && has "$err" "cannot write in" && ! grep -q "^Epoch" "$out" &&
-        [ ! -e "$TMP/no" ]
+        [ ! -e "$TMP/no" ] || return 1
+    mkdir -p "$TMP/adir.pml"
+    run 1 train $a --save "$TMP/adir.pml" && has "$err" "a folder, not a file" && ! grep -q "^Epoch" "$out"
 }
 t_bench_checkpoint() { # the benchmark is not a test: it runs, says what it measured, refuses bad flags
     run 0 bench checkpoint mlp --rounds 1 --dir "$TMP" --json || return 1
