@@ -92,6 +92,14 @@ static uint32_t crc32c(uint32_t c, const void *data, size_t n)
 
 static uint32_t crc(const float *p, size_t n) { return crc32c(0, p, n * sizeof *p); }
 
+/* a name as one header token: what would split it becomes '_' */
+static void header_token(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src[0] ? src : "-");
+    for (char *p = dst; *p; p++)
+        if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') *p = '_';
+}
+
 /* Memory for a tensor of a checkpoint: in 2 MiB huge pages where the kernel gives them (a page
  * fault per 2 MiB instead of per 4 KiB: on some virtual machines faulting in a large model's
  * fresh memory took longer than reading it from the disk) */
@@ -200,11 +208,12 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
     }
     /* the header, in memory: its checksums are filled in once the data is out, then it is
      * written again in place (same length); the data line's checksum covers the header */
-    char head[CKPT_MAX_HEADER];
+    char head[CKPT_MAX_HEADER], name[sizeof c->model_name];
+    header_token(name, sizeof name, c->model_name);
     int len = snprintf(head, sizeof head,
                        CKPT_MAGIC "\nmodel %016" PRIx64 " %s\nrun %" PRIu64 " %d %ld\nplan %s\n"
                                   "optimizer %s %a %a %a %a %a %" PRId64 "\n",
-                       c->model_hash, c->model_name[0] ? c->model_name : "-", c->seed, c->batch,
+                       c->model_hash, name, c->seed, c->batch,
                        c->step, c->plan[0] ? c->plan : "-", c->optim.kind == PML_OPTIM_ADAM ? "adam" : "sgd",
                        (double)c->optim.lr, (double)c->optim.momentum, (double)c->optim.beta1,
                        (double)c->optim.beta2, (double)c->optim.eps, c->optim.t);
@@ -275,10 +284,31 @@ pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap)
     return PML_OK;
 }
 
-static pml_status bad(const char *path, const char *what)
+static pml_status bad_in(const char *kind, const char *path, const char *what)
 {
-    return pml_fail(PML_EFORMAT, "checkpoint '%s': %s", path, what);
+    return pml_fail(PML_EFORMAT, "%s '%s': %s", kind, path, what);
 }
+
+static pml_status bad(const char *path, const char *what) { return bad_in("checkpoint", path, what); }
+
+/* The next n floats of f, checked against their CRC-32C, into *out (huge pages; NULL when n is
+ * 0); kind names the file in messages ("checkpoint", "saved model") */
+static pml_status read_tensor(FILE *f, const char *kind, const char *path, const char *name,
+                              size_t n, uint32_t sum, float **out)
+{
+    *out = NULL;
+    if (!n) return PML_OK;
+    if (!(*out = big_alloc(n)))
+        return pml_fail(PML_ENOMEM, "out of memory reading %s '%s'", kind, path);
+    if (fread(*out, sizeof(float), n, f) != n) return bad_in(kind, path, "cut short in its data");
+    if (crc(*out, n) != sum) {
+        char m[96];
+        snprintf(m, sizeof m, "tensor '%s' does not match its checksum (the file is damaged)", name);
+        return bad_in(kind, path, m);
+    }
+    return PML_OK;
+}
+
 
 pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
 {
@@ -363,24 +393,9 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
         goto out;
     }
     float **dst[4] = {&c->params, &c->m, &c->v, &c->state};
-    for (int k = 0; k < 4; k++) {
-        if (!n[k]) continue;
-        if (!(*dst[k] = big_alloc(n[k]))) {
-            st = pml_fail(PML_ENOMEM, "out of memory reading checkpoint '%s'", path);
+    for (int k = 0; k < 4; k++)
+        if ((st = read_tensor(f, "checkpoint", path, tensor_names[k], n[k], sum[k], dst[k])) != PML_OK)
             goto out;
-        }
-        if (fread(*dst[k], sizeof(float), n[k], f) != n[k]) {
-            st = bad(path, "cut short in its data");
-            goto out;
-        }
-        if (crc(*dst[k], n[k]) != sum[k]) {
-            char m[96];
-            snprintf(m, sizeof m, "tensor '%s' does not match its checksum (the file is damaged)",
-                     tensor_names[k]);
-            st = bad(path, m);
-            goto out;
-        }
-    }
     if (fgetc(f) != EOF) st = bad(path, "bytes after its data");
 #undef LINE
 out:
@@ -414,9 +429,7 @@ pml_status pml_saved_write(const char *path, const pml_graph *g, const float *pa
         return st;
     }
     char name[64];
-    snprintf(name, sizeof name, "%.63s", g->name);
-    for (char *p = name; *p; p++)
-        if (*p == ' ' || *p == '\n' || *p == '\t') *p = '_';
+    header_token(name, sizeof name, g->name);
     fprintf(af.f, PML_SAVED_MAGIC "\nmodel %016" PRIx64 " %s\ndot %zu\n", pml_hash(PML_HASH_INIT, text, len),
             name, len);
     fwrite(text, 1, len, af.f);
@@ -442,7 +455,7 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
     const bool saved = fgets(head, sizeof head, f) && strcmp(head, PML_SAVED_MAGIC "\n") == 0;
     fclose(f);
     if (!saved)
-        return bad(path, strncmp(head, "pml checkpoint", 14) == 0
+        return bad_in("saved model", path, strncmp(head, "pml checkpoint", 14) == 0
                              ? "a checkpoint, not a saved model (pml train --save writes them; "
                                "pml train --resume reads checkpoints)"
                              : "not a saved model (pml train --save writes them)");
@@ -458,12 +471,12 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
     uint32_t sum[2];
     float *t[2] = {NULL, NULL};
     if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
-        st = bad(path, "not a saved model (pml train --save writes them)");
+        st = bad_in("saved model", path, "not a saved model (pml train --save writes them)");
         goto out;
     }
     if (!fgets(line, sizeof line, f) || !fgets(line, sizeof line, f) || sscanf(line, "dot %zu", &len) != 1 ||
         fseek(f, (long)len, SEEK_CUR) != 0) {
-        st = bad(path, "a malformed header");
+        st = bad_in("saved model", path, "a malformed header");
         goto out;
     }
     for (int k = 0; k < 2; k++) {
@@ -471,33 +484,23 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
         if (!fgets(line, sizeof line, f) ||
             sscanf(line, "tensor %15s %zu %8" SCNx32, name, &n[k], &sum[k]) != 3 ||
             strcmp(name, k ? "state" : "params") != 0) {
-            st = bad(path, "a malformed tensor line");
+            st = bad_in("saved model", path, "a malformed tensor line");
             goto out;
         }
     }
     if (!fgets(line, sizeof line, f) || strcmp(line, "data\n") != 0) {
-        st = bad(path, "no data line after the tensors");
+        st = bad_in("saved model", path, "no data line after the tensors");
         goto out;
     }
     if (n[0] != g->nparams || n[1] != g->nstate) {
-        st = bad(path, "its weights do not fit its model");
+        st = bad_in("saved model", path, "its weights do not fit its model");
         goto out;
     }
-    for (int k = 0; k < 2; k++) {
-        if (!(t[k] = malloc((n[k] ? n[k] : 1) * sizeof(float)))) {
-            st = pml_fail(PML_ENOMEM, "out of memory reading '%s'", path);
+    for (int k = 0; k < 2; k++)
+        if ((st = read_tensor(f, "saved model", path, k ? "state" : "params", n[k], sum[k], &t[k])) !=
+            PML_OK)
             goto out;
-        }
-        if (n[k] && fread(t[k], sizeof(float), n[k], f) != n[k]) {
-            st = bad(path, "cut short in its weights");
-            goto out;
-        }
-        if (n[k] && crc(t[k], n[k]) != sum[k]) {
-            st = bad(path, "its weights do not match their checksum (the file is damaged)");
-            goto out;
-        }
-    }
-    if (fgetc(f) != EOF) st = bad(path, "bytes after its weights");
+    if (fgetc(f) != EOF) st = bad_in("saved model", path, "bytes after its weights");
 out:
     fclose(f);
     if (st != PML_OK) {

@@ -352,8 +352,8 @@ void pml_ckpt_free(pml_ckpt *c);
  * atomically; runtime/ckpt.c has the format. pml_model_load reads its model. */
 pml_status pml_saved_write(const char *path, const pml_graph *g, const float *params,
                            const float *state);
-/** Reads a saved model: \p g (finalised) and malloc'd copies of its parameters and state, all
- * checked (format, sizes, CRC-32). */
+/** Reads a saved model: \p g (finalised) and copies of its parameters and state (free them;
+ * NULL when the model has none), all checked (format, sizes, CRC-32C). */
 pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float **state);
 
 /* ---------------------------------------------------------------- training */

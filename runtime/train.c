@@ -904,9 +904,7 @@ static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
     t->ck_last = -1;
     if (!t->o->checkpoint_dir || (t->rank != 0 && !t->spans)) return PML_OK;
     c->model_hash = model_hash(g);
-    snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name);
-    for (char *p = c->model_name; *p; p++)
-        if (*p == ' ' || *p == '\n' || *p == '\t') *p = '_';
+    snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name); /* a token when written */
     c->seed = t->o->seed;
     c->batch = t->o->batch;
     return pml_ckpt_alloc(c, g->nparams, g->nstate, o->m != NULL, o->v != NULL);
