@@ -322,13 +322,28 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     return PML_OK;
 }
 
+/* Rank 0's text to every rank (pml_dist_bcast_text); when rank 0 failed to make it (st), every
+ * rank fails, rank 0 with its own message. */
+static pml_status share_text(pml_dist *dist, pml_status st, char **text, size_t *len)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", st != PML_OK ? pml_errmsg() : "");
+    pml_status bs = pml_dist_bcast_text(dist, text, len); /* NULL text: every rank fails */
+    if (st != PML_OK) {
+        free(*text);
+        *text = NULL;
+        return pml_fail(st, "%s", why);
+    }
+    return bs;
+}
+
 /* Plan `spec` (a file or a strategy) for the run across ranks, made or read by rank 0 and sent
  * to every rank (a search takes time and is not the same twice). */
 static pml_status bcast_plan(pml_dist *dist, const pml_graph *g, const pml_machine *m,
                              const char *spec, int batch, pml_plan *pl)
 {
     const pml_plan_read_opts ro = {.model = g, .batch = batch, .any_machine = true};
-    char *text = NULL, why[1024] = "";
+    char *text = NULL;
     size_t len = 0;
     pml_status st = PML_OK;
     memset(pl, 0, sizeof *pl);
@@ -340,18 +355,14 @@ static pml_status bcast_plan(pml_dist *dist, const pml_graph *g, const pml_machi
             st = pml_plan_read_ext(spec, &ro, m, NULL, pl, NULL);
         }
         if (st == PML_OK) st = pml_plan_format(pl, g, m, &text, &len);
-        if (st != PML_OK) snprintf(why, sizeof why, "%s", pml_errmsg());
     }
-    pml_status bs = pml_dist_bcast_text(dist, &text, &len); /* NULL text: every rank fails */
-    if (st != PML_OK) {
-        free(text);
+    if ((st = share_text(dist, st, &text, &len)) != PML_OK) {
         pml_plan_free(pl);
-        return pml_fail(st, "%s", why);
+        return st;
     }
-    if (bs == PML_OK && pml_dist_rank(dist) != 0)
-        bs = pml_plan_parse(text, len, spec, &ro, m, NULL, pl, NULL);
+    if (pml_dist_rank(dist) != 0) st = pml_plan_parse(text, len, spec, &ro, m, NULL, pl, NULL);
     free(text);
-    return bs;
+    return st;
 }
 
 /* A plan for the whole run across the ranks (--machine under mpirun): its machine, a node per
@@ -374,14 +385,7 @@ static pml_status across_plan(pml_dist *dist, const pml_graph *g, const char *sp
     else if (rank == 0)
         st = pml_machine_load(spec, m);
     if (st == PML_OK && rank == 0) st = pml_machine_format_dot(m, &text, &len);
-    char why[1024];
-    snprintf(why, sizeof why, "%s", st != PML_OK ? pml_errmsg() : "");
-    pml_status bs = pml_dist_bcast_text(dist, &text, &len); /* NULL text: every rank fails */
-    if (st != PML_OK) {
-        free(text);
-        return pml_fail(st, "%s", why);
-    }
-    if (bs != PML_OK) return bs;
+    if ((st = share_text(dist, st, &text, &len)) != PML_OK) return st;
     if (rank != 0) {
         pml_machine_free(m);
         st = pml_machine_parse_dot(text, len, spec, m);
