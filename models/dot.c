@@ -810,11 +810,19 @@ static bool ends_with(const char *s, const char *suffix)
 bool pml_model_is_file(const char *model)
 {
     return ends_with(model, ".dot") || ends_with(model, ".gv") || ends_with(model, ".pml") ||
-           strchr(model, '/') != NULL;
+           ends_with(model, ".onnx") || strchr(model, '/') != NULL;
 }
 
 pml_status pml_model_load(const char *model, pml_graph *g)
 {
+    if (pml_model_is_onnx(model)) {
+        pml_onnx m;
+        pml_status st = pml_onnx_read(model, 1, &m);
+        *g = m.g; /* the graph moves out; the rest is freed */
+        pml_graph_init(&m.g, NULL);
+        pml_onnx_free(&m);
+        return st;
+    }
     if (pml_model_is_file(model)) return pml_model_read_dot(model, g);
     return pml_model_build(model, g);
 }

@@ -74,8 +74,9 @@ typedef struct pml_dot pml_dot;
 /** The first line of a saved model (pml train --save): the model's DOT text and its weights. */
 #define PML_SAVED_MAGIC "pml model 1"
 
-/** \return true when \p model names a file (ends in .dot, .gv or .pml, or holds a '/'), false
- * when it is a zoo spec. A file is a model DOT file or a saved model (its model is read). */
+/** \return true when \p model names a file (ends in .dot, .gv, .pml or .onnx, or holds a '/'),
+ * false when it is a zoo spec. A file is a model DOT file, a saved model (its model is read) or
+ * an ONNX model (its graph is read: pml_onnx_read). */
 bool pml_model_is_file(const char *model);
 /** Loads MODEL: a model DOT file when pml_model_is_file(), else a zoo spec (pml_model_build).
  * \p g is initialised here and finalised on success; on error it is empty.
@@ -185,6 +186,111 @@ void pml_dot_put_quoted(FILE *f, const char *s);
 /** \return a short printable copy of \p s for messages (controls as '?', at most 60 characters,
  * then "..."), in one of four rotating buffers of this thread. */
 const char *pml_dot_brief(const char *s);
+
+/* ---------------------------------------------------------------- tensors (models/tensor.c)
+ *
+ * Tensors as other frameworks store them: ONNX TensorProto files (.pb, as in ONNX's test data
+ * sets: input_0.pb, output_0.pb, ...) and NumPy .npy files. pml reads float32 tensors (and
+ * float64, int32, int64 ones, converted to float) and writes float32. */
+
+#define PML_TENSOR_MAX_RANK 8
+/** Largest tensor file pml reads. */
+#define PML_TENSOR_MAX_BYTES ((size_t)1 << 31)
+
+typedef struct pml_tensor {
+    int rank;
+    int64_t dims[PML_TENSOR_MAX_RANK];
+    size_t n;    /* elements: the product of dims */
+    float *data; /* n floats (malloc'd) */
+    char *name;  /* the tensor's name in the file (TensorProto.name), or NULL */
+} pml_tensor;
+
+/** 
+eturn true when \p path names a tensor pml reads by its extension (.pb or .npy). */
+bool pml_tensor_is_file(const char *path);
+/** Reads a tensor file (.npy, else a TensorProto). 
+eturn PML_OK or an error naming the file. */
+pml_status pml_tensor_read(const char *path, pml_tensor *t);
+/** Writes \p t as float32: .npy when \p path ends in .npy, else a TensorProto (.pb), atomically.
+ * 
+eturn PML_OK or an error naming the file. */
+pml_status pml_tensor_write(const char *path, const pml_tensor *t);
+void pml_tensor_free(pml_tensor *t);
+
+typedef struct pml_tensor_diff {
+    size_t bad;            /* elements with |y - e| > atol + rtol |e| (NaN against NaN agrees) */
+    size_t worst;          /* the element with the largest such difference */
+    double max_abs, max_rel;
+} pml_tensor_diff;
+
+/** Compares \p y with the expected \p e as ONNX's backend tests do (numpy's isclose).
+ * \return false when their shapes differ (d is then unset), else true and the differences in d. */
+bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, double atol,
+                        pml_tensor_diff *d);
+
+/* ---------------------------------------------------------------- ONNX models (models/onnx.c)
+ *
+ * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
+ * Conv (2-D and 1-D, dilation 1, one group, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER),
+ * Gemm and MatMul (+ Add of a vector) as linear, Relu, MaxPool, AveragePool, GlobalAveragePool,
+ * BatchNormalization (inference form), Flatten (axis 1), Reshape to (batch, -1), Add of equal
+ * shapes, Concat of channels, Dropout, Softmax of the output, Identity; Constant, Shape, Gather,
+ * Unsqueeze, Squeeze, Concat, Cast and Slice of shape values are folded at import. A tensor of
+ * rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N samples of (C, H, W) (H = W = 1 where the
+ * rank has none). The graph's first input that no initializer gives is the model's input; the
+ * others are weights given at run time (the form of ONNX's node tests). The model's single
+ * output gets pml's loss head (a softmax cross-entropy, after a flatten when the output is not
+ * a vector; on a Softmax output, on the Softmax's input). Initializers are the starting weights.
+ * Anything else: one message naming the file, the node, its op type and what pml supports;
+ * nothing half-imported. */
+
+/** Largest ONNX file pml reads (protobuf's own limit). */
+#define PML_ONNX_MAX_BYTES ((size_t)2 << 30)
+
+/** An ONNX graph input that no initializer gives: the model's input, or a weight. */
+typedef struct pml_onnx_input {
+    char *name;
+    int rank;
+    int64_t dims[PML_TENSOR_MAX_RANK]; /* declared dims; -1 where symbolic (the batch) */
+    bool data;                         /* the model's input */
+    int nbind;                         /* a weight: where its values go (see pml_onnx_bind) */
+    struct pml_onnx_bind *bind;
+} pml_onnx_input;
+
+typedef struct pml_onnx {
+    pml_graph g;                /* finalised */
+    float *params, *state;      /* starting weights: the initializers; elsewhere pml's own
+                                   initialisation (pml_params_init with the seed given) */
+    int ninputs;
+    pml_onnx_input *inputs;     /* in the graph's order */
+    char *output_name;
+    int output_node;            /* the node whose output is the ONNX output (before any loss) */
+    int output_rank;            /* the ONNX output's rank (2, 3 or 4) */
+    bool output_softmax;        /* the ONNX output is the softmax of output_node's output */
+    int opset;
+    int onnx_nodes;             /* nodes in the ONNX graph */
+} pml_onnx;
+
+/** 
+eturn true when \p path ends in .onnx. */
+bool pml_model_is_onnx(const char *path);
+/** Imports the ONNX model at \p path into \p m (free it with pml_onnx_free, whatever the status).
+ * 
+eturn PML_OK, PML_EIO, PML_EFORMAT (a malformed file, inconsistent shapes, missing data),
+ * PML_EUNSUPPORTED (an operator or attribute pml lacks, naming the node and what is
+ * supported) or PML_ENOMEM; each names the file. */
+pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m);
+/** pml_onnx_read() of \p len bytes in memory; \p path names them in messages (and its folder
+ * holds any external data). */
+pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
+                          pml_onnx *m);
+void pml_onnx_free(pml_onnx *m);
+/** Puts the values of run-time weight \p input (an input with data == false) from \p t into
+ * \p params and \p state (the import's blocks, or an executor's). 
+eturn PML_OK or
+ * PML_ESHAPE naming the input when t's shape is not the declared one. */
+pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
+                         float *state);
 
 /* ---------------------------------------------------------------- drawings (gvc)
  *

@@ -454,6 +454,9 @@ typedef struct pml_train_opts {
     int checkpoint_keep;
     const char *resume_from;
     const char *save_path; /* after training: the model and its weights (pml_saved_write) */
+    /* the starting weights (an ONNX model's initializers, a saved model's weights: nparams and
+     * nstate floats), or NULL: initialised from seed. A checkpoint resumed from wins. */
+    const float *init_params, *init_state;
 } pml_train_opts;
 
 typedef struct pml_train_result {
@@ -491,6 +494,22 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                      const pml_train_opts *opts, pml_train_result *res);
 void pml_train_result_free(pml_train_result *r);
 
+/* ---------------------------------------------------------------- inference (runtime/infer.c) */
+
+/** Inference passes (of up to \p batch samples) of the executor's parameters on \p n samples
+ * of \p x (the input's size each): node \p node's output into \p y (its size each), with a
+ * softmax over each sample's values when \p softmax. */
+pml_status pml_infer(pml_exec *e, int node, bool softmax, const float *x, int n, int batch,
+                     float *y);
+/** Loads MODEL for inference into \p m: an ONNX model (pml_onnx_read), a saved model (.pml: its
+ * weights), or a zoo spec or model DOT file (weights from \p seed), whose inputs are then the
+ * model's input alone and whose output is its logits. Free with pml_onnx_free. */
+pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m);
+/** Runs \p m on in[0..m->ninputs) (the data input: N samples; then run-time weights) on
+ * \p threads cores, \p batch samples per pass (0: all): the output tensor into \p y (free with
+ * pml_tensor_free; y->name: a copy of m's output name). The weights bound from in[] stay in
+ * m->params. \return PML_OK or an error naming the input at fault. */
+pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y);
 /** Loss and accuracy of the executor's current parameters over a dataset (inference mode). */
 /** The class with the largest logit and its softmax probability for each sample of \p d, in
  * order, into cls[d->n] and prob[d->n], and its label into label[d->n] (may be NULL);

@@ -1153,6 +1153,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;
     if (opts->trace_path && (st = pml_exec_trace_begin(e, 4000000)) != PML_OK) goto done;
     if ((st = pml_optim_alloc(&optim, g->nparams)) != PML_OK) goto done;
+    if (opts->init_params) memcpy(pml_exec_params(e), opts->init_params, g->nparams * sizeof(float));
+    if (opts->init_state && g->nstate)
+        memcpy(pml_exec_state(e), opts->init_state, g->nstate * sizeof(float));
     if (opts->resume_from) resume_apply(&t, &from, e, &optim, res);
     if ((st = ck_setup(&t, g, &optim)) != PML_OK) goto done;
     const long every = opts->checkpoint_every > 0 ? opts->checkpoint_every : 500;

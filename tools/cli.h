@@ -68,6 +68,7 @@ int cmd_bench_kernels(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_compile(int argc, char **argv);

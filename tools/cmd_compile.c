@@ -338,7 +338,7 @@ static pml_status simulate(const pml_graph *g, const pml_machine *m, pml_costmod
 static pml_status load_model(const char *model, pml_graph *g)
 {
     pml_dot d;
-    if (!pml_model_is_file(model)) return pml_model_build(model, g);
+    if (!pml_model_is_file(model) || pml_model_is_onnx(model)) return pml_model_load(model, g);
     pml_graph_init(g, NULL);
     pml_status st = pml_dot_read(model, &d);
     if (st != PML_OK) return st;

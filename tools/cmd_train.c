@@ -20,7 +20,8 @@ static const char train_help[] =
     "\n"
     "Trains MODEL (a zoo name with optional parameters, e.g. mlp, mlp:units=512,layers=8,\n"
     "fashion-cnn, flowers-cnn:size=64; see `pml --help`; or a model .dot file, see\n"
-    "`pml export --help`) and reports Keras-like progress:\n"
+    "`pml export --help`; or an ONNX model or a saved model (.pml), which start from their\n"
+    "weights) and reports Keras-like progress:\n"
     "one line per epoch with loss, accuracy, val_loss, val_accuracy and seconds, then the\n"
     "test-set loss and accuracy. A progress bar with ETA is drawn on stderr when it is a\n"
     "terminal.\n"
@@ -622,8 +623,22 @@ int cmd_train(int argc, char **argv)
 
     pml_graph g;
     phase = PHASE_MODEL;
-    st = pml_model_load(model, &g);
+    /* an ONNX model or a saved model starts from its weights */
+    pml_onnx from;
+    memset(&from, 0, sizeof from);
+    size_t mlen = strlen(model);
+    if (pml_model_is_onnx(model) || (mlen > 4 && strcmp(model + mlen - 4, ".pml") == 0)) {
+        if ((st = pml_infer_load(model, o.seed, &from)) == PML_OK) {
+            g = from.g; /* moves out */
+            pml_graph_init(&from.g, NULL);
+            o.init_params = from.params;
+            o.init_state = from.state;
+        }
+    } else {
+        st = pml_model_load(model, &g);
+    }
     if (st != PML_OK) {
+        pml_onnx_free(&from);
         err("%s\n", pml_errmsg());
         pml_dist_abort(dist, 1);
         pml_dist_finalize(dist);
@@ -807,5 +822,6 @@ out:
     pml_data_free(&train);
     pml_data_free(&test);
     pml_graph_free(&g);
+    pml_onnx_free(&from);
     return rc;
 }

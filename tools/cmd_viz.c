@@ -55,7 +55,7 @@ static pml_status model_view(const char *graph, const pml_dot *dot, const pml_vi
                              pml_viz **view)
 {
     pml_graph g;
-    pml_status st = dot ? pml_model_from_dot(dot, &g) : pml_model_build(graph, &g);
+    pml_status st = dot ? pml_model_from_dot(dot, &g) : pml_model_load(graph, &g);
     if (st != PML_OK) return st;
     st = pml_viz_model(&g, o, view);
     pml_graph_free(&g);
@@ -114,7 +114,7 @@ static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out
     pml_viz *view = NULL;
     pml_status st;
     const char *kind = "model";
-    if (pml_model_is_file(graph)) {
+    if (pml_model_is_file(graph) && !pml_model_is_onnx(graph)) {
         if ((st = pml_dot_read(graph, &file)) != PML_OK) return st;
         dot = &file;
         kind = pml_dot_kind(dot);

@@ -52,13 +52,15 @@ static void usage(FILE *f)
           "                 (each kernel against this core's sgemm)\n"
           "  evaluate FILE  a saved model's (pml train --save) test loss and accuracy\n"
           "  predict FILE   a saved model's class and probability for each test sample\n"
+          "  infer MODEL    a model's forward pass on tensor files (ONNX .pb, NumPy .npy)\n"
           "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
           "  viz GRAPH      draw a model, plan or machine as svg, png, pdf or dot (-o FILE)\n"
           "  topo           print a machine: devices, links, routes (--machine M, -o FILE.dot)\n"
           "  compile MODEL  plan a model for a machine (--machine M --batch N -o PLAN.dot)\n"
           "  simulate PLAN  predict a plan's step time and its breakdown\n"
           "\n"
-          "MODEL is a model .dot file (see pml export) or a zoo name with optional parameters,\n"
+          "MODEL is a model .dot file (see pml export), an ONNX model (.onnx), a saved model\n"
+          "(.pml) or a zoo name with optional parameters,\n"
           "NAME[:key=value,...]:\n",
           f);
     int n;
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
                                : strcmp(cmd, "export") == 0   ? cmd_export
                                : strcmp(cmd, "evaluate") == 0 ? cmd_evaluate
                                : strcmp(cmd, "predict") == 0  ? cmd_predict
+                               : strcmp(cmd, "infer") == 0    ? cmd_infer
                                : strcmp(cmd, "viz") == 0      ? cmd_viz
                                : strcmp(cmd, "topo") == 0     ? cmd_topo
                                : strcmp(cmd, "compile") == 0  ? cmd_compile

@@ -1,0 +1,1848 @@
+/* pml — ONNX import (models.h describes what is read) and TensorProto files. The protobuf code
+ * is generated at build time by protoc-c from the onnx.proto of Debian's libonnx-dev.
+ *
+ * The importer walks the ONNX nodes in file order (ONNX graphs are topologically sorted). Each
+ * ONNX value becomes one of: a tensor (a pml node's output, with its ONNX rank), a constant (an
+ * initializer, a Constant or a folded shape computation; integer constants are kept exact, the
+ * batch dimension of a Shape as BATCH) or a run-time weight (a graph input no initializer
+ * gives). Weights are assigned to parameter and state slots after the graph is finalised. */
+#include "models.h"
+#include "onnx_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool pml_model_is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
+}
+
+#ifndef PML_HAVE_ONNX
+
+static pml_status no_onnx(const char *path)
+{
+    return pml_fail(PML_EUNSUPPORTED,
+                    "%s: this pml was built without ONNX (it needs Debian's protobuf-c-compiler, "
+                    "libprotobuf-c-dev and libonnx-dev)",
+                    path);
+}
+pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m)
+{
+    memset(m, 0, sizeof *m);
+    pml_graph_init(&m->g, NULL);
+    return no_onnx(path);
+}
+pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
+                          pml_onnx *m)
+{
+    return pml_onnx_read(path, seed, m);
+}
+void pml_onnx_free(pml_onnx *m) { pml_graph_free(&m->g); }
+pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
+                         float *state)
+{
+    return pml_fail(PML_EUNSUPPORTED, "ONNX: not built");
+}
+pml_status pml__pb_tensor_read(const char *path, pml_tensor *t) { return no_onnx(path); }
+pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t) { return no_onnx(path); }
+
+#else
+
+#include <onnx.pb-c.h>
+
+/* the batch dimension in a folded shape value */
+#define BATCH INT64_MIN
+
+enum { T_FLOAT = 1, T_UINT8 = 2, T_INT8 = 3, T_INT16 = 5, T_INT32 = 6, T_INT64 = 7, T_BOOL = 9,
+       T_DOUBLE = 11 };
+
+static const char *type_name(int t)
+{
+    static const char *names[] = {"undefined", "float", "uint8", "int8", "uint16", "int16",
+                                  "int32", "int64", "string", "bool", "float16", "double",
+                                  "uint32", "uint64", "complex64", "complex128", "bfloat16"};
+    return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
+}
+
+/* ---------------------------------------------------------------- tensor data */
+
+/* Reads [offset, offset + length) of an external data file, named relative to the model's
+ * folder \p dir and never outside it. */
+static pml_status external_data(const Onnx__TensorProto *tp, const char *src, const char *dir,
+                                size_t want, unsigned char **out)
+{
+    const char *loc = NULL;
+    long long off = 0, len = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = tp->external_data[i];
+        if (!e->key || !e->value) continue;
+        if (strcmp(e->key, "location") == 0) loc = e->value;
+        else if (strcmp(e->key, "offset") == 0) off = atoll(e->value);
+        else if (strcmp(e->key, "length") == 0) len = atoll(e->value);
+    }
+    if (!loc || !*loc)
+        return pml_fail(PML_EFORMAT, "%s: tensor '%s': external data without a location", src,
+                        pml_dot_brief(tp->name ? tp->name : ""));
+    if (!dir || loc[0] == '/' || strstr(loc, ".."))
+        return pml_fail(PML_EFORMAT,
+                        "%s: tensor '%s': external data '%s' must be a file beside the model",
+                        src, pml_dot_brief(tp->name ? tp->name : ""), pml_dot_brief(loc));
+    if (off < 0 || (len >= 0 && (size_t)len != want))
+        return pml_fail(PML_EFORMAT,
+                        "%s: tensor '%s': external data '%s' gives %lld bytes at offset %lld, the "
+                        "tensor needs %zu",
+                        src, pml_dot_brief(tp->name ? tp->name : ""), pml_dot_brief(loc), len,
+                        off, want);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, loc);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int err = fd < 0 ? errno : EISDIR;
+        if (fd >= 0) close(fd);
+        return pml_fail(PML_EIO, "%s: tensor '%s': external data '%s': %s", src,
+                        pml_dot_brief(tp->name ? tp->name : ""), pml_dot_brief(path),
+                        strerror(err));
+    }
+    if ((unsigned long long)sb.st_size < (unsigned long long)off + want) {
+        close(fd);
+        return pml_fail(PML_EFORMAT,
+                        "%s: tensor '%s': external data '%s' has %lld bytes, the tensor needs %zu "
+                        "at offset %lld",
+                        src, pml_dot_brief(tp->name ? tp->name : ""), pml_dot_brief(path),
+                        (long long)sb.st_size, want, off);
+    }
+    unsigned char *b = malloc(want ? want : 1);
+    size_t got = 0;
+    while (b && got < want) {
+        ssize_t r = pread(fd, b + got, want - got, (off_t)(off + (long long)got));
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!b) return pml_fail(PML_ENOMEM, "%s: out of memory", src);
+    if (got < want) {
+        free(b);
+        return pml_fail(PML_EIO, "%s: reading external data '%s' failed", src,
+                        pml_dot_brief(path));
+    }
+    *out = b;
+    return PML_OK;
+}
+
+/* Converts a TensorProto's data into t (floats) and, for integer types when ints is not NULL,
+ * exact int64 values into *ints. \p src names the file; \p dir is the model's folder (external
+ * data), or NULL. */
+static pml_status tp_data(const Onnx__TensorProto *tp, const char *src, const char *dir,
+                          pml_tensor *t, int64_t **ints)
+{
+    const char *nm = pml_dot_brief(tp->name ? tp->name : "");
+    memset(t, 0, sizeof *t);
+    if (ints) *ints = NULL;
+    if (tp->n_dims > PML_TENSOR_MAX_RANK)
+        return pml_fail(PML_EUNSUPPORTED, "%s: tensor '%s' has %zu dimensions (pml reads up to %d)",
+                        src, nm, tp->n_dims, PML_TENSOR_MAX_RANK);
+    t->rank = (int)tp->n_dims;
+    for (int i = 0; i < t->rank; i++) t->dims[i] = tp->dims[i];
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    size_t es;
+    switch (dt) {
+    case T_FLOAT: case T_INT32: es = 4; break;
+    case T_INT64: case T_DOUBLE: es = 8; break;
+    case T_INT16: es = 2; break;
+    case T_UINT8: case T_INT8: case T_BOOL: es = 1; break;
+    default:
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: tensor '%s' is of type %s (pml reads float, double and integer "
+                        "tensors)",
+                        src, nm, type_name(dt));
+    }
+    if (tp->segment)
+        return pml_fail(PML_EUNSUPPORTED, "%s: tensor '%s' is a segment of a tensor", src, nm);
+    size_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > (PML_TENSOR_MAX_BYTES / 8) / (size_t)t->dims[i]))
+            return pml_fail(PML_EFORMAT, "%s: tensor '%s': dimension %d of %lld is %s", src, nm, i,
+                            (long long)t->dims[i], t->dims[i] < 0 ? "negative" : "too large");
+        n *= (size_t)t->dims[i];
+    }
+    pml_status st;
+    const unsigned char *raw = NULL;
+    unsigned char *ext = NULL;
+    size_t typed = 0;
+    bool external = tp->has_data_location &&
+                    tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (external) {
+        if ((st = external_data(tp, src, dir, n * es, &ext)) != PML_OK) goto fail;
+        raw = ext;
+    } else if (tp->has_raw_data) {
+        if (tp->raw_data.len != n * es) {
+            st = pml_fail(PML_EFORMAT,
+                          "%s: tensor '%s' declares %zu elements (%zu bytes) but holds %zu bytes",
+                          src, nm, n, n * es, tp->raw_data.len);
+            goto fail;
+        }
+        raw = tp->raw_data.data;
+    } else {
+        typed = dt == T_FLOAT    ? tp->n_float_data
+                : dt == T_INT64  ? tp->n_int64_data
+                : dt == T_DOUBLE ? tp->n_double_data
+                                 : tp->n_int32_data;
+        if (typed != n) {
+            st = pml_fail(PML_EFORMAT, "%s: tensor '%s' declares %zu elements but holds %zu", src,
+                          nm, n, typed);
+            goto fail;
+        }
+    }
+    if ((st = pml__tensor_alloc(t, src)) != PML_OK) goto fail;
+    bool is_int = dt != T_FLOAT && dt != T_DOUBLE;
+    if (is_int && ints && !(*ints = malloc((n ? n : 1) * sizeof **ints))) {
+        st = pml_fail(PML_ENOMEM, "%s: out of memory", src);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double f;
+        int64_t v = 0;
+        if (raw) {
+            const unsigned char *p = raw + i * es;
+            switch (dt) {
+            case T_FLOAT: { float x; memcpy(&x, p, 4); f = x; break; }
+            case T_DOUBLE: { memcpy(&f, p, 8); break; }
+            case T_INT32: { int32_t x; memcpy(&x, p, 4); v = x; f = (double)x; break; }
+            case T_INT64: { memcpy(&v, p, 8); f = (double)v; break; }
+            case T_INT16: { int16_t x; memcpy(&x, p, 2); v = x; f = x; break; }
+            case T_INT8: v = (int8_t)*p; f = (double)v; break;
+            default: v = *p; f = (double)v; break;
+            }
+        } else {
+            switch (dt) {
+            case T_FLOAT: f = tp->float_data[i]; break;
+            case T_DOUBLE: f = tp->double_data[i]; break;
+            case T_INT64: v = tp->int64_data[i]; f = (double)v; break;
+            default: v = tp->int32_data[i]; f = (double)v; break;
+            }
+        }
+        t->data[i] = (float)f;
+        if (is_int && ints) (*ints)[i] = v;
+    }
+    free(ext);
+    if (tp->name && !(t->name = strdup(tp->name))) {
+        st = pml_fail(PML_ENOMEM, "%s: out of memory", src);
+        goto fail;
+    }
+    return PML_OK;
+fail:
+    free(ext);
+    if (ints) {
+        free(*ints);
+        *ints = NULL;
+    }
+    pml_tensor_free(t);
+    return st;
+}
+
+pml_status pml__pb_tensor_read(const char *path, pml_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    char *buf;
+    size_t len;
+    pml_status st = pml_read_file(path, PML_TENSOR_MAX_BYTES, &buf, &len);
+    if (st != PML_OK) return st;
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, (const uint8_t *)buf);
+    free(buf);
+    if (!tp)
+        return pml_fail(PML_EFORMAT, "%s: not an ONNX TensorProto (protobuf cannot parse it)",
+                        path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    st = tp_data(tp, path, dir, t, NULL);
+    onnx__tensor_proto__free_unpacked(tp, NULL);
+    return st;
+}
+
+pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t)
+{
+    Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
+    tp.n_dims = (size_t)t->rank;
+    tp.dims = (int64_t *)t->dims;
+    tp.has_data_type = 1;
+    tp.data_type = T_FLOAT;
+    tp.name = t->name;
+    tp.has_raw_data = 1;
+    tp.raw_data.len = t->n * sizeof(float); /* little-endian machines only (x86-64) */
+    tp.raw_data.data = (uint8_t *)t->data;
+    size_t len = onnx__tensor_proto__get_packed_size(&tp);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    onnx__tensor_proto__pack(&tp, buf);
+    pml_status st = pml_write_file_atomic(path, buf, len);
+    free(buf);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the importer */
+
+typedef enum { V_TENSOR = 1, V_CONST, V_WEIGHT } vkind;
+
+typedef struct val {
+    const char *name;
+    vkind kind;
+    int uses;     /* consumers: nodes' inputs and the graph's outputs */
+    /* V_TENSOR */
+    int node;     /* the pml node producing it */
+    int rank;     /* ONNX rank: 2, 3 or 4 */
+    bool softmax; /* the softmax of node's output (only as the graph's output) */
+    int padh, padw; /* node's output with this zero padding (a Pad), for a Conv or AveragePool */
+    /* V_CONST: the values (ints: exact, for integer types); V_WEIGHT: t.dims only */
+    pml_tensor t;
+    int64_t *ints;
+    int input;    /* V_WEIGHT: index in pml_onnx.inputs */
+} val;
+
+struct pml_onnx_bind {
+    int node, slot;
+    bool state;
+    int trows, tcols; /* > 0: the source is (trows, tcols), stored transposed */
+    float scale;
+    bool broadcast;   /* a source of one value fills the slot */
+};
+
+typedef struct assign {
+    struct pml_onnx_bind b;
+    int src; /* val index */
+} assign;
+
+typedef struct imp {
+    const char *path;
+    char dir[4096];
+    Onnx__GraphProto *gp;
+    pml_onnx *m;
+    pml_graph *g;
+    val *v;
+    int nv, capv;
+    assign *as;
+    int nas, capas;
+    int64_t batch;    /* the data input's declared batch (-1: symbolic) */
+    const Onnx__NodeProto *node; /* the node being imported (messages) */
+    int node_index;
+} imp;
+
+/* ---------------------------------------------------------------- messages */
+
+static const char *node_label(const imp *im)
+{
+    static __thread char buf[160];
+    const Onnx__NodeProto *n = im->node;
+    if (n->name && *n->name)
+        snprintf(buf, sizeof buf, "%s", pml_dot_brief(n->name));
+    else if (n->n_output && n->output[0] && *n->output[0])
+        snprintf(buf, sizeof buf, "#%d, output %s", im->node_index, pml_dot_brief(n->output[0]));
+    else
+        snprintf(buf, sizeof buf, "#%d", im->node_index);
+    return buf;
+}
+
+/* fails naming the file and the node being imported */
+static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return pml_fail(st, "%s: node '%s' (%s): %s", im->path, node_label(im),
+                    pml_dot_brief(im->node->op_type ? im->node->op_type : ""), msg);
+}
+
+static const char supported_ops[] =
+    "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
+    "Flatten, Reshape, Add, Concat, Dropout, Softmax, Identity, Pad (zeros, before Conv or "
+    "AveragePool); folded: Constant, Shape, Gather, "
+    "Unsqueeze, Squeeze, Concat, Cast, Slice";
+
+/* ---------------------------------------------------------------- values */
+
+static int find_val(const imp *im, const char *name)
+{
+    for (int i = im->nv - 1; i >= 0; i--)
+        if (strcmp(im->v[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int new_val(imp *im, const char *name, vkind kind)
+{
+    if (im->nv == im->capv) {
+        int cap = im->capv ? 2 * im->capv : 64;
+        val *v = realloc(im->v, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        im->v = v;
+        im->capv = cap;
+    }
+    val *x = &im->v[im->nv];
+    memset(x, 0, sizeof *x);
+    x->name = name;
+    x->kind = kind;
+    x->node = x->input = -1;
+    return im->nv++;
+}
+
+/* the value an input of the node names (NULL for an absent optional input "") */
+static val *in_val(imp *im, int i)
+{
+    const Onnx__NodeProto *n = im->node;
+    if ((size_t)i >= n->n_input || !n->input[i] || !*n->input[i]) return NULL;
+    int k = find_val(im, n->input[i]);
+    return k < 0 ? NULL : &im->v[k];
+}
+
+/* a new value for output i of the node */
+static val *out_val(imp *im, int i, vkind kind)
+{
+    int k = new_val(im, im->node->output[i], kind);
+    return k < 0 ? NULL : &im->v[k];
+}
+
+static pml_status oom(imp *im) { return pml_fail(PML_ENOMEM, "%s: out of memory", im->path); }
+
+/* ---------------------------------------------------------------- attributes */
+
+static const Onnx__AttributeProto *attr(const imp *im, const char *name)
+{
+    for (size_t i = 0; i < im->node->n_attribute; i++)
+        if (im->node->attribute[i]->name && strcmp(im->node->attribute[i]->name, name) == 0)
+            return im->node->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_int(const imp *im, const char *name, int64_t def)
+{
+    const Onnx__AttributeProto *a = attr(im, name);
+    return a && a->has_i ? a->i : def;
+}
+
+static float attr_float(const imp *im, const char *name, float def)
+{
+    const Onnx__AttributeProto *a = attr(im, name);
+    return a && a->has_f ? a->f : def;
+}
+
+/* the ints of an attribute: *n of them (0 when absent) */
+static const int64_t *attr_ints(const imp *im, const char *name, size_t *n)
+{
+    const Onnx__AttributeProto *a = attr(im, name);
+    *n = a ? a->n_ints : 0;
+    return a ? a->ints : NULL;
+}
+
+static bool attr_str_is(const imp *im, const char *name, const char *want, bool absent)
+{
+    const Onnx__AttributeProto *a = attr(im, name);
+    if (!a || !a->has_s) return absent;
+    return a->s.len == strlen(want) && memcmp(a->s.data, want, a->s.len) == 0;
+}
+
+/* Refuses attributes other than those listed (NULL-terminated). */
+static pml_status only_attrs(imp *im, const char *const *known)
+{
+    for (size_t i = 0; i < im->node->n_attribute; i++) {
+        const char *a = im->node->attribute[i]->name ? im->node->attribute[i]->name : "";
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, a) == 0;
+        if (!ok)
+            return nfail(im, PML_EUNSUPPORTED, "attribute '%s' is not supported",
+                         pml_dot_brief(a));
+    }
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- pml nodes */
+
+/* A name for a new pml node: the ONNX node's name (its first output's when it has none),
+ * a leading '/' dropped, made unique and short. */
+static void node_name(imp *im, const char *suffix, char *out)
+{
+    const Onnx__NodeProto *n = im->node;
+    const char *base = n && n->name && *n->name                  ? n->name
+                       : n && n->n_output && n->output[0] && *n->output[0] ? n->output[0]
+                       : suffix                                           ? ""
+                                                                          : "node";
+    char b[PML_NAME_MAX] = "";
+    size_t k = 0;
+    if (base[0] == '/' && strchr(base + 1, '/')) {
+        /* PyTorch's "/layer1/layer1.0/conv1/Conv": the module's name, "layer1.0.conv1" */
+        const char *p = base + 1, *end = strrchr(base, '/');
+        while (p < end) {
+            const char *q = memchr(p, '/', (size_t)(end - p));
+            size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
+            if (!(k && len > k && strncmp(p, b, k) == 0 && p[k] == '.')) { /* not "b.x" */
+                if (k && k + 1 < sizeof b - 16) b[k++] = '.';
+            } else {
+                k = 0;
+            }
+            for (size_t i = 0; i < len && k + 1 < sizeof b - 16; i++) b[k++] = p[i];
+            b[k] = 0;
+            p += len + 1;
+        }
+    } else {
+        while (*base == '/') base++;
+        for (const char *p = base; *p && k + 1 < sizeof b - 16; p++) b[k++] = *p;
+    }
+    b[k] = 0;
+    for (char *p = b; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
+    snprintf(out, PML_NAME_MAX, "%s%s", b, suffix ? suffix : "");
+    for (int i = 2; pml_graph_find(im->g, out) >= 0; i++)
+        snprintf(out, PML_NAME_MAX, "%s%s_%d", b, suffix ? suffix : "", i);
+}
+
+/* Adds a node and infers its shape at once (the importer decides by shapes). \return its id, or
+ * -1 with the message naming the ONNX node. */
+static int add_node(imp *im, const char *suffix, pml_op_type op, const pml_attrs *a, int nin,
+                    const int *in)
+{
+    char name[PML_NAME_MAX];
+    node_name(im, suffix, name);
+    int id = pml_graph_add(im->g, name, op, a, nin, in);
+    if (id < 0) return -1;
+    pml_shape s[PML_MAX_INPUTS];
+    for (int i = 0; i < nin; i++) s[i] = im->g->nodes[in[i]].out;
+    pml_node *n = &im->g->nodes[id];
+    if (pml_ops[op].infer(n, s, nin) != PML_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", pml_errmsg());
+        nfail(im, PML_ESHAPE, "%s", msg);
+        return -1;
+    }
+    return id;
+}
+
+static pml_shape shape_of(const imp *im, const val *x) { return im->g->nodes[x->node].out; }
+
+/* Records that slot (node, slot) takes the values of constant or weight \p src. */
+static pml_status assign_to(imp *im, val *src, int node, int slot, bool state, int trows,
+                            int tcols, float scale, bool broadcast)
+{
+    if (im->nas == im->capas) {
+        int cap = im->capas ? 2 * im->capas : 64;
+        assign *a = realloc(im->as, (size_t)cap * sizeof *a);
+        if (!a) return oom(im);
+        im->as = a;
+        im->capas = cap;
+    }
+    im->as[im->nas++] = (assign){{node, slot, state, trows, tcols, scale, broadcast},
+                                 (int)(src - im->v)};
+    return PML_OK;
+}
+
+/* A weight input: a float constant or a run-time weight of the given rank. */
+static pml_status weight_in(imp *im, int i, const char *what, int rank, val **out)
+{
+    val *w = in_val(im, i);
+    if (!w)
+        return nfail(im, PML_EFORMAT, "its %s (input %d) is missing", what, i);
+    if (w->kind == V_TENSOR)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "its %s '%s' is computed by the graph; pml needs weights from initializers "
+                     "or graph inputs",
+                     what, pml_dot_brief(w->name));
+    if (rank >= 0 && w->t.rank != rank)
+        return nfail(im, PML_ESHAPE, "its %s '%s' has rank %d, needs %d", what,
+                     pml_dot_brief(w->name), w->t.rank, rank);
+    *out = w;
+    return PML_OK;
+}
+
+/* The data input of a node: a tensor the graph computes. */
+static pml_status tensor_in(imp *im, int i, val **out)
+{
+    val *x = in_val(im, i);
+    if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
+    if (x->kind != V_TENSOR)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is a constant or weight where pml needs a tensor the graph "
+                     "computes",
+                     pml_dot_brief(x->name));
+    if (x->softmax)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is a Softmax; pml takes Softmax only as the graph's output",
+                     pml_dot_brief(x->name));
+    if (x->padh || x->padw)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is a Pad; pml takes Pad only before a Conv or AveragePool",
+                     pml_dot_brief(x->name));
+    *out = x;
+    return PML_OK;
+}
+
+/* A tensor input that may be a Pad's zero padding: *ph, *pw receive it. */
+static pml_status padded_in(imp *im, int i, val **out, int *ph, int *pw)
+{
+    val *x = in_val(im, i);
+    *ph = *pw = 0;
+    if (x && x->kind == V_TENSOR && (x->padh || x->padw)) {
+        *ph = x->padh;
+        *pw = x->padw;
+        *out = x;
+        return PML_OK;
+    }
+    return tensor_in(im, i, out);
+}
+
+static pml_status tensor_out(imp *im, int node, int rank)
+{
+    val *y = out_val(im, 0, V_TENSOR);
+    if (!y) return oom(im);
+    y->node = node;
+    y->rank = rank;
+    return PML_OK;
+}
+
+/* The value of output 0 is input value x (an alias). */
+static pml_status alias_out(imp *im, const val *x)
+{
+    int k = (int)(x - im->v);
+    val *y = out_val(im, 0, x->kind);
+    if (!y) return oom(im);
+    x = &im->v[k]; /* the array may have moved */
+    const char *name = y->name;
+    int uses = y->uses;
+    *y = *x;
+    y->name = name;
+    y->uses = uses;
+    y->t.data = NULL; /* a constant's data stays owned by x: copy it */
+    y->t.name = NULL;
+    y->ints = NULL;
+    if (x->kind != V_TENSOR) {
+        size_t n = x->t.n ? x->t.n : 1;
+        if (!(y->t.data = malloc(n * sizeof(float)))) return oom(im);
+        memcpy(y->t.data, x->t.data, x->t.n * sizeof(float));
+        if (x->ints) {
+            if (!(y->ints = malloc(n * sizeof(int64_t)))) return oom(im);
+            memcpy(y->ints, x->ints, x->t.n * sizeof(int64_t));
+        }
+    }
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- spatial attributes */
+
+typedef struct window {
+    int kh, kw, sh, sw, ph, pw, pad_mode;
+} window;
+
+/* kernel_shape (or the weight's kernel dims), strides, pads, auto_pad, dilations of a conv or
+ * pool on a rank-3 or rank-4 tensor */
+static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph, int xpw,
+                               window *w)
+{
+    int sp = rank - 2; /* spatial dims: 1 or 2 */
+    size_t nk, ns, np, nd;
+    const int64_t *k = attr_ints(im, "kernel_shape", &nk), *s = attr_ints(im, "strides", &ns),
+                  *p = attr_ints(im, "pads", &np), *d = attr_ints(im, "dilations", &nd);
+    if (!k && !kdims) return nfail(im, PML_EFORMAT, "kernel_shape is missing");
+    if ((k && nk != (size_t)sp) || (s && ns != (size_t)sp) || (p && np != (size_t)(2 * sp)) ||
+        (d && nd != (size_t)sp))
+        return nfail(im, PML_EFORMAT,
+                     "kernel_shape, strides, dilations need %d values and pads %d for a rank-%d "
+                     "input",
+                     sp, 2 * sp, rank);
+    for (int i = 0; i < sp; i++) {
+        if (k && kdims && k[i] != kdims[i])
+            return nfail(im, PML_ESHAPE, "kernel_shape %lld differs from the weight's %lld",
+                         (long long)k[i], (long long)kdims[i]);
+        int64_t kv = k ? k[i] : kdims[i];
+        if (kv <= 0 || kv > 1 << 16 || (s && (s[i] <= 0 || s[i] > 1 << 16)) ||
+            (p && (p[i] < 0 || p[i + sp] < 0 || p[i] > 1 << 16 || p[i + sp] > 1 << 16)))
+            return nfail(im, PML_EFORMAT, "kernel_shape, strides or pads out of range");
+        if (d && d[i] != 1)
+            return nfail(im, PML_EUNSUPPORTED, "dilations %lld: pml's windows have no dilation",
+                         (long long)d[i]);
+        if (p && p[i] != p[i + sp])
+            return nfail(im, PML_EUNSUPPORTED,
+                         "asymmetric pads (%lld before, %lld after): pml pads both sides alike",
+                         (long long)p[i], (long long)p[i + sp]);
+    }
+    w->kh = (int)(k ? k[0] : kdims[0]);
+    w->kw = sp == 2 ? (int)(k ? k[1] : kdims[1]) : 1;
+    w->sh = s ? (int)s[0] : 1;
+    w->sw = sp == 2 && s ? (int)s[1] : 1;
+    w->ph = p ? (int)p[0] : 0;
+    w->pw = sp == 2 && p ? (int)p[1] : 0;
+    w->pad_mode = PML_PAD_EXPLICIT;
+    if (attr_str_is(im, "auto_pad", "SAME_UPPER", false)) {
+        w->pad_mode = PML_PAD_SAME;
+        if (sp == 1)
+            return nfail(im, PML_EUNSUPPORTED, "auto_pad SAME_UPPER on a 1-D input");
+    } else if (attr_str_is(im, "auto_pad", "VALID", false)) {
+        w->pad_mode = PML_PAD_VALID;
+    } else if (!attr_str_is(im, "auto_pad", "NOTSET", true)) {
+        return nfail(im, PML_EUNSUPPORTED,
+                     "auto_pad other than NOTSET, VALID and SAME_UPPER (pml's 'same' pads the "
+                     "end)");
+    }
+    if (w->pad_mode != PML_PAD_EXPLICIT && p)
+        return nfail(im, PML_EFORMAT, "pads given with auto_pad");
+    if (xph || xpw) { /* a Pad before it */
+        if (w->pad_mode != PML_PAD_EXPLICIT)
+            return nfail(im, PML_EUNSUPPORTED, "a Pad before a window with auto_pad");
+        w->ph += xph;
+        w->pw += xpw;
+    }
+    return PML_OK;
+}
+
+static pml_status rank_is_spatial(imp *im, const val *x)
+{
+    if (x->rank != 3 && x->rank != 4)
+        return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's windows take rank 3 or 4",
+                     pml_dot_brief(x->name), x->rank);
+    return PML_OK;
+}
+
+/* ---------------------------------------------------------------- operators */
+
+static pml_status op_conv(imp *im)
+{
+    static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                                        "strides", NULL};
+    val *x, *w, *b = NULL;
+    pml_status st;
+    int xph, xpw;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = padded_in(im, 0, &x, &xph, &xpw)) != PML_OK ||
+        (st = rank_is_spatial(im, x)) != PML_OK ||
+        (st = weight_in(im, 1, "weight", x->rank, &w)) != PML_OK)
+        return st;
+    if (in_val(im, 2) && (st = weight_in(im, 2, "bias", 1, &b)) != PML_OK) return st;
+    int64_t group = attr_int(im, "group", 1);
+    if (group != 1)
+        return nfail(im, PML_EUNSUPPORTED, "group=%lld: pml's conv2d has no groups",
+                     (long long)group);
+    pml_shape xs = shape_of(im, x);
+    if (w->t.dims[1] != xs.c || w->t.dims[0] <= 0 || w->t.dims[0] > 1 << 24)
+        return nfail(im, PML_ESHAPE, "weight '%s' is %lldx%lld..., the input has %d channels",
+                     pml_dot_brief(w->name), (long long)w->t.dims[0], (long long)w->t.dims[1],
+                     xs.c);
+    if (b && b->t.dims[0] != w->t.dims[0])
+        return nfail(im, PML_ESHAPE, "bias '%s' has %lld values for %lld filters",
+                     pml_dot_brief(b->name), (long long)b->t.dims[0], (long long)w->t.dims[0]);
+    window wd;
+    if ((st = window_attrs(im, x->rank, w->t.dims + 2, xph, xpw, &wd)) != PML_OK) return st;
+    pml_attrs a = pml_attrs_default(PML_OP_CONV2D);
+    a.out = (int)w->t.dims[0];
+    a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;
+    a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
+    a.bias = b != NULL;
+    int wi = (int)(w - im->v), bi = b ? (int)(b - im->v) : -1;
+    int id = add_node(im, NULL, PML_OP_CONV2D, &a, 1, &x->node);
+    if (id < 0) return PML_ESHAPE;
+    if ((st = assign_to(im, &im->v[wi], id, 0, false, 0, 0, 1.0f, false)) != PML_OK) return st;
+    if (bi >= 0 && (st = assign_to(im, &im->v[bi], id, 1, false, 0, 0, 1.0f, false)) != PML_OK)
+        return st;
+    return tensor_out(im, id, x->rank);
+}
+
+/* Gemm (A B' + C with alpha, beta) and MatMul with a 2-D weight: linear */
+static pml_status op_gemm(imp *im, bool matmul)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+    static const char *const none[] = {NULL};
+    val *x, *w, *c = NULL;
+    pml_status st;
+    if ((st = only_attrs(im, matmul ? none : known)) != PML_OK ||
+        (st = tensor_in(im, 0, &x)) != PML_OK)
+        return st;
+    if (x->rank != 2)
+        return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's linear takes rank 2",
+                     pml_dot_brief(x->name), x->rank);
+    if ((st = weight_in(im, 1, "weight", 2, &w)) != PML_OK) return st;
+    if (!matmul && in_val(im, 2) && (st = weight_in(im, 2, "bias", -1, &c)) != PML_OK) return st;
+    if (attr_int(im, "transA", 0) != 0)
+        return nfail(im, PML_EUNSUPPORTED, "transA=1: pml's linear takes samples as rows");
+    bool tb = attr_int(im, "transB", 0) != 0;
+    float alpha = attr_float(im, "alpha", 1.0f), beta = attr_float(im, "beta", 1.0f);
+    int64_t K = tb ? w->t.dims[1] : w->t.dims[0], N = tb ? w->t.dims[0] : w->t.dims[1];
+    pml_shape xs = shape_of(im, x);
+    if (K != xs.c || N <= 0 || N > 1 << 24)
+        return nfail(im, PML_ESHAPE, "weight '%s' is %lldx%lld%s; the input has %d features",
+                     pml_dot_brief(w->name), (long long)w->t.dims[0], (long long)w->t.dims[1],
+                     tb ? " (transposed)" : "", xs.c);
+    bool cb = false;
+    if (c) {
+        bool vec = (c->t.rank == 1 && c->t.dims[0] == N) ||
+                   (c->t.rank == 2 && c->t.dims[0] == 1 && c->t.dims[1] == N);
+        cb = c->t.n == 1;
+        if (!vec && !cb)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "bias '%s' is not a vector of %lld or one value (pml's linear has one bias "
+                         "per unit)",
+                         pml_dot_brief(c->name), (long long)N);
+    }
+    pml_attrs a = pml_attrs_default(PML_OP_LINEAR);
+    a.out = (int)N;
+    a.bias = c != NULL;
+    int wi = (int)(w - im->v), ci = c ? (int)(c - im->v) : -1;
+    int id = add_node(im, NULL, PML_OP_LINEAR, &a, 1, &x->node);
+    if (id < 0) return PML_ESHAPE;
+    /* pml's W is (in, out) = B when transB = 0 */
+    if ((st = assign_to(im, &im->v[wi], id, 0, false, tb ? (int)N : 0, tb ? (int)K : 0, alpha,
+                        false)) != PML_OK)
+        return st;
+    if (ci >= 0 && (st = assign_to(im, &im->v[ci], id, 1, false, 0, 0, beta, cb)) != PML_OK)
+        return st;
+    return tensor_out(im, id, 2);
+}
+
+static pml_status op_relu(imp *im)
+{
+    static const char *const none[] = {NULL};
+    val *x;
+    pml_status st;
+    if ((st = only_attrs(im, none)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    pml_node *p = &im->g->nodes[x->node];
+    /* fused into the conv or linear before it when nothing else reads that one's output */
+    if ((p->op == PML_OP_CONV2D || p->op == PML_OP_LINEAR) && p->a.act == PML_ACT_NONE &&
+        x->uses == 1) {
+        p->a.act = PML_ACT_RELU;
+        return alias_out(im, x);
+    }
+    int id = add_node(im, NULL, PML_OP_RELU, NULL, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+}
+
+static pml_status op_pool(imp *im, pml_op_type op, bool global)
+{
+    static const char *const maxk[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                                       "pads", "storage_order", "strides", NULL};
+    static const char *const avgk[] = {"auto_pad", "ceil_mode", "count_include_pad",
+                                       "kernel_shape", "pads", "strides", NULL};
+    static const char *const none[] = {NULL};
+    val *x;
+    pml_status st;
+    int xph = 0, xpw = 0;
+    if ((st = only_attrs(im, global ? none : op == PML_OP_MAXPOOL2D ? maxk : avgk)) != PML_OK ||
+        (st = (op == PML_OP_AVGPOOL2D && !global ? padded_in(im, 0, &x, &xph, &xpw)
+                                                 : tensor_in(im, 0, &x))) != PML_OK ||
+        (st = rank_is_spatial(im, x)) != PML_OK)
+        return st;
+    if (im->node->n_output > 1)
+        return nfail(im, PML_EUNSUPPORTED, "the Indices output is not supported");
+    pml_attrs a = pml_attrs_default(op);
+    if (global) {
+        a.global = 1;
+        a.kh = a.kw = a.sh = a.sw = 1;
+    } else {
+        window wd;
+        if ((st = window_attrs(im, x->rank, NULL, xph, xpw, &wd)) != PML_OK) return st;
+        if ((xph || xpw) && attr_int(im, "count_include_pad", 0) == 0 &&
+            (wd.ph != xph || wd.pw != xpw))
+            return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
+        if (attr_int(im, "storage_order", 0) != 0)
+            return nfail(im, PML_EUNSUPPORTED, "storage_order=1");
+        if (2 * wd.ph > wd.kh || 2 * wd.pw > wd.kw)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "pads %dx%d larger than half the kernel %dx%d (windows wholly in the "
+                         "padding)",
+                         wd.ph, wd.pw, wd.kh, wd.kw);
+        a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;
+        a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
+        a.ceil_mode = attr_int(im, "ceil_mode", 0) != 0;
+        a.count_pad = attr_int(im, "count_include_pad", 0) != 0 || xph || xpw; /* Pad: zeros */
+        if (a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 &&
+            (a.pad_mode != PML_PAD_EXPLICIT || (a.ph == 0 && a.pw == 0)))
+            return alias_out(im, x); /* a window of one (AdaptiveAvgPool2d to its own size) */
+    }
+    int id = add_node(im, NULL, op, &a, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+}
+
+static pml_status op_batchnorm(imp *im)
+{
+    static const char *const known[] = {"epsilon", "momentum", "training_mode", "spatial",
+                                        "is_test", "consumed_inputs", NULL};
+    val *x, *w[4];
+    static const char *const what[4] = {"scale", "bias", "mean", "var"};
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    if (attr_int(im, "training_mode", 0) != 0 || im->node->n_output > 1)
+        return nfail(im, PML_EUNSUPPORTED, "training_mode (pml imports the inference form)");
+    if (attr_int(im, "spatial", 1) != 1) return nfail(im, PML_EUNSUPPORTED, "spatial=0");
+    int c = shape_of(im, x).c, wi[4];
+    for (int i = 0; i < 4; i++) {
+        if ((st = weight_in(im, i + 1, what[i], 1, &w[i])) != PML_OK) return st;
+        if (w[i]->t.dims[0] != c)
+            return nfail(im, PML_ESHAPE, "%s '%s' has %lld values for %d channels", what[i],
+                         pml_dot_brief(w[i]->name), (long long)w[i]->t.dims[0], c);
+        wi[i] = (int)(w[i] - im->v);
+    }
+    pml_attrs a = pml_attrs_default(PML_OP_BATCHNORM);
+    a.eps = attr_float(im, "epsilon", 1e-5f);
+    a.momentum = attr_float(im, "momentum", 0.9f); /* ONNX's convention is Keras's */
+    int id = add_node(im, NULL, PML_OP_BATCHNORM, &a, 1, &x->node);
+    if (id < 0) return PML_ESHAPE;
+    for (int i = 0; i < 4; i++)
+        if ((st = assign_to(im, &im->v[wi[i]], id, i & 1, i >= 2, 0, 0, 1.0f, false)) != PML_OK)
+            return st;
+    return tensor_out(im, id, x->rank);
+}
+
+/* a flatten of x to (batch, rest) */
+static pml_status flatten_to_2d(imp *im, val *x)
+{
+    pml_shape s = shape_of(im, x);
+    if (s.h == 1 && s.w == 1) { /* already a vector */
+        pml_status st = alias_out(im, x);
+        if (st == PML_OK) im->v[im->nv - 1].rank = 2;
+        return st;
+    }
+    int id = add_node(im, NULL, PML_OP_FLATTEN, NULL, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, 2);
+}
+
+static pml_status op_flatten(imp *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    val *x;
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    int64_t axis = attr_int(im, "axis", 1);
+    if (axis < 0) axis += x->rank;
+    if (axis != 1)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "axis=%lld: pml flattens each sample (axis 1) and keeps the batch",
+                     (long long)attr_int(im, "axis", 1));
+    return flatten_to_2d(im, x);
+}
+
+/* ---------------------------------------------------------------- constants */
+
+/* a constant value as a new value for output 0; takes data and ints */
+static pml_status const_out(imp *im, const pml_tensor *t, int64_t *ints)
+{
+    val *y = out_val(im, 0, V_CONST);
+    if (!y) {
+        free(ints);
+        return oom(im);
+    }
+    y->t = *t;
+    y->t.name = NULL;
+    y->ints = ints;
+    return PML_OK;
+}
+
+static pml_status const_in(imp *im, int i, bool need_ints, val **out)
+{
+    val *x = in_val(im, i);
+    if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
+    if (x->kind != V_CONST)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is not a constant; pml folds this operator on shape values only",
+                     pml_dot_brief(x->name));
+    if (need_ints && !x->ints)
+        return nfail(im, PML_EFORMAT, "input '%s' must be integers", pml_dot_brief(x->name));
+    *out = x;
+    return PML_OK;
+}
+
+/* a new constant of rank r with dims d: t allocated, ints too when is_int */
+static pml_status new_const(imp *im, int r, const int64_t *d, bool is_int, pml_tensor *t,
+                            int64_t **ints)
+{
+    memset(t, 0, sizeof *t);
+    *ints = NULL;
+    t->rank = r;
+    for (int i = 0; i < r; i++) t->dims[i] = d[i];
+    if (pml__tensor_alloc(t, im->path) != PML_OK) return PML_ENOMEM;
+    if (is_int && !(*ints = malloc((t->n ? t->n : 1) * sizeof **ints))) {
+        pml_tensor_free(t);
+        return oom(im);
+    }
+    return PML_OK;
+}
+
+static void set_elem(pml_tensor *t, int64_t *ints, size_t i, int64_t v, float f)
+{
+    if (ints) {
+        ints[i] = v;
+        t->data[i] = v == BATCH ? -1.0f : (float)v;
+    } else {
+        t->data[i] = f;
+    }
+}
+
+static pml_status op_constant(imp *im)
+{
+    static const char *const known[] = {"value", "value_float", "value_floats", "value_int",
+                                        "value_ints", NULL};
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK) return st;
+    if (im->node->n_attribute != 1)
+        return nfail(im, PML_EFORMAT, "needs exactly one value attribute");
+    const Onnx__AttributeProto *a = im->node->attribute[0];
+    pml_tensor t;
+    int64_t *ints = NULL;
+    if (strcmp(a->name, "value") == 0) {
+        if (!a->t) return nfail(im, PML_EFORMAT, "value is not a tensor");
+        if ((st = tp_data(a->t, im->path, im->dir, &t, &ints)) != PML_OK) return st;
+        free(t.name);
+        t.name = NULL;
+        return const_out(im, &t, ints);
+    }
+    bool is_int = strncmp(a->name, "value_int", 9) == 0;
+    bool list = a->name[strlen(a->name) - 1] == 's';
+    size_t n = list ? (is_int ? a->n_ints : a->n_floats) : 1;
+    int64_t d[1] = {(int64_t)n};
+    if ((st = new_const(im, list ? 1 : 0, d, is_int, &t, &ints)) != PML_OK) return st;
+    for (size_t i = 0; i < n; i++)
+        set_elem(&t, ints, i, is_int ? (list ? a->ints[i] : a->i) : 0,
+                 is_int ? 0 : (list ? a->floats[i] : a->f));
+    return const_out(im, &t, ints);
+}
+
+static pml_status op_shape(imp *im)
+{
+    static const char *const known[] = {"start", "end", NULL};
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK) return st;
+    val *x = in_val(im, 0);
+    if (!x) return nfail(im, PML_EFORMAT, "input 0 is missing");
+    int64_t dims[PML_TENSOR_MAX_RANK];
+    int r;
+    if (x->kind == V_TENSOR) {
+        pml_shape s = shape_of(im, x);
+        r = x->rank;
+        int64_t per[3] = {s.c, s.h, s.w};
+        dims[0] = BATCH;
+        for (int i = 1; i < r; i++) dims[i] = per[i - 1];
+    } else {
+        r = x->t.rank;
+        memcpy(dims, x->t.dims, sizeof dims);
+    }
+    int64_t b = attr_int(im, "start", 0), e = attr_int(im, "end", r);
+    if (b < 0) b += r;
+    if (e < 0) e += r;
+    b = b < 0 ? 0 : b > r ? r : b;
+    e = e < b ? b : e > r ? r : e;
+    pml_tensor t;
+    int64_t *ints, d[1] = {e - b};
+    if ((st = new_const(im, 1, d, true, &t, &ints)) != PML_OK) return st;
+    for (int64_t i = b; i < e; i++) set_elem(&t, ints, (size_t)(i - b), dims[i], 0);
+    return const_out(im, &t, ints);
+}
+
+/* an axes list from the attribute (older opsets) or input 1 */
+static pml_status axes_of(imp *im, int64_t *axes, int *n)
+{
+    size_t na = 0;
+    const int64_t *a = attr_ints(im, "axes", &na);
+    if (!a && in_val(im, 1)) {
+        val *v;
+        pml_status st = const_in(im, 1, true, &v);
+        if (st != PML_OK) return st;
+        a = v->ints;
+        na = v->t.n;
+    }
+    if (na > PML_TENSOR_MAX_RANK) return nfail(im, PML_EUNSUPPORTED, "too many axes");
+    for (size_t i = 0; i < na; i++) axes[i] = a[i];
+    *n = (int)na;
+    return PML_OK;
+}
+
+static pml_status op_unsqueeze(imp *im, bool squeeze)
+{
+    static const char *const known[] = {"axes", NULL};
+    pml_status st;
+    val *x = in_val(im, 0);
+    int64_t axes[PML_TENSOR_MAX_RANK];
+    int na = 0;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = axes_of(im, axes, &na)) != PML_OK)
+        return st;
+    if (x && x->kind == V_TENSOR) {
+        /* (N, C, L) and (N, C, L, 1) are the same pml tensor: a trailing axis of one */
+        pml_shape s = shape_of(im, x);
+        int64_t ax = na == 1 ? axes[0] : -99;
+        if (ax < 0) ax += squeeze ? x->rank : x->rank + 1;
+        bool ok = na == 1 && ((!squeeze && x->rank == 3 && ax == 3) ||
+                              (squeeze && x->rank == 4 && ax == 3 && s.w == 1));
+        if (!ok)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "pml adds or removes only a trailing axis of one (rank 3 <-> 4) of a "
+                         "tensor");
+        if ((st = tensor_in(im, 0, &x)) != PML_OK || (st = alias_out(im, x)) != PML_OK) return st;
+        im->v[im->nv - 1].rank = squeeze ? 3 : 4;
+        return PML_OK;
+    }
+    if ((st = const_in(im, 0, false, &x)) != PML_OK) return st;
+    int r = squeeze ? x->t.rank - na : x->t.rank + na;
+    if (squeeze && !na) r = 0; /* every dim of one */
+    int64_t d[PML_TENSOR_MAX_RANK];
+    if (r < 0 || r > PML_TENSOR_MAX_RANK) return nfail(im, PML_EUNSUPPORTED, "rank %d", r);
+    bool mark[PML_TENSOR_MAX_RANK * 2] = {false};
+    int rr = squeeze ? x->t.rank : r;
+    for (int i = 0; i < na; i++) {
+        int64_t ax = axes[i] < 0 ? axes[i] + rr : axes[i];
+        if (ax < 0 || ax >= rr || mark[ax]) return nfail(im, PML_EFORMAT, "axes out of range");
+        mark[ax] = true;
+    }
+    int k = 0;
+    if (squeeze) {
+        for (int i = 0; i < x->t.rank; i++)
+            if (!(na ? mark[i] : x->t.dims[i] == 1)) d[k++] = x->t.dims[i];
+        r = k;
+    } else {
+        for (int i = 0, j = 0; i < r; i++) d[i] = mark[i] ? 1 : x->t.dims[j++];
+    }
+    pml_tensor t;
+    int64_t *ints;
+    if ((st = new_const(im, r, d, x->ints != NULL, &t, &ints)) != PML_OK) return st;
+    for (size_t i = 0; i < t.n; i++) set_elem(&t, ints, i, x->ints ? x->ints[i] : 0, x->t.data[i]);
+    return const_out(im, &t, ints);
+}
+
+static pml_status op_gather(imp *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    pml_status st;
+    val *x, *ix;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = const_in(im, 0, false, &x)) != PML_OK ||
+        (st = const_in(im, 1, true, &ix)) != PML_OK)
+        return st;
+    if (x->t.rank != 1 || attr_int(im, "axis", 0) != 0 || ix->t.rank > 1)
+        return nfail(im, PML_EUNSUPPORTED, "pml folds Gather of a vector's elements only");
+    pml_tensor t;
+    int64_t *ints;
+    if ((st = new_const(im, ix->t.rank, ix->t.dims, x->ints != NULL, &t, &ints)) != PML_OK)
+        return st;
+    for (size_t i = 0; i < t.n; i++) {
+        int64_t k = ix->ints[i] < 0 ? ix->ints[i] + x->t.dims[0] : ix->ints[i];
+        if (k < 0 || k >= x->t.dims[0]) {
+            free(ints);
+            pml_tensor_free(&t);
+            return nfail(im, PML_EFORMAT, "index %lld is out of range",
+                         (long long)ix->ints[i]);
+        }
+        set_elem(&t, ints, i, x->ints ? x->ints[k] : 0, x->t.data[k]);
+    }
+    return const_out(im, &t, ints);
+}
+
+static pml_status op_cast(imp *im)
+{
+    static const char *const known[] = {"to", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = const_in(im, 0, false, &x)) != PML_OK)
+        return st;
+    int64_t to = attr_int(im, "to", 0);
+    bool is_int = to != T_FLOAT && to != T_DOUBLE;
+    pml_tensor t;
+    int64_t *ints;
+    if ((st = new_const(im, x->t.rank, x->t.dims, is_int, &t, &ints)) != PML_OK) return st;
+    for (size_t i = 0; i < t.n; i++)
+        set_elem(&t, ints, i, x->ints ? x->ints[i] : (int64_t)x->t.data[i], x->t.data[i]);
+    return const_out(im, &t, ints);
+}
+
+static pml_status op_slice(imp *im)
+{
+    static const char *const known[] = {"starts", "ends", "axes", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = const_in(im, 0, false, &x)) != PML_OK)
+        return st;
+    if (x->t.rank != 1) return nfail(im, PML_EUNSUPPORTED, "pml folds Slice of a vector only");
+    int64_t se[4] = {0, x->t.dims[0], 0, 1}; /* start, end, axis, step */
+    static const char *const names[3] = {"starts", "ends", "axes"};
+    for (int k = 0; k < 4; k++) {
+        size_t n = 0;
+        const int64_t *a = k < 3 ? attr_ints(im, names[k], &n) : NULL;
+        val *v = NULL;
+        if (!a && in_val(im, k + 1)) {
+            if ((st = const_in(im, k + 1, true, &v)) != PML_OK) return st;
+            a = v->ints;
+            n = v->t.n;
+        }
+        if (a && n != 1) return nfail(im, PML_EUNSUPPORTED, "pml folds Slice of one axis only");
+        if (a) se[k] = a[0];
+    }
+    int64_t len = x->t.dims[0];
+    if ((se[2] != 0 && se[2] != -1) || se[3] != 1)
+        return nfail(im, PML_EUNSUPPORTED, "pml folds Slice with step 1 only");
+    int64_t b = se[0] < 0 ? se[0] + len : se[0], e = se[1] < 0 ? se[1] + len : se[1];
+    b = b < 0 ? 0 : b > len ? len : b;
+    e = e < b ? b : e > len ? len : e;
+    pml_tensor t;
+    int64_t *ints, d[1] = {e - b};
+    if ((st = new_const(im, 1, d, x->ints != NULL, &t, &ints)) != PML_OK) return st;
+    for (int64_t i = b; i < e; i++)
+        set_elem(&t, ints, (size_t)(i - b), x->ints ? x->ints[i] : 0, x->t.data[i]);
+    return const_out(im, &t, ints);
+}
+
+/* ---------------------------------------------------------------- shape-bearing ops */
+
+static pml_status op_concat(imp *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK) return st;
+    int64_t axis = attr_int(im, "axis", 1);
+    int n = (int)im->node->n_input;
+    if (n < 1) return nfail(im, PML_EFORMAT, "no inputs");
+    val *first = in_val(im, 0);
+    if (!first) return nfail(im, PML_EFORMAT, "input 0 is missing");
+    if (first->kind == V_CONST) { /* shapes: 1-D constants end to end */
+        int64_t total = 0;
+        bool is_int = true;
+        for (int i = 0; i < n; i++) {
+            val *v;
+            if ((st = const_in(im, i, false, &v)) != PML_OK) return st;
+            if (v->t.rank != 1)
+                return nfail(im, PML_EUNSUPPORTED, "pml folds Concat of vectors only");
+            total += v->t.dims[0];
+            is_int = is_int && v->ints;
+        }
+        pml_tensor t;
+        int64_t *ints, d[1] = {total};
+        if ((st = new_const(im, 1, d, is_int, &t, &ints)) != PML_OK) return st;
+        size_t k = 0;
+        for (int i = 0; i < n; i++) {
+            val *v = in_val(im, i);
+            for (size_t j = 0; j < v->t.n; j++, k++)
+                set_elem(&t, ints, k, v->ints ? v->ints[j] : 0, v->t.data[j]);
+        }
+        return const_out(im, &t, ints);
+    }
+    if (n > PML_MAX_INPUTS)
+        return nfail(im, PML_EUNSUPPORTED, "%d inputs (pml's concat takes up to %d)", n,
+                     PML_MAX_INPUTS);
+    int in[PML_MAX_INPUTS], rank = first->rank;
+    for (int i = 0; i < n; i++) {
+        val *v;
+        if ((st = tensor_in(im, i, &v)) != PML_OK) return st;
+        if (v->rank != rank) return nfail(im, PML_ESHAPE, "inputs of different ranks");
+        in[i] = v->node;
+    }
+    if (axis < 0) axis += rank;
+    if (axis != 1)
+        return nfail(im, PML_EUNSUPPORTED, "axis=%lld: pml concatenates channels (axis 1)",
+                     (long long)attr_int(im, "axis", 1));
+    int id = add_node(im, NULL, PML_OP_CONCAT, NULL, n, in);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
+}
+
+static pml_status op_add(imp *im)
+{
+    static const char *const none[] = {NULL};
+    pml_status st;
+    if ((st = only_attrs(im, none)) != PML_OK) return st;
+    val *a = in_val(im, 0), *b = in_val(im, 1);
+    if (!a || !b) return nfail(im, PML_EFORMAT, "needs two inputs");
+    int ia = a->kind == V_TENSOR ? 0 : 1; /* the tensor, and b the other */
+    if (ia == 1) {
+        a = b;
+        b = in_val(im, 0);
+    }
+    if (a->kind != V_TENSOR)
+        return nfail(im, PML_EUNSUPPORTED, "pml folds no arithmetic on constants");
+    if ((st = tensor_in(im, ia, &a)) != PML_OK) return st;
+    if (b->kind != V_TENSOR) {
+        /* a bias: into the linear (or conv) before, when it has none and only this reads it */
+        pml_node *p = &im->g->nodes[a->node];
+        int64_t c = p->out.c;
+        bool vec = (b->t.rank == 1 && b->t.dims[0] == c) ||
+                   (b->t.rank == 2 && b->t.dims[0] == 1 && b->t.dims[1] == c && a->rank == 2);
+        if ((p->op != PML_OP_LINEAR && p->op != PML_OP_CONV2D) || p->a.bias ||
+            p->a.act != PML_ACT_NONE || a->uses != 1 || !vec || a->rank != 2)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "adding constant '%s': pml adds a constant only as the bias of the "
+                         "MatMul or Gemm before it",
+                         pml_dot_brief(b->name));
+        p->a.bias = 1;
+        int ai = (int)(a - im->v);
+        if ((st = assign_to(im, b, a->node, 1, false, 0, 0, 1.0f, false)) != PML_OK) return st;
+        /* the bias slot exists once the shape is inferred again */
+        pml_shape s = im->g->nodes[p->in[0]].out;
+        if (pml_ops[p->op].infer(p, &s, 1) != PML_OK) return nfail(im, PML_ESHAPE, "%s", pml_errmsg());
+        return alias_out(im, &im->v[ai]);
+    }
+    if ((st = tensor_in(im, 1 - ia, &b)) != PML_OK) return st;
+    if (a->rank != b->rank || !pml_shape_eq(shape_of(im, a), shape_of(im, b)))
+        return nfail(im, PML_EUNSUPPORTED,
+                     "inputs of different shapes: pml adds equal shapes (no broadcasting)");
+    int in[2] = {a->node, b->node}, rank = a->rank;
+    int id = add_node(im, NULL, PML_OP_ADD, NULL, 2, in);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
+}
+
+static pml_status op_reshape(imp *im)
+{
+    static const char *const known[] = {"allowzero", NULL};
+    pml_status st;
+    val *x, *s;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK ||
+        (st = const_in(im, 1, true, &s)) != PML_OK)
+        return st;
+    pml_shape xs = shape_of(im, x);
+    int64_t per = (int64_t)pml_shape_size(xs);
+    bool allowzero = attr_int(im, "allowzero", 0) != 0;
+    if (s->t.rank == 1 && s->t.n == 2) {
+        int64_t d0 = s->ints[0], d1 = s->ints[1];
+        bool batch0 = d0 == BATCH || (d0 == 0 && !allowzero) || (im->batch > 0 && d0 == im->batch);
+        if ((batch0 && (d1 == -1 || d1 == per)) || (d0 == -1 && d1 == per))
+            return flatten_to_2d(im, x);
+    }
+    /* a reshape that keeps each sample's (C, H, W) as it is */
+    if (s->t.rank == 1 && s->t.n == (size_t)x->rank) {
+        int64_t want[4] = {0, xs.c, xs.h, xs.w};
+        bool same = true;
+        for (int i = 1; i < x->rank; i++) same = same && s->ints[i] == want[i];
+        if (same) return alias_out(im, x);
+    }
+    return nfail(im, PML_EUNSUPPORTED,
+                 "a reshape to other than (batch, -1): pml reshapes by flattening each sample");
+}
+
+static pml_status op_dropout(imp *im)
+{
+    static const char *const known[] = {"ratio", "is_test", "seed", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    float rate = attr_float(im, "ratio", 0.5f);
+    val *r = in_val(im, 1), *tm = in_val(im, 2);
+    if (r) {
+        if (r->kind != V_CONST || r->t.n != 1)
+            return nfail(im, PML_EUNSUPPORTED, "ratio '%s' is not a constant",
+                         pml_dot_brief(r->name));
+        rate = r->t.data[0];
+    }
+    if (tm && (tm->kind != V_CONST || tm->t.n != 1 || tm->t.data[0] != 0.0f))
+        return nfail(im, PML_EUNSUPPORTED, "training_mode: pml imports the inference form");
+    if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1]) {
+        int k = find_val(im, im->node->output[1]);
+        (void)k;
+        for (int i = 0; i < (int)im->gp->n_node; i++)
+            for (size_t j = 0; j < im->gp->node[i]->n_input; j++)
+                if (im->gp->node[i]->input[j] &&
+                    strcmp(im->gp->node[i]->input[j], im->node->output[1]) == 0)
+                    return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
+        for (size_t j = 0; j < im->gp->n_output; j++)
+            if (strcmp(im->gp->output[j]->name, im->node->output[1]) == 0)
+                return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
+    }
+    if (!(rate >= 0.0f && rate < 1.0f))
+        return nfail(im, PML_EFORMAT, "ratio %g is not in [0, 1)", (double)rate);
+    if (rate == 0.0f) return alias_out(im, x);
+    pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
+    a.rate = rate;
+    int id = add_node(im, NULL, PML_OP_DROPOUT, &a, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+}
+
+static pml_status op_softmax(imp *im)
+{
+    static const char *const known[] = {"axis", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    int64_t axis = attr_int(im, "axis", -1);
+    if (axis < 0) axis += x->rank;
+    if (x->rank != 2 || axis != 1)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "pml takes Softmax over the classes of a rank-2 output (axis 1) only");
+    if ((st = alias_out(im, x)) != PML_OK) return st;
+    im->v[im->nv - 1].softmax = true;
+    return PML_OK;
+}
+
+/* Pad with zeros of the spatial dims, both sides alike: taken by the Conv or AveragePool after
+ * it (PyTorch exports avg_pool2d(count_include_pad=True) so) */
+static pml_status op_pad(imp *im)
+{
+    static const char *const known[] = {"mode", "pads", "value", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    if (!attr_str_is(im, "mode", "constant", true))
+        return nfail(im, PML_EUNSUPPORTED, "pml pads with zeros only (mode constant)");
+    size_t np = 0;
+    const int64_t *p = attr_ints(im, "pads", &np);
+    float value = attr_float(im, "value", 0.0f);
+    if (!p) {
+        val *v;
+        if ((st = const_in(im, 1, true, &v)) != PML_OK) return st;
+        p = v->ints;
+        np = v->t.n;
+        val *cv = in_val(im, 2);
+        if (cv && (cv->kind != V_CONST || cv->t.n != 1))
+            return nfail(im, PML_EUNSUPPORTED, "constant_value is not a constant");
+        if (cv) value = cv->t.data[0];
+    }
+    if (in_val(im, 3)) return nfail(im, PML_EUNSUPPORTED, "the axes input");
+    int r = x->rank;
+    if (np != (size_t)(2 * r))
+        return nfail(im, PML_EFORMAT, "pads has %zu values for rank %d", np, r);
+    if (value != 0.0f) return nfail(im, PML_EUNSUPPORTED, "padding with %g (pml pads zeros)", (double)value);
+    if (r < 3 || p[0] || p[1] || p[r] || p[r + 1])
+        return nfail(im, PML_EUNSUPPORTED, "pml pads the spatial dims only");
+    for (int i = 2; i < r; i++)
+        if (p[i] != p[i + r] || p[i] < 0 || p[i] > 1 << 16)
+            return nfail(im, PML_EUNSUPPORTED, "pads %lld before and %lld after: pml pads both "
+                         "sides alike", (long long)p[i], (long long)p[i + r]);
+    if ((st = alias_out(im, x)) != PML_OK) return st;
+    val *y = &im->v[im->nv - 1];
+    y->padh += (int)p[2];
+    y->padw += r == 4 ? (int)p[3] : 0;
+    return PML_OK;
+}
+
+static pml_status op_identity(imp *im)
+{
+    static const char *const none[] = {NULL};
+    pml_status st;
+    if ((st = only_attrs(im, none)) != PML_OK) return st;
+    val *x = in_val(im, 0);
+    if (!x) return nfail(im, PML_EFORMAT, "input 0 is missing");
+    return alias_out(im, x);
+}
+
+typedef struct op_entry {
+    const char *name;
+    pml_status (*fn)(imp *im);
+} op_entry;
+
+static pml_status op_matmul(imp *im) { return op_gemm(im, true); }
+static pml_status op_gemm2(imp *im) { return op_gemm(im, false); }
+static pml_status op_maxpool(imp *im) { return op_pool(im, PML_OP_MAXPOOL2D, false); }
+static pml_status op_avgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, false); }
+static pml_status op_gavgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, true); }
+static pml_status op_unsq(imp *im) { return op_unsqueeze(im, false); }
+static pml_status op_sq(imp *im) { return op_unsqueeze(im, true); }
+
+static const op_entry ops[] = {
+    {"Conv", op_conv},
+    {"Gemm", op_gemm2},
+    {"MatMul", op_matmul},
+    {"Relu", op_relu},
+    {"MaxPool", op_maxpool},
+    {"AveragePool", op_avgpool},
+    {"GlobalAveragePool", op_gavgpool},
+    {"BatchNormalization", op_batchnorm},
+    {"Flatten", op_flatten},
+    {"Reshape", op_reshape},
+    {"Add", op_add},
+    {"Concat", op_concat},
+    {"Dropout", op_dropout},
+    {"Softmax", op_softmax},
+    {"Identity", op_identity},
+    {"Pad", op_pad},
+    {"Constant", op_constant},
+    {"Shape", op_shape},
+    {"Gather", op_gather},
+    {"Unsqueeze", op_unsq},
+    {"Squeeze", op_sq},
+    {"Cast", op_cast},
+    {"Slice", op_slice},
+};
+
+/* ---------------------------------------------------------------- the graph */
+
+/* the opset of the default domain */
+static pml_status opset_of(imp *im, const Onnx__ModelProto *mp)
+{
+    int64_t v = -1;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
+            v = o->has_version ? o->version : -1;
+    }
+    if (v < 1 || v > 17)
+        return pml_fail(PML_EUNSUPPORTED,
+                        v < 0 ? "%s: the model imports no opset of the default ONNX domain (pml "
+                                "imports that domain's operators, opsets 1 to 17)"
+                              : "%s: opset %lld: pml imports opsets 1 to 17",
+                        im->path, (long long)v);
+    im->m->opset = (int)v;
+    return PML_OK;
+}
+
+static bool is_initializer(const imp *im, const char *name)
+{
+    for (size_t i = 0; i < im->gp->n_initializer; i++)
+        if (im->gp->initializer[i]->name && strcmp(im->gp->initializer[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The graph inputs no initializer gives: the first is the model's input (a pml input node),
+ * the others run-time weights. */
+static pml_status graph_inputs(imp *im)
+{
+    const Onnx__GraphProto *gp = im->gp;
+    pml_onnx *m = im->m;
+    m->inputs = calloc(gp->n_input ? gp->n_input : 1, sizeof *m->inputs);
+    if (!m->inputs) return oom(im);
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        const char *name = vi->name ? vi->name : "";
+        if (!*name) return pml_fail(PML_EFORMAT, "%s: graph input %zu has no name", im->path, i);
+        if (is_initializer(im, name)) continue;
+        if (find_val(im, name) >= 0)
+            return pml_fail(PML_EFORMAT, "%s: graph input '%s' is named twice", im->path,
+                            pml_dot_brief(name));
+        const Onnx__TypeProto *tp = vi->type;
+        if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+            !tp->tensor_type->shape)
+            return pml_fail(PML_EUNSUPPORTED, "%s: graph input '%s' is not a tensor of known rank",
+                            im->path, pml_dot_brief(name));
+        int et = tp->tensor_type->has_elem_type ? tp->tensor_type->elem_type : 0;
+        const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+        pml_onnx_input *in = &m->inputs[m->ninputs];
+        if (!(in->name = strdup(name))) return oom(im);
+        if (sh->n_dim > PML_TENSOR_MAX_RANK)
+            return pml_fail(PML_EUNSUPPORTED, "%s: graph input '%s' has rank %zu", im->path,
+                            pml_dot_brief(name), sh->n_dim);
+        in->rank = (int)sh->n_dim;
+        for (int d = 0; d < in->rank; d++) {
+            const Onnx__TensorShapeProto__Dimension *dm = sh->dim[d];
+            in->dims[d] = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                              ? dm->dim_value
+                              : -1;
+            if (in->dims[d] < -1 || in->dims[d] > 1 << 30)
+                return pml_fail(PML_EFORMAT, "%s: graph input '%s': dimension %d is %lld",
+                                im->path, pml_dot_brief(name), d, (long long)in->dims[d]);
+        }
+        bool first = m->ninputs == 0;
+        m->ninputs++;
+        if (et != T_FLOAT)
+            return pml_fail(PML_EUNSUPPORTED, "%s: graph input '%s' is of type %s (pml takes float)",
+                            im->path, pml_dot_brief(name), type_name(et));
+        if (first) {
+            in->data = true;
+            if (in->rank < 2 || in->rank > 4)
+                return pml_fail(PML_EUNSUPPORTED,
+                                "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L) or "
+                                "(N, C, H, W)",
+                                im->path, pml_dot_brief(name), in->rank);
+            int per[3] = {1, 1, 1};
+            for (int d = 1; d < in->rank; d++) {
+                if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
+                    return pml_fail(PML_EUNSUPPORTED,
+                                    "%s: input '%s': dimension %d is not a known size (pml needs "
+                                    "each sample's shape; only the batch may be symbolic)",
+                                    im->path, pml_dot_brief(name), d);
+                per[d - 1] = (int)in->dims[d];
+            }
+            im->batch = in->dims[0];
+            pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+            a.shape = (pml_shape){per[0], per[1], per[2]};
+            char nm[PML_NAME_MAX];
+            snprintf(nm, sizeof nm, "%s", name);
+            for (char *p = nm; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
+            int id = pml_graph_add(im->g, nm, PML_OP_INPUT, &a, 0, NULL);
+            if (id < 0) return PML_ENOMEM;
+            pml_shape none;
+            if (pml_ops[PML_OP_INPUT].infer(&im->g->nodes[id], &none, 0) != PML_OK)
+                return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
+            int k = new_val(im, gp->input[i]->name, V_TENSOR);
+            if (k < 0) return oom(im);
+            im->v[k].node = id;
+            im->v[k].rank = in->rank;
+        } else {
+            for (int d = 0; d < in->rank; d++)
+                if (in->dims[d] < 0)
+                    return pml_fail(PML_EUNSUPPORTED,
+                                    "%s: graph input '%s' (a weight: pml takes one data input) "
+                                    "has a symbolic dimension",
+                                    im->path, pml_dot_brief(name));
+            int k = new_val(im, gp->input[i]->name, V_WEIGHT);
+            if (k < 0) return oom(im);
+            im->v[k].input = m->ninputs - 1;
+            im->v[k].t.rank = in->rank;
+            size_t n = 1;
+            for (int d = 0; d < in->rank; d++) {
+                im->v[k].t.dims[d] = in->dims[d];
+                n *= (size_t)in->dims[d];
+            }
+            im->v[k].t.n = n;
+        }
+    }
+    if (m->ninputs == 0 || !m->inputs[0].data)
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: the graph has no input that an initializer does not give (pml's models "
+                        "compute from one input)",
+                        im->path);
+    return PML_OK;
+}
+
+static pml_status initializers(imp *im)
+{
+    for (size_t i = 0; i < im->gp->n_initializer; i++) {
+        const Onnx__TensorProto *tp = im->gp->initializer[i];
+        if (!tp->name || !*tp->name)
+            return pml_fail(PML_EFORMAT, "%s: initializer %zu has no name", im->path, i);
+        int k = new_val(im, tp->name, V_CONST);
+        if (k < 0) return oom(im);
+        pml_status st = tp_data(tp, im->path, im->dir, &im->v[k].t, &im->v[k].ints);
+        if (st != PML_OK) return st;
+    }
+    return PML_OK;
+}
+
+/* uses of every value: counted ahead for values defined later by walking names */
+static int uses_of(const imp *im, const char *name)
+{
+    int u = 0;
+    for (size_t i = 0; i < im->gp->n_node; i++)
+        for (size_t j = 0; j < im->gp->node[i]->n_input; j++)
+            if (im->gp->node[i]->input[j] && strcmp(im->gp->node[i]->input[j], name) == 0) u++;
+    for (size_t j = 0; j < im->gp->n_output; j++)
+        if (im->gp->output[j]->name && strcmp(im->gp->output[j]->name, name) == 0) u++;
+    return u;
+}
+
+static pml_status import_nodes(imp *im)
+{
+    for (size_t i = 0; i < im->gp->n_node; i++) {
+        const Onnx__NodeProto *n = im->gp->node[i];
+        im->node = n;
+        im->node_index = (int)i;
+        if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
+            return nfail(im, PML_EUNSUPPORTED, "domain '%s': pml imports the default domain",
+                         pml_dot_brief(n->domain));
+        if (!n->op_type || !*n->op_type) return nfail(im, PML_EFORMAT, "no op_type");
+        size_t k = 0;
+        while (k < sizeof ops / sizeof *ops && strcmp(ops[k].name, n->op_type) != 0) k++;
+        if (k == sizeof ops / sizeof *ops)
+            return nfail(im, PML_EUNSUPPORTED, "pml does not support this operator (it imports: %s)",
+                         supported_ops);
+        if (n->n_output < 1 || !n->output[0] || !*n->output[0])
+            return nfail(im, PML_EFORMAT, "no output");
+        for (size_t j = 0; j < n->n_input; j++)
+            if (n->input[j] && *n->input[j] && find_val(im, n->input[j]) < 0)
+                return nfail(im, PML_EFORMAT,
+                             "input '%s' is not defined before it (no graph input, initializer "
+                             "or earlier node gives it)",
+                             pml_dot_brief(n->input[j]));
+        for (size_t j = 0; j < n->n_output; j++)
+            if (n->output[j] && *n->output[j] && find_val(im, n->output[j]) >= 0)
+                return nfail(im, PML_EFORMAT, "output '%s' is defined twice",
+                             pml_dot_brief(n->output[j]));
+        int before = im->nv;
+        pml_status st = ops[k].fn(im);
+        if (st != PML_OK) return st;
+        for (int v = before; v < im->nv; v++) im->v[v].uses = uses_of(im, im->v[v].name);
+    }
+    return PML_OK;
+}
+
+/* the model's output: gets the loss head */
+static pml_status output_head(imp *im)
+{
+    const Onnx__GraphProto *gp = im->gp;
+    pml_onnx *m = im->m;
+    if (gp->n_output != 1)
+        return pml_fail(PML_EUNSUPPORTED, "%s: the graph has %zu outputs; pml models have one",
+                        im->path, gp->n_output);
+    const char *name = gp->output[0]->name ? gp->output[0]->name : "";
+    int k = find_val(im, name);
+    if (k < 0)
+        return pml_fail(PML_EFORMAT, "%s: output '%s' is not computed by any node", im->path,
+                        pml_dot_brief(name));
+    val *y = &im->v[k];
+    if (y->kind != V_TENSOR)
+        return pml_fail(PML_EUNSUPPORTED, "%s: output '%s' is a constant, not computed from the input",
+                        im->path, pml_dot_brief(name));
+    if (!(m->output_name = strdup(name))) return oom(im);
+    m->output_node = y->node;
+    m->output_rank = y->rank;
+    m->output_softmax = y->softmax;
+    int logits = y->node;
+    pml_shape s = im->g->nodes[logits].out;
+    static const Onnx__NodeProto none = ONNX__NODE_PROTO__INIT;
+    im->node = &none;
+    if (s.h != 1 || s.w != 1 || im->g->nodes[logits].op == PML_OP_INPUT) {
+        logits = add_node(im, "output_flatten", PML_OP_FLATTEN, NULL, 1, &logits);
+        if (logits < 0) return PML_ESHAPE;
+        s = im->g->nodes[logits].out;
+    }
+    if (s.c < 2)
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: output '%s' has %d value per sample; pml's models end in a classifier "
+                        "(a softmax cross-entropy over at least 2 values)",
+                        im->path, pml_dot_brief(name), s.c);
+    return add_node(im, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &logits) < 0 ? PML_ESHAPE : PML_OK;
+}
+
+/* puts n source values into slot b, as the binding says */
+static pml_status put(const pml_onnx *m, const struct pml_onnx_bind *b, const float *src, size_t n,
+                      const char *what, float *params, float *state)
+{
+    const pml_node *nd = &m->g.nodes[b->node];
+    size_t size = b->state ? nd->state_size[b->slot] : nd->param_size[b->slot];
+    float *dst = (b->state ? state + nd->state_off[b->slot] : params + nd->param_off[b->slot]);
+    if (n != size && !(b->broadcast && n == 1))
+        return pml_fail(PML_ESHAPE, "'%s' has %zu values; node '%s' needs %zu", what, n, nd->name,
+                        size);
+    if (b->broadcast && n == 1) {
+        for (size_t i = 0; i < size; i++) dst[i] = src[0] * b->scale;
+    } else if (b->trows > 0) {
+        for (int r = 0; r < b->trows; r++)
+            for (int c = 0; c < b->tcols; c++)
+                dst[(size_t)c * b->trows + r] = src[(size_t)r * b->tcols + c] * b->scale;
+    } else if (b->scale != 1.0f) {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] * b->scale;
+    } else {
+        memcpy(dst, src, n * sizeof *dst);
+    }
+    return PML_OK;
+}
+
+static pml_status weights(imp *im, uint64_t seed)
+{
+    pml_onnx *m = im->m;
+    const pml_graph *g = &m->g;
+    m->params = malloc((g->nparams ? g->nparams : 1) * sizeof(float));
+    m->state = malloc((g->nstate ? g->nstate : 1) * sizeof(float));
+    if (!m->params || !m->state) return oom(im);
+    pml_params_init(g, m->params, m->state, seed);
+    for (int i = 0; i < im->nas; i++) {
+        const assign *a = &im->as[i];
+        val *s = &im->v[a->src];
+        if (s->kind == V_CONST) {
+            pml_status st = put(m, &a->b, s->t.data, s->t.n, s->name, m->params, m->state);
+            if (st != PML_OK) return pml_fail_ctx(st, "%s: ", im->path);
+            continue;
+        }
+        pml_onnx_input *in = &m->inputs[s->input];
+        struct pml_onnx_bind *nb = realloc(in->bind, (size_t)(in->nbind + 1) * sizeof *nb);
+        if (!nb) return oom(im);
+        in->bind = nb;
+        in->bind[in->nbind++] = a->b;
+        /* its size is checked now: pml_onnx_bind then checks the tensor's shape */
+        const pml_node *nd = &g->nodes[a->b.node];
+        size_t size = a->b.state ? nd->state_size[a->b.slot] : nd->param_size[a->b.slot];
+        if (s->t.n != size && !(a->b.broadcast && s->t.n == 1))
+            return pml_fail(PML_ESHAPE, "%s: input '%s' has %zu values; node '%s' needs %zu",
+                            im->path, pml_dot_brief(s->name), s->t.n, nd->name, size);
+    }
+    return PML_OK;
+}
+
+pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
+                         float *state)
+{
+    if (input < 0 || input >= m->ninputs || m->inputs[input].data)
+        return pml_fail(PML_EINVAL, "ONNX input %d is not a weight", input);
+    const pml_onnx_input *in = &m->inputs[input];
+    bool same = t->rank == in->rank;
+    for (int d = 0; same && d < in->rank; d++) same = t->dims[d] == in->dims[d];
+    if (!same)
+        return pml_fail(PML_ESHAPE, "input '%s': the tensor's shape is not the model's",
+                        pml_dot_brief(in->name));
+    for (int i = 0; i < in->nbind; i++) {
+        pml_status st = put(m, &in->bind[i], t->data, t->n, in->name, params, state);
+        if (st != PML_OK) return st;
+    }
+    return PML_OK;
+}
+
+static void free_vals(imp *im)
+{
+    for (int i = 0; i < im->nv; i++) {
+        free(im->v[i].t.data);
+        free(im->v[i].t.name);
+        free(im->v[i].ints);
+    }
+    free(im->v);
+    free(im->as);
+}
+
+void pml_onnx_free(pml_onnx *m)
+{
+    pml_graph_free(&m->g);
+    free(m->params);
+    free(m->state);
+    for (int i = 0; i < m->ninputs; i++) {
+        free(m->inputs[i].name);
+        free(m->inputs[i].bind);
+    }
+    free(m->inputs);
+    free(m->output_name);
+    memset(m, 0, sizeof *m);
+    pml_graph_init(&m->g, NULL);
+}
+
+pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m)
+{
+    memset(m, 0, sizeof *m);
+    pml_graph_init(&m->g, NULL);
+    char *buf;
+    size_t len;
+    pml_status st = pml_read_file(path, PML_ONNX_MAX_BYTES, &buf, &len);
+    if (st != PML_OK) return st;
+    st = pml_onnx_parse(buf, len, path, seed, m);
+    free(buf);
+    return st;
+}
+
+pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
+                          pml_onnx *m)
+{
+    memset(m, 0, sizeof *m);
+    char base[PML_NAME_MAX];
+    pml_dot_source_name(path, "onnx", base, sizeof base);
+    pml_graph_init(&m->g, base);
+    pml_status st;
+    Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, (const uint8_t *)data) : NULL;
+    if (!mp)
+        return pml_fail(PML_EFORMAT,
+                        "%s: not an ONNX model (protobuf cannot parse it as a ModelProto: cut, "
+                        "corrupted or another kind of file)",
+                        path);
+    imp im = {.path = path, .m = m, .g = &m->g, .gp = mp->graph, .batch = -1};
+    snprintf(im.dir, sizeof im.dir, "%s", path);
+    char *slash = strrchr(im.dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(im.dir, sizeof im.dir, ".");
+    if (!mp->graph) {
+        st = pml_fail(PML_EFORMAT, "%s: the model has no graph", path);
+    } else if ((st = opset_of(&im, mp)) == PML_OK && (st = initializers(&im)) == PML_OK &&
+               (st = graph_inputs(&im)) == PML_OK && (st = import_nodes(&im)) == PML_OK &&
+               (st = output_head(&im)) == PML_OK) {
+        if (mp->graph->name && *mp->graph->name && pml_dot_name_ok(mp->graph->name) &&
+            strlen(mp->graph->name) < PML_NAME_MAX && strcmp(mp->graph->name, "main_graph") != 0 &&
+            strcmp(mp->graph->name, "torch_jit") != 0)
+            snprintf(m->g.name, sizeof m->g.name, "%s", mp->graph->name);
+        m->onnx_nodes = (int)mp->graph->n_node;
+        if ((st = pml_graph_finalize(&m->g)) != PML_OK)
+            st = pml_fail_ctx(st, "%s: ", path);
+        else
+            st = weights(&im, seed);
+    }
+    free_vals(&im);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st != PML_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", pml_errmsg());
+        pml_onnx_free(m);
+        pml_fail(st, "%s", msg);
+    }
+    return st;
+}
+
+#endif

@@ -1,0 +1,216 @@
+/* pml — tensor files: NumPy .npy (read and written here) and ONNX TensorProto .pb (through
+ * protobuf-c, models/onnx.c). */
+#include "models.h"
+#include "onnx_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+bool pml_tensor_is_file(const char *path)
+{
+    return ends_with(path, ".pb") || ends_with(path, ".npy");
+}
+
+void pml_tensor_free(pml_tensor *t)
+{
+    free(t->data);
+    free(t->name);
+    memset(t, 0, sizeof *t);
+}
+
+pml_status pml__tensor_alloc(pml_tensor *t, const char *src)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > (PML_TENSOR_MAX_BYTES / 4) / (size_t)t->dims[i]))
+            return pml_fail(PML_EFORMAT, "%s: dimension %d of %lld is %s", src, i,
+                            (long long)t->dims[i], t->dims[i] < 0 ? "negative" : "too large");
+        n *= (size_t)t->dims[i];
+    }
+    t->n = n;
+    t->data = malloc((n ? n : 1) * sizeof(float));
+    return t->data ? PML_OK : pml_fail(PML_ENOMEM, "%s: out of memory (%zu floats)", src, n);
+}
+
+/* ---------------------------------------------------------------- .npy
+ *
+ * "\x93NUMPY", major, minor, header length (2 bytes in 1.0, 4 in 2.0 and 3.0), then a Python
+ * dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces
+ * and a newline; then the data, C order. */
+
+static const char *npy_value(const char *h, const char *key)
+{
+    const char *p = strstr(h, key);
+    if (!p) return NULL;
+    p += strlen(key);
+    while (*p == ' ' || *p == '\'' || *p == '"') p++;
+    if (*p != ':') return NULL;
+    p++;
+    while (*p == ' ') p++;
+    return p;
+}
+
+static pml_status npy_read(const char *path, pml_tensor *t)
+{
+    char *buf;
+    size_t len;
+    pml_status st = pml_read_file(path, PML_TENSOR_MAX_BYTES, &buf, &len);
+    if (st != PML_OK) return st;
+    st = PML_EFORMAT;
+    const char *why = NULL;
+    size_t hlen = 0, off = 0;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
+        why = "not a .npy file (no \\x93NUMPY magic)";
+    } else if (buf[6] == 1) {
+        hlen = (unsigned char)buf[8] | (size_t)(unsigned char)buf[9] << 8;
+        off = 10;
+    } else if ((buf[6] == 2 || buf[6] == 3) && len >= 12) {
+        hlen = (unsigned char)buf[8] | (size_t)(unsigned char)buf[9] << 8 |
+               (size_t)(unsigned char)buf[10] << 16 | (size_t)(unsigned char)buf[11] << 24;
+        off = 12;
+    } else {
+        why = "an unknown .npy version";
+    }
+    if (!why && hlen > len - off) why = "the header runs past the end of the file";
+    char *h = NULL;
+    if (!why && !(h = strndup(buf + off, hlen))) {
+        free(buf);
+        return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    }
+    int size = 0;
+    char kind = 0;
+    bool swap = false;
+    if (!why) {
+        const char *d = npy_value(h, "descr"), *f = npy_value(h, "fortran_order"),
+                   *s = npy_value(h, "shape");
+        if (!d || !f || !s || *d != '\'' || *s != '(') {
+            why = "a header without descr, fortran_order and shape";
+        } else {
+            char endian = d[1];
+            kind = d[2];
+            size = d[3] - '0';
+            if ((endian != '<' && endian != '|' && endian != '=' && endian != '>') ||
+                !((kind == 'f' && (size == 4 || size == 8)) ||
+                  (kind == 'i' && (size == 4 || size == 8))) ||
+                d[4] != '\'')
+                why = "a dtype other than float32, float64, int32 or int64";
+            swap = endian == '>';
+            if (!why && strncmp(f, "False", 5) != 0) why = "fortran_order (pml reads C order)";
+            for (s++; !why && *s != ')';) {
+                while (*s == ' ' || *s == ',') s++;
+                if (*s == ')') break;
+                char *e;
+                long long v = strtoll(s, &e, 10);
+                if (e == s || v < 0 || t->rank == PML_TENSOR_MAX_RANK)
+                    why = "a shape pml cannot read (more than 8 dims, or not numbers)";
+                else
+                    t->dims[t->rank++] = v;
+                s = e;
+            }
+        }
+    }
+    if (!why && (st = pml__tensor_alloc(t, path)) != PML_OK) {
+        free(h);
+        free(buf);
+        return st;
+    }
+    if (!why && (len - off - hlen) / (size_t)size < t->n) why = "the data is shorter than the shape";
+    if (!why && (len - off - hlen) != t->n * (size_t)size) why = "data follows the tensor";
+    if (!why) {
+        const unsigned char *p = (const unsigned char *)buf + off + hlen;
+        for (size_t i = 0; i < t->n; i++, p += size) {
+            unsigned char b[8];
+            for (int k = 0; k < size; k++) b[k] = swap ? p[size - 1 - k] : p[k];
+            if (kind == 'f' && size == 4) {
+                float v;
+                memcpy(&v, b, 4);
+                t->data[i] = v;
+            } else if (kind == 'f') {
+                double v;
+                memcpy(&v, b, 8);
+                t->data[i] = (float)v;
+            } else if (size == 4) {
+                int32_t v;
+                memcpy(&v, b, 4);
+                t->data[i] = (float)v;
+            } else {
+                int64_t v;
+                memcpy(&v, b, 8);
+                t->data[i] = (float)v;
+            }
+        }
+        st = PML_OK;
+    }
+    free(h);
+    free(buf);
+    if (why) {
+        pml_tensor_free(t);
+        return pml_fail(PML_EFORMAT, "%s: %s", path, why);
+    }
+    return st;
+}
+
+static pml_status npy_write(const char *path, const pml_tensor *t)
+{
+    char h[256];
+    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    for (int i = 0; i < t->rank; i++)
+        n += snprintf(h + n, sizeof h - (size_t)n, "%lld,%s", (long long)t->dims[i],
+                      i + 1 < t->rank ? " " : "");
+    n += snprintf(h + n, sizeof h - (size_t)n, "), }");
+    while ((10 + n + 1) % 64) h[n++] = ' '; /* the data starts 64-byte aligned */
+    h[n++] = '\n';
+    pml_afile af;
+    pml_status st = pml_afile_open(&af, path);
+    if (st != PML_OK) return st;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0};
+    fwrite(pre, 1, sizeof pre, af.f);
+    fwrite(h, 1, (size_t)n, af.f);
+    fwrite(t->data, sizeof(float), t->n, af.f); /* little-endian machines only (x86-64) */
+    return pml_afile_commit(&af);
+}
+
+pml_status pml_tensor_read(const char *path, pml_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    if (ends_with(path, ".npy")) return npy_read(path, t);
+    return pml__pb_tensor_read(path, t);
+}
+
+pml_status pml_tensor_write(const char *path, const pml_tensor *t)
+{
+    if (ends_with(path, ".npy")) return npy_write(path, t);
+    return pml__pb_tensor_write(path, t);
+}
+
+bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, double atol,
+                        pml_tensor_diff *d)
+{
+    bool same = y->rank == e->rank && y->n == e->n;
+    for (int i = 0; same && i < e->rank; i++) same = y->dims[i] == e->dims[i];
+    if (!same) return false;
+    memset(d, 0, sizeof *d);
+    double worst = -1;
+    for (size_t i = 0; i < e->n; i++) {
+        double a = y->data[i], b = e->data[i], diff = fabs(a - b);
+        if (a == b || (isnan(a) && isnan(b))) continue;
+        if (!(diff <= atol + rtol * fabs(b))) {
+            d->bad++;
+            if (!(diff <= worst)) {
+                worst = isnan(diff) ? INFINITY : diff;
+                d->worst = i;
+            }
+        }
+        if (diff > d->max_abs || isnan(diff)) d->max_abs = isnan(diff) ? NAN : diff;
+        if (b != 0 && diff / fabs(b) > d->max_rel) d->max_rel = diff / fabs(b);
+    }
+    return true;
+}

@@ -1,0 +1,117 @@
+/* pml — inference: a model's forward pass on tensors (pml infer). */
+#include "runtime/runtime.h"
+
+#include "exec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+pml_status pml_infer(pml_exec *e, int node, bool softmax, const float *x, int n, int batch,
+                     float *y)
+{
+    const pml_graph *g = &e->g;
+    if (node < 0 || node >= g->nnodes) return pml_fail(PML_EINVAL, "no node %d", node);
+    const size_t in = pml_shape_size(g->nodes[g->input].out);
+    const size_t out = pml_shape_size(g->nodes[node].out);
+    pml_status st = PML_OK;
+    for (int i = 0; i < n && st == PML_OK; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        memcpy(pml_exec_input(e), x + (size_t)i * in, (size_t)k * in * sizeof *x);
+        memset(pml_exec_labels(e), 0, (size_t)k * sizeof(int32_t));
+        if ((st = pml_exec_forward(e, k, false, NULL)) != PML_OK) break;
+        float *yi = y + (size_t)i * out;
+        memcpy(yi, pml_exec_output(e, node), (size_t)k * out * sizeof *y);
+        for (int j = 0; softmax && j < k; j++) {
+            float *z = yi + (size_t)j * out;
+            float mx = z[0];
+            for (size_t c = 1; c < out; c++) mx = z[c] > mx ? z[c] : mx;
+            double sum = 0;
+            for (size_t c = 0; c < out; c++) sum += exp((double)z[c] - mx);
+            for (size_t c = 0; c < out; c++) z[c] = (float)(exp((double)z[c] - mx) / sum);
+        }
+    }
+    return st;
+}
+
+pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
+{
+    if (pml_model_is_onnx(model)) return pml_onnx_read(model, seed, m);
+    memset(m, 0, sizeof *m);
+    pml_graph_init(&m->g, NULL);
+    pml_status st;
+    size_t len = strlen(model);
+    if (len > 4 && strcmp(model + len - 4, ".pml") == 0) {
+        st = pml_saved_read(model, &m->g, &m->params, &m->state);
+    } else if ((st = pml_model_load(model, &m->g)) == PML_OK) {
+        m->params = malloc((m->g.nparams ? m->g.nparams : 1) * sizeof(float));
+        m->state = malloc((m->g.nstate ? m->g.nstate : 1) * sizeof(float));
+        if (!m->params || !m->state) st = pml_fail(PML_ENOMEM, "out of memory");
+        else pml_params_init(&m->g, m->params, m->state, seed);
+    }
+    if (st == PML_OK && (!(m->inputs = calloc(1, sizeof *m->inputs)) ||
+                         !(m->inputs[0].name = strdup("input"))))
+        st = pml_fail(PML_ENOMEM, "out of memory");
+    if (st != PML_OK) {
+        pml_onnx_free(m);
+        return st;
+    }
+    const pml_shape s = m->g.nodes[m->g.input].out;
+    m->ninputs = 1;
+    m->inputs[0].data = true;
+    m->inputs[0].rank = s.h == 1 && s.w == 1 ? 2 : 4;
+    const int64_t d[4] = {-1, s.c, s.h, s.w};
+    memcpy(m->inputs[0].dims, d, sizeof d);
+    m->output_node = m->g.logits;
+    m->output_rank = 2;
+    return PML_OK;
+}
+
+pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y)
+{
+    memset(y, 0, sizeof *y);
+    const pml_onnx_input *di = &m->inputs[0];
+    const pml_shape s = m->g.nodes[m->g.input].out;
+    const size_t per = pml_shape_size(s);
+    const pml_tensor *x = &in[0];
+    bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
+                x->n == (size_t)x->dims[0] * per;
+    /* an ONNX input: the declared shape; others: any (N, ...) of the right size per sample */
+    for (int d = 1; same && m->opset > 0 && d < di->rank; d++)
+        same = x->rank == di->rank && x->dims[d] == di->dims[d];
+    if (!same)
+        return pml_fail(PML_ESHAPE,
+                        "input '%s': a tensor of %zu values (rank %d) is not N samples of the "
+                        "model's %dx%dx%d",
+                        di->name, x->n, x->rank, s.c, s.h, s.w);
+    const int n = (int)x->dims[0];
+    if (batch <= 0 || batch > n) batch = n;
+    pml_status st;
+    for (int k = 1; k < m->ninputs; k++)
+        if ((st = pml_onnx_bind(m, k, &in[k], m->params, m->state)) != PML_OK) return st;
+    pml_exec *e = NULL;
+    pml_exec_opts eo = {.batch = batch, .threads = threads};
+    if ((st = pml_exec_create(&m->g, &eo, &e)) != PML_OK) return st;
+    memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
+    if (m->g.nstate) memcpy(pml_exec_state(e), m->state, m->g.nstate * sizeof(float));
+    /* the output: (N, C[, H[, W]]) by its ONNX rank */
+    const pml_shape os = m->g.nodes[m->output_node].out;
+    const int64_t od[4] = {n, os.c, os.h, os.w};
+    y->rank = m->output_rank;
+    for (int d = 0; d < y->rank; d++) y->dims[d] = od[d];
+    y->n = (size_t)n * pml_shape_size(os);
+    if (!(y->data = malloc((y->n ? y->n : 1) * sizeof(float))))
+        st = pml_fail(PML_ENOMEM, "out of memory");
+    else
+        st = pml_infer(e, m->output_node, m->output_softmax, x->data, n, batch, y->data);
+    pml_exec_destroy(e);
+    if (st != PML_OK) {
+        pml_tensor_free(y);
+        return st;
+    }
+    if (m->output_name && !(y->name = strdup(m->output_name))) {
+        pml_tensor_free(y);
+        return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    return PML_OK;
+}

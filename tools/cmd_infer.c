@@ -1,0 +1,207 @@
+/* pml infer — a model's forward pass on tensor files (ONNX TensorProto .pb or NumPy .npy). */
+#include "cli.h"
+
+#include "models/models.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char infer_help[] =
+    "usage: pml infer MODEL --input DIR|FILE [--input FILE ...] [-o DIR] [options]\n"
+    "\n"
+    "Runs MODEL's forward pass (inference mode: dropout off, batchnorm's running statistics)\n"
+    "on input tensors and writes its output. MODEL is an ONNX model (.onnx: its initializers\n"
+    "are its weights), a saved model (.pml, pml train --save), or a zoo name or model .dot file\n"
+    "(weights initialised from --seed); the output of a .pml, zoo or .dot model is its logits.\n"
+    "\n"
+    "Inputs are the ONNX graph's inputs that no initializer gives, in order: the first is the\n"
+    "model's input (N samples: (N, C), (N, C, L) or (N, C, H, W)), any others are weights\n"
+    "(as in ONNX's node tests). --input DIR reads DIR/input_0.pb, input_1.pb, ... (an ONNX test\n"
+    "data set) or input_0.npy, ...; --input FILE, repeated, names the files in order.\n"
+    "\n"
+    "options:\n"
+    "  --input DIR|FILE   input tensors (required)\n"
+    "  -o, --output DIR   write output_0.pb there (the folder is made if missing)\n"
+    "  --format pb|npy    the output's format (default pb)\n"
+    "  --check [DIR]      compare the output with DIR/output_0.pb (or .npy; default: the --input\n"
+    "                     folder): |pml - expected| <= atol + rtol * |expected| for every\n"
+    "                     element; prints the largest errors; exit 1 when any differs\n"
+    "  --rtol X, --atol X the tolerances of --check (default 1e-3 and 1e-7, ONNX's backend\n"
+    "                     tests' defaults)\n"
+    "  --batch N          samples per pass (default: all at once)\n"
+    "  --threads N        cores to run on (default: all)\n"
+    "  --seed N           the weights of a zoo or .dot model, and of ONNX weights no\n"
+    "                     initializer gives (default 1)\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "exit status: 0 done (and --check agreed), 1 an error or a difference, 2 bad usage, 3 the\n"
+    "model uses an operator or attribute pml does not support (the message names it).\n"
+    "\n"
+    "examples:\n"
+    "  pml infer model.onnx --input test_data_set_0 --check\n"
+    "  pml infer resnet50.onnx --input image.npy -o out --format npy\n";
+
+enum { EXIT_UNSUPPORTED = 3, MAX_INPUTS = 64 };
+
+static bool is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static bool is_file(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* DIR/NAME_K.pb, else DIR/NAME_K.npy; false when neither exists */
+static bool data_file(const char *dir, const char *name, int k, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s_%d.pb", dir, name, k);
+    if (is_file(out)) return true;
+    snprintf(out, cap, "%s/%s_%d.npy", dir, name, k);
+    return is_file(out);
+}
+
+/* compares y with the expected tensor at \p expect_path; prints the result. \return true when
+ * they agree */
+static bool check(const char *model_path, const char *expect_path, const pml_tensor *y,
+                  double rtol, double atol)
+{
+    pml_tensor e;
+    if (pml_tensor_read(expect_path, &e) != PML_OK) {
+        fprintf(stderr, "pml infer: %s\n", pml_errmsg());
+        return false;
+    }
+    pml_tensor_diff d;
+    bool ok = pml_tensor_compare(y, &e, rtol, atol, &d);
+    if (!ok)
+        fprintf(stderr, "pml infer: %s: the output has %zu values (rank %d), %s has %zu (rank %d)\n",
+                cli_safe(model_path), y->n, y->rank, cli_safe(expect_path), e.n, e.rank);
+    else if (d.bad)
+        printf("%s: %zu of %zu values differ (the largest at %zu: %.9g, expected %.9g); max abs "
+               "error %.3g, max rel error %.3g\n",
+               cli_safe(model_path), d.bad, e.n, d.worst, (double)y->data[d.worst],
+               (double)e.data[d.worst], d.max_abs, d.max_rel);
+    else
+        printf("%s: %zu values agree (max abs error %.3g, max rel error %.3g)\n",
+               cli_safe(model_path), e.n, d.max_abs, d.max_rel);
+    pml_tensor_free(&e);
+    return ok && d.bad == 0;
+}
+
+int cmd_infer(int argc, char **argv)
+{
+    cli c;
+    cli_init(&c, "infer", argc, argv);
+    const char *path = NULL, *out_dir = NULL, *check_dir = NULL, *a, *inputs[MAX_INPUTS];
+    int ninputs = 0, threads = pml_machine_cores();
+    long batch = 0;
+    double rtol = 1e-3, atol = 1e-7;
+    bool npy = false, do_check = false;
+    uint64_t seed = 1;
+    while ((a = cli_next(&c))) {
+        if (!c.flag) {
+            if (path) {
+                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
+                break;
+            }
+            path = a;
+        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
+            fputs(infer_help, stdout);
+            return 0;
+        } else if (cli_is(&c, "--input")) {
+            const char *v = cli_str(&c);
+            if (v && ninputs == MAX_INPUTS) cli_error(&c, "more than %d --input", MAX_INPUTS);
+            else if (v) inputs[ninputs++] = v;
+        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+            out_dir = cli_str(&c);
+        } else if (cli_is(&c, "--format")) {
+            const char *v = cli_str(&c);
+            if (v && strcmp(v, "npy") != 0 && strcmp(v, "pb") != 0)
+                cli_error(&c, "--format '%s': pb or npy", v);
+            npy = v && strcmp(v, "npy") == 0;
+        } else if (cli_is(&c, "--check")) {
+            do_check = true;
+            check_dir = c.value; /* --check=DIR */
+        } else if (cli_is(&c, "--rtol")) {
+            rtol = cli_double(&c, 0, 1e9, false, false);
+        } else if (cli_is(&c, "--atol")) {
+            atol = cli_double(&c, 0, 1e9, false, false);
+        } else if (cli_is(&c, "--batch")) {
+            batch = cli_long(&c, 1, 1 << 20);
+        } else if (cli_is(&c, "--threads")) {
+            threads = (int)cli_long(&c, 1, 64);
+        } else if (cli_is(&c, "--seed")) {
+            seed = cli_u64(&c);
+        } else {
+            cli_unknown(&c);
+        }
+    }
+    if (c.failed) return EXIT_USAGE;
+    if (!path) cli_error(&c, "missing MODEL (see pml infer --help)");
+    else if (!ninputs) cli_error(&c, "missing --input DIR|FILE (see pml infer --help)");
+    else if (ninputs > 1 && is_dir(inputs[0]))
+        cli_error(&c, "--input '%s' is a folder: give one folder or files", inputs[0]);
+    else if (do_check && !check_dir && !is_dir(inputs[0]))
+        cli_error(&c, "--check without a folder needs --input DIR (the expected outputs' folder)");
+    if (c.failed) return EXIT_USAGE;
+
+    pml_onnx m;
+    pml_status st = pml_infer_load(path, seed, &m);
+    pml_tensor t[MAX_INPUTS], y = {0};
+    memset(t, 0, sizeof t);
+    int rc = 1, nt = 0;
+    if (st != PML_OK) goto out;
+    /* the input files, one per input of the model */
+    const char *in_dir = is_dir(inputs[0]) ? inputs[0] : NULL;
+    if ((!in_dir && ninputs != m.ninputs) || m.ninputs > MAX_INPUTS) {
+        st = pml_fail(PML_EINVAL, "%s has %d inputs, %d --input given", path, m.ninputs, ninputs);
+        goto out;
+    }
+    for (int k = 0; k < m.ninputs; k++) {
+        char p[4096];
+        if (!in_dir) {
+            snprintf(p, sizeof p, "%s", inputs[k]);
+        } else if (!data_file(in_dir, "input", k, p, sizeof p)) {
+            st = pml_fail(PML_ENOTFOUND, "%s: no input_%d.pb or input_%d.npy for input '%s'",
+                          in_dir, k, k, m.inputs[k].name);
+            goto out;
+        }
+        if ((st = pml_tensor_read(p, &t[k])) != PML_OK) goto out;
+        nt = k + 1;
+    }
+    if ((st = pml_infer_run(&m, t, threads, (int)batch, &y)) != PML_OK) goto out;
+    if (out_dir) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/output_0.%s", out_dir, npy ? "npy" : "pb");
+        if (mkdir(out_dir, 0777) != 0 && !is_dir(out_dir))
+            st = pml_fail(PML_EIO, "-o %s: cannot make the folder", out_dir);
+        else
+            st = pml_tensor_write(p, &y);
+        if (st != PML_OK) goto out;
+    }
+    rc = 0;
+    if (do_check) {
+        char p[4096];
+        const char *dir = check_dir ? check_dir : in_dir;
+        if (!data_file(dir, "output", 0, p, sizeof p)) {
+            st = pml_fail(PML_ENOTFOUND, "%s: no output_0.pb or output_0.npy to check against", dir);
+            rc = 1;
+            goto out;
+        }
+        if (!check(path, p, &y, rtol, atol)) rc = 1;
+    }
+out:
+    if (st != PML_OK) {
+        fprintf(stderr, "pml infer: %s\n", pml_errmsg());
+        if (st == PML_EUNSUPPORTED) rc = EXIT_UNSUPPORTED;
+    }
+    pml_tensor_free(&y);
+    for (int k = 0; k < nt; k++) pml_tensor_free(&t[k]);
+    pml_onnx_free(&m);
+    return rc;
+}
