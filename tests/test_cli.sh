@@ -836,6 +836,110 @@ open(sys.argv[2], "wb").write(b)' "$f" "$TMP/flip.ckpt" $at || return 1
         [ "$(ls "$d")" = "$(basename "$f")" ] || { echo "  failing writes: $(head -c 300 "$err")" >&2; return 1; }
     run 0 train $a --resume "$d"
 }
+ONNX_DATA=/usr/include/onnx/backend/test/data
+t_onnx_infer() { # an ONNX test case through pml infer: checked, written, read back
+    [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
+    local c=$ONNX_DATA/node/test_conv_with_strides_padding
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check && has "$out" "12 values agree" ||
+        return 1
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 -o "$TMP/oi" --format npy || return 1
+    [ -s "$TMP/oi/output_0.npy" ] || return 1
+    run 0 infer $c/model.onnx --input $c/test_data_set_0/input_0.pb --input $c/test_data_set_0/input_1.pb \
+        --check="$TMP/oi" --rtol 0 --atol 0 && has "$out" "12 values agree" || return 1
+    # a different expected output: said, exit 1
+    local b=$ONNX_DATA/node/test_conv_with_strides_no_padding/test_data_set_0
+    run 1 infer $c/model.onnx --input $c/test_data_set_0 --check="$b" && has "$err" "output has" || return 1
+    # a softmax output and a batchnorm in inference form
+    c=$ONNX_DATA/node/test_softmax_example
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check || return 1
+    c=$ONNX_DATA/node/test_batchnorm_epsilon
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check || return 1
+}
+
+t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no output
+    [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
+    local c=$ONNX_DATA/node/test_conv_with_strides_padding
+    run 3 infer $ONNX_DATA/node/test_tanh/model.onnx --input $ONNX_DATA/node/test_tanh/test_data_set_0 &&
+        has "$err" "(Tanh): pml does not support this operator" && one_line || return 1
+    run 1 train $ONNX_DATA/node/test_conv_with_autopad_same/model.onnx --data synthetic &&
+        has "$err" "auto_pad" && one_line || return 1
+    head -c 100 $c/model.onnx >"$TMP/cut.onnx"
+    run 1 infer "$TMP/cut.onnx" --input $c/test_data_set_0 -o "$TMP/no" &&
+        has "$err" "cut.onnx: not an ONNX model" && one_line && [ ! -e "$TMP/no" ] || return 1
+    run 1 export "$TMP/cut.onnx" -o "$TMP/cut.dot" && has "$err" "cut.onnx" && [ ! -e "$TMP/cut.dot" ] ||
+        return 1
+    run 1 infer "$TMP/nothere.onnx" --input $c/test_data_set_0 && has "$err" "nothere.onnx" || return 1
+    head -c 20 $c/test_data_set_0/input_0.pb >"$TMP/cut.pb"
+    run 1 infer $c/model.onnx --input "$TMP/cut.pb" --input $c/test_data_set_0/input_1.pb &&
+        has "$err" "cut.pb" && one_line || return 1
+    run 1 infer $c/model.onnx --input $c/test_data_set_0/input_1.pb --input $c/test_data_set_0/input_1.pb &&
+        has "$err" "input 'x'" && one_line || return 1
+    run 1 infer $c/model.onnx --input $c/test_data_set_0/input_0.pb && has "$err" "2 inputs, 1 --input" ||
+        return 1
+    run 2 infer $c/model.onnx && has "$err" "missing --input" || return 1
+    run 2 infer $c/model.onnx --input $c/test_data_set_0 --format png && has "$err" "pb or npy" || return 1
+}
+
+t_onnx_model() { # an ONNX model is a MODEL: exported, drawn, planned, trained from its weights
+    [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
+    local c=$ONNX_DATA/pytorch-converted/test_Conv2d/model.onnx
+    run 0 export $c -o "$TMP/c.dot" && grep -q 'op=conv2d, out=4, kernel="3x2"' "$TMP/c.dot" || return 1
+    run 0 export "$TMP/c.dot" -o "$TMP/c2.dot" && cmp -s "$TMP/c.dot" "$TMP/c2.dot" || return 1
+    run 0 viz $c -o "$TMP/c.svg" && grep -q "<svg" "$TMP/c.svg" || return 1
+    run 0 compile $c --machine cpu-2socket --batch 64 --iterations 200 -o "$TMP/cp.dot" || return 1
+    run 0 simulate "$TMP/cp.dot" --machine cpu-2socket || return 1
+    # trained from its initializers: the first step's loss is the ONNX weights' loss
+    local a="--data synthetic --train-samples 64 --test-samples 64 --epochs 1 --threads 1 --plan none"
+    run 0 train $c $a --max-steps 1 --save "$TMP/c.pml" --json || return 1
+    run 0 train "$TMP/c.dot" $a --max-steps 1 --json || return 1
+    cp "$out" "$TMP/fromdot.json"
+    run 0 train $c $a --max-steps 1 --json || return 1
+    python3 - "$TMP/fromdot.json" "$out" <<'PY' || return 1
+import json, sys
+d, o = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+# the same graph from pml's own initialisation and from the ONNX weights: different losses
+assert d["epochs"][0]["loss"] != o["epochs"][0]["loss"], (d, o)
+PY
+}
+
+t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count and outputs agree
+    local py=/usr/bin/python3
+    $py -c "import torch, torchvision, numpy" 2>/dev/null ||
+        { echo "  skip: no PyTorch (Debian python3-torch, python3-torchvision, python3-numpy)"; return 77; }
+    local n
+    for n in resnet50:64 inception_v3:75; do
+        local name=${n%%:*} size=${n##*:}
+        $py - "$name" "$TMP/$name" "$size" <<'PY' >"$TMP/$name.count" 2>"$TMP/$name.log" || { cat "$TMP/$name.log" >&2; return 1; }
+import os, sys, numpy as np, torch, torchvision
+name, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.manual_seed(0)
+kw = {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
+m = getattr(torchvision.models, name)(weights=None, **kw).eval()
+with torch.no_grad():  # batchnorm statistics that are not 0 and 1
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
+x = torch.randn(2, 3, size, size)
+torch.onnx.export(m, x, out + ".onnx", opset_version=13, do_constant_folding=False,
+                  training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"],
+                  output_names=["logits"], dynamic_axes={"input": {0: "N"}})
+with torch.no_grad():
+    y = m(x).numpy()
+os.makedirs(out, exist_ok=True)
+np.save(out + "/input_0.npy", x.numpy()); np.save(out + "/output_0.npy", y)
+print(sum(p.numel() for p in m.parameters()), 1e-4 * float(np.abs(y).max()))
+PY
+        local want atol
+        atol=$(cut -d' ' -f2 "$TMP/$name.count")
+        want=$(python3 -c 'import sys; print(f"{int(open(sys.argv[1]).read().split()[0]):,}")' "$TMP/$name.count")
+        run 0 export "$TMP/$name.onnx" -o "$TMP/$name.dot" && grep -q "$want parameters" "$TMP/$name.dot" ||
+            { echo "  $name: PyTorch counts $want parameters" >&2; head -1 "$TMP/$name.dot" >&2; return 1; }
+        # to 1e-4 of the output's scale: float sums in another order, over 50 to 95 layers
+        run 0 infer "$TMP/$name.onnx" --input "$TMP/$name" --check --rtol 1e-4 --atol "$atol" &&
+            has "$out" "2000 values agree" || return 1
+    done
+}
+
 t_save_evaluate_predict() { # a saved model: evaluated and predicting as the run that made it
     local m=$TMP/m.pml a="mlp:units=32 --train-samples 1000 --test-samples 300 --epochs 2 --plan none --threads 1"
     run 0 train $a --save "$m" --json || return 1
@@ -1796,6 +1900,10 @@ case_ checkpoint_signal t_checkpoint_signal
 case_ checkpoint_kill t_checkpoint_kill
 case_ checkpoint_errors t_checkpoint_errors
 case_ save_evaluate_predict t_save_evaluate_predict
+case_ onnx_infer t_onnx_infer
+case_ onnx_errors t_onnx_errors
+case_ onnx_model t_onnx_model
+case_ onnx_torchvision t_onnx_torchvision
 case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets

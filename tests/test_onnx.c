@@ -1,0 +1,611 @@
+/* pml — tests of the ONNX importer, tensor files and inference: ONNX's own backend test data
+ * (Debian libonnx-testdata), models built here with protobuf-c and checked against values
+ * computed here, and bad files (cut, mutated, inconsistent, lying about their sizes). */
+#include "models/models.h"
+#include "runtime/runtime.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef PML_HAVE_ONNX
+#include <onnx.pb-c.h>
+
+#define DATA "/usr/include/onnx/backend/test/data"
+
+static bool is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* ---------------------------------------------------------------- ONNX's backend test data */
+
+typedef struct counts {
+    int passed, failed, skipped;
+} counts;
+
+/* one test data set of a case: as pml infer --check does */
+static void run_set(const char *model, const char *set, counts *c)
+{
+    pml_onnx m;
+    pml_status st = pml_onnx_read(model, 1, &m);
+    if (st == PML_EUNSUPPORTED) {
+        /* the message names the file */
+        CHECK_MSG(strncmp(pml_errmsg(), model, strlen(model)) == 0, "%s", pml_errmsg());
+        c->skipped++;
+        pml_onnx_free(&m);
+        return;
+    }
+    pml_tensor in[16], y = {0}, e = {0};
+    int n = 0;
+    bool ok = st == PML_OK && m.ninputs <= 16;
+    for (int k = 0; ok && k < m.ninputs; k++, n++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/input_%d.pb", set, k);
+        ok = pml_tensor_read(p, &in[k]) == PML_OK;
+    }
+    char p[1200];
+    snprintf(p, sizeof p, "%s/output_0.pb", set);
+    ok = ok && pml_infer_run(&m, in, 1, 0, &y) == PML_OK && pml_tensor_read(p, &e) == PML_OK;
+    pml_tensor_diff d;
+    ok = ok && pml_tensor_compare(&y, &e, 1e-3, 1e-7, &d) && d.bad == 0;
+    if (ok) {
+        c->passed++;
+    } else {
+        c->failed++;
+        fprintf(stderr, "  %s: %s\n", set, pml_errmsg());
+    }
+    for (int k = 0; k < n; k++) pml_tensor_free(&in[k]);
+    pml_tensor_free(&y);
+    pml_tensor_free(&e);
+    pml_onnx_free(&m);
+}
+
+static void run_dir(const char *sub, int want, counts *all)
+{
+    char root[512];
+    snprintf(root, sizeof root, "%s/%s", DATA, sub);
+    DIR *dir = opendir(root);
+    if (!dir) return;
+    counts c = {0};
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.') continue;
+        char model[1024];
+        snprintf(model, sizeof model, "%s/%s/model.onnx", root, de->d_name);
+        for (int s = 0;; s++) {
+            char set[1100];
+            snprintf(set, sizeof set, "%s/%s/test_data_set_%d", root, de->d_name, s);
+            if (!is_dir(set)) break;
+            run_set(model, set, &c);
+        }
+    }
+    closedir(dir);
+    fprintf(stderr, "  %s: %d cases ran, %d passed, %d failed, %d skipped (unsupported)\n", sub,
+            c.passed + c.failed, c.passed, c.failed, c.skipped);
+    /* the supported set only grows: as many as pass today must pass */
+    CHECK_MSG(c.passed >= want, "%s: %d passed, %d did before", sub, c.passed, want);
+    all->passed += c.passed;
+    all->failed += c.failed;
+}
+
+static void t_backend_data(void)
+{
+    if (!is_dir(DATA "/node")) {
+        SKIP("no ONNX backend test data (Debian libonnx-testdata)");
+        return;
+    }
+    counts all = {0};
+    run_dir("node", 44, &all);
+    run_dir("pytorch-converted", 24, &all);
+    run_dir("pytorch-operator", 4, &all);
+    run_dir("simple", 1, &all);
+    CHECK(all.failed == 0);
+}
+
+/* ---------------------------------------------------------------- models built here */
+
+typedef struct mb {
+    Onnx__ModelProto m;
+    Onnx__GraphProto g;
+    Onnx__OperatorSetIdProto op;
+    Onnx__OperatorSetIdProto *ops[1];
+    Onnx__NodeProto nodes[32], *np[32];
+    Onnx__AttributeProto attrs[64], *ap[64];
+    int nattr;
+    Onnx__TensorProto inits[16], *ip[16];
+    Onnx__ValueInfoProto io[4], *iop[4];
+    Onnx__TypeProto tp[4];
+    Onnx__TypeProto__Tensor tt[4];
+    Onnx__TensorShapeProto sh[4];
+    Onnx__TensorShapeProto__Dimension dims[4][4], *dp[4][4];
+    char *strs[32][4];
+    int64_t idims[16][4];
+} mb;
+
+static void mb_init(mb *b, int opset)
+{
+    memset(b, 0, sizeof *b);
+    b->m = (Onnx__ModelProto)ONNX__MODEL_PROTO__INIT;
+    b->g = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+    b->op = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    b->op.has_version = 1;
+    b->op.version = opset;
+    b->ops[0] = &b->op;
+    b->m.n_opset_import = 1;
+    b->m.opset_import = b->ops;
+    b->m.has_ir_version = 1;
+    b->m.ir_version = 8;
+    b->m.graph = &b->g;
+    b->g.name = "built";
+    b->g.node = b->np;
+    b->g.initializer = b->ip;
+    b->g.input = b->iop;
+    b->g.output = b->iop + 2;
+}
+
+/* a graph input (out = false) or output of rank r (dims[0] < 0: symbolic "N") */
+static void mb_io(mb *b, bool out, const char *name, int r, const int64_t *d)
+{
+    int k = out ? 2 + (int)b->g.n_output : (int)b->g.n_input;
+    b->io[k] = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
+    b->tp[k] = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
+    b->tt[k] = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
+    b->sh[k] = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
+    for (int i = 0; i < r; i++) {
+        b->dims[k][i] = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        if (d[i] >= 0) {
+            b->dims[k][i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            b->dims[k][i].dim_value = d[i];
+        } else {
+            b->dims[k][i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            b->dims[k][i].dim_param = "N";
+        }
+        b->dp[k][i] = &b->dims[k][i];
+    }
+    b->sh[k].n_dim = (size_t)r;
+    b->sh[k].dim = b->dp[k];
+    b->tt[k].has_elem_type = 1;
+    b->tt[k].elem_type = 1;
+    b->tt[k].shape = &b->sh[k];
+    b->tp[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    b->tp[k].tensor_type = &b->tt[k];
+    b->io[k].name = (char *)name;
+    b->io[k].type = &b->tp[k];
+    b->iop[k] = &b->io[k];
+    if (out) b->g.n_output++;
+    else b->g.n_input++;
+}
+
+/* a float initializer (data not copied) */
+static Onnx__TensorProto *mb_init_f(mb *b, const char *name, int r, const int64_t *d,
+                                    float *data, size_t n)
+{
+    int k = (int)b->g.n_initializer++;
+    Onnx__TensorProto *t = &b->inits[k];
+    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
+    memcpy(b->idims[k], d, (size_t)r * sizeof *d);
+    t->n_dims = (size_t)r;
+    t->dims = b->idims[k];
+    t->has_data_type = 1;
+    t->data_type = 1;
+    t->name = (char *)name;
+    t->n_float_data = n;
+    t->float_data = data;
+    b->ip[k] = t;
+    return t;
+}
+
+static Onnx__TensorProto *mb_init_i(mb *b, const char *name, int64_t n, int64_t *data)
+{
+    int k = (int)b->g.n_initializer++;
+    Onnx__TensorProto *t = &b->inits[k];
+    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
+    b->idims[k][0] = n;
+    t->n_dims = 1;
+    t->dims = b->idims[k];
+    t->has_data_type = 1;
+    t->data_type = 7;
+    t->name = (char *)name;
+    t->n_int64_data = (size_t)n;
+    t->int64_data = data;
+    b->ip[k] = t;
+    return t;
+}
+
+/* a node: op, inputs and one output (NULL-terminated inputs, in[0..]) */
+static Onnx__NodeProto *mb_node(mb *b, const char *op, const char *out, const char *i0,
+                                const char *i1, const char *i2)
+{
+    int k = (int)b->g.n_node++;
+    Onnx__NodeProto *n = &b->nodes[k];
+    *n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
+    n->op_type = (char *)op;
+    const char *ins[3] = {i0, i1, i2};
+    int ni = 0;
+    for (int i = 0; i < 3 && ins[i]; i++) b->strs[k][ni++] = (char *)ins[i];
+    n->n_input = (size_t)ni;
+    n->input = b->strs[k];
+    b->strs[k][3] = (char *)out;
+    n->n_output = 1;
+    n->output = &b->strs[k][3];
+    b->np[k] = n;
+    return n;
+}
+
+static Onnx__AttributeProto *mb_attr(mb *b, Onnx__NodeProto *n, const char *name)
+{
+    Onnx__AttributeProto *a = &b->attrs[b->nattr];
+    *a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
+    a->name = (char *)name;
+    b->ap[b->nattr] = a;
+    if (!n->attribute) n->attribute = &b->ap[b->nattr];
+    n->n_attribute++;
+    b->nattr++;
+    return a;
+}
+
+static void attr_i(mb *b, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = mb_attr(b, n, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = v;
+}
+
+static void attr_f(mb *b, Onnx__NodeProto *n, const char *name, float v)
+{
+    Onnx__AttributeProto *a = mb_attr(b, n, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+}
+
+static void attr_ints(mb *b, Onnx__NodeProto *n, const char *name, int64_t *v, size_t k)
+{
+    Onnx__AttributeProto *a = mb_attr(b, n, name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->n_ints = k;
+    a->ints = v;
+}
+
+static uint8_t *mb_pack(mb *b, size_t *len)
+{
+    *len = onnx__model_proto__get_packed_size(&b->m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&b->m, buf);
+    return buf;
+}
+
+/* x (N,4) -> Gemm(W (3,4) transposed, alpha 2, C (3), beta 0.5) -> Relu -> MatMul(V (3,2)) ->
+ * Add(c (2)) -> Softmax */
+static float W[12], C3[3], V[6], C2[2];
+static void mlp_model(mb *b)
+{
+    for (int i = 0; i < 12; i++) W[i] = (float)((i * 7 % 11) - 5) / 8.0f;
+    for (int i = 0; i < 3; i++) C3[i] = 0.25f * (float)(i - 1);
+    for (int i = 0; i < 6; i++) V[i] = (float)((i * 5 % 7) - 3) / 4.0f;
+    C2[0] = 0.5f, C2[1] = -0.5f;
+    mb_init(b, 13);
+    int64_t xd[2] = {-1, 4}, yd[2] = {-1, 2}, wd[2] = {3, 4}, cd[1] = {3}, vd[2] = {3, 2},
+            c2d[1] = {2};
+    mb_io(b, false, "x", 2, xd);
+    mb_io(b, true, "probs", 2, yd);
+    mb_init_f(b, "W", 2, wd, W, 12);
+    mb_init_f(b, "C", 1, cd, C3, 3);
+    mb_init_f(b, "V", 2, vd, V, 6);
+    mb_init_f(b, "c", 1, c2d, C2, 2);
+    Onnx__NodeProto *g = mb_node(b, "Gemm", "h", "x", "W", "C");
+    g->name = "/fc1/Gemm";
+    attr_i(b, g, "transB", 1);
+    attr_f(b, g, "alpha", 2.0f);
+    attr_f(b, g, "beta", 0.5f);
+    mb_node(b, "Relu", "r", "h", NULL, NULL);
+    mb_node(b, "MatMul", "z0", "r", "V", NULL);
+    mb_node(b, "Add", "z", "z0", "c", NULL);
+    mb_node(b, "Softmax", "probs", "z", NULL, NULL);
+}
+
+static void t_import_mlp(void)
+{
+    mb b;
+    mlp_model(&b);
+    size_t len;
+    uint8_t *buf = mb_pack(&b, &len);
+    pml_onnx m;
+    CHECK_OK(pml_onnx_parse(buf, len, "mlp.onnx", 1, &m));
+    free(buf);
+    if (pml__test_failed) return;
+    /* input, linear (relu fused), linear (bias folded), loss */
+    CHECK(m.g.nnodes == 4);
+    CHECK(m.g.nodes[1].op == PML_OP_LINEAR && m.g.nodes[1].a.act == PML_ACT_RELU);
+    CHECK(strcmp(m.g.nodes[1].name, "fc1") == 0);
+    CHECK(m.g.nodes[2].op == PML_OP_LINEAR && m.g.nodes[2].a.bias == 1);
+    CHECK(pml_graph_param_count(&m.g) == 12 + 3 + 6 + 2);
+    CHECK(m.output_softmax && m.output_node == 2 && m.ninputs == 1);
+    float x[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
+    pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
+    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+    CHECK(y.rank == 2 && y.dims[0] == 2 && y.dims[1] == 2);
+    for (int s = 0; s < 2 && !pml__test_failed; s++) {
+        double h[3], z[2];
+        for (int j = 0; j < 3; j++) {
+            h[j] = 0.5 * C3[j];
+            for (int k = 0; k < 4; k++) h[j] += 2.0 * x[s * 4 + k] * W[j * 4 + k];
+            h[j] = h[j] > 0 ? h[j] : 0;
+        }
+        for (int j = 0; j < 2; j++) {
+            z[j] = C2[j];
+            for (int k = 0; k < 3; k++) z[j] += h[k] * V[k * 2 + j];
+        }
+        double p0 = 1.0 / (1.0 + exp(z[1] - z[0]));
+        CHECK_NEAR(y.data[s * 2], p0, 1e-6);
+        CHECK_NEAR(y.data[s * 2 + 1], 1.0 - p0, 1e-6);
+    }
+    pml_tensor_free(&y);
+    pml_onnx_free(&m);
+}
+
+/* x (N,2,6,6) -> Conv(3x3, pads 1) -> Pad(1) -> AveragePool(3, stride 2) -> Shape/Gather/
+ * Unsqueeze/Concat/Reshape to (N, -1) -> Gemm; checked against pml's own graph of the same */
+static void t_import_folding(void)
+{
+    mb b;
+    mb_init(&b, 13);
+    static float k[3 * 2 * 9], kb[3], w[3 * 9 * 4];
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) k[i] = (float)((int)(i * 5 % 9) - 4) / 9.0f;
+    for (int i = 0; i < 3; i++) kb[i] = 0.1f * (float)i;
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++) w[i] = (float)((int)(i * 3 % 7) - 3) / 7.0f;
+    static int64_t pads4[4] = {1, 1, 1, 1}, pads8[8] = {0, 0, 1, 1, 0, 0, 1, 1}, k3[2] = {3, 3},
+                   s2[2] = {2, 2}, zero[1] = {0}, minus1[1] = {-1}, ax0[1] = {0};
+    int64_t xd[4] = {-1, 2, 6, 6}, yd[2] = {-1, 4}, kd[4] = {3, 2, 3, 3}, kbd[1] = {3},
+            wd[2] = {27, 4};
+    mb_io(&b, false, "x", 4, xd);
+    mb_io(&b, true, "y", 2, yd);
+    mb_init_f(&b, "K", 4, kd, k, sizeof k / sizeof *k);
+    mb_init_f(&b, "KB", 1, kbd, kb, 3);
+    mb_init_f(&b, "Wf", 2, wd, w, sizeof w / sizeof *w);
+    mb_init_i(&b, "pads", 8, pads8);
+    mb_init_i(&b, "zero", 1, zero);
+    mb_init_i(&b, "zero_s", 1, zero)->n_dims = 0; /* a scalar index, as PyTorch writes */
+    mb_init_i(&b, "minus1", 1, minus1);
+    Onnx__NodeProto *n = mb_node(&b, "Conv", "c", "x", "K", "KB");
+    attr_ints(&b, n, "pads", pads4, 4);
+    mb_node(&b, "Pad", "p", "c", "pads", NULL);
+    n = mb_node(&b, "AveragePool", "a", "p", NULL, NULL);
+    attr_ints(&b, n, "kernel_shape", k3, 2);
+    attr_ints(&b, n, "strides", s2, 2);
+    mb_node(&b, "Shape", "s", "a", NULL, NULL);
+    mb_node(&b, "Gather", "n0", "s", "zero_s", NULL);
+    n = mb_node(&b, "Unsqueeze", "n1", "n0", NULL, NULL);
+    attr_ints(&b, n, "axes", ax0, 1); /* opset 13 takes axes as an input: here an attribute */
+    n->n_attribute = 0;
+    n->attribute = NULL;
+    b.strs[b.g.n_node - 1][1] = "zero";
+    n->n_input = 2;
+    mb_node(&b, "Concat", "shape", "n1", "minus1", NULL);
+    attr_i(&b, b.np[b.g.n_node - 1], "axis", 0);
+    mb_node(&b, "Reshape", "f", "a", "shape", NULL);
+    mb_node(&b, "MatMul", "y", "f", "Wf", NULL);
+    size_t len;
+    uint8_t *buf = mb_pack(&b, &len);
+    pml_onnx m;
+    CHECK_OK(pml_onnx_parse(buf, len, "fold.onnx", 1, &m));
+    free(buf);
+    if (pml__test_failed) return;
+    /* input, conv, avgpool (the Pad's zeros: padding 1, counted), flatten, linear, loss */
+    CHECK(m.g.nnodes == 6);
+    const pml_node *ap = &m.g.nodes[2];
+    CHECK(ap->op == PML_OP_AVGPOOL2D && ap->a.ph == 1 && ap->a.pw == 1 && ap->a.count_pad == 1);
+    CHECK(m.g.nodes[3].op == PML_OP_FLATTEN && m.g.nodes[4].op == PML_OP_LINEAR);
+    /* the same model built directly, with the same weights */
+    pml_graph g;
+    pml_graph_init(&g, "direct");
+    pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+    a.shape = (pml_shape){2, 6, 6};
+    int id = pml_graph_add(&g, "x", PML_OP_INPUT, &a, 0, NULL);
+    a = pml_attrs_default(PML_OP_CONV2D);
+    a.out = 3, a.kh = a.kw = 3, a.pad_mode = PML_PAD_EXPLICIT, a.ph = a.pw = 1;
+    id = pml_graph_add(&g, "c", PML_OP_CONV2D, &a, 1, &id);
+    a = pml_attrs_default(PML_OP_AVGPOOL2D);
+    a.kh = a.kw = 3, a.sh = a.sw = 2, a.pad_mode = PML_PAD_EXPLICIT, a.ph = a.pw = 1,
+    a.count_pad = 1;
+    id = pml_graph_add(&g, "a", PML_OP_AVGPOOL2D, &a, 1, &id);
+    id = pml_graph_add(&g, "f", PML_OP_FLATTEN, NULL, 1, &id);
+    a = pml_attrs_default(PML_OP_LINEAR);
+    a.out = 4, a.bias = 0;
+    id = pml_graph_add(&g, "y", PML_OP_LINEAR, &a, 1, &id);
+    pml_graph_add(&g, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &id);
+    CHECK_OK(pml_graph_finalize(&g));
+    CHECK(g.nparams == m.g.nparams);
+    float x[2 * 72];
+    for (int i = 0; i < 144; i++) x[i] = (float)((i * 13 % 17) - 8) / 8.0f;
+    pml_tensor in = {.rank = 4, .dims = {2, 2, 6, 6}, .n = 144, .data = x}, y;
+    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+    pml_exec *e;
+    pml_exec_opts eo = {.batch = 2, .threads = 1, .reference = true};
+    CHECK_OK(pml_exec_create(&g, &eo, &e));
+    if (!pml__test_failed) {
+        float *p = pml_exec_params(e);
+        memcpy(p + g.nodes[1].param_off[0], k, sizeof k);
+        memcpy(p + g.nodes[1].param_off[1], kb, sizeof kb);
+        memcpy(p + g.nodes[4].param_off[0], w, sizeof w);
+        float out[8];
+        CHECK_OK(pml_infer(e, 4, false, x, 2, 2, out));
+        for (int i = 0; i < 8; i++) CHECK_NEAR(y.data[i], out[i], 1e-5);
+        pml_exec_destroy(e);
+    }
+    pml_tensor_free(&y);
+    pml_graph_free(&g);
+    pml_onnx_free(&m);
+}
+
+/* ---------------------------------------------------------------- bad files */
+
+static pml_status parse(mb *b, const char *name, pml_onnx *m)
+{
+    size_t len;
+    uint8_t *buf = mb_pack(b, &len);
+    pml_status st = pml_onnx_parse(buf, len, name, 1, m);
+    free(buf);
+    return st;
+}
+
+static bool msg_has(const char *a, const char *b)
+{
+    if (strstr(pml_errmsg(), a) && (!b || strstr(pml_errmsg(), b))) return true;
+    fprintf(stderr, "  message: %s\n", pml_errmsg());
+    return false;
+}
+
+static void t_bad_models(void)
+{
+    mb b;
+    pml_onnx m;
+    /* an operator pml lacks: named with its node and what pml imports */
+    mlp_model(&b);
+    b.nodes[1].op_type = "Tanh";
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED);
+    CHECK(msg_has("bad.onnx: node '#1, output r' (Tanh)", "it imports: Conv"));
+    pml_onnx_free(&m);
+    /* an unknown opset */
+    mlp_model(&b);
+    b.op.version = 99;
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED && msg_has("opset 99", NULL));
+    pml_onnx_free(&m);
+    /* a missing initializer */
+    mlp_model(&b);
+    b.g.n_initializer = 2; /* V and c gone */
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EFORMAT && msg_has("MatMul", "'V' is not defined"));
+    pml_onnx_free(&m);
+    /* inconsistent shapes: a weight for 5 features on 4 */
+    mlp_model(&b);
+    b.dims[0][1].dim_value = 5;
+    CHECK(parse(&b, "bad.onnx", &m) == PML_ESHAPE && msg_has("bad.onnx: node '/fc1/Gemm'", "5 features"));
+    pml_onnx_free(&m);
+    /* a tensor declaring 2^28 floats (1 GiB) in a few bytes: refused before any allocation */
+    mlp_model(&b);
+    b.idims[1][0] = (int64_t)1 << 28;
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EFORMAT && msg_has("declares 268435456 elements", NULL));
+    pml_onnx_free(&m);
+    /* external data in a file that does not exist, or outside the model's folder */
+    mlp_model(&b);
+    Onnx__StringStringEntryProto loc = ONNX__STRING_STRING_ENTRY_PROTO__INIT, *locp = &loc;
+    loc.key = "location";
+    loc.value = "weights.bin";
+    b.inits[0].n_float_data = 0;
+    b.inits[0].has_data_location = 1;
+    b.inits[0].data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    b.inits[0].n_external_data = 1;
+    b.inits[0].external_data = &locp;
+    CHECK(parse(&b, "/nonexistent-dir/m.onnx", &m) == PML_EIO &&
+          msg_has("external data '/nonexistent-dir/weights.bin'", "No such file"));
+    pml_onnx_free(&m);
+    loc.value = "../weights.bin";
+    CHECK(parse(&b, "m.onnx", &m) == PML_EFORMAT && msg_has("must be a file beside the model", NULL));
+    pml_onnx_free(&m);
+    /* two outputs, no input */
+    mlp_model(&b);
+    b.g.n_input = 0;
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED && msg_has("no input", NULL));
+    pml_onnx_free(&m);
+    /* not a model at all */
+    CHECK(pml_onnx_parse("digraph x {}", 12, "x.onnx", 1, &m) == PML_EFORMAT &&
+          msg_has("x.onnx: not an ONNX model", NULL));
+    pml_onnx_free(&m);
+}
+
+/* every cut of a model, and bytes flipped at random: refused with a message naming the file
+ * (or read), never a crash, a leak or undefined behaviour */
+static void t_cut_and_mutated(void)
+{
+    mb b;
+    mlp_model(&b);
+    size_t len;
+    uint8_t *good = mb_pack(&b, &len);
+    uint8_t *buf = malloc(len);
+    pml_onnx m;
+    int read = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        pml_status st = pml_onnx_parse(good, cut, "cut.onnx", 1, &m);
+        if (st == PML_OK) read++;
+        else CHECK_MSG(strncmp(pml_errmsg(), "cut.onnx: ", 10) == 0, "%s", pml_errmsg());
+        pml_onnx_free(&m);
+    }
+    CHECK(read < 3); /* a cut model is almost never a model */
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 3000; i++) {
+        memcpy(buf, good, len);
+        for (int k = 0; k < 1 + i % 4; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            buf[(r >> 33) % len] ^= (uint8_t)(1u << ((r >> 20) & 7));
+        }
+        pml_status st = pml_onnx_parse(buf, len, "mut.onnx", 1, &m);
+        if (st != PML_OK)
+            CHECK_MSG(strncmp(pml_errmsg(), "mut.onnx: ", 10) == 0, "%s", pml_errmsg());
+        pml_onnx_free(&m);
+    }
+    free(buf);
+    free(good);
+}
+
+/* ---------------------------------------------------------------- tensor files */
+
+static void t_tensor_files(void)
+{
+    char dir[] = "/tmp/pml-onnx-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    float v[6] = {1.5f, -2, 0, 3.25f, 1e-8f, -7};
+    pml_tensor t = {.rank = 3, .dims = {1, 2, 3}, .n = 6, .data = v, .name = "t"};
+    const char *ext[2] = {"pb", "npy"};
+    for (int i = 0; i < 2; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/t.%s", dir, ext[i]);
+        CHECK_OK(pml_tensor_write(p, &t));
+        pml_tensor u;
+        CHECK_OK(pml_tensor_read(p, &u));
+        CHECK(u.rank == 3 && u.dims[2] == 3 && u.n == 6 && memcmp(u.data, v, sizeof v) == 0);
+        pml_tensor_diff d;
+        CHECK(pml_tensor_compare(&u, &t, 0, 0, &d) && d.bad == 0);
+        u.data[4] = 2e-8f; /* within atol 1e-7 */
+        CHECK(pml_tensor_compare(&u, &t, 1e-3, 1e-7, &d) && d.bad == 0);
+        u.data[1] = -2.01f;
+        CHECK(pml_tensor_compare(&u, &t, 1e-3, 1e-7, &d) && d.bad == 1 && d.worst == 1);
+        pml_tensor_free(&u);
+        /* cut files are refused, naming the file */
+        FILE *f = fopen(p, "r+");
+        if (f) {
+            CHECK(ftruncate(fileno(f), i ? 60 : 10) == 0);
+            fclose(f);
+        }
+        CHECK(pml_tensor_read(p, &u) == PML_EFORMAT && msg_has(p, NULL));
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static const pml_test tests[] = {
+    {"backend_data", t_backend_data},
+    {"import_mlp", t_import_mlp},
+    {"import_folding", t_import_folding},
+    {"bad_models", t_bad_models},
+    {"cut_and_mutated", t_cut_and_mutated},
+    {"tensor_files", t_tensor_files},
+    {0},
+};
+
+#else
+
+static void t_no_onnx(void) { SKIP("built without ONNX"); }
+static const pml_test tests[] = {{"onnx", t_no_onnx}, {0}};
+
+#endif
+
+PML_TEST_MAIN(tests)
