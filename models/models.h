@@ -285,6 +285,13 @@ pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m);
 pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
                           pml_onnx *m);
 void pml_onnx_free(pml_onnx *m);
+/** Writes a finalised model and its weights (\p params, \p state as laid out in g) as an ONNX
+ * model (opset 13), atomically: one node per op (a fused relu as a Relu after it), weights as
+ * initializers in ONNX's layouts (conv OIHW, Gemm (in, out)), the input (N, C, H, W) or (N, C)
+ * with N symbolic, the logits as the output (N, classes): the loss head is pml's. Reading it
+ * back gives the same model and outputs. \return PML_OK or an error naming the file. */
+pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
+                          const char *path);
 /** Puts the values of run-time weight \p input (an input with data == false) from \p t into
  * \p params and \p state (the import's blocks, or an executor's). 
 eturn PML_OK or

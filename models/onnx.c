@@ -51,6 +51,11 @@ pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, floa
 {
     return pml_fail(PML_EUNSUPPORTED, "ONNX: not built");
 }
+pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
+                          const char *path)
+{
+    return no_onnx(path);
+}
 pml_status pml__pb_tensor_read(const char *path, pml_tensor *t) { return no_onnx(path); }
 pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t) { return no_onnx(path); }
 
@@ -901,8 +906,7 @@ static pml_status op_batchnorm(imp *im)
 /* a flatten of x to (batch, rest) */
 static pml_status flatten_to_2d(imp *im, val *x)
 {
-    pml_shape s = shape_of(im, x);
-    if (s.h == 1 && s.w == 1) { /* already a vector */
+    if (x->rank == 2) { /* already (N, C) */
         pml_status st = alias_out(im, x);
         if (st == PML_OK) im->v[im->nv - 1].rank = 2;
         return st;
@@ -1842,6 +1846,431 @@ pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64
         pml_onnx_free(m);
         pml_fail(st, "%s", msg);
     }
+    return st;
+}
+
+/* ---------------------------------------------------------------- export
+ *
+ * One ONNX node per pml op (a fused relu: a Relu after it; a linear on a rank-4 tensor: a
+ * Flatten before it), weights as initializers in ONNX's layouts, opset 13; the graph's output is
+ * the logits (the loss head is pml's). Tensors of pml shape (C, 1, 1) made by flatten and linear
+ * are rank 2 (N, C); all others rank 4 (N, C, H, W). */
+
+typedef struct ex {
+    Onnx__ModelProto m;
+    Onnx__GraphProto g;
+    Onnx__OperatorSetIdProto op, *ops[1];
+    Onnx__NodeProto **nodes;
+    int nn, capn;
+    Onnx__TensorProto **inits;
+    int ni, capi;
+    Onnx__ValueInfoProto io[2], *inp[1], *outp[1];
+    Onnx__TypeProto tp[2];
+    Onnx__TypeProto__Tensor tt[2];
+    Onnx__TensorShapeProto sh[2];
+    Onnx__TensorShapeProto__Dimension dim[2][4], *dimp[2][4];
+    char **names; /* every string made here, freed at the end */
+    int nnames, capnames;
+    bool oom;
+} ex;
+
+static char *ex_str(ex *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *ex_str(ex *e, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (e->nnames == e->capnames) {
+        int cap = e->capnames ? 2 * e->capnames : 256;
+        char **n = realloc(e->names, (size_t)cap * sizeof *n);
+        if (!n) {
+            e->oom = true;
+            return (char *)"";
+        }
+        e->names = n;
+        e->capnames = cap;
+    }
+    char *s = strdup(buf);
+    if (!s) {
+        e->oom = true;
+        return (char *)"";
+    }
+    return e->names[e->nnames++] = s;
+}
+
+static void *ex_push(ex *e, void ***arr, int *n, int *cap, size_t size)
+{
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 64;
+        void **a = realloc(*arr, (size_t)c * sizeof *a);
+        if (!a) {
+            e->oom = true;
+            return NULL;
+        }
+        *arr = a;
+        *cap = c;
+    }
+    void *x = calloc(1, size);
+    if (!x) {
+        e->oom = true;
+        return NULL;
+    }
+    return (*arr)[(*n)++] = x;
+}
+
+/* a node op(inputs) -> out; attributes added with ex_attr_* */
+static Onnx__NodeProto *ex_node(ex *e, const char *op, const char *name, char *out, int nin,
+                                char *const *in)
+{
+    Onnx__NodeProto *n = ex_push(e, (void ***)&e->nodes, &e->nn, &e->capn, sizeof *n);
+    if (!n) return NULL;
+    *n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
+    n->op_type = (char *)op;
+    n->name = ex_str(e, "%s", name);
+    n->input = calloc((size_t)(nin ? nin : 1), sizeof *n->input);
+    n->output = calloc(1, sizeof *n->output);
+    if (!n->input || !n->output) {
+        e->oom = true;
+        return n;
+    }
+    for (int i = 0; i < nin; i++) n->input[i] = in[i];
+    n->n_input = (size_t)nin;
+    n->output[0] = out;
+    n->n_output = 1;
+    return n;
+}
+
+static Onnx__AttributeProto *ex_attr(ex *e, Onnx__NodeProto *n, const char *name, int type)
+{
+    if (!n) return NULL;
+    Onnx__AttributeProto **a = realloc(n->attribute, (n->n_attribute + 1) * sizeof *a);
+    Onnx__AttributeProto *x = calloc(1, sizeof *x);
+    if (!a || !x) {
+        if (a) n->attribute = a;
+        free(x);
+        e->oom = true;
+        return NULL;
+    }
+    *x = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
+    x->name = (char *)name;
+    x->has_type = 1;
+    x->type = (Onnx__AttributeProto__AttributeType)type;
+    n->attribute = a;
+    a[n->n_attribute++] = x;
+    return x;
+}
+
+static void ex_attr_i(ex *e, Onnx__NodeProto *n, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = ex_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) a->has_i = 1, a->i = v;
+}
+
+static void ex_attr_f(ex *e, Onnx__NodeProto *n, const char *name, float v)
+{
+    Onnx__AttributeProto *a = ex_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) a->has_f = 1, a->f = v;
+}
+
+static void ex_attr_ints(ex *e, Onnx__NodeProto *n, const char *name, int k, const int64_t *v)
+{
+    Onnx__AttributeProto *a = ex_attr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    if (!a) return;
+    if (!(a->ints = malloc((size_t)k * sizeof *a->ints))) {
+        e->oom = true;
+        return;
+    }
+    memcpy(a->ints, v, (size_t)k * sizeof *v);
+    a->n_ints = (size_t)k;
+}
+
+/* an initializer of rank r; data: n floats (NULL: the values of v), transposed when rows > 0
+ * (data is (rows, cols) and the initializer (cols, rows)) */
+static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const float *data,
+                     int rows, int cols, int64_t iv)
+{
+    Onnx__TensorProto *t = ex_push(e, (void ***)&e->inits, &e->ni, &e->capi, sizeof *t);
+    if (!t) return (char *)"";
+    *t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
+    t->name = ex_str(e, "%s", name);
+    size_t n = 1;
+    if (!(t->dims = malloc((size_t)(r ? r : 1) * sizeof *t->dims))) {
+        e->oom = true;
+        return t->name;
+    }
+    for (int i = 0; i < r; i++) n *= (size_t)(t->dims[i] = d[i]);
+    t->n_dims = (size_t)r;
+    t->has_data_type = 1;
+    t->has_raw_data = 1;
+    if (!data) { /* an int64 scalar */
+        t->data_type = T_INT64;
+        t->raw_data.len = sizeof iv;
+        if ((t->raw_data.data = malloc(sizeof iv))) memcpy(t->raw_data.data, &iv, sizeof iv);
+    } else {
+        t->data_type = T_FLOAT;
+        t->raw_data.len = n * sizeof(float); /* little-endian (x86-64) */
+        float *f = malloc(n ? n * sizeof *f : 1);
+        if (f && rows > 0) {
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++) f[(size_t)j * rows + i] = data[(size_t)i * cols + j];
+        } else if (f) {
+            memcpy(f, data, n * sizeof *f);
+        }
+        t->raw_data.data = (uint8_t *)f;
+    }
+    if (!t->raw_data.data) e->oom = true;
+    return t->name;
+}
+
+static void ex_io(ex *e, int k, const char *name, int rank, const int64_t *d)
+{
+    Onnx__ValueInfoProto *v = &e->io[k];
+    *v = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
+    e->tp[k] = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
+    e->tt[k] = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
+    e->sh[k] = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
+    for (int i = 0; i < rank; i++) {
+        Onnx__TensorShapeProto__Dimension *dm = &e->dim[k][i];
+        *dm = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        if (i == 0) {
+            dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            dm->dim_param = (char *)"N";
+        } else {
+            dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            dm->dim_value = d[i];
+        }
+        e->dimp[k][i] = dm;
+    }
+    e->sh[k].n_dim = (size_t)rank;
+    e->sh[k].dim = e->dimp[k];
+    e->tt[k].has_elem_type = 1;
+    e->tt[k].elem_type = T_FLOAT;
+    e->tt[k].shape = &e->sh[k];
+    e->tp[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    e->tp[k].tensor_type = &e->tt[k];
+    v->name = (char *)name;
+    v->type = &e->tp[k];
+}
+
+static void ex_free(ex *e)
+{
+    for (int i = 0; i < e->nn; i++) {
+        Onnx__NodeProto *n = e->nodes[i];
+        for (size_t j = 0; j < n->n_attribute; j++) {
+            free(n->attribute[j]->ints);
+            free(n->attribute[j]);
+        }
+        free(n->attribute);
+        free(n->input);
+        free(n->output);
+        free(n);
+    }
+    for (int i = 0; i < e->ni; i++) {
+        free(e->inits[i]->dims);
+        free(e->inits[i]->raw_data.data);
+        free(e->inits[i]);
+    }
+    for (int i = 0; i < e->nnames; i++) free(e->names[i]);
+    free(e->nodes);
+    free(e->inits);
+    free(e->names);
+}
+
+/* a window's attributes: kernel, strides, pads as pml resolved them */
+static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
+{
+    const pml_attrs *a = &p->a;
+    int64_t k[2] = {a->kh, a->kw}, s[2] = {a->sh, a->sw}, pads[4] = {a->pt, a->pl, a->pb, a->pr};
+    ex_attr_ints(e, n, "kernel_shape", 2, k);
+    ex_attr_ints(e, n, "strides", 2, s);
+    ex_attr_ints(e, n, "pads", 4, pads);
+}
+
+pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
+                          const char *path)
+{
+    if (!g->finalized) return pml_fail(PML_EINVAL, "model '%s' is not finalised", g->name);
+    ex e;
+    memset(&e, 0, sizeof e);
+    e.m = (Onnx__ModelProto)ONNX__MODEL_PROTO__INIT;
+    e.g = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+    e.op = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    e.op.domain = (char *)"";
+    e.op.has_version = 1;
+    e.op.version = 13;
+    e.ops[0] = &e.op;
+    e.m.n_opset_import = 1;
+    e.m.opset_import = e.ops;
+    e.m.has_ir_version = 1;
+    e.m.ir_version = 7;
+    e.m.producer_name = (char *)"pml";
+    e.m.producer_version = (char *)PML_VERSION;
+    e.m.graph = &e.g;
+    e.g.name = (char *)g->name;
+    /* each node's output value and its rank */
+    char **vname = calloc((size_t)g->nnodes, sizeof *vname);
+    int *rank = calloc((size_t)g->nnodes, sizeof *rank);
+    if (!vname || !rank) {
+        free(vname);
+        free(rank);
+        return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    }
+    /* in id order when that is topological (so reading it back gives the same ids and
+     * parameter layout), else in the graph's topological order */
+    bool by_id = true;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].nin; j++) by_id = by_id && g->nodes[i].in[j] < i;
+    for (int oi = 0; oi < g->nnodes && !e.oom; oi++) {
+        const int id = by_id ? oi : g->order[oi];
+        const pml_node *p = &g->nodes[id];
+        const pml_attrs *a = &p->a;
+        char *in[PML_MAX_INPUTS];
+        for (int i = 0; i < p->nin; i++) in[i] = vname[p->in[i]];
+        char *out = ex_str(&e, "%s", p->name);
+        rank[id] = 4;
+        const float *w0 = p->nparam > 0 ? params + p->param_off[0] : NULL;
+        const float *w1 = p->nparam > 1 ? params + p->param_off[1] : NULL;
+        Onnx__NodeProto *n = NULL;
+        int64_t d[4];
+        switch (p->op) {
+        case PML_OP_INPUT: {
+            rank[id] = p->out.h == 1 && p->out.w == 1 ? 2 : 4;
+            int64_t dd[4] = {-1, p->out.c, p->out.h, p->out.w};
+            ex_io(&e, 0, out, rank[id], dd);
+            e.inp[0] = &e.io[0];
+            e.g.input = e.inp;
+            e.g.n_input = 1;
+            break;
+        }
+        case PML_OP_CONV2D: {
+            const pml_shape x = g->nodes[p->in[0]].out;
+            char *cin[3] = {in[0], NULL, NULL};
+            d[0] = a->out, d[1] = x.c, d[2] = a->kh, d[3] = a->kw;
+            cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 4, d, w0, 0, 0, 0);
+            if (a->bias) cin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            char *cout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.conv", p->name) : out;
+            n = ex_node(&e, "Conv", p->name, cout, a->bias ? 3 : 2, cin);
+            ex_window(&e, n, p);
+            if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &cout);
+            break;
+        }
+        case PML_OP_LINEAR: {
+            const pml_shape x = g->nodes[p->in[0]].out;
+            char *xin = in[0];
+            if (rank[p->in[0]] != 2) { /* (N, C, 1, 1) -> (N, C) */
+                xin = ex_str(&e, "%s.flatten", p->name);
+                ex_node(&e, "Flatten", xin, xin, 1, &in[0]);
+            }
+            char *gin[3] = {xin, NULL, NULL};
+            d[0] = x.c, d[1] = a->out;
+            gin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 2, d, w0, 0, 0, 0);
+            d[0] = a->out;
+            if (a->bias) gin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            char *gout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.gemm", p->name) : out;
+            ex_node(&e, "Gemm", p->name, gout, a->bias ? 3 : 2, gin);
+            if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &gout);
+            rank[id] = 2;
+            break;
+        }
+        case PML_OP_MAXPOOL2D:
+        case PML_OP_AVGPOOL2D:
+            if (a->global) {
+                n = ex_node(&e, p->op == PML_OP_MAXPOOL2D ? "GlobalMaxPool" : "GlobalAveragePool",
+                            p->name, out, 1, in);
+                break;
+            }
+            n = ex_node(&e, p->op == PML_OP_MAXPOOL2D ? "MaxPool" : "AveragePool", p->name, out, 1, in);
+            ex_window(&e, n, p);
+            if (a->ceil_mode) ex_attr_i(&e, n, "ceil_mode", 1);
+            if (p->op == PML_OP_AVGPOOL2D && a->count_pad) ex_attr_i(&e, n, "count_include_pad", 1);
+            break;
+        case PML_OP_RELU:
+            ex_node(&e, "Relu", p->name, out, 1, in);
+            rank[id] = rank[p->in[0]];
+            break;
+        case PML_OP_FLATTEN:
+            n = ex_node(&e, "Flatten", p->name, out, 1, in);
+            ex_attr_i(&e, n, "axis", 1);
+            rank[id] = 2;
+            break;
+        case PML_OP_ADD: {
+            char *acc = in[0];
+            for (int i = 1; i < p->nin; i++) {
+                char *o = i + 1 == p->nin ? out : ex_str(&e, "%s.%d", p->name, i);
+                char *ai[2] = {acc, in[i]};
+                ex_node(&e, "Add", i + 1 == p->nin ? p->name : o, o, 2, ai);
+                acc = o;
+            }
+            rank[id] = rank[p->in[0]];
+            break;
+        }
+        case PML_OP_CONCAT:
+            n = ex_node(&e, "Concat", p->name, out, p->nin, in);
+            ex_attr_i(&e, n, "axis", 1);
+            rank[id] = rank[p->in[0]];
+            break;
+        case PML_OP_BATCHNORM: {
+            char *bin[5] = {in[0]};
+            d[0] = p->out.c;
+            bin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 1, d, w0, 0, 0, 0);
+            bin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            bin[3] = ex_init(&e, ex_str(&e, "%s.running_mean", p->name), 1, d,
+                             state + p->state_off[0], 0, 0, 0);
+            bin[4] = ex_init(&e, ex_str(&e, "%s.running_var", p->name), 1, d,
+                             state + p->state_off[1], 0, 0, 0);
+            n = ex_node(&e, "BatchNormalization", p->name, out, 5, bin);
+            ex_attr_f(&e, n, "epsilon", a->eps);
+            ex_attr_f(&e, n, "momentum", a->momentum);
+            rank[id] = rank[p->in[0]];
+            break;
+        }
+        case PML_OP_DROPOUT: {
+            float r = a->rate;
+            char *din[2] = {in[0], ex_init(&e, ex_str(&e, "%s.ratio", p->name), 0, d, &r, 0, 0, 0)};
+            ex_node(&e, "Dropout", p->name, out, 2, din);
+            rank[id] = rank[p->in[0]];
+            break;
+        }
+        case PML_OP_SOFTMAX_XENT: { /* the logits are the output */
+            const pml_node *l = &g->nodes[p->in[0]];
+            char *lo = vname[p->in[0]];
+            if (rank[p->in[0]] != 2) {
+                lo = ex_str(&e, "logits");
+                ex_node(&e, "Flatten", "logits", lo, 1, &vname[p->in[0]]);
+            }
+            int64_t dd[2] = {-1, l->out.c};
+            ex_io(&e, 1, lo, 2, dd);
+            e.outp[0] = &e.io[1];
+            e.g.output = e.outp;
+            e.g.n_output = 1;
+            break;
+        }
+        default:
+            break;
+        }
+        vname[id] = out;
+    }
+    e.g.node = e.nodes;
+    e.g.n_node = (size_t)e.nn;
+    e.g.initializer = e.inits;
+    e.g.n_initializer = (size_t)e.ni;
+    pml_status st = PML_OK;
+    if (e.oom) st = pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    size_t len = st == PML_OK ? onnx__model_proto__get_packed_size(&e.m) : 0;
+    if (st == PML_OK && len > PML_ONNX_MAX_BYTES)
+        st = pml_fail(PML_EUNSUPPORTED, "%s: the model's %zu bytes exceed protobuf's 2 GB", path, len);
+    uint8_t *buf = st == PML_OK ? malloc(len ? len : 1) : NULL;
+    if (st == PML_OK && !buf) st = pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    if (st == PML_OK) {
+        onnx__model_proto__pack(&e.m, buf);
+        st = pml_write_file_atomic(path, buf, len);
+    }
+    free(buf);
+    free(vname);
+    free(rank);
+    ex_free(&e);
     return st;
 }
 

@@ -902,6 +902,32 @@ assert d["epochs"][0]["loss"] != o["epochs"][0]["loss"], (d, o)
 PY
 }
 
+t_onnx_export() { # a trained model written as ONNX: read back by pml (and ONNX's checker), same outputs
+    local a="mlp:units=16 --train-samples 256 --test-samples 64 --epochs 1 --threads 1 --plan none"
+    run 0 train $a --save "$TMP/e.pml" || return 1
+    run 0 export "$TMP/e.pml" -o "$TMP/e.onnx" || return 1
+    if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
+        /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)" \
+            "$TMP/e.onnx" || return 1
+    else
+        echo "  (no python3-onnx: ONNX's checker not run)"
+    fi
+    python3 - "$TMP/x.npy" <<'PY' || return 1
+import struct, sys
+h = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 1, 28, 28), }"
+h += " " * (63 - (10 + len(h)) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+    f.write(struct.pack("<%df" % (3 * 784), *[((i * 37) % 101) / 101.0 for i in range(3 * 784)]))
+PY
+    run 0 infer "$TMP/e.pml" --input "$TMP/x.npy" -o "$TMP/ep" || return 1
+    run 0 infer "$TMP/e.onnx" --input "$TMP/x.npy" --check="$TMP/ep" --rtol 0 --atol 0 &&
+        has "$out" "30 values agree" || return 1
+    run 0 export "$TMP/e.onnx" -o "$TMP/e.dot" && run 0 export "$TMP/e.pml" -o "$TMP/e2.dot" || return 1
+    diff <(grep -v "^digraph\|^//" "$TMP/e.dot") <(grep -v "^digraph\|^//" "$TMP/e2.dot") >&2 || return 1
+    run 2 export mlp -o "$TMP/e.png" && has "$err" ".onnx" || return 1
+}
+
 t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count and outputs agree
     local py=/usr/bin/python3
     $py -c "import torch, torchvision, numpy" 2>/dev/null ||
@@ -1903,6 +1929,7 @@ case_ save_evaluate_predict t_save_evaluate_predict
 case_ onnx_infer t_onnx_infer
 case_ onnx_errors t_onnx_errors
 case_ onnx_model t_onnx_model
+case_ onnx_export t_onnx_export
 case_ onnx_torchvision t_onnx_torchvision
 case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses

@@ -556,6 +556,58 @@ static void t_cut_and_mutated(void)
     free(good);
 }
 
+/* ---------------------------------------------------------------- export */
+
+/* a zoo model written as ONNX and read back: the same graph, weights and outputs */
+static void t_export_roundtrip(void)
+{
+    const char *specs[] = {"mlp:dropout=0.2", "fashion-cnn", "resnet50:size=64,classes=10",
+                           "inception-v3:size=75,classes=10"};
+    char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    int fd = mkstemps(path, 5);
+    CHECK(fd >= 0);
+    close(fd);
+    for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
+        pml_onnx a, b;
+        CHECK_OK(pml_infer_load(specs[k], 7, &a));
+        CHECK_OK(pml_onnx_write(&a.g, a.params, a.state, path));
+        CHECK_OK(pml_onnx_read(path, 1, &b));
+        if (pml__test_failed) return;
+        CHECK_MSG(a.g.nnodes == b.g.nnodes, "%s: %d nodes, %d back", specs[k], a.g.nnodes,
+                  b.g.nnodes);
+        for (int i = 0; i < a.g.nnodes && i < b.g.nnodes; i++) {
+            const pml_node *x = &a.g.nodes[i], *y = &b.g.nodes[i];
+            if (x->op == PML_OP_INPUT || x->op == PML_OP_SOFTMAX_XENT) continue;
+            CHECK_MSG(x->op == y->op && strcmp(x->name, y->name) == 0 &&
+                          x->a.out == y->a.out && x->a.act == y->a.act && x->a.pt == y->a.pt &&
+                          x->a.pb == y->a.pb && x->a.kh == y->a.kh && x->a.sh == y->a.sh &&
+                          x->a.count_pad == y->a.count_pad && x->a.bias == y->a.bias &&
+                          x->a.global == y->a.global && x->a.eps == y->a.eps,
+                      "%s: node %d '%s' (%s) reads back as '%s' (%s)", specs[k], i, x->name,
+                      pml_op_name(x->op), y->name, pml_op_name(y->op));
+        }
+        CHECK(a.g.nparams == b.g.nparams && a.g.nstate == b.g.nstate);
+        if (pml__test_failed) break;
+        CHECK(memcmp(a.params, b.params, a.g.nparams * sizeof(float)) == 0);
+        CHECK(memcmp(a.state, b.state, a.g.nstate * sizeof(float)) == 0);
+        const pml_shape s = a.g.nodes[a.g.input].out;
+        pml_tensor in = {.rank = 4, .dims = {2, s.c, s.h, s.w}, .n = 2 * pml_shape_size(s)}, ya, yb;
+        in.data = malloc(in.n * sizeof(float));
+        for (size_t i = 0; i < in.n; i++) in.data[i] = (float)((i * 7919 % 1000) / 500.0 - 1.0);
+        if (s.h == 1 && s.w == 1) in.rank = 2, in.dims[1] = s.c;
+        CHECK_OK(pml_infer_run(&a, &in, 1, 0, &ya));
+        CHECK_OK(pml_infer_run(&b, &in, 1, 0, &yb));
+        pml_tensor_diff d;
+        CHECK(!pml__test_failed && pml_tensor_compare(&ya, &yb, 0, 0, &d) && d.bad == 0);
+        free(in.data);
+        pml_tensor_free(&ya);
+        pml_tensor_free(&yb);
+        pml_onnx_free(&a);
+        pml_onnx_free(&b);
+    }
+    unlink(path);
+}
+
 /* ---------------------------------------------------------------- tensor files */
 
 static void t_tensor_files(void)
@@ -598,6 +650,7 @@ static const pml_test tests[] = {
     {"bad_models", t_bad_models},
     {"cut_and_mutated", t_cut_and_mutated},
     {"tensor_files", t_tensor_files},
+    {"export_roundtrip", t_export_roundtrip},
     {0},
 };
 

@@ -1,4 +1,4 @@
-/* pml export — writes a model (zoo spec or DOT file) as a model DOT file. */
+/* pml export — writes a model as a model DOT file, or with its weights as an ONNX model. */
 #include "cli.h"
 
 #include "models/models.h"
@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char export_help[] =
-    "usage: pml export MODEL -o FILE.dot\n"
+    "usage: pml export MODEL -o FILE.dot|FILE.onnx [--seed N]\n"
     "\n"
     "Writes MODEL (a zoo name with optional parameters, e.g. resnet50 or\n"
     "mlp:units=512,layers=8, or a model .dot file) as a model DOT file: one node per operator\n"
@@ -19,13 +19,28 @@ static const char export_help[] =
     "name and renamed: it is the old file or the complete new one, never a part (through a\n"
     "symbolic link, the file it leads to is replaced; a device or a FIFO is written to).\n"
     "\n"
+    "\n"
+    "With -o FILE.onnx it writes an ONNX model (opset 13) with the weights: an ONNX model's own,\n"
+    "a saved model's (.pml, pml train --save), or for a zoo name or .dot file pml's\n"
+    "initialisation from --seed. One ONNX node per operator (a fused relu as a Relu after it),\n"
+    "weights as initializers in ONNX's layouts, input (N, C, H, W) or (N, C) with N symbolic, the\n"
+    "logits as the output. pml, and ONNX's checker, read it back.\n"
+    "\n"
     "options:\n"
-    "  -o, --output FILE  the file to write (.dot or .gv), or - for standard output\n"
+    "  -o, --output FILE  the file to write (.dot or .gv, .onnx), or - for standard output (DOT)\n"
+    "  --seed N           the weights of a zoo or .dot model (default 1)\n"
     "  -h, --help         this help\n"
     "\n"
     "examples:\n"
     "  pml export resnet50 -o resnet50.dot\n"
-    "  pml export mlp:units=512,layers=8 -o mlp-wide.dot && pml train mlp-wide.dot\n";
+    "  pml export mlp:units=512,layers=8 -o mlp-wide.dot && pml train mlp-wide.dot\n"
+    "  pml export trained.pml -o trained.onnx\n";
+
+static bool onnx_name(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
+}
 
 static bool dot_name(const char *path)
 {
@@ -39,6 +54,7 @@ int cmd_export(int argc, char **argv)
     cli c;
     cli_init(&c, "export", argc, argv);
     const char *model = NULL, *out = NULL, *a;
+    uint64_t seed = 1;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             if (model) {
@@ -51,6 +67,8 @@ int cmd_export(int argc, char **argv)
             return 0;
         } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
             out = cli_str(&c);
+        } else if (cli_is(&c, "--seed")) {
+            seed = cli_u64(&c);
         } else {
             cli_unknown(&c);
         }
@@ -60,13 +78,19 @@ int cmd_export(int argc, char **argv)
         cli_error(&c, "missing MODEL (see pml export --help)");
     else if (!out)
         cli_error(&c, "missing -o FILE.dot (see pml export --help)");
-    else if (strcmp(out, "-") != 0 && !dot_name(out))
-        cli_error(&c, "-o '%s': export writes DOT (.dot or .gv); to draw a model use pml viz", out);
+    else if (strcmp(out, "-") != 0 && !dot_name(out) && !onnx_name(out))
+        cli_error(&c, "-o '%s': export writes DOT (.dot or .gv) or ONNX (.onnx); to draw a model use "
+                      "pml viz", out);
     if (c.failed) return EXIT_USAGE;
 
     pml_graph g;
-    pml_status st = pml_model_load(model, &g);
-    if (st == PML_OK) {
+    pml_status st;
+    if (onnx_name(out)) {
+        pml_onnx m;
+        if ((st = pml_infer_load(model, seed, &m)) == PML_OK)
+            st = pml_onnx_write(&m.g, m.params, m.state, out);
+        pml_onnx_free(&m);
+    } else if ((st = pml_model_load(model, &g)) == PML_OK) {
         st = pml_model_write_dot(&g, out); /* "-": standard output */
         pml_graph_free(&g);
     }
