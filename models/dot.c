@@ -89,6 +89,8 @@ enum {
     A_RATE,
     A_EPS,
     A_MOMENTUM,
+    A_GROUPS,
+    A_DILATION,
     A_COUNT
 };
 
@@ -117,6 +119,8 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_RATE] = {"rate", K_FLOAT, OPB(DROPOUT)},
     [A_EPS] = {"eps", K_FLOAT, OPB(BATCHNORM)},
     [A_MOMENTUM] = {"momentum", K_FLOAT, OPB(BATCHNORM)},
+    [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
+    [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D)},
 };
 
 /* One node's attributes as given. */
@@ -176,6 +180,9 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
     switch (d->kind) {
     case K_INT:
         if (a == A_OUT) {
+            ok = pml_dot_int(val, 1, MAX_OUT, &gv->i[a][0]);
+            expect = "an integer in [1, 16777216]";
+        } else if (a == A_GROUPS) {
             ok = pml_dot_int(val, 1, MAX_OUT, &gv->i[a][0]);
             expect = "an integer in [1, 16777216]";
         } else if (a == A_PH || a == A_PW) {
@@ -323,6 +330,11 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         if (gv->set[A_GLOBAL]) a->global = gv->i[A_GLOBAL][0];
         if (gv->set[A_CEIL]) a->ceil_mode = gv->i[A_CEIL][0];
         if (gv->set[A_COUNT_PAD]) a->count_pad = gv->i[A_COUNT_PAD][0];
+    }
+    if (gv->set[A_GROUPS]) a->groups = gv->i[A_GROUPS][0];
+    if (gv->set[A_DILATION]) {
+        a->dh = gv->i[A_DILATION][0];
+        a->dw = gv->i[A_DILATION][1];
     }
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
@@ -694,6 +706,12 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
         if (n->op == PML_OP_CONV2D)
             fprintf(f, ", act=%s, bias=%d", a->act == PML_ACT_RELU ? "relu" : "none",
                     a->bias ? 1 : 0);
+        /* groups and dilation when they are not the reader's default (1) */
+        if (n->op == PML_OP_CONV2D && a->groups > 1) fprintf(f, ", groups=%d", a->groups);
+        if (n->op == PML_OP_CONV2D && (a->dh > 1 || a->dw > 1)) {
+            fmt_pair(b1, sizeof b1, a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1);
+            fprintf(f, ", dilation=%s", b1);
+        }
         if (pool && a->ceil_mode) fprintf(f, ", ceil_mode=1");
         if (n->op == PML_OP_AVGPOOL2D && a->count_pad) fprintf(f, ", count_pad=1");
         if (pool && a->global) fprintf(f, ", global=1");

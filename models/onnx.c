@@ -645,13 +645,13 @@ static pml_status alias_out(imp *im, const val *x)
 /* ---------------------------------------------------------------- spatial attributes */
 
 typedef struct window {
-    int kh, kw, sh, sw, ph, pw, pad_mode;
+    int kh, kw, sh, sw, ph, pw, pad_mode, dh, dw;
 } window;
 
 /* kernel_shape (or the weight's kernel dims), strides, pads, auto_pad, dilations of a conv or
  * pool on a rank-3 or rank-4 tensor */
 static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph, int xpw,
-                               window *w)
+                               bool dilation, window *w)
 {
     int sp = rank - 2; /* spatial dims: 1 or 2 */
     size_t nk, ns, np, nd;
@@ -672,8 +672,10 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
         if (kv <= 0 || kv > 1 << 16 || (s && (s[i] <= 0 || s[i] > 1 << 16)) ||
             (p && (p[i] < 0 || p[i + sp] < 0 || p[i] > 1 << 16 || p[i + sp] > 1 << 16)))
             return nfail(im, PML_EFORMAT, "kernel_shape, strides or pads out of range");
-        if (d && d[i] != 1)
-            return nfail(im, PML_EUNSUPPORTED, "dilations %lld: pml's windows have no dilation",
+        if (d && (d[i] < 1 || d[i] > 1 << 16))
+            return nfail(im, PML_EFORMAT, "dilations %lld out of range", (long long)d[i]);
+        if (d && d[i] != 1 && !dilation)
+            return nfail(im, PML_EUNSUPPORTED, "dilations %lld: pml's pools have no dilation",
                          (long long)d[i]);
         if (p && p[i] != p[i + sp])
             return nfail(im, PML_EUNSUPPORTED,
@@ -686,6 +688,8 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
     w->sw = sp == 2 && s ? (int)s[1] : 1;
     w->ph = p ? (int)p[0] : 0;
     w->pw = sp == 2 && p ? (int)p[1] : 0;
+    w->dh = d ? (int)d[0] : 1;
+    w->dw = sp == 2 && d ? (int)d[1] : 1;
     w->pad_mode = PML_PAD_EXPLICIT;
     if (attr_str_is(im, "auto_pad", "SAME_UPPER", false)) {
         w->pad_mode = PML_PAD_SAME;
@@ -732,23 +736,25 @@ static pml_status op_conv(imp *im)
         return st;
     if (in_val(im, 2) && (st = weight_in(im, 2, "bias", 1, &b)) != PML_OK) return st;
     int64_t group = attr_int(im, "group", 1);
-    if (group != 1)
-        return nfail(im, PML_EUNSUPPORTED, "group=%lld: pml's conv2d has no groups",
-                     (long long)group);
     pml_shape xs = shape_of(im, x);
-    if (w->t.dims[1] != xs.c || w->t.dims[0] <= 0 || w->t.dims[0] > 1 << 24)
-        return nfail(im, PML_ESHAPE, "weight '%s' is %lldx%lld..., the input has %d channels",
+    if (group < 1 || group > xs.c || xs.c % group || w->t.dims[0] % group)
+        return nfail(im, PML_ESHAPE, "group=%lld does not divide the %d input channels and %lld "
+                     "filters", (long long)group, xs.c, (long long)w->t.dims[0]);
+    if (w->t.dims[1] * group != xs.c || w->t.dims[0] <= 0 || w->t.dims[0] > 1 << 24)
+        return nfail(im, PML_ESHAPE,
+                     "weight '%s' is %lldx%lld..., the input has %d channels in %lld groups",
                      pml_dot_brief(w->name), (long long)w->t.dims[0], (long long)w->t.dims[1],
-                     xs.c);
+                     xs.c, (long long)group);
     if (b && b->t.dims[0] != w->t.dims[0])
         return nfail(im, PML_ESHAPE, "bias '%s' has %lld values for %lld filters",
                      pml_dot_brief(b->name), (long long)b->t.dims[0], (long long)w->t.dims[0]);
     window wd;
-    if ((st = window_attrs(im, x->rank, w->t.dims + 2, xph, xpw, &wd)) != PML_OK) return st;
+    if ((st = window_attrs(im, x->rank, w->t.dims + 2, xph, xpw, true, &wd)) != PML_OK) return st;
     pml_attrs a = pml_attrs_default(PML_OP_CONV2D);
     a.out = (int)w->t.dims[0];
     a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;
     a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
+    a.groups = (int)group, a.dh = wd.dh, a.dw = wd.dw;
     a.bias = b != NULL;
     int wi = (int)(w - im->v), bi = b ? (int)(b - im->v) : -1;
     int id = add_node(im, NULL, PML_OP_CONV2D, &a, 1, &x->node);
@@ -850,7 +856,7 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
         a.kh = a.kw = a.sh = a.sw = 1;
     } else {
         window wd;
-        if ((st = window_attrs(im, x->rank, NULL, xph, xpw, &wd)) != PML_OK) return st;
+        if ((st = window_attrs(im, x->rank, NULL, xph, xpw, false, &wd)) != PML_OK) return st;
         if ((xph || xpw) && attr_int(im, "count_include_pad", 0) == 0 &&
             (wd.ph != xph || wd.pw != xpw))
             return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
@@ -2147,12 +2153,17 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         case PML_OP_CONV2D: {
             const pml_shape x = g->nodes[p->in[0]].out;
             char *cin[3] = {in[0], NULL, NULL};
-            d[0] = a->out, d[1] = x.c, d[2] = a->kh, d[3] = a->kw;
+            d[0] = a->out, d[1] = x.c / (a->groups > 1 ? a->groups : 1), d[2] = a->kh, d[3] = a->kw;
             cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 4, d, w0, 0, 0, 0);
             if (a->bias) cin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
             char *cout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.conv", p->name) : out;
             n = ex_node(&e, "Conv", p->name, cout, a->bias ? 3 : 2, cin);
             ex_window(&e, n, p);
+            if (a->groups > 1) ex_attr_i(&e, n, "group", a->groups);
+            if (a->dh > 1 || a->dw > 1) {
+                int64_t dl[2] = {a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1};
+                ex_attr_ints(&e, n, "dilations", 2, dl);
+            }
             if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &cout);
             break;
         }

@@ -36,6 +36,8 @@ pml_attrs pml_attrs_default(pml_op_type op)
     a.eps = 1e-3f;
     a.momentum = 0.99f;
     a.rate = 0.5f;
+    a.groups = 1;
+    a.dh = a.dw = 1;
     if (op == PML_OP_MAXPOOL2D || op == PML_OP_AVGPOOL2D) {
         a.kh = a.kw = 2;
         a.sh = a.sw = 2;

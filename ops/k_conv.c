@@ -1,8 +1,10 @@
 /* pml — conv2d: 2-D convolution (cross-correlation, like PyTorch and Keras), optional bias and
- * fused relu.
+ * fused relu, channel groups and dilation.
  *
- *   x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo)
- *   y[n,o,i,j] = act(b[o] + sum_{c,p,q} w[o,c,p,q] * x[n,c, i*sh - pt + p, j*sw - pl + q])
+ *   x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo); output channel o is in group
+ *   o / (O/G), which reads input channels [g*C/G, (g+1)*C/G):
+ *   y[n,o,i,j] = act(b[o] + sum_{c,p,q} w[o,c,p,q] * x[n, g*C/G + c, i*sh - pt + p*dh,
+ *                                                          j*sw - pl + q*dw])
  *
  * The fast kernels work per sample and per chunk of output rows: im2col of the chunk into the
  * workspace (sized so that it stays in L2), then one sgemm straight into y (row-major with
@@ -19,21 +21,27 @@
 /* ---------------------------------------------------------------- geometry */
 
 typedef struct geom {
-    int C, H, W;   /* input */
+    int C, H, W;   /* input; C: one group's channels (im2col works on one group) */
     int O, Ho, Wo; /* output */
-    int kh, kw, sh, sw, pt, pl;
+    int kh, kw, sh, sw, pt, pl, dh, dw;
+    int G, Og;   /* groups, output channels per group */
     int K;       /* C*kh*kw: rows of the column matrix */
     bool direct; /* 1x1, stride 1, no padding: the input is its own column matrix */
 } geom;
+
+static inline int groups_of(const pml_attrs *a) { return a->groups > 1 ? a->groups : 1; }
 
 static geom geom_of(const pml_node *n, pml_shape in)
 {
     const pml_attrs *a = &n->a;
     geom g;
-    g.C = in.c, g.H = in.h, g.W = in.w;
+    g.G = groups_of(a);
+    g.C = in.c / g.G, g.H = in.h, g.W = in.w;
     g.O = n->out.c, g.Ho = n->out.h, g.Wo = n->out.w;
+    g.Og = g.O / g.G;
     g.kh = a->kh, g.kw = a->kw, g.sh = a->sh, g.sw = a->sw, g.pt = a->pt, g.pl = a->pl;
-    g.K = in.c * a->kh * a->kw;
+    g.dh = a->dh > 1 ? a->dh : 1, g.dw = a->dw > 1 ? a->dw : 1;
+    g.K = g.C * a->kh * a->kw;
     g.direct = a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->pt == 0 && a->pl == 0 &&
                g.Ho == g.H && g.Wo == g.W;
     return g;
@@ -87,22 +95,34 @@ pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
     if (x.c <= 0 || x.h <= 0 || x.w <= 0)
         return pml_fail(PML_ESHAPE, "node '%s' (conv2d): input shape %dx%dx%d is empty", n->name,
                         x.c, x.h, x.w);
-    size_t wsize = (size_t)a->out * x.c * a->kh * a->kw;
-    if (wsize > (1u << 30) || (size_t)x.c * a->kh * a->kw > (1u << 24))
+    const int G = groups_of(a);
+    if (a->groups < 0 || x.c % G || a->out % G)
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (conv2d): groups=%d must divide the input's %d channels and the "
+                        "%d filters",
+                        n->name, a->groups, x.c, a->out);
+    if (a->dh < 0 || a->dw < 0 || a->dh > 1 << 16 || a->dw > 1 << 16)
+        return pml_fail(PML_EFORMAT, "node '%s' (conv2d): dilation %dx%d must be positive",
+                        n->name, a->dh, a->dw);
+    const int dh = a->dh > 1 ? a->dh : 1, dw = a->dw > 1 ? a->dw : 1;
+    const int ekh = dh * (a->kh - 1) + 1, ekw = dw * (a->kw - 1) + 1; /* the window's extent */
+    const int cg = x.c / G;
+    size_t wsize = (size_t)a->out * cg * a->kh * a->kw;
+    if (wsize > (1u << 30) || (size_t)cg * a->kh * a->kw > (1u << 24))
         return pml_fail(PML_ESHAPE, "node '%s' (conv2d): weight %dx%dx%dx%d is too large", n->name,
-                        a->out, x.c, a->kh, a->kw);
-    int ho = pml__window_out(x.h, a->kh, a->sh, a->pad_mode, a->ph, 0, &a->pt, &a->pb);
-    int wo = pml__window_out(x.w, a->kw, a->sw, a->pad_mode, a->pw, 0, &a->pl, &a->pr);
+                        a->out, cg, a->kh, a->kw);
+    int ho = pml__window_out(x.h, ekh, a->sh, a->pad_mode, a->ph, 0, &a->pt, &a->pb);
+    int wo = pml__window_out(x.w, ekw, a->sw, a->pad_mode, a->pw, 0, &a->pl, &a->pr);
     if (ho <= 0 || wo <= 0) {
         int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
         int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
         return pml_fail(PML_ESHAPE,
                         "node '%s' (conv2d): kernel %dx%d is larger than the padded input %dx%d "
                         "(input %dx%d, padding %dx%d)",
-                        n->name, a->kh, a->kw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+                        n->name, ekh, ekw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
     }
     n->out = (pml_shape){a->out, ho, wo};
-    int fan_in = x.c * a->kh * a->kw, fan_out = a->out * a->kh * a->kw;
+    int fan_in = cg * a->kh * a->kw, fan_out = a->out / G * a->kh * a->kw;
     pml__node_param(n, 0, wsize, PML_INIT_GLOROT, fan_in, fan_out);
     if (a->bias) pml__node_param(n, 1, (size_t)a->out, PML_INIT_ZEROS, 0, 0);
     return PML_OK;
@@ -112,7 +132,7 @@ double pml__conv2d_flops(const pml_node *n, const pml_shape *in, int nin)
 {
     (void)nin;
     double outs = (double)pml_shape_size(n->out);
-    double f = 2.0 * outs * in[0].c * n->a.kh * n->a.kw;
+    double f = 2.0 * outs * (in[0].c / groups_of(&n->a)) * n->a.kh * n->a.kw;
     if (n->a.bias) f += outs;
     if (n->a.act == PML_ACT_RELU) f += outs;
     return f;
@@ -144,7 +164,7 @@ size_t pml__conv2d_ws_blas(const pml_node *n, const pml_shape *in, pml_region r)
 /* First and one-past-last output column j whose input column j*sw - pl + q lies in [0, W). */
 static inline void valid_cols(const geom *g, int q, int *lo, int *hi)
 {
-    int off = g->pl - q; /* ix = j*sw - off */
+    int off = g->pl - q * g->dw; /* ix = j*sw - off */
     int l = off > 0 ? (off + g->sw - 1) / g->sw : 0;
     int h = (g->W - 1 + off) >= 0 ? (g->W - 1 + off) / g->sw + 1 : 0;
     if (h > g->Wo) h = g->Wo;
@@ -164,9 +184,9 @@ PML_HOT static void im2col(const geom *g, const float *restrict x, int r0, int r
                 float *restrict dst = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
-                const int off = g->pl - q; /* input column of output column j: j*sw - off */
+                const int off = g->pl - q * g->dw; /* input column of output column j */
                 for (int i = r0; i < r1; i++, dst += Wo) {
-                    int iy = i * g->sh - g->pt + p;
+                    int iy = i * g->sh - g->pt + p * g->dh;
                     if (iy < 0 || iy >= g->H) {
                         for (int j = 0; j < Wo; j++) dst[j] = 0;
                         continue;
@@ -193,9 +213,9 @@ PML_HOT static void col2im_add(const geom *g, const float *restrict col, int r0,
                 const float *restrict src = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
-                const int off = g->pl - q;
+                const int off = g->pl - q * g->dw;
                 for (int i = r0; i < r1; i++, src += Wo) {
-                    int iy = i * g->sh - g->pt + p;
+                    int iy = i * g->sh - g->pt + p * g->dh;
                     if (iy < 0 || iy >= g->H) continue;
                     float *restrict dst = dx + ((size_t)c * g->H + iy) * g->W;
                     if (sw == 1)
@@ -234,40 +254,50 @@ void pml__conv2d_bwd(const pml_kctx *k)
     if (!pml__conv2d_dnnl(k, true)) pml__conv2d_bwd_blas(k);
 }
 
-// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
+/* The groups output channels [c0, c1) touch: for each, its channels [*o0, *o1) within [c0, c1) */
+#define FOR_GROUPS(g, c0, c1, gi, o0, o1)                                                          \
+    for (int gi = (c0) / (g).Og, o0, o1;                                                           \
+         gi < (g).G && gi * (g).Og < (c1) &&                                                       \
+         (o0 = (c0) > gi * (g).Og ? (c0) : gi * (g).Og,                                            \
+         o1 = (c1) < (gi + 1) * (g).Og ? (c1) : (gi + 1) * (g).Og, 1);                             \
+         gi++)
+
+// x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
 void pml__conv2d_fwd_blas(const pml_kctx *k)
 {
     const pml_node *n = k->node;
     const pml_region r = k->r;
     geom g = geom_of(n, k->xs[0]);
-    const int nc = r.c1 - r.c0;
-    if (nc <= 0 || r.h1 <= r.h0) return;
+    if (r.c1 <= r.c0 || r.h1 <= r.h0) return;
     const int cr = chunk_rows(&g, r.h1 - r.h0);
     const size_t HWo = (size_t)g.Ho * g.Wo, HW = (size_t)g.H * g.W;
-    const float *wt = k->w[0] + (size_t)r.c0 * g.K;
-    const float *bias = n->a.bias ? k->w[1] + r.c0 : NULL;
     const int relu = n->a.act == PML_ACT_RELU;
-    for (int s = r.n0; s < r.n1; s++) {
-        const float *xs = k->x[0] + (size_t)s * g.C * HW;
-        for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
-            int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
-            int P = (r1 - r0) * g.Wo;
-            float *yc = k->y + (size_t)s * g.O * HWo + (size_t)r.c0 * HWo + (size_t)r0 * g.Wo;
-            const float *col;
-            int ldcol;
-            if (g.direct) {
-                col = xs + (size_t)r0 * g.W;
-                ldcol = (int)HW;
-            } else {
-                im2col(&g, xs, r0, r1, k->ws);
-                col = k->ws;
-                ldcol = P;
+    for (int s = r.n0; s < r.n1; s++)
+        FOR_GROUPS(g, r.c0, r.c1, gi, o0, o1)
+        {
+            const int nc = o1 - o0;
+            const float *xs = k->x[0] + ((size_t)s * g.G + gi) * g.C * HW; /* the group's input */
+            const float *wt = k->w[0] + (size_t)o0 * g.K;
+            const float *bias = n->a.bias ? k->w[1] + o0 : NULL;
+            for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
+                int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
+                int P = (r1 - r0) * g.Wo;
+                float *yc = k->y + (size_t)s * g.O * HWo + (size_t)o0 * HWo + (size_t)r0 * g.Wo;
+                const float *col;
+                int ldcol;
+                if (g.direct) {
+                    col = xs + (size_t)r0 * g.W;
+                    ldcol = (int)HW;
+                } else {
+                    im2col(&g, xs, r0, r1, k->ws);
+                    col = k->ws;
+                    ldcol = P;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, P, g.K, 1.0f, wt, g.K,
+                            col, ldcol, 0.0f, yc, (int)HWo);
+                bias_act(yc, HWo, nc, P, bias, relu);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, P, g.K, 1.0f, wt, g.K, col,
-                        ldcol, 0.0f, yc, (int)HWo);
-            bias_act(yc, HWo, nc, P, bias, relu);
         }
-    }
 }
 
 // dy (Or,P) masked by y > 0 -> m (Or,P)
@@ -296,68 +326,70 @@ PML_HOT static void bias_grad(const float *gr, size_t ld, int nc, int len, float
     }
 }
 
-// dy (N,O,Ho,Wo) on region r -> dx (N,C,H,W), dw (O,C,KH,KW), db (O), accumulated
+// dy (N,O,Ho,Wo) on region r -> dx (N,C,H,W), dw (O,C/G,KH,KW), db (O), accumulated
 void pml__conv2d_bwd_blas(const pml_kctx *k)
 {
     const pml_node *n = k->node;
     const pml_region r = k->r;
     geom g = geom_of(n, k->xs[0]);
-    const int nc = r.c1 - r.c0;
-    if (nc <= 0 || r.h1 <= r.h0) return;
+    if (r.c1 <= r.c0 || r.h1 <= r.h0) return;
     const int cr = chunk_rows(&g, r.h1 - r.h0);
     const size_t HWo = (size_t)g.Ho * g.Wo, HW = (size_t)g.H * g.W;
-    const float *wt = k->w[0] + (size_t)r.c0 * g.K;
-    float *dw = k->dw[0] ? k->dw[0] + (size_t)r.c0 * g.K : NULL;
-    float *db = n->a.bias && k->dw[1] ? k->dw[1] + r.c0 : NULL;
     float *dx = k->dx[0];
     const int relu = n->a.act == PML_ACT_RELU;
     float *col = k->ws;
     float *dym = k->ws + (size_t)g.K * cr * g.Wo;
-    if (!dw && !db && !dx) return;
-    for (int s = r.n0; s < r.n1; s++) {
-        const float *xs = k->x[0] + (size_t)s * g.C * HW;
-        for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
-            int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
-            int P = (r1 - r0) * g.Wo;
-            size_t off = (size_t)s * g.O * HWo + (size_t)r.c0 * HWo + (size_t)r0 * g.Wo;
-            const float *d = k->dy + off;
-            int ldd = (int)HWo;
-            if (relu) {
-                relu_mask(d, k->y + off, HWo, nc, P, dym);
-                d = dym;
-                ldd = P;
-            }
-            if (db) bias_grad(d, (size_t)ldd, nc, P, db);
-            if (dw) {
-                const float *cm = col;
-                int ldcol = P;
-                if (g.direct) {
-                    cm = xs + (size_t)r0 * g.W;
-                    ldcol = (int)HW;
-                } else {
-                    im2col(&g, xs, r0, r1, col);
+    if (!k->dw[0] && !(n->a.bias && k->dw[1]) && !dx) return;
+    for (int s = r.n0; s < r.n1; s++)
+        FOR_GROUPS(g, r.c0, r.c1, gi, o0, o1)
+        {
+            const int nc = o1 - o0;
+            const float *xs = k->x[0] + ((size_t)s * g.G + gi) * g.C * HW;
+            const float *wt = k->w[0] + (size_t)o0 * g.K;
+            float *dw = k->dw[0] ? k->dw[0] + (size_t)o0 * g.K : NULL;
+            float *db = n->a.bias && k->dw[1] ? k->dw[1] + o0 : NULL;
+            for (int r0 = r.h0; r0 < r.h1; r0 += cr) {
+                int r1 = r0 + cr < r.h1 ? r0 + cr : r.h1;
+                int P = (r1 - r0) * g.Wo;
+                size_t off = (size_t)s * g.O * HWo + (size_t)o0 * HWo + (size_t)r0 * g.Wo;
+                const float *d = k->dy + off;
+                int ldd = (int)HWo;
+                if (relu) {
+                    relu_mask(d, k->y + off, HWo, nc, P, dym);
+                    d = dym;
+                    ldd = P;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, g.K, P, 1.0f, d, ldd, cm,
-                            ldcol, 1.0f, dw, g.K);
-            }
-            if (dx) {
-                float *dxs = dx + (size_t)s * g.C * HW;
-                if (g.direct) {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt, g.K,
-                                d, ldd, 1.0f, dxs + (size_t)r0 * g.W, (int)HW);
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt, g.K,
-                                d, ldd, 0.0f, col, P);
-                    col2im_add(&g, col, r0, r1, dxs);
+                if (db) bias_grad(d, (size_t)ldd, nc, P, db);
+                if (dw) {
+                    const float *cm = col;
+                    int ldcol = P;
+                    if (g.direct) {
+                        cm = xs + (size_t)r0 * g.W;
+                        ldcol = (int)HW;
+                    } else {
+                        im2col(&g, xs, r0, r1, col);
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, g.K, P, 1.0f, d, ldd,
+                                cm, ldcol, 1.0f, dw, g.K);
+                }
+                if (dx) {
+                    float *dxs = dx + ((size_t)s * g.G + gi) * g.C * HW;
+                    if (g.direct) {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt,
+                                    g.K, d, ldd, 1.0f, dxs + (size_t)r0 * g.W, (int)HW);
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, P, nc, 1.0f, wt,
+                                    g.K, d, ldd, 0.0f, col, P);
+                        col2im_add(&g, col, r0, r1, dxs);
+                    }
                 }
             }
         }
-    }
 }
 
 /* ---------------------------------------------------------------- reference kernels */
 
-// x (N,C,H,W), w (O,C,KH,KW), b (O) -> y (N,O,Ho,Wo): direct loops, double accumulation
+// x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo): direct loops, double accumulation
 void pml__conv2d_fwd_ref(const pml_kctx *k)
 {
     const pml_node *n = k->node;
@@ -368,14 +400,15 @@ void pml__conv2d_fwd_ref(const pml_kctx *k)
             for (int i = r.h0; i < r.h1; i++)
                 for (int j = 0; j < g.Wo; j++) {
                     double acc = n->a.bias ? k->w[1][o] : 0.0;
+                    const int c0 = o / g.Og * g.C; /* the group's first input channel */
                     for (int c = 0; c < g.C; c++)
                         for (int p = 0; p < g.kh; p++)
                             for (int q = 0; q < g.kw; q++) {
-                                int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                                int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
                                 if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                                acc +=
-                                    (double)k->x[0][((size_t)(s * g.C + c) * g.H + iy) * g.W + ix] *
-                                    k->w[0][((size_t)(o * g.C + c) * g.kh + p) * g.kw + q];
+                                acc += (double)k->x[0][((size_t)(s * g.G * g.C + c0 + c) * g.H +
+                                                        iy) * g.W + ix] *
+                                       k->w[0][((size_t)(o * g.C + c) * g.kh + p) * g.kw + q];
                             }
                     if (n->a.act == PML_ACT_RELU && acc < 0) acc = 0;
                     k->y[((size_t)(s * g.O + o) * g.Ho + i) * g.Wo + j] = (float)acc;
@@ -396,12 +429,14 @@ void pml__conv2d_bwd_ref(const pml_kctx *k)
                     float d = k->dy[yi];
                     if (n->a.act == PML_ACT_RELU && !(k->y[yi] > 0)) d = 0;
                     if (n->a.bias && k->dw[1]) k->dw[1][o] += d;
+                    const int c0 = o / g.Og * g.C;
                     for (int c = 0; c < g.C; c++)
                         for (int p = 0; p < g.kh; p++)
                             for (int q = 0; q < g.kw; q++) {
-                                int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                                int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
                                 if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                                size_t xi = ((size_t)(s * g.C + c) * g.H + iy) * g.W + ix;
+                                size_t xi =
+                                    ((size_t)(s * g.G * g.C + c0 + c) * g.H + iy) * g.W + ix;
                                 size_t wi = ((size_t)(o * g.C + c) * g.kh + p) * g.kw + q;
                                 if (k->dw[0]) k->dw[0][wi] += d * k->x[0][xi];
                                 if (k->dx[0]) k->dx[0][xi] += d * k->w[0][wi];

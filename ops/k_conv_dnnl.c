@@ -65,6 +65,12 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 
 /* ---------------------------------------------------------------- shapes */
 
+/* convolutions without groups or dilation (the others run on im2col + sgemm) */
+static bool plain(const pml_node *n)
+{
+    return n->a.groups <= 1 && n->a.dh <= 1 && n->a.dw <= 1;
+}
+
 typedef struct dkey {
     int bwd, N, C, H, W, O, Oall, Ho, Wo, kh, kw, sh, sw, pt, pl, pb, pr, bias, relu;
 } dkey;
@@ -607,7 +613,7 @@ static int decide(const dconv *d, const pml_kctx *k)
 
 size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 {
-    if (atomic_load(&conv_backend) == PML_CONV_BLAS) return 0;
+    if (atomic_load(&conv_backend) == PML_CONV_BLAS || !plain(n)) return 0;
     if (r.h0 != 0 || r.h1 != n->out.h || r.n1 <= r.n0 || r.c1 <= r.c0) return 0;
     size_t most = 0;
     for (int bwd = 0; bwd < 2; bwd++) {
@@ -622,8 +628,8 @@ bool pml__conv2d_dnnl(const pml_kctx *k, bool bwd)
 {
     const int mode = atomic_load(&conv_backend);
     const pml_region r = k->r;
-    if (mode == PML_CONV_BLAS || r.h0 != 0 || r.h1 != k->node->out.h || r.n1 <= r.n0 ||
-        r.c1 <= r.c0)
+    if (mode == PML_CONV_BLAS || !plain(k->node) || r.h0 != 0 || r.h1 != k->node->out.h ||
+        r.n1 <= r.n0 || r.c1 <= r.c0)
         return false;
     const dkey key = key_of(k->node, k->xs[0], r, bwd);
     dconv *d = entry(&key);

@@ -157,6 +157,8 @@ typedef struct pml_attrs {
     int global;           /* (in) pools: pool over the whole map */
     int count_pad;        /* (in) avgpool: divide by the full window, padding included */
     int ceil_mode;        /* (in) pools: ceil output size */
+    int groups;           /* (in) conv2d: channel groups (1; the input's channels for depthwise) */
+    int dh, dw;           /* (in) conv2d: dilation (1) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */

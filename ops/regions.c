@@ -13,7 +13,8 @@ static pml_region whole(pml_region out, pml_shape in)
 /* input rows read by output rows [h0, h1) of a window op */
 static void window_rows(const pml_node *n, pml_shape in, pml_region out, int *lo, int *hi)
 {
-    int a = out.h0 * n->a.sh - n->a.pt, b = (out.h1 - 1) * n->a.sh - n->a.pt + n->a.kh;
+    const int dh = n->a.dh > 1 ? n->a.dh : 1; /* conv2d's dilation */
+    int a = out.h0 * n->a.sh - n->a.pt, b = (out.h1 - 1) * n->a.sh - n->a.pt + dh * (n->a.kh - 1) + 1;
     *lo = a < 0 ? 0 : a;
     *hi = b > in.h ? in.h : b;
     if (*hi < *lo) *hi = *lo;
@@ -42,6 +43,12 @@ pml_region pml__conv2d_in_region(const pml_node *n, const pml_shape *in, int nin
 {
     pml_region r = whole(out, in[0]);
     window_rows(n, in[0], out, &r.h0, &r.h1);
+    const int G = n->a.groups > 1 ? n->a.groups : 1;
+    if (G > 1 && out.c1 > out.c0) { /* the input channels of the groups out's channels touch */
+        const int og = n->out.c / G, cg = in[0].c / G;
+        r.c0 = out.c0 / og * cg;
+        r.c1 = ((out.c1 - 1) / og + 1) * cg;
+    }
     return r;
 }
 

@@ -114,6 +114,32 @@ static pml_status build_branchy(pml_graph *g)
     return pml_graph_finalize(g);
 }
 
+/* Grouped, depthwise and dilated convolutions (ONNX models) split every way, against the
+ * reference: a part of a grouped conv reads only its groups' input channels. */
+static void t_grouped_matches_reference(void)
+{
+    static const char text[] =
+        "digraph grouped { graph [input_shape=\"4x10x10\", classes=5];\n"
+        "  x [op=input];\n"
+        "  g2 [op=conv2d, out=6, kernel=3, padding=1, groups=2, act=relu];\n"
+        "  dw [op=conv2d, out=6, kernel=3, padding=2, groups=6, dilation=2, bias=0];\n"
+        "  dl [op=conv2d, out=4, kernel=\"3x2\", stride=2, dilation=\"2x3\", act=relu];\n"
+        "  f [op=flatten]; fc [op=linear, out=5]; loss [op=softmax_xent];\n"
+        "  x -> g2 -> dw -> dl -> f -> fc -> loss;\n}\n";
+    pml_graph g;
+    CHECK_OK(pml_model_parse_dot(text, sizeof text - 1, "grouped.dot", &g));
+    if (!g.finalized) return;
+    double ref[10], fast[10];
+    pml_exec_opts o = {.batch = 6, .threads = 1, .seed = 5, .reference = true};
+    run_steps(&g, o, 10, 6, ref);
+    o.reference = false;
+    run_steps(&g, o, 10, 6, fast);
+    for (int s = 0; s < 10; s++) CHECK_NEAR(fast[s], ref[s], 1e-4);
+    compare_threaded(&g, o, 10, 6, ref, 1e-4);
+    CHECK_MSG(ref[9] < ref[0], "loss went from %g to %g", ref[0], ref[9]);
+    pml_graph_free(&g);
+}
+
 static void t_branchy_matches_reference(void)
 {
     pml_graph g;
@@ -307,6 +333,7 @@ static const pml_test tests[] = {
     {"cnn_matches_reference", t_cnn_matches_reference},
     {"flowers_matches_reference", t_flowers_matches_reference},
     {"branchy_matches_reference", t_branchy_matches_reference},
+    {"grouped_matches_reference", t_grouped_matches_reference},
     {"grad_mlp", t_grad_mlp},
     {"grad_branchy", t_grad_branchy},
     {"adam_matches_keras", t_adam_matches_keras},

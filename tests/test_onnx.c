@@ -101,7 +101,7 @@ static void t_backend_data(void)
     }
     counts all = {0};
     run_dir("node", 44, &all);
-    run_dir("pytorch-converted", 24, &all);
+    run_dir("pytorch-converted", 33, &all);
     run_dir("pytorch-operator", 4, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
@@ -561,10 +561,24 @@ static void t_cut_and_mutated(void)
 /* a zoo model written as ONNX and read back: the same graph, weights and outputs */
 static void t_export_roundtrip(void)
 {
-    const char *specs[] = {"mlp:dropout=0.2", "fashion-cnn", "resnet50:size=64,classes=10",
+    /* grouped, depthwise and dilated convolutions from a DOT file */
+    char dot[] = "/tmp/pml-onnx-XXXXXX.dot";
+    int fd = mkstemps(dot, 4);
+    CHECK(fd >= 0);
+    static const char text[] =
+        "digraph grouped { graph [input_shape=\"4x12x12\", classes=5];\n"
+        "  x [op=input];\n"
+        "  g2 [op=conv2d, out=6, kernel=3, padding=1, groups=2, act=relu];\n"
+        "  dw [op=conv2d, out=6, kernel=3, padding=2, groups=6, dilation=2, bias=0];\n"
+        "  dl [op=conv2d, out=4, kernel=\"3x2\", stride=2, dilation=\"2x3\", act=relu];\n"
+        "  f [op=flatten]; fc [op=linear, out=5]; loss [op=softmax_xent];\n"
+        "  x -> g2 -> dw -> dl -> f -> fc -> loss;\n}\n";
+    CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+    close(fd);
+    const char *specs[] = {dot, "mlp:dropout=0.2", "fashion-cnn", "resnet50:size=64,classes=10",
                            "inception-v3:size=75,classes=10"};
     char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
-    int fd = mkstemps(path, 5);
+    fd = mkstemps(path, 5);
     CHECK(fd >= 0);
     close(fd);
     for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
@@ -582,7 +596,8 @@ static void t_export_roundtrip(void)
                           x->a.out == y->a.out && x->a.act == y->a.act && x->a.pt == y->a.pt &&
                           x->a.pb == y->a.pb && x->a.kh == y->a.kh && x->a.sh == y->a.sh &&
                           x->a.count_pad == y->a.count_pad && x->a.bias == y->a.bias &&
-                          x->a.global == y->a.global && x->a.eps == y->a.eps,
+                          x->a.global == y->a.global && x->a.eps == y->a.eps &&
+                          x->a.groups == y->a.groups && x->a.dh == y->a.dh && x->a.dw == y->a.dw,
                       "%s: node %d '%s' (%s) reads back as '%s' (%s)", specs[k], i, x->name,
                       pml_op_name(x->op), y->name, pml_op_name(y->op));
         }
@@ -606,6 +621,7 @@ static void t_export_roundtrip(void)
         pml_onnx_free(&b);
     }
     unlink(path);
+    unlink(dot);
 }
 
 /* ---------------------------------------------------------------- tensor files */

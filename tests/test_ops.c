@@ -132,6 +132,15 @@ static tcase *conv(int N, pml_shape x, int out, int kh, int kw, int sh, int sw, 
     return t;
 }
 
+static void conv_groups(tcase *t, int groups, int dh, int dw)
+{
+    t->a.groups = groups;
+    t->a.dh = dh;
+    t->a.dw = dw;
+    size_t n = strlen(t->desc);
+    snprintf(t->desc + n, sizeof t->desc - n, " groups=%d d=%dx%d", groups, dh, dw);
+}
+
 static tcase *pool(pml_op_type op, int N, pml_shape x, int kh, int kw, int sh, int sw, int pad,
                    int ph, int pw, int ceil_mode, int count_pad, int global)
 {
@@ -199,6 +208,12 @@ static void build_cases(void)
     conv(3, (pml_shape){4, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* direct 1x1 */
     conv(2, (pml_shape){4, 6, 7}, 3, 1, 1, 2, 2, PML_PAD_VALID, 0, 0, 0, 0); /* strided 1x1 */
     conv(2, (pml_shape){1, 9, 9}, 4, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* C = 1 */
+    /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
+    conv_groups(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
+    conv_groups(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
+    conv_groups(conv(2, (pml_shape){2, 9, 9}, 3, 3, 2, 1, 1, PML_PAD_EXPLICIT, 2, 1, 1, 0), 1, 2, 3);
+    conv_groups(conv(2, (pml_shape){4, 10, 9}, 4, 3, 3, 1, 2, PML_PAD_SAME, 0, 0, 1, 1), 4, 2, 2);
+    conv_groups(conv(2, (pml_shape){6, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 1), 3, 1, 1);
     conv(2, (pml_shape){2, 7, 7}, 3, 5, 5, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);
     conv(2, (pml_shape){3, 11, 10}, 2, 7, 7, 2, 2, PML_PAD_EXPLICIT, 3, 3, 0, 1);
     conv(1, (pml_shape){2, 1, 6}, 3, 1, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1);  /* one row */
@@ -1439,12 +1454,35 @@ static void t_conv2d_dnnl(void)
     pml_conv_backend(PML_CONV_AUTO);
 }
 
+/* groups and dilation: shapes, FLOPs, the input region a part reads, refusals */
+static void t_conv2d_groups(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_CONV2D);
+    a.out = 6, a.kh = a.kw = 3, a.groups = 2, a.dh = 2, a.dw = 3;
+    CHECK_OK(infer1(&n, PML_OP_CONV2D, &a, (pml_shape){4, 11, 13}));
+    /* extents 5x7: 11 - 5 + 1 = 7 rows, 13 - 7 + 1 = 7 columns */
+    CHECK(n.out.c == 6 && n.out.h == 7 && n.out.w == 7);
+    CHECK(n.param_size[0] == 6 * 2 * 9); /* (O, C/G, kh, kw) */
+    pml_shape in = {4, 11, 13};
+    CHECK_NEAR(pml_ops[PML_OP_CONV2D].flops(&n, &in, 1), 2.0 * 6 * 49 * 2 * 9 + 6 * 49, 1e-12);
+    pml_region r = pml_ops[PML_OP_CONV2D].in_region(&n, &in, 1, 0, (pml_region){0, 2, 3, 6, 0, 1});
+    CHECK(r.c0 == 2 && r.c1 == 4 && r.h0 == 0 && r.h1 == 5); /* group 1; rows 0, 2, 4 */
+    r = pml_ops[PML_OP_CONV2D].in_region(&n, &in, 1, 0, (pml_region){0, 2, 2, 4, 3, 5});
+    CHECK(r.c0 == 0 && r.c1 == 4 && r.h0 == 3 && r.h1 == 9);
+    a.groups = 3; /* does not divide 4 channels */
+    CHECK(infer1(&n, PML_OP_CONV2D, &a, in) == PML_ESHAPE && strstr(pml_errmsg(), "groups=3"));
+    a.groups = 1, a.dh = 6; /* extent 13 > 11 rows */
+    CHECK(infer1(&n, PML_OP_CONV2D, &a, in) == PML_ESHAPE);
+}
+
 static const pml_test tests[] = {
 #define PML__X(name, str) {str, t_op_##name},
     PML_OP_MAP(PML__X)
 #undef PML__X
         {"every_op_has_cases", t_every_op_has_cases},
     {"conv2d_shapes", t_conv2d_shapes},
+    {"conv2d_groups", t_conv2d_groups},
     {"conv2d_errors", t_conv2d_errors},
     {"conv2d_values", t_conv2d_values},
     {"conv2d_blas", t_conv2d_blas},
