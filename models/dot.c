@@ -123,6 +123,11 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D)},
 };
 
+static const char *pad_name(int mode)
+{
+    return mode == PML_PAD_SAME ? "same" : mode == PML_PAD_SAME_LOWER ? "same_lower" : "valid";
+}
+
 /* One node's attributes as given. */
 typedef struct given {
     bool set[A_COUNT];
@@ -217,6 +222,9 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
     case K_PAD:
         if (strcmp(val, "same") == 0) {
             gv->pad_mode = PML_PAD_SAME;
+            ok = true;
+        } else if (strcmp(val, "same_lower") == 0) {
+            gv->pad_mode = PML_PAD_SAME_LOWER;
             ok = true;
         } else if (strcmp(val, "valid") == 0) {
             gv->pad_mode = PML_PAD_VALID;
@@ -316,7 +324,7 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
             } else if (gv->pad_mode != PML_PAD_EXPLICIT && has_phw) {
                 return pml_fail(PML_EFORMAT, "%s: %s: ph/pw need padding=explicit (padding is %s)",
                                 r->src, where_node(n),
-                                gv->pad_mode == PML_PAD_SAME ? "same" : "valid");
+                                pad_name(gv->pad_mode));
             }
         } else if (has_phw) {
             a->pad_mode = PML_PAD_EXPLICIT;
@@ -669,10 +677,6 @@ static void put_id(FILE *f, const char *s)
     fputs(pml_dot_id(s, buf, sizeof buf), f);
 }
 
-static const char *pad_name(int mode)
-{
-    return mode == PML_PAD_SAME ? "same" : "valid";
-}
 
 static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_ext *ext)
 {

@@ -47,8 +47,9 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *     conv2d:         groups=G (1: G groups of input and output channels; the input's channels:
  *                     depthwise), dilation=D or "DHxDW" (1)
  *     conv2d, pools:  kernel=K or "KHxKW" (conv2d: required; pools: 2), stride=S or "SHxSW"
- *                     (conv2d: 1; pools: the kernel), padding=valid|same|P|"PHxPW" (valid; a
- *                     number is explicit symmetric padding). kh/kw, sh/sw, ph/pw (with
+ *                     (conv2d: 1; pools: the kernel), padding=valid|same|same_lower|P|"PHxPW"
+ *                     (valid; same puts an odd cell of padding at the end, same_lower at the
+ *                     start; a number is explicit symmetric padding). kh/kw, sh/sw, ph/pw (with
  *                     padding=explicit or none) may be given instead of kernel, stride, padding.
  *     pools:          global=0|1 (0: pool the whole map; kernel and stride then default to 1),
  *                     ceil_mode=0|1 (0); avgpool2d: count_pad=0|1 (0: divide by the window
@@ -233,7 +234,7 @@ bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, d
 /* ---------------------------------------------------------------- ONNX models (models/onnx.c)
  *
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
- * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER),
+ * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER),
  * Gemm and MatMul (+ Add of a vector) as linear, Relu, MaxPool, AveragePool, GlobalAveragePool,
  * BatchNormalization (inference form), Flatten (axis 1), Reshape to (batch, -1), Add of equal
  * shapes, Concat of channels, Dropout, Softmax of the output, Identity; Constant, Shape, Gather,

@@ -693,14 +693,12 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
     w->pad_mode = PML_PAD_EXPLICIT;
     if (attr_str_is(im, "auto_pad", "SAME_UPPER", false)) {
         w->pad_mode = PML_PAD_SAME;
-        if (sp == 1)
-            return nfail(im, PML_EUNSUPPORTED, "auto_pad SAME_UPPER on a 1-D input");
+    } else if (attr_str_is(im, "auto_pad", "SAME_LOWER", false)) {
+        w->pad_mode = PML_PAD_SAME_LOWER;
     } else if (attr_str_is(im, "auto_pad", "VALID", false)) {
         w->pad_mode = PML_PAD_VALID;
     } else if (!attr_str_is(im, "auto_pad", "NOTSET", true)) {
-        return nfail(im, PML_EUNSUPPORTED,
-                     "auto_pad other than NOTSET, VALID and SAME_UPPER (pml's 'same' pads the "
-                     "end)");
+        return nfail(im, PML_EFORMAT, "auto_pad is not NOTSET, VALID, SAME_UPPER or SAME_LOWER");
     }
     if (w->pad_mode != PML_PAD_EXPLICIT && p)
         return nfail(im, PML_EFORMAT, "pads given with auto_pad");
@@ -862,9 +860,9 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
             return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
         if (attr_int(im, "storage_order", 0) != 0)
             return nfail(im, PML_EUNSUPPORTED, "storage_order=1");
-        if (2 * wd.ph > wd.kh || 2 * wd.pw > wd.kw)
+        if (wd.ph >= wd.kh || wd.pw >= wd.kw)
             return nfail(im, PML_EUNSUPPORTED,
-                         "pads %dx%d larger than half the kernel %dx%d (windows wholly in the "
+                         "pads %dx%d not smaller than the kernel %dx%d (windows wholly in the "
                          "padding)",
                          wd.ph, wd.pw, wd.kh, wd.kw);
         a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;

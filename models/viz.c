@@ -438,6 +438,8 @@ static void window_str(char *buf, size_t cap, const pml_attrs *a)
     }
     if (a->pad_mode == PML_PAD_SAME)
         snprintf(p, sizeof p, " same");
+    else if (a->pad_mode == PML_PAD_SAME_LOWER)
+        snprintf(p, sizeof p, " same_lower");
     else if (a->pad_mode == PML_PAD_EXPLICIT && (a->ph || a->pw)) {
         if (a->ph == a->pw)
             snprintf(p, sizeof p, " pad %d", a->ph);

@@ -129,12 +129,16 @@ int pml__window_out(int in, int k, int s, int mode, int pexp, int ceil_mode, int
 {
     int pb = 0, pa = 0, out;
     if (k <= 0 || s <= 0 || in <= 0) return 0;
-    if (mode == PML_PAD_SAME) {
+    if (mode == PML_PAD_SAME || mode == PML_PAD_SAME_LOWER) {
         out = (in + s - 1) / s;
         int total = (out - 1) * s + k - in;
         if (total < 0) total = 0;
         pb = total / 2;
         pa = total - pb;
+        if (mode == PML_PAD_SAME_LOWER) { /* the odd cell before */
+            pa = total / 2;
+            pb = total - pa;
+        }
     } else {
         if (mode == PML_PAD_EXPLICIT) pb = pa = pexp;
         int span = in + pb + pa - k;

@@ -81,7 +81,7 @@ pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
         return pml_fail(PML_EFORMAT, "node '%s' (conv2d): stride %dx%d must be positive", n->name,
                         a->sh, a->sw);
     if (a->pad_mode != PML_PAD_VALID && a->pad_mode != PML_PAD_SAME &&
-        a->pad_mode != PML_PAD_EXPLICIT)
+        a->pad_mode != PML_PAD_SAME_LOWER && a->pad_mode != PML_PAD_EXPLICIT)
         return pml_fail(PML_EFORMAT,
                         "node '%s' (conv2d): padding mode %d is not valid, same or "
                         "explicit",

@@ -8,8 +8,8 @@
  *   window clipped to the padded input (PyTorch count_include_pad=True: padded cells count but
  *   contribute 0; window cells beyond the padding that ceil_mode adds do not count).
  * - global: pools the whole map to 1x1 (kernel, stride and padding are ignored).
- * Explicit padding must be at most half the kernel (as in PyTorch), so every window holds at
- * least one real cell. */
+ * Explicit padding must be smaller than the kernel (ONNX allows that; PyTorch at most half), so
+ * every window holds at least one real cell. */
 #include "kernels.h"
 
 #include <math.h>
@@ -51,8 +51,9 @@ static pgeom pgeom_of(const pml_node *n, pml_shape in)
     g.pt = a->pt;
     g.pl = a->pl;
     /* nominal padding after: the one the user asked for, without ceil_mode's extra */
-    int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : a->pad_mode == PML_PAD_SAME ? a->pb : 0;
-    int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : a->pad_mode == PML_PAD_SAME ? a->pr : 0;
+    const bool same = a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER;
+    int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : same ? a->pb : 0;
+    int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : same ? a->pr : 0;
     g.hlim = in.h + ph;
     g.wlim = in.w + pw;
     return g;
@@ -88,6 +89,7 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
         return pml_fail(PML_EFORMAT, "node '%s' (%s): stride %dx%d must be positive", n->name, op,
                         a->sh, a->sw);
     if (a->pad_mode != PML_PAD_VALID && a->pad_mode != PML_PAD_SAME &&
+        a->pad_mode != PML_PAD_SAME_LOWER &&
         a->pad_mode != PML_PAD_EXPLICIT)
         return pml_fail(PML_EFORMAT,
                         "node '%s' (%s): padding mode %d is not valid, same or explicit", n->name,
@@ -96,9 +98,9 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
         if (a->ph < 0 || a->pw < 0)
             return pml_fail(PML_EFORMAT, "node '%s' (%s): padding %dx%d must not be negative",
                             n->name, op, a->ph, a->pw);
-        if (2 * a->ph > a->kh || 2 * a->pw > a->kw)
+        if (a->ph >= a->kh || a->pw >= a->kw)
             return pml_fail(PML_EFORMAT,
-                            "node '%s' (%s): padding %dx%d must be at most half the kernel %dx%d",
+                            "node '%s' (%s): padding %dx%d must be smaller than the kernel %dx%d",
                             n->name, op, a->ph, a->pw, a->kh, a->kw);
     }
     int ho = pml__window_out(x.h, a->kh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);

@@ -133,7 +133,9 @@ const char *pml_op_name(pml_op_type op);
 /** \return the op type called \p name, or PML_OP_COUNT when there is none. */
 pml_op_type pml_op_from_name(const char *name);
 
-enum { PML_PAD_VALID = 0, PML_PAD_SAME = 1, PML_PAD_EXPLICIT = 2 };
+/* same: the output has ceil(in / stride) positions, the padding split evenly with the extra cell
+ * at the end (TensorFlow, ONNX SAME_UPPER); same_lower: the extra cell at the start */
+enum { PML_PAD_VALID = 0, PML_PAD_SAME = 1, PML_PAD_EXPLICIT = 2, PML_PAD_SAME_LOWER = 3 };
 enum { PML_ACT_NONE = 0, PML_ACT_RELU = 1 };
 
 /* Splittable dimensions (FlexFlow SOAP): a bit set. */
@@ -150,7 +152,7 @@ typedef struct pml_attrs {
     int out;              /* (in) linear units, conv filters */
     int kh, kw;           /* (in) kernel size: conv, pool */
     int sh, sw;           /* (in) strides */
-    int pad_mode;         /* (in) PML_PAD_VALID / SAME / EXPLICIT */
+    int pad_mode;         /* (in) PML_PAD_VALID / SAME / SAME_LOWER / EXPLICIT */
     int ph, pw;           /* (in) explicit symmetric padding (PML_PAD_EXPLICIT) */
     int act;              /* (in) fused activation: PML_ACT_NONE / RELU (linear, conv2d) */
     int bias;             /* (in) 1 when the op has a bias (linear, conv2d) */

@@ -100,7 +100,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 44, &all);
+    run_dir("node", 50, &all);
     run_dir("pytorch-converted", 33, &all);
     run_dir("pytorch-operator", 4, &all);
     run_dir("simple", 1, &all);

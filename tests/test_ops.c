@@ -108,7 +108,10 @@ static tcase *add_case(pml_op_type op, int N, int nin, const pml_shape *in, cons
 
 static const char *pad_name(int m)
 {
-    return m == PML_PAD_SAME ? "same" : m == PML_PAD_EXPLICIT ? "explicit" : "valid";
+    return m == PML_PAD_SAME         ? "same"
+           : m == PML_PAD_SAME_LOWER ? "same_lower"
+           : m == PML_PAD_EXPLICIT   ? "explicit"
+                                     : "valid";
 }
 
 static tcase *conv(int N, pml_shape x, int out, int kh, int kw, int sh, int sw, int pad, int ph,
@@ -208,6 +211,7 @@ static void build_cases(void)
     conv(3, (pml_shape){4, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* direct 1x1 */
     conv(2, (pml_shape){4, 6, 7}, 3, 1, 1, 2, 2, PML_PAD_VALID, 0, 0, 0, 0); /* strided 1x1 */
     conv(2, (pml_shape){1, 9, 9}, 4, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* C = 1 */
+    conv(2, (pml_shape){2, 8, 7}, 3, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 1, 1);
     /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
     conv_groups(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
     conv_groups(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
@@ -235,6 +239,13 @@ static void build_cases(void)
     pool(PML_OP_MAXPOOL2D, 2, s, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 1, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 9, 9}, 3, 3, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 7, 8}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 0, 0, 0);
+    pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 7, 8}, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 0, 0, 0);
+    /* padding over half the window (ONNX's test_maxpool_2d_pads) */
+    pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5, 6}, 3, 3, 1, 1, PML_PAD_EXPLICIT, 2, 2, 0, 0, 0);
+    pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 5, 6}, 3, 3, 1, 2, PML_PAD_EXPLICIT, 2, 1, 0, 0, 0);
+    pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 5, 6}, 3, 3, 2, 1, PML_PAD_EXPLICIT, 2, 2, 1, 1, 0);
+    pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 7}, 3, 2, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 0, 1, 0);
+    pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 7}, 2, 2, 1, 1, PML_PAD_SAME_LOWER, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 7, 7}, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 6, 7}, 2, 2, 2, 2, PML_PAD_SAME, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5, 7}, 3, 2, 2, 1, PML_PAD_EXPLICIT, 1, 1, 1, 0, 0);
@@ -1159,8 +1170,8 @@ static void t_pool_errors(void)
         expect_fail(op, &a, x, PML_EFORMAT, "kernel");
         a = pool_attrs(op, 2, 0, PML_PAD_VALID, 0, 0);
         expect_fail(op, &a, x, PML_EFORMAT, "stride");
-        a = pool_attrs(op, 3, 1, PML_PAD_EXPLICIT, 2, 0);
-        expect_fail(op, &a, x, PML_EFORMAT, "at most half the kernel");
+        a = pool_attrs(op, 3, 1, PML_PAD_EXPLICIT, 3, 0);
+        expect_fail(op, &a, x, PML_EFORMAT, "smaller than the kernel");
         a = pool_attrs(op, 6, 1, PML_PAD_VALID, 0, 0);
         expect_fail(op, &a, x, PML_ESHAPE, "kernel 6x6 is larger than the padded input 5x5");
         a = pool_attrs(op, 2, 2, -1, 0, 0);
