@@ -291,7 +291,8 @@ void pml_onnx_free(pml_onnx *m);
 /** Writes a finalised model and its weights (\p params, \p state as laid out in g) as an ONNX
  * model (opset 13), atomically: one node per op (a fused relu as a Relu after it), weights as
  * initializers in ONNX's layouts (conv OIHW, Gemm (in, out)), the input (N, C, H, W) or (N, C)
- * with N symbolic, the logits as the output (N, classes): the loss head is pml's. Reading it
+ * with N symbolic, the logits as the output (N, classes) (or (N, classes, 1, 1) when a pool
+ * made them): the loss head is pml's. Reading it
  * back gives the same model and outputs. \return PML_OK or an error naming the file. */
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path);

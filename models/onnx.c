@@ -2082,14 +2082,27 @@ static void ex_free(ex *e)
     free(e->names);
 }
 
-/* a window's attributes: kernel, strides, pads as pml resolved them */
+/* a window's attributes: kernel, strides, and the padding as given (same: auto_pad; ceil_mode's
+ * extra cells are ONNX's as they are pml's) */
 static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
 {
     const pml_attrs *a = &p->a;
-    int64_t k[2] = {a->kh, a->kw}, s[2] = {a->sh, a->sw}, pads[4] = {a->pt, a->pl, a->pb, a->pr};
+    int64_t k[2] = {a->kh, a->kw}, s[2] = {a->sh, a->sw};
     ex_attr_ints(e, n, "kernel_shape", 2, k);
     ex_attr_ints(e, n, "strides", 2, s);
-    ex_attr_ints(e, n, "pads", 4, pads);
+    if (a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER) {
+        Onnx__AttributeProto *x = ex_attr(e, n, "auto_pad", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+        if (x) {
+            x->has_s = 1;
+            x->s.data = (uint8_t *)(a->pad_mode == PML_PAD_SAME ? "SAME_UPPER" : "SAME_LOWER");
+            x->s.len = strlen((const char *)x->s.data);
+        }
+    } else {
+        const int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
+        const int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
+        int64_t pads[4] = {ph, pw, ph, pw};
+        ex_attr_ints(e, n, "pads", 4, pads);
+    }
 }
 
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
@@ -2140,7 +2153,14 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         int64_t d[4];
         switch (p->op) {
         case PML_OP_INPUT: {
+            /* (N, C) when it is a vector that no window reads */
             rank[id] = p->out.h == 1 && p->out.w == 1 ? 2 : 4;
+            for (int j = 0; j < g->nnodes; j++)
+                for (int i = 0; i < g->nodes[j].nin; i++)
+                    if (g->nodes[j].in[i] == id && (g->nodes[j].op == PML_OP_CONV2D ||
+                                                    g->nodes[j].op == PML_OP_MAXPOOL2D ||
+                                                    g->nodes[j].op == PML_OP_AVGPOOL2D))
+                        rank[id] = 4;
             int64_t dd[4] = {-1, p->out.c, p->out.h, p->out.w};
             ex_io(&e, 0, out, rank[id], dd);
             e.inp[0] = &e.io[0];
@@ -2244,13 +2264,9 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         }
         case PML_OP_SOFTMAX_XENT: { /* the logits are the output */
             const pml_node *l = &g->nodes[p->in[0]];
-            char *lo = vname[p->in[0]];
-            if (rank[p->in[0]] != 2) {
-                lo = ex_str(&e, "logits");
-                ex_node(&e, "Flatten", "logits", lo, 1, &vname[p->in[0]]);
-            }
-            int64_t dd[2] = {-1, l->out.c};
-            ex_io(&e, 1, lo, 2, dd);
+            /* (N, C) or (N, C, 1, 1) as it is (pml's logits are vectors) */
+            int64_t dd[4] = {-1, l->out.c, 1, 1};
+            ex_io(&e, 1, vname[p->in[0]], rank[p->in[0]], dd);
             e.outp[0] = &e.io[1];
             e.g.output = e.outp;
             e.g.n_output = 1;

@@ -55,6 +55,41 @@ static void run_set(const char *model, const char *set, counts *c)
     ok = ok && pml_tensor_compare(&y, &e, 1e-3, 1e-7, &d) && d.bad == 0;
     if (ok) {
         c->passed++;
+        /* exported and read back: the same graph and outputs (run-time weights bound first) */
+        char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+        int fd = mkstemps(path, 5);
+        pml_onnx b;
+        pml_tensor yb = {0};
+        bool back = fd >= 0 && pml_onnx_write(&m.g, m.params, m.state, path) == PML_OK &&
+                    pml_onnx_read(path, 1, &b) == PML_OK;
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        CHECK_MSG(back, "%s: exported, not read back: %s", set, pml_errmsg());
+        if (back) {
+            CHECK_MSG(b.g.nnodes == m.g.nnodes && b.g.nparams == m.g.nparams, "%s: %d nodes back, "
+                      "%d before", set, b.g.nnodes, m.g.nnodes);
+            /* 1-D models come back 2-D: (N, C, L) is written (N, C, L, 1) */
+            pml_tensor x = in[0];
+            x.rank = b.inputs[0].rank;
+            for (int k = 1; k < x.rank; k++) x.dims[k] = b.inputs[0].dims[k];
+            CHECK(b.ninputs == 1 && pml_infer_run(&b, &x, 1, 0, &yb) == PML_OK && yb.n == y.n);
+            yb.rank = y.rank;
+            memcpy(yb.dims, y.dims, sizeof y.dims);
+            /* the export's output is the logits: a Softmax output is their softmax */
+            const size_t per = yb.dims[0] > 0 ? yb.n / (size_t)yb.dims[0] : 0;
+            for (size_t j = 0; m.output_softmax && per && j + per <= yb.n; j += per) {
+                double mx = yb.data[j], sum = 0;
+                for (size_t k = 0; k < per; k++) mx = fmax(mx, yb.data[j + k]);
+                for (size_t k = 0; k < per; k++) sum += exp(yb.data[j + k] - mx);
+                for (size_t k = 0; k < per; k++) yb.data[j + k] = (float)(exp(yb.data[j + k] - mx) / sum);
+            }
+            CHECK_MSG(pml_tensor_compare(&yb, &y, m.output_softmax ? 1e-6 : 0, 0, &d) && d.bad == 0,
+                      "%s: read back, %zu outputs differ", set, d.bad);
+            pml_tensor_free(&yb);
+            pml_onnx_free(&b);
+        }
     } else {
         c->failed++;
         fprintf(stderr, "  %s: %s\n", set, pml_errmsg());
