@@ -422,6 +422,18 @@ static val *out_val(imp *im, int i, vkind kind)
 
 static pml_status oom(imp *im) { return pml_fail(PML_ENOMEM, "%s: out of memory", im->path); }
 
+/* uses of every value: counted ahead for values defined later by walking names */
+static int uses_of(const imp *im, const char *name)
+{
+    int u = 0;
+    for (size_t i = 0; i < im->gp->n_node; i++)
+        for (size_t j = 0; j < im->gp->node[i]->n_input; j++)
+            if (im->gp->node[i]->input[j] && strcmp(im->gp->node[i]->input[j], name) == 0) u++;
+    for (size_t j = 0; j < im->gp->n_output; j++)
+        if (im->gp->output[j]->name && strcmp(im->gp->output[j]->name, name) == 0) u++;
+    return u;
+}
+
 /* ---------------------------------------------------------------- attributes */
 
 static const Onnx__AttributeProto *attr(const imp *im, const char *name)
@@ -1339,18 +1351,9 @@ static pml_status op_dropout(imp *im)
     }
     if (tm && (tm->kind != V_CONST || tm->t.n != 1 || tm->t.data[0] != 0.0f))
         return nfail(im, PML_EUNSUPPORTED, "training_mode: pml imports the inference form");
-    if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1]) {
-        int k = find_val(im, im->node->output[1]);
-        (void)k;
-        for (int i = 0; i < (int)im->gp->n_node; i++)
-            for (size_t j = 0; j < im->gp->node[i]->n_input; j++)
-                if (im->gp->node[i]->input[j] &&
-                    strcmp(im->gp->node[i]->input[j], im->node->output[1]) == 0)
-                    return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
-        for (size_t j = 0; j < im->gp->n_output; j++)
-            if (strcmp(im->gp->output[j]->name, im->node->output[1]) == 0)
-                return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
-    }
+    if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1] &&
+        uses_of(im, im->node->output[1]) > 0)
+        return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
     if (!(rate >= 0.0f && rate < 1.0f))
         return nfail(im, PML_EFORMAT, "ratio %g is not in [0, 1)", (double)rate);
     if (rate == 0.0f) return alias_out(im, x);
@@ -1609,18 +1612,6 @@ static pml_status initializers(imp *im)
         if (st != PML_OK) return st;
     }
     return PML_OK;
-}
-
-/* uses of every value: counted ahead for values defined later by walking names */
-static int uses_of(const imp *im, const char *name)
-{
-    int u = 0;
-    for (size_t i = 0; i < im->gp->n_node; i++)
-        for (size_t j = 0; j < im->gp->node[i]->n_input; j++)
-            if (im->gp->node[i]->input[j] && strcmp(im->gp->node[i]->input[j], name) == 0) u++;
-    for (size_t j = 0; j < im->gp->n_output; j++)
-        if (im->gp->output[j]->name && strcmp(im->gp->output[j]->name, name) == 0) u++;
-    return u;
 }
 
 static pml_status import_nodes(imp *im)

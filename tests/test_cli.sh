@@ -964,6 +964,12 @@ PY
         run 0 infer "$TMP/$name.onnx" --input "$TMP/$name" --check --rtol 1e-4 --atol "$atol" &&
             has "$out" "2000 values agree" || return 1
     done
+    # the same graph as the zoo's: the same predicted step time
+    run 0 compile "$TMP/resnet50.onnx" --machine flexflow-k80 --batch 64 --strategy data -o "$TMP/r1.dot" &&
+        grep "^  data" "$out" >"$TMP/r1.txt" || return 1
+    run 0 compile resnet50:size=64 --machine flexflow-k80 --batch 64 --strategy data -o "$TMP/r2.dot" &&
+        grep "^  data" "$out" | cmp -s - "$TMP/r1.txt" ||
+        { echo "  zoo: $(grep '^  data' "$out"), ONNX: $(cat "$TMP/r1.txt")" >&2; return 1; }
 }
 
 t_save_evaluate_predict() { # a saved model: evaluated and predicting as the run that made it
