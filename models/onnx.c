@@ -520,6 +520,7 @@ static void node_name(imp *im, const char *suffix, char *out)
     b[k] = 0;
     for (char *p = b; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
+    if (!k && !suffix) snprintf(b, sizeof b, "node");
     snprintf(out, PML_NAME_MAX, "%s%s", b, suffix ? suffix : "");
     for (int i = 2; pml_graph_find(im->g, out) >= 0; i++)
         snprintf(out, PML_NAME_MAX, "%s%s_%d", b, suffix ? suffix : "", i);
@@ -533,7 +534,12 @@ static int add_node(imp *im, const char *suffix, pml_op_type op, const pml_attrs
     char name[PML_NAME_MAX];
     node_name(im, suffix, name);
     int id = pml_graph_add(im->g, name, op, a, nin, in);
-    if (id < 0) return -1;
+    if (id < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", pml_errmsg());
+        nfail(im, PML_EFORMAT, "%s", msg);
+        return -1;
+    }
     pml_shape s[PML_MAX_INPUTS];
     for (int i = 0; i < nin; i++) s[i] = im->g->nodes[in[i]].out;
     pml_node *n = &im->g->nodes[id];
@@ -1564,8 +1570,9 @@ static pml_status graph_inputs(imp *im)
             snprintf(nm, sizeof nm, "%s", name);
             for (char *p = nm; *p; p++)
                 if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
+            if (!*nm || nm[0] == ' ') snprintf(nm, sizeof nm, "input");
             int id = pml_graph_add(im->g, nm, PML_OP_INPUT, &a, 0, NULL);
-            if (id < 0) return PML_ENOMEM;
+            if (id < 0) return pml_fail_ctx(PML_EFORMAT, "%s: ", im->path);
             pml_shape none;
             if (pml_ops[PML_OP_INPUT].infer(&im->g->nodes[id], &none, 0) != PML_OK)
                 return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
