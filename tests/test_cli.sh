@@ -933,9 +933,11 @@ t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count a
     $py -c "import torch, torchvision, numpy" 2>/dev/null ||
         { echo "  skip: no PyTorch (Debian python3-torch, python3-torchvision, python3-numpy)"; return 77; }
     local n
-    for n in resnet50:64 inception_v3:75; do
-        local name=${n%%:*} size=${n##*:}
-        $py - "$name" "$TMP/$name" "$size" <<'PY' >"$TMP/$name.count" 2>"$TMP/$name.log" || { cat "$TMP/$name.log" >&2; return 1; }
+    for n in resnet50:64:13 inception_v3:75:17; do # NAME:SIZE:OPSET
+        local name=${n%%:*} size=${n#*:}
+        local opset=${size#*:}
+        size=${size%%:*}
+        $py - "$name" "$TMP/$name" "$size" "$opset" <<'PY' >"$TMP/$name.count" 2>"$TMP/$name.log" || { cat "$TMP/$name.log" >&2; return 1; }
 import os, sys, numpy as np, torch, torchvision
 name, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.manual_seed(0)
@@ -946,7 +948,7 @@ with torch.no_grad():  # batchnorm statistics that are not 0 and 1
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
 x = torch.randn(2, 3, size, size)
-torch.onnx.export(m, x, out + ".onnx", opset_version=13, do_constant_folding=False,
+torch.onnx.export(m, x, out + ".onnx", opset_version=int(sys.argv[4]), do_constant_folding=False,
                   training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"],
                   output_names=["logits"], dynamic_axes={"input": {0: "N"}})
 with torch.no_grad():
