@@ -118,16 +118,8 @@ static pml_status build_branchy(pml_graph *g)
  * reference: a part of a grouped conv reads only its groups' input channels. */
 static void t_grouped_matches_reference(void)
 {
-    static const char text[] =
-        "digraph grouped { graph [input_shape=\"4x10x10\", classes=5];\n"
-        "  x [op=input];\n"
-        "  g2 [op=conv2d, out=6, kernel=3, padding=1, groups=2, act=relu];\n"
-        "  dw [op=conv2d, out=6, kernel=3, padding=2, groups=6, dilation=2, bias=0];\n"
-        "  dl [op=conv2d, out=4, kernel=\"3x2\", stride=2, dilation=\"2x3\", act=relu];\n"
-        "  f [op=flatten]; fc [op=linear, out=5]; loss [op=softmax_xent];\n"
-        "  x -> g2 -> dw -> dl -> f -> fc -> loss;\n}\n";
     pml_graph g;
-    CHECK_OK(pml_model_parse_dot(text, sizeof text - 1, "grouped.dot", &g));
+    CHECK_OK(pml_model_read_dot("fixtures/models/good_grouped.dot", &g));
     if (!g.finalized) return;
     double ref[10], fast[10];
     pml_exec_opts o = {.batch = 6, .threads = 1, .seed = 5, .reference = true};

@@ -597,23 +597,11 @@ static void t_cut_and_mutated(void)
 static void t_export_roundtrip(void)
 {
     /* grouped, depthwise and dilated convolutions from a DOT file */
-    char dot[] = "/tmp/pml-onnx-XXXXXX.dot";
-    int fd = mkstemps(dot, 4);
-    CHECK(fd >= 0);
-    static const char text[] =
-        "digraph grouped { graph [input_shape=\"4x12x12\", classes=5];\n"
-        "  x [op=input];\n"
-        "  g2 [op=conv2d, out=6, kernel=3, padding=1, groups=2, act=relu];\n"
-        "  dw [op=conv2d, out=6, kernel=3, padding=2, groups=6, dilation=2, bias=0];\n"
-        "  dl [op=conv2d, out=4, kernel=\"3x2\", stride=2, dilation=\"2x3\", act=relu];\n"
-        "  f [op=flatten]; fc [op=linear, out=5]; loss [op=softmax_xent];\n"
-        "  x -> g2 -> dw -> dl -> f -> fc -> loss;\n}\n";
-    CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
-    close(fd);
+    const char *dot = "fixtures/models/good_grouped.dot";
     const char *specs[] = {dot, "mlp:dropout=0.2", "fashion-cnn", "resnet50:size=64,classes=10",
                            "inception-v3:size=75,classes=10"};
     char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
-    fd = mkstemps(path, 5);
+    int fd = mkstemps(path, 5);
     CHECK(fd >= 0);
     close(fd);
     for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
@@ -656,7 +644,6 @@ static void t_export_roundtrip(void)
         pml_onnx_free(&b);
     }
     unlink(path);
-    unlink(dot);
 }
 
 /* ---------------------------------------------------------------- tensor files */
