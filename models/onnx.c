@@ -1988,10 +1988,8 @@ static void ex_attr_ints(ex *e, Onnx__NodeProto *n, const char *name, int k, con
     a->n_ints = (size_t)k;
 }
 
-/* an initializer of rank r; data: n floats (NULL: the values of v), transposed when rows > 0
- * (data is (rows, cols) and the initializer (cols, rows)) */
-static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const float *data,
-                     int rows, int cols, int64_t iv)
+/* a float initializer of rank r and dims d (a copy of the data) */
+static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const float *data)
 {
     Onnx__TensorProto *t = ex_push(e, (void ***)&e->inits, &e->ni, &e->capi, sizeof *t);
     if (!t) return (char *)"";
@@ -2005,24 +2003,13 @@ static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const flo
     for (int i = 0; i < r; i++) n *= (size_t)(t->dims[i] = d[i]);
     t->n_dims = (size_t)r;
     t->has_data_type = 1;
+    t->data_type = T_FLOAT;
     t->has_raw_data = 1;
-    if (!data) { /* an int64 scalar */
-        t->data_type = T_INT64;
-        t->raw_data.len = sizeof iv;
-        if ((t->raw_data.data = malloc(sizeof iv))) memcpy(t->raw_data.data, &iv, sizeof iv);
-    } else {
-        t->data_type = T_FLOAT;
-        t->raw_data.len = n * sizeof(float); /* little-endian (x86-64) */
-        float *f = malloc(n ? n * sizeof *f : 1);
-        if (f && rows > 0) {
-            for (int i = 0; i < rows; i++)
-                for (int j = 0; j < cols; j++) f[(size_t)j * rows + i] = data[(size_t)i * cols + j];
-        } else if (f) {
-            memcpy(f, data, n * sizeof *f);
-        }
-        t->raw_data.data = (uint8_t *)f;
-    }
-    if (!t->raw_data.data) e->oom = true;
+    t->raw_data.len = n * sizeof(float); /* little-endian (x86-64) */
+    if ((t->raw_data.data = malloc(n ? n * sizeof(float) : 1)))
+        memcpy(t->raw_data.data, data, n * sizeof(float));
+    else
+        e->oom = true;
     return t->name;
 }
 
@@ -2170,8 +2157,8 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             const pml_shape x = g->nodes[p->in[0]].out;
             char *cin[3] = {in[0], NULL, NULL};
             d[0] = a->out, d[1] = x.c / (a->groups > 1 ? a->groups : 1), d[2] = a->kh, d[3] = a->kw;
-            cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 4, d, w0, 0, 0, 0);
-            if (a->bias) cin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 4, d, w0);
+            if (a->bias) cin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1);
             char *cout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.conv", p->name) : out;
             n = ex_node(&e, "Conv", p->name, cout, a->bias ? 3 : 2, cin);
             ex_window(&e, n, p);
@@ -2192,9 +2179,9 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             }
             char *gin[3] = {xin, NULL, NULL};
             d[0] = x.c, d[1] = a->out;
-            gin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 2, d, w0, 0, 0, 0);
+            gin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 2, d, w0);
             d[0] = a->out;
-            if (a->bias) gin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            if (a->bias) gin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1);
             char *gout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.gemm", p->name) : out;
             ex_node(&e, "Gemm", p->name, gout, a->bias ? 3 : 2, gin);
             if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &gout);
@@ -2241,12 +2228,12 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         case PML_OP_BATCHNORM: {
             char *bin[5] = {in[0]};
             d[0] = p->out.c;
-            bin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 1, d, w0, 0, 0, 0);
-            bin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1, 0, 0, 0);
+            bin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 1, d, w0);
+            bin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1);
             bin[3] = ex_init(&e, ex_str(&e, "%s.running_mean", p->name), 1, d,
-                             state + p->state_off[0], 0, 0, 0);
+                             state + p->state_off[0]);
             bin[4] = ex_init(&e, ex_str(&e, "%s.running_var", p->name), 1, d,
-                             state + p->state_off[1], 0, 0, 0);
+                             state + p->state_off[1]);
             n = ex_node(&e, "BatchNormalization", p->name, out, 5, bin);
             ex_attr_f(&e, n, "epsilon", a->eps);
             ex_attr_f(&e, n, "momentum", a->momentum);
@@ -2255,7 +2242,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         }
         case PML_OP_DROPOUT: {
             float r = a->rate;
-            char *din[2] = {in[0], ex_init(&e, ex_str(&e, "%s.ratio", p->name), 0, d, &r, 0, 0, 0)};
+            char *din[2] = {in[0], ex_init(&e, ex_str(&e, "%s.ratio", p->name), 0, d, &r)};
             ex_node(&e, "Dropout", p->name, out, 2, din);
             rank[id] = rank[p->in[0]];
             break;
