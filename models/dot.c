@@ -823,17 +823,15 @@ pml_status pml_model_write_dot(const pml_graph *g, const char *path)
 
 /* ---------------------------------------------------------------- loading */
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n > m && strcmp(s + n - m, suffix) == 0;
-}
-
 bool pml_model_is_file(const char *model)
 {
-    return ends_with(model, ".dot") || ends_with(model, ".gv") || ends_with(model, ".pml") ||
-           ends_with(model, ".onnx") || strchr(model, '/') != NULL;
+    return pml_ends_with(model, ".dot") || pml_ends_with(model, ".gv") || pml_model_is_saved(model) ||
+           pml_model_is_onnx(model) || strchr(model, '/') != NULL;
 }
+
+bool pml_model_is_saved(const char *path) { return pml_ends_with(path, ".pml"); }
+
+bool pml_model_is_onnx(const char *path) { return pml_ends_with(path, ".onnx"); }
 
 pml_status pml_model_load(const char *model, pml_graph *g)
 {

@@ -208,15 +208,12 @@ typedef struct pml_tensor {
     char *name;  /* the tensor's name in the file (TensorProto.name), or NULL */
 } pml_tensor;
 
-/** 
-eturn true when \p path names a tensor pml reads by its extension (.pb or .npy). */
+/** \return true when \p path names a tensor pml reads by its extension (.pb or .npy). */
 bool pml_tensor_is_file(const char *path);
-/** Reads a tensor file (.npy, else a TensorProto). 
-eturn PML_OK or an error naming the file. */
+/** Reads a tensor file (.npy, else a TensorProto). \return PML_OK or an error naming the file. */
 pml_status pml_tensor_read(const char *path, pml_tensor *t);
 /** Writes \p t as float32: .npy when \p path ends in .npy, else a TensorProto (.pb), atomically.
- * 
-eturn PML_OK or an error naming the file. */
+ * \return PML_OK or an error naming the file. */
 pml_status pml_tensor_write(const char *path, const pml_tensor *t);
 void pml_tensor_free(pml_tensor *t);
 
@@ -274,12 +271,12 @@ typedef struct pml_onnx {
     int onnx_nodes;             /* nodes in the ONNX graph */
 } pml_onnx;
 
-/** 
-eturn true when \p path ends in .onnx. */
+/** \return true when \p path ends in .onnx. */
 bool pml_model_is_onnx(const char *path);
+/** \return true when \p path ends in .pml (a saved model: pml train --save). */
+bool pml_model_is_saved(const char *path);
 /** Imports the ONNX model at \p path into \p m (free it with pml_onnx_free, whatever the status).
- * 
-eturn PML_OK, PML_EIO, PML_EFORMAT (a malformed file, inconsistent shapes, missing data),
+ * \return PML_OK, PML_EIO, PML_EFORMAT (a malformed file, inconsistent shapes, missing data),
  * PML_EUNSUPPORTED (an operator or attribute pml lacks, naming the node and what is
  * supported) or PML_ENOMEM; each names the file. */
 pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m);
@@ -297,8 +294,7 @@ void pml_onnx_free(pml_onnx *m);
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path);
 /** Puts the values of run-time weight \p input (an input with data == false) from \p t into
- * \p params and \p state (the import's blocks, or an executor's). 
-eturn PML_OK or
+ * \p params and \p state (the import's blocks, or an executor's). \return PML_OK or
  * PML_ESHAPE naming the input when t's shape is not the declared one. */
 pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
                          float *state);

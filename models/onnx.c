@@ -19,12 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-bool pml_model_is_onnx(const char *path)
-{
-    size_t n = strlen(path);
-    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
-}
-
 #ifndef PML_HAVE_ONNX
 
 static pml_status no_onnx(const char *path)

@@ -8,15 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n > m && strcmp(s + n - m, suffix) == 0;
-}
-
 bool pml_tensor_is_file(const char *path)
 {
-    return ends_with(path, ".pb") || ends_with(path, ".npy");
+    return pml_ends_with(path, ".pb") || pml_ends_with(path, ".npy");
 }
 
 void pml_tensor_free(pml_tensor *t)
@@ -181,13 +175,13 @@ static pml_status npy_write(const char *path, const pml_tensor *t)
 pml_status pml_tensor_read(const char *path, pml_tensor *t)
 {
     memset(t, 0, sizeof *t);
-    if (ends_with(path, ".npy")) return npy_read(path, t);
+    if (pml_ends_with(path, ".npy")) return npy_read(path, t);
     return pml__pb_tensor_read(path, t);
 }
 
 pml_status pml_tensor_write(const char *path, const pml_tensor *t)
 {
-    if (ends_with(path, ".npy")) return npy_write(path, t);
+    if (pml_ends_with(path, ".npy")) return npy_write(path, t);
     return pml__pb_tensor_write(path, t);
 }
 

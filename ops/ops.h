@@ -63,6 +63,8 @@ uint64_t pml_hash(uint64_t h, const void *data, size_t n);
 /** pml_hash of the characters of \p s. */
 uint64_t pml_hash_str(uint64_t h, const char *s);
 
+/** \return true when \p s ends in \p suffix and is longer than it ("m.onnx", ".onnx"). */
+bool pml_ends_with(const char *s, const char *suffix);
 /** Formats 25557032 as "25,557,032". \return buf. */
 const char *pml_fmt_count(char *buf, size_t cap, double v);
 /** Formats a quantity with an SI prefix and a unit, 3 significant digits: (8.24e9, "FLOP") ->

@@ -34,6 +34,12 @@ uint64_t pml_hash_str(uint64_t h, const char *s)
 
 /* ---------------------------------------------------------------- numbers for people */
 
+bool pml_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
 const char *pml_fmt_count(char *buf, size_t cap, double v)
 {
     char t[48];

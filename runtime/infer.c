@@ -40,8 +40,7 @@ pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
     memset(m, 0, sizeof *m);
     pml_graph_init(&m->g, NULL);
     pml_status st;
-    size_t len = strlen(model);
-    if (len > 4 && strcmp(model + len - 4, ".pml") == 0) {
+    if (pml_model_is_saved(model)) {
         st = pml_saved_read(model, &m->g, &m->params, &m->state);
     } else if ((st = pml_model_load(model, &m->g)) == PML_OK) {
         m->params = malloc((m->g.nparams ? m->g.nparams : 1) * sizeof(float));

@@ -276,3 +276,8 @@ static pml_status measure_ranks(pml_dist *d, pml_machine *here_, pml_status st, 
     pml_machine_free(&here);
     return pml_machine_parse_dot(text, strlen(text), "ranks", m);
 }
+
+bool cli_dot_name(const char *path)
+{
+    return pml_ends_with(path, ".dot") || pml_ends_with(path, ".gv");
+}

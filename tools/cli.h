@@ -51,6 +51,8 @@ void cli_unknown(cli *c);
 /** \return \p s with what a terminal would act on escaped (pml_escape), for printing a name or
  * path that came from input; in one of 8 rotating buffers of this thread (1 KiB each). */
 const char *cli_safe(const char *s);
+/** \return true when \p path names a DOT file by its extension (.dot or .gv). */
+bool cli_dot_name(const char *path);
 /** Writes \p s as a JSON string (quoted, escaped). */
 void cli_json_str(FILE *f, const char *s);
 

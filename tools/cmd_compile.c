@@ -87,13 +87,6 @@ typedef struct compile_args {
     int mesh_dims[4], nmesh, layout_axis[PML_NDIMS];
 } compile_args;
 
-static bool dot_name(const char *path)
-{
-    size_t n = strlen(path);
-    return (n > 4 && strcmp(path + n - 4, ".dot") == 0) ||
-           (n > 3 && strcmp(path + n - 3, ".gv") == 0);
-}
-
 /* "4x4" */
 static bool parse_mesh(const char *s, int *dims, int *n)
 {
@@ -239,7 +232,7 @@ static int parse_args(compile_args *a, int argc, char **argv)
         cli_error(&c, "missing --batch N (the global batch)");
     else if (!a->out)
         cli_error(&c, "missing -o PLAN.dot (the plan file to write)");
-    else if (!dot_name(a->out))
+    else if (!cli_dot_name(a->out))
         cli_error(&c, "-o '%s': a plan is a DOT file (.dot or .gv); to draw it use pml viz",
                   a->out);
     else if (budget_given && a->iterations)

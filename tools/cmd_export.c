@@ -36,19 +36,6 @@ static const char export_help[] =
     "  pml export mlp:units=512,layers=8 -o mlp-wide.dot && pml train mlp-wide.dot\n"
     "  pml export trained.pml -o trained.onnx\n";
 
-static bool onnx_name(const char *path)
-{
-    size_t n = strlen(path);
-    return n > 5 && strcmp(path + n - 5, ".onnx") == 0;
-}
-
-static bool dot_name(const char *path)
-{
-    size_t n = strlen(path);
-    return (n > 4 && strcmp(path + n - 4, ".dot") == 0) ||
-           (n > 3 && strcmp(path + n - 3, ".gv") == 0);
-}
-
 int cmd_export(int argc, char **argv)
 {
     cli c;
@@ -78,14 +65,14 @@ int cmd_export(int argc, char **argv)
         cli_error(&c, "missing MODEL (see pml export --help)");
     else if (!out)
         cli_error(&c, "missing -o FILE.dot (see pml export --help)");
-    else if (strcmp(out, "-") != 0 && !dot_name(out) && !onnx_name(out))
+    else if (strcmp(out, "-") != 0 && !cli_dot_name(out) && !pml_model_is_onnx(out))
         cli_error(&c, "-o '%s': export writes DOT (.dot or .gv) or ONNX (.onnx); to draw a model use "
                       "pml viz", out);
     if (c.failed) return EXIT_USAGE;
 
     pml_graph g;
     pml_status st;
-    if (onnx_name(out)) {
+    if (pml_model_is_onnx(out)) {
         pml_onnx m;
         if ((st = pml_infer_load(model, seed, &m)) == PML_OK)
             st = pml_onnx_write(&m.g, m.params, m.state, out);

@@ -213,13 +213,6 @@ static void print_json(const pml_machine *m)
     fputs("]}\n", f);
 }
 
-static bool dot_name(const char *path)
-{
-    size_t n = strlen(path);
-    return (n > 4 && strcmp(path + n - 4, ".dot") == 0) ||
-           (n > 3 && strcmp(path + n - 3, ".gv") == 0);
-}
-
 int cmd_topo(int argc, char **argv)
 {
     cli c;
@@ -251,7 +244,7 @@ int cmd_topo(int argc, char **argv)
         }
     }
     if (c.failed) return EXIT_USAGE;
-    if (out && strcmp(out, "-") != 0 && !dot_name(out))
+    if (out && strcmp(out, "-") != 0 && !cli_dot_name(out))
         cli_error(&c,
                   "-o '%s': topo writes a cluster DOT file (.dot or .gv); to draw it use pml viz",
                   out);

@@ -626,8 +626,7 @@ int cmd_train(int argc, char **argv)
     /* an ONNX model or a saved model starts from its weights */
     pml_onnx from;
     memset(&from, 0, sizeof from);
-    size_t mlen = strlen(model);
-    if (pml_model_is_onnx(model) || (mlen > 4 && strcmp(model + mlen - 4, ".pml") == 0)) {
+    if (pml_model_is_onnx(model) || pml_model_is_saved(model)) {
         if ((st = pml_infer_load(model, o.seed, &from)) == PML_OK) {
             g = from.g; /* moves out */
             pml_graph_init(&from.g, NULL);
