@@ -166,14 +166,9 @@ static pml_status tp_data(const Onnx__TensorProto *tp, const char *src, const ch
     }
     if (tp->segment)
         return pml_fail(PML_EUNSUPPORTED, "%s: tensor '%s' is a segment of a tensor", src, nm);
-    size_t n = 1;
-    for (int i = 0; i < t->rank; i++) {
-        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > (PML_TENSOR_MAX_BYTES / 8) / (size_t)t->dims[i]))
-            return pml_fail(PML_EFORMAT, "%s: tensor '%s': dimension %d of %lld is %s", src, nm, i,
-                            (long long)t->dims[i], t->dims[i] < 0 ? "negative" : "too large");
-        n *= (size_t)t->dims[i];
-    }
-    pml_status st;
+    size_t n;
+    pml_status st = pml__tensor_count(t, 8, src, nm, &n); /* checked before any allocation */
+    if (st != PML_OK) return st;
     const unsigned char *raw = NULL;
     unsigned char *ext = NULL;
     size_t typed = 0;

@@ -20,15 +20,27 @@ void pml_tensor_free(pml_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
-pml_status pml__tensor_alloc(pml_tensor *t, const char *src)
+pml_status pml__tensor_count(const pml_tensor *t, size_t esize, const char *src,
+                              const char *name, size_t *count)
 {
     size_t n = 1;
     for (int i = 0; i < t->rank; i++) {
-        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > (PML_TENSOR_MAX_BYTES / 4) / (size_t)t->dims[i]))
-            return pml_fail(PML_EFORMAT, "%s: dimension %d of %lld is %s", src, i,
+        if (t->dims[i] < 0 ||
+            (t->dims[i] > 0 && n > (PML_TENSOR_MAX_BYTES / esize) / (size_t)t->dims[i]))
+            return pml_fail(PML_EFORMAT, "%s: %s%s%sdimension %d of %lld is %s", src,
+                            name ? "tensor '" : "", name ? name : "", name ? "': " : "", i,
                             (long long)t->dims[i], t->dims[i] < 0 ? "negative" : "too large");
         n *= (size_t)t->dims[i];
     }
+    *count = n;
+    return PML_OK;
+}
+
+pml_status pml__tensor_alloc(pml_tensor *t, const char *src)
+{
+    size_t n;
+    pml_status st = pml__tensor_count(t, sizeof(float), src, NULL, &n);
+    if (st != PML_OK) return st;
     t->n = n;
     t->data = malloc((n ? n : 1) * sizeof(float));
     return t->data ? PML_OK : pml_fail(PML_ENOMEM, "%s: out of memory (%zu floats)", src, n);
