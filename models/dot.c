@@ -120,7 +120,7 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_EPS] = {"eps", K_FLOAT, OPB(BATCHNORM)},
     [A_MOMENTUM] = {"momentum", K_FLOAT, OPB(BATCHNORM)},
     [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
-    [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D)},
+    [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
 };
 
 static const char *pad_name(int mode)
@@ -712,7 +712,7 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
                     a->bias ? 1 : 0);
         /* groups and dilation when they are not the reader's default (1) */
         if (n->op == PML_OP_CONV2D && a->groups > 1) fprintf(f, ", groups=%d", a->groups);
-        if (n->op == PML_OP_CONV2D && (a->dh > 1 || a->dw > 1)) {
+        if ((n->op == PML_OP_CONV2D || n->op == PML_OP_MAXPOOL2D) && (a->dh > 1 || a->dw > 1)) {
             fmt_pair(b1, sizeof b1, a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1);
             fprintf(f, ", dilation=%s", b1);
         }

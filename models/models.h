@@ -228,16 +228,21 @@ typedef struct pml_tensor_diff {
 bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, double atol,
                         pml_tensor_diff *d);
 
+/** ONNX's Softmax of \p t in place: over axis \p axis (0 <= axis < rank), or, when \p coerced
+ * (opsets before 13), over all the axes from \p axis on taken as one. */
+void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced);
+
 /* ---------------------------------------------------------------- ONNX models (models/onnx.c)
  *
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
  * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER),
- * Gemm and MatMul (+ Add of a vector) as linear, Relu, MaxPool, AveragePool, GlobalAveragePool,
- * BatchNormalization (inference form), Flatten (axis 1), Reshape to (batch, -1), Add of equal
- * shapes, Concat of channels, Dropout, Softmax of the output, Identity; Constant, Shape, Gather,
- * Unsqueeze, Squeeze, Concat, Cast and Slice of shape values are folded at import. A tensor of
- * rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N samples of (C, H, W) (H = W = 1 where the
- * rank has none). The graph's first input that no initializer gives is the model's input; the
+ * Gemm and MatMul (+ Add of a vector) as linear, Relu, MaxPool (dilated too), AveragePool,
+ * GlobalAveragePool, BatchNormalization (inference form), Flatten (axis 1; any axis as the output), Reshape to
+ * (batch, -1), Add of equal shapes, Concat of channels, Dropout, Softmax of the output (any
+ * axis), Identity; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape
+ * values are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N
+ * samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
+ * sample. The graph's first input that no initializer gives is the model's input; the
  * others are weights given at run time (the form of ONNX's node tests). The model's single
  * output gets pml's loss head (a softmax cross-entropy, after a flatten when the output is not
  * a vector; on a Softmax output, on the Softmax's input). Initializers are the starting weights.
@@ -265,8 +270,12 @@ typedef struct pml_onnx {
     pml_onnx_input *inputs;     /* in the graph's order */
     char *output_name;
     int output_node;            /* the node whose output is the ONNX output (before any loss) */
-    int output_rank;            /* the ONNX output's rank (2, 3 or 4) */
-    bool output_softmax;        /* the ONNX output is the softmax of output_node's output */
+    int output_rank;            /* the ONNX output: output_node's output seen with these dims, */
+    int64_t output_dims[PML_TENSOR_MAX_RANK]; /* dims[output_batch] times the number of samples */
+    int output_batch;           /* (-1: an input of rank 1, one sample) */
+    bool output_softmax;        /* then its softmax (pml_tensor_softmax) over output_axis */
+    int output_axis;
+    bool output_coerced;
     int opset;
     int onnx_nodes;             /* nodes in the ONNX graph */
 } pml_onnx;

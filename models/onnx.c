@@ -295,8 +295,13 @@ typedef struct val {
     int uses;     /* consumers: nodes' inputs and the graph's outputs */
     /* V_TENSOR */
     int node;     /* the pml node producing it */
-    int rank;     /* ONNX rank: 2, 3 or 4 */
-    bool softmax; /* the softmax of node's output (only as the graph's output) */
+    int rank;     /* ONNX rank: 2, 3 or 4 (1: an input of rank 1, one sample) */
+    int vrank;    /* > 0: node's output seen as vdims (a Flatten over another axis than 1), */
+    int64_t vdims[PML_TENSOR_MAX_RANK]; /* vdims[vbatch] times the samples (-1: one sample); */
+    int vbatch;   /* only as the graph's output or a Softmax's input */
+    bool softmax; /* the softmax of node's output over axis (only as the graph's output) */
+    int axis;
+    bool coerced; /* opsets before 13: over all axes from axis on */
     int padh, padw; /* node's output with this zero padding (a Pad), for a Conv or AveragePool */
     /* V_CONST: the values (ints: exact, for integer types); V_WEIGHT: t.dims only */
     pml_tensor t;
@@ -577,8 +582,28 @@ static pml_status weight_in(imp *im, int i, const char *what, int rank, val **ou
     return PML_OK;
 }
 
-/* The data input of a node: a tensor the graph computes. */
-static pml_status tensor_in(imp *im, int i, val **out)
+/* x's ONNX dims into d (rank returned): d[*batch] times the samples (-1: one sample) */
+static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
+{
+    if (x->vrank) {
+        memcpy(d, x->vdims, sizeof x->vdims);
+        *batch = x->vbatch;
+        return x->vrank;
+    }
+    const pml_shape s = im->g->nodes[x->node].out;
+    const int64_t all[4] = {1, s.c, s.h, s.w};
+    if (x->rank == 1) {
+        d[0] = s.c;
+        *batch = -1;
+        return 1;
+    }
+    memcpy(d, all, (size_t)x->rank * sizeof *d);
+    *batch = 0;
+    return x->rank;
+}
+
+/* A tensor the graph computes, which may be a view (a Flatten over another axis than 1). */
+static pml_status view_in(imp *im, int i, val **out)
 {
     val *x = in_val(im, i);
     if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
@@ -597,6 +622,18 @@ static pml_status tensor_in(imp *im, int i, val **out)
                      pml_dot_brief(x->name));
     *out = x;
     return PML_OK;
+}
+
+/* The data input of a node: a tensor the graph computes. */
+static pml_status tensor_in(imp *im, int i, val **out)
+{
+    pml_status st = view_in(im, i, out);
+    if (st == PML_OK && (*out)->vrank)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is a Flatten over axis %d; pml takes that only as the graph's "
+                     "output (it flattens each sample: axis 1)",
+                     pml_dot_brief((*out)->name), (int)(*out)->vdims[0]);
+    return st;
 }
 
 /* A tensor input that may be a Pad's zero padding: *ph, *pw receive it. */
@@ -682,7 +719,8 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
         if (d && (d[i] < 1 || d[i] > 1 << 16))
             return nfail(im, PML_EFORMAT, "dilations %lld out of range", (long long)d[i]);
         if (d && d[i] != 1 && !dilation)
-            return nfail(im, PML_EUNSUPPORTED, "dilations %lld: pml's pools have no dilation",
+            return nfail(im, PML_EUNSUPPORTED,
+                         "dilations %lld: pml dilates Conv and MaxPool windows only",
                          (long long)d[i]);
         if (p && p[i] != p[i + sp])
             return nfail(im, PML_EUNSUPPORTED,
@@ -861,7 +899,9 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
         a.kh = a.kw = a.sh = a.sw = 1;
     } else {
         window wd;
-        if ((st = window_attrs(im, x->rank, NULL, xph, xpw, false, &wd)) != PML_OK) return st;
+        if ((st = window_attrs(im, x->rank, NULL, xph, xpw, op == PML_OP_MAXPOOL2D, &wd)) !=
+            PML_OK)
+            return st;
         if ((xph || xpw) && attr_int(im, "count_include_pad", 0) == 0 &&
             (wd.ph != xph || wd.pw != xpw))
             return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
@@ -872,11 +912,11 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
                          "pads %dx%d not smaller than the kernel %dx%d (windows wholly in the "
                          "padding)",
                          wd.ph, wd.pw, wd.kh, wd.kw);
-        a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;
+        a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw, a.dh = wd.dh, a.dw = wd.dw;
         a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
         a.ceil_mode = attr_int(im, "ceil_mode", 0) != 0;
         a.count_pad = attr_int(im, "count_include_pad", 0) != 0 || xph || xpw; /* Pad: zeros */
-        if (a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 &&
+        if (a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 && a.dh == 1 && a.dw == 1 &&
             (a.pad_mode != PML_PAD_EXPLICIT || (a.ph == 0 && a.pw == 0)))
             return alias_out(im, x); /* a window of one (AdaptiveAvgPool2d to its own size) */
     }
@@ -931,14 +971,25 @@ static pml_status op_flatten(imp *im)
     static const char *const known[] = {"axis", NULL};
     val *x;
     pml_status st;
-    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = view_in(im, 0, &x)) != PML_OK) return st;
+    int64_t d[PML_TENSOR_MAX_RANK];
+    int b, r = dims_of(im, x, d, &b);
     int64_t axis = attr_int(im, "axis", 1);
-    if (axis < 0) axis += x->rank;
-    if (axis != 1)
-        return nfail(im, PML_EUNSUPPORTED,
-                     "axis=%lld: pml flattens each sample (axis 1) and keeps the batch",
-                     (long long)attr_int(im, "axis", 1));
-    return flatten_to_2d(im, x);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis > r)
+        return nfail(im, PML_EFORMAT, "axis %lld is outside rank %d",
+                     (long long)attr_int(im, "axis", 1), r);
+    if (axis == 1 && !x->vrank && x->rank >= 2) return flatten_to_2d(im, x);
+    /* another axis keeps pml's tensor as it is and sees it as (rows, columns) */
+    int64_t rows = 1, cols = 1;
+    for (int i = 0; i < r; i++) *(i < axis ? &rows : &cols) *= d[i];
+    if ((st = alias_out(im, x)) != PML_OK) return st;
+    val *y = &im->v[im->nv - 1];
+    y->vrank = 2;
+    y->vdims[0] = rows;
+    y->vdims[1] = cols;
+    y->vbatch = b < 0 ? -1 : b < axis ? 0 : 1;
+    return PML_OK;
 }
 
 /* ---------------------------------------------------------------- constants */
@@ -1363,14 +1414,21 @@ static pml_status op_softmax(imp *im)
     static const char *const known[] = {"axis", NULL};
     pml_status st;
     val *x;
-    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
-    int64_t axis = attr_int(im, "axis", -1);
-    if (axis < 0) axis += x->rank;
-    if (x->rank != 2 || axis != 1)
-        return nfail(im, PML_EUNSUPPORTED,
-                     "pml takes Softmax over the classes of a rank-2 output (axis 1) only");
+    if ((st = only_attrs(im, known)) != PML_OK || (st = view_in(im, 0, &x)) != PML_OK) return st;
+    int64_t d[PML_TENSOR_MAX_RANK];
+    int b, r = dims_of(im, x, d, &b);
+    /* opset 13 made the last axis the default and the softmax one axis's */
+    const bool coerced = im->m->opset < 13;
+    int64_t axis = attr_int(im, "axis", coerced ? 1 : -1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r)
+        return nfail(im, PML_EFORMAT, "axis %lld is outside rank %d",
+                     (long long)attr_int(im, "axis", coerced ? 1 : -1), r);
     if ((st = alias_out(im, x)) != PML_OK) return st;
-    im->v[im->nv - 1].softmax = true;
+    val *y = &im->v[im->nv - 1];
+    y->softmax = true;
+    y->axis = (int)axis;
+    y->coerced = coerced;
     return PML_OK;
 }
 
@@ -1538,21 +1596,22 @@ static pml_status graph_inputs(imp *im)
                             im->path, pml_dot_brief(name), type_name(et));
         if (first) {
             in->data = true;
-            if (in->rank < 2 || in->rank > 4)
+            if (in->rank < 1 || in->rank > 4)
                 return pml_fail(PML_EUNSUPPORTED,
-                                "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L) or "
-                                "(N, C, H, W)",
+                                "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
+                                "(N, C, H, W) or one sample (C)",
                                 im->path, pml_dot_brief(name), in->rank);
             int per[3] = {1, 1, 1};
-            for (int d = 1; d < in->rank; d++) {
+            /* rank 1: one sample of C values */
+            for (int d = in->rank == 1 ? 0 : 1; d < in->rank; d++) {
                 if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
                     return pml_fail(PML_EUNSUPPORTED,
                                     "%s: input '%s': dimension %d is not a known size (pml needs "
                                     "each sample's shape; only the batch may be symbolic)",
                                     im->path, pml_dot_brief(name), d);
-                per[d - 1] = (int)in->dims[d];
+                per[d - (in->rank > 1)] = (int)in->dims[d];
             }
-            im->batch = in->dims[0];
+            im->batch = in->rank == 1 ? 1 : in->dims[0];
             pml_attrs a = pml_attrs_default(PML_OP_INPUT);
             a.shape = (pml_shape){per[0], per[1], per[2]};
             char nm[PML_NAME_MAX];
@@ -1664,8 +1723,10 @@ static pml_status output_head(imp *im)
                         im->path, pml_dot_brief(name));
     if (!(m->output_name = strdup(name))) return oom(im);
     m->output_node = y->node;
-    m->output_rank = y->rank;
+    m->output_rank = dims_of(im, y, m->output_dims, &m->output_batch);
     m->output_softmax = y->softmax;
+    m->output_axis = y->axis;
+    m->output_coerced = y->coerced;
     int logits = y->node;
     pml_shape s = im->g->nodes[logits].out;
     static const Onnx__NodeProto none = ONNX__NODE_PROTO__INIT;
@@ -2056,14 +2117,18 @@ static void ex_free(ex *e)
     free(e->names);
 }
 
-/* a window's attributes: kernel, strides, and the padding as given (same: auto_pad; ceil_mode's
- * extra cells are ONNX's as they are pml's) */
+/* a window's attributes: kernel, strides, dilations, and the padding as given (same: auto_pad;
+ * ceil_mode's extra cells are ONNX's as they are pml's) */
 static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
 {
     const pml_attrs *a = &p->a;
     int64_t k[2] = {a->kh, a->kw}, s[2] = {a->sh, a->sw};
     ex_attr_ints(e, n, "kernel_shape", 2, k);
     ex_attr_ints(e, n, "strides", 2, s);
+    if (a->dh > 1 || a->dw > 1) {
+        int64_t dl[2] = {a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1};
+        ex_attr_ints(e, n, "dilations", 2, dl);
+    }
     if (a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER) {
         Onnx__AttributeProto *x = ex_attr(e, n, "auto_pad", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
         if (x) {
@@ -2152,10 +2217,6 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             n = ex_node(&e, "Conv", p->name, cout, a->bias ? 3 : 2, cin);
             ex_window(&e, n, p);
             if (a->groups > 1) ex_attr_i(&e, n, "group", a->groups);
-            if (a->dh > 1 || a->dw > 1) {
-                int64_t dl[2] = {a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1};
-                ex_attr_ints(&e, n, "dilations", 2, dl);
-            }
             if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &cout);
             break;
         }

@@ -220,3 +220,25 @@ bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, d
     }
     return true;
 }
+
+void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced)
+{
+    if (axis < 0 || axis >= t->rank) return;
+    size_t outer = 1, len = 1, inner = 1;
+    for (int i = 0; i < t->rank; i++) {
+        size_t d = (size_t)t->dims[i];
+        if (i < axis) outer *= d;
+        else if (i == axis || coerced) len *= d;
+        else inner *= d;
+    }
+    if (!len || outer * len * inner != t->n) return;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            float *z = t->data + o * len * inner + i;
+            float mx = z[0];
+            for (size_t c = 1; c < len; c++) mx = z[c * inner] > mx ? z[c * inner] : mx;
+            double sum = 0;
+            for (size_t c = 0; c < len; c++) sum += exp((double)z[c * inner] - mx);
+            for (size_t c = 0; c < len; c++) z[c * inner] = (float)(exp((double)z[c * inner] - mx) / sum);
+        }
+}

@@ -1,9 +1,11 @@
 /* pml — maxpool2d and avgpool2d (2-D pooling, PyTorch semantics).
  *
- *   x (N,C,H,W) -> y (N,C,Ho,Wo), window kh x kw, stride sh x sw, padding pt/pb/pl/pr
+ *   x (N,C,H,W) -> y (N,C,Ho,Wo), window kh x kw, stride sh x sw, padding pt/pb/pl/pr,
+ *   maxpool: dilation dh x dw (the window's cells dh rows and dw columns apart)
  *
  * - maxpool: padded cells are -inf; backward routes dy to the FIRST maximal cell of each window
- *   (row-major order), recomputed from x (no aux storage).
+ *   (row-major order), recomputed from x (no aux storage). A dilated window may miss the input
+ *   altogether: its output is -inf and it routes nothing back.
  * - avgpool: divides by the number of real input cells in the window, or with count_pad by the
  *   window clipped to the padded input (PyTorch count_include_pad=True: padded cells count but
  *   contribute 0; window cells beyond the padding that ceil_mode adds do not count).
@@ -20,7 +22,7 @@
 
 typedef struct pgeom {
     int C, H, W, Ho, Wo;
-    int kh, kw, sh, sw, pt, pl;
+    int kh, kw, sh, sw, pt, pl, dh, dw;
     int hlim, wlim; /* count_pad: windows are clipped to rows [-pt, hlim), cols [-pl, wlim) */
     bool count_pad;
 } pgeom;
@@ -35,6 +37,7 @@ static pgeom pgeom_of(const pml_node *n, pml_shape in)
     g.Ho = n->out.h;
     g.Wo = n->out.w;
     g.count_pad = a->count_pad != 0;
+    g.dh = g.dw = 1;
     if (a->global) {
         g.kh = in.h;
         g.kw = in.w;
@@ -50,6 +53,8 @@ static pgeom pgeom_of(const pml_node *n, pml_shape in)
     g.sw = a->sw;
     g.pt = a->pt;
     g.pl = a->pl;
+    g.dh = a->dh > 1 ? a->dh : 1;
+    g.dw = a->dw > 1 ? a->dw : 1;
     /* nominal padding after: the one the user asked for, without ceil_mode's extra */
     const bool same = a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER;
     int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : same ? a->pb : 0;
@@ -94,6 +99,14 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
         return pml_fail(PML_EFORMAT,
                         "node '%s' (%s): padding mode %d is not valid, same or explicit", n->name,
                         op, a->pad_mode);
+    if (a->dh < 0 || a->dw < 0 || a->dh > 1 << 16 || a->dw > 1 << 16)
+        return pml_fail(PML_EFORMAT, "node '%s' (%s): dilation %dx%d must be positive", n->name,
+                        op, a->dh, a->dw);
+    const int dh = a->dh > 1 ? a->dh : 1, dw = a->dw > 1 ? a->dw : 1;
+    if ((dh > 1 || dw > 1) && n->op != PML_OP_MAXPOOL2D)
+        return pml_fail(PML_EFORMAT, "node '%s' (%s): dilation %dx%d: only maxpool2d dilates",
+                        n->name, op, dh, dw);
+    const int ekh = dh * (a->kh - 1) + 1, ekw = dw * (a->kw - 1) + 1; /* the window's extent */
     if (a->pad_mode == PML_PAD_EXPLICIT) {
         if (a->ph < 0 || a->pw < 0)
             return pml_fail(PML_EFORMAT, "node '%s' (%s): padding %dx%d must not be negative",
@@ -103,15 +116,15 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
                             "node '%s' (%s): padding %dx%d must be smaller than the kernel %dx%d",
                             n->name, op, a->ph, a->pw, a->kh, a->kw);
     }
-    int ho = pml__window_out(x.h, a->kh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);
-    int wo = pml__window_out(x.w, a->kw, a->sw, a->pad_mode, a->pw, a->ceil_mode, &a->pl, &a->pr);
+    int ho = pml__window_out(x.h, ekh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);
+    int wo = pml__window_out(x.w, ekw, a->sw, a->pad_mode, a->pw, a->ceil_mode, &a->pl, &a->pr);
     if (ho <= 0 || wo <= 0) {
         int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
         int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
         return pml_fail(PML_ESHAPE,
                         "node '%s' (%s): kernel %dx%d is larger than the padded input %dx%d "
                         "(input %dx%d, padding %dx%d)",
-                        n->name, op, a->kh, a->kw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+                        n->name, op, ekh, ekw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
     }
     n->out = (pml_shape){x.c, ho, wo};
     return PML_OK;
@@ -161,9 +174,34 @@ size_t pml__avgpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_re
 
 /* ---------------------------------------------------------------- maxpool, fast */
 
-/* Index (iy*W + ix) of the first maximum of window (i, j) of one channel plane, clipped. */
+/* The first cell >= lo of lo + k * step (k >= 0): a dilated window's first row or column
+ * inside the input. */
+static inline int first_in(int lo, int step)
+{
+    return lo >= 0 ? lo : lo + (-lo + step - 1) / step * step;
+}
+
+/* Index (iy*W + ix) of the first maximum of dilated window (i, j), or -1 when it misses the input. */
+static int max_index_dilated(const pgeom *g, const float *xc, int i, int j)
+{
+    const int ys = i * g->sh - g->pt, xs = j * g->sw - g->pl;
+    const int y1 = imin(ys + (g->kh - 1) * g->dh + 1, g->H), x1 = imin(xs + (g->kw - 1) * g->dw + 1, g->W);
+    int best = -1;
+    float m = -INFINITY;
+    for (int iy = first_in(ys, g->dh); iy < y1; iy += g->dh)
+        for (int ix = first_in(xs, g->dw); ix < x1; ix += g->dw)
+            if (best < 0 || xc[iy * g->W + ix] > m) {
+                m = xc[iy * g->W + ix];
+                best = iy * g->W + ix;
+            }
+    return best;
+}
+
+/* Index (iy*W + ix) of the first maximum of window (i, j) of one channel plane, clipped (-1: a
+ * dilated window that misses the input). */
 static inline int max_index(const pgeom *g, const float *xc, int i, int j)
 {
+    if (g->dh > 1 || g->dw > 1) return max_index_dilated(g, xc, i, j);
     int y0 = imax(i * g->sh - g->pt, 0), y1 = imin(i * g->sh - g->pt + g->kh, g->H);
     int x0 = imax(j * g->sw - g->pl, 0), x1 = imin(j * g->sw - g->pl + g->kw, g->W);
     int best = y0 * g->W + x0;
@@ -190,7 +228,8 @@ static inline float masked(float v, unsigned on)
 /* The 2x2 stride-2 unpadded case covers windows (i, j) with i < H/2, j < W/2 completely. */
 static inline bool is_k2s2(const pgeom *g)
 {
-    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 && g->pl == 0;
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pt == 0 && g->pl == 0 &&
+           g->dh == 1 && g->dw == 1;
 }
 
 // x (N,C,H,W) -> y (N,C,Ho,Wo) on region r
@@ -217,7 +256,10 @@ PML_HOT void pml__maxpool2d_fwd(const pml_kctx *k)
                         yr[j] = m;
                     }
                 }
-                for (int j = jfull; j < g.Wo; j++) yr[j] = xc[max_index(&g, xc, i, j)];
+                for (int j = jfull; j < g.Wo; j++) {
+                    const int at = max_index(&g, xc, i, j);
+                    yr[j] = at >= 0 ? xc[at] : -INFINITY;
+                }
             }
         }
 }
@@ -259,7 +301,10 @@ PML_HOT void pml__maxpool2d_bwd(const pml_kctx *k)
                         db[2 * j + 1] += masked(d, s3);
                     }
                 }
-                for (int j = jfull; j < g.Wo; j++) dxc[max_index(&g, xc, i, j)] += dyr[j];
+                for (int j = jfull; j < g.Wo; j++) {
+                    const int at = max_index(&g, xc, i, j);
+                    if (at >= 0) dxc[at] += dyr[j];
+                }
             }
         }
 }
@@ -336,7 +381,7 @@ void pml__maxpool2d_fwd_ref(const pml_kctx *k)
                     float m = -INFINITY;
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
                             if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
                             float v = k->x[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix];
                             if (v > m) m = v;
@@ -359,7 +404,7 @@ void pml__maxpool2d_bwd_ref(const pml_kctx *k)
                     size_t at = (size_t)-1;
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
                             if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
                             size_t xi = (((size_t)s * g.C + c) * g.H + iy) * g.W + ix;
                             if (at == (size_t)-1 || k->x[0][xi] > m) {

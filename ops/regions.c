@@ -13,7 +13,7 @@ static pml_region whole(pml_region out, pml_shape in)
 /* input rows read by output rows [h0, h1) of a window op */
 static void window_rows(const pml_node *n, pml_shape in, pml_region out, int *lo, int *hi)
 {
-    const int dh = n->a.dh > 1 ? n->a.dh : 1; /* conv2d's dilation */
+    const int dh = n->a.dh > 1 ? n->a.dh : 1; /* conv2d's and maxpool2d's dilation */
     int a = out.h0 * n->a.sh - n->a.pt, b = (out.h1 - 1) * n->a.sh - n->a.pt + dh * (n->a.kh - 1) + 1;
     *lo = a < 0 ? 0 : a;
     *hi = b > in.h ? in.h : b;

@@ -386,7 +386,7 @@ static void node_key(const pml_costmodel *c, int id, int n, int ce, int he, char
     PUT(" k=%dx%d s=%dx%d p=%d,%d,%d,%d act=%d bias=%d g=%d cp=%d cm=%d r=%.6g bwd=%d", a->kh,
         a->kw, a->sh, a->sw, a->pt, a->pb, a->pl, a->pr, a->act, a->bias, a->global, a->count_pad,
         a->ceil_mode, (double)a->rate, c->run_bwd[id] ? 1 : 0);
-    if (nd->op == PML_OP_CONV2D && (a->groups > 1 || a->dh > 1 || a->dw > 1))
+    if (a->groups > 1 || a->dh > 1 || a->dw > 1)
         PUT(" groups=%d d=%dx%d", a->groups, a->dh, a->dw);
     PUT(" n=%d c=%d h=%d", n, ce, he);
 #undef PUT

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-pml_status pml_infer(pml_exec *e, int node, bool softmax, const float *x, int n, int batch,
-                     float *y)
+pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, float *y)
 {
     const pml_graph *g = &e->g;
     if (node < 0 || node >= g->nnodes) return pml_fail(PML_EINVAL, "no node %d", node);
@@ -20,16 +19,7 @@ pml_status pml_infer(pml_exec *e, int node, bool softmax, const float *x, int n,
         memcpy(pml_exec_input(e), x + (size_t)i * in, (size_t)k * in * sizeof *x);
         memset(pml_exec_labels(e), 0, (size_t)k * sizeof(int32_t));
         if ((st = pml_exec_forward(e, k, false, NULL)) != PML_OK) break;
-        float *yi = y + (size_t)i * out;
-        memcpy(yi, pml_exec_output(e, node), (size_t)k * out * sizeof *y);
-        for (int j = 0; softmax && j < k; j++) {
-            float *z = yi + (size_t)j * out;
-            float mx = z[0];
-            for (size_t c = 1; c < out; c++) mx = z[c] > mx ? z[c] : mx;
-            double sum = 0;
-            for (size_t c = 0; c < out; c++) sum += exp((double)z[c] - mx);
-            for (size_t c = 0; c < out; c++) z[c] = (float)(exp((double)z[c] - mx) / sum);
-        }
+        memcpy(y + (size_t)i * out, pml_exec_output(e, node), (size_t)k * out * sizeof *y);
     }
     return st;
 }
@@ -63,6 +53,8 @@ pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
     memcpy(m->inputs[0].dims, d, sizeof d);
     m->output_node = m->g.logits;
     m->output_rank = 2;
+    m->output_dims[0] = 1;
+    m->output_dims[1] = (int64_t)pml_shape_size(m->g.nodes[m->g.logits].out);
     return PML_OK;
 }
 
@@ -73,17 +65,19 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     const pml_shape s = m->g.nodes[m->g.input].out;
     const size_t per = pml_shape_size(s);
     const pml_tensor *x = &in[0];
+    /* rank 1: one sample */
+    const bool one = di->rank == 1;
     bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
-                x->n == (size_t)x->dims[0] * per;
+                x->n == (one ? 1 : (size_t)x->dims[0]) * per;
     /* an ONNX input: the declared shape; others: any (N, ...) of the right size per sample */
-    for (int d = 1; same && m->opset > 0 && d < di->rank; d++)
+    for (int d = one ? 0 : 1; same && m->opset > 0 && d < di->rank; d++)
         same = x->rank == di->rank && x->dims[d] == di->dims[d];
     if (!same)
         return pml_fail(PML_ESHAPE,
-                        "input '%s': a tensor of %zu values (rank %d) is not N samples of the "
+                        "input '%s': a tensor of %zu values (rank %d) is not %s of the "
                         "model's %dx%dx%d",
-                        di->name, x->n, x->rank, s.c, s.h, s.w);
-    const int n = (int)x->dims[0];
+                        di->name, x->n, x->rank, one ? "one sample" : "N samples", s.c, s.h, s.w);
+    const int n = one ? 1 : (int)x->dims[0];
     if (batch <= 0 || batch > n) batch = n;
     pml_status st;
     for (int k = 1; k < m->ninputs; k++)
@@ -93,16 +87,15 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     if ((st = pml_exec_create(&m->g, &eo, &e)) != PML_OK) return st;
     memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
     if (m->g.nstate) memcpy(pml_exec_state(e), m->state, m->g.nstate * sizeof(float));
-    /* the output: (N, C[, H[, W]]) by its ONNX rank */
-    const pml_shape os = m->g.nodes[m->output_node].out;
-    const int64_t od[4] = {n, os.c, os.h, os.w};
+    /* the output: output_node's output seen with the ONNX output's dims */
     y->rank = m->output_rank;
-    for (int d = 0; d < y->rank; d++) y->dims[d] = od[d];
-    y->n = (size_t)n * pml_shape_size(os);
+    for (int d = 0; d < y->rank; d++) y->dims[d] = m->output_dims[d] * (d == m->output_batch ? n : 1);
+    y->n = (size_t)n * pml_shape_size(m->g.nodes[m->output_node].out);
     if (!(y->data = malloc((y->n ? y->n : 1) * sizeof(float))))
         st = pml_fail(PML_ENOMEM, "out of memory");
-    else
-        st = pml_infer(e, m->output_node, m->output_softmax, x->data, n, batch, y->data);
+    else if ((st = pml_infer(e, m->output_node, x->data, n, batch, y->data)) == PML_OK &&
+             m->output_softmax)
+        pml_tensor_softmax(y, m->output_axis, m->output_coerced);
     pml_exec_destroy(e);
     if (st != PML_OK) {
         pml_tensor_free(y);

@@ -497,10 +497,8 @@ void pml_train_result_free(pml_train_result *r);
 /* ---------------------------------------------------------------- inference (runtime/infer.c) */
 
 /** Inference passes (of up to \p batch samples) of the executor's parameters on \p n samples
- * of \p x (the input's size each): node \p node's output into \p y (its size each), with a
- * softmax over each sample's values when \p softmax. */
-pml_status pml_infer(pml_exec *e, int node, bool softmax, const float *x, int n, int batch,
-                     float *y);
+ * of \p x (the input's size each): node \p node's output into \p y (its size each). */
+pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, float *y);
 /** Loads MODEL for inference into \p m: an ONNX model (pml_onnx_read), a saved model (.pml: its
  * weights), or a zoo spec or model DOT file (weights from \p seed), whose inputs are then the
  * model's input alone and whose output is its logits. Free with pml_onnx_free. */

@@ -861,8 +861,10 @@ t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no
     local c=$ONNX_DATA/node/test_conv_with_strides_padding
     run 3 infer $ONNX_DATA/node/test_tanh/model.onnx --input $ONNX_DATA/node/test_tanh/test_data_set_0 &&
         has "$err" "(Tanh): pml does not support this operator" && one_line || return 1
-    run 1 train $ONNX_DATA/node/test_maxpool_2d_dilations/model.onnx --data synthetic &&
-        has "$err" "(MaxPool): dilations 2" && one_line || return 1
+    run 1 train $ONNX_DATA/node/test_maxpool_with_argmax_2d_precomputed_pads/model.onnx --data synthetic &&
+        has "$err" "(MaxPool): the Indices output is not supported" && one_line || return 1
+    run 1 compile $ONNX_DATA/node/test_maxpool_3d_default/model.onnx --batch 8 -o "$TMP/p3.dot" &&
+        has "$err" "input 'x' has rank 5" && one_line && [ ! -e "$TMP/p3.dot" ] || return 1
     head -c 100 $c/model.onnx >"$TMP/cut.onnx"
     run 1 infer "$TMP/cut.onnx" --input $c/test_data_set_0 -o "$TMP/no" &&
         has "$err" "cut.onnx: not an ONNX model" && one_line && [ ! -e "$TMP/no" ] || return 1

@@ -135,7 +135,7 @@ static tcase *conv(int N, pml_shape x, int out, int kh, int kw, int sh, int sw, 
     return t;
 }
 
-static void conv_groups(tcase *t, int groups, int dh, int dw)
+static void groups_dilation(tcase *t, int groups, int dh, int dw)
 {
     t->a.groups = groups;
     t->a.dh = dh;
@@ -213,11 +213,11 @@ static void build_cases(void)
     conv(2, (pml_shape){1, 9, 9}, 4, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* C = 1 */
     conv(2, (pml_shape){2, 8, 7}, 3, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 1, 1);
     /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
-    conv_groups(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
-    conv_groups(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
-    conv_groups(conv(2, (pml_shape){2, 9, 9}, 3, 3, 2, 1, 1, PML_PAD_EXPLICIT, 2, 1, 1, 0), 1, 2, 3);
-    conv_groups(conv(2, (pml_shape){4, 10, 9}, 4, 3, 3, 1, 2, PML_PAD_SAME, 0, 0, 1, 1), 4, 2, 2);
-    conv_groups(conv(2, (pml_shape){6, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 1), 3, 1, 1);
+    groups_dilation(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
+    groups_dilation(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
+    groups_dilation(conv(2, (pml_shape){2, 9, 9}, 3, 3, 2, 1, 1, PML_PAD_EXPLICIT, 2, 1, 1, 0), 1, 2, 3);
+    groups_dilation(conv(2, (pml_shape){4, 10, 9}, 4, 3, 3, 1, 2, PML_PAD_SAME, 0, 0, 1, 1), 4, 2, 2);
+    groups_dilation(conv(2, (pml_shape){6, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 1), 3, 1, 1);
     conv(2, (pml_shape){2, 7, 7}, 3, 5, 5, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);
     conv(2, (pml_shape){3, 11, 10}, 2, 7, 7, 2, 2, PML_PAD_EXPLICIT, 3, 3, 0, 1);
     conv(1, (pml_shape){2, 1, 6}, 3, 1, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1);  /* one row */
@@ -250,6 +250,13 @@ static void build_cases(void)
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 6, 7}, 2, 2, 2, 2, PML_PAD_SAME, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5, 7}, 3, 2, 2, 1, PML_PAD_EXPLICIT, 1, 1, 1, 0, 0);
     pool(PML_OP_MAXPOOL2D, 3, (pml_shape){3, 5, 6}, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 0, 1);
+    /* dilated (ONNX's MaxPool dilations) */
+    groups_dilation(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 9, 8}, 2, 3, 1, 2, PML_PAD_EXPLICIT,
+                         1, 1, 0, 0, 0), 1, 2, 2);
+    groups_dilation(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){3, 10, 11}, 3, 3, 2, 2, PML_PAD_SAME,
+                         0, 0, 0, 0, 0), 1, 2, 3);
+    groups_dilation(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 9, 9}, 2, 2, 2, 3, PML_PAD_VALID,
+                         0, 0, 1, 0, 0), 1, 3, 1);
     t = pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 6, 7}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 1, 0, 0);
     t->fill = FILL_TIES;
     t->no_fd = true;
@@ -1487,6 +1494,51 @@ static void t_conv2d_groups(void)
     CHECK(infer1(&n, PML_OP_CONV2D, &a, in) == PML_ESHAPE);
 }
 
+/* a dilated maxpool: shape, region; a window that misses the input gives -inf and no gradient;
+ * an avgpool does not dilate */
+static void t_maxpool_dilated(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_MAXPOOL2D);
+    a.kh = a.kw = 2, a.sh = a.sw = 1, a.dh = 2, a.dw = 2; /* ONNX's test_maxpool_2d_dilations */
+    CHECK_OK(infer1(&n, PML_OP_MAXPOOL2D, &a, (pml_shape){1, 4, 4}));
+    CHECK(n.out.h == 2 && n.out.w == 2);
+    pml_shape in = {1, 4, 4};
+    pml_region r = pml_ops[PML_OP_MAXPOOL2D].in_region(&n, &in, 1, 0, (pml_region){0, 1, 0, 1, 1, 2});
+    CHECK(r.h0 == 1 && r.h1 == 4); /* row 1 reads rows 1 and 3 */
+    float x[16], y[4] = {0};
+    for (int i = 0; i < 16; i++) x[i] = (float)i;
+    pml_kctx k = {.node = &n, .N = 1, .r = {0, 1, 0, 1, 0, 2}, .y = y};
+    k.x[0] = x;
+    k.xs[0] = in;
+    pml_ops[PML_OP_MAXPOOL2D].fwd(&k);
+    CHECK(y[0] == 10 && y[1] == 11 && y[2] == 14 && y[3] == 15);
+    /* kernel 2, dilation 4, padding 1 on 3x3: the one window's cells are rows and columns -1
+     * and 3, all padding */
+    a.dh = a.dw = 4, a.pad_mode = PML_PAD_EXPLICIT, a.ph = a.pw = 1;
+    in = (pml_shape){1, 3, 3};
+    CHECK_OK(infer1(&n, PML_OP_MAXPOOL2D, &a, in));
+    CHECK(n.out.h == 1 && n.out.w == 1);
+    float dy = 1, dx[9] = {0};
+    k.xs[0] = in;
+    k.r = (pml_region){0, 1, 0, 1, 0, 1};
+    k.dy = &dy;
+    k.dx[0] = dx;
+    pml_ops[PML_OP_MAXPOOL2D].fwd(&k);
+    CHECK(isinf(y[0]) && y[0] < 0);
+    pml_ops[PML_OP_MAXPOOL2D].bwd(&k);
+    for (int i = 0; i < 9; i++) CHECK(dx[i] == 0);
+    y[0] = 0;
+    pml_ops[PML_OP_MAXPOOL2D].fwd_ref(&k);
+    pml_ops[PML_OP_MAXPOOL2D].bwd_ref(&k);
+    CHECK(isinf(y[0]) && y[0] < 0);
+    for (int i = 0; i < 9; i++) CHECK(dx[i] == 0);
+    a = pml_attrs_default(PML_OP_AVGPOOL2D);
+    a.kh = a.kw = 2, a.sh = a.sw = 1, a.dh = 2;
+    CHECK(infer1(&n, PML_OP_AVGPOOL2D, &a, (pml_shape){1, 4, 4}) == PML_EFORMAT &&
+          strstr(pml_errmsg(), "only maxpool2d dilates"));
+}
+
 static const pml_test tests[] = {
 #define PML__X(name, str) {str, t_op_##name},
     PML_OP_MAP(PML__X)
@@ -1494,6 +1546,7 @@ static const pml_test tests[] = {
         {"every_op_has_cases", t_every_op_has_cases},
     {"conv2d_shapes", t_conv2d_shapes},
     {"conv2d_groups", t_conv2d_groups},
+    {"maxpool_dilated", t_maxpool_dilated},
     {"conv2d_errors", t_conv2d_errors},
     {"conv2d_values", t_conv2d_values},
     {"conv2d_blas", t_conv2d_blas},
