@@ -1,9 +1,11 @@
 /* pml — datasets: IDX files (gzip or plain, through zlib), synthetic images made on demand,
- * validation splits and per-epoch shuffling.
+ * validation splits, per-epoch shuffling, and the data pml train uses (image folders:
+ * data_images.c).
  *
  * Storage of a loaded dataset is ONE allocation (d->owner): the images (n * size bytes), then
  * the labels (n int32, aligned). Views (validation splits) point into it and own nothing. */
 #include "runtime.h"
+#include "data_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -168,8 +170,7 @@ static pml_status idx_open(idx_file *f, const char *path, const char *what, uint
     return PML_OK;
 }
 
-/* Memory this process can have: the machine's, or less under an address-space limit. */
-static double usable_memory(void)
+double pml__usable_memory(void)
 {
     double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     struct rlimit rl;
@@ -201,7 +202,7 @@ static pml_status idx_check_declared(const idx_file *f, uint32_t count, size_t i
                             body < 0 ? 0 : body, body < 0 ? 0 : floor(body / item_size), f->what);
         }
     }
-    const double mem = usable_memory();
+    const double mem = pml__usable_memory();
     if (keep > 0.75 * mem)
         return pml_fail(PML_ENOFIT,
                         "%s: the header declares %u %s (%.3g GB to load), more than this "
@@ -271,8 +272,7 @@ static pml_status idx_read_body(const idx_file *f, uint32_t count, size_t item_s
     return PML_OK;
 }
 
-/* "dir/train-images-idx3-ubyte.gz" -> "train-images-idx3-ubyte.gz"; "a/b/" -> "b". */
-static void base_name(const char *path, char *out, size_t cap)
+void pml__base_name(const char *path, char *out, size_t cap)
 {
     size_t end = strlen(path);
     while (end > 1 && path[end - 1] == '/') end--;
@@ -344,7 +344,7 @@ pml_status pml_data_load_idx(const char *images_path, const char *labels_path, p
         }
     }
     /* one block: images, then the labels as int32 */
-    lab_off = ((size_t)n * size + 15) & ~(size_t)15;
+    lab_off = pml__labels_offset((size_t)n * size);
     {
         uint8_t *nb = realloc(block, lab_off + (size_t)n * sizeof(int32_t));
         if (!nb) {
@@ -356,7 +356,7 @@ pml_status pml_data_load_idx(const char *images_path, const char *labels_path, p
     int32_t *labels = (int32_t *)(void *)(block + lab_off);
     for (uint32_t i = 0; i < n; i++) labels[i] = lab[i];
 
-    base_name(images_path, d->name, sizeof d->name);
+    pml__base_name(images_path, d->name, sizeof d->name);
     d->n = (int)n;
     d->first = 0;
     d->shape = (pml_shape){1, (int)rows, (int)cols};
@@ -406,7 +406,7 @@ static pml_status load_pair(const char *dir, const char *set, const char *prefix
     snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
     if ((st = find_idx(dir, base, lab, sizeof lab)) != PML_OK) return st;
     if ((st = pml_data_load_idx(img, lab, d)) != PML_OK) return st;
-    base_name(dir, dirname, sizeof dirname);
+    pml__base_name(dir, dirname, sizeof dirname);
     snprintf(d->name, sizeof d->name, "%s %s", dirname, set);
     return PML_OK;
 }
@@ -656,17 +656,27 @@ void pml_data_shuffle(int32_t *perm, int n, uint64_t seed, int epoch)
     }
 }
 
-pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_samples,
-                              long test_samples, uint64_t seed, pml_dataset *train,
-                              pml_dataset *test)
+/* An MNIST-style folder holds train-images-idx3-ubyte or t10k-images-idx3-ubyte (.gz or not). */
+static bool mnist_style(const char *dir)
 {
-    memset(train, 0, sizeof *train);
+    char path[4096];
+    return find_idx(dir, "train-images-idx3-ubyte", path, sizeof path) == PML_OK ||
+           find_idx(dir, "t10k-images-idx3-ubyte", path, sizeof path) == PML_OK;
+}
+
+pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_samples,
+                              long test_samples, uint64_t seed, bool skip_bad, int *skipped,
+                              pml_dataset *train, pml_dataset *test)
+{
+    if (train) memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (skipped) *skipped = 0;
     const pml_shape in = g->nodes[g->input].out;
-    pml_status st;
+    pml_status st = PML_OK;
     if (data && strcmp(data, "synthetic") == 0) {
-        st = pml_data_synthetic(in, g->classes, train_samples ? (int)train_samples : 2936, seed,
-                                train);
+        if (train)
+            st = pml_data_synthetic(in, g->classes, train_samples ? (int)train_samples : 2936,
+                                    seed, train);
         if (st == PML_OK)
             st = pml_data_synthetic(in, g->classes, test_samples ? (int)test_samples : 734,
                                     seed + 0x7e57, test);
@@ -678,9 +688,20 @@ pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_s
                         "model '%s' takes %dx%dx%d images and there is no default dataset of "
                         "that shape: use --data synthetic or --data DIR",
                         g->name, in.c, in.h, in.w);
-    st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, train, test);
+    struct stat sb;
+    if (data && stat(data, &sb) == 0 && S_ISDIR(sb.st_mode) && !mnist_style(data)) {
+        if (!pml__has_subfolder(data))
+            return pml_fail(PML_ENOTFOUND,
+                            "%s: neither an MNIST-style folder (no train-images-idx3-ubyte.gz "
+                            "or train-images-idx3-ubyte) nor an image folder (no class "
+                            "subfolders)",
+                            data);
+        st = pml__image_sets(data, in, skip_bad, skipped, train, test);
+    } else {
+        st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, train, test);
+    }
     if (st != PML_OK) return st;
-    if (train_samples && train_samples < train->n) train->n = (int)train_samples;
+    if (train && train_samples && train_samples < train->n) train->n = (int)train_samples;
     if (test_samples && test_samples < test->n) test->n = (int)test_samples;
     return PML_OK;
 }

@@ -47,6 +47,34 @@ pml_status pml_data_load_idx(const char *images_path, const char *labels_path, p
  * from); on error both are empty. */
 pml_status pml_data_load_mnist_dir(const char *dir, pml_dataset *train, pml_dataset *test);
 
+/** Largest storage an image folder may take once decoded (n * c * h * w bytes): 8 GiB. */
+#define PML_IMAGE_DIR_MAX_BYTES ((size_t)8 << 30)
+
+/** Loads a folder of images with one subfolder per class, the layout of Keras'
+ * image_dataset_from_directory (and of TensorFlow's flower_photos): the classes are the
+ * subfolders in byte order of their names (labels 0..K-1, K >= 2), a class's images are its
+ * files named *.jpg, *.jpeg or *.png (any case; in its subfolders too, in byte order of their
+ * paths). Names starting with '.' are skipped; other files (a LICENSE.txt beside the classes, a
+ * notes.txt in one) are ignored. Whether a file is a JPEG or a PNG is read from its first bytes.
+ * Each image is decoded (libjpeg-turbo, libpng; several files at once in libuv's thread pool) to
+ * \p shape.c channels as Keras' color_mode does — 3: grey replicated to RGB; 1: RGB to grey by
+ * luminance, 0.299 R + 0.587 G + 0.114 B; alpha dropped, a palette expanded, 16 bits scaled to 8
+ * — then resized to \p shape.h x \p shape.w by bilinear interpolation with half-pixel centres
+ * and no antialiasing (tf.image.resize's "bilinear", Keras' default; PIL's when enlarging) and
+ * rounded to bytes. The whole folder is decoded now: n * c * h * w bytes, refused (PML_ENOFIT)
+ * above PML_IMAGE_DIR_MAX_BYTES or 3/4 of this machine's memory.
+ * The samples are stored in an order shuffled once with a fixed seed (not a run's seed), so the
+ * dataset is the same byte for byte on every run and machine, and a validation split (the last
+ * fraction: pml_data_split) holds each class in about its share. The name is the folder's base
+ * name.
+ * A bad file (empty, truncated, not a JPEG or PNG, zero width or height, an unsupported colour
+ * type such as CMYK, unreadable) is an error naming it — or, with \p skip_bad, skipped and
+ * counted in \p skipped (may be NULL). Errors also name a class folder without images, a folder
+ * without class subfolders or with only one, and a \p shape.c other than 1 or 3.
+ * \return PML_OK or an error; on error \p d is empty. */
+pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
+                                   pml_dataset *d);
+
 /** A synthetic, learnable image dataset: each image is a striped disc on a random background;
  * the stripes' orientation and period and the disc's colour depend on the class, position,
  * jitter and noise on the image. Sample i (labels too) is a function of (\p seed, i); the class
@@ -73,12 +101,18 @@ void pml_data_free(pml_dataset *d);
 
 /** The data pml train uses for model \p g: \p data "synthetic" (images of the model's input
  * shape: \p train_samples, default 2936, and \p test_samples, default 734, from \p seed), an
- * MNIST-style folder, or NULL (Fashion-MNIST, for 28x28x1 models only); a folder's sets are cut
- * to the first \p train_samples and \p test_samples (0: all). \return PML_OK or an error naming
- * the folder or file (PML_EINVAL: no default dataset for this model's shape). */
+ * MNIST-style folder (train-images-idx3-ubyte and friends), an image folder
+ * (pml_data_load_image_dir at the model's input shape; \p skip_bad and \p skipped as there), or
+ * NULL (Fashion-MNIST, for 28x28x1 models only). An image folder with train/ and test/
+ * subfolders (each a folder of the same class subfolders) gives those two sets; any other is
+ * the training set alone and \p test comes out empty (n = 0: no test set, as a Keras dataset
+ * from one folder). \p train may be NULL to load the test set only: an image folder without
+ * train/ and test/ is then the test set. A folder's sets are cut to the first \p train_samples
+ * and \p test_samples (0: all). \return PML_OK or an error naming the folder or file
+ * (PML_EINVAL: no default dataset for this model's shape); on error both are empty. */
 pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_samples,
-                              long test_samples, uint64_t seed, pml_dataset *train,
-                              pml_dataset *test);
+                              long test_samples, uint64_t seed, bool skip_bad, int *skipped,
+                              pml_dataset *train, pml_dataset *test);
 
 /** A permutation of [0, n) for epoch \p epoch: Fisher-Yates driven by pml_rand_u64, the same
  * for the same (seed, epoch) and different across epochs. */

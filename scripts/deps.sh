@@ -1,7 +1,8 @@
 # pml — installs the Debian packages pml needs, if any is missing. Sourced by tools/quickstart
 # and tests/run; idempotent: with everything present it changes nothing.
 PML_PACKAGES="build-essential meson ninja-build pkg-config python3 libopenblas-dev libhwloc-dev
-  libuv1-dev libgraphviz-dev graphviz zlib1g-dev libopenmpi-dev openmpi-bin libdnnl-dev
+  libuv1-dev libgraphviz-dev graphviz zlib1g-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev
+  openmpi-bin libdnnl-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   dataset-fashion-mnist"
 

@@ -59,7 +59,7 @@ t_train_help() {
     local f
     for f in --epochs --batch --optimizer --lr --momentum --seed --threads --data \
         --validation-split --max-steps --json --train-samples --test-samples --check-numerics \
-        --machine --sync --servers --bucket-mb --trace --plan; do
+        --machine --sync --servers --bucket-mb --trace --plan --skip-bad; do
         has "$out" "$f" || return 1
     done
 }
@@ -136,6 +136,81 @@ t_synthetic() {
     run 0 train flowers-cnn:size=16 --data synthetic --train-samples 64 --test-samples 32 \
         --epochs 1 --batch 16 --json || return 1
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["epochs"][0]["samples"]==64 and "test_accuracy" in j' "$out"
+}
+# ---- image folders (--data DIR of class subfolders of JPEG and PNG files)
+# image_folder DIR N CLASS...: N PNGs per class (a solid colour per class, sizes varying) written
+# by Python's standard library, a JPEG per class drawn by Graphviz's dot, and a LICENSE.txt
+image_folder() {
+    local dir=$1 n=$2
+    shift 2
+    python3 - "$dir" "$n" "$@" <<'PY' || return 1
+import os, struct, sys, zlib
+root, n, classes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def png(path, w, h, rgb):
+    rows = b"".join(b"\0" + bytes(rgb) * w for _ in range(h))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+os.makedirs(root, exist_ok=True)
+open(os.path.join(root, "LICENSE.txt"), "w").write("CC-BY\n")
+for k, name in enumerate(classes):
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(n):
+        png(os.path.join(root, name, "%03d.png" % i), 12 + i % 5, 10 + i % 3,
+            (60 * k % 256, 255 - 60 * k % 256, (20 * i) % 256))
+PY
+    local c
+    for c in "$@"; do
+        echo "digraph { bgcolor=\"#$(printf '%02x' $((${#c} * 30 % 256)))4080\"; a }" |
+            dot -Tjpg -o "$dir/$c/drawn.jpg" || return 1
+    done
+}
+t_image_folder() {
+    local d=$TMP/flowers a="flowers-cnn:size=16,classes=3 --epochs 1 --batch 8 --plan none --threads 1"
+    image_folder "$d" 7 daisy roses tulips || return 1
+    run 0 train $a --data "$d" --validation-split 0.25 --json || return 1
+    python3 - "$out" <<'PY' || return 1
+import json, sys
+j = json.load(open(sys.argv[1]))
+e = j["epochs"][0]
+assert e["samples"] == 18 and "val_loss" in e and "test_loss" not in j, j  # 24 images, 6 held out
+PY
+    run 0 train $a --data "$d" && has "$out" "data flowers: 24 train, no test set" &&
+        has "$out" "Epoch 1/1" && ! grep -q "Test loss" "$out" || return 1
+    # the same folder, the same numbers
+    run 0 train $a --data "$d" --json && sed 's/"seconds":[^,}]*//g' "$out" >"$TMP/f1.json" &&
+        run 0 train $a --data "$d" --json || return 1
+    sed 's/"seconds":[^,}]*//g' "$out" | cmp -s - "$TMP/f1.json" ||
+        { echo "  two runs differ: $(cat "$out") and $(cat "$TMP/f1.json")" >&2; return 1; }
+    # train/ and test/: a test set; evaluate and predict take it
+    image_folder "$TMP/pair/train" 6 a b c && image_folder "$TMP/pair/test" 2 a b c || return 1
+    run 0 train $a --data "$TMP/pair" --save "$TMP/img.pml" --json || return 1
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["epochs"][0]["samples"]==21 and "test_loss" in j, j' "$out" || return 1
+    run 0 evaluate "$TMP/img.pml" --data "$TMP/pair" && has "$out" "data pair test: 9 test samples" || return 1
+    run 0 predict "$TMP/img.pml" --data "$TMP/pair/test" && [ "$(wc -l <"$out")" = 9 ] || return 1
+    # a model whose input has neither 1 nor 3 channels
+    run 1 train mlp:size=8,channels=2,classes=3 --data "$d" && has "$err" "$d" && one_line
+}
+t_image_folder_bad() {
+    local d=$TMP/badimg a="flowers-cnn:size=8,classes=2 --epochs 1 --batch 4 --plan none --threads 1"
+    image_folder "$d" 4 cats dogs || return 1
+    head -c 40 "$d/dogs/001.png" >"$d/dogs/cut.png"
+    echo "not an image" >"$d/cats/x.jpeg"
+    run 1 train $a --data "$d" && has "$err" "$d/cats/x.jpeg" && has "$err" "not a JPEG or PNG" &&
+        one_line || return 1
+    run 0 train $a --data "$d" --skip-bad && has "$err" "skipped 2 bad images" &&
+        has "$out" "data badimg: 10 train" || return 1
+    rm "$d/cats/x.jpeg"
+    run 1 train $a --data "$d" && has "$err" "$d/dogs/cut.png" && has "$err" "truncated PNG" &&
+        one_line || return 1
+    mkdir "$d/empty"
+    run 1 train $a --data "$d" --skip-bad && has "$err" "class folder 'empty' has no images" && one_line || return 1
+    rm -r "$d/cats" "$d/empty"
+    run 1 train $a --data "$d" && has "$err" "one class folder ('dogs')" && one_line || return 1
+    mkdir -p "$TMP/nothing"
+    run 1 train $a --data "$TMP/nothing" && has "$err" "MNIST-style" && has "$err" "class subfolders" && one_line
 }
 t_sigint() {
     "$PML" train mlp --epochs 1000 --threads 2 >"$out" 2>"$err" &
@@ -1096,6 +1171,8 @@ case_ json_run t_json_run
 case_ text_run t_text_run
 case_ max_steps t_max_steps
 case_ synthetic t_synthetic
+case_ image_folder t_image_folder
+case_ image_folder_bad t_image_folder_bad
 case_ sigint t_sigint
 
 case_ export_help t_export_help

@@ -1,6 +1,9 @@
-/* Tests of runtime/data.c: IDX files (gzip and plain) written into a temporary folder and read
- * back, the real Fashion-MNIST set, bad files (each error names the file and the fault),
- * validation splits, shuffling and synthetic images. */
+/* Tests of runtime/data.c and runtime/data_images.c: IDX files (gzip and plain) written into a
+ * temporary folder and read back, the real Fashion-MNIST set, bad files (each error names the
+ * file and the fault), validation splits, shuffling, synthetic images, and image folders of
+ * JPEG and PNG files written here with libjpeg and libpng (values, resizing, colour
+ * conversions, order, bad files, skipping them, the sets pml train takes from a folder). */
+#include "models/models.h"
 #include "runtime/runtime.h"
 #include "test.h"
 
@@ -11,6 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include <jpeglib.h> /* after stdio.h */
+#include <png.h>
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -824,6 +830,518 @@ static void t_synthetic_threads(void)
     free(ref);
 }
 
+
+/* ---------------------------------------------------------------- image folders */
+
+static void mkdirs(const char *rel)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    for (char *p = path + strlen(tmpdir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0700);
+            *p = '/';
+        }
+    mkdir(path, 0700);
+}
+
+/* A PNG of w x h pixels: rows of w * channels * depth / 8 bytes (16 bits big-endian) in px;
+ * a palette (npal colours, ntrans transparency entries) for PNG_COLOR_TYPE_PALETTE. */
+static void write_png_full(const char *rel, int w, int h, int type, int depth, const uint8_t *px,
+                           const png_color *pal, int npal, const uint8_t *trans, int ntrans,
+                           int interlace)
+{
+    FILE *f = fopen(tmp(rel), "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, type,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (pal) png_set_PLTE(png, info, pal, npal);
+    if (trans) png_set_tRNS(png, info, trans, ntrans, NULL);
+    png_write_info(png, info);
+    const int ch = type == PNG_COLOR_TYPE_RGB ? 3 : type == PNG_COLOR_TYPE_RGBA ? 4
+                 : type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
+    const size_t stride = (size_t)w * ch * depth / 8;
+    png_bytep *rows = malloc((size_t)h * sizeof *rows);
+    for (int y = 0; y < h; y++) rows[y] = (png_bytep)px + y * stride;
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    CHECK(fclose(f) == 0);
+}
+
+static void write_png(const char *rel, int w, int h, int type, const uint8_t *px)
+{
+    write_png_full(rel, w, h, type, 8, px, NULL, 0, NULL, 0, 0);
+}
+
+/* A solid w x h image of c channels (1, 3 or 4) of colour v[0..c). */
+static uint8_t *solid(int w, int h, int c, const uint8_t *v)
+{
+    uint8_t *px = malloc((size_t)w * h * c);
+    for (int i = 0; i < w * h; i++) memcpy(px + (size_t)i * c, v, (size_t)c);
+    return px;
+}
+
+static void write_solid_png(const char *rel, int w, int h, int type, const uint8_t *v)
+{
+    const int c = type == PNG_COLOR_TYPE_RGB ? 3 : type == PNG_COLOR_TYPE_RGBA ? 4 : 1;
+    uint8_t *px = solid(w, h, c, v);
+    write_png(rel, w, h, type, px);
+    free(px);
+}
+
+/* A JPEG of w x h pixels of c components in colour space cs (quality 95), cut to its first
+ * keep bytes when keep > 0. */
+static void write_jpeg(const char *rel, int w, int h, int c, J_COLOR_SPACE cs, const uint8_t *px,
+                       size_t keep)
+{
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    unsigned char *buf = NULL;
+    unsigned long len = 0;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    jpeg_mem_dest(&ci, &buf, &len);
+    ci.image_width = (JDIMENSION)w;
+    ci.image_height = (JDIMENSION)h;
+    ci.input_components = c;
+    ci.in_color_space = cs;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 95, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)px + (size_t)ci.next_scanline * w * c;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    write_raw(tmp(rel), 0, buf, keep && keep < len ? keep : len);
+    free(buf);
+}
+
+static void write_solid_jpeg(const char *rel, int w, int h, const uint8_t *rgb)
+{
+    uint8_t *px = solid(w, h, 3, rgb);
+    write_jpeg(rel, w, h, 3, JCS_RGB, px, 0);
+    free(px);
+}
+
+/* Samples of class k whose every pixel is within tol of colour v (d->shape.c values). */
+static int count_solid(const pml_dataset *d, int k, const uint8_t *v, int tol)
+{
+    const size_t plane = (size_t)d->shape.h * d->shape.w, size = pml_shape_size(d->shape);
+    int found = 0;
+    for (int i = 0; i < d->n; i++) {
+        if (d->labels[i] != k) continue;
+        const uint8_t *x = d->images + (size_t)i * size;
+        int ok = 1;
+        for (int c = 0; c < d->shape.c && ok; c++)
+            for (size_t j = 0; j < plane && ok; j++)
+                ok = abs((int)x[c * plane + j] - (int)v[c]) <= tol;
+        found += ok;
+    }
+    return found;
+}
+
+/* The sample of class k (the only one). */
+static const uint8_t *only_of(const pml_dataset *d, int k)
+{
+    const uint8_t *x = NULL;
+    for (int i = 0; i < d->n; i++)
+        if (d->labels[i] == k) {
+            CHECK_MSG(x == NULL, "class %d has more than one sample", k);
+            x = d->images + (size_t)i * pml_shape_size(d->shape);
+        }
+    CHECK_MSG(x != NULL, "class %d has no sample", k);
+    return x;
+}
+
+/* Three classes of JPEG and PNG files of several sizes and colour types, and files to ignore:
+ *   LICENSE.txt                        ignored (not a folder)
+ *   apples/  red.png (RGB, interlaced) grey.png (grey 8-bit) rgba.png (RGBA, alpha dropped)
+ *            pal.png (palette, transparent index) blue.JPG (RGB JPEG), notes.txt (ignored)
+ *   bananas/ g16.png (16-bit grey) y1.png y2.jpeg Y3.PNG, deep/er/z.png (nested), .hidden.png
+ *            (skipped)
+ *   cherries/ c1.png .. c5.png
+ * 15 images: 5 of each class. */
+static const uint8_t red[3] = {200, 30, 60}, blue[3] = {40, 60, 220}, rgba[4] = {10, 250, 128, 7};
+static const uint8_t pal_rgb[3] = {9, 8, 7}, gold[3] = {240, 200, 0};
+
+static void make_fruit(void)
+{
+    static const uint8_t grey90 = 90, yellow[3] = {230, 220, 20};
+    mkdirs("fruit/apples");
+    mkdirs("fruit/bananas/deep/er");
+    mkdirs("fruit/cherries");
+    write_raw(tmp("fruit/LICENSE.txt"), 0, "CC-BY\n", 6);
+    write_raw(tmp("fruit/apples/notes.txt"), 0, "not an image\n", 13);
+    uint8_t *px = solid(7, 5, 3, red);
+    write_png_full("fruit/apples/red.png", 7, 5, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0, NULL, 0, 1);
+    free(px);
+    write_solid_png("fruit/apples/grey.png", 9, 11, PNG_COLOR_TYPE_GRAY, &grey90);
+    write_solid_png("fruit/apples/rgba.png", 4, 4, PNG_COLOR_TYPE_RGBA, rgba);
+    const png_color pal[2] = {{pal_rgb[0], pal_rgb[1], pal_rgb[2]}, {1, 2, 3}};
+    const uint8_t trans[1] = {0}, idx[6 * 3] = {0};
+    write_png_full("fruit/apples/pal.png", 6, 3, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 2, trans, 1,
+                   0);
+    write_solid_jpeg("fruit/apples/blue.JPG", 24, 16, blue);
+    uint8_t g16[2 * 3 * 2];
+    for (int i = 0; i < 6; i++) g16[2 * i] = 40000 >> 8, g16[2 * i + 1] = 40000 & 0xff;
+    write_png_full("fruit/bananas/g16.png", 3, 2, PNG_COLOR_TYPE_GRAY, 16, g16, NULL, 0, NULL, 0,
+                   0);
+    write_solid_png("fruit/bananas/y1.png", 32, 32, PNG_COLOR_TYPE_RGB, yellow);
+    write_solid_jpeg("fruit/bananas/y2.jpeg", 17, 19, yellow);
+    write_solid_png("fruit/bananas/Y3.PNG", 16, 16, PNG_COLOR_TYPE_RGB, gold);
+    write_solid_png("fruit/bananas/deep/er/z.png", 5, 5, PNG_COLOR_TYPE_RGB, yellow);
+    write_raw(tmp("fruit/bananas/.hidden.png"), 0, "junk", 4);
+    for (int i = 1; i <= 5; i++) {
+        char name[64];
+        const uint8_t v[3] = {(uint8_t)(50 * i), 0, (uint8_t)(255 - 50 * i)};
+        snprintf(name, sizeof name, "fruit/cherries/c%d.png", i);
+        write_solid_png(name, 10 + i, 20 - i, PNG_COLOR_TYPE_RGB, v);
+    }
+}
+
+static void t_images_values(void)
+{
+    tmp_begin();
+    make_fruit();
+    pml_dataset d;
+    int skipped = -1;
+    CHECK_OK(pml_data_load_image_dir(tmp("fruit"), (pml_shape){3, 16, 16}, false, &skipped, &d));
+    CHECK(skipped == 0);
+    CHECK(d.n == 15 && d.classes == 3 && d.first == 0 && strcmp(d.name, "fruit") == 0);
+    CHECK(d.shape.c == 3 && d.shape.h == 16 && d.shape.w == 16);
+    int count[3] = {0};
+    for (int i = 0; i < d.n; i++)
+        if (d.labels[i] >= 0 && d.labels[i] < 3) count[d.labels[i]]++;
+    CHECK(count[0] == 5 && count[1] == 5 && count[2] == 5);
+    /* PNG exactly; grey replicated; alpha and a transparent palette entry dropped, not composited;
+     * 16 bits scaled (40000 * 255 / 65535 = 155.6); JPEG within its rounding */
+    const uint8_t grey3[3] = {90, 90, 90}, g16[3] = {156, 156, 156}, yellow[3] = {230, 220, 20};
+    CHECK(count_solid(&d, 0, red, 0) == 1);
+    CHECK(count_solid(&d, 0, grey3, 0) == 1);
+    CHECK(count_solid(&d, 0, rgba, 0) == 1);
+    CHECK(count_solid(&d, 0, pal_rgb, 0) == 1);
+    CHECK(count_solid(&d, 0, blue, 3) == 1);
+    CHECK(count_solid(&d, 1, g16, 0) == 1);
+    CHECK(count_solid(&d, 1, yellow, 0) == 2); /* y1.png, deep/er/z.png */
+    CHECK(count_solid(&d, 1, yellow, 4) == 3); /* and y2.jpeg */
+    CHECK(count_solid(&d, 1, gold, 0) == 1);
+    for (int i = 1; i <= 5; i++) {
+        const uint8_t v[3] = {(uint8_t)(50 * i), 0, (uint8_t)(255 - 50 * i)};
+        CHECK(count_solid(&d, 2, v, 0) == 1);
+    }
+    /* the storage is shuffled once: not in class order */
+    int sorted = 1;
+    for (int i = 1; i < d.n; i++) sorted &= d.labels[i - 1] <= d.labels[i];
+    CHECK(!sorted);
+    /* gathered as bytes / 255 like every dataset */
+    int32_t i0 = 0, y0 = -1;
+    float x[3 * 16 * 16];
+    pml_data_gather(&d, &i0, 1, x, &y0);
+    CHECK(y0 == d.labels[0]);
+    CHECK_NEAR(x[0], d.images[0] / 255.0, 1e-7);
+
+    /* the same folder again: the same bytes in the same order */
+    pml_dataset e;
+    CHECK_OK(pml_data_load_image_dir(tmp("fruit"), (pml_shape){3, 16, 16}, false, NULL, &e));
+    CHECK(e.n == d.n && memcmp(e.images, d.images, (size_t)d.n * 3 * 16 * 16) == 0 &&
+          memcmp(e.labels, d.labels, (size_t)d.n * sizeof *d.labels) == 0);
+    pml_data_free(&e);
+
+    /* as grey: RGB by luminance (0.299 * 200 + 0.587 * 30 + 0.114 * 60 = 84.25), grey as is */
+    CHECK_OK(pml_data_load_image_dir(tmp("fruit/"), (pml_shape){1, 5, 9}, false, NULL, &e));
+    const uint8_t red_grey = 84, g90 = 90, blue_grey = 0.299 * 40 + 0.587 * 60 + 0.114 * 220 + 0.5;
+    CHECK(e.n == 15 && e.shape.c == 1 && strcmp(e.name, "fruit") == 0);
+    CHECK(count_solid(&e, 0, &red_grey, 0) == 1);
+    CHECK(count_solid(&e, 0, &g90, 0) == 1);
+    CHECK(count_solid(&e, 0, &blue_grey, 3) == 1);
+    /* the order does not depend on the shape */
+    for (int i = 0; i < d.n; i++) CHECK(e.labels[i] == d.labels[i]);
+    pml_data_free(&e);
+    pml_data_free(&d);
+    tmp_end();
+}
+
+/* Bilinear resizing with half-pixel centres, no antialiasing (tf.image.resize, PIL enlarging).
+ * Up 2x2 -> 4x4: along each side the outputs sit at source positions -0.25 (clamped to 0), 0.25,
+ * 0.75 and 1.25 (clamped to 1): p0, 3/4 p0 + 1/4 p1, 1/4 p0 + 3/4 p1, p1.
+ * Down 4x4 -> 2x2: outputs at 0.5 and 2.5, the mean of each 2x2 block. */
+static void t_images_resize(void)
+{
+    tmp_begin();
+    mkdirs("r/a");
+    mkdirs("r/b");
+    mkdirs("r/c");
+    /* R: 0 160 / 80 240; G: 255 0 / 0 255; B: 50 */
+    const uint8_t two[2 * 2 * 3] = {0, 255, 50, 160, 0, 50, 80, 0, 50, 240, 255, 50};
+    write_png("r/a/two.png", 2, 2, PNG_COLOR_TYPE_RGB, two);
+    const uint8_t grey[2 * 2] = {0, 160, 80, 240};
+    write_png("r/b/two.png", 2, 2, PNG_COLOR_TYPE_GRAY, grey);
+    uint8_t four[4 * 4];
+    for (int i = 0; i < 16; i++) four[i] = (uint8_t)(i * 16);
+    write_png("r/c/four.png", 4, 4, PNG_COLOR_TYPE_GRAY, four);
+
+    static const uint8_t want_r[16] = {0,  40,  120, 160, 20, 60,  140, 180,
+                                       60, 100, 180, 220, 80, 120, 200, 240};
+    /* G: rows 255 191.25 63.75 0 and 0 63.75 191.25 255, mixed 3:1 and 1:3, rounded */
+    static const uint8_t want_g[16] = {255, 191, 64, 0,   191, 159, 96,  64,
+                                       64,  96,  159, 191, 0,  64,  191, 255};
+    pml_dataset d;
+    CHECK_OK(pml_data_load_image_dir(tmp("r"), (pml_shape){3, 4, 4}, false, NULL, &d));
+    CHECK(d.n == 3 && d.classes == 3);
+    const uint8_t *x = only_of(&d, 0);
+    if (x) {
+        CHECK(memcmp(x, want_r, 16) == 0);
+        CHECK(memcmp(x + 16, want_g, 16) == 0);
+        for (int j = 0; j < 16; j++) CHECK(x[32 + j] == 50);
+        if (getenv("PML_TEST_VERBOSE"))
+            for (int j = 0; j < 16; j++) fprintf(stderr, "%d %d%s", x[j], x[16 + j], j % 4 == 3 ? "\n" : ", ");
+    }
+    x = only_of(&d, 1); /* grey to RGB: R's values in every channel */
+    if (x)
+        for (int c = 0; c < 3; c++) CHECK(memcmp(x + 16 * c, want_r, 16) == 0);
+    pml_data_free(&d);
+
+    CHECK_OK(pml_data_load_image_dir(tmp("r"), (pml_shape){1, 2, 2}, false, NULL, &d));
+    x = only_of(&d, 2); /* the 2x2 block means of 0, 16, ..., 240 */
+    if (x) {
+        const uint8_t want[4] = {40, 72, 168, 200};
+        CHECK_MSG(memcmp(x, want, 4) == 0, "%d %d %d %d", x[0], x[1], x[2], x[3]);
+    }
+    x = only_of(&d, 1); /* the same size: as it was */
+    if (x) CHECK(memcmp(x, grey, 4) == 0);
+    pml_data_free(&d);
+    tmp_end();
+}
+
+/* Loading folder rel (at 3x8x8) must fail naming `what` and containing s1 (if not NULL). */
+static void image_fail(const char *rel, const char *what, const char *s1)
+{
+    pml_dataset d;
+    memset(&d, 0x5a, sizeof d);
+    int skipped = -1;
+    pml_status st = pml_data_load_image_dir(tmp(rel), (pml_shape){3, 8, 8}, false, &skipped, &d);
+    CHECK_MSG(st != PML_OK, "%s: loading succeeded", rel);
+    if (getenv("PML_TEST_VERBOSE")) fprintf(stderr, "  %-10s %s\n", rel, pml_errmsg());
+    CHECK_MSG(has(what), "%s: message \"%s\" does not name %s", rel, pml_errmsg(), what);
+    CHECK_MSG(!s1 || has(s1), "%s: \"%s\" lacks \"%s\"", rel, pml_errmsg(), s1);
+    CHECK(is_empty(&d) && skipped == 0);
+}
+
+/* Folder rel with a good class "a" (two PNGs) and class "b" holding a good PNG and bad file
+ * name (len bytes of data). */
+static void bad_folder(const char *rel, const char *name, const void *data, size_t len)
+{
+    char p[128];
+    const uint8_t v[3] = {1, 2, 3};
+    snprintf(p, sizeof p, "%s/a", rel);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/b", rel);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/a/1.png", rel);
+    write_solid_png(p, 3, 3, PNG_COLOR_TYPE_RGB, v);
+    snprintf(p, sizeof p, "%s/a/2.png", rel);
+    write_solid_png(p, 3, 3, PNG_COLOR_TYPE_RGB, v);
+    snprintf(p, sizeof p, "%s/b/0.png", rel);
+    write_solid_png(p, 3, 3, PNG_COLOR_TYPE_RGB, v);
+    snprintf(p, sizeof p, "%s/b/%s", rel, name);
+    if (data) write_raw(tmp(p), 0, data, len);
+}
+
+static void t_images_bad(void)
+{
+    tmp_begin();
+    uint8_t *px = solid(40, 30, 3, red), *file;
+    size_t len;
+    /* a JPEG and a PNG cut in half */
+    bad_folder("cutj", "x.jpg", NULL, 0);
+    write_jpeg("cutj/b/x.jpg", 40, 30, 3, JCS_RGB, px, 0);
+    file = read_whole(tmp("cutj/b/x.jpg"), &len);
+    write_raw(tmp("cutj/b/x.jpg"), 0, file, len / 2);
+    free(file);
+    image_fail("cutj", "cutj/b/x.jpg", "truncated JPEG");
+    bad_folder("cutp", "x.png", NULL, 0);
+    write_png("cutp/b/x.png", 40, 30, PNG_COLOR_TYPE_RGB, px);
+    file = read_whole(tmp("cutp/b/x.png"), &len);
+    write_raw(tmp("cutp/b/x.png"), 0, file, len / 2);
+    image_fail("cutp", "cutp/b/x.png", "truncated PNG");
+    /* and only its IEND missing */
+    write_raw(tmp("cutp/b/x.png"), 0, file, len - 12);
+    image_fail("cutp", "cutp/b/x.png", "truncated PNG");
+    free(file);
+    /* a CMYK JPEG */
+    bad_folder("cmyk", "k.jpeg", NULL, 0);
+    uint8_t *px4 = solid(8, 8, 4, rgba);
+    write_jpeg("cmyk/b/k.jpeg", 8, 8, 4, JCS_CMYK, px4, 0);
+    free(px4);
+    image_fail("cmyk", "cmyk/b/k.jpeg", "CMYK");
+    /* text named .jpg, a GIF named .png, an empty file: by their bytes, not their names */
+    bad_folder("text", "x.jpg", "hello, world\n", 13);
+    image_fail("text", "text/b/x.jpg", "not a JPEG or PNG image");
+    bad_folder("gif", "x.png", "GIF89a\1\0\1\0", 10);
+    image_fail("gif", "gif/b/x.png", "a GIF image");
+    bad_folder("empty", "x.png", "", 0);
+    image_fail("empty", "empty/b/x.png", "empty file");
+    /* a PNG that declares zero width (IHDR written by hand: libpng will not) */
+    uint8_t z[8 + 25] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                         0,    0,   0,   0,   0,    0,    0,    1,    8, 2, 0, 0, 0};
+    uLong crc = crc32(0, z + 12, 17);
+    put_be32(z + 29, (uint32_t)crc);
+    bad_folder("zpng", "z.png", z, sizeof z);
+    image_fail("zpng", "zpng/b/z.png", "zero width or height");
+    /* a JPEG whose frame header says height 0 */
+    bad_folder("zjpg", "z.jpg", NULL, 0);
+    write_jpeg("zjpg/b/z.jpg", 40, 30, 3, JCS_RGB, px, 0);
+    file = read_whole(tmp("zjpg/b/z.jpg"), &len);
+    for (size_t i = 2; i + 7 < len; i++)
+        if (file[i] == 0xff && file[i + 1] == 0xc0) { /* SOF0: length, precision, height, width */
+            file[i + 5] = file[i + 6] = 0;
+            break;
+        }
+    write_raw(tmp("zjpg/b/z.jpg"), 0, file, len);
+    free(file);
+    image_fail("zjpg", "zjpg/b/z.jpg", "zero width or height");
+    /* a PNG named .jpg decodes (its bytes say PNG) */
+    bad_folder("named", "n.jpg", NULL, 0);
+    write_png("named/b/n.jpg", 40, 30, PNG_COLOR_TYPE_RGB, px);
+    pml_dataset d;
+    CHECK_OK(pml_data_load_image_dir(tmp("named"), (pml_shape){3, 8, 8}, false, NULL, &d));
+    CHECK(d.n == 4 && count_solid(&d, 1, red, 0) == 1);
+    pml_data_free(&d);
+
+    /* folders: a class without images, one class, none, a missing folder, a file */
+    bad_folder("noimg", "readme.txt", "text", 4);
+    mkdirs("noimg/c/sub");
+    image_fail("noimg", "noimg/c", "class folder 'c' has no images");
+    mkdirs("one/only");
+    write_solid_png("one/only/1.png", 2, 2, PNG_COLOR_TYPE_RGB, red);
+    image_fail("one", "one", "one class folder ('only')");
+    mkdirs("flat");
+    write_solid_png("flat/1.png", 2, 2, PNG_COLOR_TYPE_RGB, red);
+    image_fail("flat", "flat", "no class subfolders");
+    image_fail("absent", "absent", "cannot open");
+    CHECK(pml_data_load_image_dir(tmp("absent"), (pml_shape){3, 8, 8}, false, NULL, &d) ==
+          PML_ENOTFOUND);
+    image_fail("flat/1.png", "flat/1.png", "not a folder");
+    /* shapes an image folder cannot give */
+    CHECK(pml_data_load_image_dir(tmp("named"), (pml_shape){4, 8, 8}, false, NULL, &d) ==
+          PML_EINVAL);
+    CHECK(has("named") && has("4x8x8"));
+    CHECK(pml_data_load_image_dir(tmp("named"), (pml_shape){3, 0, 8}, false, NULL, &d) ==
+          PML_EINVAL);
+    free(px);
+    tmp_end();
+}
+
+static void t_images_skip_bad(void)
+{
+    tmp_begin();
+    /* bad files in two classes: without skip_bad the first in sorted order is named, however
+     * the pool's threads finish; with it they are skipped and counted */
+    bad_folder("mix", "b1.jpg", "not a jpeg", 10);
+    write_raw(tmp("mix/a/3.png"), 0, "", 0);
+    write_raw(tmp("mix/b/b2.png"), 0, "\x89PNG\r\n\x1a\n", 8);
+    for (int i = 0; i < 40; i++) { /* enough files to keep every pool thread busy */
+        char name[64];
+        const uint8_t v[3] = {(uint8_t)i, 7, 7};
+        snprintf(name, sizeof name, "mix/b/g%02d.png", i);
+        write_solid_png(name, 9, 9, PNG_COLOR_TYPE_RGB, v);
+    }
+    for (int rep = 0; rep < 3; rep++) image_fail("mix", "mix/a/3.png", "empty file");
+    pml_dataset d, e;
+    int skipped = -1;
+    CHECK_OK(pml_data_load_image_dir(tmp("mix"), (pml_shape){3, 4, 4}, true, &skipped, &d));
+    CHECK(skipped == 3 && d.n == 2 + 1 + 40 && d.classes == 2);
+    int count[2] = {0};
+    for (int i = 0; i < d.n; i++)
+        if (d.labels[i] >= 0 && d.labels[i] < 2) count[d.labels[i]]++;
+    CHECK(count[0] == 2 && count[1] == 41);
+    for (int i = 0; i < 40; i++) {
+        const uint8_t v[3] = {(uint8_t)i, 7, 7};
+        CHECK(count_solid(&d, 1, v, 0) == 1);
+    }
+    CHECK_OK(pml_data_load_image_dir(tmp("mix"), (pml_shape){3, 4, 4}, true, NULL, &e));
+    CHECK(e.n == d.n && memcmp(e.images, d.images, (size_t)d.n * 48) == 0 &&
+          memcmp(e.labels, d.labels, (size_t)d.n * sizeof *d.labels) == 0);
+    pml_data_free(&e);
+    pml_data_free(&d);
+
+    /* every image bad: an error, even when skipping */
+    mkdirs("allbad/a");
+    mkdirs("allbad/b");
+    write_raw(tmp("allbad/a/x.png"), 0, "x", 1);
+    write_raw(tmp("allbad/b/y.png"), 0, "y", 1);
+    CHECK(pml_data_load_image_dir(tmp("allbad"), (pml_shape){3, 4, 4}, true, &skipped, &d) !=
+          PML_OK);
+    CHECK(has("allbad") && has("none of its 2 images") && is_empty(&d));
+    tmp_end();
+}
+
+/* The sets pml train and pml evaluate take from an image folder. */
+static void t_images_for_model(void)
+{
+    tmp_begin();
+    pml_graph g;
+    CHECK_OK(pml_model_load("flowers-cnn:size=8,classes=3", &g));
+    make_fruit();
+    pml_dataset tr, te;
+    int skipped = -1;
+    /* one folder: the training set, no test set */
+    CHECK_OK(pml_data_for_model(&g, tmp("fruit"), 0, 0, 1, false, &skipped, &tr, &te));
+    CHECK(tr.n == 15 && tr.classes == 3 && te.n == 0 && skipped == 0);
+    CHECK(tr.shape.c == 3 && tr.shape.h == 8 && tr.shape.w == 8);
+    pml_data_free(&tr);
+    pml_data_free(&te);
+    /* --train-samples cuts it; the test set alone is the whole folder */
+    CHECK_OK(pml_data_for_model(&g, tmp("fruit"), 4, 0, 1, false, NULL, &tr, &te));
+    CHECK(tr.n == 4 && te.n == 0);
+    pml_data_free(&tr);
+    CHECK_OK(pml_data_for_model(&g, tmp("fruit"), 0, 0, 1, false, NULL, NULL, &te));
+    CHECK(te.n == 15 && strcmp(te.name, "fruit") == 0);
+    pml_data_free(&te);
+
+    /* train/ and test/: those two, with the same classes */
+    bad_folder("pair/train", "t.png", NULL, 0);
+    bad_folder("pair/test", "bad.png", "bad", 3);
+    write_raw(tmp("pair/README"), 0, "x", 1);
+    CHECK(pml_data_for_model(&g, tmp("pair"), 0, 0, 1, false, NULL, &tr, &te) != PML_OK);
+    CHECK(has("pair/test/b/bad.png") && is_empty(&tr) && is_empty(&te));
+    CHECK_OK(pml_data_for_model(&g, tmp("pair"), 0, 0, 1, true, &skipped, &tr, &te));
+    CHECK(tr.n == 3 && te.n == 3 && skipped == 1);
+    CHECK(strcmp(tr.name, "pair train") == 0 && strcmp(te.name, "pair test") == 0);
+    pml_data_free(&tr);
+    pml_data_free(&te);
+    mkdirs("pair/test/c");
+    write_solid_png("pair/test/c/1.png", 2, 2, PNG_COLOR_TYPE_RGB, red);
+    CHECK(pml_data_for_model(&g, tmp("pair"), 0, 0, 1, true, NULL, &tr, &te) != PML_OK);
+    CHECK(has("pair/train") && has("pair/test") && has("classes differ"));
+
+    /* a folder of neither kind; an MNIST-style folder is still one */
+    mkdirs("neither");
+    CHECK(pml_data_for_model(&g, tmp("neither"), 0, 0, 1, false, NULL, &tr, &te) ==
+          PML_ENOTFOUND);
+    CHECK(has("neither") && has("MNIST-style") && has("class subfolders"));
+    pml_graph_free(&g);
+    CHECK_OK(pml_model_load("mlp", &g));
+    mkdirs("mnist/sub");
+    uint8_t *zeros = calloc(3, 28 * 28);
+    write_images(tmp("mnist/train-images-idx3-ubyte"), 0, 3, 28, 28, zeros);
+    free(zeros);
+    CHECK(pml_data_for_model(&g, tmp("mnist"), 0, 0, 1, false, NULL, &tr, &te) != PML_OK);
+    CHECK(has("train-labels-idx1-ubyte") && !has("class"));
+    pml_graph_free(&g);
+    tmp_end();
+}
+
 static const pml_test tests[] = {
     {"idx_plain", t_idx_plain},
     {"idx_gzip", t_idx_gzip},
@@ -841,6 +1359,11 @@ static const pml_test tests[] = {
     {"synthetic_values", t_synthetic_values},
     {"synthetic_learnable", t_synthetic_learnable},
     {"synthetic_threads", t_synthetic_threads},
+    {"images_values", t_images_values},
+    {"images_resize", t_images_resize},
+    {"images_bad", t_images_bad},
+    {"images_skip_bad", t_images_skip_bad},
+    {"images_for_model", t_images_for_model},
     {0},
 };
 

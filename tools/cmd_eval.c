@@ -15,7 +15,10 @@ static const char evaluate_help[] =
     "\n"
     "options:\n"
     "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
-    "                        " PML_FASHION_MNIST_DIR "), or synthetic images (seed --seed)\n"
+    "                        " PML_FASHION_MNIST_DIR "), a folder of JPEG/PNG images with one\n"
+    "                        subfolder per class (its test/ subfolder when it has train/ and\n"
+    "                        test/, else all of it), or synthetic images (seed --seed)\n"
+    "  --skip-bad            image folders: skip images that cannot be decoded\n"
     "  --test-samples N      the first N test samples only\n"
     "  --batch N             samples per inference pass (default 32, as Keras)\n"
     "  --threads N           cores to run on (default: all)\n"
@@ -34,6 +37,7 @@ static const char predict_help[] =
     "\n"
     "options:\n"
     "  --data DIR|synthetic  as for pml evaluate (default for 28x28x1 models: Fashion-MNIST)\n"
+    "  --skip-bad            image folders: skip images that cannot be decoded\n"
     "  --test-samples N      the first N test samples only\n"
     "  --batch N             samples per inference pass (default 32, as Keras)\n"
     "  --threads N           cores to run on (default: all)\n"
@@ -49,7 +53,7 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
     long test_samples = 0;
     int batch = 32, threads = pml_machine_cores(); /* Keras's evaluate and predict: 32 */
     uint64_t seed = 1;
-    bool json = false;
+    bool json = false, skip_bad = false;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             if (model) {
@@ -62,6 +66,8 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
             return 0;
         } else if (cli_is(&c, "--data")) {
             data = cli_str(&c);
+        } else if (cli_is(&c, "--skip-bad")) {
+            skip_bad = true;
         } else if (cli_is(&c, "--test-samples")) {
             test_samples = cli_long(&c, 1, 0x7fffffffL);
         } else if (cli_is(&c, "--batch")) {
@@ -88,16 +94,19 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
         fprintf(stderr, "pml %s: %s\n", cmd, pml_errmsg());
         return 1;
     }
-    pml_dataset train, test;
-    memset(&train, 0, sizeof train);
+    pml_dataset test;
     memset(&test, 0, sizeof test);
     pml_exec *e = NULL;
     int32_t *cls = NULL, *label = NULL;
     float *prob = NULL;
     int rc = 1;
-    /* the training set is not used: a sample of it only */
-    if ((st = pml_data_for_model(&g, data, 1, test_samples, seed, &train, &test)) != PML_OK)
+    int skipped = 0;
+    if ((st = pml_data_for_model(&g, data, 0, test_samples, seed, skip_bad, &skipped, NULL,
+                                 &test)) != PML_OK)
         goto out;
+    if (skipped)
+        fprintf(stderr, "pml %s: skipped %d bad image%s (without --skip-bad the first is an error "
+                "naming it)\n", cmd, skipped, skipped == 1 ? "" : "s");
     pml_exec_opts eo = {.batch = batch, .threads = threads, .seed = seed};
     if ((st = pml_exec_create(&g, &eo, &e)) != PML_OK) goto out;
     memcpy(pml_exec_params(e), params, g.nparams * sizeof(float));
@@ -136,7 +145,6 @@ out:
     free(prob);
     free(label);
     pml_exec_destroy(e);
-    pml_data_free(&train);
     pml_data_free(&test);
     free(params);
     free(state);

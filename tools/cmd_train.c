@@ -1,5 +1,5 @@
-/* pml train — Keras-like training of a zoo model on Fashion-MNIST, an MNIST-style folder or
- * synthetic images. */
+/* pml train — Keras-like training of a zoo model on Fashion-MNIST, an MNIST-style folder, a
+ * folder of images with one subfolder per class, or synthetic images. */
 #include "cli.h"
 
 #include "models/models.h"
@@ -51,7 +51,13 @@ static const char train_help[] =
     "                        go to stderr)\n"
     "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
     "                        " PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
-    "                        or synthetic images of the model's input shape (fixed seed)\n"
+    "                        a folder of JPEG/PNG images with one subfolder per class (as\n"
+    "                        Keras' image_dataset_from_directory; resized to the model's\n"
+    "                        input; with train/ and test/ subfolders those are the sets, else\n"
+    "                        there is no test set), or synthetic images of the model's input\n"
+    "                        shape (fixed seed)\n"
+    "  --skip-bad            image folders: skip images that cannot be decoded (and say how\n"
+    "                        many) instead of stopping at the first\n"
     "  --train-samples N     use only the first N training samples (synthetic: generate N;\n"
     "                        default 2936, the flowers tutorial's training set)\n"
     "  --test-samples N      use only the first N test samples (synthetic default 734)\n"
@@ -469,7 +475,7 @@ int cmd_train(int argc, char **argv)
     pml_optim_kind kind = PML_OPTIM_ADAM;
     double lr = -1, momentum = 0;
     long train_samples = 0, test_samples = 0;
-    bool json = false, threads_given = false, sync_ps = false;
+    bool json = false, threads_given = false, sync_ps = false, skip_bad = false;
     int servers = 0;
     const char *plan = NULL, *trace = NULL, *machine = NULL;
     char plan_desc[4096] = "none", plan_file[4096] = "";
@@ -513,6 +519,8 @@ int cmd_train(int argc, char **argv)
             trace = cli_str(&c);
         } else if (cli_is(&c, "--data")) {
             data = cli_str(&c);
+        } else if (cli_is(&c, "--skip-bad")) {
+            skip_bad = true;
         } else if (cli_is(&c, "--train-samples")) {
             train_samples = cli_long(&c, 1, 0x7fffffffL);
         } else if (cli_is(&c, "--test-samples")) {
@@ -654,11 +662,15 @@ int cmd_train(int argc, char **argv)
     memset(&pl, 0, sizeof pl);
     int rc = 1;
     phase = PHASE_DATA;
-    if ((st = pml_data_for_model(&g, data, train_samples, test_samples, o.seed, &train, &test)) !=
-        PML_OK) {
+    int skipped = 0;
+    if ((st = pml_data_for_model(&g, data, train_samples, test_samples, o.seed, skip_bad, &skipped,
+                                 &train, &test)) != PML_OK) {
         err("%s\n", pml_errmsg());
         goto out;
     }
+    if (skipped)
+        err("skipped %d bad image%s (without --skip-bad the first is an error naming it)\n",
+            skipped, skipped == 1 ? "" : "s");
 
     /* the plan: this machine (its first --threads cores) and a plan for it */
     phase = PHASE_PLAN;
@@ -766,13 +778,14 @@ int cmd_train(int argc, char **argv)
     o.cb = (pml_train_cb){.ud = &p, .step = on_step, .epoch = on_epoch, .slow = on_slow,
                           .rechecked = on_rechecked, .checkpoint_failed = on_checkpoint_failed};
     o.handle_signals = true;
+    char test_note[32] = "no test set";
+    if (test.n) snprintf(test_note, sizeof test_note, "%d test", test.n);
     fprintf(p.out,
-            "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %d test; "
+            "Model %s: %zu parameters, %.3g MFLOP/sample; data %s: %d train, %s; "
             "%d thread%s%s, batch %d, %s lr %g\n",
             cli_safe(g.name), pml_graph_param_count(&g), pml_graph_flops(&g) / 1e6,
-            cli_safe(train.name), train.n,
-            test.n, o.threads, o.threads == 1 ? "" : "s", ranks_note, o.batch,
-            kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
+            cli_safe(train.name), train.n, test_note, o.threads, o.threads == 1 ? "" : "s",
+            ranks_note, o.batch, kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
     if (o.resume_from) fprintf(p.out, "Resume: from %s\n", cli_safe(o.resume_from));
     fprintf(p.out, "Plan: %s\n",
             o.plan || cands.n || ranks > 1 ? cli_safe(plan_desc)
@@ -780,7 +793,7 @@ int cmd_train(int argc, char **argv)
     fflush(p.out);
 
     pml_train_result r;
-    st = pml_train(&g, &train, &test, &o, &r);
+    st = pml_train(&g, &train, test.n ? &test : NULL, &o, &r); /* an image folder: maybe none */
     /* training is over, whatever comes now: the results are printed whole */
     sigset_t block;
     sigemptyset(&block);
@@ -794,7 +807,9 @@ int cmd_train(int argc, char **argv)
             "with a run not stopped to about 1e-5, not bit for bit\n",
             cli_safe(r.resumed_plan));
     if (st == PML_OK) {
-        fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss, r.test_accuracy);
+        if (r.has_test)
+            fprintf(p.out, "Test loss: %.4f - test accuracy: %.4f\n", r.test_loss,
+                    r.test_accuracy);
         if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, NULL);
         rc = 0;
     } else if (st == PML_EINTR) {
