@@ -2,7 +2,7 @@
 # and tests/run; idempotent: with everything present it changes nothing.
 PML_PACKAGES="build-essential meson ninja-build pkg-config python3 libopenblas-dev libhwloc-dev
   libuv1-dev libgraphviz-dev graphviz zlib1g-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev
-  openmpi-bin libdnnl-dev
+  openmpi-bin libdnnl-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   dataset-fashion-mnist"
 

@@ -232,6 +232,62 @@ t_sigint() {
     has "$err" "interrupted"
 }
 
+# ---- charts of a run (pml train --plot)
+plot_args="mlp:units=16,layers=1 --epochs 2 --train-samples 512 --test-samples 128"
+t_plot_png() { # two panels of 480x360 below a title band of 30
+    run 0 train $plot_args --validation-split 0.2 --plot "$TMP/c.png" && has "$out" "Test loss: " &&
+        quiet || return 1
+    local sig size
+    sig=$(od -A n -t x1 -N 16 "$TMP/c.png" | tr -d ' \n')
+    [ "$sig" = 89504e470d0a1a0a0000000d49484452 ] || { echo "  not a PNG: $sig" >&2; return 1; }
+    size=$(od -A n -t u1 -j 16 -N 8 "$TMP/c.png" | awk '{print ($1*2^24+$2*2^16+$3*256+$4) "x" ($5*2^24+$6*2^16+$7*256+$8)}')
+    [ "$size" = 960x390 ] || { echo "  PNG of $size, expected 960x390" >&2; return 1; }
+}
+t_plot_svg() { # the SVG holds the chart's text: its title, and the panels and series in <desc>
+    run 0 train $plot_args --validation-split 0.2 --plot "$TMP/c.svg" &&
+        run 0 train $plot_args --plot "$TMP/noval.SVG" --json || return 1
+    python3 - "$TMP/c.svg" "$TMP/noval.SVG" <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+def text(path):
+    root = ET.parse(path).getroot()  # well-formed XML
+    assert root.tag == ns + "svg" and root.get("width") == "960pt" and root.get("height") == "390pt", root.attrib
+    return root.find(ns + "title").text, root.find(ns + "desc").text.splitlines()
+title, desc = text(sys.argv[1])
+assert title.startswith("mlp:units=16,layers=1 on fashion-mnist"), title
+assert desc == ["Loss (x: epoch, y: loss): loss, val_loss",
+                "Accuracy (x: epoch, y: accuracy): accuracy, val_accuracy"], desc
+title, desc = text(sys.argv[2])  # without --validation-split: training only
+assert desc == ["Loss (x: epoch, y: loss): loss", "Accuracy (x: epoch, y: accuracy): accuracy"], desc
+PY
+}
+t_plot_bad_name() { # refused before anything runs
+    run 0 train --help && has "$out" "--plot FILE.svg|png" || return 1
+    run 2 train $plot_args --plot "$TMP/c.gif" && has "$err" "--plot '$TMP/c.gif'" && one_line &&
+        [ ! -s "$out" ] && [ ! -e "$TMP/c.gif" ] &&
+        run 2 train $plot_args --plot "$TMP/.png" && has "$err" "--plot '$TMP/.png'"
+}
+t_plot_cannot_write() { # training's results stay printed; one message naming the file; no file
+    run 1 train $plot_args --plot /nonexistent-dir/c.png && has "$out" "Test loss: " && one_line &&
+        has "$err" "/nonexistent-dir/c.png" && [ ! -e /nonexistent-dir/c.png ] || return 1
+    mkdir -p "$TMP/plots/d.svg"
+    run 1 train $plot_args --plot "$TMP/plots/d.svg" && has "$out" "Test loss: " && one_line &&
+        has "$err" "$TMP/plots/d.svg" && [ -d "$TMP/plots/d.svg" ] &&
+        [ "$(ls -A "$TMP/plots")" = d.svg ]
+}
+t_plot_sigint() { # a run stopped by Ctrl-C draws the epochs it ran
+    "$PML" train mlp:units=16,layers=1 --train-samples 2000 --test-samples 100 --epochs 100000 \
+        --plot "$TMP/stopped.png" >"$out" 2>"$err" &
+    local pid=$! rc
+    for _ in $(seq 1 100); do grep -q "^Epoch 2/" "$out" && break; sleep 0.1; done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    [ $rc -eq 130 ] || { echo "  exit $rc after SIGINT, expected 130: $(head -c 400 "$err")" >&2; return 1; }
+    [ "$(od -A n -t x1 -N 4 "$TMP/stopped.png" | tr -d ' ')" = 89504e47 ] ||
+        { echo "  no chart after SIGINT" >&2; return 1; }
+}
+
 # ---- model files and drawings (pml export, pml viz, MODEL as a .dot file)
 quiet() { [ ! -s "$err" ] || { echo "  stderr: $(head -c 400 "$err")" >&2; return 1; }; }
 t_export_help() { run 0 export --help && has "$out" "-o, --output" && has "$out" "models/models.h"; }
@@ -1174,6 +1230,11 @@ case_ synthetic t_synthetic
 case_ image_folder t_image_folder
 case_ image_folder_bad t_image_folder_bad
 case_ sigint t_sigint
+case_ plot_png t_plot_png
+case_ plot_svg t_plot_svg
+case_ plot_bad_name t_plot_bad_name
+case_ plot_cannot_write t_plot_cannot_write
+case_ plot_sigint t_plot_sigint
 
 case_ export_help t_export_help
 case_ export_zoo t_export_zoo

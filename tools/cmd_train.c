@@ -1,6 +1,7 @@
 /* pml train — Keras-like training of a zoo model on Fashion-MNIST, an MNIST-style folder, a
  * folder of images with one subfolder per class, or synthetic images. */
 #include "cli.h"
+#include "plot.h"
 
 #include "models/models.h"
 #include "runtime/runtime.h"
@@ -87,6 +88,9 @@ static const char train_help[] =
     "                        --seed and --batch; the losses are those of a run not stopped\n"
     "  --save FILE.pml       after training, write the model and its weights to FILE (pml\n"
     "                        evaluate, pml predict and every MODEL argument read it)\n"
+    "  --plot FILE.svg|png   after training (also when stopped early), draw the loss and the\n"
+    "                        accuracy per epoch, with validation's (--validation-split), as a\n"
+    "                        chart of two panels\n"
     "  --check-numerics      stop with the node's name when a loss or gradient is not finite\n"
     "  --json                print one JSON object with the results on stdout (progress lines\n"
     "                        go to stderr)\n"
@@ -275,6 +279,46 @@ static void print_json(const char *model, const char *plan, int threads, int bat
         cli_json_str(f, error);
     }
     fputs("}\n", f);
+}
+
+/* --plot FILE: two panels, the loss and the accuracy per epoch of training and, when there was
+ * one, validation, at the epochs the run reports (those with steps: not the ones before the step
+ * a resumed run went on from). */
+static pml_status plot_epochs(const char *path, const char *title, const pml_train_result *r)
+{
+    const size_t n = (size_t)r->epochs_run;
+    double *v = malloc(5 * (n ? n : 1) * sizeof *v);
+    if (!v) return pml_fail(PML_ENOMEM, "cannot draw '%s': out of memory", path);
+    double *x = v, *loss = v + n, *acc = v + 2 * n, *vloss = v + 3 * n, *vacc = v + 4 * n;
+    int k = 0;
+    bool val = false;
+    for (int i = 0; i < r->epochs_run; i++) {
+        const pml_epoch_stats *s = &r->epochs[i];
+        if (s->steps == 0) continue;
+        x[k] = s->epoch;
+        loss[k] = s->loss;
+        acc[k] = s->accuracy;
+        vloss[k] = s->has_val ? s->val_loss : NAN;
+        vacc[k] = s->has_val ? s->val_accuracy : NAN;
+        val |= s->has_val;
+        k++;
+    }
+    pml_status st;
+    if (k == 0) {
+        st = pml_fail(PML_ENOTFOUND, "--plot %s: no epoch ran, nothing to draw", path);
+    } else {
+        const plot_series sl[] = {{.label = "loss", .n = k, .x = x, .y = loss},
+                                  {.label = "val_loss", .n = k, .x = x, .y = vloss}};
+        const plot_series sa[] = {{.label = "accuracy", .n = k, .x = x, .y = acc},
+                                  {.label = "val_accuracy", .n = k, .x = x, .y = vacc}};
+        const plot_panel p[] = {{.title = "Loss", .xlabel = "epoch", .ylabel = "loss",
+                                 .xticks_at_data = true, .nseries = val ? 2 : 1, .s = sl},
+                                {.title = "Accuracy", .xlabel = "epoch", .ylabel = "accuracy",
+                                 .xticks_at_data = true, .nseries = val ? 2 : 1, .s = sa}};
+        st = plot_write(path, title, p, 2);
+    }
+    free(v);
+    return st;
 }
 
 /* Every rank must run the same: pml, model, data, batch, epochs, seed, plan, machine. */
@@ -477,7 +521,7 @@ int cmd_train(int argc, char **argv)
     long train_samples = 0, test_samples = 0;
     bool json = false, threads_given = false, sync_ps = false, skip_bad = false;
     int servers = 0;
-    const char *plan = NULL, *trace = NULL, *machine = NULL;
+    const char *plan = NULL, *trace = NULL, *machine = NULL, *plot = NULL;
     char plan_desc[4096] = "none", plan_file[4096] = "";
     const char *a;
     while ((a = cli_next(&c))) {
@@ -549,6 +593,9 @@ int cmd_train(int argc, char **argv)
             o.resume_from = cli_str(&c);
         } else if (cli_is(&c, "--save")) {
             o.save_path = cli_str(&c);
+        } else if (cli_is(&c, "--plot")) {
+            if ((plot = cli_str(&c)) && !plot_name_ok(plot))
+                cli_error(&c, "--plot '%s': a chart is written as .svg or .png", plot);
         } else if (cli_is(&c, "--check-numerics")) {
             o.check_numerics = true;
         } else if (cli_is(&c, "--json")) {
@@ -824,6 +871,15 @@ int cmd_train(int argc, char **argv)
     } else {
         err("%s\n", pml_errmsg());
         if (json) print_json(model, plan_desc, o.threads, o.batch, &r, false, pml_errmsg());
+    }
+    if (plot && rank == 0 && (st == PML_OK || st == PML_EINTR)) {
+        char title[512];
+        snprintf(title, sizeof title, "%s on %s: batch %d, %s lr %g", model, train.name, o.batch,
+                 kind == PML_OPTIM_ADAM ? "adam" : "sgd", (double)o.optim.lr);
+        if (plot_epochs(plot, title, &r) != PML_OK) {
+            err("%s\n", pml_errmsg());
+            if (rc == 0) rc = 1; /* an interrupted run keeps its status */
+        }
     }
     pml_train_result_free(&r);
 out:
