@@ -95,6 +95,55 @@ size_t pml_escape(char *dst, size_t cap, const char *src);
  * and bidirectional overrides as \uNNNN, bytes that are not UTF-8 as U+FFFD. */
 void pml_json_str(FILE *f, const char *src);
 
+/* ---------------------------------------------------------------- reading JSON (ops/json.c) */
+
+/** Nesting pml_json_object and pml_json_skip accept. */
+#define PML_JSON_MAX_DEPTH 64
+
+/** A strict JSON reader (RFC 8259 syntax) over text in memory, walked by the caller: members are
+ * taken as they come (pml_json_object), so a large document needs no tree. Initialise as
+ * {text, text, text + len, source, kind, 0}: source names the text in messages ("FILE" or
+ * "FILE, line 3"), kind says what it is ("trace", "results line"). */
+typedef struct pml_json {
+    const char *s, *p, *end;
+    const char *src;
+    const char *kind;
+    int depth;
+} pml_json;
+
+/** \return the value of hexadecimal digit \p c, or -1. */
+int pml_hex_digit(char c);
+/** Line and column (1-based) of \p p in the text. */
+void pml_json_where(const pml_json *j, const char *p, int *line, int *col);
+/** \return PML_EFORMAT with "SOURCE: malformed KIND at line L, column C: WHAT" (or "... ends
+ * early" at the end of the text). */
+pml_status pml_json_bad(const pml_json *j, const char *what);
+/** Skips white space. */
+void pml_json_ws(pml_json *j);
+/** \return true, past it, when the next character after white space is \p c. */
+bool pml_json_eat(pml_json *j, char c);
+/** A string into buf (cap bytes with the NUL; buf may be NULL to skip it); *len (may be NULL):
+ * its length in bytes, even when longer than buf holds. */
+pml_status pml_json_string(pml_json *j, char *buf, size_t cap, size_t *len);
+/** A string into buf, refusing one longer than it holds (naming \p what). */
+pml_status pml_json_name(pml_json *j, char *buf, size_t cap, const char *what);
+pml_status pml_json_number(pml_json *j, double *v);
+/** An integer in [lo, hi] (naming \p what when it is not). */
+pml_status pml_json_int(pml_json *j, long lo, long hi, const char *what, long *out);
+/** The literal \p word (true, false, null). */
+pml_status pml_json_literal(pml_json *j, const char *word);
+/** Skips one value of any kind. */
+pml_status pml_json_skip(pml_json *j);
+/** Called for each member with the reader at its value, which it must consume (pml_json_skip
+ * what it does not want); keys are at most 63 bytes (longer ones are cut). */
+typedef pml_status (*pml_json_member_fn)(pml_json *j, void *ctx, const char *key, size_t keylen);
+/** Walks an object, calling \p member for each member. */
+pml_status pml_json_object(pml_json *j, pml_json_member_fn member, void *ctx);
+/** Called for element \p i of an array with the reader at it, which it must consume. */
+typedef pml_status (*pml_json_elem_fn)(pml_json *j, void *ctx, int i);
+/** Walks an array, calling \p elem for each element. */
+pml_status pml_json_array(pml_json *j, pml_json_elem_fn elem, void *ctx);
+
 /* ---------------------------------------------------------------- shapes */
 
 typedef struct pml_shape {

@@ -206,7 +206,7 @@ void pml_choice_save(const pml_graph *g, const pml_machine *m, int batch, const 
 
 /* ---------------------------------------------------------------- the candidates */
 
-static double predict(const pml_graph *g, const pml_machine *m, const pml_plan *p)
+double pml_plan_predict(const pml_graph *g, const pml_machine *m, const pml_plan *p)
 {
     pml_costmodel *c = NULL;
     pml_sim *s = NULL;
@@ -243,7 +243,7 @@ pml_status pml_candidates_make(const pml_graph *g, const pml_machine *here, cons
     const bool data = strcmp(plan->strategy, "data") == 0;
     char name[48];
     snprintf(name, sizeof name, "%s plan", data ? "data-parallel" : plan->strategy);
-    add(out, name, here, plan, n, predict(g, here, plan));
+    add(out, name, here, plan, n, pml_plan_predict(g, here, plan));
     if (n == 1) return PML_OK;
     pml_status st = PML_OK;
     for (int k = 0; k < 2; k++)
@@ -255,7 +255,7 @@ pml_status pml_candidates_make(const pml_graph *g, const pml_machine *here, cons
     }
     if (!data) {
         if ((st = pml_plan_data_parallel(out->owned[0], g, here, batch)) != PML_OK) goto fail;
-        add(out, "data parallel", here, out->owned[0], n, predict(g, here, out->owned[0]));
+        add(out, "data parallel", here, out->owned[0], n, pml_plan_predict(g, here, out->owned[0]));
     }
     add(out, "per-operator", NULL, NULL, n, 0);
     if ((st = pml_machine_first_cores(here, 1, out->one)) != PML_OK) goto fail;

@@ -352,6 +352,9 @@ typedef struct pml_candidates {
     struct pml_machine *one;   /* the first core alone */
     struct pml_plan *owned[2]; /* data parallel, one core */
 } pml_candidates;
+/** The simulator's seconds per training step of plan \p p on machine \p m (the cost model
+ * measured on this machine, cached); 0 when it cannot say (that is no error). */
+double pml_plan_predict(const pml_graph *g, const struct pml_machine *m, const struct pml_plan *p);
 pml_status pml_candidates_make(const pml_graph *g, const struct pml_machine *here,
                                const struct pml_plan *plan, int batch, pml_candidates *out);
 void pml_candidates_free(pml_candidates *c);

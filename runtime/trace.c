@@ -7,8 +7,8 @@
  * other members are skipped. A trace of a run across ranks has a process ("pid") per rank:
  * rank 0's tasks are read, or every rank's for a plan across ranks (otherData.across: the tids
  * are then the plan's devices); communication events (args.kind "allreduce", "message": a
- * rank's bucket sums, the other end of a transfer or sum between ranks) are not tasks. The parser is a small strict JSON reader (RFC 8259 syntax, nesting at
- * most 64 deep) that fills the events as it goes, so a trace of millions of tasks needs no tree:
+ * rank's bucket sums, the other end of a transfer or sum between ranks) are not tasks. The parser (pml_json, ops/json.c: strict RFC 8259 syntax, nesting at
+ * most 64 deep) fills the events as it goes, so a trace of millions of tasks needs no tree:
  * malformed or truncated text is refused with its line and column, a JSON file that is not such a
  * trace says so, and every message names the file.
  *
@@ -25,302 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 64
 #define MAX_TRACE_BYTES ((size_t)4 << 30)
-
-/* ---------------------------------------------------------------- the JSON reader */
-
-typedef struct jp {
-    const char *s, *p, *end;
-    const char *src;
-    int depth;
-} jp;
-
-/* position of p as line and column (1-based) */
-static void where(const jp *j, const char *p, int *line, int *col)
-{
-    int l = 1;
-    const char *bol = j->s;
-    for (const char *q = j->s; q < p && q < j->end; q++)
-        if (*q == '\n') {
-            l++;
-            bol = q + 1;
-        }
-    *line = l;
-    *col = (int)(p - bol) + 1;
-}
-
-static pml_status bad(const jp *j, const char *what)
-{
-    int line, col;
-    where(j, j->p, &line, &col);
-    if (j->p >= j->end)
-        return pml_fail(PML_EFORMAT, "%s: the trace ends early, at line %d (truncated?): %s",
-                        j->src, line, what);
-    return pml_fail(PML_EFORMAT, "%s: malformed trace at line %d, column %d: %s", j->src, line, col,
-                    what);
-}
-
-static void ws(jp *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static bool eat(jp *j, char c)
-{
-    ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return true;
-    }
-    return false;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* A string into buf (cap bytes with the NUL; buf may be NULL to skip). *len: its length in
- * bytes (even when longer than buf holds). */
-static pml_status jstring(jp *j, char *buf, size_t cap, size_t *len)
-{
-    ws(j);
-    if (j->p >= j->end || *j->p != '"') return bad(j, "expected a string");
-    j->p++;
-    size_t n = 0;
-    for (;;) {
-        if (j->p >= j->end) return bad(j, "unterminated string");
-        unsigned char c = (unsigned char)*j->p;
-        if (c == '"') {
-            j->p++;
-            break;
-        }
-        if (c < 0x20) return bad(j, "control character in a string");
-        char out[4];
-        int nout = 1;
-        if (c == '\\') {
-            if (j->p + 1 >= j->end) {
-                j->p = j->end;
-                return bad(j, "unterminated string");
-            }
-            char e = j->p[1];
-            j->p += 2;
-            switch (e) {
-            case '"':
-                out[0] = '"';
-                break;
-            case '\\':
-                out[0] = '\\';
-                break;
-            case '/':
-                out[0] = '/';
-                break;
-            case 'b':
-                out[0] = '\b';
-                break;
-            case 'f':
-                out[0] = '\f';
-                break;
-            case 'n':
-                out[0] = '\n';
-                break;
-            case 'r':
-                out[0] = '\r';
-                break;
-            case 't':
-                out[0] = '\t';
-                break;
-            case 'u': {
-                unsigned u = 0;
-                for (int k = 0; k < 4; k++) {
-                    int h = j->p + k < j->end ? hexval(j->p[k]) : -1;
-                    if (h < 0) return bad(j, "bad \\u escape in a string");
-                    u = u * 16 + (unsigned)h;
-                }
-                j->p += 4;
-                /* UTF-8 of the code unit (a surrogate half is kept as is: names are ASCII) */
-                if (u < 0x80) {
-                    out[0] = (char)u;
-                } else if (u < 0x800) {
-                    out[0] = (char)(0xc0 | (u >> 6));
-                    out[1] = (char)(0x80 | (u & 0x3f));
-                    nout = 2;
-                } else {
-                    out[0] = (char)(0xe0 | (u >> 12));
-                    out[1] = (char)(0x80 | ((u >> 6) & 0x3f));
-                    out[2] = (char)(0x80 | (u & 0x3f));
-                    nout = 3;
-                }
-                break;
-            }
-            default:
-                j->p--;
-                return bad(j, "bad escape in a string");
-            }
-        } else {
-            out[0] = (char)c;
-            j->p++;
-        }
-        for (int k = 0; k < nout; k++, n++)
-            if (buf && n + 1 < cap) buf[n] = out[k];
-    }
-    if (buf && cap) buf[n < cap ? n : cap - 1] = 0;
-    if (len) *len = n;
-    return PML_OK;
-}
-
-static pml_status jnumber(jp *j, double *v)
-{
-    ws(j);
-    const char *a = j->p, *q = j->p;
-    if (q < j->end && *q == '-') q++;
-    if (q >= j->end || !(*q >= '0' && *q <= '9')) return bad(j, "expected a number");
-    if (*q == '0')
-        q++;
-    else
-        while (q < j->end && *q >= '0' && *q <= '9') q++;
-    if (q < j->end && *q == '.') {
-        q++;
-        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
-            j->p = q;
-            return bad(j, "bad number");
-        }
-        while (q < j->end && *q >= '0' && *q <= '9') q++;
-    }
-    if (q < j->end && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < j->end && (*q == '+' || *q == '-')) q++;
-        if (q >= j->end || !(*q >= '0' && *q <= '9')) {
-            j->p = q;
-            return bad(j, "bad number");
-        }
-        while (q < j->end && *q >= '0' && *q <= '9') q++;
-    }
-    char buf[64];
-    if (q - a >= (long)sizeof buf) return bad(j, "number too long");
-    memcpy(buf, a, (size_t)(q - a));
-    buf[q - a] = 0;
-    errno = 0;
-    *v = strtod(buf, NULL);
-    if (errno == ERANGE && fabs(*v) > 1) return bad(j, "number out of range");
-    j->p = q;
-    return PML_OK;
-}
-
-static pml_status jliteral(jp *j, const char *word)
-{
-    ws(j);
-    size_t n = strlen(word);
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
-        if ((size_t)(j->end - j->p) < n && memcmp(j->p, word, (size_t)(j->end - j->p)) == 0)
-            j->p = j->end;
-        return bad(j, "expected a value");
-    }
-    j->p += n;
-    return PML_OK;
-}
-
-static pml_status jskip(jp *j);
-
-/* Walks an object: calls member(ctx, key) with the parser at the member's value, which the
- * callback must consume. */
-typedef pml_status (*member_fn)(jp *j, void *ctx, const char *key, size_t keylen);
-
-static pml_status jobject(jp *j, member_fn member, void *ctx)
-{
-    if (!eat(j, '{')) return bad(j, "expected an object");
-    if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
-    pml_status st;
-    if (!eat(j, '}')) {
-        for (;;) {
-            char key[64];
-            size_t kl;
-            if ((st = jstring(j, key, sizeof key, &kl)) != PML_OK) return st;
-            if (!eat(j, ':')) return bad(j, "expected ':' after a member name");
-            if ((st = member(j, ctx, key, kl)) != PML_OK) return st;
-            if (eat(j, ',')) continue;
-            if (eat(j, '}')) break;
-            return bad(j, "expected ',' or '}' in an object");
-        }
-    }
-    j->depth--;
-    return PML_OK;
-}
-
-static pml_status skip_member(jp *j, void *ctx, const char *key, size_t kl)
-{
-    (void)ctx, (void)key, (void)kl;
-    return jskip(j);
-}
-
-static pml_status jskip(jp *j)
-{
-    ws(j);
-    if (j->p >= j->end) return bad(j, "expected a value");
-    pml_status st;
-    switch (*j->p) {
-    case '{':
-        return jobject(j, skip_member, NULL);
-    case '[':
-        j->p++;
-        if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
-        if (!eat(j, ']')) {
-            for (;;) {
-                if ((st = jskip(j)) != PML_OK) return st;
-                if (eat(j, ',')) continue;
-                if (eat(j, ']')) break;
-                return bad(j, "expected ',' or ']' in an array");
-            }
-        }
-        j->depth--;
-        return PML_OK;
-    case '"':
-        return jstring(j, NULL, 0, NULL);
-    case 't':
-        return jliteral(j, "true");
-    case 'f':
-        return jliteral(j, "false");
-    case 'n':
-        return jliteral(j, "null");
-    default: {
-        double v;
-        return jnumber(j, &v);
-    }
-    }
-}
-
-/* a string member into buf, refusing one too long for it */
-static pml_status jname(jp *j, char *buf, size_t cap, const char *what)
-{
-    size_t len;
-    pml_status st = jstring(j, buf, cap, &len);
-    if (st == PML_OK && len >= cap)
-        return pml_fail(PML_EFORMAT, "%s: %s is longer than %zu characters", j->src, what, cap - 1);
-    return st;
-}
-
-/* an integer in [lo, hi] */
-static pml_status jint(jp *j, long lo, long hi, const char *what, long *out)
-{
-    const char *at = j->p;
-    double v;
-    pml_status st = jnumber(j, &v);
-    if (st != PML_OK) return st;
-    if (v != floor(v) || v < (double)lo || v > (double)hi) {
-        j->p = at;
-        ws(j);
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s must be an integer in [%ld, %ld]", what, lo, hi);
-        return bad(j, msg);
-    }
-    *out = (long)v;
-    return PML_OK;
-}
 
 /* ---------------------------------------------------------------- the trace */
 
@@ -373,40 +78,40 @@ static int intern(reader *r, const char *s)
     return t->nnames++;
 }
 
-static pml_status other_member(jp *j, void *ctx, const char *key, size_t kl)
+static pml_status other_member(pml_json *j, void *ctx, const char *key, size_t kl)
 {
     (void)kl;
     pml_trace *t = ((reader *)ctx)->t;
     long v;
     pml_status st;
-    if (is(key, "model")) return jname(j, t->model, sizeof t->model, "otherData.model");
-    if (is(key, "machine")) return jname(j, t->machine, sizeof t->machine, "otherData.machine");
-    if (is(key, "strategy")) return jname(j, t->strategy, sizeof t->strategy, "otherData.strategy");
+    if (is(key, "model")) return pml_json_name(j, t->model, sizeof t->model, "otherData.model");
+    if (is(key, "machine")) return pml_json_name(j, t->machine, sizeof t->machine, "otherData.machine");
+    if (is(key, "strategy")) return pml_json_name(j, t->strategy, sizeof t->strategy, "otherData.strategy");
     if (is(key, "fingerprint"))
-        return jname(j, t->fingerprint, sizeof t->fingerprint, "otherData.fingerprint");
+        return pml_json_name(j, t->fingerprint, sizeof t->fingerprint, "otherData.fingerprint");
     if (is(key, "batch")) {
-        if ((st = jint(j, 1, 1L << 30, "otherData.batch", &v)) == PML_OK) t->batch = (int)v;
+        if ((st = pml_json_int(j, 1, 1L << 30, "otherData.batch", &v)) == PML_OK) t->batch = (int)v;
         return st;
     }
     if (is(key, "parameters")) {
-        if ((st = jint(j, 0, 1L << 52, "otherData.parameters", &v)) == PML_OK)
+        if ((st = pml_json_int(j, 0, 1L << 52, "otherData.parameters", &v)) == PML_OK)
             t->parameters = (double)v;
         return st;
     }
     if (is(key, "across")) {
-        ws(j);
+        pml_json_ws(j);
         if (j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
             t->across = true;
             j->p += 4;
             return PML_OK;
         }
-        return jskip(j);
+        return pml_json_skip(j);
     }
     if (is(key, "devices")) {
-        if ((st = jint(j, 1, 1 << 20, "otherData.devices", &v)) == PML_OK) t->devices = (int)v;
+        if ((st = pml_json_int(j, 1, 1 << 20, "otherData.devices", &v)) == PML_OK) t->devices = (int)v;
         return st;
     }
-    return jskip(j);
+    return pml_json_skip(j);
 }
 
 /* one event, being read */
@@ -421,48 +126,48 @@ typedef struct evbuf {
     char phase[16], kind[16], node[PML_NAME_MAX], key[24];
 } evbuf;
 
-static pml_status args_member(jp *j, void *ctx, const char *key, size_t kl)
+static pml_status args_member(pml_json *j, void *ctx, const char *key, size_t kl)
 {
     (void)kl;
     evbuf *e = ctx;
     if (is(key, "step")) {
         e->has_step = true;
-        return jint(j, 0, 1L << 40, "args.step", &e->step);
+        return pml_json_int(j, 0, 1L << 40, "args.step", &e->step);
     }
     if (is(key, "part")) {
         e->has_part = true;
-        return jint(j, -1, 1 << 30, "args.part", &e->part);
+        return pml_json_int(j, -1, 1 << 30, "args.part", &e->part);
     }
     if (is(key, "phase")) {
         e->has_phase = true;
-        return jname(j, e->phase, sizeof e->phase, "args.phase");
+        return pml_json_name(j, e->phase, sizeof e->phase, "args.phase");
     }
     if (is(key, "kind")) {
         e->has_kind = true;
-        return jname(j, e->kind, sizeof e->kind, "args.kind");
+        return pml_json_name(j, e->kind, sizeof e->kind, "args.kind");
     }
     if (is(key, "node")) {
         e->has_node = true;
-        return jname(j, e->node, sizeof e->node, "args.node");
+        return pml_json_name(j, e->node, sizeof e->node, "args.node");
     }
     if (is(key, "key")) {
         e->has_key = true;
-        return jname(j, e->key, sizeof e->key, "args.key");
+        return pml_json_name(j, e->key, sizeof e->key, "args.key");
     }
-    return jskip(j);
+    return pml_json_skip(j);
 }
 
-static pml_status event_member(jp *j, void *ctx, const char *key, size_t kl)
+static pml_status event_member(pml_json *j, void *ctx, const char *key, size_t kl)
 {
     (void)kl;
     evbuf *e = ctx;
-    if (is(key, "ph")) return jname(j, e->ph, sizeof e->ph, "an event's ph");
+    if (is(key, "ph")) return pml_json_name(j, e->ph, sizeof e->ph, "an event's ph");
     if (is(key, "tid") || is(key, "ts") || is(key, "dur") || is(key, "pid")) {
         /* numbers in a task event; anything in others (checked after, for "X" events) */
-        ws(j);
+        pml_json_ws(j);
         if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
             double v;
-            pml_status st = jnumber(j, &v);
+            pml_status st = pml_json_number(j, &v);
             if (st != PML_OK) return st;
             if (is(key, "pid"))
                 e->has_pid = true, e->pid = v;
@@ -474,20 +179,20 @@ static pml_status event_member(jp *j, void *ctx, const char *key, size_t kl)
                 e->has_dur = true, e->dur = v;
             return PML_OK;
         }
-        return jskip(j);
+        return pml_json_skip(j);
     }
     if (is(key, "args")) {
-        ws(j);
+        pml_json_ws(j);
         if (j->p < j->end && *j->p == '{') {
             e->has_args = true;
-            return jobject(j, args_member, e);
+            return pml_json_object(j, args_member, e);
         }
-        return jskip(j);
+        return pml_json_skip(j);
     }
-    return jskip(j);
+    return pml_json_skip(j);
 }
 
-static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
+static pml_status add_event(pml_json *j, reader *r, const evbuf *e, const char *at)
 {
     pml_trace *t = r->t;
     const long n = t->nevents;
@@ -504,7 +209,7 @@ static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
                                        : NULL;
     int line, col;
     if (miss) {
-        where(j, at, &line, &col);
+        pml_json_where(j, at, &line, &col);
         return pml_fail(PML_EFORMAT,
                         "%s: the task event at line %d has no %s: not a trace written by pml train "
                         "--trace",
@@ -524,13 +229,13 @@ static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
         why = "a bad ts or dur";
     unsigned long long key = 0;
     for (int k = 0; !why && k < 16; k++) {
-        int h = hexval(e->key[k]);
+        int h = pml_hex_digit(e->key[k]);
         if (h < 0) why = "an args.key that is not 16 hex digits";
         key = key << 4 | (unsigned)h;
     }
     if (!why && e->key[16]) why = "an args.key that is not 16 hex digits";
     if (why) {
-        where(j, at, &line, &col);
+        pml_json_where(j, at, &line, &col);
         return pml_fail(PML_EFORMAT, "%s: the task event at line %d has %s", j->src, line, why);
     }
     if (n == r->ncap) {
@@ -555,51 +260,51 @@ static pml_status add_event(jp *j, reader *r, const evbuf *e, const char *at)
     return PML_OK;
 }
 
-static pml_status events(jp *j, reader *r)
+static pml_status events(pml_json *j, reader *r)
 {
-    ws(j);
-    if (!eat(j, '[')) return bad(j, "traceEvents must be an array");
-    if (++j->depth > MAX_DEPTH) return bad(j, "nested too deeply");
+    pml_json_ws(j);
+    if (!pml_json_eat(j, '[')) return pml_json_bad(j, "traceEvents must be an array");
+    if (++j->depth > PML_JSON_MAX_DEPTH) return pml_json_bad(j, "nested too deeply");
     pml_status st;
-    if (!eat(j, ']')) {
+    if (!pml_json_eat(j, ']')) {
         for (;;) {
-            ws(j);
+            pml_json_ws(j);
             const char *at = j->p;
             evbuf e;
             memset(&e, 0, sizeof e);
             e.r = r;
-            if (j->p < j->end && *j->p != '{') return bad(j, "an event must be an object");
-            if ((st = jobject(j, event_member, &e)) != PML_OK) return st;
+            if (j->p < j->end && *j->p != '{') return pml_json_bad(j, "an event must be an object");
+            if ((st = pml_json_object(j, event_member, &e)) != PML_OK) return st;
             /* a run across ranks: rank 0's tasks (process 0), or with a plan across ranks
              * every rank's; communication (a rank's bucket sums, the other end of a message)
              * is not a task */
             const bool task = is(e.ph, "X") && (r->t->across || !(e.has_pid && e.pid != 0)) &&
                               !(e.has_kind && (is(e.kind, "allreduce") || is(e.kind, "message")));
             if (task && (st = add_event(j, r, &e, at)) != PML_OK) return st;
-            if (eat(j, ',')) continue;
-            if (eat(j, ']')) break;
-            return bad(j, "expected ',' or ']' in traceEvents");
+            if (pml_json_eat(j, ',')) continue;
+            if (pml_json_eat(j, ']')) break;
+            return pml_json_bad(j, "expected ',' or ']' in traceEvents");
         }
     }
     j->depth--;
     return PML_OK;
 }
 
-static pml_status top_member(jp *j, void *ctx, const char *key, size_t kl)
+static pml_status top_member(pml_json *j, void *ctx, const char *key, size_t kl)
 {
     (void)kl;
     reader *r = ctx;
     if (is(key, "otherData")) {
-        ws(j);
-        if (j->p < j->end && *j->p != '{') return bad(j, "otherData must be an object");
+        pml_json_ws(j);
+        if (j->p < j->end && *j->p != '{') return pml_json_bad(j, "otherData must be an object");
         r->have_other = true;
-        return jobject(j, other_member, r);
+        return pml_json_object(j, other_member, r);
     }
     if (is(key, "traceEvents")) {
         r->have_events = true;
         return events(j, r);
     }
-    return jskip(j);
+    return pml_json_skip(j);
 }
 
 void pml_trace_free(pml_trace *t)
@@ -613,12 +318,12 @@ void pml_trace_free(pml_trace *t)
 pml_status pml_trace_parse(const char *text, size_t len, const char *source, pml_trace *t)
 {
     memset(t, 0, sizeof *t);
-    jp j = {text, text, text + len, source, 0};
+    pml_json j = {text, text, text + len, source, "trace", 0};
     reader r;
     memset(&r, 0, sizeof r);
     r.t = t;
     pml_status st;
-    ws(&j);
+    pml_json_ws(&j);
     if (j.p >= j.end) {
         st = pml_fail(PML_EFORMAT, "%s: the file is empty, not a trace", source);
         goto fail;
@@ -629,10 +334,10 @@ pml_status pml_trace_parse(const char *text, size_t len, const char *source, pml
                       source);
         goto fail;
     }
-    if ((st = jobject(&j, top_member, &r)) != PML_OK) goto fail;
-    ws(&j);
+    if ((st = pml_json_object(&j, top_member, &r)) != PML_OK) goto fail;
+    pml_json_ws(&j);
     if (j.p < j.end) {
-        st = bad(&j, "text after the trace object");
+        st = pml_json_bad(&j, "text after the trace object");
         goto fail;
     }
     if (!r.have_events || !r.have_other || !t->model[0]) {

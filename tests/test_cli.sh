@@ -2109,5 +2109,146 @@ case_ output_links t_output_links
 case_ output_stdout t_output_stdout
 case_ tmp_sweep t_tmp_sweep
 case_ huge_trace t_huge_trace
+# ---------------------------------------------------------------- pml sweep
+
+SWEEP_DATA=(--epochs 1 --train-samples 512 --test-samples 128 --seed 3)
+
+t_sweep() { # a grid of runs: rows that are their commands' results, tables, plots; a rerun
+            # runs nothing again, a larger grid reuses the rows it has, a cut last row goes
+    local d="$TMP/sweep"
+    run 0 sweep mlp:layers=1 --vary units=8,16 --vary threads=1,2 "${SWEEP_DATA[@]}" -o "$d" ||
+        return 1
+    has "$out" "[4/4] units=16 threads=2" && has "$out" "4 of 4 runs done" || return 1
+    [ "$(wc -l <"$d/results.jsonl")" -eq 4 ] && [ "$(wc -l <"$d/results.csv")" -eq 5 ] ||
+        { echo "  $(wc -l <"$d/results.jsonl") rows" >&2; return 1; }
+    has "$d/results.csv" "units,threads,repeat,loss,accuracy,val_loss" || return 1
+    has "$d/results.md" "| 8 (baseline) |" && has "$d/results.md" "## threads" &&
+        has "$d/results.md" "## Every point" || return 1
+    # a row holds what its command gives when run alone
+    run 0 train mlp:layers=1,units=16 "${SWEEP_DATA[@]}" --threads 1 --json || return 1
+    python3 - "$d" "$out" <<'PY' || return 1
+import json, sys
+d, direct = sys.argv[1], json.load(open(sys.argv[2]))
+rows = [json.loads(l) for l in open(d + "/results.jsonl")]
+assert sorted((r["params"]["units"], r["params"]["threads"]) for r in rows) == \
+    [(8, 1), (8, 2), (16, 1), (16, 2)], rows
+r = [r for r in rows if r["params"] == {"units": 16, "threads": 1}][0]
+assert r["command"] == ("pml train mlp:layers=1,units=16 --epochs 1 --train-samples 512 "
+                        "--test-samples 128 --seed 3 --threads 1"), r["command"]
+assert abs(r["test_loss"] - direct["test_loss"]) <= 1e-9 * abs(direct["test_loss"]), (r, direct)
+assert r["test_accuracy"] == direct["test_accuracy"] and r["seconds"] > 0 and r["version"]
+# the same seed and data: one point's runs on 1 and 2 threads learn the same to 1e-5
+for u in (8, 16):
+    a, b = [x["test_loss"] for x in rows if x["params"]["units"] == u]
+    assert abs(a - b) <= 1e-5 * abs(a), (a, b)
+PY
+    for f in units threads; do
+        [ "$(head -c 8 "$d/plots/$f.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+            head -c 200 "$d/plots/$f.svg" | grep -q "<svg" || { echo "  plots/$f" >&2; return 1; }
+    done
+    run 0 sweep mlp:layers=1 --vary units=8,16 --vary threads=1,2 "${SWEEP_DATA[@]}" -o "$d" &&
+        has "$out" "4 already in" && has "$out" "0 to go" && ! grep -q "^\[" "$out" || return 1
+    printf '{"key":"pml train mlp' >>"$d/results.jsonl" # a row cut short by a crash
+    run 0 sweep mlp:layers=1 --vary units=8,16,32 --vary threads=1,2 --one-at-a-time \
+        "${SWEEP_DATA[@]}" -o "$d" && has "$out" "4 runs (4 points x 1), one parameter at a time" &&
+        has "$out" "3 already in" && has "$out" "[4/4] units=32 threads=1" || return 1
+    [ "$(wc -l <"$d/results.jsonl")" -eq 5 ] && [ "$(tail -c 1 "$d/results.jsonl" | od -An -c | tr -d ' ')" = '\n' ] ||
+        { echo "  the cut row stayed" >&2; return 1; }
+    has "$d/results.md" "| 32 |" && ! grep -q "Every point" "$d/results.md" || return 1
+    sed -i '1s/^/{"key": oops\n/' "$d/results.jsonl" # a malformed row before others: refused
+    run 1 sweep mlp:layers=1 --vary units=8 --vary threads=1 "${SWEEP_DATA[@]}" -o "$d" &&
+        has "$err" "results.jsonl, line 1" && one_line || return 1
+}
+
+t_sweep_runs_fail() { # a run that fails: said with its log, the others go on, exit 1
+    local d="$TMP/sweep-fail"
+    run 1 sweep mlp:units=8,layers=1 --vary threads=1,100000 "${SWEEP_DATA[@]}" -o "$d" &&
+        has "$err" "threads=100000 failed" && has "$err" "logs/threads=100000-r1.log" || return 1
+    [ "$(wc -l <"$d/results.jsonl")" -eq 1 ] && has "$d/results.md" "| 100000 | – |" || return 1
+}
+
+t_sweep_errors() { # bad flags: one message, exit 2, nothing made
+    local d="$TMP/sweep-bad" m=mlp:layers=1
+    run 2 sweep $m -o "$d" && has "$err" "missing --vary" && one_line || return 1
+    run 2 sweep $m --vary units=8 && has "$err" "missing -o DIR" && one_line || return 1
+    run 2 sweep --vary units=8 -o "$d" && has "$err" "missing MODEL" && one_line || return 1
+    run 2 sweep $m --vary units -o "$d" && has "$err" "expected KEY=V1,V2" && one_line || return 1
+    run 2 sweep $m --vary units=8,,16 -o "$d" && has "$err" "an empty value" && one_line || return 1
+    run 2 sweep $m --vary units=8,8 -o "$d" && has "$err" "8 given twice" && one_line || return 1
+    run 2 sweep $m --vary units=8 --vary units=16 -o "$d" && has "$err" "--vary units given twice" ||
+        return 1
+    run 2 sweep $m --vary threads=1,two -o "$d" && has "$err" "'two' is not a number" || return 1
+    run 2 sweep $m --vary threads=0 -o "$d" && has "$err" "not a positive integer" || return 1
+    run 2 sweep $m --vary epochs=1,2 --epochs 3 -o "$d" && has "$err" "--epochs is given and varied" ||
+        return 1
+    run 2 sweep $m --vary units=8 --lr fast -o "$d" && has "$err" "--lr: 'fast' is not a number" ||
+        return 1
+    run 2 sweep $m --vary units=8,16 --baseline units=32 -o "$d" &&
+        has "$err" "units=32 is not among --vary units's values" && one_line || return 1
+    run 2 sweep $m --vary units=8 --baseline layers=1 -o "$d" &&
+        has "$err" "layers is not a parameter the sweep varies" || return 1
+    run 2 sweep $m --vary nosuch=1,2 -o "$d" && has "$err" "the point nosuch=1" && one_line ||
+        return 1
+    run 2 sweep fixtures/models/good_grouped.dot --vary units=8 -o "$d" &&
+        has "$err" "a model file has no parameters" && one_line || return 1
+    run 2 sweep $m --vary data=a,b -o "$d" && has "$err" "one dataset" || return 1
+    run 2 sweep $m --vary units=8 --wat -o "$d" && has "$err" "--wat" || return 1
+    [ ! -e "$d" ] || { echo "  $d was made" >&2; return 1; }
+    run 1 sweep $m --vary units=8 "${SWEEP_DATA[@]}" -o "$TMP/no/such/dir" &&
+        has "$err" "cannot make" && one_line || return 1
+}
+
+t_sweep_signal() { # Ctrl-C: the run under way finishes and is kept; the same command goes on
+    local d="$TMP/sweep-int"
+    local args=(sweep mlp:layers=1 --vary units=16,32,48 --epochs 2 --train-samples 8000
+                --test-samples 128 -o "$d")
+    timeout 120 "$PML" "${args[@]}" >"$out" 2>"$err" &
+    local pid=$! i
+    for i in $(seq 600); do
+        [ -s "$d/results.jsonl" ] && break
+        sleep 0.1
+    done
+    kill -INT $pid
+    wait $pid
+    local rc=$?
+    [ $rc -eq 130 ] && has "$err" "run the same command again to go on" || { echo "  exit $rc" >&2; return 1; }
+    local n
+    n=$(wc -l <"$d/results.jsonl")
+    [ "$n" -ge 1 ] && [ "$n" -lt 3 ] || { echo "  $n rows" >&2; return 1; }
+    python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$d/results.jsonl" || return 1
+    run 0 "${args[@]}" && has "$out" "$n already in" && [ "$(wc -l <"$d/results.jsonl")" -eq 3 ] || return 1
+}
+
+case_ sweep t_sweep
+case_ sweep_runs_fail t_sweep_runs_fail
+case_ sweep_errors t_sweep_errors
+case_ sweep_signal t_sweep_signal
+
+t_summary() { # Keras' model.summary(): rows, totals that are the rows' sums, PyTorch's counts
+    run 0 summary fashion-cnn && has "$out" 'Model: "fashion-cnn"' &&
+        has "$out" "conv2 (conv2d)" && has "$out" "(None, 64, 11, 11)" &&
+        has "$out" "Total params: 225,034" || return 1
+    run 0 summary resnet50 && has "$out" "Trainable params: 25,557,032" &&
+        has "$out" "Non-trainable params: 53,120" || return 1
+    run 0 summary inception-v3 --json || return 1
+    python3 - "$out" <<'PY' || return 1
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["version"] and j["model"] == "inception-v3" and j["input"] == [3, 299, 299], j["input"]
+assert sum(l["parameters"] for l in j["layers"]) == j["parameters"] == 23834568, j["parameters"]
+assert abs(sum(l["flops"] for l in j["layers"]) - j["flops"]) <= 1e-9 * j["flops"]
+names = {l["name"] for l in j["layers"]}
+seen = set()
+for l in j["layers"]: # in the order they run: every input before its reader
+    assert all(i in seen for i in l["inputs"]), l
+    seen.add(l["name"])
+PY
+    run 2 summary && has "$err" "missing MODEL" && one_line || return 1
+    run 2 summary mlp mlp && has "$err" "one MODEL" && one_line || return 1
+    run 1 summary nosuch-model && has "$err" "nosuch-model" && one_line || return 1
+}
+
+case_ summary t_summary
+
 echo "# $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -75,5 +75,9 @@ int cmd_viz(int argc, char **argv);
 int cmd_topo(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+/** pml sweep (tools/cmd_sweep.c): a grid of pml train runs, tables and plots. */
+int cmd_sweep(int argc, char **argv);
+/** pml summary (tools/cmd_summary.c): a model as Keras' model.summary() shows one. */
+int cmd_summary(int argc, char **argv);
 
 #endif

@@ -233,23 +233,25 @@ static const char *stop_name(int sig)
 
 /* interrupted: the run was stopped; error: it failed (the message); the epochs so far either way */
 static int json_ranks = 1;
+static double json_predicted; /* the simulator's seconds per step of the plan run (0: none) */
 
 static void print_json(const char *model, const char *plan, int threads, int batch,
                        const pml_train_result *r, bool interrupted, const char *error)
 {
     FILE *f = stdout;
-    fputs("{\"model\":", f);
+    fputs("{\"version\":\"" PML_VERSION "\",\"model\":", f);
     cli_json_str(f, model);
     fputs(",\"plan\":", f);
     cli_json_str(f, plan);
-    fprintf(f, ",\"threads\":%d,\"ranks\":%d,\"batch\":%d,\"epochs\":[", threads, json_ranks,
-            batch);
+    fprintf(f, ",\"threads\":%d,\"ranks\":%d,\"batch\":%d", threads, json_ranks, batch);
+    if (json_predicted > 0) fprintf(f, ",\"predicted_step_seconds\":%.6g", json_predicted);
+    fputs(",\"epochs\":[", f);
     for (int i = 0, k = 0; i < r->epochs_run; i++) {
         const pml_epoch_stats *s = &r->epochs[i];
         if (s->steps == 0) continue; /* before the step a run resumed at */
         /* the loss in full: runs that should match can be compared bit for bit */
-        fprintf(f, "%s{\"epoch\":%d,\"samples\":%ld,\"loss\":%.17g,\"accuracy\":%.6g", k++ ? "," : "",
-                s->epoch, s->samples, s->loss, s->accuracy);
+        fprintf(f, "%s{\"epoch\":%d,\"steps\":%ld,\"samples\":%ld,\"loss\":%.17g,\"accuracy\":%.6g",
+                k++ ? "," : "", s->epoch, s->steps, s->samples, s->loss, s->accuracy);
         if (s->has_val)
             fprintf(f, ",\"val_loss\":%.6g,\"val_accuracy\":%.6g", s->val_loss, s->val_accuracy);
         fprintf(f, ",\"seconds\":%.6g}", s->seconds);
@@ -819,6 +821,9 @@ int cmd_train(int argc, char **argv)
                   .epochs = o.epochs,
                   .plan_file = plan_file[0] ? plan_file : NULL};
     json_ranks = ranks;
+    json_predicted = o.predicted_step > 0                   ? o.predicted_step
+                     : o.plan && o.machine && ranks == 1 ? pml_plan_predict(&g, o.machine, o.plan)
+                                                          : 0;
     char ranks_note[48] = "";
     if (ranks > 1) snprintf(ranks_note, sizeof ranks_note, " in each of %d ranks", ranks);
     o.dist = dist;

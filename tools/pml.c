@@ -53,11 +53,14 @@ static void usage(FILE *f)
           "  evaluate FILE  a saved model's (pml train --save) test loss and accuracy\n"
           "  predict FILE   a saved model's class and probability for each test sample\n"
           "  infer MODEL    a model's forward pass on tensor files (ONNX .pb, NumPy .npy)\n"
+          "  summary MODEL  a model's layers: output shapes, parameters, FLOPs (as Keras)\n"
           "  export MODEL   write a model as a DOT file (-o FILE.dot)\n"
           "  viz GRAPH      draw a model, plan or machine as svg, png, pdf or dot (-o FILE)\n"
           "  topo           print a machine: devices, links, routes (--machine M, -o FILE.dot)\n"
           "  compile MODEL  plan a model for a machine (--machine M --batch N -o PLAN.dot)\n"
           "  simulate PLAN  predict a plan's step time and its breakdown\n"
+          "  sweep MODEL    train over a grid of parameters (--vary units=32,128 ...): tables\n"
+          "                 and plots of accuracy, loss and time, measured and predicted\n"
           "\n"
           "MODEL is a model .dot file (see pml export), an ONNX model (.onnx), a saved model\n"
           "(.pml) or a zoo name with optional parameters,\n"
@@ -76,7 +79,8 @@ static void usage(FILE *f)
           "  pml export resnet50 -o resnet50.dot\n"
           "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
           "  pml compile alexnet --machine flexflow-k80 --batch 1024 -o alexnet-k80.dot\n"
-          "  pml simulate alexnet-k80.dot\n",
+          "  pml simulate alexnet-k80.dot\n"
+          "  pml sweep mlp --vary units=32,128,256,512 --vary threads=1,2 -o sweep\n",
           f);
 }
 
@@ -107,6 +111,8 @@ int main(int argc, char **argv)
                                : strcmp(cmd, "topo") == 0     ? cmd_topo
                                : strcmp(cmd, "compile") == 0  ? cmd_compile
                                : strcmp(cmd, "simulate") == 0 ? cmd_simulate
+                               : strcmp(cmd, "sweep") == 0    ? cmd_sweep
+                               : strcmp(cmd, "summary") == 0  ? cmd_summary
                                                               : NULL;
     if (run) return cli_close_stdout(cmd, run(argc - 1, argv + 1));
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cli_safe(cmd));
