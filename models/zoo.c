@@ -327,7 +327,7 @@ pml_status pml_model_build(const char *spec, pml_graph *g)
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
             strncat(known, zoo[i].e.name, sizeof known - strlen(known) - 1);
         }
-        return pml_fail(PML_ENOTFOUND, "unknown model '%s' (zoo: %s; or a .dot file)", name,
+        return pml_fail(PML_EUNKNOWN, "unknown model '%s' (zoo: %s; or a .dot file)", name,
                         known);
     }
     pml_graph_init(g, name);
@@ -336,13 +336,13 @@ pml_status pml_model_build(const char *spec, pml_graph *g)
     if (b.st == PML_OK)
         for (int i = 0; i < p.n; i++)
             if (!p.used[i]) {
-                b.st = pml_fail(PML_EINVAL, "model '%s': unknown parameter '%s' (known: %s)", name,
+                b.st = pml_fail(PML_EUNKNOWN, "model '%s': unknown parameter '%s' (known: %s)", name,
                                 p.key[i], z->e.params);
                 break;
             }
     if (b.st == PML_OK) b.st = pml_graph_finalize(g);
     if (b.st != PML_OK) {
-        if (b.st != PML_EINVAL || !strstr(pml_errmsg(), name)) pml_fail_ctx(b.st, "model '%s': ", name);
+        if (!strstr(pml_errmsg(), name)) pml_fail_ctx(b.st, "model '%s': ", name);
         pml_graph_free(g);
         return b.st;
     }

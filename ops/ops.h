@@ -32,7 +32,8 @@ extern "C" {
     X(EUNSUPPORTED, "not supported")                                                               \
     X(ENUMERIC, "non-finite value")                                                                \
     X(EINTR, "interrupted")                                                                        \
-    X(ENOFIT, "does not fit in memory")
+    X(ENOFIT, "does not fit in memory")                                                            \
+    X(EUNKNOWN, "unknown name") /* a model, machine or strategy pml does not know: a usage error */
 
 typedef enum pml_status {
 #define PML__X(name, str) PML_##name,

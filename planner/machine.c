@@ -816,7 +816,7 @@ static pml_status load_spec(const char *spec, pml_machine *m)
     char known[256] = "this";
     for (const char *const *n = pml_machine_names(); *n; n++)
         snprintf(known + strlen(known), sizeof known - strlen(known), ", %s", *n);
-    return pml_fail(PML_ENOTFOUND,
+    return pml_fail(PML_EUNKNOWN,
                     "unknown machine '%s' (known: %s; or synthetic:DESC, FILE.xml, FILE.dot)",
                     P(spec), known);
 }

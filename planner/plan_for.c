@@ -119,6 +119,14 @@ pml_status pml_plan_for(const char *spec, const pml_graph *g, const pml_machine 
         pml_strategy_opts o = {.budget = budget};
         return pml_plan_strategy(spec, g, m, batch, &o, p);
     }
+    /* a word that is no strategy and no file: a strategy misspelt */
+    if (!strchr(spec, '/') && !strchr(spec, '.') && access(spec, F_OK) != 0) {
+        char known[160] = "";
+        for (const char *const *k = strategies; *k; k++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ", *k);
+        return pml_fail(PML_EUNKNOWN, "unknown plan '%s' (a plan file, or a strategy: %smesh, ps)",
+                        spec, known);
+    }
     pml_status st = pml_plan_read(spec, g, m, p);
     if (st != PML_OK) return st;
     if (p->batch != batch) {

@@ -66,9 +66,9 @@ t_train_help() {
 t_no_command() { run 2 && has "$err" "usage"; }
 t_unknown_command() { run 2 fly && has "$err" "unknown command 'fly'"; }
 t_missing_model() { run 2 train && has "$err" "missing MODEL"; }
-t_unknown_model() { run 1 train resnet9000 && has "$err" "unknown model 'resnet9000'" && one_line; }
+t_unknown_model() { run 2 train resnet9000 && has "$err" "unknown model 'resnet9000'" && one_line; }
 t_unknown_param() {
-    run 1 train mlp:unitz=5 && has "$err" "unknown parameter 'unitz'" && one_line
+    run 2 train mlp:unitz=5 && has "$err" "unknown parameter 'unitz'" && one_line
 }
 t_bad_param_value() { run 1 train mlp:units=0 && has "$err" "units=0" && one_line; }
 t_negative_epochs() { run 2 train mlp --epochs -1 && has "$err" "--epochs '-1'" && one_line; }
@@ -308,7 +308,7 @@ t_export_errors() {
     run 2 export mlp && has "$err" "missing -o" && one_line || return 1
     run 2 export -o "$TMP/x.dot" && has "$err" "missing MODEL" || return 1
     run 2 export mlp -o "$TMP/x.svg" && has "$err" "pml viz" && one_line || return 1
-    run 1 export resnet9000 -o "$TMP/x.dot" && has "$err" "unknown model 'resnet9000'" &&
+    run 2 export resnet9000 -o "$TMP/x.dot" && has "$err" "unknown model 'resnet9000'" &&
         one_line || return 1
     run 1 export mlp -o "$TMP/nowhere/x.dot" && has "$err" "$TMP/nowhere/x.dot" && one_line &&
         [ ! -e "$TMP/x.dot" ] && [ ! -e "$TMP/nowhere" ]
@@ -454,7 +454,7 @@ assert a["fingerprint"] == b["fingerprint"] and a["devices"] == b["devices"] and
         has "$out" '"node3/core7" [kind=cpu, node_id=3' && ! has "$out" "machine cpu_cluster" 2>/dev/null
 }
 t_topo_bad_machine() {
-    run 1 topo --machine flexflow-v100 -o "$TMP/bad.dot" && one_line &&
+    run 2 topo --machine flexflow-v100 -o "$TMP/bad.dot" && one_line &&
         has "$err" "unknown machine 'flexflow-v100'" && has "$err" "flexflow-k80" &&
         [ ! -e "$TMP/bad.dot" ] || return 1
     run 1 topo --machine fixtures/machines/bad_zero_bw.dot -o "$TMP/bad.dot" && one_line &&
@@ -667,8 +667,8 @@ t_compile_errors() { # bad flags: usage errors, one line, no plan file
 }
 t_compile_failures() { # what only planning finds: exit 1, one line, no file, an old file kept
     local p=$TMP/e.dot
-    run 1 compile resnet9000 --batch 8 -o "$p" && has "$err" "unknown model 'resnet9000'" && one_line || return 1
-    run 1 compile mlp --machine flexflow-v100 --batch 8 -o "$p" && has "$err" "unknown machine" && one_line || return 1
+    run 2 compile resnet9000 --batch 8 -o "$p" && has "$err" "unknown model 'resnet9000'" && one_line || return 1
+    run 2 compile mlp --machine flexflow-v100 --batch 8 -o "$p" && has "$err" "unknown machine" && one_line || return 1
     run 1 compile mlp --machine cpu-2socket --batch 8 --mesh 8x8 -o "$p" && has "$err" "64 devices" &&
         one_line || return 1
     run 1 compile vgg16 --machine "synthetic:pack:1 numa:1(memory=1MB) core:2 pu:1" --batch 2 \
@@ -2245,10 +2245,34 @@ for l in j["layers"]: # in the order they run: every input before its reader
 PY
     run 2 summary && has "$err" "missing MODEL" && one_line || return 1
     run 2 summary mlp mlp && has "$err" "one MODEL" && one_line || return 1
-    run 1 summary nosuch-model && has "$err" "nosuch-model" && one_line || return 1
+    run 2 summary nosuch-model && has "$err" "nosuch-model" && one_line || return 1
 }
 
 case_ summary t_summary
+
+t_json_errors() { # --json: a command that fails prints one object with the error; usage errors exit 2
+    local c
+    for c in "train resnet9000" "compile mlp --machine flexflow-v100 --batch 8 -o $TMP/x.dot" \
+        "summary mlp:unitz=3" "topo --machine flexflow-v100" "train mlp --plan dta" \
+        "evaluate $TMP/none.pml" "train mlp --epochs 0"; do
+        local want=2
+        [ "${c#evaluate}" != "$c" ] && want=1
+        run $want $c --json || return 1
+        python3 - "$out" "$err" "${c%% *}" $want <<'PY' || return 1
+import json, sys
+o = open(sys.argv[1]).read()
+assert o.count("\n") == 1, o
+j = json.loads(o)
+assert j["version"] and j["command"] == sys.argv[3] and j["exit"] == int(sys.argv[4]), j
+assert j["error"] and j["error"] in open(sys.argv[2]).read(), (j, open(sys.argv[2]).read())
+PY
+    done
+    [ ! -e "$TMP/x.dot" ] || return 1
+    # a command that printed its object prints no second one
+    run 0 summary mlp --json && [ "$(wc -l <"$out")" -eq 1 ] || return 1
+}
+
+case_ json_errors t_json_errors
 
 echo "# $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

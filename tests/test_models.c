@@ -236,7 +236,7 @@ static void t_inception_v3(void)
         pml_graph_free(&g);
     }
     BAD("inception-v3:size=74", PML_EINVAL, "inception-v3", "size=74");
-    BAD("inception-v3:aux_logits=1", PML_EINVAL, "inception-v3", "aux_logits");
+    BAD("inception-v3:aux_logits=1", PML_EUNKNOWN, "inception-v3", "aux_logits");
 }
 
 /* Every default listed in the zoo table is accepted, and gives the same graph as no parameters:
@@ -328,10 +328,10 @@ static void t_flowers_cnn(void)
 
 static void t_bad_specs(void)
 {
-    BAD("nosuchnet", PML_ENOTFOUND, "nosuchnet", "mlp", "resnet50");
-    BAD("nosuchnet:units=3", PML_ENOTFOUND, "nosuchnet");
-    BAD("mlp:depth=3", PML_EINVAL, "mlp", "depth");
-    BAD("resnet50:depth=101", PML_EINVAL, "resnet50", "depth", "classes");
+    BAD("nosuchnet", PML_EUNKNOWN, "nosuchnet", "mlp", "resnet50");
+    BAD("nosuchnet:units=3", PML_EUNKNOWN, "nosuchnet");
+    BAD("mlp:depth=3", PML_EUNKNOWN, "mlp", "depth");
+    BAD("resnet50:depth=101", PML_EUNKNOWN, "resnet50", "depth", "classes");
     BAD("mlp:units=abc", PML_EINVAL, "mlp", "units", "abc");
     BAD("mlp:units=12x", PML_EINVAL, "mlp", "units");
     BAD("mlp:units=99999999999999999999", PML_EINVAL, "mlp", "units");

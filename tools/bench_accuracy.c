@@ -319,7 +319,8 @@ out:
 static void print_results(const bench *b, double med, double mean_err, double rho)
 {
     if (b->json) {
-        printf("{\"machine\":");
+        cli_json_begin(stdout);
+        printf(",\"machine\":");
         pml_json_str(stdout, b->m.name);
         printf(",\"cpu\":");
         pml_json_str(stdout, b->m.cpu_model);

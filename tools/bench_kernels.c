@@ -252,14 +252,16 @@ int cmd_bench_kernels(int argc, char **argv)
     adam.t = 1;
     const double tsg = time_kernel(run_sgemm, NULL, budget);
     ceiling = 2.0 * 512 * 512 * 512 / tsg;
-    if (json)
-        printf("{\"batch\":%d,\"sgemm_gflops\":%.2f,\"dnnl\":%s,\"kernels\":[", N, ceiling * 1e-9,
+    if (json) {
+        cli_json_begin(stdout);
+        printf(",\"batch\":%d,\"sgemm_gflops\":%.2f,\"dnnl\":%s,\"kernels\":[", N, ceiling * 1e-9,
                pml_conv_dnnl_available() ? "true" : "false");
-    else
+    } else {
         printf("batch %d, one core; its sgemm (512x512x512): %.1f GFLOP/s; oneDNN %s\n"
                "%-8s %-7s %-16s %-5s %10s %9s %9s\n",
                N, ceiling * 1e-9, pml_conv_dnnl_available() ? "built in" : "not built in", "model",
                "layer", "kernel", "impl", "ms", "GFLOP/s", "of sgemm");
+    }
     bool ok = true;
     for (size_t li = 0; li < sizeof layers / sizeof layers[0] && ok; li++)
         ok = bench_layer(&layers[li], N, budget);

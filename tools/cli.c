@@ -18,6 +18,9 @@ void cli_init(cli *c, const char *cmd, int argc, char **argv)
     c->i = 1;
 }
 
+static char usage_error[1024]; /* the last cli_error's message */
+static bool json_printed;      /* the command printed a JSON object */
+
 void cli_error(cli *c, const char *fmt, ...)
 {
     if (c->failed) return; /* one message */
@@ -26,6 +29,7 @@ void cli_error(cli *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    snprintf(usage_error, sizeof usage_error, "%s", raw);
     fprintf(stderr, "pml %s: %s\n", c->cmd, cli_safe(raw));
     c->failed = true;
 }
@@ -133,6 +137,28 @@ void cli_unknown(cli *c)
 }
 
 void cli_json_str(FILE *f, const char *s) { pml_json_str(f, s); }
+
+int cli_exit_code(pml_status st) { return st == PML_EUNKNOWN ? EXIT_USAGE : 1; }
+
+void cli_json_begin(FILE *f)
+{
+    json_printed = true;
+    fputs("{\"version\":\"" PML_VERSION "\"", f);
+}
+
+void cli_json_failure(const char *cmd, int argc, char **argv, int rc)
+{
+    if (rc == 0 || json_printed) return;
+    bool json = false;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) json |= strcmp(argv[i], "--json") == 0;
+    if (!json) return;
+    cli_json_begin(stdout);
+    fputs(",\"command\":", stdout);
+    cli_json_str(stdout, cmd);
+    printf(",\"exit\":%d,\"error\":", rc);
+    cli_json_str(stdout, usage_error[0] ? usage_error : *pml_errmsg() ? pml_errmsg() : "failed");
+    fputs("}\n", stdout);
+}
 
 int cli_close_stdout(const char *cmd, int rc)
 {

@@ -22,6 +22,9 @@ pml_status cli_ranks_machine(pml_dist *d, bool cached, pml_machine *m, char *not
 
 /* Exit statuses of every command. */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+/** The exit status of a command that failed with \p st: EXIT_USAGE for an unknown name (a
+ * model, machine or strategy: PML_EUNKNOWN), else 1. */
+int cli_exit_code(pml_status st);
 
 /* Walks argv of one command. A flag is "--name VALUE" or "--name=VALUE". */
 typedef struct cli {
@@ -44,7 +47,7 @@ const char *cli_str(cli *c);
 long cli_long(cli *c, long lo, long hi);
 uint64_t cli_u64(cli *c);
 double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
-/** Reports a usage error (printf-style) and sets failed. */
+/** Reports a usage error (printf-style) and sets failed (cli_json_failure's message). */
 void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A flag the flag loop does not know: reports it unless it is a boolean it handled. */
 void cli_unknown(cli *c);
@@ -55,6 +58,13 @@ const char *cli_safe(const char *s);
 bool cli_dot_name(const char *path);
 /** Writes \p s as a JSON string (quoted, escaped). */
 void cli_json_str(FILE *f, const char *s);
+/** Starts a JSON object of a command's output on \p f: writes {"version":"VERSION" (the
+ * members follow, each after a comma) and notes that the command printed its JSON. */
+void cli_json_begin(FILE *f);
+/** For main, after command \p cmd returned \p rc: when it failed, was asked for --json and
+ * printed no JSON object, prints {"version","command","exit","error"} on standard output, the
+ * error being the message it gave. */
+void cli_json_failure(const char *cmd, int argc, char **argv, int rc);
 
 /** Flushes and closes standard output at the end of command \p cmd (NULL: pml itself).
  * \return \p rc, or 1 with a message when \p rc was 0 and the output could not be written

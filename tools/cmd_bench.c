@@ -103,9 +103,10 @@ static int bench_train(int argc, char **argv)
         return EXIT_USAGE;
     }
     pml_graph g;
-    if (pml_model_load(model, &g) != PML_OK) {
+    pml_status lst = pml_model_load(model, &g);
+    if (lst != PML_OK) {
         fprintf(stderr, "pml bench train: %s\n", pml_errmsg());
-        return 1;
+        return cli_exit_code(lst);
     }
     int rc = 1;
     pml_exec *e = NULL;
@@ -154,7 +155,8 @@ static int bench_train(int argc, char **argv)
     double med = pml_median(times, steps);
     double flops = 3.0 * pml_graph_flops(&g) * batch;
     if (json) {
-        printf("{\"model\":\"%s\",\"threads\":%d,\"batch\":%d,\"steps\":%d,\"median_step_seconds\":%.6g,"
+        cli_json_begin(stdout);
+        printf(",\"model\":\"%s\",\"threads\":%d,\"batch\":%d,\"steps\":%d,\"median_step_seconds\":%.6g,"
                "\"mean_step_seconds\":%.6g,\"samples_per_second\":%.6g,\"gflops\":%.6g}\n",
                model, threads, batch, steps, med, total / steps, batch / med, flops / med / 1e9);
     } else {
@@ -235,9 +237,10 @@ static int bench_sim(int argc, char **argv)
     memset(&p, 0, sizeof p);
     pml_sim *s = NULL, *full = NULL;
     int rc = 1;
-    if (pml_model_load(model, &g) != PML_OK) {
+    pml_status lst = pml_model_load(model, &g);
+    if (lst != PML_OK) {
         fprintf(stderr, "pml bench sim: %s\n", pml_errmsg());
-        return 1;
+        return cli_exit_code(lst);
     }
     if (pml_machine_load(machine, &m) != PML_OK || pml_cost_create(&g, &m, NULL, &cost) != PML_OK ||
         pml_plan_data_parallel(&p, &g, &m, batch) != PML_OK ||
@@ -287,17 +290,19 @@ static int bench_sim(int argc, char **argv)
     const bool same = pml_sim_step_seconds(full) == pml_sim_step_seconds(s);
     int ntasks;
     pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(full), &ntasks);
-    if (json)
-        printf("{\"model\":\"%s\",\"machine\":\"%s\",\"batch\":%d,\"tasks\":%d,"
+    if (json) {
+        cli_json_begin(stdout);
+        printf(",\"model\":\"%s\",\"machine\":\"%s\",\"batch\":%d,\"tasks\":%d,"
                "\"full_seconds\":%.6g,\"delta_seconds\":%.6g,\"speedup\":%.4g,\"changes\":%ld,"
                "\"exact\":%s}\n",
                model, m.name, batch, ntasks, tfull, tdelta, tdelta > 0 ? tfull / tdelta : 0.0, done,
                same ? "true" : "false");
-    else
+    } else {
         printf("%s on %s, batch %d, %d tasks: full simulation %.3f ms, delta simulation %.3f ms "
                "per change (%ld changes): %.1fx faster; delta result %s the full simulation's\n",
                model, m.name, batch, ntasks, 1e3 * tfull, 1e3 * tdelta, done,
                tdelta > 0 ? tfull / tdelta : 0.0, same ? "equals" : "DIFFERS FROM");
+    }
     rc = same ? 0 : 1;
 out:
     pml_sim_destroy(s);
@@ -343,13 +348,15 @@ static int bench_runtime(int argc, char **argv)
         }
         us[i] = 1e6 * t;
     }
-    if (json)
-        printf("{\"tasks\":%d,\"chain_us\":%.4f,\"chain2_us\":%.4f,\"wide_us\":%.4f}\n", tasks,
+    if (json) {
+        cli_json_begin(stdout);
+        printf(",\"tasks\":%d,\"chain_us\":%.4f,\"chain2_us\":%.4f,\"wide_us\":%.4f}\n", tasks,
                us[0], us[1], us[2]);
-    else
+    } else {
         printf("runtime cost per empty task (%d tasks, best of %d): chain on one worker %.3f us, "
                "chain across two workers %.3f us, wide graph on two workers %.3f us\n",
                tasks, runs, us[0], us[1], us[2]);
+    }
     return 0;
 }
 
@@ -435,7 +442,7 @@ static int bench_checkpoint(int argc, char **argv)
     if (st != PML_OK) {
         fprintf(stderr, "pml bench checkpoint: %s\n", pml_errmsg());
         if (dir == own) rmdir(own);
-        return 1;
+        return cli_exit_code(st);
     }
     pml_ckpt ck;
     memset(&ck, 0, sizeof ck);
@@ -480,11 +487,12 @@ static int bench_checkpoint(int argc, char **argv)
         return 1;
     }
     const double mb = bytes / 1e6;
-    if (json)
-        printf("{\"model\":\"%s\",\"bytes\":%zu,\"write_seconds\":%.4g,\"read_seconds\":%.4g,"
+    if (json) {
+        cli_json_begin(stdout);
+        printf(",\"model\":\"%s\",\"bytes\":%zu,\"write_seconds\":%.4g,\"read_seconds\":%.4g,"
                "\"disk_write_seconds\":%.4g,\"disk_read_seconds\":%.4g}\n",
                cli_safe(model), bytes, best_w, best_r, raw_w, raw_r);
-    else
+    } else {
         printf("checkpoint of %s (parameters and Adam's state, %.0f MB), best of %d:\n"
                "  write (fsynced)  %.3f s  %6.0f MB/s   the disk (1 MiB writes, fsync) %.3f s  %6.0f MB/s"
                "  -> %.0f%%\n"
@@ -492,6 +500,7 @@ static int bench_checkpoint(int argc, char **argv)
                "  -> %.0f%%\n",
                cli_safe(model), mb, rounds, best_w, mb / best_w, raw_w, mb / raw_w,
                100 * raw_w / best_w, best_r, mb / best_r, raw_r, mb / raw_r, 100 * raw_r / best_r);
+    }
     return 0;
 }
 

@@ -416,13 +416,14 @@ int cmd_compile(int argc, char **argv)
     }
     if (st != PML_OK) {
         fprintf(stderr, "pml compile: %s\n", pml_errmsg());
-        rc = 1;
+        rc = cli_exit_code(st);
         goto out;
     }
     const double B = (double)a.batch;
     if (a.json) {
         FILE *f = stdout;
-        fputs("{\"model\":", f);
+        cli_json_begin(f);
+        fputs(",\"model\":", f);
         cli_json_str(f, g.name);
         fputs(",\"machine\":", f);
         cli_json_str(f, m.name);

@@ -114,12 +114,14 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
     if (!predict) {
         double loss, acc;
         if ((st = pml_evaluate(e, &test, batch, &loss, &acc)) != PML_OK) goto out;
-        if (json)
-            printf("{\"model\":\"%s\",\"samples\":%d,\"test_loss\":%.17g,\"test_accuracy\":%.6g}\n",
+        if (json) {
+            cli_json_begin(stdout);
+            printf(",\"model\":\"%s\",\"samples\":%d,\"test_loss\":%.17g,\"test_accuracy\":%.6g}\n",
                    cli_safe(g.name), test.n, loss, acc);
-        else
+        } else {
             printf("Model %s, data %s: %d test samples\nTest loss: %.4f - test accuracy: %.4f\n",
                    cli_safe(g.name), cli_safe(test.name), test.n, loss, acc);
+        }
         rc = 0;
         goto out;
     }
@@ -132,11 +134,13 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
     }
     if ((st = pml_predict(e, &test, batch, cls, prob, label)) != PML_OK) goto out;
     for (int i = 0; i < test.n; i++) {
-        if (json)
-            printf("{\"index\":%d,\"class\":%d,\"probability\":%.6g,\"label\":%d}\n", i, cls[i],
+        if (json) {
+            cli_json_begin(stdout);
+            printf(",\"index\":%d,\"class\":%d,\"probability\":%.6g,\"label\":%d}\n", i, cls[i],
                    (double)prob[i], label[i]);
-        else
+        } else {
             printf("%d %d %.4f %d\n", i, cls[i], (double)prob[i], label[i]);
+        }
     }
     rc = 0;
 out:

@@ -83,7 +83,7 @@ int cmd_export(int argc, char **argv)
     }
     if (st != PML_OK) {
         fprintf(stderr, "pml export: %s\n", pml_errmsg());
-        return 1;
+        return cli_exit_code(st);
     }
     return 0;
 }

@@ -198,7 +198,7 @@ int cmd_infer(int argc, char **argv)
 out:
     if (st != PML_OK) {
         fprintf(stderr, "pml infer: %s\n", pml_errmsg());
-        if (st == PML_EUNSUPPORTED) rc = EXIT_UNSUPPORTED;
+        rc = st == PML_EUNSUPPORTED ? EXIT_UNSUPPORTED : cli_exit_code(st);
     }
     pml_tensor_free(&y);
     for (int k = 0; k < nt; k++) pml_tensor_free(&t[k]);

@@ -231,7 +231,8 @@ static void print_json(const sim_args *a, const pml_graph *g, const pml_machine 
 {
     FILE *f = stdout;
     const pml_taskgraph *tg = pml_sim_taskgraph(s);
-    fputs("{\"plan\":", f);
+    cli_json_begin(f);
+    fputs(",\"plan\":", f);
     cli_json_str(f, a->plan);
     fputs(",\"model\":", f);
     cli_json_str(f, g->name);
@@ -356,7 +357,8 @@ static void print_compare_json(const sim_args *a, const pml_graph *g, const pml_
                                const pml_plan *p, const pml_trace_cmp *c)
 {
     FILE *f = stdout;
-    fputs("{\"plan\":", f);
+    cli_json_begin(f);
+    fputs(",\"plan\":", f);
     cli_json_str(f, a->plan);
     fputs(",\"trace\":", f);
     cli_json_str(f, a->compare);
@@ -502,7 +504,7 @@ int cmd_simulate(int argc, char **argv)
     if (st != PML_OK) {
         fprintf(stderr, "pml simulate: %s\n", pml_errmsg());
         pml_machine_free(&m);
-        return 1;
+        return cli_exit_code(st);
     }
     int rc = 1;
     st = pml_cost_create(&g, &m, NULL, &cost);

@@ -105,7 +105,7 @@ int cmd_summary(int argc, char **argv)
     if (st != PML_OK) {
         fprintf(stderr, "pml summary: %s\n", cli_safe(pml_errmsg()));
         pml_graph_free(&g);
-        return 1;
+        return cli_exit_code(st);
     }
     const pml_shape in = g.nodes[g.input].out;
     size_t params = 0, state = 0;
@@ -115,7 +115,8 @@ int cmd_summary(int argc, char **argv)
     }
     const double flops = pml_graph_flops(&g);
     if (json) {
-        fputs("{\"version\":\"" PML_VERSION "\",\"model\":", stdout);
+        cli_json_begin(stdout);
+        fputs(",\"model\":", stdout);
         cli_json_str(stdout, g.name);
         printf(",\"input\":[%d,%d,%d],\"classes\":%d,\"parameters\":%zu,\"state\":%zu,"
                "\"flops\":%.17g,\"layers\":[",

@@ -164,7 +164,8 @@ static void print_text(const pml_machine *m)
 static void print_json(const pml_machine *m)
 {
     FILE *f = stdout;
-    fputs("{\"name\":", f);
+    cli_json_begin(f);
+    fputs(",\"name\":", f);
     cli_json_str(f, m->name);
     fputs(",\"fingerprint\":", f);
     cli_json_str(f, m->fingerprint);
@@ -280,7 +281,7 @@ int cmd_topo(int argc, char **argv)
     if (st != PML_OK) {
         fprintf(stderr, "pml topo: %s\n", pml_errmsg());
         pml_machine_free(&m);
-        return 1;
+        return cli_exit_code(st);
     }
     if (json)
         print_json(&m);

@@ -239,7 +239,8 @@ static void print_json(const char *model, const char *plan, int threads, int bat
                        const pml_train_result *r, bool interrupted, const char *error)
 {
     FILE *f = stdout;
-    fputs("{\"version\":\"" PML_VERSION "\",\"model\":", f);
+    cli_json_begin(f);
+    fputs(",\"model\":", f);
     cli_json_str(f, model);
     fputs(",\"plan\":", f);
     cli_json_str(f, plan);
@@ -698,7 +699,7 @@ int cmd_train(int argc, char **argv)
         err("%s\n", pml_errmsg());
         pml_dist_abort(dist, 1);
         pml_dist_finalize(dist);
-        return 1;
+        return cli_exit_code(st);
     }
     pml_dataset train, test;
     memset(&train, 0, sizeof train);
@@ -741,6 +742,7 @@ int cmd_train(int argc, char **argv)
         if ((st = across_plan(dist, &g, machine, plan, data, &train, &o, &here, &pl, plan_desc,
                               sizeof plan_desc)) != PML_OK) {
             err("%s\n", pml_errmsg());
+            rc = cli_exit_code(st);
             goto out;
         }
     } else if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
@@ -760,6 +762,7 @@ int cmd_train(int argc, char **argv)
                            plan_desc, sizeof plan_desc);
         if (st != PML_OK) {
             err("%s\n", pml_errmsg());
+            rc = cli_exit_code(st);
             goto out;
         }
         o.threads = here.ncompute;

@@ -177,7 +177,7 @@ int cmd_viz(int argc, char **argv)
     pml_status st = draw(graph, &o, out);
     if (st != PML_OK) {
         fprintf(stderr, "pml viz: %s\n", pml_errmsg());
-        return 1;
+        return cli_exit_code(st);
     }
     return 0;
 }

@@ -114,7 +114,11 @@ int main(int argc, char **argv)
                                : strcmp(cmd, "sweep") == 0    ? cmd_sweep
                                : strcmp(cmd, "summary") == 0  ? cmd_summary
                                                               : NULL;
-    if (run) return cli_close_stdout(cmd, run(argc - 1, argv + 1));
+    if (run) {
+        const int rc = run(argc - 1, argv + 1);
+        cli_json_failure(cmd, argc - 1, argv + 1, rc);
+        return cli_close_stdout(cmd, rc);
+    }
     fprintf(stderr, "pml: unknown command '%s' (see pml --help)\n", cli_safe(cmd));
     return EXIT_USAGE;
 }
