@@ -966,66 +966,95 @@ static void resume_apply(trainer *t, const pml_ckpt *c, pml_exec *e, pml_optim *
 
 /* ---------------------------------------------------------------- watching the steps */
 
+#define MAX_ALTERNATIVES 16
+
+/* A run's steps as the epoch pays them (the step, waiting for its batch, the control loop's
+ * turn), against the prediction and the trial the running choice won. A trial of the
+ * alternatives on their own can be wrong the same way for all of them (the data prefetch and
+ * the control loop compete with the workers of a plan that takes every core, and a trial
+ * without them does not see it), so a run that is much slower than its trial said tries the
+ * alternatives in the run itself, a short window each, and goes on with the fastest measured
+ * there. */
 typedef struct watch {
-    double t[PML_WATCH_STEPS]; /* the last steps' seconds, a ring */
+    double t[PML_WATCH_STEPS]; /* the last steps' seconds */
     int n;                     /* steps since the last look */
     bool warned;
     int rechecks;
+    /* trying the alternatives in the run */
+    bool exploring;
+    int from;                     /* the choice before */
+    int order[MAX_ALTERNATIVES];  /* the alternatives still to try, in this order */
+    int norder, next;
+    int window;                   /* steps each runs */
+    double inrun[MAX_ALTERNATIVES]; /* their seconds per step in this run (0: not tried) */
 } watch;
 
-/* A short trial of the alternatives between two steps; continues on the fastest (a new
- * executor given the parameters, state and step count of the one running). */
-static pml_status recheck(const pml_graph *g, const pml_dataset *tr, const pml_train_opts *o,
-                          int *current, pml_exec **e)
+/* Goes on with alternative k: a new executor given the parameters, state and step count of the
+ * one running. */
+static pml_status switch_to(const pml_graph *g, const pml_train_opts *o, int k, int *current,
+                            pml_exec **e)
 {
-    pml_choose_opts co = pml_choose_opts_default();
-    co.rounds = 1;
-    co.min_steps = 5;
-    co.min_seconds = 0.1;
-    co.seed = o->seed;
-    pml_candidate *alt = o->alternatives;
-    const pml_candidate was = alt[*current];
-    int best;
-    pml_status st = pml_choose(g, tr, o->batch, alt, o->nalternatives, &co, &best);
+    const pml_candidate *c = &o->alternatives[k];
+    pml_exec_opts eo = {.batch = o->batch,
+                        .threads = c->threads,
+                        .seed = o->seed,
+                        .check_numerics = o->check_numerics,
+                        .machine = c->plan ? c->machine : NULL,
+                        .plan = c->plan};
+    pml_exec *ne;
+    pml_status st = pml_exec_create(g, &eo, &ne);
     if (st != PML_OK) return st;
-    /* the one running must be clearly beaten (the trial is short) */
-    if (best != *current && alt[best].measured < 0.9 * alt[*current].measured) {
-        pml_exec_opts eo = {.batch = o->batch,
-                            .threads = alt[best].threads,
-                            .seed = o->seed,
-                            .check_numerics = o->check_numerics,
-                            .machine = alt[best].plan ? alt[best].machine : NULL,
-                            .plan = alt[best].plan};
-        pml_exec *ne;
-        if ((st = pml_exec_create(g, &eo, &ne)) != PML_OK) return st;
-        pml__exec_copy_state(ne, *e);
-        pml_exec_destroy(*e);
-        *e = ne;
-        *current = best;
-    }
-    if (o->cb.rechecked) o->cb.rechecked(o->cb.ud, &was, &alt[*current]);
+    pml__exec_copy_state(ne, *e);
+    pml_exec_destroy(*e);
+    *e = ne;
+    *current = k;
     return PML_OK;
 }
 
-/* After each step: every PML_WATCH_STEPS steps, their mean (what the epoch pays, as the trial
- * measures it) against the prediction (cb.slow, once) and against what the running choice
- * measured in its trial (a re-check). */
-static pml_status watch_step(watch *w, double seconds, const pml_graph *g, const pml_dataset *tr,
+/* After each step: every PML_WATCH_STEPS steps, their mean against the prediction (cb.slow,
+ * once) and against what the running choice measured (its trial, or this run); over 1.5x
+ * that, each alternative runs `window` steps in turn and the run goes on with the fastest, whose
+ * `measured` times are then this run's. */
+static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
                              const pml_train_opts *o, int *current, pml_exec **e)
 {
     w->t[w->n++] = seconds;
-    if (w->n < PML_WATCH_STEPS) return PML_OK;
+    if (w->n < (w->exploring ? w->window : PML_WATCH_STEPS)) return PML_OK;
+    double mean = 0;
+    for (int i = 0; i < w->n; i++) mean += w->t[i] / w->n;
     w->n = 0;
-    double med = 0;
-    for (int i = 0; i < PML_WATCH_STEPS; i++) med += w->t[i] / PML_WATCH_STEPS;
-    if (!w->warned && o->predicted_step > 0 && med > 1.5 * o->predicted_step) {
-        w->warned = true;
-        if (o->cb.slow) o->cb.slow(o->cb.ud, med, o->predicted_step);
+    pml_candidate *alt = o->alternatives;
+    if (w->exploring) {
+        w->inrun[*current] = mean;
+        if (w->next < w->norder) return switch_to(g, o, w->order[w->next++], current, e);
+        int best = w->from;
+        for (int k = 0; k < o->nalternatives; k++) {
+            if (w->inrun[k] > 0) alt[k].measured = w->inrun[k];
+            if (w->inrun[k] > 0 && w->inrun[k] < w->inrun[best]) best = k;
+        }
+        w->exploring = false;
+        pml_status st = best != *current ? switch_to(g, o, best, current, e) : PML_OK;
+        if (st == PML_OK && o->cb.rechecked) o->cb.rechecked(o->cb.ud, &alt[w->from], &alt[best]);
+        return st;
     }
-    if (o->alternatives && w->rechecks < 3 && !o->trace_path &&
-        med > 1.5 * o->alternatives[*current].measured) {
+    if (!w->warned && o->predicted_step > 0 && mean > 1.5 * o->predicted_step) {
+        w->warned = true;
+        if (o->cb.slow) o->cb.slow(o->cb.ud, mean, o->predicted_step);
+    }
+    if (alt && o->nalternatives > 1 && o->nalternatives <= MAX_ALTERNATIVES && w->rechecks < 3 &&
+        !o->trace_path && mean > 1.5 * alt[*current].measured) {
         w->rechecks++;
-        return recheck(g, tr, o, current, e);
+        w->exploring = true;
+        w->from = *current;
+        memset(w->inrun, 0, sizeof w->inrun);
+        w->inrun[*current] = mean;
+        w->norder = w->next = 0;
+        for (int k = 0; k < o->nalternatives; k++)
+            if (k != *current) w->order[w->norder++] = k;
+        /* about a third of a second each, 10 to 100 steps */
+        w->window = mean > 0 ? (int)(0.3 / mean) : PML_WATCH_STEPS;
+        w->window = w->window < 10 ? 10 : w->window > PML_WATCH_STEPS ? PML_WATCH_STEPS : w->window;
+        return switch_to(g, o, w->order[w->next++], current, e);
     }
     return PML_OK;
 }
@@ -1175,6 +1204,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         s->resumed_at = begin;
         for (long step = begin; step < t.spe; step++) {
             if (total_steps >= t.limit) break;
+            const double it0 = pml_now(); /* the step as the epoch pays it, from here */
             /* the epoch line counts the steps done: the message says the same */
             st = step ? poll_stop(&t, "at epoch %d, after step %ld/%ld", ep, step, t.spe)
                       : poll_stop(&t, "at epoch %d, before its first step", ep);
@@ -1182,7 +1212,6 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             int n;
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
             pml_step_result r;
-            const double ts = pml_now();
             if (t.ps) {
                 st = ps_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
             } else if (t.ranks > 1 && !t.spans) {
@@ -1195,7 +1224,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                 break;
             }
             if (n == opts->batch && t.ranks == 1 &&
-                (st = watch_step(&w, pml_now() - ts, g, &tr, opts, &current, &e)) != PML_OK) {
+                (st = watch_step(&w, pml_now() - it0, g, opts, &current, &e)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, after step %ld: ", ep, step + 1);
                 break;
             }

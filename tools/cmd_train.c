@@ -139,6 +139,11 @@ typedef struct progress {
     int epochs;
     int reported; /* epochs whose line is out */
     const char *plan_file; /* the plan as a file, for the explanation of a slow run */
+    /* the choice among candidates, kept in the cache when the run changes it */
+    const pml_graph *g;
+    const pml_machine *here;
+    const pml_candidates *cands;
+    int batch;
 } progress;
 
 static void on_slow(void *ud, double measured, double predicted)
@@ -158,13 +163,17 @@ static void on_rechecked(void *ud, const pml_candidate *from, const pml_candidat
     if (p->bar) fprintf(stderr, "\r\033[K");
     if (strcmp(from->name, to->name) == 0)
         fprintf(stderr,
-                "pml train: steps slowed down; a new trial kept %s (%.3g ms/step): this machine "
-                "is busier than when it was chosen\n",
+                "pml train: steps slowed down; each other choice tried in this run was slower: "
+                "kept %s (%.3g ms/step): this machine is busier than when it was chosen\n",
                 to->name, 1e3 * to->measured);
     else
-        err("steps slowed down; switched from %s to %s (%.3g ms/step in a "
-                        "new trial)\n",
-                from->name, to->name, 1e3 * to->measured);
+        err("steps slowed down; tried in this run, %s takes %.3g ms/step, %s %.3g: switched to "
+            "%s\n",
+            from->name, 1e3 * from->measured, to->name, 1e3 * to->measured, to->name);
+    /* the next run starts with what this one measured */
+    if (p->cands && p->cands->n > 0)
+        pml_choice_save(p->g, p->here, p->batch, p->cands->c, p->cands->n,
+                        (int)(to - p->cands->c));
 }
 
 static void fmt_eta(char *buf, size_t cap, double s)
@@ -822,7 +831,11 @@ int cmd_train(int argc, char **argv)
     progress p = {.out = (json || trace_stdout) && rank == 0 ? stderr : stdout, /* others: null */
                   .bar = isatty(2) != 0 && rank == 0,
                   .epochs = o.epochs,
-                  .plan_file = plan_file[0] ? plan_file : NULL};
+                  .plan_file = plan_file[0] ? plan_file : NULL,
+                  .g = &g,
+                  .here = &here,
+                  .cands = cands.n ? &cands : NULL,
+                  .batch = o.batch};
     json_ranks = ranks;
     json_predicted = o.predicted_step > 0                   ? o.predicted_step
                      : o.plan && o.machine && ranks == 1 ? pml_plan_predict(&g, o.machine, o.plan)
