@@ -500,6 +500,13 @@ typedef struct pml_search_opts {
                                 least this fraction faster; 0: the default, 1% (closer than
                                 the simulator's error, the baseline's fewer transfers are the
                                 safer bet); negative: any gain */
+    /* on the calling thread, about every 0.2 s: the best step time its chain has found so far,
+     * its iterations, the seconds since the start (NULL: none) */
+    void (*progress)(void *ud, double best_step, long iterations, double seconds);
+    /* polled by every chain every 16 iterations, from its thread: non-zero ends the search
+     * now, with the best plan found so far (NULL: none) */
+    int (*should_stop)(void *ud);
+    void *ud;
 } pml_search_opts;
 
 typedef struct pml_search_stats {

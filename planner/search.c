@@ -170,6 +170,7 @@ typedef struct chain {
     const pml_plan *start;
     const pml_search_opts *o;
     double deadline;
+    double t0, next_report; /* progress (chain 0) */
     int index;
     pml_plan best;
     double best_step, start_step;
@@ -216,6 +217,21 @@ static int candidates(const pml_graph *g, const pml_machine *m, int batch, int v
     return k;
 }
 
+/* Every 16 iterations: progress (chain 0, on the calling thread) and a stop asked for. */
+static bool stop_asked(chain *ch, long it)
+{
+    const pml_search_opts *o = ch->o;
+    if (it % 16) return false;
+    if (ch->index == 0 && o->progress) {
+        const double now = pml_now();
+        if (now >= ch->next_report) {
+            ch->next_report = now + 0.2;
+            o->progress(o->ud, ch->best_step, ch->iterations, now - ch->t0);
+        }
+    }
+    return o->should_stop && o->should_stop(o->ud);
+}
+
 /* Coordinate descent before the random walk: each operator in turn gets the best of its
  * candidate configs (alone, and as a block move down its chain); sweeps repeat while they
  * improve, for at most 40% of the budget. Counts each tried move as an iteration. */
@@ -246,6 +262,7 @@ static pml_status greedy(chain *ch, pml_sim *s, rng *r, double *cur, long *it)
             for (int i = 0; i < n; i++)
                 for (int len = 1; len <= MAXMOVE; len += MAXMOVE - 1) {
                     if (maxit ? *it >= maxit : pml_now() >= stop) return PML_OK;
+                    if (stop_asked(ch, *it)) return PML_OK;
                     (*it)++;
                     ch->iterations++;
                     pml_status st = apply_move(s, g, ch->m, v, len, &cand[i], moved, olds, &nm);
@@ -302,6 +319,7 @@ static void *run_chain(void *arg)
     for (; ch->st == PML_OK; it++) {
         if (ch->o->iterations > 0 ? it >= ch->o->iterations : (it % 16 == 0 && pml_now() >= ch->deadline))
             break;
+        if (stop_asked(ch, it)) break;
         ch->iterations++;
         int v = rnd_int(&r, g->nnodes);
         const pml_plan *p = pml_sim_plan(s);
@@ -392,6 +410,7 @@ pml_status pml_search(const pml_graph *g, const pml_machine *m, pml_costmodel *c
         ch[i].o = o;
         ch[i].index = i;
         ch[i].deadline = t0 + o->budget_seconds;
+        ch[i].t0 = ch[i].next_report = t0;
         /* chain 0 from data parallel; the others from the best baseline (if it fits) */
         int from = i == 0 || !isfinite(bt[bb]) ? 0 : bb;
         if (!isfinite(bt[from])) from = bb;

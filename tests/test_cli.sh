@@ -2275,5 +2275,25 @@ PY
 
 case_ json_errors t_json_errors
 
+t_compile_interrupt() { # on a terminal the search shows its progress; Ctrl-C keeps the best so far
+    command -v script >/dev/null || { echo "  skip: no script(1) for a terminal" >&2; return 77; }
+    local log="$TMP/compile-tty.log" p="$TMP/interrupted.dot" i pid
+    script -qfc "'$PML' compile alexnet --machine flexflow-k80 --batch 1024 --budget 100 -o '$p'; echo \"rc=\$?\"" \
+        "$log" >/dev/null 2>&1 &
+    local sc=$!
+    for i in $(seq 600); do grep -q "searching: best" "$log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "searching: best" "$log" || { echo "  no progress line: $(head -c 300 "$log")" >&2; kill $sc; return 1; }
+    pid=$(pgrep -f -n "^$PML compile alexnet --machine flexflow-k80 --batch 1024 --budget 100")
+    kill -INT "$pid"
+    for i in $(seq 300); do grep -q "rc=" "$log" && break; sleep 0.1; done
+    wait $sc
+    tr '\r' '\n' <"$log" >"$log.txt"
+    has "$log.txt" "rc=130" && has "$log.txt" "interrupted: the search stops with the best plan found so far" &&
+        has "$log.txt" "(Ctrl-C: keep the best so far)" || return 1
+    run 0 simulate "$p" && has "$out" "strategy search" || return 1
+}
+
+case_ compile_interrupt t_compile_interrupt
+
 echo "# $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -6,9 +6,11 @@
 #include "planner/planner.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_BUDGET 10.0
 
@@ -48,7 +50,9 @@ static const char compile_help[] =
     "  --layout RULES        which mesh axis each dimension maps to, e.g. sample:0,parameter:1\n"
     "                        (dimensions: sample, parameter, attribute; default: sample on axis\n"
     "                        0, parameter on 1, attribute on 2, as the mesh has axes)\n"
-    "  --budget S            search for S seconds (default 10)\n"
+    "  --budget S            search for S seconds (default 10); on a terminal the search\n"
+    "                        shows its best step time so far, and Ctrl-C ends it with the\n"
+    "                        best plan found so far (written; exit 130)\n"
     "  --iterations K        search K iterations per chain instead: with --seed, the same plan\n"
     "                        every time\n"
     "  --seed N              the search's seed (default 1)\n"
@@ -328,6 +332,32 @@ static pml_status simulate(const pml_graph *g, const pml_machine *m, pml_costmod
 }
 
 /* MODEL: a zoo spec, a model file, or a plan file (its model, planned again) */
+/* The search: its progress on a terminal, and Ctrl-C (SIGINT) ending it with the best plan
+ * found so far (a second one ends pml at once). */
+static volatile sig_atomic_t search_stop;
+
+static void on_search_sigint(int sig)
+{
+    search_stop = 1;
+    signal(sig, SIG_DFL);
+}
+
+static int search_should_stop(void *ud)
+{
+    (void)ud;
+    return search_stop;
+}
+
+static void search_progress(void *ud, double best, long iterations, double seconds)
+{
+    const double *budget = ud;
+    char b1[32], its[32];
+    pml_fmt_count(its, sizeof its, (double)iterations);
+    fprintf(stderr, "\r\033[Ksearching: best %s per step, %s iterations, %.1f s",
+            pml_fmt_seconds(b1, sizeof b1, best, 4), its, seconds);
+    if (*budget > 0) fprintf(stderr, " of %.3g (Ctrl-C: keep the best so far)", *budget);
+}
+
 static pml_status load_model(const char *model, pml_graph *g)
 {
     pml_dot d;
@@ -393,12 +423,29 @@ int cmd_compile(int argc, char **argv)
         pml_plan_free(&p);
     }
     if (st == PML_OK && chosen < 0) {
-        pml_search_opts so = {.budget_seconds = a.iterations ? 0 : a.budget,
+        double budget = a.iterations ? 0 : a.budget;
+        const bool tty = isatty(2) != 0;
+        pml_search_opts so = {.budget_seconds = budget,
                               .iterations = a.iterations,
                               .seed = a.seed,
                               .chains = (int)a.chains,
-                              .beta = 0};
-        if ((st = pml_search(&g, &m, cost, (int)a.batch, &so, &plan, &stats)) == PML_OK) {
+                              .beta = 0,
+                              .progress = tty && !a.json ? search_progress : NULL,
+                              .should_stop = search_should_stop,
+                              .ud = &budget};
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_search_sigint;
+        sigemptyset(&sa.sa_mask);
+        search_stop = 0;
+        sigaction(SIGINT, &sa, &old);
+        st = pml_search(&g, &m, cost, (int)a.batch, &so, &plan, &stats);
+        sigaction(SIGINT, &old, NULL);
+        if (so.progress) fprintf(stderr, "\r\033[K");
+        if (search_stop)
+            fprintf(stderr, "pml compile: interrupted: the search stops with the best plan found "
+                            "so far\n");
+        if (st == PML_OK) {
             char why[256];
             plan.sync = a.sync;
             st = simulate(&g, &m, cost, &plan, &step, why, sizeof why);
@@ -492,7 +539,7 @@ int cmd_compile(int argc, char **argv)
         fprintf(stderr, "pml compile: cannot write to standard output\n");
         rc = 1;
     } else {
-        rc = 0;
+        rc = search_stop ? EXIT_INTERRUPTED : 0; /* the plan written is the best so far */
     }
 out:
     pml_plan_free(&plan);
