@@ -520,7 +520,7 @@ t_compile_reference_cluster() { # the study's cluster: 10 VMs of three kinds, ev
     python3 - "$out" <<'PY'
 import json, math, sys
 c = json.loads(open(sys.argv[1]).read())
-assert c["machine"] == "reference-cluster" and c["devices"] == 76, c
+assert c["machine"] == "reference-cluster" and c["device_count"] == 76, c
 b = c["baselines"]
 for k in ("data", "model", "owt"):
     assert math.isfinite(b[k]) and b[k] > 0, (k, b[k])
@@ -587,10 +587,10 @@ import json, sys
 text = open(sys.argv[1]).read()
 c = json.loads(text)
 assert text.count("\n") == 1, "one line"
-for k in ("model", "machine", "devices", "batch", "strategy", "step_seconds", "samples_per_second",
+for k in ("version", "model", "machine", "device_count", "batch", "strategy", "step_seconds", "samples_per_second",
           "search_seconds", "iterations", "baselines", "fingerprint", "sync", "output"):
     assert k in c, k
-assert c["model"] == "alexnet" and c["machine"] == "flexflow-p100" and c["devices"] == 16, c
+assert c["model"] == "alexnet" and c["machine"] == "flexflow-p100" and c["device_count"] == 16, c
 assert c["batch"] == 256 and c["strategy"] == "search" and c["sync"] == "allreduce", c
 assert c["iterations"] == 60 and c["search_seconds"] > 0, c   # 30 per chain, 2 chains
 b = c["baselines"]

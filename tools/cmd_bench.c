@@ -156,9 +156,11 @@ static int bench_train(int argc, char **argv)
     double flops = 3.0 * pml_graph_flops(&g) * batch;
     if (json) {
         cli_json_begin(stdout);
-        printf(",\"model\":\"%s\",\"threads\":%d,\"batch\":%d,\"steps\":%d,\"median_step_seconds\":%.6g,"
+        fputs(",\"model\":", stdout);
+        cli_json_str(stdout, model);
+        printf(",\"threads\":%d,\"batch\":%d,\"steps\":%d,\"median_step_seconds\":%.6g,"
                "\"mean_step_seconds\":%.6g,\"samples_per_second\":%.6g,\"gflops\":%.6g}\n",
-               model, threads, batch, steps, med, total / steps, batch / med, flops / med / 1e9);
+               threads, batch, steps, med, total / steps, batch / med, flops / med / 1e9);
     } else {
         printf("%s: batch %d, %d thread%s: median step %.3f ms (min %.3f, mean %.3f), %.1f "
                "samples/s, %.1f GFLOP/s\n",
@@ -292,10 +294,14 @@ static int bench_sim(int argc, char **argv)
     pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(full), &ntasks);
     if (json) {
         cli_json_begin(stdout);
-        printf(",\"model\":\"%s\",\"machine\":\"%s\",\"batch\":%d,\"tasks\":%d,"
+        fputs(",\"model\":", stdout);
+        cli_json_str(stdout, model);
+        fputs(",\"machine\":", stdout);
+        cli_json_str(stdout, m.name);
+        printf(",\"batch\":%d,\"tasks\":%d,"
                "\"full_seconds\":%.6g,\"delta_seconds\":%.6g,\"speedup\":%.4g,\"changes\":%ld,"
                "\"exact\":%s}\n",
-               model, m.name, batch, ntasks, tfull, tdelta, tdelta > 0 ? tfull / tdelta : 0.0, done,
+               batch, ntasks, tfull, tdelta, tdelta > 0 ? tfull / tdelta : 0.0, done,
                same ? "true" : "false");
     } else {
         printf("%s on %s, batch %d, %d tasks: full simulation %.3f ms, delta simulation %.3f ms "
@@ -489,9 +495,11 @@ static int bench_checkpoint(int argc, char **argv)
     const double mb = bytes / 1e6;
     if (json) {
         cli_json_begin(stdout);
-        printf(",\"model\":\"%s\",\"bytes\":%zu,\"write_seconds\":%.4g,\"read_seconds\":%.4g,"
+        fputs(",\"model\":", stdout);
+        cli_json_str(stdout, model);
+        printf(",\"bytes\":%zu,\"write_seconds\":%.4g,\"read_seconds\":%.4g,"
                "\"disk_write_seconds\":%.4g,\"disk_read_seconds\":%.4g}\n",
-               cli_safe(model), bytes, best_w, best_r, raw_w, raw_r);
+               bytes, best_w, best_r, raw_w, raw_r);
     } else {
         printf("checkpoint of %s (parameters and Adam's state, %.0f MB), best of %d:\n"
                "  write (fsynced)  %.3f s  %6.0f MB/s   the disk (1 MiB writes, fsync) %.3f s  %6.0f MB/s"

@@ -62,7 +62,7 @@ static const char compile_help[] =
     "  -o, --output PLAN     the plan file to write (.dot or .gv; required); written under a\n"
     "                        temporary name and renamed: on an error nothing is left behind\n"
     "                        (a device or a FIFO is written to)\n"
-    "  --json                print one JSON object: {\"model\", \"machine\", \"devices\", "
+    "  --json                print one JSON object: {\"version\", \"model\", \"machine\", \"device_count\", "
     "\"batch\",\n"
     "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
     "                        \"search_seconds\", \"iterations\", \"baselines\": {\"data\", "
@@ -476,7 +476,7 @@ int cmd_compile(int argc, char **argv)
         cli_json_str(f, m.name);
         fputs(",\"fingerprint\":", f);
         cli_json_str(f, m.fingerprint);
-        fprintf(f, ",\"devices\":%d,\"batch\":%ld,\"strategy\":", m.ncompute, a.batch);
+        fprintf(f, ",\"device_count\":%d,\"batch\":%ld,\"strategy\":", m.ncompute, a.batch);
         cli_json_str(f, a.strategy);
         fprintf(
             f, ",\"sync\":\"%s\",\"step_seconds\":", plan.sync == PML_SYNC_PS ? "ps" : "allreduce");

@@ -116,8 +116,10 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
         if ((st = pml_evaluate(e, &test, batch, &loss, &acc)) != PML_OK) goto out;
         if (json) {
             cli_json_begin(stdout);
-            printf(",\"model\":\"%s\",\"samples\":%d,\"test_loss\":%.17g,\"test_accuracy\":%.6g}\n",
-                   cli_safe(g.name), test.n, loss, acc);
+            fputs(",\"model\":", stdout);
+            cli_json_str(stdout, g.name);
+            printf(",\"samples\":%d,\"test_loss\":%.17g,\"test_accuracy\":%.6g}\n", test.n, loss,
+                   acc);
         } else {
             printf("Model %s, data %s: %d test samples\nTest loss: %.4f - test accuracy: %.4f\n",
                    cli_safe(g.name), cli_safe(test.name), test.n, loss, acc);
