@@ -260,34 +260,30 @@ static pml_status add_event(pml_json *j, reader *r, const evbuf *e, const char *
     return PML_OK;
 }
 
+static pml_status event_elem(pml_json *j, void *ctx, int i)
+{
+    (void)i;
+    reader *r = ctx;
+    pml_json_ws(j);
+    const char *at = j->p;
+    evbuf e;
+    memset(&e, 0, sizeof e);
+    e.r = r;
+    if (j->p < j->end && *j->p != '{') return pml_json_bad(j, "an event must be an object");
+    pml_status st = pml_json_object(j, event_member, &e);
+    if (st != PML_OK) return st;
+    /* a run across ranks: rank 0's tasks (process 0), or with a plan across ranks every
+     * rank's; communication (a rank's bucket sums, the other end of a message) is not a task */
+    const bool task = is(e.ph, "X") && (r->t->across || !(e.has_pid && e.pid != 0)) &&
+                      !(e.has_kind && (is(e.kind, "allreduce") || is(e.kind, "message")));
+    return task ? add_event(j, r, &e, at) : PML_OK;
+}
+
 static pml_status events(pml_json *j, reader *r)
 {
     pml_json_ws(j);
-    if (!pml_json_eat(j, '[')) return pml_json_bad(j, "traceEvents must be an array");
-    if (++j->depth > PML_JSON_MAX_DEPTH) return pml_json_bad(j, "nested too deeply");
-    pml_status st;
-    if (!pml_json_eat(j, ']')) {
-        for (;;) {
-            pml_json_ws(j);
-            const char *at = j->p;
-            evbuf e;
-            memset(&e, 0, sizeof e);
-            e.r = r;
-            if (j->p < j->end && *j->p != '{') return pml_json_bad(j, "an event must be an object");
-            if ((st = pml_json_object(j, event_member, &e)) != PML_OK) return st;
-            /* a run across ranks: rank 0's tasks (process 0), or with a plan across ranks
-             * every rank's; communication (a rank's bucket sums, the other end of a message)
-             * is not a task */
-            const bool task = is(e.ph, "X") && (r->t->across || !(e.has_pid && e.pid != 0)) &&
-                              !(e.has_kind && (is(e.kind, "allreduce") || is(e.kind, "message")));
-            if (task && (st = add_event(j, r, &e, at)) != PML_OK) return st;
-            if (pml_json_eat(j, ',')) continue;
-            if (pml_json_eat(j, ']')) break;
-            return pml_json_bad(j, "expected ',' or ']' in traceEvents");
-        }
-    }
-    j->depth--;
-    return PML_OK;
+    if (j->p < j->end && *j->p != '[') return pml_json_bad(j, "traceEvents must be an array");
+    return pml_json_array(j, event_elem, r);
 }
 
 static pml_status top_member(pml_json *j, void *ctx, const char *key, size_t kl)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,6 +125,31 @@ typedef struct sweep {
     int nruns;
     char self[4096];
 } sweep;
+
+/* a run's figures: their names in results.jsonl and results.csv (pml train's JSON has the
+ * test figures under the same names) */
+static const struct {
+    const char *name;
+    size_t off;
+} figures[] = {{"loss", offsetof(run, loss)},
+               {"accuracy", offsetof(run, accuracy)},
+               {"val_loss", offsetof(run, val_loss)},
+               {"val_accuracy", offsetof(run, val_accuracy)},
+               {"test_loss", offsetof(run, test_loss)},
+               {"test_accuracy", offsetof(run, test_accuracy)},
+               {"seconds", offsetof(run, seconds)},
+               {"predicted_seconds", offsetof(run, predicted)},
+               {"wall_seconds", offsetof(run, wall)}};
+enum { NFIGURES = sizeof figures / sizeof *figures };
+
+static double *figure(run *r, int i) { return (double *)((char *)r + figures[i].off); }
+static double figure_of(const run *r, int i) { return *(const double *)((const char *)r + figures[i].off); }
+
+/* every figure not known (NaN); the training seconds are summed over the epochs from 0 */
+static void figures_unknown(run *r)
+{
+    for (int i = 0; i < NFIGURES; i++) *figure(r, i) = NAN;
+}
 
 /* ---------------------------------------------------------------- signals */
 
@@ -318,8 +344,7 @@ static pml_status make_runs(sweep *s)
             u->command = buf;
             u->key = buf ? dup_printf("%s #%d", buf, r) : NULL;
             u->log = dup_printf("%s/logs/%s-r%d.log", s->dir, pname, r);
-            u->loss = u->accuracy = u->val_loss = u->val_accuracy = NAN;
-            u->test_loss = u->test_accuracy = u->predicted = NAN;
+            figures_unknown(u);
             if (!u->spec || !u->key || !u->log) return pml_fail(PML_ENOMEM, "out of memory");
         }
     }
@@ -340,6 +365,7 @@ static void free_sweep(sweep *s)
 }
 
 /* ---------------------------------------------------------------- a run's results */
+
 
 typedef struct result_reader {
     run *r;
@@ -397,24 +423,13 @@ static pml_status result_member(pml_json *j, void *ctx, const char *key, size_t 
         rr->has_error = true;
         return pml_json_skip(j);
     }
-    static const char *const names[] = {"loss",       "accuracy",      "val_loss",
-                                        "val_accuracy", "test_loss",   "test_accuracy",
-                                        "seconds",    "predicted_seconds", "wall_seconds",
-                                        "predicted_step_seconds"};
-    double *at[] = {&r->loss,       &r->accuracy,  &r->val_loss,  &r->val_accuracy,
-                    &r->test_loss,  &r->test_accuracy, &r->seconds, &r->predicted,
-                    &r->wall,       &rr->predicted_step};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (strcmp(key, names[i]) == 0) return num_or_skip(j, at[i]);
+    if (strcmp(key, "predicted_step_seconds") == 0) return num_or_skip(j, &rr->predicted_step);
+    for (int i = 0; i < NFIGURES; i++)
+        if (strcmp(key, figures[i].name) == 0) return num_or_skip(j, figure(r, i));
     return pml_json_skip(j);
 }
 
 /* ---------------------------------------------------------------- results.jsonl */
-
-static void json_num(FILE *f, const char *name, double v)
-{
-    if (isfinite(v)) fprintf(f, ",\"%s\":%.10g", name, v);
-}
 
 static char *row_json(const sweep *s, const run *r)
 {
@@ -436,15 +451,8 @@ static char *row_json(const sweep *s, const run *r)
         else cli_json_str(f, v);
     }
     fprintf(f, "},\"repeat\":%d", r->repeat);
-    json_num(f, "loss", r->loss);
-    json_num(f, "accuracy", r->accuracy);
-    json_num(f, "val_loss", r->val_loss);
-    json_num(f, "val_accuracy", r->val_accuracy);
-    json_num(f, "test_loss", r->test_loss);
-    json_num(f, "test_accuracy", r->test_accuracy);
-    json_num(f, "seconds", r->seconds);
-    json_num(f, "predicted_seconds", r->predicted);
-    json_num(f, "wall_seconds", r->wall);
+    for (int i = 0; i < NFIGURES; i++) /* a figure the run does not have is absent */
+        if (isfinite(figure_of(r, i))) fprintf(f, ",\"%s\":%.10g", figures[i].name, figure_of(r, i));
     fputs(",\"plan\":", f);
     cli_json_str(f, r->plan);
     fputs(",\"command\":", f);
@@ -504,8 +512,7 @@ static pml_status read_rows(sweep *s, const char *path, int *found)
         snprintf(src, sizeof src, "%s, line %d", path, line);
         run tmp;
         memset(&tmp, 0, sizeof tmp);
-        tmp.loss = tmp.accuracy = tmp.val_loss = tmp.val_accuracy = NAN;
-        tmp.test_loss = tmp.test_accuracy = tmp.predicted = tmp.wall = NAN;
+        figures_unknown(&tmp);
         result_reader *rr = calloc(1, sizeof *rr);
         if (!rr) {
             st = pml_fail(PML_ENOMEM, "out of memory");
@@ -799,9 +806,9 @@ static char *results_csv(const sweep *s)
         csv_field(f, s->ax[k].key);
         fputc(',', f);
     }
-    fputs("repeat,loss,accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,"
-          "predicted_seconds,wall_seconds,plan,command\n",
-          f);
+    fputs("repeat", f);
+    for (int i = 0; i < NFIGURES; i++) fprintf(f, ",%s", figures[i].name);
+    fputs(",plan,command\n", f);
     for (int i = 0; i < s->nruns; i++) {
         const run *r = &s->runs[i];
         if (!r->done) continue;
@@ -810,12 +817,9 @@ static char *results_csv(const sweep *s)
             fputc(',', f);
         }
         fprintf(f, "%d", r->repeat);
-        const double v[] = {r->loss,      r->accuracy,      r->val_loss,  r->val_accuracy,
-                            r->test_loss, r->test_accuracy, r->seconds,   r->predicted,
-                            r->wall};
-        for (size_t q = 0; q < sizeof v / sizeof *v; q++) {
+        for (int q = 0; q < NFIGURES; q++) {
             fputc(',', f);
-            if (isfinite(v[q])) fprintf(f, "%.10g", v[q]);
+            if (isfinite(figure_of(r, q))) fprintf(f, "%.10g", figure_of(r, q));
         }
         fputc(',', f);
         csv_field(f, r->plan);
