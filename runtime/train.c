@@ -868,14 +868,26 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
             for (size_t i = 0; i < n[k]; i++) dst[k][i] = !own || own[i] ? src[k][i] : 0.0f;
             if (n[k] && (st = pml_dist_sum_floats(t->o->dist, dst[k], n[k])) != PML_OK) return st;
         }
+    } else if (t->ps) { /* the optimizer's state is current on the servers only, a shard each:
+                         * every float from its server (a sum); the parameters every rank has */
+        size_t lo = 0, hi = 0;
+        const bool server = pml_dist_ps_shard(t->ps, &lo, &hi);
+        float *dst[2] = {c->m, c->v};
+        const float *src[2] = {o->m, o->v};
+        for (int k = 0; k < 2; k++) {
+            if (!dst[k]) continue;
+            memset(dst[k], 0, c->nparams * sizeof(float));
+            if (server) memcpy(dst[k] + lo, src[k] + lo, (hi - lo) * sizeof(float));
+            if ((st = pml_dist_sum_floats(t->o->dist, dst[k], c->nparams)) != PML_OK) return st;
+        }
     }
     t->ck_last = step;
     if (t->rank != 0) return PML_OK; /* rank 0 writes what every rank has */
     if (!t->spans) {
         memcpy(c->params, pml_exec_params(e), c->nparams * sizeof(float));
         if (c->nstate) memcpy(c->state, pml_exec_state(e), c->nstate * sizeof(float));
-        if (c->m) memcpy(c->m, o->m, c->nparams * sizeof(float));
-        if (c->v) memcpy(c->v, o->v, c->nparams * sizeof(float));
+        if (c->m && !t->ps) memcpy(c->m, o->m, c->nparams * sizeof(float));
+        if (c->v && !t->ps) memcpy(c->v, o->v, c->nparams * sizeof(float));
     }
     c->optim = *o;
     c->optim.m = c->optim.v = NULL;
@@ -902,7 +914,7 @@ static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
     pml_ckpt *c = &t->ck;
     memset(c, 0, sizeof *c);
     t->ck_last = -1;
-    if (!t->o->checkpoint_dir || (t->rank != 0 && !t->spans)) return PML_OK;
+    if (!t->o->checkpoint_dir || (t->rank != 0 && !t->spans && !t->ps)) return PML_OK;
     c->model_hash = model_hash(g);
     snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name); /* a token when written */
     c->seed = t->o->seed;
@@ -1107,9 +1119,6 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
                         opts->batch, t.parts);
-    if ((opts->checkpoint_dir || opts->resume_from) && opts->ps_servers > 0)
-        return pml_fail(PML_EUNSUPPORTED, "checkpoints of a run with parameter servers: not yet "
-                                          "(the optimizer's state is spread over the servers)");
     if (opts->checkpoint_every < 0)
         return pml_fail(PML_EINVAL, "checkpoint-every=%ld must not be negative",
                         opts->checkpoint_every);
