@@ -39,6 +39,7 @@
 #define CKPT_MAGIC "pml checkpoint 1"
 #define CKPT_NAME "step-%012ld.ckpt"
 #define CKPT_MAX_HEADER 4096
+#define CKPT_MAX_DOT ((size_t)256 << 20) /* a saved model's DOT text */
 
 static const char *const tensor_names[4] = {"params", "m", "v", "state"};
 
@@ -459,26 +460,38 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
                              ? "a checkpoint, not a saved model (pml train --save writes them; "
                                "pml train --resume reads checkpoints)"
                              : "not a saved model (pml train --save writes them)");
-    pml_status st = pml_model_read_dot(path, g);
-    if (st != PML_OK) return st;
     f = fopen(path, "rb");
-    if (!f) {
-        pml_graph_free(g);
-        return pml_fail(PML_EIO, "saved model '%s': %s", path, strerror(errno));
-    }
+    if (!f) return pml_fail(PML_EIO, "saved model '%s': %s", path, strerror(errno));
+    pml_status st = PML_OK;
     char line[CKPT_MAX_HEADER];
     size_t len = 0, n[2];
     uint32_t sum[2];
+    uint64_t hash = 0;
     float *t[2] = {NULL, NULL};
+    char *text = NULL;
     if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
         st = bad_in("saved model", path, "not a saved model (pml train --save writes them)");
         goto out;
     }
-    if (!fgets(line, sizeof line, f) || !fgets(line, sizeof line, f) || sscanf(line, "dot %zu", &len) != 1 ||
-        fseek(f, (long)len, SEEK_CUR) != 0) {
+    if (!fgets(line, sizeof line, f) || sscanf(line, "model %16" SCNx64, &hash) != 1 ||
+        !fgets(line, sizeof line, f) || sscanf(line, "dot %zu", &len) != 1 || len > CKPT_MAX_DOT) {
         st = bad_in("saved model", path, "a malformed header");
         goto out;
     }
+    /* the model's text against its hash: a damaged model is never read as another one */
+    if (!(text = malloc(len ? len : 1))) {
+        st = pml_fail(PML_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (fread(text, 1, len, f) != len) {
+        st = bad_in("saved model", path, "cut short in its model's text");
+        goto out;
+    }
+    if (pml_hash(PML_HASH_INIT, text, len) != hash) {
+        st = bad_in("saved model", path, "its model's text is damaged (its hash differs)");
+        goto out;
+    }
+    if ((st = pml_model_read_dot(path, g)) != PML_OK) goto out;
     for (int k = 0; k < 2; k++) {
         char name[16];
         if (!fgets(line, sizeof line, f) ||
@@ -502,6 +515,7 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
             goto out;
     if (fgetc(f) != EOF) st = bad_in("saved model", path, "bytes after its weights");
 out:
+    free(text);
     fclose(f);
     if (st != PML_OK) {
         free(t[0]);

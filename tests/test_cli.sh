@@ -1139,6 +1139,11 @@ PY
     python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-3] ^= 1
 open(sys.argv[2], "wb").write(b)' "$m" "$TMP/flip.pml" || return 1
     run 1 predict "$TMP/flip.pml" && has "$err" "checksum" && one_line || return 1
+    # a model text changed into another model's: refused by its hash, not read as that model
+    python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); assert b.count(b"out=32") > 0
+open(sys.argv[2], "wb").write(b.replace(b"out=32", b"out=33", 1))' "$m" "$TMP/other.pml" || return 1
+    run 1 evaluate "$TMP/other.pml" && has "$err" "other.pml" && has "$err" "text is damaged" && one_line ||
+        return 1
     run 0 train mlp:units=16 --train-samples 100 --test-samples 20 --epochs 1 --checkpoint "$TMP/evck" || return 1
     run 1 evaluate "$(ls "$TMP"/evck/step-*.ckpt)" && has "$err" "a checkpoint, not a saved model" || return 1
     run 2 evaluate && has "$err" "missing MODEL.pml" || return 1
