@@ -1561,7 +1561,7 @@ clean() {
 t_escaped_messages() { # what comes from input reaches the terminal escaped
     local esc
     esc=$(printf '\033')
-    run 1 train "mlp${esc}[31m" && clean && has "$err" 'mlp\x1b[31m' || return 1
+    run 2 train "mlp${esc}[31m" && clean && has "$err" 'mlp\x1b[31m' || return 1
     run 2 train mlp "--ep${esc}ochs" 3 && clean && has "$err" '--ep\x1bochs' || return 1
     run 2 "tr${esc}ain" && clean && has "$err" 'tr\x1bain' || return 1
     "$PML" export mlp -o "$TMP/m.dot" || return 1
@@ -2272,7 +2272,7 @@ case_ summary t_summary
 
 t_json_errors() { # --json: a command that fails prints one object with the error; usage errors exit 2
     local c
-    for c in "train resnet9000" "compile mlp --machine flexflow-v100 --batch 8 -o $TMP/x.dot" \
+    for c in "train resnet9000" "compile mlp --machine flexflow-v100 --batch 8 -o $TMP/json-errors.dot" \
         "summary mlp:unitz=3" "topo --machine flexflow-v100" "train mlp --plan dta" \
         "evaluate $TMP/none.pml" "train mlp --epochs 0"; do
         local want=2
@@ -2287,7 +2287,7 @@ assert j["version"] and j["command"] == sys.argv[3] and j["exit"] == int(sys.arg
 assert j["error"] and j["error"] in open(sys.argv[2]).read(), (j, open(sys.argv[2]).read())
 PY
     done
-    [ ! -e "$TMP/x.dot" ] || return 1
+    [ ! -e "$TMP/json-errors.dot" ] || return 1
     # a command that printed its object prints no second one
     run 0 summary mlp --json && [ "$(wc -l <"$out")" -eq 1 ] || return 1
 }
