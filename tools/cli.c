@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,10 +44,103 @@ const char *cli_safe(const char *s)
     return b;
 }
 
+void cli_start(cli *c, const char *cmd, int argc, char **argv, const cli_opt *opts)
+{
+    cli_init(c, cmd, argc, argv);
+    c->opts = opts;
+    char *s = c->optstring;
+    *s++ = '-'; /* positionals in their order */
+    *s++ = ':'; /* a missing value is told from an unknown option */
+    int n = 0;
+    for (const cli_opt *o = opts; o->name; o++, n++) {
+        if (n + 1 >= (int)(sizeof c->longs / sizeof c->longs[0]) ||
+            s + 3 > c->optstring + sizeof c->optstring) {
+            fprintf(stderr, "pml %s: too many options\n", cmd); /* a table to split */
+            abort();
+        }
+        c->longs[n] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
+                                      0x100 + n};
+        if (o->short_name) {
+            *s++ = o->short_name;
+            if (o->arg) *s++ = ':';
+        }
+    }
+    *s = 0;
+    c->longs[n] = (struct option){0};
+    optind = 0; /* a new scan (another command may have parsed before in this process) */
+    opterr = 0; /* our own messages */
+}
+
+/* the option of getopt_long's val \p v (a short name or 0x100 + its index), or NULL */
+static const cli_opt *opt_of(const cli *c, int v)
+{
+    if (v >= 0x100) return &c->opts[v - 0x100];
+    for (const cli_opt *o = c->opts; v && o->name; o++)
+        if (o->short_name == v) return o;
+    return NULL;
+}
+
+/* "--e is ambiguous (--epochs, --eval)", or "unknown option '--e'": \p arg as given */
+static void bad_option(cli *c, const char *arg)
+{
+    char name[64], list[512] = "";
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    size_t len = strlen(name) - 2, at = 0;
+    int matches = 0;
+    for (const cli_opt *o = c->opts; o->name && len; o++)
+        if (strncmp(o->name, name + 2, len) == 0) {
+            at += (size_t)snprintf(list + at, at < sizeof list ? sizeof list - at : 0, "%s--%s",
+                                   matches++ ? ", " : "", o->name);
+            if (at >= sizeof list) at = sizeof list;
+        }
+    if (matches > 1)
+        cli_error(c, "%s is ambiguous (%s)", name, list);
+    else
+        cli_error(c, "unknown option '%s' (see pml %s --help)", name, c->cmd);
+}
+
+/* cli_next by the option table, through getopt_long */
+static const char *next_opt(cli *c)
+{
+    if (c->rest) return optind < c->argc ? c->argv[optind++] : NULL;
+    static char flag[72]; /* "--name" */
+    const int before = optind ? optind : 1;
+    const int r = getopt_long(c->argc, c->argv, c->optstring, c->longs, NULL);
+    if (r == -1) { /* the end, or "--": the rest are positionals */
+        c->rest = true;
+        return optind < c->argc ? c->argv[optind++] : NULL;
+    }
+    if (r == 1) return optarg;
+    const cli_opt *o = opt_of(c, r == ':' || r == '?' ? optopt : r);
+    const char *given = c->argv[optind > before ? optind - 1 : before];
+    if (r == ':') { /* as given: -o or --output */
+        if (given[0] == '-' && given[1] == '-')
+            cli_error(c, "--%s needs a value", o ? o->name : "?");
+        else
+            cli_error(c, "-%c needs a value", optopt);
+        return NULL;
+    }
+    if (r == '?') {
+        if (o && given[0] == '-' && given[1] == '-')
+            cli_error(c, "--%s takes no value", o->name);
+        else if (optopt)
+            cli_error(c, "unknown option '-%c' (see pml %s --help)", optopt, c->cmd);
+        else
+            bad_option(c, given);
+        return NULL;
+    }
+    snprintf(flag, sizeof flag, "--%s", o->name);
+    c->flag = flag;
+    c->value = optarg;
+    return flag;
+}
+
 const char *cli_next(cli *c)
 {
     c->flag = c->value = NULL;
-    if (c->failed || c->i >= c->argc) return NULL;
+    if (c->failed) return NULL;
+    if (c->opts) return next_opt(c);
+    if (c->i >= c->argc) return NULL;
     const char *a = c->argv[c->i++];
     if (strncmp(a, "--", 2) == 0 && a[2]) {
         static char name[64];
@@ -76,7 +170,7 @@ bool cli_is(cli *c, const char *name) { return c->flag && strcmp(c->flag, name) 
 const char *cli_str(cli *c)
 {
     if (c->value) return c->value;
-    if (c->i >= c->argc) {
+    if (c->opts || c->i >= c->argc) {
         cli_error(c, "%s needs a value", c->flag);
         return NULL;
     }
@@ -129,6 +223,33 @@ double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open)
         return lo;
     }
     return v;
+}
+
+void cli_help(FILE *f, const char *intro, const cli_opt *opts, const char *examples)
+{
+    char left[64 + 72];
+    int col = 0;
+    for (int pass = 0; pass < 2; pass++) { /* the widest left part, then the entries */
+        if (pass) fprintf(f, "%soptions:\n", intro);
+        for (const cli_opt *o = opts; o->name; o++) {
+            int n = o->short_name
+                        ? snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->name)
+                        : snprintf(left, sizeof left, "  --%s", o->name);
+            if (o->arg) n += snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
+            if (!pass) {
+                if (n + 2 > col) col = n + 2;
+                continue;
+            }
+            const char *h = o->help;
+            fprintf(f, "%-*s%s", col, left, *h ? "" : "\n");
+            for (size_t len; *h; h += len + (h[len] == '\n')) {
+                len = strcspn(h, "\n");
+                fprintf(f, "%.*s\n", (int)len, h);
+                if (h[len] && h[len + 1]) fprintf(f, "%*s", col, "");
+            }
+        }
+    }
+    if (examples) fprintf(f, "\n%s", examples);
 }
 
 void cli_unknown(cli *c)

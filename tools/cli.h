@@ -3,6 +3,7 @@
 #ifndef PML_TOOLS_CLI_H
 #define PML_TOOLS_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -26,19 +27,37 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
  * model, machine or strategy: PML_EUNKNOWN), else 1. */
 int cli_exit_code(pml_status st);
 
-/* Walks argv of one command. A flag is "--name VALUE" or "--name=VALUE". */
+/* One option of a command: its table (ended by an entry whose name is NULL) drives both the
+ * parsing (getopt_long) and the help's options section. */
+typedef struct cli_opt {
+    const char *name; /* "epochs": the long name, without -- */
+    char short_name;  /* 'o', or 0 */
+    const char *arg;  /* "N", "FILE"; NULL for a flag without a value */
+    const char *help; /* its description; may have several lines (\n) */
+} cli_opt;
+
+/* Walks argv of one command. With an option table (cli_start) an option is "--name VALUE",
+ * "--name=VALUE", a unique prefix of the name, "-o VALUE" or "-oVALUE"; "--" ends the options.
+ * Without one (cli_init, the older walk) a flag is "--name VALUE" or "--name=VALUE". */
 typedef struct cli {
     const char *cmd; /* "train" */
     int argc;
     char **argv;
     int i;
-    const char *flag;  /* the flag being parsed */
-    const char *value; /* its inline value (after '='), or NULL */
+    const char *flag;  /* the flag being parsed ("--epochs" for -e, --ep or --epochs=3) */
+    const char *value; /* its value (with an option table), its inline value, or NULL */
     bool failed;
+    const cli_opt *opts; /* the option table, or NULL */
+    bool rest;           /* after "--": positionals only */
+    char optstring[128]; /* getopt_long's */
+    struct option longs[64];
 } cli;
 
 void cli_init(cli *c, const char *cmd, int argc, char **argv);
-/** \return the next argument: a flag ("--x", with c->flag set) or a positional, or NULL at the end. */
+/** Starts parsing argv of command \p cmd with getopt_long by the option table \p opts. */
+void cli_start(cli *c, const char *cmd, int argc, char **argv, const cli_opt *opts);
+/** \return the next argument: a flag ("--x", with c->flag set: with an option table, always the
+ * long name) or a positional, or NULL at the end or after an error. */
 const char *cli_next(cli *c);
 /** \return true when the current flag is \p name (e.g. "--epochs"). */
 bool cli_is(cli *c, const char *name);
@@ -47,6 +66,10 @@ const char *cli_str(cli *c);
 long cli_long(cli *c, long lo, long hi);
 uint64_t cli_u64(cli *c);
 double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
+/** Prints a command's help on \p f: \p intro (usage and description), "options:" with one
+ * entry per option of \p opts ("  -o, --output FILE  description", the descriptions in one
+ * column), then \p examples (may be NULL). */
+void cli_help(FILE *f, const char *intro, const cli_opt *opts, const char *examples);
 /** Reports a usage error (printf-style) and sets failed (cli_json_failure's message). */
 void cli_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** A flag the flag loop does not know: reports it unless it is a boolean it handled. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char export_help[] =
+static const char export_intro[] =
     "usage: pml export MODEL -o FILE.dot|FILE.onnx [--seed N]\n"
     "\n"
     "Writes MODEL (a zoo name with optional parameters, e.g. resnet50 or\n"
@@ -25,12 +25,16 @@ static const char export_help[] =
     "initialisation from --seed. One ONNX node per operator (a fused relu as a Relu after it),\n"
     "weights as initializers in ONNX's layouts, input (N, C, H, W) or (N, C) with N symbolic, the\n"
     "logits as the output. pml, and ONNX's checker, read it back.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE  the file to write (.dot or .gv, .onnx), or - for standard output (DOT)\n"
-    "  --seed N           the weights of a zoo or .dot model (default 1)\n"
-    "  -h, --help         this help\n"
-    "\n"
+    "\n";
+
+static const cli_opt export_opts[] = {
+    {"output", 'o', "FILE", "the file to write (.dot or .gv, .onnx), or - for standard output (DOT)"},
+    {"seed", 0, "N", "the weights of a zoo or .dot model (default 1)"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char export_examples[] =
     "examples:\n"
     "  pml export resnet50 -o resnet50.dot\n"
     "  pml export mlp:units=512,layers=8 -o mlp-wide.dot && pml train mlp-wide.dot\n"
@@ -39,7 +43,7 @@ static const char export_help[] =
 int cmd_export(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "export", argc, argv);
+    cli_start(&c, "export", argc, argv, export_opts);
     const char *model = NULL, *out = NULL, *a;
     uint64_t seed = 1;
     while ((a = cli_next(&c))) {
@@ -49,10 +53,10 @@ int cmd_export(int argc, char **argv)
                 break;
             }
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(export_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, export_intro, export_opts, export_examples);
             return 0;
-        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+        } else if (cli_is(&c, "--output")) {
             out = cli_str(&c);
         } else if (cli_is(&c, "--seed")) {
             seed = cli_u64(&c);
