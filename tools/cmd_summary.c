@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char summary_help[] =
+static const char summary_intro[] =
     "usage: pml summary MODEL [--json]\n"
     "\n"
     "Prints MODEL (a zoo name with optional parameters, a model .dot file, an ONNX model or a\n"
@@ -17,12 +17,16 @@ static const char summary_help[] =
     "for a vector), trainable parameters, forward FLOPs per sample and the layers it reads;\n"
     "then the totals (trainable parameters, non-trainable state such as batchnorm's running\n"
     "statistics, FLOPs per sample).\n"
-    "\n"
-    "options:\n"
-    "  --json      one JSON object: {\"version\",\"model\",\"input\",\"classes\",\"parameters\",\n"
-    "              \"state\",\"flops\",\"layers\":[{\"name\",\"op\",\"output\",\"parameters\",\n"
-    "              \"flops\",\"inputs\"}]}\n"
-    "  -h, --help  this help\n";
+    "\n";
+
+static const cli_opt summary_opts[] = {
+    {"json", 0, NULL,
+     "one JSON object: {\"version\",\"model\",\"input\",\"classes\",\"parameters\",\n"
+     "\"state\",\"flops\",\"layers\":[{\"name\",\"op\",\"output\",\"parameters\",\n"
+     "\"flops\",\"inputs\"}]}"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 static size_t node_params(const pml_node *n)
 {
@@ -69,7 +73,7 @@ static void si(double v, char *buf, size_t cap)
 int cmd_summary(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "summary", argc, argv);
+    cli_start(&c, "summary", argc, argv, summary_opts);
     const char *model = NULL, *a;
     bool json = false;
     while ((a = cli_next(&c))) {
@@ -79,8 +83,8 @@ int cmd_summary(int argc, char **argv)
                 break;
             }
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(summary_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, summary_intro, summary_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--json")) {
             json = true;
