@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char viz_help[] =
+static const char viz_intro[] =
     "usage: pml viz GRAPH -o OUT [--collapse]\n"
     "\n"
     "Draws GRAPH with Graphviz's dot layout, top to bottom. GRAPH is a model: a zoo name with\n"
@@ -29,13 +29,18 @@ static const char viz_help[] =
     "drawing as DOT with the layout's positions). OUT is written under a temporary name and\n"
     "renamed: on an error nothing is left behind (through a symbolic link, the file it leads to\n"
     "is replaced; a device or a FIFO is written to).\n"
-    "\n"
-    "options:\n"
-    "  -o, --output OUT  the file to write (required)\n"
-    "  --collapse        fold repeated blocks (residual blocks layer1.0, ..., inception modules\n"
-    "                    Mixed_5b, ...) into one box each, with their parameters and FLOPs\n"
-    "  -h, --help        this help\n"
-    "\n"
+    "\n";
+
+static const cli_opt viz_opts[] = {
+    {"output", 'o', "OUT", "the file to write (required)"},
+    {"collapse", 0, NULL,
+     "fold repeated blocks (residual blocks layer1.0, ..., inception modules\n"
+     "Mixed_5b, ...) into one box each, with their parameters and FLOPs"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char viz_examples[] =
     "examples:\n"
     "  pml viz fashion-cnn -o fashion-cnn.png\n"
     "  pml viz inception-v3 --collapse -o inception-v3.svg\n"
@@ -144,7 +149,7 @@ static pml_status draw(const char *graph, const pml_viz_opts *o, const char *out
 int cmd_viz(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "viz", argc, argv);
+    cli_start(&c, "viz", argc, argv, viz_opts);
     const char *graph = NULL, *out = NULL, *a;
     pml_viz_opts o = {.collapse = false};
     while ((a = cli_next(&c))) {
@@ -154,10 +159,10 @@ int cmd_viz(int argc, char **argv)
                 break;
             }
             graph = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(viz_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, viz_intro, viz_opts, viz_examples);
             return 0;
-        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+        } else if (cli_is(&c, "--output")) {
             out = cli_str(&c);
         } else if (cli_is(&c, "--collapse")) {
             o.collapse = true;
