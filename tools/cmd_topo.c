@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char topo_help[] =
+static const char topo_intro[] =
     "usage: pml topo [--machine M] [-o FILE.dot] [--json]\n"
     "\n"
     "Prints a machine as the planner sees it: its name and fingerprint, every device (kind,\n"
@@ -37,18 +37,24 @@ static const char topo_help[] =
     "rank's share of its host's cores (as pml train gives them), and the network between the\n"
     "ranks measured through MPI now (8-byte ping-pongs and 4 MiB sends between pairs of ranks);\n"
     "-o RANKS.dot keeps it for pml compile --machine RANKS.dot.\n"
-    "\n"
-    "options:\n"
-    "  -m, --machine M    the machine (default: this)\n"
-    "  -o, --output FILE  also write the machine as a cluster DOT file (.dot or .gv; - for\n"
-    "                     standard output), one node per device and one edge per link; loading\n"
-    "                     it gives the same machine and fingerprint. Written under a temporary\n"
-    "                     name and renamed: on an error nothing is left behind (a device or a\n"
-    "                     FIFO is written to)\n"
-    "  --json             print one JSON object: {\"name\", \"fingerprint\", \"devices\": [...],\n"
-    "                     \"links\": [...], \"routes\": [...]}\n"
-    "  -h, --help         this help\n"
-    "\n"
+    "\n";
+
+static const cli_opt topo_opts[] = {
+    {"machine", 'm', "M", "the machine (default: this)"},
+    {"output", 'o', "FILE",
+     "also write the machine as a cluster DOT file (.dot or .gv; - for\n"
+     "standard output), one node per device and one edge per link; loading\n"
+     "it gives the same machine and fingerprint. Written under a temporary\n"
+     "name and renamed: on an error nothing is left behind (a device or a\n"
+     "FIFO is written to)"},
+    {"json", 0, NULL,
+     "print one JSON object: {\"name\", \"fingerprint\", \"devices\": [...],\n"
+     "\"links\": [...], \"routes\": [...]}"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char topo_examples[] =
     "examples:\n"
     "  pml topo\n"
     "  pml topo --machine flexflow-k80 -o k80.dot && pml viz k80.dot -o k80.svg\n"
@@ -217,7 +223,7 @@ static void print_json(const pml_machine *m)
 int cmd_topo(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "topo", argc, argv);
+    cli_start(&c, "topo", argc, argv, topo_opts);
     const char *machine = NULL, *out = NULL, *a;
     bool json = false;
     while ((a = cli_next(&c))) {
@@ -227,16 +233,16 @@ int cmd_topo(int argc, char **argv)
                 break;
             }
             machine = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(topo_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, topo_intro, topo_opts, topo_examples);
             return 0;
-        } else if (cli_is(&c, "-m") || cli_is(&c, "--machine")) {
+        } else if (cli_is(&c, "--machine")) {
             if (machine) {
                 cli_error(&c, "%s: one machine only", c.flag);
                 break;
             }
             machine = cli_str(&c);
-        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+        } else if (cli_is(&c, "--output")) {
             out = cli_str(&c);
         } else if (cli_is(&c, "--json")) {
             json = true;
