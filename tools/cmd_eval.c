@@ -7,26 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char evaluate_help[] =
+static const char evaluate_intro[] =
     "usage: pml evaluate MODEL.pml [--data DIR|synthetic] [options]\n"
     "\n"
     "Loads a saved model (pml train --save: the model and its trained weights) and prints its\n"
     "loss and accuracy on the test set, as pml train does after training.\n"
-    "\n"
-    "options:\n"
-    "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
-    "                        " PML_FASHION_MNIST_DIR "), a folder of JPEG/PNG images with one\n"
-    "                        subfolder per class (its test/ subfolder when it has train/ and\n"
-    "                        test/, else all of it), or synthetic images (seed --seed)\n"
-    "  --skip-bad            image folders: skip images that cannot be decoded\n"
-    "  --test-samples N      the first N test samples only\n"
-    "  --batch N             samples per inference pass (default 32, as Keras)\n"
-    "  --threads N           cores to run on (default: all)\n"
-    "  --seed N              the synthetic data's seed (default 1)\n"
-    "  --json                one JSON object: test_loss, test_accuracy, samples\n"
-    "  -h, --help            this help\n";
+    "\n";
 
-static const char predict_help[] =
+static const cli_opt evaluate_opts[] = {
+    {"data", 0, "DIR|synthetic",
+     "an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
+     PML_FASHION_MNIST_DIR "), a folder of JPEG/PNG images with one\n"
+     "subfolder per class (its test/ subfolder when it has train/ and\n"
+     "test/, else all of it), or synthetic images (seed --seed)"},
+    {"skip-bad", 0, NULL, "image folders: skip images that cannot be decoded"},
+    {"test-samples", 0, "N", "the first N test samples only"},
+    {"batch", 0, "N", "samples per inference pass (default 32, as Keras)"},
+    {"threads", 0, "N", "cores to run on (default: all)"},
+    {"seed", 0, "N", "the synthetic data's seed (default 1)"},
+    {"json", 0, NULL, "one JSON object: test_loss, test_accuracy, samples"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char predict_intro[] =
     "usage: pml predict MODEL.pml [--data DIR|synthetic] [options]\n"
     "\n"
     "Loads a saved model (pml train --save) and prints, for each test sample in order, the\n"
@@ -34,21 +38,25 @@ static const char predict_help[] =
     "  INDEX CLASS PROBABILITY LABEL\n"
     "or with --json one JSON object per line: {\"index\":..,\"class\":..,\"probability\":..,\n"
     "\"label\":..}.\n"
-    "\n"
-    "options:\n"
-    "  --data DIR|synthetic  as for pml evaluate (default for 28x28x1 models: Fashion-MNIST)\n"
-    "  --skip-bad            image folders: skip images that cannot be decoded\n"
-    "  --test-samples N      the first N test samples only\n"
-    "  --batch N             samples per inference pass (default 32, as Keras)\n"
-    "  --threads N           cores to run on (default: all)\n"
-    "  --seed N              the synthetic data's seed (default 1)\n"
-    "  --json                JSON lines\n"
-    "  -h, --help            this help\n";
+    "\n";
+
+static const cli_opt predict_opts[] = {
+    {"data", 0, "DIR|synthetic", "as for pml evaluate (default for 28x28x1 models: Fashion-MNIST)"},
+    {"skip-bad", 0, NULL, "image folders: skip images that cannot be decoded"},
+    {"test-samples", 0, "N", "the first N test samples only"},
+    {"batch", 0, "N", "samples per inference pass (default 32, as Keras)"},
+    {"threads", 0, "N", "cores to run on (default: all)"},
+    {"seed", 0, "N", "the synthetic data's seed (default 1)"},
+    {"json", 0, NULL, "JSON lines"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 static int run(const char *cmd, int argc, char **argv, bool predict)
 {
     cli c;
-    cli_init(&c, cmd, argc, argv);
+    const cli_opt *opts = predict ? predict_opts : evaluate_opts;
+    cli_start(&c, cmd, argc, argv, opts);
     const char *model = NULL, *data = NULL, *a;
     long test_samples = 0;
     int batch = 32, threads = pml_machine_cores(); /* Keras's evaluate and predict: 32 */
@@ -61,8 +69,8 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
                 break;
             }
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(predict ? predict_help : evaluate_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, predict ? predict_intro : evaluate_intro, opts, NULL);
             return 0;
         } else if (cli_is(&c, "--data")) {
             data = cli_str(&c);
