@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char simulate_help[] =
+static const char simulate_intro[] =
     "usage: pml simulate PLAN.dot [--machine M] [--force] [--json]\n"
     "       pml simulate PLAN.dot --compare TRACE.json [--warmup N] [--ops] [--json]\n"
     "\n"
@@ -34,29 +34,37 @@ static const char simulate_help[] =
     "to last task end) and of its summed task durations per kind. Tasks are matched to the\n"
     "simulation by their keys (the runtime runs the simulator's task graph): a trace of another\n"
     "model, batch, machine or plan is refused.\n"
-    "\n"
-    "options:\n"
-    "  -m, --machine M   simulate on M (see pml topo --help) instead of the machine the plan\n"
-    "                    names (needed when that is a file); it must be the same machine (same\n"
-    "                    fingerprint) unless --force\n"
-    "  --force           simulate the plan on a machine with another fingerprint (what if this\n"
-    "                    plan ran there?), as long as every device it uses exists\n"
-    "  --json            print one JSON object: {\"step_seconds\", \"samples_per_second\",\n"
-    "                    \"devices\": [{\"name\", \"busy\", \"compute\", \"transfer\", \"sync\",\n"
-    "                    \"memory\", \"memory_capacity\"}, ...], \"kinds\": {...},\n"
-    "                    \"critical_path\": {\"seconds\", \"tasks\", \"kinds\", \"first\", "
-    "\"last\"}, ...}\n"
-    "  --compare TRACE   compare with a measured run (see above)\n"
-    "  --warmup N        --compare: training steps skipped at the start (default 2; fewer when\n"
-    "                    the trace has no more)\n"
-    "  --ops             --compare: also predicted vs measured per operator and task kind\n"
-    "                    (summed over its parts)\n"
-    "                    --compare --json prints {\"predicted_step_seconds\",\n"
-    "                    \"measured_step_seconds\", \"relative_error\", \"steps\",\n"
-    "                    \"kinds\": {\"fwd\": {\"predicted\", \"measured\", \"relative_error\"},\n"
-    "                    ...}, ...} (relative_error null where nothing was measured)\n"
-    "  -h, --help        this help\n"
-    "\n"
+    "\n";
+
+static const cli_opt simulate_opts[] = {
+    {"machine", 'm', "M",
+     "simulate on M (see pml topo --help) instead of the machine the plan\n"
+     "names (needed when that is a file); it must be the same machine (same\n"
+     "fingerprint) unless --force"},
+    {"force", 0, NULL,
+     "simulate the plan on a machine with another fingerprint (what if this\n"
+     "plan ran there?), as long as every device it uses exists"},
+    {"json", 0, NULL,
+     "print one JSON object: {\"step_seconds\", \"samples_per_second\",\n"
+     "\"devices\": [{\"name\", \"busy\", \"compute\", \"transfer\", \"sync\",\n"
+     "\"memory\", \"memory_capacity\"}, ...], \"kinds\": {...},\n"
+     "\"critical_path\": {\"seconds\", \"tasks\", \"kinds\", \"first\", \"last\"}, ...}"},
+    {"compare", 0, "TRACE", "compare with a measured run (see above)"},
+    {"warmup", 0, "N",
+     "--compare: training steps skipped at the start (default 2; fewer when\n"
+     "the trace has no more)"},
+    {"ops", 0, NULL,
+     "--compare: also predicted vs measured per operator and task kind\n"
+     "(summed over its parts)\n"
+     "--compare --json prints {\"predicted_step_seconds\",\n"
+     "\"measured_step_seconds\", \"relative_error\", \"steps\",\n"
+     "\"kinds\": {\"fwd\": {\"predicted\", \"measured\", \"relative_error\"},\n"
+     "...}, ...} (relative_error null where nothing was measured)"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char simulate_examples[] =
     "examples:\n"
     "  pml compile alexnet --machine flexflow-k80 --batch 1024 -o a.dot && pml simulate a.dot\n"
     "  pml simulate a.dot --machine my-cluster.dot --force --json\n"
@@ -418,7 +426,7 @@ static int compare(const sim_args *a, const pml_graph *g, const pml_machine *m, 
 int cmd_simulate(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "simulate", argc, argv);
+    cli_start(&c, "simulate", argc, argv, simulate_opts);
     sim_args a = {NULL, NULL, NULL, false, false, false, 2};
     const char *arg;
     while ((arg = cli_next(&c))) {
@@ -428,10 +436,10 @@ int cmd_simulate(int argc, char **argv)
                 break;
             }
             a.plan = arg;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(simulate_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, simulate_intro, simulate_opts, simulate_examples);
             return 0;
-        } else if (cli_is(&c, "-m") || cli_is(&c, "--machine")) {
+        } else if (cli_is(&c, "--machine")) {
             a.machine = cli_str(&c);
         } else if (cli_is(&c, "--json")) {
             a.json = true;
