@@ -14,7 +14,7 @@
 
 #define DEFAULT_BUDGET 10.0
 
-static const char compile_help[] =
+static const char compile_intro[] =
     "usage: pml compile MODEL --batch N -o PLAN.dot [options]\n"
     "\n"
     "Plans MODEL (a zoo name with optional parameters, a model .dot file, or a plan file whose\n"
@@ -36,41 +36,51 @@ static const char compile_help[] =
     "the best baseline; it replaces that baseline only when at least 1% faster (closer than\n"
     "the simulator's error, the baseline's fewer transfers are the safer bet). Costs of this machine's cores are measured once per operator part and\n"
     "cached in $XDG_CACHE_HOME/pml (or ~/.cache/pml); other devices are costed analytically.\n"
-    "\n"
-    "options:\n"
-    "  -m, --machine M       the machine (default: this; see pml topo --help): this,\n"
-    "                        flexflow-p100, flexflow-k80, cpu-1socket, cpu-2socket,\n"
-    "                        reference-cluster, synthetic:DESC, FILE.xml or a cluster FILE.dot\n"
-    "  --batch N             the global batch (required)\n"
-    "  --strategy S          search (default), data, model, owt, mesh or ps (a machine with\n"
-    "                        parameter servers)\n"
-    "  --mesh AxB[xC[xD]]    a device mesh for the mesh layout, e.g. 4x4 (at most the\n"
-    "                        machine's devices); adds the mesh baseline; needed by --strategy "
-    "mesh\n"
-    "  --layout RULES        which mesh axis each dimension maps to, e.g. sample:0,parameter:1\n"
-    "                        (dimensions: sample, parameter, attribute; default: sample on axis\n"
-    "                        0, parameter on 1, attribute on 2, as the mesh has axes)\n"
-    "  --budget S            search for S seconds (default 10); on a terminal the search\n"
-    "                        shows its best step time so far, and Ctrl-C ends it with the\n"
-    "                        best plan found so far (written; exit 130)\n"
-    "  --iterations K        search K iterations per chain instead: with --seed, the same plan\n"
-    "                        every time\n"
-    "  --seed N              the search's seed (default 1)\n"
-    "  --chains N            independent search chains, one thread each (default 2)\n"
-    "  --sync allreduce|ps   gradient synchronisation: bucketed all-reduce (default) or\n"
-    "                        parameter servers (with data, model, owt and mesh)\n"
-    "  -o, --output PLAN     the plan file to write (.dot or .gv; required); written under a\n"
-    "                        temporary name and renamed: on an error nothing is left behind\n"
-    "                        (a device or a FIFO is written to)\n"
-    "  --json                print one JSON object: {\"version\", \"model\", \"machine\", \"device_count\", "
-    "\"batch\",\n"
-    "                        \"strategy\", \"step_seconds\", \"samples_per_second\",\n"
-    "                        \"search_seconds\", \"iterations\", \"baselines\": {\"data\", "
-    "\"model\",\n"
-    "                        \"owt\"[, \"mesh\"][, \"ps\"]}, ...}; a baseline that does not\n"
-    "                        fit is null\n"
-    "  -h, --help            this help\n"
-    "\n"
+    "\n";
+
+static const cli_opt compile_opts[] = {
+    {"machine", 'm', "M",
+     "the machine (default: this; see pml topo --help): this,\n"
+     "flexflow-p100, flexflow-k80, cpu-1socket, cpu-2socket,\n"
+     "reference-cluster, synthetic:DESC, FILE.xml or a cluster FILE.dot"},
+    {"batch", 0, "N", "the global batch (required)"},
+    {"strategy", 0, "S",
+     "search (default), data, model, owt, mesh or ps (a machine with\n"
+     "parameter servers)"},
+    {"mesh", 0, "AxB[xC[xD]]",
+     "a device mesh for the mesh layout, e.g. 4x4 (at most the\n"
+     "machine's devices); adds the mesh baseline; needed by --strategy mesh"},
+    {"layout", 0, "RULES",
+     "which mesh axis each dimension maps to, e.g. sample:0,parameter:1\n"
+     "(dimensions: sample, parameter, attribute; default: sample on axis\n"
+     "0, parameter on 1, attribute on 2, as the mesh has axes)"},
+    {"budget", 0, "S",
+     "search for S seconds (default 10); on a terminal the search\n"
+     "shows its best step time so far, and Ctrl-C ends it with the\n"
+     "best plan found so far (written; exit 130)"},
+    {"iterations", 0, "K",
+     "search K iterations per chain instead: with --seed, the same plan\n"
+     "every time"},
+    {"seed", 0, "N", "the search's seed (default 1)"},
+    {"chains", 0, "N", "independent search chains, one thread each (default 2)"},
+    {"sync", 0, "allreduce|ps",
+     "gradient synchronisation: bucketed all-reduce (default) or\n"
+     "parameter servers (with data, model, owt and mesh)"},
+    {"output", 'o', "PLAN",
+     "the plan file to write (.dot or .gv; required); written under a\n"
+     "temporary name and renamed: on an error nothing is left behind\n"
+     "(a device or a FIFO is written to)"},
+    {"json", 0, NULL,
+     "print one JSON object: {\"version\", \"model\", \"machine\", \"device_count\", \"batch\",\n"
+     "\"strategy\", \"step_seconds\", \"samples_per_second\",\n"
+     "\"search_seconds\", \"iterations\", \"baselines\": {\"data\", \"model\",\n"
+     "\"owt\"[, \"mesh\"][, \"ps\"]}, ...}; a baseline that does not\n"
+     "fit is null"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char compile_examples[] =
     "examples:\n"
     "  pml compile alexnet --machine flexflow-k80 --batch 1024 --budget 30 -o alexnet-k80.dot\n"
     "  pml compile resnet50 --machine flexflow-p100 --batch 256 --strategy mesh --mesh 4x4 \\\n"
@@ -160,7 +170,7 @@ static bool parse_layout(const char *s, int nmesh, int axis[PML_NDIMS], char *wh
 static int parse_args(compile_args *a, int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "compile", argc, argv);
+    cli_start(&c, "compile", argc, argv, compile_opts);
     memset(a, 0, sizeof *a);
     a->strategy = "search";
     a->seed = 1;
@@ -174,10 +184,10 @@ static int parse_args(compile_args *a, int argc, char **argv)
                 break;
             }
             a->model = arg;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(compile_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, compile_intro, compile_opts, compile_examples);
             return 0;
-        } else if (cli_is(&c, "-m") || cli_is(&c, "--machine")) {
+        } else if (cli_is(&c, "--machine")) {
             a->machine = cli_str(&c);
         } else if (cli_is(&c, "--batch")) {
             a->batch = cli_long(&c, 1, 1L << 30);
@@ -219,7 +229,7 @@ static int parse_args(compile_args *a, int argc, char **argv)
                 a->sync = PML_SYNC_PS;
             else if (s)
                 cli_error(&c, "--sync '%s' must be allreduce or ps", s);
-        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+        } else if (cli_is(&c, "--output")) {
             a->out = cli_str(&c);
         } else if (cli_is(&c, "--json")) {
             a->json = true;
