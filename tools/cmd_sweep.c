@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char sweep_help[] =
+static const char sweep_intro[] =
     "usage: pml sweep MODEL --vary KEY=V1,V2,... [--vary ...] -o DIR [options]\n"
     "\n"
     "Trains MODEL once per point of a grid (and --repeat times each), each run the command\n"
@@ -47,22 +47,41 @@ static const char sweep_help[] =
     "stopped: the runs already in results.jsonl are not run again (a larger grid reuses them).\n"
     "Ctrl-C stops after the run under way (a second Ctrl-C stops that run too; it is not\n"
     "recorded).\n"
-    "\n"
-    "options:\n"
-    "  --vary KEY=V1,V2,...  a parameter and its values (up to 8 parameters, 32 values each)\n"
-    "  --one-at-a-time       the baseline and, for each parameter, its other values with the\n"
-    "                        rest at the baseline (the study's design); default: every\n"
-    "                        combination\n"
-    "  --baseline K=V,...    the baseline point (default: each parameter's first value)\n"
-    "  --repeat N            runs per point (default 1): the tables show the mean and the\n"
-    "                        spread, the plots error bars from the fastest to the slowest\n"
-    "  -o DIR                the folder of the results (made when missing)\n"
-    "  --epochs N, --batch N, --seed N, --threads N, --lr X, --optimizer adam|sgd,\n"
-    "  --momentum X, --plan P, --data DIR|synthetic, --train-samples N, --test-samples N,\n"
-    "  --validation-split F, --max-steps N\n"
-    "                        passed to every run (see pml train --help)\n"
-    "  -h, --help            this help\n"
-    "\n"
+    "\n";
+
+static const char passed_on[] = "passed to every run (see pml train --help)";
+
+/* sweep's options; those described by passed_on are the pml train options a sweep may vary or
+ * pass on, whose values are integers (N), numbers (X, F) or anything else */
+static const cli_opt sweep_opts[] = {
+    {"vary", 0, "KEY=V1,V2,...", "a parameter and its values (up to 8 parameters, 32 values each)"},
+    {"one-at-a-time", 0, NULL,
+     "the baseline and, for each parameter, its other values with the\n"
+     "rest at the baseline (the study's design); default: every\n"
+     "combination"},
+    {"baseline", 0, "K=V,...", "the baseline point (default: each parameter's first value)"},
+    {"repeat", 0, "N",
+     "runs per point (default 1): the tables show the mean and the\n"
+     "spread, the plots error bars from the fastest to the slowest"},
+    {"output", 'o', "DIR", "the folder of the results (made when missing)"},
+    {"epochs", 0, "N", passed_on},
+    {"batch", 0, "N", passed_on},
+    {"seed", 0, "N", passed_on},
+    {"threads", 0, "N", passed_on},
+    {"lr", 0, "X", passed_on},
+    {"optimizer", 0, "adam|sgd", passed_on},
+    {"momentum", 0, "X", passed_on},
+    {"plan", 0, "P", passed_on},
+    {"data", 0, "DIR|synthetic", passed_on},
+    {"train-samples", 0, "N", passed_on},
+    {"test-samples", 0, "N", passed_on},
+    {"validation-split", 0, "F", passed_on},
+    {"max-steps", 0, "N", passed_on},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char sweep_examples[] =
     "example (the reference study's main sweep, one parameter at a time):\n"
     "  pml sweep mlp --vary units=32,128,256,512 --vary layers=1,4,8 --vary threads=1,2\n"
     "      --vary epochs=1,5,10,20 --one-at-a-time --repeat 3 -o study\n";
@@ -71,21 +90,19 @@ static const char sweep_help[] =
 #define MAX_VALUES 32
 #define MAX_FIXED 32
 
-/* the pml train options a sweep may vary or pass on, and whether each takes an integer
- * (1), a number (2) or anything (0) */
-static const struct {
-    const char *name;
-    int kind;
-} train_opts[] = {{"threads", 1},        {"epochs", 1},        {"batch", 1},     {"seed", 1},
-                  {"train-samples", 1},  {"test-samples", 1},  {"max-steps", 1}, {"lr", 2},
-                  {"momentum", 2},       {"validation-split", 2}, {"optimizer", 0}, {"plan", 0},
-                  {"data", 0}};
-
+/* \return the index in sweep_opts of pml train's option \p name, or -1 */
 static int train_opt(const char *name)
 {
-    for (size_t i = 0; i < sizeof train_opts / sizeof *train_opts; i++)
-        if (strcmp(train_opts[i].name, name) == 0) return (int)i;
+    for (int i = 0; sweep_opts[i].name; i++)
+        if (sweep_opts[i].help == passed_on && strcmp(sweep_opts[i].name, name) == 0) return i;
     return -1;
+}
+
+/* \return what pml train option \p opt takes: an integer (1), a number (2) or anything (0) */
+static int train_kind(int opt)
+{
+    const char *arg = sweep_opts[opt].arg;
+    return strcmp(arg, "N") == 0 ? 1 : strcmp(arg, "X") == 0 || strcmp(arg, "F") == 0 ? 2 : 0;
 }
 
 typedef struct axis {
@@ -118,7 +135,7 @@ typedef struct sweep {
     int repeat;
     bool oat;
     int nfixed;                 /* options passed to every run: */
-    int fopt[MAX_FIXED];        /* train_opts[] index */
+    int fopt[MAX_FIXED];        /* sweep_opts[] index */
     const char *fval[MAX_FIXED];
     int epochs; /* of a run when epochs does not vary */
     run *runs;
@@ -283,7 +300,7 @@ static int train_argv(const sweep *s, const run *r, const char **argv, flag_name
     argv[n++] = "train";
     argv[n++] = r->spec;
     for (int i = 0; i < s->nfixed; i++) {
-        snprintf(flags[f], 40, "--%s", train_opts[s->fopt[i]].name);
+        snprintf(flags[f], 40, "--%s", sweep_opts[s->fopt[i]].name);
         argv[n++] = flags[f++];
         argv[n++] = s->fval[i];
     }
@@ -999,11 +1016,11 @@ static bool parse_vary(cli *c, sweep *s, const char *arg)
         double d;
         if (is_number(v, &d)) a->x[a->nv - 1] = d;
         else a->numeric = false;
-        if (opt >= 0 && train_opts[opt].kind && !is_number(v, &d)) {
+        if (opt >= 0 && train_kind(opt) && !is_number(v, &d)) {
             cli_error(c, "--vary %s: '%s' is not a number", a->key, v);
             return false;
         }
-        if (opt >= 0 && train_opts[opt].kind == 1 && (d != floor(d) || d < 1 || d > 1e9)) {
+        if (opt >= 0 && train_kind(opt) == 1 && (d != floor(d) || d < 1 || d > 1e9)) {
             cli_error(c, "--vary %s: '%s' is not a positive integer", a->key, v);
             return false;
         }
@@ -1053,7 +1070,7 @@ static bool parse_baseline(cli *c, sweep *s, const char *spec)
 int cmd_sweep(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "sweep", argc, argv);
+    cli_start(&c, "sweep", argc, argv, sweep_opts);
     sweep s;
     memset(&s, 0, sizeof s);
     s.repeat = 1;
@@ -1064,8 +1081,8 @@ int cmd_sweep(int argc, char **argv)
         if (!c.flag) {
             if (s.model) cli_error(&c, "one MODEL, not '%s' too", a);
             s.model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(sweep_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, sweep_intro, sweep_opts, sweep_examples);
             free_sweep(&s);
             return 0;
         } else if (cli_is(&c, "--vary")) {
@@ -1077,19 +1094,19 @@ int cmd_sweep(int argc, char **argv)
             s.repeat = (int)cli_long(&c, 1, 100);
         } else if (cli_is(&c, "--one-at-a-time")) {
             s.oat = true;
-        } else if (cli_is(&c, "-o")) {
+        } else if (cli_is(&c, "--output")) {
             s.dir = cli_str(&c);
-        } else if (c.flag[0] == '-' && c.flag[1] == '-' && train_opt(c.flag + 2) >= 0) {
+        } else if (train_opt(c.flag + 2) >= 0) {
             const int opt = train_opt(c.flag + 2);
             const char *v = cli_str(&c);
             if (!v) break;
             for (int i = 0; i < s.nfixed; i++)
-                if (s.fopt[i] == opt) cli_error(&c, "--%s given twice", train_opts[opt].name);
+                if (s.fopt[i] == opt) cli_error(&c, "--%s given twice", sweep_opts[opt].name);
             if (s.nfixed == MAX_FIXED) cli_error(&c, "too many options");
             if (c.failed) break;
             s.fopt[s.nfixed] = opt;
             s.fval[s.nfixed++] = v;
-            if (strcmp(train_opts[opt].name, "epochs") == 0) s.epochs = atoi(v);
+            if (strcmp(sweep_opts[opt].name, "epochs") == 0) s.epochs = atoi(v);
         } else {
             cli_unknown(&c);
         }
@@ -1104,7 +1121,7 @@ int cmd_sweep(int argc, char **argv)
             cli_error(&c, "--vary %s: a model file has no parameters; vary a zoo model's (see "
                           "pml --help) or pml train's options", s.ax[k].key);
         for (int i = 0; !c.failed && i < s.nfixed; i++)
-            if (strcmp(train_opts[s.fopt[i]].name, s.ax[k].key) == 0)
+            if (strcmp(sweep_opts[s.fopt[i]].name, s.ax[k].key) == 0)
                 cli_error(&c, "--%s is given and varied", s.ax[k].key);
     }
     if (!c.failed && baseline) parse_baseline(&c, &s, baseline);
@@ -1112,8 +1129,8 @@ int cmd_sweep(int argc, char **argv)
     /* the fixed options' values: pml train checks them, but before any run */
     for (int i = 0; i < s.nfixed; i++) {
         double d;
-        if (train_opts[s.fopt[i]].kind && !is_number(s.fval[i], &d)) {
-            cli_error(&c, "--%s: '%s' is not a number", train_opts[s.fopt[i]].name, s.fval[i]);
+        if (train_kind(s.fopt[i]) && !is_number(s.fval[i], &d)) {
+            cli_error(&c, "--%s: '%s' is not a number", sweep_opts[s.fopt[i]].name, s.fval[i]);
             goto out;
         }
     }
