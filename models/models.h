@@ -258,6 +258,7 @@ typedef struct pml_onnx_input {
     int rank;
     int64_t dims[PML_TENSOR_MAX_RANK]; /* declared dims; -1 where symbolic (the batch) */
     bool data;                         /* the model's input */
+    bool given;                        /* an integer input given at import: folded */
     int nbind;                         /* a weight: where its values go (see pml_onnx_bind) */
     struct pml_onnx_bind *bind;
 } pml_onnx_input;
@@ -272,7 +273,9 @@ typedef struct pml_onnx {
     int output_node;            /* the node whose output is the ONNX output (before any loss) */
     int output_rank;            /* the ONNX output: output_node's output seen with these dims, */
     int64_t output_dims[PML_TENSOR_MAX_RANK]; /* dims[output_batch] times the number of samples */
-    int output_batch;           /* (-1: an input of rank 1, one sample) */
+    int output_batch;           /* (-1: the whole shape, for output_samples samples only: an
+                                   input of rank 1, a Reshape of a fixed batch) */
+    int output_samples;
     bool output_softmax;        /* then its softmax (pml_tensor_softmax) over output_axis */
     int output_axis;
     bool output_coerced;
@@ -293,6 +296,12 @@ pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m);
  * holds any external data). */
 pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
                           pml_onnx *m);
+/** pml_onnx_read() with the values of some graph inputs known now: \p given[k] (k < \p ngiven;
+ * data NULL: not given) is the k-th graph input that no initializer gives, in the graph's
+ * order. An integer input given so (a Reshape's shape, as in ONNX's node tests) is folded as a
+ * constant; the others are taken at run time as always. */
+pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor *given,
+                               int ngiven, pml_onnx *m);
 void pml_onnx_free(pml_onnx *m);
 /** Writes a finalised model and its weights (\p params, \p state as laid out in g) as an ONNX
  * model (opset 13), atomically: one node per op (a fused relu as a Relu after it), weights as

@@ -39,6 +39,11 @@ pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64
 {
     return pml_onnx_read(path, seed, m);
 }
+pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor *given,
+                               int ngiven, pml_onnx *m)
+{
+    return pml_onnx_read(path, seed, m);
+}
 void pml_onnx_free(pml_onnx *m) { pml_graph_free(&m->g); }
 pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
                          float *state)
@@ -333,6 +338,8 @@ typedef struct imp {
     assign *as;
     int nas, capas;
     int64_t batch;    /* the data input's declared batch (-1: symbolic) */
+    const pml_tensor *given; /* values of graph inputs known at import (ngiven of them) */
+    int ngiven;
     const Onnx__NodeProto *node; /* the node being imported (messages) */
     int node_index;
 } imp;
@@ -1377,8 +1384,39 @@ static pml_status op_reshape(imp *im)
         for (int i = 1; i < x->rank; i++) same = same && s->ints[i] == want[i];
         if (same) return alias_out(im, x);
     }
+    /* any other shape as the graph's output, when the batch is fixed: a view */
+    int64_t d[PML_TENSOR_MAX_RANK], want[PML_TENSOR_MAX_RANK];
+    int b, r = dims_of(im, x, d, &b);
+    const int64_t samples = b < 0 ? 1 : im->batch;
+    if (s->t.rank == 1 && s->t.n <= PML_TENSOR_MAX_RANK && samples > 0) {
+        int64_t total = 1, prod = 1;
+        int free_dim = -1;
+        for (int i = 0; i < r; i++) total *= d[i] * (i == b ? samples : 1);
+        bool ok = true;
+        for (size_t i = 0; ok && i < s->t.n; i++) {
+            int64_t v = s->ints[i];
+            if (v == 0 && !allowzero) v = (int)i < r ? d[i] * ((int)i == b ? samples : 1) : -2;
+            if (v == -1 && free_dim < 0) free_dim = (int)i;
+            else if (v < 0 || v > (int64_t)1 << 40) ok = false;
+            else prod *= v;
+            want[i] = v;
+        }
+        if (ok && free_dim >= 0) {
+            ok = prod > 0 && total % prod == 0;
+            if (ok) want[free_dim] = total / prod, prod = total;
+        }
+        if (ok && prod == total && total > 0) {
+            if ((st = alias_out(im, x)) != PML_OK) return st;
+            val *y = &im->v[im->nv - 1];
+            y->vrank = (int)s->t.n;
+            memcpy(y->vdims, want, s->t.n * sizeof *want);
+            y->vbatch = -1; /* the whole shape: for the declared batch only */
+            return PML_OK;
+        }
+    }
     return nfail(im, PML_EUNSUPPORTED,
-                 "a reshape to other than (batch, -1): pml reshapes by flattening each sample");
+                 "a reshape to other than (batch, -1): pml reshapes by flattening each sample "
+                 "(another shape only as the graph's output, of a fixed batch)");
 }
 
 static pml_status op_dropout(imp *im)
@@ -1591,9 +1629,46 @@ static pml_status graph_inputs(imp *im)
         }
         bool first = m->ninputs == 0;
         m->ninputs++;
+        const int idx = m->ninputs - 1;
+        const bool integer = et == T_INT64 || et == T_INT32;
+        if (!first && integer && idx < im->ngiven && im->given[idx].data) {
+            /* an integer input given now (a shape): a constant */
+            const pml_tensor *gt = &im->given[idx];
+            bool same = gt->rank == in->rank;
+            for (int d = 0; same && d < in->rank; d++)
+                same = in->dims[d] < 0 || gt->dims[d] == in->dims[d];
+            if (!same)
+                return pml_fail(PML_ESHAPE, "%s: graph input '%s': the value given has another "
+                                            "shape than the model declares",
+                                im->path, pml_dot_brief(name));
+            int v = new_val(im, name, V_CONST);
+            if (v < 0) return oom(im);
+            pml_tensor *t = &im->v[v].t;
+            t->rank = gt->rank;
+            memcpy(t->dims, gt->dims, sizeof t->dims);
+            t->n = gt->n;
+            t->data = malloc((gt->n ? gt->n : 1) * sizeof(float));
+            int64_t *ints = malloc((gt->n ? gt->n : 1) * sizeof(int64_t));
+            im->v[v].ints = ints;
+            if (!t->data || !ints) return oom(im);
+            for (size_t e = 0; e < gt->n; e++) {
+                if (gt->data[e] != floorf(gt->data[e]))
+                    return pml_fail(PML_EFORMAT, "%s: graph input '%s' (%s) is given %g",
+                                    im->path, pml_dot_brief(name), type_name(et),
+                                    (double)gt->data[e]);
+                t->data[e] = gt->data[e];
+                ints[e] = (int64_t)gt->data[e];
+            }
+            in->given = true;
+            continue;
+        }
         if (et != T_FLOAT)
-            return pml_fail(PML_EUNSUPPORTED, "%s: graph input '%s' is of type %s (pml takes float)",
-                            im->path, pml_dot_brief(name), type_name(et));
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: graph input '%s' is of type %s (pml takes float%s)", im->path,
+                            pml_dot_brief(name), type_name(et),
+                            !first && integer ? "; pml infer folds an integer input given with "
+                                                "the others"
+                                              : "");
         if (first) {
             in->data = true;
             if (in->rank < 1 || in->rank > 4)
@@ -1724,6 +1799,7 @@ static pml_status output_head(imp *im)
     if (!(m->output_name = strdup(name))) return oom(im);
     m->output_node = y->node;
     m->output_rank = dims_of(im, y, m->output_dims, &m->output_batch);
+    m->output_samples = m->output_batch < 0 ? (int)im->batch : 0;
     m->output_softmax = y->softmax;
     m->output_axis = y->axis;
     m->output_coerced = y->coerced;
@@ -1805,6 +1881,7 @@ pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, floa
     if (input < 0 || input >= m->ninputs || m->inputs[input].data)
         return pml_fail(PML_EINVAL, "ONNX input %d is not a weight", input);
     const pml_onnx_input *in = &m->inputs[input];
+    if (in->given) return PML_OK; /* folded at import */
     bool same = t->rank == in->rank;
     for (int d = 0; same && d < in->rank; d++) same = t->dims[d] == in->dims[d];
     if (!same)
@@ -1843,7 +1920,11 @@ void pml_onnx_free(pml_onnx *m)
     pml_graph_init(&m->g, NULL);
 }
 
-pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m)
+static pml_status parse(const void *data, size_t len, const char *path, uint64_t seed,
+                       const pml_tensor *given, int ngiven, pml_onnx *m);
+
+pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor *given,
+                               int ngiven, pml_onnx *m)
 {
     memset(m, 0, sizeof *m);
     pml_graph_init(&m->g, NULL);
@@ -1851,13 +1932,24 @@ pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m)
     size_t len;
     pml_status st = pml_read_file(path, PML_ONNX_MAX_BYTES, &buf, &len);
     if (st != PML_OK) return st;
-    st = pml_onnx_parse(buf, len, path, seed, m);
+    st = parse(buf, len, path, seed, given, ngiven, m);
     free(buf);
     return st;
 }
 
+pml_status pml_onnx_read(const char *path, uint64_t seed, pml_onnx *m)
+{
+    return pml_onnx_read_given(path, seed, NULL, 0, m);
+}
+
 pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64_t seed,
                           pml_onnx *m)
+{
+    return parse(data, len, path, seed, NULL, 0, m);
+}
+
+static pml_status parse(const void *data, size_t len, const char *path, uint64_t seed,
+                       const pml_tensor *given, int ngiven, pml_onnx *m)
 {
     memset(m, 0, sizeof *m);
     char base[PML_NAME_MAX];
@@ -1870,7 +1962,8 @@ pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64
                         "%s: not an ONNX model (protobuf cannot parse it as a ModelProto: cut, "
                         "corrupted or another kind of file)",
                         path);
-    imp im = {.path = path, .m = m, .g = &m->g, .gp = mp->graph, .batch = -1};
+    imp im = {.path = path, .m = m, .g = &m->g, .gp = mp->graph, .batch = -1, .given = given,
+              .ngiven = ngiven};
     snprintf(im.dir, sizeof im.dir, "%s", path);
     char *slash = strrchr(im.dir, '/');
     if (slash) *slash = 0;

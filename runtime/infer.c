@@ -26,7 +26,13 @@ pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, fl
 
 pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
 {
-    if (pml_model_is_onnx(model)) return pml_onnx_read(model, seed, m);
+    return pml_infer_load_given(model, seed, NULL, 0, m);
+}
+
+pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tensor *given,
+                                int ngiven, pml_onnx *m)
+{
+    if (pml_model_is_onnx(model)) return pml_onnx_read_given(model, seed, given, ngiven, m);
     memset(m, 0, sizeof *m);
     pml_graph_init(&m->g, NULL);
     pml_status st;
@@ -78,6 +84,10 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
                         "model's %dx%dx%d",
                         di->name, x->n, x->rank, one ? "one sample" : "N samples", s.c, s.h, s.w);
     const int n = one ? 1 : (int)x->dims[0];
+    if (m->output_batch < 0 && n != m->output_samples)
+        return pml_fail(PML_ESHAPE, "input '%s': %d samples; the model's output has a fixed shape, "
+                                    "for %d",
+                        di->name, n, m->output_samples);
     if (batch <= 0 || batch > n) batch = n;
     pml_status st;
     for (int k = 1; k < m->ninputs; k++)

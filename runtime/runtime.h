@@ -540,6 +540,9 @@ pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, fl
  * weights), or a zoo spec or model DOT file (weights from \p seed), whose inputs are then the
  * model's input alone and whose output is its logits. Free with pml_onnx_free. */
 pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m);
+/** pml_infer_load() with values of an ONNX model's inputs known now (pml_onnx_read_given). */
+pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tensor *given,
+                                int ngiven, pml_onnx *m);
 /** Runs \p m on in[0..m->ninputs) (the data input: N samples; then run-time weights) on
  * \p threads cores, \p batch samples per pass (0: all): the output tensor into \p y (free with
  * pml_tensor_free; y->name: a copy of m's output name). The weights bound from in[] stay in

@@ -985,6 +985,11 @@ t_onnx_infer() { # an ONNX test case through pml infer: checked, written, read b
     run 0 infer $c/model.onnx --input $c/test_data_set_0 --check || return 1
     c=$ONNX_DATA/node/test_batchnorm_epsilon
     run 0 infer $c/model.onnx --input $c/test_data_set_0 --check || return 1
+    # a Reshape whose shape is an int64 input: folded from the file given, the output reshaped
+    c=$ONNX_DATA/node/test_reshape_reordered_all_dims
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check && has "$out" "values agree" || return 1
+    run 0 infer $c/model.onnx --input $c/test_data_set_0/input_0.pb --input $c/test_data_set_0/input_1.pb \
+        -o "$TMP/reshaped" && [ -s "$TMP/reshaped/output_0.pb" ] || return 1
 }
 
 t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no output

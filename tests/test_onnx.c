@@ -31,23 +31,32 @@ typedef struct counts {
 /* one test data set of a case: as pml infer --check does */
 static void run_set(const char *model, const char *set, counts *c)
 {
+    /* the inputs first: an integer one (a shape) is folded at import, as pml infer does */
+    pml_tensor in[16], y = {0}, e = {0};
+    int n = 0;
+    char unread[1200] = ""; /* an input pml cannot read (a string tensor): the model decides */
+    for (; n < 16; n++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/input_%d.pb", set, n);
+        if (access(p, F_OK) != 0) break;
+        if (pml_tensor_read(p, &in[n]) != PML_OK) {
+            snprintf(unread, sizeof unread, "%s", pml_errmsg());
+            break;
+        }
+    }
     pml_onnx m;
-    pml_status st = pml_onnx_read(model, 1, &m);
+    pml_status st = pml_onnx_read_given(model, 1, in, n, &m);
     if (st == PML_EUNSUPPORTED) {
         /* the message names the file */
         CHECK_MSG(strncmp(pml_errmsg(), model, strlen(model)) == 0, "%s", pml_errmsg());
         c->skipped++;
+        for (int k = 0; k < n; k++) pml_tensor_free(&in[k]);
         pml_onnx_free(&m);
         return;
     }
-    pml_tensor in[16], y = {0}, e = {0};
-    int n = 0;
-    bool ok = st == PML_OK && m.ninputs <= 16;
-    for (int k = 0; ok && k < m.ninputs; k++, n++) {
-        char p[1200];
-        snprintf(p, sizeof p, "%s/input_%d.pb", set, k);
-        ok = pml_tensor_read(p, &in[k]) == PML_OK;
-    }
+    if (st == PML_OK && m.ninputs > n)
+        pml_fail(PML_EIO, "%s", unread[0] ? unread : "an input file is missing");
+    bool ok = st == PML_OK && m.ninputs <= n;
     char p[1200];
     snprintf(p, sizeof p, "%s/output_0.pb", set);
     ok = ok && pml_infer_run(&m, in, 1, 0, &y) == PML_OK && pml_tensor_read(p, &e) == PML_OK;
@@ -132,7 +141,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 63, &all);
+    run_dir("node", 72, &all);
     run_dir("pytorch-converted", 36, &all);
     run_dir("pytorch-operator", 4, &all);
     run_dir("simple", 1, &all);

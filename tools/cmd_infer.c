@@ -150,29 +150,31 @@ int cmd_infer(int argc, char **argv)
         cli_error(&c, "--check without a folder needs --input DIR (the expected outputs' folder)");
     if (c.failed) return EXIT_USAGE;
 
-    pml_onnx m;
-    pml_status st = pml_infer_load(path, seed, &m);
+    /* the input files first: an integer input (a shape) is folded when the model is read */
     pml_tensor t[MAX_INPUTS], y = {0};
     memset(t, 0, sizeof t);
     int rc = 1, nt = 0;
-    if (st != PML_OK) goto out;
-    /* the input files, one per input of the model */
+    pml_onnx m;
+    memset(&m, 0, sizeof m);
+    pml_graph_init(&m.g, NULL);
+    pml_status st = PML_OK;
     const char *in_dir = is_dir(inputs[0]) ? inputs[0] : NULL;
+    for (int k = 0; k < (in_dir ? MAX_INPUTS : ninputs); k++) {
+        char p[4096];
+        if (!in_dir) snprintf(p, sizeof p, "%s", inputs[k]);
+        else if (!data_file(in_dir, "input", k, p, sizeof p)) break;
+        if ((st = pml_tensor_read(p, &t[k])) != PML_OK) goto out;
+        nt = k + 1;
+    }
+    if ((st = pml_infer_load_given(path, seed, t, nt, &m)) != PML_OK) goto out;
     if ((!in_dir && ninputs != m.ninputs) || m.ninputs > MAX_INPUTS) {
         st = pml_fail(PML_EINVAL, "%s has %d inputs, %d --input given", path, m.ninputs, ninputs);
         goto out;
     }
-    for (int k = 0; k < m.ninputs; k++) {
-        char p[4096];
-        if (!in_dir) {
-            snprintf(p, sizeof p, "%s", inputs[k]);
-        } else if (!data_file(in_dir, "input", k, p, sizeof p)) {
-            st = pml_fail(PML_ENOTFOUND, "%s: no input_%d.pb or input_%d.npy for input '%s'",
-                          in_dir, k, k, m.inputs[k].name);
-            goto out;
-        }
-        if ((st = pml_tensor_read(p, &t[k])) != PML_OK) goto out;
-        nt = k + 1;
+    if (nt < m.ninputs) {
+        st = pml_fail(PML_ENOTFOUND, "%s: no input_%d.pb or input_%d.npy for input '%s'", in_dir,
+                      nt, nt, m.inputs[nt].name);
+        goto out;
     }
     if ((st = pml_infer_run(&m, t, threads, (int)batch, &y)) != PML_OK) goto out;
     if (out_dir) {
