@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char accuracy_help[] =
+static const char accuracy_intro[] =
     "usage: pml bench accuracy [--steps K] [--warmup N] [--rounds R] [--only TEXT] [--out DIR]\n"
     "                          [--cached-costs] [--quiet F] [--patience S] [--json]\n"
     "\n"
@@ -39,22 +39,28 @@ static const char accuracy_help[] =
     "output channels), an attribute split (conv/pool rows), operators alternating between the\n"
     "cores (layers), a random plan, everything on one core, and a searched plan (2,000\n"
     "iterations, seed 1); not every model has every plan.\n"
-    "\n"
-    "options:\n"
-    "  --steps K     measured steps per plan, at least (default 30)\n"
-    "  --min-seconds S  run a plan at least S seconds (default 0.5: small steps are many)\n"
-    "  --warmup N    steps run first and not measured (default 3)\n"
-    "  --rounds R    predict and run every plan R times (default 1): the machine's speed drifts\n"
-    "  --only TEXT   only the plans whose name contains TEXT (e.g. flowers, /data)\n"
-    "  --out DIR     keep each plan (NAME.dot) and its last trace (NAME.json) in DIR\n"
-    "  --cached-costs  use kernel times from the cost cache (~/.cache/pml) where it has them\n"
-    "  --quiet F     the share of the machine others may use (default 0.1)\n"
-    "  --patience S  how long to wait for a quiet machine (default 300 s)\n"
-    "  --json        one JSON object: {\"machine\", \"cpu\", \"plans\": [{\"name\", \"model\",\n"
-    "                \"plan\", \"tasks\", \"predicted_step_seconds\", \"measured_step_seconds\",\n"
-    "                \"relative_error\", \"others\", \"kinds\": {...}}, ...], "
-    "\"median_abs_error\",\n"
-    "                \"mean_error\", \"spearman\"}\n";
+    "\n";
+
+static const cli_opt accuracy_opts[] = {
+    {"steps", 0, "K", "measured steps per plan, at least (default 30)"},
+    {"min-seconds", 0, "S", "run a plan at least S seconds (default 0.5: small steps are many)"},
+    {"warmup", 0, "N", "steps run first and not measured (default 3)"},
+    {"rounds", 0, "R",
+     "predict and run every plan R times (default 1): the machine's speed drifts"},
+    {"only", 0, "TEXT", "only the plans whose name contains TEXT (e.g. flowers, /data)"},
+    {"out", 0, "DIR", "keep each plan (NAME.dot) and its last trace (NAME.json) in DIR"},
+    {"cached-costs", 0, NULL,
+     "use kernel times from the cost cache (~/.cache/pml) where it has them"},
+    {"quiet", 0, "F", "the share of the machine others may use (default 0.1)"},
+    {"patience", 0, "S", "how long to wait for a quiet machine (default 300 s)"},
+    {"json", 0, NULL,
+     "one JSON object: {\"machine\", \"cpu\", \"plans\": [{\"name\", \"model\",\n"
+     "\"plan\", \"tasks\", \"predicted_step_seconds\", \"measured_step_seconds\",\n"
+     "\"relative_error\", \"others\", \"kinds\": {...}}, ...], \"median_abs_error\",\n"
+     "\"mean_error\", \"spearman\"}"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 typedef enum {
     P_DATA,
@@ -380,7 +386,7 @@ static void print_results(const bench *b, double med, double mean_err, double rh
 int cmd_bench_accuracy(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench accuracy", argc, argv);
+    cli_start(&c, "bench accuracy", argc, argv, accuracy_opts);
     bench *b = calloc(1, sizeof *b);
     if (!b) {
         fprintf(stderr, "pml bench accuracy: out of memory\n");
@@ -396,8 +402,8 @@ int cmd_bench_accuracy(int argc, char **argv)
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             cli_error(&c, "unexpected argument '%s'", a);
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(accuracy_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, accuracy_intro, accuracy_opts, NULL);
             free(b);
             return 0;
         } else if (cli_is(&c, "--steps")) {

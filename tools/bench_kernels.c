@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char kernels_help[] =
+static const char kernels_intro[] =
     "usage: pml bench kernels [--batch N] [--seconds S] [--json]\n"
     "\n"
     "Times the fast kernels of the layers of fashion-cnn, flowers-cnn and mlp on one core\n"
@@ -20,7 +20,16 @@ static const char kernels_help[] =
     "sgemm (512x512x512, measured first). conv2d: forward, backward-data (dx) and\n"
     "backward-weights (dW and the bias), on im2col + OpenBLAS sgemm and, when pml is built\n"
     "with it, on oneDNN (pml picks per shape the one it measures faster). Pooling and Adam\n"
-    "move memory rather than compute: they also show GB/s. Batch N (default 32).\n";
+    "move memory rather than compute: they also show GB/s. Batch N (default 32).\n"
+    "\n";
+
+static const cli_opt kernels_opts[] = {
+    {"batch", 0, "N", "the layers' batch (default 32)"},
+    {"seconds", 0, "S", "how long each kernel runs, its median taken (default 0.3)"},
+    {"json", 0, NULL, "one JSON object on stdout"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 typedef struct layer {
     const char *model, *name;
@@ -219,15 +228,15 @@ static bool bench_layer(const layer *L, int N, double budget)
 int cmd_bench_kernels(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench kernels", argc, argv);
+    cli_start(&c, "bench kernels", argc, argv, kernels_opts);
     int N = 32;
     double budget = 0.3;
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             cli_error(&c, "unexpected argument '%s'", a);
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(kernels_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, kernels_intro, kernels_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--batch")) {
             N = (int)cli_long(&c, 1, 4096);

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char bench_help[] =
+static const char bench_intro[] =
     "usage: pml bench train MODEL [options]\n"
     "       pml bench sim MODEL [--machine M] [--batch N] [--changes K] [--seed N]\n"
     "       pml bench runtime [--tasks N] [--runs K]\n"
@@ -51,22 +51,55 @@ static const char bench_help[] =
     "included) and prints the median step time, samples per second and achieved GFLOP/s\n"
     "(a training step counted as 3x the forward FLOPs).\n"
     "\n"
-    "options:\n"
-    "  --batch N      mini-batch size (default 32)\n"
-    "  --threads N    worker threads (default: all cores)\n"
-    "  --steps N      timed steps (default 50)\n"
-    "  --warmup N     untimed steps first (default 5)\n"
-    "  --plan P       run a plan on this machine's cores: a plan file, or data, model, owt or\n"
-    "                 search (a 5-second search); default: the per-operator executor\n"
-    "  --profile      also print each node's forward and backward time per step\n"
-    "  --json         one JSON object on stdout\n";
+    "The options below are those of the benchmark named (pml bench --help: bench train's).\n"
+    "\n";
+
+static const cli_opt bench_train_opts[] = {
+    {"batch", 0, "N", "mini-batch size (default 32)"},
+    {"threads", 0, "N", "worker threads (default: all cores)"},
+    {"steps", 0, "N", "timed steps (default 50)"},
+    {"warmup", 0, "N", "untimed steps first (default 5)"},
+    {"plan", 0, "P",
+     "run a plan on this machine's cores: a plan file, or data, model, owt or\n"
+     "search (a 5-second search); default: the per-operator executor"},
+    {"profile", 0, NULL, "also print each node's forward and backward time per step"},
+    {"json", 0, NULL, "one JSON object on stdout"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const cli_opt bench_sim_opts[] = {
+    {"machine", 0, "M", "the machine (default flexflow-k80)"},
+    {"batch", 0, "N", "the global batch (default 1024)"},
+    {"changes", 0, "K", "random one-operator changes (default 400)"},
+    {"seed", 0, "N", "the changes' seed (default 1)"},
+    {"json", 0, NULL, "one JSON object on stdout"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const cli_opt bench_runtime_opts[] = {
+    {"tasks", 0, "N", "tasks per graph (default 100000)"},
+    {"runs", 0, "K", "runs, the best kept (default 5)"},
+    {"json", 0, NULL, "one JSON object on stdout"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const cli_opt bench_checkpoint_opts[] = {
+    {"dir", 0, "DIR", "where to write (default: a new folder here)"},
+    {"rounds", 0, "N", "rounds, the best kept (default 3)"},
+    {"json", 0, NULL, "one JSON object on stdout"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 
 
 static int bench_train(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench train", argc, argv);
+    cli_start(&c, "bench train", argc, argv, bench_train_opts);
     const char *model = NULL;
     int batch = 32, threads = pml_machine_cores(), steps = 50, warmup = 5;
     bool profile = false, json = false;
@@ -76,8 +109,8 @@ static int bench_train(int argc, char **argv)
         if (!c.flag) {
             if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(bench_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, bench_intro, bench_train_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--plan")) {
             plan = cli_str(&c);
@@ -199,7 +232,7 @@ out:
 static int bench_sim(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench sim", argc, argv);
+    cli_start(&c, "bench sim", argc, argv, bench_sim_opts);
     const char *model = NULL, *machine = "flexflow-k80";
     int batch = 1024, changes = 400;
     uint64_t seed = 1;
@@ -209,8 +242,8 @@ static int bench_sim(int argc, char **argv)
         if (!c.flag) {
             if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(bench_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, bench_intro, bench_sim_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--machine")) {
             machine = cli_str(&c);
@@ -323,15 +356,15 @@ out:
 static int bench_runtime(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench runtime", argc, argv);
+    cli_start(&c, "bench runtime", argc, argv, bench_runtime_opts);
     int tasks = 100000, runs = 5;
     bool json = false;
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             cli_error(&c, "unexpected argument '%s'", a);
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(bench_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, bench_intro, bench_runtime_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--tasks")) {
             tasks = (int)cli_long(&c, 3, 1 << 24);
@@ -407,7 +440,7 @@ static pml_status raw_disk(const char *dir, size_t bytes, double *wsec, double *
 static int bench_checkpoint(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "bench checkpoint", argc, argv);
+    cli_start(&c, "bench checkpoint", argc, argv, bench_checkpoint_opts);
     const char *model = NULL, *dir = NULL, *a;
     int rounds = 3;
     bool json = false;
@@ -415,8 +448,8 @@ static int bench_checkpoint(int argc, char **argv)
         if (!c.flag) {
             if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(bench_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, bench_intro, bench_checkpoint_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--dir")) {
             dir = cli_str(&c);
@@ -515,7 +548,7 @@ static int bench_checkpoint(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(bench_help, argc < 2 ? stderr : stdout);
+        cli_help(argc < 2 ? stderr : stdout, bench_intro, bench_train_opts, NULL);
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
