@@ -298,8 +298,9 @@ pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64
                           pml_onnx *m);
 /** pml_onnx_read() with the values of some graph inputs known now: \p given[k] (k < \p ngiven;
  * data NULL: not given) is the k-th graph input that no initializer gives, in the graph's
- * order. An integer input given so (a Reshape's shape, as in ONNX's node tests) is folded as a
- * constant; the others are taken at run time as always. */
+ * order. An integer input given so (a Reshape's shape, as in ONNX's node tests) or a float
+ * scalar (a Dropout's ratio) is folded as a constant; the others are taken at run time as
+ * always. */
 pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor *given,
                                int ngiven, pml_onnx *m);
 void pml_onnx_free(pml_onnx *m);

@@ -1631,8 +1631,9 @@ static pml_status graph_inputs(imp *im)
         m->ninputs++;
         const int idx = m->ninputs - 1;
         const bool integer = et == T_INT64 || et == T_INT32;
-        if (!first && integer && idx < im->ngiven && im->given[idx].data) {
-            /* an integer input given now (a shape): a constant */
+        const bool scalar = et == T_FLOAT && in->rank == 0; /* a Dropout's ratio, say */
+        if (!first && (integer || scalar) && idx < im->ngiven && im->given[idx].data) {
+            /* an integer input (a shape) or a scalar given now: a constant */
             const pml_tensor *gt = &im->given[idx];
             bool same = gt->rank == in->rank;
             for (int d = 0; same && d < in->rank; d++)
@@ -1652,12 +1653,16 @@ static pml_status graph_inputs(imp *im)
             im->v[v].ints = ints;
             if (!t->data || !ints) return oom(im);
             for (size_t e = 0; e < gt->n; e++) {
-                if (gt->data[e] != floorf(gt->data[e]))
+                if (integer && gt->data[e] != floorf(gt->data[e]))
                     return pml_fail(PML_EFORMAT, "%s: graph input '%s' (%s) is given %g",
                                     im->path, pml_dot_brief(name), type_name(et),
                                     (double)gt->data[e]);
                 t->data[e] = gt->data[e];
                 ints[e] = (int64_t)gt->data[e];
+            }
+            if (!integer) {
+                free(ints);
+                im->v[v].ints = NULL;
             }
             in->given = true;
             continue;

@@ -141,7 +141,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 72, &all);
+    run_dir("node", 73, &all);
     run_dir("pytorch-converted", 36, &all);
     run_dir("pytorch-operator", 4, &all);
     run_dir("simple", 1, &all);
