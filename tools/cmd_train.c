@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char train_help[] =
+static const char train_intro[] =
     "usage: pml train MODEL [options]\n"
     "\n"
     "Trains MODEL (a zoo name with optional parameters, e.g. mlp, mlp:units=512,layers=8,\n"
@@ -32,69 +32,90 @@ static const char train_help[] =
     "(SIGTERM) or 129 (SIGHUP);\n"
     "a second one ends pml at once. Before training starts (loading, planning) either ends\n"
     "pml at once, saying so.\n"
-    "\n"
-    "options:\n"
-    "  --epochs N            epochs to train (default 5)\n"
-    "  --batch N             mini-batch size (default 32)\n"
-    "  --optimizer adam|sgd  optimizer (default adam: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)\n"
-    "  --lr X                learning rate, up to 1e9 (default 0.001 for adam, 0.01 for sgd)\n"
-    "  --momentum X          SGD momentum in [0, 1) (default 0)\n"
-    "  --seed N              seed for initialisation, shuffling, dropout, synthetic data (default 1)\n"
-    "  --threads N           cores to run on, one pinned worker each (default: all cores of\n"
-    "                        this machine); --threads 1 runs on one core\n"
-    "  --plan P              how to split the work: a plan file (pml compile), data, model or\n"
-    "                        owt (baselines), search, or none (split each operator across the\n"
-    "                        threads as it comes). Default: search, once per model, machine and\n"
-    "                        batch; the plan is cached in ~/.cache/pml/plans and reused\n"
-    "  --trace FILE.json     write a Chrome trace of every task (chrome://tracing, Perfetto;\n"
-    "                        pml simulate PLAN --compare FILE.json compares it with the\n"
-    "                        simulator's prediction); - for standard output (progress lines\n"
-    "                        go to stderr)\n"
-    "  --data DIR|synthetic  an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
-    "                        " PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
-    "                        a folder of JPEG/PNG images with one subfolder per class (as\n"
-    "                        Keras' image_dataset_from_directory; resized to the model's\n"
-    "                        input; with train/ and test/ subfolders those are the sets, else\n"
-    "                        there is no test set), or synthetic images of the model's input\n"
-    "                        shape (fixed seed)\n"
-    "  --skip-bad            image folders: skip images that cannot be decoded (and say how\n"
-    "                        many) instead of stopping at the first\n"
-    "  --train-samples N     use only the first N training samples (synthetic: generate N;\n"
-    "                        default 2936, the flowers tutorial's training set)\n"
-    "  --test-samples N      use only the first N test samples (synthetic default 734)\n"
-    "  --validation-split F  hold out the last fraction F (0 < F < 1) of the training set and\n"
-    "                        report val_loss and val_accuracy each epoch\n"
-    "  --max-steps N         stop after N training steps in total\n"
-    "  --machine M           under mpirun: one plan for the whole run across the ranks, on a\n"
-    "                        machine whose nodes are the ranks (M: a file from mpirun -np N pml\n"
-    "                        topo -o M, or ranks: measured at start-up, then cached); --plan\n"
-    "                        (a file or a strategy) may then split operators across ranks;\n"
-    "                        without it, the searched plan unless a short trial across the\n"
-    "                        ranks finds data parallelism faster\n"
-    "  --sync allreduce|ps   under mpirun: every rank computes and the gradients are summed\n"
-    "                        across them (allreduce, the default), or the last --servers ranks\n"
-    "                        are parameter servers: they hold the parameters in shards, sum\n"
-    "                        the workers' gradients and update them (ps)\n"
-    "  --servers K           with --sync ps: K parameter-server ranks (default 1)\n"
-    "  --bucket-mb X         under mpirun: sum the gradients across the ranks in buckets of\n"
-    "                        about X MB while the backward pass runs (default: an eighth of\n"
-    "                        the gradients, 64 KiB to 4 MiB); 0: in one sum after it\n"
-    "  --checkpoint DIR      write checkpoints to DIR (made when missing): every\n"
-    "                        --checkpoint-every N steps (default 500) and when training stops\n"
-    "                        (its end, Ctrl-C, SIGTERM, --max-steps), from a copy taken between\n"
-    "                        two steps while training goes on; the newest --keep K stay\n"
-    "                        (default 3)\n"
-    "  --resume DIR|FILE     go on from a checkpoint (a folder's newest): the same model,\n"
-    "                        --seed and --batch; the losses are those of a run not stopped\n"
-    "  --save FILE.pml       after training, write the model and its weights to FILE (pml\n"
-    "                        evaluate, pml predict and every MODEL argument read it)\n"
-    "  --plot FILE.svg|png   after training (also when stopped early), draw the loss and the\n"
-    "                        accuracy per epoch, with validation's (--validation-split), as a\n"
-    "                        chart of two panels\n"
-    "  --check-numerics      stop with the node's name when a loss or gradient is not finite\n"
-    "  --json                print one JSON object with the results on stdout (progress lines\n"
-    "                        go to stderr)\n"
-    "  -h, --help            this help\n";
+    "\n";
+
+static const cli_opt train_opts[] = {
+    {"epochs", 0, "N", "epochs to train (default 5)"},
+    {"batch", 0, "N", "mini-batch size (default 32)"},
+    {"optimizer", 0, "adam|sgd",
+     "optimizer (default adam: lr 0.001, beta1 0.9, beta2 0.999, eps 1e-7)"},
+    {"lr", 0, "X", "learning rate, up to 1e9 (default 0.001 for adam, 0.01 for sgd)"},
+    {"momentum", 0, "X", "SGD momentum in [0, 1) (default 0)"},
+    {"seed", 0, "N", "seed for initialisation, shuffling, dropout, synthetic data (default 1)"},
+    {"threads", 0, "N",
+     "cores to run on, one pinned worker each (default: all cores of\n"
+     "this machine); --threads 1 runs on one core"},
+    {"plan", 0, "P",
+     "how to split the work: a plan file (pml compile), data, model or\n"
+     "owt (baselines), search, or none (split each operator across the\n"
+     "threads as it comes). Default: search, once per model, machine and\n"
+     "batch; the plan is cached in ~/.cache/pml/plans and reused"},
+    {"trace", 0, "FILE.json",
+     "write a Chrome trace of every task (chrome://tracing, Perfetto;\n"
+     "pml simulate PLAN --compare FILE.json compares it with the\n"
+     "simulator's prediction); - for standard output (progress lines\n"
+     "go to stderr)"},
+    {"data", 0, "DIR|synthetic",
+     "an MNIST-style folder of IDX files (default for 28x28x1 models:\n"
+     PML_FASHION_MNIST_DIR ", Debian package dataset-fashion-mnist),\n"
+     "a folder of JPEG/PNG images with one subfolder per class (as\n"
+     "Keras' image_dataset_from_directory; resized to the model's\n"
+     "input; with train/ and test/ subfolders those are the sets, else\n"
+     "there is no test set), or synthetic images of the model's input\n"
+     "shape (fixed seed)"},
+    {"skip-bad", 0, NULL,
+     "image folders: skip images that cannot be decoded (and say how\n"
+     "many) instead of stopping at the first"},
+    {"train-samples", 0, "N",
+     "use only the first N training samples (synthetic: generate N;\n"
+     "default 2936, the flowers tutorial's training set)"},
+    {"test-samples", 0, "N", "use only the first N test samples (synthetic default 734)"},
+    {"validation-split", 0, "F",
+     "hold out the last fraction F (0 < F < 1) of the training set and\n"
+     "report val_loss and val_accuracy each epoch"},
+    {"max-steps", 0, "N", "stop after N training steps in total"},
+    {"machine", 0, "M",
+     "under mpirun: one plan for the whole run across the ranks, on a\n"
+     "machine whose nodes are the ranks (M: a file from mpirun -np N pml\n"
+     "topo -o M, or ranks: measured at start-up, then cached); --plan\n"
+     "(a file or a strategy) may then split operators across ranks;\n"
+     "without it, the searched plan unless a short trial across the\n"
+     "ranks finds data parallelism faster"},
+    {"sync", 0, "allreduce|ps",
+     "under mpirun: every rank computes and the gradients are summed\n"
+     "across them (allreduce, the default), or the last --servers ranks\n"
+     "are parameter servers: they hold the parameters in shards, sum\n"
+     "the workers' gradients and update them (ps)"},
+    {"servers", 0, "K", "with --sync ps: K parameter-server ranks (default 1)"},
+    {"bucket-mb", 0, "X",
+     "under mpirun: sum the gradients across the ranks in buckets of\n"
+     "about X MB while the backward pass runs (default: an eighth of\n"
+     "the gradients, 64 KiB to 4 MiB); 0: in one sum after it"},
+    {"checkpoint", 0, "DIR",
+     "write checkpoints to DIR (made when missing): every\n"
+     "--checkpoint-every N steps (default 500) and when training stops\n"
+     "(its end, Ctrl-C, SIGTERM, --max-steps), from a copy taken between\n"
+     "two steps while training goes on; the newest --keep K stay\n"
+     "(default 3)"},
+    {"checkpoint-every", 0, "N", "with --checkpoint: a checkpoint every N steps (default 500)"},
+    {"keep", 0, "K", "with --checkpoint: the newest K checkpoints stay (default 3)"},
+    {"resume", 0, "DIR|FILE",
+     "go on from a checkpoint (a folder's newest): the same model,\n"
+     "--seed and --batch; the losses are those of a run not stopped"},
+    {"save", 0, "FILE.pml",
+     "after training, write the model and its weights to FILE (pml\n"
+     "evaluate, pml predict and every MODEL argument read it)"},
+    {"plot", 0, "FILE.svg|png",
+     "after training (also when stopped early), draw the loss and the\n"
+     "accuracy per epoch, with validation's (--validation-split), as a\n"
+     "chart of two panels"},
+    {"check-numerics", 0, NULL, "stop with the node's name when a loss or gradient is not finite"},
+    {"json", 0, NULL,
+     "print one JSON object with the results on stdout (progress lines\n"
+     "go to stderr)"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
 
 /* Before training nothing can stop at a clean point: loading and planning are single calls
  * (and write their files atomically). A signal there ends pml at once, with one line saying
@@ -520,7 +541,7 @@ static void trial_line(FILE *f, const pml_candidates *cs, double seconds)
 int cmd_train(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "train", argc, argv);
+    cli_start(&c, "train", argc, argv, train_opts);
     const char *model = NULL, *data = NULL;
     pml_train_opts o;
     memset(&o, 0, sizeof o);
@@ -543,8 +564,8 @@ int cmd_train(int argc, char **argv)
                 break;
             }
             model = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(train_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, train_intro, train_opts, NULL);
             return 0;
         } else if (cli_is(&c, "--epochs")) {
             o.epochs = (int)cli_long(&c, 1, 1000000);
