@@ -2319,5 +2319,19 @@ t_compile_interrupt() { # on a terminal the search shows its progress; Ctrl-C ke
 
 case_ compile_interrupt t_compile_interrupt
 
+t_option_syntax() { # every command's options: --opt=value, -oFILE, unique prefixes, --; help from the same table
+    local p="$TMP/syntax.dot" o
+    run 0 compile mlp --bat 8 --str=data -o"$p" && [ -s "$p" ] || return 1
+    run 2 compile --batch=8 --strategy data -o "$p" -- -mlp && has "$err" "unknown model '-mlp'" || return 1
+    run 2 compile mlp --batch 8 --s data -o "$p" && one_line &&
+        has "$err" "--s is ambiguous (--strategy, --seed, --sync)" || return 1
+    run 0 compile --help || return 1
+    for o in machine batch strategy mesh layout budget iterations seed chains sync output json help; do
+        grep -qE -- "^  (-[a-z], )?--$o( |\$)" "$out" || { echo "  compile --help lacks --$o" >&2; return 1; }
+    done
+}
+
+case_ option_syntax t_option_syntax
+
 echo "# $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
