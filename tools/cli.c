@@ -10,17 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-void cli_init(cli *c, const char *cmd, int argc, char **argv)
-{
-    memset(c, 0, sizeof *c);
-    c->cmd = cmd;
-    c->argc = argc;
-    c->argv = argv;
-    c->i = 1;
-}
 
 static char usage_error[1024]; /* the last cli_error's message */
 static bool json_printed;      /* the command printed a JSON object */
+static bool json_asked;        /* the command was given --json (or a prefix of it) */
 
 void cli_error(cli *c, const char *fmt, ...)
 {
@@ -46,7 +39,10 @@ const char *cli_safe(const char *s)
 
 void cli_start(cli *c, const char *cmd, int argc, char **argv, const cli_opt *opts)
 {
-    cli_init(c, cmd, argc, argv);
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->argc = argc;
+    c->argv = argv;
     c->opts = opts;
     char *s = c->optstring;
     *s++ = '-'; /* positionals in their order */
@@ -58,8 +54,10 @@ void cli_start(cli *c, const char *cmd, int argc, char **argv, const cli_opt *op
             fprintf(stderr, "pml %s: too many options\n", cmd); /* a table to split */
             abort();
         }
-        c->longs[n] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL,
-                                      0x100 + n};
+        /* an arg "[=DIR]": an optional value, given as --name=DIR */
+        const int has = !o->arg ? no_argument : o->arg[0] == '[' ? optional_argument
+                                                                  : required_argument;
+        c->longs[n] = (struct option){o->name, has, NULL, 0x100 + n};
         if (o->short_name) {
             *s++ = o->short_name;
             if (o->arg) *s++ = ':';
@@ -130,6 +128,7 @@ static const char *next_opt(cli *c)
         return NULL;
     }
     snprintf(flag, sizeof flag, "--%s", o->name);
+    json_asked |= strcmp(o->name, "json") == 0;
     c->flag = flag;
     c->value = optarg;
     return flag;
@@ -139,42 +138,15 @@ const char *cli_next(cli *c)
 {
     c->flag = c->value = NULL;
     if (c->failed) return NULL;
-    if (c->opts) return next_opt(c);
-    if (c->i >= c->argc) return NULL;
-    const char *a = c->argv[c->i++];
-    if (strncmp(a, "--", 2) == 0 && a[2]) {
-        static char name[64];
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        if (len >= sizeof name) len = sizeof name - 1;
-        memcpy(name, a, len);
-        name[len] = 0;
-        c->flag = name;
-        c->value = eq ? eq + 1 : NULL;
-        return c->flag;
-    }
-    if (a[0] == '-' && a[1] && strcmp(a, "-o") != 0 && strcmp(a, "-h") != 0 &&
-        !(a[1] >= '0' && a[1] <= '9')) {
-        c->flag = a;
-        return a;
-    }
-    if (strcmp(a, "-o") == 0 || strcmp(a, "-h") == 0) {
-        c->flag = a;
-        return a;
-    }
-    return a;
+    return next_opt(c);
 }
 
 bool cli_is(cli *c, const char *name) { return c->flag && strcmp(c->flag, name) == 0; }
 
 const char *cli_str(cli *c)
 {
-    if (c->value) return c->value;
-    if (c->opts || c->i >= c->argc) {
-        cli_error(c, "%s needs a value", c->flag);
-        return NULL;
-    }
-    return c->argv[c->i++];
+    if (!c->value) cli_error(c, "%s needs a value", c->flag); /* an optional value not given */
+    return c->value;
 }
 
 long cli_long(cli *c, long lo, long hi)
@@ -235,7 +207,9 @@ void cli_help(FILE *f, const char *intro, const cli_opt *opts, const char *examp
             int n = o->short_name
                         ? snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->name)
                         : snprintf(left, sizeof left, "  --%s", o->name);
-            if (o->arg) n += snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
+            if (o->arg)
+                n += snprintf(left + n, sizeof left - (size_t)n, o->arg[0] == '[' ? "%s" : " %s",
+                              o->arg);
             if (!pass) {
                 if (n + 2 > col) col = n + 2;
                 continue;
@@ -270,7 +244,7 @@ void cli_json_begin(FILE *f)
 void cli_json_failure(const char *cmd, int argc, char **argv, int rc)
 {
     if (rc == 0 || json_printed) return;
-    bool json = false;
+    bool json = json_asked; /* parsed; or spelt out after where a usage error stopped parsing */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) json |= strcmp(argv[i], "--json") == 0;
     if (!json) return;
     cli_json_begin(stdout);

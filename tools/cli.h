@@ -32,32 +32,30 @@ int cli_exit_code(pml_status st);
 typedef struct cli_opt {
     const char *name; /* "epochs": the long name, without -- */
     char short_name;  /* 'o', or 0 */
-    const char *arg;  /* "N", "FILE"; NULL for a flag without a value */
+    const char *arg;  /* "N", "FILE"; "[=DIR]": an optional value; NULL: a flag without one */
     const char *help; /* its description; may have several lines (\n) */
 } cli_opt;
 
-/* Walks argv of one command. With an option table (cli_start) an option is "--name VALUE",
- * "--name=VALUE", a unique prefix of the name, "-o VALUE" or "-oVALUE"; "--" ends the options.
- * Without one (cli_init, the older walk) a flag is "--name VALUE" or "--name=VALUE". */
+/* Walks argv of one command with getopt_long, by its option table (cli_start): an option is
+ * "--name VALUE", "--name=VALUE", a unique prefix of the name, "-o VALUE" or "-oVALUE"; an
+ * optional value ("[=DIR]") only "--name=VALUE"; "--" ends the options. */
 typedef struct cli {
     const char *cmd; /* "train" */
     int argc;
     char **argv;
-    int i;
-    const char *flag;  /* the flag being parsed ("--epochs" for -e, --ep or --epochs=3) */
-    const char *value; /* its value (with an option table), its inline value, or NULL */
+    const char *flag;  /* the option being parsed, by its long name ("--epochs" for --ep) */
+    const char *value; /* its value, or NULL */
     bool failed;
-    const cli_opt *opts; /* the option table, or NULL */
+    const cli_opt *opts; /* the option table */
     bool rest;           /* after "--": positionals only */
     char optstring[128]; /* getopt_long's */
     struct option longs[64];
 } cli;
 
-void cli_init(cli *c, const char *cmd, int argc, char **argv);
 /** Starts parsing argv of command \p cmd with getopt_long by the option table \p opts. */
 void cli_start(cli *c, const char *cmd, int argc, char **argv, const cli_opt *opts);
-/** \return the next argument: a flag ("--x", with c->flag set: with an option table, always the
- * long name) or a positional, or NULL at the end or after an error. */
+/** \return the next argument: an option ("--name", with c->flag set: always the long name) or a
+ * positional, or NULL at the end or after an error. */
 const char *cli_next(cli *c);
 /** \return true when the current flag is \p name (e.g. "--epochs"). */
 bool cli_is(cli *c, const char *name);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char infer_help[] =
+static const char infer_intro[] =
     "usage: pml infer MODEL --input DIR|FILE [--input FILE ...] [-o DIR] [options]\n"
     "\n"
     "Runs MODEL's forward pass (inference mode: dropout off, batchnorm's running statistics)\n"
@@ -19,23 +19,30 @@ static const char infer_help[] =
     "Inputs are the ONNX graph's inputs that no initializer gives, in order: the first is the\n"
     "model's input (N samples: (N, C), (N, C, L) or (N, C, H, W)), any others are weights\n"
     "(as in ONNX's node tests). --input DIR reads DIR/input_0.pb, input_1.pb, ... (an ONNX test\n"
-    "data set) or input_0.npy, ...; --input FILE, repeated, names the files in order.\n"
-    "\n"
-    "options:\n"
-    "  --input DIR|FILE   input tensors (required)\n"
-    "  -o, --output DIR   write output_0.pb there (the folder is made if missing)\n"
-    "  --format pb|npy    the output's format (default pb)\n"
-    "  --check [DIR]      compare the output with DIR/output_0.pb (or .npy; default: the --input\n"
-    "                     folder): |pml - expected| <= atol + rtol * |expected| for every\n"
-    "                     element; prints the largest errors; exit 1 when any differs\n"
-    "  --rtol X, --atol X the tolerances of --check (default 1e-3 and 1e-7, ONNX's backend\n"
-    "                     tests' defaults)\n"
-    "  --batch N          samples per pass (default: all at once)\n"
-    "  --threads N        cores to run on (default: all)\n"
-    "  --seed N           the weights of a zoo or .dot model, and of ONNX weights no\n"
-    "                     initializer gives (default 1)\n"
-    "  -h, --help         this help\n"
-    "\n"
+    "data set) or input_0.npy, ...; --input FILE, repeated, names the files in order. An\n"
+    "integer input (a Reshape's shape) or a scalar is folded when the model is read.\n"
+    "\n";
+
+static const cli_opt infer_opts[] = {
+    {"input", 0, "DIR|FILE", "input tensors (required)"},
+    {"output", 'o', "DIR", "write output_0.pb there (the folder is made if missing)"},
+    {"format", 0, "pb|npy", "the output's format (default pb)"},
+    {"check", 0, "[=DIR]",
+     "compare the output with DIR/output_0.pb (or .npy; default: the --input\n"
+     "folder): |pml - expected| <= atol + rtol * |expected| for every\n"
+     "element; prints the largest errors; exit 1 when any differs"},
+    {"rtol", 0, "X", "the relative tolerance of --check (default 1e-3, as ONNX's backend tests)"},
+    {"atol", 0, "X", "the absolute tolerance of --check (default 1e-7)"},
+    {"batch", 0, "N", "samples per pass (default: all at once)"},
+    {"threads", 0, "N", "cores to run on (default: all)"},
+    {"seed", 0, "N",
+     "the weights of a zoo or .dot model, and of ONNX weights no\n"
+     "initializer gives (default 1)"},
+    {"help", 'h', NULL, "this help"},
+    {0},
+};
+
+static const char infer_examples[] =
     "exit status: 0 done (and --check agreed), 1 an error or a difference, 2 bad usage, 3 the\n"
     "model uses an operator or attribute pml does not support (the message names it).\n"
     "\n"
@@ -96,7 +103,7 @@ static bool check(const char *model_path, const char *expect_path, const pml_ten
 int cmd_infer(int argc, char **argv)
 {
     cli c;
-    cli_init(&c, "infer", argc, argv);
+    cli_start(&c, "infer", argc, argv, infer_opts);
     const char *path = NULL, *out_dir = NULL, *check_dir = NULL, *a, *inputs[MAX_INPUTS];
     int ninputs = 0, threads = pml_machine_cores();
     long batch = 0;
@@ -110,14 +117,14 @@ int cmd_infer(int argc, char **argv)
                 break;
             }
             path = a;
-        } else if (cli_is(&c, "-h") || cli_is(&c, "--help")) {
-            fputs(infer_help, stdout);
+        } else if (cli_is(&c, "--help")) {
+            cli_help(stdout, infer_intro, infer_opts, infer_examples);
             return 0;
         } else if (cli_is(&c, "--input")) {
             const char *v = cli_str(&c);
             if (v && ninputs == MAX_INPUTS) cli_error(&c, "more than %d --input", MAX_INPUTS);
             else if (v) inputs[ninputs++] = v;
-        } else if (cli_is(&c, "-o") || cli_is(&c, "--output")) {
+        } else if (cli_is(&c, "--output")) {
             out_dir = cli_str(&c);
         } else if (cli_is(&c, "--format")) {
             const char *v = cli_str(&c);
@@ -126,7 +133,7 @@ int cmd_infer(int argc, char **argv)
             npy = v && strcmp(v, "npy") == 0;
         } else if (cli_is(&c, "--check")) {
             do_check = true;
-            check_dir = c.value; /* --check=DIR */
+            check_dir = c.value; /* --check=DIR (an optional value) */
         } else if (cli_is(&c, "--rtol")) {
             rtol = cli_double(&c, 0, 1e9, false, false);
         } else if (cli_is(&c, "--atol")) {
