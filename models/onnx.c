@@ -1398,6 +1398,7 @@ static pml_status op_reshape(imp *im)
             if (v == 0 && !allowzero) v = (int)i < r ? d[i] * ((int)i == b ? samples : 1) : -2;
             if (v == -1 && free_dim < 0) free_dim = (int)i;
             else if (v < 0 || v > (int64_t)1 << 40) ok = false;
+            else if (v > 0 && prod > total / v) ok = false; /* more than the tensor holds */
             else prod *= v;
             want[i] = v;
         }

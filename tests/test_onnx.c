@@ -687,10 +687,54 @@ static void t_tensor_files(void)
     rmdir(dir);
 }
 
+/* A Reshape to another shape as the output of a fixed batch: a view of the same values, for
+ * that batch only; a shape that asks for more than the tensor holds is refused, whatever its
+ * product (the fuzzer found a product overflowing). */
+static void t_reshape_view(void)
+{
+    static int64_t to[3] = {4, 2, 3}, huge[3] = {(int64_t)1 << 40, (int64_t)1 << 40, -1};
+    for (int k = 0; k < 2; k++) {
+        mb b;
+        mb_init(&b, 13);
+        int64_t xd[3] = {2, 3, 4}, yd[3] = {4, 2, 3};
+        mb_io(&b, false, "x", 3, xd);
+        mb_io(&b, true, "y", 3, yd);
+        mb_init_i(&b, "shape", 3, k ? huge : to);
+        mb_node(&b, "Reshape", "y", "x", "shape", NULL);
+        size_t len;
+        uint8_t *buf = mb_pack(&b, &len);
+        pml_onnx m;
+        pml_status st = pml_onnx_parse(buf, len, "reshape.onnx", 1, &m);
+        free(buf);
+        if (k) {
+            CHECK(st == PML_EUNSUPPORTED && strstr(pml_errmsg(), "reshape.onnx"));
+            pml_onnx_free(&m);
+            continue;
+        }
+        CHECK_OK(st);
+        pml_tensor x = {.rank = 3, .dims = {2, 3, 4}, .n = 24}, y;
+        float v[36];
+        for (int i = 0; i < 36; i++) v[i] = (float)i;
+        x.data = v;
+        if (st == PML_OK && pml_infer_run(&m, &x, 1, 0, &y) == PML_OK) {
+            CHECK(y.rank == 3 && y.dims[0] == 4 && y.dims[1] == 2 && y.dims[2] == 3 && y.n == 24);
+            for (size_t i = 0; i < y.n && i < 24; i++) CHECK(y.data[i] == v[i]);
+            pml_tensor_free(&y);
+        } else {
+            CHECK_MSG(false, "%s", pml_errmsg());
+        }
+        /* another batch: the shape is the declared batch's */
+        x.dims[0] = 3, x.n = 36;
+        CHECK(st != PML_OK || pml_infer_run(&m, &x, 1, 0, &y) == PML_ESHAPE);
+        pml_onnx_free(&m);
+    }
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_mlp", t_import_mlp},
     {"import_folding", t_import_folding},
+    {"reshape_view", t_reshape_view},
     {"bad_models", t_bad_models},
     {"cut_and_mutated", t_cut_and_mutated},
     {"tensor_files", t_tensor_files},
