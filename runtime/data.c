@@ -627,14 +627,26 @@ void pml_data_gather(const pml_dataset *d, const int32_t *idx, int n, float *x, 
             syn_gather_one(d, i, xk, y ? y + k : NULL);
             continue;
         }
+        if (d->stream) pml__image_need(d->stream, i);
         if (xk) bytes_to_float(xk, d->images + i * size, size);
         if (y) y[k] = d->labels[i];
     }
 }
 
+pml_status pml_data_wait(const pml_dataset *d)
+{
+    return d && d->stream ? pml__image_wait(d->stream) : PML_OK;
+}
+
+pml_status pml_data_check(const pml_dataset *d)
+{
+    return d && d->stream ? pml__image_check(d->stream) : PML_OK;
+}
+
 void pml_data_free(pml_dataset *d)
 {
     if (!d) return;
+    if (d->owner) pml__image_close(d->stream); /* a view's stream is its owner's */
     free(d->owner);
     memset(d, 0, sizeof *d);
 }
@@ -696,7 +708,8 @@ pml_status pml_data_for_model(const pml_graph *g, const char *data, long train_s
                             "or train-images-idx3-ubyte) nor an image folder (no class "
                             "subfolders)",
                             data);
-        st = pml__image_sets(data, in, skip_bad, skipped, train, test);
+        /* training overlaps the decoding; evaluate and predict take the whole set first */
+        st = pml__image_sets(data, in, skip_bad, train != NULL, skipped, train, test);
     } else {
         st = pml_data_load_mnist_dir(data ? data : PML_FASHION_MNIST_DIR, train, test);
     }

@@ -22,13 +22,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <uv.h>
+#include <zlib.h>
 
 #include <jpeglib.h> /* after stdio.h: it uses FILE and size_t */
 #include <jerror.h>
@@ -444,104 +447,445 @@ static pml_status load_one(const char *path, pml_shape shape, uint8_t *dst)
     return PML_OK;
 }
 
-/* ---------------------------------------------------------------- loading in the pool */
+/* ---------------------------------------------------------------- test hooks */
 
-typedef struct img_loader img_loader;
+static _Atomic long files_decoded; /* by this process, for tests (pml__image_decodes) */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static bool hold_on;
+
+long pml__image_decodes(void)
+{
+    return atomic_load(&files_decoded);
+}
+
+void pml__image_hold(bool on)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_on = on;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+}
+
+/* A decode in the pool waits here while a test holds the pool (pml__image_hold). */
+static void hold_point(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    while (hold_on) pthread_cond_wait(&hold_cv, &hold_mu);
+    pthread_mutex_unlock(&hold_mu);
+}
+
+/* ---------------------------------------------------------------- decoding in the pool
+ *
+ * One decoder thread per folder runs a libuv loop that keeps IMG_WINDOW files in the pool, in
+ * storage order. Every sample (slot) has a state, PENDING -> CLAIMED -> DONE or BAD, claimed by
+ * compare-and-swap: by the decoder for a pool job, or by a gather that needs it first (it then
+ * decodes it itself, so a gather never waits for a job still queued behind it in the pool). A
+ * gather that finds its sample CLAIMED waits on the stream's condition variable for exactly
+ * that sample. DONE and BAD are stored with release order after the bytes, under the mutex
+ * (no lost wake-up); readers load with acquire order.
+ * Without skip_bad, once a file fails no file after it in sorted order is handed to the pool
+ * (gathers may still decode those), so when the decoder ends and no gather is decoding, every
+ * file before the first failure has been tried: the error is that of the first bad file in
+ * sorted order, whatever the timing. */
+
+enum { SLOT_PENDING, SLOT_CLAIMED, SLOT_DONE, SLOT_BAD };
 
 typedef struct img_job {
     uv_work_t work;
-    img_loader *L;
-    int file; /* index in sorted order */
-    pml_status st;
-    char msg[1024]; /* the worker thread's message, for this thread */
+    struct pml__image_stream *S;
+    int slot;
 } img_job;
 
-struct img_loader {
-    uv_loop_t loop;
-    const name_list *paths;
+struct pml__image_stream {
+    name_list paths; /* sorted */
     pml_shape shape;
-    uint8_t *images;
-    const int32_t *slot; /* file -> its sample in the storage */
-    uint8_t *bad;        /* per file */
+    size_t size; /* bytes per sample */
+    int n;
     bool skip_bad;
-    int next, running;
-    int first_bad;  /* the first failed file in sorted order (paths->n: none) */
-    pml_status st;  /* its status, or a failure not to skip (out of memory) */
+    const int32_t *file_of; /* slot -> file */
+    uint8_t *images;        /* the dataset's storage (owned by the dataset) */
+    _Atomic uint8_t *state; /* per slot */
+    _Atomic int failed;     /* a file failed */
+    _Atomic int first_bad;  /* the first failed file in sorted order (n: none) */
+    _Atomic int steals;     /* gathers that may be decoding a sample */
+    _Atomic int stop;       /* hand out no more files */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    pml_status st;  /* of first_bad, or running out of memory (which wins) */
     char msg[1024]; /* its message */
+    int ndone;      /* slots DONE */
+    bool finished;  /* the decoder ended and no gather is decoding */
+    long stolen, waited;
+    /* the decoder's */
+    uv_loop_t loop;
+    uv_thread_t thread;
+    bool thread_ok;
+    int next; /* the next slot to hand out */
     img_job jobs[IMG_WINDOW];
+    /* the decoded cache it writes once every sample is DONE (NULL path: none) */
+    char *cache_path;
+    uint8_t *sig;
+    size_t sig_len;
+    const int32_t *labels;
 };
+
+static void decode_slot(pml__image_stream *S, int s)
+{
+    const int f = S->file_of[s];
+    uint8_t *dst = S->images + (size_t)s * S->size;
+    pml_status st = load_one(S->paths.v[f], S->shape, dst);
+    atomic_fetch_add(&files_decoded, 1);
+    if (st != PML_OK) memset(dst, 0, S->size); /* never read as data: the run fails */
+    pthread_mutex_lock(&S->mu);
+    if (st == PML_OK) {
+        S->ndone++;
+    } else if (S->st != PML_ENOMEM &&
+               (st == PML_ENOMEM || f < atomic_load(&S->first_bad))) { /* ENOMEM wins */
+        atomic_store(&S->first_bad, f);
+        S->st = st;
+        snprintf(S->msg, sizeof S->msg, "%s", pml_errmsg());
+    }
+    if (st != PML_OK) atomic_store(&S->failed, 1);
+    if (st == PML_ENOMEM) atomic_store(&S->stop, 1);
+    atomic_store_explicit(&S->state[s], st == PML_OK ? SLOT_DONE : SLOT_BAD, memory_order_release);
+    pthread_cond_broadcast(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+}
 
 static void job_work(uv_work_t *w)
 {
     img_job *j = w->data;
-    const img_loader *L = j->L;
-    uint8_t *dst = L->images + (size_t)L->slot[j->file] * pml_shape_size(L->shape);
-    j->st = load_one(L->paths->v[j->file], L->shape, dst);
-    if (j->st != PML_OK) snprintf(j->msg, sizeof j->msg, "%s", pml_errmsg());
+    hold_point();
+    decode_slot(j->S, j->slot);
 }
 
 static void job_done(uv_work_t *w, int status);
 
-/* Hands the next file to job j unless a failure stops the load: running out of memory, or any
- * bad file without skip_bad. */
-static void job_next(img_loader *L, img_job *j)
+/* decoder thread: hands the next pending slot to job j, unless the load stops */
+static void job_next(pml__image_stream *S, img_job *j)
 {
-    const bool stop = L->st == PML_ENOMEM || (!L->skip_bad && L->st != PML_OK);
-    if (stop || L->next >= L->paths->n) return;
-    j->file = L->next++;
-    j->st = PML_OK;
-    j->work.data = j;
-    L->running++;
-    int r = uv_queue_work(&L->loop, &j->work, job_work, job_done); /* fails for NULL work only */
-    (void)r;
+    while (!atomic_load(&S->stop) && S->next < S->n) {
+        const int s = S->next++;
+        if (!S->skip_bad && atomic_load(&S->failed) && S->file_of[s] > atomic_load(&S->first_bad))
+            continue; /* after the first failure in sorted order: of no use */
+        uint8_t pending = SLOT_PENDING;
+        if (!atomic_compare_exchange_strong(&S->state[s], &pending, SLOT_CLAIMED)) continue;
+        j->slot = s;
+        j->work.data = j;
+        int r = uv_queue_work(&S->loop, &j->work, job_work, job_done); /* fails for NULL only */
+        (void)r;
+        return;
+    }
 }
 
 static void job_done(uv_work_t *w, int status)
 {
+    (void)status;
     img_job *j = w->data;
-    img_loader *L = j->L;
-    L->running--;
-    if (j->st != PML_OK) {
-        L->bad[j->file] = 1;
-        /* the first bad file in sorted order; running out of memory wins over any */
-        if (L->st != PML_ENOMEM && (j->st == PML_ENOMEM || j->file < L->first_bad)) {
-            L->first_bad = j->file;
-            L->st = j->st;
-            memcpy(L->msg, j->msg, sizeof L->msg);
-        }
-    }
-    job_next(L, j);
+    job_next(j->S, j);
 }
 
-/* Decodes every file into its slot; marks bad[] and returns the first failure (or PML_OK). */
-static pml_status decode_all(img_loader *L)
+static void cache_write(const char *path, const uint8_t *sig, size_t sig_len, int m, int skipped,
+                        const int32_t *labels, const uint8_t *images, size_t size);
+
+static void decoder_main(void *arg)
 {
-    int r = uv_loop_init(&L->loop);
+    pml__image_stream *S = arg;
+    for (int i = 0; i < IMG_WINDOW; i++) {
+        S->jobs[i].S = S;
+        job_next(S, &S->jobs[i]);
+    }
+    uv_run(&S->loop, UV_RUN_DEFAULT);
+    pthread_mutex_lock(&S->mu);
+    while (atomic_load(&S->steals) > 0) pthread_cond_wait(&S->cv, &S->mu);
+    S->finished = true;
+    const bool all = S->ndone == S->n;
+    pthread_cond_broadcast(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+    if (all && S->cache_path)
+        cache_write(S->cache_path, S->sig, S->sig_len, S->n, 0, S->labels, S->images, S->size);
+}
+
+void pml__image_need(pml__image_stream *S, size_t s)
+{
+    if (atomic_load_explicit(&S->state[s], memory_order_acquire) >= SLOT_DONE) return;
+    atomic_fetch_add(&S->steals, 1); /* before the claim: the decoder's end waits for it */
+    uint8_t pending = SLOT_PENDING;
+    const bool mine = atomic_compare_exchange_strong(&S->state[s], &pending, SLOT_CLAIMED);
+    if (mine) decode_slot(S, (int)s);
+    pthread_mutex_lock(&S->mu);
+    if (mine) {
+        S->stolen++;
+    } else if (atomic_load_explicit(&S->state[s], memory_order_acquire) < SLOT_DONE) {
+        S->waited++;
+        while (atomic_load_explicit(&S->state[s], memory_order_acquire) < SLOT_DONE)
+            pthread_cond_wait(&S->cv, &S->mu);
+    }
+    if (atomic_fetch_sub(&S->steals, 1) == 1) pthread_cond_broadcast(&S->cv);
+    pthread_mutex_unlock(&S->mu);
+}
+
+pml_status pml__image_wait(pml__image_stream *S)
+{
+    pthread_mutex_lock(&S->mu);
+    while (!S->finished) pthread_cond_wait(&S->cv, &S->mu);
+    const pml_status st = S->st;
+    char msg[sizeof S->msg];
+    memcpy(msg, S->msg, sizeof msg);
+    pthread_mutex_unlock(&S->mu);
+    return st == PML_OK ? PML_OK : pml_fail(st, "%s", msg);
+}
+
+pml_status pml__image_check(pml__image_stream *S)
+{
+    return atomic_load(&S->failed) ? pml__image_wait(S) : PML_OK;
+}
+
+void pml__image_stats(pml__image_stream *S, long *stolen, long *waited)
+{
+    pthread_mutex_lock(&S->mu);
+    *stolen = S->stolen;
+    *waited = S->waited;
+    pthread_mutex_unlock(&S->mu);
+}
+
+void pml__image_close(pml__image_stream *S)
+{
+    if (!S) return;
+    atomic_store(&S->stop, 1);
+    if (S->thread_ok) {
+        uv_thread_join(&S->thread);
+        uv_loop_close(&S->loop);
+    }
+    pthread_mutex_destroy(&S->mu);
+    pthread_cond_destroy(&S->cv);
+    names_free(&S->paths);
+    free((void *)S->file_of);
+    free((void *)S->state);
+    free(S->cache_path);
+    free(S->sig);
+    free(S);
+}
+
+/* Starts decoding into images: slot s is file file_of[s] of paths (both taken). */
+static pml_status stream_start(pml__image_stream **out, name_list *paths, int32_t *file_of,
+                               pml_shape shape, uint8_t *images, bool skip_bad)
+{
+    pml__image_stream *S = calloc(1, sizeof *S);
+    const int n = paths->n;
+    _Atomic uint8_t *state = S ? calloc((size_t)n, sizeof *state) : NULL;
+    if (!S || !state) {
+        free(S);
+        free((void *)state);
+        free(file_of);
+        return pml_fail(PML_ENOMEM, "out of memory for %d images", n);
+    }
+    S->paths = *paths;
+    memset(paths, 0, sizeof *paths);
+    S->file_of = file_of;
+    S->state = state;
+    S->shape = shape;
+    S->size = pml_shape_size(shape);
+    S->n = n;
+    S->skip_bad = skip_bad;
+    S->images = images;
+    atomic_store(&S->first_bad, n);
+    pthread_mutex_init(&S->mu, NULL);
+    pthread_cond_init(&S->cv, NULL);
+    *out = S;
+    int r = uv_loop_init(&S->loop);
     if (r != 0) return pml_fail(PML_EIO, "cannot start an event loop: %s", uv_strerror(r));
-    L->first_bad = L->paths->n;
     /* libuv's pool threads start with the first work item of the process and take the signal
-     * mask of the thread that starts them: all blocked, so signals come to the caller */
+     * mask of the thread that starts them (the decoder): all blocked, so signals come to the
+     * caller */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (int i = 0; i < IMG_WINDOW; i++) {
-        L->jobs[i].L = L;
-        job_next(L, &L->jobs[i]);
-    }
+    r = uv_thread_create(&S->thread, decoder_main, S);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    uv_run(&L->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&L->loop);
-    if (L->st != PML_OK) return pml_fail(L->st, "%s", L->msg);
+    if (r != 0) {
+        uv_loop_close(&S->loop);
+        return pml_fail(PML_EIO, "cannot start a decoding thread: %s", uv_strerror(r));
+    }
+    S->thread_ok = true;
     return PML_OK;
 }
 
-pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
-                                   pml_dataset *d)
+/* ---------------------------------------------------------------- the decoded cache
+ *
+ * File     CACHE/images/BASE-CxHxW-HASH.bin, HASH of the folder's real path (pml_cache_dir).
+ * Content  IMG_CACHE_MAGIC, the signature's length (u64) and the signature: the shape, the
+ *          class names, every image file's path under the folder, size and mtime (ns), each
+ *          string length-prefixed; then the samples kept (u32) and the bad files skipped (u32),
+ *          the labels (int32) and the images (bytes) in storage order; then the CRC-32 (zlib)
+ *          of everything before it. Native byte order: a cache is this machine's.
+ * Use      when the signature is the folder's now byte for byte, the size is exact and the
+ *          checksum holds; a cache with skipped files only with skip_bad. Anything else (an
+ *          unreadable, cut or corrupt file) is a miss, never an error: the folder is decoded
+ *          and the cache written anew (atomically, pml_afile). */
+
+#define IMG_CACHE_MAGIC "pml image cache 1\n"
+
+static void sig_put(uint8_t **p, const void *data, size_t len)
+{
+    memcpy(*p, data, len);
+    *p += len;
+}
+
+static void sig_str(uint8_t **p, const char *s)
+{
+    const uint32_t len = (uint32_t)strlen(s);
+    sig_put(p, &len, sizeof len);
+    sig_put(p, s, len);
+}
+
+/* The signature of a folder's listing (NULL: a file cannot be stat'ed now; no cache). */
+static uint8_t *make_sig(const char *dir, pml_shape shape, const name_list *classes,
+                         const name_list *paths, size_t *len)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    size_t cap = 3 * sizeof(int32_t) + 2 * sizeof(uint32_t);
+    for (int k = 0; k < classes->n; k++) cap += 4 + strlen(classes->v[k]);
+    for (int i = 0; i < paths->n; i++) cap += 4 + strlen(paths->v[i]) + 16;
+    uint8_t *sig = malloc(cap), *p = sig;
+    if (!sig) return NULL;
+    const int32_t dims[3] = {shape.c, shape.h, shape.w};
+    const uint32_t nc = (uint32_t)classes->n, nf = (uint32_t)paths->n;
+    sig_put(&p, dims, sizeof dims);
+    sig_put(&p, &nc, sizeof nc);
+    for (int k = 0; k < classes->n; k++) sig_str(&p, classes->v[k]);
+    sig_put(&p, &nf, sizeof nf);
+    for (int i = 0; i < paths->n; i++) {
+        struct stat sb;
+        if (stat(paths->v[i], &sb) != 0) {
+            free(sig);
+            return NULL;
+        }
+        const int64_t t[2] = {(int64_t)sb.st_size,
+                              (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec};
+        sig_str(&p, paths->v[i] + dl + 1);
+        sig_put(&p, t, sizeof t);
+    }
+    *len = (size_t)(p - sig);
+    return sig;
+}
+
+/* The cache file of folder dir at shape (malloc'd), or NULL: no cache folder. */
+static char *cache_file(const char *dir, pml_shape shape)
+{
+    char *real = realpath(dir, NULL);
+    if (!real) return NULL;
+    char base[41], *path = NULL;
+    pml__base_name(real, base, sizeof base);
+    for (char *c = base; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_' || *c == '.'))
+            *c = '_';
+    const uint64_t h = pml_hash_str(PML_HASH_INIT, real);
+    free(real);
+    char *folder = pml_cache_dir("images");
+    if (folder && asprintf(&path, "%s/%s-%dx%dx%d-%016llx.bin", folder, base, shape.c, shape.h,
+                           shape.w, (unsigned long long)h) < 0)
+        path = NULL;
+    free(folder);
+    return path;
+}
+
+static bool put(FILE *f, uLong *crc, const void *data, size_t len)
+{
+    *crc = crc32_z(*crc, data, len);
+    return fwrite(data, 1, len, f) == len;
+}
+
+static void cache_write(const char *path, const uint8_t *sig, size_t sig_len, int m, int skipped,
+                        const int32_t *labels, const uint8_t *images, size_t size)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", pml_errmsg());
+    pml_afile af;
+    if (pml_afile_open(&af, path) == PML_OK) {
+        uLong crc = crc32_z(0, NULL, 0);
+        const uint64_t sl = sig_len;
+        const uint32_t counts[2] = {(uint32_t)m, (uint32_t)skipped};
+        bool ok = put(af.f, &crc, IMG_CACHE_MAGIC, strlen(IMG_CACHE_MAGIC)) &&
+                  put(af.f, &crc, &sl, sizeof sl) && put(af.f, &crc, sig, sig_len) &&
+                  put(af.f, &crc, counts, sizeof counts) &&
+                  put(af.f, &crc, labels, (size_t)m * sizeof *labels) &&
+                  put(af.f, &crc, images, (size_t)m * size);
+        const uint32_t sum = (uint32_t)crc;
+        if (ok && fwrite(&sum, sizeof sum, 1, af.f) == 1)
+            pml_afile_commit(&af); /* a cache that cannot be written is no error */
+        else
+            pml_afile_abort(&af);
+    }
+    pml_fail(PML_OK, "%s", saved);
+}
+
+static bool get(FILE *f, uLong *crc, void *data, size_t len)
+{
+    if (fread(data, 1, len, f) != len) return false;
+    *crc = crc32_z(*crc, data, len);
+    return true;
+}
+
+/* Loads the cache at path into d when it is the folder's (signature sig) and usable. */
+static bool cache_read(const char *path, const uint8_t *sig, size_t sig_len, pml_shape shape,
+                       int classes, int nfiles, bool skip_bad, pml_dataset *d, int *skipped)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f) return false;
+    const size_t size = pml_shape_size(shape), ml = strlen(IMG_CACHE_MAGIC);
+    uint8_t *buf = malloc(sig_len > ml ? sig_len : ml), *block = NULL;
+    uLong crc = crc32_z(0, NULL, 0);
+    uint64_t sl = 0;
+    uint32_t counts[2], sum;
+    struct stat sb;
+    bool ok = buf && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+              get(f, &crc, buf, ml) && memcmp(buf, IMG_CACHE_MAGIC, ml) == 0 &&
+              get(f, &crc, &sl, sizeof sl) && sl == sig_len && get(f, &crc, buf, sig_len) &&
+              memcmp(buf, sig, sig_len) == 0 && get(f, &crc, counts, sizeof counts);
+    const size_t m = ok ? counts[0] : 0;
+    ok = ok && m >= 1 && m + counts[1] == (size_t)nfiles && (counts[1] == 0 || skip_bad) &&
+         (uint64_t)sb.st_size == ml + sizeof sl + sig_len + sizeof counts +
+                                     m * (sizeof(int32_t) + size) + sizeof sum;
+    const size_t lab_off = pml__labels_offset(m * size);
+    ok = ok && (block = malloc(lab_off + m * sizeof(int32_t))) != NULL;
+    int32_t *labels = ok ? (int32_t *)(void *)(block + lab_off) : NULL;
+    ok = ok && get(f, &crc, labels, m * sizeof *labels) && get(f, &crc, block, m * size) &&
+         fread(&sum, sizeof sum, 1, f) == 1 && sum == (uint32_t)crc;
+    for (size_t i = 0; ok && i < m; i++) ok = labels[i] >= 0 && labels[i] < classes;
+    fclose(f);
+    free(buf);
+    if (!ok) {
+        free(block);
+        return false;
+    }
+    d->n = (int)m;
+    d->shape = shape;
+    d->classes = classes;
+    d->images = block;
+    d->labels = labels;
+    d->owner = block;
+    if (skipped) *skipped = (int)counts[1];
+    return true;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* Loads folder dir: from the cache, else decoding in the pool; with stream (and no skip_bad)
+ * it returns once the listing is done and the decoding goes on (d->stream). */
+static pml_status load_dir(const char *dir, pml_shape shape, bool skip_bad, bool stream,
+                           int *skipped, pml_dataset *d)
 {
     name_list classes = {0}, paths = {0};
     int32_t *end = NULL, *order = NULL, *slot = NULL; /* end[k]: paths of classes 0..k */
-    uint8_t *block = NULL, *bad = NULL;
-    img_loader *L = NULL;
+    uint8_t *block = NULL, *sig = NULL;
+    size_t sig_len = 0;
+    char *cpath = NULL;
+    pml__image_stream *S = NULL;
     char path[PATH_MAX];
     pml_status st = PML_OK;
 
@@ -594,7 +938,7 @@ pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_b
         end[k] = paths.n;
     }
 
-    /* the storage, checked before anything is decoded */
+    /* the storage, checked before anything is read or decoded */
     const int n = paths.n;
     const size_t size = pml_shape_size(shape);
     const double want = (double)n * (double)size, mem = 0.75 * pml__usable_memory();
@@ -609,13 +953,20 @@ pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_b
                       limit / 1e9);
         goto done;
     }
+
+    /* the decoded cache, when it is this listing's */
+    if ((cpath = cache_file(dir, shape)) != NULL &&
+        (sig = make_sig(dir, shape, &classes, &paths, &sig_len)) != NULL &&
+        cache_read(cpath, sig, sig_len, shape, classes.n, n, skip_bad, d, skipped)) {
+        pml__base_name(dir, d->name, sizeof d->name);
+        goto done;
+    }
+
     const size_t lab_off = pml__labels_offset((size_t)n * size);
     block = malloc(lab_off + (size_t)n * sizeof(int32_t));
     order = malloc((size_t)n * sizeof *order);
     slot = malloc((size_t)n * sizeof *slot);
-    bad = calloc((size_t)n, 1);
-    L = calloc(1, sizeof *L);
-    if (!block || !order || !slot || !bad || !L) {
+    if (!block || !order || !slot) {
         st = pml_fail(PML_ENOMEM, "%s: out of memory for %d images of %dx%dx%d", dir, n, shape.c,
                       shape.h, shape.w);
         goto done;
@@ -627,19 +978,37 @@ pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_b
     for (int k = 0, f = 0; k < classes.n; k++)
         for (; f < end[k]; f++) labels[slot[f]] = k;
 
-    *L = (img_loader){.paths = &paths,
-                      .shape = shape,
-                      .images = block,
-                      .slot = slot,
-                      .bad = bad,
-                      .skip_bad = skip_bad};
-    st = decode_all(L);
-    int nbad = 0;
-    for (int i = 0; i < n; i++) nbad += bad[i];
+    stream = stream && !skip_bad; /* skipping changes the count: it is known at the end only */
+    st = stream_start(&S, &paths, order, shape, block, skip_bad);
+    order = NULL; /* the stream's */
+    if (st != PML_OK) goto done;
+    if (stream) { /* the decoder writes the cache once every sample is decoded */
+        S->cache_path = cpath;
+        S->sig = sig;
+        S->sig_len = sig_len;
+        S->labels = labels;
+        cpath = NULL;
+        sig = NULL;
+        pml__base_name(dir, d->name, sizeof d->name);
+        d->n = n;
+        d->shape = shape;
+        d->classes = classes.n;
+        d->images = block;
+        d->labels = labels;
+        d->owner = block;
+        d->stream = S;
+        block = NULL;
+        S = NULL;
+        goto done;
+    }
+
+    st = pml__image_wait(S);
     if (st != PML_OK && !(skip_bad && st != PML_ENOMEM)) goto done;
+    int nbad = 0;
+    for (int s = 0; s < n; s++) nbad += atomic_load(&S->state[s]) != SLOT_DONE;
     if (nbad == n) {
         st = pml_fail(PML_EFORMAT, "%s: none of its %d images could be decoded (the first: %s)",
-                      dir, n, L->msg);
+                      dir, n, S->msg);
         goto done;
     }
     st = PML_OK;
@@ -647,13 +1016,14 @@ pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_b
     /* the good samples close ranks, in storage order */
     int m = 0;
     for (int s = 0; s < n; s++) {
-        if (bad[order[s]]) continue;
+        if (atomic_load(&S->state[s]) != SLOT_DONE) continue;
         if (m != s) {
             memcpy(block + (size_t)m * size, block + (size_t)s * size, size); /* m < s */
             labels[m] = labels[s];
         }
         m++;
     }
+    if (cpath && sig) cache_write(cpath, sig, sig_len, m, nbad, labels, block, size);
     pml__base_name(dir, d->name, sizeof d->name);
     d->n = m;
     d->shape = shape;
@@ -664,15 +1034,32 @@ pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_b
     block = NULL;
     if (skipped) *skipped = nbad;
 done:
+    pml__image_close(S);
     names_free(&classes);
     names_free(&paths);
     free(end);
     free(order);
     free(slot);
-    free(bad);
-    free(L);
     free(block);
+    free(cpath);
+    free(sig);
+    if (st != PML_OK) {
+        if (skipped) *skipped = 0;
+        memset(d, 0, sizeof *d);
+    }
     return st;
+}
+
+pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
+                                   pml_dataset *d)
+{
+    return load_dir(dir, shape, skip_bad, false, skipped, d);
+}
+
+pml_status pml_data_open_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
+                                   pml_dataset *d)
+{
+    return load_dir(dir, shape, skip_bad, true, skipped, d);
 }
 
 /* ---------------------------------------------------------------- train/ and test/ */
@@ -702,8 +1089,8 @@ static pml_status same_classes(const char *train_dir, const char *test_dir)
     return st;
 }
 
-pml_status pml__image_sets(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
-                           pml_dataset *train, pml_dataset *test)
+pml_status pml__image_sets(const char *dir, pml_shape shape, bool skip_bad, bool stream,
+                           int *skipped, pml_dataset *train, pml_dataset *test)
 {
     char tr_dir[PATH_MAX], te_dir[PATH_MAX], base[48];
     int skip_tr = 0, skip_te = 0;
@@ -715,11 +1102,11 @@ pml_status pml__image_sets(const char *dir, pml_shape shape, bool skip_bad, int 
         (st = join(te_dir, sizeof te_dir, dir, "test")) != PML_OK)
         return st;
     if (!is_folder(tr_dir) || !is_folder(te_dir)) /* one folder of classes */
-        return pml_data_load_image_dir(dir, shape, skip_bad, skipped, train ? train : test);
+        return load_dir(dir, shape, skip_bad, stream, skipped, train ? train : test);
     if ((st = same_classes(tr_dir, te_dir)) != PML_OK) return st;
-    if (train && (st = pml_data_load_image_dir(tr_dir, shape, skip_bad, &skip_tr, train)) != PML_OK)
+    if (train && (st = load_dir(tr_dir, shape, skip_bad, stream, &skip_tr, train)) != PML_OK)
         return st;
-    if ((st = pml_data_load_image_dir(te_dir, shape, skip_bad, &skip_te, test)) != PML_OK) {
+    if ((st = load_dir(te_dir, shape, skip_bad, stream, &skip_te, test)) != PML_OK) {
         if (train) pml_data_free(train);
         return st;
     }

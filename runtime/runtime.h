@@ -25,6 +25,8 @@ typedef struct pml_dataset {
     uint64_t seed;          /* synthetic */
     void *owner;            /* one allocation holding the storage, freed by pml_data_free (NULL for
                                views and synthetic sets); views die with it */
+    struct pml__image_stream *stream; /* an image folder still being decoded into the storage
+                                         (pml_data_open_image_dir), or NULL */
 } pml_dataset;
 
 /** Default folder of Fashion-MNIST (the Debian package dataset-fashion-mnist). */
@@ -71,9 +73,34 @@ pml_status pml_data_load_mnist_dir(const char *dir, pml_dataset *train, pml_data
  * type such as CMYK, unreadable) is an error naming it — or, with \p skip_bad, skipped and
  * counted in \p skipped (may be NULL). Errors also name a class folder without images, a folder
  * without class subfolders or with only one, and a \p shape.c other than 1 or 3.
+ * A decoded folder is cached on disk (pml_cache_dir("images"): the storage, labels, and the
+ * listing's paths, sizes and mtimes, checksummed, written atomically): the next load of the same
+ * folder at the same shape reads it instead of decoding when no file was added, removed or
+ * changed (size or mtime). A stale, unreadable or corrupt cache is decoded anew and rewritten,
+ * never an error. A cache with skipped files is used with \p skip_bad only.
  * \return PML_OK or an error; on error \p d is empty. */
 pml_status pml_data_load_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
                                    pml_dataset *d);
+
+/** As pml_data_load_image_dir, but returns once the folder is listed (and the storage bounds
+ * checked), with n, labels and classes known, while the images decode in libuv's thread pool
+ * (or come from the cache at once). pml_data_gather waits for the samples it gathers — or
+ * decodes them itself when the pool has not started them — so a dataset gathered now gives the
+ * same bytes as a loaded one. A bad file is not an error here: pml_data_check reports it (the
+ * first bad file in sorted order, as pml_data_load_image_dir) once any file failed, and
+ * pml_data_wait at the end; read d->images directly only after pml_data_wait. With \p skip_bad
+ * the sample count depends on every file, so this loads the whole folder first, as
+ * pml_data_load_image_dir. The cache is written once every file is decoded. */
+pml_status pml_data_open_image_dir(const char *dir, pml_shape shape, bool skip_bad, int *skipped,
+                                   pml_dataset *d);
+
+/** Waits until a dataset opened by pml_data_open_image_dir is decoded (at once for others).
+ * \return PML_OK, or the first bad file's error (in sorted order). */
+pml_status pml_data_wait(const pml_dataset *d);
+
+/** Without waiting while every file so far decoded: PML_OK; once a file failed, pml_data_wait
+ * (which then ends soon: no file after the failed one in sorted order is started). */
+pml_status pml_data_check(const pml_dataset *d);
 
 /** A synthetic, learnable image dataset: each image is a striped disc on a random background;
  * the stripes' orientation and period and the disc's colour depend on the class, position,
@@ -92,7 +119,9 @@ pml_status pml_data_synthetic(pml_shape shape, int classes, int n, uint64_t seed
 pml_status pml_data_split(pml_dataset *d, double frac, pml_dataset *val);
 
 /** Gathers samples idx[0..n) (indices into the view, each in [0, d->n)) as floats byte / 255 into
- * x (n * size floats, NCHW) and their labels into y; x or y may be NULL. Thread-safe. */
+ * x (n * size floats, NCHW) and their labels into y; x or y may be NULL. Thread-safe. From a
+ * folder still decoding it waits for (or decodes) exactly those samples; a bad file's sample
+ * reads as zeros, and pml_data_check then fails. */
 void pml_data_gather(const pml_dataset *d, const int32_t *idx, int n, float *x, int32_t *y);
 
 /** Releases storage the dataset owns (a view owns nothing) and empties \p d. Safe on empty and
@@ -102,7 +131,9 @@ void pml_data_free(pml_dataset *d);
 /** The data pml train uses for model \p g: \p data "synthetic" (images of the model's input
  * shape: \p train_samples, default 2936, and \p test_samples, default 734, from \p seed), an
  * MNIST-style folder (train-images-idx3-ubyte and friends), an image folder
- * (pml_data_load_image_dir at the model's input shape; \p skip_bad and \p skipped as there), or
+ * (pml_data_open_image_dir at the model's input shape when \p train is given — decoded while
+ * training runs: check pml_data_check and pml_data_wait as pml_train does — else
+ * pml_data_load_image_dir; \p skip_bad and \p skipped as there), or
  * NULL (Fashion-MNIST, for 28x28x1 models only). An image folder with train/ and test/
  * subfolders (each a folder of the same class subfolders) gives those two sets; any other is
  * the training set alone and \p test comes out empty (n = 0: no test set, as a Keras dataset
@@ -218,6 +249,14 @@ typedef struct pml_dist pml_dist;
 pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out);
 /** Leaves the world (MPI_Finalize when pml_dist_init started MPI) and frees \p d. */
 void pml_dist_finalize(pml_dist *d);
+/** The same ranks with a communicator of their own (collective: every rank calls it; \p d NULL:
+ * a world of one): its collectives never meet \p d's, so another thread may run them while
+ * \p d's go on (MPI_THREAD_MULTIPLE: pml_dist_threaded). pml_dist_finalize frees it (MPI
+ * stays \p d's). \return PML_OK or an MPI error. */
+pml_status pml_dist_dup(pml_dist *d, pml_dist **out);
+/** MPI lets several threads make calls at once (MPI_THREAD_MULTIPLE); true in a world of one
+ * (no MPI call is made there). */
+bool pml_dist_threaded(const pml_dist *d);
 /** This process's rank and the world's size; its rank among the processes of its host and how
  * many those are (they share its cores). NULL is a world of one. */
 int pml_dist_rank(const pml_dist *d);
@@ -375,11 +414,29 @@ typedef struct pml_ckpt {
 } pml_ckpt;
 
 /** Writes c to DIR/step-NNNNNNNNNNNN.ckpt (DIR made when missing) atomically, fsyncs DIR, then
- * removes the oldest checkpoints there beyond the newest \p keep (0: keeps all). */
+ * removes the oldest checkpoints there beyond the newest \p keep (0: keeps all) and what a run
+ * killed while writing a checkpoint across ranks left. */
 pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep);
-/** The newest checkpoint in \p dir (by step) into path. */
+/** The floats of one tensor of a checkpoint a rank writes: [lo[i], lo[i] + n[i]), ascending. */
+typedef struct pml_ckpt_ranges {
+    size_t *lo, *n;
+    size_t count;
+} pml_ckpt_ranges;
+/** A checkpoint of a run across the ranks of \p d, the folder DIR/step-NNNNNNNNNNNN.ckpt.
+ * Collective (every rank, one checkpoint at a time; \p d's collectives run here, so another
+ * thread may call it only with a pml_dist_dup of the run's world). Each rank writes the floats
+ * of \p c that \p r names (params, m, v, state; the rest of \p c is not read) to its part,
+ * fsynced; rank 0 gathers the parts' sizes and checksums, writes the manifest last and renames
+ * the folder into place (fsyncing it and DIR), then prunes as pml_ckpt_write. \return on rank
+ * 0 whether the checkpoint is in place (a rank that failed is named), on the others whether
+ * their part was written. */
+pml_status pml_ckpt_write_ranks(const char *dir, const pml_ckpt *c, const pml_ckpt_ranges r[4],
+                                pml_dist *d, int keep);
+/** The newest checkpoint in \p dir (by step) that counts into path: a file, or a folder across
+ * ranks with its manifest (one without is passed over: its writing was cut short). */
 pml_status pml_ckpt_newest(const char *dir, char *path, size_t cap);
-/** Reads and checks a checkpoint; allocates its tensors (pml_ckpt_free). */
+/** Reads and checks a checkpoint, a file or a folder across ranks (its manifest, then every
+ * part it lists, whatever the number of ranks reading); allocates its tensors (pml_ckpt_free). */
 pml_status pml_ckpt_read(const char *path, pml_ckpt *c);
 /** Allocates c's tensors (in huge pages where the kernel gives them); m, v: the optimizer's. */
 pml_status pml_ckpt_alloc(pml_ckpt *c, size_t nparams, size_t nstate, bool m, bool v);

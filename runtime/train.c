@@ -57,6 +57,8 @@ static pml_status check_data(const pml_graph *g, const pml_dataset *d, const cha
 pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *loss,
                         double *accuracy)
 {
+    pml_status ds = pml_data_wait(d); /* an image folder still decoding: all of it first */
+    if (ds != PML_OK) return ds;
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!idx) return pml_fail(PML_ENOMEM, "out of memory");
     double s = 0;
@@ -81,6 +83,8 @@ pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *lo
 pml_status pml_predict(pml_exec *e, const pml_dataset *d, int batch, int32_t *cls, float *prob,
                        int32_t *label)
 {
+    pml_status ds = pml_data_wait(d); /* an image folder still decoding: all of it first */
+    if (ds != PML_OK) return ds;
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!idx) return pml_fail(PML_ENOMEM, "out of memory");
     const pml_graph *g = &e->g;
@@ -1082,6 +1086,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     pml_status st;
     if ((st = check_data(g, train, "training")) != PML_OK) return st;
     if (test && (st = check_data(g, test, "test")) != PML_OK) return st;
+    /* an image folder decoded while training runs: across ranks each rank has it all first (a
+     * bad file found by one rank's part of a batch would stop it alone) */
+    if (pml_dist_size(opts->dist) > 1 && ((st = pml_data_wait(train)) != PML_OK ||
+                                          (test && (st = pml_data_wait(test)) != PML_OK)))
+        return st;
 
     pml_dataset tr = *train, val;
     tr.owner = NULL; /* a view: the caller keeps the storage */
@@ -1220,6 +1229,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             if ((st = poll_stop_all(&t, st)) != PML_OK) break;
             int n;
             feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
+            if ((st = pml_data_check(&tr)) != PML_OK) break; /* a bad file: before it trains */
             pml_step_result r;
             if (t.ps) {
                 st = ps_step(&t, e, g->nparams, n, &optim, total_steps, &r, &n);
@@ -1243,6 +1253,9 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
             s->steps++;
             total_steps++;
             if (opts->checkpoint_dir && total_steps % every == 0 &&
+                (st = pml_data_wait(&tr)) != PML_OK) /* no checkpoint before every file is good */
+                break;
+            if (opts->checkpoint_dir && total_steps % every == 0 &&
                 (st = ck_take(&t, e, &optim, total_steps, false, res)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, a checkpoint after step %ld: ", ep, step + 1);
                 break;
@@ -1261,6 +1274,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         s->accuracy = (double)correct / s->samples;
         res->epochs_run = ep;
         if (st != PML_OK) break;
+        if ((st = pml_data_wait(&tr)) != PML_OK) break; /* its line: every file decoded */
         if (begin + s->steps == t.spe) report(&t); /* the whole epoch, before its line */
         if (has_val) {
             char what[64];
@@ -1272,6 +1286,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         if (opts->cb.epoch) opts->cb.epoch(opts->cb.ud, s);
         if (total_steps >= t.limit) break;
     }
+    if (st == PML_OK) st = pml_data_wait(&tr); /* no output before every file is decoded */
+    if (st == PML_OK && test) st = pml_data_wait(test);
     if (st == PML_OK && opts->save_path && e) /* the trained model, its weights */
         st = pml_saved_write(opts->save_path, g, pml_exec_params(e), pml_exec_state(e));
     /* the run's last checkpoint: at its end, or where a signal or --max-steps stopped it */
