@@ -564,6 +564,12 @@ static pml_status from_dot(reader *r)
     for (int id = 0; id < nn; id++)
         if ((st = read_inputs(r, id)) != PML_OK) return st;
     if ((st = pml_graph_finalize(r->g)) != PML_OK) return pml_fail_ctx(st, "%s: ", r->src);
+    for (int id = 0; id < nn; id++) /* input_shape is the one input's shape */
+        if (r->g->nodes[id].op == PML_OP_INPUT && id != r->g->input)
+            return pml_fail(PML_EFORMAT,
+                            "%s: nodes '%s' and '%s' are both inputs; a model file has one (its "
+                            "input_shape)",
+                            r->src, P(r->g->nodes[r->g->input].name), P(r->g->nodes[id].name));
     if (classes && classes != r->g->classes)
         return pml_fail(PML_ESHAPE,
                         "%s: graph attribute classes=%d, but node '%s' gives %d classes", r->src,
@@ -765,6 +771,12 @@ pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext 
                             "model '%s': node '%s': the name cannot be written in DOT (backslash "
                             "or control character)",
                             P(g->name), P(g->nodes[i].name));
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == PML_OP_INPUT && i != g->input)
+            return pml_fail(PML_EUNSUPPORTED,
+                            "model '%s' has several inputs ('%s', '%s'): a model file holds one "
+                            "(its input_shape)",
+                            P(g->name), P(g->nodes[g->input].name), P(g->nodes[i].name));
     FILE *f = open_memstream(text, len);
     if (!f) return pml_fail(PML_ENOMEM, "model '%s': out of memory", g->name);
     char params[32], flops[32];

@@ -252,12 +252,13 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced);
 /** Largest ONNX file pml reads (protobuf's own limit). */
 #define PML_ONNX_MAX_BYTES ((size_t)2 << 30)
 
-/** An ONNX graph input that no initializer gives: the model's input, or a weight. */
+/** An ONNX graph input that no initializer gives: a data input, or a weight. */
 typedef struct pml_onnx_input {
     char *name;
     int rank;
     int64_t dims[PML_TENSOR_MAX_RANK]; /* declared dims; -1 where symbolic (the batch) */
-    bool data;                         /* the model's input */
+    bool data;                         /* a data input: input node `node` (the batch shared) */
+    int node;
     bool given;                        /* an integer input given at import: folded */
     int nbind;                         /* a weight: where its values go (see pml_onnx_bind) */
     struct pml_onnx_bind *bind;

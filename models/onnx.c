@@ -312,6 +312,7 @@ typedef struct val {
     pml_tensor t;
     int64_t *ints;
     int input;    /* V_WEIGHT: index in pml_onnx.inputs */
+    bool symbolic; /* V_WEIGHT: a dimension is symbolic (only a data input may be so) */
 } val;
 
 struct pml_onnx_bind {
@@ -375,7 +376,7 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 
 static const char supported_ops[] =
     "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
-    "Flatten, Reshape, Add, Concat, Dropout, Softmax, Identity, Pad (zeros, before Conv or "
+    "Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, Identity, Pad (zeros, before Conv or "
     "AveragePool); folded: Constant, Shape, Gather, "
     "Unsqueeze, Squeeze, Concat, Cast, Slice";
 
@@ -559,6 +560,15 @@ static pml_shape shape_of(const imp *im, const val *x) { return im->g->nodes[x->
 static pml_status assign_to(imp *im, val *src, int node, int slot, bool state, int trows,
                             int tcols, float scale, bool broadcast)
 {
+    if (src->kind == V_WEIGHT && im->m->inputs[src->input].data)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "graph input '%s' is data another node takes; pml takes a graph input as "
+                     "data or as a weight, not both",
+                     pml_dot_brief(src->name));
+    if (src->kind == V_WEIGHT && src->symbolic)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "graph input '%s' (a weight here) has a symbolic dimension",
+                     pml_dot_brief(src->name));
     if (im->nas == im->capas) {
         int cap = im->capas ? 2 * im->capas : 64;
         assign *a = realloc(im->as, (size_t)cap * sizeof *a);
@@ -582,6 +592,11 @@ static pml_status weight_in(imp *im, int i, const char *what, int rank, val **ou
                      "its %s '%s' is computed by the graph; pml needs weights from initializers "
                      "or graph inputs",
                      what, pml_dot_brief(w->name));
+    if (w->kind == V_WEIGHT && (w->symbolic || im->m->inputs[w->input].data))
+        return nfail(im, PML_EUNSUPPORTED,
+                     "its %s '%s' is a graph input %s; pml takes weights of known shapes", what,
+                     pml_dot_brief(w->name),
+                     w->symbolic ? "with a symbolic dimension" : "another node takes as data");
     if (rank >= 0 && w->t.rank != rank)
         return nfail(im, PML_ESHAPE, "its %s '%s' has rank %d, needs %d", what,
                      pml_dot_brief(w->name), w->t.rank, rank);
@@ -609,11 +624,56 @@ static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
     return x->rank;
 }
 
+static pml_status input_node(imp *im, int idx, int *out);
+
+/* Graph input x, a weight until now, taken as a tensor: a data input, fed like the first (its
+ * own input node and per-sample shape, the batch shared). Refused when a node took it as a
+ * weight already, or when its batch cannot be the first input's. */
+static pml_status to_data(imp *im, val *x)
+{
+    pml_onnx *m = im->m;
+    pml_onnx_input *in = &m->inputs[x->input];
+    if (!in->data) {
+        for (int i = 0; i < im->nas; i++) {
+            const val *s = &im->v[im->as[i].src];
+            if (s->kind == V_WEIGHT && s->input == x->input)
+                return nfail(im, PML_EUNSUPPORTED,
+                             "graph input '%s' is a weight of another node; pml takes a graph "
+                             "input as data or as a weight, not both",
+                             pml_dot_brief(x->name));
+        }
+        const pml_onnx_input *first = &m->inputs[0];
+        /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
+        const bool one = in->rank == 1, first_one = first->rank == 1;
+        if (one != first_one || (!one && in->dims[0] >= 0 && first->dims[0] >= 0 &&
+                                 in->dims[0] != first->dims[0])) {
+            char b[32], fb[32];
+            snprintf(b, sizeof b, one ? "none (rank 1: one sample)" : "%lld",
+                     (long long)in->dims[0]);
+            snprintf(fb, sizeof fb, first_one ? "none (rank 1: one sample)" : "%lld",
+                     (long long)first->dims[0]);
+            return nfail(im, PML_EUNSUPPORTED,
+                         "graph input '%s' as data: its batch (dimension 0) is %s, input '%s''s "
+                         "%s; pml's data inputs share the batch",
+                         pml_dot_brief(x->name), b, pml_dot_brief(first->name), fb);
+        }
+        int id;
+        pml_status st = input_node(im, x->input, &id);
+        if (st != PML_OK) return st;
+    }
+    x->kind = V_TENSOR;
+    x->node = in->node;
+    x->rank = in->rank;
+    return PML_OK;
+}
+
 /* A tensor the graph computes, which may be a view (a Flatten over another axis than 1). */
 static pml_status view_in(imp *im, int i, val **out)
 {
     val *x = in_val(im, i);
     if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
+    pml_status st;
+    if (x->kind == V_WEIGHT && (st = to_data(im, x)) != PML_OK) return st;
     if (x->kind != V_TENSOR)
         return nfail(im, PML_EUNSUPPORTED,
                      "input '%s' is a constant or weight where pml needs a tensor the graph "
@@ -1308,10 +1368,12 @@ static pml_status op_concat(imp *im)
         if (v->rank != rank) return nfail(im, PML_ESHAPE, "inputs of different ranks");
         in[i] = v->node;
     }
+    /* the channels: axis 1, or 0 of one sample of rank 1 */
     if (axis < 0) axis += rank;
-    if (axis != 1)
-        return nfail(im, PML_EUNSUPPORTED, "axis=%lld: pml concatenates channels (axis 1)",
-                     (long long)attr_int(im, "axis", 1));
+    if (axis != (rank == 1 ? 0 : 1))
+        return nfail(im, PML_EUNSUPPORTED, "axis=%lld: pml concatenates channels (axis %d%s)",
+                     (long long)attr_int(im, "axis", 1), rank == 1 ? 0 : 1,
+                     axis == 0 ? "; axis 0 is the batch" : "");
     int id = add_node(im, NULL, PML_OP_CONCAT, NULL, n, in);
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
 }
@@ -1323,26 +1385,37 @@ static pml_status op_add(imp *im)
     if ((st = only_attrs(im, none)) != PML_OK) return st;
     val *a = in_val(im, 0), *b = in_val(im, 1);
     if (!a || !b) return nfail(im, PML_EFORMAT, "needs two inputs");
-    int ia = a->kind == V_TENSOR ? 0 : 1; /* the tensor, and b the other */
+    /* a: the tensor (a graph input given at run time may become one), b the other */
+    int ia = a->kind == V_TENSOR ? 0 : b->kind == V_TENSOR ? 1 : a->kind == V_WEIGHT ? 0 : 1;
     if (ia == 1) {
         a = b;
         b = in_val(im, 0);
     }
-    if (a->kind != V_TENSOR)
+    if (a->kind == V_CONST)
         return nfail(im, PML_EUNSUPPORTED, "pml folds no arithmetic on constants");
     if ((st = tensor_in(im, ia, &a)) != PML_OK) return st;
+    b = in_val(im, 1 - ia);
     if (b->kind != V_TENSOR) {
         /* a bias: into the linear (or conv) before, when it has none and only this reads it */
         pml_node *p = &im->g->nodes[a->node];
         int64_t c = p->out.c;
         bool vec = (b->t.rank == 1 && b->t.dims[0] == c) ||
                    (b->t.rank == 2 && b->t.dims[0] == 1 && b->t.dims[1] == c && a->rank == 2);
-        if ((p->op != PML_OP_LINEAR && p->op != PML_OP_CONV2D) || p->a.bias ||
-            p->a.act != PML_ACT_NONE || a->uses != 1 || !vec || a->rank != 2)
+        bool bias = (p->op == PML_OP_LINEAR || p->op == PML_OP_CONV2D) && !p->a.bias &&
+                    p->a.act == PML_ACT_NONE && a->uses == 1 && vec && a->rank == 2;
+        /* a graph input of a's rank that is not a bias: data, added sample by sample */
+        if (!bias && b->kind == V_WEIGHT && b->t.rank == a->rank) {
+            if ((st = tensor_in(im, 1 - ia, &b)) != PML_OK) return st;
+            goto tensors;
+        }
+        if (!bias)
             return nfail(im, PML_EUNSUPPORTED,
-                         "adding constant '%s': pml adds a constant only as the bias of the "
-                         "MatMul or Gemm before it",
-                         pml_dot_brief(b->name));
+                         "adding %s '%s': pml adds a constant only as the bias of the MatMul or "
+                         "Gemm before it%s",
+                         b->kind == V_WEIGHT ? "graph input" : "constant", pml_dot_brief(b->name),
+                         b->kind == V_WEIGHT ? ", and a graph input of the tensor's rank as data "
+                                               "(no broadcasting over the batch)"
+                                             : "");
         p->a.bias = 1;
         int ai = (int)(a - im->v);
         if ((st = assign_to(im, b, a->node, 1, false, 0, 0, 1.0f, false)) != PML_OK) return st;
@@ -1352,11 +1425,40 @@ static pml_status op_add(imp *im)
         return alias_out(im, &im->v[ai]);
     }
     if ((st = tensor_in(im, 1 - ia, &b)) != PML_OK) return st;
+tensors:
+    a = in_val(im, ia); /* the values may have moved */
     if (a->rank != b->rank || !pml_shape_eq(shape_of(im, a), shape_of(im, b)))
         return nfail(im, PML_EUNSUPPORTED,
                      "inputs of different shapes: pml adds equal shapes (no broadcasting)");
     int in[2] = {a->node, b->node}, rank = a->rank;
     int id = add_node(im, NULL, PML_OP_ADD, NULL, 2, in);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
+}
+
+/* Sum of tensors of equal shapes (no broadcasting): add */
+static pml_status op_sum(imp *im)
+{
+    static const char *const none[] = {NULL};
+    pml_status st;
+    if ((st = only_attrs(im, none)) != PML_OK) return st;
+    int n = (int)im->node->n_input;
+    if (n < 1) return nfail(im, PML_EFORMAT, "no inputs");
+    if (n > PML_MAX_INPUTS)
+        return nfail(im, PML_EUNSUPPORTED, "%d inputs (pml's add takes up to %d)", n,
+                     PML_MAX_INPUTS);
+    int in[PML_MAX_INPUTS], rank = 0;
+    pml_shape s0 = {0, 0, 0};
+    for (int i = 0; i < n; i++) {
+        val *v;
+        if ((st = tensor_in(im, i, &v)) != PML_OK) return st;
+        if (n == 1) return alias_out(im, v);
+        if (i == 0) rank = v->rank, s0 = shape_of(im, v);
+        if (v->rank != rank || !pml_shape_eq(shape_of(im, v), s0))
+            return nfail(im, PML_EUNSUPPORTED,
+                         "inputs of different shapes: pml adds equal shapes (no broadcasting)");
+        in[i] = v->node;
+    }
+    int id = add_node(im, NULL, PML_OP_ADD, NULL, n, in);
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
 }
 
@@ -1559,6 +1661,7 @@ static const op_entry ops[] = {
     {"Squeeze", op_sq},
     {"Cast", op_cast},
     {"Slice", op_slice},
+    {"Sum", op_sum},
 };
 
 /* ---------------------------------------------------------------- the graph */
@@ -1590,8 +1693,50 @@ static bool is_initializer(const imp *im, const char *name)
     return false;
 }
 
-/* The graph inputs no initializer gives: the first is the model's input (a pml input node),
- * the others run-time weights. */
+/* An input node for graph input idx: its per-sample shape from the declared dims (all but the
+ * batch; rank 1: one sample). */
+static pml_status input_node(imp *im, int idx, int *out)
+{
+    pml_onnx_input *in = &im->m->inputs[idx];
+    const char *name = in->name;
+    if (in->rank < 1 || in->rank > 4)
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
+                        "(N, C, H, W) or one sample (C)",
+                        im->path, pml_dot_brief(name), in->rank);
+    int per[3] = {1, 1, 1};
+    for (int d = in->rank == 1 ? 0 : 1; d < in->rank; d++) {
+        if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: input '%s': dimension %d is not a known size (pml needs "
+                            "each sample's shape; only the batch may be symbolic)",
+                            im->path, pml_dot_brief(name), d);
+        per[d - (in->rank > 1)] = (int)in->dims[d];
+    }
+    pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+    a.shape = (pml_shape){per[0], per[1], per[2]};
+    char base[PML_NAME_MAX], nm[PML_NAME_MAX];
+    snprintf(base, sizeof base, "%s", name);
+    for (char *p = base; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
+    if (!*base || base[0] == ' ') snprintf(base, sizeof base, "input");
+    snprintf(nm, sizeof nm, "%s", base);
+    for (int i = 2; pml_graph_find(im->g, nm) >= 0; i++) {
+        snprintf(nm, sizeof nm, "%.50s_%d", base, i);
+    }
+    int id = pml_graph_add(im->g, nm, PML_OP_INPUT, &a, 0, NULL);
+    if (id < 0) return pml_fail_ctx(PML_EFORMAT, "%s: ", im->path);
+    pml_shape none;
+    if (pml_ops[PML_OP_INPUT].infer(&im->g->nodes[id], &none, 0) != PML_OK)
+        return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
+    in->data = true;
+    in->node = id;
+    *out = id;
+    return PML_OK;
+}
+
+/* The graph inputs no initializer gives: the first is a data input (a pml input node), the
+ * others run-time weights until a node takes one as a tensor (to_data). */
 static pml_status graph_inputs(imp *im)
 {
     const Onnx__GraphProto *gp = im->gp;
@@ -1676,46 +1821,16 @@ static pml_status graph_inputs(imp *im)
                                                 "the others"
                                               : "");
         if (first) {
-            in->data = true;
-            if (in->rank < 1 || in->rank > 4)
-                return pml_fail(PML_EUNSUPPORTED,
-                                "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
-                                "(N, C, H, W) or one sample (C)",
-                                im->path, pml_dot_brief(name), in->rank);
-            int per[3] = {1, 1, 1};
-            /* rank 1: one sample of C values */
-            for (int d = in->rank == 1 ? 0 : 1; d < in->rank; d++) {
-                if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
-                    return pml_fail(PML_EUNSUPPORTED,
-                                    "%s: input '%s': dimension %d is not a known size (pml needs "
-                                    "each sample's shape; only the batch may be symbolic)",
-                                    im->path, pml_dot_brief(name), d);
-                per[d - (in->rank > 1)] = (int)in->dims[d];
-            }
+            int id;
+            pml_status st = input_node(im, idx, &id);
+            if (st != PML_OK) return st;
             im->batch = in->rank == 1 ? 1 : in->dims[0];
-            pml_attrs a = pml_attrs_default(PML_OP_INPUT);
-            a.shape = (pml_shape){per[0], per[1], per[2]};
-            char nm[PML_NAME_MAX];
-            snprintf(nm, sizeof nm, "%s", name);
-            for (char *p = nm; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == '\\' || *p == '"') *p = '_';
-            if (!*nm || nm[0] == ' ') snprintf(nm, sizeof nm, "input");
-            int id = pml_graph_add(im->g, nm, PML_OP_INPUT, &a, 0, NULL);
-            if (id < 0) return pml_fail_ctx(PML_EFORMAT, "%s: ", im->path);
-            pml_shape none;
-            if (pml_ops[PML_OP_INPUT].infer(&im->g->nodes[id], &none, 0) != PML_OK)
-                return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
             int k = new_val(im, gp->input[i]->name, V_TENSOR);
             if (k < 0) return oom(im);
             im->v[k].node = id;
             im->v[k].rank = in->rank;
         } else {
-            for (int d = 0; d < in->rank; d++)
-                if (in->dims[d] < 0)
-                    return pml_fail(PML_EUNSUPPORTED,
-                                    "%s: graph input '%s' (a weight: pml takes one data input) "
-                                    "has a symbolic dimension",
-                                    im->path, pml_dot_brief(name));
+            /* a weight given at run time, or, once a node takes it as a tensor, a data input */
             int k = new_val(im, gp->input[i]->name, V_WEIGHT);
             if (k < 0) return oom(im);
             im->v[k].input = m->ninputs - 1;
@@ -1723,7 +1838,8 @@ static pml_status graph_inputs(imp *im)
             size_t n = 1;
             for (int d = 0; d < in->rank; d++) {
                 im->v[k].t.dims[d] = in->dims[d];
-                n *= (size_t)in->dims[d];
+                im->v[k].symbolic |= in->dims[d] < 0;
+                n *= in->dims[d] < 0 ? 0 : (size_t)in->dims[d];
             }
             im->v[k].t.n = n;
         }
@@ -1900,6 +2016,45 @@ pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, floa
     return PML_OK;
 }
 
+/* Puts the data inputs' nodes first, in the graph's order (a data input found only as a node
+ * takes it was added later): pml's inputs, as exported, then follow the ONNX model's. */
+static pml_status order_inputs(imp *im)
+{
+    pml_onnx *m = im->m;
+    pml_graph *g = im->g;
+    const int n = g->nnodes;
+    bool sorted = true;
+    for (int k = 0, next = 0; k < m->ninputs; k++)
+        if (m->inputs[k].data) sorted = sorted && m->inputs[k].node == next++;
+    if (sorted) return PML_OK;
+    int *to = malloc((size_t)n * sizeof *to);
+    pml_node *nodes = malloc((size_t)g->cap * sizeof *nodes);
+    if (!to || !nodes) {
+        free(to);
+        free(nodes);
+        return oom(im);
+    }
+    int next = 0;
+    for (int k = 0; k < m->ninputs; k++)
+        if (m->inputs[k].data) to[m->inputs[k].node] = next++;
+    for (int v = 0; v < n; v++)
+        if (g->nodes[v].op != PML_OP_INPUT) to[v] = next++;
+    for (int v = 0; v < n; v++) {
+        nodes[to[v]] = g->nodes[v];
+        for (int j = 0; j < g->nodes[v].nin; j++) nodes[to[v]].in[j] = to[g->nodes[v].in[j]];
+    }
+    free(g->nodes);
+    g->nodes = nodes;
+    for (int k = 0; k < m->ninputs; k++)
+        if (m->inputs[k].data) m->inputs[k].node = to[m->inputs[k].node];
+    for (int i = 0; i < im->nv; i++)
+        if (im->v[i].kind == V_TENSOR && im->v[i].node >= 0) im->v[i].node = to[im->v[i].node];
+    for (int i = 0; i < im->nas; i++) im->as[i].b.node = to[im->as[i].b.node];
+    m->output_node = to[m->output_node];
+    free(to);
+    return PML_OK;
+}
+
 static void free_vals(imp *im)
 {
     for (int i = 0; i < im->nv; i++) {
@@ -1984,7 +2139,9 @@ static pml_status parse(const void *data, size_t len, const char *path, uint64_t
             strcmp(mp->graph->name, "torch_jit") != 0)
             snprintf(m->g.name, sizeof m->g.name, "%s", mp->graph->name);
         m->onnx_nodes = (int)mp->graph->n_node;
-        if ((st = pml_graph_finalize(&m->g)) != PML_OK)
+        if ((st = order_inputs(&im)) != PML_OK)
+            ;
+        else if ((st = pml_graph_finalize(&m->g)) != PML_OK)
             st = pml_fail_ctx(st, "%s: ", path);
         else
             st = weights(&im, seed);
@@ -2015,11 +2172,15 @@ typedef struct ex {
     int nn, capn;
     Onnx__TensorProto **inits;
     int ni, capi;
-    Onnx__ValueInfoProto io[2], *inp[1], *outp[1];
-    Onnx__TypeProto tp[2];
-    Onnx__TypeProto__Tensor tt[2];
-    Onnx__TensorShapeProto sh[2];
-    Onnx__TensorShapeProto__Dimension dim[2][4], *dimp[2][4];
+    struct ex_vi { /* a graph input or output: the inputs in id order, then the output */
+        Onnx__ValueInfoProto v;
+        Onnx__TypeProto tp;
+        Onnx__TypeProto__Tensor tt;
+        Onnx__TensorShapeProto sh;
+        Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+    } *io;
+    Onnx__ValueInfoProto **inp, *outp[1];
+    int nio;
     char **names; /* every string made here, freed at the end */
     int nnames, capnames;
     bool oom;
@@ -2164,13 +2325,14 @@ static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const flo
 
 static void ex_io(ex *e, int k, const char *name, int rank, const int64_t *d)
 {
-    Onnx__ValueInfoProto *v = &e->io[k];
+    struct ex_vi *x = &e->io[k];
+    Onnx__ValueInfoProto *v = &x->v;
     *v = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
-    e->tp[k] = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
-    e->tt[k] = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
-    e->sh[k] = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
+    x->tp = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
+    x->tt = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
+    x->sh = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
     for (int i = 0; i < rank; i++) {
-        Onnx__TensorShapeProto__Dimension *dm = &e->dim[k][i];
+        Onnx__TensorShapeProto__Dimension *dm = &x->dim[i];
         *dm = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
         if (i == 0) {
             dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
@@ -2179,17 +2341,17 @@ static void ex_io(ex *e, int k, const char *name, int rank, const int64_t *d)
             dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
             dm->dim_value = d[i];
         }
-        e->dimp[k][i] = dm;
+        x->dimp[i] = dm;
     }
-    e->sh[k].n_dim = (size_t)rank;
-    e->sh[k].dim = e->dimp[k];
-    e->tt[k].has_elem_type = 1;
-    e->tt[k].elem_type = T_FLOAT;
-    e->tt[k].shape = &e->sh[k];
-    e->tp[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    e->tp[k].tensor_type = &e->tt[k];
+    x->sh.n_dim = (size_t)rank;
+    x->sh.dim = x->dimp;
+    x->tt.has_elem_type = 1;
+    x->tt.elem_type = T_FLOAT;
+    x->tt.shape = &x->sh;
+    x->tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    x->tp.tensor_type = &x->tt;
     v->name = (char *)name;
-    v->type = &e->tp[k];
+    v->type = &x->tp;
 }
 
 static void ex_free(ex *e)
@@ -2214,6 +2376,8 @@ static void ex_free(ex *e)
     free(e->nodes);
     free(e->inits);
     free(e->names);
+    free(e->io);
+    free(e->inp);
 }
 
 /* a window's attributes: kernel, strides, dilations, and the padding as given (same: auto_pad;
@@ -2264,14 +2428,21 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
     e.m.producer_version = (char *)PML_VERSION;
     e.m.graph = &e.g;
     e.g.name = (char *)g->name;
-    /* each node's output value and its rank */
+    /* each node's output value and its rank; the graph's inputs (every input node, in id
+     * order) and output */
     char **vname = calloc((size_t)g->nnodes, sizeof *vname);
     int *rank = calloc((size_t)g->nnodes, sizeof *rank);
-    if (!vname || !rank) {
+    for (int i = 0; i < g->nnodes; i++) e.nio += g->nodes[i].op == PML_OP_INPUT;
+    e.io = calloc((size_t)e.nio + 1, sizeof *e.io);
+    e.inp = calloc((size_t)e.nio + 1, sizeof *e.inp);
+    if (!vname || !rank || !e.io || !e.inp) {
         free(vname);
         free(rank);
+        free(e.io);
+        free(e.inp);
         return pml_fail(PML_ENOMEM, "%s: out of memory", path);
     }
+    for (int k = 0; k < e.nio; k++) e.inp[k] = &e.io[k].v;
     /* in id order when that is topological (so reading it back gives the same ids and
      * parameter layout), else in the graph's topological order */
     bool by_id = true;
@@ -2300,10 +2471,11 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
                                                     g->nodes[j].op == PML_OP_AVGPOOL2D))
                         rank[id] = 4;
             int64_t dd[4] = {-1, p->out.c, p->out.h, p->out.w};
-            ex_io(&e, 0, out, rank[id], dd);
-            e.inp[0] = &e.io[0];
+            int k = 0; /* its place among the inputs */
+            for (int i = 0; i < id; i++) k += g->nodes[i].op == PML_OP_INPUT;
+            ex_io(&e, k, out, rank[id], dd);
             e.g.input = e.inp;
-            e.g.n_input = 1;
+            e.g.n_input = (size_t)e.nio;
             break;
         }
         case PML_OP_CONV2D: {
@@ -2358,17 +2530,10 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             ex_attr_i(&e, n, "axis", 1);
             rank[id] = 2;
             break;
-        case PML_OP_ADD: {
-            char *acc = in[0];
-            for (int i = 1; i < p->nin; i++) {
-                char *o = i + 1 == p->nin ? out : ex_str(&e, "%s.%d", p->name, i);
-                char *ai[2] = {acc, in[i]};
-                ex_node(&e, "Add", i + 1 == p->nin ? p->name : o, o, 2, ai);
-                acc = o;
-            }
+        case PML_OP_ADD: /* Add of two, Sum of more (one node either way, as read back) */
+            ex_node(&e, p->nin == 2 ? "Add" : "Sum", p->name, out, p->nin, in);
             rank[id] = rank[p->in[0]];
             break;
-        }
         case PML_OP_CONCAT:
             n = ex_node(&e, "Concat", p->name, out, p->nin, in);
             ex_attr_i(&e, n, "axis", 1);
@@ -2400,8 +2565,8 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             const pml_node *l = &g->nodes[p->in[0]];
             /* (N, C) or (N, C, 1, 1) as it is (pml's logits are vectors) */
             int64_t dd[4] = {-1, l->out.c, 1, 1};
-            ex_io(&e, 1, vname[p->in[0]], rank[p->in[0]], dd);
-            e.outp[0] = &e.io[1];
+            ex_io(&e, e.nio, vname[p->in[0]], rank[p->in[0]], dd);
+            e.outp[0] = &e.io[e.nio].v;
             e.g.output = e.outp;
             e.g.n_output = 1;
             break;

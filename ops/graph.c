@@ -214,12 +214,9 @@ pml_status pml_graph_finalize(pml_graph *g)
                 return pml_fail(PML_EFORMAT, "node '%s': input %d refers to no node", n->name, j);
             if (n->in[j] == i) return pml_fail(PML_EFORMAT, "node '%s' is part of a cycle", n->name);
         }
-        if (n->op == PML_OP_INPUT) {
-            if (g->input >= 0)
-                return pml_fail(PML_EFORMAT, "nodes '%s' and '%s' are both inputs; one is allowed",
-                                g->nodes[g->input].name, n->name);
-            g->input = i;
-        }
+        /* several inputs: each its own per-sample shape, the batch shared; g->input is the
+         * first (the one a dataset feeds) */
+        if (n->op == PML_OP_INPUT && g->input < 0) g->input = i;
         if (n->op == PML_OP_SOFTMAX_XENT) {
             if (g->loss >= 0)
                 return pml_fail(PML_EFORMAT,

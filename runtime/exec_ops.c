@@ -285,7 +285,7 @@ static pml_status ops_forward(pml_exec *e, int n, bool training)
     const pml_graph *g = &e->g;
     for (int k = 0; k < g->nnodes; k++) {
         int v = g->order[k];
-        if (v == g->input) continue;
+        if (g->nodes[v].op == PML_OP_INPUT) continue; /* filled by the caller */
         choose_split(x, v, n);
         x->cur = v;
         double t0 = e->profiling ? pml_now() : 0;
@@ -457,7 +457,9 @@ pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *opts, p
     }
 #undef TAKE
     memset(e->labels, 0, (size_t)B * sizeof *e->labels);
-    memset(e->input, 0, (size_t)B * x->rt[g->input].size * sizeof(float));
+    for (int v = 0; v < N; v++) /* every input node, the first being e->input */
+        if (g->nodes[v].op == PML_OP_INPUT)
+            memset(x->rt[v].y, 0, (size_t)B * x->rt[v].size * sizeof(float));
     memset(e->grads, 0, g->nparams * sizeof(float));
     pml_params_init(g, e->params, e->state, opts->seed);
     pml_blas_single_thread();

@@ -935,7 +935,8 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
         const int P = pml_opcfg_parts(c);
         const size_t full = (size_t)B * pml_shape_size(nd->out);
         if (nd->op == PML_OP_INPUT) {
-            if (!(x->e.out[v] = x->e.input = px_alloc(x, full * sizeof(float)))) goto nomem;
+            if (!(x->e.out[v] = px_alloc(x, full * sizeof(float)))) goto nomem;
+            if (v == G->input) x->e.input = x->e.out[v]; /* the others: pml_exec_output's */
         } else if (!(x->e.out[v] = px_alloc(x, full * sizeof(float)))) {
             goto nomem;
         }

@@ -7,21 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, float *y)
+/* The forward pass of n samples, batch at a time: samples [i, i + k) of xs[j] go into input node
+ * nodes[j] (of nx), node's output into y. */
+static pml_status forward_chunks(pml_exec *e, int nx, const int *nodes, const float *const *xs,
+                                 int node, int n, int batch, float *y)
 {
     const pml_graph *g = &e->g;
-    if (node < 0 || node >= g->nnodes) return pml_fail(PML_EINVAL, "no node %d", node);
-    const size_t in = pml_shape_size(g->nodes[g->input].out);
     const size_t out = pml_shape_size(g->nodes[node].out);
     pml_status st = PML_OK;
     for (int i = 0; i < n && st == PML_OK; i += batch) {
         int k = n - i < batch ? n - i : batch;
-        memcpy(pml_exec_input(e), x + (size_t)i * in, (size_t)k * in * sizeof *x);
+        for (int j = 0; j < nx; j++) {
+            const size_t in = pml_shape_size(g->nodes[nodes[j]].out);
+            memcpy(e->out[nodes[j]], xs[j] + (size_t)i * in, (size_t)k * in * sizeof(float));
+        }
         memset(pml_exec_labels(e), 0, (size_t)k * sizeof(int32_t));
         if ((st = pml_exec_forward(e, k, false, NULL)) != PML_OK) break;
         memcpy(y + (size_t)i * out, pml_exec_output(e, node), (size_t)k * out * sizeof *y);
     }
     return st;
+}
+
+pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, float *y)
+{
+    const pml_graph *g = &e->g;
+    if (node < 0 || node >= g->nnodes) return pml_fail(PML_EINVAL, "no node %d", node);
+    return forward_chunks(e, 1, &g->input, &x, node, n, batch, y);
 }
 
 pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
@@ -44,19 +55,27 @@ pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tens
         if (!m->params || !m->state) st = pml_fail(PML_ENOMEM, "out of memory");
         else pml_params_init(&m->g, m->params, m->state, seed);
     }
-    if (st == PML_OK && (!(m->inputs = calloc(1, sizeof *m->inputs)) ||
-                         !(m->inputs[0].name = strdup("input"))))
+    /* its input nodes in id order, each of its own shape */
+    if (st == PML_OK && !(m->inputs = calloc((size_t)m->g.nnodes, sizeof *m->inputs)))
         st = pml_fail(PML_ENOMEM, "out of memory");
+    for (int v = 0; st == PML_OK && v < m->g.nnodes; v++) {
+        if (m->g.nodes[v].op != PML_OP_INPUT) continue;
+        pml_onnx_input *in = &m->inputs[m->ninputs++];
+        if (!(in->name = strdup(m->ninputs == 1 ? "input" : m->g.nodes[v].name))) {
+            st = pml_fail(PML_ENOMEM, "out of memory");
+            break;
+        }
+        const pml_shape s = m->g.nodes[v].out;
+        in->data = true;
+        in->node = v;
+        in->rank = s.h == 1 && s.w == 1 ? 2 : 4;
+        const int64_t d[4] = {-1, s.c, s.h, s.w};
+        memcpy(in->dims, d, sizeof d);
+    }
     if (st != PML_OK) {
         pml_onnx_free(m);
         return st;
     }
-    const pml_shape s = m->g.nodes[m->g.input].out;
-    m->ninputs = 1;
-    m->inputs[0].data = true;
-    m->inputs[0].rank = s.h == 1 && s.w == 1 ? 2 : 4;
-    const int64_t d[4] = {-1, s.c, s.h, s.w};
-    memcpy(m->inputs[0].dims, d, sizeof d);
     m->output_node = m->g.logits;
     m->output_rank = 2;
     m->output_dims[0] = 1;
@@ -64,13 +83,12 @@ pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tens
     return PML_OK;
 }
 
-pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y)
+/* Checks data input di's tensor x against its node's shape: *n receives its samples. */
+static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x, int *n)
 {
-    memset(y, 0, sizeof *y);
-    const pml_onnx_input *di = &m->inputs[0];
-    const pml_shape s = m->g.nodes[m->g.input].out;
+    const pml_onnx_input *di = &m->inputs[k];
+    const pml_shape s = m->g.nodes[di->node].out;
     const size_t per = pml_shape_size(s);
-    const pml_tensor *x = &in[0];
     /* rank 1: one sample */
     const bool one = di->rank == 1;
     bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
@@ -80,21 +98,58 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         same = x->rank == di->rank && x->dims[d] == di->dims[d];
     if (!same)
         return pml_fail(PML_ESHAPE,
-                        "input '%s': a tensor of %zu values (rank %d) is not %s of the "
-                        "model's %dx%dx%d",
-                        di->name, x->n, x->rank, one ? "one sample" : "N samples", s.c, s.h, s.w);
-    const int n = one ? 1 : (int)x->dims[0];
-    if (m->output_batch < 0 && n != m->output_samples)
-        return pml_fail(PML_ESHAPE, "input '%s': %d samples; the model's output has a fixed shape, "
-                                    "for %d",
-                        di->name, n, m->output_samples);
+                        "input '%s' (input_%d): a tensor of %zu values (rank %d) is not %s of "
+                        "the model's %dx%dx%d",
+                        pml_dot_brief(di->name), k, x->n, x->rank,
+                        one ? "one sample" : "N samples", s.c, s.h, s.w);
+    *n = one ? 1 : (int)x->dims[0];
+    return PML_OK;
+}
+
+pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y)
+{
+    memset(y, 0, sizeof *y);
+    /* the data inputs (each an input node), in the graph's order; the batch is shared */
+    int nx = 0, n = 0, first = -1;
+    int *nodes = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *nodes);
+    const float **xs = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *xs);
+    pml_status st = nodes && xs ? PML_OK : pml_fail(PML_ENOMEM, "out of memory");
+    for (int k = 0; k < m->ninputs && st == PML_OK; k++) {
+        const pml_onnx_input *di = &m->inputs[k];
+        if (!di->data) continue;
+        int nk = 0;
+        if ((st = check_data_input(m, k, &in[k], &nk)) != PML_OK) break;
+        if (first >= 0 && nk != n)
+            st = pml_fail(PML_ESHAPE,
+                          "input '%s' (input_%d): %d samples, input '%s' (input_%d) %d: a "
+                          "model's inputs share the batch",
+                          pml_dot_brief(di->name), k, nk, pml_dot_brief(m->inputs[first].name),
+                          first, n);
+        if (first < 0) first = k, n = nk;
+        nodes[nx] = di->node;
+        xs[nx++] = in[k].data;
+    }
+    if (st == PML_OK && first < 0) st = pml_fail(PML_EINVAL, "the model has no data input");
+    if (st == PML_OK && m->output_batch < 0 && n != m->output_samples)
+        st = pml_fail(PML_ESHAPE, "input '%s': %d samples; the model's output has a fixed shape, "
+                                  "for %d",
+                      pml_dot_brief(m->inputs[first].name), n, m->output_samples);
+    if (st != PML_OK) {
+        free(nodes);
+        free(xs);
+        return st;
+    }
     if (batch <= 0 || batch > n) batch = n;
-    pml_status st;
-    for (int k = 1; k < m->ninputs; k++)
-        if ((st = pml_onnx_bind(m, k, &in[k], m->params, m->state)) != PML_OK) return st;
+    for (int k = 0; k < m->ninputs && st == PML_OK; k++)
+        if (!m->inputs[k].data) st = pml_onnx_bind(m, k, &in[k], m->params, m->state);
     pml_exec *e = NULL;
     pml_exec_opts eo = {.batch = batch, .threads = threads};
-    if ((st = pml_exec_create(&m->g, &eo, &e)) != PML_OK) return st;
+    if (st == PML_OK) st = pml_exec_create(&m->g, &eo, &e);
+    if (st != PML_OK) {
+        free(nodes);
+        free(xs);
+        return st;
+    }
     memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
     if (m->g.nstate) memcpy(pml_exec_state(e), m->state, m->g.nstate * sizeof(float));
     /* the output: output_node's output seen with the ONNX output's dims */
@@ -103,10 +158,13 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     y->n = (size_t)n * pml_shape_size(m->g.nodes[m->output_node].out);
     if (!(y->data = malloc((y->n ? y->n : 1) * sizeof(float))))
         st = pml_fail(PML_ENOMEM, "out of memory");
-    else if ((st = pml_infer(e, m->output_node, x->data, n, batch, y->data)) == PML_OK &&
+    else if ((st = forward_chunks(e, nx, nodes, xs, m->output_node, n, batch, y->data)) ==
+                 PML_OK &&
              m->output_softmax)
         pml_tensor_softmax(y, m->output_axis, m->output_coerced);
     pml_exec_destroy(e);
+    free(nodes);
+    free(xs);
     if (st != PML_OK) {
         pml_tensor_free(y);
         return st;

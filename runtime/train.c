@@ -42,6 +42,12 @@
 
 static pml_status check_data(const pml_graph *g, const pml_dataset *d, const char *what)
 {
+    for (int v = 0; v < g->nnodes; v++) /* a dataset feeds one input */
+        if (g->nodes[v].op == PML_OP_INPUT && v != g->input)
+            return pml_fail(PML_EUNSUPPORTED,
+                            "model '%s' has several inputs ('%s', '%s'); a dataset feeds one: pml "
+                            "trains and evaluates models of one input (pml infer runs the others)",
+                            g->name, g->nodes[g->input].name, g->nodes[v].name);
     if (!pml_shape_eq(d->shape, g->nodes[g->input].out))
         return pml_fail(
             PML_ESHAPE, "%s data '%s' has samples of %dx%dx%d, model '%s' takes %dx%dx%d", what,

@@ -105,7 +105,18 @@ static void t_errors(void)
     int y = pml_graph_add(&g, "input2", PML_OP_INPUT, &a2, 0, NULL);
     int s = pml_graph_add(&g, "s", PML_OP_ADD, NULL, 2, (int[]){x, y});
     pml_graph_add(&g, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &s);
-    expect_error(&g, PML_EFORMAT, "both inputs");
+    /* several inputs, each of its own shape (the batch shared): the first is g.input */
+    CHECK_OK(pml_graph_finalize(&g));
+    CHECK(g.input == x && g.nodes[y].out.c == 4);
+    pml_graph_free(&g);
+    /* inputs whose shapes an op cannot take */
+    pml_graph_init(&g, "e");
+    x = input(&g, 4, 1, 1);
+    a2.shape = (pml_shape){5, 1, 1};
+    y = pml_graph_add(&g, "input2", PML_OP_INPUT, &a2, 0, NULL);
+    s = pml_graph_add(&g, "s", PML_OP_ADD, NULL, 2, (int[]){x, y});
+    pml_graph_add(&g, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &s);
+    expect_error(&g, PML_ESHAPE, "'s'");
     pml_graph_free(&g);
     /* no loss */
     pml_graph_init(&g, "e");

@@ -79,14 +79,27 @@ static void run_set(const char *model, const char *set, counts *c)
         if (back) {
             CHECK_MSG(b.g.nnodes == m.g.nnodes && b.g.nparams == m.g.nparams, "%s: %d nodes back, "
                       "%d before", set, b.g.nnodes, m.g.nnodes);
-            /* 1-D models come back 2-D: (N, C, L) is written (N, C, L, 1); one sample of rank 1
-             * a batch of one (N, C) */
-            pml_tensor x = in[0];
-            x.rank = b.inputs[0].rank;
-            size_t per = 1;
-            for (int k = 1; k < x.rank; k++) per *= (size_t)(x.dims[k] = b.inputs[0].dims[k]);
-            x.dims[0] = (int64_t)(x.n / per);
-            CHECK(b.ninputs == 1 && pml_infer_run(&b, &x, 1, 0, &yb) == PML_OK && yb.n == y.n);
+            /* the data inputs, in order, are the export's inputs. 1-D models come back 2-D:
+             * (N, C, L) is written (N, C, L, 1); one sample of rank 1 a batch of one (N, C) */
+            pml_tensor x[16];
+            int nx = 0;
+            for (int k = 0; k < m.ninputs && nx < b.ninputs; k++) {
+                if (!m.inputs[k].data) continue;
+                x[nx] = in[k];
+                x[nx].rank = b.inputs[nx].rank;
+                size_t per = 1;
+                for (int r = 1; r < x[nx].rank; r++)
+                    per *= (size_t)(x[nx].dims[r] = b.inputs[nx].dims[r]);
+                x[nx].dims[0] = (int64_t)(x[nx].n / per);
+                CHECK_MSG(m.inputs[k].node == b.inputs[nx].node, "%s: input %d is node %d back, "
+                          "%d before", set, nx, b.inputs[nx].node, m.inputs[k].node);
+                nx++;
+            }
+            int ndata = 0;
+            for (int k = 0; k < m.ninputs; k++) ndata += m.inputs[k].data;
+            CHECK_MSG(b.ninputs == ndata, "%s: %d inputs back, %d data inputs before", set,
+                      b.ninputs, ndata);
+            CHECK(b.ninputs == nx && pml_infer_run(&b, x, 1, 0, &yb) == PML_OK && yb.n == y.n);
             /* the export's output is the logits, seen as the output's dims, then its softmax */
             yb.rank = y.rank;
             memcpy(yb.dims, y.dims, sizeof y.dims);
@@ -141,9 +154,9 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 73, &all);
+    run_dir("node", 83, &all);
     run_dir("pytorch-converted", 36, &all);
-    run_dir("pytorch-operator", 4, &all);
+    run_dir("pytorch-operator", 5, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
 }
