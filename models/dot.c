@@ -614,7 +614,8 @@ static pml_status read_saved(const char *path, pml_graph *g, bool *is)
     if (!f) return PML_OK; /* pml_read_file says why */
     char line[256];
     pml_status st = PML_OK;
-    if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
+    if (!fgets(line, sizeof line, f) ||
+        (strcmp(line, PML_SAVED_MAGIC "\n") != 0 && strcmp(line, PML_SAVED_MAGIC_V1 "\n") != 0)) {
         fclose(f);
         return PML_OK;
     }

@@ -75,7 +75,8 @@ const pml_zoo_entry *pml_zoo_list(int *count);
 typedef struct pml_dot pml_dot;
 
 /** The first line of a saved model (pml train --save): the model's DOT text and its weights. */
-#define PML_SAVED_MAGIC "pml model 1"
+#define PML_SAVED_MAGIC "pml model 2"
+#define PML_SAVED_MAGIC_V1 "pml model 1" /* linear weights (in, out): read, transposed */
 
 /** \return true when \p model names a file (ends in .dot, .gv, .pml or .onnx, or holds a '/'),
  * false when it is a zoo spec. A file is a model DOT file, a saved model (its model is read) or
@@ -307,8 +308,8 @@ pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor
 void pml_onnx_free(pml_onnx *m);
 /** Writes a finalised model and its weights (\p params, \p state as laid out in g) as an ONNX
  * model (opset 13), atomically: one node per op (a fused relu as a Relu after it), weights as
- * initializers in ONNX's layouts (conv OIHW, Gemm (in, out)), the input (N, C, H, W) or (N, C)
- * with N symbolic, the logits as the output (N, classes) (or (N, classes, 1, 1) when a pool
+ * initializers in ONNX's layouts (conv OIHW, Gemm's B (out, in) with transB=1), the input
+ * (N, C, H, W) or (N, C) with N symbolic, the logits as the output (N, classes) (or (N, classes, 1, 1) when a pool
  * made them): the loss head is pml's. Reading it
  * back gives the same model and outputs. \return PML_OK or an error naming the file. */
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,

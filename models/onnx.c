@@ -917,8 +917,8 @@ static pml_status op_gemm(imp *im, bool matmul)
     int wi = (int)(w - im->v), ci = c ? (int)(c - im->v) : -1;
     int id = add_node(im, NULL, PML_OP_LINEAR, &a, 1, &x->node);
     if (id < 0) return PML_ESHAPE;
-    /* pml's W is (in, out) = B when transB = 0 */
-    if ((st = assign_to(im, &im->v[wi], id, 0, false, tb ? (int)N : 0, tb ? (int)K : 0, alpha,
+    /* pml's W is (out, in) = B when transB = 1; B (in, out) is transposed */
+    if ((st = assign_to(im, &im->v[wi], id, 0, false, tb ? 0 : (int)K, tb ? 0 : (int)N, alpha,
                         false)) != PML_OK)
         return st;
     if (ci >= 0 && (st = assign_to(im, &im->v[ci], id, 1, false, 0, 0, beta, cb)) != PML_OK)
@@ -2499,12 +2499,13 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
                 ex_node(&e, "Flatten", xin, xin, 1, &in[0]);
             }
             char *gin[3] = {xin, NULL, NULL};
-            d[0] = x.c, d[1] = a->out;
+            d[0] = a->out, d[1] = x.c; /* (out, in), as PyTorch's: Gemm with transB=1 */
             gin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 2, d, w0);
             d[0] = a->out;
             if (a->bias) gin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1);
             char *gout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.gemm", p->name) : out;
-            ex_node(&e, "Gemm", p->name, gout, a->bias ? 3 : 2, gin);
+            n = ex_node(&e, "Gemm", p->name, gout, a->bias ? 3 : 2, gin);
+            ex_attr_i(&e, n, "transB", 1);
             if (a->act == PML_ACT_RELU) ex_node(&e, "Relu", ex_str(&e, "%s.relu", p->name), out, 1, &gout);
             rank[id] = 2;
             break;

@@ -1,5 +1,8 @@
-/* pml — linear (dense): y = act(x W + b). W is stored (in, out) as in Keras, so the forward pass
- * is one row-major NN sgemm and a parameter split takes a column block of W. */
+/* pml — linear (dense): y = act(x W' + b). W is stored (out, in), as PyTorch's nn.Linear and
+ * ONNX's Gemm with transB=1 store it: a parameter split (a block of output units) owns one
+ * contiguous block of rows of W, so the cores of a split never write next to each other's
+ * weights (interleaved column blocks made the hardware prefetchers move lines between cores at
+ * every update). Keras' kernel (in, out) is W transposed. */
 #include "kernels.h"
 
 #include <cblas.h>
@@ -21,7 +24,7 @@ pml_status pml__linear_infer(pml_node *n, const pml_shape *in, int nin)
         return pml_fail(PML_ESHAPE, "node '%s' (linear): %d x %d weights are too many", n->name, K,
                         O);
     n->out = (pml_shape){O, 1, 1};
-    pml__node_param(n, 0, (size_t)K * O, PML_INIT_GLOROT, K, O);
+    pml__node_param(n, 0, (size_t)O * K, PML_INIT_GLOROT, K, O);
     if (n->a.bias) pml__node_param(n, 1, (size_t)O, PML_INIT_ZEROS, 0, 0);
     return PML_OK;
 }
@@ -45,8 +48,8 @@ void pml__linear_fwd(const pml_kctx *k)
     const int rows = k->r.n1 - k->r.n0, cols = k->r.c1 - k->r.c0;
     if (rows <= 0 || cols <= 0) return;
     float *y = k->y + (size_t)k->r.n0 * O + k->r.c0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, K, 1.0f,
-                k->x[0] + (size_t)k->r.n0 * K, K, k->w[0] + k->r.c0, O, 0.0f, y, O);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, K, 1.0f,
+                k->x[0] + (size_t)k->r.n0 * K, K, k->w[0] + (size_t)k->r.c0 * K, K, 0.0f, y, O);
     const float *b = n->a.bias ? k->w[1] + k->r.c0 : NULL;
     const bool relu = n->a.act == PML_ACT_RELU;
     for (int i = 0; i < rows; i++) {
@@ -58,7 +61,7 @@ void pml__linear_fwd(const pml_kctx *k)
     }
 }
 
-// dy (N,O) -> dx (N,K) +=, dW (K,O) +=, db (O) +=
+// dy (N,O) -> dx (N,K) +=, dW (O,K) +=, db (O) +=
 void pml__linear_bwd(const pml_kctx *k)
 {
     const pml_node *n = k->node;
@@ -81,16 +84,16 @@ void pml__linear_bwd(const pml_kctx *k)
     }
     const float *x = k->x[0] + (size_t)k->r.n0 * K;
     if (k->dw[0])
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, cols, rows, 1.0f, x, K, dz, ldz,
-                    1.0f, k->dw[0] + k->r.c0, O);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, K, rows, 1.0f, dz, ldz, x, K,
+                    1.0f, k->dw[0] + (size_t)k->r.c0 * K, K);
     if (n->a.bias && k->dw[1]) {
         float *db = k->dw[1] + k->r.c0;
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++) db[j] += dz[(size_t)i * ldz + j];
     }
     if (k->dx[0])
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, cols, 1.0f, dz, ldz,
-                    k->w[0] + k->r.c0, O, 1.0f, k->dx[0] + (size_t)k->r.n0 * K, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, cols, 1.0f, dz, ldz,
+                    k->w[0] + (size_t)k->r.c0 * K, K, 1.0f, k->dx[0] + (size_t)k->r.n0 * K, K);
 }
 
 void pml__linear_fwd_ref(const pml_kctx *k)
@@ -100,7 +103,7 @@ void pml__linear_fwd_ref(const pml_kctx *k)
     for (int i = k->r.n0; i < k->r.n1; i++)
         for (int o = k->r.c0; o < k->r.c1; o++) {
             double s = n->a.bias ? k->w[1][o] : 0.0;
-            for (int j = 0; j < K; j++) s += (double)k->x[0][(size_t)i * K + j] * k->w[0][(size_t)j * O + o];
+            for (int j = 0; j < K; j++) s += (double)k->x[0][(size_t)i * K + j] * k->w[0][(size_t)o * K + j];
             if (n->a.act == PML_ACT_RELU && s < 0) s = 0;
             k->y[(size_t)i * O + o] = (float)s;
         }
@@ -117,8 +120,8 @@ void pml__linear_bwd_ref(const pml_kctx *k)
             if (n->a.act == PML_ACT_RELU && !(k->y[s] > 0.0f)) g = 0.0f;
             if (n->a.bias && k->dw[1]) k->dw[1][o] += g;
             for (int j = 0; j < K; j++) {
-                if (k->dw[0]) k->dw[0][(size_t)j * O + o] += k->x[0][(size_t)i * K + j] * g;
-                if (k->dx[0]) k->dx[0][(size_t)i * K + j] += k->w[0][(size_t)j * O + o] * g;
+                if (k->dw[0]) k->dw[0][(size_t)o * K + j] += k->x[0][(size_t)i * K + j] * g;
+                if (k->dx[0]) k->dx[0][(size_t)i * K + j] += k->w[0][(size_t)o * K + j] * g;
             }
         }
 }

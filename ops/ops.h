@@ -387,6 +387,11 @@ float pml_rand_unif(uint64_t seed, uint64_t stream, uint64_t counter);
  * mean 0, running variance 1. Deterministic for a given seed. */
 void pml_params_init(const pml_graph *g, float *params, float *state, uint64_t seed);
 
+/** Transposes every linear weight of a parameter block laid out as pml's files of format 1 had
+ * it, (in, out) as Keras' kernel, to the layout of today, (out, in). \return PML_ENOMEM or
+ * PML_OK. */
+pml_status pml_params_from_in_out(const pml_graph *g, float *params);
+
 typedef enum { PML_OPTIM_SGD = 0, PML_OPTIM_ADAM = 1 } pml_optim_kind;
 
 typedef struct pml_optim {

@@ -22,6 +22,16 @@ void pml_params_init(const pml_graph *g, float *params, float *state, uint64_t s
                 /* Glorot/Xavier uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
                 double l = sqrt(6.0 / (double)(n->param_fan_in[j] + n->param_fan_out[j]));
                 uint64_t stream = ((uint64_t)i << 8) | (uint64_t)j;
+                if (n->op == PML_OP_LINEAR && j == 0) {
+                    /* W (out, in) draws the values of Keras' kernel (in, out), transposed: the
+                     * same initial model whichever way it is stored */
+                    const size_t O = (size_t)n->out.c, K = O ? sz / O : 0;
+                    for (size_t o = 0; o < O; o++)
+                        for (size_t k = 0; k < K; k++)
+                            p[o * K + k] =
+                                (float)((2.0 * pml_rand_unif(seed, stream, k * O + o) - 1.0) * l);
+                    break;
+                }
                 for (size_t e = 0; e < sz; e++)
                     p[e] = (float)((2.0 * pml_rand_unif(seed, stream, e) - 1.0) * l);
                 break;
@@ -37,6 +47,22 @@ void pml_params_init(const pml_graph *g, float *params, float *state, uint64_t s
             for (size_t e = 0; e < n->state_size[j]; e++) s[e] = 1.0f;
         }
     }
+}
+
+pml_status pml_params_from_in_out(const pml_graph *g, float *params)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const pml_node *n = &g->nodes[i];
+        if (n->op != PML_OP_LINEAR || n->nparam < 1) continue;
+        const size_t O = (size_t)n->out.c, sz = n->param_size[0], K = O ? sz / O : 0;
+        float *w = params + n->param_off[0], *t = malloc((sz ? sz : 1) * sizeof *t);
+        if (!t) return pml_fail(PML_ENOMEM, "out of memory");
+        for (size_t k = 0; k < K; k++)
+            for (size_t o = 0; o < O; o++) t[o * K + k] = w[k * O + o];
+        memcpy(w, t, sz * sizeof *t);
+        free(t);
+    }
+    return PML_OK;
 }
 
 void pml_optim_defaults(pml_optim *o, pml_optim_kind kind)

@@ -724,13 +724,9 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
             /* Shares stream at the same time; cold, from memory, whose bandwidth one core
              * already takes (on this kind of machine two cores stream no faster than one): each
              * share then takes as long as the whole, alone. Warm, each core has its caches. */
-            /* Ranges (rows of a parameter split's column block) that cores update at the same
-             * time lie between each other's in memory: the cache lines at their edges and the
-             * lines the prefetchers fetch across them move between the cores. Warm, each core
-             * is then charged the whole's time too (measured: twice one core's for two). */
+            /* (Each core's slice is one block of rows: no core writes between another's.) */
             const double f = cal_cold_fraction(c, kind), k = shares > 1 ? shares : 1;
-            const double kw = ranges > 1 ? k : 1;
-            const double w = f < 1 ? cal_blend(c, kind, 0, kw * floats, kw * ranges) : 0;
+            const double w = f < 1 ? cal_blend(c, kind, 0, floats, ranges) : 0;
             const double cold = f > 0 ? cal_blend(c, kind, 1, k * floats, k * ranges) : 0;
             t = f <= 0 ? w : f >= 1 ? cold : w + f * (cold - w);
         }

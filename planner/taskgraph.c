@@ -635,18 +635,11 @@ static double slice_floats(const pml_taskgraph *tg, int v)
 }
 
 /* Contiguous ranges of the parameter block that hold one channel slice of v, as the plan
- * executor lays them out: a parameter-split linear weight is a range per input row, any other
- * parameter tensor's slice one range. */
+ * executor lays them out: one per parameter tensor (a linear weight is stored (out, in), so a
+ * parameter split's slice is a block of rows). */
 static double slice_ranges(const pml_taskgraph *tg, int v)
 {
-    const pml_node *n = &tg->g->nodes[v];
-    const bool split = tg->p->cfg[v].deg[1] > 1;
-    double r = 0;
-    for (int j = 0; j < n->nparam; j++)
-        r += n->op == PML_OP_LINEAR && j == 0 && split && n->out.c > 0
-                 ? (double)n->param_size[0] / n->out.c
-                 : 1.0;
-    return r;
+    return tg->g->nodes[v].nparam;
 }
 
 /* parts of v holding channel slice pc (replicas), in part order */

@@ -3,9 +3,11 @@
  * A checkpoint is one file, DIR/step-NNNNNNNNNNNN.ckpt (the updates done, 12 digits: names sort
  * in step order), written as every pml file is (ops' pml_afile: a temporary file, flushed, fsynced
  * and renamed over the name, then the folder fsynced): a crash leaves the older checkpoints and
- * either all of the new one or none of it. The format (version 1):
+ * either all of the new one or none of it. The format (version 2; version 1 stored linear
+ * weights (in, out) and is refused, as its Adam state cannot be resumed into another layout by
+ * a copy):
  *
- *   pml checkpoint 1\n
+ *   pml checkpoint 2\n
  *   model HASH NAME\n          the model's signature (FNV-1a of its DOT text, 16 hex digits)
  *   run SEED BATCH STEP\n      seed (initialisation, shuffles, dropout), global batch, updates done
  *   plan PLAN\n                how it ran: "STRATEGY HASH" of its plan, or "none THREADS"
@@ -36,7 +38,7 @@
 #include <unistd.h>
 #include <pthread.h>
 
-#define CKPT_MAGIC "pml checkpoint 1"
+#define CKPT_MAGIC "pml checkpoint 2"
 #define CKPT_NAME "step-%012ld.ckpt"
 #define CKPT_MAX_HEADER 4096
 #define CKPT_MAX_DOT ((size_t)256 << 20) /* a saved model's DOT text */
@@ -332,7 +334,10 @@ pml_status pml_ckpt_read(const char *path, pml_ckpt *c)
     LINE("not a pml checkpoint (empty or cut short)");
     if (strcmp(line, CKPT_MAGIC "\n") != 0) {
         st = bad(path, strncmp(line, "pml checkpoint ", 15) == 0
-                           ? "a checkpoint format this pml does not read (it reads version 1)"
+                           ? strcmp(line, "pml checkpoint 1\n") == 0
+                                 ? "a checkpoint format this pml does not read (version 1, of an "
+                                   "older pml; it reads version 2: start the run again)"
+                                 : "a checkpoint format this pml does not read (it reads version 2)"
                            : "not a pml checkpoint");
         goto out;
     }
@@ -410,7 +415,7 @@ out:
  * A saved model (pml train --save) is the model's DOT text and its weights, one file, written
  * atomically as a checkpoint is:
  *
- *   pml model 1\n
+ *   pml model 2\n     (version 1, whose linear weights were (in, out), is read and transposed)
  *   model HASH NAME\n
  *   dot LEN\n  then LEN bytes of DOT text (pml_model_read_dot reads the model from here)
  *   tensor params COUNT CRC (CRC-32C, 8 hex digits)\n
@@ -453,7 +458,9 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
     char head[32] = "";
     FILE *f = fopen(path, "rb");
     if (!f) return pml_fail(PML_EIO, "cannot read '%s': %s", path, strerror(errno));
-    const bool saved = fgets(head, sizeof head, f) && strcmp(head, PML_SAVED_MAGIC "\n") == 0;
+    const bool got = fgets(head, sizeof head, f) != NULL;
+    const bool v1 = got && strcmp(head, PML_SAVED_MAGIC_V1 "\n") == 0;
+    const bool saved = v1 || (got && strcmp(head, PML_SAVED_MAGIC "\n") == 0);
     fclose(f);
     if (!saved)
         return bad_in("saved model", path, strncmp(head, "pml checkpoint", 14) == 0
@@ -469,7 +476,7 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
     uint64_t hash = 0;
     float *t[2] = {NULL, NULL};
     char *text = NULL;
-    if (!fgets(line, sizeof line, f) || strcmp(line, PML_SAVED_MAGIC "\n") != 0) {
+    if (!fgets(line, sizeof line, f) || strcmp(line, v1 ? PML_SAVED_MAGIC_V1 "\n" : PML_SAVED_MAGIC "\n") != 0) {
         st = bad_in("saved model", path, "not a saved model (pml train --save writes them)");
         goto out;
     }
@@ -514,6 +521,7 @@ pml_status pml_saved_read(const char *path, pml_graph *g, float **params, float 
             PML_OK)
             goto out;
     if (fgetc(f) != EOF) st = bad_in("saved model", path, "bytes after its weights");
+    if (st == PML_OK && v1) st = pml_params_from_in_out(g, t[0]);
 out:
     free(text);
     fclose(f);

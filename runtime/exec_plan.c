@@ -122,7 +122,8 @@ static void *px_alloc(plan_exec *x, size_t bytes)
 /* ---------------------------------------------------------------- parameter slices */
 
 /* Calls fn on each contiguous range [a, b) of the parameter block that holds channel slice
- * [c0, c1) of node v (a linear weight's slice is one column block: a range per row). */
+ * [c0, c1) of node v: one range per parameter tensor (a linear weight is stored (out, in), a
+ * convolution's (out, in, kh, kw), a bias or batchnorm's per channel). */
 typedef void (*range_fn)(void *ud, size_t a, size_t b);
 
 static void slice_ranges(const pml_graph *g, int v, int c0, int c1, range_fn fn, void *ud)
@@ -130,14 +131,8 @@ static void slice_ranges(const pml_graph *g, int v, int c0, int c1, range_fn fn,
     const pml_node *n = &g->nodes[v];
     const int O = n->out.c;
     for (int j = 0; j < n->nparam; j++) {
-        size_t off = n->param_off[j], size = n->param_size[j];
-        if (n->op == PML_OP_LINEAR && j == 0 && !(c0 == 0 && c1 == O)) {
-            size_t K = size / (size_t)O;
-            for (size_t r = 0; r < K; r++) fn(ud, off + r * O + c0, off + r * O + c1);
-        } else {
-            size_t per = size / (size_t)O;
-            fn(ud, off + per * c0, off + per * c1);
-        }
+        size_t off = n->param_off[j], per = n->param_size[j] / (size_t)O;
+        fn(ud, off + per * c0, off + per * c1);
     }
 }
 

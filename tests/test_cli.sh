@@ -945,8 +945,10 @@ open(sys.argv[2], "wb").write(b)' "$f" "$TMP/flip.ckpt" $at || return 1
         run 1 train $a --resume "$TMP/flip.ckpt" && has "$err" "flip.ckpt" && one_line ||
             { echo "  byte $at flipped" >&2; return 1; }
     done
-    sed '1s/pml checkpoint 1/pml checkpoint 9/' "$f" >"$TMP/v9.ckpt"
+    sed '1s/pml checkpoint 2/pml checkpoint 9/' "$f" >"$TMP/v9.ckpt"
     run 1 train $a --resume "$TMP/v9.ckpt" && has "$err" "a checkpoint format this pml does not read" || return 1
+    sed '1s/pml checkpoint 2/pml checkpoint 1/' "$f" >"$TMP/v1.ckpt"
+    run 1 train $a --resume "$TMP/v1.ckpt" && has "$err" "version 1, of an older pml" && one_line || return 1
     echo "hello" >"$TMP/not.ckpt"
     run 1 train $a --resume "$TMP/not.ckpt" && has "$err" "not a pml checkpoint" || return 1
     run 1 train mlp:units=17 --train-samples 200 --test-samples 50 --epochs 1 --resume "$f" &&
@@ -1134,6 +1136,49 @@ acc = sum(r["class"] == r["label"] for r in rows) / 300
 assert abs(acc - t["test_accuracy"]) < 1e-6, (acc, t["test_accuracy"])
 PY
     run 0 predict "$m" --test-samples 3 && [ "$(wc -l <"$out")" = 3 ] || return 1
+    # a saved model of format 1 (linear weights inputs x outputs) is read, transposed
+    python3 - "$m" "$TMP/v1.pml" <<'PY' || return 1
+import sys, array
+def crc32c(b):
+    t = [0] * 256
+    for i in range(256):
+        c = i
+        for _ in range(8): c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        t[i] = c
+    c = 0xFFFFFFFF
+    for x in b: c = t[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+raw = open(sys.argv[1], "rb").read()
+assert raw.startswith(b"pml model 2\n")
+i = raw.index(b"\ndot ") + 1
+j = raw.index(b"\n", i)
+dot_end = j + 1 + int(raw[i + 4:j])
+lines, pos = [], dot_end
+while True:
+    e = raw.index(b"\n", pos)
+    lines.append(raw[pos:e].decode())
+    pos = e + 1
+    if lines[-1] == "data": break
+_, _, n, crc = lines[0].split()
+p = array.array("f", raw[pos:pos + 4 * int(n)])  # little-endian, as this machine
+assert crc32c(p.tobytes()) == int(crc, 16)
+al = lambda k: (k + 15) // 16 * 16
+o1 = 0; b1 = al(32 * 784); o2 = b1 + al(32); b2 = o2 + al(320)
+assert al(b2 + 10) == int(n), n
+def t(o, rows, cols):  # (rows, cols) -> (cols, rows)
+    w = p[o:o + rows * cols]
+    p[o:o + rows * cols] = array.array("f", [w[r * cols + c] for c in range(cols) for r in range(rows)])
+t(o1, 32, 784)
+t(o2, 10, 32)
+head = raw[:dot_end].replace(b"pml model 2\n", b"pml model 1\n", 1)
+tail = ("tensor params %s %08x\n" % (n, crc32c(p.tobytes()))).encode() + \
+       ("\n".join(lines[1:]) + "\n").encode()
+open(sys.argv[2], "wb").write(head + tail + p.tobytes() + raw[pos + 4 * int(n):])
+PY
+    run 0 evaluate "$TMP/v1.pml" --test-samples 300 --threads 1 --json || return 1
+    python3 -c 'import json, sys; t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert e["test_loss"] == t["test_loss"] and e["test_accuracy"] == t["test_accuracy"], (t, e)' \
+        "$TMP/trained.json" "$out" || return 1
     # every MODEL argument reads a saved model's model
     run 0 export "$m" -o "$TMP/m.dot" && run 0 export mlp:units=32 -o "$TMP/z.dot" &&
         cmp -s "$TMP/m.dot" "$TMP/z.dot" || return 1

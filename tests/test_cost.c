@@ -395,9 +395,9 @@ static void t_measured(void)
     CHECK(sy > 0 && isfinite(sy) && pml_cost_sync(c, 0, 1e5, 1000) >= sy);
     CHECK(pml_cost_update_share(c, 0, 1e5, 1000, 1) >= u);
     CHECK(pml_cost_update_share(c, 0, 1e5, 1, 2) >= u); /* shares stream together */
-    /* rows of a parameter split that two cores update at once: each is charged the whole's */
-    CHECK_NEAR(pml_cost_update_share(c, 0, 5e4, 500, 2) / pml_cost_update_share(c, 0, 1e5, 1000, 1),
-               1.0, 1e-12);
+    /* half a slice (one block of rows each) updated by each of two cores: never more than the
+     * whole on one core (cold, memory-bound: as much) */
+    CHECK(pml_cost_update_share(c, 0, 5e4, 1, 2) <= pml_cost_update_share(c, 0, 1e5, 1, 1) * (1 + 1e-9));
     CHECK(pml_cost_reduce_ranges(c, 0, 1e5, 1000) >= pml_cost_reduce(c, 0, 1e5));
     double z = pml_cost_zero(c, 0, 1e5, 1);
     CHECK(z > 0 && isfinite(z) && pml_cost_zero(c, 0, 1e5, 1000) >= z);

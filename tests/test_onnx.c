@@ -490,7 +490,8 @@ static void t_import_folding(void)
         float *p = pml_exec_params(e);
         memcpy(p + g.nodes[1].param_off[0], k, sizeof k);
         memcpy(p + g.nodes[1].param_off[1], kb, sizeof kb);
-        memcpy(p + g.nodes[4].param_off[0], w, sizeof w);
+        for (int o = 0; o < 4; o++) /* MatMul's B is (in, out); pml's W (out, in) */
+            for (int i = 0; i < 27; i++) p[g.nodes[4].param_off[0] + (size_t)o * 27 + i] = w[i * 4 + o];
         float out[8];
         CHECK_OK(pml_infer(e, 4, x, 2, 2, out));
         for (int i = 0; i < 8; i++) CHECK_NEAR(y.data[i], out[i], 1e-5);
