@@ -669,9 +669,11 @@ void pml__image_close(pml__image_stream *S)
     free(S);
 }
 
-/* Starts decoding into images: slot s is file file_of[s] of paths (both taken). */
+/* Starts decoding into images: slot s is file file_of[s] of paths (both taken). With
+ * cache_path (taken, as sig) the decoder writes the cache once every sample is decoded. */
 static pml_status stream_start(pml__image_stream **out, name_list *paths, int32_t *file_of,
-                               pml_shape shape, uint8_t *images, bool skip_bad)
+                               pml_shape shape, uint8_t *images, bool skip_bad, char *cache_path,
+                               uint8_t *sig, size_t sig_len, const int32_t *labels)
 {
     pml__image_stream *S = calloc(1, sizeof *S);
     const int n = paths->n;
@@ -680,8 +682,14 @@ static pml_status stream_start(pml__image_stream **out, name_list *paths, int32_
         free(S);
         free((void *)state);
         free(file_of);
+        free(cache_path);
+        free(sig);
         return pml_fail(PML_ENOMEM, "out of memory for %d images", n);
     }
+    S->cache_path = cache_path;
+    S->sig = sig;
+    S->sig_len = sig_len;
+    S->labels = labels;
     S->paths = *paths;
     memset(paths, 0, sizeof *paths);
     S->file_of = file_of;
@@ -979,16 +987,13 @@ static pml_status load_dir(const char *dir, pml_shape shape, bool skip_bad, bool
         for (; f < end[k]; f++) labels[slot[f]] = k;
 
     stream = stream && !skip_bad; /* skipping changes the count: it is known at the end only */
-    st = stream_start(&S, &paths, order, shape, block, skip_bad);
+    /* opened, the decoder writes the cache once every sample is decoded; else this thread */
+    st = stream_start(&S, &paths, order, shape, block, skip_bad, stream ? cpath : NULL,
+                      stream ? sig : NULL, sig_len, labels);
     order = NULL; /* the stream's */
+    if (stream) cpath = NULL, sig = NULL;
     if (st != PML_OK) goto done;
-    if (stream) { /* the decoder writes the cache once every sample is decoded */
-        S->cache_path = cpath;
-        S->sig = sig;
-        S->sig_len = sig_len;
-        S->labels = labels;
-        cpath = NULL;
-        sig = NULL;
+    if (stream) {
         pml__base_name(dir, d->name, sizeof d->name);
         d->n = n;
         d->shape = shape;

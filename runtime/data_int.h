@@ -54,7 +54,8 @@ void pml__image_close(pml__image_stream *S);
 void pml__image_stats(pml__image_stream *S, long *stolen, long *waited);
 /** For tests: image files decoded by this process so far. */
 long pml__image_decodes(void);
-/** For tests: while on, decodes in the pool wait (gathers still decode what they need). */
+/** For tests: while on, decodes in the pool wait (gathers still decode what no job claimed;
+ * one that needs a sample a held job claimed waits until the hold ends). */
 void pml__image_hold(bool on);
 
 #endif

@@ -4,14 +4,18 @@
  * JPEG and PNG files written here with libjpeg and libpng (values, resizing, colour
  * conversions, order, bad files, skipping them, the sets pml train takes from a folder). */
 #include "models/models.h"
+#include "runtime/data_int.h"
 #include "runtime/runtime.h"
 #include "test.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1351,6 +1355,297 @@ static void t_images_for_model(void)
     tmp_end();
 }
 
+
+/* ---------------------------------------------------------------- image folders decoded while
+ * training runs, and the decoded cache */
+
+#define MANY_PER 20 /* images per class of make_many: 60 in all, more than the pool's window */
+
+/* Folder rel of 3 classes of MANY_PER images each, every one different: gradients as PNGs and,
+ * one in four, JPEGs of various sizes. */
+static void make_many(const char *rel)
+{
+    for (int k = 0; k < 3; k++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/class%d", rel, k);
+        mkdirs(p);
+        for (int i = 0; i < MANY_PER; i++) {
+            const int w = 9 + (i * 5 + k) % 13, h = 7 + (i * 3 + k) % 11;
+            uint8_t *px = malloc((size_t)w * h * 3);
+            for (int j = 0; j < w * h * 3; j++) px[j] = (uint8_t)(j * (7 + i) + 50 * k + 13 * i);
+            if (i % 4 == 3) {
+                snprintf(p, sizeof p, "%s/class%d/im%02d.jpg", rel, k, i);
+                write_jpeg(p, w, h, 3, JCS_RGB, px, 0);
+            } else {
+                snprintf(p, sizeof p, "%s/class%d/im%02d.png", rel, k, i);
+                write_png(p, w, h, PNG_COLOR_TYPE_RGB, px);
+            }
+            free(px);
+        }
+    }
+}
+
+/* d and e hold the same samples, byte for byte */
+static int same_data(const pml_dataset *d, const pml_dataset *e)
+{
+    return d->n == e->n && d->classes == e->classes && pml_shape_eq(d->shape, e->shape) &&
+           memcmp(d->images, e->images, (size_t)d->n * pml_shape_size(d->shape)) == 0 &&
+           memcmp(d->labels, e->labels, (size_t)d->n * sizeof *d->labels) == 0;
+}
+
+typedef struct gather_all {
+    const pml_dataset *d;
+    float *x;
+    int32_t *y;
+} gather_all;
+
+static void *gather_all_run(void *arg)
+{
+    gather_all *g = arg;
+    const size_t size = pml_shape_size(g->d->shape);
+    for (int32_t i = 0; i < g->d->n; i++) pml_data_gather(g->d, &i, 1, g->x + i * size, g->y + i);
+    return NULL;
+}
+
+/* An opened folder gives the bytes a loaded one does, whether the pool or the gathers decode. */
+static void t_images_stream(void)
+{
+    tmp_begin();
+    unsetenv("HOME");
+    unsetenv("XDG_CACHE_HOME"); /* no cache: every load decodes */
+    make_many("many");
+    const pml_shape sh = {3, 12, 10};
+    const size_t size = pml_shape_size(sh);
+    const int n = 3 * MANY_PER;
+    pml_dataset ref, d;
+    long before = pml__image_decodes();
+    CHECK_OK(pml_data_load_image_dir(tmp("many"), sh, false, NULL, &ref));
+    CHECK(ref.n == n && ref.stream == NULL && pml__image_decodes() - before == n);
+
+    /* the pool held: it has claimed its window (16 files, the first in storage order) and
+     * decodes none, so a gather of the last sample decodes it itself */
+    pml__image_hold(true);
+    int skipped = -1;
+    CHECK_OK(pml_data_open_image_dir(tmp("many"), sh, false, &skipped, &d));
+    CHECK(d.n == n && d.stream != NULL && skipped == 0 && d.classes == 3);
+    CHECK(memcmp(d.labels, ref.labels, (size_t)n * sizeof *d.labels) == 0); /* known at once */
+    CHECK_OK(pml_data_check(&d));
+    float *x = malloc((size_t)n * size * sizeof *x), *want = malloc((size_t)n * size * sizeof *x);
+    int32_t *y = malloc((size_t)n * sizeof *y), *ywant = malloc((size_t)n * sizeof *y);
+    int32_t last = n - 1;
+    pml_data_gather(&d, &last, 1, x, y);
+    long stolen = -1, waited = -1;
+    pml__image_stats(d.stream, &stolen, &waited);
+    CHECK(stolen == 1 && waited == 0);
+    pml_data_gather(&ref, &last, 1, want, ywant);
+    CHECK(memcmp(x, want, size * sizeof *x) == 0 && y[0] == ywant[0]);
+
+    /* a thread gathers every sample in order while the pool is let go: it waits for those in
+     * the pool and decodes the others itself, as it meets them */
+    gather_all g = {&d, x, y};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, gather_all_run, &g) == 0);
+    pml__image_hold(false);
+    pthread_join(th, NULL);
+    for (int32_t i = 0; i < n; i++) pml_data_gather(&ref, &i, 1, want + i * size, ywant + i);
+    CHECK(memcmp(x, want, (size_t)n * size * sizeof *x) == 0);
+    CHECK(memcmp(y, ywant, (size_t)n * sizeof *y) == 0);
+    CHECK_OK(pml_data_wait(&d));
+    CHECK(same_data(&d, &ref));
+    pml__image_stats(d.stream, &stolen, &waited);
+    CHECK(stolen >= 1 && stolen + waited <= n);
+    if (getenv("PML_TEST_VERBOSE")) fprintf(stderr, "  stolen %ld, waited %ld\n", stolen, waited);
+
+    /* a view (a validation split) gathers through its owner's stream */
+    pml_dataset val;
+    CHECK_OK(pml_data_split(&d, 0.25, &val));
+    CHECK(val.stream == d.stream && val.owner == NULL);
+    int32_t i0 = 0;
+    pml_data_gather(&val, &i0, 1, x, y);
+    CHECK(y[0] == ref.labels[d.n]);
+    pml_data_free(&d);
+
+    /* freed while the pool still decodes: the decoder stops, nothing leaks */
+    CHECK_OK(pml_data_open_image_dir(tmp("many"), sh, false, NULL, &d));
+    pml_data_free(&d);
+    CHECK(is_empty(&d) && d.stream == NULL);
+    /* a loaded or synthetic dataset has nothing to wait for */
+    CHECK_OK(pml_data_wait(&ref));
+    CHECK_OK(pml_data_check(&ref));
+    free(x);
+    free(want);
+    free(y);
+    free(ywant);
+    pml_data_free(&ref);
+    tmp_end();
+}
+
+/* Bad files in an opened folder: the first in sorted order, whatever decodes first. */
+static void t_images_stream_bad(void)
+{
+    tmp_begin();
+    unsetenv("HOME");
+    setenv("XDG_CACHE_HOME", tmp("cache"), 1);
+    make_many("mix");
+    write_raw(tmp("mix/class0/im05.png"), 0, "", 0);               /* the first in sorted order */
+    write_raw(tmp("mix/class2/im01.png"), 0, "\x89PNG\r\n\x1a\n", 8); /* truncated */
+    write_raw(tmp("mix/class1/zz.jpg"), 0, "not a jpeg", 10);
+    const pml_shape sh = {3, 6, 6};
+    const int n = 3 * MANY_PER + 1;
+    for (int rep = 0; rep < 3; rep++) {
+        pml_dataset d;
+        int skipped = -1;
+        /* rep 0: the pool alone; 1: gathers first (the pool held); 2: gathers as it goes */
+        if (rep == 1) pml__image_hold(true);
+        CHECK_OK(pml_data_open_image_dir(tmp("mix"), sh, false, &skipped, &d));
+        CHECK(d.n == n && skipped == 0);
+        float *x = malloc((size_t)n * pml_shape_size(sh) * sizeof *x);
+        int32_t *y = malloc((size_t)n * sizeof *y);
+        gather_all g = {&d, x, y};
+        if (rep == 1) { /* a thread gathers (and waits for the pool) while it is let go */
+            pthread_t th;
+            CHECK(pthread_create(&th, NULL, gather_all_run, &g) == 0);
+            pml__image_hold(false);
+            pthread_join(th, NULL);
+        }
+        if (rep == 2) gather_all_run(&g);
+        CHECK(pml_data_wait(&d) != PML_OK);
+        CHECK_MSG(has("mix/class0/im05.png") && has("empty file"), "%s", pml_errmsg());
+        CHECK(pml_data_check(&d) != PML_OK && has("mix/class0/im05.png"));
+        free(x);
+        free(y);
+        pml_data_free(&d);
+    }
+    /* nothing cached from a failed load */
+    long before = pml__image_decodes();
+    pml_dataset d, e;
+    int skipped = -1;
+    CHECK(pml_data_load_image_dir(tmp("mix"), sh, false, &skipped, &d) != PML_OK);
+    CHECK(has("mix/class0/im05.png") && is_empty(&d));
+    CHECK(pml__image_decodes() > before);
+    /* skipping: the count depends on every file, so the folder is loaded whole first */
+    CHECK_OK(pml_data_open_image_dir(tmp("mix"), sh, true, &skipped, &d));
+    CHECK(skipped == 3 && d.n == n - 3 && d.stream == NULL);
+    /* and cached with its count: the next skipping load decodes nothing */
+    before = pml__image_decodes();
+    CHECK_OK(pml_data_load_image_dir(tmp("mix"), sh, true, &skipped, &e));
+    CHECK(pml__image_decodes() == before && skipped == 3 && same_data(&d, &e));
+    pml_data_free(&e);
+    /* without skipping that cache is not used: the error again */
+    CHECK_OK(pml_data_open_image_dir(tmp("mix"), sh, false, &skipped, &e));
+    CHECK(e.n == n && pml_data_wait(&e) != PML_OK && has("mix/class0/im05.png"));
+    pml_data_free(&e);
+    pml_data_free(&d);
+    tmp_end();
+}
+
+/* Sets the mtime of rel to sec seconds (and no nanoseconds). */
+static void set_mtime(const char *rel, time_t sec)
+{
+    struct timespec ts[2] = {{sec, 0}, {sec, 0}};
+    CHECK(utimensat(AT_FDCWD, tmp(rel), ts, 0) == 0);
+}
+
+/* The cache file of the folder (the only one in CACHE/pml/images), its path into buf. */
+static int cache_path(char *buf, size_t cap)
+{
+    DIR *dp = opendir(tmp("cache/pml/images"));
+    int found = 0;
+    for (struct dirent *e; dp && (e = readdir(dp));)
+        if (pml_ends_with(e->d_name, ".bin") && e->d_name[0] != '.') {
+            snprintf(buf, cap, "%s/%s", tmp("cache/pml/images"), e->d_name);
+            found++;
+        }
+    if (dp) closedir(dp);
+    return found;
+}
+
+/* Loads folder "many" at sh: the files it decoded (n: all, 0: from the cache). */
+static long load_count(pml_shape sh, bool stream, pml_dataset *d)
+{
+    long before = pml__image_decodes();
+    CHECK_OK(stream ? pml_data_open_image_dir(tmp("many"), sh, false, NULL, d)
+                    : pml_data_load_image_dir(tmp("many"), sh, false, NULL, d));
+    CHECK_OK(pml_data_wait(d));
+    return pml__image_decodes() - before;
+}
+
+static void t_images_cache(void)
+{
+    tmp_begin();
+    unsetenv("HOME");
+    setenv("XDG_CACHE_HOME", tmp("cache"), 1);
+    make_many("many");
+    const pml_shape sh = {3, 12, 10};
+    const int n = 3 * MANY_PER;
+    char path[512], other[512];
+    pml_dataset ref, d;
+    /* the first load decodes and writes the cache; the next ones read it */
+    CHECK(load_count(sh, false, &ref) == n);
+    CHECK(cache_path(path, sizeof path) == 1);
+    CHECK(load_count(sh, false, &d) == 0 && same_data(&d, &ref) && d.stream == NULL);
+    pml_data_free(&d);
+    CHECK(load_count(sh, true, &d) == 0 && same_data(&d, &ref) && d.stream == NULL);
+    pml_data_free(&d);
+    /* opened: the decoder writes the cache once every file is decoded */
+    CHECK(remove(path) == 0);
+    CHECK(load_count(sh, true, &d) == n && same_data(&d, &ref));
+    pml_data_free(&d); /* waits for the cache being written */
+    CHECK(cache_path(path, sizeof path) == 1);
+    CHECK(load_count(sh, false, &d) == 0 && same_data(&d, &ref));
+    pml_data_free(&d);
+    /* another size: another cache */
+    CHECK(load_count((pml_shape){1, 5, 5}, false, &d) == n && d.shape.c == 1);
+    pml_data_free(&d);
+    CHECK(load_count((pml_shape){1, 5, 5}, false, &d) == 0);
+    pml_data_free(&d);
+    CHECK(cache_path(other, sizeof other) == 2);
+
+    /* a file changed: its mtime alone, then its contents and size; the cache is not used */
+    set_mtime("many/class1/im02.png", 1000000000);
+    CHECK(load_count(sh, false, &d) == n && same_data(&d, &ref));
+    pml_data_free(&d);
+    CHECK(load_count(sh, false, &d) == 0);
+    pml_data_free(&d);
+    const uint8_t v[3] = {1, 2, 3};
+    write_solid_png("many/class1/im02.png", 5, 5, PNG_COLOR_TYPE_RGB, v);
+    CHECK(load_count(sh, false, &d) == n && d.n == n && !same_data(&d, &ref));
+    CHECK(count_solid(&d, 1, v, 0) == 1);
+    pml_data_free(&d);
+    /* a file added, one removed */
+    write_solid_png("many/class2/new.png", 5, 5, PNG_COLOR_TYPE_RGB, v);
+    CHECK(load_count(sh, false, &d) == n + 1 && d.n == n + 1);
+    pml_data_free(&d);
+    CHECK(remove(tmp("many/class2/new.png")) == 0 && remove(tmp("many/class0/im00.png")) == 0);
+    CHECK(load_count(sh, false, &d) == n - 1 && d.n == n - 1);
+    pml_data_free(&d);
+    pml_data_free(&ref);
+    CHECK(load_count(sh, false, &ref) == 0); /* the folder as it is now */
+
+    /* a corrupt cache (a byte flipped in the images, cut short, garbage, empty) is decoded
+     * anew, never an error, and rewritten */
+    for (int k = 0; k < 4; k++) {
+        size_t len = 0;
+        uint8_t *file = read_whole(path, &len);
+        CHECK(file != NULL && len > 1000);
+        if (!file) break;
+        if (k == 0) file[len - 100] ^= 0x40;
+        write_raw(path, 0, file, k == 0 ? len : k == 1 ? len - 7 : k == 2 ? 40 : 0);
+        if (k == 2) write_raw(path, 0, "garbage, not a cache", 20);
+        free(file);
+        CHECK_MSG(load_count(sh, false, &d) == n - 1 && same_data(&d, &ref), "corruption %d", k);
+        pml_data_free(&d);
+        CHECK(load_count(sh, false, &d) == 0 && same_data(&d, &ref));
+        pml_data_free(&d);
+    }
+    /* no cache folder: no cache, no error */
+    unsetenv("XDG_CACHE_HOME");
+    CHECK(load_count(sh, false, &d) == n - 1 && same_data(&d, &ref));
+    pml_data_free(&d);
+    pml_data_free(&ref);
+    tmp_end();
+}
+
 static const pml_test tests[] = {
     {"idx_plain", t_idx_plain},
     {"idx_gzip", t_idx_gzip},
@@ -1373,6 +1668,9 @@ static const pml_test tests[] = {
     {"images_bad", t_images_bad},
     {"images_skip_bad", t_images_skip_bad},
     {"images_for_model", t_images_for_model},
+    {"images_stream", t_images_stream},
+    {"images_stream_bad", t_images_stream_bad},
+    {"images_cache", t_images_cache},
     {0},
 };
 
