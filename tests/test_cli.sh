@@ -212,6 +212,47 @@ t_image_folder_bad() {
     mkdir -p "$TMP/nothing"
     run 1 train $a --data "$TMP/nothing" && has "$err" "MNIST-style" && has "$err" "class subfolders" && one_line
 }
+# training starts while the folder decodes: a bad file found then still fails the run with its
+# message, and leaves no saved model and no checkpoint
+t_image_folder_overlap_bad() {
+    local d=$TMP/latebad a="flowers-cnn:size=8,classes=2 --epochs 2 --batch 2 --plan none --threads 1"
+    image_folder "$d" 30 cats dogs || return 1
+    echo "not an image" >"$d/dogs/zz.png"
+    run 1 train $a --data "$d" --save "$TMP/late.pml" --checkpoint "$TMP/lateck" --checkpoint-every 1 &&
+        has "$err" "$d/dogs/zz.png" && has "$err" "not a JPEG or PNG" && one_line || return 1
+    [ ! -e "$TMP/late.pml" ] && [ -z "$(ls -A "$TMP/lateck" 2>/dev/null)" ] ||
+        { echo "  a failed run left output: $(ls "$TMP/late.pml" "$TMP/lateck" 2>&1)" >&2; return 1; }
+    echo "not an image either" >"$d/cats/000.png" # now the first bad file in sorted order
+    run 1 train $a --data "$d" && has "$err" "$d/cats/000.png" && one_line
+}
+# the decoded cache: the second run reads it (a file replaced by garbage of the same size and
+# mtime is not even opened), a changed mtime makes it stale, a corrupt one is decoded anew
+t_image_folder_cache() {
+    local d=$TMP/imgcache a="flowers-cnn:size=16,classes=3 --epochs 1 --batch 8 --plan none --threads 1"
+    local c=${XDG_CACHE_HOME:-$HOME/.cache}/pml/images
+    case ${XDG_CACHE_HOME:-$HOME} in /*) ;; *) echo "  no cache folder here" >&2; return 77 ;; esac
+    image_folder "$d" 7 daisy roses tulips || return 1
+    run 0 train $a --data "$d" --validation-split 0.25 --json &&
+        sed 's/"seconds":[^,}]*//g' "$out" >"$TMP/c1.json" || return 1
+    ls "$c"/imgcache-3x16x16-*.bin >/dev/null 2>&1 || { echo "  no cache file in $c" >&2; return 1; }
+    local f=$d/roses/003.png
+    head -c "$(stat -c %s "$f")" /dev/zero >"$TMP/zeros" && touch -r "$f" "$TMP/zeros" &&
+        cp -p "$TMP/zeros" "$f" || return 1
+    run 0 train $a --data "$d" --validation-split 0.25 --json || return 1
+    sed 's/"seconds":[^,}]*//g' "$out" | cmp -s - "$TMP/c1.json" ||
+        { echo "  the cached run differs: $(cat "$out")" >&2; return 1; }
+    touch -d '2001-01-01' "$f"
+    run 1 train $a --data "$d" --validation-split 0.25 && has "$err" "$f" && one_line || return 1
+    rm "$f" "$d/roses/004.png" && run 0 train $a --data "$d" --validation-split 0.25 --json &&
+        sed 's/"seconds":[^,}]*//g' "$out" >"$TMP/c2.json" || return 1
+    local k
+    for k in $c/imgcache-3x16x16-*.bin; do
+        python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[-50]^=1; open(p,"wb").write(b)' "$k" || return 1
+    done
+    run 0 train $a --data "$d" --validation-split 0.25 --json || return 1
+    sed 's/"seconds":[^,}]*//g' "$out" | cmp -s - "$TMP/c2.json" ||
+        { echo "  the run after a corrupt cache differs: $(cat "$out")" >&2; return 1; }
+}
 t_sigint() {
     "$PML" train mlp --epochs 1000 --threads 2 >"$out" 2>"$err" &
     local pid=$!
@@ -1284,6 +1325,8 @@ case_ max_steps t_max_steps
 case_ synthetic t_synthetic
 case_ image_folder t_image_folder
 case_ image_folder_bad t_image_folder_bad
+case_ image_folder_overlap_bad t_image_folder_overlap_bad
+case_ image_folder_cache t_image_folder_cache
 case_ sigint t_sigint
 case_ plot_png t_plot_png
 case_ plot_svg t_plot_svg
