@@ -40,14 +40,22 @@
 #define REPORT_MS 100
 
 
-static pml_status check_data(const pml_graph *g, const pml_dataset *d, const char *what)
+/* a dataset feeds one input: a model of several (pml infer runs those) is refused */
+static pml_status one_input(const pml_graph *g)
 {
-    for (int v = 0; v < g->nnodes; v++) /* a dataset feeds one input */
+    for (int v = 0; v < g->nnodes; v++)
         if (g->nodes[v].op == PML_OP_INPUT && v != g->input)
             return pml_fail(PML_EUNSUPPORTED,
                             "model '%s' has several inputs ('%s', '%s'); a dataset feeds one: pml "
                             "trains and evaluates models of one input (pml infer runs the others)",
                             g->name, g->nodes[g->input].name, g->nodes[v].name);
+    return PML_OK;
+}
+
+static pml_status check_data(const pml_graph *g, const pml_dataset *d, const char *what)
+{
+    pml_status st = one_input(g);
+    if (st != PML_OK) return st;
     if (!pml_shape_eq(d->shape, g->nodes[g->input].out))
         return pml_fail(
             PML_ESHAPE, "%s data '%s' has samples of %dx%dx%d, model '%s' takes %dx%dx%d", what,
@@ -63,7 +71,9 @@ static pml_status check_data(const pml_graph *g, const pml_dataset *d, const cha
 pml_status pml_evaluate(pml_exec *e, const pml_dataset *d, int batch, double *loss,
                         double *accuracy)
 {
-    pml_status ds = pml_data_wait(d); /* an image folder still decoding: all of it first */
+    pml_status ds = one_input(&e->g);
+    if (ds != PML_OK) return ds;
+    ds = pml_data_wait(d); /* an image folder still decoding: all of it first */
     if (ds != PML_OK) return ds;
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!idx) return pml_fail(PML_ENOMEM, "out of memory");

@@ -2,6 +2,7 @@
  * (Debian libonnx-testdata), models built here with protobuf-c and checked against values
  * computed here, and bad files (cut, mutated, inconsistent, lying about their sizes). */
 #include "models/models.h"
+#include "planner/planner.h"
 #include "runtime/runtime.h"
 #include "test.h"
 
@@ -577,6 +578,166 @@ static void t_bad_models(void)
     pml_onnx_free(&m);
 }
 
+/* a (N,3), b (N,3) -> s = Add(a, b) -> c = Concat(s, a) (N,6) -> Gemm(W (4,6) transposed):
+ * two data inputs */
+static float W46[24];
+static void two_input_model(mb *b, int64_t batch_a, int64_t batch_b)
+{
+    for (int i = 0; i < 24; i++) W46[i] = (float)((i * 5 % 13) - 6) / 8.0f;
+    mb_init(b, 13);
+    int64_t ad[2] = {batch_a, 3}, bd[2] = {batch_b, 3}, yd[2] = {-1, 4}, wd[2] = {4, 6};
+    mb_io(b, false, "a", 2, ad);
+    mb_io(b, false, "b", 2, bd);
+    mb_io(b, true, "y", 2, yd);
+    mb_init_f(b, "W", 2, wd, W46, 24);
+    mb_node(b, "Add", "s", "a", "b", NULL);
+    attr_i(b, mb_node(b, "Concat", "c", "s", "a", NULL), "axis", 1);
+    attr_i(b, mb_node(b, "Gemm", "y", "c", "W", NULL), "transB", 1);
+}
+
+static void two_input_check(pml_onnx *m, const float *a, const float *bv, int n, int batch)
+{
+    pml_tensor in[2] = {{.rank = 2, .dims = {n, 3}, .n = (size_t)n * 3, .data = (float *)a},
+                        {.rank = 2, .dims = {n, 3}, .n = (size_t)n * 3, .data = (float *)bv}},
+               y;
+    CHECK_OK(pml_infer_run(m, in, 1, batch, &y));
+    if (pml__test_failed) return;
+    CHECK(y.rank == 2 && y.dims[0] == n && y.dims[1] == 4);
+    for (int s = 0; s < n; s++)
+        for (int o = 0; o < 4; o++) {
+            double c[6], z = 0;
+            for (int j = 0; j < 3; j++) c[j] = a[s * 3 + j] + bv[s * 3 + j], c[3 + j] = a[s * 3 + j];
+            for (int j = 0; j < 6; j++) z += c[j] * W46[o * 6 + j];
+            CHECK_NEAR(y.data[s * 4 + o], z, 1e-5);
+        }
+    pml_tensor_free(&y);
+}
+
+static void t_several_inputs(void)
+{
+    mb b;
+    pml_onnx m, r;
+    two_input_model(&b, -1, -1);
+    CHECK_OK(parse(&b, "two.onnx", &m));
+    if (pml__test_failed) return;
+    /* two input nodes, first, in the graph's order; the first is the dataset's */
+    CHECK(m.ninputs == 2 && m.inputs[0].data && m.inputs[1].data);
+    CHECK(m.inputs[0].node == 0 && m.inputs[1].node == 1 && m.g.input == 0);
+    CHECK(m.g.nodes[1].op == PML_OP_INPUT && strcmp(m.g.nodes[1].name, "b") == 0);
+    const float a[9] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f, 4};
+    const float bv[9] = {0.5f, 1, -1, 2, 0, -3, 1.5f, 2.5f, -0.25f};
+    two_input_check(&m, a, bv, 3, 0);
+    two_input_check(&m, a, bv, 3, 2); /* in batches of 2: each input split alike */
+    /* the batch is shared: another count of samples for b, or another shape */
+    pml_tensor in[2] = {{.rank = 2, .dims = {3, 3}, .n = 9, .data = (float *)a},
+                        {.rank = 2, .dims = {2, 3}, .n = 6, .data = (float *)bv}},
+               y;
+    CHECK(pml_infer_run(&m, in, 1, 0, &y) == PML_ESHAPE &&
+          msg_has("input 'b' (input_1): 2 samples", "share the batch"));
+    in[1] = (pml_tensor){.rank = 2, .dims = {1, 9}, .n = 9, .data = (float *)bv};
+    CHECK(pml_infer_run(&m, in, 1, 0, &y) == PML_ESHAPE && msg_has("input 'b' (input_1)", "rank 2"));
+    /* the model's DOT file holds one input: refused, not written wrong */
+    char *text = NULL;
+    size_t len;
+    CHECK(pml_model_format_dot(&m.g, &text, &len) == PML_EUNSUPPORTED &&
+          msg_has("several inputs ('a', 'b')", NULL) && !text);
+    /* a dataset feeds one input: training refuses */
+    pml_dataset d;
+    CHECK_OK(pml_data_synthetic(m.g.nodes[0].out, 4, 8, 1, &d));
+    pml_train_opts to = {.epochs = 1, .batch = 4};
+    pml_train_result tr;
+    memset(&tr, 0, sizeof tr);
+    pml_status ts = pml_train(&m.g, &d, NULL, &to, &tr);
+    CHECK_MSG(ts == PML_EUNSUPPORTED, "%s: %s", pml_status_str(ts), pml_errmsg());
+    CHECK(ts == PML_EUNSUPPORTED &&
+          msg_has("several inputs", "a dataset feeds one"));
+    pml_train_result_free(&tr);
+    pml_data_free(&d);
+    /* planned: every strategy simulates (each input node its own tasks); on this machine, when
+     * it has two cores, a plan runs the forward pass as the per-operator executor does */
+    pml_machine mc, here;
+    CHECK_OK(pml_machine_load("cpu-1socket", &mc));
+    CHECK_OK(pml_machine_load(NULL, &here));
+    pml_cost_opts co = pml_cost_opts_default();
+    co.measure = false;
+    co.cache_dir = "";
+    pml_costmodel *cm = NULL;
+    CHECK_OK(pml_cost_create(&m.g, &mc, &co, &cm));
+    static const char *const strategies[] = {"data", "model", "owt"};
+    for (int k = 0; k < 3 && cm; k++) {
+        pml_plan p;
+        pml_sim *sim = NULL;
+        CHECK_OK(pml_plan_strategy(strategies[k], &m.g, &mc, 8, NULL, &p));
+        if (p.cfg) {
+            CHECK_OK(pml_sim_create(&m.g, &mc, &p, cm, &sim));
+            CHECK(!sim || pml_sim_step_seconds(sim) > 0);
+            pml_sim_destroy(sim);
+            pml_plan_free(&p);
+        }
+        if (here.ncompute < 2 || pml__test_failed) continue;
+        CHECK_OK(pml_plan_strategy(strategies[k], &m.g, &here, 3, NULL, &p));
+        pml_exec_opts po = {.batch = 3, .seed = 5, .machine = &here, .plan = &p}, oo = {.batch = 3,
+                                                                                      .threads = 1};
+        pml_exec *e[2] = {NULL, NULL};
+        if (p.cfg && pml_exec_create(&m.g, &po, &e[0]) == PML_OK &&
+            pml_exec_create(&m.g, &oo, &e[1]) == PML_OK) {
+            for (int j = 0; j < 2; j++) {
+                memcpy(pml_exec_params(e[j]), m.params, m.g.nparams * sizeof(float));
+                memcpy(pml_exec_input(e[j]), a, sizeof a);
+                /* the second input node's buffer (pml_exec_input is the first's) */
+                memcpy((float *)pml_exec_output(e[j], 1), bv, sizeof bv);
+                CHECK_OK(pml_exec_forward(e[j], 3, false, NULL));
+            }
+            const float *y0 = pml_exec_output(e[0], m.output_node),
+                        *y1 = pml_exec_output(e[1], m.output_node);
+            for (int i = 0; i < 12 && !pml__test_failed; i++) CHECK_NEAR(y0[i], y1[i], 1e-5);
+        } else {
+            CHECK_MSG(false, "%s plan: %s", strategies[k], pml_errmsg());
+        }
+        pml_exec_destroy(e[0]);
+        pml_exec_destroy(e[1]);
+        pml_plan_free(&p);
+    }
+    pml_cost_destroy(cm);
+    pml_machine_free(&mc);
+    pml_machine_free(&here);
+    /* exported and read back: the inputs in order, the same outputs */
+    char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    int fd = mkstemps(path, 5);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    CHECK_OK(pml_onnx_write(&m.g, m.params, m.state, path));
+    CHECK_OK(pml_onnx_read(path, 1, &r));
+    unlink(path);
+    if (!pml__test_failed) {
+        CHECK(r.ninputs == 2 && r.inputs[1].data && strcmp(r.inputs[1].name, "b") == 0);
+        two_input_check(&r, a, bv, 3, 0);
+    }
+    pml_onnx_free(&r);
+    pml_onnx_free(&m);
+    /* declared batches that differ */
+    two_input_model(&b, 3, 2);
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("bad.onnx: node '#0, output s' (Add): graph input 'b'", "share the batch"));
+    pml_onnx_free(&m);
+    /* one sample (rank 1) with a batch */
+    two_input_model(&b, -1, -1);
+    int64_t one[1] = {3};
+    b.sh[1].n_dim = 1;
+    b.dims[1][0].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    b.dims[1][0].dim_value = one[0];
+    b.nodes[0].op_type = "Sum";
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED && msg_has("graph input 'b'", "rank 1"));
+    pml_onnx_free(&m);
+    /* b a weight of the MatMul first, then data of the Add: one or the other */
+    two_input_model(&b, 3, 3);
+    b.nodes[0].op_type = "MatMul";
+    b.nodes[1].input[1] = "b";
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("graph input 'b' is a weight of another node", NULL));
+    pml_onnx_free(&m);
+}
+
 /* every cut of a model, and bytes flipped at random: refused with a message naming the file
  * (or read), never a crash, a leak or undefined behaviour */
 static void t_cut_and_mutated(void)
@@ -753,6 +914,7 @@ static const pml_test tests[] = {
     {"cut_and_mutated", t_cut_and_mutated},
     {"tensor_files", t_tensor_files},
     {"export_roundtrip", t_export_roundtrip},
+    {"several_inputs", t_several_inputs},
     {0},
 };
 
