@@ -54,6 +54,7 @@ pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out)
         return pml_fail(PML_EIO, "MPI could not start (MPI_Init_thread)");
     }
     d->mpi = true;
+    d->comm = MPI_COMM_WORLD;
     /* errors come back as codes: pml says what failed, then ends every rank */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
@@ -78,6 +79,32 @@ pml_status pml_dist_init(int *argc, char ***argv, pml_dist **out)
 #endif
 }
 
+pml_status pml_dist_dup(pml_dist *d, pml_dist **out)
+{
+    *out = NULL;
+    pml_dist *c = calloc(1, sizeof *c);
+    if (!c) return pml_fail(PML_ENOMEM, "out of memory");
+    if (d) *c = *d;
+    else c->size = c->local_size = 1;
+    c->mpi = false; /* MPI stays the parent's to finalise */
+    c->dup = true;
+#ifdef PML_HAVE_MPI
+    if (d && d->mpi) {
+        c->local = MPI_COMM_NULL;
+        int rc = MPI_Comm_dup(d->comm, &c->comm); /* collective: every rank makes one */
+        if (rc != MPI_SUCCESS) {
+            free(c);
+            return pml__mpi_fail(rc, "a communicator of its own");
+        }
+        MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
+        c->comm_owned = true;
+    }
+#endif
+    *out = c;
+    return PML_OK;
+}
+
+bool pml_dist_threaded(const pml_dist *d) { return !d || d->size == 1 || d->threaded; }
 int pml_dist_rank(const pml_dist *d) { return d ? d->rank : 0; }
 int pml_dist_size(const pml_dist *d) { return d ? d->size : 1; }
 int pml_dist_local_rank(const pml_dist *d) { return d ? d->local_rank : 0; }
@@ -90,7 +117,7 @@ pml_status pml_dist_sum_floats(pml_dist *d, float *buf, size_t n)
     /* MPI counts are ints: big blocks go in pieces */
     for (size_t off = 0; off < n;) {
         const int k = n - off > (size_t)1 << 30 ? 1 << 30 : (int)(n - off);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, d->comm);
         if (rc != MPI_SUCCESS) return pml__mpi_fail(rc, "summing gradients across the ranks");
         off += (size_t)k;
     }
@@ -105,7 +132,7 @@ pml_status pml_dist_sum_doubles(pml_dist *d, double *buf, int n)
 {
     if (!d || d->size == 1 || n == 0) return PML_OK;
 #ifdef PML_HAVE_MPI
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, d->comm);
     return rc == MPI_SUCCESS ? PML_OK : pml__mpi_fail(rc, "summing losses across the ranks");
 #else
     (void)buf;
@@ -119,7 +146,7 @@ pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what)
 #ifdef PML_HAVE_MPI
     uint64_t *all = malloc((size_t)d->size * sizeof *all);
     if (!all) return pml_fail(PML_ENOMEM, "out of memory");
-    int rc = MPI_Allgather(&value, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    int rc = MPI_Allgather(&value, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, d->comm);
     pml_status st = PML_OK;
     if (rc != MPI_SUCCESS) {
         st = pml__mpi_fail(rc, "comparing the ranks");
@@ -144,7 +171,7 @@ pml_status pml_dist_barrier(pml_dist *d)
 {
     if (!d || d->size == 1) return PML_OK;
 #ifdef PML_HAVE_MPI
-    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    int rc = MPI_Barrier(d->comm);
     return rc == MPI_SUCCESS ? PML_OK : pml__mpi_fail(rc, "waiting for every rank");
 #else
     return PML_OK;
@@ -173,7 +200,7 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
         mine = -1; /* the others must still hear it */
     }
     long dummy[1];
-    int rc = MPI_Allgather(&mine, 1, MPI_LONG, lens ? lens : dummy, lens ? 1 : 0, MPI_LONG, MPI_COMM_WORLD);
+    int rc = MPI_Allgather(&mine, 1, MPI_LONG, lens ? lens : dummy, lens ? 1 : 0, MPI_LONG, d->comm);
     if (rc != MPI_SUCCESS) st = pml__mpi_fail(rc, "gathering the ranks' sizes");
     long total = 0;
     for (int r = 0; st == PML_OK && r < d->size; r++) {
@@ -190,9 +217,9 @@ pml_status pml_dist_gather(pml_dist *d, const char *buf, size_t len, char **all,
         st = pml_fail(PML_ENOMEM, "out of memory for %ld bytes from the ranks", total);
     /* every rank agrees whether to go on: rank 0's allocation decides for all */
     int go = st == PML_OK, all_go = 0;
-    if (MPI_Allreduce(&go, &all_go, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) all_go = 0;
+    if (MPI_Allreduce(&go, &all_go, 1, MPI_INT, MPI_MIN, d->comm) != MPI_SUCCESS) all_go = 0;
     if (all_go) {
-        rc = MPI_Gatherv(buf, (int)len, MPI_CHAR, out, counts, displs, MPI_CHAR, 0, MPI_COMM_WORLD);
+        rc = MPI_Gatherv(buf, (int)len, MPI_CHAR, out, counts, displs, MPI_CHAR, 0, d->comm);
         if (rc != MPI_SUCCESS) st = pml__mpi_fail(rc, "gathering the ranks' parts");
     } else if (st == PML_OK) {
         st = pml_fail(PML_EIO, "another rank could not gather its part");
@@ -219,17 +246,17 @@ pml_status pml_dist_bcast_text(pml_dist *d, char **text, size_t *len)
 #ifdef PML_HAVE_MPI
     /* rank 0's length first (-1: it has nothing to send, and every rank fails alike) */
     long n = d->rank == 0 ? (*text && *len <= (size_t)INT_MAX ? (long)*len : -1) : 0;
-    int rc = MPI_Bcast(&n, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    int rc = MPI_Bcast(&n, 1, MPI_LONG, 0, d->comm);
     if (rc != MPI_SUCCESS) return pml__mpi_fail(rc, "sending rank 0's text");
     if (n < 0) return pml_fail(PML_EIO, "rank 0 failed before it could send what every rank needs (its "
                                     "message says why)");
     char *buf = d->rank == 0 ? *text : malloc((size_t)n + 1);
     int ok = buf != NULL, all = 0;
-    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS || !all) {
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, d->comm) != MPI_SUCCESS || !all) {
         if (d->rank != 0) free(buf);
         return pml_fail(PML_ENOMEM, "out of memory for rank 0's text (%ld bytes)", n);
     }
-    rc = MPI_Bcast(buf, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    rc = MPI_Bcast(buf, (int)n, MPI_CHAR, 0, d->comm);
     if (rc != MPI_SUCCESS) {
         if (d->rank != 0) free(buf);
         return pml__mpi_fail(rc, "sending rank 0's text");
@@ -485,6 +512,7 @@ void pml_dist_finalize(pml_dist *d)
 {
     if (!d) return;
 #ifdef PML_HAVE_MPI
+    if (d->comm_owned) MPI_Comm_free(&d->comm);
     if (d->mpi) {
         if (d->local != MPI_COMM_NULL && d->local != 0) MPI_Comm_free(&d->local);
         MPI_Finalize();

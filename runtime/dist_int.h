@@ -13,7 +13,10 @@ struct pml_dist {
     int rank, size, local_rank, local_size;
     bool mpi;      /* MPI was initialised here (finalised by pml_dist_finalize) */
     bool threaded; /* MPI_THREAD_MULTIPLE: a communication thread may call MPI beside the caller */
+    bool dup;      /* made by pml_dist_dup: its communicator is its own, MPI is the parent's */
+    bool comm_owned; /* comm is a duplicate, freed with it */
 #ifdef PML_HAVE_MPI
+    MPI_Comm comm; /* the collectives of pml_dist_*: MPI_COMM_WORLD, or a duplicate of it */
     MPI_Comm local;
 #endif
 };
