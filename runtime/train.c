@@ -325,6 +325,9 @@ typedef struct trainer {
     pml_status ck_st;
     char ck_err[1024];
     long ck_last;     /* the step of the last checkpoint queued (-1: none) */
+    pml_dist *ck_dist; /* across ranks: the checkpoints' own communicator (the pool writes) */
+    pml_ckpt_ranges ck_ranges[4]; /* across ranks: the floats this rank writes (params m v state) */
+    size_t ck_cap[4];
     long spe, limit;
     /* evaluation batches */
     const pml_dataset *ev;
@@ -838,11 +841,19 @@ static void plan_name(const pml_exec *e, char *buf, size_t cap)
     snprintf(buf, cap, "%.40s %016llx", p->strategy[0] ? p->strategy : "plan", (unsigned long long)h);
 }
 
+/* Writes t->ck now: one file, or across ranks this rank's part (and on rank 0 the manifest) */
+static pml_status ck_run(trainer *t)
+{
+    const int keep = t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3;
+    return t->ck_dist ? pml_ckpt_write_ranks(t->o->checkpoint_dir, &t->ck, t->ck_ranges, t->ck_dist, keep)
+                      : pml_ckpt_write(t->o->checkpoint_dir, &t->ck, keep);
+}
+
 /* pool thread */
 static void ck_write(uv_work_t *w)
 {
     trainer *t = w->data;
-    t->ck_st = pml_ckpt_write(t->o->checkpoint_dir, &t->ck, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
+    t->ck_st = ck_run(t);
     if (t->ck_st != PML_OK) snprintf(t->ck_err, sizeof t->ck_err, "%s", pml_errmsg());
 }
 
@@ -868,8 +879,68 @@ static void ck_wait(trainer *t, pml_train_result *res)
     }
 }
 
+/* Appends [lo, lo + n) to r (joined to the last range when they touch) */
+static pml_status range_add(pml_ckpt_ranges *r, size_t *cap, size_t lo, size_t n)
+{
+    if (!n) return PML_OK;
+    if (r->count && r->lo[r->count - 1] + r->n[r->count - 1] == lo) {
+        r->n[r->count - 1] += n;
+        return PML_OK;
+    }
+    if (r->count == *cap) {
+        const size_t c = *cap ? 2 * *cap : 16;
+        size_t *a = realloc(r->lo, c * sizeof *a);
+        if (a) r->lo = a;
+        size_t *b = a ? realloc(r->n, c * sizeof *b) : NULL;
+        if (!b) return pml_fail(PML_ENOMEM, "out of memory");
+        r->n = b;
+        *cap = c;
+    }
+    r->lo[r->count] = lo;
+    r->n[r->count++] = n;
+    return PML_OK;
+}
+
+/* Across ranks, the floats this rank writes of a checkpoint, each float by one rank: with a
+ * plan across the ranks, those it keeps current (its partitions'); parameter servers, the
+ * optimizer's state of their shard; what every rank holds alike (data-parallel parameters and
+ * optimizer state; the parameters beside servers) in nearly equal shares, rank r the r-th
+ * (the writing is spread, the values are the same); the state (batchnorm's running statistics,
+ * which data-parallel ranks keep each of its own batches) rank 0's, as one process would have. */
+static pml_status ck_ranges(trainer *t, pml_exec *e, const pml_optim *o)
+{
+    const pml_ckpt *c = &t->ck;
+    const size_t n[4] = {c->nparams, o->m ? c->nparams : 0, o->v ? c->nparams : 0, c->nstate};
+    pml_status st = PML_OK;
+    for (int k = 0; k < 4; k++) t->ck_ranges[k].count = 0;
+    size_t slo = 0, shi = 0;
+    const bool server = t->ps && pml_dist_ps_shard(t->ps, &slo, &shi);
+    for (int k = 0; k < 4 && st == PML_OK; k++) {
+        pml_ckpt_ranges *r = &t->ck_ranges[k];
+        const unsigned char *own = t->spans ? pml__exec_owned(e, k == 3) : NULL;
+        if (own) {
+            for (size_t i = 0; i < n[k] && st == PML_OK;) {
+                size_t j = i;
+                while (j < n[k] && own[j]) j++;
+                st = range_add(r, &t->ck_cap[k], i, j - i);
+                for (i = j; i < n[k] && !own[i]; i++) {}
+            }
+        } else if (k == 3 || t->spans) { /* the state; a plan across ranks that keeps all */
+            if (t->rank == 0) st = range_add(r, &t->ck_cap[k], 0, n[k]);
+        } else if (t->ps && k > 0) {
+            if (server) st = range_add(r, &t->ck_cap[k], slo, shi - slo);
+        } else {
+            const size_t lo = n[k] * (size_t)t->rank / (size_t)t->ranks,
+                         hi = n[k] * (size_t)(t->rank + 1) / (size_t)t->ranks;
+            st = range_add(r, &t->ck_cap[k], lo, hi - lo);
+        }
+    }
+    return st;
+}
+
 /* A checkpoint of the run after `step` updates: copied now (at a step boundary), written by the
- * pool while training goes on (sync: written before returning, the run's last) */
+ * pool while training goes on (sync: written before returning, the run's last). Across ranks
+ * each rank copies and writes its part; rank 0 writes the manifest once every part is in. */
 static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step, bool sync,
                           pml_train_result *res)
 {
@@ -878,47 +949,37 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
     pml_status st = PML_OK;
     const double t0 = pml_now();
     pml_ckpt *c = &t->ck;
-    if (t->spans) { /* each rank keeps its part current: every float from its keeper (a sum) */
-        const unsigned char *pown = pml__exec_owned(e, false), *sown = pml__exec_owned(e, true);
-        float *dst[4] = {c->params, c->m, c->v, c->state};
-        const float *src[4] = {pml_exec_params(e), o->m, o->v, pml_exec_state(e)};
+    float *dst[4] = {c->params, c->m, c->v, c->state};
+    const float *src[4] = {pml_exec_params(e), o->m, o->v, pml_exec_state(e)};
+    if (t->ck_dist) { /* the floats of its part (an executor tried in the run keeps others) */
+        if ((st = ck_ranges(t, e, o)) != PML_OK) return st;
+        for (int k = 0; k < 4; k++)
+            for (size_t i = 0; i < t->ck_ranges[k].count; i++)
+                memcpy(dst[k] + t->ck_ranges[k].lo[i], src[k] + t->ck_ranges[k].lo[i],
+                       t->ck_ranges[k].n[i] * sizeof(float));
+    } else {
         const size_t n[4] = {c->nparams, c->m ? c->nparams : 0, c->v ? c->nparams : 0, c->nstate};
-        for (int k = 0; k < 4; k++) {
-            const unsigned char *own = k == 3 ? sown : pown;
-            for (size_t i = 0; i < n[k]; i++) dst[k][i] = !own || own[i] ? src[k][i] : 0.0f;
-            if (n[k] && (st = pml_dist_sum_floats(t->o->dist, dst[k], n[k])) != PML_OK) return st;
-        }
-    } else if (t->ps) { /* the optimizer's state is current on the servers only, a shard each:
-                         * every float from its server (a sum); the parameters every rank has */
-        size_t lo = 0, hi = 0;
-        const bool server = pml_dist_ps_shard(t->ps, &lo, &hi);
-        float *dst[2] = {c->m, c->v};
-        const float *src[2] = {o->m, o->v};
-        for (int k = 0; k < 2; k++) {
-            if (!dst[k]) continue;
-            memset(dst[k], 0, c->nparams * sizeof(float));
-            if (server) memcpy(dst[k] + lo, src[k] + lo, (hi - lo) * sizeof(float));
-            if ((st = pml_dist_sum_floats(t->o->dist, dst[k], c->nparams)) != PML_OK) return st;
-        }
-    }
-    t->ck_last = step;
-    if (t->rank != 0) return PML_OK; /* rank 0 writes what every rank has */
-    if (!t->spans) {
-        memcpy(c->params, pml_exec_params(e), c->nparams * sizeof(float));
-        if (c->nstate) memcpy(c->state, pml_exec_state(e), c->nstate * sizeof(float));
-        if (c->m && !t->ps) memcpy(c->m, o->m, c->nparams * sizeof(float));
-        if (c->v && !t->ps) memcpy(c->v, o->v, c->nparams * sizeof(float));
+        for (int k = 0; k < 4; k++)
+            if (n[k]) memcpy(dst[k], src[k], n[k] * sizeof(float));
     }
     c->optim = *o;
     c->optim.m = c->optim.v = NULL;
     c->step = step;
     plan_name(e, c->plan, sizeof c->plan);
+    t->ck_last = step;
     res->checkpoints++;
     if (sync) { /* the run's last: its failure is the run's */
-        st = pml_ckpt_write(t->o->checkpoint_dir, c, t->o->checkpoint_keep > 0 ? t->o->checkpoint_keep : 3);
+        st = ck_run(t);
         res->checkpoint_wait += pml_now() - t0;
         if (st != PML_OK) res->checkpoints_failed++;
         return st;
+    }
+    if (t->ck_dist && !pml_dist_threaded(t->o->dist)) {
+        /* MPI takes calls from one thread only: written here, and a failure said as the pool's */
+        ck_write(&(uv_work_t){.data = t});
+        ck_wait(t, res);
+        res->checkpoint_wait += pml_now() - t0;
+        return PML_OK;
     }
     t->ck_busy = true;
     t->ck_work.data = t;
@@ -929,17 +990,32 @@ static pml_status ck_take(trainer *t, pml_exec *e, const pml_optim *o, long step
     return PML_OK;
 }
 
+/* Collective across ranks (the checkpoints' communicator is made here) */
 static pml_status ck_setup(trainer *t, const pml_graph *g, const pml_optim *o)
 {
     pml_ckpt *c = &t->ck;
     memset(c, 0, sizeof *c);
     t->ck_last = -1;
-    if (!t->o->checkpoint_dir || (t->rank != 0 && !t->spans && !t->ps)) return PML_OK;
+    if (!t->o->checkpoint_dir) return PML_OK;
     c->model_hash = model_hash(g);
     snprintf(c->model_name, sizeof c->model_name, "%.63s", g->name); /* a token when written */
     c->seed = t->o->seed;
     c->batch = t->o->batch;
+    pml_status st;
+    if (t->ranks > 1 && (st = pml_dist_dup(t->o->dist, &t->ck_dist)) != PML_OK) return st;
+    /* across ranks only the part's floats are copied: the others' pages are never touched */
     return pml_ckpt_alloc(c, g->nparams, g->nstate, o->m != NULL, o->v != NULL);
+}
+
+static void ck_end(trainer *t)
+{
+    pml_ckpt_free(&t->ck);
+    pml_dist_finalize(t->ck_dist);
+    t->ck_dist = NULL;
+    for (int k = 0; k < 4; k++) {
+        free(t->ck_ranges[k].lo);
+        free(t->ck_ranges[k].n);
+    }
 }
 
 /* Goes on from a checkpoint: read and checked before the run starts (its step places the data),
@@ -1329,7 +1405,7 @@ done:
         res->epochs = NULL;
     }
     if (t.ck_busy) ck_wait(&t, res); /* a failed run: the checkpoint in flight ends first */
-    pml_ckpt_free(&t.ck);
+    ck_end(&t);
     pml_ckpt_free(&from);
     loop_close(&t);
     if (t.feed_ok) feeder_free(&t.feed);

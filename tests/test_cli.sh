@@ -2070,6 +2070,24 @@ t_mpi_across_errors() { # a machine or plan that does not fit the run: one messa
     timeout 120 $MPIRUN -np 2 "$PML" topo -o "$TMP/e2.dot" >"$out" 2>"$err" || return 1
     check "the plan is for another model" --machine "$TMP/e2.dot" --plan "$TMP/o4.dot"
 }
+ckpt_parts() { # ckpt_parts FOLDER N: a checkpoint across N ranks: N parts, each with some of the
+    # parameters, and the manifest listing each part's size and header checksum
+    python3 - "$1" "$2" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+man = open(os.path.join(d, "manifest")).read().splitlines()
+assert man[0] == "pml checkpoint manifest 2" and man[-1].startswith("end "), man
+parts = [l.split() for l in man if l.startswith("part ")]
+assert "parts %d" % n in man and [p[1] for p in parts] == ["part-%05d.ckpt" % r for r in range(n)], man
+for r, (_, name, size, crc) in enumerate(parts):
+    path = os.path.join(d, name)
+    assert os.path.getsize(path) == int(size), (path, size)
+    head = open(path, "rb").read(600).decode("latin-1").split("\n")
+    assert head[0] == "pml checkpoint part 2" and head[3] == "part %d %d" % (r, n), head[:4]
+    assert int(head[4].split()[3]) > 0, ("no parameters in", path, head[4])
+    assert head[8] == "data " + crc, (head[8], crc)
+PY
+}
 t_mpi_checkpoint() { # checkpoints of runs across ranks: resumed exactly, and on other rank counts
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local a="mlp:units=24,layers=2,dropout=0.1 --train-samples 640 --test-samples 320 --epochs 3 --json"
@@ -2085,10 +2103,54 @@ t_mpi_checkpoint() { # checkpoints of runs across ranks: resumed exactly, and on
             --checkpoint-every 10 >"$out" 2>"$err" || { echo "  $how: $(head -c 300 "$err")" >&2; return 1; }
         [ "$(cd "$d" && echo step-*)" = "step-000000000020.ckpt step-000000000030.ckpt step-000000000033.ckpt" ] ||
             { echo "  $how: $(ls "$d")" >&2; return 1; }
+        # each a folder: a part per rank, each holding some of the floats, and the manifest
+        # listing them; nothing temporary left
+        ckpt_parts "$d/step-000000000033.ckpt" 2 || { echo "  $how" >&2; return 1; }
+        [ -z "$(cd "$d" && ls -A | grep -v '^step-')" ] || { echo "  $how: left $(ls -A "$d")" >&2; return 1; }
         timeout 120 $MPIRUN -np 2 "$PML" train $a $how --resume "$d" >"$out" 2>"$err" ||
             { echo "  $how resumed: $(head -c 300 "$err")" >&2; return 1; }
         [ "$(last_losses "$out")" = "$full" ] ||
             { echo "  $how: resumed $(last_losses "$out"), not stopped $full" >&2; return 1; }
+        if [ "$how" = "--plan data" ]; then
+            # a run killed while writing leaves a folder without its manifest (step 40 here) or a
+            # temporary one: resuming passes over them (step 33, exactly), and the checkpoints
+            # of the resumed run replace or remove them
+            rm -rf "$d.k" && cp -r "$d" "$d.k" || return 1
+            cp -r "$d.k/step-000000000033.ckpt" "$d.k/step-000000000040.ckpt" &&
+                rm "$d.k/step-000000000040.ckpt/manifest" &&
+                cp -r "$d.k/step-000000000040.ckpt" "$d.k/.step-000000000035.ckpt.tmp" || return 1
+            timeout 120 $MPIRUN -np 2 "$PML" train $a $how --resume "$d.k" --checkpoint "$d.k" \
+                --checkpoint-every 10 >"$out" 2>"$err" || { echo "  killed: $(head -c 300 "$err")" >&2; return 1; }
+            python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["resumed_step"] == 33, j["resumed_step"]' "$out" &&
+                [ "$(last_losses "$out")" = "$full" ] ||
+                { echo "  killed: resumed $(last_losses "$out"), not stopped $full" >&2; return 1; }
+            [ "$(cd "$d.k" && ls -A | tr '\n' ' ')" = "step-000000000040.ckpt step-000000000050.ckpt step-000000000060.ckpt " ] ||
+                { echo "  killed: left $(ls -A "$d.k")" >&2; return 1; }
+            ckpt_parts "$d.k/step-000000000040.ckpt" 2 || return 1
+            # a damaged or missing part, a damaged manifest: refused, naming the file (and the
+            # checkpoint before is not taken in its place)
+            rm -rf "$d.b" && cp -r "$d" "$d.b" || return 1
+            local p=$d.b/step-000000000033.ckpt/part-00001.ckpt
+            python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 0x40
+open(sys.argv[1], "wb").write(b)' "$p" || return 1
+            run 1 train ${a% --json} $how --resume "$d.b" && has "$err" "part-00001.ckpt" && has "$err" "checksum" &&
+                one_line || return 1
+            timeout 120 $MPIRUN -np 2 "$PML" train $a $how --resume "$d.b" >"$out" 2>"$err" &&
+                { echo "  a damaged part resumed across ranks" >&2; return 1; }
+            has "$err" "part-00001.ckpt" || return 1
+            python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 0x40; b[60] ^= 0x01
+open(sys.argv[1], "wb").write(b)' "$p" || return 1
+            run 1 train ${a% --json} $how --resume "$d.b" && has "$err" "part-00001.ckpt" && one_line || return 1
+            rm "$p"
+            run 1 train ${a% --json} $how --resume "$d.b" && has "$err" "part-00001.ckpt" && has "$err" "missing" &&
+                one_line || return 1
+            sed -i 's/^run 1 32 30$/run 1 32 31/' "$d.b/step-000000000030.ckpt/manifest"
+            run 1 train ${a% --json} $how --resume "$d.b/step-000000000030.ckpt" &&
+                has "$err" "step-000000000030.ckpt/manifest" && has "$err" "checksum" && one_line || return 1
+            rm "$d.b/step-000000000030.ckpt/manifest"
+            run 1 train ${a% --json} $how --resume "$d.b/step-000000000030.ckpt" &&
+                has "$err" "step-000000000030.ckpt" && has "$err" "without a manifest" && one_line || return 1
+        fi
         # elastic: one process, and 4 ranks, go on from it (the sums' order differs: 1e-5)
         for n in 1 4; do
             timeout 120 $MPIRUN -np $n "$PML" train $a --plan data --resume "$d" >"$out" 2>"$err" ||
@@ -2106,6 +2168,7 @@ sys.exit(0 if all(abs(x - y) <= 1e-5 * abs(y) for x, y in zip(a, b)) else 1)' "$
     full=$(last_losses "$out")
     timeout 120 $MPIRUN -np 3 "$PML" train $a --plan data --sync ps --max-steps 33 --checkpoint "$d" \
         --checkpoint-every 10 >"$out" 2>"$err" || { echo "  ps: $(head -c 300 "$err")" >&2; return 1; }
+    ckpt_parts "$d/step-000000000033.ckpt" 3 || { echo "  ps" >&2; return 1; }
     timeout 120 $MPIRUN -np 3 "$PML" train $a --plan data --sync ps --resume "$d" >"$out" 2>"$err" ||
         { echo "  ps resumed: $(head -c 300 "$err")" >&2; return 1; }
     [ "$(last_losses "$out")" = "$full" ] ||
