@@ -2407,6 +2407,60 @@ static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
     }
 }
 
+/* The rank each node's output is written with: 4 (N, C, H, W) but for linear and flatten (N, C)
+ * and ops that keep their input's. An input is (N, C) when it is a vector that no window reads
+ * and that meets no rank-4 tensor in an add or concat (ONNX would broadcast (N, C) against
+ * (N, C, 1, 1) to (N, C, N, C)): raised to 4 then, through the ops that keep ranks. */
+static int ex_keeps_rank(pml_op_type op)
+{
+    return op == PML_OP_RELU || op == PML_OP_ADD || op == PML_OP_CONCAT ||
+           op == PML_OP_BATCHNORM || op == PML_OP_DROPOUT;
+}
+
+static bool ex_raise(const pml_graph *g, int *rank, int id)
+{
+    const pml_node *p = &g->nodes[id];
+    if (p->op == PML_OP_INPUT && rank[id] == 2) return rank[id] = 4, true;
+    bool changed = false;
+    if (ex_keeps_rank(p->op))
+        for (int i = 0; i < p->nin; i++) changed |= ex_raise(g, rank, p->in[i]);
+    return changed;
+}
+
+static void ex_ranks(const pml_graph *g, int *rank)
+{
+    for (int id = 0; id < g->nnodes; id++) {
+        const pml_node *p = &g->nodes[id];
+        if (p->op != PML_OP_INPUT) continue;
+        rank[id] = p->out.h == 1 && p->out.w == 1 ? 2 : 4;
+        for (int j = 0; j < g->nnodes; j++)
+            for (int i = 0; i < g->nodes[j].nin; i++)
+                if (g->nodes[j].in[i] == id && (g->nodes[j].op == PML_OP_CONV2D ||
+                                                g->nodes[j].op == PML_OP_MAXPOOL2D ||
+                                                g->nodes[j].op == PML_OP_AVGPOOL2D))
+                    rank[id] = 4;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int k = 0; k < g->nnodes; k++) {
+            const int id = g->order[k];
+            const pml_node *p = &g->nodes[id];
+            if (p->op == PML_OP_INPUT) continue;
+            rank[id] = ex_keeps_rank(p->op)                               ? rank[p->in[0]]
+                       : p->op == PML_OP_LINEAR || p->op == PML_OP_FLATTEN ? 2
+                                                                             : 4;
+        }
+        for (int id = 0; id < g->nnodes; id++) {
+            const pml_node *p = &g->nodes[id];
+            if (p->op != PML_OP_ADD && p->op != PML_OP_CONCAT) continue;
+            bool four = false;
+            for (int i = 0; i < p->nin; i++) four |= rank[p->in[i]] == 4;
+            for (int i = 0; four && i < p->nin; i++)
+                if (rank[p->in[i]] == 2) changed |= ex_raise(g, rank, p->in[i]);
+        }
+    }
+}
+
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path)
 {
@@ -2443,6 +2497,15 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         return pml_fail(PML_ENOMEM, "%s: out of memory", path);
     }
     for (int k = 0; k < e.nio; k++) e.inp[k] = &e.io[k].v;
+    int *in_rank = calloc((size_t)g->nnodes, sizeof *in_rank);
+    if (!in_rank) {
+        free(vname);
+        free(rank);
+        free(e.io);
+        free(e.inp);
+        return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    }
+    ex_ranks(g, in_rank);
     /* in id order when that is topological (so reading it back gives the same ids and
      * parameter layout), else in the graph's topological order */
     bool by_id = true;
@@ -2462,14 +2525,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         int64_t d[4];
         switch (p->op) {
         case PML_OP_INPUT: {
-            /* (N, C) when it is a vector that no window reads */
-            rank[id] = p->out.h == 1 && p->out.w == 1 ? 2 : 4;
-            for (int j = 0; j < g->nnodes; j++)
-                for (int i = 0; i < g->nodes[j].nin; i++)
-                    if (g->nodes[j].in[i] == id && (g->nodes[j].op == PML_OP_CONV2D ||
-                                                    g->nodes[j].op == PML_OP_MAXPOOL2D ||
-                                                    g->nodes[j].op == PML_OP_AVGPOOL2D))
-                        rank[id] = 4;
+            rank[id] = in_rank[id]; /* (N, C) or (N, C, H, W): ex_ranks */
             int64_t dd[4] = {-1, p->out.c, p->out.h, p->out.w};
             int k = 0; /* its place among the inputs */
             for (int i = 0; i < id; i++) k += g->nodes[i].op == PML_OP_INPUT;
@@ -2595,6 +2651,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
     free(buf);
     free(vname);
     free(rank);
+    free(in_rank);
     ex_free(&e);
     return st;
 }

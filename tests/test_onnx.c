@@ -715,6 +715,30 @@ static void t_several_inputs(void)
     }
     pml_onnx_free(&r);
     pml_onnx_free(&m);
+    /* b (N,2,1,1) added to a convolution's output: exported (N,2,1,1) as read, not (N,2) (ONNX
+     * would broadcast that against the rank-4 sum), so it reads back as it was */
+    static float Wc[96];
+    for (int i = 0; i < 96; i++) Wc[i] = (float)((i * 7 % 17) - 8) / 16.0f;
+    mb_init(&b, 13);
+    int64_t ad[4] = {-1, 3, 4, 4}, bd[4] = {-1, 2, 1, 1}, yd[2] = {-1, 2}, wd[4] = {2, 3, 4, 4};
+    mb_io(&b, false, "a", 4, ad);
+    mb_io(&b, false, "b", 4, bd);
+    mb_io(&b, true, "y", 2, yd);
+    mb_init_f(&b, "W", 4, wd, Wc, 96);
+    mb_node(&b, "Conv", "c", "a", "W", NULL);
+    mb_node(&b, "Relu", "rb", "b", NULL, NULL);
+    mb_node(&b, "Add", "d", "c", "rb", NULL);
+    mb_node(&b, "Flatten", "y", "d", NULL, NULL);
+    CHECK_OK(parse(&b, "mix.onnx", &m));
+    char path2[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    fd = mkstemps(path2, 5);
+    if (fd >= 0) close(fd);
+    CHECK(fd >= 0 && pml_onnx_write(&m.g, m.params, m.state, path2) == PML_OK);
+    CHECK_OK(pml_onnx_read(path2, 1, &r));
+    unlink(path2);
+    CHECK_MSG(r.ninputs == 2 && r.inputs[1].rank == 4 && r.g.nnodes == m.g.nnodes, "%d inputs, rank %d, %d nodes, %d before", r.ninputs, r.ninputs > 1 ? r.inputs[1].rank : 0, r.g.nnodes, m.g.nnodes);
+    pml_onnx_free(&r);
+    pml_onnx_free(&m);
     /* declared batches that differ */
     two_input_model(&b, 3, 2);
     CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED &&
