@@ -15,6 +15,16 @@ static char usage_error[1024]; /* the last cli_error's message */
 static bool json_printed;      /* the command printed a JSON object */
 static bool json_asked;        /* the command was given --json (or a prefix of it) */
 
+bool cli_positional(cli *c, const char **slot, const char *arg, const char *what)
+{
+    if (*slot) {
+        cli_error(c, "unexpected argument '%s' (one %s)", arg, what);
+        return false;
+    }
+    *slot = arg;
+    return true;
+}
+
 void cli_error(cli *c, const char *fmt, ...)
 {
     if (c->failed) return; /* one message */

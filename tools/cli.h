@@ -64,6 +64,10 @@ const char *cli_str(cli *c);
 long cli_long(cli *c, long lo, long hi);
 uint64_t cli_u64(cli *c);
 double cli_double(cli *c, double lo, double hi, bool lo_open, bool hi_open);
+/** A positional argument \p arg for the one slot a command has (its MODEL, PLAN...): taken
+ * into *slot when it is empty, else one message, "unexpected argument 'ARG' (one WHAT)", and
+ * false. */
+bool cli_positional(cli *c, const char **slot, const char *arg, const char *what);
 /** Prints a command's help on \p f: \p intro (usage and description), "options:" with one
  * entry per option of \p opts ("  -o, --output FILE  description", the descriptions in one
  * column), then \p examples (may be NULL). */

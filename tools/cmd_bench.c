@@ -107,8 +107,7 @@ static int bench_train(int argc, char **argv)
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, bench_intro, bench_train_opts, NULL);
             return 0;
@@ -240,8 +239,7 @@ static int bench_sim(int argc, char **argv)
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, bench_intro, bench_sim_opts, NULL);
             return 0;
@@ -446,8 +444,7 @@ static int bench_checkpoint(int argc, char **argv)
     bool json = false;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, bench_intro, bench_checkpoint_opts, NULL);
             return 0;

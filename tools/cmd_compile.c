@@ -179,11 +179,7 @@ static int parse_args(compile_args *a, int argc, char **argv)
     bool budget_given = false;
     while ((arg = cli_next(&c))) {
         if (!c.flag) {
-            if (a->model) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", arg);
-                break;
-            }
-            a->model = arg;
+            if (!cli_positional(&c, &a->model, arg, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, compile_intro, compile_opts, compile_examples);
             return 0;

@@ -64,11 +64,7 @@ static int run(const char *cmd, int argc, char **argv, bool predict)
     bool json = false, skip_bad = false;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-                break;
-            }
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, predict ? predict_intro : evaluate_intro, opts, NULL);
             return 0;

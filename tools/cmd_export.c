@@ -48,11 +48,7 @@ int cmd_export(int argc, char **argv)
     uint64_t seed = 1;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-                break;
-            }
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, export_intro, export_opts, export_examples);
             return 0;

@@ -112,11 +112,7 @@ int cmd_infer(int argc, char **argv)
     uint64_t seed = 1;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (path) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-                break;
-            }
-            path = a;
+            if (!cli_positional(&c, &path, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, infer_intro, infer_opts, infer_examples);
             return 0;

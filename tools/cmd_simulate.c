@@ -431,11 +431,7 @@ int cmd_simulate(int argc, char **argv)
     const char *arg;
     while ((arg = cli_next(&c))) {
         if (!c.flag) {
-            if (a.plan) {
-                cli_error(&c, "unexpected argument '%s' (one PLAN)", arg);
-                break;
-            }
-            a.plan = arg;
+            if (!cli_positional(&c, &a.plan, arg, "PLAN")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, simulate_intro, simulate_opts, simulate_examples);
             return 0;

@@ -78,11 +78,7 @@ int cmd_summary(int argc, char **argv)
     bool json = false;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-                break;
-            }
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, summary_intro, summary_opts, NULL);
             return 0;

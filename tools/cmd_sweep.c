@@ -1079,8 +1079,7 @@ int cmd_sweep(int argc, char **argv)
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (s.model) cli_error(&c, "one MODEL, not '%s' too", a);
-            s.model = a;
+            if (!cli_positional(&c, &s.model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, sweep_intro, sweep_opts, sweep_examples);
             free_sweep(&s);

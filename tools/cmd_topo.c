@@ -228,11 +228,7 @@ int cmd_topo(int argc, char **argv)
     bool json = false;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (machine) {
-                cli_error(&c, "unexpected argument '%s' (one machine: --machine M)", a);
-                break;
-            }
-            machine = a;
+            if (!cli_positional(&c, &machine, a, "machine: --machine M")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, topo_intro, topo_opts, topo_examples);
             return 0;

@@ -559,11 +559,7 @@ int cmd_train(int argc, char **argv)
     const char *a;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (model) {
-                cli_error(&c, "unexpected argument '%s' (one MODEL)", a);
-                break;
-            }
-            model = a;
+            if (!cli_positional(&c, &model, a, "MODEL")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, train_intro, train_opts, NULL);
             return 0;

@@ -154,11 +154,7 @@ int cmd_viz(int argc, char **argv)
     pml_viz_opts o = {.collapse = false};
     while ((a = cli_next(&c))) {
         if (!c.flag) {
-            if (graph) {
-                cli_error(&c, "unexpected argument '%s' (one GRAPH)", a);
-                break;
-            }
-            graph = a;
+            if (!cli_positional(&c, &graph, a, "GRAPH")) break;
         } else if (cli_is(&c, "--help")) {
             cli_help(stdout, viz_intro, viz_opts, viz_examples);
             return 0;
