@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -477,7 +478,7 @@ static void hold_point(void)
 
 /* ---------------------------------------------------------------- decoding in the pool
  *
- * One decoder thread per folder runs a libuv loop that keeps IMG_WINDOW files in the pool, in
+ * One decoder thread per folder runs a libuv loop that keeps a window of files in the pool, in
  * storage order. Every sample (slot) has a state, PENDING -> CLAIMED -> DONE or BAD, claimed by
  * compare-and-swap: by the decoder for a pool job, or by a gather that needs it first (it then
  * decodes it itself, so a gather never waits for a job still queued behind it in the pool). A
@@ -522,7 +523,8 @@ struct pml__image_stream {
     uv_loop_t loop;
     uv_thread_t thread;
     bool thread_ok;
-    int next; /* the next slot to hand out */
+    int next;   /* the next slot to hand out */
+    int window; /* files in the pool at once */
     img_job jobs[IMG_WINDOW];
     /* the decoded cache it writes once every sample is DONE (NULL path: none) */
     char *cache_path;
@@ -593,7 +595,7 @@ static void cache_write(const char *path, const uint8_t *sig, size_t sig_len, in
 static void decoder_main(void *arg)
 {
     pml__image_stream *S = arg;
-    for (int i = 0; i < IMG_WINDOW; i++) {
+    for (int i = 0; i < S->window; i++) {
         S->jobs[i].S = S;
         job_next(S, &S->jobs[i]);
     }
@@ -669,11 +671,25 @@ void pml__image_close(pml__image_stream *S)
     free(S);
 }
 
+/* Files in the pool at once while training runs: one per two cores (at least one), so the
+ * decoding leaves most of the cores to the training steps; batches decode what they need and
+ * have not got. Measured on 2 shared cores, 4 decoding at once slowed the first epoch more than
+ * the decoding they hid. */
+static int training_window(void)
+{
+    cpu_set_t cs;
+    int cores = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
+    int w = cores / 2;
+    return w < 1 ? 1 : w > IMG_WINDOW ? IMG_WINDOW : w;
+}
+
 /* Starts decoding into images: slot s is file file_of[s] of paths (both taken). With
- * cache_path (taken, as sig) the decoder writes the cache once every sample is decoded. */
+ * cache_path (taken, as sig) the decoder writes the cache once every sample is decoded. With
+ * training, fewer files at once (training_window); else IMG_WINDOW. */
 static pml_status stream_start(pml__image_stream **out, name_list *paths, int32_t *file_of,
-                               pml_shape shape, uint8_t *images, bool skip_bad, char *cache_path,
-                               uint8_t *sig, size_t sig_len, const int32_t *labels)
+                               pml_shape shape, uint8_t *images, bool skip_bad, bool training,
+                               char *cache_path, uint8_t *sig, size_t sig_len,
+                               const int32_t *labels)
 {
     pml__image_stream *S = calloc(1, sizeof *S);
     const int n = paths->n;
@@ -686,6 +702,7 @@ static pml_status stream_start(pml__image_stream **out, name_list *paths, int32_
         free(sig);
         return pml_fail(PML_ENOMEM, "out of memory for %d images", n);
     }
+    S->window = training ? training_window() : IMG_WINDOW;
     S->cache_path = cache_path;
     S->sig = sig;
     S->sig_len = sig_len;
@@ -988,7 +1005,7 @@ static pml_status load_dir(const char *dir, pml_shape shape, bool skip_bad, bool
 
     stream = stream && !skip_bad; /* skipping changes the count: it is known at the end only */
     /* opened, the decoder writes the cache once every sample is decoded; else this thread */
-    st = stream_start(&S, &paths, order, shape, block, skip_bad, stream ? cpath : NULL,
+    st = stream_start(&S, &paths, order, shape, block, skip_bad, stream, stream ? cpath : NULL,
                       stream ? sig : NULL, sig_len, labels);
     order = NULL; /* the stream's */
     if (stream) cpath = NULL, sig = NULL;

@@ -1422,8 +1422,8 @@ static void t_images_stream(void)
     CHECK_OK(pml_data_load_image_dir(tmp("many"), sh, false, NULL, &ref));
     CHECK(ref.n == n && ref.stream == NULL && pml__image_decodes() - before == n);
 
-    /* the pool held: it has claimed its window (16 files, the first in storage order) and
-     * decodes none, so a gather of the last sample decodes it itself */
+    /* the pool held: it has claimed its window (at most 16 files, the first in storage order)
+     * and decodes none, so a gather of the last sample decodes it itself */
     pml__image_hold(true);
     int skipped = -1;
     CHECK_OK(pml_data_open_image_dir(tmp("many"), sh, false, &skipped, &d));
