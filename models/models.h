@@ -260,6 +260,8 @@ typedef struct pml_onnx_input {
     int64_t dims[PML_TENSOR_MAX_RANK]; /* declared dims; -1 where symbolic (the batch) */
     bool data;                         /* a data input: input node `node` (the batch shared) */
     int node;
+    int type;                          /* ONNX element type (float; uint8, int8, int16 read as
+                                          float: exact) */
     bool given;                        /* an integer input given at import: folded */
     int nbind;                         /* a weight: where its values go (see pml_onnx_bind) */
     struct pml_onnx_bind *bind;
@@ -272,6 +274,8 @@ typedef struct pml_onnx {
     int ninputs;
     pml_onnx_input *inputs;     /* in the graph's order */
     char *output_name;
+    int output_type;            /* ONNX element type of the output (0: not declared); an integer
+                                   one is checked (pml_onnx_check_output) */
     int output_node;            /* the node whose output is the ONNX output (before any loss) */
     int output_rank;            /* the ONNX output: output_node's output seen with these dims, */
     int64_t output_dims[PML_TENSOR_MAX_RANK]; /* dims[output_batch] times the number of samples */
@@ -314,6 +318,10 @@ void pml_onnx_free(pml_onnx *m);
  * back gives the same model and outputs. \return PML_OK or an error naming the file. */
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path);
+/** PML_EUNSUPPORTED naming the output when \p m's output is of an integer type and a value of
+ * \p y is not an integer of that type (pml computes in float: no wrap-around, no truncation);
+ * else PML_OK. */
+pml_status pml_onnx_check_output(const pml_onnx *m, const pml_tensor *y);
 /** Puts the values of run-time weight \p input (an input with data == false) from \p t into
  * \p params and \p state (the import's blocks, or an executor's). \return PML_OK or
  * PML_ESHAPE naming the input when t's shape is not the declared one. */

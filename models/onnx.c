@@ -19,6 +19,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* An output of an integer element type (ONNX's numbers: uint8 2, int8 3, uint16 4, int16 5,
+ * int32 6, int64 7, bool 9, uint32 12, uint64 13): pml computes in float, so each value must be
+ * an integer of that type (ONNX would wrap around or truncate where pml does not). */
+pml_status pml_onnx_check_output(const pml_onnx *m, const pml_tensor *y)
+{
+    double lo, hi;
+    const char *name;
+    switch (m->output_type) {
+    case 2: lo = 0, hi = 255, name = "uint8"; break;
+    case 3: lo = -128, hi = 127, name = "int8"; break;
+    case 4: lo = 0, hi = 65535, name = "uint16"; break;
+    case 5: lo = -32768, hi = 32767, name = "int16"; break;
+    case 6: lo = -2147483648.0, hi = 2147483647.0, name = "int32"; break;
+    case 7: lo = -9223372036854775808.0, hi = 9223372036854775807.0, name = "int64"; break;
+    case 9: lo = 0, hi = 1, name = "bool"; break;
+    case 12: lo = 0, hi = 4294967295.0, name = "uint32"; break;
+    case 13: lo = 0, hi = 18446744073709551615.0, name = "uint64"; break;
+    default: return PML_OK;
+    }
+    for (size_t i = 0; i < y->n; i++) {
+        const double v = y->data[i];
+        if (!(v >= lo && v <= hi && v == floor(v)))
+            return pml_fail(PML_EUNSUPPORTED,
+                            "output '%s' (%s): value %zu is %g, not one; pml computes in float "
+                            "(no wrap-around or truncation)",
+                            pml_dot_brief(m->output_name ? m->output_name : ""), name, i, v);
+    }
+    return PML_OK;
+}
+
 #ifndef PML_HAVE_ONNX
 
 static pml_status no_onnx(const char *path)
@@ -67,6 +97,8 @@ pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t) { return 
 
 enum { T_FLOAT = 1, T_UINT8 = 2, T_INT8 = 3, T_INT16 = 5, T_INT32 = 6, T_INT64 = 7, T_BOOL = 9,
        T_DOUBLE = 11 };
+/* types whose every value a float holds exactly: read as float */
+static bool exact_in_float(int t) { return t == T_FLOAT || t == T_UINT8 || t == T_INT8 || t == T_INT16; }
 
 static const char *type_name(int t)
 {
@@ -1813,10 +1845,12 @@ static pml_status graph_inputs(imp *im)
             in->given = true;
             continue;
         }
-        if (et != T_FLOAT)
+        in->type = et;
+        if (!exact_in_float(et))
             return pml_fail(PML_EUNSUPPORTED,
-                            "%s: graph input '%s' is of type %s (pml takes float%s)", im->path,
-                            pml_dot_brief(name), type_name(et),
+                            "%s: graph input '%s' is of type %s (pml takes float, and uint8, int8 "
+                            "and int16 as float%s)",
+                            im->path, pml_dot_brief(name), type_name(et),
                             !first && integer ? "; pml infer folds an integer input given with "
                                                 "the others"
                                               : "");
@@ -1919,6 +1953,10 @@ static pml_status output_head(imp *im)
         return pml_fail(PML_EUNSUPPORTED, "%s: output '%s' is a constant, not computed from the input",
                         im->path, pml_dot_brief(name));
     if (!(m->output_name = strdup(name))) return oom(im);
+    const Onnx__TypeProto *otp = gp->output[0]->type;
+    if (otp && otp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && otp->tensor_type &&
+        otp->tensor_type->has_elem_type)
+        m->output_type = otp->tensor_type->elem_type;
     m->output_node = y->node;
     m->output_rank = dims_of(im, y, m->output_dims, &m->output_batch);
     m->output_samples = m->output_batch < 0 ? (int)im->batch : 0;

@@ -162,6 +162,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
                  PML_OK &&
              m->output_softmax)
         pml_tensor_softmax(y, m->output_axis, m->output_coerced);
+    if (st == PML_OK) st = pml_onnx_check_output(m, y);
     pml_exec_destroy(e);
     free(nodes);
     free(xs);

@@ -155,7 +155,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 83, &all);
+    run_dir("node", 85, &all);
     run_dir("pytorch-converted", 36, &all);
     run_dir("pytorch-operator", 5, &all);
     run_dir("simple", 1, &all);
@@ -738,6 +738,29 @@ static void t_several_inputs(void)
     unlink(path2);
     CHECK_MSG(r.ninputs == 2 && r.inputs[1].rank == 4 && r.g.nnodes == m.g.nnodes, "%d inputs, rank %d, %d nodes, %d before", r.ninputs, r.ninputs > 1 ? r.inputs[1].rank : 0, r.g.nnodes, m.g.nnodes);
     pml_onnx_free(&r);
+    pml_onnx_free(&m);
+    /* uint8 inputs read as float (exact); a uint8 output that does not fit is refused, not
+     * wrapped around as ONNX would */
+    mb_init(&b, 13);
+    int64_t ud[2] = {-1, 3};
+    mb_io(&b, false, "a", 2, ud);
+    mb_io(&b, false, "b", 2, ud);
+    mb_io(&b, true, "s", 2, ud);
+    for (int k = 0; k < 3; k++) b.tt[k].elem_type = 2; /* uint8 */
+    mb_node(&b, "Add", "s", "a", "b", NULL);
+    CHECK_OK(parse(&b, "u8.onnx", &m));
+    if (!pml__test_failed) {
+        float ua[6] = {1, 2, 3, 200, 5, 6}, ub[6] = {10, 20, 30, 40, 50, 60};
+        pml_tensor ui[2] = {{.rank = 2, .dims = {2, 3}, .n = 6, .data = ua},
+                            {.rank = 2, .dims = {2, 3}, .n = 6, .data = ub}};
+        CHECK(m.output_type == 2 && m.inputs[1].type == 2);
+        CHECK_OK(pml_infer_run(&m, ui, 1, 0, &y));
+        if (!pml__test_failed) CHECK(y.data[3] == 240 && y.data[5] == 66);
+        pml_tensor_free(&y);
+        ub[3] = 100; /* 300 */
+        CHECK(pml_infer_run(&m, ui, 1, 0, &y) == PML_EUNSUPPORTED &&
+              msg_has("output 's' (uint8): value 3 is 300", "no wrap-around"));
+    }
     pml_onnx_free(&m);
     /* declared batches that differ */
     two_input_model(&b, 3, 2);
