@@ -339,6 +339,18 @@ static void prune(const char *dir, int keep, long step)
     }
 }
 
+/* a checkpoint file (or part) is written as every pml file is, and only as a regular file */
+static pml_status open_regular(pml_afile *af, const char *what, const char *path)
+{
+    pml_status st = pml_afile_open(af, path);
+    if (st != PML_OK) return st;
+    if (af->how != PML_AFILE_NAMED && af->how != PML_AFILE_UNNAMED) {
+        pml_afile_abort(af);
+        return pml_fail(PML_EINVAL, "%s '%s' must be a regular file", what, path);
+    }
+    return PML_OK;
+}
+
 pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
@@ -360,12 +372,8 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
             return pml_fail(PML_EIO, "checkpoint '%s': cannot replace it: %s", path, strerror(errno));
     }
     pml_afile af;
-    pml_status st = pml_afile_open(&af, path);
+    pml_status st = open_regular(&af, "checkpoint", path);
     if (st != PML_OK) return st;
-    if (af.how != PML_AFILE_NAMED && af.how != PML_AFILE_UNNAMED) {
-        pml_afile_abort(&af);
-        return pml_fail(PML_EINVAL, "checkpoint '%s' must be a regular file", path);
-    }
     /* the header, in memory: its checksums are filled in once the data is out, then it is
      * written again in place (same length); the data line's checksum covers the header */
     char head[CKPT_MAX_HEADER];
@@ -602,12 +610,8 @@ static pml_status write_part(const char *tmp, const pml_ckpt *c, const pml_ckpt_
             floats[k] += r[k].n[i];
         }
     pml_afile af;
-    pml_status st = pml_afile_open(&af, path);
+    pml_status st = open_regular(&af, "checkpoint part", path);
     if (st != PML_OK) return st;
-    if (af.how != PML_AFILE_NAMED && af.how != PML_AFILE_UNNAMED) {
-        pml_afile_abort(&af);
-        return pml_fail(PML_EINVAL, "checkpoint part '%s' must be a regular file", path);
-    }
     char head[CKPT_MAX_HEADER], name[sizeof c->model_name];
     header_token(name, sizeof name, c->model_name);
     int len = snprintf(head, sizeof head,

@@ -272,6 +272,20 @@ static pml_status idx_read_body(const idx_file *f, uint32_t count, size_t item_s
     return PML_OK;
 }
 
+void pml__data_own(pml_dataset *d, const char *path, int n, pml_shape shape, int classes,
+                   uint8_t *block, int32_t *labels)
+{
+    pml__base_name(path, d->name, sizeof d->name);
+    d->n = n;
+    d->first = 0;
+    d->shape = shape;
+    d->classes = classes;
+    d->images = block;
+    d->labels = labels;
+    d->owner = block;
+    d->stream = NULL;
+}
+
 void pml__base_name(const char *path, char *out, size_t cap)
 {
     size_t end = strlen(path);
@@ -356,14 +370,8 @@ pml_status pml_data_load_idx(const char *images_path, const char *labels_path, p
     int32_t *labels = (int32_t *)(void *)(block + lab_off);
     for (uint32_t i = 0; i < n; i++) labels[i] = lab[i];
 
-    pml__base_name(images_path, d->name, sizeof d->name);
-    d->n = (int)n;
-    d->first = 0;
-    d->shape = (pml_shape){1, (int)rows, (int)cols};
-    d->classes = IDX_CLASSES;
-    d->images = block;
-    d->labels = labels;
-    d->owner = block;
+    pml__data_own(d, images_path, (int)n, (pml_shape){1, (int)rows, (int)cols}, IDX_CLASSES, block,
+                  labels);
     block = NULL;
     st = PML_OK;
 done:

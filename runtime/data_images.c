@@ -1012,13 +1012,7 @@ static pml_status load_dir(const char *dir, pml_shape shape, bool skip_bad, bool
     if (stream) cpath = NULL, sig = NULL;
     if (st != PML_OK) goto done;
     if (stream) {
-        pml__base_name(dir, d->name, sizeof d->name);
-        d->n = n;
-        d->shape = shape;
-        d->classes = classes.n;
-        d->images = block;
-        d->labels = labels;
-        d->owner = block;
+        pml__data_own(d, dir, n, shape, classes.n, block, labels);
         d->stream = S;
         block = NULL;
         S = NULL;
@@ -1047,13 +1041,7 @@ static pml_status load_dir(const char *dir, pml_shape shape, bool skip_bad, bool
         m++;
     }
     if (cpath && sig) cache_write(cpath, sig, sig_len, m, nbad, labels, block, size);
-    pml__base_name(dir, d->name, sizeof d->name);
-    d->n = m;
-    d->shape = shape;
-    d->classes = classes.n;
-    d->images = block;
-    d->labels = labels;
-    d->owner = block;
+    pml__data_own(d, dir, m, shape, classes.n, block, labels);
     block = NULL;
     if (skipped) *skipped = nbad;
 done:

@@ -13,6 +13,11 @@ double pml__usable_memory(void);
  * \p cap - 1 bytes). */
 void pml__base_name(const char *path, char *out, size_t cap);
 
+/** \p d becomes the dataset of one loaded block (it owns \p block, whose labels are \p labels):
+ * n samples of \p shape in \p classes classes, named after \p path's base name. */
+void pml__data_own(pml_dataset *d, const char *path, int n, pml_shape shape, int classes,
+                   uint8_t *block, int32_t *labels);
+
 /** Where a loaded dataset's labels start in its one block: after \p image_bytes of images,
  * 16-byte aligned. */
 static inline size_t pml__labels_offset(size_t image_bytes)
