@@ -91,6 +91,7 @@ enum {
     A_MOMENTUM,
     A_GROUPS,
     A_DILATION,
+    A_AXIS,
     A_COUNT
 };
 
@@ -121,6 +122,7 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_MOMENTUM] = {"momentum", K_FLOAT, OPB(BATCHNORM)},
     [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
+    [A_AXIS] = {"axis", K_INT, OPB(CONCAT)},
 };
 
 static const char *pad_name(int mode)
@@ -190,6 +192,9 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
         } else if (a == A_GROUPS) {
             ok = pml_dot_int(val, 1, MAX_OUT, &gv->i[a][0]);
             expect = "an integer in [1, 16777216]";
+        } else if (a == A_AXIS) {
+            ok = pml_dot_int(val, 0, 2, &gv->i[a][0]);
+            expect = "0 (channels), 1 (rows) or 2 (columns)";
         } else if (a == A_PH || a == A_PW) {
             ok = pml_dot_int(val, 0, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [0, 4096]";
@@ -344,6 +349,7 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         a->dh = gv->i[A_DILATION][0];
         a->dw = gv->i[A_DILATION][1];
     }
+    if (gv->set[A_AXIS]) a->axis = gv->i[A_AXIS][0];
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
     if (gv->set[A_MOMENTUM]) a->momentum = gv->f[A_MOMENTUM];
@@ -736,6 +742,9 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
     case PML_OP_DROPOUT:
         fmt_float(b1, sizeof b1, a->rate);
         fprintf(f, ", rate=%s", b1);
+        break;
+    case PML_OP_CONCAT: /* rows or columns; channels are the reader's default */
+        if (a->axis != 0) fprintf(f, ", axis=%d", a->axis);
         break;
     default:
         break;

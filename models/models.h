@@ -56,6 +56,7 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *                     with its padding, as PyTorch's count_include_pad)
  *     batchnorm:      eps (0.001), momentum (0.99, Keras' convention)
  *     dropout:        rate (0.5)
+ *     concat:         axis=0|1|2 (0: channels; 1 rows, 2 columns of each sample)
  *   Booleans are 0/1 (or false/true). Attributes Graphviz itself uses (label, color, shape, ...)
  *   are ignored, so a file can carry its own looks; any other unknown attribute is an error.
  *   `node [...]` defaults apply to the ops that take them.
@@ -63,9 +64,9 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *   takes them in the order of its edges in the file, or, when its edges carry input=K
  *   (0-based), in that order; then every edge into it needs one, with no index twice.
  * - Node ids (and with them the parameter layout) follow the order in which nodes first appear.
- * - The writer emits every attribute an op reads (global pools: global=1 alone), nodes in id
- *   order, then edges with input=K on every consumer with several inputs, so reading a written
- *   model gives back the same graph, attribute for attribute.
+ * - The writer emits every attribute an op reads (global pools: global=1 alone; concat's axis
+ *   when it is not 0), nodes in id order, then edges with input=K on every consumer with several
+ *   inputs, so reading a written model gives back the same graph, attribute for attribute.
  *
  * Errors name the file and the node, edge or attribute at fault: one message, no output. */
 
@@ -237,11 +238,12 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced);
  *
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
  * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER),
- * Gemm and MatMul (+ Add of a vector) as linear, Relu, MaxPool (dilated too), AveragePool,
- * GlobalAveragePool, BatchNormalization (inference form), Flatten (axis 1; any axis as the output), Reshape to
- * (batch, -1), Add of equal shapes, Concat of channels, Dropout, Softmax of the output (any
- * axis), Identity; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape
- * values are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N
+ * Gemm and MatMul (+ Add of a vector; Gemm's C of a row per sample, given at run time, as data)
+ * as linear, Relu, MaxPool (dilated too), AveragePool, GlobalAveragePool, BatchNormalization
+ * (inference form), Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of
+ * equal shapes, Concat of channels, rows or columns (not the batch), Dropout, Softmax of the
+ * output (any axis), Identity; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and
+ * Slice of shape values, and Transpose of constants (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N
  * samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
  * sample. The graph's first input that no initializer gives is the model's input; the
  * others are weights given at run time (the form of ONNX's node tests). The model's single

@@ -410,7 +410,7 @@ static const char supported_ops[] =
     "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
     "Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, Identity, Pad (zeros, before Conv or "
     "AveragePool); folded: Constant, Shape, Gather, "
-    "Unsqueeze, Squeeze, Concat, Cast, Slice";
+    "Unsqueeze, Squeeze, Concat, Cast, Slice, Transpose (of constants)";
 
 /* ---------------------------------------------------------------- values */
 
@@ -921,7 +921,6 @@ static pml_status op_gemm(imp *im, bool matmul)
         return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's linear takes rank 2",
                      pml_dot_brief(x->name), x->rank);
     if ((st = weight_in(im, 1, "weight", 2, &w)) != PML_OK) return st;
-    if (!matmul && in_val(im, 2) && (st = weight_in(im, 2, "bias", -1, &c)) != PML_OK) return st;
     if (attr_int(im, "transA", 0) != 0)
         return nfail(im, PML_EUNSUPPORTED, "transA=1: pml's linear takes samples as rows");
     bool tb = attr_int(im, "transB", 0) != 0;
@@ -932,6 +931,30 @@ static pml_status op_gemm(imp *im, bool matmul)
         return nfail(im, PML_ESHAPE, "weight '%s' is %lldx%lld%s; the input has %d features",
                      pml_dot_brief(w->name), (long long)w->t.dims[0], (long long)w->t.dims[1],
                      tb ? " (transposed)" : "", xs.c);
+    /* C with a row per sample, a graph input given at run time: data, added to the product as
+     * Add adds a graph input of the tensor's rank */
+    val *cv = matmul ? NULL : in_val(im, 2);
+    if (cv && cv->kind == V_WEIGHT && cv->t.rank == 2 && cv->t.dims[0] != 1 && cv->t.dims[1] == N) {
+        if (beta != 1.0f)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "beta=%g with C '%s' of a row per sample: pml adds such a C as data, "
+                         "unscaled",
+                         (double)beta, pml_dot_brief(cv->name));
+        pml_attrs a = pml_attrs_default(PML_OP_LINEAR);
+        a.out = (int)N;
+        a.bias = 0;
+        int wi = (int)(w - im->v);
+        int id = add_node(im, "gemm", PML_OP_LINEAR, &a, 1, &x->node);
+        if (id < 0) return PML_ESHAPE;
+        if ((st = assign_to(im, &im->v[wi], id, 0, false, tb ? 0 : (int)K, tb ? 0 : (int)N, alpha,
+                            false)) != PML_OK ||
+            (st = tensor_in(im, 2, &c)) != PML_OK)
+            return st;
+        int in[2] = {id, c->node};
+        int sum = add_node(im, NULL, PML_OP_ADD, NULL, 2, in);
+        return sum < 0 ? PML_ESHAPE : tensor_out(im, sum, 2);
+    }
+    if (!matmul && in_val(im, 2) && (st = weight_in(im, 2, "bias", -1, &c)) != PML_OK) return st;
     bool cb = false;
     if (c) {
         bool vec = (c->t.rank == 1 && c->t.dims[0] == N) ||
@@ -1320,6 +1343,51 @@ static pml_status op_cast(imp *im)
     return const_out(im, &t, ints);
 }
 
+/* Transpose of a constant (old PyTorch exports transpose a Linear's weight before MatMul) */
+static pml_status op_transpose(imp *im)
+{
+    static const char *const known[] = {"perm", NULL};
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK) return st;
+    val *x = in_val(im, 0);
+    if (!x) return nfail(im, PML_EFORMAT, "input 0 is missing");
+    if (x->kind != V_CONST)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is not a constant; pml folds Transpose of initializers and "
+                     "constants only",
+                     pml_dot_brief(x->name));
+    const int r = x->t.rank;
+    size_t np = 0;
+    const int64_t *perm = attr_ints(im, "perm", &np);
+    int p[PML_TENSOR_MAX_RANK];
+    unsigned seen = 0;
+    if (perm && np != (size_t)r)
+        return nfail(im, PML_EFORMAT, "perm has %zu axes, the input %d", np, r);
+    for (int i = 0; i < r; i++) {
+        int64_t a = perm ? perm[i] : r - 1 - i;
+        if (a < 0 || a >= r || (seen >> a & 1u))
+            return nfail(im, PML_EFORMAT, "perm is not a permutation of the input's %d axes", r);
+        seen |= 1u << a;
+        p[i] = (int)a;
+    }
+    int64_t d[PML_TENSOR_MAX_RANK], xs[PML_TENSOR_MAX_RANK];
+    for (int i = 0; i < r; i++) d[i] = x->t.dims[p[i]];
+    /* strides of the input, in elements */
+    for (int i = r - 1; i >= 0; i--) xs[i] = i == r - 1 ? 1 : xs[i + 1] * x->t.dims[i + 1];
+    pml_tensor t;
+    int64_t *ints;
+    if ((st = new_const(im, r, d, x->ints != NULL, &t, &ints)) != PML_OK) return st;
+    for (size_t k = 0; k < t.n; k++) {
+        size_t rest = k, src = 0;
+        for (int i = r - 1; i >= 0; i--) {
+            src += (size_t)(rest % (size_t)d[i]) * (size_t)xs[p[i]];
+            rest /= (size_t)d[i];
+        }
+        set_elem(&t, ints, k, x->ints ? x->ints[src] : 0, x->t.data[src]);
+    }
+    return const_out(im, &t, ints);
+}
+
 static pml_status op_slice(imp *im)
 {
     static const char *const known[] = {"starts", "ends", "axes", NULL};
@@ -1400,13 +1468,20 @@ static pml_status op_concat(imp *im)
         if (v->rank != rank) return nfail(im, PML_ESHAPE, "inputs of different ranks");
         in[i] = v->node;
     }
-    /* the channels: axis 1, or 0 of one sample of rank 1 */
+    /* a sample's axes: (N, C), (N, C, L), (N, C, H, W) are channels, rows, columns from
+     * axis 1; one sample of rank 1 has its channels at axis 0. The batch is not joined. */
+    if (axis < -rank || axis >= rank)
+        return nfail(im, PML_EFORMAT, "axis=%lld is out of range for rank %d", (long long)axis,
+                     rank);
     if (axis < 0) axis += rank;
-    if (axis != (rank == 1 ? 0 : 1))
-        return nfail(im, PML_EUNSUPPORTED, "axis=%lld: pml concatenates channels (axis %d%s)",
-                     (long long)attr_int(im, "axis", 1), rank == 1 ? 0 : 1,
-                     axis == 0 ? "; axis 0 is the batch" : "");
-    int id = add_node(im, NULL, PML_OP_CONCAT, NULL, n, in);
+    if (axis == 0 && rank > 1)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "axis=%lld is the batch: pml concatenates within each sample (%s %d)",
+                     (long long)attr_int(im, "axis", 1), rank == 2 ? "axis" : "axes 1 to",
+                     rank - 1);
+    pml_attrs a = pml_attrs_default(PML_OP_CONCAT);
+    a.axis = rank == 1 ? 0 : (int)axis - 1;
+    int id = add_node(im, NULL, PML_OP_CONCAT, &a, n, in);
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
 }
 
@@ -1693,6 +1768,7 @@ static const op_entry ops[] = {
     {"Squeeze", op_sq},
     {"Cast", op_cast},
     {"Slice", op_slice},
+    {"Transpose", op_transpose},
     {"Sum", op_sum},
 };
 
@@ -2491,7 +2567,7 @@ static void ex_ranks(const pml_graph *g, int *rank)
         for (int id = 0; id < g->nnodes; id++) {
             const pml_node *p = &g->nodes[id];
             if (p->op != PML_OP_ADD && p->op != PML_OP_CONCAT) continue;
-            bool four = false;
+            bool four = p->op == PML_OP_CONCAT && p->a.axis != 0; /* rows or columns */
             for (int i = 0; i < p->nin; i++) four |= rank[p->in[i]] == 4;
             for (int i = 0; four && i < p->nin; i++)
                 if (rank[p->in[i]] == 2) changed |= ex_raise(g, rank, p->in[i]);
@@ -2544,6 +2620,23 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         return pml_fail(PML_ENOMEM, "%s: out of memory", path);
     }
     ex_ranks(g, in_rank);
+    /* a concat of rows or columns joins (N, C, H, W) tensors; a linear's or flatten's (N, C)
+     * cannot be raised to that by an operator pml reads back */
+    for (int id = 0; id < g->nnodes; id++) {
+        const pml_node *p = &g->nodes[id];
+        for (int i = 0; p->op == PML_OP_CONCAT && p->a.axis != 0 && i < p->nin; i++) {
+            if (in_rank[p->in[i]] == 4) continue;
+            free(vname);
+            free(rank);
+            free(e.io);
+            free(e.inp);
+            free(in_rank);
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: node '%s' (concat of %s) joins a vector (N, C), which pml writes "
+                            "to ONNX as a matrix: ONNX's Concat would take another axis",
+                            path, pml_dot_brief(p->name), p->a.axis == 1 ? "rows" : "columns");
+        }
+    }
     /* in id order when that is topological (so reading it back gives the same ids and
      * parameter layout), else in the graph's topological order */
     bool by_id = true;
@@ -2629,9 +2722,9 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             ex_node(&e, p->nin == 2 ? "Add" : "Sum", p->name, out, p->nin, in);
             rank[id] = rank[p->in[0]];
             break;
-        case PML_OP_CONCAT:
+        case PML_OP_CONCAT: /* channels, rows or columns: (N, C, H, W)'s axis 1, 2 or 3 */
             n = ex_node(&e, "Concat", p->name, out, p->nin, in);
-            ex_attr_i(&e, n, "axis", 1);
+            ex_attr_i(&e, n, "axis", 1 + a->axis);
             rank[id] = rank[p->in[0]];
             break;
         case PML_OP_BATCHNORM: {

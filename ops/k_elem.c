@@ -177,20 +177,45 @@ void pml__add_bwd_ref(const pml_kctx *k)
         if (k->dx[i]) k->dx[i][e] += k->dy[e];
 }
 
-/* ---------------------------------------------------------------- concat (channels) */
+/* ---------------------------------------------------------------- concat */
+
+/* Joins its inputs along one per-sample axis (a.axis: 0 channels, 1 rows, 2 columns); the other
+ * two must agree. */
+
+static int cat_dim(pml_shape s, int axis)
+{
+    return axis == 0 ? s.c : axis == 1 ? s.h : s.w;
+}
 
 pml_status pml__concat_infer(pml_node *n, const pml_shape *in, int nin)
 {
-    long c = 0;
+    static const char *const names[3] = {"channels", "rows", "columns"};
+    const int ax = n->a.axis;
+    if (ax < 0 || ax > 2)
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (concat): axis=%d must be 0 (channels), 1 (rows) "
+                        "or 2 (columns)",
+                        n->name, ax);
+    long len = 0;
     for (int i = 0; i < nin; i++) {
-        if (in[i].h != in[0].h || in[i].w != in[0].w)
+        if ((ax != 0 && in[i].c != in[0].c) || (ax != 1 && in[i].h != in[0].h) ||
+            (ax != 2 && in[i].w != in[0].w))
             return pml_fail(PML_ESHAPE,
-                            "node '%s' (concat): input %d is %dx%d spatially, input 0 is %dx%d",
-                            n->name, i, in[i].h, in[i].w, in[0].h, in[0].w);
-        c += in[i].c;
+                            "node '%s' (concat of %s): input %d is %dx%dx%d, input 0 is "
+                            "%dx%dx%d",
+                            n->name, names[ax], i, in[i].c, in[i].h, in[i].w, in[0].c, in[0].h,
+                            in[0].w);
+        len += cat_dim(in[i], ax);
     }
-    if (c > (1 << 24)) return pml_fail(PML_ESHAPE, "node '%s' (concat): too many channels", n->name);
-    n->out = (pml_shape){(int)c, in[0].h, in[0].w};
+    if (len > (1 << 24))
+        return pml_fail(PML_ESHAPE, "node '%s' (concat): too many %s", n->name, names[ax]);
+    n->out = in[0];
+    if (ax == 0)
+        n->out.c = (int)len;
+    else if (ax == 1)
+        n->out.h = (int)len;
+    else
+        n->out.w = (int)len;
     return PML_OK;
 }
 double pml__concat_flops(const pml_node *n, const pml_shape *in, int nin) { return 0; }
@@ -199,58 +224,112 @@ size_t pml__concat_ws(const pml_node *n, const pml_shape *in, int nin, pml_regio
     return no_ws();
 }
 
-/* For output channels [c0,c1), visits each input i's overlapping channel range [a,b) (in the
- * input's numbering) with its channel offset base in the output. */
-#define FOR_CONCAT_PARTS(k, i, a, b, base)                                                         \
-    for (int i = 0, base = 0; i < (k)->nin; base += (k)->xs[i].c, i++)                            \
-        for (int a = (k)->r.c0 > base ? (k)->r.c0 - base : 0,                                     \
-                 b = ((k)->r.c1 - base < (k)->xs[i].c ? (k)->r.c1 - base : (k)->xs[i].c),         \
+/* For output channels (axis 0) or rows (axis 1) [lo,hi), visits each input i's overlapping range
+ * [a,b) (in the input's numbering) with its offset base in the output. */
+#define FOR_CONCAT_PARTS(k, lo, hi, i, a, b, base)                                                 \
+    for (int i = 0, base = 0, ax_ = (k)->node->a.axis; i < (k)->nin;                               \
+         base += cat_dim((k)->xs[i], ax_), i++)                                                    \
+        for (int a = (lo) > base ? (lo)-base : 0,                                                  \
+                 b = ((hi)-base < cat_dim((k)->xs[i], ax_) ? (hi)-base                             \
+                                                           : cat_dim((k)->xs[i], ax_)),            \
                  once_ = 1;                                                                        \
              once_ && a < b; once_ = 0)
 
-// x_i (N,C_i,H,W) -> y (N,sum C_i,H,W)
-void pml__concat_fwd(const pml_kctx *k)
+/* Copies (fwd) or accumulates (bwd: into dx from dy) region r between y and the inputs. */
+static void concat_run(const pml_kctx *k, bool bwd)
 {
     const pml_shape o = k->node->out;
-    const size_t plane = (size_t)o.h * o.w, rows = (size_t)(k->r.h1 - k->r.h0) * o.w;
-    FOR_CONCAT_PARTS(k, i, a, b, base)
-    for (int n = k->r.n0; n < k->r.n1; n++)
-        for (int c = a; c < b; c++)
-            memcpy(k->y + ((size_t)n * o.c + base + c) * plane + (size_t)k->r.h0 * o.w,
-                   k->x[i] + ((size_t)n * k->xs[i].c + c) * plane + (size_t)k->r.h0 * o.w,
-                   rows * sizeof(float));
+    const pml_region r = k->r;
+    const size_t plane = (size_t)o.h * o.w;
+    switch (k->node->a.axis) {
+    case 0: { /* whole channels: rows [h0, h1) of each */
+        const size_t rows = (size_t)(r.h1 - r.h0) * o.w, at = (size_t)r.h0 * o.w;
+        FOR_CONCAT_PARTS(k, r.c0, r.c1, i, a, b, base)
+        for (int n = r.n0; n < r.n1; n++)
+            for (int c = a; c < b; c++) {
+                const size_t yo = ((size_t)n * o.c + base + c) * plane + at;
+                const size_t xo = ((size_t)n * k->xs[i].c + c) * plane + at;
+                if (!bwd)
+                    memcpy(k->y + yo, k->x[i] + xo, rows * sizeof(float));
+                else if (k->dx[i])
+                    acc(k->dx[i] + xo, k->dy + yo, rows);
+            }
+        break;
+    }
+    case 1: /* rows: each input's rows within [h0, h1) */
+        FOR_CONCAT_PARTS(k, r.h0, r.h1, i, a, b, base)
+        {
+            const size_t xplane = (size_t)k->xs[i].h * o.w, rows = (size_t)(b - a) * o.w;
+            for (int n = r.n0; n < r.n1; n++)
+                for (int c = r.c0; c < r.c1; c++) {
+                    const size_t yo = ((size_t)n * o.c + c) * plane + (size_t)(base + a) * o.w;
+                    const size_t xo = ((size_t)n * o.c + c) * xplane + (size_t)a * o.w;
+                    if (!bwd)
+                        memcpy(k->y + yo, k->x[i] + xo, rows * sizeof(float));
+                    else if (k->dx[i])
+                        acc(k->dx[i] + xo, k->dy + yo, rows);
+                }
+        }
+        break;
+    default: /* columns: each input's part of every row */
+        for (int n = r.n0; n < r.n1; n++)
+            for (int c = r.c0; c < r.c1; c++)
+                for (int h = r.h0; h < r.h1; h++) {
+                    const size_t yo = (((size_t)n * o.c + c) * o.h + h) * o.w;
+                    for (int i = 0, base = 0; i < k->nin; base += k->xs[i].w, i++) {
+                        const int wi = k->xs[i].w;
+                        const size_t xo = (((size_t)n * o.c + c) * o.h + h) * wi;
+                        if (!bwd)
+                            memcpy(k->y + yo + base, k->x[i] + xo, (size_t)wi * sizeof(float));
+                        else if (k->dx[i])
+                            acc(k->dx[i] + xo, k->dy + yo + base, (size_t)wi);
+                    }
+                }
+    }
+}
+
+// x_i (N,C_i,H,W) -> y (N,sum C_i,H,W); rows: (N,C,H_i,W) -> (N,C,sum H_i,W); columns likewise
+void pml__concat_fwd(const pml_kctx *k)
+{
+    concat_run(k, false);
 }
 void pml__concat_bwd(const pml_kctx *k)
 {
-    const pml_shape o = k->node->out;
-    const size_t plane = (size_t)o.h * o.w, rows = (size_t)(k->r.h1 - k->r.h0) * o.w;
-    FOR_CONCAT_PARTS(k, i, a, b, base)
-    {
-        if (!k->dx[i]) continue;
-        for (int n = k->r.n0; n < k->r.n1; n++)
-            for (int c = a; c < b; c++)
-                acc(k->dx[i] + ((size_t)n * k->xs[i].c + c) * plane + (size_t)k->r.h0 * o.w,
-                    k->dy + ((size_t)n * o.c + base + c) * plane + (size_t)k->r.h0 * o.w, rows);
-    }
+    concat_run(k, true);
+}
+
+/* the input holding output element (c, h, w), and that element's index in it */
+static int concat_src(const pml_kctx *k, int n, int c, int h, int w, size_t *idx)
+{
+    const int ax = k->node->a.axis;
+    int pos = ax == 0 ? c : ax == 1 ? h : w, i = 0;
+    while (pos >= cat_dim(k->xs[i], ax)) pos -= cat_dim(k->xs[i++], ax);
+    if (ax == 0)
+        c = pos;
+    else if (ax == 1)
+        h = pos;
+    else
+        w = pos;
+    const pml_shape s = k->xs[i];
+    *idx = (((size_t)n * s.c + c) * s.h + h) * s.w + w;
+    return i;
 }
 void pml__concat_fwd_ref(const pml_kctx *k)
 {
-    const pml_shape o = k->node->out;
-    FOR_ELEMS(k->r, o, e)
+    FOR_ELEMS(k->r, k->node->out, e)
     {
-        int c = ec_, i = 0;
-        while (c >= k->xs[i].c) c -= k->xs[i++].c;
-        k->y[e] = k->x[i][(((size_t)en_ * k->xs[i].c + c) * o.h + eh_) * o.w + ew_];
+        size_t j;
+        int i = concat_src(k, en_, ec_, eh_, ew_, &j);
+        k->y[e] = k->x[i][j];
     }
 }
 void pml__concat_bwd_ref(const pml_kctx *k)
 {
-    const pml_shape o = k->node->out;
-    FOR_ELEMS(k->r, o, e)
+    FOR_ELEMS(k->r, k->node->out, e)
     {
-        int c = ec_, i = 0;
-        while (c >= k->xs[i].c) c -= k->xs[i++].c;
-        if (k->dx[i]) k->dx[i][(((size_t)en_ * k->xs[i].c + c) * o.h + eh_) * o.w + ew_] += k->dy[e];
+        size_t j;
+        int i = concat_src(k, en_, ec_, eh_, ew_, &j);
+        if (k->dx[i]) k->dx[i][j] += k->dy[e];
     }
 }
 

@@ -213,6 +213,8 @@ typedef struct pml_attrs {
     int ceil_mode;        /* (in) pools: ceil output size */
     int groups;           /* (in) conv2d: channel groups (1; the input's channels for depthwise) */
     int dh, dw;           /* (in) conv2d: dilation (1) */
+    int axis;             /* (in) concat: the per-sample axis joined, 0 channels (default), 1
+                           * rows (h), 2 columns (w) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */

@@ -108,15 +108,21 @@ pml_region pml__flatten_in_region(const pml_node *n, const pml_shape *in, int ni
     return r;
 }
 
+/* concat: input i's share of the output's channels or rows (axis 0 or 1); along columns every
+ * input gives part of each row, so the same channels and rows */
 pml_region pml__concat_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
                                  pml_region out)
 {
-    int base = 0;
-    for (int j = 0; j < i; j++) base += in[j].c;
-    int c0 = out.c0 > base ? out.c0 - base : 0;
-    int c1 = out.c1 - base < in[i].c ? out.c1 - base : in[i].c;
-    if (c1 <= c0) return none();
-    return (pml_region){out.n0, out.n1, c0, c1, out.h0, out.h1};
+    const int ax = n->a.axis;
+    if (ax == 2) return out;
+    int base = 0, len = ax == 0 ? in[i].c : in[i].h;
+    for (int j = 0; j < i; j++) base += ax == 0 ? in[j].c : in[j].h;
+    const int lo = ax == 0 ? out.c0 : out.h0, hi = ax == 0 ? out.c1 : out.h1;
+    int a = lo > base ? lo - base : 0;
+    int b = hi - base < len ? hi - base : len;
+    if (b <= a) return none();
+    if (ax == 0) return (pml_region){out.n0, out.n1, a, b, out.h0, out.h1};
+    return (pml_region){out.n0, out.n1, out.c0, out.c1, a, b};
 }
 
 pml_region pml_node_in_region(const pml_graph *g, int id, int i, pml_region out)

@@ -388,6 +388,7 @@ static void node_key(const pml_costmodel *c, int id, int n, int ce, int he, char
         a->ceil_mode, (double)a->rate, c->run_bwd[id] ? 1 : 0);
     if (a->groups > 1 || a->dh > 1 || a->dw > 1)
         PUT(" groups=%d d=%dx%d", a->groups, a->dh, a->dw);
+    if (a->axis != 0) PUT(" axis=%d", a->axis); /* concat along rows or columns */
     PUT(" n=%d c=%d h=%d", n, ce, he);
 #undef PUT
     if (k >= cap) buf[cap - 1] = 0;

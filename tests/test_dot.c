@@ -360,6 +360,7 @@ static const bad_case bad_cases[] = {
     {"nan_float", {"node 'b' (batchnorm)", "eps='nan'"}},
     {"bad_padding", {"node 'c' (conv2d)", "padding='sideways'", "same, valid"}},
     {"bad_bool", {"node 'l' (linear)", "bias='2'", "0 or 1"}},
+    {"bad_axis", {"node 'cat' (concat)", "axis='3'", "0 (channels), 1 (rows) or 2 (columns)"}},
     {"kernel_twice", {"node 'c' (conv2d)", "kernel or kh/kw"}},
     {"kernel_too_big", {"node 'c' (conv2d)", "kernel 4096x4096 is larger"}},
     {"wrong_input_count", {"node 'c' (conv2d)", "has 2 inputs, needs 1"}},

@@ -132,6 +132,23 @@ static void t_grouped_matches_reference(void)
     pml_graph_free(&g);
 }
 
+/* Concatenation of rows and of columns split every way, against the reference. */
+static void t_concat_axes_matches_reference(void)
+{
+    pml_graph g;
+    CHECK_OK(pml_model_read_dot("fixtures/models/good_concat_axes.dot", &g));
+    if (!g.finalized) return;
+    double ref[10], fast[10];
+    pml_exec_opts o = {.batch = 6, .threads = 1, .seed = 5, .reference = true};
+    run_steps(&g, o, 10, 6, ref);
+    o.reference = false;
+    run_steps(&g, o, 10, 6, fast);
+    for (int s = 0; s < 10; s++) CHECK_NEAR(fast[s], ref[s], 1e-4);
+    compare_threaded(&g, o, 10, 6, ref, 1e-4);
+    CHECK_MSG(ref[9] < ref[0], "loss went from %g to %g", ref[0], ref[9]);
+    pml_graph_free(&g);
+}
+
 static void t_branchy_matches_reference(void)
 {
     pml_graph g;
@@ -326,6 +343,7 @@ static const pml_test tests[] = {
     {"flowers_matches_reference", t_flowers_matches_reference},
     {"branchy_matches_reference", t_branchy_matches_reference},
     {"grouped_matches_reference", t_grouped_matches_reference},
+    {"concat_axes_matches_reference", t_concat_axes_matches_reference},
     {"grad_mlp", t_grad_mlp},
     {"grad_branchy", t_grad_branchy},
     {"adam_matches_keras", t_adam_matches_keras},

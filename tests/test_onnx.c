@@ -155,8 +155,8 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 85, &all);
-    run_dir("pytorch-converted", 36, &all);
+    run_dir("node", 88, &all);
+    run_dir("pytorch-converted", 37, &all);
     run_dir("pytorch-operator", 5, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
@@ -824,10 +824,11 @@ static void t_cut_and_mutated(void)
 /* a zoo model written as ONNX and read back: the same graph, weights and outputs */
 static void t_export_roundtrip(void)
 {
-    /* grouped, depthwise and dilated convolutions from a DOT file */
+    /* grouped, depthwise and dilated convolutions, and concat of rows and columns, from DOT */
     const char *dot = "fixtures/models/good_grouped.dot";
-    const char *specs[] = {dot, "mlp:dropout=0.2", "fashion-cnn", "resnet50:size=64,classes=10",
-                           "inception-v3:size=75,classes=10"};
+    const char *cat = "fixtures/models/good_concat_axes.dot";
+    const char *specs[] = {dot, cat, "mlp:dropout=0.2", "fashion-cnn",
+                           "resnet50:size=64,classes=10", "inception-v3:size=75,classes=10"};
     char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
     int fd = mkstemps(path, 5);
     CHECK(fd >= 0);
@@ -843,12 +844,13 @@ static void t_export_roundtrip(void)
         for (int i = 0; i < a.g.nnodes && i < b.g.nnodes; i++) {
             const pml_node *x = &a.g.nodes[i], *y = &b.g.nodes[i];
             if (x->op == PML_OP_INPUT || x->op == PML_OP_SOFTMAX_XENT) continue;
-            CHECK_MSG(x->op == y->op && strcmp(x->name, y->name) == 0 &&
-                          x->a.out == y->a.out && x->a.act == y->a.act && x->a.pt == y->a.pt &&
-                          x->a.pb == y->a.pb && x->a.kh == y->a.kh && x->a.sh == y->a.sh &&
+            CHECK_MSG(x->op == y->op && strcmp(x->name, y->name) == 0 && x->a.out == y->a.out &&
+                          x->a.act == y->a.act && x->a.pt == y->a.pt && x->a.pb == y->a.pb &&
+                          x->a.kh == y->a.kh && x->a.sh == y->a.sh &&
                           x->a.count_pad == y->a.count_pad && x->a.bias == y->a.bias &&
                           x->a.global == y->a.global && x->a.eps == y->a.eps &&
-                          x->a.groups == y->a.groups && x->a.dh == y->a.dh && x->a.dw == y->a.dw,
+                          x->a.groups == y->a.groups && x->a.dh == y->a.dh && x->a.dw == y->a.dw &&
+                          x->a.axis == y->a.axis,
                       "%s: node %d '%s' (%s) reads back as '%s' (%s)", specs[k], i, x->name,
                       pml_op_name(x->op), y->name, pml_op_name(y->op));
         }
@@ -872,6 +874,37 @@ static void t_export_roundtrip(void)
         pml_onnx_free(&b);
     }
     unlink(path);
+}
+
+/* a concat of rows of vectors (N, C): ONNX would join another axis, so export refuses it */
+static void t_export_concat_rows_of_vectors(void)
+{
+    pml_graph g;
+    pml_graph_init(&g, "rows");
+    pml_attrs a = pml_attrs_default(PML_OP_INPUT);
+    a.shape = (pml_shape){6, 1, 1};
+    int x = pml_graph_add(&g, "x", PML_OP_INPUT, &a, 0, NULL);
+    pml_attrs l = pml_attrs_default(PML_OP_LINEAR);
+    l.out = 3;
+    int f1 = pml_graph_add(&g, "fc1", PML_OP_LINEAR, &l, 1, &x);
+    int f2 = pml_graph_add(&g, "fc2", PML_OP_LINEAR, &l, 1, &x);
+    pml_attrs c = pml_attrs_default(PML_OP_CONCAT);
+    c.axis = 1;
+    int cat = pml_graph_add(&g, "cat", PML_OP_CONCAT, &c, 2, (int[]){f1, f2});
+    int fl = pml_graph_add(&g, "flat", PML_OP_FLATTEN, NULL, 1, &cat);
+    pml_graph_add(&g, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &fl);
+    CHECK_OK(pml_graph_finalize(&g));
+    float *params = calloc(g.nparams + 1, sizeof(float));
+    char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    int fd = mkstemps(path, 5);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(path);
+    CHECK(pml_onnx_write(&g, params, NULL, path) == PML_EUNSUPPORTED &&
+          strstr(pml_errmsg(), "node 'cat' (concat of rows) joins a vector"));
+    CHECK(access(path, F_OK) != 0); /* nothing written */
+    free(params);
+    pml_graph_free(&g);
 }
 
 /* ---------------------------------------------------------------- tensor files */
@@ -961,6 +994,7 @@ static const pml_test tests[] = {
     {"cut_and_mutated", t_cut_and_mutated},
     {"tensor_files", t_tensor_files},
     {"export_roundtrip", t_export_roundtrip},
+    {"export_concat_rows_of_vectors", t_export_concat_rows_of_vectors},
     {"several_inputs", t_several_inputs},
     {0},
 };

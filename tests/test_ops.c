@@ -7,7 +7,8 @@
  *           its region (sentinel check) and leaves the running state like the reference does;
  *   split   the fast forward computed in parts, for each split kind the op declares
  *           (pml_ops[op].splits: sample, param, attribute) and for all of them combined,
- *           composes to the full output;
+ *           composes to the full output, and a part gives the same outputs with every input
+ *           element outside its declared input regions (in_region) poisoned;
  *   bwd     fast backward vs reference backward (dy = r), accumulating (+=) onto non-zero
  *           gradient buffers; NULL dx or NULL dw leave the other gradients unchanged;
  *   bwd-split  the backward of the same parts, with private zeroed buffers for the gradients a
@@ -309,6 +310,19 @@ static void build_cases(void)
     simple(PML_OP_CONCAT, 3, 2, cat2);
     s = (pml_shape){2, 3, 3};
     simple(PML_OP_CONCAT, 2, 1, &s);
+    /* ... of rows and of columns (ONNX's Concat on a spatial axis) */
+    pml_shape rows[3] = {{3, 2, 4}, {3, 5, 4}, {3, 1, 4}};
+    t = simple(PML_OP_CONCAT, 2, 3, rows);
+    t->a.axis = 1;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " rows");
+    pml_shape cols[2] = {{2, 3, 4}, {2, 3, 1}};
+    t = simple(PML_OP_CONCAT, 3, 2, cols);
+    t->a.axis = 2;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " columns");
+    pml_shape rows1[2] = {{4, 1, 1}, {4, 3, 1}};
+    t = simple(PML_OP_CONCAT, 2, 2, rows1);
+    t->a.axis = 1;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " rows");
 
     /* batchnorm: training (through the batch statistics) and inference (running statistics) */
     s = (pml_shape){3, 4, 5};
@@ -631,12 +645,17 @@ static double compare(const tcase *t, const char *what, const float *a, const fl
     return worst;
 }
 
+static bool shape_has(pml_shape sh, pml_region r, size_t idx)
+{
+    size_t hw = (size_t)sh.h * sh.w;
+    size_t chw = (size_t)sh.c * hw;
+    int s = (int)(idx / chw), c = (int)(idx % chw / hw), h = (int)(idx % hw / sh.w);
+    return s >= r.n0 && s < r.n1 && c >= r.c0 && c < r.c1 && h >= r.h0 && h < r.h1;
+}
+
 static bool region_has(const pml_node *n, pml_region r, size_t idx)
 {
-    size_t hw = (size_t)n->out.h * n->out.w;
-    size_t chw = (size_t)n->out.c * hw;
-    int s = (int)(idx / chw), c = (int)(idx % chw / hw), h = (int)(idx % hw / n->out.w);
-    return s >= r.n0 && s < r.n1 && c >= r.c0 && c < r.c1 && h >= r.h0 && h < r.h1;
+    return shape_has(n->out, r, idx);
 }
 
 /* ---------------------------------------------------------------- splits */
@@ -709,6 +728,29 @@ static void fwd_parts(const env *e, const partition *p, fres *f)
                   "the region, %zu inside left unwritten",
                   e->t->desc, kinds_name(p->kinds), r->n0, r->n1, r->c0, r->c1, r->h0, r->h1,
                   outside, unwritten);
+        /* the part reads only the input regions in_region declares (what a plan transfers):
+         * with every other input element poisoned, its outputs are the same */
+        env pe = *e;
+        for (int k = 0; k < e->t->nin; k++) {
+            pml_region ir = e->d->in_region(&e->node, e->t->in, e->t->nin, k, *r);
+            pe.x[k] = falloc(e->xsz[k]);
+            for (size_t j = 0; j < e->xsz[k]; j++)
+                pe.x[k][j] =
+                    !pml_region_empty(ir) && shape_has(e->t->in[k], ir, j) ? e->x[k][j] : 3e30f;
+        }
+        fres pf;
+        fres_init(e, &pf);
+        run_fwd(&pe, e->d->fwd, *r, &pf);
+        size_t differ = 0;
+        for (size_t j = 0; j < e->ysz; j++)
+            differ += region_has(&e->node, *r, j) && memcmp(&pf.y[j], &ytmp[j], sizeof(float)) != 0;
+        CHECK_MSG(differ == 0,
+                  "%s: %s split, part n[%d,%d) c[%d,%d) h[%d,%d): %zu outputs change when input "
+                  "outside the declared input regions is poisoned",
+                  e->t->desc, kinds_name(p->kinds), r->n0, r->n1, r->c0, r->c1, r->h0, r->h1,
+                  differ);
+        fres_free(e, &pf);
+        for (int k = 0; k < e->t->nin; k++) free(pe.x[k]);
     }
     free(ytmp);
 }
@@ -1539,6 +1581,31 @@ static void t_maxpool_dilated(void)
           strstr(pml_errmsg(), "only maxpool2d dilates"));
 }
 
+/* concat's axis: out of range, and inputs that differ along another axis */
+static void t_concat_axis(void)
+{
+    pml_node n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.name, sizeof n.name, "layer7");
+    n.op = PML_OP_CONCAT;
+    n.a = pml_attrs_default(PML_OP_CONCAT);
+    n.nin = 2;
+    pml_shape in[2] = {{3, 2, 4}, {3, 5, 4}};
+    n.a.axis = 3;
+    CHECK(pml_ops[PML_OP_CONCAT].infer(&n, in, 2) == PML_EFORMAT &&
+          strstr(pml_errmsg(), "'layer7' (concat): axis=3"));
+    n.a.axis = 1;
+    CHECK_OK(pml_ops[PML_OP_CONCAT].infer(&n, in, 2));
+    CHECK(n.out.c == 3 && n.out.h == 7 && n.out.w == 4);
+    n.a.axis = 0;
+    CHECK(
+        pml_ops[PML_OP_CONCAT].infer(&n, in, 2) == PML_ESHAPE &&
+        strstr(pml_errmsg(), "'layer7' (concat of channels): input 1 is 3x5x4, input 0 is 3x2x4"));
+    n.a.axis = 2;
+    CHECK(pml_ops[PML_OP_CONCAT].infer(&n, in, 2) == PML_ESHAPE &&
+          strstr(pml_errmsg(), "(concat of columns)"));
+}
+
 static const pml_test tests[] = {
 #define PML__X(name, str) {str, t_op_##name},
     PML_OP_MAP(PML__X)
@@ -1557,6 +1624,7 @@ static const pml_test tests[] = {
     {"maxpool_ties", t_maxpool_ties},
     {"dropout_mask", t_dropout_mask},
     {"softmax_xent_values", t_softmax_xent_values},
+    {"concat_axis", t_concat_axis},
     {0},
 };
 

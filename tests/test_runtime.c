@@ -367,7 +367,7 @@ static void plans_match_reference(const char *spec, int batch, int steps, bool l
 {
     pml_graph g;
     pml_machine m;
-    CHECK_OK(pml_model_build(spec, &g));
+    CHECK_OK(pml_model_load(spec, &g));
     CHECK_OK(pml_machine_load("synthetic:pack:1 core:2 pu:1", &m));
     /* a synthetic machine is not present: use this machine when it has 2 cores, else skip the
      * plan runs (the simulator tests cover the rest) */
@@ -416,6 +416,11 @@ static void t_plan_flowers(void) { plans_match_reference("flowers-cnn:size=16", 
 static void t_plan_dropout(void)
 {
     plans_match_reference("mlp:units=16,layers=2,size=6,dropout=0.25", 6, 20, false);
+}
+/* concat of rows and columns: a part reads its share of each input's rows */
+static void t_plan_concat_axes(void)
+{
+    plans_match_reference("fixtures/models/good_concat_axes.dot", 4, 30, true);
 }
 
 /* ---------------------------------------------------------------- gradient-ready hook */
@@ -518,6 +523,7 @@ static const pml_test tests[] = {
     {"plan_fashion", t_plan_fashion},
     {"plan_flowers", t_plan_flowers},
     {"plan_dropout", t_plan_dropout},
+    {"plan_concat_axes", t_plan_concat_axes},
     {"grad_ready_hook", t_grad_ready_hook},
     {0, 0},
 };
