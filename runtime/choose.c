@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TRIAL_BYTES (1 << 20) /* the batches a trial cycles through, at most */
+
 static double mean(const double *t, int n)
 {
     double s = 0;
@@ -43,11 +45,26 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     const int max_steps = o->max_steps > 0 ? o->max_steps : 200;
     double *t = calloc((size_t)max_steps, sizeof *t);
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
-    pml_status st = !t || !idx ? pml_fail(PML_ENOMEM, "out of memory") : PML_OK;
+    /* the batches, gathered before the steps as training's loader does (the pool fills one
+     * chunk of batches while the steps read the other in place): TRIAL_BYTES of them, in turn */
+    const size_t size = pml_shape_size(g->nodes[g->input].out);
+    const size_t stride = ((size_t)batch * size + 15) / 16 * 16;
+    const int nb = (d->n + batch - 1) / batch;
+    int held = (int)(TRIAL_BYTES / (stride * sizeof(float)));
+    held = held < 1 ? 1 : held > nb ? nb : held;
+    float *xs = aligned_alloc(64, (size_t)held * stride * sizeof *xs);
+    int32_t *ys = malloc((size_t)held * batch * sizeof *ys);
+    int *ms = malloc((size_t)held * sizeof *ms);
+    pml_status st = !t || !idx || !xs || !ys || !ms ? pml_fail(PML_ENOMEM, "out of memory") : PML_OK;
+    for (int b = 0; st == PML_OK && b < held; b++) {
+        const int i0 = b * batch;
+        ms[b] = d->n - i0 < batch ? d->n - i0 : batch;
+        for (int i = 0; i < ms[b]; i++) idx[i] = i0 + i;
+        pml_data_gather(d, idx, ms[b], xs + (size_t)b * stride, ys + (size_t)b * batch);
+    }
     if (st == PML_OK) st = pml_optim_alloc(&opt, g->nparams);
     if (st == PML_OK) st = pml_exec_create(g, &eo, &e);
     int n = 0, warmup = o->warmup;
-    const int nb = (d->n + batch - 1) / batch;
     double begin = 0;
     for (int k = 0; st == PML_OK && n < max_steps; k++) {
         if (k == warmup) begin = pml_now();
@@ -59,9 +76,9 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
             if (o->cutoff > 0 && mean(t, n) > 1.5 * o->cutoff)
                 break; /* clearly slower than the best so far: it cannot win */
         }
-        const int b = k % nb, i0 = b * batch, m = d->n - i0 < batch ? d->n - i0 : batch;
-        for (int i = 0; i < m; i++) idx[i] = i0 + i;
-        pml_data_gather(d, idx, m, pml_exec_input(e), pml_exec_labels(e));
+        const int b = k % held, m = ms[b];
+        pml_exec_use_input(e, xs + (size_t)b * stride);
+        memcpy(pml_exec_labels(e), ys + (size_t)b * batch, (size_t)m * sizeof *ys);
         const double t0 = pml_now();
         st = pml_exec_train_step(e, m, &opt, NULL);
         const double dt = pml_now() - t0;
@@ -78,6 +95,9 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     pml_optim_free(&opt);
     free(t);
     free(idx);
+    free(xs);
+    free(ys);
+    free(ms);
     return st;
 }
 

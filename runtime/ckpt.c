@@ -351,6 +351,31 @@ static pml_status open_regular(pml_afile *af, const char *what, const char *path
     return PML_OK;
 }
 
+/* The data written after the header: its four checksums and the header's own go into the
+ * header's places (at[k], "data " at data_at), and the header is written again over the first.
+ * *header_sum (when not NULL): the header's checksum. On failure the file is abandoned. */
+static pml_status finish_header(pml_afile *af, const char *path, char *head, int len,
+                                const int at[4], int data_at, const uint32_t sum[4],
+                                uint32_t *header_sum)
+{
+    char hex[9];
+    for (int k = 0; k < 4; k++) {
+        snprintf(hex, sizeof hex, "%08" PRIx32, sum[k]);
+        memcpy(head + at[k], hex, 8);
+    }
+    const uint32_t hs = crc32c(0, head, (size_t)data_at);
+    if (header_sum) *header_sum = hs;
+    snprintf(hex, sizeof hex, "%08" PRIx32, hs);
+    memcpy(head + data_at + 5, hex, 8);
+    if (!ferror(af->f) && fseek(af->f, 0, SEEK_SET) == 0) fwrite(head, 1, (size_t)len, af->f);
+    if (ferror(af->f) || fflush(af->f) != 0) {
+        const int e = errno;
+        pml_afile_abort(af);
+        return pml_fail(PML_EIO, "%s: writing failed: %s", path, strerror(e));
+    }
+    return PML_OK;
+}
+
 pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
@@ -400,19 +425,7 @@ pml_status pml_ckpt_write(const char *dir, const pml_ckpt *c, int keep)
             sum[k] = crc32c(sum[k], t[k] + i, m * sizeof(float));
             if (fwrite(t[k] + i, sizeof(float), m, af.f) != m) break;
         }
-    char hex[9];
-    for (int k = 0; k < 4; k++) {
-        snprintf(hex, sizeof hex, "%08" PRIx32, sum[k]);
-        memcpy(head + at[k], hex, 8);
-    }
-    snprintf(hex, sizeof hex, "%08" PRIx32, crc32c(0, head, (size_t)data_at));
-    memcpy(head + data_at + 5, hex, 8);
-    if (!ferror(af.f) && fseek(af.f, 0, SEEK_SET) == 0) fwrite(head, 1, (size_t)len, af.f);
-    if (ferror(af.f) || fflush(af.f) != 0) {
-        const int e = errno;
-        pml_afile_abort(&af);
-        return pml_fail(PML_EIO, "%s: writing failed: %s", path, strerror(e));
-    }
+    if ((st = finish_header(&af, path, head, len, at, data_at, sum, NULL)) != PML_OK) return st;
     if ((st = pml_afile_commit(&af)) != PML_OK) return st;
     if ((st = sync_dir(dir)) != PML_OK) return st;
     prune(dir, keep, c->step); /* only now, with the new one in place */
@@ -647,20 +660,8 @@ static pml_status write_part(const char *tmp, const pml_ckpt *c, const pml_ckpt_
                 total += m * sizeof(float);
             }
     }
-    char hex[9];
-    for (int k = 0; k < 4; k++) {
-        snprintf(hex, sizeof hex, "%08" PRIx32, crcs[k]);
-        memcpy(head + at[k], hex, 8);
-    }
-    *sum = crc32c(0, head, (size_t)data_at);
-    snprintf(hex, sizeof hex, "%08" PRIx32, *sum);
-    memcpy(head + data_at + 5, hex, 8);
-    if (!ferror(af.f) && fseek(af.f, 0, SEEK_SET) == 0) fwrite(head, 1, (size_t)len, af.f);
-    if (ferror(af.f) || fflush(af.f) != 0) {
-        const int e = errno;
-        pml_afile_abort(&af);
-        return pml_fail(PML_EIO, "%s: writing failed: %s", path, strerror(e));
-    }
+    st = finish_header(&af, path, head, len, at, data_at, crcs, sum);
+    if (st != PML_OK) return st;
     *bytes = total;
     return pml_afile_commit(&af); /* fsynced, renamed, the folder fsynced */
 }

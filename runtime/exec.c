@@ -130,6 +130,11 @@ void pml_exec_destroy(pml_exec *e)
 }
 
 float *pml_exec_input(pml_exec *e) { return e->input; }
+void pml_exec_use_input(pml_exec *e, float *x)
+{
+    /* both executors read an operator's inputs from e->out when its task runs */
+    e->out[e->g.input] = x ? x : e->input;
+}
 int32_t *pml_exec_labels(pml_exec *e) { return e->labels; }
 float *pml_exec_params(pml_exec *e) { return e->params; }
 float *pml_exec_grads(pml_exec *e) { return e->grads; }

@@ -132,10 +132,10 @@ static void fill_ctx(const ops_exec *x, int v, pml_kctx *k)
     k->batch_total = x->e.n;
     k->nin = nd->nin;
     for (int i = 0; i < nd->nin; i++) {
-        k->x[i] = x->rt[nd->in[i]].y;
+        k->x[i] = x->e.out[nd->in[i]]; /* the data input: pml_exec_use_input's */
         k->xs[i] = x->e.g.nodes[nd->in[i]].out;
     }
-    k->y = r->y;
+    k->y = x->e.out[v];
     k->aux = r->aux;
     for (int j = 0; j < nd->nparam; j++) k->w[j] = x->e.params + nd->param_off[j];
     for (int j = 0; j < nd->nstate; j++) k->state[j] = x->e.state + nd->state_off[j];

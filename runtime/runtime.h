@@ -189,6 +189,10 @@ void pml_exec_destroy(pml_exec *e);
 /** Buffers the caller fills before a step: input (batch * input size floats), labels. */
 float *pml_exec_input(pml_exec *e);
 int32_t *pml_exec_labels(pml_exec *e);
+/** The steps that follow read the (first) data input from \p x, batch * input size floats the
+ * caller keeps unchanged until they return, instead of pml_exec_input's buffer (NULL: that buffer
+ * again). Saves copying a batch that is already in memory: a data loader's prefetched batch. */
+void pml_exec_use_input(pml_exec *e, float *x);
 /** The parameter block, its gradients and the non-trainable state (graph->nparams, nstate). */
 float *pml_exec_params(pml_exec *e);
 float *pml_exec_grads(pml_exec *e);

@@ -161,17 +161,19 @@ typedef struct feeder {
     int cap;     /* batches per chunk */
     int batch;   /* samples per batch (at most) */
     size_t size; /* floats per sample */
+    size_t stride; /* floats from a batch to the next in a chunk: a whole number of lines */
     locate_fn locate;
     void *ud;
     long next; /* the next batch to queue */
     bool done; /* the sequence has no more */
+    chunk *spent; /* emptied, but its last batch is the step's input until the next take */
 } feeder;
 
 /* pool thread */
 static void gather_chunk(uv_work_t *w)
 {
     chunk *c = w->data;
-    const size_t stride = (size_t)c->f->batch * c->f->size;
+    const size_t stride = c->f->stride;
     for (int k = 0; k < c->count; k++)
         pml_data_gather(c->ref[k].d, c->ref[k].idx, c->ref[k].n, c->x + (size_t)k * stride,
                         c->y + (size_t)k * (size_t)c->f->batch);
@@ -191,7 +193,8 @@ static pml_status feeder_init(feeder *f, uv_loop_t *loop, int batch, size_t size
     f->loop = loop;
     f->batch = batch;
     f->size = size;
-    size_t bytes = (size_t)batch * size * sizeof(float);
+    f->stride = ((size_t)batch * size + 15) / 16 * 16;
+    size_t bytes = f->stride * sizeof(float);
     long cap = bytes >= CHUNK_BYTES ? 1 : (long)((CHUNK_BYTES + bytes - 1) / bytes);
     f->cap = (int)(cap < most ? cap : most > 0 ? most : 1);
     for (int i = 0; i < 2; i++) {
@@ -199,7 +202,7 @@ static pml_status feeder_init(feeder *f, uv_loop_t *loop, int batch, size_t size
         c->f = f;
         c->work.data = c;
         c->first = -1;
-        c->x = malloc((size_t)f->cap * (size_t)batch * size * sizeof *c->x);
+        c->x = aligned_alloc(64, (size_t)f->cap * f->stride * sizeof *c->x);
         c->y = malloc((size_t)f->cap * (size_t)batch * sizeof *c->y);
         c->ref = malloc((size_t)f->cap * sizeof *c->ref);
         if (!c->x || !c->y || !c->ref) return pml_fail(PML_ENOMEM, "out of memory");
@@ -259,13 +262,20 @@ static void feeder_start(feeder *f, locate_fn locate, void *ud, long from)
     f->ud = ud;
     f->next = from;
     f->done = false;
+    f->spent = NULL;
     refill(f, &f->c[0]);
     refill(f, &f->c[1]);
 }
 
-/* copies batch b (the next one) into x and y: *n samples; the chunk it empties is refilled */
-static void feeder_take(feeder *f, long b, float *x, int32_t *y, int *n)
+/* batch b (the next one): its *n samples stay in the chunk, where the step reads them (copying
+ * them into the executor's input would write every line the other cores read the step before);
+ * its labels are copied into y. The chunk emptied by the previous take is refilled now. */
+static float *feeder_take(feeder *f, long b, int32_t *y, int *n)
 {
+    if (f->spent) {
+        refill(f, f->spent);
+        f->spent = NULL;
+    }
     chunk *c = NULL;
     for (int i = 0; i < 2; i++)
         if (f->c[i].first >= 0 && b >= f->c[i].first && b < f->c[i].first + f->c[i].count)
@@ -274,9 +284,9 @@ static void feeder_take(feeder *f, long b, float *x, int32_t *y, int *n)
     while (c->busy) uv_run(f->loop, UV_RUN_ONCE);
     int k = (int)(b - c->first);
     *n = c->ref[k].n;
-    memcpy(x, c->x + (size_t)k * (size_t)f->batch * f->size, (size_t)*n * f->size * sizeof *x);
     memcpy(y, c->y + (size_t)k * (size_t)f->batch, (size_t)*n * sizeof *y);
-    if (k == c->count - 1) refill(f, c);
+    if (k == c->count - 1) f->spent = c;
+    return c->x + (size_t)k * f->stride;
 }
 
 /* ---------------------------------------------------------------- the control plane */
@@ -552,7 +562,7 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
     for (long b = 0; b * t->o->batch < d->n; b++) {
         if ((st = poll_stop_all(t, poll_stop(t, "during %s", what))) != PML_OK) break;
         int n;
-        feeder_take(&t->evf, b, pml_exec_input(e), pml_exec_labels(e), &n);
+        pml_exec_use_input(e, feeder_take(&t->evf, b, pml_exec_labels(e), &n));
         pml_step_result r = {0, 0};
         if (n > 0 && (st = pml_exec_forward(e, n, false, &r)) != PML_OK) {
             pml_fail_ctx(st, "%s: ", what);
@@ -562,6 +572,7 @@ static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double
         correct += r.correct;
     }
     feeder_drain(&t->evf);
+    pml_exec_use_input(e, NULL); /* the chunks are the next evaluation's */
     if (st == PML_OK && t->ranks > 1 && !t->spans) { /* every rank's part */
         double sum[2] = {s, (double)correct};
         st = pml_dist_sum_doubles(t->o->dist, sum, 2);
@@ -1320,7 +1331,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                       : poll_stop(&t, "at epoch %d, before its first step", ep);
             if ((st = poll_stop_all(&t, st)) != PML_OK) break;
             int n;
-            feeder_take(&t.feed, total_steps, pml_exec_input(e), pml_exec_labels(e), &n);
+            pml_exec_use_input(e, feeder_take(&t.feed, total_steps, pml_exec_labels(e), &n));
             if ((st = pml_data_check(&tr)) != PML_OK) break; /* a bad file: before it trains */
             pml_step_result r;
             if (t.ps) {
