@@ -283,16 +283,21 @@ static void t_outside_events(void)
 
 /* ---------------------------------------------------------------- plans against the reference */
 
-static void fill(pml_exec *e, const pml_graph *g, int n, uint64_t seed)
+static void fill_into(pml_exec *e, float *x, const pml_graph *g, int n, uint64_t seed)
 {
     size_t sz = pml_shape_size(g->nodes[g->input].out);
-    float *x = pml_exec_input(e);
     int32_t *y = pml_exec_labels(e);
     for (size_t i = 0; i < (size_t)n * sz; i++) x[i] = pml_rand_unif(seed, 1, i);
     for (int i = 0; i < n; i++) y[i] = (int32_t)(pml_rand_u64(seed, 2, (uint64_t)i) % (uint64_t)g->classes);
 }
 
-/* losses of `steps` Adam steps, batch b (the last one short when n < b) */
+static void fill(pml_exec *e, const pml_graph *g, int n, uint64_t seed)
+{
+    fill_into(e, pml_exec_input(e), g, n, seed);
+}
+
+/* losses of `steps` Adam steps, batch b (the last one short when n < b); every other step reads
+ * its batch from a buffer of the caller's (pml_exec_use_input), the executor's own holding NaN */
 static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int short_n, double *out)
 {
     pml_exec *e = NULL;
@@ -303,9 +308,19 @@ static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int sh
     pml_optim_defaults(&opt, PML_OPTIM_ADAM);
     CHECK_OK(pml_optim_alloc(&opt, g->nparams));
     bool ok = true;
-    for (int s = 0; s < steps && ok; s++) {
+    const size_t sz = (size_t)o->batch * pml_shape_size(g->nodes[g->input].out);
+    float *mine = malloc(sz * sizeof *mine);
+    CHECK(mine != NULL);
+    for (int s = 0; s < steps && ok && mine; s++) {
         int n = s == steps - 1 && short_n ? short_n : o->batch;
-        fill(e, g, n, 1000 + (uint64_t)(s % 3));
+        if (s % 2) {
+            for (size_t i = 0; i < sz; i++) pml_exec_input(e)[i] = NAN;
+            fill_into(e, mine, g, n, 1000 + (uint64_t)(s % 3));
+            pml_exec_use_input(e, mine);
+        } else {
+            pml_exec_use_input(e, NULL);
+            fill(e, g, n, 1000 + (uint64_t)(s % 3));
+        }
         pml_step_result r;
         st = pml_exec_train_step(e, n, &opt, &r);
         CHECK_MSG(st == PML_OK, "step %d: %s", s, pml_errmsg());
@@ -314,12 +329,14 @@ static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int sh
     }
     if (ok) { /* and inference */
         pml_step_result r;
+        pml_exec_use_input(e, NULL);
         fill(e, g, o->batch, 7);
         CHECK_OK(pml_exec_forward(e, o->batch, false, &r));
         out[steps] = r.loss_sum / o->batch;
     }
     pml_optim_free(&opt);
     pml_exec_destroy(e);
+    free(mine);
     return ok;
 }
 
