@@ -8,7 +8,7 @@
  * reorder). The reorders stream memory, so on some shapes (one input channel, small images) the
  * sgemm kernel stays faster. Hence the choice is measured, per layer shape and region, the first
  * time it runs on a CPU: both implementations on private buffers of that shape, a few runs
- * each, and the faster one is kept, in the process and in the cache folder for later runs
+ * each with the caches as a training step leaves them, and the faster one is kept, in the process and in the cache folder for later runs
  * (pml_conv_backend() forces either).
  *
  * Regions: a sample range and an output-channel range run here; a row range (an attribute
@@ -336,7 +336,8 @@ static void kept_load(void)
     kept_loaded = true;
     char *dir = pml_cache_dir("conv");
     if (!dir) return;
-    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " conv choices");
+    /* 2: measured as in a training step (1: on warm caches) */
+    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " conv choices 2");
     const dnnl_version_t *v = dnnl_version();
     const int ver[3] = {v ? v->major : 0, v ? v->minor : 0, v ? v->patch : 0};
     h = pml_hash(h, ver, sizeof ver);
@@ -554,8 +555,31 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
 
 /* ---------------------------------------------------------------- the choice */
 
-/* Times both implementations of d's shape on private buffers (region rebased to sample 0):
- * the median of 3 runs after one warm-up each. */
+/* Caches as a training step leaves them for a convolution: everything evicted (the layer's
+ * weights, its input or forward output were last touched a pass ago), then the buffer its
+ * producer just wrote read back (the input forward, dy backward). The eviction buffer is made
+ * once, at the first choice, under table_lock. */
+#define EVICT_BYTES ((size_t)64 << 20) /* more than the caches */
+static unsigned char *evict_buf;
+
+static void as_in_a_step(const float *fresh, size_t n)
+{
+    if (evict_buf) {
+        volatile unsigned char *v = evict_buf;
+        for (size_t i = 0; i < EVICT_BYTES; i += 64) v[i] = (unsigned char)(v[i] + 1);
+    }
+    volatile float sink = 0;
+    float acc = 0;
+    for (size_t i = 0; i < n; i += 16) acc += fresh[i];
+    sink += acc;
+    (void)sink;
+}
+
+/* Times both implementations of d's shape on private buffers (region rebased to sample 0), with
+ * the caches as in a training step (see as_in_a_step: on warm caches oneDNN's reorders cost
+ * little, in a step they stream memory, and oneDNN's choice made warm was up to 2x slower there
+ * on small layers): five rounds, the two in turn (so a slow moment of the machine falls on both),
+ * the median of each. */
 static int decide(const dconv *d, const pml_kctx *k)
 {
     const dkey *q = &d->key;
@@ -591,12 +615,16 @@ static int decide(const dconv *d, const pml_kctx *k)
         f.y = y2;
         pml__conv2d_fwd_blas(&f);
     }
-    double t[2][3];
+    if (!evict_buf && (evict_buf = malloc(EVICT_BYTES))) memset(evict_buf, 0, EVICT_BYTES);
+    enum { ROUNDS = 5 };
+    double t[2][ROUNDS];
     bool ok = true;
-    for (int impl = 0; impl < 2; impl++)
-        for (int i = 0; i < 4; i++) {
+    for (int i = 0; i <= ROUNDS; i++) /* round 0 warms both up */
+        for (int j = 0; j < 2; j++) {
+            const int impl = (i + j) % 2;
             memset(dw, 0, sizeof(float) * nw);
             memset(dx, 0, sizeof(float) * nx);
+            as_in_a_step(q->bwd ? dy : x, q->bwd ? ny : nx);
             const double t0 = pml_now();
             if (impl == 0) {
                 if (q->bwd) pml__conv2d_bwd_blas(&c);
@@ -608,7 +636,7 @@ static int decide(const dconv *d, const pml_kctx *k)
         }
     free(buf);
     if (!ok) return CH_FAILED;
-    return pml_median(t[1], 3) < pml_median(t[0], 3) ? CH_DNNL : CH_BLAS;
+    return pml_median(t[1], ROUNDS) < pml_median(t[0], ROUNDS) ? CH_DNNL : CH_BLAS;
 }
 
 size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
