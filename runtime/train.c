@@ -18,6 +18,7 @@
 
 #include "exec.h"
 #include "sync.h"
+#include "workers.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -167,6 +168,11 @@ typedef struct feeder {
     long next; /* the next batch to queue */
     bool done; /* the sequence has no more */
     chunk *spent; /* emptied, but its last batch is the step's input until the next take */
+    /* gather on the loop's thread when the chunk is refilled, not in the pool: set while the
+     * workers take every core, where a pool thread would take a core from a worker in the
+     * middle of a step and the other workers wait for it (the gather itself is a few
+     * microseconds a batch, spent between two steps) */
+    bool here;
 } feeder;
 
 /* pool thread */
@@ -247,6 +253,10 @@ static void refill(feeder *f, chunk *c)
     }
     if (!c->count) return;
     c->first = first;
+    if (f->here) { /* between two steps, on this thread */
+        gather_chunk(&c->work);
+        return;
+    }
     c->busy = true;
     /* fails only for a NULL work callback */
     int r = uv_queue_work(f->loop, &c->work, gather_chunk, gathered);
@@ -1311,6 +1321,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     const long every = opts->checkpoint_every > 0 ? opts->checkpoint_every : 500;
 
     long total_steps = t.first_step;
+    const int cores = pml_machine_cores();
     watch w;
     memset(&w, 0, sizeof w);
     int current = opts->current;
@@ -1331,6 +1342,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                       : poll_stop(&t, "at epoch %d, before its first step", ep);
             if ((st = poll_stop_all(&t, st)) != PML_OK) break;
             int n;
+            t.feed.here = !tr.stream && (t.ranks > 1 || pml__workers_count(e->workers) >= cores);
             pml_exec_use_input(e, feeder_take(&t.feed, total_steps, pml_exec_labels(e), &n));
             if ((st = pml_data_check(&tr)) != PML_OK) break; /* a bad file: before it trains */
             pml_step_result r;
