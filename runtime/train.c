@@ -318,6 +318,7 @@ typedef struct trainer {
     int signum; /* the first signal caught */
     feeder feed, evf;
     bool feed_ok, evf_ok;
+    int cores; /* this machine's */
     int rank, ranks; /* this process's part of every batch (pml_train_opts.dist) */
     int part, parts;  /* its part of each batch (-1 on a parameter server: none) of parts */
     bool spans;       /* a plan across ranks: every rank takes every batch (part 0 of 1) */
@@ -560,11 +561,19 @@ static void loop_close(trainer *t)
     t->loop_ok = false;
 }
 
+/* A feeder's batches are gathered between steps (feeder.here) when e's workers, or the ranks,
+ * take every core; an image folder still decoding stays in the pool. */
+static bool gather_here(const trainer *t, pml_exec *e, const pml_dataset *d)
+{
+    return !d->stream && (t->ranks > 1 || pml__workers_count(e->workers) >= t->cores);
+}
+
 /* evaluation with prefetch and stop requests; `what` names it in messages */
 static pml_status evaluate(trainer *t, pml_exec *e, const pml_dataset *d, double *loss,
                            double *accuracy, const char *what)
 {
     t->ev = d;
+    t->evf.here = gather_here(t, e, d);
     feeder_start(&t->evf, locate_eval, t, 0);
     double s = 0;
     long correct = 0;
@@ -1278,6 +1287,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
         if (st != PML_OK) goto done;
     }
     if ((st = loop_start(&t)) != PML_OK) goto done;
+    t.cores = pml_machine_cores();
     const size_t size = pml_shape_size(tr.shape);
     t.feed_ok = true; /* feeder_free releases what feeder_init got */
     if ((st = feeder_init(&t.feed, &t.loop, opts->batch, size, t.spe)) != PML_OK) goto done;
@@ -1321,7 +1331,6 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     const long every = opts->checkpoint_every > 0 ? opts->checkpoint_every : 500;
 
     long total_steps = t.first_step;
-    const int cores = pml_machine_cores();
     watch w;
     memset(&w, 0, sizeof w);
     int current = opts->current;
@@ -1342,7 +1351,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                       : poll_stop(&t, "at epoch %d, before its first step", ep);
             if ((st = poll_stop_all(&t, st)) != PML_OK) break;
             int n;
-            t.feed.here = !tr.stream && (t.ranks > 1 || pml__workers_count(e->workers) >= cores);
+            t.feed.here = gather_here(&t, e, &tr);
             pml_exec_use_input(e, feeder_take(&t.feed, total_steps, pml_exec_labels(e), &n));
             if ((st = pml_data_check(&tr)) != PML_OK) break; /* a bad file: before it trains */
             pml_step_result r;
