@@ -327,8 +327,9 @@ pml_status pml_model_build(const char *spec, pml_graph *g)
             strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
             strncat(known, zoo[i].e.name, sizeof known - strlen(known) - 1);
         }
-        return pml_fail(PML_EUNKNOWN, "unknown model '%s' (zoo: %s; or a .dot file)", name,
-                        known);
+        return pml_fail(PML_EUNKNOWN,
+                        "unknown model '%s' (zoo: %s; or a model file: .dot, .onnx or .pml)",
+                        name, known);
     }
     pml_graph_init(g, name);
     pml__mb b = {g, PML_OK};
