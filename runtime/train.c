@@ -161,7 +161,6 @@ typedef struct feeder {
     chunk c[2];
     int cap;     /* batches per chunk */
     int batch;   /* samples per batch (at most) */
-    size_t size; /* floats per sample */
     size_t stride; /* floats from a batch to the next in a chunk: a whole number of lines */
     locate_fn locate;
     void *ud;
@@ -198,7 +197,6 @@ static pml_status feeder_init(feeder *f, uv_loop_t *loop, int batch, size_t size
     memset(f, 0, sizeof *f);
     f->loop = loop;
     f->batch = batch;
-    f->size = size;
     f->stride = ((size_t)batch * size + 15) / 16 * 16;
     size_t bytes = f->stride * sizeof(float);
     long cap = bytes >= CHUNK_BYTES ? 1 : (long)((CHUNK_BYTES + bytes - 1) / bytes);
