@@ -555,28 +555,12 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
 
 /* ---------------------------------------------------------------- the choice */
 
-/* Caches as a training step leaves them for a convolution: everything evicted (the layer's
- * weights, its input or forward output were last touched a pass ago), then the buffer its
- * producer just wrote read back (the input forward, dy backward). The eviction buffer is made
- * once, at the first choice, under table_lock. */
-#define EVICT_BYTES ((size_t)64 << 20) /* more than the caches */
+/* The buffer that evicts the caches before each timed run (pml_caches_as_in_a_step), made once,
+ * at the first choice, under table_lock. */
 static unsigned char *evict_buf;
 
-static void as_in_a_step(const float *fresh, size_t n)
-{
-    if (evict_buf) {
-        volatile unsigned char *v = evict_buf;
-        for (size_t i = 0; i < EVICT_BYTES; i += 64) v[i] = (unsigned char)(v[i] + 1);
-    }
-    volatile float sink = 0;
-    float acc = 0;
-    for (size_t i = 0; i < n; i += 16) acc += fresh[i];
-    sink += acc;
-    (void)sink;
-}
-
 /* Times both implementations of d's shape on private buffers (region rebased to sample 0), with
- * the caches as in a training step (see as_in_a_step: on warm caches oneDNN's reorders cost
+ * the caches as in a training step (pml_caches_as_in_a_step: on warm caches oneDNN's reorders cost
  * little, in a step they stream memory, and oneDNN's choice made warm was up to 2x slower there
  * on small layers): five rounds, the two in turn (so a slow moment of the machine falls on both),
  * the median of each. */
@@ -615,7 +599,7 @@ static int decide(const dconv *d, const pml_kctx *k)
         f.y = y2;
         pml__conv2d_fwd_blas(&f);
     }
-    if (!evict_buf && (evict_buf = malloc(EVICT_BYTES))) memset(evict_buf, 0, EVICT_BYTES);
+    if (!evict_buf && (evict_buf = malloc(PML_EVICT_BYTES))) memset(evict_buf, 0, PML_EVICT_BYTES);
     enum { ROUNDS = 5 };
     double t[2][ROUNDS];
     bool ok = true;
@@ -624,7 +608,9 @@ static int decide(const dconv *d, const pml_kctx *k)
             const int impl = (i + j) % 2;
             memset(dw, 0, sizeof(float) * nw);
             memset(dx, 0, sizeof(float) * nx);
-            as_in_a_step(q->bwd ? dy : x, q->bwd ? ny : nx);
+            const float *fresh = q->bwd ? dy : x;
+            const size_t nfresh = q->bwd ? ny : nx;
+            pml_caches_as_in_a_step(evict_buf, &fresh, &nfresh, 1);
             const double t0 = pml_now();
             if (impl == 0) {
                 if (q->bwd) pml__conv2d_bwd_blas(&c);

@@ -75,6 +75,15 @@ const char *pml_fmt_si(char *buf, size_t cap, double v, const char *unit);
  * significant digits ("-" when not finite). \return buf. */
 const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits);
 
+/** Bytes of a buffer larger than any CPU's caches (64 MiB): see pml_caches_as_in_a_step. */
+#define PML_EVICT_BYTES ((size_t)64 << 20)
+/** Leaves the caches as a training step leaves them for a kernel about to run: everything it
+ * touched a pass ago evicted (\p evict, PML_EVICT_BYTES, is read and written through; NULL:
+ * skipped), then what its producers just wrote read back (\p fresh[i], \p n[i] floats each, for
+ * i < \p k). For timing kernels as they run inside a step. */
+void pml_caches_as_in_a_step(unsigned char *evict, const float *const *fresh, const size_t *n,
+                             int k);
+
 /** qsort comparison of doubles, ascending. */
 int pml_cmp_double(const void *a, const void *b);
 /** \return the median of v[0..n) (the mean of the two middle values when n is even; NaN when

@@ -79,6 +79,24 @@ const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits)
     return buf;
 }
 
+/* ---------------------------------------------------------------- caches */
+
+void pml_caches_as_in_a_step(unsigned char *evict, const float *const *fresh, const size_t *n,
+                             int k)
+{
+    if (evict) { /* a line at a time, read and written, so nothing of before stays */
+        volatile unsigned char *v = evict;
+        for (size_t i = 0; i < PML_EVICT_BYTES; i += 64) v[i] = (unsigned char)(v[i] + 1);
+    }
+    volatile float sink = 0;
+    for (int j = 0; j < k; j++) {
+        float acc = 0;
+        for (size_t i = 0; i < n[j]; i += 16) acc += fresh[j][i];
+        sink += acc;
+    }
+    (void)sink;
+}
+
 /* ---------------------------------------------------------------- statistics */
 
 int pml_cmp_double(const void *a, const void *b)

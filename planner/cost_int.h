@@ -20,7 +20,7 @@
 #define MEASURE_FLOPS 4e9   /* forward flops of the largest part measured as is */
 #define MEASURE_BYTES ((double)(512 << 20))
 #define SCRATCH_KEEP ((size_t)64 << 20) /* floats */
-#define EVICT_FLOATS ((size_t)16 << 20) /* 64 MiB: more than the caches */
+#define EVICT_FLOATS (PML_EVICT_BYTES / sizeof(float))
 #define DEFAULT_LLC ((double)(32 << 20))
 #define UPDATE_BATCH 32 /* the working set an update is blended for */
 

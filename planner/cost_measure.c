@@ -113,18 +113,11 @@ static double time_runs(run_fn fn, run_fn prep, void *ctx, int repeats)
     return pml_median(t, reps);
 }
 
-/* Streams EVICT_FLOATS floats through the caches (read and write, so nothing stays). */
-static void evict_caches(float *e)
-{
-    volatile float *v = e;
-    for (size_t i = 0; i < EVICT_FLOATS; i += 16) v[i] = v[i] + 1.0f;
-}
-
 typedef struct kern_ctx {
     pml_kctx k;
     float *dy;      /* the output's gradient */
     float *dy_zero; /* backward: the consumed gradient, zeroed after the kernel (NULL: none) */
-    float *evict;                      /* cold runs */
+    unsigned char *evict;              /* cold runs: PML_EVICT_BYTES */
     const float *warm[PML_MAX_INPUTS]; /* ... read after the eviction: what the producer wrote */
     size_t warm_len[PML_MAX_INPUTS];
     int nwarm;
@@ -164,14 +157,7 @@ static void run_bwd(void *ctx)
 static void prep_cold(void *ctx)
 {
     kern_ctx *kc = ctx;
-    evict_caches(kc->evict);
-    volatile float sink = 0;
-    for (int j = 0; j < kc->nwarm; j++) {
-        float s = 0;
-        for (size_t i = 0; i < kc->warm_len[j]; i += 16) s += kc->warm[j][i];
-        sink += s;
-    }
-    (void)sink;
+    pml_caches_as_in_a_step(kc->evict, kc->warm, kc->warm_len, kc->nwarm);
 }
 
 /* Samples to measure a part of n samples on: fewer when it is huge (then scaled). */
@@ -314,8 +300,8 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
     for (int i = 0; i < m; i++)
         c->labels[i] = (int32_t)(((uint64_t)(i + 1) * 2654435761u) % (uint64_t)classes);
     part_layout(c, id, m, ce, he, c->scratch, &kc);
-    kc.evict = cold ? c->scratch + copy : NULL;
-    if (kc.evict) memset(kc.evict, 0, EVICT_FLOATS * sizeof(float));
+    kc.evict = cold ? (unsigned char *)(c->scratch + copy) : NULL;
+    if (kc.evict) memset(kc.evict, 0, PML_EVICT_BYTES);
     const double scale = (double)n / m;
     for (int i = 0; i < 2; i++) {
         if (!(i ? cold : warm)) continue;
@@ -347,7 +333,7 @@ typedef struct cal_ctx {
     pml_optim o;
     float *a, *b; /* parameters (or the sums) and gradients (or the partials) */
     size_t n, rows, row, stride;
-    float *evict; /* EVICT_FLOATS */
+    unsigned char *evict; /* PML_EVICT_BYTES */
 } cal_ctx;
 
 /* Before a cold run: the parameters, the optimizer state and the sums come from memory; the
@@ -355,7 +341,7 @@ typedef struct cal_ctx {
 static void prep_stream(void *ctx)
 {
     cal_ctx *k = ctx;
-    evict_caches(k->evict);
+    pml_caches_as_in_a_step(k->evict, NULL, NULL, 0);
     const size_t n = k->rows ? k->rows * k->stride : k->n;
     for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
 }
@@ -431,8 +417,8 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
     k.o.m = k.b + up(big);
     k.o.v = k.o.m + up(big);
     if (need_cold) {
-        k.evict = k.o.v + up(big);
-        memset(k.evict, 0, EVICT_FLOATS * sizeof(float));
+        k.evict = (unsigned char *)(k.o.v + up(big));
+        memset(k.evict, 0, PML_EVICT_BYTES);
     }
     k.o.t = 1;
     const run_fn run = kind == CAL_UPDATE ? run_update

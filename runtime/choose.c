@@ -48,7 +48,7 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     /* the batches, gathered before the steps as training's loader does (the pool fills one
      * chunk of batches while the steps read the other in place): TRIAL_BYTES of them, in turn */
     const size_t size = pml_shape_size(g->nodes[g->input].out);
-    const size_t stride = ((size_t)batch * size + 15) / 16 * 16;
+    const size_t stride = pml_exec_input_stride(batch, size);
     const int nb = (d->n + batch - 1) / batch;
     int held = (int)(TRIAL_BYTES / (stride * sizeof(float)));
     held = held < 1 ? 1 : held > nb ? nb : held;

@@ -135,6 +135,10 @@ void pml_exec_use_input(pml_exec *e, float *x)
     /* both executors read an operator's inputs from e->out when its task runs */
     e->out[e->g.input] = x ? x : e->input;
 }
+size_t pml_exec_input_stride(int batch, size_t size)
+{
+    return ((size_t)batch * size + 15) / 16 * 16;
+}
 int32_t *pml_exec_labels(pml_exec *e) { return e->labels; }
 float *pml_exec_params(pml_exec *e) { return e->params; }
 float *pml_exec_grads(pml_exec *e) { return e->grads; }

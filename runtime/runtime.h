@@ -193,6 +193,9 @@ int32_t *pml_exec_labels(pml_exec *e);
  * caller keeps unchanged until they return, instead of pml_exec_input's buffer (NULL: that buffer
  * again). Saves copying a batch that is already in memory: a data loader's prefetched batch. */
 void pml_exec_use_input(pml_exec *e, float *x);
+/** Floats from one batch to the next when batches of \p batch samples of \p size floats are laid
+ * end to end for pml_exec_use_input: whole 64-byte lines, so each batch starts on a line. */
+size_t pml_exec_input_stride(int batch, size_t size);
 /** The parameter block, its gradients and the non-trainable state (graph->nparams, nstate). */
 float *pml_exec_params(pml_exec *e);
 float *pml_exec_grads(pml_exec *e);

@@ -197,7 +197,7 @@ static pml_status feeder_init(feeder *f, uv_loop_t *loop, int batch, size_t size
     memset(f, 0, sizeof *f);
     f->loop = loop;
     f->batch = batch;
-    f->stride = ((size_t)batch * size + 15) / 16 * 16;
+    f->stride = pml_exec_input_stride(batch, size);
     size_t bytes = f->stride * sizeof(float);
     long cap = bytes >= CHUNK_BYTES ? 1 : (long)((CHUNK_BYTES + bytes - 1) / bytes);
     f->cap = (int)(cap < most ? cap : most > 0 ? most : 1);

@@ -309,7 +309,10 @@ static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int sh
     CHECK_OK(pml_optim_alloc(&opt, g->nparams));
     bool ok = true;
     const size_t sz = (size_t)o->batch * pml_shape_size(g->nodes[g->input].out);
-    float *mine = malloc(sz * sizeof *mine);
+    /* the second of two batches laid end to end, as a loader's chunk holds them */
+    const size_t stride = pml_exec_input_stride(o->batch, pml_shape_size(g->nodes[g->input].out));
+    CHECK(stride >= sz && stride < sz + 16 && stride % 16 == 0);
+    float *chunk = aligned_alloc(64, 2 * stride * sizeof *chunk), *mine = chunk ? chunk + stride : NULL;
     CHECK(mine != NULL);
     for (int s = 0; s < steps && ok && mine; s++) {
         int n = s == steps - 1 && short_n ? short_n : o->batch;
@@ -336,7 +339,7 @@ static bool losses(const pml_graph *g, const pml_exec_opts *o, int steps, int sh
     }
     pml_optim_free(&opt);
     pml_exec_destroy(e);
-    free(mine);
+    free(chunk);
     return ok;
 }
 
