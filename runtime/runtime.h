@@ -494,6 +494,10 @@ typedef struct pml_train_cb {
      * the candidate it ran and the one it runs from now (the same when it kept it), with their
      * new `measured` times */
     void (*rechecked)(void *ud, const pml_candidate *from, const pml_candidate *to);
+    /* for tests, a clock of their own: the seconds the run's watch counts for a step that took
+     * `measured`, running alternative `running` (-1: pml_train_opts.alternatives unset); NULL:
+     * the measured seconds */
+    double (*step_seconds)(void *ud, int running, double measured);
 } pml_train_cb;
 
 typedef struct pml_train_opts {

@@ -1110,7 +1110,12 @@ static void resume_apply(trainer *t, const pml_ckpt *c, pml_exec *e, pml_optim *
  * the control loop compete with the workers of a plan that takes every core, and a trial
  * without them does not see it), so a run that is much slower than its trial said tries the
  * alternatives in the run itself, a short window each, and goes on with the fastest measured
- * there. */
+ * there.
+ * A shared machine's speed also drifts by itself (a slow spell of a second or more slows every
+ * choice alike), and the window that set the re-check off is the slowest the running choice had:
+ * against it, any alternative tried next looks faster. So the running choice runs its own
+ * windows among the others', and the others twice: two passes, each choice's faster one
+ * counting, in the same spells as its rivals'. */
 typedef struct watch {
     double t[PML_WATCH_STEPS]; /* the last steps' seconds */
     int n;                     /* steps since the last look */
@@ -1118,11 +1123,11 @@ typedef struct watch {
     int rechecks;
     /* trying the alternatives in the run */
     bool exploring;
-    int from;                     /* the choice before */
-    int order[MAX_ALTERNATIVES];  /* the alternatives still to try, in this order */
+    int from;                           /* the choice before */
+    int order[2 * MAX_ALTERNATIVES];    /* the windows still to run, whose choice in this order */
     int norder, next;
-    int window;                   /* steps each runs */
-    double inrun[MAX_ALTERNATIVES]; /* their seconds per step in this run (0: not tried) */
+    int window;                         /* steps each runs */
+    double inrun[MAX_ALTERNATIVES];     /* their seconds per step in this run (0: not tried) */
 } watch;
 
 /* Goes on with alternative k: a new executor given the parameters, state and step count of the
@@ -1130,6 +1135,7 @@ typedef struct watch {
 static pml_status switch_to(const pml_graph *g, const pml_train_opts *o, int k, int *current,
                             pml_exec **e)
 {
+    if (k == *current) return PML_OK;
     const pml_candidate *c = &o->alternatives[k];
     pml_exec_opts eo = {.batch = o->batch,
                         .threads = c->threads,
@@ -1149,8 +1155,9 @@ static pml_status switch_to(const pml_graph *g, const pml_train_opts *o, int k, 
 
 /* After each step: every PML_WATCH_STEPS steps, their mean against the prediction (cb.slow,
  * once) and against what the running choice measured (its trial, or this run); over 1.5x
- * that, each alternative runs `window` steps in turn and the run goes on with the fastest, whose
- * `measured` times are then this run's. */
+ * that, the alternatives and the running choice run `window` steps each in turn, twice over
+ * (see watch), and the run goes on with the fastest, whose `measured` times are then this
+ * run's. */
 static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
                              const pml_train_opts *o, int *current, pml_exec **e)
 {
@@ -1161,7 +1168,7 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
     w->n = 0;
     pml_candidate *alt = o->alternatives;
     if (w->exploring) {
-        w->inrun[*current] = mean;
+        if (!(w->inrun[*current] > 0) || mean < w->inrun[*current]) w->inrun[*current] = mean;
         if (w->next < w->norder) return switch_to(g, o, w->order[w->next++], current, e);
         int best = w->from;
         for (int k = 0; k < o->nalternatives; k++) {
@@ -1169,7 +1176,7 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
             if (w->inrun[k] > 0 && w->inrun[k] < w->inrun[best]) best = k;
         }
         w->exploring = false;
-        pml_status st = best != *current ? switch_to(g, o, best, current, e) : PML_OK;
+        pml_status st = switch_to(g, o, best, current, e);
         if (st == PML_OK && o->cb.rechecked) o->cb.rechecked(o->cb.ud, &alt[w->from], &alt[best]);
         return st;
     }
@@ -1183,12 +1190,16 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
         w->exploring = true;
         w->from = *current;
         memset(w->inrun, 0, sizeof w->inrun);
-        w->inrun[*current] = mean;
+        /* the others, then the running choice; twice (the window that set this off does not
+         * count: it is the running choice's slowest) */
         w->norder = w->next = 0;
-        for (int k = 0; k < o->nalternatives; k++)
-            if (k != *current) w->order[w->norder++] = k;
-        /* about a third of a second each, 10 to 100 steps */
-        w->window = mean > 0 ? (int)(0.3 / mean) : PML_WATCH_STEPS;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int k = 0; k < o->nalternatives; k++)
+                if (k != w->from) w->order[w->norder++] = k;
+            w->order[w->norder++] = w->from;
+        }
+        /* about a sixth of a second each, 10 to 100 steps */
+        w->window = mean > 0 ? (int)(0.15 / mean) : PML_WATCH_STEPS;
         w->window = w->window < 10 ? 10 : w->window > PML_WATCH_STEPS ? PML_WATCH_STEPS : w->window;
         return switch_to(g, o, w->order[w->next++], current, e);
     }
@@ -1366,8 +1377,11 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
                 pml_fail_ctx(st, "epoch %d, step %ld: ", ep, step + 1);
                 break;
             }
+            double took = pml_now() - s0;
+            if (opts->cb.step_seconds)
+                took = opts->cb.step_seconds(opts->cb.ud, opts->alternatives ? current : -1, took);
             if (n == opts->batch && t.ranks == 1 &&
-                (st = watch_step(&w, pml_now() - s0, g, opts, &current, &e)) != PML_OK) {
+                (st = watch_step(&w, took, g, opts, &current, &e)) != PML_OK) {
                 pml_fail_ctx(st, "epoch %d, after step %ld: ", ep, step + 1);
                 break;
             }

@@ -718,11 +718,11 @@ static void t_recheck_switches(void)
     CHECK_OK(pml_data_synthetic((pml_shape){1, 8, 8}, 4, 3200, 1, &train));
     pml_graph g;
     CHECK_OK(pml_model_build("mlp:units=8,size=8,classes=4", &g));
-    pml_train_opts o = opts(1, 16, 1);
+    pml_train_opts o = opts(3, 16, 1); /* 600 steps: a re-check's windows take 400 */
     pml_train_result plain, r;
     CHECK_OK(pml_train(&g, &train, NULL, &o, &plain));
     /* two ways on one thread, each claiming 1 ns a step: the one it starts with looks slow at
-     * once, the other then runs a window, and the faster in the run wins */
+     * once, then both run windows in turn, and the faster in the run wins */
     pml_candidate alt[2] = {{.name = "per-operator", .threads = 1, .measured = 1e-9},
                             {.name = "per-operator too", .threads = 1, .measured = 1e-9}};
     recheck_log l = {0};
@@ -731,15 +731,86 @@ static void t_recheck_switches(void)
     o.current = 0;
     o.cb = (pml_train_cb){.ud = &l, .rechecked = log_recheck};
     CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
-    CHECK_MSG(l.calls >= 1 && l.calls <= 3, "%d re-checks", l.calls); /* 200 steps, at most 3 */
+    CHECK_MSG(l.calls >= 1 && l.calls <= 3, "%d re-checks", l.calls); /* at most 3 */
     CHECK(strcmp(l.from, "per-operator") == 0 || strcmp(l.from, "per-operator too") == 0);
     CHECK(isfinite(alt[0].measured) && alt[0].measured > 1e-9);
     CHECK(isfinite(alt[1].measured) && alt[1].measured > 1e-9); /* tried in the run */
-    CHECK(r.epochs_run == 1 && plain.epochs_run == 1);
-    if (r.epochs_run == 1 && plain.epochs_run == 1)
-        CHECK_NEAR(r.epochs[0].loss, plain.epochs[0].loss, 1e-6);
+    CHECK(r.epochs_run == 3 && plain.epochs_run == 3);
+    for (int ep = 0; ep < 3 && r.epochs_run == 3 && plain.epochs_run == 3; ep++)
+        CHECK_NEAR(r.epochs[ep].loss, plain.epochs[ep].loss, 1e-6);
     pml_train_result_free(&r);
     pml_train_result_free(&plain);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+}
+
+/* A fake clock for the run's watch: the running alternative's step takes `base[running]`,
+ * except during a slow spell (the first `spell` steps) that slows every choice `slow` times. */
+typedef struct fake_clock {
+    double base[2], slow;
+    long spell, steps;
+    int runs[2]; /* steps each alternative ran */
+} fake_clock;
+
+static double fake_seconds(void *ud, int running, double measured)
+{
+    fake_clock *f = ud;
+    (void)measured;
+    if (running < 0 || running > 1) return 1.0; /* not expected: fails the checks below */
+    f->runs[running]++;
+    return f->base[running] * (f->steps++ < f->spell ? f->slow : 1.0);
+}
+
+typedef struct recheck_and_clock {
+    recheck_log log;
+    fake_clock clock;
+} recheck_and_clock;
+
+static void log_recheck2(void *ud, const pml_candidate *from, const pml_candidate *to)
+{
+    log_recheck(&((recheck_and_clock *)ud)->log, from, to);
+}
+static double fake_seconds2(void *ud, int running, double measured)
+{
+    return fake_seconds(&((recheck_and_clock *)ud)->clock, running, measured);
+}
+
+/* What a re-check decides, on a fake clock (no timing): a slow spell of the machine that slows
+ * every choice alike sets a re-check off, and the choice running is measured again beside the
+ * others, so it stays (the window that set it off counted against it once, and an alternative
+ * 20% slower won); a choice that really is slower (a busy core) loses to the faster. */
+static void t_recheck_fair(void)
+{
+    pml_dataset train;
+    CHECK_OK(pml_data_synthetic((pml_shape){1, 8, 8}, 4, 3200, 1, &train));
+    pml_graph g;
+    CHECK_OK(pml_model_build("mlp:units=8,size=8,classes=4", &g));
+    for (int c = 0; c < 2; c++) {
+        pml_train_opts o = opts(2, 16, 1); /* 400 steps */
+        pml_candidate alt[2] = {{.name = "running", .threads = 1, .measured = 1e-3},
+                                {.name = "other", .threads = 1, .measured = 1.1e-3}};
+        recheck_and_clock rc;
+        memset(&rc, 0, sizeof rc);
+        if (c == 0) /* a slow spell of 100 steps: 3x for all; then the other is 20% slower */
+            rc.clock = (fake_clock){.base = {1e-3, 1.2e-3}, .slow = 3, .spell = 100};
+        else /* the running choice is 3x slower than its trial said; the other is not */
+            rc.clock = (fake_clock){.base = {3e-3, 1.2e-3}, .slow = 1, .spell = 0};
+        o.alternatives = alt;
+        o.nalternatives = 2;
+        o.current = 0;
+        o.cb = (pml_train_cb){.ud = &rc, .rechecked = log_recheck2, .step_seconds = fake_seconds2};
+        pml_train_result r;
+        CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
+        CHECK_MSG(rc.log.calls == 1, "case %d: %d re-checks", c, rc.log.calls);
+        CHECK_MSG(strcmp(rc.log.from, "running") == 0, "case %d: from %s", c, rc.log.from);
+        CHECK_MSG(strcmp(rc.log.to, c == 0 ? "running" : "other") == 0, "case %d: to %s", c,
+                  rc.log.to);
+        /* the windows: each ran twice (after the 100 steps that set it off) */
+        CHECK_MSG(rc.clock.runs[1] >= 20, "case %d: the other ran %d steps", c, rc.clock.runs[1]);
+        CHECK_NEAR(alt[0].measured, c == 0 ? 1e-3 : 3e-3, 1e-9);
+        CHECK_NEAR(alt[1].measured, 1.2e-3, 1e-9);
+        pml_train_result_free(&r);
+    }
     pml_graph_free(&g);
     pml_data_free(&train);
 }
@@ -759,6 +830,7 @@ static const pml_test tests[] = {
     {"choose_picks_fastest", t_choose_picks_fastest},
     {"choice_cache", t_choice_cache},
     {"recheck_switches", t_recheck_switches},
+    {"recheck_fair", t_recheck_fair},
     {"copy_state", t_copy_state},
     {"grad_then_apply", t_grad_then_apply},
     {0, 0},
