@@ -92,6 +92,7 @@ enum {
     A_GROUPS,
     A_DILATION,
     A_AXIS,
+    A_ADDEND,
     A_COUNT
 };
 
@@ -123,6 +124,7 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
     [A_AXIS] = {"axis", K_INT, OPB(CONCAT)},
+    [A_ADDEND] = {"addend", K_BOOL, OPB(ADD)},
 };
 
 static const char *pad_name(int mode)
@@ -350,6 +352,7 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         a->dw = gv->i[A_DILATION][1];
     }
     if (gv->set[A_AXIS]) a->axis = gv->i[A_AXIS][0];
+    if (gv->set[A_ADDEND]) a->addend = gv->i[A_ADDEND][0];
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
     if (gv->set[A_MOMENTUM]) a->momentum = gv->f[A_MOMENTUM];
@@ -745,6 +748,9 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
         break;
     case PML_OP_CONCAT: /* rows or columns; channels are the reader's default */
         if (a->axis != 0) fprintf(f, ", axis=%d", a->axis);
+        break;
+    case PML_OP_ADD: /* none is the reader's default */
+        if (a->addend) fprintf(f, ", addend=1");
         break;
     default:
         break;

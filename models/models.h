@@ -57,6 +57,8 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *     batchnorm:      eps (0.001), momentum (0.99, Keras' convention)
  *     dropout:        rate (0.5)
  *     concat:         axis=0|1|2 (0: channels; 1 rows, 2 columns of each sample)
+ *     add:            addend=0|1 (0; 1: a learned tensor of a sample's shape is added too, to
+ *                     every sample; one input then will do)
  *   Booleans are 0/1 (or false/true). Attributes Graphviz itself uses (label, color, shape, ...)
  *   are ignored, so a file can carry its own looks; any other unknown attribute is an error.
  *   `node [...]` defaults apply to the ops that take them.
@@ -65,8 +67,9 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *   (0-based), in that order; then every edge into it needs one, with no index twice.
  * - Node ids (and with them the parameter layout) follow the order in which nodes first appear.
  * - The writer emits every attribute an op reads (global pools: global=1 alone; concat's axis
- *   when it is not 0), nodes in id order, then edges with input=K on every consumer with several
- *   inputs, so reading a written model gives back the same graph, attribute for attribute.
+ *   when it is not 0; add's addend when it is 1), nodes in id order, then edges with input=K
+ *   on every consumer with several inputs, so reading a written model gives back the same
+ *   graph, attribute for attribute.
  *
  * Errors name the file and the node, edge or attribute at fault: one message, no output. */
 
@@ -230,23 +233,27 @@ typedef struct pml_tensor_diff {
 bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, double atol,
                         pml_tensor_diff *d);
 
-/** ONNX's Softmax of \p t in place: over axis \p axis (0 <= axis < rank), or, when \p coerced
- * (opsets before 13), over all the axes from \p axis on taken as one. */
-void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced);
+/** ONNX's Softmax of \p t in place (its LogSoftmax when \p take_log): over axis \p axis
+ * (0 <= axis < rank), or, when \p coerced (opsets before 13), over all the axes from \p axis on
+ * taken as one. */
+void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
 
 /* ---------------------------------------------------------------- ONNX models (models/onnx.c)
  *
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
  * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER),
- * Gemm and MatMul (+ Add of a vector; Gemm's C of a row per sample, given at run time, as data)
- * as linear, Relu, MaxPool (dilated too), AveragePool, GlobalAveragePool, BatchNormalization
- * (inference form), Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of
- * equal shapes, Concat of channels, rows or columns (not the batch), Dropout, Softmax of the
+ * Gemm and MatMul (+ Add of a vector; Gemm's C of a row per sample, given at run time or
+ * computed, as data) as linear, Relu, MaxPool (dilated too), AveragePool, GlobalAveragePool,
+ * BatchNormalization (inference form), Flatten (axis 1; any axis as the output), Reshape to
+ * (batch, -1), Add of equal shapes (or of a constant or weight the same for every sample,
+ * broadcast over the batch and its other axes: add's learned addend, tiled to a sample's shape),
+ * Concat of channels, rows or columns (not the batch), Dropout, Softmax and LogSoftmax of the
  * output (any axis), Identity; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and
- * Slice of shape values, and Transpose of constants (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N
- * samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
- * sample. The graph's first input that no initializer gives is the model's input; the
- * others are weights given at run time (the form of ONNX's node tests). The model's single
+ * Slice of shape values, and Transpose of constants (a weight), are folded at import. A tensor
+ * of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N samples of (C, H, W) (H = W = 1 where
+ * the rank has none); an input of rank 1 (C) is one sample. The graph's first input that no
+ * initializer gives is the model's input; the others are weights given at run time (the form
+ * of ONNX's node tests). The model's single
  * output gets pml's loss head (a softmax cross-entropy, after a flatten when the output is not
  * a vector; on a Softmax output, on the Softmax's input). Initializers are the starting weights.
  * Anything else: one message naming the file, the node, its op type and what pml supports;
@@ -284,9 +291,10 @@ typedef struct pml_onnx {
     int output_batch;           /* (-1: the whole shape, for output_samples samples only: an
                                    input of rank 1, a Reshape of a fixed batch) */
     int output_samples;
-    bool output_softmax;        /* then its softmax (pml_tensor_softmax) over output_axis */
+    bool output_softmax;        /* then its softmax (pml_tensor_softmax) over output_axis, */
     int output_axis;
     bool output_coerced;
+    bool output_log;            /* or its log-softmax (a LogSoftmax) */
     int opset;
     int onnx_nodes;             /* nodes in the ONNX graph */
 } pml_onnx;

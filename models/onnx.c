@@ -339,6 +339,7 @@ typedef struct val {
     bool softmax; /* the softmax of node's output over axis (only as the graph's output) */
     int axis;
     bool coerced; /* opsets before 13: over all axes from axis on */
+    bool log;     /* its log (a LogSoftmax) */
     int padh, padw; /* node's output with this zero padding (a Pad), for a Conv or AveragePool */
     /* V_CONST: the values (ints: exact, for integer types); V_WEIGHT: t.dims only */
     pml_tensor t;
@@ -353,6 +354,8 @@ struct pml_onnx_bind {
     int trows, tcols; /* > 0: the source is (trows, tcols), stored transposed */
     float scale;
     bool broadcast;   /* a source of one value fills the slot */
+    int tile[3];      /* > 0: the source is (tile[0], tile[1], tile[2]), each 1 or the node's
+                         output's (C, H, W), repeated along its 1s (an add's addend) */
 };
 
 typedef struct assign {
@@ -408,8 +411,8 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 
 static const char supported_ops[] =
     "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
-    "Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, Identity, Pad (zeros, before Conv or "
-    "AveragePool); folded: Constant, Shape, Gather, "
+    "Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, Identity, Pad (zeros, "
+    "before Conv or AveragePool); folded: Constant, Shape, Gather, "
     "Unsqueeze, Squeeze, Concat, Cast, Slice, Transpose (of constants)";
 
 /* ---------------------------------------------------------------- values */
@@ -588,9 +591,10 @@ static int add_node(imp *im, const char *suffix, pml_op_type op, const pml_attrs
 
 static pml_shape shape_of(const imp *im, const val *x) { return im->g->nodes[x->node].out; }
 
-/* Records that slot (node, slot) takes the values of constant or weight \p src. */
-static pml_status assign_to(imp *im, val *src, int node, int slot, bool state, int trows,
-                            int tcols, float scale, bool broadcast)
+/* Records that slot (node, slot) takes the values of constant or weight \p src (tiled as
+ * \p tile says, when tile[0] > 0). */
+static pml_status assign_tiled(imp *im, val *src, int node, int slot, bool state, int trows,
+                               int tcols, float scale, bool broadcast, const int tile[3])
 {
     if (src->kind == V_WEIGHT && im->m->inputs[src->input].data)
         return nfail(im, PML_EUNSUPPORTED,
@@ -608,9 +612,18 @@ static pml_status assign_to(imp *im, val *src, int node, int slot, bool state, i
         im->as = a;
         im->capas = cap;
     }
-    im->as[im->nas++] = (assign){{node, slot, state, trows, tcols, scale, broadcast},
-                                 (int)(src - im->v)};
+    im->as[im->nas++] =
+        (assign){{node, slot, state, trows, tcols, scale, broadcast, {tile[0], tile[1], tile[2]}},
+                 (int)(src - im->v)};
     return PML_OK;
+}
+
+/* Records that slot (node, slot) takes the values of constant or weight \p src. */
+static pml_status assign_to(imp *im, val *src, int node, int slot, bool state, int trows, int tcols,
+                            float scale, bool broadcast)
+{
+    const int none[3] = {0, 0, 0};
+    return assign_tiled(im, src, node, slot, state, trows, tcols, scale, broadcast, none);
 }
 
 /* A weight input: a float constant or a run-time weight of the given rank. */
@@ -713,8 +726,9 @@ static pml_status view_in(imp *im, int i, val **out)
                      pml_dot_brief(x->name));
     if (x->softmax)
         return nfail(im, PML_EUNSUPPORTED,
-                     "input '%s' is a Softmax; pml takes Softmax only as the graph's output",
-                     pml_dot_brief(x->name));
+                     "input '%s' is a %s; pml takes Softmax and LogSoftmax only as the graph's "
+                     "output",
+                     pml_dot_brief(x->name), x->log ? "LogSoftmax" : "Softmax");
     if (x->padh || x->padw)
         return nfail(im, PML_EUNSUPPORTED,
                      "input '%s' is a Pad; pml takes Pad only before a Conv or AveragePool",
@@ -931,10 +945,13 @@ static pml_status op_gemm(imp *im, bool matmul)
         return nfail(im, PML_ESHAPE, "weight '%s' is %lldx%lld%s; the input has %d features",
                      pml_dot_brief(w->name), (long long)w->t.dims[0], (long long)w->t.dims[1],
                      tb ? " (transposed)" : "", xs.c);
-    /* C with a row per sample, a graph input given at run time: data, added to the product as
-     * Add adds a graph input of the tensor's rank */
+    /* C with a row per sample, a graph input given at run time or a tensor the graph computes
+     * (PyTorch's addmm): data, added to the product as Add adds a graph input of the tensor's
+     * rank */
     val *cv = matmul ? NULL : in_val(im, 2);
-    if (cv && cv->kind == V_WEIGHT && cv->t.rank == 2 && cv->t.dims[0] != 1 && cv->t.dims[1] == N) {
+    if (cv &&
+        ((cv->kind == V_WEIGHT && cv->t.rank == 2 && cv->t.dims[0] != 1 && cv->t.dims[1] == N) ||
+         (cv->kind == V_TENSOR && cv->rank == 2 && shape_of(im, cv).c == N))) {
         if (beta != 1.0f)
             return nfail(im, PML_EUNSUPPORTED,
                          "beta=%g with C '%s' of a row per sample: pml adds such a C as data, "
@@ -1485,6 +1502,25 @@ static pml_status op_concat(imp *im)
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
 }
 
+/* How constant or weight b broadcasts onto each sample of tensor a: into tile, b's extent along
+ * a sample's (C, H, W), each 1 or a's. \return false when b spans the batch or does not
+ * broadcast so. */
+static bool addend_tile(const imp *im, const val *a, const val *b, int tile[3])
+{
+    int64_t d[PML_TENSOR_MAX_RANK];
+    int batch, r = dims_of(im, a, d, &batch);
+    tile[0] = tile[1] = tile[2] = 1;
+    if (b->t.rank > r) return false;
+    for (int j = 0; j < b->t.rank; j++) {
+        const int k = j + r - b->t.rank; /* a's axis, right-aligned */
+        const int64_t bd = b->t.dims[j];
+        if (bd == 1) continue;
+        if (k == batch || bd != d[k]) return false;
+        tile[batch < 0 ? k : k - 1] = (int)bd;
+    }
+    return true;
+}
+
 static pml_status op_add(imp *im)
 {
     static const char *const none[] = {NULL};
@@ -1510,18 +1546,42 @@ static pml_status op_add(imp *im)
                    (b->t.rank == 2 && b->t.dims[0] == 1 && b->t.dims[1] == c && a->rank == 2);
         bool bias = (p->op == PML_OP_LINEAR || p->op == PML_OP_CONV2D) && !p->a.bias &&
                     p->a.act == PML_ACT_NONE && a->uses == 1 && vec && a->rank == 2;
-        /* a graph input of a's rank that is not a bias: data, added sample by sample */
-        if (!bias && b->kind == V_WEIGHT && b->t.rank == a->rank) {
+        int tile[3];
+        const bool addend = !bias && addend_tile(im, a, b, tile);
+        /* a graph input of a's rank that is not a bias: data, added sample by sample (unless
+         * its batch of one broadcasts over more) */
+        if (!bias && b->kind == V_WEIGHT && b->t.rank == a->rank &&
+            !(addend && b->t.dims[0] == 1 && im->batch != 1)) {
             if ((st = tensor_in(im, 1 - ia, &b)) != PML_OK) return st;
             goto tensors;
         }
+        if (addend) { /* the same values added to every sample: add's learned addend */
+            int ai = (int)(a - im->v), bi = (int)(b - im->v), id = a->node;
+            if (p->op == PML_OP_ADD && !p->a.addend && a->uses == 1) {
+                /* into the add before, when only this reads it */
+                p->a.addend = 1;
+                pml_shape s[PML_MAX_INPUTS];
+                for (int i = 0; i < p->nin; i++) s[i] = im->g->nodes[p->in[i]].out;
+                if (pml_ops[p->op].infer(p, s, p->nin) != PML_OK)
+                    return nfail(im, PML_ESHAPE, "%s", pml_errmsg());
+            } else {
+                pml_attrs at = pml_attrs_default(PML_OP_ADD);
+                at.addend = 1;
+                if ((id = add_node(im, NULL, PML_OP_ADD, &at, 1, &a->node)) < 0) return PML_ESHAPE;
+            }
+            if ((st = assign_tiled(im, &im->v[bi], id, 0, false, 0, 0, 1.0f, false, tile)) !=
+                PML_OK)
+                return st;
+            if (id == im->v[ai].node) return alias_out(im, &im->v[ai]);
+            return tensor_out(im, id, im->v[ai].rank);
+        }
         if (!bias)
             return nfail(im, PML_EUNSUPPORTED,
-                         "adding %s '%s': pml adds a constant only as the bias of the MatMul or "
-                         "Gemm before it%s",
+                         "adding %s '%s': pml adds a constant or weight as the bias of the MatMul "
+                         "or Gemm before it, or one the same for every sample (it broadcasts "
+                         "over the batch)%s",
                          b->kind == V_WEIGHT ? "graph input" : "constant", pml_dot_brief(b->name),
-                         b->kind == V_WEIGHT ? ", and a graph input of the tensor's rank as data "
-                                               "(no broadcasting over the batch)"
+                         b->kind == V_WEIGHT ? ", and a graph input of the tensor's rank as data"
                                              : "");
         p->a.bias = 1;
         int ai = (int)(a - im->v);
@@ -1657,7 +1717,8 @@ static pml_status op_dropout(imp *im)
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
 }
 
-static pml_status op_softmax(imp *im)
+/* Softmax and LogSoftmax (take_log): the graph's output seen through it */
+static pml_status op_softmax(imp *im, bool take_log)
 {
     static const char *const known[] = {"axis", NULL};
     pml_status st;
@@ -1677,6 +1738,7 @@ static pml_status op_softmax(imp *im)
     y->softmax = true;
     y->axis = (int)axis;
     y->coerced = coerced;
+    y->log = take_log;
     return PML_OK;
 }
 
@@ -1743,6 +1805,8 @@ static pml_status op_avgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, fal
 static pml_status op_gavgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, true); }
 static pml_status op_unsq(imp *im) { return op_unsqueeze(im, false); }
 static pml_status op_sq(imp *im) { return op_unsqueeze(im, true); }
+static pml_status op_softmax1(imp *im) { return op_softmax(im, false); }
+static pml_status op_logsoftmax(imp *im) { return op_softmax(im, true); }
 
 static const op_entry ops[] = {
     {"Conv", op_conv},
@@ -1758,7 +1822,8 @@ static const op_entry ops[] = {
     {"Add", op_add},
     {"Concat", op_concat},
     {"Dropout", op_dropout},
-    {"Softmax", op_softmax},
+    {"Softmax", op_softmax1},
+    {"LogSoftmax", op_logsoftmax},
     {"Identity", op_identity},
     {"Pad", op_pad},
     {"Constant", op_constant},
@@ -2039,6 +2104,7 @@ static pml_status output_head(imp *im)
     m->output_softmax = y->softmax;
     m->output_axis = y->axis;
     m->output_coerced = y->coerced;
+    m->output_log = y->log;
     int logits = y->node;
     pml_shape s = im->g->nodes[logits].out;
     static const Onnx__NodeProto none = ONNX__NODE_PROTO__INIT;
@@ -2056,17 +2122,36 @@ static pml_status output_head(imp *im)
     return add_node(im, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &logits) < 0 ? PML_ESHAPE : PML_OK;
 }
 
+/* the source values binding b takes */
+static size_t bind_wants(const pml_onnx *m, const struct pml_onnx_bind *b)
+{
+    const pml_node *nd = &m->g.nodes[b->node];
+    if (b->tile[0] > 0) return (size_t)b->tile[0] * b->tile[1] * b->tile[2];
+    return b->state ? nd->state_size[b->slot] : nd->param_size[b->slot];
+}
+
 /* puts n source values into slot b, as the binding says */
 static pml_status put(const pml_onnx *m, const struct pml_onnx_bind *b, const float *src, size_t n,
                       const char *what, float *params, float *state)
 {
     const pml_node *nd = &m->g.nodes[b->node];
-    size_t size = b->state ? nd->state_size[b->slot] : nd->param_size[b->slot];
+    const size_t size = b->state ? nd->state_size[b->slot] : nd->param_size[b->slot];
+    const size_t want = bind_wants(m, b);
     float *dst = (b->state ? state + nd->state_off[b->slot] : params + nd->param_off[b->slot]);
-    if (n != size && !(b->broadcast && n == 1))
+    if (n != want && !(b->broadcast && n == 1))
         return pml_fail(PML_ESHAPE, "'%s' has %zu values; node '%s' needs %zu", what, n, nd->name,
-                        size);
-    if (b->broadcast && n == 1) {
+                        want);
+    if (b->tile[0] > 0) { /* repeated along the tile's 1s to the output's (C, H, W) */
+        const pml_shape s = nd->out;
+        const int *t = b->tile;
+        for (int c = 0; c < s.c; c++)
+            for (int h = 0; h < s.h; h++)
+                for (int w = 0; w < s.w; w++)
+                    dst[((size_t)c * s.h + h) * s.w + w] =
+                        src[((size_t)(t[0] > 1 ? c : 0) * t[1] + (t[1] > 1 ? h : 0)) * t[2] +
+                            (t[2] > 1 ? w : 0)] *
+                        b->scale;
+    } else if (b->broadcast && n == 1) {
         for (size_t i = 0; i < size; i++) dst[i] = src[0] * b->scale;
     } else if (b->trows > 0) {
         for (int r = 0; r < b->trows; r++)
@@ -2103,7 +2188,7 @@ static pml_status weights(imp *im, uint64_t seed)
         in->bind[in->nbind++] = a->b;
         /* its size is checked now: pml_onnx_bind then checks the tensor's shape */
         const pml_node *nd = &g->nodes[a->b.node];
-        size_t size = a->b.state ? nd->state_size[a->b.slot] : nd->param_size[a->b.slot];
+        size_t size = bind_wants(m, &a->b);
         if (s->t.n != size && !(a->b.broadcast && s->t.n == 1))
             return pml_fail(PML_ESHAPE, "%s: input '%s' has %zu values; node '%s' needs %zu",
                             im->path, pml_dot_brief(s->name), s->t.n, nd->name, size);
@@ -2718,10 +2803,21 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             ex_attr_i(&e, n, "axis", 1);
             rank[id] = 2;
             break;
-        case PML_OP_ADD: /* Add of two, Sum of more (one node either way, as read back) */
-            ex_node(&e, p->nin == 2 ? "Add" : "Sum", p->name, out, p->nin, in);
+        case PML_OP_ADD: { /* Add of two, Sum of more (one node either way, as read back); the
+                            * addend an initializer of one sample, added after (folded back in) */
             rank[id] = rank[p->in[0]];
+            char *sum = p->nin > 1 ? out : in[0];
+            if (p->nin > 1 && a->addend) sum = ex_str(&e, "%s.sum", p->name);
+            if (p->nin > 1) ex_node(&e, p->nin == 2 ? "Add" : "Sum", p->name, sum, p->nin, in);
+            if (a->addend) {
+                d[0] = 1, d[1] = p->out.c, d[2] = p->out.h, d[3] = p->out.w;
+                char *ain[2] = {sum, ex_init(&e, ex_str(&e, "%s.addend", p->name),
+                                             rank[id] == 2 ? 2 : 4, d, w0)};
+                ex_node(&e, "Add", p->nin > 1 ? ex_str(&e, "%s.addend_add", p->name) : p->name, out,
+                        2, ain);
+            }
             break;
+        }
         case PML_OP_CONCAT: /* channels, rows or columns: (N, C, H, W)'s axis 1, 2 or 3 */
             n = ex_node(&e, "Concat", p->name, out, p->nin, in);
             ex_attr_i(&e, n, "axis", 1 + a->axis);

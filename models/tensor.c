@@ -221,7 +221,7 @@ bool pml_tensor_compare(const pml_tensor *y, const pml_tensor *e, double rtol, d
     return true;
 }
 
-void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced)
+void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log)
 {
     if (axis < 0 || axis >= t->rank) return;
     size_t outer = 1, len = 1, inner = 1;
@@ -239,6 +239,9 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced)
             for (size_t c = 1; c < len; c++) mx = z[c * inner] > mx ? z[c * inner] : mx;
             double sum = 0;
             for (size_t c = 0; c < len; c++) sum += exp((double)z[c * inner] - mx);
-            for (size_t c = 0; c < len; c++) z[c * inner] = (float)(exp((double)z[c * inner] - mx) / sum);
+            const double lse = mx + (take_log ? log(sum) : 0);
+            for (size_t c = 0; c < len; c++)
+                z[c * inner] = take_log ? (float)((double)z[c * inner] - lse)
+                                        : (float)(exp((double)z[c * inner] - mx) / sum);
         }
 }

@@ -482,9 +482,10 @@ static void op_str(char *buf, size_t cap, const pml_node *n)
     case PML_OP_ADD:
     case PML_OP_CONCAT:
         snprintf(buf, cap, "%s of %d%s", pml_op_name(n->op), n->nin,
-                 n->op != PML_OP_CONCAT || a->axis == 0 ? ""
-                 : a->axis == 1                         ? " rows"
-                                                        : " columns");
+                 n->op == PML_OP_ADD ? (a->addend ? " + addend" : "")
+                 : a->axis == 0      ? ""
+                 : a->axis == 1      ? " rows"
+                                     : " columns");
         break;
     default:
         snprintf(buf, cap, "%s", pml_op_name(n->op));

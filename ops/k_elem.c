@@ -125,18 +125,30 @@ void pml__flatten_bwd_ref(const pml_kctx *k)
 
 /* ---------------------------------------------------------------- add */
 
+/* The sum of its inputs (of equal shapes) and, with a.addend, of a learned tensor of a sample's
+ * shape (parameter 0, zeros at first): a bias of every element, added to each sample alike (an
+ * ONNX Add of a constant broadcast over the batch, a learned position embedding). Each channel's
+ * addend is a contiguous block, so a parameter split owns its channels' block. */
+
 pml_status pml__add_infer(pml_node *n, const pml_shape *in, int nin)
 {
+    if (n->a.addend != 0 && n->a.addend != 1)
+        return pml_fail(PML_EFORMAT, "node '%s' (add): addend=%d must be 0 or 1", n->name,
+                        n->a.addend);
+    if (nin + n->a.addend < 2)
+        return pml_fail(PML_EFORMAT, "node '%s' (add): one input and no addend adds nothing",
+                        n->name);
     for (int i = 1; i < nin; i++)
         if (!pml_shape_eq(in[i], in[0]))
             return pml_fail(PML_ESHAPE, "node '%s' (add): input %d is %dx%dx%d, input 0 is %dx%dx%d",
                             n->name, i, in[i].c, in[i].h, in[i].w, in[0].c, in[0].h, in[0].w);
     n->out = in[0];
+    if (n->a.addend) pml__node_param(n, 0, pml_shape_size(in[0]), PML_INIT_ZEROS, 0, 0);
     return PML_OK;
 }
 double pml__add_flops(const pml_node *n, const pml_shape *in, int nin)
 {
-    return (double)(nin - 1) * pml_shape_size(in[0]);
+    return (double)(nin - 1 + n->a.addend) * pml_shape_size(in[0]);
 }
 size_t pml__add_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return no_ws(); }
 
@@ -146,35 +158,52 @@ PML_HOT static void add2(float *restrict y, const float *restrict a, const float
     for (size_t i = 0; i < len; i++) y[i] = a[i] + b[i];
 }
 
-// x0..x_{k-1} (N,C,H,W) -> y = sum (N,C,H,W)
+// x0..x_{k-1} (N,C,H,W) [+ addend (C,H,W)] -> y = sum (N,C,H,W)
 void pml__add_fwd(const pml_kctx *k)
 {
+    const size_t per = pml_shape_size(k->node->out);
+    const float *b = k->node->a.addend ? k->w[0] : NULL;
     FOR_BLOCKS(k->r, k->node->out, off, len)
     {
-        add2(k->y + off, k->x[0] + off, k->x[1] + off, len);
+        if (k->nin > 1)
+            add2(k->y + off, k->x[0] + off, k->x[1] + off, len);
+        else
+            memcpy(k->y + off, k->x[0] + off, len * sizeof(float));
         for (int i = 2; i < k->nin; i++) acc(k->y + off, k->x[i] + off, len);
+        if (b) acc(k->y + off, b + off % per, len);
     }
 }
+// dy (N,C,H,W) -> dx_i +=, d addend (C,H,W) += the sum over the samples
 void pml__add_bwd(const pml_kctx *k)
 {
+    const size_t per = pml_shape_size(k->node->out);
+    float *db = k->node->a.addend ? k->dw[0] : NULL;
     FOR_BLOCKS(k->r, k->node->out, off, len)
-    for (int i = 0; i < k->nin; i++)
-        if (k->dx[i]) acc(k->dx[i] + off, k->dy + off, len);
+    {
+        for (int i = 0; i < k->nin; i++)
+            if (k->dx[i]) acc(k->dx[i] + off, k->dy + off, len);
+        if (db) acc(db + off % per, k->dy + off, len);
+    }
 }
 void pml__add_fwd_ref(const pml_kctx *k)
 {
+    const size_t per = pml_shape_size(k->node->out);
     FOR_ELEMS(k->r, k->node->out, e)
     {
-        double s = 0;
+        double s = k->node->a.addend ? k->w[0][e % per] : 0;
         for (int i = 0; i < k->nin; i++) s += k->x[i][e];
         k->y[e] = (float)s;
     }
 }
 void pml__add_bwd_ref(const pml_kctx *k)
 {
+    const size_t per = pml_shape_size(k->node->out);
     FOR_ELEMS(k->r, k->node->out, e)
-    for (int i = 0; i < k->nin; i++)
-        if (k->dx[i]) k->dx[i][e] += k->dy[e];
+    {
+        for (int i = 0; i < k->nin; i++)
+            if (k->dx[i]) k->dx[i][e] += k->dy[e];
+        if (k->node->a.addend && k->dw[0]) k->dw[0][e % per] += k->dy[e];
+    }
 }
 
 /* ---------------------------------------------------------------- concat */

@@ -224,6 +224,7 @@ typedef struct pml_attrs {
     int dh, dw;           /* (in) conv2d: dilation (1) */
     int axis;             /* (in) concat: the per-sample axis joined, 0 channels (default), 1
                            * rows (h), 2 columns (w) */
+    int addend;           /* (in) add: 1 adds a learned tensor of a sample's shape too (0) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */

@@ -32,7 +32,7 @@ const pml_op_def pml_ops[PML_OP_COUNT] = {
     ENTRY(AVGPOOL2D, avgpool2d, 1, 1, S | P | A, 0, A, 0),
     ENTRY(RELU, relu, 1, 1, S | P | A, 0, 0, 0),
     ENTRY(FLATTEN, flatten, 1, 1, S | P, 0, 0, 0),
-    ENTRY(ADD, add, 2, PML_MAX_INPUTS, S | P | A, 0, 0, 0),
+    ENTRY(ADD, add, 1, PML_MAX_INPUTS, S | P | A, 0, 0, S),
     ENTRY(CONCAT, concat, 1, PML_MAX_INPUTS, S | P | A, 0, 0, 0),
     ENTRY(BATCHNORM, batchnorm, 1, 1, P, S | A, 0, S | A),
     ENTRY(DROPOUT, dropout, 1, 1, S | P | A, 0, 0, 0),

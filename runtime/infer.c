@@ -161,7 +161,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     else if ((st = forward_chunks(e, nx, nodes, xs, m->output_node, n, batch, y->data)) ==
                  PML_OK &&
              m->output_softmax)
-        pml_tensor_softmax(y, m->output_axis, m->output_coerced);
+        pml_tensor_softmax(y, m->output_axis, m->output_coerced, m->output_log);
     if (st == PML_OK) st = pml_onnx_check_output(m, y);
     pml_exec_destroy(e);
     free(nodes);

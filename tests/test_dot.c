@@ -168,6 +168,40 @@ static void t_tiny(void)
     pml_graph_free(&g);
 }
 
+/* An add's learned addend: its parameter, and written back as read; an add of one input needs
+ * one. */
+static void t_addend(void)
+{
+    pml_graph g, h;
+    CHECK_OK(pml_model_read_dot("fixtures/models/good_addend.dot", &g));
+    if (!g.finalized) return;
+    const pml_node *pos = find(&g, "pos"), *sum = find(&g, "sum"), *shift = find(&g, "shift");
+    if (pos)
+        CHECK(pos->a.addend == 1 && pos->nin == 1 && pos->nparam == 1 &&
+              pos->param_size[0] == 4 * 8 * 8 && pos->param_init[0] == PML_INIT_ZEROS);
+    if (sum) CHECK(sum->a.addend == 1 && sum->nin == 2 && sum->param_size[0] == 4 * 8 * 8);
+    if (shift) CHECK(shift->a.addend == 1 && shift->param_size[0] == 6);
+    CHECK(pml_graph_param_count(&g) ==
+          (4 * 27 + 4) + 256 + (4 * 36 + 4) + 256 + (6 * 64 + 6) + 6 + (4 * 6 + 4));
+    char *text;
+    size_t len;
+    CHECK_OK(pml_model_format_dot(&g, &text, &len));
+    if (text) {
+        CHECK(strstr(text, "pos [op=add, addend=1]") != NULL);
+        CHECK_OK(pml_model_parse_dot(text, len, "addend.dot", &h));
+        if (h.finalized) same_graph(&g, &h, "addend");
+        pml_graph_free(&h);
+        free(text);
+    }
+    pml_graph_free(&g);
+    const char *one = "digraph { graph [input_shape=\"3x1x1\"]; x [op=input]; s [op=add]; "
+                      "l [op=linear, out=2]; loss [op=softmax_xent]; x -> s -> l -> loss }";
+    pml_status st = pml_model_parse_dot(one, strlen(one), "one.dot", &g);
+    CHECK_MSG(st != PML_OK && strstr(pml_errmsg(), "node 's' (add)") &&
+                  strstr(pml_errmsg(), "no addend"),
+              "%s", pml_errmsg());
+}
+
 /* Per-axis attributes, node defaults, Graphviz looks, clusters, input=K order that differs from
  * the file order, edges before nodes. */
 static void t_branches(void)
@@ -789,6 +823,7 @@ static const pml_test tests[] = {
     {"zoo_files_current", t_zoo_files_current},
     {"tiny", t_tiny},
     {"branches", t_branches},
+    {"addend", t_addend},
     {"file_order", t_file_order},
     {"same_input_twice", t_same_input_twice},
     {"load", t_load},

@@ -145,6 +145,13 @@ static void t_concat_axes_matches_reference(void)
     fixture_matches_reference("fixtures/models/good_concat_axes.dot");
 }
 
+/* Adds with a learned addend, split every way, against the reference: a parameter split owns
+ * its channels' addend, a sample split sums the addend's gradient. */
+static void t_addend_matches_reference(void)
+{
+    fixture_matches_reference("fixtures/models/good_addend.dot");
+}
+
 static void t_branchy_matches_reference(void)
 {
     pml_graph g;
@@ -340,6 +347,7 @@ static const pml_test tests[] = {
     {"branchy_matches_reference", t_branchy_matches_reference},
     {"grouped_matches_reference", t_grouped_matches_reference},
     {"concat_axes_matches_reference", t_concat_axes_matches_reference},
+    {"addend_matches_reference", t_addend_matches_reference},
     {"grad_mlp", t_grad_mlp},
     {"grad_branchy", t_grad_branchy},
     {"adam_matches_keras", t_adam_matches_keras},

@@ -104,7 +104,8 @@ static void run_set(const char *model, const char *set, counts *c)
             /* the export's output is the logits, seen as the output's dims, then its softmax */
             yb.rank = y.rank;
             memcpy(yb.dims, y.dims, sizeof y.dims);
-            if (m.output_softmax) pml_tensor_softmax(&yb, m.output_axis, m.output_coerced);
+            if (m.output_softmax)
+                pml_tensor_softmax(&yb, m.output_axis, m.output_coerced, m.output_log);
             CHECK_MSG(pml_tensor_compare(&yb, &y, m.output_softmax ? 1e-6 : 0, 0, &d) && d.bad == 0,
                       "%s: read back, %zu outputs differ", set, d.bad);
             pml_tensor_free(&yb);
@@ -155,9 +156,9 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 88, &all);
-    run_dir("pytorch-converted", 37, &all);
-    run_dir("pytorch-operator", 5, &all);
+    run_dir("node", 96, &all);
+    run_dir("pytorch-converted", 40, &all);
+    run_dir("pytorch-operator", 6, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
 }
@@ -368,44 +369,49 @@ static void mlp_model(mb *b)
     mb_node(b, "Softmax", "probs", "z", NULL, NULL);
 }
 
+/* the model above, and again ending in a LogSoftmax */
 static void t_import_mlp(void)
 {
-    mb b;
-    mlp_model(&b);
-    size_t len;
-    uint8_t *buf = mb_pack(&b, &len);
-    pml_onnx m;
-    CHECK_OK(pml_onnx_parse(buf, len, "mlp.onnx", 1, &m));
-    free(buf);
-    if (pml__test_failed) return;
-    /* input, linear (relu fused), linear (bias folded), loss */
-    CHECK(m.g.nnodes == 4);
-    CHECK(m.g.nodes[1].op == PML_OP_LINEAR && m.g.nodes[1].a.act == PML_ACT_RELU);
-    CHECK(strcmp(m.g.nodes[1].name, "fc1") == 0);
-    CHECK(m.g.nodes[2].op == PML_OP_LINEAR && m.g.nodes[2].a.bias == 1);
-    CHECK(pml_graph_param_count(&m.g) == 12 + 3 + 6 + 2);
-    CHECK(m.output_softmax && m.output_node == 2 && m.ninputs == 1);
-    float x[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
-    pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
-    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
-    CHECK(y.rank == 2 && y.dims[0] == 2 && y.dims[1] == 2);
-    for (int s = 0; s < 2 && !pml__test_failed; s++) {
-        double h[3], z[2];
-        for (int j = 0; j < 3; j++) {
-            h[j] = 0.5 * C3[j];
-            for (int k = 0; k < 4; k++) h[j] += 2.0 * x[s * 4 + k] * W[j * 4 + k];
-            h[j] = h[j] > 0 ? h[j] : 0;
+    for (int lg = 0; lg < 2 && !pml__test_failed; lg++) {
+        mb b;
+        mlp_model(&b);
+        if (lg) b.nodes[4].op_type = "LogSoftmax";
+        size_t len;
+        uint8_t *buf = mb_pack(&b, &len);
+        pml_onnx m;
+        CHECK_OK(pml_onnx_parse(buf, len, "mlp.onnx", 1, &m));
+        free(buf);
+        if (pml__test_failed) return;
+        /* input, linear (relu fused), linear (bias folded), loss */
+        CHECK(m.g.nnodes == 4);
+        CHECK(m.g.nodes[1].op == PML_OP_LINEAR && m.g.nodes[1].a.act == PML_ACT_RELU);
+        CHECK(strcmp(m.g.nodes[1].name, "fc1") == 0);
+        CHECK(m.g.nodes[2].op == PML_OP_LINEAR && m.g.nodes[2].a.bias == 1);
+        CHECK(pml_graph_param_count(&m.g) == 12 + 3 + 6 + 2);
+        CHECK(m.output_softmax && m.output_log == (lg == 1) && m.output_node == 2 &&
+              m.ninputs == 1);
+        float x[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
+        pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
+        CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+        CHECK(y.rank == 2 && y.dims[0] == 2 && y.dims[1] == 2);
+        for (int s = 0; s < 2 && !pml__test_failed; s++) {
+            double h[3], z[2];
+            for (int j = 0; j < 3; j++) {
+                h[j] = 0.5 * C3[j];
+                for (int k = 0; k < 4; k++) h[j] += 2.0 * x[s * 4 + k] * W[j * 4 + k];
+                h[j] = h[j] > 0 ? h[j] : 0;
+            }
+            for (int j = 0; j < 2; j++) {
+                z[j] = C2[j];
+                for (int k = 0; k < 3; k++) z[j] += h[k] * V[k * 2 + j];
+            }
+            double p0 = 1.0 / (1.0 + exp(z[1] - z[0]));
+            CHECK_NEAR(y.data[s * 2], lg ? log(p0) : p0, 1e-6);
+            CHECK_NEAR(y.data[s * 2 + 1], lg ? log(1.0 - p0) : 1.0 - p0, 1e-6);
         }
-        for (int j = 0; j < 2; j++) {
-            z[j] = C2[j];
-            for (int k = 0; k < 3; k++) z[j] += h[k] * V[k * 2 + j];
-        }
-        double p0 = 1.0 / (1.0 + exp(z[1] - z[0]));
-        CHECK_NEAR(y.data[s * 2], p0, 1e-6);
-        CHECK_NEAR(y.data[s * 2 + 1], 1.0 - p0, 1e-6);
+        pml_tensor_free(&y);
+        pml_onnx_free(&m);
     }
-    pml_tensor_free(&y);
-    pml_onnx_free(&m);
 }
 
 /* x (N,2,6,6) -> Conv(3x3, pads 1) -> Pad(1) -> AveragePool(3, stride 2) -> Shape/Gather/
@@ -985,8 +991,96 @@ static void t_reshape_view(void)
     }
 }
 
+/* x (N,2,3) -> Add(x, x) -> Add(c (2,1)) -> Add(d (3)) -> Add(e (1,2,3)): constants the same for
+ * every sample, broadcast along the others' axes, as learned addends (c folded into the add
+ * before it, which nothing else reads; d and e each an add of their own) */
+static void t_import_addend(void)
+{
+    static float c[2] = {0.5f, -1.0f}, d[3] = {1, 2, 3},
+                 e[6] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
+    for (int k = 0; k < 2 && !pml__test_failed; k++) {
+        mb b;
+        mb_init(&b, 13);
+        int64_t xd[3] = {-1, 2, 3}, cd[2] = {2, 1}, dd[1] = {3}, ed[3] = {1, 2, 3};
+        mb_io(&b, false, "x", 3, xd);
+        mb_io(&b, true, "z", 3, xd);
+        mb_init_f(&b, "c", 2, cd, c, 2);
+        mb_init_f(&b, "d", 1, dd, d, 3);
+        mb_init_f(&b, "e", 3, ed, e, 6);
+        mb_node(&b, "Add", "y0", "x", "x", NULL);
+        mb_node(&b, "Add", "y", "y0", "c", NULL);
+        mb_node(&b, "Add", "z0", "y", "d", NULL);
+        mb_node(&b, "Add", "z", "z0", "e", NULL);
+        if (k == 1) { /* a constant that spans the batch: refused, naming the node */
+            b.idims[2][0] = 2;
+            static float e12[12];
+            b.inits[2].float_data = e12;
+            b.inits[2].n_float_data = 12;
+        }
+        size_t len;
+        uint8_t *buf = mb_pack(&b, &len);
+        pml_onnx m;
+        pml_status st = pml_onnx_parse(buf, len, "addend.onnx", 1, &m);
+        free(buf);
+        if (k == 1) {
+            CHECK_MSG(st == PML_EUNSUPPORTED &&
+                          strstr(pml_errmsg(), "addend.onnx: node '#3, output z' (Add)") &&
+                          strstr(pml_errmsg(), "constant 'e'"),
+                      "%s", pml_errmsg());
+            pml_onnx_free(&m);
+            break;
+        }
+        CHECK_OK(st);
+        if (st != PML_OK) break;
+        /* input, add (x + x + c), add (+ d), add (+ e), flatten, loss */
+        CHECK(m.g.nnodes == 6 && m.g.nodes[1].op == PML_OP_ADD && m.g.nodes[1].a.addend &&
+              m.g.nodes[1].nin == 2 && m.g.nodes[2].a.addend && m.g.nodes[2].nin == 1 &&
+              m.g.nodes[3].a.addend && m.g.nodes[3].nin == 1);
+        CHECK(pml_graph_param_count(&m.g) == 18);
+        float x[12];
+        for (int i = 0; i < 12; i++) x[i] = (float)i * 0.25f - 1.0f;
+        pml_tensor in = {.rank = 3, .dims = {2, 2, 3}, .n = 12, .data = x}, y;
+        CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+        CHECK(y.rank == 3 && y.n == 12);
+        for (int s = 0; s < 2 && y.n == 12; s++)
+            for (int ch = 0; ch < 2; ch++)
+                for (int l = 0; l < 3; l++) {
+                    const int i = (s * 2 + ch) * 3 + l;
+                    CHECK_NEAR(y.data[i], 2 * x[i] + c[ch] + d[l] + e[ch * 3 + l], 1e-6);
+                }
+        /* exported (the addend an Add after the Add of x and x) and read back: the same */
+        char path[] = "/tmp/pml-addend-XXXXXX.onnx";
+        int fd = mkstemps(path, 5);
+        CHECK(fd >= 0);
+        pml_onnx back;
+        memset(&back, 0, sizeof back);
+        pml_tensor yb = {0}, in4 = in; /* (N, C, L) comes back (N, C, L, 1) */
+        in4.rank = 4;
+        in4.dims[3] = 1;
+        bool ok = fd >= 0 && pml_onnx_write(&m.g, m.params, m.state, path) == PML_OK &&
+                  pml_onnx_read(path, 1, &back) == PML_OK;
+        CHECK_MSG(ok, "%s", pml_errmsg());
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        if (ok) {
+            CHECK(back.g.nnodes == m.g.nnodes && back.g.nodes[1].a.addend &&
+                  back.g.nodes[1].nin == 2);
+            CHECK_OK(pml_infer_run(&back, &in4, 1, 0, &yb));
+            for (size_t i = 0; i < yb.n && yb.n == y.n; i++)
+                CHECK_NEAR(yb.data[i], y.data[i], 1e-7);
+            pml_tensor_free(&yb);
+        }
+        pml_onnx_free(&back);
+        pml_tensor_free(&y);
+        pml_onnx_free(&m);
+    }
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
+    {"import_addend", t_import_addend},
     {"import_mlp", t_import_mlp},
     {"import_folding", t_import_folding},
     {"reshape_view", t_reshape_view},

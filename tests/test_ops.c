@@ -302,6 +302,17 @@ static void build_cases(void)
     simple(PML_OP_ADD, 3, 2, two);
     pml_shape three[3] = {{2, 3, 3}, {2, 3, 3}, {2, 3, 3}};
     simple(PML_OP_ADD, 2, 3, three);
+    /* with a learned addend of a sample's shape: alone, and with another input */
+    t = simple(PML_OP_ADD, 3, 1, &two[0]);
+    t->a.addend = 1;
+    strcat(t->desc, " addend");
+    t = simple(PML_OP_ADD, 2, 2, two);
+    t->a.addend = 1;
+    strcat(t->desc, " addend");
+    s = (pml_shape){5, 1, 1};
+    t = simple(PML_OP_ADD, 4, 1, &s);
+    t->a.addend = 1;
+    strcat(t->desc, " addend");
 
     /* concat (channels) */
     pml_shape cat[3] = {{2, 5, 4}, {3, 5, 4}, {1, 5, 4}};

@@ -443,6 +443,12 @@ static void t_plan_concat_axes(void)
     plans_match_reference("fixtures/models/good_concat_axes.dot", 4, 30, true);
 }
 
+/* adds with a learned addend: replicas sum its gradient, a channel part owns its block */
+static void t_plan_addend(void)
+{
+    plans_match_reference("fixtures/models/good_addend.dot", 4, 30, true);
+}
+
 /* ---------------------------------------------------------------- gradient-ready hook */
 
 /* What the hook saw: each node's parameter gradient when it was called (it must be final then),
@@ -544,6 +550,7 @@ static const pml_test tests[] = {
     {"plan_flowers", t_plan_flowers},
     {"plan_dropout", t_plan_dropout},
     {"plan_concat_axes", t_plan_concat_axes},
+    {"plan_addend", t_plan_addend},
     {"grad_ready_hook", t_grad_ready_hook},
     {0, 0},
 };
