@@ -450,9 +450,10 @@ static void device_peaks(const devinfo *d, const roofline **rf, double *peak, do
     *bw = d->mem_bw > 0 ? d->mem_bw : gpu ? DEFAULT_GPU_BW : DEFAULT_CPU_BW;
 }
 
-/* Roofline seconds of node id's part covering region r on device d. */
-static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_region r,
-                          double *tf, double *tb)
+/* The floats node id's part covering region r reads and writes: the forward's into *fb, the
+ * backward's into *bb (bytes), and its forward and backward flops. */
+static void part_traffic_bytes(const pml_costmodel *c, int id, pml_region r, double *fb,
+                               double *bb, double *ff, double *bf)
 {
     const pml_graph *g = &c->g;
     const pml_node *nd = &g->nodes[id];
@@ -473,24 +474,39 @@ static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_
     for (int j = 0; j < nd->nparam; j++)
         par_f += (double)nd->param_size[j] * (double)(r.c1 - r.c0) / nd->out.c;
     const double aux_f = (double)nd->aux_per_sample * n * frac;
-
-    const roofline *rf;
-    double peak, bw;
-    device_peaks(d, &rf, &peak, &bw);
     const bool gemm = nd->op == PML_OP_CONV2D || nd->op == PML_OP_LINEAR;
-    const double eff = nd->op == PML_OP_CONV2D   ? rf->eff_conv
-                       : nd->op == PML_OP_LINEAR ? rf->eff_linear
-                                                 : rf->eff_other;
-    *tf = roof_time(rf, peak, bw, eff, flops, 4.0 * (in_f + out_f + par_f + aux_f));
-    *tb = 0;
-    if (!c->run_bwd[id]) return;
-    double bflops = gemm ? flops * (dx_f > 0 ? 2.0 : 1.0) : (flops > out_f ? flops : out_f);
+    *ff = flops;
+    *fb = 4.0 * (in_f + out_f + par_f + aux_f);
+    *bf = gemm ? flops * (dx_f > 0 ? 2.0 : 1.0) : (flops > out_f ? flops : out_f);
     bool reads_x = nd->op != PML_OP_ADD && nd->op != PML_OP_CONCAT && nd->op != PML_OP_FLATTEN &&
                    nd->op != PML_OP_DROPOUT;
     bool reads_y = nd->a.act == PML_ACT_RELU || nd->op == PML_OP_MAXPOOL2D;
-    double bbytes =
-        out_f + (reads_x ? in_f : 0) + 2.0 * dx_f + 3.0 * par_f + aux_f + (reads_y ? out_f : 0);
-    *tb = roof_time(rf, peak, bw, eff, bflops, 4.0 * bbytes);
+    *bb = 4.0 * (out_f + (reads_x ? in_f : 0) + 2.0 * dx_f + 3.0 * par_f + aux_f +
+                 (reads_y ? out_f : 0));
+}
+
+/* the bytes of part_traffic_bytes, of a part of the extents part_cost keys on */
+static void part_bytes(const pml_costmodel *c, int id, pml_region r, double *fb, double *bb)
+{
+    double ff, bf;
+    part_traffic_bytes(c, id, r, fb, bb, &ff, &bf);
+}
+
+/* Roofline seconds of node id's part covering region r on device d. */
+static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_region r,
+                          double *tf, double *tb)
+{
+    const pml_node *nd = &c->g.nodes[id];
+    double fbytes, bbytes, flops, bflops;
+    part_traffic_bytes(c, id, r, &fbytes, &bbytes, &flops, &bflops);
+    const roofline *rf;
+    double peak, bw;
+    device_peaks(d, &rf, &peak, &bw);
+    const double eff = nd->op == PML_OP_CONV2D   ? rf->eff_conv
+                       : nd->op == PML_OP_LINEAR ? rf->eff_linear
+                                                 : rf->eff_other;
+    *tf = roof_time(rf, peak, bw, eff, flops, fbytes);
+    *tb = c->run_bwd[id] ? roof_time(rf, peak, bw, eff, bflops, bbytes) : 0;
 }
 
 /* ---------------------------------------------------------------- queries */
@@ -771,6 +787,69 @@ double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges)
     return stream_cost(c, dev, floats, ranges, 1, CAL_ZERO);
 }
 
+/* ---------------------------------------------------------------- crowding */
+
+/* Crowding (see cost_measure.c) is measured once per machine, kept in the cache file under the
+ * key "crowd cores=N" (the factors in its first two fields); an entry whose factors are not in
+ * [1, 4] is measured again. Caller holds the lock. */
+static void crowd_load(pml_costmodel *c)
+{
+    char key[64];
+    snprintf(key, sizeof key, "crowd cores=%d", c->ncrowd);
+    double v[4] = {1, 1, NAN, NAN};
+    pml_cache_lock lock = {.fd = -1};
+    bool have = false;
+    for (int pass = 0; pass < 2 && !have; pass++) {
+        /* the second look is under the file's lock, after reading what others wrote */
+        if (pass == 1 && !disk_lock(c, &lock)) break;
+        const ment *m = m_find(c->m, c->mcap, key);
+        have = m && m->v[0] >= 1 && m->v[0] <= 4 && m->v[1] >= 1 && m->v[1] <= 4;
+        if (have) memcpy(v, m->v, sizeof v);
+    }
+    if (!have && pml__cost_time_crowding(c, c->crowd_cores, c->ncrowd, v)) {
+        ment *old = m_find(c->m, c->mcap, key);
+        if (old) memcpy(old->v, v, sizeof v), c->dirty = true; /* replaces a bad entry */
+        else if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
+    }
+    if (lock.fd >= 0) disk_unlock(c, &lock);
+    c->crowd[0] = v[0];
+    c->crowd[1] = v[1];
+    c->have_crowd = true;
+}
+
+void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory)
+{
+    *compute = *memory = 1;
+    if (!c || dev < 0 || dev >= c->ndev || c->dev[dev].kind != PML_DEV_CPU) return;
+    if (c->o.crowd_compute > 0 || c->o.crowd_memory > 0) {
+        *compute = c->o.crowd_compute > 1 ? c->o.crowd_compute : 1;
+        *memory = c->o.crowd_memory > 1 ? c->o.crowd_memory : 1;
+        return;
+    }
+    if (!c->dev[dev].measured || c->ncrowd < 2) return;
+    pthread_mutex_lock(&c->mu);
+    if (!c->have_crowd) crowd_load(c);
+    *compute = c->crowd[0];
+    *memory = c->crowd[1];
+    pthread_mutex_unlock(&c->mu);
+}
+
+double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd)
+{
+    if (!valid_query(c, id, dev) || c->g.nodes[id].op == PML_OP_INPUT) return 0;
+    double tf, tb, bf, bb;
+    pthread_mutex_lock(&c->mu);
+    part_cost(c, id, dev, r, &tf, &tb);
+    part_bytes(c, id, r, &bf, &bb);
+    pthread_mutex_unlock(&c->mu);
+    const devinfo *d = &c->dev[dev];
+    const double bw = d->mem_bw > 0 ? d->mem_bw : d->kind == PML_DEV_GPU ? DEFAULT_GPU_BW : DEFAULT_CPU_BW;
+    const double t = bwd ? tb : tf, bytes = bwd ? bb : bf;
+    if (!(t > 0) || !(bytes > 0)) return 0;
+    const double share = bytes / bw / t;
+    return share < 1 ? share : 1;
+}
+
 /* ---------------------------------------------------------------- create / destroy / save */
 
 /* The largest data cache of this machine (hwloc), or DEFAULT_LLC. */
@@ -813,6 +892,10 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
         return pml_fail(PML_EINVAL, "cost model: lock_wait=%g must be >= 0", opts.lock_wait);
     if (!(opts.cache_bytes >= 0) || !isfinite(opts.cache_bytes))
         return pml_fail(PML_EINVAL, "cost model: cache_bytes=%g must be >= 0", opts.cache_bytes);
+    if (!(opts.crowd_compute >= 0) || !isfinite(opts.crowd_compute) || !(opts.crowd_memory >= 0) ||
+        !isfinite(opts.crowd_memory))
+        return pml_fail(PML_EINVAL, "cost model: crowding factors %g, %g must be >= 0",
+                        opts.crowd_compute, opts.crowd_memory);
     if (opts.repeats < 1 || opts.repeats > MAX_REPEATS)
         return pml_fail(PML_EINVAL, "cost model: repeats=%d must be in [1, %d]", opts.repeats,
                         MAX_REPEATS);
@@ -837,7 +920,8 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
     c->wants = calloc((size_t)N, sizeof *c->wants);
     c->run_bwd = calloc((size_t)N, sizeof *c->run_bwd);
     c->nonneg = calloc((size_t)N, sizeof *c->nonneg);
-    if (!c->dev || !c->wants || !c->run_bwd || !c->nonneg) goto nomem;
+    c->crowd_cores = calloc((size_t)c->ndev, sizeof *c->crowd_cores);
+    if (!c->dev || !c->wants || !c->run_bwd || !c->nonneg || !c->crowd_cores) goto nomem;
     for (int i = 0; i < c->ndev; i++) {
         const pml_device *pd = &m->dev[m->compute[i]];
         devinfo *d = &c->dev[i];
@@ -845,8 +929,10 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
         d->flops = pd->flops;
         d->mem_bw = pd->mem_bw;
         d->measured = opts.measure && pd->present && pd->kind == PML_DEV_CPU;
+        d->core = pd->first_core;
         d->cls = d->measured ? 0 : 1 + i;
         c->any_measured |= d->measured;
+        if (d->measured) c->crowd_cores[c->ncrowd++] = d->core;
     }
     /* as the executor decides: an output wants a gradient iff a parameterised op is upstream */
     const pml_graph *cg = &c->g;
@@ -923,6 +1009,7 @@ void pml_cost_destroy(pml_costmodel *c)
     free(c->wants);
     free(c->run_bwd);
     free(c->nonneg);
+    free(c->crowd_cores);
     free(c->scratch);
     free(c->labels);
     pml_graph_free(&c->g);

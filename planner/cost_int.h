@@ -54,6 +54,7 @@ typedef struct devinfo {
     pml_dev_kind kind;
     double flops, mem_bw;
     bool measured; /* present CPU device, and measuring is on */
+    int core;      /* measured: hwloc logical index of its core */
     int cls;       /* query class: 0 for measured devices (all alike), 1 + compute index else */
 } devinfo;
 
@@ -99,6 +100,11 @@ struct pml_costmodel {
      * the seconds a range adds (a strided slice vs a contiguous one) */
     double cal[CAL_KINDS][2][NCAL];
     double cal_range[CAL_KINDS][2];
+    /* crowding (pml_cost_crowding): compute and memory factors, over the measured devices' cores */
+    bool have_crowd;
+    double crowd[2];
+    int ncrowd;
+    int *crowd_cores;
     /* scratch, reused across measurements */
     float *scratch;
     size_t scratch_floats;
@@ -116,5 +122,10 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
 /** Times calibration kind (CAL_*) at the calibration sizes (see cost_measure.c). */
 bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool need_cold,
                                 double v[NCAL + 1][4]);
+
+/** Times crowding on cores[0..ncores) (hwloc logical core indices; up to 8 are used): v[0] the
+ * arithmetic factor, v[1] the memory factor (see cost_measure.c), v[2..3] NAN. \return false
+ * when it could not run (memory, threads): v[0..1] are then 1. */
+bool pml__cost_time_crowding(pml_costmodel *c, const int *cores, int ncores, double v[4]);
 
 #endif

@@ -450,3 +450,167 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
         }
     return true;
 }
+
+/* ---------------------------------------------------------------- crowding
+ *
+ * How much slower a core runs while the other cores of its node run too: they share the memory
+ * bandwidth and the last-level cache. One thread per core (up to CROWD_THREADS), pinned; the
+ * first core's thread times a kernel alone (the others wait) and then with every thread running
+ * the same kernel on its own data, three rounds in turn (so a slow moment of the machine falls
+ * on both), the best of each. Two kernels: an sgemm (arithmetic: 192^3, in the caches) and a
+ * stream (y += a x over 2 x 32 MiB, from memory). v[0]: the sgemm's time with all against alone,
+ * v[1]: the stream's (each at least 1). */
+
+#define CROWD_THREADS 8
+#define CROWD_GEMM 192
+#define CROWD_STREAM ((size_t)8 << 20) /* floats per array */
+#define CROWD_ROUNDS 3
+
+typedef struct crowd_ctx {
+    hwloc_topology_t topo;
+    const int *cores;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int gen, done, phase, stop; /* under mu: a run's generation, the helpers done with it */
+} crowd_ctx;
+
+typedef struct crowd_arg {
+    crowd_ctx *c;
+    int k;
+    float *a, *b, *cc, *x, *y;
+} crowd_arg;
+
+static void crowd_kernel(crowd_arg *a, int phase)
+{
+    if (phase == 0) {
+        const int n = CROWD_GEMM;
+        for (int r = 0; r < 8; r++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a->a, n, a->b, n,
+                        0.0f, a->cc, n);
+    } else {
+        float *restrict y = a->y;
+        const float *restrict x = a->x;
+        for (size_t i = 0; i < CROWD_STREAM; i++) y[i] += 0.5f * x[i];
+    }
+}
+
+static void pin_to(hwloc_topology_t topo, int core)
+{
+    hwloc_obj_t o = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)core);
+    if (o && o->cpuset) hwloc_set_cpubind(topo, o->cpuset, HWLOC_CPUBIND_THREAD);
+}
+
+/* a helper core: runs the kernel of each generation, until stopped */
+static void *crowd_thread(void *p)
+{
+    crowd_arg *a = p;
+    crowd_ctx *c = a->c;
+    pin_to(c->topo, c->cores[a->k]);
+    pml_blas_single_thread();
+    int seen = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->gen == seen && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->stop) break;
+        seen = c->gen;
+        const int phase = c->phase;
+        pthread_mutex_unlock(&c->mu);
+        crowd_kernel(a, phase);
+        pthread_mutex_lock(&c->mu);
+        c->done++;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Seconds of the kernel of `phase` on this thread, the `helpers` others running it meanwhile. */
+static double crowd_run(crowd_ctx *c, crowd_arg *self, int phase, int helpers)
+{
+    if (helpers > 0) {
+        pthread_mutex_lock(&c->mu);
+        c->phase = phase;
+        c->done = 0;
+        c->gen++;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    const double t0 = pml_now();
+    crowd_kernel(self, phase);
+    const double t = pml_now() - t0;
+    if (helpers > 0) {
+        pthread_mutex_lock(&c->mu);
+        while (c->done < helpers) pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return t;
+}
+
+bool pml__cost_time_crowding(pml_costmodel *c, const int *cores, int ncores, double v[4])
+{
+    (void)c;
+    v[0] = v[1] = 1.0;
+    v[2] = v[3] = NAN;
+    if (ncores < 2) return true;
+    if (ncores > CROWD_THREADS) ncores = CROWD_THREADS;
+    crowd_ctx cx = {.cores = cores};
+    if (hwloc_topology_init(&cx.topo) != 0) return false;
+    if (hwloc_topology_load(cx.topo) != 0) {
+        hwloc_topology_destroy(cx.topo);
+        return false;
+    }
+    pthread_mutex_init(&cx.mu, NULL);
+    pthread_cond_init(&cx.cv, NULL);
+    crowd_arg args[CROWD_THREADS];
+    pthread_t th[CROWD_THREADS];
+    const size_t g2 = (size_t)CROWD_GEMM * CROWD_GEMM, total = 3 * g2 + 2 * CROWD_STREAM;
+    bool ok = true;
+    int made = 0, started = 0;
+    for (int k = 0; k < ncores && ok; k++) {
+        crowd_arg *a = &args[k];
+        *a = (crowd_arg){.c = &cx, .k = k};
+        if (!(a->a = aligned_alloc(64, total * sizeof(float)))) {
+            ok = false;
+            break;
+        }
+        made++;
+        a->b = a->a + g2;
+        a->cc = a->b + g2;
+        a->x = a->cc + g2;
+        a->y = a->x + CROWD_STREAM;
+        for (size_t i = 0; i < total; i++) a->a[i] = (float)((i * 2654435761u) >> 24) / 256.0f;
+    }
+    for (int k = 1; k < ncores && ok; k++) {
+        if (pthread_create(&th[k], NULL, crowd_thread, &args[k]) != 0) ok = false;
+        else started = k;
+    }
+    if (ok) { /* this thread is the first core's, for the measurement */
+        hwloc_cpuset_t old = hwloc_bitmap_alloc();
+        if (old) hwloc_get_cpubind(cx.topo, old, HWLOC_CPUBIND_THREAD);
+        pin_to(cx.topo, cores[0]);
+        for (int phase = 0; phase < 2; phase++) {
+            double best[2] = {INFINITY, INFINITY};
+            for (int r = 0; r <= CROWD_ROUNDS; r++) /* round 0 warms up */
+                for (int all = 0; all < 2; all++) {
+                    const double t = crowd_run(&cx, &args[0], phase, all ? started : 0);
+                    if (r > 0 && t < best[all]) best[all] = t;
+                }
+            const double f = best[1] / best[0];
+            v[phase] = isfinite(f) && f > 1 ? (f < 4 ? f : 4) : 1.0;
+        }
+        if (old) {
+            hwloc_set_cpubind(cx.topo, old, HWLOC_CPUBIND_THREAD);
+            hwloc_bitmap_free(old);
+        }
+    }
+    pthread_mutex_lock(&cx.mu);
+    cx.stop = 1;
+    pthread_cond_broadcast(&cx.cv);
+    pthread_mutex_unlock(&cx.mu);
+    for (int k = 1; k <= started; k++) pthread_join(th[k], NULL);
+    for (int k = 0; k < made; k++) free(args[k].a);
+    pthread_cond_destroy(&cx.cv);
+    pthread_mutex_destroy(&cx.mu);
+    hwloc_topology_destroy(cx.topo);
+    return ok;
+}

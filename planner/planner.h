@@ -203,6 +203,8 @@ typedef struct pml_cost_opts {
                             * 0: this machine's (hwloc) */
     double lock_wait;      /* seconds to wait for another process holding the cache file's lock
                             * (then the model goes on without the disk); 0: PML_CACHE_LOCK_WAIT */
+    double crowd_compute;  /* > 0: pml_cost_crowding's factors for every CPU device, instead of */
+    double crowd_memory;   /* measuring them (both at least 1; 0: measured) */
 } pml_cost_opts;
 
 pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_cost_opts *o,
@@ -215,6 +217,16 @@ void pml_cost_destroy(pml_costmodel *c);
  * upstream or in it), the input's costs are 0. An invalid id or device gives INFINITY. */
 double pml_cost_fwd(pml_costmodel *c, int id, int dev, pml_region r);
 double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
+/** How much slower work on compute device \p dev runs while every other core of its node runs
+ * too (they share memory bandwidth and the last-level cache): *compute for arithmetic (sgemm in
+ * the caches), *memory for streaming from memory; each >= 1. Measured once per machine (a
+ * second's fraction; cached with the kernels) for this machine's cores, 1 and 1 for devices
+ * not measured (see pml_cost_opts.crowd_compute). */
+void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory);
+/** The share (0..1) of the forward (\p bwd false) or backward time of node \p id's part on
+ * \p dev covering \p r that moving its bytes at the device's memory bandwidth takes: how much
+ * of it crowding slows as memory. */
+double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd);
 /** Seconds for the optimizer update of \p floats parameters on compute device \p dev, zeroing
  * their gradients after (as the plan executor does), the parameters in one contiguous range. */
 double pml_cost_update(pml_costmodel *c, int dev, double floats);
@@ -411,6 +423,8 @@ typedef struct pml_task {
     double bytes;        /* XFER/SYNC: bytes moved per device */
     double cost;         /* seconds */
     double mem;          /* bytes it keeps on its device (dst for XFER) for the step */
+    double membound;     /* FWD/BWD: the share (0..1) of its kernel's time that is memory traffic
+                          * (pml_cost_memory_share): crowding slows that share as memory */
     uint64_t key;        /* program order: a topological order of the task graph */
     int npred, nsucc;
     int *succ;           /* nsucc successor task ids */
@@ -481,6 +495,9 @@ double pml_sim_step_seconds(const pml_sim *s);
 pml_status pml_sim_change(pml_sim *s, int id, const pml_opcfg *c);
 const pml_plan *pml_sim_plan(const pml_sim *s);
 const pml_taskgraph *pml_sim_taskgraph(const pml_sim *s);
+/** The seconds task \p id (of pml_sim_taskgraph) runs in the simulated step: its cost, or more
+ * for a kernel that crowding slowed (see pml_cost_crowding). */
+double pml_sim_task_seconds(const pml_sim *s, int id);
 /** Fills \p r (free with pml_sim_result_free). */
 pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r);
 void pml_sim_result_free(pml_sim_result *r);

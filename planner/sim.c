@@ -12,6 +12,11 @@
  * when the last byte has crossed the slowest link, plus the route's latency. A CPU receiver is
  * busy for the whole copy.
  *
+ * Crowding: a forward or backward kernel that starts while other cores of its node are busy runs
+ * slower, as they share memory bandwidth and the last-level cache (pml_cost_crowding: factors
+ * measured with every core running, one for arithmetic, one for memory; the task's memory share
+ * picks between them): cost x (1 + (f - 1) x busy / others), fixed at its start.
+ *
  * Delta simulation: a change to one operator rebuilds its tasks, then finds T, the earliest
  * ready time at which anything changed (removed tasks and tasks whose predecessors changed, at
  * their old ready times; new tasks at the ready time their predecessors give). Every task that
@@ -46,6 +51,10 @@ struct pml_sim {
     double *res_free;
     double step;
     bool broken; /* an allocation failed half-way through a change */
+    /* crowding, per compute device: its factors, and the other devices of its node */
+    bool crowded; /* any factor above 1 */
+    double *crowd_c, *crowd_m;
+    int *peer_off, *peers;
 };
 
 static pml_status grow_times(pml_sim *s)
@@ -141,6 +150,21 @@ static double transfer(pml_sim *s, int id, double b)
     return e;
 }
 
+/* The seconds task t takes when it starts at b: its cost, slowed by the busy cores of its
+ * node (see the top of the file). */
+static inline double task_seconds(const pml_sim *s, const pml_task *t, double b)
+{
+    if (!s->crowded || (t->kind != PML_TASK_FWD && t->kind != PML_TASK_BWD) || t->nres != 1 ||
+        t->dev < 0)
+        return t->cost;
+    const int d = t->dev, n = s->peer_off[d + 1] - s->peer_off[d];
+    const double f = s->crowd_c[d] + (s->crowd_m[d] - s->crowd_c[d]) * t->membound;
+    if (n == 0 || !(f > 1)) return t->cost;
+    int busy = 0;
+    for (int k = s->peer_off[d]; k < s->peer_off[d + 1]; k++) busy += s->res_free[s->peers[k]] > b;
+    return t->cost * (1.0 + (f - 1.0) * busy / n);
+}
+
 /* Schedules every task not kept (kept[id] true: already scheduled, times final). pending and
  * ready of the others, and res_free, must be set up by the caller. */
 static void run(pml_sim *s, int nheap)
@@ -155,7 +179,7 @@ static void run(pml_sim *s, int nheap)
         } else {
             for (int k = 0; k < t->nres; k++)
                 if (s->res_free[t->res[k]] > b) b = s->res_free[t->res[k]];
-            e = b + t->cost;
+            e = b + task_seconds(s, t, b);
             s->start[id] = b;
             for (int k = 0; k < t->nres; k++) s->res_free[t->res[k]] = e;
         }
@@ -276,6 +300,33 @@ static pml_status check_memory(const pml_sim *s)
     return PML_OK;
 }
 
+/* The crowding factors of each compute device and the devices that share its memory. */
+static pml_status crowding_setup(pml_sim *s)
+{
+    const pml_machine *m = s->m;
+    const int nc = m->ncompute;
+    s->crowd_c = calloc((size_t)nc, sizeof *s->crowd_c);
+    s->crowd_m = calloc((size_t)nc, sizeof *s->crowd_m);
+    s->peer_off = calloc((size_t)nc + 1, sizeof *s->peer_off);
+    if (!s->crowd_c || !s->crowd_m || !s->peer_off) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    int total = 0;
+    for (int d = 0; d < nc; d++) {
+        pml_cost_crowding(s->cost, d, &s->crowd_c[d], &s->crowd_m[d]);
+        const bool any = s->crowd_c[d] > 1 || s->crowd_m[d] > 1;
+        s->peer_off[d] = total;
+        for (int e = 0; any && e < nc; e++) total += e != d && pml__shared_memory(m, d, e);
+        s->crowded |= any && total > s->peer_off[d];
+    }
+    s->peer_off[nc] = total;
+    if (!s->crowded) return PML_OK;
+    s->peers = malloc((size_t)total * sizeof *s->peers);
+    if (!s->peers) return pml_fail(PML_ENOMEM, "out of memory simulating");
+    for (int d = 0; d < nc; d++)
+        for (int e = 0, k = s->peer_off[d]; k < s->peer_off[d + 1]; e++)
+            if (e != d && pml__shared_memory(m, d, e)) s->peers[k++] = e;
+    return PML_OK;
+}
+
 pml_status pml_sim_create(const pml_graph *g, const pml_machine *m, const pml_plan *p,
                           pml_costmodel *c, pml_sim **out)
 {
@@ -286,6 +337,7 @@ pml_status pml_sim_create(const pml_graph *g, const pml_machine *m, const pml_pl
     s->m = m;
     s->cost = c;
     pml_status st = pml_plan_copy(&s->plan, p);
+    if (st == PML_OK && c) st = crowding_setup(s);
     if (st == PML_OK) st = pml_taskgraph_build(g, m, &s->plan, c, &s->tg);
     if (st == PML_OK) {
         s->res_free = calloc((size_t)s->tg->nres + 1, sizeof *s->res_free);
@@ -314,6 +366,10 @@ void pml_sim_destroy(pml_sim *s)
     free(s->heap);
     free(s->hop);
     free(s->res_free);
+    free(s->crowd_c);
+    free(s->crowd_m);
+    free(s->peer_off);
+    free(s->peers);
     free(s);
 }
 
@@ -356,6 +412,16 @@ pml_status pml_sim_change(pml_sim *s, int id, const pml_opcfg *c)
 
 /* ---------------------------------------------------------------- results */
 
+/* The seconds task id ran: crowding may have slowed a kernel past its cost. */
+static double ran(const pml_sim *s, int id)
+{
+    const pml_task *t = &s->tg->t[id];
+    if (t->kind != PML_TASK_FWD && t->kind != PML_TASK_BWD) return t->cost;
+    return s->end[id] - s->start[id];
+}
+
+double pml_sim_task_seconds(const pml_sim *s, int id) { return ran(s, id); }
+
 pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -375,9 +441,10 @@ pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r)
     for (int i = 0; i < tg->order.n; i++) {
         int id = tg->order.a[i];
         const pml_task *t = &tg->t[id];
-        r->kind_seconds[t->kind] += t->cost;
+        const double dt = ran(s, id);
+        r->kind_seconds[t->kind] += dt;
         for (int k = 0; k < t->nres; k++)
-            if (t->res[k] < m->ncompute) r->busy[t->res[k]] += t->cost;
+            if (t->res[k] < m->ncompute) r->busy[t->res[k]] += dt;
         if (last < 0 || s->end[id] > s->end[last]) last = id;
     }
     /* the critical path: from the last task back through whatever bound each start: the
@@ -386,7 +453,7 @@ pml_status pml_sim_result_get(const pml_sim *s, pml_sim_result *r)
     for (int id = last; id >= 0 && n < tg->order.n;) {
         r->critical[n++] = id;
         const pml_task *t = &tg->t[id];
-        r->critical_kind[t->kind] += t->cost;
+        r->critical_kind[t->kind] += ran(s, id);
         const double st = s->start[id];
         int next = -1;
         double best = -1;

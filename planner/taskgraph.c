@@ -453,6 +453,7 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->r = r;
         t->cost = tg->cost && !is_input ? pml_cost_fwd(tg->cost, v, dev, r) + part_traffic(tg, v, p, false)
                                         : 0.0;
+        t->membound = tg->cost && !is_input ? pml_cost_memory_share(tg->cost, v, dev, r, false) : 0;
         if (!set_res(tg, f, &dev, 1)) return pml_fail(PML_ENOMEM, "out of memory building tasks");
         mem_add(tg, f, 1.0);
         tg->fwd_id[v][p] = f;
@@ -468,6 +469,7 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) + split_work(tg, v, p) +
                                  part_traffic(tg, v, p, true)
                            : 0.0;
+        t->membound = tg->cost ? pml_cost_memory_share(tg->cost, v, dev, r, true) : 0;
         if (!set_res(tg, b, &dev, 1) || !add_edge(tg, f, b))
             return pml_fail(PML_ENOMEM, "out of memory building tasks");
         tg->bwd_id[v][p] = b;

@@ -518,7 +518,7 @@ pml_status pml_trace_compare(const pml_trace *t, const char *source, const pml_g
         for (int k = 0; k < used; k++) col[k] = dur[(long)(skip + k) * T + i];
         out->task[i] = order[i];
         out->measured[i] = pml_median(col, used);
-        out->predicted[i] = pml_taskgraph_task(tg, order[i])->cost;
+        out->predicted[i] = pml_sim_task_seconds(s, order[i]);
     }
     pml_sim_result r;
     if ((st = pml_sim_result_get(s, &r)) != PML_OK) goto out;

@@ -891,6 +891,98 @@ static void t_bad_calls(void)
     pml_graph_free(&g);
 }
 
+/* Rewrites the fields of the cache file's line starting with `key` (same field count: the
+ * trailer's count stays right). \return false when there is no such line. */
+static bool set_line(const char *path, const char *key, const char *fields)
+{
+    char *text;
+    size_t len;
+    if (pml_read_file(path, 1 << 20, &text, &len) != PML_OK) return false;
+    char *at = strstr(text, key), *nl = at ? strchr(at, '\n') : NULL;
+    bool ok = at && nl && (at == text || at[-1] == '\n');
+    if (ok) {
+        char *out = malloc(len + strlen(fields) + strlen(key) + 2);
+        ok = out != NULL;
+        if (ok) {
+            size_t head = (size_t)(at - text);
+            memcpy(out, text, head);
+            int k = sprintf(out + head, "%s\t%s", key, fields);
+            size_t tail = len - (size_t)(nl - text);
+            memcpy(out + head + (size_t)k, nl, tail);
+            ok = write_text(path, out, head + (size_t)k + tail);
+            free(out);
+        }
+    }
+    free(text);
+    return ok;
+}
+
+/* Crowding (kernels with the other cores busy) is measured once per machine and kept in the
+ * cache file: read back as written, measured again when its entry is out of range; two cores
+ * that are not measured (analytic) have none, and the options' factors replace it. */
+static void t_crowding_cache(void)
+{
+    pml_graph g;
+    every_op(&g);
+    hand_machine h;
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    double fc = 0, fm = 0;
+    pml_cost_crowding(c, 0, &fc, &fm);
+    CHECK_MSG(fc >= 1 && fc <= 4 && fm >= 1 && fm <= 4, "measured %g %g", fc, fm);
+    CHECK_OK(pml_cost_save(c));
+    char path[512];
+    snprintf(path, sizeof path, "%s", pml_cost_cache_file(c));
+    pml_cost_destroy(c);
+    /* what the file says is what a new model uses */
+    CHECK(set_line(path, "crowd cores=2", "1.5\t2.5\t-\t-"));
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    pml_cost_crowding(c, 1, &fc, &fm);
+    CHECK(fc == 1.5 && fm == 2.5);
+    pml_cost_destroy(c);
+    /* out of range: measured again, and the file mended */
+    CHECK(set_line(path, "crowd cores=2", "0.25\t9\t-\t-"));
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    pml_cost_crowding(c, 0, &fc, &fm);
+    CHECK_MSG(fc >= 1 && fc <= 4 && fm >= 1 && fm <= 4, "measured again: %g %g", fc, fm);
+    CHECK_OK(pml_cost_save(c));
+    pml_cost_destroy(c);
+    char *text = NULL;
+    size_t len;
+    CHECK_OK(pml_read_file(path, 1 << 20, &text, &len));
+    CHECK(text && strstr(text, "crowd cores=2\t0.25") == NULL && strstr(text, "crowd cores=2\t") != NULL);
+    free(text);
+    /* not measured: none; the options' factors: those */
+    pml_cost_opts a = opts_in(tmp, 1);
+    a.measure = false;
+    CHECK_OK(pml_cost_create(&g, &h.m, &a, &c));
+    if (c) {
+        pml_cost_crowding(c, 0, &fc, &fm);
+        CHECK(fc == 1 && fm == 1);
+        pml_cost_destroy(c);
+    }
+    a.crowd_compute = NAN;
+    CHECK(pml_cost_create(&g, &h.m, &a, &c) == PML_EINVAL && !c);
+    a.crowd_compute = 1.2;
+    a.crowd_memory = 0.5; /* below 1: 1 */
+    CHECK_OK(pml_cost_create(&g, &h.m, &a, &c));
+    if (c) {
+        pml_cost_crowding(c, 1, &fc, &fm);
+        CHECK(fc == 1.2 && fm == 1);
+        pml_cost_crowding(c, 2, &fc, &fm); /* no such device */
+        CHECK(fc == 1 && fm == 1);
+        pml_cost_destroy(c);
+    }
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 static const pml_test tests[] = {
     {"analytic_conv_p100", t_analytic_conv_p100},
     {"analytic_shape", t_analytic_shape},
@@ -899,6 +991,7 @@ static const pml_test tests[] = {
     {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
+    {"crowding_cache", t_crowding_cache},
     {"cache_dirs", t_cache_dirs},
     {"concurrent_saves", t_concurrent_saves},
     {"lock_held", t_lock_held},

@@ -14,6 +14,9 @@ typedef struct fixture {
     bool ok;
 } fixture;
 
+/* crowding factors of the fixtures' cost model (0: none) */
+static double fx_crowd_compute, fx_crowd_memory;
+
 static void fx_open(fixture *f, const char *model, const char *machine)
 {
     memset(f, 0, sizeof *f);
@@ -24,6 +27,8 @@ static void fx_open(fixture *f, const char *model, const char *machine)
     pml_cost_opts o = pml_cost_opts_default();
     o.measure = false; /* analytic: the same answer on every machine */
     o.cache_dir = "";
+    o.crowd_compute = fx_crowd_compute;
+    o.crowd_memory = fx_crowd_memory;
     CHECK_OK(pml_cost_create(&f->g, &f->m, &o, &f->c));
     f->ok = f->c != NULL;
 }
@@ -416,6 +421,85 @@ static void t_delta_ps(void)
     delta_matches_full_from("fashion-cnn", "reference-cluster", 32, 600, "ps");
 }
 
+/* ... and with crowding (kernels slower while other cores of their node are busy), whose
+ * durations depend on what else runs */
+static void t_delta_crowded(void)
+{
+    fx_crowd_compute = 1.25;
+    fx_crowd_memory = 2.0;
+    delta_matches_full("fashion-cnn", "synthetic:pack:2 core:3 pu:1", 32, 600);
+    fx_crowd_compute = fx_crowd_memory = 0;
+}
+
+/* Crowding: on 4 cores of one package with factors 1.25 (arithmetic) and 2 (memory), a data-
+ * parallel step's kernels run with the other cores busy and take longer, each between its cost
+ * and its cost x the factor its memory share gives, and the step too; a plan on one core is
+ * not crowded (its step is the same). Without a cost model's factors nothing changes. */
+static void t_crowding(void)
+{
+    fixture plain, crowded;
+    fx_open(&plain, "fashion-cnn", "synthetic:pack:1 core:4 pu:1");
+    fx_crowd_compute = 1.25;
+    fx_crowd_memory = 2.0;
+    fx_open(&crowded, "fashion-cnn", "synthetic:pack:1 core:4 pu:1");
+    fx_crowd_compute = fx_crowd_memory = 0;
+    if (!plain.ok || !crowded.ok) return;
+    double fc, fm;
+    pml_cost_crowding(crowded.c, 0, &fc, &fm);
+    CHECK(fc == 1.25 && fm == 2.0);
+    pml_cost_crowding(plain.c, 0, &fc, &fm); /* analytic devices: not measured, no crowding */
+    CHECK(fc == 1 && fm == 1);
+    const char *strategies[2] = {"data", "one"};
+    for (int k = 0; k < 2; k++) {
+        pml_plan p;
+        CHECK_OK(pml_plan_strategy(strategies[k], &plain.g, &plain.m, 32, NULL, &p));
+        pml_sim *a = NULL, *b = NULL;
+        CHECK_OK(pml_sim_create(&plain.g, &plain.m, &p, plain.c, &a));
+        CHECK_OK(pml_sim_create(&crowded.g, &crowded.m, &p, crowded.c, &b));
+        if (a && b) {
+            const double sa = pml_sim_step_seconds(a), sb = pml_sim_step_seconds(b);
+            if (k == 0)
+                CHECK_MSG(sb > 1.05 * sa, "data parallel: %.6g crowded vs %.6g", sb, sa);
+            else
+                CHECK_MSG(sb == sa, "one core: %.6g crowded vs %.6g", sb, sa);
+            pml_taskgraph *tg = (pml_taskgraph *)pml_sim_taskgraph(b);
+            int slowed = 0, kernels = 0, T = 0;
+            const int *order = pml_taskgraph_order(tg, &T);
+            for (int i = 0; i < T; i++) {
+                const int id = order[i];
+                const pml_task *t = pml_taskgraph_task(tg, id);
+                const double run = pml_sim_task_seconds(b, id);
+                if (t->kind != PML_TASK_FWD && t->kind != PML_TASK_BWD) {
+                    CHECK(run == t->cost); /* transfers, syncs, updates: as costed */
+                    continue;
+                }
+                kernels++;
+                CHECK(t->membound >= 0 && t->membound <= 1);
+                const double f = 1.25 + (2.0 - 1.25) * t->membound;
+                CHECK_MSG(run >= t->cost * (1 - 1e-9) && run <= t->cost * f * (1 + 1e-9),
+                          "task %d: ran %.6g, cost %.6g, factor %.3g", id, run, t->cost, f);
+                slowed += run > t->cost * (1 + 1e-9); /* (end - start: rounding) */
+            }
+            CHECK(kernels > 0);
+            CHECK_MSG(k == 0 ? slowed > kernels / 2 : slowed == 0, "%s: %d of %d kernels slowed",
+                      strategies[k], slowed, kernels);
+            pml_sim_result r;
+            CHECK_OK(pml_sim_result_get(b, &r));
+            double fwd = 0;
+            for (int i = 0; i < T; i++)
+                if (pml_taskgraph_task(tg, order[i])->kind == PML_TASK_FWD)
+                    fwd += pml_sim_task_seconds(b, order[i]);
+            CHECK_NEAR(r.kind_seconds[PML_TASK_FWD], fwd, 1e-12);
+            pml_sim_result_free(&r);
+        }
+        pml_sim_destroy(a);
+        pml_sim_destroy(b);
+        pml_plan_free(&p);
+    }
+    fx_close(&plain);
+    fx_close(&crowded);
+}
+
 /* The parameter-server layout on the reference study's cluster: replicas on the 7 computing VMs
  * (each node the same share of its cores), never on a server; every parameter updated once, on
  * the servers, in equal shards; a node's replicas summed among its cores, then one push and one
@@ -675,6 +759,8 @@ static const pml_test tests[] = {
     {"delta_cnn", t_delta_cnn},
     {"delta_resnet", t_delta_resnet},
     {"delta_ps", t_delta_ps},
+    {"delta_crowded", t_delta_crowded},
+    {"crowding", t_crowding},
     {"parameter_servers", t_parameter_servers},
     {"memory_limit", t_memory_limit},
     {"baselines", t_baselines},
