@@ -3,7 +3,7 @@
 PML_PACKAGES="build-essential meson ninja-build pkg-config python3 libopenblas-dev libhwloc-dev
   libuv1-dev libgraphviz-dev graphviz zlib1g-dev libjpeg62-turbo-dev libpng-dev libopenmpi-dev
   openmpi-bin libdnnl-dev libcairo2-dev
-  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata python3-onnx
   dataset-fashion-mnist"
 
 pml_install_deps() {
