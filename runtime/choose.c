@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TRIAL_BYTES (1 << 20) /* the batches a trial cycles through, at most */
 
@@ -123,6 +124,8 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
     *best = -1;
     if (n < 1) return pml_fail(PML_EINVAL, "no candidate to choose from");
     for (int i = 0; i < n; i++) c[i].measured = INFINITY;
+    pml_cpu_snap s0, s1;
+    pml_cpu_snap_take(&s0);
     /* rounds, each candidate once a round: the machine's speed drifts, a candidate's best round
      * is what it can do; a round that took long is enough (a slow model) */
     for (int r = 0; r < o.rounds; r++) {
@@ -139,6 +142,9 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
         }
         if (!o.dist && o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
     }
+    pml_cpu_snap_take(&s1);
+    const double others = pml_foreign_load(&s0, &s1, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    for (int i = 0; i < n; i++) c[i].others = others;
     int b = 0;
     for (int i = 1; i < n; i++)
         if (c[i].measured < c[b].measured) b = i;
@@ -177,7 +183,8 @@ int pml_choice_load(const pml_graph *g, const pml_machine *m, int batch, pml_can
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
         pml_read_file(path, 4096, &text, &len) == PML_OK) {
         size_t hl = strlen(CHOICE_HEADER);
-        if (len > hl && memcmp(text, CHOICE_HEADER "\nwinner ", hl + 8) == 0) {
+        if (len > hl && memcmp(text, CHOICE_HEADER "\nwinner ", hl + 8) == 0 &&
+            !strstr(text, "\nprovisional\n")) {
             const char *w = text + hl + 8;
             size_t wl = strcspn(w, "\n");
             for (int i = 0; i < n; i++)
@@ -212,9 +219,13 @@ void pml_choice_save(const pml_graph *g, const pml_machine *m, int batch, const 
     if (!dir) return;
     char buf[4096];
     size_t k = (size_t)snprintf(buf, sizeof buf, CHOICE_HEADER "\nwinner %s\n", c[best].name);
-    for (int i = 0; i < n && k < sizeof buf; i++)
+    bool busy = false;
+    for (int i = 0; i < n && k < sizeof buf; i++) {
         k += (size_t)snprintf(buf + k, sizeof buf - k, "candidate %s %.6g\n", c[i].name,
                               c[i].measured);
+        busy |= c[i].others >= PML_CHOICE_QUIET;
+    }
+    if (busy && k < sizeof buf) k += (size_t)snprintf(buf + k, sizeof buf - k, "provisional\n");
     if (k < sizeof buf && (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", pml_errmsg());

@@ -341,6 +341,8 @@ typedef struct pml_candidate {
     int threads;                     /* cores it uses */
     double predicted;                /* simulated seconds per step (0: not simulated) */
     double measured;                 /* the trial's: mean seconds per step (INFINITY: none) */
+    double others;                   /* the share of the machine other processes used while it
+                                      * was measured (0..1; see pml_choice_save) */
 } pml_candidate;
 
 typedef struct pml_choose_opts pml_choose_opts;
@@ -381,10 +383,16 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
                       int n, const pml_choose_opts *o, int *best);
 /** The candidate (index into c[0..n), by name) a previous trial chose for model \p g at
  * \p batch on machine \p m (its fingerprint), from the cache folder's choices/, and the
- * candidates' `measured` times it kept; -1: none. */
+ * candidates' `measured` times it kept; -1: none, or a provisional choice (see
+ * pml_choice_save): then a trial again. */
 int pml_choice_load(const pml_graph *g, const struct pml_machine *m, int batch, pml_candidate *c,
                     int n);
-/** Caches the trial's choice and measurements (a cache that cannot be written is no error). */
+/** Caches the trial's choice and measurements (a cache that cannot be written is no error). A
+ * choice measured while other processes used PML_CHOICE_QUIET of the machine or more (a
+ * candidate's `others`) is provisional: it tells what was fastest then, not on this machine,
+ * and the next run measures again (a core someone kept busy for a minute would otherwise keep
+ * every later run on one core). */
+#define PML_CHOICE_QUIET 0.1
 void pml_choice_save(const pml_graph *g, const struct pml_machine *m, int batch,
                      const pml_candidate *c, int n, int best);
 

@@ -1103,6 +1103,7 @@ static void resume_apply(trainer *t, const pml_ckpt *c, pml_exec *e, pml_optim *
 /* ---------------------------------------------------------------- watching the steps */
 
 #define MAX_ALTERNATIVES 16
+#define WINDOW_SECONDS 0.15 /* a re-check's window of one choice: about this long */
 
 /* A run's steps as the epoch pays them (the step, waiting for its batch, the control loop's
  * turn), against the prediction and the trial the running choice won. A trial of the
@@ -1126,8 +1127,10 @@ typedef struct watch {
     int from;                           /* the choice before */
     int order[2 * MAX_ALTERNATIVES];    /* the windows still to run, whose choice in this order */
     int norder, next;
-    int window;                         /* steps each runs */
+    int window;                         /* steps each runs (at most: see WINDOW_SECONDS) */
+    double sum;                         /* seconds of the steps since the last look */
     double inrun[MAX_ALTERNATIVES];     /* their seconds per step in this run (0: not tried) */
+    pml_cpu_snap began;                 /* when the windows began: what others used meanwhile */
 } watch;
 
 /* Goes on with alternative k: a new executor given the parameters, state and step count of the
@@ -1162,7 +1165,13 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
                              const pml_train_opts *o, int *current, pml_exec **e)
 {
     w->t[w->n++] = seconds;
-    if (w->n < (w->exploring ? w->window : PML_WATCH_STEPS)) return PML_OK;
+    w->sum += seconds;
+    /* a window ends after its steps, or sooner when they took its time: on a core another
+     * process keeps busy a step of a plan that needs it can take a time slice (milliseconds) */
+    if (w->exploring ? w->n < w->window && (w->n < 3 || w->sum < WINDOW_SECONDS)
+                     : w->n < PML_WATCH_STEPS)
+        return PML_OK;
+    w->sum = 0;
     double mean = 0;
     for (int i = 0; i < w->n; i++) mean += w->t[i] / w->n;
     w->n = 0;
@@ -1171,7 +1180,11 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
         if (!(w->inrun[*current] > 0) || mean < w->inrun[*current]) w->inrun[*current] = mean;
         if (w->next < w->norder) return switch_to(g, o, w->order[w->next++], current, e);
         int best = w->from;
+        pml_cpu_snap now;
+        pml_cpu_snap_take(&now);
+        const double others = pml_foreign_load(&w->began, &now, (int)sysconf(_SC_NPROCESSORS_ONLN));
         for (int k = 0; k < o->nalternatives; k++) {
+            alt[k].others = others; /* (a choice measured beside others is provisional) */
             if (w->inrun[k] > 0) alt[k].measured = w->inrun[k];
             if (w->inrun[k] > 0 && w->inrun[k] < w->inrun[best]) best = k;
         }
@@ -1188,6 +1201,7 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
         !o->trace_path && mean > 1.5 * alt[*current].measured) {
         w->rechecks++;
         w->exploring = true;
+        pml_cpu_snap_take(&w->began);
         w->from = *current;
         memset(w->inrun, 0, sizeof w->inrun);
         /* the others, then the running choice; twice (the window that set this off does not
@@ -1198,8 +1212,8 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
                 if (k != w->from) w->order[w->norder++] = k;
             w->order[w->norder++] = w->from;
         }
-        /* about a sixth of a second each, 10 to 100 steps */
-        w->window = mean > 0 ? (int)(0.15 / mean) : PML_WATCH_STEPS;
+        /* about WINDOW_SECONDS each, 10 to 100 steps at the speed that set this off */
+        w->window = mean > 0 ? (int)(WINDOW_SECONDS / mean) : PML_WATCH_STEPS;
         w->window = w->window < 10 ? 10 : w->window > PML_WATCH_STEPS ? PML_WATCH_STEPS : w->window;
         return switch_to(g, o, w->order[w->next++], current, e);
     }

@@ -542,6 +542,8 @@ static void t_choose_picks_fastest(void)
     o.ud = &calls;
     o.round_seconds = 0; /* every round */
     CHECK_OK(pml_choose(&g, &train, 16, c, 3, &o, &best));
+    for (int i = 0; i < 3; i++) /* what others used meanwhile, for pml_choice_save */
+        CHECK(c[i].others >= 0 && c[i].others <= 1 && c[i].others == c[0].others);
     CHECK(best == 2 && calls == 6); /* two rounds of three */
     CHECK(c[2].measured == 1e-4 && c[1].measured == 2e-4);
     CHECK(fabs(c[0].measured - (3e-4 + 1e-5)) < 1e-12); /* its best round */
@@ -590,6 +592,16 @@ static void t_choice_cache(void)
     CHECK(pml_choice_load(&g, &m2, 32, c, 3) == -1);
     pml_choice_save(&g, &m2, 32, c, 3, 1);
     CHECK(pml_choice_load(&g, &m2, 32, c, 3) == 1);
+    /* measured while others used the machine: provisional, measured again */
+    c[2].others = PML_CHOICE_QUIET;
+    pml_choice_save(&g, &m2, 32, c, 3, 2);
+    c[0].measured = INFINITY;
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == -1);
+    CHECK(c[0].measured == INFINITY); /* nothing believed */
+    c[0].measured = 3e-4;
+    c[2].others = 0.02; /* a quiet machine */
+    pml_choice_save(&g, &m2, 32, c, 3, 2);
+    CHECK(pml_choice_load(&g, &m2, 32, c, 3) == 2);
     pml_graph_free(&h);
     pml_graph_free(&g);
     pml_machine_free(&m2);
@@ -785,7 +797,7 @@ static void t_recheck_fair(void)
     CHECK_OK(pml_data_synthetic((pml_shape){1, 8, 8}, 4, 3200, 1, &train));
     pml_graph g;
     CHECK_OK(pml_model_build("mlp:units=8,size=8,classes=4", &g));
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         pml_train_opts o = opts(2, 16, 1); /* 400 steps */
         pml_candidate alt[2] = {{.name = "running", .threads = 1, .measured = 1e-3},
                                 {.name = "other", .threads = 1, .measured = 1.1e-3}};
@@ -793,8 +805,11 @@ static void t_recheck_fair(void)
         memset(&rc, 0, sizeof rc);
         if (c == 0) /* a slow spell of 100 steps: 3x for all; then the other is 20% slower */
             rc.clock = (fake_clock){.base = {1e-3, 1.2e-3}, .slow = 3, .spell = 100};
-        else /* the running choice is 3x slower than its trial said; the other is not */
+        else if (c == 1) /* the running choice is 3x slower than its trial said; the other not */
             rc.clock = (fake_clock){.base = {3e-3, 1.2e-3}, .slow = 1, .spell = 0};
+        else /* the other takes 0.1 s a step (a core another process keeps busy): its windows
+              * end after 3 steps (WINDOW_SECONDS), not after the 50 the first's speed gives */
+            rc.clock = (fake_clock){.base = {3e-3, 0.1}, .slow = 1, .spell = 0};
         o.alternatives = alt;
         o.nalternatives = 2;
         o.current = 0;
@@ -803,12 +818,15 @@ static void t_recheck_fair(void)
         CHECK_OK(pml_train(&g, &train, NULL, &o, &r));
         CHECK_MSG(rc.log.calls == 1, "case %d: %d re-checks", c, rc.log.calls);
         CHECK_MSG(strcmp(rc.log.from, "running") == 0, "case %d: from %s", c, rc.log.from);
-        CHECK_MSG(strcmp(rc.log.to, c == 0 ? "running" : "other") == 0, "case %d: to %s", c,
+        CHECK_MSG(strcmp(rc.log.to, c == 1 ? "other" : "running") == 0, "case %d: to %s", c,
                   rc.log.to);
         /* the windows: each ran twice (after the 100 steps that set it off) */
-        CHECK_MSG(rc.clock.runs[1] >= 20, "case %d: the other ran %d steps", c, rc.clock.runs[1]);
+        if (c < 2)
+            CHECK_MSG(rc.clock.runs[1] >= 20, "case %d: the other ran %d steps", c, rc.clock.runs[1]);
+        else
+            CHECK_MSG(rc.clock.runs[1] == 6, "case %d: the other ran %d steps", c, rc.clock.runs[1]);
         CHECK_NEAR(alt[0].measured, c == 0 ? 1e-3 : 3e-3, 1e-9);
-        CHECK_NEAR(alt[1].measured, 1.2e-3, 1e-9);
+        CHECK_NEAR(alt[1].measured, c == 2 ? 0.1 : 1.2e-3, 1e-9);
         pml_train_result_free(&r);
     }
     pml_graph_free(&g);

@@ -535,6 +535,9 @@ static void trial_line(FILE *f, const pml_candidates *cs, double seconds)
     fprintf(f, "Trial (%.1f s):", seconds);
     for (int i = 0; i < cs->n; i++)
         fprintf(f, "%s %s %.3g ms/step", i ? "," : "", cs->c[i].name, 1e3 * cs->c[i].measured);
+    if (cs->n > 0 && cs->c[0].others >= PML_CHOICE_QUIET)
+        fprintf(f, " (other processes used %.0f%% of the machine: the next run tries again)",
+                100 * cs->c[0].others);
     fputc('\n', f);
 }
 
