@@ -241,23 +241,23 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
 /* ---------------------------------------------------------------- ONNX models (models/onnx.c)
  *
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
- * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER),
- * Gemm and MatMul (+ Add of a vector; Gemm's C of a row per sample, given at run time or
- * computed, as data) as linear, Relu, MaxPool (dilated too), AveragePool, GlobalAveragePool,
- * BatchNormalization (inference form), Flatten (axis 1; any axis as the output), Reshape to
- * (batch, -1), Add of equal shapes (or of a constant or weight the same for every sample,
- * broadcast over the batch and its other axes: add's learned addend, tiled to a sample's shape),
- * Concat of channels, rows or columns (not the batch), Dropout, Softmax and LogSoftmax of the
- * output (any axis), Identity; Constant, Shape, Gather, Unsqueeze, Squeeze, Concat, Cast and
- * Slice of shape values, and Transpose of constants (a weight), are folded at import. A tensor
- * of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N samples of (C, H, W) (H = W = 1 where
- * the rank has none); an input of rank 1 (C) is one sample. The graph's first input that no
- * initializer gives is the model's input; the others are weights given at run time (the form
- * of ONNX's node tests). The model's single
- * output gets pml's loss head (a softmax cross-entropy, after a flatten when the output is not
- * a vector; on a Softmax output, on the Softmax's input). Initializers are the starting weights.
- * Anything else: one message naming the file, the node, its op type and what pml supports;
- * nothing half-imported. */
+ * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER;
+ * + Add of one value per channel, its bias), Gemm and MatMul (+ Add of a vector; Gemm's C of a
+ * row per sample, given at run time or computed, as data) as linear, Relu, MaxPool (dilated
+ * too), AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form),
+ * Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a
+ * constant or weight the same for every sample, broadcast over the batch and its other axes:
+ * add's learned addend, tiled to a sample's shape), Concat of channels, rows or columns (not the
+ * batch), Dropout, Softmax and LogSoftmax of the output (any axis), Identity; Constant, Shape,
+ * Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape values, and Transpose of constants
+ * (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor
+ * of N samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
+ * sample. The graph's first input that no initializer gives is the model's input; the others
+ * are weights given at run time (the form of ONNX's node tests). The model's single output gets
+ * pml's loss head (a softmax cross-entropy, after a flatten when the output is not a vector; on
+ * a Softmax output, on the Softmax's input). Initializers are the starting weights. Anything
+ * else: one message naming the file, the node, its op type and what pml supports; nothing
+ * half-imported. */
 
 /** Largest ONNX file pml reads (protobuf's own limit). */
 #define PML_ONNX_MAX_BYTES ((size_t)2 << 30)

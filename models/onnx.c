@@ -410,9 +410,9 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 }
 
 static const char supported_ops[] =
-    "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
-    "Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, Identity, Pad (zeros, "
-    "before Conv or AveragePool); folded: Constant, Shape, Gather, "
+    "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+    "BatchNormalization, Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, "
+    "Identity, Pad (zeros, before Conv or AveragePool); folded: Constant, Shape, Gather, "
     "Unsqueeze, Squeeze, Concat, Cast, Slice, Transpose (of constants)";
 
 /* ---------------------------------------------------------------- values */
@@ -1544,10 +1544,13 @@ static pml_status op_add(imp *im)
         int64_t c = p->out.c;
         bool vec = (b->t.rank == 1 && b->t.dims[0] == c) ||
                    (b->t.rank == 2 && b->t.dims[0] == 1 && b->t.dims[1] == c && a->rank == 2);
-        bool bias = (p->op == PML_OP_LINEAR || p->op == PML_OP_CONV2D) && !p->a.bias &&
-                    p->a.act == PML_ACT_NONE && a->uses == 1 && vec && a->rank == 2;
         int tile[3];
-        const bool addend = !bias && addend_tile(im, a, b, tile);
+        const bool bcast = addend_tile(im, a, b, tile);
+        /* a map's bias is one value per channel, (C, 1, 1) or (1, C, 1, 1) */
+        const bool chan = a->rank >= 3 && bcast && tile[0] == c && tile[1] == 1 && tile[2] == 1;
+        bool bias = (p->op == PML_OP_LINEAR || p->op == PML_OP_CONV2D) && !p->a.bias &&
+                    p->a.act == PML_ACT_NONE && a->uses == 1 && ((vec && a->rank == 2) || chan);
+        const bool addend = !bias && bcast;
         /* a graph input of a's rank that is not a bias: data, added sample by sample (unless
          * its batch of one broadcasts over more) */
         if (!bias && b->kind == V_WEIGHT && b->t.rank == a->rank &&
@@ -1577,9 +1580,9 @@ static pml_status op_add(imp *im)
         }
         if (!bias)
             return nfail(im, PML_EUNSUPPORTED,
-                         "adding %s '%s': pml adds a constant or weight as the bias of the MatMul "
-                         "or Gemm before it, or one the same for every sample (it broadcasts "
-                         "over the batch)%s",
+                         "adding %s '%s': pml adds a constant or weight as the bias of the MatMul, "
+                         "Gemm or Conv before it, or one the same for every sample (it "
+                         "broadcasts over the batch)%s",
                          b->kind == V_WEIGHT ? "graph input" : "constant", pml_dot_brief(b->name),
                          b->kind == V_WEIGHT ? ", and a graph input of the tensor's rank as data"
                                              : "");
@@ -1803,6 +1806,7 @@ static pml_status op_gemm2(imp *im) { return op_gemm(im, false); }
 static pml_status op_maxpool(imp *im) { return op_pool(im, PML_OP_MAXPOOL2D, false); }
 static pml_status op_avgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, false); }
 static pml_status op_gavgpool(imp *im) { return op_pool(im, PML_OP_AVGPOOL2D, true); }
+static pml_status op_gmaxpool(imp *im) { return op_pool(im, PML_OP_MAXPOOL2D, true); }
 static pml_status op_unsq(imp *im) { return op_unsqueeze(im, false); }
 static pml_status op_sq(imp *im) { return op_unsqueeze(im, true); }
 static pml_status op_softmax1(imp *im) { return op_softmax(im, false); }
@@ -1816,6 +1820,7 @@ static const op_entry ops[] = {
     {"MaxPool", op_maxpool},
     {"AveragePool", op_avgpool},
     {"GlobalAveragePool", op_gavgpool},
+    {"GlobalMaxPool", op_gmaxpool},
     {"BatchNormalization", op_batchnorm},
     {"Flatten", op_flatten},
     {"Reshape", op_reshape},

@@ -156,7 +156,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 96, &all);
+    run_dir("node", 97, &all);
     run_dir("pytorch-converted", 40, &all);
     run_dir("pytorch-operator", 6, &all);
     run_dir("simple", 1, &all);
@@ -1078,9 +1078,46 @@ static void t_import_addend(void)
     }
 }
 
+/* x (N,1,3,3) -> Conv(W (2,1,1,1)) -> Add(b (1,2,1,1)): one value per channel, the conv's bias
+ * (as TensorFlow's exports add it) */
+static void t_import_conv_bias(void)
+{
+    static float w[2] = {2.0f, -1.0f}, bv[2] = {0.5f, 3.0f};
+    mb b;
+    mb_init(&b, 13);
+    int64_t xd[4] = {-1, 1, 3, 3}, yd[4] = {-1, 2, 3, 3}, wd[4] = {2, 1, 1, 1},
+            bd[4] = {1, 2, 1, 1};
+    mb_io(&b, false, "x", 4, xd);
+    mb_io(&b, true, "y", 4, yd);
+    mb_init_f(&b, "w", 4, wd, w, 2);
+    mb_init_f(&b, "b", 4, bd, bv, 2);
+    mb_node(&b, "Conv", "c", "x", "w", NULL);
+    mb_node(&b, "Add", "y", "c", "b", NULL);
+    size_t len;
+    uint8_t *buf = mb_pack(&b, &len);
+    pml_onnx m;
+    pml_status st = pml_onnx_parse(buf, len, "convbias.onnx", 1, &m);
+    free(buf);
+    CHECK_OK(st);
+    if (st == PML_OK) {
+        /* input, conv (with bias), flatten, loss */
+        CHECK(m.g.nnodes == 4 && m.g.nodes[1].op == PML_OP_CONV2D && m.g.nodes[1].a.bias);
+        CHECK(pml_graph_param_count(&m.g) == 4);
+        float x[9];
+        for (int i = 0; i < 9; i++) x[i] = (float)i - 4.0f;
+        pml_tensor in = {.rank = 4, .dims = {1, 1, 3, 3}, .n = 9, .data = x}, y;
+        CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+        for (int ch = 0; ch < 2 && y.n == 18; ch++)
+            for (int i = 0; i < 9; i++) CHECK_NEAR(y.data[ch * 9 + i], w[ch] * x[i] + bv[ch], 1e-6);
+        pml_tensor_free(&y);
+    }
+    pml_onnx_free(&m);
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_addend", t_import_addend},
+    {"import_conv_bias", t_import_conv_bias},
     {"import_mlp", t_import_mlp},
     {"import_folding", t_import_folding},
     {"reshape_view", t_reshape_view},
