@@ -150,9 +150,25 @@ static double transfer(pml_sim *s, int id, double b)
     return e;
 }
 
-/* The seconds task t takes when it starts at b: its cost, slowed by the busy cores of its
- * node (see the top of the file). */
-static inline double task_seconds(const pml_sim *s, const pml_task *t, double b)
+/* Whether compute device d runs a task at time b, for a task ready at r <= b: it holds one past
+ * b, or a task of its own ready by r waits in the queue (tasks are taken in order of ready
+ * time: it starts by b too, so two parts of a data-parallel layer ready at once crowd each other,
+ * whichever the simulation takes first). Only tasks ready by r: whatever a delta simulation
+ * keeps (ready before the change's T) must see what the full one sees. */
+static bool busy_at(const pml_sim *s, int d, double r, double b, int nheap)
+{
+    if (s->res_free[d] > b) return true;
+    for (int i = 0; i < nheap; i++) {
+        const pml_task *u = &s->tg->t[s->heap[i].id];
+        if (s->heap[i].ready <= r && u->nres == 1 && u->res[0] == d) return true;
+    }
+    return false;
+}
+
+/* The seconds task t, ready at r, takes when it starts at b (nheap tasks wait in the queue): its
+ * cost, slowed by the busy cores of its node (see the top of the file). */
+static inline double task_seconds(const pml_sim *s, const pml_task *t, double r, double b,
+                                  int nheap)
 {
     if (!s->crowded || (t->kind != PML_TASK_FWD && t->kind != PML_TASK_BWD) || t->nres != 1 ||
         t->dev < 0)
@@ -161,7 +177,8 @@ static inline double task_seconds(const pml_sim *s, const pml_task *t, double b)
     const double f = s->crowd_c[d] + (s->crowd_m[d] - s->crowd_c[d]) * t->membound;
     if (n == 0 || !(f > 1)) return t->cost;
     int busy = 0;
-    for (int k = s->peer_off[d]; k < s->peer_off[d + 1]; k++) busy += s->res_free[s->peers[k]] > b;
+    for (int k = s->peer_off[d]; k < s->peer_off[d + 1]; k++)
+        busy += busy_at(s, s->peers[k], r, b, nheap);
     return t->cost * (1.0 + (f - 1.0) * busy / n);
 }
 
@@ -179,7 +196,7 @@ static void run(pml_sim *s, int nheap)
         } else {
             for (int k = 0; k < t->nres; k++)
                 if (s->res_free[t->res[k]] > b) b = s->res_free[t->res[k]];
-            e = b + task_seconds(s, t, b);
+            e = b + task_seconds(s, t, s->ready[id], b, nheap);
             s->start[id] = b;
             for (int k = 0; k < t->nres; k++) s->res_free[t->res[k]] = e;
         }

@@ -483,6 +483,18 @@ static void t_crowding(void)
             CHECK(kernels > 0);
             CHECK_MSG(k == 0 ? slowed > kernels / 2 : slowed == 0, "%s: %d of %d kernels slowed",
                       strategies[k], slowed, kernels);
+            /* data parallel: a layer's parts start together and crowd each other alike, whichever
+             * the simulation takes first */
+            for (int i = 0; k == 0 && i < T; i++)
+                for (int j = i + 1; j < T; j++) {
+                    const pml_task *x = pml_taskgraph_task(tg, order[i]),
+                                   *y = pml_taskgraph_task(tg, order[j]);
+                    if (x->kind != PML_TASK_FWD || y->kind != PML_TASK_FWD || x->node != y->node ||
+                        crowded.g.nodes[x->node].op != PML_OP_CONV2D)
+                        continue;
+                    CHECK_NEAR(pml_sim_task_seconds(b, order[i]), pml_sim_task_seconds(b, order[j]),
+                               1e-9 * x->cost);
+                }
             pml_sim_result r;
             CHECK_OK(pml_sim_result_get(b, &r));
             double fwd = 0;
