@@ -353,6 +353,7 @@ typedef struct trainer {
     int32_t *ident;
     /* the last finished step, for the progress timer */
     bool fresh;
+    double next_turn; /* pml_now() from which poll_stop gives the control loop a turn */
     int r_epoch;
     long r_step;
     double r_loss, r_acc, r_elapsed;
@@ -483,10 +484,17 @@ static const char *signal_name(int sig)
 
 /* polls the loop; \return PML_EINTR when a signal came or the caller asks to stop (the message
  * ends with `where`), else PML_OK */
+#define LOOP_TURN 1e-3
 static pml_status poll_stop(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static pml_status poll_stop(trainer *t, const char *fmt, ...)
 {
-    uv_run(&t->loop, UV_RUN_NOWAIT);
+    /* the loop's turn (timers, the pool's finished work) at most every LOOP_TURN seconds: a
+     * small model's step is ~100 us, the turn a system call */
+    const double now = pml_now();
+    if (now >= t->next_turn) {
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        t->next_turn = now + LOOP_TURN;
+    }
     const pml_train_cb *cb = &t->o->cb;
     const bool asked = cb->should_stop && cb->should_stop(cb->ud);
     if (t->sig_ok && !t->signum) t->signum = caught;
