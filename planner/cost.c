@@ -846,7 +846,10 @@ double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bo
     const double bw = d->mem_bw > 0 ? d->mem_bw : d->kind == PML_DEV_GPU ? DEFAULT_GPU_BW : DEFAULT_CPU_BW;
     const double t = bwd ? tb : tf, bytes = bwd ? bb : bf;
     if (!(t > 0) || !(bytes > 0)) return 0;
-    const double share = bytes / bw / t;
+    /* bytes from memory only as far as the step's working set misses the caches (see
+     * cold_fraction): the mlp's kernels find theirs in the caches, and do not crowd as a
+     * stream from memory does */
+    const double share = cold_fraction(c, working_set(c, r.n1 - r.n0)) * bytes / bw / t;
     return share < 1 ? share : 1;
 }
 

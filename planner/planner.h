@@ -224,8 +224,9 @@ double pml_cost_bwd(pml_costmodel *c, int id, int dev, pml_region r);
  * not measured (see pml_cost_opts.crowd_compute). */
 void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory);
 /** The share (0..1) of the forward (\p bwd false) or backward time of node \p id's part on
- * \p dev covering \p r that moving its bytes at the device's memory bandwidth takes: how much
- * of it crowding slows as memory. */
+ * \p dev covering \p r that moving its bytes at the device's memory bandwidth takes, as far as
+ * a step's working set misses the caches (0 when it fits): how much of it crowding slows as
+ * memory. */
 double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd);
 /** Seconds for the optimizer update of \p floats parameters on compute device \p dev, zeroing
  * their gradients after (as the plan executor does), the parameters in one contiguous range. */
