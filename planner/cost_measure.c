@@ -3,6 +3,7 @@
  * cold; updates, sums, syncs and zeroing are timed at a few sizes for the calibrations cost.c
  * interpolates. Everything runs on the calling thread with single-threaded BLAS. */
 #include "cost_int.h"
+#include "machine_int.h"
 
 
 #include <cblas.h>
@@ -494,18 +495,12 @@ static void crowd_kernel(crowd_arg *a, int phase)
     }
 }
 
-static void pin_to(hwloc_topology_t topo, int core)
-{
-    hwloc_obj_t o = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)core);
-    if (o && o->cpuset) hwloc_set_cpubind(topo, o->cpuset, HWLOC_CPUBIND_THREAD);
-}
-
 /* a helper core: runs the kernel of each generation, until stopped */
 static void *crowd_thread(void *p)
 {
     crowd_arg *a = p;
     crowd_ctx *c = a->c;
-    pin_to(c->topo, c->cores[a->k]);
+    pml__pin_core(c->topo, c->cores[a->k]);
     pml_blas_single_thread();
     int seen = 0;
     pthread_mutex_lock(&c->mu);
@@ -587,7 +582,7 @@ bool pml__cost_time_crowding(pml_costmodel *c, const int *cores, int ncores, dou
     if (ok) { /* this thread is the first core's, for the measurement */
         hwloc_cpuset_t old = hwloc_bitmap_alloc();
         if (old) hwloc_get_cpubind(cx.topo, old, HWLOC_CPUBIND_THREAD);
-        pin_to(cx.topo, cores[0]);
+        pml__pin_core(cx.topo, cores[0]);
         for (int phase = 0; phase < 2; phase++) {
             double best[2] = {INFINITY, INFINITY};
             for (int r = 0; r <= CROWD_ROUNDS; r++) /* round 0 warms up */

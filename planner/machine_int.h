@@ -58,6 +58,10 @@ typedef struct pml__cpu_topo {
 } pml__cpu_topo;
 
 void pml__cpu_topo_free(pml__cpu_topo *t);
+/** Binds the calling thread to core \p core of \p topo (hwloc logical index; a PU's when the
+ * topology has no cores); nothing when there is no such core. For measurements on chosen cores
+ * (machine_this.c, cost_measure.c). */
+void pml__pin_core(hwloc_topology_t topo, int core);
 /** Summarises a loaded hwloc topology; \p src names it in messages. */
 pml_status pml__cpu_topo_from_hwloc(hwloc_topology_t topo, const char *src, pml__cpu_topo *t);
 /** A hwloc synthetic topology ("pack:2 core:8 pu:1"); \p what names it in messages. */

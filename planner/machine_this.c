@@ -360,7 +360,7 @@ typedef struct pingpong {
     float sink;
 } pingpong;
 
-static void pin_core(hwloc_topology_t topo, int core)
+void pml__pin_core(hwloc_topology_t topo, int core)
 {
     hwloc_obj_t o = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)core);
     if (!o) o = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)core);
@@ -370,7 +370,7 @@ static void pin_core(hwloc_topology_t topo, int core)
 static void *ponger(void *arg)
 {
     pingpong *pp = arg;
-    pin_core(pp->topo, pp->core);
+    pml__pin_core(pp->topo, pp->core);
     for (;;) {
         int t;
         while ((t = atomic_load_explicit(&pp->turn, memory_order_acquire)) == 0) {
@@ -396,7 +396,7 @@ static bool partner_start(pingpong *pp, int a, pthread_t *th, hwloc_cpuset_t *ol
         hwloc_bitmap_free(*old);
         return false;
     }
-    pin_core(pp->topo, a);
+    pml__pin_core(pp->topo, a);
     return true;
 }
 

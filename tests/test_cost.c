@@ -350,17 +350,26 @@ static void query_all(pml_costmodel *c, const pml_graph *g, int dev, double vals
     }
 }
 
+/* The every-op graph on two measured cores, and a cost model measuring them with a disk cache
+ * in a new tmp folder (NULL on failure, reported). */
+static pml_costmodel *measured_model(pml_graph *g, hand_machine *h, int repeats)
+{
+    every_op(g);
+    cores(h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, repeats);
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(g, &h->m, &o, &c));
+    return c;
+}
+
 static void t_measured(void)
 {
     pml_graph g;
-    every_op(&g);
     hand_machine h;
-    cores(&h);
-    make_tmp();
-    pml_cost_opts o = opts_in(tmp, 3);
-    pml_costmodel *c = NULL;
-    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    pml_costmodel *c = measured_model(&g, &h, 3);
     if (!c) return;
+    const pml_cost_opts o = opts_in(tmp, 3);
     CHECK(strncmp(pml_cost_cache_file(c), tmp, strlen(tmp)) == 0);
     double a[32][NPARTS][2], b[32][NPARTS][2];
     CHECK(g.nnodes <= 32);
@@ -923,14 +932,10 @@ static bool set_line(const char *path, const char *key, const char *fields)
 static void t_crowding_cache(void)
 {
     pml_graph g;
-    every_op(&g);
     hand_machine h;
-    cores(&h);
-    make_tmp();
-    pml_cost_opts o = opts_in(tmp, 1);
-    pml_costmodel *c = NULL;
-    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    pml_costmodel *c = measured_model(&g, &h, 1);
     if (!c) return;
+    pml_cost_opts o = opts_in(tmp, 1);
     double fc = 0, fm = 0;
     pml_cost_crowding(c, 0, &fc, &fm);
     CHECK_MSG(fc >= 1 && fc <= 4 && fm >= 1 && fm <= 4, "measured %g %g", fc, fm);
