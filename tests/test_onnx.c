@@ -340,6 +340,16 @@ static uint8_t *mb_pack(mb *b, size_t *len)
     return buf;
 }
 
+/* b packed and imported as a file called `name` */
+static pml_status mb_parse(mb *b, const char *name, pml_onnx *m)
+{
+    size_t len;
+    uint8_t *buf = mb_pack(b, &len);
+    pml_status st = pml_onnx_parse(buf, len, name, 1, m);
+    free(buf);
+    return st;
+}
+
 /* x (N,4) -> Gemm(W (3,4) transposed, alpha 2, C (3), beta 0.5) -> Relu -> MatMul(V (3,2)) ->
  * Add(c (2)) -> Softmax */
 static float W[12], C3[3], V[6], C2[2];
@@ -376,11 +386,8 @@ static void t_import_mlp(void)
         mb b;
         mlp_model(&b);
         if (lg) b.nodes[4].op_type = "LogSoftmax";
-        size_t len;
-        uint8_t *buf = mb_pack(&b, &len);
         pml_onnx m;
-        CHECK_OK(pml_onnx_parse(buf, len, "mlp.onnx", 1, &m));
-        free(buf);
+        CHECK_OK(mb_parse(&b, "mlp.onnx", &m));
         if (pml__test_failed) return;
         /* input, linear (relu fused), linear (bias folded), loss */
         CHECK(m.g.nnodes == 4);
@@ -455,11 +462,8 @@ static void t_import_folding(void)
     attr_i(&b, b.np[b.g.n_node - 1], "axis", 0);
     mb_node(&b, "Reshape", "f", "a", "shape", NULL);
     mb_node(&b, "MatMul", "y", "f", "Wf", NULL);
-    size_t len;
-    uint8_t *buf = mb_pack(&b, &len);
     pml_onnx m;
-    CHECK_OK(pml_onnx_parse(buf, len, "fold.onnx", 1, &m));
-    free(buf);
+    CHECK_OK(mb_parse(&b, "fold.onnx", &m));
     if (pml__test_failed) return;
     /* input, conv, avgpool (the Pad's zeros: padding 1, counted), flatten, linear, loss */
     CHECK(m.g.nnodes == 6);
@@ -962,11 +966,8 @@ static void t_reshape_view(void)
         mb_io(&b, true, "y", 3, yd);
         mb_init_i(&b, "shape", 3, k ? huge : to);
         mb_node(&b, "Reshape", "y", "x", "shape", NULL);
-        size_t len;
-        uint8_t *buf = mb_pack(&b, &len);
         pml_onnx m;
-        pml_status st = pml_onnx_parse(buf, len, "reshape.onnx", 1, &m);
-        free(buf);
+        pml_status st = mb_parse(&b, "reshape.onnx", &m);
         if (k) {
             CHECK(st == PML_EUNSUPPORTED && strstr(pml_errmsg(), "reshape.onnx"));
             pml_onnx_free(&m);
@@ -1017,11 +1018,8 @@ static void t_import_addend(void)
             b.inits[2].float_data = e12;
             b.inits[2].n_float_data = 12;
         }
-        size_t len;
-        uint8_t *buf = mb_pack(&b, &len);
         pml_onnx m;
-        pml_status st = pml_onnx_parse(buf, len, "addend.onnx", 1, &m);
-        free(buf);
+        pml_status st = mb_parse(&b, "addend.onnx", &m);
         if (k == 1) {
             CHECK_MSG(st == PML_EUNSUPPORTED &&
                           strstr(pml_errmsg(), "addend.onnx: node '#3, output z' (Add)") &&
@@ -1093,11 +1091,8 @@ static void t_import_conv_bias(void)
     mb_init_f(&b, "b", 4, bd, bv, 2);
     mb_node(&b, "Conv", "c", "x", "w", NULL);
     mb_node(&b, "Add", "y", "c", "b", NULL);
-    size_t len;
-    uint8_t *buf = mb_pack(&b, &len);
     pml_onnx m;
-    pml_status st = pml_onnx_parse(buf, len, "convbias.onnx", 1, &m);
-    free(buf);
+    pml_status st = mb_parse(&b, "convbias.onnx", &m);
     CHECK_OK(st);
     if (st == PML_OK) {
         /* input, conv (with bias), flatten, loss */
