@@ -341,7 +341,7 @@ static uint8_t *mb_pack(mb *b, size_t *len)
 }
 
 /* b packed and imported as a file called `name` */
-static pml_status mb_parse(mb *b, const char *name, pml_onnx *m)
+static pml_status parse(mb *b, const char *name, pml_onnx *m)
 {
     size_t len;
     uint8_t *buf = mb_pack(b, &len);
@@ -387,7 +387,7 @@ static void t_import_mlp(void)
         mlp_model(&b);
         if (lg) b.nodes[4].op_type = "LogSoftmax";
         pml_onnx m;
-        CHECK_OK(mb_parse(&b, "mlp.onnx", &m));
+        CHECK_OK(parse(&b, "mlp.onnx", &m));
         if (pml__test_failed) return;
         /* input, linear (relu fused), linear (bias folded), loss */
         CHECK(m.g.nnodes == 4);
@@ -463,7 +463,7 @@ static void t_import_folding(void)
     mb_node(&b, "Reshape", "f", "a", "shape", NULL);
     mb_node(&b, "MatMul", "y", "f", "Wf", NULL);
     pml_onnx m;
-    CHECK_OK(mb_parse(&b, "fold.onnx", &m));
+    CHECK_OK(parse(&b, "fold.onnx", &m));
     if (pml__test_failed) return;
     /* input, conv, avgpool (the Pad's zeros: padding 1, counted), flatten, linear, loss */
     CHECK(m.g.nnodes == 6);
@@ -514,15 +514,6 @@ static void t_import_folding(void)
 }
 
 /* ---------------------------------------------------------------- bad files */
-
-static pml_status parse(mb *b, const char *name, pml_onnx *m)
-{
-    size_t len;
-    uint8_t *buf = mb_pack(b, &len);
-    pml_status st = pml_onnx_parse(buf, len, name, 1, m);
-    free(buf);
-    return st;
-}
 
 static bool msg_has(const char *a, const char *b)
 {
@@ -967,7 +958,7 @@ static void t_reshape_view(void)
         mb_init_i(&b, "shape", 3, k ? huge : to);
         mb_node(&b, "Reshape", "y", "x", "shape", NULL);
         pml_onnx m;
-        pml_status st = mb_parse(&b, "reshape.onnx", &m);
+        pml_status st = parse(&b, "reshape.onnx", &m);
         if (k) {
             CHECK(st == PML_EUNSUPPORTED && strstr(pml_errmsg(), "reshape.onnx"));
             pml_onnx_free(&m);
@@ -1019,7 +1010,7 @@ static void t_import_addend(void)
             b.inits[2].n_float_data = 12;
         }
         pml_onnx m;
-        pml_status st = mb_parse(&b, "addend.onnx", &m);
+        pml_status st = parse(&b, "addend.onnx", &m);
         if (k == 1) {
             CHECK_MSG(st == PML_EUNSUPPORTED &&
                           strstr(pml_errmsg(), "addend.onnx: node '#3, output z' (Add)") &&
@@ -1092,7 +1083,7 @@ static void t_import_conv_bias(void)
     mb_node(&b, "Conv", "c", "x", "w", NULL);
     mb_node(&b, "Add", "y", "c", "b", NULL);
     pml_onnx m;
-    pml_status st = mb_parse(&b, "convbias.onnx", &m);
+    pml_status st = parse(&b, "convbias.onnx", &m);
     CHECK_OK(st);
     if (st == PML_OK) {
         /* input, conv (with bias), flatten, loss */
