@@ -485,13 +485,6 @@ static void part_traffic_bytes(const pml_costmodel *c, int id, pml_region r, dou
                  (reads_y ? out_f : 0));
 }
 
-/* the bytes of part_traffic_bytes, of a part of the extents part_cost keys on */
-static void part_bytes(const pml_costmodel *c, int id, pml_region r, double *fb, double *bb)
-{
-    double ff, bf;
-    part_traffic_bytes(c, id, r, fb, bb, &ff, &bf);
-}
-
 /* Roofline seconds of node id's part covering region r on device d. */
 static void analytic_part(const pml_costmodel *c, int id, const devinfo *d, pml_region r,
                           double *tf, double *tb)
@@ -806,27 +799,34 @@ static void crowd_load(pml_costmodel *c)
         have = m && m->v[0] >= 1 && m->v[0] <= 4 && m->v[1] >= 1 && m->v[1] <= 4;
         if (have) memcpy(v, m->v, sizeof v);
     }
-    if (!have && pml__cost_time_crowding(c, c->crowd_cores, c->ncrowd, v)) {
-        ment *old = m_find(c->m, c->mcap, key);
-        if (old) memcpy(old->v, v, sizeof v), c->dirty = true; /* replaces a bad entry */
-        else if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
-    }
+    /* (m_put replaces a bad entry) */
+    if (!have && pml__cost_time_crowding(c, c->crowd_cores, c->ncrowd, v) &&
+        m_put(&c->m, &c->mcap, &c->mn, key, v))
+        c->dirty = true;
     if (lock.fd >= 0) disk_unlock(c, &lock);
     c->crowd[0] = v[0];
     c->crowd[1] = v[1];
     c->have_crowd = true;
 }
 
+/* Whether work on device dev can crowd: a CPU, whose factors the options give, or one of the
+ * several cores measured here. */
+static bool crowds(const pml_costmodel *c, int dev)
+{
+    if (!c || dev < 0 || dev >= c->ndev || c->dev[dev].kind != PML_DEV_CPU) return false;
+    return c->o.crowd_compute > 0 || c->o.crowd_memory > 0 ||
+           (c->dev[dev].measured && c->ncrowd >= 2);
+}
+
 void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory)
 {
     *compute = *memory = 1;
-    if (!c || dev < 0 || dev >= c->ndev || c->dev[dev].kind != PML_DEV_CPU) return;
+    if (!crowds(c, dev)) return;
     if (c->o.crowd_compute > 0 || c->o.crowd_memory > 0) {
         *compute = c->o.crowd_compute > 1 ? c->o.crowd_compute : 1;
         *memory = c->o.crowd_memory > 1 ? c->o.crowd_memory : 1;
         return;
     }
-    if (!c->dev[dev].measured || c->ncrowd < 2) return;
     pthread_mutex_lock(&c->mu);
     if (!c->have_crowd) crowd_load(c);
     *compute = c->crowd[0];
@@ -836,14 +836,15 @@ void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memor
 
 double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd)
 {
-    if (!valid_query(c, id, dev) || c->g.nodes[id].op == PML_OP_INPUT) return 0;
-    double tf, tb, bf, bb;
+    if (!valid_query(c, id, dev) || c->g.nodes[id].op == PML_OP_INPUT || !crowds(c, dev)) return 0;
+    double tf, tb, bf, bb, ff, fbw;
     pthread_mutex_lock(&c->mu);
     part_cost(c, id, dev, r, &tf, &tb);
-    part_bytes(c, id, r, &bf, &bb);
+    part_traffic_bytes(c, id, r, &bf, &bb, &ff, &fbw);
     pthread_mutex_unlock(&c->mu);
-    const devinfo *d = &c->dev[dev];
-    const double bw = d->mem_bw > 0 ? d->mem_bw : d->kind == PML_DEV_GPU ? DEFAULT_GPU_BW : DEFAULT_CPU_BW;
+    const roofline *rf;
+    double peak, bw;
+    device_peaks(&c->dev[dev], &rf, &peak, &bw);
     const double t = bwd ? tb : tf, bytes = bwd ? bb : bf;
     if (!(t > 0) || !(bytes > 0)) return 0;
     /* bytes from memory only as far as the step's working set misses the caches (see

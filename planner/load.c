@@ -39,6 +39,13 @@ double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu)
     return f > 0 ? f : 0;
 }
 
+double pml_foreign_load_since(const pml_cpu_snap *a)
+{
+    pml_cpu_snap b;
+    pml_cpu_snap_take(&b);
+    return pml_foreign_load(a, &b, (int)sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 double pml_wait_quiet(double max_s, double quiet, int ncpu)
 {
     const double t0 = pml_now();

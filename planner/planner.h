@@ -114,6 +114,8 @@ void pml_cpu_snap_take(pml_cpu_snap *s);
  * \p b (with ncpu 1: cores' worth, 0.5 = half a core), 0 when unknown. /proc/stat counts 10 ms
  * ticks: windows shorter than about 0.2 s cannot tell a tenth of a core from nothing. */
 double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu);
+/** pml_foreign_load from \p a to now, as a share of all this machine's online CPUs. */
+double pml_foreign_load_since(const pml_cpu_snap *a);
 /** Waits (up to \p max_s seconds) for a half second in which others use less than \p quiet of
  * \p ncpu cores. \return the last half second's foreign load. */
 double pml_wait_quiet(double max_s, double quiet, int ncpu);
@@ -226,7 +228,7 @@ void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memor
 /** The share (0..1) of the forward (\p bwd false) or backward time of node \p id's part on
  * \p dev covering \p r that moving its bytes at the device's memory bandwidth takes, as far as
  * a step's working set misses the caches (0 when it fits): how much of it crowding slows as
- * memory. */
+ * memory (0 on a device that does not crowd: see pml_cost_crowding). */
 double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd);
 /** Seconds for the optimizer update of \p floats parameters on compute device \p dev, zeroing
  * their gradients after (as the plan executor does), the parameters in one contiguous range. */
@@ -425,7 +427,8 @@ typedef struct pml_task {
     double cost;         /* seconds */
     double mem;          /* bytes it keeps on its device (dst for XFER) for the step */
     double membound;     /* FWD/BWD: the share (0..1) of its kernel's time that is memory traffic
-                          * (pml_cost_memory_share): crowding slows that share as memory */
+                          * (pml_cost_memory_share; 0 where nothing crowds): crowding slows that
+                          * share as memory */
     uint64_t key;        /* program order: a topological order of the task graph */
     int npred, nsucc;
     int *succ;           /* nsucc successor task ids */

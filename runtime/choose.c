@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define TRIAL_BYTES (1 << 20) /* the batches a trial cycles through, at most */
 
@@ -124,7 +123,7 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
     *best = -1;
     if (n < 1) return pml_fail(PML_EINVAL, "no candidate to choose from");
     for (int i = 0; i < n; i++) c[i].measured = INFINITY;
-    pml_cpu_snap s0, s1;
+    pml_cpu_snap s0;
     pml_cpu_snap_take(&s0);
     /* rounds, each candidate once a round: the machine's speed drifts, a candidate's best round
      * is what it can do; a round that took long is enough (a slow model) */
@@ -142,8 +141,7 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
         }
         if (!o.dist && o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
     }
-    pml_cpu_snap_take(&s1);
-    const double others = pml_foreign_load(&s0, &s1, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    const double others = pml_foreign_load_since(&s0);
     for (int i = 0; i < n; i++) c[i].others = others;
     int b = 0;
     for (int i = 1; i < n; i++)

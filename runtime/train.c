@@ -1188,9 +1188,7 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
         if (!(w->inrun[*current] > 0) || mean < w->inrun[*current]) w->inrun[*current] = mean;
         if (w->next < w->norder) return switch_to(g, o, w->order[w->next++], current, e);
         int best = w->from;
-        pml_cpu_snap now;
-        pml_cpu_snap_take(&now);
-        const double others = pml_foreign_load(&w->began, &now, (int)sysconf(_SC_NPROCESSORS_ONLN));
+        const double others = pml_foreign_load_since(&w->began);
         for (int k = 0; k < o->nalternatives; k++) {
             alt[k].others = others; /* (a choice measured beside others is provisional) */
             if (w->inrun[k] > 0) alt[k].measured = w->inrun[k];
