@@ -1015,6 +1015,7 @@ void pml_cost_destroy(pml_costmodel *c)
     free(c->nonneg);
     free(c->crowd_cores);
     free(c->scratch);
+    free(c->ramp);
     free(c->labels);
     pml_graph_free(&c->g);
     free(c);

@@ -9,7 +9,7 @@
 #include <pthread.h>
 
 /* Bump when kernels change enough that old measurements mislead. */
-#define CACHE_HEADER "pml-costs 3"
+#define CACHE_HEADER "pml-costs 4"
 #define CACHE_MAX_BYTES ((size_t)64 << 20)
 #define KEY_MAX 1000
 
@@ -23,6 +23,9 @@
 #define EVICT_FLOATS (PML_EVICT_BYTES / sizeof(float))
 #define DEFAULT_LLC ((double)(32 << 20))
 #define UPDATE_BATCH 32 /* the working set an update is blended for */
+#define RAMP_IDLE 5e-4    /* seconds: a core idle longer is brought up to speed before timing */
+#define RAMP_SECONDS 4e-3 /* ... by streaming through RAMP_BYTES this long */
+#define RAMP_BYTES ((size_t)4 << 20)
 
 /* Update / reduce / sync calibration sizes (floats), and the strided layout timed for the cost of
  * a range: CAL_ROWS ranges of CAL_ROW floats, CAL_ROW apart. */
@@ -105,6 +108,10 @@ struct pml_costmodel {
     double crowd[2];
     int ncrowd;
     int *crowd_cores;
+    /* when this thread last timed something (pml_now; 0: never), and the buffer it streams
+     * through to bring the core up to speed before timing (see ramp_up in cost_measure.c) */
+    double busy_until;
+    unsigned char *ramp;
     /* scratch, reused across measurements */
     float *scratch;
     size_t scratch_floats;

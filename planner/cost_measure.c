@@ -85,6 +85,22 @@ static void release_big_scratch(pml_costmodel *c)
     c->scratch_floats = 0;
 }
 
+/* A core that has been idle (or only ran scalar code) runs its first milliseconds of memory
+ * traffic and arithmetic slowly: on the 2-core virtual machines pml was developed on, mlp's first
+ * layer's sgemm took 150-200 us for the first 2-4 ms after 50 ms idle and 91 us after, where a
+ * scalar loop before it changed nothing and streaming through a few MiB did. Training steps run
+ * back to back, so kernels are timed on a core brought up to speed: unless it timed something
+ * in the last RAMP_IDLE seconds, it writes through RAMP_BYTES for RAMP_SECONDS first. */
+static void ramp_up(pml_costmodel *c)
+{
+    const double t0 = pml_now();
+    if (c->busy_until > 0 && t0 - c->busy_until < RAMP_IDLE) return;
+    if (!c->ramp && !(c->ramp = aligned_alloc(64, RAMP_BYTES))) return;
+    unsigned char v = 1;
+    do memset(c->ramp, v++, RAMP_BYTES);
+    while (pml_now() - t0 < RAMP_SECONDS);
+}
+
 typedef void (*run_fn)(void *ctx);
 
 /* Median seconds of one run: a warm-up, then repeats timed runs (fewer for slow runs; tiny runs
@@ -304,6 +320,7 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
     kc.evict = cold ? (unsigned char *)(c->scratch + copy) : NULL;
     if (kc.evict) memset(kc.evict, 0, PML_EVICT_BYTES);
     const double scale = (double)n / m;
+    ramp_up(c);
     for (int i = 0; i < 2; i++) {
         if (!(i ? cold : warm)) continue;
         /* forward: the producers just wrote the inputs */
@@ -322,6 +339,7 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
         for (int j = 0; j < nin; j++) kc.warm_len[j] = pml_shape_size(in[j]) * m;
     }
     c->measurements++;
+    c->busy_until = pml_now();
     release_big_scratch(c);
     return true;
 }
@@ -440,6 +458,7 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
             fill_uniform(k.b, span, 8, -1e-3f, 1e-3f);
             memset(k.o.m, 0, span * sizeof(float));
             memset(k.o.v, 0, span * sizeof(float));
+            ramp_up(c);
             if (need_warm) {
                 double t = time_runs(run, NULL, &k, c->o.repeats);
                 if (pass == 0 || t < v[i][0]) v[i][0] = t;
@@ -448,6 +467,7 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
                 double t = time_runs(run, prep_stream, &k, c->o.repeats);
                 if (pass == 0 || t < v[i][2]) v[i][2] = t;
             }
+            c->busy_until = pml_now();
         }
     return true;
 }
