@@ -833,6 +833,8 @@ t_bench_kernels_usage() { # help and refusals; a tiny run whose rows carry finit
     PML_CONV=fast run 2 --version && has "$err" "PML_CONV='fast' must be blas, dnnl or auto" &&
         one_line || return 1
     PML_CONV=blas run 0 --version || return 1
+    # both implementations are timed whatever PML_CONV forces (its workspace was too small)
+    PML_CONV=blas run 0 bench kernels --batch 2 --seconds 0.001 && has "$out" "conv2" || return 1
     run 0 bench kernels --batch 1 --seconds 0.001 --json || return 1
     python3 - "$out" <<'PY' || return 1
 import json, math, sys

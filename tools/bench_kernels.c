@@ -173,6 +173,8 @@ static bool bench_layer(const layer *L, int N, double budget)
         ok = w[j] && dw[j];
     }
     float *ws = NULL, *aux = buf(n.aux_per_sample * (size_t)N + n.aux_fixed, 0, false);
+    /* both implementations are timed, whatever PML_CONV says: room for either's workspace */
+    if (L->op == PML_OP_CONV2D) pml_conv_backend(PML_CONV_AUTO);
     if (ok && aux) ws = buf(d->ws_floats(&n, &L->in, 1, r), 0, false);
     if (!ws) {
         free(x), free(y), free(dy), free(dx), free(aux);
