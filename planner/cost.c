@@ -926,14 +926,19 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
     c->nonneg = calloc((size_t)N, sizeof *c->nonneg);
     c->crowd_cores = calloc((size_t)c->ndev, sizeof *c->crowd_cores);
     if (!c->dev || !c->wants || !c->run_bwd || !c->nonneg || !c->crowd_cores) goto nomem;
+    /* a machine file whose CPUs are this machine's cores (cores_of): measured as present ones */
+    const bool ours = opts.measure && m->cores_of[0] &&
+                      strcmp(m->cores_of, pml_machine_this_fingerprint()) == 0;
+    int next = 0; /* ours: their cores, in turn (a rank's cores are its host's next ones) */
     for (int i = 0; i < c->ndev; i++) {
         const pml_device *pd = &m->dev[m->compute[i]];
         devinfo *d = &c->dev[i];
         d->kind = pd->kind;
         d->flops = pd->flops;
         d->mem_bw = pd->mem_bw;
-        d->measured = opts.measure && pd->present && pd->kind == PML_DEV_CPU;
-        d->core = pd->first_core;
+        d->measured = opts.measure && (pd->present || ours) && pd->kind == PML_DEV_CPU;
+        d->core = pd->present ? pd->first_core : next;
+        if (!pd->present && d->measured) next += pd->cores > 0 ? pd->cores : 1;
         d->cls = d->measured ? 0 : 1 + i;
         c->any_measured |= d->measured;
         if (d->measured) c->crowd_cores[c->ncrowd++] = d->core;

@@ -313,6 +313,7 @@ void pml__machine_fingerprint(pml_machine *m)
     for (int i = 0; i < m->ndev; i++) here |= m->dev[i].present;
     fnv_printf(&f, "pml-machine 1\n");
     if (here) fnv_printf(&f, "cpu_model %s\n", m->cpu_model);
+    if (m->cores_of[0]) fnv_printf(&f, "cores_of %s\n", m->cores_of); /* others keep theirs */
     for (int i = 0; i < m->ndev; i++) {
         const pml_device *d = &m->dev[i];
         fnv_printf(&f, "dev %s %d %d", d->name, (int)d->kind, d->node);
@@ -710,6 +711,7 @@ pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_ma
     out->xcore_bw = m->xcore_bw;
     out->xshared_bw = m->xshared_bw;
     out->core_cache = m->core_cache;
+    memcpy(out->cores_of, m->cores_of, sizeof out->cores_of);
     pml_status st = pml_machine_finalize(out);
     if (st != PML_OK) pml_machine_free(out);
     return st;

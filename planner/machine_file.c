@@ -53,6 +53,9 @@
  *   ps_nodes         K: the last K nodes are parameter servers (their compute devices get
  *                    role=ps, below), as a cluster spec lists its workers, then its servers
  *                    (default 0; 0..nodes)
+ *   cores_of         (either form) the fingerprint of the machine whose cores the CPU devices
+ *                    are (pml topo under mpirun writes it when every rank runs on its host): on
+ *                    that machine their kernels are measured, elsewhere costed from cpu_flops
  *   Devices are named "nodeI/gpuJ", "nodeI/coreK", "nodeI/pkgP/mem", "nodeI/pcie", "nodeI/nic"
  *   and "network"; with nodes=1 without the "node0/" prefix. A NIC exists when nodes > 1 or a
  *   node has both CPUs and GPUs (it then joins them). A template needs GPUs or a topology.
@@ -310,7 +313,7 @@ typedef struct tmpl {
 
 static void tattr_list(char *buf, size_t cap)
 {
-    size_t n = (size_t)snprintf(buf, cap, "kind");
+    size_t n = (size_t)snprintf(buf, cap, "kind, cores_of");
     for (int a = 0; a < T_COUNT && n < cap; a++)
         n += (size_t)snprintf(buf + n, cap - n, ", %s", tattrs[a].name);
 }
@@ -759,6 +762,16 @@ static pml_status from_dot(reader *r)
         const pml_dot_attr *sym = &d->attr[k];
         const char *v = sym->value;
         if (strcmp(sym->name, "kind") == 0) continue;
+        if (strcmp(sym->name, "cores_of") == 0) { /* either form: whose cores the CPUs are */
+            size_t len = strspn(v, "0123456789abcdef");
+            if (len != 16 || v[16])
+                return pml_fail(PML_EFORMAT,
+                                "%s: graph attribute cores_of='%s' must be a machine fingerprint "
+                                "(16 hex digits, as pml topo prints)",
+                                r->src, P(v));
+            memcpy(r->b.m->cores_of, v, 17);
+            continue;
+        }
         int a = 0;
         if (strcmp(sym->name, "node") == 0)
             a = T_TOPOLOGY;
@@ -924,7 +937,9 @@ pml_status pml_machine_format_dot(const pml_machine *m, char **text, size_t *len
             m->nlink);
     fputs("digraph ", f);
     pml_dot_put_quoted(f, m->name);
-    fputs(" {\n    graph [kind=machine];\n\n", f);
+    fputs(" {\n    graph [kind=machine", f);
+    if (m->cores_of[0]) fprintf(f, ", cores_of=\"%s\"", m->cores_of);
+    fputs("];\n\n", f);
     char b1[64], b2[64], b3[64];
     for (int i = 0; i < m->ndev; i++) {
         const pml_device *d = &m->dev[i];

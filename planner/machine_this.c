@@ -551,7 +551,8 @@ static void cpu_model(char *out, size_t cap, const char *hwloc_model)
     else snprintf(out, cap, "%.*s", (int)n, name);
 }
 
-static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
+/* This machine's devices and links from hwloc, numbers not measured yet, and its fingerprint. */
+static pml_status build_this(pml_machine *m)
 {
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo) != 0) return pml_fail(PML_ENOMEM, "this machine: out of memory");
@@ -574,6 +575,13 @@ static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
     pml__cpu_topo_free(&t);
     if (st != PML_OK) return st;
     pml__machine_fingerprint(m); /* hashes the topology and the CPU model only: the cache key */
+    return PML_OK;
+}
+
+static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
+{
+    pml_status st = build_this(m);
+    if (st != PML_OK) return st;
     measured x = {0, 0};
     if ((st = calibrate(m, o, &x)) != PML_OK) return st;
     for (int i = 0; i < m->ndev; i++)
@@ -585,6 +593,23 @@ static pml_status load_this(pml_machine *m, const pml_calib_opts *o)
         if (m->dev[m->link[l].a].present || m->dev[m->link[l].b].present) m->link[l].bw = x.copy_bw;
     calibrate_handoff(m, o);
     return pml__machine_finalize_src(m, "this machine");
+}
+
+static pthread_once_t this_fp_once = PTHREAD_ONCE_INIT;
+static char this_fp[17];
+
+static void find_this_fp(void)
+{
+    pml_machine m;
+    memset(&m, 0, sizeof m);
+    if (build_this(&m) == PML_OK) memcpy(this_fp, m.fingerprint, sizeof this_fp);
+    pml_machine_free(&m);
+}
+
+const char *pml_machine_this_fingerprint(void)
+{
+    pthread_once(&this_fp_once, find_this_fp);
+    return this_fp;
 }
 
 pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o)

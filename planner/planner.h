@@ -86,6 +86,10 @@ typedef struct pml_machine {
     double core_cache;     /* this machine: bytes of a core's private caches (L2): what another
                             * core can still hold of data it touched (more has gone to the shared
                             * cache or memory, and costs a core no more than its own data) */
+    /* a machine file's (graph attribute cores_of): its CPU devices are cores of the machine with
+     * this fingerprint ("" when not said), as the ranks of an mpirun on one host are: on that
+     * machine the cost model measures their kernels rather than costing them from peak numbers */
+    char cores_of[17];
 } pml_machine;
 
 /** Loads a machine. \p spec is:
@@ -151,6 +155,9 @@ pml_calib_opts pml_calib_opts_default(void);
 /** pml_machine_load("this") with calibration options \p o (NULL: the defaults). */
 pml_status pml_machine_load_this(pml_machine *m, const pml_calib_opts *o);
 
+/** \return this machine's fingerprint (as pml_machine_load("this") gives it, from hwloc alone:
+ * nothing is measured), "" when hwloc cannot read the topology. Found once a process. */
+const char *pml_machine_this_fingerprint(void);
 /** \return a NULL-terminated list of the named machines. */
 const char *const *pml_machine_names(void);
 /** Checks devices and links (positive bandwidths, connected compute devices, ...), computes the

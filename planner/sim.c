@@ -317,7 +317,7 @@ static pml_status check_memory(const pml_sim *s)
     return PML_OK;
 }
 
-/* The crowding factors of each compute device and the devices that share its memory. */
+/* The crowding factors of each compute device and the devices of its host. */
 static pml_status crowding_setup(pml_sim *s)
 {
     const pml_machine *m = s->m;
@@ -331,7 +331,7 @@ static pml_status crowding_setup(pml_sim *s)
         pml_cost_crowding(s->cost, d, &s->crowd_c[d], &s->crowd_m[d]);
         const bool any = s->crowd_c[d] > 1 || s->crowd_m[d] > 1;
         s->peer_off[d] = total;
-        for (int e = 0; any && e < nc; e++) total += e != d && pml__shared_memory(m, d, e);
+        for (int e = 0; any && e < nc; e++) total += e != d && pml__same_host(m, d, e);
         s->crowded |= any && total > s->peer_off[d];
     }
     s->peer_off[nc] = total;
@@ -340,7 +340,7 @@ static pml_status crowding_setup(pml_sim *s)
     if (!s->peers) return pml_fail(PML_ENOMEM, "out of memory simulating");
     for (int d = 0; d < nc; d++)
         for (int e = 0, k = s->peer_off[d]; k < s->peer_off[d + 1]; e++)
-            if (e != d && pml__shared_memory(m, d, e)) s->peers[k++] = e;
+            if (e != d && pml__same_host(m, d, e)) s->peers[k++] = e;
     return PML_OK;
 }
 

@@ -496,6 +496,13 @@ bool pml__shared_memory(const pml_machine *m, int a, int b)
     return x->kind == PML_DEV_CPU && y->kind == PML_DEV_CPU && x->node == y->node;
 }
 
+bool pml__same_host(const pml_machine *m, int a, int b)
+{
+    const pml_device *x = &m->dev[m->compute[a]], *y = &m->dev[m->compute[b]];
+    return x->kind == PML_DEV_CPU && y->kind == PML_DEV_CPU &&
+           (x->node == y->node || m->cores_of[0]);
+}
+
 /* Contiguous blocks of region r of node v's output, as the plan executor sums it: one for
  * whole samples, one per sample for whole channels, else one per (sample, channel). */
 static double region_blocks(const pml_taskgraph *tg, int v, pml_region r)

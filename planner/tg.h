@@ -92,5 +92,9 @@ pml_status pml__tg_commit(pml_taskgraph *tg);
 /** Compute devices a and b share memory (cores of one node): a transfer between them moves
  * nothing, and a dependency between their tasks costs the hand-off (their route's latency). */
 bool pml__shared_memory(const pml_machine *m, int a, int b);
+/** Whether compute devices a and b (compute indices) are CPUs of one host, whose caches and
+ * memory they share: of one node, or of a machine whose CPUs are all one machine's cores
+ * (cores_of: the ranks of an mpirun on one host). Such cores crowd each other. */
+bool pml__same_host(const pml_machine *m, int a, int b);
 
 #endif

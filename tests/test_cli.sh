@@ -1920,10 +1920,16 @@ t_mpi_topo() { # the machine of a run: a node per rank, the network between them
     has "$out" "the machine of this run: 2 ranks of" && has "$out" "measured through MPI now" &&
         has "$out" "2 nodes" && has "$out" "wrote $TMP/ranks.dot" || return 1
     [ "$(grep -c "the machine of this run" "$out")" = 1 ] || return 1 # rank 0 speaks for all
+    # every rank runs here: the ranks' CPUs are this machine's cores (their kernels measured)
+    local fp
+    run 0 topo && fp=$(awk 'NR == 1 { print $4 }' "$out") && [ ${#fp} = 16 ] || return 1
+    run 0 topo --machine "$TMP/ranks.dot" && has "$out" "its CPUs are cores of machine $fp (this one" ||
+        return 1
     run 0 topo --machine "$TMP/ranks.dot" --json || return 1
-    python3 - "$out" <<'PY' || return 1
+    python3 - "$out" "$fp" <<'PY' || return 1
 import json, sys
 m = json.load(open(sys.argv[1]))
+assert m["cores_of"] == sys.argv[2], m.get("cores_of")
 cpus = [d for d in m["devices"] if d["kind"] == "cpu"]
 assert len({d["node"] for d in cpus}) == 2 and all(d["flops"] > 1e8 for d in cpus), cpus
 net = [l for l in m["links"] if "network" in (l["a"], l["b"])]

@@ -363,6 +363,37 @@ static pml_costmodel *measured_model(pml_graph *g, hand_machine *h, int repeats)
     return c;
 }
 
+/* A machine file whose CPUs are this machine's cores (cores_of) is measured; another's not. */
+static void t_cores_of(void)
+{
+    pml_graph g;
+    every_op(&g);
+    make_tmp();
+    const pml_cost_opts o = opts_in(tmp, 1);
+    for (int ours = 0; ours < 2; ours++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "digraph r { graph [kind=machine, cores_of=\"%s\", nodes=2, "
+                 "topology=\"synthetic:pack:1 core:1 pu:1\", network_bw=\"4G\"]; }",
+                 ours ? pml_machine_this_fingerprint() : "0123456789abcdef");
+        pml_machine m;
+        if (ours && !pml_machine_this_fingerprint()[0]) continue; /* hwloc could not tell */
+        CHECK_OK(pml_machine_parse_dot(text, strlen(text), "r.dot", &m));
+        pml_costmodel *c = NULL;
+        CHECK_OK(pml_cost_create(&g, &m, &o, &c));
+        if (c) {
+            const double t = pml_cost_fwd(c, 1, 1, pml_region_full(&g.nodes[1], 8));
+            CHECK(isfinite(t) && t > 0);
+            CHECK_MSG((pml_cost_measurements(c) > 0) == (ours == 1), "cores_of %s: %ld measured",
+                      ours ? "this machine" : "another", pml_cost_measurements(c));
+        }
+        pml_cost_destroy(c);
+        pml_machine_free(&m);
+    }
+    pml_graph_free(&g);
+    remove_tmp();
+}
+
 static void t_measured(void)
 {
     pml_graph g;
@@ -993,6 +1024,7 @@ static const pml_test tests[] = {
     {"analytic_shape", t_analytic_shape},
     {"analytic_cpu", t_analytic_cpu},
     {"measured", t_measured},
+    {"cores_of", t_cores_of},
     {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},

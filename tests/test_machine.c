@@ -1085,6 +1085,53 @@ static void t_round_trip(void)
     rmdir(dir);
 }
 
+/* cores_of: kept through a round trip, in the fingerprint, and checked */
+static void t_cores_of(void)
+{
+    static const char tmpl[] =
+        "digraph r { graph [kind=machine, %snodes=2, topology=\"synthetic:pack:1 core:1 pu:1\", "
+        "network_bw=\"4G\", network_latency=\"1us\"]; }";
+    char text[512];
+    pml_machine a, b, c;
+    snprintf(text, sizeof text, tmpl, "cores_of=\"0123456789abcdef\", ");
+    CHECK_OK(pml_machine_parse_dot(text, strlen(text), "r.dot", &a));
+    snprintf(text, sizeof text, tmpl, "");
+    CHECK_OK(pml_machine_parse_dot(text, strlen(text), "r.dot", &b));
+    CHECK(strcmp(a.cores_of, "0123456789abcdef") == 0 && b.cores_of[0] == 0);
+    CHECK(strcmp(a.fingerprint, b.fingerprint) != 0); /* it changes what is measured */
+    char *out = NULL;
+    size_t len = 0;
+    CHECK_OK(pml_machine_format_dot(&a, &out, &len));
+    CHECK(out && strstr(out, "cores_of=\"0123456789abcdef\""));
+    if (out && pml_machine_parse_dot(out, len, "back.dot", &c) == PML_OK) {
+        CHECK(strcmp(c.cores_of, a.cores_of) == 0 && strcmp(c.fingerprint, a.fingerprint) == 0);
+        pml_machine_free(&c);
+    } else {
+        CHECK_MSG(false, "written machine not read back: %s", pml_errmsg());
+    }
+    free(out);
+    pml_machine_free(&a);
+    pml_machine_free(&b);
+    /* this machine's fingerprint as loading it gives it, found without measuring */
+    pml_machine here;
+    if (pml_machine_load(NULL, &here) == PML_OK) {
+        CHECK_MSG(strcmp(pml_machine_this_fingerprint(), here.fingerprint) == 0, "%s vs %s",
+                  pml_machine_this_fingerprint(), here.fingerprint);
+        pml_machine_free(&here);
+    }
+    const char *bad[] = {"\"0123\"", "\"0123456789ABCDEF\"", "\"0123456789abcdefa\"",
+                         "\"0123456789abcdeg\"", "x0123456789abcdef"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char attr[64];
+        snprintf(attr, sizeof attr, "cores_of=%s, ", bad[i]);
+        snprintf(text, sizeof text, tmpl, attr);
+        CHECK(pml_machine_parse_dot(text, strlen(text), "r.dot", &a) == PML_EFORMAT);
+        CHECK_MSG(strstr(pml_errmsg(), "r.dot: graph attribute cores_of=") &&
+                      strstr(pml_errmsg(), "16 hex digits"),
+                  "%s", pml_errmsg());
+    }
+}
+
 static void t_fingerprint(void)
 {
     pml_machine m;
@@ -1578,6 +1625,7 @@ static const pml_test tests[] = {
     {"units", t_units},
     {"round_trip", t_round_trip},
     {"fingerprint", t_fingerprint},
+    {"cores_of", t_cores_of},
     {"route_choice", t_route_choice},
     {"validation", t_validation},
     {"bad_files", t_bad_files},

@@ -517,6 +517,47 @@ static void t_crowding(void)
  * the servers, in equal shards; a node's replicas summed among its cores, then one push and one
  * pull per node and server piece. Without servers on the machine, sync=ps keeps its first-replica
  * servers. */
+/* Two cluster nodes of one core each crowd each other when they are one host's cores
+ * (cores_of: the ranks of an mpirun on one host), and not otherwise. */
+static void t_crowding_ranks(void)
+{
+    double step[2][2] = {{0}};
+    for (int host = 0; host < 2; host++)
+        for (int crowd = 0; crowd < 2; crowd++) {
+            char text[512];
+            snprintf(text, sizeof text,
+                     "digraph r { graph [kind=machine, %snodes=2, "
+                     "topology=\"synthetic:pack:1 core:1 pu:1\", network_bw=\"4G\"]; }",
+                     host ? "cores_of=\"0123456789abcdef\", " : "");
+            pml_graph g;
+            pml_machine m;
+            CHECK_OK(pml_model_build("fashion-cnn", &g));
+            CHECK_OK(pml_machine_parse_dot(text, strlen(text), "r.dot", &m));
+            pml_cost_opts o = pml_cost_opts_default();
+            o.measure = false;
+            o.cache_dir = "";
+            o.crowd_compute = crowd ? 1.25 : 0;
+            o.crowd_memory = crowd ? 2.0 : 0;
+            pml_costmodel *c = NULL;
+            pml_plan p;
+            pml_sim *s = NULL;
+            CHECK_OK(pml_cost_create(&g, &m, &o, &c));
+            CHECK_OK(pml_plan_strategy("data", &g, &m, 32, NULL, &p));
+            if (c && pml_sim_create(&g, &m, &p, c, &s) == PML_OK) {
+                step[host][crowd] = pml_sim_step_seconds(s);
+                pml_sim_destroy(s);
+            }
+            pml_plan_free(&p);
+            pml_cost_destroy(c);
+            pml_machine_free(&m);
+            pml_graph_free(&g);
+        }
+    CHECK_MSG(step[0][0] > 0 && step[0][1] == step[0][0], "two hosts: %.6g crowded vs %.6g",
+              step[0][1], step[0][0]);
+    CHECK_MSG(step[1][0] == step[0][0] && step[1][1] > 1.05 * step[1][0],
+              "one host: %.6g crowded vs %.6g", step[1][1], step[1][0]);
+}
+
 static void t_parameter_servers(void)
 {
     fixture f;
@@ -773,6 +814,7 @@ static const pml_test tests[] = {
     {"delta_ps", t_delta_ps},
     {"delta_crowded", t_delta_crowded},
     {"crowding", t_crowding},
+    {"crowding_ranks", t_crowding_ranks},
     {"parameter_servers", t_parameter_servers},
     {"memory_limit", t_memory_limit},
     {"baselines", t_baselines},

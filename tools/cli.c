@@ -386,17 +386,19 @@ static pml_status measure_ranks(pml_dist *d, pml_machine *here_, pml_status st, 
     for (int i = 0; i < here.ndev; i++)
         if (here.dev[i].kind == PML_DEV_CPU) host_mem += here.dev[i].mem_bytes;
     if (!(host_mem > 0)) host_mem = 1e9 * local;
-    char text[1024];
+    char text[1100], ours[40] = "";
+    /* every rank on this host: their cores are this machine's, whose kernels can be measured */
+    if (local == ranks) snprintf(ours, sizeof ours, "cores_of=\"%s\", ", here.fingerprint);
     /* the path from a core to the network: its package hub, then the node's NIC, which on one
      * host is memory too (pcie at the cores' bandwidth); the network is what MPI measured */
     snprintf(text, sizeof text,
-             "digraph ranks { graph [kind=machine, nodes=%d, "
+             "digraph ranks { graph [kind=machine, %snodes=%d, "
              "topology=\"synthetic:pack:1 numa:1(memory=%.0fMB) core:%d pu:1\", "
              "cpu_flops=\"%.6g\", "
              "cpu_mem_bw=\"%.6g\", core_bw=\"%.6g\", core_latency=\"%.6gus\", "
              "pcie_bw=\"%.6g\", pcie_latency=\"0us\", network_bw=\"%.6g\", "
              "network_latency=\"%.6gus\"]; }",
-             ranks, host_mem / 1e6 / local, per, c->flops, c->mem_bw * per, core_bw, here.handoff > 0 ? here.handoff * 1e6 / 2 : 0.1,
+             ours, ranks, host_mem / 1e6 / local, per, c->flops, c->mem_bw * per, core_bw, here.handoff > 0 ? here.handoff * 1e6 / 2 : 0.1,
              core_bw, bw, lat * 1e6);
     char b1[32], b2[32];
     snprintf(note, cap,

@@ -48,7 +48,8 @@ static const cli_opt topo_opts[] = {
      "name and renamed: on an error nothing is left behind (a device or a\n"
      "FIFO is written to)"},
     {"json", 0, NULL,
-     "print one JSON object: {\"name\", \"fingerprint\", \"devices\": [...],\n"
+     "print one JSON object: {\"name\", \"fingerprint\", \"cores_of\" (when the file\n"
+     "says whose cores its CPUs are), \"devices\": [...],\n"
      "\"links\": [...], \"routes\": [...]}"},
     {"help", 'h', NULL, "this help"},
     {0},
@@ -92,6 +93,11 @@ static void print_text(const pml_machine *m)
         if (n > w) w = n;
     }
     printf("machine %s  fingerprint %s\n", m->name, m->fingerprint);
+    if (m->cores_of[0])
+        printf("its CPUs are cores of machine %s%s\n", m->cores_of,
+               strcmp(m->cores_of, pml_machine_this_fingerprint()) == 0
+                   ? " (this one: their kernels are measured here)"
+                   : " (not this one: costed from their numbers)");
     printf("%d compute device%s (%d cpu, %d gpu), %d hub%s, %d link%s, %d node%s\n", m->ncompute,
            m->ncompute == 1 ? "" : "s", nk[PML_DEV_CPU], nk[PML_DEV_GPU], nk[PML_DEV_HUB],
            nk[PML_DEV_HUB] == 1 ? "" : "s", m->nlink, m->nlink == 1 ? "" : "s", maxnode + 1,
@@ -175,6 +181,10 @@ static void print_json(const pml_machine *m)
     cli_json_str(f, m->name);
     fputs(",\"fingerprint\":", f);
     cli_json_str(f, m->fingerprint);
+    if (m->cores_of[0]) {
+        fputs(",\"cores_of\":", f);
+        cli_json_str(f, m->cores_of);
+    }
     fprintf(f, ",\"compute\":%d", m->ncompute);
     if (m->measured) {
         fputs(",\"cpu_model\":", f);
