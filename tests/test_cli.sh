@@ -458,14 +458,25 @@ t_topo_this() {
         export XDG_CACHE_HOME="$TMP/cache"
         run 0 topo && has "$out" "machine this" && has "$out" "(present)" &&
             has "$out" "measured now" || return 1
+        local busy=0 k
         if grep -qF "while others were busy" "$out"; then
             # measured on a busy machine: cached as provisional, measured again next time
-            grep -q "^provisional 1$" "$TMP"/cache/pml/machine-*.txt && run 0 topo &&
-                grep -qE "measured now|from the cache" "$out" || return 1
-        else
-            run 0 topo && has "$out" "from the cache" || return 1
+            busy=1
+            grep -q "^provisional 1$" "$TMP"/cache/pml/machine-*.txt || {
+                echo "  busy, not provisional: $(head -c 300 "$TMP"/cache/pml/machine-*.txt)" >&2
+                return 1
+            }
         fi
-        [ "$(ls "$TMP/cache/pml" | grep -c '^machine-.*\.txt$')" = 1 ]
+        # later runs read the cache; one measures again when the cache is provisional or the
+        # machine runs clearly faster than it says (a shared machine drifts): a few runs in turn
+        for k in 1 2 3 4; do
+            run 0 topo || return 1
+            grep -qF "from the cache" "$out" && break
+            has "$out" "measured now" || return 1
+            [ $k = 4 ] && [ $busy = 0 ] && { echo "  never read from the cache" >&2; return 1; }
+        done
+        [ "$(ls "$TMP/cache/pml" | grep -c '^machine-.*\.txt$')" = 1 ] ||
+            { echo "  cache folder: $(ls "$TMP/cache/pml" | tr '\n' ' ')" >&2; return 1; }
     )
 }
 t_topo_json() {
