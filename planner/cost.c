@@ -809,6 +809,31 @@ static void crowd_load(pml_costmodel *c)
     c->have_crowd = true;
 }
 
+/* The last-level cache a step can use (see cost_measure.c): measured once per machine, kept in
+ * the cache file under the key "llc hw=BYTES" (hwloc's size) in MiB (the file's numbers stay
+ * small); an entry outside [1 MiB, hwloc's size] is measured again. */
+static void llc_load(pml_costmodel *c, double hw)
+{
+    char key[64];
+    snprintf(key, sizeof key, "llc hw=%.0f", hw);
+    const double MiB = 1 << 20;
+    double v[4] = {hw / MiB, NAN, NAN, NAN};
+    pml_cache_lock lock = {.fd = -1};
+    bool have = false;
+    for (int pass = 0; pass < 2 && !have; pass++) {
+        if (pass == 1 && !disk_lock(c, &lock)) break;
+        const ment *m = m_find(c->m, c->mcap, key);
+        have = m && m->v[0] >= 1 && m->v[0] * MiB <= hw;
+        if (have) v[0] = m->v[0];
+    }
+    if (!have) {
+        v[0] = pml__cost_time_llc(c, hw) / MiB;
+        if (m_put(&c->m, &c->mcap, &c->mn, key, v)) c->dirty = true;
+    }
+    if (lock.fd >= 0) disk_unlock(c, &lock);
+    c->llc = v[0] * MiB;
+}
+
 /* Whether work on device dev can crowd: a CPU, whose factors the options give, or one of the
  * several cores measured here. */
 static bool crowds(const pml_costmodel *c, int dev)
@@ -998,6 +1023,7 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
             int rc = read_cache(c, c->path, &c->m, &c->mcap, &c->mn);
             c->dirty = rc < 0; /* a bad file is ignored, and replaced at the next write */
         }
+        if (!(opts.cache_bytes > 0)) llc_load(c, c->llc);
     }
     *out = c;
     return PML_OK;
@@ -1052,6 +1078,11 @@ long pml_cost_measurements(const pml_costmodel *c)
     long n = c->measurements;
     pthread_mutex_unlock(&mc->mu);
     return n;
+}
+
+double pml_cost_cache_bytes(const pml_costmodel *c)
+{
+    return c ? c->llc : 0;
 }
 
 const char *pml_cost_cache_file(const pml_costmodel *c)

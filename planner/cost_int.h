@@ -130,6 +130,10 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
 bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool need_cold,
                                 double v[NCAL + 1][4]);
 
+/** Measures the last-level cache a step can use on this core (bytes; see cost_measure.c), at
+ * most \p hw (hwloc's size), which it also returns when it cannot measure. */
+double pml__cost_time_llc(pml_costmodel *c, double hw);
+
 /** Times crowding on cores[0..ncores) (hwloc logical core indices; up to 8 are used): v[0] the
  * arithmetic factor, v[1] the memory factor (see cost_measure.c), v[2..3] NAN. \return false
  * when it could not run (memory, threads): v[0..1] are then 1. */

@@ -472,6 +472,61 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
     return true;
 }
 
+/* ---------------------------------------------------------------- the cache a step can use
+ *
+ * hwloc gives the last-level cache's size, but on a shared machine (a VM's cores on a host whose
+ * other tenants use the same cache) a working set much smaller than that already comes partly
+ * from memory. So the cost model measures the cache a step can use: it streams through a buffer
+ * of S bytes (x += 1: read and rewritten, as an update does), again and again, for S = 1 MiB,
+ * 2 MiB, ... up to 4x hwloc's size, and times a pass of each (the best of several, after a
+ * pass that brings it in). A size whose time per byte is nearer (geometrically) to the small
+ * sizes' than to the largest's fits in what the step can use: the largest such S is the
+ * answer (at least 1 MiB, at most hwloc's size). */
+
+#define LLC_MIN ((size_t)1 << 20)
+#define LLC_PASS_S 2e-3 /* seconds of passes timed at each size */
+
+static double stream_pass(float *restrict x, size_t n)
+{
+    const double t0 = pml_now();
+    for (size_t i = 0; i < n; i++) x[i] += 1.0f;
+    return pml_now() - t0;
+}
+
+double pml__cost_time_llc(pml_costmodel *c, double hw)
+{
+    size_t top = LLC_MIN;
+    while ((double)top < 4 * hw && top < ((size_t)256 << 20)) top *= 2;
+    float *buf = aligned_alloc(64, top);
+    if (!buf) return hw;
+    memset(buf, 0, top);
+    ramp_up(c);
+    double rate[16];
+    int ns = 0;
+    for (size_t s = LLC_MIN; s <= top && ns < 16; s *= 2, ns++) {
+        const size_t n = s / sizeof(float);
+        stream_pass(buf, n); /* brings it into the caches (what fits) */
+        double best = 1e30, spent = 0;
+        for (int k = 0; k < 64 && (k < 3 || spent < LLC_PASS_S); k++) {
+            const double t = stream_pass(buf, n);
+            spent += t;
+            if (t < best) best = t;
+        }
+        rate[ns] = best / (double)s;
+    }
+    c->busy_until = pml_now();
+    /* buf's values are never read: keep the passes from being dropped */
+    volatile float sink = buf[top / sizeof(float) - 1];
+    (void)sink;
+    free(buf);
+    const double fast = rate[0] < rate[1] ? rate[0] : rate[1], slow = rate[ns - 1];
+    const double mid = sqrt(fast * slow);
+    double eff = (double)LLC_MIN;
+    for (int i = 0; i < ns; i++)
+        if (rate[i] <= mid) eff = (double)(LLC_MIN << i);
+    return eff < hw ? eff : hw;
+}
+
 /* ---------------------------------------------------------------- crowding
  *
  * How much slower a core runs while the other cores of its node run too: they share the memory

@@ -271,6 +271,10 @@ long pml_cost_measurements(const pml_costmodel *c);
 /** \return the disk cache file, or "" when there is none (cache_dir "", no measured device, or
  * a machine without a fingerprint). */
 const char *pml_cost_cache_file(const pml_costmodel *c);
+/** \return the bytes of last-level cache the model takes a training step to have: the options'
+ * cache_bytes, else, when it measures, what this machine's cores can use (measured once, kept in
+ * the cache file: on a shared machine less than hwloc's size), else hwloc's size. */
+double pml_cost_cache_bytes(const pml_costmodel *c);
 
 /* ================================================================ plans */
 

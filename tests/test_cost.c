@@ -170,11 +170,14 @@ static int count_files(const char *dir)
     return n;
 }
 
+/* The cache size is given: these tests check the file's entries for kernels and calibrations,
+ * not the measurement of the cache a step can use (t_llc_cache does). */
 static pml_cost_opts opts_in(const char *dir, int repeats)
 {
     pml_cost_opts o = pml_cost_opts_default();
     o.cache_dir = dir;
     o.repeats = repeats;
+    o.cache_bytes = 32 << 20;
     return o;
 }
 
@@ -957,6 +960,61 @@ static bool set_line(const char *path, const char *key, const char *fields)
     return ok;
 }
 
+/* The cache a step can use is measured once per machine and kept in the cache file: read back as
+ * written, measured again when out of range; the options' size wins; analytic models keep
+ * hwloc's. */
+static void t_llc_cache(void)
+{
+    pml_graph g;
+    hand_machine h;
+    every_op(&g);
+    cores(&h);
+    make_tmp();
+    pml_cost_opts o = opts_in(tmp, 1);
+    o.cache_bytes = 0;
+    pml_costmodel *c = NULL;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    if (!c) return;
+    const double llc = pml_cost_cache_bytes(c);
+    CHECK_OK(pml_cost_save(c));
+    char path[512];
+    snprintf(path, sizeof path, "%s", pml_cost_cache_file(c));
+    pml_cost_destroy(c);
+    char *text = NULL, key[64] = "";
+    size_t len;
+    double hw = 0, kept = 0;
+    CHECK_OK(pml_read_file(path, 1 << 20, &text, &len));
+    const char *at = text ? strstr(text, "\nllc hw=") : NULL;
+    CHECK_MSG(at && sscanf(at + 1, "llc hw=%lf\t%lf", &hw, &kept) == 2, "%s",
+              text ? text : "(no file)");
+    free(text);
+    CHECK_MSG(llc >= (1 << 20) && llc <= hw && kept * (1 << 20) == llc, "measured %g of %g, kept %g MiB",
+              llc, hw, kept);
+    snprintf(key, sizeof key, "llc hw=%.0f", hw);
+    /* what the file says is what a new model uses */
+    CHECK(set_line(path, key, "2\t-\t-\t-")); /* MiB */
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    CHECK_MSG(c && pml_cost_cache_bytes(c) == 2097152, "%g", c ? pml_cost_cache_bytes(c) : -1.0);
+    pml_cost_destroy(c);
+    /* out of range: measured again */
+    CHECK(set_line(path, key, "0.5\t-\t-\t-"));
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    CHECK(c && pml_cost_cache_bytes(c) >= (1 << 20) && pml_cost_cache_bytes(c) <= hw);
+    pml_cost_destroy(c);
+    /* the options' size; analytic: hwloc's (or the default), nothing measured */
+    o.cache_bytes = 3 << 20;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    CHECK(c && pml_cost_cache_bytes(c) == 3 << 20);
+    pml_cost_destroy(c);
+    o.cache_bytes = 0;
+    o.measure = false;
+    CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+    CHECK(c && pml_cost_cache_bytes(c) > 0 && pml_cost_measurements(c) == 0);
+    pml_cost_destroy(c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 /* Crowding (kernels with the other cores busy) is measured once per machine and kept in the
  * cache file: read back as written, measured again when its entry is out of range; two cores
  * that are not measured (analytic) have none, and the options' factors replace it. */
@@ -1025,6 +1083,7 @@ static const pml_test tests[] = {
     {"analytic_cpu", t_analytic_cpu},
     {"measured", t_measured},
     {"cores_of", t_cores_of},
+    {"llc_cache", t_llc_cache},
     {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
