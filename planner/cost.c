@@ -715,6 +715,8 @@ static double cal_blend(const pml_costmodel *c, int kind, double f, double float
 
 /* Seconds of kind for `floats` in `ranges` ranges on dev, one of `shares` replicas doing as
  * much at the same time (updates). */
+static double crowd_memory_locked(pml_costmodel *c, int dev);
+
 static double stream_cost(pml_costmodel *c, int dev, double floats, double ranges, int shares,
                           int kind)
 {
@@ -731,13 +733,17 @@ static double stream_cost(pml_costmodel *c, int dev, double floats, double range
             const double bytes = (kind == CAL_ZERO ? 4.0 : 8.0) * floats;
             t = cal_blend(c, kind, cold_fraction(c, bytes), floats, ranges);
         } else if (ok) {
-            /* Shares stream at the same time; cold, from memory, whose bandwidth one core
-             * already takes (on this kind of machine two cores stream no faster than one): each
-             * share then takes as long as the whole, alone. Warm, each core has its caches. */
+            /* Shares stream at the same time. Warm, each core has its caches; cold, from memory,
+             * as fast as the cores stream together: a share's own time, slowed by the memory
+             * crowding measured on this machine (every core streaming against one alone), and
+             * never longer than the whole slice alone. */
             /* (Each core's slice is one block of rows: no core writes between another's.) */
             const double f = cal_cold_fraction(c, kind), k = shares > 1 ? shares : 1;
             const double w = f < 1 ? cal_blend(c, kind, 0, floats, ranges) : 0;
-            const double cold = f > 0 ? cal_blend(c, kind, 1, k * floats, k * ranges) : 0;
+            double cold = f > 0 ? cal_blend(c, kind, 1, floats, ranges) : 0;
+            if (f > 0 && k > 1)
+                cold = fmin(cold * crowd_memory_locked(c, dev),
+                            cal_blend(c, kind, 1, k * floats, k * ranges));
             t = f <= 0 ? w : f >= 1 ? cold : w + f * (cold - w);
         }
         pthread_mutex_unlock(&c->mu);
@@ -841,6 +847,16 @@ static bool crowds(const pml_costmodel *c, int dev)
     if (!c || dev < 0 || dev >= c->ndev || c->dev[dev].kind != PML_DEV_CPU) return false;
     return c->o.crowd_compute > 0 || c->o.crowd_memory > 0 ||
            (c->dev[dev].measured && c->ncrowd >= 2);
+}
+
+/* pml_cost_crowding's memory factor, with c->mu held */
+static double crowd_memory_locked(pml_costmodel *c, int dev)
+{
+    if (!crowds(c, dev)) return 1;
+    if (c->o.crowd_compute > 0 || c->o.crowd_memory > 0)
+        return c->o.crowd_memory > 1 ? c->o.crowd_memory : 1;
+    if (!c->have_crowd) crowd_load(c);
+    return c->crowd[1];
 }
 
 void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory)

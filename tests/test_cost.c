@@ -1015,6 +1015,44 @@ static void t_llc_cache(void)
     pml_graph_free(&g);
 }
 
+/* Cores updating their shares of a slice from memory at once: each share takes its own time
+ * slowed by the memory crowding, never longer than the whole slice alone. */
+static void t_update_shares(void)
+{
+    pml_graph g;
+    hand_machine h;
+    every_op(&g);
+    cores(&h);
+    make_tmp();
+    const double N = 1e5;
+    double alone = 0, whole = 0;
+    for (int k = 0; k < 3; k++) {
+        pml_cost_opts o = opts_in(tmp, 1);
+        o.cache_bytes = 1; /* every step's data comes from memory */
+        o.crowd_compute = 1;
+        o.crowd_memory = k == 0 ? 1 : k == 1 ? 1.5 : 4;
+        pml_costmodel *c = NULL;
+        CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+        if (!c) break;
+        const double share = pml_cost_update_share(c, 0, N, 1, 2);
+        if (k == 0) {
+            alone = pml_cost_update(c, 0, N);
+            whole = pml_cost_update_share(c, 0, 2 * N, 2, 1); /* both shares' ranges */
+            CHECK_MSG(alone > 0 && whole > alone && share == alone, "%g alone, %g a share",
+                      alone, share);
+        } else {
+            const double want = fmin(o.crowd_memory * alone, whole);
+            /* (the calibration read back from the file: 9 digits) */
+            CHECK_MSG(fabs(share - want) <= 1e-7 * want, "crowded %g: %g, want %g",
+                      o.crowd_memory, share, want);
+        }
+        CHECK_OK(pml_cost_save(c));
+        pml_cost_destroy(c);
+    }
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 /* Crowding (kernels with the other cores busy) is measured once per machine and kept in the
  * cache file: read back as written, measured again when its entry is out of range; two cores
  * that are not measured (analytic) have none, and the options' factors replace it. */
@@ -1084,6 +1122,7 @@ static const pml_test tests[] = {
     {"measured", t_measured},
     {"cores_of", t_cores_of},
     {"llc_cache", t_llc_cache},
+    {"update_shares", t_update_shares},
     {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
