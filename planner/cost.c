@@ -849,17 +849,8 @@ static bool crowds(const pml_costmodel *c, int dev)
            (c->dev[dev].measured && c->ncrowd >= 2);
 }
 
-/* pml_cost_crowding's memory factor, with c->mu held */
-static double crowd_memory_locked(pml_costmodel *c, int dev)
-{
-    if (!crowds(c, dev)) return 1;
-    if (c->o.crowd_compute > 0 || c->o.crowd_memory > 0)
-        return c->o.crowd_memory > 1 ? c->o.crowd_memory : 1;
-    if (!c->have_crowd) crowd_load(c);
-    return c->crowd[1];
-}
-
-void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory)
+/* pml_cost_crowding, with c->mu held */
+static void crowding_locked(pml_costmodel *c, int dev, double *compute, double *memory)
 {
     *compute = *memory = 1;
     if (!crowds(c, dev)) return;
@@ -868,11 +859,23 @@ void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memor
         *memory = c->o.crowd_memory > 1 ? c->o.crowd_memory : 1;
         return;
     }
-    pthread_mutex_lock(&c->mu);
     if (!c->have_crowd) crowd_load(c);
     *compute = c->crowd[0];
     *memory = c->crowd[1];
-    pthread_mutex_unlock(&c->mu);
+}
+
+static double crowd_memory_locked(pml_costmodel *c, int dev)
+{
+    double fc, fm;
+    crowding_locked(c, dev, &fc, &fm);
+    return fm;
+}
+
+void pml_cost_crowding(pml_costmodel *c, int dev, double *compute, double *memory)
+{
+    if (c) pthread_mutex_lock(&c->mu);
+    crowding_locked(c, dev, compute, memory);
+    if (c) pthread_mutex_unlock(&c->mu);
 }
 
 double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bool bwd)
