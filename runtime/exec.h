@@ -100,4 +100,12 @@ pml_status pml__step_sums(const pml_exec *e, int lo, int hi, pml_step_result *re
 /** PML_ENUMERIC naming the loss node when res's loss is not finite. */
 pml_status pml__step_check(const pml_exec *e, const pml_step_result *res);
 
+/** Shares of a batch of \p m samples among \p parts data-parallel ranks that take
+ * 1 / rate[r] seconds a sample (rate > 0): each in [1, cap], summing to m, with the largest
+ * share[r] / rate[r] as small as it can be (the lower rank first on ties). m >= parts,
+ * parts * cap >= m. \return that largest share / rate, the step's predicted seconds. */
+double pml__shares_balance(const double *rate, int parts, int m, int cap, int *share);
+/** max over r of share[r] / rate[r] */
+double pml__shares_time(const double *rate, int parts, const int *share);
+
 #endif

@@ -506,6 +506,12 @@ typedef struct pml_train_cb {
      * `measured`, running alternative `running` (-1: pml_train_opts.alternatives unset); NULL:
      * the measured seconds */
     double (*step_seconds)(void *ud, int running, double measured);
+    /* data-parallel ranks re-split each batch by their measured speeds (pml_train_opts.shares):
+     * from global step `step` on, rank r takes share[r] samples of a full batch */
+    void (*shares)(void *ud, long step, const int *share, int ranks);
+    /* for tests, a clock of their own: the seconds rank `rank`'s forward and backward pass of
+     * n samples counts for the balancing of data-parallel ranks (NULL: the measured ones) */
+    double (*pass_seconds)(void *ud, int rank, int n, double measured);
 } pml_train_cb;
 
 typedef struct pml_train_opts {
@@ -536,6 +542,16 @@ typedef struct pml_train_opts {
     /* across ranks: the last ps_servers ranks are parameter servers (pml_dist_ps), the others
      * split each batch; 0: every rank computes and the gradients are all-reduced */
     int ps_servers;
+    /* data-parallel ranks (no servers, no plan in the ranks): the samples of each full batch
+     * rank r takes, shares[r] (nshares == ranks entries, summing to batch; a short last batch
+     * is split in the same proportions). NULL: equal parts, re-split every few dozen steps by
+     * the ranks' measured speeds when a faster rank taking more would shorten the steps (a
+     * rank on a core another process uses, a slower node), unless equal_shares or the model
+     * has batch normalisation (its statistics are each rank's part's). The gradient sum
+     * weights each rank's part by its samples: the losses are one process's either way. */
+    const int *shares;
+    int nshares;
+    bool equal_shares;
     /* across ranks: `plan` is a plan for the whole run, on a machine whose nodes are the ranks
      * (node r is rank r): every rank takes every batch and runs its node's tasks; activations,
      * gradients and gradient sums cross ranks as the plan says (pml_exec_opts.dist) */
@@ -590,6 +606,10 @@ typedef struct pml_train_result {
     double checkpoint_wait;  /* seconds training waited for checkpoints (copies, a write still
                                 in flight at the next one, the last at the end) */
     int buckets; /* gradient buckets summed during the pass at the end (0: one sum after it) */
+    /* data-parallel ranks: each rank's samples of a full batch at the end (nshares entries,
+     * NULL otherwise); the splits by the ranks' speeds tried, and of those, kept */
+    int *shares;
+    int nshares, share_tries, share_changes;
 } pml_train_result;
 
 /** Steps whose mean pml_train watches (cb.slow, alternatives). */

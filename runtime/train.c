@@ -332,6 +332,24 @@ typedef struct trainer {
     double *t_post, *t_done;      /* [bucket]: the last step's times */
     comm_ev *comm;                /* with a trace: every bucket of every step */
     long ncomm, maxcomm;
+    /* data-parallel ranks: the samples of a full batch rank r takes, share[r] from step
+     * share_from on, old_share[r] before (a new split starts at a step no feeder has located);
+     * equal (old_equal): that split is the equal one. balance: re-split by the ranks' speeds,
+     * measured from step win_from on: win_sec[r], win_n[r] seconds and samples of rank r's
+     * passes over win_steps steps; sums: a step's loss, correct count, failures and the
+     * ranks' seconds, summed over the ranks */
+    int *share, *old_share, *new_share, *kept;
+    long share_from;
+    bool equal, old_equal, balance;
+    int share_cap;
+    double *win_sec, *sums;
+    long *win_n;
+    long win_from;
+    int win_steps, tries, changes;
+    double win_slowest; /* the window's sum of each step's slowest pass */
+    bool trial;          /* share is on trial (kept: the split before it) */
+    double trial_before; /* the mean slowest pass of the window before the trial */
+    int backoff;         /* the windows' length, in BALANCE_STEPS and BALANCE_SECONDS */
     /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
     const pml_dataset *tr;
     int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
@@ -359,6 +377,33 @@ typedef struct trainer {
     double r_loss, r_acc, r_elapsed;
 } trainer;
 
+/* The samples of a full batch rank q takes at step b */
+static int share_of(const trainer *t, long b, int q)
+{
+    const bool now = b >= t->share_from;
+    if (!t->share || (now ? t->equal : t->old_equal))
+        return (int)(pml__part_start(t->o->batch, t->parts, q + 1) -
+                     pml__part_start(t->o->batch, t->parts, q));
+    return now ? t->share[q] : t->old_share[q];
+}
+
+/* This rank's samples [lo, hi) of step b's m: its share, in proportion when m is short */
+static void part_range(const trainer *t, long b, int m, int *lo, int *hi)
+{
+    const bool now = b >= t->share_from;
+    if (t->part < 0) {
+        *lo = *hi = 0;
+    } else if (!t->share || (now ? t->equal : t->old_equal)) {
+        *lo = (int)((long)m * t->part / t->parts);
+        *hi = (int)((long)m * (t->part + 1) / t->parts);
+    } else {
+        long c = 0;
+        for (int q = 0; q < t->part; q++) c += share_of(t, b, q);
+        *lo = (int)((long)m * c / t->o->batch);
+        *hi = (int)((long)m * (c + share_of(t, b, t->part)) / t->o->batch);
+    }
+}
+
 static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
 {
     trainer *t = ud;
@@ -375,8 +420,8 @@ static bool locate_train(void *ud, long b, batch_ref *r, bool *last)
     int i0 = (int)(s * t->o->batch);
     const int m = t->tr->n - i0 < t->o->batch ? t->tr->n - i0 : t->o->batch;
     /* this rank's part of the global batch (all of it in a world of one) */
-    const int lo = t->part < 0 ? 0 : (int)((long)m * t->part / t->parts),
-              hi = t->part < 0 ? 0 : (int)((long)m * (t->part + 1) / t->parts);
+    int lo, hi;
+    part_range(t, b, m, &lo, &hi);
     r->d = t->tr;
     r->idx = perm + i0 + lo;
     r->n = hi - lo;
@@ -769,13 +814,25 @@ static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step
 {
     pml_step_result mine = {0, 0};
     pml_status st = PML_OK;
+    const double g0 = pml_now();
     if (n > 0)
         st = pml_exec_grad_step(e, n, &mine);
     else
         memset(pml_exec_grads(e), 0, np * sizeof(float));
     *grad_end = pml_now();
-    double sums[3] = {mine.loss_sum, (double)mine.correct, st != PML_OK};
-    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, 3);
+    /* with balancing, every rank learns every rank's pass time in the same sum */
+    double one[3], *sums = t->balance ? t->sums : one;
+    const int nsums = t->balance ? 3 + t->ranks : 3;
+    sums[0] = mine.loss_sum;
+    sums[1] = (double)mine.correct;
+    sums[2] = st != PML_OK;
+    if (t->balance) {
+        memset(sums + 3, 0, (size_t)t->ranks * sizeof *sums);
+        double took = *grad_end - g0;
+        if (t->o->cb.pass_seconds) took = t->o->cb.pass_seconds(t->o->cb.ud, t->rank, n, took);
+        sums[3 + t->rank] = took;
+    }
+    pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, nsums);
     if (ds != PML_OK) return ds;
     if (st != PML_OK) return st;
     if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
@@ -783,6 +840,96 @@ static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step
     r->loss_sum = sums[0];
     r->correct = (int)sums[1];
     return PML_OK;
+}
+
+/* Balancing data-parallel ranks. A window of at least BALANCE_STEPS full steps and
+ * BALANCE_SECONDS of the slowest rank's passes (times `backoff`), from BALANCE_WARM steps
+ * after the run's start (the first steps allocate and warm caches) or after a new split took
+ * effect, measures each rank's samples per second. When a split by those speeds would shorten
+ * the slowest rank's pass by BALANCE_GAIN (the ranks' speeds drift by a few per cent from window
+ * to window: less would re-split for noise), it runs for a window on trial: kept when the
+ * slowest pass did get shorter by half that, else the split before comes back and the windows
+ * get twice as long (to BALANCE_BACKOFF times), so a machine whose ranks only seem to differ
+ * is left alone. A pass's time is not quite proportional to its samples, nor are a rank's
+ * speeds independent of the others' (they share caches and memory): the trial decides. */
+#define BALANCE_WARM 8
+#define BALANCE_STEPS 16
+#define BALANCE_SECONDS 0.2
+#define BALANCE_GAIN 0.04
+#define BALANCE_BACKOFF 16
+
+static void window_reset(trainer *t, long from)
+{
+    t->win_from = from;
+    t->win_steps = 0;
+    t->win_slowest = 0;
+    memset(t->win_sec, 0, (size_t)t->parts * sizeof *t->win_sec);
+    memset(t->win_n, 0, (size_t)t->parts * sizeof *t->win_n);
+}
+
+/* the split `to` from the first step the feeder has not located yet on (the same on every
+ * rank: the chunks are as large everywhere); the one before stays for the steps before it */
+static void split_from_next(trainer *t, long b, const int *to)
+{
+    for (int r = 0; r < t->parts; r++) t->old_share[r] = share_of(t, b, r);
+    t->old_equal = t->equal;
+    t->equal = false;
+    memcpy(t->share, to, (size_t)t->parts * sizeof *to);
+    t->share_from = t->feed.next > b + 1 ? t->feed.next : b + 1;
+    window_reset(t, t->share_from + 2);
+}
+
+/* After full step b (t->sums holds every rank's pass seconds): the window grows; once it is
+ * long enough, a split on trial is kept or undone, or the ranks' speeds may propose one.
+ * Every rank sees the same sums and decides alike. */
+static void balance_after(trainer *t, long b)
+{
+    if (t->win_from < 0) t->win_from = b + BALANCE_WARM;
+    if (b < t->win_from) return;
+    const int P = t->parts;
+    double slowest = 0, step_slowest = 0;
+    for (int r = 0; r < P; r++) {
+        t->win_sec[r] += t->sums[3 + r];
+        t->win_n[r] += share_of(t, b, r);
+        if (t->win_sec[r] > slowest) slowest = t->win_sec[r];
+        if (t->sums[3 + r] > step_slowest) step_slowest = t->sums[3 + r];
+    }
+    t->win_slowest += step_slowest;
+    if (++t->win_steps < BALANCE_STEPS * t->backoff || slowest < BALANCE_SECONDS * t->backoff)
+        return;
+    const double mean_slowest = t->win_slowest / t->win_steps;
+    if (t->trial) { /* the split on trial: kept, or the one before it back */
+        t->trial = false;
+        if (mean_slowest < (1 - BALANCE_GAIN / 2) * t->trial_before) {
+            t->backoff = 1;
+            t->changes++;
+            if (t->o->cb.shares) t->o->cb.shares(t->o->cb.ud, t->share_from, t->share, P);
+            window_reset(t, b + 1);
+        } else {
+            t->backoff = t->backoff * 2 < BALANCE_BACKOFF ? t->backoff * 2 : BALANCE_BACKOFF;
+            split_from_next(t, b, t->kept);
+        }
+        return;
+    }
+    double *rate = t->sums; /* the step's sums are used: rates in their place */
+    for (int r = 0; r < P; r++) {
+        if (!(t->win_sec[r] > 0) || t->win_n[r] <= 0) { /* no measure: try again */
+            window_reset(t, b + 1);
+            return;
+        }
+        rate[r] = (double)t->win_n[r] / t->win_sec[r];
+    }
+    for (int r = 0; r < P; r++) t->kept[r] = share_of(t, b, r);
+    const double before = pml__shares_time(rate, P, t->kept);
+    const double after = pml__shares_balance(rate, P, t->o->batch, t->share_cap, t->new_share);
+    if (!(after > 0) || after > (1 - BALANCE_GAIN) * before) {
+        window_reset(t, b + 1);
+        return;
+    }
+    t->trial = true;
+    t->tries++;
+    t->trial_before = mean_slowest;
+    split_from_next(t, b, t->new_share);
 }
 
 /* One step of a data-parallel run across ranks: each rank's gradient of its part (n of the
@@ -794,7 +941,9 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
 {
     const int m = step_samples(t, b);
     float *grads = pml_exec_grads(e);
-    e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
+    int lo, hi;
+    part_range(t, b, m, &lo, &hi);
+    e->sample0 = (uint64_t)lo; /* dropout masks */
     if (t->red) { /* each bucket sums (n_r / m) g_r as soon as it is complete */
         for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
         pml_dist_reducer_begin(t->red, (float)n, 1.0f / (float)m);
@@ -812,6 +961,7 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
         for (size_t k = 0; k < np; k++) grads[k] *= inv;
     }
     *samples = m;
+    if (t->balance && m == t->o->batch) balance_after(t, b);
     return pml_exec_apply(e, o);
 }
 
@@ -1226,6 +1376,84 @@ static pml_status watch_step(watch *w, double seconds, const pml_graph *g,
     return PML_OK;
 }
 
+static pml_status check_shares(const pml_train_opts *o, bool dp, int ranks)
+{
+    if (!dp)
+        return pml_fail(PML_EINVAL, "shares of a batch are for data-parallel ranks under mpirun "
+                                    "(without parameter servers or a plan across the ranks)");
+    if (o->plan)
+        return pml_fail(PML_EINVAL, "shares of a batch: the ranks run a plan made for equal "
+                                    "parts; shares need the per-operator executor (no plan)");
+    if (o->nshares != ranks)
+        return pml_fail(PML_EINVAL, "%d shares of a batch for %d ranks", o->nshares, ranks);
+    long sum = 0;
+    for (int r = 0; r < ranks; r++) {
+        if (o->shares[r] < 0)
+            return pml_fail(PML_EINVAL, "rank %d's share of a batch is %d samples", r,
+                            o->shares[r]);
+        sum += o->shares[r];
+    }
+    if (sum != o->batch)
+        return pml_fail(PML_EINVAL, "the shares of a batch add up to %ld samples, not batch=%d",
+                        sum, o->batch);
+    return PML_OK;
+}
+
+/* Data-parallel ranks: the split of every batch, fixed (pml_train_opts.shares), or equal and
+ * then balanced; the executor holds the largest share a rank may take: half as much again
+ * as an equal one (a rank twice as fast as the other of two takes 2/3 of a batch). */
+static pml_status shares_init(trainer *t, const pml_graph *g, pml_train_result *res)
+{
+    const pml_train_opts *o = t->o;
+    const int P = t->parts, eq = (o->batch + P - 1) / P;
+    bool bn = false;
+    for (int v = 0; v < g->nnodes; v++) bn |= g->nodes[v].op == PML_OP_BATCHNORM;
+    t->balance = !o->shares && !o->equal_shares && !o->plan && !bn;
+    t->share = calloc((size_t)P, sizeof *t->share);
+    t->old_share = calloc((size_t)P, sizeof *t->old_share);
+    t->new_share = calloc((size_t)P, sizeof *t->new_share);
+    t->kept = calloc((size_t)P, sizeof *t->kept);
+    t->win_sec = calloc((size_t)P, sizeof *t->win_sec);
+    t->win_n = calloc((size_t)P, sizeof *t->win_n);
+    t->sums = calloc((size_t)(3 + t->ranks), sizeof *t->sums);
+    res->shares = calloc((size_t)P, sizeof *res->shares);
+    if (!t->share || !t->old_share || !t->new_share || !t->kept || !t->win_sec || !t->win_n || !t->sums ||
+        !res->shares)
+        return pml_fail(PML_ENOMEM, "out of memory");
+    res->nshares = P;
+    t->equal = t->old_equal = !o->shares;
+    t->share_cap = eq;
+    for (int r = 0; r < P; r++) {
+        t->share[r] = o->shares ? o->shares[r]
+                                : (int)(pml__part_start(o->batch, P, r + 1) -
+                                        pml__part_start(o->batch, P, r));
+        if (t->share[r] > t->share_cap) t->share_cap = t->share[r];
+    }
+    if (t->balance) {
+        const int more = eq + (eq / 2 > 1 ? eq / 2 : 1);
+        t->share_cap = more < o->batch ? more : o->batch;
+    }
+    memcpy(t->old_share, t->share, (size_t)P * sizeof *t->share);
+    t->backoff = 1;
+    window_reset(t, -1); /* BALANCE_WARM steps after the run's first */
+    return PML_OK;
+}
+
+static void shares_end(trainer *t, pml_train_result *res)
+{
+    if (res->shares && t->share)
+        for (int r = 0; r < t->parts; r++) res->shares[r] = t->trial ? t->kept[r] : t->share[r];
+    res->share_changes = t->changes;
+    res->share_tries = t->tries;
+    free(t->share);
+    free(t->old_share);
+    free(t->new_share);
+    free(t->kept);
+    free(t->win_sec);
+    free(t->win_n);
+    free(t->sums);
+}
+
 pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *test,
                      const pml_train_opts *opts, pml_train_result *res)
 {
@@ -1279,6 +1507,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->batch < t.parts)
         return pml_fail(PML_EINVAL, "batch=%d is smaller than the %d ranks it is split over",
                         opts->batch, t.parts);
+    const bool dp = t.ranks > 1 && opts->ps_servers == 0 && !t.spans; /* data-parallel ranks */
+    if (opts->shares && (st = check_shares(opts, dp, t.ranks)) != PML_OK) return st;
     if (opts->checkpoint_every < 0)
         return pml_fail(PML_EINVAL, "checkpoint-every=%ld must not be negative",
                         opts->checkpoint_every);
@@ -1295,6 +1525,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     t.perm[1] = malloc((size_t)tr.n * sizeof *t.perm[1]);
     t.ident = malloc((size_t)(nev > 0 ? nev : 1) * sizeof *t.ident);
     res->epochs = calloc((size_t)opts->epochs, sizeof *res->epochs);
+    if (dp && (st = shares_init(&t, g, res)) != PML_OK) goto done;
     if (!t.perm[0] || !t.perm[1] || !t.ident || !res->epochs) {
         st = pml_fail(PML_ENOMEM, "out of memory");
         goto done;
@@ -1334,7 +1565,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     /* each rank runs its part of every batch */
-    pml_exec_opts eo = {.batch = (opts->batch + t.parts - 1) / t.parts,
+    pml_exec_opts eo = {.batch = t.share ? t.share_cap : (opts->batch + t.parts - 1) / t.parts,
                         .threads = opts->threads,
                         .first_core = opts->first_core,
                         .seed = opts->seed,
@@ -1485,11 +1716,13 @@ done:
     free(t.perm[0]);
     free(t.perm[1]);
     free(t.ident);
+    shares_end(&t, res);
     return st;
 }
 
 void pml_train_result_free(pml_train_result *r)
 {
     free(r->epochs);
+    free(r->shares);
     memset(r, 0, sizeof *r);
 }

@@ -1887,6 +1887,55 @@ PY
     run 2 train mlp --bucket-mb -1 && has "$err" "--bucket-mb" || return 1
     run 2 train mlp --bucket-mb lots && has "$err" "--bucket-mb"
 }
+t_mpi_shares() { # ranks taking unequal parts of each batch: one process's losses; bad shares
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local a="mlp:units=24 --train-samples 640 --test-samples 320 --epochs 2 --json" one sh
+    run 0 train $a --threads 1 --plan none || return 1
+    one=$(losses "$out" | cut -d' ' -f1-3)
+    for sh in 20,12 32,0 equal auto; do
+        timeout 120 $MPIRUN -np 2 "$PML" train $a --shares $sh >"$out" 2>"$err" ||
+            { echo "  --shares $sh: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one 2" ] ||
+            { echo "  --shares $sh: $(losses "$out"), one process: $one" >&2; return 1; }
+        python3 - "$out" "$sh" <<'PY' || return 1
+import json, sys
+j, sh = json.load(open(sys.argv[1])), sys.argv[2]
+want = {"20,12": [20, 12], "32,0": [32, 0], "equal": [16, 16]}.get(sh)
+assert len(j["shares"]) == 2 and sum(j["shares"]) == 32, j["shares"]
+assert want is None or (j["shares"] == want and j["share_tries"] == 0), (sh, j)
+PY
+    done
+    run 2 train mlp --shares 16,16 && has "$err" "this run is one process" && one_line || return 1
+    run 2 train mlp --shares 16,x && has "$err" "--shares '16,x'" || return 1
+    run 2 train mlp --shares=-1,33 && has "$err" "--shares" || return 1
+    local bad want
+    for bad in "10,10:add up to 20 samples, not batch=32" "32:1 shares of a batch for 2 ranks" \
+        "16,16 --plan data:--plan data, made for equal parts"; do
+        want=${bad#*:}
+        timeout 120 $MPIRUN -np 2 "$PML" train mlp --max-steps 2 --shares ${bad%%:*} >"$out" 2>"$err" &&
+            { echo "  --shares ${bad%%:*}: exit 0" >&2; return 1; }
+        has "$err" "$want" || return 1
+    done
+}
+t_mpi_balance() { # ranks re-split each batch by their speeds, on a test clock: kept or undone
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    [ -x "${PML_MPI_BALANCE:-}" ] || { echo "  (skip: the mpi_balance helper is not built here)" >&2; return 77; }
+    local m line ref
+    for m in equal slow fixed; do
+        line=$(timeout 120 $MPIRUN -np 2 "$PML_MPI_BALANCE" $m 2>"$err") ||
+            { echo "  $m: $(head -c 300 "$err")" >&2; return 1; }
+        echo "  $m: $line" >&2
+        set -- $line
+        case $m in # shares, splits tried, kept, reported
+        equal) [ "$1 $2 $3 $4" = "16,16 0 0 0" ] && ref="$5 $6 $7" ;;
+        slow) [ "$1 $2 $3 $4" = "19,13 1 1 1" ] ;;   # 1.5x slower: 19/13 is the shortest step
+        fixed) [ "$1 $3 $4" = "16,16 0 0" ] && [ "$2" -ge 1 ] ;; # tried, no faster, undone
+        esac || { echo "  $m: unexpected shares" >&2; return 1; }
+        python3 -c 'import sys; a, b = sys.argv[1].split(), sys.argv[2].split()
+assert len(a) == len(b) == 3 and all(abs(float(x) / float(y) - 1) < 1e-4 for x, y in zip(a, b)), (a, b)' \
+            "$5 $6 $7" "$ref" || { echo "  $m: losses differ from equal shares'" >&2; return 1; }
+    done
+}
 t_mpi_trace() { # one trace of a run across ranks: a process per rank, the buckets' sums as events
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 320 --test-samples 32 \
@@ -2281,6 +2330,8 @@ case_ onnx_torchvision t_onnx_torchvision
 case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
+case_ mpi_shares t_mpi_shares
+case_ mpi_balance t_mpi_balance
 case_ mpi_trace t_mpi_trace
 case_ topo_first_cores t_topo_first_cores
 case_ mpi_topo t_mpi_topo

@@ -158,6 +158,10 @@ static void t_bad_options(void)
     CHECK(pml_train(&g, &train, NULL, &o, &r) != PML_OK);
     o.validation_split = 0;
     CHECK(pml_train(&h, &train, NULL, &o, &r) == PML_ESHAPE && strstr(pml_errmsg(), "3x16x16"));
+    o.shares = (const int[]){8};
+    o.nshares = 1;
+    CHECK(pml_train(&g, &train, NULL, &o, &r) == PML_EINVAL &&
+          strstr(pml_errmsg(), "for data-parallel ranks"));
     pml_graph_free(&g);
     pml_graph_free(&h);
     pml_data_free(&train);
@@ -833,7 +837,40 @@ static void t_recheck_fair(void)
     pml_data_free(&train);
 }
 
+/* Data-parallel ranks' shares of a batch by their speeds: the shortest slowest rank, within
+ * the executor's capacity, at least a sample each, ties to the lower rank. */
+static void t_shares_balance(void)
+{
+    struct {
+        double rate[3];
+        int parts, m, cap, want[3];
+    } c[] = {
+        {{1000, 1000}, 2, 32, 24, {16, 16}},
+        {{1000, 1000 / 1.5}, 2, 32, 24, {19, 13}}, /* 19/1000 vs 13/666.7: 19.5 ms */
+        {{1000, 100}, 2, 32, 24, {24, 8}},         /* the capacity holds: 10x as fast, 3x the samples */
+        {{1, 1e-6}, 2, 32, 32, {31, 1}},           /* a rank all but stopped keeps one sample */
+        {{3, 2, 1}, 3, 30, 30, {15, 10, 5}},
+        {{1, 1}, 2, 3, 3, {2, 1}},                 /* a tie: the lower rank */
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        int got[3] = {0, 0, 0};
+        const double t = pml__shares_balance(c[k].rate, c[k].parts, c[k].m, c[k].cap, got);
+        double want_t = 0;
+        for (int r = 0; r < c[k].parts; r++) {
+            CHECK_MSG(got[r] == c[k].want[r], "case %zu rank %d: %d samples, want %d", k, r,
+                      got[r], c[k].want[r]);
+            if (c[k].want[r] / c[k].rate[r] > want_t) want_t = c[k].want[r] / c[k].rate[r];
+        }
+        CHECK_NEAR(t, want_t, 1e-12 * want_t);
+        CHECK_NEAR(pml__shares_time(c[k].rate, c[k].parts, got), t, 1e-12 * t);
+    }
+    /* more samples than the ranks may hold: refused */
+    int got[2];
+    CHECK(pml__shares_balance((double[]){1, 1}, 2, 32, 15, got) < 0);
+}
+
 static const pml_test tests[] = {
+    {"shares_balance", t_shares_balance},
     {"mlp_learns_fashion_subset", t_mlp_learns_fashion_subset},
     {"threads_agree", t_threads_agree},
     {"max_steps_and_partial_batches", t_max_steps_and_partial_batches},

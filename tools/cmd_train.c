@@ -9,6 +9,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -91,6 +92,12 @@ static const cli_opt train_opts[] = {
      "under mpirun: sum the gradients across the ranks in buckets of\n"
      "about X MB while the backward pass runs (default: an eighth of\n"
      "the gradients, 64 KiB to 4 MiB); 0: in one sum after it"},
+    {"shares", 0, "auto|equal|N,N,...",
+     "under mpirun, data-parallel ranks: the samples of each batch\n"
+     "every rank takes; auto (the default): equal, then re-split by\n"
+     "the ranks' measured speeds when a faster rank taking more would\n"
+     "shorten the steps (not for models with batch normalisation);\n"
+     "equal; or one number per rank, adding up to --batch"},
     {"checkpoint", 0, "DIR",
      "write checkpoints to DIR (made when missing): every\n"
      "--checkpoint-every N steps (default 500) and when training stops\n"
@@ -165,6 +172,7 @@ typedef struct progress {
     const pml_machine *here;
     const pml_candidates *cands;
     int batch;
+    bool shares_said; /* the ranks' shares of a batch changed, and a line said so */
 } progress;
 
 static void on_slow(void *ud, double measured, double predicted)
@@ -176,6 +184,19 @@ static void on_slow(void *ud, double measured, double predicted)
             "--trace T.json, then pml simulate %s --compare T.json shows where the time goes\n",
             1e3 * measured, measured / predicted, 1e3 * predicted,
             p->plan_file ? cli_safe(p->plan_file) : "PLAN.dot");
+}
+
+static void on_shares(void *ud, long step, const int *share, int ranks)
+{
+    progress *p = ud;
+    if (p->shares_said) return; /* once: the JSON has the last */
+    p->shares_said = true;
+    if (p->bar) fprintf(stderr, "\r\033[K");
+    fprintf(p->out, "Shares: the ranks run at different speeds; from step %ld each batch's "
+            "samples by rank are ", step + 1);
+    for (int r = 0; r < ranks; r++) fprintf(p->out, "%s%d", r ? ", " : "", share[r]);
+    fputc('\n', p->out);
+    fflush(p->out);
 }
 
 static void on_rechecked(void *ud, const pml_candidate *from, const pml_candidate *to)
@@ -303,6 +324,12 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     if (r->allreduce_seconds > 0) /* rank 0's buckets: seconds summing, the part hidden */
         fprintf(f, ",\"buckets\":%d,\"allreduce_seconds\":%.6g,\"allreduce_hidden\":%.4f",
                 r->buckets, r->allreduce_seconds, r->allreduce_hidden / r->allreduce_seconds);
+    if (r->nshares > 1) { /* data-parallel ranks: each one's samples of a batch at the end */
+        fputs(",\"shares\":[", f);
+        for (int i = 0; i < r->nshares; i++) fprintf(f, "%s%d", i ? "," : "", r->shares[i]);
+        fprintf(f, "],\"share_tries\":%d,\"share_changes\":%d", r->share_tries,
+                r->share_changes);
+    }
     if (interrupted) {
         fputs(",\"interrupted\":", f);
         cli_json_str(f, stop_name(r->signal));
@@ -541,6 +568,25 @@ static void trial_line(FILE *f, const pml_candidates *cs, double seconds)
     fputc('\n', f);
 }
 
+#define MAX_SHARES 4096
+
+/* --shares N,N,...: samples per rank (at most MAX_SHARES ranks) */
+static bool parse_shares(const char *v, int *share, int *n)
+{
+    *n = 0;
+    for (const char *p = v;; p++) {
+        char *end;
+        errno = 0;
+        const long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > 0x7fffffffL || *n == MAX_SHARES || isspace((unsigned char)*p))
+            return false;
+        share[(*n)++] = (int)x;
+        if (*end == 0) return true;
+        if (*end != ',') return false;
+        p = end;
+    }
+}
+
 int cmd_train(int argc, char **argv)
 {
     cli c;
@@ -557,6 +603,7 @@ int cmd_train(int argc, char **argv)
     long train_samples = 0, test_samples = 0;
     bool json = false, threads_given = false, sync_ps = false, skip_bad = false;
     int servers = 0;
+    static int shares[MAX_SHARES]; /* --shares N,N,...: o.shares */
     const char *plan = NULL, *trace = NULL, *machine = NULL, *plot = NULL;
     char plan_desc[4096] = "none", plan_file[4096] = "";
     const char *a;
@@ -615,6 +662,14 @@ int cmd_train(int argc, char **argv)
         } else if (cli_is(&c, "--bucket-mb")) {
             const double mb = cli_double(&c, 0, 1024, false, false);
             o.bucket_bytes = mb > 0 ? mb * 1e6 : -1;
+        } else if (cli_is(&c, "--shares")) {
+            const char *v = cli_str(&c);
+            if (v && strcmp(v, "equal") == 0) {
+                o.equal_shares = true;
+            } else if (v && strcmp(v, "auto") != 0) {
+                if (!parse_shares(v, shares, &o.nshares))
+                    cli_error(&c, "--shares '%s': auto, equal, or samples per rank (N,N,...)", v);
+            }
         } else if (cli_is(&c, "--checkpoint")) {
             o.checkpoint_dir = cli_str(&c);
         } else if (cli_is(&c, "--checkpoint-every")) {
@@ -641,6 +696,7 @@ int cmd_train(int argc, char **argv)
         cli_error(&c, "%s goes with --checkpoint DIR", o.checkpoint_every ? "--checkpoint-every" : "--keep");
     if (c.failed) return EXIT_USAGE;
     if (sync_ps) o.ps_servers = servers ? servers : 1;
+    o.shares = o.nshares ? shares : NULL;
     if (!model) {
         err("missing MODEL (see pml train --help)\n");
         return EXIT_USAGE;
@@ -697,6 +753,12 @@ int cmd_train(int argc, char **argv)
             "%d); this run has %d\n",
             o.ps_servers, o.ps_servers == 1 ? "" : "s", o.ps_servers + 1, o.ps_servers + 1, ranks);
         pml_dist_abort(dist, EXIT_USAGE);
+        pml_dist_finalize(dist);
+        return EXIT_USAGE;
+    }
+    if (o.shares && ranks == 1) {
+        err("--shares N,N,...: the samples of each batch every rank takes under mpirun; this "
+            "run is one process\n");
         pml_dist_finalize(dist);
         return EXIT_USAGE;
     }
@@ -775,6 +837,13 @@ int cmd_train(int argc, char **argv)
             goto out;
         }
     } else if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
+        if (o.shares && plan && strcmp(plan, "none") != 0) {
+            err("--shares %s: the ranks run --plan %s, made for equal parts of each batch; "
+                "fixed shares run on the per-operator executor (no --plan, or --plan none)\n",
+                "N,N,...", cli_safe(plan));
+            rc = EXIT_USAGE;
+            goto out;
+        }
         if ((st = rank_plan(dist, &g, plan, threads_given, data, &o, &here, &pl, plan_desc,
                             sizeof plan_desc)) != PML_OK) {
             err("%s\n", pml_errmsg());
@@ -864,7 +933,8 @@ int cmd_train(int argc, char **argv)
     if (ranks > 1) snprintf(ranks_note, sizeof ranks_note, " in each of %d ranks", ranks);
     o.dist = dist;
     o.cb = (pml_train_cb){.ud = &p, .step = on_step, .epoch = on_epoch, .slow = on_slow,
-                          .rechecked = on_rechecked, .checkpoint_failed = on_checkpoint_failed};
+                          .rechecked = on_rechecked, .checkpoint_failed = on_checkpoint_failed,
+                          .shares = on_shares};
     o.handle_signals = true;
     char test_note[32] = "no test set";
     if (test.n) snprintf(test_note, sizeof test_note, "%d test", test.n);
