@@ -326,6 +326,141 @@ PML_HOT static void bias_grad(const float *gr, size_t ld, int nc, int len, float
     }
 }
 
+/* The weight gradient of a layer with few input taps (K = C*kh*kw small, as a first layer's
+ * 3 or 1 channels): a gemm of nc x K outputs over P is too thin for sgemm (a fifth of its
+ * speed) and the columns cost as much again to write. Directly instead: for 3 output channels at
+ * once and the kw = 3 taps of a kernel row, the 9 sums of d[o][i][j] * x[c][iy][j + q - pl]
+ * run in 8-float vectors over the row's output columns (a row of x, three rows of d, 9 FMAs a
+ * column of 8): stride 1, no dilation. */
+#define DW_DIRECT_K 64 /* at most this many taps; more make the gemm wide enough */
+#define DW_OB 3        /* output channels at once (dw_direct's loop is written for 3) */
+#define DW_MAX_W 1024  /* output rows at most this wide (a masked row of each is kept) */
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v)) /* unaligned */
+
+static inline float hsum8(const v8f *v)
+{
+    float s = 0;
+    for (int t = 0; t < 8; t++) s += (*v)[t];
+    return s;
+}
+
+static bool dw_direct_ok(const geom *g)
+{
+    return g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && !g->direct &&
+           g->K <= DW_DIRECT_K && g->Wo >= 64 && g->Wo <= DW_MAX_W;
+}
+
+/* dw (nc, K) += d (nc planes, ld ldd; output rows [r0, r1) from d) . x's windows, one sample,
+ * where d is dy masked by y > 0 (y not NULL: a fused relu) and db (not NULL) += its sums. Row by
+ * row: the row's d (DW_OB rows, masked into m once) and x (C*kh rows) stay in L1 for all C*kh
+ * kernel rows, while the sums of each kernel row live in acc from row to row; dy and y are
+ * read once, as the arithmetic goes on. */
+PML_HOT static void dw_direct(const geom *g, const float *d, const float *y, size_t ldd, int nc,
+                              const float *xs, int r0, int r1, float *dw, float *db)
+{
+    const int Wo = g->Wo, W = g->W, pl = g->pl, CK = g->C * g->kh;
+    /* output columns whose three taps all lie in the row: j - pl >= 0, j - pl + 2 < W */
+    const int jlo = pl < Wo ? pl : Wo;
+    int jhi = W - 3 + pl + 1;
+    if (jhi > Wo) jhi = Wo;
+    if (jhi < jlo) jhi = jlo;
+    const int jv = jlo + (jhi - jlo) / 8 * 8; /* vector columns [jlo, jv) */
+    v8f acc[DW_DIRECT_K / 3][DW_OB][3];
+    float sc[DW_DIRECT_K / 3][DW_OB][3];
+    float m[DW_OB][DW_MAX_W];
+    for (int o0 = 0; o0 < nc; o0 += DW_OB) {
+        const int ob = nc - o0 < DW_OB ? nc - o0 : DW_OB;
+        memset(acc, 0, (size_t)CK * sizeof acc[0]);
+        memset(sc, 0, (size_t)CK * sizeof sc[0]);
+        double bs[DW_OB] = {0};
+        for (int i = r0; i < r1; i++) {
+            const float *dr[DW_OB];
+            for (int t = 0; t < DW_OB; t++) {
+                const size_t at = (size_t)(o0 + (t < ob ? t : 0)) * ldd + (size_t)(i - r0) * Wo;
+                dr[t] = d + at;
+                if (t >= ob || (!y && !db)) continue;
+                /* in vectors: a float sum one value at a time waits on each add */
+                v8f vs = {0};
+                float sum = 0;
+                int j = 0;
+                if (y) { /* the relu's mask, once a row */
+                    const float *yr = y + at;
+                    const v8f zero = {0};
+                    for (; j + 8 <= Wo; j += 8) {
+                        v8f dv, yv;
+                        LD8(dv, dr[t] + j);
+                        LD8(yv, yr + j);
+                        const v8f v = (v8f)((v8i)dv & (yv > zero));
+                        memcpy(&m[t][j], &v, sizeof v);
+                        vs += v;
+                    }
+                    for (; j < Wo; j++) {
+                        const float v = yr[j] > 0.0f ? dr[t][j] : 0.0f;
+                        m[t][j] = v;
+                        sum += v;
+                    }
+                    dr[t] = m[t];
+                } else {
+                    for (; j + 8 <= Wo; j += 8) {
+                        v8f dv;
+                        LD8(dv, dr[t] + j);
+                        vs += dv;
+                    }
+                    for (; j < Wo; j++) sum += dr[t][j];
+                }
+                bs[t] += sum + hsum8(&vs);
+            }
+            for (int t = ob; t < DW_OB; t++) dr[t] = dr[0];
+            for (int c = 0; c < g->C; c++)
+                for (int p = 0; p < g->kh; p++) {
+                    const int iy = i - g->pt + p;
+                    if (iy < 0 || iy >= g->H) continue;
+                    const int cp = c * g->kh + p;
+                    const float *xr = xs + ((size_t)c * g->H + iy) * W; /* xr[j - pl + q] */
+                    v8f a00 = acc[cp][0][0], a01 = acc[cp][0][1], a02 = acc[cp][0][2];
+                    v8f a10 = acc[cp][1][0], a11 = acc[cp][1][1], a12 = acc[cp][1][2];
+                    v8f a20 = acc[cp][2][0], a21 = acc[cp][2][1], a22 = acc[cp][2][2];
+                    for (int j = jlo; j < jv; j += 8) {
+                        const float *xj = xr + (j - pl);
+                        v8f x0, x1, x2, d0, d1, d2;
+                        LD8(x0, xj);
+                        LD8(x1, xj + 1);
+                        LD8(x2, xj + 2);
+                        LD8(d0, dr[0] + j);
+                        LD8(d1, dr[1] + j);
+                        LD8(d2, dr[2] + j);
+                        a00 += d0 * x0, a01 += d0 * x1, a02 += d0 * x2;
+                        a10 += d1 * x0, a11 += d1 * x1, a12 += d1 * x2;
+                        a20 += d2 * x0, a21 += d2 * x1, a22 += d2 * x2;
+                    }
+                    acc[cp][0][0] = a00, acc[cp][0][1] = a01, acc[cp][0][2] = a02;
+                    acc[cp][1][0] = a10, acc[cp][1][1] = a11, acc[cp][1][2] = a12;
+                    acc[cp][2][0] = a20, acc[cp][2][1] = a21, acc[cp][2][2] = a22;
+                    /* the edges: columns with a tap outside the row, and the vectors' rest */
+                    for (int j = 0; j < Wo; j++) {
+                        if (j == jlo) j = jv;
+                        if (j >= Wo) break;
+                        for (int q = 0; q < 3; q++) {
+                            const int ix = j - pl + q;
+                            if (ix < 0 || ix >= W) continue;
+                            for (int t = 0; t < ob; t++) sc[cp][t][q] += dr[t][j] * xr[ix];
+                        }
+                    }
+                }
+        }
+        if (db)
+            for (int t = 0; t < ob; t++) db[o0 + t] += (float)bs[t];
+        for (int cp = 0; cp < CK; cp++)
+            for (int t = 0; t < ob; t++)
+                for (int q = 0; q < 3; q++)
+                    dw[(size_t)(o0 + t) * g->K + cp * 3 + q] += hsum8(&acc[cp][t][q]) + sc[cp][t][q];
+    }
+}
+
 // dy (N,O,Ho,Wo) on region r -> dx (N,C,H,W), dw (O,C/G,KH,KW), db (O), accumulated
 void pml__conv2d_bwd_blas(const pml_kctx *k)
 {
@@ -354,13 +489,19 @@ void pml__conv2d_bwd_blas(const pml_kctx *k)
                 size_t off = (size_t)s * g.O * HWo + (size_t)o0 * HWo + (size_t)r0 * g.Wo;
                 const float *d = k->dy + off;
                 int ldd = (int)HWo;
+                if (!dx && dw && dw_direct_ok(&g)) { /* a first layer: one pass over dy and y */
+                    dw_direct(&g, d, relu ? k->y + off : NULL, HWo, nc, xs, r0, r1, dw, db);
+                    continue;
+                }
                 if (relu) {
                     relu_mask(d, k->y + off, HWo, nc, P, dym);
                     d = dym;
                     ldd = P;
                 }
                 if (db) bias_grad(d, (size_t)ldd, nc, P, db);
-                if (dw) {
+                if (dw && dw_direct_ok(&g)) {
+                    dw_direct(&g, d, NULL, (size_t)ldd, nc, xs, r0, r1, dw, NULL);
+                } else if (dw) {
                     const float *cm = col;
                     int ldcol = P;
                     if (g.direct) {

@@ -212,6 +212,11 @@ static void build_cases(void)
     conv(3, (pml_shape){4, 5, 5}, 6, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* direct 1x1 */
     conv(2, (pml_shape){4, 6, 7}, 3, 1, 1, 2, 2, PML_PAD_VALID, 0, 0, 0, 0); /* strided 1x1 */
     conv(2, (pml_shape){1, 9, 9}, 4, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1); /* C = 1 */
+    /* rows of 64 and more, few taps: the weight gradient without columns (k_conv.c dw_direct),
+     * its vectors and edges, output channels in threes and not */
+    conv(2, (pml_shape){3, 5, 77}, 5, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1);
+    conv(2, (pml_shape){1, 6, 69}, 6, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1);
+    conv(1, (pml_shape){2, 4, 70}, 4, 2, 3, 1, 1, PML_PAD_EXPLICIT, 1, 2, 1, 0);
     conv(2, (pml_shape){2, 8, 7}, 3, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 1, 1);
     /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
     groups_dilation(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
