@@ -558,9 +558,11 @@ struct pml_dist_reducer {
     float pre, post;
     char err[256];
     double *t_post, *t_done; /* [bucket]: this step's times (pml_now) */
+    pml_dist_ps *ps; /* not NULL: each bucket is pushed to the parameter servers, not summed */
+    int per;         /* requests per bucket: 1, or a server each */
 #ifdef PML_HAVE_MPI
     MPI_Comm comm;
-    MPI_Request *req;
+    MPI_Request *req; /* [bucket * per + k] */
 #endif
 };
 
@@ -590,6 +592,33 @@ static void bucket_done(pml_dist_reducer *r, int b)
     pthread_cond_broadcast(&r->cv);
 }
 
+/* Posts bucket b: its sum across the ranks (MPI_Iallreduce), or with parameter servers its
+ * part in each server's shard summed on that server (MPI_Ireduce on the communicator of the
+ * workers and that server; every member posts its buckets' parts in bucket order, and a bucket
+ * that misses a shard posts nothing there, on every member alike). */
+static int post_bucket(pml_dist_reducer *r, int b)
+{
+    float *p = r->buf + r->lo[b];
+    if (!r->ps)
+        return MPI_Iallreduce(MPI_IN_PLACE, p, (int)(r->hi[b] - r->lo[b]), MPI_FLOAT, MPI_SUM,
+                              r->comm, &r->req[b]);
+    const pml_dist_ps *ps = r->ps;
+    const int me = pml_dist_rank(ps->d);
+    for (int s = 0; s < ps->servers; s++) {
+        MPI_Request *q = &r->req[(size_t)b * r->per + s];
+        *q = MPI_REQUEST_NULL;
+        const size_t lo = r->lo[b] > ps->lo[s] ? r->lo[b] : ps->lo[s];
+        const size_t hi = r->hi[b] < ps->hi[s] ? r->hi[b] : ps->hi[s];
+        if (ps->comm[s] == MPI_COMM_NULL || lo >= hi) continue;
+        const bool server = me == ps->workers + s;
+        float *x = r->buf + lo;
+        int rc = MPI_Ireduce(server ? MPI_IN_PLACE : x, server ? x : NULL, (int)(hi - lo),
+                             MPI_FLOAT, MPI_SUM, ps->workers, ps->comm[s], q);
+        if (rc != MPI_SUCCESS) return rc;
+    }
+    return MPI_SUCCESS;
+}
+
 static void reducer_main(void *arg)
 {
     pml_dist_reducer *r = arg;
@@ -604,8 +633,7 @@ static void reducer_main(void *arg)
             float *p = r->buf + r->lo[b];
             scale(p, r->hi[b] - r->lo[b], r->pre);
             const double t = pml_now();
-            int rc = MPI_Iallreduce(MPI_IN_PLACE, p, (int)(r->hi[b] - r->lo[b]), MPI_FLOAT, MPI_SUM,
-                                    r->comm, &r->req[b]);
+            int rc = post_bucket(r, b);
             pthread_mutex_lock(&r->mu);
             r->testing = false;
             r->t_post[b] = t;
@@ -626,7 +654,7 @@ static void reducer_main(void *arg)
         /* a burst of progress calls per wake-up: a large bucket goes in many fragments */
         int flag = 0, rc;
         const double burst_end = pml_now() + REDUCER_BURST_S;
-        do rc = MPI_Test(&r->req[b], &flag, MPI_STATUS_IGNORE);
+        do rc = MPI_Testall(r->per, &r->req[(size_t)b * r->per], &flag, MPI_STATUSES_IGNORE);
         while (rc == MPI_SUCCESS && !flag && pml_now() < burst_end);
         pthread_mutex_lock(&r->mu);
         r->testing = false;
@@ -650,8 +678,23 @@ static void reducer_main(void *arg)
 }
 #endif
 
+static pml_status reducer_create(pml_dist *d, pml_dist_ps *ps, float *buf, const size_t *lo,
+                                 const size_t *hi, int n, pml_dist_reducer **out);
+
 pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, const size_t *hi,
                                    int n, pml_dist_reducer **out)
+{
+    return reducer_create(d, NULL, buf, lo, hi, n, out);
+}
+
+pml_status pml_dist_reducer_create_ps(pml_dist_ps *ps, float *buf, const size_t *lo,
+                                      const size_t *hi, int n, pml_dist_reducer **out)
+{
+    return reducer_create(ps->d, ps, buf, lo, hi, n, out);
+}
+
+static pml_status reducer_create(pml_dist *d, pml_dist_ps *ps, float *buf, const size_t *lo,
+                                 const size_t *hi, int n, pml_dist_reducer **out)
 {
     *out = NULL;
     if (!d || d->size == 1 || n < 1) return PML_OK;
@@ -661,12 +704,14 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
     if (!r) return pml_fail(PML_ENOMEM, "out of memory");
     r->buf = buf;
     r->n = n;
+    r->ps = ps;
+    r->per = ps ? ps->servers : 1;
     r->lo = malloc((size_t)n * sizeof *r->lo);
     r->hi = malloc((size_t)n * sizeof *r->hi);
     r->ready = calloc((size_t)n, 1);
     r->t_post = calloc((size_t)n, sizeof *r->t_post);
     r->t_done = calloc((size_t)n, sizeof *r->t_done);
-    r->req = calloc((size_t)n, sizeof *r->req);
+    r->req = calloc((size_t)n * r->per, sizeof *r->req);
     r->comm = MPI_COMM_NULL;
     if (!r->lo || !r->hi || !r->ready || !r->t_post || !r->t_done || !r->req) {
         pml_dist_reducer_destroy(r);
@@ -679,13 +724,15 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
             pml_dist_reducer_destroy(r);
             return pml_fail(PML_EINVAL, "gradient bucket %d is malformed or too large", b);
         }
-    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &r->comm); /* collective: every rank makes one */
+    for (size_t q = 0; q < (size_t)n * r->per; q++) r->req[q] = MPI_REQUEST_NULL;
+    /* collective: every rank makes one (the servers' communicators are the pushes' own) */
+    int rc = ps ? MPI_SUCCESS : MPI_Comm_dup(MPI_COMM_WORLD, &r->comm);
     if (rc != MPI_SUCCESS) {
         r->comm = MPI_COMM_NULL;
         pml_dist_reducer_destroy(r);
         return pml__mpi_fail(rc, "a communicator for the gradient buckets");
     }
-    MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
+    if (!ps) MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     /* a thread that takes no signal, as the workers; on the caller's cores (a rank's worker 0
@@ -703,7 +750,7 @@ pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, co
     *out = r;
     return PML_OK;
 #else
-    (void)buf, (void)lo, (void)hi;
+    (void)ps, (void)buf, (void)lo, (void)hi;
     return PML_OK;
 #endif
 }
@@ -722,7 +769,8 @@ void pml_dist_reducer_destroy(pml_dist_reducer *r)
     if (r->req && r->comm != MPI_COMM_NULL) {
         /* requests still in flight (a rank failed mid-step) are left to MPI_Abort */
         bool idle = true;
-        for (int b = 0; b < r->n; b++) idle &= r->req[b] == MPI_REQUEST_NULL || r->req[b] == 0;
+        for (size_t q = 0; q < (size_t)r->n * r->per; q++)
+            idle &= r->req[q] == MPI_REQUEST_NULL || r->req[q] == 0;
         if (idle && !r->failed) MPI_Comm_free(&r->comm);
     }
 #endif
@@ -774,7 +822,7 @@ pml_status pml_dist_reducer_finish(pml_dist_reducer *r)
     while (!r->failed && r->done < r->n) {
         const int b = r->done;
         pthread_mutex_unlock(&r->mu);
-        int rc = MPI_Wait(&r->req[b], MPI_STATUS_IGNORE);
+        int rc = MPI_Waitall(r->per, &r->req[(size_t)b * r->per], MPI_STATUSES_IGNORE);
         pthread_mutex_lock(&r->mu);
         if (rc != MPI_SUCCESS) reducer_fail(r, rc, "summing", b);
         else bucket_done(r, b);

@@ -286,6 +286,13 @@ pml_status pml_dist_check_same(pml_dist *d, uint64_t value, const char *what);
 typedef struct pml_dist_reducer pml_dist_reducer;
 pml_status pml_dist_reducer_create(pml_dist *d, float *buf, const size_t *lo, const size_t *hi,
                                    int n, pml_dist_reducer **out);
+/** The same with parameter servers (pml_dist_ps): each bucket, once complete, is pushed to
+ * the servers instead (its part in each server's shard summed on that server, MPI_Ireduce),
+ * so the pushes overlap the backward pass; on a server the sums arrive in its shard of buf
+ * (its own contribution must be zero there). Collective over the workers and servers. */
+typedef struct pml_dist_ps pml_dist_ps;
+pml_status pml_dist_reducer_create_ps(pml_dist_ps *ps, float *buf, const size_t *lo,
+                                      const size_t *hi, int n, pml_dist_reducer **out);
 /** Stops the thread; requests left in flight (a rank failed mid-step) are left to MPI_Abort. */
 void pml_dist_reducer_destroy(pml_dist_reducer *r);
 /** Before a step: each bucket is multiplied by \p pre before it is summed and by \p post after. */
@@ -308,7 +315,6 @@ pml_status pml_dist_measure_network(pml_dist *d, double *bw, double *latency);
  * their gradients (pml_dist_ps_push: each shard summed on its server, MPI_Ireduce) and pull the
  * parameters (pml_dist_ps_pull: each server sends its shard, MPI_Ibcast). Collective. Refused
  * without more ranks than servers. */
-typedef struct pml_dist_ps pml_dist_ps;
 pml_status pml_dist_ps_create(pml_dist *d, int servers, size_t nparams, pml_dist_ps **out);
 void pml_dist_ps_destroy(pml_dist_ps *p);
 /** The computing ranks (0 .. workers - 1). */

@@ -716,8 +716,10 @@ static pml_status buckets_start(trainer *t, const pml_graph *g, pml_exec *e)
         if (!(t->comm = malloc((size_t)t->maxcomm * sizeof *t->comm)))
             return pml_fail(PML_ENOMEM, "out of memory");
     }
-    pml_status st = pml_dist_reducer_create(t->o->dist, pml_exec_grads(e), t->bucket_lo,
-                                            t->bucket_hi, nb, &t->red);
+    pml_status st = t->ps ? pml_dist_reducer_create_ps(t->ps, pml_exec_grads(e), t->bucket_lo,
+                                                       t->bucket_hi, nb, &t->red)
+                          : pml_dist_reducer_create(t->o->dist, pml_exec_grads(e), t->bucket_lo,
+                                                    t->bucket_hi, nb, &t->red);
     if (st == PML_OK && t->red) {
         e->grad_ready = bucket_hook;
         e->grad_ready_ctx = t;
@@ -768,12 +770,13 @@ static pml_status trace_write_ranks(trainer *t, pml_exec *e, const char *path)
                 t->rank, tid);
         for (long i = 0; i < t->ncomm; i++) {
             const comm_ev *c = &t->comm[i];
+            const char *kind = t->ps ? "push" : "allreduce"; /* to the servers, or a sum */
             fprintf(f,
-                    ",\n{\"name\":\"allreduce bucket %d\",\"cat\":\"allreduce\",\"ph\":\"X\","
+                    ",\n{\"name\":\"%s bucket %d\",\"cat\":\"%s\",\"ph\":\"X\","
                     "\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%ld,"
-                    "\"phase\":\"train\",\"kind\":\"allreduce\",\"bucket\":%d,\"bytes\":%zu}}",
-                    c->bucket, t->rank, tid, (c->post - e->trace_t0) * 1e6,
-                    (c->done - c->post) * 1e6, c->step, c->bucket,
+                    "\"phase\":\"train\",\"kind\":\"%s\",\"bucket\":%d,\"bytes\":%zu}}",
+                    kind, c->bucket, kind, t->rank, tid, (c->post - e->trace_t0) * 1e6,
+                    (c->done - c->post) * 1e6, c->step, kind, c->bucket,
                     (t->bucket_hi[c->bucket] - t->bucket_lo[c->bucket]) * sizeof(float));
         }
         if (fclose(f) != 0 && st == PML_OK) st = pml_fail(PML_ENOMEM, "out of memory");
@@ -975,12 +978,21 @@ static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *
     const int m = step_samples(t, b);
     float *grads = pml_exec_grads(e), *params = pml_exec_params(e);
     e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
+    if (t->red) { /* each bucket is pushed, scaled by n, as soon as it is complete */
+        for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
+        pml_dist_reducer_begin(t->red, (float)n, 1.0f);
+    }
     double grad_end;
     pml_status st = rank_grads(t, e, np, n, r, &grad_end);
     if (st != PML_OK) return st;
-    if (n > 0)
-        for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
-    if ((st = pml_dist_ps_push(t->ps, grads)) != PML_OK) return st;
+    if (t->red) {
+        if ((st = pml_dist_reducer_finish(t->red)) != PML_OK) return st;
+        buckets_account(t, b, grad_end);
+    } else {
+        if (n > 0)
+            for (size_t k = 0; k < np; k++) grads[k] *= (float)n;
+        if ((st = pml_dist_ps_push(t->ps, grads)) != PML_OK) return st;
+    }
     size_t lo, hi;
     pml_optim_begin_step(o);
     if (pml_dist_ps_shard(t->ps, &lo, &hi)) {
@@ -1577,7 +1589,7 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->ps_servers > 0 &&
         (st = pml_dist_ps_create(opts->dist, opts->ps_servers, g->nparams, &t.ps)) != PML_OK)
         goto done;
-    if (t.ranks > 1 && !t.ps && !t.spans && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
+    if (t.ranks > 1 && !t.spans && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
         goto done;
     /* the ranks' traces share a time 0: the moment they all got here */
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;

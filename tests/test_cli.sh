@@ -2014,7 +2014,18 @@ t_mpi_ps() { # parameter servers across ranks: one process's losses over 60 step
             [ "$(losses "$out")" = "$one $np" ] ||
                 { echo "  -np $np --servers $servers --plan $plan: $(losses "$out"), one process: $one" >&2
                   return 1; }
+            # pushed in buckets during the backward pass (rank 0: a worker)
+            python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+assert j["buckets"] >= 1 and j["allreduce_seconds"] > 0, j' "$out" || return 1
         done
+    done
+    # a bucket per layer (their parts in two servers' shards), and one push after the pass
+    local bm
+    for bm in 0.001 0; do
+        timeout 120 $MPIRUN -np 4 "$PML" train $a --plan data --sync ps --servers 2 --bucket-mb $bm \
+            >"$out" 2>"$err" || { echo "  --bucket-mb $bm: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one 4" ] ||
+            { echo "  --bucket-mb $bm: $(losses "$out"), one process: $one" >&2; return 1; }
     done
     # too few ranks, flags that do not go together: one message, no training, no hang
     run 2 train mlp --sync ps && has "$err" "--sync ps: 1 parameter server and at least one worker need 2 ranks" &&
