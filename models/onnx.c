@@ -378,6 +378,7 @@ typedef struct imp {
     int ngiven;
     const Onnx__NodeProto *node; /* the node being imported (messages) */
     int node_index;
+    unsigned char *taken; /* [node]: imported with an earlier one (an expanded Softmax's) */
 } imp;
 
 /* ---------------------------------------------------------------- messages */
@@ -412,7 +413,8 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 static const char supported_ops[] =
     "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
     "BatchNormalization, Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, "
-    "Identity, Pad (zeros, before Conv or AveragePool); folded: Constant, Shape, Gather, "
+    "Identity, Pad (zeros, before Conv or AveragePool), an expanded Softmax or LogSoftmax "
+    "(ReduceMax, Sub, Exp, ReduceSum, Div or Log and Sub); folded: Constant, Shape, Gather, "
     "Unsqueeze, Squeeze, Concat, Cast, Slice, Transpose (of constants)";
 
 /* ---------------------------------------------------------------- values */
@@ -1720,22 +1722,16 @@ static pml_status op_dropout(imp *im)
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
 }
 
-/* Softmax and LogSoftmax (take_log): the graph's output seen through it */
-static pml_status op_softmax(imp *im, bool take_log)
+/* Output 0 is x seen through a softmax over `axis` (given: ONNX's, maybe negative) */
+static pml_status softmax_out(imp *im, val *x, int64_t given, bool coerced, bool take_log)
 {
-    static const char *const known[] = {"axis", NULL};
-    pml_status st;
-    val *x;
-    if ((st = only_attrs(im, known)) != PML_OK || (st = view_in(im, 0, &x)) != PML_OK) return st;
     int64_t d[PML_TENSOR_MAX_RANK];
     int b, r = dims_of(im, x, d, &b);
-    /* opset 13 made the last axis the default and the softmax one axis's */
-    const bool coerced = im->m->opset < 13;
-    int64_t axis = attr_int(im, "axis", coerced ? 1 : -1);
+    int64_t axis = given;
     if (axis < 0) axis += r;
     if (axis < 0 || axis >= r)
-        return nfail(im, PML_EFORMAT, "axis %lld is outside rank %d",
-                     (long long)attr_int(im, "axis", coerced ? 1 : -1), r);
+        return nfail(im, PML_EFORMAT, "axis %lld is outside rank %d", (long long)given, r);
+    pml_status st;
     if ((st = alias_out(im, x)) != PML_OK) return st;
     val *y = &im->v[im->nv - 1];
     y->softmax = true;
@@ -1743,6 +1739,101 @@ static pml_status op_softmax(imp *im, bool take_log)
     y->coerced = coerced;
     y->log = take_log;
     return PML_OK;
+}
+
+/* Softmax and LogSoftmax (take_log): the graph's output seen through it */
+static pml_status op_softmax(imp *im, bool take_log)
+{
+    static const char *const known[] = {"axis", NULL};
+    pml_status st;
+    val *x;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = view_in(im, 0, &x)) != PML_OK) return st;
+    /* opset 13 made the last axis the default and the softmax one axis's */
+    const bool coerced = im->m->opset < 13;
+    return softmax_out(im, x, attr_int(im, "axis", coerced ? 1 : -1), coerced, take_log);
+}
+
+/* The first node after node i that is an `op` whose input j is `name`, or -1 */
+static int consumer(const imp *im, size_t i, const char *name, const char *op, size_t j)
+{
+    for (size_t k = i + 1; k < im->gp->n_node; k++) {
+        const Onnx__NodeProto *n = im->gp->node[k];
+        if (n->op_type && strcmp(n->op_type, op) == 0 && n->n_input > j && n->input[j] &&
+            strcmp(n->input[j], name) == 0 && n->n_output >= 1 && n->output[0] && *n->output[0])
+            return (int)k;
+    }
+    return -1;
+}
+
+/* A reduction over one axis, its dims kept: the axis from the attribute `axes` or, as later
+ * opsets give it, a constant input 1. False for anything else. */
+static bool one_axis_kept(imp *im, const Onnx__NodeProto *n, int64_t *axis)
+{
+    const Onnx__NodeProto *was = im->node;
+    im->node = n;
+    size_t na = 0;
+    const int64_t *a = attr_ints(im, "axes", &na);
+    const bool kept = attr_int(im, "keepdims", 1) == 1;
+    if (!a && n->n_input > 1 && n->input[1] && *n->input[1]) {
+        int k = find_val(im, n->input[1]);
+        if (k >= 0 && im->v[k].kind == V_CONST && im->v[k].ints) {
+            a = im->v[k].ints;
+            na = im->v[k].t.n;
+        }
+    }
+    im->node = was;
+    if (!kept || na != 1) return false;
+    *axis = a[0];
+    return true;
+}
+
+/* ReduceMax, as exporters and ONNX's own function bodies expand a Softmax or a LogSoftmax over
+ * one axis (dims kept by the reductions):
+ *   s = Sub(x, ReduceMax(x, axis)); e = Exp(s); r = ReduceSum(e, axis)
+ *   softmax: y = Div(e, r)        log-softmax: y = Sub(s, Log(r))
+ * is imported as y = Softmax(x, axis) or LogSoftmax (the graph's output, as those are), the
+ * nodes after it taken along. Any other ReduceMax is not supported. */
+static pml_status op_reducemax(imp *im)
+{
+    const size_t i = (size_t)im->node_index;
+    const Onnx__NodeProto *rm = im->node, *const *nd = (const Onnx__NodeProto *const *)im->gp->node;
+    int64_t a1, a2;
+    int sub = -1, ex = -1, rs = -1, dv = -1, lg = -1, out = -1;
+    const char *xn = rm->n_input ? rm->input[0] : NULL;
+    bool is = xn && one_axis_kept(im, rm, &a1) &&
+              (sub = consumer(im, i, rm->output[0], "Sub", 1)) >= 0 &&
+              strcmp(nd[sub]->input[0], xn) == 0 &&
+              (ex = consumer(im, (size_t)sub, nd[sub]->output[0], "Exp", 0)) >= 0 &&
+              (rs = consumer(im, (size_t)ex, nd[ex]->output[0], "ReduceSum", 0)) >= 0 &&
+              one_axis_kept(im, nd[rs], &a2) && a1 == a2 && uses_of(im, rm->output[0]) == 1 &&
+              uses_of(im, nd[rs]->output[0]) == 1;
+    bool take_log = false;
+    if (is && (dv = consumer(im, (size_t)rs, nd[ex]->output[0], "Div", 0)) >= 0 &&
+        nd[dv]->n_input == 2 && nd[dv]->input[1] &&
+        strcmp(nd[dv]->input[1], nd[rs]->output[0]) == 0 &&
+        uses_of(im, nd[sub]->output[0]) == 1 && uses_of(im, nd[ex]->output[0]) == 2) {
+        out = dv;
+    } else if (is && (lg = consumer(im, (size_t)rs, nd[rs]->output[0], "Log", 0)) >= 0 &&
+               (dv = consumer(im, (size_t)lg, nd[sub]->output[0], "Sub", 0)) >= 0 &&
+               nd[dv]->n_input == 2 && nd[dv]->input[1] &&
+               strcmp(nd[dv]->input[1], nd[lg]->output[0]) == 0 &&
+               uses_of(im, nd[sub]->output[0]) == 2 && uses_of(im, nd[ex]->output[0]) == 1 &&
+               uses_of(im, nd[lg]->output[0]) == 1) {
+        out = dv;
+        take_log = true;
+    }
+    if (out < 0)
+        return nfail(im, PML_EUNSUPPORTED, "pml does not support this operator (it imports: %s)",
+                     supported_ops);
+    val *x;
+    pml_status st = view_in(im, 0, &x);
+    if (st != PML_OK) return st;
+    im->node = nd[out]; /* the softmax's output is the last node's */
+    im->node_index = out;
+    st = softmax_out(im, x, a1, false, take_log);
+    im->taken[sub] = im->taken[ex] = im->taken[rs] = im->taken[out] = 1;
+    if (lg >= 0) im->taken[lg] = 1;
+    return st;
 }
 
 /* Pad with zeros of the spatial dims, both sides alike: taken by the Conv or AveragePool after
@@ -1830,6 +1921,7 @@ static const op_entry ops[] = {
     {"Softmax", op_softmax1},
     {"LogSoftmax", op_logsoftmax},
     {"Identity", op_identity},
+    {"ReduceMax", op_reducemax},
     {"Pad", op_pad},
     {"Constant", op_constant},
     {"Shape", op_shape},
@@ -2048,8 +2140,10 @@ static pml_status initializers(imp *im)
 
 static pml_status import_nodes(imp *im)
 {
+    if (!(im->taken = calloc(im->gp->n_node + 1, 1))) return oom(im);
     for (size_t i = 0; i < im->gp->n_node; i++) {
         const Onnx__NodeProto *n = im->gp->node[i];
+        if (im->taken[i]) continue;
         im->node = n;
         im->node_index = (int)i;
         if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
@@ -2268,6 +2362,7 @@ static void free_vals(imp *im)
     }
     free(im->v);
     free(im->as);
+    free(im->taken);
 }
 
 void pml_onnx_free(pml_onnx *m)

@@ -156,7 +156,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 97, &all);
+    run_dir("node", 111, &all);
     run_dir("pytorch-converted", 40, &all);
     run_dir("pytorch-operator", 6, &all);
     run_dir("simple", 1, &all);
@@ -531,6 +531,12 @@ static void t_bad_models(void)
     b.nodes[1].op_type = "Tanh";
     CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED);
     CHECK(msg_has("bad.onnx: node '#1, output r' (Tanh)", "it imports: Conv"));
+    pml_onnx_free(&m);
+    /* a ReduceMax that does not begin an expanded Softmax */
+    mlp_model(&b);
+    b.nodes[1].op_type = "ReduceMax";
+    CHECK(parse(&b, "bad.onnx", &m) == PML_EUNSUPPORTED);
+    CHECK(msg_has("bad.onnx: node '#1, output r' (ReduceMax)", "an expanded Softmax"));
     pml_onnx_free(&m);
     /* an unknown opset */
     mlp_model(&b);
