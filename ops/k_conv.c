@@ -457,7 +457,8 @@ PML_HOT static void dw_direct(const geom *g, const float *d, const float *y, siz
         for (int cp = 0; cp < CK; cp++)
             for (int t = 0; t < ob; t++)
                 for (int q = 0; q < 3; q++)
-                    dw[(size_t)(o0 + t) * g->K + cp * 3 + q] += hsum8(&acc[cp][t][q]) + sc[cp][t][q];
+                    dw[(size_t)(o0 + t) * g->K + cp * 3 + q] +=
+                        hsum8(&acc[cp][t][q]) + sc[cp][t][q];
     }
 }
 

@@ -1429,8 +1429,8 @@ static pml_status shares_init(trainer *t, const pml_graph *g, pml_train_result *
     t->win_n = calloc((size_t)P, sizeof *t->win_n);
     t->sums = calloc((size_t)(3 + t->ranks), sizeof *t->sums);
     res->shares = calloc((size_t)P, sizeof *res->shares);
-    if (!t->share || !t->old_share || !t->new_share || !t->kept || !t->win_sec || !t->win_n || !t->sums ||
-        !res->shares)
+    if (!t->share || !t->old_share || !t->new_share || !t->kept || !t->win_sec || !t->win_n ||
+        !t->sums || !res->shares)
         return pml_fail(PML_ENOMEM, "out of memory");
     res->nshares = P;
     t->equal = t->old_equal = !o->shares;
@@ -1589,7 +1589,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     if (opts->ps_servers > 0 &&
         (st = pml_dist_ps_create(opts->dist, opts->ps_servers, g->nparams, &t.ps)) != PML_OK)
         goto done;
-    if (t.ranks > 1 && !t.spans && opts->bucket_bytes >= 0 && (st = buckets_start(&t, g, e)) != PML_OK)
+    if (t.ranks > 1 && !t.spans && opts->bucket_bytes >= 0 &&
+        (st = buckets_start(&t, g, e)) != PML_OK)
         goto done;
     /* the ranks' traces share a time 0: the moment they all got here */
     if (opts->trace_path && t.ranks > 1 && (st = pml_dist_barrier(opts->dist)) != PML_OK) goto done;

@@ -847,7 +847,7 @@ static void t_shares_balance(void)
     } c[] = {
         {{1000, 1000}, 2, 32, 24, {16, 16}},
         {{1000, 1000 / 1.5}, 2, 32, 24, {19, 13}}, /* 19/1000 vs 13/666.7: 19.5 ms */
-        {{1000, 100}, 2, 32, 24, {24, 8}},         /* the capacity holds: 10x as fast, 3x the samples */
+        {{1000, 100}, 2, 32, 24, {24, 8}},         /* the capacity holds: 3x the samples, not 10x */
         {{1, 1e-6}, 2, 32, 32, {31, 1}},           /* a rank all but stopped keeps one sample */
         {{3, 2, 1}, 3, 30, 30, {15, 10, 5}},
         {{1, 1}, 2, 3, 3, {2, 1}},                 /* a tie: the lower rank */

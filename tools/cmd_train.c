@@ -578,7 +578,8 @@ static bool parse_shares(const char *v, int *share, int *n)
         char *end;
         errno = 0;
         const long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > 0x7fffffffL || *n == MAX_SHARES || isspace((unsigned char)*p))
+        if (end == p || errno || x < 0 || x > 0x7fffffffL || *n == MAX_SHARES ||
+            isspace((unsigned char)*p))
             return false;
         share[(*n)++] = (int)x;
         if (*end == 0) return true;
