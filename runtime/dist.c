@@ -566,13 +566,13 @@ struct pml_dist_reducer {
 #endif
 };
 
+#ifdef PML_HAVE_MPI
 static void scale(float *p, size_t n, float s)
 {
     if (s != 1.0f)
         for (size_t i = 0; i < n; i++) p[i] *= s;
 }
 
-#ifdef PML_HAVE_MPI
 static void reducer_fail(pml_dist_reducer *r, int rc, const char *what, int b)
 {
     if (!r->failed) {

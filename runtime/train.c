@@ -377,25 +377,30 @@ typedef struct trainer {
     double r_loss, r_acc, r_elapsed;
 } trainer;
 
-/* The samples of a full batch rank q takes at step b */
-static int share_of(const trainer *t, long b, int q)
+/* This rank's equal part [lo, hi) of m samples (none on a parameter server) */
+static void equal_range(const trainer *t, int m, int *lo, int *hi)
 {
-    const bool now = b >= t->share_from;
-    if (!t->share || (now ? t->equal : t->old_equal))
-        return (int)(pml__part_start(t->o->batch, t->parts, q + 1) -
-                     pml__part_start(t->o->batch, t->parts, q));
-    return now ? t->share[q] : t->old_share[q];
+    *lo = t->part < 0 ? 0 : (int)pml__part_start(m, t->parts, t->part);
+    *hi = t->part < 0 ? 0 : (int)pml__part_start(m, t->parts, t->part + 1);
 }
 
-/* This rank's samples [lo, hi) of step b's m: its share, in proportion when m is short */
+/* The samples of a full batch rank q takes at step b (share and old_share hold the equal split
+ * when it is that) */
+static int share_of(const trainer *t, long b, int q)
+{
+    if (!t->share)
+        return (int)(pml__part_start(t->o->batch, t->parts, q + 1) -
+                     pml__part_start(t->o->batch, t->parts, q));
+    return b >= t->share_from ? t->share[q] : t->old_share[q];
+}
+
+/* This rank's samples [lo, hi) of step b's m: its share, in proportion when m is short (an
+ * equal split as it always was: a short batch's parts stay where they were) */
 static void part_range(const trainer *t, long b, int m, int *lo, int *hi)
 {
     const bool now = b >= t->share_from;
-    if (t->part < 0) {
-        *lo = *hi = 0;
-    } else if (!t->share || (now ? t->equal : t->old_equal)) {
-        *lo = (int)((long)m * t->part / t->parts);
-        *hi = (int)((long)m * (t->part + 1) / t->parts);
+    if (t->part < 0 || !t->share || (now ? t->equal : t->old_equal)) {
+        equal_range(t, m, lo, hi);
     } else {
         long c = 0;
         for (int q = 0; q < t->part; q++) c += share_of(t, b, q);
@@ -435,8 +440,8 @@ static bool locate_eval(void *ud, long b, batch_ref *r, bool *last)
     long i0 = b * t->o->batch;
     if (i0 >= t->ev->n) return false;
     const int m = t->ev->n - i0 < t->o->batch ? (int)(t->ev->n - i0) : t->o->batch;
-    const int lo = t->part < 0 ? 0 : (int)((long)m * t->part / t->parts),
-              hi = t->part < 0 ? 0 : (int)((long)m * (t->part + 1) / t->parts);
+    int lo, hi;
+    equal_range(t, m, &lo, &hi);
     r->d = t->ev;
     r->idx = t->ident + i0 + lo;
     r->n = hi - lo;
@@ -740,6 +745,14 @@ static void buckets_end(trainer *t)
     free(t->comm);
 }
 
+/* Before a step: every bucket waits for its nodes' gradients; each is scaled by pre before it
+ * goes (summed or pushed) as soon as it is complete, and by post once summed */
+static void buckets_begin(trainer *t, float pre, float post)
+{
+    for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
+    pml_dist_reducer_begin(t->red, pre, post);
+}
+
 /* The last step's buckets: how long each was summed, and how much of that before the backward
  * pass ended (at grad_end); recorded for the trace when there is one. */
 static void buckets_account(trainer *t, long step, double grad_end)
@@ -947,10 +960,7 @@ static pml_status dist_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim
     int lo, hi;
     part_range(t, b, m, &lo, &hi);
     e->sample0 = (uint64_t)lo; /* dropout masks */
-    if (t->red) { /* each bucket sums (n_r / m) g_r as soon as it is complete */
-        for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
-        pml_dist_reducer_begin(t->red, (float)n, 1.0f / (float)m);
-    }
+    if (t->red) buckets_begin(t, (float)n, 1.0f / (float)m); /* each sums (n_r / m) g_r */
     double grad_end;
     pml_status st = rank_grads(t, e, np, n, r, &grad_end);
     if (st != PML_OK) return st;
@@ -977,11 +987,10 @@ static pml_status ps_step(trainer *t, pml_exec *e, size_t np, int n, pml_optim *
 {
     const int m = step_samples(t, b);
     float *grads = pml_exec_grads(e), *params = pml_exec_params(e);
-    e->sample0 = t->part < 0 ? 0 : (uint64_t)((long)m * t->part / t->parts); /* dropout masks */
-    if (t->red) { /* each bucket is pushed, scaled by n, as soon as it is complete */
-        for (int k = 0; k < t->nbuckets; k++) atomic_store(&t->bucket_left[k], t->bucket_nodes[k]);
-        pml_dist_reducer_begin(t->red, (float)n, 1.0f);
-    }
+    int first, end;
+    equal_range(t, m, &first, &end);
+    e->sample0 = (uint64_t)first; /* dropout masks */
+    if (t->red) buckets_begin(t, (float)n, 1.0f); /* each pushed, scaled by n */
     double grad_end;
     pml_status st = rank_grads(t, e, np, n, r, &grad_end);
     if (st != PML_OK) return st;
