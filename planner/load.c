@@ -36,7 +36,11 @@ double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu)
     const double wall = b->wall - a->wall;
     if (!(wall > 0) || a->busy == 0 || ncpu < 1) return 0;
     double f = ((b->busy - a->busy) - (b->self - a->self)) / (wall * ncpu);
-    return f > 0 ? f : 0;
+    /* never more than the machine's cores: a window shorter than a tick can count a whole
+     * tick in it */
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const double most = cpus > 0 ? (double)cpus / ncpu : f;
+    return f > 0 ? (f < most ? f : most) : 0;
 }
 
 double pml_foreign_load_since(const pml_cpu_snap *a)

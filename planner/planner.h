@@ -116,7 +116,8 @@ typedef struct pml_cpu_snap {
 void pml_cpu_snap_take(pml_cpu_snap *s);
 /** \return the share of \p ncpu cores that other processes used between snapshots \p a and
  * \p b (with ncpu 1: cores' worth, 0.5 = half a core), 0 when unknown. /proc/stat counts 10 ms
- * ticks: windows shorter than about 0.2 s cannot tell a tenth of a core from nothing. */
+ * ticks: windows shorter than about 0.2 s cannot tell a tenth of a core from nothing (never
+ * more than all the machine's cores, though a short window can count a whole tick in it). */
 double pml_foreign_load(const pml_cpu_snap *a, const pml_cpu_snap *b, int ncpu);
 /** pml_foreign_load from \p a to now, as a share of all this machine's online CPUs. */
 double pml_foreign_load_since(const pml_cpu_snap *a);
