@@ -459,12 +459,14 @@ typedef struct pml_task {
 } pml_task;
 
 /** The compute device (index) that runs task \p t, as the plan executor assigns it: a compute
- * task on its device, a gradient transfer on the receiver (it sums into its buffer), a forward
- * transfer on the producer's (a bare dependency in shared memory), a sync on the first
+ * task on its device, a transfer on the receiver's (a gradient is summed into its buffer; in
+ * shared memory a forward transfer is a bare dependency, which the receiver takes at once: on
+ * the producer's core it would wait behind whatever else the producer's output readied there,
+ * as the simulator, which runs it on the receiver, does not assume), a sync on the first
  * replica's. */
 static inline int pml_task_worker(const pml_task *t)
 {
-    if (t->kind == PML_TASK_XFER) return t->grad ? t->dst : t->dev;
+    if (t->kind == PML_TASK_XFER) return t->dst;
     if (t->kind == PML_TASK_SYNC) return t->ngroup > 0 ? t->group[0] : t->dev;
     return t->dev;
 }
