@@ -603,6 +603,10 @@ typedef struct pml_train_result {
     /* across ranks with gradient buckets: the seconds this rank's buckets were being summed
      * (post to completion, all steps), and the part of them before its backward pass ended */
     double allreduce_seconds, allreduce_hidden;
+    /* the same, step by step on the rank that ended its backward pass last (the one whose
+     * buckets were summed in the least time: the others also wait for it), every step but the
+     * last; data-parallel ranks summing with all-reduce only (0 otherwise) */
+    double allreduce_last_seconds, allreduce_last_hidden;
     long resumed_step;       /* the step the run went on from (0: from the start) */
     char resumed_plan[80];   /* that checkpoint's plan, when this run's differs ("" otherwise):
                                 its losses then agree to about 1e-5, not bit for bit */

@@ -329,6 +329,12 @@ typedef struct trainer {
     _Atomic int *bucket_left; /* [bucket]: of those, gradients not yet complete this step */
     size_t *bucket_lo, *bucket_hi; /* bucket b: gradients [bucket_lo[b], bucket_hi[b]) */
     double ar_seconds, ar_hidden; /* summing buckets: seconds, and those before backward ended */
+    /* the same for the rank that ended its backward pass last, step by step (the others wait
+     * for it in the last bucket's sum): each rank's figures of a step go out in the next step's
+     * sums (step_ar, when step_ar_ok), and the least seconds of the ranks count */
+    double step_ar[2];
+    bool step_ar_ok;
+    double ar_last_seconds, ar_last_hidden;
     double *t_post, *t_done;      /* [bucket]: the last step's times */
     comm_ev *comm;                /* with a trace: every bucket of every step */
     long ncomm, maxcomm;
@@ -758,13 +764,19 @@ static void buckets_begin(trainer *t, float pre, float post)
 static void buckets_account(trainer *t, long step, double grad_end)
 {
     const int n = pml_dist_reducer_times(t->red, t->t_post, t->t_done);
+    double secs = 0, hidden = 0;
     for (int b = 0; b < n; b++) {
         const double p = t->t_post[b], d = t->t_done[b];
         if (!(d >= p)) continue;
-        t->ar_seconds += d - p;
-        t->ar_hidden += fmax(0, fmin(d, grad_end) - p);
+        secs += d - p;
+        hidden += fmax(0, fmin(d, grad_end) - p);
         if (t->comm && t->ncomm < t->maxcomm) t->comm[t->ncomm++] = (comm_ev){step, b, p, d};
     }
+    t->ar_seconds += secs;
+    t->ar_hidden += hidden;
+    t->step_ar[0] = secs;
+    t->step_ar[1] = hidden;
+    t->step_ar_ok = true;
 }
 
 /* A run across ranks writes one trace: rank 0 gathers every rank's events (a process each, the
@@ -836,9 +848,12 @@ static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step
     else
         memset(pml_exec_grads(e), 0, np * sizeof(float));
     *grad_end = pml_now();
-    /* with balancing, every rank learns every rank's pass time in the same sum */
-    double one[3], *sums = t->balance ? t->sums : one;
-    const int nsums = t->balance ? 3 + t->ranks : 3;
+    /* with balancing, every rank learns every rank's pass time in the same sum; with buckets
+     * summed across data-parallel ranks, every rank's summing seconds of the step before (the
+     * same on every rank: the options, and every rank's steps, are alike) */
+    const bool summed = t->red && !t->ps && t->sums;
+    double one[3], *sums = t->balance || summed ? t->sums : one;
+    int nsums = 3;
     sums[0] = mine.loss_sum;
     sums[1] = (double)mine.correct;
     sums[2] = st != PML_OK;
@@ -847,9 +862,29 @@ static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step
         double took = *grad_end - g0;
         if (t->o->cb.pass_seconds) took = t->o->cb.pass_seconds(t->o->cb.ud, t->rank, n, took);
         sums[3 + t->rank] = took;
+        nsums += t->ranks;
+    }
+    const int ao = nsums;
+    if (summed) {
+        memset(sums + ao, 0, 2 * (size_t)t->ranks * sizeof *sums);
+        if (t->step_ar_ok) {
+            sums[ao + 2 * t->rank] = t->step_ar[0];
+            sums[ao + 2 * t->rank + 1] = t->step_ar[1];
+        }
+        t->step_ar_ok = false;
+        nsums += 2 * t->ranks;
     }
     pml_status ds = pml_dist_sum_doubles(t->o->dist, sums, nsums);
     if (ds != PML_OK) return ds;
+    if (summed) { /* the step before: the rank that summed least ended its pass last */
+        int k = -1;
+        for (int q = 0; q < t->ranks; q++)
+            if (sums[ao + 2 * q] > 0 && (k < 0 || sums[ao + 2 * q] < sums[ao + 2 * k])) k = q;
+        if (k >= 0) {
+            t->ar_last_seconds += sums[ao + 2 * k];
+            t->ar_last_hidden += sums[ao + 2 * k + 1];
+        }
+    }
     if (st != PML_OK) return st;
     if (sums[2] > 0) return pml_fail(PML_EIO, "another rank failed at this step");
     if (!isfinite(sums[0])) return pml_fail(PML_ENUMERIC, "the loss is not finite");
@@ -1436,7 +1471,7 @@ static pml_status shares_init(trainer *t, const pml_graph *g, pml_train_result *
     t->kept = calloc((size_t)P, sizeof *t->kept);
     t->win_sec = calloc((size_t)P, sizeof *t->win_sec);
     t->win_n = calloc((size_t)P, sizeof *t->win_n);
-    t->sums = calloc((size_t)(3 + t->ranks), sizeof *t->sums);
+    t->sums = calloc((size_t)(3 + 3 * t->ranks), sizeof *t->sums);
     res->shares = calloc((size_t)P, sizeof *res->shares);
     if (!t->share || !t->old_share || !t->new_share || !t->kept || !t->win_sec || !t->win_n ||
         !t->sums || !res->shares)
@@ -1717,6 +1752,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     }
     res->allreduce_seconds = t.ar_seconds;
     res->allreduce_hidden = t.ar_hidden;
+    res->allreduce_last_seconds = t.ar_last_seconds;
+    res->allreduce_last_hidden = t.ar_last_hidden;
     res->buckets = t.red ? t.nbuckets : 0;
 done:
     if (st != PML_OK && res->epochs_run == 0) { /* nothing to report: nothing to free */

@@ -1881,6 +1881,9 @@ if sys.argv[2] == "0":
     assert "allreduce_seconds" not in j, j
 else:
     assert j["allreduce_seconds"] > 0 and 0 <= j["allreduce_hidden"] <= 1, j
+    # the rank that ended its pass last, step by step: at most rank 0's seconds
+    assert 0 < j["allreduce_last_seconds"] <= j["allreduce_seconds"] * (1 + 1e-6), j
+    assert 0 <= j["allreduce_last_hidden"] <= 1, j
 PY
         done
     done

@@ -324,6 +324,9 @@ static void print_json(const char *model, const char *plan, int threads, int bat
     if (r->allreduce_seconds > 0) /* rank 0's buckets: seconds summing, the part hidden */
         fprintf(f, ",\"buckets\":%d,\"allreduce_seconds\":%.6g,\"allreduce_hidden\":%.4f",
                 r->buckets, r->allreduce_seconds, r->allreduce_hidden / r->allreduce_seconds);
+    if (r->allreduce_last_seconds > 0) /* the same on the rank that ended its pass last */
+        fprintf(f, ",\"allreduce_last_seconds\":%.6g,\"allreduce_last_hidden\":%.4f",
+                r->allreduce_last_seconds, r->allreduce_last_hidden / r->allreduce_last_seconds);
     if (r->nshares > 1) { /* data-parallel ranks: each one's samples of a batch at the end */
         fputs(",\"shares\":[", f);
         for (int i = 0; i < r->nshares; i++) fprintf(f, "%s%d", i ? "," : "", r->shares[i]);
