@@ -456,6 +456,10 @@ typedef struct pml_task {
     /* UPDATE: this replica updates share `share` of `nshare` equal shares of the slice (replicas
      * in shared memory split the work), reading the gradient summed on device `gdev` */
     int16_t share, nshare, gdev;
+    /* with parameter servers on role=ps devices (a slice cut over the servers' shards): the
+     * UPDATE and the XFERs in and out of one server cover [piece0, piece1) of the slice's floats
+     * (as fractions of them, in the order the executor lays them out); 0, 0: all of it */
+    double piece0, piece1;
 } pml_task;
 
 /** The compute device (index) that runs task \p t, as the plan executor assigns it: a compute

@@ -868,6 +868,11 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
         t->nshare = 1;
         t->gdev = (int16_t)sdev;
         t->bytes = 4.0 * piece[s];
+        /* the piece as fractions of the slice (the next piece starts where this one ends) */
+        const double f0 = (fmax(lo, tg->param_total * s / S) - lo) / (hi - lo),
+                     f1 = (fmin(hi, tg->param_total * (s + 1) / S) - lo) / (hi - lo);
+        t->piece0 = f0;
+        t->piece1 = f1;
         t->cost = tg->cost ? pml_cost_update_share(tg->cost, sdev, piece[s], 1, streams) : 0.0;
         if (!set_res(tg, u, &sdev, 1)) goto nomem;
         mem_add(tg, u, 1.0);
@@ -882,6 +887,8 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
             t->part = lead[gi];
             t->cpart = parts[0];
             t->r = part_region(tg, v, lead[gi]);
+            t->piece0 = f0;
+            t->piece1 = f1;
             if (!add_edge(tg, gate[gi], x) || !add_edge(tg, x, u)) goto nomem;
             int y =
                 make_xfer(tg, KEY(PH_UPD, tg->pos[v], 2, sub), sdev, dev, 4.0 * piece[s], false, 1);
@@ -891,6 +898,8 @@ static pml_status build_served(pml_taskgraph *tg, pml__ivec *own, int v, int pc,
             t->part = parts[0];
             t->cpart = lead[gi];
             t->r = part_region(tg, v, lead[gi]);
+            t->piece0 = f0;
+            t->piece1 = f1;
             if (!add_edge(tg, u, y)) goto nomem;
         }
     }

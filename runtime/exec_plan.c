@@ -164,6 +164,23 @@ static void slice_share(const pml_graph *g, int v, int c0, int c1, int share, in
     slice_ranges(g, v, c0, c1, share_range, &s);
 }
 
+/* The floats of task t's slice (channels t->r.c0 .. c1 of its node) that it covers: a server's
+ * piece (pml_task.piece0, piece1), else share `share` of `nshare` equal shares. */
+static void task_slice(const pml_graph *g, const pml_task *t, int share, int nshare, range_fn fn,
+                       void *ud)
+{
+    if (!(t->piece1 > 0)) {
+        slice_share(g, t->node, t->r.c0, t->r.c1, share, nshare, fn, ud);
+        return;
+    }
+    size_t total = 0;
+    slice_ranges(g, t->node, t->r.c0, t->r.c1, count_range, &total);
+    const size_t lo = (size_t)floor((double)total * t->piece0),
+                 hi = t->piece1 >= 1 ? total : (size_t)floor((double)total * t->piece1);
+    share_ctx c = {lo, hi > lo ? hi : lo, 0, fn, ud};
+    slice_ranges(g, t->node, t->r.c0, t->r.c1, share_range, &c);
+}
+
 typedef struct sum_ctx {
     float *dst, *src;
 } sum_ctx;
@@ -356,6 +373,24 @@ static void pack_range(void *ud, size_t a, size_t b)
     c->pos += b - a;
 }
 
+/* a replica's gradient piece for a server: packed into buf, then zeroed (the next step's
+ * gradient starts from zero, as after a sum here) */
+static void pack_clear_range(void *ud, size_t a, size_t b)
+{
+    pack_ctx *c = ud;
+    memcpy(c->buf + c->pos, c->p + a, (b - a) * sizeof(float));
+    memset(c->p + a, 0, (b - a) * sizeof(float));
+    c->pos += b - a;
+}
+
+/* a piece of gradients from another rank, added into p */
+static void add_range(void *ud, size_t a, size_t b)
+{
+    pack_ctx *c = ud;
+    for (size_t i = a; i < b; i++) c->p[i] += c->buf[c->pos + (i - a)];
+    c->pos += b - a;
+}
+
 /* a sync's slices of gradient block p, packed into buf (dir 1), back (-1) or counted (0) */
 static size_t sync_pack(const plan_exec *x, const pml_task *t, float *p, float *buf, int dir)
 {
@@ -396,6 +431,12 @@ static pml_status run_link_task(plan_exec *x, int id)
     case ROLE_NONE:
         return PML_OK;
     case ROLE_SEND: {
+        if (t->node == t->cnode) { /* parameter servers: a gradient piece in, or parameters out */
+            pack_ctx c = {t->grad ? x->dev_grad[t->dev] : x->e.params, x->xbuf[id], 0, 1};
+            task_slice(&x->e.g, t, 0, 1, t->grad ? pack_clear_range : pack_range, &c);
+            pml__link_post(x->link, x->msg[id]);
+            return PML_OK;
+        }
         const pml_shape s = x->e.g.nodes[t->node].out;
         float *src = t->grad ? x->staging[((size_t)t->cnode * PML_MAX_INPUTS + t->input) * W + t->dev]
                              : x->e.out[t->node];
@@ -404,6 +445,12 @@ static pml_status run_link_task(plan_exec *x, int id)
         return PML_OK;
     }
     case ROLE_RECV: {
+        if (t->node == t->cnode) { /* a server adds a worker's gradients; a worker takes the
+                                    * server's parameters */
+            pack_ctx c = {t->grad ? x->dev_grad[t->dst] : x->e.params, x->xbuf[id], 0, -1};
+            task_slice(&x->e.g, t, 0, 1, t->grad ? add_range : pack_range, &c);
+            return PML_OK;
+        }
         const pml_shape s = x->e.g.nodes[t->node].out;
         float *dst = t->grad ? x->out_grad[(size_t)t->node * W + t->dst] : x->e.out[t->node];
         region_pack(dst, x->xbuf[id], s, t->r, -1, t->grad);
@@ -493,10 +540,8 @@ static pml_status run_task(void *ctx, int id, int w)
     case PML_TASK_XFER: {
         if (!t->grad) return PML_OK; /* shared memory: the consumer reads the producer's buffer */
         if (t->node == t->cnode) {   /* parameter server: a replica's parameter gradients */
-            const pml_opcfg *c = &x->plan.cfg[t->node];
-            pml_region r = pml_plan_part_region(&x->e.g, t->node, c, x->e.batch, t->part);
             sum_ctx s = {x->dev_grad[t->dst], x->dev_grad[t->dev]};
-            slice_ranges(&x->e.g, t->node, r.c0, r.c1, sum_and_clear, &s);
+            task_slice(&x->e.g, t, 0, 1, sum_and_clear, &s);
             grad_done(x, t->node);
             return PML_OK;
         }
@@ -523,12 +568,11 @@ static pml_status run_task(void *ctx, int id, int w)
     case PML_TASK_UPDATE: {
         if (x->upd_gdev) { /* across ranks: shares of the replicas here */
             upd_ctx u = {x->optim, x->e.params, x->dev_grad[x->upd_gdev[id]]};
-            slice_share(&x->e.g, t->node, t->r.c0, t->r.c1, x->upd_share[id], x->upd_nshare[id],
-                        update_and_clear, &u);
+            task_slice(&x->e.g, t, x->upd_share[id], x->upd_nshare[id], update_and_clear, &u);
             return PML_OK;
         }
         upd_ctx u = {x->optim, x->e.params, x->dev_grad[t->gdev]};
-        slice_share(&x->e.g, t->node, t->r.c0, t->r.c1, t->share, t->nshare, update_and_clear, &u);
+        task_slice(&x->e.g, t, t->share, t->nshare, update_and_clear, &u);
         return PML_OK;
     }
     default:
@@ -592,12 +636,6 @@ static pml_status span_setup(plan_exec *x, pml_dist *dist)
         switch (t->kind) {
         case PML_TASK_XFER: {
             const bool sl = x->local[t->dev] >= 0, dl = x->local[t->dst] >= 0;
-            if (t->node == t->cnode && sl != dl) {
-                st = pml_fail(PML_EUNSUPPORTED,
-                              "the plan's parameter servers are on other ranks than their "
-                              "replicas: across ranks, use pml train --sync ps");
-                goto out;
-            }
             if (!t->grad && G->nodes[t->node].op == PML_OP_INPUT) /* every rank has the input */
                 role = sl || dl ? ROLE_NONE : ROLE_AWAY, dev = dl ? t->dst : t->dev;
             else if (sl && dl)
@@ -651,15 +689,20 @@ static pml_status span_setup(plan_exec *x, pml_dist *dist)
         const pml_task *t = x->task[i];
         const int role = x->role[i];
         if (role == ROLE_SEND || role == ROLE_RECV) {
-            const size_t n = region_floats(G->nodes[t->node].out, t->r);
+            /* a parameter server's piece of parameters or gradients (a training step's only),
+             * else a region of an output or its gradient */
+            const bool served = t->node == t->cnode;
+            size_t n = 0;
+            if (served) task_slice(G, t, 0, 1, count_range, &n);
+            else n = region_floats(G->nodes[t->node].out, t->r);
             if (!(x->xbuf[i] = px_alloc(x, (n + 1) * sizeof(float)))) goto nomem;
             if (role == ROLE_SEND) {
                 x->msg[i] = pml__link_send(x->link, x->dev_rank[t->dst], i, x->xbuf[i], n);
             } else {
-                const unsigned runs = t->grad ? RUN_STEP : RUN_STEP | RUN_INFER;
+                const unsigned runs = t->grad || served ? RUN_STEP : RUN_STEP | RUN_INFER;
                 x->msg[i] = pml__link_recv(x->link, x->dev_rank[t->dev], i, x->xbuf[i], n, runs, i);
                 x->ext_step[i] = 1;
-                x->ext_infer[i] = !t->grad;
+                x->ext_infer[i] = !t->grad && !served;
             }
         } else if (role == ROLE_SUM) {
             const size_t n = sync_pack(x, t, NULL, NULL, 0);
@@ -718,7 +761,7 @@ static pml_status span_setup(plan_exec *x, pml_dist *dist)
             const pml_task *t = x->task[i];
             if (t->kind != PML_TASK_UPDATE) continue;
             own_ctx oc = {owner, x->dev_rank[t->dev]};
-            slice_share(G, t->node, t->r.c0, t->r.c1, t->share, t->nshare, own_range, &oc);
+            task_slice(G, t, t->share, t->nshare, own_range, &oc);
         }
         for (size_t i = 0; i < G->nparams; i++) x->param_own[i] = owner[i] == x->rank;
         free(owner);
@@ -864,7 +907,8 @@ pml_status pml__exec_plan_create(const pml_graph *g, const pml_exec_opts *o, pml
         for (int k = 0; k < t->nsucc; k++) x->succ[edges++] = dense[t->succ[k]];
         x->npred[i] = t->npred;
         x->worker[i] = pml_task_worker(t); /* the same device the simulator puts it on */
-        x->fwd_subset[i] = t->kind == PML_TASK_FWD || (t->kind == PML_TASK_XFER && !t->grad);
+        x->fwd_subset[i] = t->kind == PML_TASK_FWD ||
+                           (t->kind == PML_TASK_XFER && !t->grad && t->node != t->cnode);
         x->update_subset[i] = t->kind == PML_TASK_UPDATE;
         x->grad_subset[i] = !x->update_subset[i];
     }

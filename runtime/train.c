@@ -1180,6 +1180,48 @@ static pml_status ck_ranges(trainer *t, pml_exec *e, const pml_optim *o)
     return st;
 }
 
+/* Of n floats, those this rank keeps current (own[i]) and zeros, summed over the ranks into
+ * out: each float from the rank that keeps it */
+static pml_status gather_owned(trainer *t, const float *v, const unsigned char *own, size_t n,
+                               float *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = own && !own[i] ? 0.0f : v[i];
+    return n > 0 ? pml_dist_sum_floats(t->o->dist, out, n) : PML_OK;
+}
+
+/* The trained model (pml train --save). Across ranks rank 0 writes it: with a plan across the
+ * ranks each rank keeps only its partitions current, so every float comes from the rank that
+ * keeps it (one sum over the ranks); data-parallel ranks and the workers beside parameter
+ * servers hold every parameter current, rank 0 too. Every rank calls this (the sum is
+ * collective); one that failed before takes part and fails alike. */
+static pml_status save_model(trainer *t, const pml_graph *g, pml_exec *e, pml_status st)
+{
+    const char *path = t->o->save_path;
+    if (t->ranks == 1) return st != PML_OK ? st : pml_saved_write(path, g, pml_exec_params(e), pml_exec_state(e));
+    const float *p = pml_exec_params(e), *s = pml_exec_state(e);
+    float *pa = NULL, *sa = NULL;
+    if (t->spans) {
+        pa = malloc((g->nparams + 1) * sizeof *pa);
+        sa = malloc((g->nstate + 1) * sizeof *sa);
+        double flag = st != PML_OK || !pa || !sa;
+        pml_status ds = pml_dist_sum_doubles(t->o->dist, &flag, 1);
+        if (ds == PML_OK && flag == 0) {
+            ds = gather_owned(t, p, pml__exec_owned(e, false), g->nparams, pa);
+            if (ds == PML_OK) ds = gather_owned(t, s, pml__exec_owned(e, true), g->nstate, sa);
+        } else if (ds == PML_OK && st == PML_OK) {
+            ds = pa && sa ? pml_fail(PML_EIO, "another rank failed before saving the model")
+                          : pml_fail(PML_ENOMEM, "out of memory gathering the model to save");
+        }
+        if (st == PML_OK) st = ds;
+        p = pa;
+        s = sa;
+    }
+    if (st == PML_OK && t->rank == 0) st = pml_saved_write(path, g, p, s);
+    free(pa);
+    free(sa);
+    return st;
+}
+
 /* A checkpoint of the run after `step` updates: copied now (at a step boundary), written by the
  * pool while training goes on (sync: written before returning, the run's last). Across ranks
  * each rank copies and writes its part; rank 0 writes the manifest once every part is in. */
@@ -1734,8 +1776,8 @@ pml_status pml_train(const pml_graph *g, pml_dataset *train, const pml_dataset *
     }
     if (st == PML_OK) st = pml_data_wait(&tr); /* no output before every file is decoded */
     if (st == PML_OK && test) st = pml_data_wait(test);
-    if (st == PML_OK && opts->save_path && e) /* the trained model, its weights */
-        st = pml_saved_write(opts->save_path, g, pml_exec_params(e), pml_exec_state(e));
+    if (opts->save_path && e && (st == PML_OK || t.ranks > 1)) /* the trained model, its weights */
+        st = save_model(&t, g, e, st);
     /* the run's last checkpoint: at its end, or where a signal or --max-steps stopped it */
     if (opts->checkpoint_dir && e && (st == PML_OK || st == PML_EINTR)) {
         pml_status cs = ck_take(&t, e, &optim, total_steps, true, res);

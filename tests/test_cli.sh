@@ -2038,6 +2038,32 @@ assert j["buckets"] >= 1 and j["allreduce_seconds"] > 0, j' "$out" || return 1
     local rc=$?
     [ $rc -ne 0 ] && [ $rc -ne 124 ] && has "$err" "need 3 ranks" && ! grep -q "^Epoch" "$out"
 }
+t_mpi_ps_plan() { # a plan's own parameter servers (pml compile --strategy ps) across the ranks
+    mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
+    local m="mlp:units=24,layers=2,dropout=0.1" one np servers
+    local a="$m --train-samples 640 --test-samples 320 --epochs 3 --json"
+    run 0 train $a --threads 1 --plan none || return 1
+    one=$(losses "$out" | cut -d' ' -f1-4)
+    # two workers and one server; two and two (dense1's slice is cut over both servers' shards)
+    for np in "3 1" "4 2"; do
+        servers=${np#* }
+        np=${np% *}
+        printf 'digraph ps%s { graph [kind=machine, nodes=%s, ps_nodes=%s, topology="synthetic:pack:1 core:1 pu:1", network_bw="10Gb"]; }' \
+            $np $np $servers >"$TMP/ps$np.dot"
+        run 0 compile $m --machine "$TMP/ps$np.dot" --batch 32 --strategy ps -o "$TMP/psplan$np.dot" &&
+            has "$out" "$servers parameter servers" || return 1
+        timeout 120 $MPIRUN -np $np "$PML" train $a --machine "$TMP/ps$np.dot" --plan "$TMP/psplan$np.dot" \
+            >"$out" 2>"$err" || { echo "  -np $np: $(head -c 300 "$err")" >&2; return 1; }
+        [ "$(losses "$out")" = "$one $np" ] ||
+            { echo "  -np $np: $(losses "$out"), one process: $one" >&2; return 1; }
+    done
+    # the parameters the servers hold come back whole: a saved model evaluates alike
+    timeout 120 $MPIRUN -np 4 "$PML" train $a --machine "$TMP/ps4.dot" --plan "$TMP/psplan4.dot" \
+        --save "$TMP/ps4.pml" >"$out" 2>"$err" || return 1
+    local test_loss
+    test_loss=$(python3 -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["test_loss"])' "$out")
+    run 0 evaluate "$TMP/ps4.pml" --test-samples 320 && has "$out" "Test loss: $test_loss"
+}
 t_mpi_across() { # one plan across the ranks, operators split between them: one process's losses
     mpi_ok || { echo "  (skip: no mpirun, or pml without MPI, or a sanitizer build)" >&2; return 77; }
     local n plan one
@@ -2060,6 +2086,19 @@ t_mpi_across() { # one plan across the ranks, operators split between them: one 
             { echo "  -np $n --plan $plan: $(losses "$out"), one process: $one" >&2; return 1; }
         python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
 assert "across the %s ranks" % sys.argv[2] in j["plan"], j["plan"]' "$out" $n || return 1
+    done
+    # a saved model holds every rank's partitions, as trained (each rank keeps only its own
+    # current): it evaluates as the run's own test did
+    local test_loss
+    for plan in "2 owt" "4 param"; do
+        n=${plan% *}
+        plan=${plan#* }
+        timeout 120 $MPIRUN -np $n "$PML" train $a --machine "$TMP/ranks$n.dot" --plan $plan \
+            --save "$TMP/across$n.pml" >"$out" 2>"$err" ||
+            { echo "  -np $n --plan $plan --save: $(head -c 300 "$err")" >&2; return 1; }
+        test_loss=$(python3 -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["test_loss"])' "$out")
+        run 0 evaluate "$TMP/across$n.pml" --test-samples 320 && has "$out" "Test loss: $test_loss" ||
+            return 1
     done
     # convolutions split by channels and by rows across ranks; a plan file from pml compile; the
     # machine measured at start-up with the searched plan. One convolution kernel everywhere
@@ -2350,6 +2389,7 @@ case_ mpi_trace t_mpi_trace
 case_ topo_first_cores t_topo_first_cores
 case_ mpi_topo t_mpi_topo
 case_ mpi_ps t_mpi_ps
+case_ mpi_ps_plan t_mpi_ps_plan
 case_ mpi_across t_mpi_across
 case_ mpi_across_trace t_mpi_across_trace
 case_ mpi_across_errors t_mpi_across_errors
