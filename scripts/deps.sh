@@ -5,10 +5,13 @@ PML_PACKAGES="build-essential meson ninja-build pkg-config python3 libopenblas-d
   openmpi-bin libdnnl-dev libcairo2-dev
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata python3-onnx
   dataset-fashion-mnist"
+# the tests also export torchvision's models to ONNX with PyTorch and compare pml's outputs
+PML_TEST_PACKAGES="python3-torch python3-torchvision python3-numpy"
 
+# pml_install_deps [MORE PACKAGES...]
 pml_install_deps() {
     local missing="" p
-    for p in $PML_PACKAGES; do
+    for p in $PML_PACKAGES "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing="$missing $p"
     done

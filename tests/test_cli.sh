@@ -1127,7 +1127,8 @@ t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count a
     $py -c "import torch, torchvision, numpy" 2>/dev/null ||
         { echo "  skip: no PyTorch (Debian python3-torch, python3-torchvision, python3-numpy)"; return 77; }
     local n
-    for n in resnet50:64:13 inception_v3:75:17; do # NAME:SIZE:OPSET
+    # alexnet and vgg16 at 224 (their adaptive pooling then keeps the size: one kernel each)
+    for n in alexnet:224:13 vgg16:224:15 resnet50:64:13 inception_v3:75:17; do # NAME:SIZE:OPSET
         local name=${n%%:*} size=${n#*:}
         local opset=${size#*:}
         size=${size%%:*}
