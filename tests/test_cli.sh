@@ -1844,7 +1844,9 @@ t_trial() { # no plan given: a trial decides (once), and says so; a plan given i
 mpi_ok() { # mpirun is here, pml is built with MPI, and no sanitizer (Open MPI's own leaks)
     command -v mpirun >/dev/null && ldd "$PML" 2>/dev/null | grep -q libmpi && ! sanitized
 }
-MPIRUN="mpirun --oversubscribe"
+# mpirun itself without meson's MALLOC_PERTURB_: with it Open MPI's launcher (4.1) crashes now
+# and then while two ranks report an abort at once, and the message of one is lost
+MPIRUN="env -u MALLOC_PERTURB_ mpirun --oversubscribe"
 [ "$(id -u)" = 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
 losses() { # losses FILE: the epochs' losses and the test loss of a --json run, one line
     python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
