@@ -27,7 +27,9 @@ static const char accuracy_intro[] =
     "machine's cores for N + K steps or more (at least --min-seconds) on synthetic data with a\n"
     "trace, and pml simulate --compare's figures are taken: measured = median over the steps\n"
     "after the first N of a step's makespan. With --rounds R all of it is done R times and the\n"
-    "medians over the rounds of the predicted and of the measured step times are compared.\n"
+    "medians over the rounds of the predicted and of the measured step times are compared\n"
+    "(every other round runs a model's plans in reverse order, so that the machine's drift\n"
+    "after the kernels were measured weighs on each plan alike).\n"
     "This machine may be shared: the benchmark waits for a quiet machine (other processes using\n"
     "less than --quiet of it) before measuring kernels or running a plan, and does either again\n"
     "when others were busy meanwhile (a run up to 4 times, the quietest kept).\n"
@@ -271,7 +273,11 @@ static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
         if (others < b->quiet || b->cached) break;
     }
     if (b->cached) pml_cost_save(cost);
-    for (int i = i0; i < i1; i++) {
+    /* the plans run in turn after the kernels were measured, in reverse order every other
+     * round: the machine's drift since the measurement then falls on each plan alike over the
+     * rounds, not always on the last ones */
+    for (int j = i0; j < i1; j++) {
+        const int i = round % 2 ? i1 - 1 - (j - i0) : j;
         if (!b->sel[i]) continue;
         result *r = &b->res[i];
         int T;
