@@ -1197,8 +1197,8 @@ static pml_status gather_owned(trainer *t, const float *v, const unsigned char *
 static pml_status save_model(trainer *t, const pml_graph *g, pml_exec *e, pml_status st)
 {
     const char *path = t->o->save_path;
-    if (t->ranks == 1) return st != PML_OK ? st : pml_saved_write(path, g, pml_exec_params(e), pml_exec_state(e));
     const float *p = pml_exec_params(e), *s = pml_exec_state(e);
+    if (t->ranks == 1) return pml_saved_write(path, g, p, s); /* called only when st is PML_OK */
     float *pa = NULL, *sa = NULL;
     if (t->spans) {
         pa = malloc((g->nparams + 1) * sizeof *pa);
