@@ -25,6 +25,17 @@
 
 static size_t no_ws(void) { return 0; }
 
+const char *pml_kernels_isa(void)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    /* as the load-time resolvers of PML_HOT's clones decide */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+#endif
+    return "baseline";
+}
+
 /* ---------------------------------------------------------------- relu */
 
 pml_status pml__relu_infer(pml_node *n, const pml_shape *in, int nin)

@@ -39,10 +39,12 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 
 /* Shared helpers for kernels. */
 
-/* Hot loops are compiled twice, for x86-64-v3 (AVX2+FMA, any vendor) and for the baseline, and
- * picked at load time. ("arch=haswell" would be picked on Intel Haswell and later only.) */
+/* Hot loops are compiled three times, for x86-64-v4 (AVX-512 F/BW/DQ/VL, any vendor), x86-64-v3
+ * (AVX2+FMA) and the baseline, and picked at load time by the CPU's features. ("arch=haswell"
+ * would be picked on Intel Haswell and later only.) GCC's v4 code keeps 256-bit vectors by
+ * default (no frequency drop on the CPUs that have one) with AVX-512's masks and 32 registers. */
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define PML_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define PML_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define PML_HOT
 #endif

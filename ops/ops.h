@@ -559,6 +559,9 @@ typedef enum pml_conv_backend_kind { PML_CONV_AUTO, PML_CONV_BLAS, PML_CONV_DNNL
 void pml_conv_backend(pml_conv_backend_kind b);
 /** pml was built with oneDNN (meson option dnnl, Debian libdnnl-dev). */
 bool pml_conv_dnnl_available(void);
+/** Which compilation of pml's own hot loops (elementwise, pooling, im2col, norms, Adam) this CPU
+ * runs, picked at load time: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2+FMA) or "baseline". */
+const char *pml_kernels_isa(void);
 
 /** Makes every BLAS call single-threaded (pml runs its own workers). */
 void pml_blas_single_thread(void);

@@ -854,6 +854,11 @@ assert d["batch"] == 1 and d["sgemm_gflops"] > 0
 names = {(k["layer"], k["kernel"], k["impl"]) for k in d["kernels"]}
 assert ("conv2", "backward-data", "blas") in names and ("dense", "adam", "-") in names
 assert (("conv2", "forward", "dnnl") in names) == d["dnnl"]
+# the loops' compilation picked is one the CPU runs (sanitizer builds have only the baseline)
+flags = set(open("/proc/cpuinfo").read().split())
+need = {"x86-64-v4": {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"},
+        "x86-64-v3": {"avx2", "fma", "bmi2"}, "baseline": set()}
+assert d["isa"] in need and need[d["isa"]] <= flags, d["isa"]
 for k in d["kernels"]:
     assert k["ms"] > 0 and math.isfinite(k["gflops"]) and k["gflops"] > 0, k
 PY

@@ -265,12 +265,14 @@ int cmd_bench_kernels(int argc, char **argv)
     ceiling = 2.0 * 512 * 512 * 512 / tsg;
     if (json) {
         cli_json_begin(stdout);
-        printf(",\"batch\":%d,\"sgemm_gflops\":%.2f,\"dnnl\":%s,\"kernels\":[", N, ceiling * 1e-9,
-               pml_conv_dnnl_available() ? "true" : "false");
+        printf(",\"batch\":%d,\"sgemm_gflops\":%.2f,\"dnnl\":%s,\"isa\":\"%s\",\"kernels\":[", N,
+               ceiling * 1e-9, pml_conv_dnnl_available() ? "true" : "false", pml_kernels_isa());
     } else {
-        printf("batch %d, one core; its sgemm (512x512x512): %.1f GFLOP/s; oneDNN %s\n"
+        printf("batch %d, one core; its sgemm (512x512x512): %.1f GFLOP/s; oneDNN %s; pml's loops "
+               "for %s\n"
                "%-8s %-7s %-16s %-5s %10s %9s %9s\n",
-               N, ceiling * 1e-9, pml_conv_dnnl_available() ? "built in" : "not built in", "model",
+               N, ceiling * 1e-9, pml_conv_dnnl_available() ? "built in" : "not built in",
+               pml_kernels_isa(), "model",
                "layer", "kernel", "impl", "ms", "GFLOP/s", "of sgemm");
     }
     bool ok = true;
