@@ -344,7 +344,7 @@ typedef struct trainer {
      * measured from step win_from on: win_sec[r], win_n[r] seconds and samples of rank r's
      * passes over win_steps steps; sums: a step's loss, correct count, failures and the
      * ranks' seconds, summed over the ranks */
-    int *share, *old_share, *new_share, *kept;
+    int *share, *old_share, *new_share;
     long share_from;
     bool equal, old_equal, balance;
     int share_cap;
@@ -353,9 +353,14 @@ typedef struct trainer {
     long win_from;
     int win_steps, tries, changes;
     double win_slowest; /* the window's sum of each step's slowest pass */
-    bool trial;          /* share is on trial (kept: the split before it) */
-    double trial_before; /* the mean slowest pass of the window before the trial */
-    int backoff;         /* the windows' length, in BALANCE_STEPS and BALANCE_SECONDS */
+    /* a split on trial, new_share, runs every other step of [tr_from, tr_to) (the steps
+     * tr_from, tr_from + 2, ...), share the steps between: arm[0] and arm[1] sum their full
+     * steps' slowest passes, arm_n count them */
+    bool trial;
+    long tr_from, tr_to;
+    double arm[2];
+    int arm_n[2];
+    int backoff; /* the windows' length, in BALANCE_STEPS and BALANCE_SECONDS */
     /* training batches: step b of the run is step b % spe of epoch b / spe + 1 */
     const pml_dataset *tr;
     int32_t *perm[2]; /* shuffles of odd and even epochs: at most two epochs are in flight */
@@ -390,6 +395,12 @@ static void equal_range(const trainer *t, int m, int *lo, int *hi)
     *hi = t->part < 0 ? 0 : (int)pml__part_start(m, t->parts, t->part + 1);
 }
 
+/* step b runs the split on trial */
+static bool on_trial(const trainer *t, long b)
+{
+    return t->trial && b >= t->tr_from && b < t->tr_to && ((b - t->tr_from) & 1) == 0;
+}
+
 /* The samples of a full batch rank q takes at step b (share and old_share hold the equal split
  * when it is that) */
 static int share_of(const trainer *t, long b, int q)
@@ -397,6 +408,7 @@ static int share_of(const trainer *t, long b, int q)
     if (!t->share)
         return (int)(pml__part_start(t->o->batch, t->parts, q + 1) -
                      pml__part_start(t->o->batch, t->parts, q));
+    if (on_trial(t, b)) return t->new_share[q];
     return b >= t->share_from ? t->share[q] : t->old_share[q];
 }
 
@@ -405,7 +417,7 @@ static int share_of(const trainer *t, long b, int q)
 static void part_range(const trainer *t, long b, int m, int *lo, int *hi)
 {
     const bool now = b >= t->share_from;
-    if (t->part < 0 || !t->share || (now ? t->equal : t->old_equal)) {
+    if (t->part < 0 || !t->share || (!on_trial(t, b) && (now ? t->equal : t->old_equal))) {
         equal_range(t, m, lo, hi);
     } else {
         long c = 0;
@@ -898,11 +910,14 @@ static pml_status rank_grads(trainer *t, pml_exec *e, size_t np, int n, pml_step
  * after the run's start (the first steps allocate and warm caches) or after a new split took
  * effect, measures each rank's samples per second. When a split by those speeds would shorten
  * the slowest rank's pass by BALANCE_GAIN (the ranks' speeds drift by a few per cent from window
- * to window: less would re-split for noise), it runs for a window on trial: kept when the
- * slowest pass did get shorter by half that, else the split before comes back and the windows
- * get twice as long (to BALANCE_BACKOFF times), so a machine whose ranks only seem to differ
- * is left alone. A pass's time is not quite proportional to its samples, nor are a rank's
- * speeds independent of the others' (they share caches and memory): the trial decides. */
+ * to window: less would re-split for noise), it goes on trial against the split it would
+ * replace, the two taking turns step by step for as long again as a window, so that the
+ * machine's own drift (its speed moves by tens of per cent within minutes when it is shared)
+ * falls on both alike: the new split is kept when its steps' slowest passes were shorter by
+ * half of BALANCE_GAIN, else the windows get twice as long (to BALANCE_BACKOFF times), so a
+ * machine whose ranks only seem to differ is left alone. A pass's time is not quite
+ * proportional to its samples, nor are a rank's speeds independent of the others' (they share
+ * caches and memory): the trial decides. */
 #define BALANCE_WARM 8
 #define BALANCE_STEPS 16
 #define BALANCE_SECONDS 0.2
@@ -918,50 +933,70 @@ static void window_reset(trainer *t, long from)
     memset(t->win_n, 0, (size_t)t->parts * sizeof *t->win_n);
 }
 
-/* the split `to` from the first step the feeder has not located yet on (the same on every
- * rank: the chunks are as large everywhere); the one before stays for the steps before it */
-static void split_from_next(trainer *t, long b, const int *to)
+/* the first step the feeder has not located yet after step b (the same on every rank: the
+ * chunks are as large everywhere): a new split may start there */
+static long next_free(const trainer *t, long b)
 {
-    for (int r = 0; r < t->parts; r++) t->old_share[r] = share_of(t, b, r);
-    t->old_equal = t->equal;
-    t->equal = false;
-    memcpy(t->share, to, (size_t)t->parts * sizeof *to);
-    t->share_from = t->feed.next > b + 1 ? t->feed.next : b + 1;
-    window_reset(t, t->share_from + 2);
+    return t->feed.next > b + 1 ? t->feed.next : b + 1;
 }
 
-/* After full step b (t->sums holds every rank's pass seconds): the window grows; once it is
- * long enough, a split on trial is kept or undone, or the ranks' speeds may propose one.
- * Every rank sees the same sums and decides alike. */
+/* the split on trial, ending with full step b: kept from the next free step on, or dropped
+ * (the steps after the trial run share already) */
+static void trial_end(trainer *t, long b)
+{
+    const int P = t->parts;
+    t->trial = false;
+    const bool measured = t->arm_n[0] > 0 && t->arm_n[1] > 0;
+    const double tried = measured ? t->arm[0] / t->arm_n[0] : 0;
+    const double before = measured ? t->arm[1] / t->arm_n[1] : 0;
+    if (measured && tried < (1 - BALANCE_GAIN / 2) * before) {
+        memcpy(t->old_share, t->share, (size_t)P * sizeof *t->share);
+        memcpy(t->share, t->new_share, (size_t)P * sizeof *t->share);
+        t->old_equal = t->equal;
+        t->equal = false;
+        t->share_from = next_free(t, b);
+        t->backoff = 1;
+        t->changes++;
+        if (t->o->cb.shares) t->o->cb.shares(t->o->cb.ud, t->share_from, t->share, P);
+        window_reset(t, t->share_from + 2);
+    } else {
+        t->backoff = t->backoff * 2 < BALANCE_BACKOFF ? t->backoff * 2 : BALANCE_BACKOFF;
+        window_reset(t, b + 1);
+    }
+}
+
+/* After full step b (t->sums holds every rank's pass seconds): a split on trial counts the
+ * step to its turn and is decided after its last; else the window grows and, once long
+ * enough, the ranks' speeds may propose a split. Every rank sees the same sums and decides
+ * alike. */
 static void balance_after(trainer *t, long b)
 {
+    const int P = t->parts;
+    double step_slowest = 0;
+    for (int r = 0; r < P; r++)
+        if (t->sums[3 + r] > step_slowest) step_slowest = t->sums[3 + r];
+    if (t->trial) {
+        if (b < t->tr_from) return;
+        if (b < t->tr_to) {
+            const int k = on_trial(t, b) ? 0 : 1;
+            t->arm[k] += step_slowest;
+            t->arm_n[k]++;
+        }
+        if (b >= t->tr_to - 1) trial_end(t, b);
+        return;
+    }
     if (t->win_from < 0) t->win_from = b + BALANCE_WARM;
     if (b < t->win_from) return;
-    const int P = t->parts;
-    double slowest = 0, step_slowest = 0;
+    double slowest = 0;
     for (int r = 0; r < P; r++) {
         t->win_sec[r] += t->sums[3 + r];
         t->win_n[r] += share_of(t, b, r);
         if (t->win_sec[r] > slowest) slowest = t->win_sec[r];
-        if (t->sums[3 + r] > step_slowest) step_slowest = t->sums[3 + r];
     }
     t->win_slowest += step_slowest;
     if (++t->win_steps < BALANCE_STEPS * t->backoff || slowest < BALANCE_SECONDS * t->backoff)
         return;
     const double mean_slowest = t->win_slowest / t->win_steps;
-    if (t->trial) { /* the split on trial: kept, or the one before it back */
-        t->trial = false;
-        if (mean_slowest < (1 - BALANCE_GAIN / 2) * t->trial_before) {
-            t->backoff = 1;
-            t->changes++;
-            if (t->o->cb.shares) t->o->cb.shares(t->o->cb.ud, t->share_from, t->share, P);
-            window_reset(t, b + 1);
-        } else {
-            t->backoff = t->backoff * 2 < BALANCE_BACKOFF ? t->backoff * 2 : BALANCE_BACKOFF;
-            split_from_next(t, b, t->kept);
-        }
-        return;
-    }
     double *rate = t->sums; /* the step's sums are used: rates in their place */
     for (int r = 0; r < P; r++) {
         if (!(t->win_sec[r] > 0) || t->win_n[r] <= 0) { /* no measure: try again */
@@ -970,17 +1005,23 @@ static void balance_after(trainer *t, long b)
         }
         rate[r] = (double)t->win_n[r] / t->win_sec[r];
     }
-    for (int r = 0; r < P; r++) t->kept[r] = share_of(t, b, r);
-    const double before = pml__shares_time(rate, P, t->kept);
+    const double before = pml__shares_time(rate, P, t->share);
     const double after = pml__shares_balance(rate, P, t->o->batch, t->share_cap, t->new_share);
     if (!(after > 0) || after > (1 - BALANCE_GAIN) * before) {
         window_reset(t, b + 1);
         return;
     }
+    /* each split's turns as long as a window: BALANCE_STEPS and BALANCE_SECONDS (times
+     * backoff) at the steps' pace so far */
+    long turns = (long)BALANCE_STEPS * t->backoff / 2;
+    const double need = BALANCE_SECONDS * t->backoff / 2 / mean_slowest;
+    if (mean_slowest > 0 && need > (double)turns) turns = need < 4096 ? (long)ceil(need) : 4096;
     t->trial = true;
     t->tries++;
-    t->trial_before = mean_slowest;
-    split_from_next(t, b, t->new_share);
+    t->tr_from = next_free(t, b);
+    t->tr_to = t->tr_from + 2 * turns;
+    memset(t->arm, 0, sizeof t->arm);
+    memset(t->arm_n, 0, sizeof t->arm_n);
 }
 
 /* One step of a data-parallel run across ranks: each rank's gradient of its part (n of the
@@ -1510,12 +1551,11 @@ static pml_status shares_init(trainer *t, const pml_graph *g, pml_train_result *
     t->share = calloc((size_t)P, sizeof *t->share);
     t->old_share = calloc((size_t)P, sizeof *t->old_share);
     t->new_share = calloc((size_t)P, sizeof *t->new_share);
-    t->kept = calloc((size_t)P, sizeof *t->kept);
     t->win_sec = calloc((size_t)P, sizeof *t->win_sec);
     t->win_n = calloc((size_t)P, sizeof *t->win_n);
     t->sums = calloc((size_t)(3 + 3 * t->ranks), sizeof *t->sums);
     res->shares = calloc((size_t)P, sizeof *res->shares);
-    if (!t->share || !t->old_share || !t->new_share || !t->kept || !t->win_sec || !t->win_n ||
+    if (!t->share || !t->old_share || !t->new_share || !t->win_sec || !t->win_n ||
         !t->sums || !res->shares)
         return pml_fail(PML_ENOMEM, "out of memory");
     res->nshares = P;
@@ -1540,13 +1580,12 @@ static pml_status shares_init(trainer *t, const pml_graph *g, pml_train_result *
 static void shares_end(trainer *t, pml_train_result *res)
 {
     if (res->shares && t->share)
-        for (int r = 0; r < t->parts; r++) res->shares[r] = t->trial ? t->kept[r] : t->share[r];
+        for (int r = 0; r < t->parts; r++) res->shares[r] = t->share[r];
     res->share_changes = t->changes;
     res->share_tries = t->tries;
     free(t->share);
     free(t->old_share);
     free(t->new_share);
-    free(t->kept);
     free(t->win_sec);
     free(t->win_n);
     free(t->sums);

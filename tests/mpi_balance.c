@@ -4,6 +4,9 @@
  *   slow   rank 1 takes 1.5 times as long a sample: the split goes to 19, 13 of 32 and stays;
  *   fixed  rank 1's pass takes 20 ms whatever its samples: a split by the measured speeds is
  *          tried, its slowest pass is no shorter, and the equal split comes back;
+ *   drift  as fixed, on a machine that gets faster step by step (by half over 50 steps): a
+ *          trial's steps are faster than the window's before it, yet the split tried is
+ *          still no better than the equal one beside it, and the equal split stays;
  *   equal  the measured clock, with equal shares kept (the reference losses).
  * Rank 0 prints one line: the shares at the end, the splits tried, kept and reported, and the
  * epochs' losses. Exit status 0 when training ran. */
@@ -15,13 +18,16 @@
 
 static const char *mode;
 static int reported;
+static long passes; /* this rank's passes so far: one a step */
 
 static double fake_pass(void *ud, int rank, int n, double measured)
 {
     (void)ud;
     (void)measured;
+    const double speed = strcmp(mode, "drift") == 0 ? 1 + 0.02 * (double)passes : 1;
+    passes++;
     if (strcmp(mode, "slow") == 0) return n * (rank == 1 ? 1.5e-3 : 1e-3);
-    return rank == 1 ? 0.02 : n * 1e-3; /* fixed */
+    return (rank == 1 ? 0.02 : n * 1e-3) / speed; /* fixed, drift */
 }
 
 static void on_shares(void *ud, long step, const int *share, int ranks)
@@ -37,7 +43,7 @@ int main(int argc, char **argv)
 {
     pml_dist *dist = NULL;
     if (pml_dist_init(&argc, &argv, &dist) != PML_OK || argc != 2) {
-        fprintf(stderr, "mpi_balance: %s\n", argc != 2 ? "usage: mpi_balance slow|fixed|equal"
+        fprintf(stderr, "mpi_balance: %s\n", argc != 2 ? "usage: mpi_balance slow|fixed|drift|equal"
                                                        : pml_errmsg());
         return 2;
     }
