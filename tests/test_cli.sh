@@ -1974,6 +1974,17 @@ for pid in (0, 1):
         first_bwd = min(e["ts"] for e in tasks if e["args"]["step"] == s and e["args"]["kind"] == "bwd")
         assert all(e["ts"] >= first_bwd for e in comm if e["args"]["step"] == s), (pid, s)
 PY
+    [ $? = 0 ] || return 1
+    # without --plan, a trace records data parallelism over each rank's cores; --plan none has
+    # no tasks to record: said before training
+    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 96 --test-samples 32 \
+        --epochs 1 --trace "$TMP/mpi_trace2.json" >"$out" 2>"$err" ||
+        { echo "  no --plan: $(head -c 300 "$err")" >&2; return 1; }
+    has "$out" "Plan: data, for 16 samples" && [ -s "$TMP/mpi_trace2.json" ] || return 1
+    timeout 120 $MPIRUN -np 2 "$PML" train mlp:units=24,layers=2 --train-samples 96 --test-samples 32 \
+        --epochs 1 --plan none --trace "$TMP/mpi_trace3.json" >"$out" 2>"$err"
+    [ $? != 0 ] && has "$err" "needs a --plan other than none" && [ ! -e "$TMP/mpi_trace3.json" ] &&
+        ! grep -q "^Epoch" "$out"
 }
 t_topo_first_cores() { # this:N: this machine's first N cores, costed as this machine's
     run 0 topo --machine this:1 --json || return 1

@@ -407,7 +407,7 @@ static pml_status same_run(pml_dist *dist, const pml_graph *g, const char *plan,
  * them), the per-operator executor there or the plan named for its part of each batch; every
  * rank must run the same model, data and plan with the same pml. */
 static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan,
-                            bool threads_given, const char *data, pml_train_opts *o,
+                            bool threads_given, bool trace, const char *data, pml_train_opts *o,
                             pml_machine *here, pml_plan *pl, char *desc, size_t cap)
 {
     int first, per = cli_rank_cores(dist, &first);
@@ -418,6 +418,9 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
     if (st != PML_OK) return st;
     o->threads = per;
     o->first_core = first;
+    /* a trace records a plan's tasks: without --plan, data parallelism over the rank's cores
+     * (the per-operator executor's split, as tasks) */
+    if (!plan && trace) plan = "data";
     if (!plan || strcmp(plan, "none") == 0) {
         snprintf(desc, cap, "none (each operator split as it comes), on cores %d-%d", first,
                  first + per - 1);
@@ -841,6 +844,11 @@ int cmd_train(int argc, char **argv)
             goto out;
         }
     } else if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
+        if (trace && plan && strcmp(plan, "none") == 0) {
+            err("--trace records the tasks of a plan; it needs a --plan other than none\n");
+            rc = EXIT_USAGE;
+            goto out;
+        }
         if (o.shares && plan && strcmp(plan, "none") != 0) {
             err("--shares %s: the ranks run --plan %s, made for equal parts of each batch; "
                 "fixed shares run on the per-operator executor (no --plan, or --plan none)\n",
@@ -848,7 +856,7 @@ int cmd_train(int argc, char **argv)
             rc = EXIT_USAGE;
             goto out;
         }
-        if ((st = rank_plan(dist, &g, plan, threads_given, data, &o, &here, &pl, plan_desc,
+        if ((st = rank_plan(dist, &g, plan, threads_given, trace, data, &o, &here, &pl, plan_desc,
                             sizeof plan_desc)) != PML_OK) {
             err("%s\n", pml_errmsg());
             goto out;
