@@ -171,7 +171,15 @@ pml_status pml_dist_barrier(pml_dist *d)
 {
     if (!d || d->size == 1) return PML_OK;
 #ifdef PML_HAVE_MPI
-    int rc = MPI_Barrier(d->comm);
+    /* MPI_Barrier would spin on this core while it waits: test now and then, asleep between */
+    MPI_Request q;
+    int flag = 0, rc = MPI_Ibarrier(d->comm, &q);
+    while (rc == MPI_SUCCESS) {
+        rc = MPI_Test(&q, &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || flag) break;
+        const struct timespec nap = {0, 100000}; /* 0.1 ms */
+        nanosleep(&nap, NULL);
+    }
     return rc == MPI_SUCCESS ? PML_OK : pml__mpi_fail(rc, "waiting for every rank");
 #else
     return PML_OK;

@@ -326,7 +326,8 @@ bool pml_dist_ps_shard(const pml_dist_ps *p, size_t *lo, size_t *hi);
 pml_status pml_dist_ps_push(pml_dist_ps *p, float *grads);
 /** Servers send their shard of \p params; workers receive every shard. */
 pml_status pml_dist_ps_pull(pml_dist_ps *p, float *params);
-/** Waits until every rank got here (MPI_Barrier). */
+/** Waits until every rank got here (MPI_Ibarrier, tested every 0.1 ms: asleep between, so
+ * that a waiting rank leaves its core to the others). */
 pml_status pml_dist_barrier(pml_dist *d);
 /** Rank 0's *text (*len bytes) to every rank: the others get a malloc'd copy (NUL-terminated)
  * in *text and *len, which they free. Collective. */

@@ -336,10 +336,27 @@ static pml_status ranks_cached(pml_dist *d, const pml_machine *here, pml_status 
     return pml_dist_bcast_text(d, text, len);
 }
 
+pml_status cli_machine_load_ranks(pml_dist *d, pml_machine *m)
+{
+    const int size = pml_dist_size(d);
+    if (size <= 1) return pml_machine_load(NULL, m);
+    /* the same number of barriers on every rank: one a round, whatever its host */
+    pml_status st = PML_OK;
+    for (int round = 0; round < size; round++) {
+        if (pml_dist_local_rank(d) == round) st = pml_machine_load(NULL, m);
+        pml_status bs = pml_dist_barrier(d);
+        if (bs != PML_OK) {
+            if (st == PML_OK && pml_dist_local_rank(d) <= round) pml_machine_free(m);
+            return bs;
+        }
+    }
+    return st;
+}
+
 pml_status cli_ranks_machine(pml_dist *d, bool cached, pml_machine *m, char *note, size_t cap)
 {
     pml_machine here;
-    pml_status st = pml_machine_load(NULL, &here);
+    pml_status st = cli_machine_load_ranks(d, &here);
     if (cached) { /* measured before for these hosts: no measurement */
         char *text = NULL, path[4096];
         size_t len = 0;

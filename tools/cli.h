@@ -15,6 +15,11 @@
  * the host's ranks split them evenly, a core each when there are more ranks than cores.
  * \return how many; *first: the first. A world of one: all of them from core 0. */
 int cli_rank_cores(const pml_dist *d, int *first);
+/* This machine (pml_machine_load(NULL)), loaded by the ranks of each host one at a time, the
+ * others asleep: loading measures the hand-off between cores, which another rank's threads on
+ * those cores would slow to a time slice (4 ms measured for 0.2 us). Collective. */
+pml_status cli_machine_load_ranks(pml_dist *d, pml_machine *m);
+
 /* Under mpirun: the machine of the run, a node per rank (each rank's share of its host's cores,
  * the network between ranks measured through MPI); collective. cached: the one measured before
  * for the same hosts (names, machine fingerprints, cores), if any, else measured now and kept in

@@ -427,7 +427,7 @@ static pml_status rank_plan(pml_dist *dist, const pml_graph *g, const char *plan
         return PML_OK;
     }
     pml_machine full;
-    if ((st = pml_machine_load(NULL, &full)) != PML_OK) return st;
+    if ((st = cli_machine_load_ranks(dist, &full)) != PML_OK) return st; /* collective */
     st = pml_machine_some_cores(&full, first, per, here);
     pml_machine_free(&full);
     if (st != PML_OK) return st;
