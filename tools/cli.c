@@ -319,7 +319,9 @@ static pml_status ranks_cached(pml_dist *d, const pml_machine *here, pml_status 
     *len = 0;
     path[0] = 0;
     if (pml_dist_rank(d) == 0) {
-        uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " ranks machine");
+        /* (the salt changed when the ranks began to measure their hand-offs in turn: a machine
+         * cached before, measured at once, is measured again) */
+        uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " ranks machine 2");
         h = pml_hash(h, all, alen);
         char *dir = here_st == PML_OK ? pml_cache_dir("machines") : NULL;
         if (dir && (size_t)snprintf(path, cap, "%s/ranks%d-%016llx.dot", dir, pml_dist_size(d),
