@@ -1029,7 +1029,23 @@ open(sys.argv[2], "wb").write(b)' "$f" "$TMP/flip.ckpt" $at || return 1
     run 0 train $a --resume "$d"
 }
 ONNX_DATA=/usr/include/onnx/backend/test/data
+onnx_ok() { # pml is built with ONNX (protobuf-c); else the case skips, as t_onnx_absent checks
+    ldd "$PML" 2>/dev/null | grep -q libprotobuf-c || {
+        echo "  skip: pml built without ONNX (Debian protobuf-c-compiler, libprotobuf-c-dev, libonnx-dev)"
+        return 1
+    }
+}
+t_onnx_absent() { # built without ONNX: a .onnx model is refused with what to install, no output
+    ldd "$PML" 2>/dev/null | grep -q libprotobuf-c && { echo "  skip: pml is built with ONNX"; return 77; }
+    echo "not a model" >"$TMP/x.onnx"
+    run 3 infer "$TMP/x.onnx" --input "$TMP/x.onnx" -o "$TMP/nox" && has "$err" "built without ONNX" &&
+        has "$err" "libonnx-dev" && one_line && [ ! -e "$TMP/nox" ] || return 1
+    run 1 export mlp -o "$TMP/x2.onnx" && has "$err" "built without ONNX" && [ ! -e "$TMP/x2.onnx" ] ||
+        return 1
+    run 1 train "$TMP/x.onnx" --data synthetic && has "$err" "built without ONNX" || return 1
+}
 t_onnx_infer() { # an ONNX test case through pml infer: checked, written, read back
+    onnx_ok || return 77
     [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
     local c=$ONNX_DATA/node/test_conv_with_strides_padding
     run 0 infer $c/model.onnx --input $c/test_data_set_0 --check && has "$out" "12 values agree" ||
@@ -1054,6 +1070,7 @@ t_onnx_infer() { # an ONNX test case through pml infer: checked, written, read b
 }
 
 t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no output
+    onnx_ok || return 77
     [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
     local c=$ONNX_DATA/node/test_conv_with_strides_padding
     run 3 infer $ONNX_DATA/node/test_tanh/model.onnx --input $ONNX_DATA/node/test_tanh/test_data_set_0 &&
@@ -1080,6 +1097,7 @@ t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no
 }
 
 t_onnx_model() { # an ONNX model is a MODEL: exported, drawn, planned, trained from its weights
+    onnx_ok || return 77
     [ -d $ONNX_DATA/node ] || { echo "  skip: no ONNX test data (Debian libonnx-testdata)"; return 77; }
     local c=$ONNX_DATA/pytorch-converted/test_Conv2d/model.onnx
     run 0 export $c -o "$TMP/c.dot" && grep -q 'op=conv2d, out=4, kernel="3x2"' "$TMP/c.dot" || return 1
@@ -1102,6 +1120,7 @@ PY
 }
 
 t_onnx_export() { # a trained model written as ONNX: read back by pml (and ONNX's checker), same outputs
+    onnx_ok || return 77
     local a="mlp:units=16 --train-samples 256 --test-samples 64 --epochs 1 --threads 1 --plan none"
     run 0 train $a --save "$TMP/e.pml" || return 1
     run 0 export "$TMP/e.pml" -o "$TMP/e.onnx" || return 1
@@ -1128,6 +1147,7 @@ PY
 }
 
 t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count and outputs agree
+    onnx_ok || return 77
     local py=/usr/bin/python3
     $py -c "import torch, torchvision, numpy" 2>/dev/null ||
         { echo "  skip: no PyTorch (Debian python3-torch, python3-torchvision, python3-numpy)"; return 77; }
@@ -2405,6 +2425,7 @@ case_ onnx_errors t_onnx_errors
 case_ onnx_model t_onnx_model
 case_ onnx_export t_onnx_export
 case_ onnx_torchvision t_onnx_torchvision
+case_ onnx_absent t_onnx_absent
 case_ bench_checkpoint t_bench_checkpoint
 case_ mpi_same_losses t_mpi_same_losses
 case_ mpi_buckets t_mpi_buckets
