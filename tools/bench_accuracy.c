@@ -28,8 +28,8 @@ static const char accuracy_intro[] =
     "trace, and pml simulate --compare's figures are taken: measured = median over the steps\n"
     "after the first N of a step's makespan. With --rounds R all of it is done R times and the\n"
     "medians over the rounds of the predicted and of the measured step times are compared\n"
-    "(every other round runs a model's plans in reverse order, so that the machine's drift\n"
-    "after the kernels were measured weighs on each plan alike).\n"
+    "(every other round runs the plans in reverse order). A plan's kernels are measured right\n"
+    "before its run: a shared machine's speed drifts by tens of per cent in minutes.\n"
     "This machine may be shared: the benchmark waits for a quiet machine (other processes using\n"
     "less than --quiet of it) before measuring kernels or running a plan, and does either again\n"
     "when others were busy meanwhile (a run up to 4 times, the quietest kept).\n"
@@ -238,92 +238,79 @@ static pml_status make_plans(bench *b)
     return PML_OK;
 }
 
-/* Round `round` of the plans of one model, [i0, i1): predictions from a cost model measured now
- * (again when others were busy meanwhile), then a run of each plan (again, up to 4 times, when
- * others were busy). */
-static pml_status model_round(bench *b, int i0, int i1, int round, double t0)
+/* Plan i in round `round`: its kernels measured now (again when others were busy meanwhile),
+ * its prediction, then its run right after (again, up to 4 times, when others were busy): the
+ * machine's own speed, which drifts by tens of per cent within minutes when it is shared, moves
+ * little between the two. */
+static pml_status plan_round(bench *b, int i, int round, double t0)
 {
+    result *r = &b->res[i];
     pml_costmodel *cost = NULL;
     pml_status st = PML_OK;
     for (int attempt = 0; attempt < 3; attempt++) {
-        for (int i = i0; i < i1; i++) {
-            pml_sim_destroy(b->sim[i]);
-            b->sim[i] = NULL;
-        }
+        pml_sim_destroy(b->sim[i]);
+        b->sim[i] = NULL;
         pml_cost_destroy(cost);
         cost = NULL;
         if (b->tty)
             fprintf(stderr, "\r\033[Kround %d/%d: %s: measuring kernels (%.0f s)", round + 1,
-                    b->rounds, plans[i0].model, pml_now() - t0);
+                    b->rounds, r->name, pml_now() - t0);
         pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
         pml_cpu_snap s0, s1;
         pml_cpu_snap_take(&s0);
-        int first = i0;
-        while (!b->sel[first]) first++; /* the caller makes sure one is */
-        st = cost_model(b, first, &cost);
-        for (int i = i0; i < i1 && st == PML_OK; i++)
-            if (b->sel[i]) {
-                st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], cost, &b->sim[i]);
-                if (st != PML_OK) pml_fail_ctx(st, "%s: ", b->res[i].name);
-            }
+        st = cost_model(b, i, &cost);
+        if (st == PML_OK) st = pml_sim_create(&b->g[i], &b->m, &b->pl[i], cost, &b->sim[i]);
         pml_cpu_snap_take(&s1);
-        if (st != PML_OK) goto out;
+        if (st != PML_OK) {
+            pml_fail_ctx(st, "%s: ", r->name);
+            goto out;
+        }
         const double others = pml_foreign_load(&s0, &s1, b->ncpu);
         if (others > b->pred_others) b->pred_others = others;
         if (others < b->quiet || b->cached) break;
     }
     if (b->cached) pml_cost_save(cost);
-    /* the plans run in turn after the kernels were measured, in reverse order every other
-     * round: the machine's drift since the measurement then falls on each plan alike over the
-     * rounds, not always on the last ones */
-    for (int j = i0; j < i1; j++) {
-        const int i = round % 2 ? i1 - 1 - (j - i0) : j;
-        if (!b->sel[i]) continue;
-        result *r = &b->res[i];
-        int T;
-        pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(b->sim[i]), &T);
-        r->tasks = T;
-        r->r_pred[round] = pml_sim_step_seconds(b->sim[i]);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s-%s.json", b->dir, plans[i].model,
-                 kind_names[plans[i].kind]);
-        double best = INFINITY;
-        for (int attempt = 0; attempt < 4; attempt++) {
-            if (b->tty)
-                fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, b->rounds, r->name,
-                        pml_now() - t0);
-            pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
-            pml_trace_cmp cmp;
-            pml_cpu_snap s0, s1;
-            pml_cpu_snap_take(&s0);
-            st = measure(&b->g[i], &b->m, &b->pl[i], b->sim[i], b->warmup, b->steps, b->min_s, path,
-                         &cmp);
-            pml_cpu_snap_take(&s1);
-            if (!b->outdir) unlink(path);
-            if (st != PML_OK) {
-                pml_fail_ctx(st, "%s: ", r->name);
-                goto out;
-            }
-            const double others = pml_foreign_load(&s0, &s1, b->ncpu);
-            if (others < best) {
-                best = others;
-                r->r_meas[round] = cmp.measured_step;
-                r->r_others[round] = others;
-                r->steps = cmp.used;
-                for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
-                    r->r_kind_meas[round][k] = cmp.measured_kind[k];
-                    r->r_kind_pred[round][k] = cmp.predicted_kind[k];
-                }
-            }
-            pml_trace_cmp_free(&cmp);
-            if (others < b->quiet) break;
+    int T;
+    pml_taskgraph_order((pml_taskgraph *)pml_sim_taskgraph(b->sim[i]), &T);
+    r->tasks = T;
+    r->r_pred[round] = pml_sim_step_seconds(b->sim[i]);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s-%s.json", b->dir, plans[i].model,
+             kind_names[plans[i].kind]);
+    double best = INFINITY;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (b->tty)
+            fprintf(stderr, "\r\033[Kround %d/%d: %s (%.0f s)", round + 1, b->rounds, r->name,
+                    pml_now() - t0);
+        pml_wait_quiet(attempt ? b->patience : 5, b->quiet, b->ncpu);
+        pml_trace_cmp cmp;
+        pml_cpu_snap s0, s1;
+        pml_cpu_snap_take(&s0);
+        st = measure(&b->g[i], &b->m, &b->pl[i], b->sim[i], b->warmup, b->steps, b->min_s, path,
+                     &cmp);
+        pml_cpu_snap_take(&s1);
+        if (!b->outdir) unlink(path);
+        if (st != PML_OK) {
+            pml_fail_ctx(st, "%s: ", r->name);
+            goto out;
         }
+        const double others = pml_foreign_load(&s0, &s1, b->ncpu);
+        if (others < best) {
+            best = others;
+            r->r_meas[round] = cmp.measured_step;
+            r->r_others[round] = others;
+            r->steps = cmp.used;
+            for (int k = 0; k < PML_TASK_KIND_COUNT; k++) {
+                r->r_kind_meas[round][k] = cmp.measured_kind[k];
+                r->r_kind_pred[round][k] = cmp.predicted_kind[k];
+            }
+        }
+        pml_trace_cmp_free(&cmp);
+        if (others < b->quiet) break;
     }
 out:
-    for (int i = i0; i < i1; i++) {
-        pml_sim_destroy(b->sim[i]);
-        b->sim[i] = NULL;
-    }
+    pml_sim_destroy(b->sim[i]);
+    b->sim[i] = NULL;
     pml_cost_destroy(cost);
     return st;
 }
@@ -491,11 +478,13 @@ int cmd_bench_accuracy(int argc, char **argv)
     }
     /* round by round, plan by plan: its kernels measured, the plan simulated, then run right
      * after (the machine's speed drifts over minutes: a prediction made with kernels measured
-     * for a model's first plan would be about another moment by its last) */
+     * for a model's first plan would be about another moment by its last); every other round
+     * in reverse order */
     const double t0 = pml_now();
     for (int round = 0; round < b->rounds; round++)
-        for (int i = 0; i < NPLANS; i++) {
-            if (!b->sel[i] || model_round(b, i, i + 1, round, t0) == PML_OK) continue;
+        for (int j = 0; j < NPLANS; j++) {
+            const int i = round % 2 ? NPLANS - 1 - j : j;
+            if (!b->sel[i] || plan_round(b, i, round, t0) == PML_OK) continue;
             fprintf(stderr, "%spml bench accuracy: %s\n", b->tty ? "\r\033[K" : "", pml_errmsg());
             goto out;
         }
