@@ -1820,7 +1820,11 @@ t_output_stdout() { # "-" is standard output where a command takes it; --trace -
         --trace - || return 1
     python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["traceEvents"]' "$out" &&
         has "$err" "Test loss" && [ ! -e ./- ] && [ ! -e "$TMP/-" ] || return 1
-    run 2 train mlp --trace - --json && has "$err" "pick one"
+    run 2 train mlp --trace - --json && has "$err" "pick one" || return 1
+    # the per-operator executor has no tasks to record: said before training, nothing written
+    run 2 train mlp:units=8 --plan none --train-samples 64 --test-samples 32 --epochs 1 \
+        --trace "$TMP/none.json" && has "$err" "needs a --plan other than none" && one_line &&
+        [ ! -e "$TMP/none.json" ]
 }
 t_tmp_sweep() { # a stale .NAME.tmp-PID-N of a dead process goes when NAME is written
     local d=$TMP/sweep dead

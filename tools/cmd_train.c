@@ -829,6 +829,11 @@ int cmd_train(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    if (trace && !machine && plan && strcmp(plan, "none") == 0) {
+        err("--trace records the tasks of a plan; it needs a --plan other than none\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (machine) { /* one plan across the ranks */
         if (o.ps_servers > 0 || (plan && strcmp(plan, "none") == 0)) {
             err("--machine: a plan across the ranks takes %s\n",
@@ -844,11 +849,6 @@ int cmd_train(int argc, char **argv)
             goto out;
         }
     } else if (ranks > 1) { /* this rank's share of this host's cores, and its part of each batch */
-        if (trace && plan && strcmp(plan, "none") == 0) {
-            err("--trace records the tasks of a plan; it needs a --plan other than none\n");
-            rc = EXIT_USAGE;
-            goto out;
-        }
         if (o.shares && plan && strcmp(plan, "none") != 0) {
             err("--shares %s: the ranks run --plan %s, made for equal parts of each batch; "
                 "fixed shares run on the per-operator executor (no --plan, or --plan none)\n",
@@ -920,11 +920,6 @@ int cmd_train(int argc, char **argv)
                 o.current = best;
             }
         }
-    } else if (trace) {
-        err("--trace records the tasks of a plan; it needs a --plan other "
-                        "than none\n");
-        rc = EXIT_USAGE;
-        goto out;
     }
     o.trace_path = trace;
     phase = PHASE_START;
