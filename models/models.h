@@ -199,7 +199,8 @@ const char *pml_dot_brief(const char *s);
  *
  * Tensors as other frameworks store them: ONNX TensorProto files (.pb, as in ONNX's test data
  * sets: input_0.pb, output_0.pb, ...) and NumPy .npy files. pml reads float32 tensors (and
- * float64, int32, int64 ones, converted to float) and writes float32. */
+ * float64, integer and bool ones, converted to float) and writes float32, or the integer type a
+ * tensor says (a MaxPool's indices, a Dropout's mask). */
 
 #define PML_TENSOR_MAX_RANK 8
 /** Largest tensor file pml reads. */
@@ -211,6 +212,8 @@ typedef struct pml_tensor {
     size_t n;    /* elements: the product of dims */
     float *data; /* n floats (malloc'd) */
     char *name;  /* the tensor's name in the file (TensorProto.name), or NULL */
+    int type;    /* the ONNX element type it is written as: 0 or 1 float, 7 int64, 9 bool... */
+    int64_t *ints; /* NULL, or n exact values of an integer type (written instead of data) */
 } pml_tensor;
 
 /** \return true when \p path names a tensor pml reads by its extension (.pb or .npy). */
@@ -253,13 +256,15 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
  * (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor
  * of N samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
  * sample. The graph's first input that no initializer gives is the model's input; the others
- * are weights given at run time (the form of ONNX's node tests). The model's single output gets
+ * are weights given at run time (the form of ONNX's node tests). The model's first output gets
  * pml's loss head (a softmax cross-entropy, after a flatten when the output is not a vector; on
- * a Softmax output, on the Softmax's input). Initializers are the starting weights. Anything
+ * a Softmax output, on the Softmax's input); any others are tensors computed on the way, a
+ * Dropout's mask or a MaxPool's Indices. Initializers are the starting weights. Anything
  * else: one message naming the file, the node, its op type and what pml supports; nothing
  * half-imported. */
 
 /** Largest ONNX file pml reads (protobuf's own limit). */
+#define PML_ONNX_MAX_OUTPUTS 16
 #define PML_ONNX_MAX_BYTES ((size_t)2 << 30)
 
 /** An ONNX graph input that no initializer gives: a data input, or a weight. */
@@ -276,25 +281,41 @@ typedef struct pml_onnx_input {
     struct pml_onnx_bind *bind;
 } pml_onnx_input;
 
+/** What an ONNX graph output is. */
+typedef enum pml_onnx_out_kind {
+    PML_ONNX_OUT_TENSOR,  /* node's output */
+    PML_ONNX_OUT_MASK,    /* a Dropout's mask in inference: true everywhere, node's output's shape */
+    PML_ONNX_OUT_INDICES, /* a MaxPool's Indices: node (the pool)'s argmax cells, flattened over
+                             its whole input (N, C, H, W) (row-major, or column-major within a
+                             map when column_major: ONNX's storage_order 1) */
+} pml_onnx_out_kind;
+
+typedef struct pml_onnx_output {
+    char *name;
+    pml_onnx_out_kind kind;
+    int type;                   /* ONNX element type (0: not declared); an integer one is
+                                   checked (pml_onnx_check_output) */
+    int node;                   /* the pml node (see kind) */
+    int rank;                   /* the ONNX output: node's output seen with these dims, */
+    int64_t dims[PML_TENSOR_MAX_RANK]; /* dims[batch] times the number of samples */
+    int batch;                  /* (-1: the whole shape, for `samples` samples only: an input
+                                   of rank 1, a Reshape of a fixed batch) */
+    int samples;
+    bool softmax;               /* then its softmax (pml_tensor_softmax) over axis, */
+    int axis;
+    bool coerced;
+    bool log;                   /* or its log-softmax (a LogSoftmax) */
+    bool column_major;
+} pml_onnx_output;
+
 typedef struct pml_onnx {
     pml_graph g;                /* finalised */
     float *params, *state;      /* starting weights: the initializers; elsewhere pml's own
                                    initialisation (pml_params_init with the seed given) */
     int ninputs;
     pml_onnx_input *inputs;     /* in the graph's order */
-    char *output_name;
-    int output_type;            /* ONNX element type of the output (0: not declared); an integer
-                                   one is checked (pml_onnx_check_output) */
-    int output_node;            /* the node whose output is the ONNX output (before any loss) */
-    int output_rank;            /* the ONNX output: output_node's output seen with these dims, */
-    int64_t output_dims[PML_TENSOR_MAX_RANK]; /* dims[output_batch] times the number of samples */
-    int output_batch;           /* (-1: the whole shape, for output_samples samples only: an
-                                   input of rank 1, a Reshape of a fixed batch) */
-    int output_samples;
-    bool output_softmax;        /* then its softmax (pml_tensor_softmax) over output_axis, */
-    int output_axis;
-    bool output_coerced;
-    bool output_log;            /* or its log-softmax (a LogSoftmax) */
+    int noutputs;
+    pml_onnx_output *outputs;   /* the graph's, in order; outputs[0] gets the loss head */
     int opset;
     int onnx_nodes;             /* nodes in the ONNX graph */
 } pml_onnx;
@@ -328,10 +349,10 @@ void pml_onnx_free(pml_onnx *m);
  * back gives the same model and outputs. \return PML_OK or an error naming the file. */
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path);
-/** PML_EUNSUPPORTED naming the output when \p m's output is of an integer type and a value of
- * \p y is not an integer of that type (pml computes in float: no wrap-around, no truncation);
- * else PML_OK. */
-pml_status pml_onnx_check_output(const pml_onnx *m, const pml_tensor *y);
+/** PML_EUNSUPPORTED naming the output when \p m's output \p k is of an integer type and a value
+ * of \p y is not an integer of that type (pml computes in float: no wrap-around, no
+ * truncation); else PML_OK. */
+pml_status pml_onnx_check_output(const pml_onnx *m, int k, const pml_tensor *y);
 /** Puts the values of run-time weight \p input (an input with data == false) from \p t into
  * \p params and \p state (the import's blocks, or an executor's). \return PML_OK or
  * PML_ESHAPE naming the input when t's shape is not the declared one. */

@@ -22,11 +22,13 @@
 /* An output of an integer element type (ONNX's numbers: uint8 2, int8 3, uint16 4, int16 5,
  * int32 6, int64 7, bool 9, uint32 12, uint64 13): pml computes in float, so each value must be
  * an integer of that type (ONNX would wrap around or truncate where pml does not). */
-pml_status pml_onnx_check_output(const pml_onnx *m, const pml_tensor *y)
+pml_status pml_onnx_check_output(const pml_onnx *m, int k, const pml_tensor *y)
 {
     double lo, hi;
     const char *name;
-    switch (m->output_type) {
+    const pml_onnx_output *o = &m->outputs[k];
+    if (y->ints) return PML_OK; /* exact integers already */
+    switch (o->type) {
     case 2: lo = 0, hi = 255, name = "uint8"; break;
     case 3: lo = -128, hi = 127, name = "int8"; break;
     case 4: lo = 0, hi = 65535, name = "uint16"; break;
@@ -44,9 +46,25 @@ pml_status pml_onnx_check_output(const pml_onnx *m, const pml_tensor *y)
             return pml_fail(PML_EUNSUPPORTED,
                             "output '%s' (%s): value %zu is %g, not one; pml computes in float "
                             "(no wrap-around or truncation)",
-                            pml_dot_brief(m->output_name ? m->output_name : ""), name, i, v);
+                            pml_dot_brief(o->name ? o->name : ""), name, i, v);
     }
     return PML_OK;
+}
+
+void pml_onnx_free(pml_onnx *m)
+{
+    pml_graph_free(&m->g);
+    free(m->params);
+    free(m->state);
+    for (int i = 0; i < m->ninputs; i++) {
+        free(m->inputs[i].name);
+        free(m->inputs[i].bind);
+    }
+    free(m->inputs);
+    for (int k = 0; k < m->noutputs; k++) free(m->outputs[k].name);
+    free(m->outputs);
+    memset(m, 0, sizeof *m);
+    pml_graph_init(&m->g, NULL);
 }
 
 #ifndef PML_HAVE_ONNX
@@ -74,7 +92,6 @@ pml_status pml_onnx_read_given(const char *path, uint64_t seed, const pml_tensor
 {
     return pml_onnx_read(path, seed, m);
 }
-void pml_onnx_free(pml_onnx *m) { pml_graph_free(&m->g); }
 pml_status pml_onnx_bind(const pml_onnx *m, int input, const pml_tensor *t, float *params,
                          float *state)
 {
@@ -265,6 +282,7 @@ static pml_status tp_data(const Onnx__TensorProto *tp, const char *src, const ch
         if (is_int && ints) (*ints)[i] = v;
     }
     free(ext);
+    t->type = dt;
     if (tp->name && !(t->name = strdup(tp->name))) {
         st = pml_fail(PML_ENOMEM, "%s: out of memory", src);
         goto fail;
@@ -305,18 +323,24 @@ pml_status pml__pb_tensor_read(const char *path, pml_tensor *t)
 pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t)
 {
     Onnx__TensorProto tp = ONNX__TENSOR_PROTO__INIT;
+    size_t es;
     tp.n_dims = (size_t)t->rank;
     tp.dims = (int64_t *)t->dims;
     tp.has_data_type = 1;
-    tp.data_type = T_FLOAT;
+    tp.data_type = pml__tensor_wtype(t, &es);
     tp.name = t->name;
     tp.has_raw_data = 1;
-    tp.raw_data.len = t->n * sizeof(float); /* little-endian machines only (x86-64) */
-    tp.raw_data.data = (uint8_t *)t->data;
+    tp.raw_data.len = t->n * es;
+    uint8_t *raw = pml__tensor_bytes(t);
+    tp.raw_data.data = raw;
     size_t len = onnx__tensor_proto__get_packed_size(&tp);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    uint8_t *buf = raw ? malloc(len ? len : 1) : NULL;
+    if (!buf) {
+        free(raw);
+        return pml_fail(PML_ENOMEM, "%s: out of memory", path);
+    }
     onnx__tensor_proto__pack(&tp, buf);
+    free(raw);
     pml_status st = pml_write_file_atomic(path, buf, len);
     free(buf);
     return st;
@@ -324,7 +348,9 @@ pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t)
 
 /* ---------------------------------------------------------------- the importer */
 
-typedef enum { V_TENSOR = 1, V_CONST, V_WEIGHT } vkind;
+/* V_MASK, V_INDICES: a Dropout's mask, a MaxPool's Indices (node: the pool), shaped as the
+ * tensor (node, rank, views) beside them; taken only as graph outputs */
+typedef enum { V_TENSOR = 1, V_CONST, V_WEIGHT, V_MASK, V_INDICES } vkind;
 
 typedef struct val {
     const char *name;
@@ -346,6 +372,7 @@ typedef struct val {
     int64_t *ints;
     int input;    /* V_WEIGHT: index in pml_onnx.inputs */
     bool symbolic; /* V_WEIGHT: a dimension is symbolic (only a data input may be so) */
+    bool column_major; /* V_INDICES: storage_order 1 */
 } val;
 
 struct pml_onnx_bind {
@@ -721,6 +748,11 @@ static pml_status view_in(imp *im, int i, val **out)
     if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
     pml_status st;
     if (x->kind == V_WEIGHT && (st = to_data(im, x)) != PML_OK) return st;
+    if (x->kind == V_MASK || x->kind == V_INDICES)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' is a %s; pml computes it only as a graph output",
+                     pml_dot_brief(x->name),
+                     x->kind == V_MASK ? "Dropout's mask" : "MaxPool's Indices");
     if (x->kind != V_TENSOR)
         return nfail(im, PML_EUNSUPPORTED,
                      "input '%s' is a constant or weight where pml needs a tensor the graph "
@@ -798,6 +830,24 @@ static pml_status alias_out(imp *im, const val *x)
             memcpy(y->ints, x->ints, x->t.n * sizeof(int64_t));
         }
     }
+    return PML_OK;
+}
+
+/* Output i of the node, when it has one, as a value of \p kind shaped as output 0's (a
+ * Dropout's mask, a MaxPool's Indices; node: \p node). */
+static pml_status derived_out(imp *im, int i, vkind kind, int node)
+{
+    const Onnx__NodeProto *n = im->node;
+    if ((size_t)i >= n->n_output || !n->output[i] || !*n->output[i]) return PML_OK;
+    const int k = find_val(im, n->output[0]);
+    val *y = out_val(im, i, kind);
+    if (!y) return oom(im);
+    const val *x = &im->v[k]; /* the array may have moved */
+    y->node = node;
+    y->rank = x->rank;
+    y->vrank = x->vrank;
+    memcpy(y->vdims, x->vdims, sizeof y->vdims);
+    y->vbatch = x->vbatch;
     return PML_OK;
 }
 
@@ -1032,8 +1082,6 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
                                                  : tensor_in(im, 0, &x))) != PML_OK ||
         (st = rank_is_spatial(im, x)) != PML_OK)
         return st;
-    if (im->node->n_output > 1)
-        return nfail(im, PML_EUNSUPPORTED, "the Indices output is not supported");
     pml_attrs a = pml_attrs_default(op);
     if (global) {
         a.global = 1;
@@ -1046,8 +1094,6 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
         if ((xph || xpw) && attr_int(im, "count_include_pad", 0) == 0 &&
             (wd.ph != xph || wd.pw != xpw))
             return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
-        if (attr_int(im, "storage_order", 0) != 0)
-            return nfail(im, PML_EUNSUPPORTED, "storage_order=1");
         if (wd.ph >= wd.kh || wd.pw >= wd.kw)
             return nfail(im, PML_EUNSUPPORTED,
                          "pads %dx%d not smaller than the kernel %dx%d (windows wholly in the "
@@ -1062,7 +1108,13 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
             return alias_out(im, x); /* a window of one (AdaptiveAvgPool2d to its own size) */
     }
     int id = add_node(im, NULL, op, &a, 1, &x->node);
-    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+    if (id < 0) return PML_ESHAPE;
+    if ((st = tensor_out(im, id, x->rank)) != PML_OK ||
+        (st = derived_out(im, 1, V_INDICES, id)) != PML_OK)
+        return st;
+    if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1])
+        im->v[im->nv - 1].column_major = attr_int(im, "storage_order", 0) != 0;
+    return PML_OK;
 }
 
 static pml_status op_batchnorm(imp *im)
@@ -1710,16 +1762,18 @@ static pml_status op_dropout(imp *im)
     }
     if (tm && (tm->kind != V_CONST || tm->t.n != 1 || tm->t.data[0] != 0.0f))
         return nfail(im, PML_EUNSUPPORTED, "training_mode: pml imports the inference form");
-    if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1] &&
-        uses_of(im, im->node->output[1]) > 0)
-        return nfail(im, PML_EUNSUPPORTED, "the mask output is not supported");
     if (!(rate >= 0.0f && rate < 1.0f))
         return nfail(im, PML_EFORMAT, "ratio %g is not in [0, 1)", (double)rate);
-    if (rate == 0.0f) return alias_out(im, x);
-    pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
-    a.rate = rate;
-    int id = add_node(im, NULL, PML_OP_DROPOUT, &a, 1, &x->node);
-    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+    if (rate == 0.0f) {
+        st = alias_out(im, x);
+    } else {
+        pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
+        a.rate = rate;
+        int id = add_node(im, NULL, PML_OP_DROPOUT, &a, 1, &x->node);
+        st = id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+    }
+    /* the mask of the inference form: true everywhere */
+    return st == PML_OK ? derived_out(im, 1, V_MASK, im->v[im->nv - 1].node) : st;
 }
 
 /* Output 0 is x seen through a softmax over `axis` (given: ONNX's, maybe negative) */
@@ -2175,36 +2229,77 @@ static pml_status import_nodes(imp *im)
     return PML_OK;
 }
 
-/* the model's output: gets the loss head */
+/* Graph output k: what it is, in m->outputs[k]. */
+static pml_status graph_output(imp *im, int k)
+{
+    const Onnx__GraphProto *gp = im->gp;
+    pml_onnx_output *o = &im->m->outputs[k];
+    const char *name = gp->output[k]->name ? gp->output[k]->name : "";
+    int i = find_val(im, name);
+    if (i < 0)
+        return pml_fail(PML_EFORMAT, "%s: output '%s' is not computed by any node", im->path,
+                        pml_dot_brief(name));
+    const val *y = &im->v[i];
+    if (y->kind == V_CONST || y->kind == V_WEIGHT)
+        return pml_fail(PML_EUNSUPPORTED, "%s: output '%s' is a constant, not computed from the input",
+                        im->path, pml_dot_brief(name));
+    if (k == 0 && y->kind != V_TENSOR)
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: output '%s' is a %s; pml's first output is the model's (it gets the "
+                        "loss)",
+                        im->path, pml_dot_brief(name),
+                        y->kind == V_MASK ? "Dropout's mask" : "MaxPool's Indices");
+    if (!(o->name = strdup(name))) return oom(im);
+    const Onnx__TypeProto *otp = gp->output[k]->type;
+    if (otp && otp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && otp->tensor_type &&
+        otp->tensor_type->has_elem_type)
+        o->type = otp->tensor_type->elem_type;
+    o->kind = y->kind == V_MASK      ? PML_ONNX_OUT_MASK
+              : y->kind == V_INDICES ? PML_ONNX_OUT_INDICES
+                                     : PML_ONNX_OUT_TENSOR;
+    o->node = y->node;
+    o->rank = dims_of(im, y, o->dims, &o->batch);
+    o->samples = o->batch < 0 ? (int)im->batch : 0;
+    o->softmax = y->softmax;
+    o->axis = y->axis;
+    o->coerced = y->coerced;
+    o->log = y->log;
+    o->column_major = y->column_major;
+    if (o->kind != PML_ONNX_OUT_TENSOR) /* ONNX's types for them, whatever is declared */
+        o->type = o->kind == PML_ONNX_OUT_MASK ? T_BOOL : T_INT64;
+    if (k > 0 && o->kind == PML_ONNX_OUT_TENSOR && o->node != im->m->outputs[0].node) {
+        /* pml's graph has one head: another output must feed the first */
+        bool feeds = false;
+        for (int v = 0; v < im->g->nnodes && !feeds; v++)
+            for (int j = 0; j < im->g->nodes[v].nin; j++) feeds |= im->g->nodes[v].in[j] == o->node;
+        if (!feeds)
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: output '%s' is not on the way to output '%s'; pml's models have "
+                            "one head",
+                            im->path, pml_dot_brief(name), pml_dot_brief(im->m->outputs[0].name));
+    }
+    return PML_OK;
+}
+
+/* the model's outputs; the first gets the loss head */
 static pml_status output_head(imp *im)
 {
     const Onnx__GraphProto *gp = im->gp;
     pml_onnx *m = im->m;
-    if (gp->n_output != 1)
-        return pml_fail(PML_EUNSUPPORTED, "%s: the graph has %zu outputs; pml models have one",
-                        im->path, gp->n_output);
-    const char *name = gp->output[0]->name ? gp->output[0]->name : "";
-    int k = find_val(im, name);
-    if (k < 0)
-        return pml_fail(PML_EFORMAT, "%s: output '%s' is not computed by any node", im->path,
-                        pml_dot_brief(name));
-    val *y = &im->v[k];
-    if (y->kind != V_TENSOR)
-        return pml_fail(PML_EUNSUPPORTED, "%s: output '%s' is a constant, not computed from the input",
-                        im->path, pml_dot_brief(name));
-    if (!(m->output_name = strdup(name))) return oom(im);
-    const Onnx__TypeProto *otp = gp->output[0]->type;
-    if (otp && otp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && otp->tensor_type &&
-        otp->tensor_type->has_elem_type)
-        m->output_type = otp->tensor_type->elem_type;
-    m->output_node = y->node;
-    m->output_rank = dims_of(im, y, m->output_dims, &m->output_batch);
-    m->output_samples = m->output_batch < 0 ? (int)im->batch : 0;
-    m->output_softmax = y->softmax;
-    m->output_axis = y->axis;
-    m->output_coerced = y->coerced;
-    m->output_log = y->log;
-    int logits = y->node;
+    if (gp->n_output < 1)
+        return pml_fail(PML_EFORMAT, "%s: the graph has no output", im->path);
+    if (gp->n_output > PML_ONNX_MAX_OUTPUTS)
+        return pml_fail(PML_EUNSUPPORTED, "%s: the graph has %zu outputs; pml takes up to %d",
+                        im->path, gp->n_output, PML_ONNX_MAX_OUTPUTS);
+    if (!(m->outputs = calloc(gp->n_output, sizeof *m->outputs))) return oom(im);
+    m->noutputs = (int)gp->n_output;
+    pml_status st;
+    for (int k = 0; k < m->noutputs; k++) {
+        /* the first before the others: they are checked against it */
+        if ((st = graph_output(im, k)) != PML_OK) return st;
+    }
+    const char *name = m->outputs[0].name;
+    int logits = m->outputs[0].node;
     pml_shape s = im->g->nodes[logits].out;
     static const Onnx__NodeProto none = ONNX__NODE_PROTO__INIT;
     im->node = &none;
@@ -2346,9 +2441,10 @@ static pml_status order_inputs(imp *im)
     for (int k = 0; k < m->ninputs; k++)
         if (m->inputs[k].data) m->inputs[k].node = to[m->inputs[k].node];
     for (int i = 0; i < im->nv; i++)
-        if (im->v[i].kind == V_TENSOR && im->v[i].node >= 0) im->v[i].node = to[im->v[i].node];
+        if (im->v[i].kind != V_CONST && im->v[i].kind != V_WEIGHT && im->v[i].node >= 0)
+            im->v[i].node = to[im->v[i].node];
     for (int i = 0; i < im->nas; i++) im->as[i].b.node = to[im->as[i].b.node];
-    m->output_node = to[m->output_node];
+    for (int k = 0; k < m->noutputs; k++) m->outputs[k].node = to[m->outputs[k].node];
     free(to);
     return PML_OK;
 }
@@ -2365,20 +2461,6 @@ static void free_vals(imp *im)
     free(im->taken);
 }
 
-void pml_onnx_free(pml_onnx *m)
-{
-    pml_graph_free(&m->g);
-    free(m->params);
-    free(m->state);
-    for (int i = 0; i < m->ninputs; i++) {
-        free(m->inputs[i].name);
-        free(m->inputs[i].bind);
-    }
-    free(m->inputs);
-    free(m->output_name);
-    memset(m, 0, sizeof *m);
-    pml_graph_init(&m->g, NULL);
-}
 
 static pml_status parse(const void *data, size_t len, const char *path, uint64_t seed,
                        const pml_tensor *given, int ngiven, pml_onnx *m);

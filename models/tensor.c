@@ -17,7 +17,52 @@ void pml_tensor_free(pml_tensor *t)
 {
     free(t->data);
     free(t->name);
+    free(t->ints);
     memset(t, 0, sizeof *t);
+}
+
+/* ONNX element types pml writes, with NumPy's names: float, uint8, int8, int16, int32, int64,
+ * bool */
+static const struct {
+    int type, size;
+    const char *descr;
+} written[] = {{1, 4, "<f4"}, {2, 1, "|u1"}, {3, 1, "|i1"}, {5, 2, "<i2"},
+               {6, 4, "<i4"}, {7, 8, "<i8"}, {9, 1, "|b1"}};
+
+static int written_at(int type)
+{
+    for (int k = 0; k < (int)(sizeof written / sizeof *written); k++)
+        if (written[k].type == type) return k;
+    return 0; /* float */
+}
+
+int pml__tensor_wtype(const pml_tensor *t, size_t *esize)
+{
+    const int k = written_at(t->type);
+    *esize = (size_t)written[k].size;
+    return written[k].type;
+}
+
+unsigned char *pml__tensor_bytes(const pml_tensor *t)
+{
+    size_t es;
+    const int type = pml__tensor_wtype(t, &es);
+    unsigned char *b = malloc(t->n ? t->n * es : 1);
+    if (!b) return NULL;
+    if (type == 1) { /* little-endian machines only (x86-64) */
+        memcpy(b, t->data, t->n * es);
+        return b;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const int64_t v = t->ints ? t->ints[i] : (int64_t)t->data[i];
+        switch (es) {
+        case 1: b[i] = (unsigned char)(type == 9 ? v != 0 : v); break;
+        case 2: { int16_t x = (int16_t)v; memcpy(b + 2 * i, &x, 2); break; }
+        case 4: { int32_t x = (int32_t)v; memcpy(b + 4 * i, &x, 4); break; }
+        default: memcpy(b + 8 * i, &v, 8); break;
+        }
+    }
+    return b;
 }
 
 pml_status pml__tensor_count(const pml_tensor *t, size_t esize, const char *src,
@@ -105,9 +150,10 @@ static pml_status npy_read(const char *path, pml_tensor *t)
             size = d[3] - '0';
             if ((endian != '<' && endian != '|' && endian != '=' && endian != '>') ||
                 !((kind == 'f' && (size == 4 || size == 8)) ||
-                  (kind == 'i' && (size == 4 || size == 8))) ||
+                  (kind == 'i' && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+                  ((kind == 'u' || kind == 'b') && size == 1)) ||
                 d[4] != '\'')
-                why = "a dtype other than float32, float64, int32 or int64";
+                why = "a dtype other than float32, float64, int8 to int64, uint8 or bool";
             swap = endian == '>';
             if (!why && strncmp(f, "False", 5) != 0) why = "fortran_order (pml reads C order)";
             for (s++; !why && *s != ')';) {
@@ -143,6 +189,12 @@ static pml_status npy_read(const char *path, pml_tensor *t)
                 double v;
                 memcpy(&v, b, 8);
                 t->data[i] = (float)v;
+            } else if (size == 1) {
+                t->data[i] = kind == 'i' ? (float)(int8_t)b[0] : kind == 'b' ? b[0] != 0 : b[0];
+            } else if (size == 2) {
+                int16_t v;
+                memcpy(&v, b, 2);
+                t->data[i] = v;
             } else if (size == 4) {
                 int32_t v;
                 memcpy(&v, b, 4);
@@ -153,6 +205,8 @@ static pml_status npy_read(const char *path, pml_tensor *t)
                 t->data[i] = (float)v;
             }
         }
+        t->type = kind == 'f' ? 1 : kind == 'b' ? 9 : kind == 'u' ? 2
+                  : size == 1 ? 3 : size == 2 ? 5 : size == 4 ? 6 : 7;
         st = PML_OK;
     }
     free(h);
@@ -167,20 +221,29 @@ static pml_status npy_read(const char *path, pml_tensor *t)
 static pml_status npy_write(const char *path, const pml_tensor *t)
 {
     char h[256];
-    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    size_t es;
+    const int k = written_at(pml__tensor_wtype(t, &es));
+    int n = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                     written[k].descr);
     for (int i = 0; i < t->rank; i++)
         n += snprintf(h + n, sizeof h - (size_t)n, "%lld,%s", (long long)t->dims[i],
                       i + 1 < t->rank ? " " : "");
     n += snprintf(h + n, sizeof h - (size_t)n, "), }");
     while ((10 + n + 1) % 64) h[n++] = ' '; /* the data starts 64-byte aligned */
     h[n++] = '\n';
+    unsigned char *b = pml__tensor_bytes(t);
+    if (!b) return pml_fail(PML_ENOMEM, "%s: out of memory", path);
     pml_afile af;
     pml_status st = pml_afile_open(&af, path);
-    if (st != PML_OK) return st;
+    if (st != PML_OK) {
+        free(b);
+        return st;
+    }
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)n, 0};
     fwrite(pre, 1, sizeof pre, af.f);
     fwrite(h, 1, (size_t)n, af.f);
-    fwrite(t->data, sizeof(float), t->n, af.f); /* little-endian machines only (x86-64) */
+    fwrite(b, es, t->n, af.f);
+    free(b);
     return pml_afile_commit(&af);
 }
 

@@ -417,6 +417,26 @@ void pml__maxpool2d_bwd_ref(const pml_kctx *k)
                 }
 }
 
+void pml_maxpool2d_indices(const pml_node *node, pml_shape in, const float *x, int n,
+                           int64_t first, bool column_major, int64_t *idx)
+{
+    pgeom g = pgeom_of(node, in);
+    const int64_t plane = (int64_t)g.H * g.W;
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < g.C; c++) {
+            const float *xc = x + ((size_t)s * g.C + c) * (size_t)plane;
+            const int64_t base = ((first + s) * g.C + c) * plane;
+            int64_t *yc = idx + ((size_t)s * g.C + c) * (size_t)g.Ho * g.Wo;
+            for (int i = 0; i < g.Ho; i++)
+                for (int j = 0; j < g.Wo; j++) {
+                    const int at = max_index(&g, xc, i, j);
+                    yc[i * g.Wo + j] = at < 0                ? -1
+                                       : !column_major ? base + at
+                                                       : base + (int64_t)(at % g.W) * g.H + at / g.W;
+                }
+        }
+}
+
 /* Divisor by counting: real cells, or with count_pad cells inside the nominally padded input. */
 static int avg_count_ref(const pgeom *g, int i, int j)
 {

@@ -362,6 +362,14 @@ typedef struct pml_op_def {
 
 extern const pml_op_def pml_ops[PML_OP_COUNT];
 
+/** A maxpool2d node's argmax cells (ONNX's MaxPool Indices) for \p n samples of its input \p x
+ * (of shape \p in): for each output cell, its first maximal input cell (row by row in its
+ * window) as an index into the whole input (N, C, H, W) flattened, the samples counted from
+ * \p first; with \p column_major (storage_order 1) a map's cells are counted column by column;
+ * -1 where a dilated window misses the input. */
+void pml_maxpool2d_indices(const pml_node *node, pml_shape in, const float *x, int n,
+                           int64_t first, bool column_major, int64_t *idx);
+
 /** \return the region of input \p i of node \p id that output region \p out reads. */
 pml_region pml_node_in_region(const pml_graph *g, int id, int i, pml_region out);
 /** \return true when the region holds no element. */

@@ -8,12 +8,11 @@
 #include <string.h>
 
 /* The forward pass of n samples, batch at a time: samples [i, i + k) of xs[j] go into input node
- * nodes[j] (of nx), node's output into y. */
-static pml_status forward_chunks(pml_exec *e, int nx, const int *nodes, const float *const *xs,
-                                 int node, int n, int batch, float *y)
+ * nodes[j] (of nx); each of m's outputs is gathered into ys[o] (n samples' worth, allocated). */
+static pml_status forward_outputs(pml_exec *e, const pml_onnx *m, int nx, const int *nodes,
+                                  const float *const *xs, int n, int batch, pml_tensor *ys)
 {
     const pml_graph *g = &e->g;
-    const size_t out = pml_shape_size(g->nodes[node].out);
     pml_status st = PML_OK;
     for (int i = 0; i < n && st == PML_OK; i += batch) {
         int k = n - i < batch ? n - i : batch;
@@ -23,7 +22,17 @@ static pml_status forward_chunks(pml_exec *e, int nx, const int *nodes, const fl
         }
         memset(pml_exec_labels(e), 0, (size_t)k * sizeof(int32_t));
         if ((st = pml_exec_forward(e, k, false, NULL)) != PML_OK) break;
-        memcpy(y + (size_t)i * out, pml_exec_output(e, node), (size_t)k * out * sizeof *y);
+        for (int o = 0; o < m->noutputs; o++) {
+            const pml_onnx_output *out = &m->outputs[o];
+            const pml_node *v = &g->nodes[out->node];
+            const size_t per = pml_shape_size(v->out);
+            if (out->kind == PML_ONNX_OUT_TENSOR)
+                memcpy(ys[o].data + (size_t)i * per, pml_exec_output(e, out->node),
+                       (size_t)k * per * sizeof(float));
+            else if (out->kind == PML_ONNX_OUT_INDICES)
+                pml_maxpool2d_indices(v, g->nodes[v->in[0]].out, pml_exec_output(e, v->in[0]), k,
+                                      i, out->column_major, ys[o].ints + (size_t)i * per);
+        }
     }
     return st;
 }
@@ -32,7 +41,10 @@ pml_status pml_infer(pml_exec *e, int node, const float *x, int n, int batch, fl
 {
     const pml_graph *g = &e->g;
     if (node < 0 || node >= g->nnodes) return pml_fail(PML_EINVAL, "no node %d", node);
-    return forward_chunks(e, 1, &g->input, &x, node, n, batch, y);
+    pml_onnx_output o = {.kind = PML_ONNX_OUT_TENSOR, .node = node};
+    const pml_onnx m = {.noutputs = 1, .outputs = &o};
+    pml_tensor y1 = {.data = y};
+    return forward_outputs(e, &m, 1, &g->input, &x, n, batch, &y1);
 }
 
 pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m)
@@ -76,10 +88,16 @@ pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tens
         pml_onnx_free(m);
         return st;
     }
-    m->output_node = m->g.logits;
-    m->output_rank = 2;
-    m->output_dims[0] = 1;
-    m->output_dims[1] = (int64_t)pml_shape_size(m->g.nodes[m->g.logits].out);
+    pml_onnx_output *o = m->outputs = calloc(1, sizeof *m->outputs);
+    if (!o) {
+        pml_onnx_free(m);
+        return pml_fail(PML_ENOMEM, "out of memory");
+    }
+    m->noutputs = 1;
+    o->node = m->g.logits;
+    o->rank = 2;
+    o->dims[0] = 1;
+    o->dims[1] = (int64_t)pml_shape_size(m->g.nodes[m->g.logits].out);
     return PML_OK;
 }
 
@@ -108,7 +126,7 @@ static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x
 
 pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y)
 {
-    memset(y, 0, sizeof *y);
+    memset(y, 0, (size_t)m->noutputs * sizeof *y);
     /* the data inputs (each an input node), in the graph's order; the batch is shared */
     int nx = 0, n = 0, first = -1;
     int *nodes = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *nodes);
@@ -130,10 +148,14 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         xs[nx++] = in[k].data;
     }
     if (st == PML_OK && first < 0) st = pml_fail(PML_EINVAL, "the model has no data input");
-    if (st == PML_OK && m->output_batch < 0 && n != m->output_samples)
-        st = pml_fail(PML_ESHAPE, "input '%s': %d samples; the model's output has a fixed shape, "
-                                  "for %d",
-                      pml_dot_brief(m->inputs[first].name), n, m->output_samples);
+    for (int o = 0; o < m->noutputs && st == PML_OK; o++)
+        if (m->outputs[o].batch < 0 && n != m->outputs[o].samples)
+            st = pml_fail(PML_ESHAPE,
+                          "input '%s': %d samples; the model's output '%s' has a fixed shape, "
+                          "for %d",
+                          pml_dot_brief(m->inputs[first].name), n,
+                          pml_dot_brief(m->outputs[o].name ? m->outputs[o].name : ""),
+                          m->outputs[o].samples);
     if (st != PML_OK) {
         free(nodes);
         free(xs);
@@ -152,27 +174,35 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     }
     memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
     if (m->g.nstate) memcpy(pml_exec_state(e), m->state, m->g.nstate * sizeof(float));
-    /* the output: output_node's output seen with the ONNX output's dims */
-    y->rank = m->output_rank;
-    for (int d = 0; d < y->rank; d++) y->dims[d] = m->output_dims[d] * (d == m->output_batch ? n : 1);
-    y->n = (size_t)n * pml_shape_size(m->g.nodes[m->output_node].out);
-    if (!(y->data = malloc((y->n ? y->n : 1) * sizeof(float))))
-        st = pml_fail(PML_ENOMEM, "out of memory");
-    else if ((st = forward_chunks(e, nx, nodes, xs, m->output_node, n, batch, y->data)) ==
-                 PML_OK &&
-             m->output_softmax)
-        pml_tensor_softmax(y, m->output_axis, m->output_coerced, m->output_log);
-    if (st == PML_OK) st = pml_onnx_check_output(m, y);
+    /* each output: its node's output seen with the ONNX output's dims */
+    for (int o = 0; o < m->noutputs && st == PML_OK; o++) {
+        const pml_onnx_output *out = &m->outputs[o];
+        pml_tensor *t = &y[o];
+        t->rank = out->rank;
+        for (int d = 0; d < t->rank; d++) t->dims[d] = out->dims[d] * (d == out->batch ? n : 1);
+        t->n = (size_t)n * pml_shape_size(m->g.nodes[out->node].out);
+        t->type = out->type;
+        if (!(t->data = malloc((t->n ? t->n : 1) * sizeof(float))) ||
+            (out->kind == PML_ONNX_OUT_INDICES &&
+             !(t->ints = malloc((t->n ? t->n : 1) * sizeof(int64_t)))) ||
+            (out->name && !(t->name = strdup(out->name))))
+            st = pml_fail(PML_ENOMEM, "out of memory");
+    }
+    if (st == PML_OK) st = forward_outputs(e, m, nx, nodes, xs, n, batch, y);
+    for (int o = 0; o < m->noutputs && st == PML_OK; o++) {
+        const pml_onnx_output *out = &m->outputs[o];
+        pml_tensor *t = &y[o];
+        if (out->kind == PML_ONNX_OUT_MASK)
+            for (size_t i = 0; i < t->n; i++) t->data[i] = 1.0f; /* inference: nothing dropped */
+        else if (out->kind == PML_ONNX_OUT_INDICES)
+            for (size_t i = 0; i < t->n; i++) t->data[i] = (float)t->ints[i];
+        if (out->softmax) pml_tensor_softmax(t, out->axis, out->coerced, out->log);
+        st = pml_onnx_check_output(m, o, t);
+    }
     pml_exec_destroy(e);
     free(nodes);
     free(xs);
-    if (st != PML_OK) {
-        pml_tensor_free(y);
-        return st;
-    }
-    if (m->output_name && !(y->name = strdup(m->output_name))) {
-        pml_tensor_free(y);
-        return pml_fail(PML_ENOMEM, "out of memory");
-    }
-    return PML_OK;
+    if (st != PML_OK)
+        for (int o = 0; o < m->noutputs; o++) pml_tensor_free(&y[o]);
+    return st;
 }

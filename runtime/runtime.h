@@ -651,8 +651,8 @@ pml_status pml_infer_load(const char *model, uint64_t seed, pml_onnx *m);
 pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tensor *given,
                                 int ngiven, pml_onnx *m);
 /** Runs \p m on in[0..m->ninputs) (the data input: N samples; then run-time weights) on
- * \p threads cores, \p batch samples per pass (0: all): the output tensor into \p y (free with
- * pml_tensor_free; y->name: a copy of m's output name). The weights bound from in[] stay in
+ * \p threads cores, \p batch samples per pass (0: all): its outputs into y[0..m->noutputs)
+ * (free each with pml_tensor_free; y[k].name: a copy of output k's name). The weights bound from in[] stay in
  * m->params. \return PML_OK or an error naming the input at fault. */
 pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int batch, pml_tensor *y);
 /** Loss and accuracy of the executor's current parameters over a dataset (inference mode). */

@@ -1067,6 +1067,31 @@ t_onnx_infer() { # an ONNX test case through pml infer: checked, written, read b
     run 0 infer $c/model.onnx --input $c/test_data_set_0 --check && has "$out" "values agree" || return 1
     run 0 infer $c/model.onnx --input $c/test_data_set_0/input_0.pb --input $c/test_data_set_0/input_1.pb \
         -o "$TMP/reshaped" && [ -s "$TMP/reshaped/output_0.pb" ] || return 1
+    # several outputs: a MaxPool's Indices (int64), a Dropout's mask (bool), each checked and written
+    c=$ONNX_DATA/node/test_maxpool_with_argmax_2d_precomputed_strides
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check && has "$out" "output 'y': 4 values agree" &&
+        has "$out" "output 'z': 4 values agree" || return 1
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 -o "$TMP/argmax" --format npy &&
+        [ -s "$TMP/argmax/output_0.npy" ] && head -c 64 "$TMP/argmax/output_1.npy" | grep -q "'<i8'" || return 1
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 --check="$TMP/argmax" --rtol 0 --atol 0 || return 1
+    c=$ONNX_DATA/node/test_dropout_default_mask
+    run 0 infer $c/model.onnx --input $c/test_data_set_0 -o "$TMP/mask" && [ -s "$TMP/mask/output_1.pb" ] ||
+        return 1
+    if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
+        /usr/bin/python3 - "$TMP/mask/output_1.pb" "$c/test_data_set_0/output_1.pb" <<'PY' || return 1
+import sys
+from onnx import TensorProto, numpy_helper
+def load(p):
+    t = TensorProto()
+    t.ParseFromString(open(p, "rb").read())
+    return numpy_helper.to_array(t)
+a, e = load(sys.argv[1]), load(sys.argv[2])
+assert a.dtype == e.dtype == bool and (a == e).all(), (a.dtype, e.dtype)
+PY
+    fi
+    rm -f "$TMP/mask/output_1.pb"
+    run 1 infer $c/model.onnx --input $c/test_data_set_0 --check="$TMP/mask" &&
+        has "$err" "no output_1.pb or output_1.npy" || return 1
 }
 
 t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no output
@@ -1075,8 +1100,8 @@ t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no
     local c=$ONNX_DATA/node/test_conv_with_strides_padding
     run 3 infer $ONNX_DATA/node/test_tanh/model.onnx --input $ONNX_DATA/node/test_tanh/test_data_set_0 &&
         has "$err" "(Tanh): pml does not support this operator" && one_line || return 1
-    run 1 train $ONNX_DATA/node/test_maxpool_with_argmax_2d_precomputed_pads/model.onnx --data synthetic &&
-        has "$err" "(MaxPool): the Indices output is not supported" && one_line || return 1
+    run 1 train $ONNX_DATA/node/test_batchnorm_epsilon_training_mode/model.onnx --data synthetic &&
+        has "$err" "(BatchNormalization): training_mode" && one_line || return 1
     run 1 compile $ONNX_DATA/node/test_maxpool_3d_default/model.onnx --batch 8 -o "$TMP/p3.dot" &&
         has "$err" "input 'x' has rank 5" && one_line && [ ! -e "$TMP/p3.dot" ] || return 1
     head -c 100 $c/model.onnx >"$TMP/cut.onnx"

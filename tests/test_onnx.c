@@ -33,7 +33,8 @@ typedef struct counts {
 static void run_set(const char *model, const char *set, counts *c)
 {
     /* the inputs first: an integer one (a shape) is folded at import, as pml infer does */
-    pml_tensor in[16], y = {0}, e = {0};
+    pml_tensor in[16], ys[PML_ONNX_MAX_OUTPUTS] = {{0}}, e = {0};
+    pml_tensor *const yp = ys, y = {0}; /* y: output 0 (a copy of ys[0]'s header) */
     int n = 0;
     char unread[1200] = ""; /* an input pml cannot read (a string tensor): the model decides */
     for (; n < 16; n++) {
@@ -58,11 +59,23 @@ static void run_set(const char *model, const char *set, counts *c)
     if (st == PML_OK && m.ninputs > n)
         pml_fail(PML_EIO, "%s", unread[0] ? unread : "an input file is missing");
     bool ok = st == PML_OK && m.ninputs <= n;
-    char p[1200];
-    snprintf(p, sizeof p, "%s/output_0.pb", set);
-    ok = ok && pml_infer_run(&m, in, 1, 0, &y) == PML_OK && pml_tensor_read(p, &e) == PML_OK;
-    pml_tensor_diff d;
-    ok = ok && pml_tensor_compare(&y, &e, 1e-3, 1e-7, &d) && d.bad == 0;
+    const bool ran = ok && pml_infer_run(&m, in, 1, 0, yp) == PML_OK;
+    ok = ran;
+    pml_tensor_diff d = {0};
+    /* every output against its file */
+    for (int k = 0; ok && k < m.noutputs; k++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/output_%d.pb", set, k);
+        if (pml_tensor_read(p, &e) != PML_OK) {
+            ok = false;
+        } else if (!pml_tensor_compare(&ys[k], &e, 1e-3, 1e-7, &d) || d.bad) {
+            ok = false;
+            pml_fail(PML_EINVAL, "output_%d: %zu values (rank %d) against %zu (rank %d), %zu "
+                     "differ", k, ys[k].n, ys[k].rank, e.n, e.rank, d.bad);
+        }
+        pml_tensor_free(&e);
+    }
+    if (ran) y = ys[0];
     if (ok) {
         c->passed++;
         /* exported and read back: the same graph and outputs (run-time weights bound first) */
@@ -104,9 +117,9 @@ static void run_set(const char *model, const char *set, counts *c)
             /* the export's output is the logits, seen as the output's dims, then its softmax */
             yb.rank = y.rank;
             memcpy(yb.dims, y.dims, sizeof y.dims);
-            if (m.output_softmax)
-                pml_tensor_softmax(&yb, m.output_axis, m.output_coerced, m.output_log);
-            CHECK_MSG(pml_tensor_compare(&yb, &y, m.output_softmax ? 1e-6 : 0, 0, &d) && d.bad == 0,
+            if (m.outputs[0].softmax)
+                pml_tensor_softmax(&yb, m.outputs[0].axis, m.outputs[0].coerced, m.outputs[0].log);
+            CHECK_MSG(pml_tensor_compare(&yb, &y, m.outputs[0].softmax ? 1e-6 : 0, 0, &d) && d.bad == 0,
                       "%s: read back, %zu outputs differ", set, d.bad);
             pml_tensor_free(&yb);
             pml_onnx_free(&b);
@@ -116,8 +129,7 @@ static void run_set(const char *model, const char *set, counts *c)
         fprintf(stderr, "  %s: %s\n", set, pml_errmsg());
     }
     for (int k = 0; k < n; k++) pml_tensor_free(&in[k]);
-    pml_tensor_free(&y);
-    pml_tensor_free(&e);
+    for (int k = 0; ran && k < m.noutputs; k++) pml_tensor_free(&ys[k]);
     pml_onnx_free(&m);
 }
 
@@ -156,7 +168,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 111, &all);
+    run_dir("node", 115, &all);
     run_dir("pytorch-converted", 40, &all);
     run_dir("pytorch-operator", 6, &all);
     run_dir("simple", 1, &all);
@@ -174,11 +186,11 @@ typedef struct mb {
     Onnx__AttributeProto attrs[64], *ap[64];
     int nattr;
     Onnx__TensorProto inits[16], *ip[16];
-    Onnx__ValueInfoProto io[4], *iop[4];
-    Onnx__TypeProto tp[4];
-    Onnx__TypeProto__Tensor tt[4];
-    Onnx__TensorShapeProto sh[4];
-    Onnx__TensorShapeProto__Dimension dims[4][4], *dp[4][4];
+    Onnx__ValueInfoProto io[6], *iop[6]; /* inputs 0 and 1, outputs 2 to 5 */
+    Onnx__TypeProto tp[6];
+    Onnx__TypeProto__Tensor tt[6];
+    Onnx__TensorShapeProto sh[6];
+    Onnx__TensorShapeProto__Dimension dims[6][4], *dp[6][4];
     char *strs[32][4];
     int64_t idims[16][4];
 } mb;
@@ -395,7 +407,7 @@ static void t_import_mlp(void)
         CHECK(strcmp(m.g.nodes[1].name, "fc1") == 0);
         CHECK(m.g.nodes[2].op == PML_OP_LINEAR && m.g.nodes[2].a.bias == 1);
         CHECK(pml_graph_param_count(&m.g) == 12 + 3 + 6 + 2);
-        CHECK(m.output_softmax && m.output_log == (lg == 1) && m.output_node == 2 &&
+        CHECK(m.outputs[0].softmax && m.outputs[0].log == (lg == 1) && m.outputs[0].node == 2 &&
               m.ninputs == 1);
         float x[8] = {1, -2, 0.5f, 3, -1, 0.25f, 2, -0.5f};
         pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
@@ -695,8 +707,8 @@ static void t_several_inputs(void)
                 memcpy((float *)pml_exec_output(e[j], 1), bv, sizeof bv);
                 CHECK_OK(pml_exec_forward(e[j], 3, false, NULL));
             }
-            const float *y0 = pml_exec_output(e[0], m.output_node),
-                        *y1 = pml_exec_output(e[1], m.output_node);
+            const float *y0 = pml_exec_output(e[0], m.outputs[0].node),
+                        *y1 = pml_exec_output(e[1], m.outputs[0].node);
             for (int i = 0; i < 12 && !pml__test_failed; i++) CHECK_NEAR(y0[i], y1[i], 1e-5);
         } else {
             CHECK_MSG(false, "%s plan: %s", strategies[k], pml_errmsg());
@@ -760,7 +772,7 @@ static void t_several_inputs(void)
         float ua[6] = {1, 2, 3, 200, 5, 6}, ub[6] = {10, 20, 30, 40, 50, 60};
         pml_tensor ui[2] = {{.rank = 2, .dims = {2, 3}, .n = 6, .data = ua},
                             {.rank = 2, .dims = {2, 3}, .n = 6, .data = ub}};
-        CHECK(m.output_type == 2 && m.inputs[1].type == 2);
+        CHECK(m.outputs[0].type == 2 && m.inputs[1].type == 2);
         CHECK_OK(pml_infer_run(&m, ui, 1, 0, &y));
         if (!pml__test_failed) CHECK(y.data[3] == 240 && y.data[5] == 66);
         pml_tensor_free(&y);
@@ -1106,6 +1118,132 @@ static void t_import_conv_bias(void)
     pml_onnx_free(&m);
 }
 
+/* node k (of at most one input) gets a second output */
+static void mb_out2(mb *b, int k, const char *second)
+{
+    b->strs[k][1] = b->strs[k][3];
+    b->strs[k][2] = (char *)second;
+    b->nodes[k].output = &b->strs[k][1];
+    b->nodes[k].n_output = 2;
+}
+
+/* x (N,2,5,5) -> Dropout (d, its mask) -> MaxPool 3x3, stride 2, pads 1 (y, its Indices z);
+ * d -> Relu -> r when r is an output, and with `use_mask` mask -> Relu -> rm. Outputs:
+ * outs[0..nout). */
+static void several_outputs_model(mb *b, const char *const *outs, int nout, int storage_order,
+                                  bool use_mask)
+{
+    static const int64_t xd[4] = {-1, 2, 5, 5}, yd[4] = {-1, 2, 3, 3};
+    static int64_t k3[2] = {3, 3}, s2[2] = {2, 2}, p1[4] = {1, 1, 1, 1};
+    mb_init(b, 13);
+    mb_io(b, false, "x", 4, xd);
+    attr_f(b, mb_node(b, "Dropout", "d", "x", NULL, NULL), "ratio", 0.25f);
+    mb_out2(b, 0, "mask");
+    Onnx__NodeProto *n = mb_node(b, "MaxPool", "y", "d", NULL, NULL);
+    attr_ints(b, n, "kernel_shape", k3, 2);
+    attr_ints(b, n, "strides", s2, 2);
+    attr_ints(b, n, "pads", p1, 4);
+    if (storage_order) attr_i(b, n, "storage_order", storage_order);
+    mb_out2(b, 1, "z");
+    for (int k = 0; k < nout; k++)
+        if (strcmp(outs[k], "r") == 0) mb_node(b, "Relu", "r", "d", NULL, NULL);
+    if (use_mask) mb_node(b, "Relu", "rm", "mask", NULL, NULL);
+    for (int k = 0; k < nout; k++)
+        mb_io(b, true, outs[k], 4, strcmp(outs[k], "y") && strcmp(outs[k], "z") ? xd : yd);
+}
+
+/* Graph outputs besides the first: a MaxPool's Indices (exact int64, over the whole batch,
+ * row- or column-major), a Dropout's mask (bool, all true in inference), a tensor on the way;
+ * computed in batches as at once; written and read back in their types; refused where pml
+ * cannot. */
+static void t_several_outputs(void)
+{
+    enum { N = 3, PER = 2 * 5 * 5, OUT = 2 * 3 * 3 };
+    float x[N * PER];
+    for (int i = 0; i < N * PER; i++) x[i] = (float)((i * 37 + 11) % 101) - 50.0f;
+    static const char *const outs[] = {"y", "z", "mask", "d"};
+    for (int order = 0; order < 2; order++) {
+        mb b;
+        pml_onnx m;
+        several_outputs_model(&b, outs, 4, order, false);
+        CHECK_OK(parse(&b, "outs.onnx", &m));
+        if (pml__test_failed) return;
+        CHECK(m.noutputs == 4 && m.outputs[1].kind == PML_ONNX_OUT_INDICES &&
+              m.outputs[1].type == 7 && m.outputs[2].kind == PML_ONNX_OUT_MASK &&
+              m.outputs[2].type == 9 && m.outputs[3].kind == PML_ONNX_OUT_TENSOR);
+        for (int batch = 0; batch <= 2; batch += 2) { /* at once; in batches of 2 */
+            pml_tensor in = {.rank = 4, .dims = {N, 2, 5, 5}, .n = N * PER, .data = x};
+            pml_tensor y[4];
+            CHECK_OK(pml_infer_run(&m, &in, 1, batch, y));
+            if (pml__test_failed) break;
+            CHECK(y[1].n == N * OUT && y[1].ints && y[1].dims[0] == N && y[1].type == 7);
+            CHECK(y[2].n == N * PER && y[2].type == 9 && y[3].n == N * PER);
+            for (size_t i = 0; i < y[2].n; i++) CHECK(y[2].data[i] == 1.0f && y[3].data[i] == x[i]);
+            /* the indices, by brute force: the first maximum of each window */
+            for (int s = 0; s < N; s++)
+                for (int c = 0; c < 2; c++)
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            int64_t best = -1;
+                            for (int p = 0; p < 3; p++)
+                                for (int q = 0; q < 3; q++) {
+                                    int h = 2 * i - 1 + p, w = 2 * j - 1 + q;
+                                    if (h < 0 || h >= 5 || w < 0 || w >= 5) continue;
+                                    int64_t at = ((int64_t)(s * 2 + c) * 5 + h) * 5 + w;
+                                    if (best < 0 || x[at] > x[best]) best = at;
+                                }
+                            const size_t o = (size_t)((s * 2 + c) * 3 + i) * 3 + j;
+                            CHECK(y[0].data[o] == x[best]);
+                            int64_t want = best;
+                            if (order) { /* column-major within the map */
+                                const int64_t base = (int64_t)(s * 2 + c) * 25, cell = best - base;
+                                want = base + cell % 5 * 5 + cell / 5;
+                            }
+                            CHECK_MSG(y[1].ints[o] == want && y[1].data[o] == (float)want,
+                                      "sample %d cell %zu: %lld, want %lld", s, o,
+                                      (long long)y[1].ints[o], (long long)want);
+                        }
+            /* written in their types, read back the same */
+            static const char *const ext[] = {".pb", ".npy"};
+            for (int f = 0; f < 2; f++)
+                for (int k = 1; k < 3; k++) {
+                    char path[64];
+                    snprintf(path, sizeof path, "/tmp/pml-outs-XXXXXX%s", ext[f]);
+                    int fd = mkstemps(path, (int)strlen(ext[f]));
+                    pml_tensor back;
+                    CHECK(fd >= 0 && pml_tensor_write(path, &y[k]) == PML_OK &&
+                          pml_tensor_read(path, &back) == PML_OK);
+                    if (fd >= 0) {
+                        close(fd);
+                        unlink(path);
+                    }
+                    pml_tensor_diff d;
+                    CHECK(back.type == y[k].type && pml_tensor_compare(&back, &y[k], 0, 0, &d) &&
+                          d.bad == 0);
+                    pml_tensor_free(&back);
+                }
+            for (int k = 0; k < 4; k++) pml_tensor_free(&y[k]);
+        }
+        pml_onnx_free(&m);
+    }
+    /* refused: the mask as a node's input, an Indices first, an output off the way */
+    mb b;
+    pml_onnx m;
+    several_outputs_model(&b, outs, 1, 0, true);
+    CHECK(parse(&b, "outs.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("'mask' is a Dropout's mask", "only as a graph output"));
+    pml_onnx_free(&m);
+    static const char *const zfirst[] = {"z", "y"}, *const off[] = {"y", "r"};
+    several_outputs_model(&b, zfirst, 2, 0, false);
+    CHECK(parse(&b, "outs.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("output 'z' is a MaxPool's Indices", "first output"));
+    pml_onnx_free(&m);
+    several_outputs_model(&b, off, 2, 0, false);
+    CHECK(parse(&b, "outs.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("output 'r' is not on the way to output 'y'", "one head"));
+    pml_onnx_free(&m);
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_addend", t_import_addend},
@@ -1119,6 +1257,7 @@ static const pml_test tests[] = {
     {"export_roundtrip", t_export_roundtrip},
     {"export_concat_rows_of_vectors", t_export_concat_rows_of_vectors},
     {"several_inputs", t_several_inputs},
+    {"several_outputs", t_several_outputs},
     {0},
 };
 

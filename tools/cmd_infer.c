@@ -12,7 +12,7 @@ static const char infer_intro[] =
     "usage: pml infer MODEL --input DIR|FILE [--input FILE ...] [-o DIR] [options]\n"
     "\n"
     "Runs MODEL's forward pass (inference mode: dropout off, batchnorm's running statistics)\n"
-    "on input tensors and writes its output. MODEL is an ONNX model (.onnx: its initializers\n"
+    "on input tensors and writes its outputs. MODEL is an ONNX model (.onnx: its initializers\n"
     "are its weights), a saved model (.pml, pml train --save), or a zoo name or model .dot file\n"
     "(weights initialised from --seed); the output of a .pml, zoo or .dot model is its logits.\n"
     "\n"
@@ -25,10 +25,11 @@ static const char infer_intro[] =
 
 static const cli_opt infer_opts[] = {
     {"input", 0, "DIR|FILE", "input tensors (required)"},
-    {"output", 'o', "DIR", "write output_0.pb there (the folder is made if missing)"},
+    {"output", 'o', "DIR", "write output_0.pb, output_1.pb ... there (the folder is made if\n"
+                           "missing)"},
     {"format", 0, "pb|npy", "the output's format (default pb)"},
     {"check", 0, "[=DIR]",
-     "compare the output with DIR/output_0.pb (or .npy; default: the --input\n"
+     "compare the outputs with DIR/output_0.pb ... (or .npy; default: the --input\n"
      "folder): |pml - expected| <= atol + rtol * |expected| for every\n"
      "element; prints the largest errors; exit 1 when any differs"},
     {"rtol", 0, "X", "the relative tolerance of --check (default 1e-3, as ONNX's backend tests)"},
@@ -89,13 +90,13 @@ static bool check(const char *model_path, const char *expect_path, const pml_ten
         fprintf(stderr, "pml infer: %s: the output has %zu values (rank %d), %s has %zu (rank %d)\n",
                 cli_safe(model_path), y->n, y->rank, cli_safe(expect_path), e.n, e.rank);
     else if (d.bad)
-        printf("%s: %zu of %zu values differ (the largest at %zu: %.9g, expected %.9g); max abs "
-               "error %.3g, max rel error %.3g\n",
-               cli_safe(model_path), d.bad, e.n, d.worst, (double)y->data[d.worst],
+        printf("%s, output '%s': %zu of %zu values differ (the largest at %zu: %.9g, expected "
+               "%.9g); max abs error %.3g, max rel error %.3g\n",
+               cli_safe(model_path), cli_safe(y->name ? y->name : ""), d.bad, e.n, d.worst, (double)y->data[d.worst],
                (double)e.data[d.worst], d.max_abs, d.max_rel);
     else
-        printf("%s: %zu values agree (max abs error %.3g, max rel error %.3g)\n",
-               cli_safe(model_path), e.n, d.max_abs, d.max_rel);
+        printf("%s, output '%s': %zu values agree (max abs error %.3g, max rel error %.3g)\n",
+               cli_safe(model_path), cli_safe(y->name ? y->name : ""), e.n, d.max_abs, d.max_rel);
     pml_tensor_free(&e);
     return ok && d.bad == 0;
 }
@@ -154,8 +155,9 @@ int cmd_infer(int argc, char **argv)
     if (c.failed) return EXIT_USAGE;
 
     /* the input files first: an integer input (a shape) is folded when the model is read */
-    pml_tensor t[MAX_INPUTS], y = {0};
+    pml_tensor t[MAX_INPUTS], y[PML_ONNX_MAX_OUTPUTS];
     memset(t, 0, sizeof t);
+    memset(y, 0, sizeof y);
     int rc = 1, nt = 0;
     pml_onnx m;
     memset(&m, 0, sizeof m);
@@ -179,33 +181,34 @@ int cmd_infer(int argc, char **argv)
                       nt, nt, m.inputs[nt].name);
         goto out;
     }
-    if ((st = pml_infer_run(&m, t, threads, (int)batch, &y)) != PML_OK) goto out;
-    if (out_dir) {
+    if ((st = pml_infer_run(&m, t, threads, (int)batch, y)) != PML_OK) goto out;
+    if (out_dir && mkdir(out_dir, 0777) != 0 && !is_dir(out_dir)) {
+        st = pml_fail(PML_EIO, "-o %s: cannot make the folder", out_dir);
+        goto out;
+    }
+    for (int k = 0; out_dir && k < m.noutputs; k++) {
         char p[4096];
-        snprintf(p, sizeof p, "%s/output_0.%s", out_dir, npy ? "npy" : "pb");
-        if (mkdir(out_dir, 0777) != 0 && !is_dir(out_dir))
-            st = pml_fail(PML_EIO, "-o %s: cannot make the folder", out_dir);
-        else
-            st = pml_tensor_write(p, &y);
-        if (st != PML_OK) goto out;
+        snprintf(p, sizeof p, "%s/output_%d.%s", out_dir, k, npy ? "npy" : "pb");
+        if ((st = pml_tensor_write(p, &y[k])) != PML_OK) goto out;
     }
     rc = 0;
-    if (do_check) {
+    for (int k = 0; do_check && k < m.noutputs; k++) {
         char p[4096];
         const char *dir = check_dir ? check_dir : in_dir;
-        if (!data_file(dir, "output", 0, p, sizeof p)) {
-            st = pml_fail(PML_ENOTFOUND, "%s: no output_0.pb or output_0.npy to check against", dir);
+        if (!data_file(dir, "output", k, p, sizeof p)) {
+            st = pml_fail(PML_ENOTFOUND, "%s: no output_%d.pb or output_%d.npy to check against",
+                          dir, k, k);
             rc = 1;
             goto out;
         }
-        if (!check(path, p, &y, rtol, atol)) rc = 1;
+        if (!check(path, p, &y[k], rtol, atol)) rc = 1;
     }
 out:
     if (st != PML_OK) {
         fprintf(stderr, "pml infer: %s\n", pml_errmsg());
         rc = st == PML_EUNSUPPORTED ? EXIT_UNSUPPORTED : cli_exit_code(st);
     }
-    pml_tensor_free(&y);
+    for (int k = 0; k < m.noutputs && k < PML_ONNX_MAX_OUTPUTS; k++) pml_tensor_free(&y[k]);
     for (int k = 0; k < nt; k++) pml_tensor_free(&t[k]);
     pml_onnx_free(&m);
     return rc;
