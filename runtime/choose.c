@@ -69,13 +69,7 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     for (int k = 0; st == PML_OK && n < max_steps; k++) {
         if (k == warmup) begin = pml_now();
         if (across && k >= o->warmup + (o->min_steps > 0 ? o->min_steps : 10)) break;
-        if (!across && n >= 3) {
-            const double spent = pml_now() - begin;
-            if (n >= o->min_steps && spent >= o->min_seconds) break;
-            if (spent >= o->max_seconds) break; /* a slow model: a few steps tell enough */
-            if (o->cutoff > 0 && mean(t, n) > 1.5 * o->cutoff)
-                break; /* clearly slower than the best so far: it cannot win */
-        }
+        if (!across && n >= 1 && pml_trial_done(o, n, pml_now() - begin, mean(t, n))) break;
         const int b = k % held, m = ms[b];
         pml_exec_use_input(e, xs + (size_t)b * stride);
         memcpy(pml_exec_labels(e), ys + (size_t)b * batch, (size_t)m * sizeof *ys);
@@ -101,6 +95,27 @@ static pml_status measure(void *ud, const pml_graph *g, const pml_candidate *c,
     return st;
 }
 
+bool pml_trial_done(const pml_choose_opts *o, int n, double spent, double mean)
+{
+    if (n >= o->min_steps && spent >= o->min_seconds) return true;
+    if (n >= 3 && spent >= o->max_seconds) return true; /* a slow model: a few steps tell */
+    if (n >= 1 && o->long_seconds > 0 && spent >= o->long_seconds) return true;
+    if (o->cutoff > 0 && n >= 3 && mean > 1.5 * o->cutoff)
+        return true; /* clearly slower than the best so far: it cannot win */
+    if (o->cutoff > 0 && n >= 1 && spent >= o->max_seconds && mean > 2 * o->cutoff)
+        return true; /* a slow step twice the best's: one tells */
+    return false;
+}
+
+bool pml_trial_worth(int ncands, double step, long run_steps)
+{
+    if (!(step > 0) || run_steps <= 0) return true;
+    /* a heavy model's candidates take a warm-up step and one more each (pml_trial_done), one
+     * core about twice as long */
+    const double trial = (2.0 * ncands + 2.0) * step, run = (double)run_steps * step;
+    return !(trial > 10.0 && trial > 0.25 * run);
+}
+
 pml_choose_opts pml_choose_opts_default(void)
 {
     return (pml_choose_opts){.warmup = 2,
@@ -108,6 +123,7 @@ pml_choose_opts pml_choose_opts_default(void)
                              .max_steps = 200,
                              .min_seconds = 0.1,
                              .max_seconds = 0.4,
+                             .long_seconds = 2.0,
                              .rounds = 2,
                              .round_seconds = 1.0,
                              .seed = 1,

@@ -364,6 +364,8 @@ struct pml_choose_opts {
     int max_steps;      /* ... and at most */
     double min_seconds; /* measure at least this long (small steps are many) */
     double max_seconds; /* a candidate with 3 steps measured stops after this long */
+    double long_seconds; /* ... with 1 step, after this long (a step of seconds averages
+                            thousands of kernels) */
     int rounds;         /* each candidate once a round; its best round counts ... */
     double round_seconds; /* ... no further round after one that took longer than this */
     double cutoff;      /* set by pml_choose: the best time so far; a candidate whose first steps
@@ -379,9 +381,19 @@ struct pml_choose_opts {
     int first_core;
 };
 
-/** 2 warm-up steps; 10 to 200 measured steps and at least 0.1 s, or 3 steps and 0.4 s; 2 rounds
- * unless the first took over a second; seed 1. */
+/** 2 warm-up steps; 10 to 200 measured steps and at least 0.1 s, or 3 steps and 0.4 s, or one
+ * step and 2 s; 2 rounds unless the first took over a second; seed 1. */
 pml_choose_opts pml_choose_opts_default(void);
+/** Whether a candidate's trial can stop after \p n measured steps taking \p spent seconds (of
+ * mean \p mean each): enough steps and time (min_steps, min_seconds), a slow model's few (3
+ * steps and max_seconds, or 1 and long_seconds), or clearly slower than the best so far
+ * (o->cutoff > 0): over 1.5x it after 3 steps, over 2x after one step of max_seconds. */
+bool pml_trial_done(const pml_choose_opts *o, int n, double spent, double mean);
+/** Whether a trial of \p ncands candidates is worth running before \p run_steps training steps
+ * of about \p step seconds each (the plan's prediction; 0: unknown): false when it would take
+ * over 10 seconds and over a quarter of the run (a heavy model trained for a few steps), where
+ * the plan runs as predicted. */
+bool pml_trial_worth(int ncands, double step, long run_steps);
 /** Runs a trial of candidates c[0..n) on the first batches of \p train and sets each one's
  * `measured`; *best receives the fastest. A second or two for the zoo's models on 2 cores; no
  * candidate's steps are kept (each runs on an executor of its own). \return PML_OK or the error

@@ -558,6 +558,22 @@ static void t_choose_picks_fastest(void)
     CHECK(pml_choose(&g, &train, 16, c, 0, &o, &best) == PML_EINVAL);
     pml_plan_free(&p);
     pml_machine_free(&m);
+    /* when a candidate's trial stops: enough steps and time; a slow model's few steps; one
+     * step of seconds; clearly slower than the best so far */
+    pml_choose_opts d = pml_choose_opts_default();
+    CHECK(!pml_trial_done(&d, 9, 0.3, 0.033) && pml_trial_done(&d, 10, 0.1, 0.01));
+    CHECK(!pml_trial_done(&d, 10, 0.05, 0.005)); /* small steps: 0.1 s of them */
+    CHECK(!pml_trial_done(&d, 2, 0.6, 0.3) && pml_trial_done(&d, 3, 0.9, 0.3));
+    CHECK(!pml_trial_done(&d, 1, 1.5, 1.5) && pml_trial_done(&d, 1, 21.0, 21.0));
+    d.cutoff = 0.2;
+    CHECK(!pml_trial_done(&d, 2, 0.02, 0.01) && pml_trial_done(&d, 3, 0.0009, 0.31)); /* 1.55x */
+    CHECK(!pml_trial_done(&d, 3, 0.0009, 0.29));
+    CHECK(!pml_trial_done(&d, 1, 0.39, 0.39) && pml_trial_done(&d, 1, 0.41, 0.41)); /* 2.05x */
+    CHECK(!pml_trial_done(&d, 1, 0.5, 0.35)); /* one step under 2x: not yet */
+    /* a trial is skipped only when it is long and a large part of a short run */
+    CHECK(pml_trial_worth(4, 0.0003, 20) && pml_trial_worth(4, 1.2, 100));
+    CHECK(pml_trial_worth(4, 21.0, 1000) && !pml_trial_worth(4, 21.0, 6));
+    CHECK(!pml_trial_worth(4, 1.2, 20) && pml_trial_worth(4, 0, 6) && pml_trial_worth(4, 5.0, 0));
     pml_graph_free(&g);
     pml_data_free(&train);
 }

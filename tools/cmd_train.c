@@ -893,6 +893,18 @@ int cmd_train(int argc, char **argv)
                     cands.c[i--] = cands.c[--cands.n];
             int best = pml_choice_load(&g, &here, o.batch, cands.c, cands.n);
             const char *how = "the fastest in an earlier trial on this machine";
+            /* a heavy model trained for a few steps: a trial would cost more than it saves */
+            const long per_epoch = (train.n + o.batch - 1) / o.batch;
+            long run_steps = per_epoch * o.epochs;
+            if (o.max_steps > 0 && o.max_steps < run_steps) run_steps = o.max_steps;
+            char short_note[96];
+            if (best < 0 && !pml_trial_worth(cands.n, pml_plan_predict(&g, &here, &pl), run_steps)) {
+                for (int i = 0; i < cands.n; i++)
+                    if (cands.c[i].plan == &pl) best = i;
+                snprintf(short_note, sizeof short_note,
+                         "predicted; %ld steps are too few for a trial", run_steps);
+                how = short_note;
+            }
             if (best < 0) {
                 const double t0 = pml_now();
                 if ((st = pml_choose(&g, &train, o.batch, cands.c, cands.n, NULL, &best)) !=
