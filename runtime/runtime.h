@@ -395,7 +395,8 @@ bool pml_trial_done(const pml_choose_opts *o, int n, double spent, double mean);
  * the plan runs as predicted. */
 bool pml_trial_worth(int ncands, double step, long run_steps);
 /** Runs a trial of candidates c[0..n) on the first batches of \p train and sets each one's
- * `measured`; *best receives the fastest. A second or two for the zoo's models on 2 cores; no
+ * `measured`; *best receives the fastest. A second or two for mlp, fashion-cnn and flowers-cnn
+ * on 2 cores (a heavy model's candidates a step or two each, see pml_trial_done); no
  * candidate's steps are kept (each runs on an executor of its own). \return PML_OK or the error
  * of a candidate's step, naming it. */
 pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
