@@ -1092,6 +1092,10 @@ PY
     rm -f "$TMP/mask/output_1.pb"
     run 1 infer $c/model.onnx --input $c/test_data_set_0 --check="$TMP/mask" &&
         has "$err" "no output_1.pb or output_1.npy" || return 1
+    # an output that cannot be written: one message, and none of the outputs left behind
+    rm -rf "$TMP/half" && mkdir -p "$TMP/half/output_1.pb" && touch "$TMP/half/output_1.pb/x"
+    run 1 infer $c/model.onnx --input $c/test_data_set_0 -o "$TMP/half" && has "$err" "output_1.pb" &&
+        one_line && [ ! -e "$TMP/half/output_0.pb" ] || return 1
 }
 
 t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no output

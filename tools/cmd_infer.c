@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char infer_intro[] =
     "usage: pml infer MODEL --input DIR|FILE [--input FILE ...] [-o DIR] [options]\n"
@@ -189,7 +190,14 @@ int cmd_infer(int argc, char **argv)
     for (int k = 0; out_dir && k < m.noutputs; k++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/output_%d.%s", out_dir, k, npy ? "npy" : "pb");
-        if ((st = pml_tensor_write(p, &y[k])) != PML_OK) goto out;
+        if ((st = pml_tensor_write(p, &y[k])) != PML_OK) {
+            /* all the outputs or none: those written already go */
+            for (int j = 0; j < k; j++) {
+                snprintf(p, sizeof p, "%s/output_%d.%s", out_dir, j, npy ? "npy" : "pb");
+                unlink(p);
+            }
+            goto out;
+        }
     }
     rc = 0;
     for (int k = 0; do_check && k < m.noutputs; k++) {
