@@ -898,9 +898,12 @@ int cmd_train(int argc, char **argv)
             long run_steps = per_epoch * o.epochs;
             if (o.max_steps > 0 && o.max_steps < run_steps) run_steps = o.max_steps;
             char short_note[96];
-            if (best < 0 && !pml_trial_worth(cands.n, pml_plan_predict(&g, &here, &pl), run_steps)) {
-                for (int i = 0; i < cands.n; i++)
-                    if (cands.c[i].plan == &pl) best = i;
+            int planned = -1; /* the plan's candidate: its prediction was made with it */
+            for (int i = 0; i < cands.n; i++)
+                if (cands.c[i].plan == &pl) planned = i;
+            if (best < 0 && planned >= 0 &&
+                !pml_trial_worth(cands.n, cands.c[planned].predicted, run_steps)) {
+                best = planned;
                 snprintf(short_note, sizeof short_note,
                          "predicted; %ld steps are too few for a trial", run_steps);
                 how = short_note;
