@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char kernels_intro[] =
-    "usage: pml bench kernels [--batch N] [--seconds S] [--json]\n"
+    "usage: pml bench kernels [--batch N] [--seconds S] [--only TEXT] [--json]\n"
     "\n"
     "Times the fast kernels of the layers of fashion-cnn, flowers-cnn and mlp on one core\n"
     "(single-threaded BLAS), each the median of runs for about S seconds (default 0.3), and\n"
@@ -26,6 +26,7 @@ static const char kernels_intro[] =
 static const cli_opt kernels_opts[] = {
     {"batch", 0, "N", "the layers' batch (default 32)"},
     {"seconds", 0, "S", "how long each kernel runs, its median taken (default 0.3)"},
+    {"only", 0, "TEXT", "only the layers whose \"model layer\" contains TEXT (e.g. \"flowers conv2\")"},
     {"json", 0, NULL, "one JSON object on stdout"},
     {"help", 'h', NULL, "this help"},
     {0},
@@ -233,7 +234,7 @@ int cmd_bench_kernels(int argc, char **argv)
     cli_start(&c, "bench kernels", argc, argv, kernels_opts);
     int N = 32;
     double budget = 0.3;
-    const char *a;
+    const char *a, *only = NULL;
     while ((a = cli_next(&c))) {
         if (!c.flag) {
             cli_error(&c, "unexpected argument '%s'", a);
@@ -244,6 +245,8 @@ int cmd_bench_kernels(int argc, char **argv)
             N = (int)cli_long(&c, 1, 4096);
         } else if (cli_is(&c, "--seconds")) {
             budget = cli_double(&c, 0, 60, true, false);
+        } else if (cli_is(&c, "--only")) {
+            only = cli_str(&c);
         } else if (cli_is(&c, "--json")) {
             json = true;
         } else {
@@ -276,9 +279,12 @@ int cmd_bench_kernels(int argc, char **argv)
                "layer", "kernel", "impl", "ms", "GFLOP/s", "of sgemm");
     }
     bool ok = true;
-    for (size_t li = 0; li < sizeof layers / sizeof layers[0] && ok; li++)
-        ok = bench_layer(&layers[li], N, budget);
-    if (ok) { /* Adam: ~12 FLOPs and 8 floats moved a parameter (p, g, m, v read; p, m, v
+    for (size_t li = 0; li < sizeof layers / sizeof layers[0] && ok; li++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s %s", layers[li].model, layers[li].name);
+        if (!only || strstr(name, only)) ok = bench_layer(&layers[li], N, budget);
+    }
+    if (ok && (!only || strstr("flowers dense adam", only))) { /* Adam: ~12 FLOPs and 8 floats moved a parameter (p, g, m, v read; p, m, v
               * written; g zeroed) */
         row r = {"flowers", "dense", "adam", "-", time_kernel(run_adam, NULL, budget),
                  12.0 * (double)adam_n, 4.0 * 8 * (double)adam_n};
