@@ -2298,7 +2298,6 @@ static pml_status output_head(imp *im)
         /* the first before the others: they are checked against it */
         if ((st = graph_output(im, k)) != PML_OK) return st;
     }
-    const char *name = m->outputs[0].name;
     int logits = m->outputs[0].node;
     pml_shape s = im->g->nodes[logits].out;
     static const Onnx__NodeProto none = ONNX__NODE_PROTO__INIT;
@@ -2306,13 +2305,8 @@ static pml_status output_head(imp *im)
     if (s.h != 1 || s.w != 1 || im->g->nodes[logits].op == PML_OP_INPUT) {
         logits = add_node(im, "output_flatten", PML_OP_FLATTEN, NULL, 1, &logits);
         if (logits < 0) return PML_ESHAPE;
-        s = im->g->nodes[logits].out;
     }
-    if (s.c < 2)
-        return pml_fail(PML_EUNSUPPORTED,
-                        "%s: output '%s' has %d value per sample; pml's models end in a classifier "
-                        "(a softmax cross-entropy over at least 2 values)",
-                        im->path, pml_dot_brief(name), s.c);
+    /* one value a sample: a binary classifier's logit (softmax_xent reads it as (0, z)) */
     return add_node(im, "loss", PML_OP_SOFTMAX_XENT, NULL, 1, &logits) < 0 ? PML_ESHAPE : PML_OK;
 }
 

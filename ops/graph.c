@@ -1,6 +1,7 @@
 /* pml — the graph IR: building, checking, topological order, shape inference, parameter layout. */
 #include "kernels.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +268,25 @@ pml_status pml_graph_finalize(pml_graph *g)
     g->nstate = soff;
     g->logits = g->nodes[g->loss].in[0];
     g->classes = g->nodes[g->logits].out.c;
+    if (g->classes == 1) g->classes = 2; /* one logit z: the logits (0, z) */
     g->finalized = true;
     return PML_OK;
+}
+
+int pml_logits_class(const float *z, int C, float *prob)
+{
+    if (C == 1) { /* the logits (0, z) */
+        const double e = exp(-fabs((double)z[0]));
+        *prob = (float)(1.0 / (1.0 + e));
+        return z[0] > 0;
+    }
+    int best = 0;
+    for (int k = 1; k < C; k++)
+        if (z[k] > z[best]) best = k;
+    double sum = 0;
+    for (int k = 0; k < C; k++) sum += exp((double)z[k] - z[best]);
+    *prob = (float)(1.0 / sum);
+    return best;
 }
 
 size_t pml_graph_param_count(const pml_graph *g)

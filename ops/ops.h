@@ -272,7 +272,8 @@ typedef struct pml_graph {
     int input;         /* id of the input node */
     int loss;          /* id of the softmax_xent node (the single sink) */
     int logits;        /* id of the node feeding the loss */
-    int classes;       /* number of classes (logits' c) */
+    int classes;       /* number of classes: the logits' c, or 2 for a single logit z (the logits
+                        * (0, z): a binary classifier, as BCEWithLogitsLoss) */
     size_t nparams;    /* trainable floats */
     size_t nstate;     /* non-trainable floats */
     bool finalized;
@@ -293,6 +294,10 @@ int pml_graph_find(const pml_graph *g, const char *name);
 pml_status pml_graph_finalize(pml_graph *g);
 /** \return the number of trainable parameters (the block may hold alignment padding). */
 size_t pml_graph_param_count(const pml_graph *g);
+/** The class a sample's \p C logits \p z predict (the first of equal maxima), and its softmax
+ * probability in *\p prob (not NULL). A single logit z is the logits (0, z): class 1 when
+ * z > 0, as softmax_xent's loss reads it. */
+int pml_logits_class(const float *z, int C, float *prob);
 /** \return forward FLOPs per sample of the whole graph (multiply-add = 2). */
 double pml_graph_flops(const pml_graph *g);
 /** \return forward FLOPs per sample of one node. */

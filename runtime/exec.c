@@ -78,16 +78,13 @@ pml_status pml__step_sums(const pml_exec *e, int lo, int hi, pml_step_result *re
 {
     const pml_graph *g = &e->g;
     const float *loss = e->out[g->loss], *logits = e->out[g->logits];
-    const int C = g->classes;
+    const int C = g->nodes[g->logits].out.c;
     double s = 0;
     int correct = 0;
     for (int i = lo; i < hi; i++) {
         s += loss[i];
-        const float *zi = logits + (size_t)i * C;
-        int best = 0;
-        for (int j = 1; j < C; j++)
-            if (zi[j] > zi[best]) best = j;
-        correct += best == e->labels[i];
+        float p;
+        correct += pml_logits_class(logits + (size_t)i * C, C, &p) == e->labels[i];
     }
     res->loss_sum = s;
     res->correct = correct;

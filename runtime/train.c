@@ -105,7 +105,7 @@ pml_status pml_predict(pml_exec *e, const pml_dataset *d, int batch, int32_t *cl
     int32_t *idx = malloc((size_t)batch * sizeof *idx);
     if (!idx) return pml_fail(PML_ENOMEM, "out of memory");
     const pml_graph *g = &e->g;
-    const int C = g->classes;
+    const int C = g->nodes[g->logits].out.c;
     pml_status st = PML_OK;
     for (int i = 0; i < d->n && st == PML_OK; i += batch) {
         int n = d->n - i < batch ? d->n - i : batch;
@@ -114,14 +114,7 @@ pml_status pml_predict(pml_exec *e, const pml_dataset *d, int batch, int32_t *cl
         if ((st = pml_exec_forward(e, n, false, NULL)) != PML_OK) break;
         const float *z = pml_exec_output(e, g->logits);
         for (int j = 0; j < n; j++) {
-            const float *zj = z + (size_t)j * C;
-            int best = 0;
-            for (int k = 1; k < C; k++)
-                if (zj[k] > zj[best]) best = k;
-            double sum = 0;
-            for (int k = 0; k < C; k++) sum += exp((double)zj[k] - zj[best]);
-            cls[i + j] = best;
-            prob[i + j] = (float)(1.0 / sum);
+            cls[i + j] = pml_logits_class(z + (size_t)j * C, C, &prob[i + j]);
             if (label) label[i + j] = pml_exec_labels(e)[j];
         }
     }

@@ -167,9 +167,9 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 115, &all);
+    run_dir("node", 117, &all);
     run_dir("pytorch-converted", 40, &all);
-    run_dir("pytorch-operator", 6, &all);
+    run_dir("pytorch-operator", 7, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
 }

@@ -388,6 +388,14 @@ static void build_cases(void)
     t->dy_ignored = true;
     t->fill = FILL_LARGE;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " logits in [-60,60]");
+    s = (pml_shape){1, 1, 1}; /* one logit: the logits (0, z), labels 0 and 1 */
+    t = simple(PML_OP_SOFTMAX_XENT, 6, 1, &s);
+    t->dy_ignored = true;
+    s = (pml_shape){1, 1, 1};
+    t = simple(PML_OP_SOFTMAX_XENT, 5, 1, &s);
+    t->dy_ignored = true;
+    t->fill = FILL_LARGE;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " logits in [-60,60]");
 }
 
 /* ---------------------------------------------------------------- the environment of a case */
@@ -614,7 +622,7 @@ static bool env_init(env *e, const tcase *t)
     e->labels = malloc((size_t)t->N * sizeof *e->labels);
     if (!e->labels) abort();
     for (int i = 0; i < t->N; i++)
-        e->labels[i] = t->nin ? (int32_t)(rng_u64() % (uint64_t)t->in[0].c) : 0;
+        e->labels[i] = t->nin ? (int32_t)(rng_u64() % (uint64_t)(t->in[0].c > 1 ? t->in[0].c : 2)) : 0;
     e->r = falloc(e->ysz);
     for (size_t i = 0; i < e->ysz; i++)
         e->r[i] = t->dy_ignored ? 1.0f / (float)t->batch_total : uni(-1, 1);
@@ -1040,6 +1048,8 @@ static void run_case(const tcase *t)
 static void run_op(pml_op_type op)
 {
     build_cases();
+    /* each op's cases draw the same numbers whatever the other ops' cases drew */
+    rng_s = 0x853c49e6748fea9bull ^ ((uint64_t)(op + 1) * 0xd1b54a32d192ed03ull);
     int n = 0;
     for (int i = 0; i < ncases; i++)
         if (cases[i].op == op) {
@@ -1511,6 +1521,49 @@ static void t_softmax_xent_values(void)
     }
 }
 
+/* One logit z is the logits (0, z): the loss is softplus(z) - [label = 1] z and its gradient
+ * (sigmoid(z) - [label = 1]) / batch; the class is 1 when z > 0. */
+static void t_softmax_xent_one_logit(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_SOFTMAX_XENT);
+    pml_shape xs = {1, 1, 1};
+    CHECK_OK(infer1(&n, PML_OP_SOFTMAX_XENT, &a, xs));
+    float z[4] = {0, 80, -80, 2}, y[4], dx[4];
+    int32_t lab[4] = {1, 0, 0, 1};
+    const double want_y[4] = {log(2.0), 80, 0, log(1 + exp(2.0)) - 2};
+    const double want_d[4] = {-0.5, 1, 0, 1 / (1 + exp(-2.0)) - 1};
+    for (int ref = 0; ref < 2; ref++) {
+        pml_kctx k;
+        memset(&k, 0, sizeof k);
+        k.node = &n;
+        k.N = 4;
+        k.batch_total = 8;
+        k.r = pml_region_full(&n, 4);
+        k.nin = 1;
+        k.x[0] = z;
+        k.xs[0] = xs;
+        k.y = y;
+        k.labels = lab;
+        float dy[4] = {0};
+        k.dy = dy;
+        k.dx[0] = dx;
+        memset(dx, 0, sizeof dx);
+        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].fwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].fwd)(&k);
+        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].bwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].bwd)(&k);
+        for (int i = 0; i < 4; i++) {
+            CHECK_NEAR(y[i], want_y[i], 1e-5);
+            CHECK_NEAR(dx[i], want_d[i] / 8, 1e-7);
+        }
+    }
+    float p;
+    CHECK(pml_logits_class(&z[0], 1, &p) == 0 && fabs(p - 0.5) < 1e-7);
+    CHECK(pml_logits_class(&z[3], 1, &p) == 1 && fabs(p - 1 / (1 + exp(-2.0))) < 1e-6);
+    CHECK(pml_logits_class(&z[2], 1, &p) == 0 && fabs(p - 1) < 1e-7);
+    float three[3] = {1, 3, 3};
+    CHECK(pml_logits_class(three, 3, &p) == 1 && fabs(p - 1 / (1 + 1 + exp(-2.0))) < 1e-6);
+}
+
 /* conv2d's cases on each implementation forced (the op's own test runs the measured choice) */
 static void t_conv2d_blas(void)
 {
@@ -1640,6 +1693,7 @@ static const pml_test tests[] = {
     {"maxpool_ties", t_maxpool_ties},
     {"dropout_mask", t_dropout_mask},
     {"softmax_xent_values", t_softmax_xent_values},
+    {"softmax_xent_one_logit", t_softmax_xent_one_logit},
     {"concat_axis", t_concat_axis},
     {0},
 };

@@ -141,6 +141,37 @@ static void t_synthetic_is_learnable(void)
     pml_data_free(&test);
 }
 
+/* A model ending in one logit is a binary classifier (the logits (0, z)): it learns two classes,
+ * its accuracy counts z > 0 as class 1, and data of three classes is refused. */
+static void t_one_logit_learns(void)
+{
+    static const char dot[] =
+        "digraph m { graph [kind=model, input_shape=\"3x12x12\", classes=2];\n"
+        "x [op=input]; f [op=flatten]; h [op=linear, out=16, act=relu]; z [op=linear, out=1];\n"
+        "loss [op=softmax_xent]; x -> f -> h -> z -> loss }";
+    pml_graph g;
+    CHECK_OK(pml_model_parse_dot(dot, sizeof dot - 1, "one-logit.dot", &g));
+    CHECK(g.classes == 2 && g.nodes[g.logits].out.c == 1);
+    pml_dataset train, test, three;
+    CHECK_OK(pml_data_synthetic((pml_shape){3, 12, 12}, 2, 512, 5, &train));
+    CHECK_OK(pml_data_synthetic((pml_shape){3, 12, 12}, 2, 256, 6, &test));
+    pml_train_opts o = opts(4, 16, 2);
+    pml_train_result r;
+    CHECK_OK(pml_train(&g, &train, &test, &o, &r));
+    CHECK_MSG(r.test_accuracy > 0.65, "test accuracy %g (chance 0.5)", r.test_accuracy);
+    CHECK_MSG(r.epochs_run == 4 && r.epochs[3].loss < r.epochs[0].loss &&
+                  r.epochs[3].loss < 0.9 * log(2.0),
+              "loss %g then %g", r.epochs[0].loss, r.epochs[r.epochs_run - 1].loss);
+    pml_train_result_free(&r);
+    CHECK_OK(pml_data_synthetic((pml_shape){3, 12, 12}, 3, 64, 7, &three));
+    CHECK(pml_train(&g, &three, NULL, &o, &r) == PML_ESHAPE);
+    CHECK(strstr(pml_errmsg(), "3 classes") != NULL);
+    pml_graph_free(&g);
+    pml_data_free(&train);
+    pml_data_free(&test);
+    pml_data_free(&three);
+}
+
 static void t_bad_options(void)
 {
     pml_dataset train;
@@ -892,6 +923,7 @@ static const pml_test tests[] = {
     {"max_steps_and_partial_batches", t_max_steps_and_partial_batches},
     {"stop_request", t_stop_request},
     {"synthetic_is_learnable", t_synthetic_is_learnable},
+    {"one_logit_learns", t_one_logit_learns},
     {"bad_options", t_bad_options},
     {"prefetch_same_as_plain", t_prefetch_same_as_plain},
     {"prefetch_with_plan", t_prefetch_with_plan},
