@@ -39,6 +39,7 @@ pml_attrs pml_attrs_default(pml_op_type op)
     a.rate = 0.5f;
     a.groups = 1;
     a.dh = a.dw = 1;
+    a.kd = a.sd = a.dd = 1;
     if (op == PML_OP_MAXPOOL2D || op == PML_OP_AVGPOOL2D) {
         a.kh = a.kw = 2;
         a.sh = a.sw = 2;
@@ -123,6 +124,36 @@ void pml__node_state(pml_node *n, int i, size_t size, int init)
     n->state_size[i] = size;
     n->state_init[i] = init;
     if (n->nstate < i + 1) n->nstate = i + 1;
+}
+
+pml_status pml__depth_window(pml_node *n, pml_shape x, const char *op, int ceil_mode, int *rows)
+{
+    pml_attrs *a = &n->a;
+    *rows = x.h;
+    if (a->depth == 0) {
+        a->od = a->pf = a->pk = 0;
+        return PML_OK;
+    }
+    if (a->depth < 0 || a->depth > x.h || x.h % a->depth)
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (%s): depth=%d does not divide the input's %d rows (a 3-D "
+                        "input holds its planes' rows one after another)",
+                        n->name, op, a->depth, x.h);
+    if (a->kd <= 0 || a->sd <= 0 || a->dd <= 0 || a->pd < 0 || a->kd > 1 << 16 ||
+        a->sd > 1 << 16 || a->dd > 1 << 16 || a->pd > 1 << 16)
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (%s): depth kernel %d, stride %d, dilation %d must be positive "
+                        "and padding %d not negative",
+                        n->name, op, a->kd, a->sd, a->dd, a->pd);
+    const int ekd = a->dd * (a->kd - 1) + 1;
+    a->od = pml__window_out(a->depth, ekd, a->sd, a->pad_mode, a->pd, ceil_mode, &a->pf, &a->pk);
+    if (a->od <= 0)
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (%s): kernel depth %d is larger than the padded input's %d "
+                        "planes",
+                        n->name, op, ekd, a->depth + 2 * (a->pad_mode == PML_PAD_EXPLICIT ? a->pd : 0));
+    *rows = x.h / a->depth;
+    return PML_OK;
 }
 
 int pml__window_out(int in, int k, int s, int mode, int pexp, int ceil_mode, int *pbefore,

@@ -6,6 +6,11 @@
  *   y[n,o,i,j] = act(b[o] + sum_{c,p,q} w[o,c,p,q] * x[n, g*C/G + c, i*sh - pt + p*dh,
  *                                                          j*sw - pl + q*dw])
  *
+ * 3-D (a.depth > 0): x (N,C,D*H,W), the D planes of H rows of a channel one after another, w
+ * (O,C/G,KD,KH,KW), y (N,O,Do*Ho,Wo); the window also spans kd planes (stride sd, dilation dd,
+ * padding pf before the first). The same kernels: a column holds C*KD*KH*KW taps, and output
+ * row i is row i % Ho of plane i / Ho.
+ *
  * The fast kernels work per sample and per chunk of output rows: im2col of the chunk into the
  * workspace (sized so that it stays in L2), then one sgemm straight into y (row-major with
  * ldc = Ho*Wo, so a region of rows of one sample is a plain sub-matrix). 1x1 stride-1 unpadded
@@ -21,9 +26,10 @@
 /* ---------------------------------------------------------------- geometry */
 
 typedef struct geom {
-    int C, H, W;   /* input; C: one group's channels (im2col works on one group) */
-    int O, Ho, Wo; /* output */
+    int C, H, W;   /* input; C: one group's channels (im2col works on one group); H all rows */
+    int O, Ho, Wo; /* output; Ho all rows */
     int kh, kw, sh, sw, pt, pl, dh, dw;
+    int D, Hp, Do, Hop, kd, sd, dd, pf; /* planes and rows a plane, in and out (2-D: one plane) */
     int G, Og;   /* groups, output channels per group */
     int K;       /* C*kh*kw: rows of the column matrix */
     bool direct; /* 1x1, stride 1, no padding: the input is its own column matrix */
@@ -41,9 +47,13 @@ static geom geom_of(const pml_node *n, pml_shape in)
     g.Og = g.O / g.G;
     g.kh = a->kh, g.kw = a->kw, g.sh = a->sh, g.sw = a->sw, g.pt = a->pt, g.pl = a->pl;
     g.dh = a->dh > 1 ? a->dh : 1, g.dw = a->dw > 1 ? a->dw : 1;
-    g.K = g.C * a->kh * a->kw;
-    g.direct = a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->pt == 0 && a->pl == 0 &&
-               g.Ho == g.H && g.Wo == g.W;
+    const bool d3 = a->depth > 0;
+    g.D = d3 ? a->depth : 1, g.Do = d3 ? a->od : 1;
+    g.Hp = g.H / g.D, g.Hop = g.Ho / g.Do;
+    g.kd = d3 ? a->kd : 1, g.sd = d3 ? a->sd : 1, g.dd = d3 ? a->dd : 1, g.pf = d3 ? a->pf : 0;
+    g.K = g.C * g.kd * a->kh * a->kw;
+    g.direct = !d3 && a->kh == 1 && a->kw == 1 && a->sh == 1 && a->sw == 1 && a->pt == 0 &&
+               a->pl == 0 && g.Ho == g.H && g.Wo == g.W;
     return g;
 }
 
@@ -95,6 +105,10 @@ pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
     if (x.c <= 0 || x.h <= 0 || x.w <= 0)
         return pml_fail(PML_ESHAPE, "node '%s' (conv2d): input shape %dx%dx%d is empty", n->name,
                         x.c, x.h, x.w);
+    int rows; /* a plane's rows (3-D), or all */
+    pml_status st = pml__depth_window(n, x, "conv2d", 0, &rows);
+    if (st != PML_OK) return st;
+    const int kd = a->depth ? a->kd : 1;
     const int G = groups_of(a);
     if (a->groups < 0 || x.c % G || a->out % G)
         return pml_fail(PML_ESHAPE,
@@ -107,11 +121,11 @@ pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
     const int dh = a->dh > 1 ? a->dh : 1, dw = a->dw > 1 ? a->dw : 1;
     const int ekh = dh * (a->kh - 1) + 1, ekw = dw * (a->kw - 1) + 1; /* the window's extent */
     const int cg = x.c / G;
-    size_t wsize = (size_t)a->out * cg * a->kh * a->kw;
-    if (wsize > (1u << 30) || (size_t)cg * a->kh * a->kw > (1u << 24))
+    size_t wsize = (size_t)a->out * cg * kd * a->kh * a->kw;
+    if (wsize > (1u << 30) || (size_t)cg * kd * a->kh * a->kw > (1u << 24))
         return pml_fail(PML_ESHAPE, "node '%s' (conv2d): weight %dx%dx%dx%d is too large", n->name,
                         a->out, cg, a->kh, a->kw);
-    int ho = pml__window_out(x.h, ekh, a->sh, a->pad_mode, a->ph, 0, &a->pt, &a->pb);
+    int ho = pml__window_out(rows, ekh, a->sh, a->pad_mode, a->ph, 0, &a->pt, &a->pb);
     int wo = pml__window_out(x.w, ekw, a->sw, a->pad_mode, a->pw, 0, &a->pl, &a->pr);
     if (ho <= 0 || wo <= 0) {
         int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
@@ -119,10 +133,13 @@ pml_status pml__conv2d_infer(pml_node *n, const pml_shape *in, int nin)
         return pml_fail(PML_ESHAPE,
                         "node '%s' (conv2d): kernel %dx%d is larger than the padded input %dx%d "
                         "(input %dx%d, padding %dx%d)",
-                        n->name, ekh, ekw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+                        n->name, ekh, ekw, rows + 2 * ph, x.w + 2 * pw, rows, x.w, ph, pw);
     }
-    n->out = (pml_shape){a->out, ho, wo};
-    int fan_in = cg * a->kh * a->kw, fan_out = a->out / G * a->kh * a->kw;
+    if ((long)ho * (a->depth ? a->od : 1) > 1 << 30)
+        return pml_fail(PML_ESHAPE, "node '%s' (conv2d): output of %d planes of %d rows is too "
+                        "large", n->name, a->od, ho);
+    n->out = (pml_shape){a->out, ho * (a->depth ? a->od : 1), wo};
+    int fan_in = cg * kd * a->kh * a->kw, fan_out = a->out / G * kd * a->kh * a->kw;
     pml__node_param(n, 0, wsize, PML_INIT_GLOROT, fan_in, fan_out);
     if (a->bias) pml__node_param(n, 1, (size_t)a->out, PML_INIT_ZEROS, 0, 0);
     return PML_OK;
@@ -132,7 +149,8 @@ double pml__conv2d_flops(const pml_node *n, const pml_shape *in, int nin)
 {
     (void)nin;
     double outs = (double)pml_shape_size(n->out);
-    double f = 2.0 * outs * (in[0].c / groups_of(&n->a)) * n->a.kh * n->a.kw;
+    double f = 2.0 * outs * (in[0].c / groups_of(&n->a)) * (n->a.depth ? n->a.kd : 1) * n->a.kh *
+               n->a.kw;
     if (n->a.bias) f += outs;
     if (n->a.act == PML_ACT_RELU) f += outs;
     return f;
@@ -179,19 +197,23 @@ PML_HOT static void im2col(const geom *g, const float *restrict x, int r0, int r
 {
     const int P = (r1 - r0) * g->Wo, Wo = g->Wo, sw = g->sw;
     for (int c = 0; c < g->C; c++)
+        for (int e = 0; e < g->kd; e++)
         for (int p = 0; p < g->kh; p++)
             for (int q = 0; q < g->kw; q++) {
-                float *restrict dst = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                float *restrict dst =
+                    col + (size_t)(((c * g->kd + e) * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
                 const int off = g->pl - q * g->dw; /* input column of output column j */
                 for (int i = r0; i < r1; i++, dst += Wo) {
-                    int iy = i * g->sh - g->pt + p * g->dh;
-                    if (iy < 0 || iy >= g->H) {
+                    const int od = i / g->Hop, io = i - od * g->Hop; /* plane, its row */
+                    const int iz = od * g->sd - g->pf + e * g->dd;
+                    const int iy = io * g->sh - g->pt + p * g->dh;
+                    if (iz < 0 || iz >= g->D || iy < 0 || iy >= g->Hp) {
                         for (int j = 0; j < Wo; j++) dst[j] = 0;
                         continue;
                     }
-                    const float *restrict src = x + ((size_t)c * g->H + iy) * g->W;
+                    const float *restrict src = x + ((size_t)c * g->H + iz * g->Hp + iy) * g->W;
                     for (int j = 0; j < lo; j++) dst[j] = 0;
                     if (sw == 1)
                         for (int j = lo; j < hi; j++) dst[j] = src[j - off];
@@ -208,16 +230,20 @@ PML_HOT static void col2im_add(const geom *g, const float *restrict col, int r0,
 {
     const int P = (r1 - r0) * g->Wo, Wo = g->Wo, sw = g->sw;
     for (int c = 0; c < g->C; c++)
+        for (int e = 0; e < g->kd; e++)
         for (int p = 0; p < g->kh; p++)
             for (int q = 0; q < g->kw; q++) {
-                const float *restrict src = col + (size_t)((c * g->kh + p) * g->kw + q) * P;
+                const float *restrict src =
+                    col + (size_t)(((c * g->kd + e) * g->kh + p) * g->kw + q) * P;
                 int lo, hi;
                 valid_cols(g, q, &lo, &hi);
                 const int off = g->pl - q * g->dw;
                 for (int i = r0; i < r1; i++, src += Wo) {
-                    int iy = i * g->sh - g->pt + p * g->dh;
-                    if (iy < 0 || iy >= g->H) continue;
-                    float *restrict dst = dx + ((size_t)c * g->H + iy) * g->W;
+                    const int od = i / g->Hop, io = i - od * g->Hop;
+                    const int iz = od * g->sd - g->pf + e * g->dd;
+                    const int iy = io * g->sh - g->pt + p * g->dh;
+                    if (iz < 0 || iz >= g->D || iy < 0 || iy >= g->Hp) continue;
+                    float *restrict dst = dx + ((size_t)c * g->H + iz * g->Hp + iy) * g->W;
                     if (sw == 1)
                         for (int j = lo; j < hi; j++) dst[j - off] += src[j];
                     else
@@ -351,6 +377,7 @@ static inline float hsum8(const v8f *v)
 static bool dw_direct_ok(const geom *g)
 {
     return g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && !g->direct &&
+           g->D == 1 && g->kd == 1 &&
            g->K <= DW_DIRECT_K && g->Wo >= 64 && g->Wo <= DW_MAX_W;
 }
 
@@ -543,14 +570,20 @@ void pml__conv2d_fwd_ref(const pml_kctx *k)
                 for (int j = 0; j < g.Wo; j++) {
                     double acc = n->a.bias ? k->w[1][o] : 0.0;
                     const int c0 = o / g.Og * g.C; /* the group's first input channel */
+                    const int od = i / g.Hop, io = i % g.Hop; /* plane, its row */
                     for (int c = 0; c < g.C; c++)
+                        for (int e = 0; e < g.kd; e++)
                         for (int p = 0; p < g.kh; p++)
                             for (int q = 0; q < g.kw; q++) {
-                                int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
-                                if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
+                                int iz = od * g.sd - g.pf + e * g.dd;
+                                int iy = io * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
+                                if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 ||
+                                    ix >= g.W)
+                                    continue;
                                 acc += (double)k->x[0][((size_t)(s * g.G * g.C + c0 + c) * g.H +
-                                                        iy) * g.W + ix] *
-                                       k->w[0][((size_t)(o * g.C + c) * g.kh + p) * g.kw + q];
+                                                        iz * g.Hp + iy) * g.W + ix] *
+                                       k->w[0][(((size_t)(o * g.C + c) * g.kd + e) * g.kh + p) *
+                                                   g.kw + q];
                             }
                     if (n->a.act == PML_ACT_RELU && acc < 0) acc = 0;
                     k->y[((size_t)(s * g.O + o) * g.Ho + i) * g.Wo + j] = (float)acc;
@@ -572,14 +605,20 @@ void pml__conv2d_bwd_ref(const pml_kctx *k)
                     if (n->a.act == PML_ACT_RELU && !(k->y[yi] > 0)) d = 0;
                     if (n->a.bias && k->dw[1]) k->dw[1][o] += d;
                     const int c0 = o / g.Og * g.C;
+                    const int od = i / g.Hop, io = i % g.Hop;
                     for (int c = 0; c < g.C; c++)
+                        for (int e = 0; e < g.kd; e++)
                         for (int p = 0; p < g.kh; p++)
                             for (int q = 0; q < g.kw; q++) {
-                                int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
-                                if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                                size_t xi =
-                                    ((size_t)(s * g.G * g.C + c0 + c) * g.H + iy) * g.W + ix;
-                                size_t wi = ((size_t)(o * g.C + c) * g.kh + p) * g.kw + q;
+                                int iz = od * g.sd - g.pf + e * g.dd;
+                                int iy = io * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
+                                if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 ||
+                                    ix >= g.W)
+                                    continue;
+                                size_t xi = ((size_t)(s * g.G * g.C + c0 + c) * g.H + iz * g.Hp +
+                                             iy) * g.W + ix;
+                                size_t wi =
+                                    (((size_t)(o * g.C + c) * g.kd + e) * g.kh + p) * g.kw + q;
                                 if (k->dw[0]) k->dw[0][wi] += d * k->x[0][xi];
                                 if (k->dx[0]) k->dx[0][xi] += d * k->w[0][wi];
                             }

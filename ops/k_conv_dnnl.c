@@ -68,7 +68,7 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
 /* convolutions without groups or dilation (the others run on im2col + sgemm) */
 static bool plain(const pml_node *n)
 {
-    return n->a.groups <= 1 && n->a.dh <= 1 && n->a.dw <= 1;
+    return n->a.groups <= 1 && n->a.dh <= 1 && n->a.dw <= 1 && n->a.depth == 0;
 }
 
 typedef struct dkey {

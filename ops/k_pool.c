@@ -10,6 +10,9 @@
  *   window clipped to the padded input (PyTorch count_include_pad=True: padded cells count but
  *   contribute 0; window cells beyond the padding that ceil_mode adds do not count).
  * - global: pools the whole map to 1x1 (kernel, stride and padding are ignored).
+ * - 3-D (a.depth > 0): x (N,C,D*H,W), a channel's D planes of H rows one after another; the
+ *   window also spans kd planes (stride sd, maxpool's dilation dd, padding pf before the first);
+ *   output row i is row i % Ho of plane i / Ho. Plain loops over the clipped window.
  * Explicit padding must be smaller than the kernel (ONNX allows that; PyTorch at most half), so
  * every window holds at least one real cell. */
 #include "kernels.h"
@@ -25,6 +28,9 @@ typedef struct pgeom {
     int kh, kw, sh, sw, pt, pl, dh, dw;
     int hlim, wlim; /* count_pad: windows are clipped to rows [-pt, hlim), cols [-pl, wlim) */
     bool count_pad;
+    bool d3;                            /* a 3-D window (not global) */
+    int D, Hp, Hop, kd, sd, dd, pf, dlim; /* 3-D: planes, rows a plane in and out, the depth's
+                                           * window; count_pad: planes [-pf, dlim) */
 } pgeom;
 
 static pgeom pgeom_of(const pml_node *n, pml_shape in)
@@ -38,6 +44,8 @@ static pgeom pgeom_of(const pml_node *n, pml_shape in)
     g.Wo = n->out.w;
     g.count_pad = a->count_pad != 0;
     g.dh = g.dw = 1;
+    g.d3 = a->depth > 0 && !a->global;
+    g.D = 1, g.Hp = g.H, g.Hop = g.Ho, g.kd = g.sd = g.dd = 1, g.pf = 0, g.dlim = 1;
     if (a->global) {
         g.kh = in.h;
         g.kw = in.w;
@@ -59,7 +67,15 @@ static pgeom pgeom_of(const pml_node *n, pml_shape in)
     const bool same = a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER;
     int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : same ? a->pb : 0;
     int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : same ? a->pr : 0;
-    g.hlim = in.h + ph;
+    if (g.d3) {
+        g.D = a->depth, g.Hp = in.h / a->depth, g.Hop = n->out.h / a->od;
+        g.kd = a->kd, g.sd = a->sd, g.dd = a->dd > 1 ? a->dd : 1, g.pf = a->pf;
+        int pd = a->pad_mode == PML_PAD_EXPLICIT ? a->pd : same ? a->pk : 0;
+        g.dlim = a->depth + pd;
+        g.hlim = g.Hp + ph;
+    } else {
+        g.hlim = in.h + ph;
+    }
     g.wlim = in.w + pw;
     return g;
 }
@@ -83,10 +99,21 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
         return pml_fail(PML_ESHAPE, "node '%s' (%s): input shape %dx%dx%d is empty", n->name, op,
                         x.c, x.h, x.w);
     if (a->global) {
-        a->pt = a->pb = a->pl = a->pr = 0;
+        a->pt = a->pb = a->pl = a->pr = a->pf = a->pk = 0;
+        a->od = a->depth > 0; /* a 3-D global pool: one plane of one cell */
         n->out = (pml_shape){x.c, 1, 1};
         return PML_OK;
     }
+    int rows; /* a plane's rows (3-D), or all */
+    pml_status st = pml__depth_window(n, x, op, a->ceil_mode, &rows);
+    if (st != PML_OK) return st;
+    if (a->depth > 0 && a->dd > 1 && n->op != PML_OP_MAXPOOL2D)
+        return pml_fail(PML_EFORMAT, "node '%s' (%s): depth dilation %d: only maxpool2d dilates",
+                        n->name, op, a->dd);
+    if (a->depth > 0 && a->pad_mode == PML_PAD_EXPLICIT && a->pd >= a->kd)
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (%s): depth padding %d must be smaller than the kernel's %d",
+                        n->name, op, a->pd, a->kd);
     if (a->kh <= 0 || a->kw <= 0)
         return pml_fail(PML_EFORMAT, "node '%s' (%s): kernel %dx%d must be positive", n->name, op,
                         a->kh, a->kw);
@@ -116,7 +143,7 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
                             "node '%s' (%s): padding %dx%d must be smaller than the kernel %dx%d",
                             n->name, op, a->ph, a->pw, a->kh, a->kw);
     }
-    int ho = pml__window_out(x.h, ekh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);
+    int ho = pml__window_out(rows, ekh, a->sh, a->pad_mode, a->ph, a->ceil_mode, &a->pt, &a->pb);
     int wo = pml__window_out(x.w, ekw, a->sw, a->pad_mode, a->pw, a->ceil_mode, &a->pl, &a->pr);
     if (ho <= 0 || wo <= 0) {
         int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
@@ -124,9 +151,9 @@ static pml_status pool_infer(pml_node *n, const pml_shape *in, const char *op)
         return pml_fail(PML_ESHAPE,
                         "node '%s' (%s): kernel %dx%d is larger than the padded input %dx%d "
                         "(input %dx%d, padding %dx%d)",
-                        n->name, op, ekh, ekw, x.h + 2 * ph, x.w + 2 * pw, x.h, x.w, ph, pw);
+                        n->name, op, ekh, ekw, rows + 2 * ph, x.w + 2 * pw, rows, x.w, ph, pw);
     }
-    n->out = (pml_shape){x.c, ho, wo};
+    n->out = (pml_shape){x.c, ho * (a->depth > 0 ? a->od : 1), wo};
     return PML_OK;
 }
 
@@ -145,7 +172,7 @@ pml_status pml__avgpool2d_infer(pml_node *n, const pml_shape *in, int nin)
 static double pool_flops(const pml_node *n, const pml_shape *in)
 {
     if (n->a.global) return (double)pml_shape_size(in[0]);
-    return (double)pml_shape_size(n->out) * n->a.kh * n->a.kw;
+    return (double)pml_shape_size(n->out) * n->a.kh * n->a.kw * (n->a.depth > 0 ? n->a.kd : 1);
 }
 
 double pml__maxpool2d_flops(const pml_node *n, const pml_shape *in, int nin)
@@ -172,7 +199,7 @@ size_t pml__avgpool2d_ws(const pml_node *n, const pml_shape *in, int nin, pml_re
     return 0;
 }
 
-/* ---------------------------------------------------------------- maxpool, fast */
+/* ---------------------------------------------------------------- 3-D windows, fast */
 
 /* The first cell >= lo of lo + k * step (k >= 0): a dilated window's first row or column
  * inside the input. */
@@ -180,6 +207,84 @@ static inline int first_in(int lo, int step)
 {
     return lo >= 0 ? lo : lo + (-lo + step - 1) / step * step;
 }
+
+/* Offset in a channel's D*H*W cells of the first maximum (planes, rows, columns in order) of 3-D
+ * window (plane od, row i, column j), or -1 when a dilated window misses the input. */
+static long max_index3(const pgeom *g, const float *xc, int od, int i, int j)
+{
+    const int zs = od * g->sd - g->pf, ys = i * g->sh - g->pt, xs = j * g->sw - g->pl;
+    long best = -1;
+    float m = -INFINITY;
+    for (int iz = first_in(zs, g->dd); iz < imin(zs + (g->kd - 1) * g->dd + 1, g->D); iz += g->dd)
+        for (int iy = first_in(ys, g->dh); iy < imin(ys + (g->kh - 1) * g->dh + 1, g->Hp);
+             iy += g->dh) {
+            const long row = ((long)iz * g->Hp + iy) * g->W;
+            for (int ix = first_in(xs, g->dw); ix < imin(xs + (g->kw - 1) * g->dw + 1, g->W);
+                 ix += g->dw)
+                if (best < 0 || xc[row + ix] > m) {
+                    m = xc[row + ix];
+                    best = row + ix;
+                }
+        }
+    return best;
+}
+
+/* The cells of 3-D window (od, i, j) an average divides by. */
+static float avg_div3(const pgeom *g, int od, int i, int j)
+{
+    const int zs = od * g->sd - g->pf, ys = i * g->sh - g->pt, xs = j * g->sw - g->pl;
+    if (g->count_pad)
+        return (float)(imin(zs + g->kd, g->dlim) - zs) * (float)(imin(ys + g->kh, g->hlim) - ys) *
+               (float)(imin(xs + g->kw, g->wlim) - xs);
+    return (float)(imin(zs + g->kd, g->D) - imax(zs, 0)) *
+           (float)(imin(ys + g->kh, g->Hp) - imax(ys, 0)) *
+           (float)(imin(xs + g->kw, g->W) - imax(xs, 0));
+}
+
+/* 3-D pooling of region r: forward (dx NULL) or backward; max or average */
+static void pool3(const pml_kctx *k, const pgeom *g, bool max, bool bwd)
+{
+    const pml_region r = k->r;
+    const size_t plane = (size_t)g->H * g->W, oplane = (size_t)g->Ho * g->Wo;
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const size_t xo = ((size_t)s * g->C + c) * plane, yo = ((size_t)s * g->C + c) * oplane;
+            const float *xc = k->x[0] + xo;
+            for (int i = r.h0; i < r.h1; i++) {
+                const int od = i / g->Hop, io = i % g->Hop;
+                for (int j = 0; j < g->Wo; j++) {
+                    const size_t yi = yo + (size_t)i * g->Wo + j;
+                    if (max) {
+                        const long at = max_index3(g, xc, od, io, j);
+                        if (!bwd)
+                            k->y[yi] = at >= 0 ? xc[at] : -INFINITY;
+                        else if (at >= 0)
+                            k->dx[0][xo + (size_t)at] += k->dy[yi];
+                        continue;
+                    }
+                    const int zs = od * g->sd - g->pf, ys = io * g->sh - g->pt;
+                    const int xs = j * g->sw - g->pl;
+                    const float div = avg_div3(g, od, io, j);
+                    const float d = bwd ? k->dy[yi] / div : 0.0f;
+                    float acc = 0;
+                    for (int iz = imax(zs, 0); iz < imin(zs + g->kd, g->D); iz++)
+                        for (int iy = imax(ys, 0); iy < imin(ys + g->kh, g->Hp); iy++) {
+                            const size_t row = ((size_t)iz * g->Hp + iy) * g->W;
+                            for (int ix = imax(xs, 0); ix < imin(xs + g->kw, g->W); ix++) {
+                                if (bwd)
+                                    k->dx[0][xo + row + ix] += d;
+                                else
+                                    acc += xc[row + ix];
+                            }
+                        }
+                    if (!bwd) k->y[yi] = acc / div;
+                }
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- maxpool, fast */
+
 
 /* Index (iy*W + ix) of the first maximum of dilated window (i, j), or -1 when it misses the input. */
 static int max_index_dilated(const pgeom *g, const float *xc, int i, int j)
@@ -237,6 +342,10 @@ PML_HOT void pml__maxpool2d_fwd(const pml_kctx *k)
 {
     const pml_region r = k->r;
     pgeom g = pgeom_of(k->node, k->xs[0]);
+    if (g.d3) {
+        pool3(k, &g, true, false);
+        return;
+    }
     const bool k2 = is_k2s2(&g);
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
@@ -270,6 +379,10 @@ PML_HOT void pml__maxpool2d_bwd(const pml_kctx *k)
     const pml_region r = k->r;
     if (!k->dx[0]) return;
     pgeom g = pgeom_of(k->node, k->xs[0]);
+    if (g.d3) {
+        pool3(k, &g, true, true);
+        return;
+    }
     const bool k2 = is_k2s2(&g);
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
@@ -325,6 +438,10 @@ PML_HOT void pml__avgpool2d_fwd(const pml_kctx *k)
 {
     const pml_region r = k->r;
     pgeom g = pgeom_of(k->node, k->xs[0]);
+    if (g.d3) {
+        pool3(k, &g, false, false);
+        return;
+    }
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
             const float *xc = k->x[0] + ((size_t)s * g.C + c) * g.H * g.W;
@@ -348,6 +465,10 @@ PML_HOT void pml__avgpool2d_bwd(const pml_kctx *k)
     const pml_region r = k->r;
     if (!k->dx[0]) return;
     pgeom g = pgeom_of(k->node, k->xs[0]);
+    if (g.d3) {
+        pool3(k, &g, false, true);
+        return;
+    }
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
             float *dxc = k->dx[0] + ((size_t)s * g.C + c) * g.H * g.W;
@@ -366,8 +487,9 @@ PML_HOT void pml__avgpool2d_bwd(const pml_kctx *k)
 
 /* ---------------------------------------------------------------- reference kernels */
 
-/* Visits every cell of window (i, j) of the padded input; padded cells have iy or ix outside
- * the input. Naive on purpose: no clipping arithmetic shared with the fast kernels. */
+/* Visits every cell of window (i, j) of the padded input; padded cells have iz, iy or ix outside
+ * the input. Naive on purpose: no clipping arithmetic shared with the fast kernels. Output row
+ * i is row i % Hop of plane i / Hop (2-D: one plane). */
 
 // x (N,C,H,W) -> y (N,C,Ho,Wo)
 void pml__maxpool2d_fwd_ref(const pml_kctx *k)
@@ -379,11 +501,15 @@ void pml__maxpool2d_fwd_ref(const pml_kctx *k)
             for (int i = r.h0; i < r.h1; i++)
                 for (int j = 0; j < g.Wo; j++) {
                     float m = -INFINITY;
+                    for (int e = 0; e < g.kd; e++)
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
-                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                            float v = k->x[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix];
+                            int iz = i / g.Hop * g.sd - g.pf + e * g.dd;
+                            int iy = i % g.Hop * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
+                            if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 || ix >= g.W)
+                                continue;
+                            float v = k->x[0][(((size_t)s * g.C + c) * g.H + iz * g.Hp + iy) * g.W +
+                                              ix];
                             if (v > m) m = v;
                         }
                     k->y[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] = m;
@@ -402,11 +528,14 @@ void pml__maxpool2d_bwd_ref(const pml_kctx *k)
                 for (int j = 0; j < g.Wo; j++) {
                     float m = -INFINITY;
                     size_t at = (size_t)-1;
+                    for (int e = 0; e < g.kd; e++)
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
-                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                            size_t xi = (((size_t)s * g.C + c) * g.H + iy) * g.W + ix;
+                            int iz = i / g.Hop * g.sd - g.pf + e * g.dd;
+                            int iy = i % g.Hop * g.sh - g.pt + p * g.dh, ix = j * g.sw - g.pl + q * g.dw;
+                            if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 || ix >= g.W)
+                                continue;
+                            size_t xi = (((size_t)s * g.C + c) * g.H + iz * g.Hp + iy) * g.W + ix;
                             if (at == (size_t)-1 || k->x[0][xi] > m) {
                                 m = k->x[0][xi];
                                 at = xi;
@@ -441,13 +570,15 @@ void pml_maxpool2d_indices(const pml_node *node, pml_shape in, const float *x, i
 static int avg_count_ref(const pgeom *g, int i, int j)
 {
     int cnt = 0;
+    for (int e = 0; e < g->kd; e++)
     for (int p = 0; p < g->kh; p++)
         for (int q = 0; q < g->kw; q++) {
-            int iy = i * g->sh - g->pt + p, ix = j * g->sw - g->pl + q;
-            if (g->count_pad)
-                cnt += iy < g->hlim && ix < g->wlim; /* iy >= -pt, ix >= -pl always */
+            int iz = i / g->Hop * g->sd - g->pf + e;
+            int iy = i % g->Hop * g->sh - g->pt + p, ix = j * g->sw - g->pl + q;
+            if (g->count_pad) /* iz >= -pf, iy >= -pt, ix >= -pl always */
+                cnt += iz < g->dlim && iy < g->hlim && ix < g->wlim;
             else
-                cnt += iy >= 0 && iy < g->H && ix >= 0 && ix < g->W;
+                cnt += iz >= 0 && iz < g->D && iy >= 0 && iy < g->Hp && ix >= 0 && ix < g->W;
         }
     return cnt;
 }
@@ -462,11 +593,15 @@ void pml__avgpool2d_fwd_ref(const pml_kctx *k)
             for (int i = r.h0; i < r.h1; i++)
                 for (int j = 0; j < g.Wo; j++) {
                     double acc = 0;
+                    for (int e = 0; e < g.kd; e++)
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
-                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                            acc += k->x[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix];
+                            int iz = i / g.Hop * g.sd - g.pf + e;
+                            int iy = i % g.Hop * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 || ix >= g.W)
+                                continue;
+                            acc += k->x[0][(((size_t)s * g.C + c) * g.H + iz * g.Hp + iy) * g.W +
+                                           ix];
                         }
                     k->y[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] =
                         (float)(acc / avg_count_ref(&g, i, j));
@@ -485,11 +620,14 @@ void pml__avgpool2d_bwd_ref(const pml_kctx *k)
                 for (int j = 0; j < g.Wo; j++) {
                     float d = k->dy[(((size_t)s * g.C + c) * g.Ho + i) * g.Wo + j] /
                               (float)avg_count_ref(&g, i, j);
+                    for (int e = 0; e < g.kd; e++)
                     for (int p = 0; p < g.kh; p++)
                         for (int q = 0; q < g.kw; q++) {
-                            int iy = i * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
-                            if (iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                            k->dx[0][(((size_t)s * g.C + c) * g.H + iy) * g.W + ix] += d;
+                            int iz = i / g.Hop * g.sd - g.pf + e;
+                            int iy = i % g.Hop * g.sh - g.pt + p, ix = j * g.sw - g.pl + q;
+                            if (iz < 0 || iz >= g.D || iy < 0 || iy >= g.Hp || ix < 0 || ix >= g.W)
+                                continue;
+                            k->dx[0][(((size_t)s * g.C + c) * g.H + iz * g.Hp + iy) * g.W + ix] += d;
                         }
                 }
 }

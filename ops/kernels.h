@@ -54,6 +54,10 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
  * \return output size, or <= 0 when the window does not fit. */
 int pml__window_out(int in, int k, int s, int mode, int pexp, int ceil_mode, int *pbefore,
                     int *pafter);
+/* A 3-D window op's depth (a.depth > 0; nothing to do for 2-D): checks depth, kd, sd, dd and pd
+ * against input x (C, D*H, W), resolves a.od, a.pf, a.pk, and gives in *rows the rows of a
+ * plane (x.h for 2-D). \return PML_OK or an error naming node n (op \p op). */
+pml_status pml__depth_window(pml_node *n, pml_shape x, const char *op, int ceil_mode, int *rows);
 /** Sets a parameter slot of a node (called from infer). */
 void pml__node_param(pml_node *n, int i, size_t size, int init, int fan_in, int fan_out);
 void pml__node_state(pml_node *n, int i, size_t size, int init);

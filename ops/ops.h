@@ -228,6 +228,14 @@ typedef struct pml_attrs {
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */
+    /* 3-D (volumetric) conv2d and pools: a sample (C, D, H, W) is held as (C, D*H, W), its h
+     * the D planes of H rows one after another (the same memory as NCDHW); the window also
+     * spans kd planes. depth 0: a 2-D op. */
+    int depth;            /* (in) conv2d, pools, input: the input's planes D (0: 2-D) */
+    int kd, sd, dd, pd;   /* (in) 3-D: kernel depth, stride, dilation (maxpool, conv2d), explicit
+                           * symmetric padding (PML_PAD_EXPLICIT) along the depth */
+    int pf, pk;           /* (out) 3-D: resolved padding front (before the first plane), back */
+    int od;               /* (out) 3-D: the output's planes (its h is od times its rows) */
 } pml_attrs;
 
 /** \return attributes with every field at the op's default (stride 1, bias on, eps 1e-3, ...). */

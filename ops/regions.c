@@ -14,6 +14,17 @@ static pml_region whole(pml_region out, pml_shape in)
 static void window_rows(const pml_node *n, pml_shape in, pml_region out, int *lo, int *hi)
 {
     const int dh = n->a.dh > 1 ? n->a.dh : 1; /* conv2d's and maxpool2d's dilation */
+    if (n->a.depth > 0 && n->a.od > 0) { /* 3-D: the input planes the output planes read */
+        const int ho = n->out.h / n->a.od, hp = in.h / n->a.depth;
+        const int dd = n->a.dd > 1 ? n->a.dd : 1;
+        int a = out.h0 / ho * n->a.sd - n->a.pf;
+        int b = (out.h1 - 1) / ho * n->a.sd - n->a.pf + dd * (n->a.kd - 1) + 1;
+        a = a < 0 ? 0 : a;
+        b = b > n->a.depth ? n->a.depth : b;
+        *lo = a * hp;
+        *hi = b > a ? b * hp : *lo;
+        return;
+    }
     int a = out.h0 * n->a.sh - n->a.pt, b = (out.h1 - 1) * n->a.sh - n->a.pt + dh * (n->a.kh - 1) + 1;
     *lo = a < 0 ? 0 : a;
     *hi = b > in.h ? in.h : b;

@@ -136,13 +136,28 @@ static tcase *conv(int N, pml_shape x, int out, int kh, int kw, int sh, int sw, 
     return t;
 }
 
-static void groups_dilation(tcase *t, int groups, int dh, int dw)
+static tcase *groups_dilation(tcase *t, int groups, int dh, int dw)
 {
     t->a.groups = groups;
     t->a.dh = dh;
     t->a.dw = dw;
     size_t n = strlen(t->desc);
     snprintf(t->desc + n, sizeof t->desc - n, " groups=%d d=%dx%d", groups, dh, dw);
+    return t;
+}
+
+/* a 3-D window: x's h holds D planes of its rows; the window spans kd planes */
+static tcase *depth3(tcase *t, int D, int kd, int sd, int dd, int pd)
+{
+    t->a.depth = D;
+    t->a.kd = kd;
+    t->a.sd = sd;
+    t->a.dd = dd;
+    t->a.pd = pd;
+    size_t n = strlen(t->desc);
+    snprintf(t->desc + n, sizeof t->desc - n, " 3-D D=%d kd=%d sd=%d dd=%d pd=%d", D, kd, sd, dd,
+             pd);
+    return t;
 }
 
 static tcase *pool(pml_op_type op, int N, pml_shape x, int kh, int kw, int sh, int sw, int pad,
@@ -236,6 +251,17 @@ static void build_cases(void)
     t->no_fd = true;
     t = conv(1, (pml_shape){64, 9, 64}, 5, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 0);
     t->no_fd = true;
+    /* 3-D (Conv3d): D planes of H rows as the rows */
+    depth3(conv(2, (pml_shape){2, 4 * 5, 6}, 3, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 4, 3, 1,
+           1, 1);
+    depth3(conv(3, (pml_shape){3, 3 * 6, 5}, 4, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0, 1), 3, 2, 2, 1,
+           0);
+    depth3(groups_dilation(conv(2, (pml_shape){3, 5 * 4, 4}, 6, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 0,
+                                0), 3, 1, 1), 5, 2, 1, 2, 0);
+    depth3(conv(2, (pml_shape){2, 5 * 5, 5}, 3, 3, 1, 2, 1, PML_PAD_SAME, 0, 0, 1, 1), 5, 3, 2, 1,
+           0);
+    depth3(conv(2, (pml_shape){2, 3 * 4, 4}, 2, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 1), 3, 1, 1, 1,
+           0); /* 1x1x1 */
 
     /* maxpool2d */
     s = (pml_shape){3, 8, 8};
@@ -286,6 +312,22 @@ static void build_cases(void)
     pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 8, 7}, 3, 3, 2, 2, PML_PAD_SAME, 0, 0, 0, 1, 0);
     pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 6, 5}, 2, 3, 1, 2, PML_PAD_VALID, 0, 0, 1, 0, 0);
     pool(PML_OP_AVGPOOL2D, 3, (pml_shape){4, 5, 3}, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0, 0, 1);
+
+    /* 3-D pools (MaxPool3d, AvgPool3d): D planes of H rows as the rows */
+    depth3(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 4 * 6, 6}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0,
+                0, 0), 4, 2, 2, 1, 0);
+    depth3(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5 * 5, 6}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1,
+                1, 0, 0), 5, 3, 2, 1, 1);
+    depth3(groups_dilation(pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5 * 5, 5}, 2, 2, 1, 1,
+                                PML_PAD_VALID, 0, 0, 0, 0, 0), 1, 2, 1), 5, 2, 1, 2, 0);
+    depth3(pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 4 * 5, 5}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1,
+                0, 0, 0), 4, 3, 2, 1, 1);
+    depth3(pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 4 * 5, 5}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1,
+                1, 1, 0), 4, 3, 2, 1, 1);
+    depth3(pool(PML_OP_AVGPOOL2D, 2, (pml_shape){2, 5 * 4, 4}, 2, 2, 1, 1, PML_PAD_SAME, 0, 0, 0,
+                1, 0), 5, 2, 1, 1, 0);
+    depth3(pool(PML_OP_AVGPOOL2D, 2, (pml_shape){3, 3 * 4, 5}, 1, 1, 1, 1, PML_PAD_VALID, 0, 0, 0,
+                0, 1), 3, 1, 1, 1, 0); /* global */
 
     /* relu */
     s = (pml_shape){3, 5, 7};
