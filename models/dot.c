@@ -93,6 +93,11 @@ enum {
     A_DILATION,
     A_AXIS,
     A_ADDEND,
+    A_DEPTH,
+    A_KD,
+    A_SD,
+    A_DD,
+    A_PD,
     A_COUNT
 };
 
@@ -125,6 +130,11 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
     [A_AXIS] = {"axis", K_INT, OPB(CONCAT)},
     [A_ADDEND] = {"addend", K_BOOL, OPB(ADD)},
+    [A_DEPTH] = {"depth", K_INT, WINDOWED},
+    [A_KD] = {"kd", K_INT, WINDOWED},
+    [A_SD] = {"sd", K_INT, WINDOWED},
+    [A_DD] = {"dd", K_INT, OPB(CONV2D) | OPB(MAXPOOL2D)},
+    [A_PD] = {"pd", K_INT, WINDOWED},
 };
 
 static const char *pad_name(int mode)
@@ -197,7 +207,10 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
         } else if (a == A_AXIS) {
             ok = pml_dot_int(val, 0, 2, &gv->i[a][0]);
             expect = "0 (channels), 1 (rows) or 2 (columns)";
-        } else if (a == A_PH || a == A_PW) {
+        } else if (a == A_DEPTH) {
+            ok = pml_dot_int(val, 1, MAX_OUT, &gv->i[a][0]);
+            expect = "an integer in [1, 16777216]";
+        } else if (a == A_PH || a == A_PW || a == A_PD) {
             ok = pml_dot_int(val, 0, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [0, 4096]";
         } else {
@@ -351,7 +364,16 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         a->dh = gv->i[A_DILATION][0];
         a->dw = gv->i[A_DILATION][1];
     }
-    if (gv->set[A_AXIS]) a->axis = gv->i[A_AXIS][0];
+    if (gv->set[A_DEPTH]) a->depth = gv->i[A_DEPTH][0];
+    if (gv->set[A_KD]) a->kd = gv->i[A_KD][0];
+    if (gv->set[A_SD]) a->sd = gv->i[A_SD][0];
+    if (gv->set[A_DD]) a->dd = gv->i[A_DD][0];
+    if (gv->set[A_PD]) a->pd = gv->i[A_PD][0];
+    if ((gv->set[A_KD] || gv->set[A_SD] || gv->set[A_DD] || gv->set[A_PD]) && !a->depth)
+        return pml_fail(PML_EFORMAT, "%s: %s: kd, sd, dd and pd need depth (a 3-D window)",
+                        r->src, where_node(n));
+    if (gv->set[A_PD] && a->pad_mode != PML_PAD_EXPLICIT)
+        return pml_fail(PML_EFORMAT, "%s: %s: pd needs padding=explicit", r->src, where_node(n));
     if (gv->set[A_ADDEND]) a->addend = gv->i[A_ADDEND][0];
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
@@ -480,9 +502,10 @@ static pml_status read_inputs(reader *r, int id)
 }
 
 /* Graph attributes: kind, input_shape (required), classes (checked after shape inference). */
-static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
+static pml_status read_graph_attrs(reader *r, pml_shape *in, int *depth, int *classes)
 {
     *classes = 0;
+    *depth = 0;
     /* the kind first: a plan read as a model is "not a model file", not "unknown attribute" */
     const pml_dot *d = r->d;
     const char *kind = want_kind(r), *have = pml_dot_get(d->nattr, d->attr, "kind");
@@ -499,16 +522,24 @@ static pml_status read_graph_attrs(reader *r, pml_shape *in, int *classes)
         } else if (r->ext && in_list(r->ext->graph_attrs, sym->name)) {
             continue; /* the caller's */
         } else if (strcmp(sym->name, "input_shape") == 0) {
-            long c, h, w;
+            long c, h, w, dp = 0;
             const char *e;
-            if (!(parse_long(v, &c, &e) && *e == 'x' && parse_long(e + 1, &h, &e) && *e == 'x' &&
-                  parse_long(e + 1, &w, &e) && !*e && c >= 1 && h >= 1 && w >= 1 && c <= MAX_OUT &&
-                  h <= MAX_OUT && w <= MAX_OUT))
+            bool ok = parse_long(v, &c, &e) && *e == 'x' && parse_long(e + 1, &h, &e) &&
+                      *e == 'x' && parse_long(e + 1, &w, &e);
+            if (ok && *e == 'x') { /* CxDxHxW: D planes (3-D) */
+                dp = h, h = w;
+                ok = parse_long(e + 1, &w, &e) && dp >= 1 && dp <= MAX_OUT && h <= MAX_OUT / dp;
+                h *= dp;
+            }
+            if (!(ok && !*e && c >= 1 && h >= 1 && w >= 1 && c <= MAX_OUT && h <= MAX_OUT &&
+                  w <= MAX_OUT))
                 return pml_fail(PML_EFORMAT,
                                 "%s: graph attribute input_shape='%s' must be CxHxW (channels x "
-                                "height x width, integers in [1, 16777216]), e.g. \"3x224x224\"",
+                                "height x width, integers in [1, 16777216]), e.g. \"3x224x224\", "
+                                "or CxDxHxW (D planes)",
                                 r->src, P(v));
             *in = (pml_shape){(int)c, (int)h, (int)w};
+            *depth = (int)dp;
         } else if (strcmp(sym->name, "classes") == 0) {
             if (!pml_dot_int(v, 2, MAX_OUT, classes))
                 return pml_fail(PML_EFORMAT,
@@ -559,8 +590,8 @@ static pml_status from_dot(reader *r)
     if ((st = model_name(r, name)) != PML_OK) return st;
     pml_graph_init(r->g, name);
     pml_shape in = {0, 0, 0};
-    int classes;
-    if ((st = read_graph_attrs(r, &in, &classes)) != PML_OK) return st;
+    int classes, depth;
+    if ((st = read_graph_attrs(r, &in, &depth, &classes)) != PML_OK) return st;
 
     r->g->nodes = calloc((size_t)nn, sizeof *r->g->nodes);
     if (!r->g->nodes) return pml_fail(PML_ENOMEM, "%s: out of memory", r->src);
@@ -568,7 +599,10 @@ static pml_status from_dot(reader *r)
     for (int id = 0; id < nn; id++) {
         if ((st = read_node(r, &r->d->nodes[id], &r->g->nodes[id])) != PML_OK) return st;
         r->g->nnodes = id + 1;
-        if (r->g->nodes[id].op == PML_OP_INPUT) r->g->nodes[id].a.shape = in;
+        if (r->g->nodes[id].op == PML_OP_INPUT) {
+            r->g->nodes[id].a.shape = in;
+            r->g->nodes[id].a.depth = depth;
+        }
     }
     for (int id = 0; id < nn; id++)
         if ((st = read_inputs(r, id)) != PML_OK) return st;
@@ -732,6 +766,11 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
             fmt_pair(b1, sizeof b1, a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1);
             fprintf(f, ", dilation=%s", b1);
         }
+        if (a->depth > 0) { /* 3-D */
+            fprintf(f, ", depth=%d, kd=%d, sd=%d", a->depth, a->kd, a->sd);
+            if (a->dd > 1) fprintf(f, ", dd=%d", a->dd);
+            if (a->pad_mode == PML_PAD_EXPLICIT && a->pd) fprintf(f, ", pd=%d", a->pd);
+        }
         if (pool && a->ceil_mode) fprintf(f, ", ceil_mode=1");
         if (n->op == PML_OP_AVGPOOL2D && a->count_pad) fprintf(f, ", count_pad=1");
         if (pool && a->global) fprintf(f, ", global=1");
@@ -808,7 +847,12 @@ pml_status pml_model_format_dot_ext(const pml_graph *g, const pml_model_dot_ext 
     put_id(f, g->name);
     fputs(" {\n    graph [kind=", f);
     put_id(f, kind);
-    fprintf(f, ", input_shape=\"%dx%dx%d\", classes=%d", in.c, in.h, in.w, g->classes);
+    const int depth = g->nodes[g->input].a.depth;
+    if (depth > 0)
+        fprintf(f, ", input_shape=\"%dx%dx%dx%d\", classes=%d", in.c, depth, in.h / depth, in.w,
+                g->classes);
+    else
+        fprintf(f, ", input_shape=\"%dx%dx%d\", classes=%d", in.c, in.h, in.w, g->classes);
     if (ext && ext->graph_text && *ext->graph_text) fprintf(f, ", %s", ext->graph_text);
     fputs("];\n\n", f);
     for (int i = 0; i < g->nnodes; i++) {

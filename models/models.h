@@ -38,7 +38,8 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *     }
  *
  * - The digraph's ID is the model's name (an anonymous digraph takes the file's base name).
- * - Graph attributes: input_shape="CxHxW" (per sample; required), classes=N (optional; checked
+ * - Graph attributes: input_shape="CxHxW" (per sample; required; "CxDxHxW" for D planes of a
+ *   3-D sample, held as C x (D*H) x W: its planes' rows one after another), classes=N (optional; checked
  *   against the logits), kind=model (optional; plans and machines say kind=plan / kind=machine).
  * - One node per operator; op= names it (input, linear, conv2d, maxpool2d, avgpool2d, relu,
  *   flatten, add, concat, batchnorm, dropout, softmax_xent). There is one input and one
@@ -51,6 +52,11 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *                     (valid; same puts an odd cell of padding at the end, same_lower at the
  *                     start; a number is explicit symmetric padding). kh/kw, sh/sw, ph/pw (with
  *                     padding=explicit or none) may be given instead of kernel, stride, padding.
+ *     conv2d, pools:  3-D windows (Conv3d, MaxPool3d, AvgPool3d): depth=D (the input's planes;
+ *                     its rows are D planes of rows), kd (1), sd (1), pd (0, with
+ *                     padding=explicit), dd (1; conv2d and maxpool2d): the window's planes,
+ *                     stride, padding and dilation along the depth; the output has od planes of
+ *                     its rows, as the graph's 3-D tensors; a window op with no depth is 2-D
  *     pools:          global=0|1 (0: pool the whole map; kernel and stride then default to 1),
  *                     ceil_mode=0|1 (0); avgpool2d: count_pad=0|1 (0: divide by the window
  *                     with its padding, as PyTorch's count_include_pad)

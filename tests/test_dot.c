@@ -504,6 +504,57 @@ static void t_parse_text_errors(void)
     pml_graph_free(&g);
 }
 
+/* A 3-D model: input_shape CxDxHxW, windows with depth, kd, sd, pd; shapes, a write read back
+ * alike, and the depth's mistakes named. */
+static void t_volumetric(void)
+{
+    static const char text[] =
+        "digraph v { graph [kind=model, input_shape=\"2x4x6x6\", classes=3];\n"
+        "x [op=input]; c [op=conv2d, out=4, kernel=3, padding=1, pd=1, depth=4, kd=3, act=relu];\n"
+        "p [op=maxpool2d, kernel=2, depth=4, kd=2, sd=2]; a [op=avgpool2d, global=1, depth=2];\n"
+        "f [op=flatten]; l [op=linear, out=3]; s [op=softmax_xent];\n"
+        "x -> c -> p -> a -> f -> l -> s }";
+    pml_graph g, h;
+    CHECK_OK(pml_model_parse_dot(text, sizeof text - 1, "v.dot", &g));
+    CHECK(pml_shape_eq(g.nodes[0].out, (pml_shape){2, 24, 6}) && g.nodes[0].a.depth == 4);
+    CHECK(pml_shape_eq(g.nodes[1].out, (pml_shape){4, 24, 6}) && g.nodes[1].a.od == 4);
+    CHECK(pml_shape_eq(g.nodes[2].out, (pml_shape){4, 6, 3}) && g.nodes[2].a.od == 2);
+    CHECK(pml_shape_eq(g.nodes[3].out, (pml_shape){4, 1, 1}));
+    CHECK(g.nodes[1].param_size[0] == 4 * 2 * 27); /* (O, C, kd, kh, kw) */
+    char *t, *t2;
+    size_t len, len2;
+    CHECK_OK(pml_model_format_dot(&g, &t, &len));
+    CHECK(strstr(t, "input_shape=\"2x4x6x6\"") && strstr(t, "depth=4, kd=3, sd=1, pd=1"));
+    CHECK_OK(pml_model_parse_dot(t, len, "v2.dot", &h));
+    same_graph(&g, &h, "volumetric");
+    CHECK_OK(pml_model_format_dot(&h, &t2, &len2));
+    CHECK(len2 == len && memcmp(t, t2, len) == 0);
+    free(t), free(t2);
+    pml_graph_free(&g);
+    pml_graph_free(&h);
+    static const struct {
+        const char *node, *want;
+    } bad[] = {
+        {"c [op=conv2d, out=4, kernel=3, kd=3]", "kd, sd, dd and pd need depth"},
+        {"c [op=conv2d, out=4, kernel=3, depth=5, kd=3]", "depth=5 does not divide the input's 24 rows"},
+        {"c [op=conv2d, out=4, kernel=3, depth=4, kd=5]", "kernel depth 5 is larger than the padded"},
+        {"c [op=conv2d, out=4, kernel=3, depth=4, kd=3, pd=1]", "pd needs padding=explicit"},
+        {"c [op=avgpool2d, depth=4, kd=2, dd=2]", "'dd'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char b[512];
+        int n = snprintf(b, sizeof b,
+                         "digraph v { graph [input_shape=\"2x4x6x6\"]; x [op=input]; %s; "
+                         "f [op=flatten]; l [op=linear, out=3]; s [op=softmax_xent]; "
+                         "x -> c -> f -> l -> s }",
+                         bad[i].node);
+        pml_status st = pml_model_parse_dot(b, (size_t)n, "bad.dot", &g);
+        CHECK_MSG(st != PML_OK && strstr(pml_errmsg(), "bad.dot") &&
+                      strstr(pml_errmsg(), bad[i].want),
+                  "%s: %s", bad[i].node, pml_errmsg());
+    }
+}
+
 /* ---------------------------------------------------------------- mutation fuzzing */
 
 static uint64_t rng;
@@ -830,6 +881,7 @@ static const pml_test tests[] = {
     {"bad_files", t_bad_files},
     {"bad_files_listed", t_bad_files_listed},
     {"parse_text_errors", t_parse_text_errors},
+    {"volumetric", t_volumetric},
     {"ext", t_ext},
     {"fuzz", t_fuzz},
     {0},
