@@ -364,6 +364,7 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         a->dh = gv->i[A_DILATION][0];
         a->dw = gv->i[A_DILATION][1];
     }
+    if (gv->set[A_AXIS]) a->axis = gv->i[A_AXIS][0];
     if (gv->set[A_DEPTH]) a->depth = gv->i[A_DEPTH][0];
     if (gv->set[A_KD]) a->kd = gv->i[A_KD][0];
     if (gv->set[A_SD]) a->sd = gv->i[A_SD][0];

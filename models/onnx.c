@@ -679,6 +679,20 @@ static pml_status weight_in(imp *im, int i, const char *what, int rank, val **ou
 }
 
 /* x's ONNX dims into d (rank returned): d[*batch] times the samples (-1: one sample) */
+/* The planes of node id's output when it is 3-D (0 for 2-D): a 3-D window's od, an input's
+ * depth, else its first input's (relu, batchnorm, add, dropout and channel concat keep them). */
+static int node_depth(const pml_graph *g, int id)
+{
+    for (;;) {
+        const pml_node *n = &g->nodes[id];
+        if (n->op == PML_OP_CONV2D || n->op == PML_OP_MAXPOOL2D || n->op == PML_OP_AVGPOOL2D)
+            return n->a.depth > 0 ? n->a.od : 0;
+        if (n->op == PML_OP_INPUT) return n->a.depth;
+        if (n->nin == 0 || n->op == PML_OP_FLATTEN || n->op == PML_OP_LINEAR) return 0;
+        id = n->in[0];
+    }
+}
+
 static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
 {
     if (x->vrank) {
@@ -688,6 +702,13 @@ static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
     }
     const pml_shape s = im->g->nodes[x->node].out;
     const int64_t all[4] = {1, s.c, s.h, s.w};
+    if (x->rank == 5) { /* (N, C, D, H, W): pml's rows are D planes of H */
+        const int64_t D = node_depth(im->g, x->node);
+        const int64_t all5[5] = {1, s.c, D, D > 0 ? s.h / D : s.h, s.w};
+        memcpy(d, all5, sizeof all5);
+        *batch = 0;
+        return 5;
+    }
     if (x->rank == 1) {
         d[0] = s.c;
         *batch = -1;
@@ -855,14 +876,15 @@ static pml_status derived_out(imp *im, int i, vkind kind, int node)
 
 typedef struct window {
     int kh, kw, sh, sw, ph, pw, pad_mode, dh, dw;
+    int kd, sd, pd, dd; /* rank 5: the depth's (else 1, 1, 0, 1) */
 } window;
 
 /* kernel_shape (or the weight's kernel dims), strides, pads, auto_pad, dilations of a conv or
- * pool on a rank-3 or rank-4 tensor */
+ * pool on a rank-3, rank-4 or rank-5 tensor */
 static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph, int xpw,
                                bool dilation, window *w)
 {
-    int sp = rank - 2; /* spatial dims: 1 or 2 */
+    int sp = rank - 2; /* spatial dims: 1, 2 or 3 */
     size_t nk, ns, np, nd;
     const int64_t *k = attr_ints(im, "kernel_shape", &nk), *s = attr_ints(im, "strides", &ns),
                   *p = attr_ints(im, "pads", &np), *d = attr_ints(im, "dilations", &nd);
@@ -891,6 +913,19 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
             return nfail(im, PML_EUNSUPPORTED,
                          "asymmetric pads (%lld before, %lld after): pml pads both sides alike",
                          (long long)p[i], (long long)p[i + sp]);
+    }
+    w->kd = w->sd = w->dd = 1, w->pd = 0;
+    if (sp == 3) { /* the depth first; then as a rank-4 window */
+        w->kd = (int)(k ? k[0] : kdims[0]);
+        w->sd = s ? (int)s[0] : 1;
+        w->pd = p ? (int)p[0] : 0;
+        w->dd = d ? (int)d[0] : 1;
+        k = k ? k + 1 : NULL;
+        kdims = kdims ? kdims + 1 : NULL;
+        s = s ? s + 1 : NULL;
+        p = p ? p + 1 : NULL;
+        d = d ? d + 1 : NULL;
+        sp = 2;
     }
     w->kh = (int)(k ? k[0] : kdims[0]);
     w->kw = sp == 2 ? (int)(k ? k[1] : kdims[1]) : 1;
@@ -923,8 +958,9 @@ static pml_status window_attrs(imp *im, int rank, const int64_t *kdims, int xph,
 
 static pml_status rank_is_spatial(imp *im, const val *x)
 {
-    if (x->rank != 3 && x->rank != 4)
-        return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's windows take rank 3 or 4",
+    if (x->rank < 3 || x->rank > 5)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' has rank %d; pml's windows take rank 3, 4 or 5",
                      pml_dot_brief(x->name), x->rank);
     return PML_OK;
 }
@@ -963,6 +999,12 @@ static pml_status op_conv(imp *im)
     a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw;
     a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
     a.groups = (int)group, a.dh = wd.dh, a.dw = wd.dw;
+    if (x->rank == 5) { /* 3-D */
+        if (xph || xpw)
+            return nfail(im, PML_EUNSUPPORTED, "a Pad before a 3-D Conv");
+        a.depth = (int)node_depth(im->g, x->node);
+        a.kd = wd.kd, a.sd = wd.sd, a.pd = wd.pd, a.dd = wd.dd;
+    }
     a.bias = b != NULL;
     int wi = (int)(w - im->v), bi = b ? (int)(b - im->v) : -1;
     int id = add_node(im, NULL, PML_OP_CONV2D, &a, 1, &x->node);
@@ -1083,6 +1125,12 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
         (st = rank_is_spatial(im, x)) != PML_OK)
         return st;
     pml_attrs a = pml_attrs_default(op);
+    if (x->rank == 5) {
+        if (xph || xpw) return nfail(im, PML_EUNSUPPORTED, "a Pad before a 3-D AveragePool");
+        if (im->node->n_output > 1 && im->node->output[1] && *im->node->output[1])
+            return nfail(im, PML_EUNSUPPORTED, "Indices of a 3-D MaxPool");
+        a.depth = node_depth(im->g, x->node);
+    }
     if (global) {
         a.global = 1;
         a.kh = a.kw = a.sh = a.sw = 1;
@@ -1094,16 +1142,18 @@ static pml_status op_pool(imp *im, pml_op_type op, bool global)
         if ((xph || xpw) && attr_int(im, "count_include_pad", 0) == 0 &&
             (wd.ph != xph || wd.pw != xpw))
             return nfail(im, PML_EUNSUPPORTED, "a Pad before an AveragePool with pads of its own");
-        if (wd.ph >= wd.kh || wd.pw >= wd.kw)
+        if (wd.ph >= wd.kh || wd.pw >= wd.kw || wd.pd >= wd.kd)
             return nfail(im, PML_EUNSUPPORTED,
-                         "pads %dx%d not smaller than the kernel %dx%d (windows wholly in the "
+                         "pads %dx%d%s not smaller than the kernel %dx%d (windows wholly in the "
                          "padding)",
-                         wd.ph, wd.pw, wd.kh, wd.kw);
+                         wd.ph, wd.pw, wd.pd >= wd.kd ? " (or the depth's)" : "", wd.kh, wd.kw);
         a.kh = wd.kh, a.kw = wd.kw, a.sh = wd.sh, a.sw = wd.sw, a.dh = wd.dh, a.dw = wd.dw;
+        if (a.depth > 0) a.kd = wd.kd, a.sd = wd.sd, a.pd = wd.pd, a.dd = wd.dd;
         a.pad_mode = wd.pad_mode, a.ph = wd.ph, a.pw = wd.pw;
         a.ceil_mode = attr_int(im, "ceil_mode", 0) != 0;
         a.count_pad = attr_int(im, "count_include_pad", 0) != 0 || xph || xpw; /* Pad: zeros */
         if (a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 && a.dh == 1 && a.dw == 1 &&
+            (a.depth == 0 || (a.kd == 1 && a.sd == 1 && a.pd == 0)) &&
             (a.pad_mode != PML_PAD_EXPLICIT || (a.ph == 0 && a.pw == 0)))
             return alias_out(im, x); /* a window of one (AdaptiveAvgPool2d to its own size) */
     }
@@ -1550,6 +1600,10 @@ static pml_status op_concat(imp *im)
                      "axis=%lld is the batch: pml concatenates within each sample (%s %d)",
                      (long long)attr_int(im, "axis", 1), rank == 2 ? "axis" : "axes 1 to",
                      rank - 1);
+    if (rank == 5 && axis != 1)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "axis=%lld of a rank-5 tensor: pml concatenates 3-D tensors' channels (axis 1)",
+                     (long long)attr_int(im, "axis", 1));
     pml_attrs a = pml_attrs_default(PML_OP_CONCAT);
     a.axis = rank == 1 ? 0 : (int)axis - 1;
     int id = add_node(im, NULL, PML_OP_CONCAT, &a, n, in);
@@ -1565,6 +1619,15 @@ static bool addend_tile(const imp *im, const val *a, const val *b, int tile[3])
     int batch, r = dims_of(im, a, d, &batch);
     tile[0] = tile[1] = tile[2] = 1;
     if (b->t.rank > r) return false;
+    if (r == 5) { /* 3-D: one value a channel, or one for all */
+        for (int j = 0; j < b->t.rank; j++) {
+            const int k = j + r - b->t.rank;
+            if (b->t.dims[j] == 1) continue;
+            if (k != 1 || b->t.dims[j] != d[1]) return false;
+            tile[0] = (int)d[1];
+        }
+        return true;
+    }
     for (int j = 0; j < b->t.rank; j++) {
         const int k = j + r - b->t.rank; /* a's axis, right-aligned */
         const int64_t bd = b->t.dims[j];
@@ -1917,6 +1980,7 @@ static pml_status op_pad(imp *im)
     int r = x->rank;
     if (np != (size_t)(2 * r))
         return nfail(im, PML_EFORMAT, "pads has %zu values for rank %d", np, r);
+    if (r == 5) return nfail(im, PML_EUNSUPPORTED, "pml pads tensors of rank 3 and 4");
     if (value != 0.0f) return nfail(im, PML_EUNSUPPORTED, "padding with %g (pml pads zeros)", (double)value);
     if (r < 3 || p[0] || p[1] || p[r] || p[r + 1])
         return nfail(im, PML_EUNSUPPORTED, "pml pads the spatial dims only");
@@ -2023,12 +2087,12 @@ static pml_status input_node(imp *im, int idx, int *out)
 {
     pml_onnx_input *in = &im->m->inputs[idx];
     const char *name = in->name;
-    if (in->rank < 1 || in->rank > 4)
+    if (in->rank < 1 || in->rank > 5)
         return pml_fail(PML_EUNSUPPORTED,
                         "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
-                        "(N, C, H, W) or one sample (C)",
+                        "(N, C, H, W), (N, C, D, H, W) or one sample (C)",
                         im->path, pml_dot_brief(name), in->rank);
-    int per[3] = {1, 1, 1};
+    int per[4] = {1, 1, 1, 1};
     for (int d = in->rank == 1 ? 0 : 1; d < in->rank; d++) {
         if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
             return pml_fail(PML_EUNSUPPORTED,
@@ -2039,6 +2103,13 @@ static pml_status input_node(imp *im, int idx, int *out)
     }
     pml_attrs a = pml_attrs_default(PML_OP_INPUT);
     a.shape = (pml_shape){per[0], per[1], per[2]};
+    if (in->rank == 5) { /* D planes of H rows: the rows */
+        if ((int64_t)per[1] * per[2] > 1 << 24)
+            return pml_fail(PML_EUNSUPPORTED, "%s: input '%s': %d planes of %d rows are too many",
+                            im->path, pml_dot_brief(name), per[1], per[2]);
+        a.shape = (pml_shape){per[0], per[1] * per[2], per[3]};
+        a.depth = per[1];
+    }
     char base[PML_NAME_MAX], nm[PML_NAME_MAX];
     snprintf(base, sizeof base, "%s", name);
     for (char *p = base; *p; p++)
@@ -2552,7 +2623,7 @@ typedef struct ex {
         Onnx__TypeProto tp;
         Onnx__TypeProto__Tensor tt;
         Onnx__TensorShapeProto sh;
-        Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+        Onnx__TensorShapeProto__Dimension dim[5], *dimp[5];
     } *io;
     Onnx__ValueInfoProto **inp, *outp[1];
     int nio;
@@ -2760,12 +2831,14 @@ static void ex_free(ex *e)
 static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
 {
     const pml_attrs *a = &p->a;
-    int64_t k[2] = {a->kh, a->kw}, s[2] = {a->sh, a->sw};
-    ex_attr_ints(e, n, "kernel_shape", 2, k);
-    ex_attr_ints(e, n, "strides", 2, s);
-    if (a->dh > 1 || a->dw > 1) {
-        int64_t dl[2] = {a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1};
-        ex_attr_ints(e, n, "dilations", 2, dl);
+    const int t = a->depth > 0; /* 3-D: the depth's first */
+    const int sp = 2 + t;
+    int64_t k[3] = {a->kd, a->kh, a->kw}, s[3] = {a->sd, a->sh, a->sw};
+    ex_attr_ints(e, n, "kernel_shape", sp, k + 1 - t);
+    ex_attr_ints(e, n, "strides", sp, s + 1 - t);
+    if (a->dh > 1 || a->dw > 1 || (t && a->dd > 1)) {
+        int64_t dl[3] = {a->dd > 1 ? a->dd : 1, a->dh > 1 ? a->dh : 1, a->dw > 1 ? a->dw : 1};
+        ex_attr_ints(e, n, "dilations", sp, dl + 1 - t);
     }
     if (a->pad_mode == PML_PAD_SAME || a->pad_mode == PML_PAD_SAME_LOWER) {
         Onnx__AttributeProto *x = ex_attr(e, n, "auto_pad", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
@@ -2777,8 +2850,9 @@ static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
     } else {
         const int ph = a->pad_mode == PML_PAD_EXPLICIT ? a->ph : 0;
         const int pw = a->pad_mode == PML_PAD_EXPLICIT ? a->pw : 0;
-        int64_t pads[4] = {ph, pw, ph, pw};
-        ex_attr_ints(e, n, "pads", 4, pads);
+        const int pd = a->pad_mode == PML_PAD_EXPLICIT ? a->pd : 0;
+        int64_t pads[6] = {ph, pw, ph, pw}, pads3[6] = {pd, ph, pw, pd, ph, pw};
+        ex_attr_ints(e, n, "pads", 2 * sp, t ? pads3 : pads);
     }
 }
 
@@ -2910,15 +2984,17 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         char *in[PML_MAX_INPUTS];
         for (int i = 0; i < p->nin; i++) in[i] = vname[p->in[i]];
         char *out = ex_str(&e, "%s", p->name);
-        rank[id] = 4;
+        const int depth = node_depth(g, id); /* 3-D: (N, C, D, H, W) */
+        rank[id] = depth > 0 ? 5 : 4;
         const float *w0 = p->nparam > 0 ? params + p->param_off[0] : NULL;
         const float *w1 = p->nparam > 1 ? params + p->param_off[1] : NULL;
         Onnx__NodeProto *n = NULL;
-        int64_t d[4];
+        int64_t d[5];
         switch (p->op) {
         case PML_OP_INPUT: {
-            rank[id] = in_rank[id]; /* (N, C) or (N, C, H, W): ex_ranks */
-            int64_t dd[4] = {-1, p->out.c, p->out.h, p->out.w};
+            rank[id] = depth > 0 ? 5 : in_rank[id]; /* (N, C) or (N, C, H, W): ex_ranks */
+            int64_t dd[5] = {-1, p->out.c, p->out.h, p->out.w};
+            if (depth > 0) dd[2] = depth, dd[3] = p->out.h / depth, dd[4] = p->out.w;
             int k = 0; /* its place among the inputs */
             for (int i = 0; i < id; i++) k += g->nodes[i].op == PML_OP_INPUT;
             ex_io(&e, k, out, rank[id], dd);
@@ -2930,7 +3006,8 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             const pml_shape x = g->nodes[p->in[0]].out;
             char *cin[3] = {in[0], NULL, NULL};
             d[0] = a->out, d[1] = x.c / (a->groups > 1 ? a->groups : 1), d[2] = a->kh, d[3] = a->kw;
-            cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), 4, d, w0);
+            if (a->depth > 0) d[2] = a->kd, d[3] = a->kh, d[4] = a->kw;
+            cin[1] = ex_init(&e, ex_str(&e, "%s.weight", p->name), a->depth > 0 ? 5 : 4, d, w0);
             if (a->bias) cin[2] = ex_init(&e, ex_str(&e, "%s.bias", p->name), 1, d, w1);
             char *cout = a->act == PML_ACT_RELU ? ex_str(&e, "%s.conv", p->name) : out;
             n = ex_node(&e, "Conv", p->name, cout, a->bias ? 3 : 2, cin);
@@ -2987,8 +3064,9 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             if (p->nin > 1) ex_node(&e, p->nin == 2 ? "Add" : "Sum", p->name, sum, p->nin, in);
             if (a->addend) {
                 d[0] = 1, d[1] = p->out.c, d[2] = p->out.h, d[3] = p->out.w;
-                char *ain[2] = {sum, ex_init(&e, ex_str(&e, "%s.addend", p->name),
-                                             rank[id] == 2 ? 2 : 4, d, w0)};
+                if (rank[id] == 5) d[2] = depth, d[3] = p->out.h / depth, d[4] = p->out.w;
+                char *ain[2] = {sum, ex_init(&e, ex_str(&e, "%s.addend", p->name), rank[id], d,
+                                             w0)};
                 ex_node(&e, "Add", p->nin > 1 ? ex_str(&e, "%s.addend_add", p->name) : p->name, out,
                         2, ain);
             }
@@ -3024,7 +3102,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         case PML_OP_SOFTMAX_XENT: { /* the logits are the output */
             const pml_node *l = &g->nodes[p->in[0]];
             /* (N, C) or (N, C, 1, 1) as it is (pml's logits are vectors) */
-            int64_t dd[4] = {-1, l->out.c, 1, 1};
+            int64_t dd[5] = {-1, l->out.c, 1, 1, 1};
             ex_io(&e, e.nio, vname[p->in[0]], rank[p->in[0]], dd);
             e.outp[0] = &e.io[e.nio].v;
             e.g.output = e.outp;

@@ -80,9 +80,11 @@ pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tens
         const pml_shape s = m->g.nodes[v].out;
         in->data = true;
         in->node = v;
-        in->rank = s.h == 1 && s.w == 1 ? 2 : 4;
+        const int depth = m->g.nodes[v].a.depth; /* 3-D: (N, C, D, H, W) */
+        in->rank = depth > 0 ? 5 : s.h == 1 && s.w == 1 ? 2 : 4;
         const int64_t d[4] = {-1, s.c, s.h, s.w};
         memcpy(in->dims, d, sizeof d);
+        if (depth > 0) in->dims[2] = depth, in->dims[3] = s.h / depth, in->dims[4] = s.w;
     }
     if (st != PML_OK) {
         pml_onnx_free(m);

@@ -167,8 +167,8 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 117, &all);
-    run_dir("pytorch-converted", 40, &all);
+    run_dir("node", 119, &all);
+    run_dir("pytorch-converted", 55, &all);
     run_dir("pytorch-operator", 7, &all);
     run_dir("simple", 1, &all);
     CHECK(all.failed == 0);
@@ -189,9 +189,9 @@ typedef struct mb {
     Onnx__TypeProto tp[6];
     Onnx__TypeProto__Tensor tt[6];
     Onnx__TensorShapeProto sh[6];
-    Onnx__TensorShapeProto__Dimension dims[6][4], *dp[6][4];
+    Onnx__TensorShapeProto__Dimension dims[6][5], *dp[6][5];
     char *strs[32][4];
-    int64_t idims[16][4];
+    int64_t idims[16][5];
 } mb;
 
 static void mb_init(mb *b, int opset)
@@ -1243,6 +1243,75 @@ static void t_several_outputs(void)
     pml_onnx_free(&m);
 }
 
+/* x (N, 2, 3, 4, 4) -> MaxPool(kernel 2x2x2, strides 1x2x2) -> y (N, 2, 2, 2, 2): a 3-D window */
+static void volumetric_model(mb *b, const char *op)
+{
+    static int64_t k[3] = {2, 2, 2}, st[3] = {1, 2, 2};
+    static int64_t pads[10] = {0, 0, 1, 0, 0, 0, 0, 1, 0, 0};
+    mb_init(b, 13);
+    int64_t xd[5] = {-1, 2, 3, 4, 4}, yd[5] = {-1, 2, 2, 2, 2};
+    mb_io(b, false, "x", 5, xd);
+    mb_io(b, true, "y", 5, yd);
+    Onnx__NodeProto *n = mb_node(b, op, "y", "x", strcmp(op, "Concat") ? NULL : "x", NULL);
+    if (strcmp(op, "MaxPool") == 0) {
+        attr_ints(b, n, "kernel_shape", k, 3);
+        attr_ints(b, n, "strides", st, 3);
+    } else if (strcmp(op, "Concat") == 0) {
+        attr_i(b, n, "axis", 2);
+    } else {
+        attr_ints(b, n, "pads", pads, 10);
+    }
+}
+
+/* A 3-D MaxPool's values against a direct computation; what pml does not do with rank 5 is
+ * refused with one message. */
+static void t_volumetric(void)
+{
+    mb b;
+    pml_onnx m;
+    volumetric_model(&b, "MaxPool");
+    CHECK_OK(parse(&b, "v.onnx", &m));
+    if (pml__test_failed) return;
+    CHECK(m.g.nodes[m.inputs[0].node].a.depth == 3 &&
+          pml_shape_eq(m.g.nodes[m.inputs[0].node].out, (pml_shape){2, 12, 4}));
+    float x[2 * 2 * 3 * 4 * 4];
+    for (int i = 0; i < 192; i++) x[i] = (float)((i * 37) % 101) - 50.0f;
+    pml_tensor in = {.rank = 5, .dims = {2, 2, 3, 4, 4}, .n = 192, .data = x}, y;
+    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+    if (pml__test_failed) return;
+    CHECK(y.rank == 5 && y.dims[0] == 2 && y.dims[1] == 2 && y.dims[2] == 2 && y.dims[3] == 2 &&
+          y.dims[4] == 2 && y.n == 32);
+    for (int sc = 0; sc < 4; sc++) /* sample and channel */
+        for (int od = 0; od < 2; od++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++) {
+                    float want = -INFINITY;
+                    for (int e = 0; e < 2; e++)
+                        for (int p = 0; p < 2; p++)
+                            for (int q = 0; q < 2; q++) {
+                                float v = x[((sc * 3 + od + e) * 4 + 2 * i + p) * 4 + 2 * j + q];
+                                want = v > want ? v : want;
+                            }
+                    CHECK(y.data[((sc * 2 + od) * 2 + i) * 2 + j] == want);
+                }
+    pml_tensor_free(&y);
+    pml_onnx_free(&m);
+    /* a kernel of two dims on a rank-5 input */
+    volumetric_model(&b, "MaxPool");
+    b.attrs[0].n_ints = 2;
+    CHECK(parse(&b, "v.onnx", &m) == PML_EFORMAT && msg_has("v.onnx: node", "need 3 values"));
+    pml_onnx_free(&m);
+    /* a 3-D tensor joined along its depth, and padded */
+    volumetric_model(&b, "Concat");
+    CHECK(parse(&b, "v.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("v.onnx: node", "(Concat): axis=2 of a rank-5 tensor"));
+    pml_onnx_free(&m);
+    volumetric_model(&b, "Pad");
+    CHECK(parse(&b, "v.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("v.onnx: node", "(Pad): pml pads tensors of rank 3 and 4"));
+    pml_onnx_free(&m);
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_addend", t_import_addend},
@@ -1257,6 +1326,7 @@ static const pml_test tests[] = {
     {"export_concat_rows_of_vectors", t_export_concat_rows_of_vectors},
     {"several_inputs", t_several_inputs},
     {"several_outputs", t_several_outputs},
+    {"volumetric", t_volumetric},
     {0},
 };
 
