@@ -63,7 +63,7 @@ static bool parse_float(const char *s, double lo, double hi, bool lo_open, bool 
 #define MAX_DIM 4096      /* kernel, stride, padding */
 #define MAX_OUT (1 << 24) /* units, filters, input dims, classes */
 
-enum { K_INT, K_BOOL, K_FLOAT, K_PAIR, K_PAD, K_ACT };
+enum { K_INT, K_BOOL, K_FLOAT, K_PAIR, K_PAD, K_ACT, K_FN };
 
 #define OPB(x) (1u << PML_OP_##x)
 #define POOLS (OPB(MAXPOOL2D) | OPB(AVGPOOL2D))
@@ -98,6 +98,9 @@ enum {
     A_SD,
     A_DD,
     A_PD,
+    A_FN,
+    A_ALPHA,
+    A_BETA,
     A_COUNT
 };
 
@@ -135,6 +138,9 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_SD] = {"sd", K_INT, WINDOWED},
     [A_DD] = {"dd", K_INT, OPB(CONV2D) | OPB(MAXPOOL2D)},
     [A_PD] = {"pd", K_INT, WINDOWED},
+    [A_FN] = {"fn", K_FN, OPB(ACTIVATION)},
+    [A_ALPHA] = {"alpha", K_FLOAT, OPB(ACTIVATION)},
+    [A_BETA] = {"beta", K_FLOAT, OPB(ACTIVATION)},
 };
 
 static const char *pad_name(int mode)
@@ -235,6 +241,12 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
         }
         expect = "none or relu";
         break;
+    case K_FN:
+        gv->i[a][0] = pml_fn_parse(val);
+        ok = gv->i[a][0] < PML_FN_COUNT;
+        expect = "sigmoid, tanh, leaky_relu, elu, selu, softplus, softsign, hard_sigmoid or "
+                 "thresholded_relu";
+        break;
     case K_PAIR:
         ok = parse_pair(val, 1, MAX_DIM, &gv->i[a][0], &gv->i[a][1]);
         expect = "N or NxM, integers in [1, 4096]";
@@ -266,6 +278,9 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
         } else if (a == A_EPS) {
             ok = parse_float(val, 0, 1, true, false, &gv->f[a]);
             expect = "a number in (0, 1]";
+        } else if (a == A_ALPHA || a == A_BETA) {
+            ok = parse_float(val, -1e6, 1e6, false, false, &gv->f[a]);
+            expect = "a number in [-1e6, 1e6]";
         } else {
             ok = parse_float(val, 0, 1, false, true, &gv->f[a]);
             expect = "a number in [0, 1)";
@@ -379,6 +394,15 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
     if (gv->set[A_MOMENTUM]) a->momentum = gv->f[A_MOMENTUM];
+    if (n->op == PML_OP_ACTIVATION) {
+        if (!gv->set[A_FN])
+            return pml_fail(PML_EFORMAT, "%s: %s: fn is missing (sigmoid, tanh, leaky_relu, ...)",
+                            r->src, where_node(n));
+        a->fn = gv->i[A_FN][0];
+        pml_fn_defaults(a->fn, &a->alpha, &a->beta);
+        if (gv->set[A_ALPHA]) a->alpha = gv->f[A_ALPHA];
+        if (gv->set[A_BETA]) a->beta = gv->f[A_BETA];
+    }
     return PML_OK;
 }
 
@@ -785,6 +809,11 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
     case PML_OP_DROPOUT:
         fmt_float(b1, sizeof b1, a->rate);
         fprintf(f, ", rate=%s", b1);
+        break;
+    case PML_OP_ACTIVATION:
+        fmt_float(b1, sizeof b1, a->alpha);
+        fmt_float(b2, sizeof b2, a->beta);
+        fprintf(f, ", fn=%s, alpha=%s, beta=%s", pml_fn_name(a->fn), b1, b2);
         break;
     case PML_OP_CONCAT: /* rows or columns; channels are the reader's default */
         if (a->axis != 0) fprintf(f, ", axis=%d", a->axis);

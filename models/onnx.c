@@ -438,7 +438,8 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 }
 
 static const char supported_ops[] =
-    "Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+    "Conv, Gemm, MatMul, Relu, Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, Softsign, "
+    "HardSigmoid, ThresholdedRelu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
     "BatchNormalization, Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, "
     "Identity, Pad (zeros, before Conv or AveragePool), an expanded Softmax or LogSoftmax "
     "(ReduceMax, Sub, Exp, ReduceSum, Div or Log and Sub); folded: Constant, Shape, Gather, "
@@ -1106,6 +1107,44 @@ static pml_status op_relu(imp *im)
         return alias_out(im, x);
     }
     int id = add_node(im, NULL, PML_OP_RELU, NULL, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+}
+
+/* ONNX's pointwise activations: pml's activation op, its function and parameters */
+static const struct act_op {
+    const char *name;
+    int fn;
+    const char *alpha, *beta; /* the ONNX attributes that hold them */
+} act_ops[] = {
+    {"Sigmoid", PML_FN_SIGMOID, NULL, NULL},
+    {"Tanh", PML_FN_TANH, NULL, NULL},
+    {"LeakyRelu", PML_FN_LEAKY_RELU, "alpha", NULL},
+    {"Elu", PML_FN_ELU, "alpha", NULL},
+    {"Selu", PML_FN_SELU, "alpha", "gamma"},
+    {"Softplus", PML_FN_SOFTPLUS, NULL, NULL},
+    {"Softsign", PML_FN_SOFTSIGN, NULL, NULL},
+    {"HardSigmoid", PML_FN_HARD_SIGMOID, "alpha", "beta"},
+    {"ThresholdedRelu", PML_FN_THRESHOLDED_RELU, "alpha", NULL},
+};
+
+static pml_status op_activation(imp *im)
+{
+    const struct act_op *d = NULL;
+    for (size_t i = 0; i < sizeof act_ops / sizeof act_ops[0]; i++)
+        if (strcmp(act_ops[i].name, im->node->op_type) == 0) d = &act_ops[i];
+    const char *known[3] = {d->alpha, d->alpha ? d->beta : NULL, NULL};
+    val *x;
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    pml_attrs a = pml_attrs_default(PML_OP_ACTIVATION);
+    a.fn = d->fn;
+    pml_fn_defaults(d->fn, &a.alpha, &a.beta);
+    if (d->alpha) a.alpha = attr_float(im, d->alpha, a.alpha);
+    if (d->beta) a.beta = attr_float(im, d->beta, a.beta);
+    if (!isfinite(a.alpha) || !isfinite(a.beta))
+        return nfail(im, PML_EFORMAT, "%s %g is not a finite number", d->alpha,
+                     (double)(isfinite(a.alpha) ? a.beta : a.alpha));
+    int id = add_node(im, NULL, PML_OP_ACTIVATION, &a, 1, &x->node);
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
 }
 
@@ -2026,6 +2065,15 @@ static const op_entry ops[] = {
     {"Gemm", op_gemm2},
     {"MatMul", op_matmul},
     {"Relu", op_relu},
+    {"Sigmoid", op_activation},
+    {"Tanh", op_activation},
+    {"LeakyRelu", op_activation},
+    {"Elu", op_activation},
+    {"Selu", op_activation},
+    {"Softplus", op_activation},
+    {"Softsign", op_activation},
+    {"HardSigmoid", op_activation},
+    {"ThresholdedRelu", op_activation},
     {"MaxPool", op_maxpool},
     {"AveragePool", op_avgpool},
     {"GlobalAveragePool", op_gavgpool},
@@ -2863,7 +2911,7 @@ static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
 static int ex_keeps_rank(pml_op_type op)
 {
     return op == PML_OP_RELU || op == PML_OP_ADD || op == PML_OP_CONCAT ||
-           op == PML_OP_BATCHNORM || op == PML_OP_DROPOUT;
+           op == PML_OP_BATCHNORM || op == PML_OP_DROPOUT || op == PML_OP_ACTIVATION;
 }
 
 static bool ex_raise(const pml_graph *g, int *rank, int id)
@@ -3051,6 +3099,17 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             ex_node(&e, "Relu", p->name, out, 1, in);
             rank[id] = rank[p->in[0]];
             break;
+        case PML_OP_ACTIVATION: {
+            const struct act_op *ao = NULL;
+            for (size_t i = 0; i < sizeof act_ops / sizeof act_ops[0]; i++)
+                if (act_ops[i].fn == a->fn) ao = &act_ops[i];
+            if (!ao) break;
+            n = ex_node(&e, ao->name, p->name, out, 1, in);
+            if (ao->alpha) ex_attr_f(&e, n, ao->alpha, a->alpha);
+            if (ao->beta) ex_attr_f(&e, n, ao->beta, a->beta);
+            rank[id] = rank[p->in[0]];
+            break;
+        }
         case PML_OP_FLATTEN:
             n = ex_node(&e, "Flatten", p->name, out, 1, in);
             ex_attr_i(&e, n, "axis", 1);

@@ -479,6 +479,9 @@ static void op_str(char *buf, size_t cap, const pml_node *n)
     case PML_OP_DROPOUT:
         snprintf(buf, cap, "dropout %g", (double)a->rate);
         break;
+    case PML_OP_ACTIVATION:
+        snprintf(buf, cap, "%s", pml_fn_name(a->fn) ? pml_fn_name(a->fn) : "activation");
+        break;
     case PML_OP_ADD:
     case PML_OP_CONCAT:
         snprintf(buf, cap, "%s of %d%s", pml_op_name(n->op), n->nin,

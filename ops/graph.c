@@ -40,11 +40,37 @@ pml_attrs pml_attrs_default(pml_op_type op)
     a.groups = 1;
     a.dh = a.dw = 1;
     a.kd = a.sd = a.dd = 1;
+    pml_fn_defaults(PML_FN_SIGMOID, &a.alpha, &a.beta);
     if (op == PML_OP_MAXPOOL2D || op == PML_OP_AVGPOOL2D) {
         a.kh = a.kw = 2;
         a.sh = a.sw = 2;
     }
     return a;
+}
+
+static const char *const fn_names[PML_FN_COUNT] = {
+    "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
+    "thresholded_relu"};
+
+const char *pml_fn_name(int fn)
+{
+    return fn >= 0 && fn < PML_FN_COUNT ? fn_names[fn] : NULL;
+}
+
+int pml_fn_parse(const char *name)
+{
+    for (int i = 0; i < PML_FN_COUNT; i++)
+        if (strcmp(name, fn_names[i]) == 0) return i;
+    return PML_FN_COUNT;
+}
+
+void pml_fn_defaults(int fn, float *alpha, float *beta)
+{
+    *alpha = fn == PML_FN_LEAKY_RELU     ? 0.01f
+             : fn == PML_FN_SELU         ? 1.67326319217681884765625f
+             : fn == PML_FN_HARD_SIGMOID ? 0.2f
+                                         : 1.0f;
+    *beta = fn == PML_FN_SELU ? 1.05070102214813232421875f : fn == PML_FN_HARD_SIGMOID ? 0.5f : 0.0f;
 }
 
 void pml_graph_init(pml_graph *g, const char *name)

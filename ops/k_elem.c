@@ -1,4 +1,5 @@
-/* pml — element-wise and layout ops: relu, flatten, add, concat, dropout.
+/* pml — element-wise and layout ops: relu, activation (sigmoid, tanh, leaky relu, ...), flatten,
+ * add, concat, dropout.
  * The fast kernels walk a region as contiguous row blocks; the reference kernels index every
  * element through its (n, c, h, w) coordinates. */
 #include "kernels.h"
@@ -77,6 +78,194 @@ void pml__relu_bwd_ref(const pml_kctx *k)
 {
     if (!k->dx[0]) return;
     FOR_ELEMS(k->r, k->node->out, i) if (k->x[0][i] > 0) k->dx[0][i] += k->dy[i];
+}
+
+/* ---------------------------------------------------------------- activation */
+
+pml_status pml__activation_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    const pml_attrs *a = &n->a;
+    if (a->fn < 0 || a->fn >= PML_FN_COUNT)
+        return pml_fail(PML_EFORMAT, "node '%s' (activation): function %d is not one of pml's",
+                        n->name, a->fn);
+    if (!isfinite(a->alpha) || !isfinite(a->beta))
+        return pml_fail(PML_EFORMAT, "node '%s' (activation): alpha %g and beta %g must be finite",
+                        n->name, (double)a->alpha, (double)a->beta);
+    n->out = in[0];
+    return PML_OK;
+}
+double pml__activation_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    /* an exponential or tanh counts as a few operations */
+    const int fn = n->a.fn;
+    const bool cheap = fn == PML_FN_LEAKY_RELU || fn == PML_FN_HARD_SIGMOID ||
+                       fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN;
+    return (double)pml_shape_size(in[0]) * (cheap ? 2.0 : 8.0);
+}
+size_t pml__activation_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
+{
+    return no_ws();
+}
+
+/* y = f(x) over len elements */
+PML_HOT static void act_f(int fn, float al, float be, float *restrict y, const float *restrict x,
+                          size_t len)
+{
+    switch (fn) {
+    case PML_FN_SIGMOID:
+        for (size_t i = 0; i < len; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case PML_FN_TANH:
+        for (size_t i = 0; i < len; i++) y[i] = tanhf(x[i]);
+        break;
+    case PML_FN_LEAKY_RELU:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] < 0.0f ? al * x[i] : x[i];
+        break;
+    case PML_FN_ELU:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] < 0.0f ? al * expm1f(x[i]) : x[i];
+        break;
+    case PML_FN_SELU:
+        for (size_t i = 0; i < len; i++) y[i] = be * (x[i] <= 0.0f ? al * expm1f(x[i]) : x[i]);
+        break;
+    case PML_FN_SOFTPLUS: /* without overflow: max(x, 0) + log1p(e^-|x|) */
+        for (size_t i = 0; i < len; i++)
+            y[i] = (x[i] > 0.0f ? x[i] : 0.0f) + log1pf(expf(-fabsf(x[i])));
+        break;
+    case PML_FN_SOFTSIGN:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] / (1.0f + fabsf(x[i]));
+        break;
+    case PML_FN_HARD_SIGMOID:
+        for (size_t i = 0; i < len; i++) {
+            const float v = al * x[i] + be;
+            y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+        }
+        break;
+    case PML_FN_THRESHOLDED_RELU:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] > al ? x[i] : 0.0f;
+        break;
+    default:
+        break;
+    }
+}
+
+/* dx += dy f'(x) over len elements (y = f(x) where that is cheaper) */
+PML_HOT static void act_b(int fn, float al, float be, float *restrict dx, const float *restrict dy,
+                          const float *restrict x, const float *restrict y, size_t len)
+{
+    switch (fn) {
+    case PML_FN_SIGMOID:
+        for (size_t i = 0; i < len; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case PML_FN_TANH:
+        for (size_t i = 0; i < len; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case PML_FN_LEAKY_RELU:
+        for (size_t i = 0; i < len; i++) dx[i] += x[i] < 0.0f ? al * dy[i] : dy[i];
+        break;
+    case PML_FN_ELU:
+        for (size_t i = 0; i < len; i++) dx[i] += x[i] < 0.0f ? dy[i] * al * expf(x[i]) : dy[i];
+        break;
+    case PML_FN_SELU:
+        for (size_t i = 0; i < len; i++)
+            dx[i] += be * (x[i] <= 0.0f ? dy[i] * al * expf(x[i]) : dy[i]);
+        break;
+    case PML_FN_SOFTPLUS:
+        for (size_t i = 0; i < len; i++) dx[i] += dy[i] / (1.0f + expf(-x[i]));
+        break;
+    case PML_FN_SOFTSIGN:
+        for (size_t i = 0; i < len; i++) {
+            const float d = 1.0f + fabsf(x[i]);
+            dx[i] += dy[i] / (d * d);
+        }
+        break;
+    case PML_FN_HARD_SIGMOID:
+        for (size_t i = 0; i < len; i++) {
+            const float v = al * x[i] + be;
+            dx[i] += v > 0.0f && v < 1.0f ? al * dy[i] : 0.0f;
+        }
+        break;
+    case PML_FN_THRESHOLDED_RELU:
+        for (size_t i = 0; i < len; i++) dx[i] += x[i] > al ? dy[i] : 0.0f;
+        break;
+    default:
+        break;
+    }
+}
+
+// x (N,C,H,W) -> y (N,C,H,W)
+void pml__activation_fwd(const pml_kctx *k)
+{
+    const pml_attrs *a = &k->node->a;
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    act_f(a->fn, a->alpha, a->beta, k->y + off, k->x[0] + off, len);
+}
+void pml__activation_bwd(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    const pml_attrs *a = &k->node->a;
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    act_b(a->fn, a->alpha, a->beta, k->dx[0] + off, k->dy + off, k->x[0] + off, k->y + off, len);
+}
+
+/* the reference: each function and its derivative from x alone, in double */
+static double act_ref(int fn, double al, double be, double x, double *d)
+{
+    switch (fn) {
+    case PML_FN_SIGMOID: {
+        const double s = 1.0 / (1.0 + exp(-x));
+        *d = s * (1.0 - s);
+        return s;
+    }
+    case PML_FN_TANH: {
+        const double t = tanh(x);
+        *d = 1.0 - t * t;
+        return t;
+    }
+    case PML_FN_LEAKY_RELU:
+        *d = x < 0 ? al : 1.0;
+        return x < 0 ? al * x : x;
+    case PML_FN_ELU:
+        *d = x < 0 ? al * exp(x) : 1.0;
+        return x < 0 ? al * (exp(x) - 1.0) : x;
+    case PML_FN_SELU:
+        *d = be * (x <= 0 ? al * exp(x) : 1.0);
+        return be * (x <= 0 ? al * (exp(x) - 1.0) : x);
+    case PML_FN_SOFTPLUS:
+        *d = 1.0 / (1.0 + exp(-x));
+        return x > 30 ? x + log1p(exp(-x)) : log1p(exp(x));
+    case PML_FN_SOFTSIGN:
+        *d = 1.0 / ((1.0 + fabs(x)) * (1.0 + fabs(x)));
+        return x / (1.0 + fabs(x));
+    case PML_FN_HARD_SIGMOID: {
+        const double v = al * x + be;
+        *d = v > 0 && v < 1 ? al : 0.0;
+        return v < 0 ? 0.0 : v > 1 ? 1.0 : v;
+    }
+    case PML_FN_THRESHOLDED_RELU:
+        *d = x > al ? 1.0 : 0.0;
+        return x > al ? x : 0.0;
+    default:
+        *d = 0;
+        return 0;
+    }
+}
+void pml__activation_fwd_ref(const pml_kctx *k)
+{
+    const pml_attrs *a = &k->node->a;
+    double d;
+    FOR_ELEMS(k->r, k->node->out, i)
+    k->y[i] = (float)act_ref(a->fn, a->alpha, a->beta, k->x[0][i], &d);
+}
+void pml__activation_bwd_ref(const pml_kctx *k)
+{
+    if (!k->dx[0]) return;
+    const pml_attrs *a = &k->node->a;
+    FOR_ELEMS(k->r, k->node->out, i)
+    {
+        double d;
+        act_ref(a->fn, a->alpha, a->beta, k->x[0][i], &d);
+        k->dx[0][i] += (float)(k->dy[i] * d);
+    }
 }
 
 /* ---------------------------------------------------------------- flatten */

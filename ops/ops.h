@@ -180,7 +180,8 @@ static inline bool pml_shape_eq(pml_shape a, pml_shape b)
     X(CONCAT, "concat")                                                                            \
     X(BATCHNORM, "batchnorm")                                                                      \
     X(DROPOUT, "dropout")                                                                          \
-    X(SOFTMAX_XENT, "softmax_xent")
+    X(SOFTMAX_XENT, "softmax_xent")                                                                \
+    X(ACTIVATION, "activation")
 
 typedef enum pml_op_type {
 #define PML__X(name, str) PML_OP_##name,
@@ -198,6 +199,25 @@ pml_op_type pml_op_from_name(const char *name);
  * at the end (TensorFlow, ONNX SAME_UPPER); same_lower: the extra cell at the start */
 enum { PML_PAD_VALID = 0, PML_PAD_SAME = 1, PML_PAD_EXPLICIT = 2, PML_PAD_SAME_LOWER = 3 };
 enum { PML_ACT_NONE = 0, PML_ACT_RELU = 1 };
+/* activation's functions (alpha, beta: see pml_fn_defaults) */
+typedef enum pml_fn {
+    PML_FN_SIGMOID,          /* 1 / (1 + e^-x) */
+    PML_FN_TANH,             /* tanh x */
+    PML_FN_LEAKY_RELU,       /* x < 0 ? alpha x : x (alpha 0.01) */
+    PML_FN_ELU,              /* x < 0 ? alpha (e^x - 1) : x (alpha 1) */
+    PML_FN_SELU,             /* beta (x <= 0 ? alpha (e^x - 1) : x) (alpha 1.6733, beta 1.0507) */
+    PML_FN_SOFTPLUS,         /* log(1 + e^x) */
+    PML_FN_SOFTSIGN,         /* x / (1 + |x|) */
+    PML_FN_HARD_SIGMOID,     /* max(0, min(1, alpha x + beta)) (alpha 0.2, beta 0.5) */
+    PML_FN_THRESHOLDED_RELU, /* x > alpha ? x : 0 (alpha 1) */
+    PML_FN_COUNT
+} pml_fn;
+/** \return the function's name ("sigmoid", "leaky_relu"), or NULL when out of range. */
+const char *pml_fn_name(int fn);
+/** \return the function called \p name, or PML_FN_COUNT when there is none. */
+int pml_fn_parse(const char *name);
+/** The defaults of \p fn's alpha and beta (as ONNX's and Keras' defaults). */
+void pml_fn_defaults(int fn, float *alpha, float *beta);
 
 /* Splittable dimensions (FlexFlow SOAP): a bit set. */
 enum {
@@ -227,6 +247,8 @@ typedef struct pml_attrs {
     int addend;           /* (in) add: 1 adds a learned tensor of a sample's shape too (0) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
+    int fn;               /* (in) activation: its function (pml_fn) */
+    float alpha, beta;    /* (in) activation: the function's parameters (pml_fn_defaults) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */
     /* 3-D (volumetric) conv2d and pools: a sample (C, D, H, W) is held as (C, D*H, W), its h
      * the D planes of H rows one after another (the same memory as NCDHW); the window also

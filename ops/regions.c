@@ -88,6 +88,11 @@ pml_region pml__relu_in_region(const pml_node *n, const pml_shape *in, int nin, 
 {
     return out;
 }
+pml_region pml__activation_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                     pml_region out)
+{
+    return out;
+}
 pml_region pml__add_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
                               pml_region out)
 {

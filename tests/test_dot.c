@@ -540,7 +540,28 @@ static void t_volumetric(void)
         {"c [op=conv2d, out=4, kernel=3, depth=4, kd=5]", "kernel depth 5 is larger than the padded"},
         {"c [op=conv2d, out=4, kernel=3, depth=4, kd=3, pd=1]", "pd needs padding=explicit"},
         {"c [op=avgpool2d, depth=4, kd=2, dd=2]", "'dd'"},
+        {"c [op=activation, fn=relu6]", "fn='relu6'"},
+        {"c [op=activation]", "fn is missing"},
+        {"c [op=activation, fn=elu, alpha=inf]", "alpha='inf'"},
     };
+    /* activations: written with their function and parameters, read back alike */
+    static const char act[] =
+        "digraph a { graph [input_shape=\"5x1x1\"]; x [op=input]; s [op=activation, fn=selu];\n"
+        "h [op=activation, fn=hard_sigmoid, alpha=0.25]; l [op=linear, out=2];\n"
+        "loss [op=softmax_xent]; x -> s -> h -> l -> loss }";
+    CHECK_OK(pml_model_parse_dot(act, sizeof act - 1, "a.dot", &g));
+    CHECK(g.nodes[1].a.fn == PML_FN_SELU && g.nodes[1].a.alpha == 1.67326319217681884765625f &&
+          g.nodes[1].a.beta == 1.05070102214813232421875f);
+    CHECK(g.nodes[2].a.fn == PML_FN_HARD_SIGMOID && g.nodes[2].a.alpha == 0.25f &&
+          g.nodes[2].a.beta == 0.5f);
+    CHECK_OK(pml_model_format_dot(&g, &t, &len));
+    CHECK(strstr(t, "fn=hard_sigmoid, alpha=0.25, beta=0.5"));
+    CHECK_OK(pml_model_parse_dot(t, len, "a2.dot", &h));
+    same_graph(&g, &h, "activations");
+    CHECK(h.nodes[1].a.alpha == g.nodes[1].a.alpha && h.nodes[1].a.beta == g.nodes[1].a.beta);
+    free(t);
+    pml_graph_free(&g);
+    pml_graph_free(&h);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char b[512];
         int n = snprintf(b, sizeof b,

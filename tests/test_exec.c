@@ -152,6 +152,13 @@ static void t_addend_matches_reference(void)
     fixture_matches_reference("fixtures/models/good_addend.dot");
 }
 
+/* 3-D windows and pointwise activations split every way, against the reference: a part of a
+ * 3-D window reads the planes its own planes' windows span. */
+static void t_volumetric_matches_reference(void)
+{
+    fixture_matches_reference("fixtures/models/good_volumetric.dot");
+}
+
 static void t_branchy_matches_reference(void)
 {
     pml_graph g;
@@ -348,6 +355,7 @@ static const pml_test tests[] = {
     {"grouped_matches_reference", t_grouped_matches_reference},
     {"concat_axes_matches_reference", t_concat_axes_matches_reference},
     {"addend_matches_reference", t_addend_matches_reference},
+    {"volumetric_matches_reference", t_volumetric_matches_reference},
     {"grad_mlp", t_grad_mlp},
     {"grad_branchy", t_grad_branchy},
     {"adam_matches_keras", t_adam_matches_keras},

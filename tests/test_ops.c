@@ -338,6 +338,28 @@ static void build_cases(void)
     t = simple(PML_OP_RELU, 2, 1, &s);
     t->kink = true;
 
+    /* activation: every function, on random values and far from 0 (sigmoid, tanh, softplus and
+     * the exponentials saturate without overflowing) */
+    for (int fn = 0; fn < PML_FN_COUNT; fn++) {
+        s = (pml_shape){3, 4, 5};
+        for (int large = 0; large < 2; large++) {
+            t = simple(PML_OP_ACTIVATION, 2, 1, &s);
+            t->a.fn = fn;
+            pml_fn_defaults(fn, &t->a.alpha, &t->a.beta);
+            if (fn == PML_FN_LEAKY_RELU) t->a.alpha = 0.2f;
+            if (fn == PML_FN_THRESHOLDED_RELU) t->a.alpha = 0.5f;
+            t->kink = fn == PML_FN_LEAKY_RELU || fn == PML_FN_SELU || fn == PML_FN_HARD_SIGMOID ||
+                      fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN;
+            if (large) {
+                t->fill = FILL_LARGE;
+                t->no_fd = true; /* saturated: the differences round away */
+            }
+            size_t n = strlen(t->desc);
+            snprintf(t->desc + n, sizeof t->desc - n, " fn=%s alpha=%g%s", pml_fn_name(fn),
+                     (double)t->a.alpha, large ? " x in [-60,60]" : "");
+        }
+    }
+
     /* flatten */
     s = (pml_shape){3, 4, 5};
     simple(PML_OP_FLATTEN, 3, 1, &s);

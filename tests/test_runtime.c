@@ -449,6 +449,12 @@ static void t_plan_addend(void)
     plans_match_reference("fixtures/models/good_addend.dot", 4, 30, true);
 }
 
+/* 3-D windows and activations: a row part reads the planes its planes' windows span */
+static void t_plan_volumetric(void)
+{
+    plans_match_reference("fixtures/models/good_volumetric.dot", 4, 30, true);
+}
+
 /* ---------------------------------------------------------------- gradient-ready hook */
 
 /* What the hook saw: each node's parameter gradient when it was called (it must be final then),
@@ -551,6 +557,7 @@ static const pml_test tests[] = {
     {"plan_dropout", t_plan_dropout},
     {"plan_concat_axes", t_plan_concat_axes},
     {"plan_addend", t_plan_addend},
+    {"plan_volumetric", t_plan_volumetric},
     {"grad_ready_hook", t_grad_ready_hook},
     {0, 0},
 };
