@@ -3,6 +3,7 @@
 #include "models/models.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -244,8 +245,8 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
     case K_FN:
         gv->i[a][0] = pml_fn_parse(val);
         ok = gv->i[a][0] < PML_FN_COUNT;
-        expect = "sigmoid, tanh, leaky_relu, elu, selu, softplus, softsign, hard_sigmoid or "
-                 "thresholded_relu";
+        expect = "sigmoid, tanh, leaky_relu, elu, selu, softplus, softsign, hard_sigmoid, "
+                 "thresholded_relu, hard_swish, silu or clip";
         break;
     case K_PAIR:
         ok = parse_pair(val, 1, MAX_DIM, &gv->i[a][0], &gv->i[a][1]);
@@ -279,8 +280,8 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
             ok = parse_float(val, 0, 1, true, false, &gv->f[a]);
             expect = "a number in (0, 1]";
         } else if (a == A_ALPHA || a == A_BETA) {
-            ok = parse_float(val, -1e6, 1e6, false, false, &gv->f[a]);
-            expect = "a number in [-1e6, 1e6]";
+            ok = parse_float(val, -FLT_MAX, FLT_MAX, false, false, &gv->f[a]);
+            expect = "a finite number";
         } else {
             ok = parse_float(val, 0, 1, false, true, &gv->f[a]);
             expect = "a number in [0, 1)";

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -439,7 +440,9 @@ static pml_status nfail(imp *im, pml_status st, const char *fmt, ...)
 
 static const char supported_ops[] =
     "Conv, Gemm, MatMul, Relu, Sigmoid, Tanh, LeakyRelu, Elu, Selu, Softplus, Softsign, "
-    "HardSigmoid, ThresholdedRelu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
+    "HardSigmoid, ThresholdedRelu, HardSwish, Clip, MaxPool, AveragePool, GlobalAveragePool, "
+    "GlobalMaxPool, ReduceMean (over the spatial axes), Mul (of two tensors, or by a value per "
+    "channel), "
     "BatchNormalization, Flatten, Reshape, Add, Sum, Concat, Dropout, Softmax, LogSoftmax, "
     "Identity, Pad (zeros, before Conv or AveragePool), an expanded Softmax or LogSoftmax "
     "(ReduceMax, Sub, Exp, ReduceSum, Div or Log and Sub); folded: Constant, Shape, Gather, "
@@ -1125,7 +1128,112 @@ static const struct act_op {
     {"Softsign", PML_FN_SOFTSIGN, NULL, NULL},
     {"HardSigmoid", PML_FN_HARD_SIGMOID, "alpha", "beta"},
     {"ThresholdedRelu", PML_FN_THRESHOLDED_RELU, "alpha", NULL},
+    {"HardSwish", PML_FN_HARD_SWISH, NULL, NULL},
 };
+
+/* Clip (ReLU6 and its like): min and max as attributes (opsets before 11) or constant inputs;
+ * one left out does not clip */
+static pml_status op_clip(imp *im)
+{
+    static const char *const old[] = {"min", "max", NULL}, *const none[] = {NULL};
+    val *x;
+    pml_status st;
+    if ((st = only_attrs(im, im->m->opset < 11 ? old : none)) != PML_OK ||
+        (st = tensor_in(im, 0, &x)) != PML_OK)
+        return st;
+    float lim[2] = {-FLT_MAX, FLT_MAX};
+    for (int i = 0; i < 2; i++) {
+        if (im->m->opset < 11) {
+            lim[i] = attr_float(im, i ? "max" : "min", lim[i]);
+            continue;
+        }
+        const val *c = in_val(im, i + 1);
+        if (!c) continue;
+        if (c->kind != V_CONST || c->t.n != 1)
+            return nfail(im, PML_EUNSUPPORTED, "%s '%s' is not a constant of one value",
+                         i ? "max" : "min", pml_dot_brief(c->name));
+        lim[i] = c->t.data[0];
+    }
+    if (!(lim[0] <= lim[1]) || isnan(lim[0]) || isnan(lim[1]))
+        return nfail(im, PML_EFORMAT, "min %g above max %g", (double)lim[0], (double)lim[1]);
+    x = in_val(im, 0);
+    pml_attrs a = pml_attrs_default(PML_OP_ACTIVATION);
+    a.fn = PML_FN_CLIP;
+    a.alpha = isinf(lim[0]) ? -FLT_MAX : lim[0];
+    a.beta = isinf(lim[1]) ? FLT_MAX : lim[1];
+    int id = add_node(im, NULL, PML_OP_ACTIVATION, &a, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
+}
+
+/* ReduceMean over every spatial axis (a global average pool, as MnasNet's): keepdims keeps the
+ * rank; without, (N, C) */
+static pml_status op_reducemean(imp *im)
+{
+    static const char *const known[] = {"axes", "keepdims", NULL};
+    val *x;
+    pml_status st;
+    if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
+    size_t na = 0;
+    const int64_t *ax = attr_ints(im, "axes", &na);
+    const val *axv = in_val(im, 1); /* opset 18: the axes as an input */
+    if (!ax && axv) {
+        if (axv->kind != V_CONST || !axv->ints)
+            return nfail(im, PML_EUNSUPPORTED, "axes '%s' is not a constant",
+                         pml_dot_brief(axv->name));
+        ax = axv->ints;
+        na = axv->t.n;
+    }
+    bool spatial = x->rank >= 3 && ax && na == (size_t)(x->rank - 2);
+    for (size_t i = 0; spatial && i < na; i++) {
+        int64_t k = ax[i] < 0 ? ax[i] + x->rank : ax[i];
+        spatial = k >= 2 && k < x->rank;
+        for (size_t j = 0; j < i; j++) spatial &= (ax[j] < 0 ? ax[j] + x->rank : ax[j]) != k;
+    }
+    if (!spatial)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "pml takes ReduceMean over every spatial axis (2 to %d) of a tensor of rank "
+                     "3 to 5 (a global average pool)",
+                     x->rank - 1);
+    pml_attrs a = pml_attrs_default(PML_OP_AVGPOOL2D);
+    a.global = 1;
+    a.kh = a.kw = a.sh = a.sw = 1;
+    if (x->rank == 5) a.depth = node_depth(im->g, x->node);
+    int id = add_node(im, NULL, PML_OP_AVGPOOL2D, &a, 1, &x->node);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, attr_int(im, "keepdims", 1) ? x->rank : 2);
+}
+
+/* Mul of two tensors the graph computes: of equal shapes, or one of them a value per channel
+ * (N, C, 1, 1) (a squeeze-and-excitation block's scale; x * Sigmoid(x), SiLU, is the first) */
+static pml_status op_mul(imp *im)
+{
+    static const char *const none[] = {NULL};
+    pml_status st;
+    if ((st = only_attrs(im, none)) != PML_OK) return st;
+    if (im->node->n_input != 2) return nfail(im, PML_EFORMAT, "needs two inputs");
+    for (int i = 0; i < 2; i++) {
+        const val *v = in_val(im, i);
+        if (v && v->kind == V_CONST)
+            return nfail(im, PML_EUNSUPPORTED,
+                         "multiplying by constant '%s': pml multiplies two tensors the graph "
+                         "computes (of equal shapes, or one a value per channel)",
+                         pml_dot_brief(v->name));
+    }
+    val *a, *b;
+    if ((st = tensor_in(im, 0, &a)) != PML_OK || (st = tensor_in(im, 1, &b)) != PML_OK) return st;
+    a = in_val(im, 0); /* the values may have moved */
+    const pml_shape sa = shape_of(im, a), sb = shape_of(im, b);
+    const bool chan_b = sb.c == sa.c && sb.h == 1 && sb.w == 1,
+               chan_a = sa.c == sb.c && sa.h == 1 && sa.w == 1;
+    if (a->rank != b->rank || (!pml_shape_eq(sa, sb) && !chan_a && !chan_b))
+        return nfail(im, PML_EUNSUPPORTED,
+                     "inputs '%s' and '%s' of ranks %d and %d: pml multiplies equal shapes, or "
+                     "by one value per channel (N, C, 1, 1)",
+                     pml_dot_brief(a->name), pml_dot_brief(b->name), a->rank, b->rank);
+    int in[2] = {a->node, b->node}, rank = a->rank;
+    if (!pml_shape_eq(sa, sb) && chan_a) in[0] = b->node, in[1] = a->node;
+    int id = add_node(im, NULL, PML_OP_MUL, NULL, 2, in);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
+}
 
 static pml_status op_activation(imp *im)
 {
@@ -2074,6 +2182,10 @@ static const op_entry ops[] = {
     {"Softsign", op_activation},
     {"HardSigmoid", op_activation},
     {"ThresholdedRelu", op_activation},
+    {"HardSwish", op_activation},
+    {"Clip", op_clip},
+    {"ReduceMean", op_reducemean},
+    {"Mul", op_mul},
     {"MaxPool", op_maxpool},
     {"AveragePool", op_avgpool},
     {"GlobalAveragePool", op_gavgpool},
@@ -2220,7 +2332,7 @@ static pml_status graph_inputs(imp *im)
         m->ninputs++;
         const int idx = m->ninputs - 1;
         const bool integer = et == T_INT64 || et == T_INT32;
-        const bool scalar = et == T_FLOAT && in->rank == 0; /* a Dropout's ratio, say */
+        const bool scalar = exact_in_float(et) && in->rank == 0; /* a Dropout's ratio, a Clip's min */
         if (!first && (integer || scalar) && idx < im->ngiven && im->given[idx].data) {
             /* an integer input (a shape) or a scalar given now: a constant */
             const pml_tensor *gt = &im->given[idx];
@@ -2911,7 +3023,8 @@ static void ex_window(ex *e, Onnx__NodeProto *n, const pml_node *p)
 static int ex_keeps_rank(pml_op_type op)
 {
     return op == PML_OP_RELU || op == PML_OP_ADD || op == PML_OP_CONCAT ||
-           op == PML_OP_BATCHNORM || op == PML_OP_DROPOUT || op == PML_OP_ACTIVATION;
+           op == PML_OP_BATCHNORM || op == PML_OP_DROPOUT || op == PML_OP_ACTIVATION ||
+           op == PML_OP_MUL;
 }
 
 static bool ex_raise(const pml_graph *g, int *rank, int id)
@@ -2969,7 +3082,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
     e.op = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
     e.op.domain = (char *)"";
     e.op.has_version = 1;
-    e.op.version = 13;
+    e.op.version = 13; /* 14 when HardSwish is written */
     e.ops[0] = &e.op;
     e.m.n_opset_import = 1;
     e.m.opset_import = e.ops;
@@ -3018,6 +3131,18 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
                             "%s: node '%s' (concat of %s) joins a vector (N, C), which pml writes "
                             "to ONNX as a matrix: ONNX's Concat would take another axis",
                             path, pml_dot_brief(p->name), p->a.axis == 1 ? "rows" : "columns");
+        }
+        if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2)) {
+            free(vname);
+            free(rank);
+            free(e.io);
+            free(e.inp);
+            free(in_rank);
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: node '%s' (mul) scales a map by a vector (N, C), which pml "
+                            "writes to ONNX as a matrix: ONNX's Mul would broadcast it along the "
+                            "columns",
+                            path, pml_dot_brief(p->name));
         }
     }
     /* in id order when that is topological (so reading it back gives the same ids and
@@ -3100,6 +3225,20 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             rank[id] = rank[p->in[0]];
             break;
         case PML_OP_ACTIVATION: {
+            rank[id] = rank[p->in[0]];
+            if (a->fn == PML_FN_CLIP) { /* min and max as inputs */
+                float lo = a->alpha, hi = a->beta;
+                char *cin[3] = {in[0], ex_init(&e, ex_str(&e, "%s.min", p->name), 0, d, &lo),
+                                ex_init(&e, ex_str(&e, "%s.max", p->name), 0, d, &hi)};
+                ex_node(&e, "Clip", p->name, out, 3, cin);
+                break;
+            }
+            if (a->fn == PML_FN_SILU) { /* no ONNX operator: x * Sigmoid(x) */
+                char *sg = ex_str(&e, "%s.sigmoid", p->name), *min[2] = {in[0], sg};
+                ex_node(&e, "Sigmoid", sg, sg, 1, in);
+                ex_node(&e, "Mul", p->name, out, 2, min);
+                break;
+            }
             const struct act_op *ao = NULL;
             for (size_t i = 0; i < sizeof act_ops / sizeof act_ops[0]; i++)
                 if (act_ops[i].fn == a->fn) ao = &act_ops[i];
@@ -3107,9 +3246,12 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             n = ex_node(&e, ao->name, p->name, out, 1, in);
             if (ao->alpha) ex_attr_f(&e, n, ao->alpha, a->alpha);
             if (ao->beta) ex_attr_f(&e, n, ao->beta, a->beta);
-            rank[id] = rank[p->in[0]];
             break;
         }
+        case PML_OP_MUL:
+            ex_node(&e, "Mul", p->name, out, 2, in);
+            rank[id] = rank[p->in[0]];
+            break;
         case PML_OP_FLATTEN:
             n = ex_node(&e, "Flatten", p->name, out, 1, in);
             ex_attr_i(&e, n, "axis", 1);
@@ -3173,6 +3315,8 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         }
         vname[id] = out;
     }
+    for (int k = 0; k < e.nn; k++)
+        if (strcmp(e.nodes[k]->op_type, "HardSwish") == 0) e.op.version = 14;
     e.g.node = e.nodes;
     e.g.n_node = (size_t)e.nn;
     e.g.initializer = e.inits;

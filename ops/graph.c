@@ -50,7 +50,7 @@ pml_attrs pml_attrs_default(pml_op_type op)
 
 static const char *const fn_names[PML_FN_COUNT] = {
     "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softplus", "softsign", "hard_sigmoid",
-    "thresholded_relu"};
+    "thresholded_relu", "hard_swish", "silu", "clip"};
 
 const char *pml_fn_name(int fn)
 {
@@ -69,8 +69,12 @@ void pml_fn_defaults(int fn, float *alpha, float *beta)
     *alpha = fn == PML_FN_LEAKY_RELU     ? 0.01f
              : fn == PML_FN_SELU         ? 1.67326319217681884765625f
              : fn == PML_FN_HARD_SIGMOID ? 0.2f
+             : fn == PML_FN_CLIP         ? 0.0f
                                          : 1.0f;
-    *beta = fn == PML_FN_SELU ? 1.05070102214813232421875f : fn == PML_FN_HARD_SIGMOID ? 0.5f : 0.0f;
+    *beta = fn == PML_FN_SELU           ? 1.05070102214813232421875f
+            : fn == PML_FN_HARD_SIGMOID ? 0.5f
+            : fn == PML_FN_CLIP         ? 6.0f
+                                        : 0.0f;
 }
 
 void pml_graph_init(pml_graph *g, const char *name)

@@ -91,6 +91,9 @@ pml_status pml__activation_infer(pml_node *n, const pml_shape *in, int nin)
     if (!isfinite(a->alpha) || !isfinite(a->beta))
         return pml_fail(PML_EFORMAT, "node '%s' (activation): alpha %g and beta %g must be finite",
                         n->name, (double)a->alpha, (double)a->beta);
+    if (a->fn == PML_FN_CLIP && a->alpha > a->beta)
+        return pml_fail(PML_EFORMAT, "node '%s' (activation): clip's alpha %g (min) is above beta "
+                        "%g (max)", n->name, (double)a->alpha, (double)a->beta);
     n->out = in[0];
     return PML_OK;
 }
@@ -99,7 +102,8 @@ double pml__activation_flops(const pml_node *n, const pml_shape *in, int nin)
     /* an exponential or tanh counts as a few operations */
     const int fn = n->a.fn;
     const bool cheap = fn == PML_FN_LEAKY_RELU || fn == PML_FN_HARD_SIGMOID ||
-                       fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN;
+                       fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN ||
+                       fn == PML_FN_HARD_SWISH || fn == PML_FN_CLIP;
     return (double)pml_shape_size(in[0]) * (cheap ? 2.0 : 8.0);
 }
 size_t pml__activation_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r)
@@ -142,6 +146,18 @@ PML_HOT static void act_f(int fn, float al, float be, float *restrict y, const f
         break;
     case PML_FN_THRESHOLDED_RELU:
         for (size_t i = 0; i < len; i++) y[i] = x[i] > al ? x[i] : 0.0f;
+        break;
+    case PML_FN_HARD_SWISH:
+        for (size_t i = 0; i < len; i++) {
+            const float v = x[i] * (1.0f / 6.0f) + 0.5f;
+            y[i] = x[i] * (v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v);
+        }
+        break;
+    case PML_FN_SILU:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+        break;
+    case PML_FN_CLIP:
+        for (size_t i = 0; i < len; i++) y[i] = x[i] < al ? al : x[i] > be ? be : x[i];
         break;
     default:
         break;
@@ -186,6 +202,19 @@ PML_HOT static void act_b(int fn, float al, float be, float *restrict dx, const 
         break;
     case PML_FN_THRESHOLDED_RELU:
         for (size_t i = 0; i < len; i++) dx[i] += x[i] > al ? dy[i] : 0.0f;
+        break;
+    case PML_FN_HARD_SWISH:
+        for (size_t i = 0; i < len; i++)
+            dx[i] += x[i] < -3.0f ? 0.0f : x[i] > 3.0f ? dy[i] : dy[i] * (x[i] * (1.0f / 3.0f) + 0.5f);
+        break;
+    case PML_FN_SILU:
+        for (size_t i = 0; i < len; i++) {
+            const float sg = 1.0f / (1.0f + expf(-x[i]));
+            dx[i] += dy[i] * sg * (1.0f + x[i] * (1.0f - sg));
+        }
+        break;
+    case PML_FN_CLIP:
+        for (size_t i = 0; i < len; i++) dx[i] += x[i] > al && x[i] < be ? dy[i] : 0.0f;
         break;
     default:
         break;
@@ -244,6 +273,17 @@ static double act_ref(int fn, double al, double be, double x, double *d)
     case PML_FN_THRESHOLDED_RELU:
         *d = x > al ? 1.0 : 0.0;
         return x > al ? x : 0.0;
+    case PML_FN_HARD_SWISH: /* x relu6(x + 3) / 6 */
+        *d = x < -3 ? 0.0 : x > 3 ? 1.0 : (2.0 * x + 3.0) / 6.0;
+        return x * fmin(fmax(x + 3.0, 0.0), 6.0) / 6.0;
+    case PML_FN_SILU: {
+        const double sg = 1.0 / (1.0 + exp(-x));
+        *d = sg + x * sg * (1.0 - sg);
+        return x * sg;
+    }
+    case PML_FN_CLIP:
+        *d = x > al && x < be ? 1.0 : 0.0;
+        return x < al ? al : x > be ? be : x;
     default:
         *d = 0;
         return 0;
@@ -265,6 +305,106 @@ void pml__activation_bwd_ref(const pml_kctx *k)
         double d;
         act_ref(a->fn, a->alpha, a->beta, k->x[0][i], &d);
         k->dx[0][i] += (float)(k->dy[i] * d);
+    }
+}
+
+/* ---------------------------------------------------------------- mul */
+
+/* The product of two inputs: of equal shapes, or the second one value per channel (C, 1, 1),
+ * the same for all of a channel's rows and columns (a squeeze-and-excitation block's scale). */
+
+static bool per_channel(const pml_shape *in)
+{
+    return in[1].h == 1 && in[1].w == 1 && (in[0].h > 1 || in[0].w > 1);
+}
+
+pml_status pml__mul_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    if (nin != 2)
+        return pml_fail(PML_EFORMAT, "node '%s' (mul): takes 2 inputs, has %d", n->name, nin);
+    if (!pml_shape_eq(in[1], in[0]) && !(in[1].c == in[0].c && in[1].h == 1 && in[1].w == 1))
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (mul): input 1 is %dx%dx%d; input 0 is %dx%dx%d (input 1 "
+                        "must be its shape or %dx1x1, a value per channel)",
+                        n->name, in[1].c, in[1].h, in[1].w, in[0].c, in[0].h, in[0].w, in[0].c);
+    n->out = in[0];
+    return PML_OK;
+}
+double pml__mul_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    return (double)pml_shape_size(in[0]);
+}
+size_t pml__mul_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return no_ws(); }
+
+// x0 (N,C,H,W) * x1 (N,C,H,W or 1,1) -> y
+void pml__mul_fwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    const pml_shape s = k->node->out;
+    const bool pc = per_channel(k->xs);
+    for (int n = r.n0; n < r.n1; n++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const size_t off = (((size_t)n * s.c + c) * s.h + r.h0) * s.w;
+            const size_t len = (size_t)(r.h1 - r.h0) * s.w;
+            const float *restrict a = k->x[0] + off;
+            float *restrict y = k->y + off;
+            if (pc) {
+                const float v = k->x[1][(size_t)n * s.c + c];
+                for (size_t i = 0; i < len; i++) y[i] = a[i] * v;
+            } else {
+                const float *restrict b = k->x[1] + off;
+                for (size_t i = 0; i < len; i++) y[i] = a[i] * b[i];
+            }
+        }
+}
+// dy -> dx0 += dy x1, dx1 += dy x0 (per channel: summed over the channel's rows and columns)
+void pml__mul_bwd(const pml_kctx *k)
+{
+    const pml_region r = k->r;
+    const pml_shape s = k->node->out;
+    const bool pc = per_channel(k->xs);
+    for (int n = r.n0; n < r.n1; n++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const size_t off = (((size_t)n * s.c + c) * s.h + r.h0) * s.w;
+            const size_t len = (size_t)(r.h1 - r.h0) * s.w;
+            const float *restrict a = k->x[0] + off, *restrict dy = k->dy + off;
+            if (pc) {
+                const size_t at = (size_t)n * s.c + c;
+                const float v = k->x[1][at];
+                if (k->dx[0])
+                    for (size_t i = 0; i < len; i++) k->dx[0][off + i] += dy[i] * v;
+                if (k->dx[1]) {
+                    float sum = 0;
+                    for (size_t i = 0; i < len; i++) sum += dy[i] * a[i];
+                    k->dx[1][at] += sum;
+                }
+            } else {
+                const float *restrict b = k->x[1] + off;
+                if (k->dx[0])
+                    for (size_t i = 0; i < len; i++) k->dx[0][off + i] += dy[i] * b[i];
+                if (k->dx[1])
+                    for (size_t i = 0; i < len; i++) k->dx[1][off + i] += dy[i] * a[i];
+            }
+        }
+}
+void pml__mul_fwd_ref(const pml_kctx *k)
+{
+    const pml_shape s = k->node->out;
+    const size_t plane = (size_t)s.h * s.w;
+    const bool pc = per_channel(k->xs);
+    FOR_ELEMS(k->r, s, e)
+    k->y[e] = (float)((double)k->x[0][e] * k->x[1][pc ? e / plane : e]);
+}
+void pml__mul_bwd_ref(const pml_kctx *k)
+{
+    const pml_shape s = k->node->out;
+    const size_t plane = (size_t)s.h * s.w;
+    const bool pc = per_channel(k->xs);
+    FOR_ELEMS(k->r, s, e)
+    {
+        const size_t j = pc ? e / plane : e;
+        if (k->dx[0]) k->dx[0][e] += (float)((double)k->dy[e] * k->x[1][j]);
+        if (k->dx[1]) k->dx[1][j] += (float)((double)k->dy[e] * k->x[0][e]);
     }
 }
 

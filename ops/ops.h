@@ -181,7 +181,8 @@ static inline bool pml_shape_eq(pml_shape a, pml_shape b)
     X(BATCHNORM, "batchnorm")                                                                      \
     X(DROPOUT, "dropout")                                                                          \
     X(SOFTMAX_XENT, "softmax_xent")                                                                \
-    X(ACTIVATION, "activation")
+    X(ACTIVATION, "activation")                                                                    \
+    X(MUL, "mul")
 
 typedef enum pml_op_type {
 #define PML__X(name, str) PML_OP_##name,
@@ -210,6 +211,9 @@ typedef enum pml_fn {
     PML_FN_SOFTSIGN,         /* x / (1 + |x|) */
     PML_FN_HARD_SIGMOID,     /* max(0, min(1, alpha x + beta)) (alpha 0.2, beta 0.5) */
     PML_FN_THRESHOLDED_RELU, /* x > alpha ? x : 0 (alpha 1) */
+    PML_FN_HARD_SWISH,       /* x max(0, min(1, x / 6 + 1 / 2)) */
+    PML_FN_SILU,             /* x / (1 + e^-x) (swish) */
+    PML_FN_CLIP,             /* min(max(x, alpha), beta) (alpha 0, beta 6: relu6) */
     PML_FN_COUNT
 } pml_fn;
 /** \return the function's name ("sigmoid", "leaky_relu"), or NULL when out of range. */
@@ -265,7 +269,7 @@ pml_attrs pml_attrs_default(pml_op_type op);
 
 /* ---------------------------------------------------------------- graph IR */
 
-#define PML_MAX_INPUTS 8
+#define PML_MAX_INPUTS 64 /* DenseNet-201 concatenates 49 */
 #define PML_MAX_PARAMS 4
 #define PML_NAME_MAX 64
 

@@ -1185,8 +1185,11 @@ t_onnx_torchvision() { # torchvision's models exported by PyTorch: pml's count a
     $py -c "import torch, torchvision, numpy" 2>/dev/null ||
         { echo "  skip: no PyTorch (Debian python3-torch, python3-torchvision, python3-numpy)"; return 77; }
     local n
-    # alexnet and vgg16 at 224 (their adaptive pooling then keeps the size: one kernel each)
-    for n in alexnet:224:13 vgg16:224:15 resnet50:64:13 inception_v3:75:17; do # NAME:SIZE:OPSET
+    # alexnet and vgg16 at 224 (their adaptive pooling then keeps the size: one kernel each);
+    # the mobile ones (SiLU, squeeze-and-excitation, HardSwish, ReLU6, ReduceMean) and densenet121
+    # (a Concat of 25) with batchnorm statistics of a batch, so that their outputs are not tiny
+    for n in alexnet:224:13 vgg16:224:15 resnet50:64:13 inception_v3:75:17 efficientnet_b0:64:13 \
+        mobilenet_v3_small:64:14 mobilenet_v2:64:13 mnasnet0_5:64:13 densenet121:64:13; do # NAME:SIZE:OPSET
         local name=${n%%:*} size=${n#*:}
         local opset=${size#*:}
         size=${size%%:*}
@@ -1197,9 +1200,14 @@ torch.manual_seed(0)
 kw = {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
 m = getattr(torchvision.models, name)(weights=None, **kw).eval()
 with torch.no_grad():  # batchnorm statistics that are not 0 and 1
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
+    if name in ("alexnet", "vgg16", "resnet50", "inception_v3"):
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
+    else:  # a batch's: these decay to nothing through their layers otherwise
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm): mod.momentum = 1.0
+        m.train(); m(torch.randn(8, 3, size, size)); m.eval()
 x = torch.randn(2, 3, size, size)
 torch.onnx.export(m, x, out + ".onnx", opset_version=int(sys.argv[4]), do_constant_folding=False,
                   training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"],

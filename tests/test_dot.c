@@ -398,7 +398,7 @@ static const bad_case bad_cases[] = {
     {"kernel_twice", {"node 'c' (conv2d)", "kernel or kh/kw"}},
     {"kernel_too_big", {"node 'c' (conv2d)", "kernel 4096x4096 is larger"}},
     {"wrong_input_count", {"node 'c' (conv2d)", "has 2 inputs, needs 1"}},
-    {"too_many_inputs", {"node 'cat' (concat)", "more than 8 inputs"}},
+    {"too_many_inputs", {"node 'cat' (concat)", "more than 64 inputs"}},
     {"shape_mismatch", {"node 'sum' (add)", "20x1x1", "10x1x1"}},
     {"cycle", {"node 'sum'", "cycle"}},
     {"self_loop", {"node 'f'", "2 inputs"}},

@@ -77,7 +77,7 @@ typedef struct tcase {
     int batch_total;
 } tcase;
 
-#define MAX_CASES 128
+#define MAX_CASES 256
 static tcase cases[MAX_CASES];
 static int ncases;
 
@@ -348,8 +348,10 @@ static void build_cases(void)
             pml_fn_defaults(fn, &t->a.alpha, &t->a.beta);
             if (fn == PML_FN_LEAKY_RELU) t->a.alpha = 0.2f;
             if (fn == PML_FN_THRESHOLDED_RELU) t->a.alpha = 0.5f;
+            if (fn == PML_FN_CLIP) t->a.alpha = -0.5f, t->a.beta = 0.6f;
             t->kink = fn == PML_FN_LEAKY_RELU || fn == PML_FN_SELU || fn == PML_FN_HARD_SIGMOID ||
-                      fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN;
+                      fn == PML_FN_THRESHOLDED_RELU || fn == PML_FN_SOFTSIGN ||
+                      fn == PML_FN_CLIP;
             if (large) {
                 t->fill = FILL_LARGE;
                 t->no_fd = true; /* saturated: the differences round away */
@@ -358,6 +360,13 @@ static void build_cases(void)
             snprintf(t->desc + n, sizeof t->desc - n, " fn=%s alpha=%g%s", pml_fn_name(fn),
                      (double)t->a.alpha, large ? " x in [-60,60]" : "");
         }
+    }
+
+    /* mul: equal shapes, a value per channel (squeeze-and-excitation), vectors */
+    {
+        const pml_shape m[3][2] = {{{3, 4, 5}, {3, 4, 5}}, {{3, 4, 5}, {3, 1, 1}},
+                                   {{6, 1, 1}, {6, 1, 1}}};
+        for (int i = 0; i < 3; i++) simple(PML_OP_MUL, 2, 2, m[i]);
     }
 
     /* flatten */
