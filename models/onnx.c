@@ -3132,6 +3132,20 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
                             "to ONNX as a matrix: ONNX's Concat would take another axis",
                             path, pml_dot_brief(p->name), p->a.axis == 1 ? "rows" : "columns");
         }
+        const bool win = p->op == PML_OP_CONV2D || p->op == PML_OP_MAXPOOL2D ||
+                            p->op == PML_OP_AVGPOOL2D;
+        if (win && p->a.depth == 0 && node_depth(g, p->in[0]) > 0) {
+            free(vname);
+            free(rank);
+            free(e.io);
+            free(e.inp);
+            free(in_rank);
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: node '%s' (%s) is a 2-D window on a 3-D tensor (%d planes): ONNX "
+                            "needs it 3-D (depth=%d)",
+                            path, pml_dot_brief(p->name), pml_op_name(p->op),
+                            node_depth(g, p->in[0]), node_depth(g, p->in[0]));
+        }
         if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2)) {
             free(vname);
             free(rank);

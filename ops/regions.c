@@ -93,7 +93,8 @@ pml_region pml__activation_in_region(const pml_node *n, const pml_shape *in, int
 {
     return out;
 }
-/* mul: the same region of input 0; of a value per channel, the region's channels */
+/* mul: the same region of input 0; of a value per channel, the region's channels (mul splits by
+ * samples and channels only: parts of rows would add to the same value's gradient) */
 pml_region pml__mul_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
                               pml_region out)
 {

@@ -152,8 +152,8 @@ static void t_addend_matches_reference(void)
     fixture_matches_reference("fixtures/models/good_addend.dot");
 }
 
-/* 3-D windows and pointwise activations split every way, against the reference: a part of a
- * 3-D window reads the planes its own planes' windows span. */
+/* 3-D windows, pointwise activations and a mul by a value per channel, split every way,
+ * against the reference: a part of a 3-D window reads the planes its own planes' windows span. */
 static void t_volumetric_matches_reference(void)
 {
     fixture_matches_reference("fixtures/models/good_volumetric.dot");

@@ -845,7 +845,8 @@ static void t_export_roundtrip(void)
     /* grouped, depthwise and dilated convolutions, and concat of rows and columns, from DOT */
     const char *dot = "fixtures/models/good_grouped.dot";
     const char *cat = "fixtures/models/good_concat_axes.dot";
-    const char *specs[] = {dot, cat, "mlp:dropout=0.2", "fashion-cnn",
+    const char *vol = "fixtures/models/good_volumetric.dot"; /* 3-D, activations, mul */
+    const char *specs[] = {dot, cat, vol, "mlp:dropout=0.2", "fashion-cnn",
                            "resnet50:size=64,classes=10", "inception-v3:size=75,classes=10"};
     char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
     int fd = mkstemps(path, 5);
@@ -868,7 +869,9 @@ static void t_export_roundtrip(void)
                           x->a.count_pad == y->a.count_pad && x->a.bias == y->a.bias &&
                           x->a.global == y->a.global && x->a.eps == y->a.eps &&
                           x->a.groups == y->a.groups && x->a.dh == y->a.dh && x->a.dw == y->a.dw &&
-                          x->a.axis == y->a.axis,
+                          x->a.axis == y->a.axis && x->a.depth == y->a.depth &&
+                          x->a.kd == y->a.kd && x->a.sd == y->a.sd && x->a.pf == y->a.pf &&
+                          x->a.fn == y->a.fn && x->a.alpha == y->a.alpha && x->a.beta == y->a.beta,
                       "%s: node %d '%s' (%s) reads back as '%s' (%s)", specs[k], i, x->name,
                       pml_op_name(x->op), y->name, pml_op_name(y->op));
         }
@@ -881,6 +884,8 @@ static void t_export_roundtrip(void)
         in.data = malloc(in.n * sizeof(float));
         for (size_t i = 0; i < in.n; i++) in.data[i] = (float)((i * 7919 % 1000) / 500.0 - 1.0);
         if (s.h == 1 && s.w == 1) in.rank = 2, in.dims[1] = s.c;
+        const int depth = a.g.nodes[a.g.input].a.depth; /* 3-D: (N, C, D, H, W) */
+        if (depth > 0) in.rank = 5, in.dims[2] = depth, in.dims[3] = s.h / depth, in.dims[4] = s.w;
         CHECK_OK(pml_infer_run(&a, &in, 1, 0, &ya));
         CHECK_OK(pml_infer_run(&b, &in, 1, 0, &yb));
         pml_tensor_diff d;
@@ -1310,6 +1315,22 @@ static void t_volumetric(void)
     CHECK(parse(&b, "v.onnx", &m) == PML_EUNSUPPORTED &&
           msg_has("v.onnx: node", "(Pad): pml pads tensors of rank 3 and 4"));
     pml_onnx_free(&m);
+    /* a model file's 2-D window on a 3-D tensor runs in pml (the planes' rows are rows), but
+     * ONNX has no such operator: export refuses it, writing nothing */
+    static const char dot[] =
+        "digraph v { graph [input_shape=\"2x3x4x4\"]; x [op=input]; g [op=avgpool2d, global=1];"
+        " f [op=flatten]; l [op=linear, out=2]; s [op=softmax_xent]; x -> g -> f -> l -> s }";
+    pml_graph g;
+    CHECK_OK(pml_model_parse_dot(dot, sizeof dot - 1, "v.dot", &g));
+    float w[3 * 2 + 2] = {0};
+    char path[] = "/tmp/pml-vol-XXXXXX.onnx";
+    int fd = mkstemps(path, 5);
+    close(fd);
+    unlink(path);
+    CHECK(pml_onnx_write(&g, w, NULL, path) == PML_EUNSUPPORTED &&
+          msg_has("node 'g' (avgpool2d) is a 2-D window on a 3-D tensor (3 planes)", NULL) &&
+          access(path, F_OK) != 0);
+    pml_graph_free(&g);
 }
 
 static const pml_test tests[] = {

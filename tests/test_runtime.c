@@ -449,10 +449,12 @@ static void t_plan_addend(void)
     plans_match_reference("fixtures/models/good_addend.dot", 4, 30, true);
 }
 
-/* 3-D windows and activations: a row part reads the planes its planes' windows span */
+/* 3-D windows, activations and a mul by a value per channel: a row part reads the planes its
+ * planes' windows span (that it learns, test_exec checks: batches of 4 and a squeeze-and-
+ * excitation block take longer than these steps) */
 static void t_plan_volumetric(void)
 {
-    plans_match_reference("fixtures/models/good_volumetric.dot", 4, 30, true);
+    plans_match_reference("fixtures/models/good_volumetric.dot", 4, 30, false);
 }
 
 /* ---------------------------------------------------------------- gradient-ready hook */
