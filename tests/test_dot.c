@@ -543,8 +543,16 @@ static void t_volumetric(void)
         {"c [op=activation, fn=relu6]", "fn='relu6'"},
         {"c [op=activation]", "fn is missing"},
         {"c [op=activation, fn=elu, alpha=inf]", "alpha='inf'"},
+        {"c [op=mul]", "has 1 inputs, needs 2"},
     };
     /* activations: written with their function and parameters, read back alike */
+    /* mul's second input: the first's shape or a value per channel */
+    static const char mul[] =
+        "digraph m { graph [input_shape=\"2x4x4\"]; x [op=input]; p [op=maxpool2d]; c [op=mul];"
+        " f [op=flatten]; l [op=linear, out=2]; s [op=softmax_xent]; x -> p; x -> c [input=0];"
+        " p -> c [input=1]; c -> f -> l -> s }";
+    CHECK(pml_model_parse_dot(mul, sizeof mul - 1, "m.dot", &g) == PML_ESHAPE &&
+          strstr(pml_errmsg(), "m.dot: node 'c' (mul): input 1 is 2x2x2; input 0 is 2x4x4"));
     static const char act[] =
         "digraph a { graph [input_shape=\"5x1x1\"]; x [op=input]; s [op=activation, fn=selu];\n"
         "h [op=activation, fn=hard_sigmoid, alpha=0.25]; l [op=linear, out=2];\n"
