@@ -288,6 +288,107 @@ void pml__conv2d_bwd(const pml_kctx *k)
          o1 = (c1) < (gi + 1) * (g).Og ? (c1) : (gi + 1) * (g).Og, 1);                             \
          gi++)
 
+/* ---------------------------------------------------------------- depthwise, direct */
+
+/* A depthwise convolution (one input and one output channel a group, 2-D: MobileNet's,
+ * EfficientNet's) is a gemm of one row a group: per sample and channel, too small for sgemm
+ * (a call costs more than its 9 multiply-adds a column). Directly instead, row by row: each
+ * kernel tap adds w times a shifted input row to the output row, in vectors when the stride is
+ * 1. */
+static bool depthwise(const geom *g) { return g->G > 1 && g->C == 1 && g->Og == 1 && g->D == 1; }
+
+#define DEPTHWISE_ROW 1024 /* output columns a piece of a row in the backward pass */
+
+// y rows [h0, h1) of channels [c0, c1) = act(b + w * x), one sample at a time
+PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
+{
+    const pml_region r = k->r;
+    const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
+    const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const float *xc = k->x[0] + ((size_t)s * g->G + c) * HW, *wc = k->w[0] + (size_t)c * K;
+            const float b = k->node->a.bias ? k->w[1][c] : 0.0f;
+            for (int i = r.h0; i < r.h1; i++) {
+                float *restrict yr = k->y + ((size_t)s * g->O + c) * HWo + (size_t)i * Wo;
+                for (int j = 0; j < Wo; j++) yr[j] = b;
+                for (int p = 0; p < g->kh; p++) {
+                    const int iy = i * g->sh - g->pt + p * g->dh;
+                    if (iy < 0 || iy >= g->H) continue;
+                    const float *restrict xr = xc + (size_t)iy * g->W;
+                    for (int q = 0; q < g->kw; q++) {
+                        int lo, hi;
+                        valid_cols(g, q, &lo, &hi);
+                        const int off = g->pl - q * g->dw;
+                        const float wv = wc[p * g->kw + q];
+                        if (sw == 1)
+                            for (int j = lo; j < hi; j++) yr[j] += wv * xr[j - off];
+                        else
+                            for (int j = lo; j < hi; j++) yr[j] += wv * xr[j * sw - off];
+                    }
+                }
+                if (relu)
+                    for (int j = 0; j < Wo; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+            }
+        }
+}
+
+// dy rows [h0, h1) of channels [c0, c1) -> dx, dw, db (each may be NULL), accumulated
+PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, float *dw, float *db,
+                           int relu)
+{
+    const pml_region r = k->r;
+    const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
+    const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
+    float d[DEPTHWISE_ROW]; /* a row of dy, masked by the relu */
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const size_t xo = ((size_t)s * g->G + c) * HW;
+            const float *xc = k->x[0] + xo, *wc = k->w[0] + (size_t)c * K;
+            float *dxc = dx ? dx + xo : NULL;
+            double bsum = 0;
+            for (int i = r.h0; i < r.h1; i++) {
+                const size_t yo = ((size_t)s * g->O + c) * HWo + (size_t)i * Wo;
+                const float *dyr = k->dy + yo, *yr = k->y + yo;
+                for (int j0 = 0; j0 < Wo; j0 += DEPTHWISE_ROW) { /* rows wider than d: in pieces */
+                    const int j1 = j0 + DEPTHWISE_ROW < Wo ? j0 + DEPTHWISE_ROW : Wo;
+                    float rs = 0;
+                    for (int j = j0; j < j1; j++) {
+                        d[j - j0] = relu && !(yr[j] > 0.0f) ? 0.0f : dyr[j];
+                        rs += d[j - j0];
+                    }
+                    bsum += rs;
+                    for (int p = 0; p < g->kh; p++) {
+                        const int iy = i * g->sh - g->pt + p * g->dh;
+                        if (iy < 0 || iy >= g->H) continue;
+                        const float *restrict xr = xc + (size_t)iy * g->W;
+                        float *restrict dxr = dxc ? dxc + (size_t)iy * g->W : NULL;
+                        for (int q = 0; q < g->kw; q++) {
+                            int lo, hi;
+                            valid_cols(g, q, &lo, &hi);
+                            lo = lo > j0 ? lo : j0;
+                            hi = hi < j1 ? hi : j1;
+                            const int off = g->pl - q * g->dw;
+                            const float wv = wc[p * g->kw + q];
+                            float acc = 0;
+                            if (sw == 1) {
+                                for (int j = lo; j < hi; j++) acc += d[j - j0] * xr[j - off];
+                                if (dxr)
+                                    for (int j = lo; j < hi; j++) dxr[j - off] += wv * d[j - j0];
+                            } else {
+                                for (int j = lo; j < hi; j++) acc += d[j - j0] * xr[j * sw - off];
+                                if (dxr)
+                                    for (int j = lo; j < hi; j++) dxr[j * sw - off] += wv * d[j - j0];
+                            }
+                            if (dw) dw[(size_t)c * K + p * g->kw + q] += acc;
+                        }
+                    }
+                }
+            }
+            if (db) db[c] += (float)bsum;
+        }
+}
+
 // x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
 void pml__conv2d_fwd_blas(const pml_kctx *k)
 {
@@ -295,6 +396,10 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
     const pml_region r = k->r;
     geom g = geom_of(n, k->xs[0]);
     if (r.c1 <= r.c0 || r.h1 <= r.h0) return;
+    if (depthwise(&g)) {
+        depthwise_fwd(&g, k, n->a.act == PML_ACT_RELU);
+        return;
+    }
     const int cr = chunk_rows(&g, r.h1 - r.h0);
     const size_t HWo = (size_t)g.Ho * g.Wo, HW = (size_t)g.H * g.W;
     const int relu = n->a.act == PML_ACT_RELU;
@@ -503,6 +608,10 @@ void pml__conv2d_bwd_blas(const pml_kctx *k)
     float *col = k->ws;
     float *dym = k->ws + (size_t)g.K * cr * g.Wo;
     if (!k->dw[0] && !(n->a.bias && k->dw[1]) && !dx) return;
+    if (depthwise(&g)) {
+        depthwise_bwd(&g, k, dx, k->dw[0], n->a.bias ? k->dw[1] : NULL, relu);
+        return;
+    }
     for (int s = r.n0; s < r.n1; s++)
         FOR_GROUPS(g, r.c0, r.c1, gi, o0, o1)
         {
