@@ -20,11 +20,12 @@ static const char export_intro[] =
     "symbolic link, the file it leads to is replaced; a device or a FIFO is written to).\n"
     "\n"
     "\n"
-    "With -o FILE.onnx it writes an ONNX model (opset 13) with the weights: an ONNX model's own,\n"
-    "a saved model's (.pml, pml train --save), or for a zoo name or .dot file pml's\n"
-    "initialisation from --seed. One ONNX node per operator (a fused relu as a Relu after it),\n"
-    "weights as initializers in ONNX's layouts, input (N, C, H, W) or (N, C) with N symbolic, the\n"
-    "logits as the output. pml, and ONNX's checker, read it back.\n"
+    "With -o FILE.onnx it writes an ONNX model (opset 13; 14 with HardSwish) with the weights:\n"
+    "an ONNX model's own, a saved model's (.pml, pml train --save), or for a zoo name or .dot\n"
+    "file pml's initialisation from --seed. One ONNX node per operator (a fused relu as a Relu\n"
+    "after it), weights as initializers in ONNX's layouts, input (N, C, H, W), (N, C, D, H, W)\n"
+    "for a 3-D model or (N, C), with N symbolic, the logits as the output. pml, and ONNX's\n"
+    "checker, read it back.\n"
     "\n";
 
 static const cli_opt export_opts[] = {

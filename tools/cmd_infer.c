@@ -18,10 +18,10 @@ static const char infer_intro[] =
     "(weights initialised from --seed); the output of a .pml, zoo or .dot model is its logits.\n"
     "\n"
     "Inputs are the ONNX graph's inputs that no initializer gives, in order: the first is the\n"
-    "model's input (N samples: (N, C), (N, C, L) or (N, C, H, W)), any others are weights\n"
-    "(as in ONNX's node tests). --input DIR reads DIR/input_0.pb, input_1.pb, ... (an ONNX test\n"
-    "data set) or input_0.npy, ...; --input FILE, repeated, names the files in order. An\n"
-    "integer input (a Reshape's shape) or a scalar is folded when the model is read.\n"
+    "model's input (N samples: (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W)), any others\n"
+    "are weights (as in ONNX's node tests). --input DIR reads DIR/input_0.pb, input_1.pb, ...\n"
+    "(an ONNX test data set) or input_0.npy, ...; --input FILE, repeated, names the files in\n"
+    "order. An integer input (a Reshape's shape) or a scalar is folded when the model is read.\n"
     "\n";
 
 static const cli_opt infer_opts[] = {
