@@ -841,6 +841,8 @@ t_bench_kernels_usage() { # help and refusals; a tiny run whose rows carry finit
     run 2 bench kernels --batch 0 && has "$err" "--batch '0'" && one_line || return 1
     run 2 bench kernels --seconds -1 && has "$err" "--seconds" && one_line || return 1
     run 2 bench kernels extra && has "$err" "unexpected argument 'extra'" || return 1
+    run 0 bench kernels --batch 1 --seconds 0.001 --only "fashion conv2" && has "$out" "conv2" &&
+        ! has "$out" "flowers" && ! has "$out" "adam" || return 1
     PML_CONV=fast run 2 --version && has "$err" "PML_CONV='fast' must be blas, dnnl or auto" &&
         one_line || return 1
     PML_CONV=blas run 0 --version || return 1
@@ -854,6 +856,7 @@ assert d["batch"] == 1 and d["sgemm_gflops"] > 0
 names = {(k["layer"], k["kernel"], k["impl"]) for k in d["kernels"]}
 assert ("conv2", "backward-data", "blas") in names and ("dense", "adam", "-") in names
 assert (("conv2", "forward", "dnnl") in names) == d["dnnl"]
+assert ("dw3x3", "backward-data", "direct") in names and ("dw3x3", "forward", "dnnl") not in names
 # the loops' compilation picked is one the CPU runs (sanitizer builds have only the baseline)
 flags = set(open("/proc/cpuinfo").read().split())
 need = {"x86-64-v4": {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"},

@@ -14,7 +14,8 @@
 static const char kernels_intro[] =
     "usage: pml bench kernels [--batch N] [--seconds S] [--only TEXT] [--json]\n"
     "\n"
-    "Times the fast kernels of the layers of fashion-cnn, flowers-cnn and mlp on one core\n"
+    "Times the fast kernels of the layers of fashion-cnn, flowers-cnn and mlp (and a MobileNet\n"
+    "depthwise 3x3) on one core\n"
     "(single-threaded BLAS), each the median of runs for about S seconds (default 0.3), and\n"
     "prints milliseconds, GFLOP/s (a multiply-add counts 2) and the share of this core's\n"
     "sgemm (512x512x512, measured first). conv2d: forward, backward-data (dx) and\n"
@@ -38,22 +39,25 @@ typedef struct layer {
     pml_shape in;
     int out, k, pad_mode, relu;
     bool need_dx; /* false for the first layer: it reads the data */
+    int groups;   /* conv2d: channel groups (0: 1) */
 } layer;
 
 static const layer layers[] = {
-    {"fashion", "conv1", PML_OP_CONV2D, {1, 28, 28}, 32, 3, PML_PAD_VALID, 1, false},
-    {"fashion", "pool1", PML_OP_MAXPOOL2D, {32, 26, 26}, 0, 2, PML_PAD_VALID, 0, true},
-    {"fashion", "conv2", PML_OP_CONV2D, {32, 13, 13}, 64, 3, PML_PAD_VALID, 1, true},
-    {"fashion", "pool2", PML_OP_MAXPOOL2D, {64, 11, 11}, 0, 2, PML_PAD_VALID, 0, true},
-    {"fashion", "dense", PML_OP_LINEAR, {1600, 1, 1}, 128, 0, 0, 1, true},
-    {"flowers", "conv1", PML_OP_CONV2D, {3, 180, 180}, 16, 3, PML_PAD_SAME, 1, false},
-    {"flowers", "pool1", PML_OP_MAXPOOL2D, {16, 180, 180}, 0, 2, PML_PAD_VALID, 0, true},
-    {"flowers", "conv2", PML_OP_CONV2D, {16, 90, 90}, 32, 3, PML_PAD_SAME, 1, true},
-    {"flowers", "pool2", PML_OP_MAXPOOL2D, {32, 90, 90}, 0, 2, PML_PAD_VALID, 0, true},
-    {"flowers", "conv3", PML_OP_CONV2D, {32, 45, 45}, 64, 3, PML_PAD_SAME, 1, true},
-    {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true},
-    {"flowers", "dense", PML_OP_LINEAR, {30976, 1, 1}, 128, 0, 0, 1, true},
-    {"mlp", "dense1", PML_OP_LINEAR, {784, 1, 1}, 128, 0, 0, 1, false},
+    {"fashion", "conv1", PML_OP_CONV2D, {1, 28, 28}, 32, 3, PML_PAD_VALID, 1, false, 0},
+    {"fashion", "pool1", PML_OP_MAXPOOL2D, {32, 26, 26}, 0, 2, PML_PAD_VALID, 0, true, 0},
+    {"fashion", "conv2", PML_OP_CONV2D, {32, 13, 13}, 64, 3, PML_PAD_VALID, 1, true, 0},
+    {"fashion", "pool2", PML_OP_MAXPOOL2D, {64, 11, 11}, 0, 2, PML_PAD_VALID, 0, true, 0},
+    {"fashion", "dense", PML_OP_LINEAR, {1600, 1, 1}, 128, 0, 0, 1, true, 0},
+    {"flowers", "conv1", PML_OP_CONV2D, {3, 180, 180}, 16, 3, PML_PAD_SAME, 1, false, 0},
+    {"flowers", "pool1", PML_OP_MAXPOOL2D, {16, 180, 180}, 0, 2, PML_PAD_VALID, 0, true, 0},
+    {"flowers", "conv2", PML_OP_CONV2D, {16, 90, 90}, 32, 3, PML_PAD_SAME, 1, true, 0},
+    {"flowers", "pool2", PML_OP_MAXPOOL2D, {32, 90, 90}, 0, 2, PML_PAD_VALID, 0, true, 0},
+    {"flowers", "conv3", PML_OP_CONV2D, {32, 45, 45}, 64, 3, PML_PAD_SAME, 1, true, 0},
+    {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true, 0},
+    {"flowers", "dense", PML_OP_LINEAR, {30976, 1, 1}, 128, 0, 0, 1, true, 0},
+    {"mlp", "dense1", PML_OP_LINEAR, {784, 1, 1}, 128, 0, 0, 1, false, 0},
+    /* MobileNet's depthwise 3x3 (one channel a group: computed directly) */
+    {"mobile", "dw3x3", PML_OP_CONV2D, {96, 28, 28}, 96, 3, PML_PAD_SAME, 1, true, 96},
 };
 
 /* n floats: v = 0 gives zeros; otherwise uniform in [-0.3 v, 0.7 v) from a counter hash, with
@@ -146,6 +150,7 @@ static bool bench_layer(const layer *L, int N, double budget)
     if (L->op == PML_OP_CONV2D) {
         n.a.kh = n.a.kw = L->k;
         n.a.pad_mode = L->pad_mode;
+        n.a.groups = L->groups > 1 ? L->groups : 1;
     }
     const pml_op_def *d = &pml_ops[L->op];
     if (d->infer(&n, &L->in, 1) != PML_OK) {
@@ -200,11 +205,14 @@ static bool bench_layer(const layer *L, int N, double budget)
     } else {
         /* the multiply-adds of one product: forward = backward-data = backward-weights */
         const double mm = L->op == PML_OP_CONV2D
-                              ? 2.0 * (double)ys * L->in.c * L->k * L->k
+                              ? 2.0 * (double)ys * (L->in.c / (L->groups > 1 ? L->groups : 1)) *
+                                    L->k * L->k
                               : 2.0 * N * (double)pml_shape_size(L->in) * L->out;
-        const int nimpl = L->op == PML_OP_CONV2D && pml_conv_dnnl_available() ? 2 : 1;
+        /* oneDNN runs plain convolutions only (not grouped ones) */
+        const int nimpl = L->op == PML_OP_CONV2D && L->groups <= 1 && pml_conv_dnnl_available() ? 2 : 1;
         for (int impl = 0; impl < nimpl; impl++) {
-            const char *iname = L->op != PML_OP_CONV2D ? "blas" : impl ? "dnnl" : "blas";
+            const bool direct = L->groups > 1 && L->groups == L->in.c && L->out == L->in.c;
+            const char *iname = L->op != PML_OP_CONV2D ? "blas" : impl ? "dnnl" : direct ? "direct" : "blas";
             if (L->op == PML_OP_CONV2D) pml_conv_backend(impl ? PML_CONV_DNNL : PML_CONV_BLAS);
             row f = {L->model, L->name, "forward", iname, time_kernel(d->fwd, &k, budget), fl, 0};
             print_row(&f);
