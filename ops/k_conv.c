@@ -295,40 +295,73 @@ void pml__conv2d_bwd(const pml_kctx *k)
  * (a call costs more than its 9 multiply-adds a column). Directly instead, row by row: each
  * kernel tap adds w times a shifted input row to the output row, in vectors when the stride is
  * 1. */
-static bool depthwise(const geom *g) { return g->G > 1 && g->C == 1 && g->Og == 1 && g->D == 1; }
+#define DEPTHWISE_KW 64 /* kernels at most this wide (wider: im2col and sgemm) */
+static bool depthwise(const geom *g)
+{
+    return g->G > 1 && g->C == 1 && g->Og == 1 && g->D == 1 && g->kw <= DEPTHWISE_KW &&
+           g->kh <= DEPTHWISE_KW;
+}
 
 #define DEPTHWISE_ROW 1024 /* output columns a piece of a row in the backward pass */
 
 // y rows [h0, h1) of channels [c0, c1) = act(b + w * x), one sample at a time
+typedef float dwv8 __attribute__((vector_size(32)));
+typedef int dwv8i __attribute__((vector_size(32)));
+
 PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
 {
     const pml_region r = k->r;
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
     const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
+    /* interior columns [jlo, jhi): every tap inside the row; in vectors of 8 at stride 1 */
+    int jlo = 0, jhi = Wo;
+    for (int q = 0; q < g->kw; q++) {
+        int lo, hi;
+        valid_cols(g, q, &lo, &hi);
+        jlo = lo > jlo ? lo : jlo;
+        jhi = hi < jhi ? hi : jhi;
+    }
+    if (jhi < jlo) jhi = jlo;
+    const int jv = sw == 1 ? jlo + (jhi - jlo) / 8 * 8 : jlo;
+    const float *rows[DEPTHWISE_KW], *wrow[DEPTHWISE_KW]; /* the kernel rows inside the input */
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
             const float *xc = k->x[0] + ((size_t)s * g->G + c) * HW, *wc = k->w[0] + (size_t)c * K;
             const float b = k->node->a.bias ? k->w[1][c] : 0.0f;
             for (int i = r.h0; i < r.h1; i++) {
                 float *restrict yr = k->y + ((size_t)s * g->O + c) * HWo + (size_t)i * Wo;
-                for (int j = 0; j < Wo; j++) yr[j] = b;
+                int np = 0;
                 for (int p = 0; p < g->kh; p++) {
                     const int iy = i * g->sh - g->pt + p * g->dh;
                     if (iy < 0 || iy >= g->H) continue;
-                    const float *restrict xr = xc + (size_t)iy * g->W;
-                    for (int q = 0; q < g->kw; q++) {
-                        int lo, hi;
-                        valid_cols(g, q, &lo, &hi);
-                        const int off = g->pl - q * g->dw;
-                        const float wv = wc[p * g->kw + q];
-                        if (sw == 1)
-                            for (int j = lo; j < hi; j++) yr[j] += wv * xr[j - off];
-                        else
-                            for (int j = lo; j < hi; j++) yr[j] += wv * xr[j * sw - off];
-                    }
+                    rows[np] = xc + (size_t)iy * g->W - g->pl;
+                    wrow[np++] = wc + p * g->kw;
                 }
-                if (relu)
-                    for (int j = 0; j < Wo; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+                for (int j = jlo; j < jv; j += 8) {
+                    dwv8 acc = {b, b, b, b, b, b, b, b};
+                    for (int t = 0; t < np; t++)
+                        for (int q = 0; q < g->kw; q++) {
+                            dwv8 xv;
+                            memcpy(&xv, rows[t] + j + q * g->dw, sizeof xv);
+                            acc += wrow[t][q] * xv;
+                        }
+                    if (relu) {
+                        const dwv8 zero = {0};
+                        acc = (dwv8)((dwv8i)acc & (acc > zero));
+                    }
+                    memcpy(yr + j, &acc, sizeof acc);
+                }
+                for (int j = 0; j < Wo; j++) { /* the edges and the rest: taps checked */
+                    if (j == jlo && jv > jlo) j = jv;
+                    if (j >= Wo) break;
+                    float a = b;
+                    for (int t = 0; t < np; t++)
+                        for (int q = 0; q < g->kw; q++) {
+                            const int ix = j * sw + q * g->dw; /* rows[t] starts at -pl */
+                            if (ix >= g->pl && ix < g->W + g->pl) a += wrow[t][q] * rows[t][ix];
+                        }
+                    yr[j] = relu && !(a > 0.0f) ? 0.0f : a;
+                }
             }
         }
 }
@@ -341,6 +374,11 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
     const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
     float d[DEPTHWISE_ROW]; /* a row of dy, masked by the relu */
+    int clo[DEPTHWISE_KW], chi[DEPTHWISE_KW], coff[DEPTHWISE_KW]; /* each tap column's valid j */
+    for (int q = 0; q < g->kw; q++) {
+        valid_cols(g, q, &clo[q], &chi[q]);
+        coff[q] = g->pl - q * g->dw;
+    }
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
             const size_t xo = ((size_t)s * g->G + c) * HW;
@@ -364,17 +402,23 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
                         const float *restrict xr = xc + (size_t)iy * g->W;
                         float *restrict dxr = dxc ? dxc + (size_t)iy * g->W : NULL;
                         for (int q = 0; q < g->kw; q++) {
-                            int lo, hi;
-                            valid_cols(g, q, &lo, &hi);
-                            lo = lo > j0 ? lo : j0;
-                            hi = hi < j1 ? hi : j1;
-                            const int off = g->pl - q * g->dw;
+                            const int lo = clo[q] > j0 ? clo[q] : j0, hi = chi[q] < j1 ? chi[q] : j1;
+                            const int off = coff[q];
                             const float wv = wc[p * g->kw + q];
                             float acc = 0;
                             if (sw == 1) {
-                                for (int j = lo; j < hi; j++) acc += d[j - j0] * xr[j - off];
+                                dwv8 a8 = {0};
+                                int j = lo;
+                                for (; j + 8 <= hi; j += 8) {
+                                    dwv8 dv, xv;
+                                    memcpy(&dv, d + j - j0, sizeof dv);
+                                    memcpy(&xv, xr + j - off, sizeof xv);
+                                    a8 += dv * xv;
+                                }
+                                for (; j < hi; j++) acc += d[j - j0] * xr[j - off];
+                                for (int t = 0; t < 8; t++) acc += a8[t];
                                 if (dxr)
-                                    for (int j = lo; j < hi; j++) dxr[j - off] += wv * d[j - j0];
+                                    for (j = lo; j < hi; j++) dxr[j - off] += wv * d[j - j0];
                             } else {
                                 for (int j = lo; j < hi; j++) acc += d[j - j0] * xr[j * sw - off];
                                 if (dxr)
