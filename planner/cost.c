@@ -389,6 +389,8 @@ static void node_key(const pml_costmodel *c, int id, int n, int ce, int he, char
     if (a->groups > 1 || a->dh > 1 || a->dw > 1)
         PUT(" groups=%d d=%dx%d", a->groups, a->dh, a->dw);
     if (a->axis != 0) PUT(" axis=%d", a->axis); /* concat along rows or columns */
+    if (nd->op == PML_OP_ACTIVATION) /* the function: an exponential costs more than a max */
+        PUT(" fn=%s", pml_fn_name(a->fn));
     if (a->depth > 0) /* 3-D: planes and the depth's window */
         PUT(" depth=%d kd=%d sd=%d dd=%d pd=%d,%d", a->depth, a->kd, a->sd, a->dd, a->pf, a->pk);
     PUT(" n=%d c=%d h=%d", n, ce, he);
