@@ -3071,6 +3071,38 @@ static void ex_ranks(const pml_graph *g, int *rank)
     }
 }
 
+/* What ONNX cannot say as pml writes it, refused with one message: a concat of rows or columns
+ * joins (N, C, H, W) tensors, and a linear's or flatten's (N, C) cannot be raised to that by an
+ * operator pml reads back; a mul of a map by such a vector would broadcast along the columns; a
+ * 2-D window on a 3-D tensor has no ONNX operator. */
+static pml_status ex_writable(const pml_graph *g, const int *in_rank, const char *path)
+{
+    for (int id = 0; id < g->nnodes; id++) {
+        const pml_node *p = &g->nodes[id];
+        for (int i = 0; p->op == PML_OP_CONCAT && p->a.axis != 0 && i < p->nin; i++)
+            if (in_rank[p->in[i]] != 4)
+                return pml_fail(PML_EUNSUPPORTED,
+                                "%s: node '%s' (concat of %s) joins a vector (N, C), which pml "
+                                "writes to ONNX as a matrix: ONNX's Concat would take another axis",
+                                path, pml_dot_brief(p->name), p->a.axis == 1 ? "rows" : "columns");
+        const bool win = p->op == PML_OP_CONV2D || p->op == PML_OP_MAXPOOL2D ||
+                         p->op == PML_OP_AVGPOOL2D;
+        const int planes = p->nin ? node_depth(g, p->in[0]) : 0;
+        if (win && p->a.depth == 0 && planes > 0)
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: node '%s' (%s) is a 2-D window on a 3-D tensor (%d planes): ONNX "
+                            "needs it 3-D (depth=%d)",
+                            path, pml_dot_brief(p->name), pml_op_name(p->op), planes, planes);
+        if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2))
+            return pml_fail(PML_EUNSUPPORTED,
+                            "%s: node '%s' (mul) scales a map by a vector (N, C), which pml "
+                            "writes to ONNX as a matrix: ONNX's Mul would broadcast it along the "
+                            "columns",
+                            path, pml_dot_brief(p->name));
+    }
+    return PML_OK;
+}
+
 pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *state,
                           const char *path)
 {
@@ -3116,48 +3148,14 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         return pml_fail(PML_ENOMEM, "%s: out of memory", path);
     }
     ex_ranks(g, in_rank);
-    /* a concat of rows or columns joins (N, C, H, W) tensors; a linear's or flatten's (N, C)
-     * cannot be raised to that by an operator pml reads back */
-    for (int id = 0; id < g->nnodes; id++) {
-        const pml_node *p = &g->nodes[id];
-        for (int i = 0; p->op == PML_OP_CONCAT && p->a.axis != 0 && i < p->nin; i++) {
-            if (in_rank[p->in[i]] == 4) continue;
-            free(vname);
-            free(rank);
-            free(e.io);
-            free(e.inp);
-            free(in_rank);
-            return pml_fail(PML_EUNSUPPORTED,
-                            "%s: node '%s' (concat of %s) joins a vector (N, C), which pml writes "
-                            "to ONNX as a matrix: ONNX's Concat would take another axis",
-                            path, pml_dot_brief(p->name), p->a.axis == 1 ? "rows" : "columns");
-        }
-        const bool win = p->op == PML_OP_CONV2D || p->op == PML_OP_MAXPOOL2D ||
-                            p->op == PML_OP_AVGPOOL2D;
-        if (win && p->a.depth == 0 && node_depth(g, p->in[0]) > 0) {
-            free(vname);
-            free(rank);
-            free(e.io);
-            free(e.inp);
-            free(in_rank);
-            return pml_fail(PML_EUNSUPPORTED,
-                            "%s: node '%s' (%s) is a 2-D window on a 3-D tensor (%d planes): ONNX "
-                            "needs it 3-D (depth=%d)",
-                            path, pml_dot_brief(p->name), pml_op_name(p->op),
-                            node_depth(g, p->in[0]), node_depth(g, p->in[0]));
-        }
-        if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2)) {
-            free(vname);
-            free(rank);
-            free(e.io);
-            free(e.inp);
-            free(in_rank);
-            return pml_fail(PML_EUNSUPPORTED,
-                            "%s: node '%s' (mul) scales a map by a vector (N, C), which pml "
-                            "writes to ONNX as a matrix: ONNX's Mul would broadcast it along the "
-                            "columns",
-                            path, pml_dot_brief(p->name));
-        }
+    pml_status wst = ex_writable(g, in_rank, path);
+    if (wst != PML_OK) {
+        free(vname);
+        free(rank);
+        free(e.io);
+        free(e.inp);
+        free(in_rank);
+        return wst;
     }
     /* in id order when that is topological (so reading it back gives the same ids and
      * parameter layout), else in the graph's topological order */

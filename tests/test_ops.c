@@ -1569,6 +1569,30 @@ static void t_dropout_mask(void)
     free(x), free(y1), free(y2), free(y3);
 }
 
+/* softmax_xent's forward and backward of N samples (part of batch_total), fast or reference;
+ * dy is ignored (filled with junk), dx zeroed first */
+static void xent_pass(const pml_node *n, pml_shape xs, float *z, int32_t *lab, int N,
+                      int batch_total, float *y, float *dx, size_t dxn, bool ref)
+{
+    pml_kctx k;
+    memset(&k, 0, sizeof k);
+    k.node = n;
+    k.N = N;
+    k.batch_total = batch_total;
+    k.r = pml_region_full(n, N);
+    k.nin = 1;
+    k.x[0] = z;
+    k.xs[0] = xs;
+    k.y = y;
+    k.labels = lab;
+    float dy[8] = {123, -7, 5, 1e9f, -1, 2, 3, 4}; /* ignored */
+    k.dy = dy;
+    k.dx[0] = dx;
+    memset(dx, 0, dxn * sizeof *dx);
+    (ref ? pml_ops[PML_OP_SOFTMAX_XENT].fwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].fwd)(&k);
+    (ref ? pml_ops[PML_OP_SOFTMAX_XENT].bwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].bwd)(&k);
+}
+
 /* Softmax cross-entropy: equal logits give log(C); the gradient is (softmax - onehot)/batch. */
 static void t_softmax_xent_values(void)
 {
@@ -1577,26 +1601,10 @@ static void t_softmax_xent_values(void)
     pml_shape xs = {4, 1, 1};
     CHECK_OK(infer1(&n, PML_OP_SOFTMAX_XENT, &a, xs));
     CHECK(pml_shape_eq(n.out, (pml_shape){1, 1, 1}));
-    float z[8] = {0, 0, 0, 0, 0, 0, 0, 80}, y[2], dx[8] = {0};
+    float z[8] = {0, 0, 0, 0, 0, 0, 0, 80}, y[2], dx[8];
     int32_t lab[2] = {2, 3};
     for (int ref = 0; ref < 2; ref++) {
-        pml_kctx k;
-        memset(&k, 0, sizeof k);
-        k.node = &n;
-        k.N = 2;
-        k.batch_total = 4;
-        k.r = pml_region_full(&n, 2);
-        k.nin = 1;
-        k.x[0] = z;
-        k.xs[0] = xs;
-        k.y = y;
-        k.labels = lab;
-        float dy[2] = {123, -7}; /* ignored */
-        k.dy = dy;
-        k.dx[0] = dx;
-        memset(dx, 0, sizeof dx);
-        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].fwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].fwd)(&k);
-        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].bwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].bwd)(&k);
+        xent_pass(&n, xs, z, lab, 2, 4, y, dx, 8, ref);
         CHECK_NEAR(y[0], log(4.0), 1e-6);
         CHECK_NEAR(y[1], 0, 1e-6);
         for (int j = 0; j < 4; j++) CHECK_NEAR(dx[j], (0.25 - (j == 2)) / 4, 1e-7);
@@ -1617,23 +1625,7 @@ static void t_softmax_xent_one_logit(void)
     const double want_y[4] = {log(2.0), 80, 0, log(1 + exp(2.0)) - 2};
     const double want_d[4] = {-0.5, 1, 0, 1 / (1 + exp(-2.0)) - 1};
     for (int ref = 0; ref < 2; ref++) {
-        pml_kctx k;
-        memset(&k, 0, sizeof k);
-        k.node = &n;
-        k.N = 4;
-        k.batch_total = 8;
-        k.r = pml_region_full(&n, 4);
-        k.nin = 1;
-        k.x[0] = z;
-        k.xs[0] = xs;
-        k.y = y;
-        k.labels = lab;
-        float dy[4] = {0};
-        k.dy = dy;
-        k.dx[0] = dx;
-        memset(dx, 0, sizeof dx);
-        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].fwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].fwd)(&k);
-        (ref ? pml_ops[PML_OP_SOFTMAX_XENT].bwd_ref : pml_ops[PML_OP_SOFTMAX_XENT].bwd)(&k);
+        xent_pass(&n, xs, z, lab, 4, 8, y, dx, 4, ref);
         for (int i = 0; i < 4; i++) {
             CHECK_NEAR(y[i], want_y[i], 1e-5);
             CHECK_NEAR(dx[i], want_d[i] / 8, 1e-7);
