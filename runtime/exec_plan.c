@@ -1145,6 +1145,13 @@ static pml_status plan_step(plan_exec *x, int n, pml_optim *o)
 static pml_status plan_run(plan_exec *x, int n, pml_optim *o, const pml__dag *d)
 {
     for (int i = n; i < x->e.batch; i++) x->e.labels[i] = -1; /* padding: no loss, no gradient */
+    if (n < x->e.batch) /* and inputs of zeros: a padding sample's activations stay finite, so
+                         * its zero gradients add nothing (0 times an inf from junk is NaN) */
+        for (int v = 0; v < x->e.g.nnodes; v++)
+            if (x->e.g.nodes[v].op == PML_OP_INPUT && x->e.out[v]) {
+                const size_t per = pml_shape_size(x->e.g.nodes[v].out);
+                memset(x->e.out[v] + (size_t)n * per, 0, (size_t)(x->e.batch - n) * per * sizeof(float));
+            }
     x->optim = o;
     const bool timed = x->e.profiling || x->trace;
     double t0 = pml_now();

@@ -283,11 +283,14 @@ static void t_outside_events(void)
 
 /* ---------------------------------------------------------------- plans against the reference */
 
+/* n samples into x; the rest of the batch (a short step's padding) NaN, as junk a buffer may
+ * hold: a plan's padding samples must not spread it into the gradients */
 static void fill_into(pml_exec *e, float *x, const pml_graph *g, int n, uint64_t seed)
 {
     size_t sz = pml_shape_size(g->nodes[g->input].out);
     int32_t *y = pml_exec_labels(e);
     for (size_t i = 0; i < (size_t)n * sz; i++) x[i] = pml_rand_unif(seed, 1, i);
+    for (size_t i = (size_t)n * sz; i < (size_t)e->batch * sz; i++) x[i] = NAN;
     for (int i = 0; i < n; i++) y[i] = (int32_t)(pml_rand_u64(seed, 2, (uint64_t)i) % (uint64_t)g->classes);
 }
 
