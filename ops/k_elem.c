@@ -313,7 +313,7 @@ void pml__activation_bwd_ref(const pml_kctx *k)
 /* The product of two inputs: of equal shapes, or the second one value per channel (C, 1, 1),
  * the same for all of a channel's rows and columns (a squeeze-and-excitation block's scale). */
 
-static bool per_channel(const pml_shape *in)
+bool pml__mul_per_channel(const pml_shape *in)
 {
     return in[1].h == 1 && in[1].w == 1 && (in[0].h > 1 || in[0].w > 1);
 }
@@ -341,7 +341,7 @@ void pml__mul_fwd(const pml_kctx *k)
 {
     const pml_region r = k->r;
     const pml_shape s = k->node->out;
-    const bool pc = per_channel(k->xs);
+    const bool pc = pml__mul_per_channel(k->xs);
     for (int n = r.n0; n < r.n1; n++)
         for (int c = r.c0; c < r.c1; c++) {
             const size_t off = (((size_t)n * s.c + c) * s.h + r.h0) * s.w;
@@ -362,7 +362,7 @@ void pml__mul_bwd(const pml_kctx *k)
 {
     const pml_region r = k->r;
     const pml_shape s = k->node->out;
-    const bool pc = per_channel(k->xs);
+    const bool pc = pml__mul_per_channel(k->xs);
     for (int n = r.n0; n < r.n1; n++)
         for (int c = r.c0; c < r.c1; c++) {
             const size_t off = (((size_t)n * s.c + c) * s.h + r.h0) * s.w;
@@ -391,7 +391,7 @@ void pml__mul_fwd_ref(const pml_kctx *k)
 {
     const pml_shape s = k->node->out;
     const size_t plane = (size_t)s.h * s.w;
-    const bool pc = per_channel(k->xs);
+    const bool pc = pml__mul_per_channel(k->xs);
     FOR_ELEMS(k->r, s, e)
     k->y[e] = (float)((double)k->x[0][e] * k->x[1][pc ? e / plane : e]);
 }
@@ -399,7 +399,7 @@ void pml__mul_bwd_ref(const pml_kctx *k)
 {
     const pml_shape s = k->node->out;
     const size_t plane = (size_t)s.h * s.w;
-    const bool pc = per_channel(k->xs);
+    const bool pc = pml__mul_per_channel(k->xs);
     FOR_ELEMS(k->r, s, e)
     {
         const size_t j = pc ? e / plane : e;

@@ -98,7 +98,7 @@ pml_region pml__activation_in_region(const pml_node *n, const pml_shape *in, int
 pml_region pml__mul_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
                               pml_region out)
 {
-    if (i == 1 && in[1].h == 1 && in[1].w == 1 && (in[0].h > 1 || in[0].w > 1))
+    if (i == 1 && pml__mul_per_channel(in))
         return (pml_region){out.n0, out.n1, out.c0, out.c1, 0, out.h1 > out.h0 ? 1 : 0};
     return out;
 }
