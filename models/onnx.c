@@ -1970,10 +1970,18 @@ static pml_status op_dropout(imp *im)
                          pml_dot_brief(r->name));
         rate = r->t.data[0];
     }
-    if (tm && (tm->kind != V_CONST || tm->t.n != 1 || tm->t.data[0] != 0.0f))
-        return nfail(im, PML_EUNSUPPORTED, "training_mode: pml imports the inference form");
     if (!(rate >= 0.0f && rate < 1.0f))
         return nfail(im, PML_EFORMAT, "ratio %g is not in [0, 1)", (double)rate);
+    if (tm && (tm->kind != V_CONST || tm->t.n != 1))
+        return nfail(im, PML_EUNSUPPORTED, "training_mode '%s' is not a constant",
+                     pml_dot_brief(tm->name));
+    /* training mode draws a random mask: its outputs are another generator's, except at ratio 0,
+     * where nothing is dropped (as in the inference form) */
+    if (tm && tm->t.data[0] != 0.0f && rate != 0.0f)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "training_mode with ratio %g draws a random mask (pml imports the inference "
+                     "form, or training mode at ratio 0)",
+                     (double)rate);
     if (rate == 0.0f) {
         st = alias_out(im, x);
     } else {
@@ -2332,7 +2340,8 @@ static pml_status graph_inputs(imp *im)
         m->ninputs++;
         const int idx = m->ninputs - 1;
         const bool integer = et == T_INT64 || et == T_INT32;
-        const bool scalar = exact_in_float(et) && in->rank == 0; /* a Dropout's ratio, a Clip's min */
+        /* a Dropout's ratio or training_mode, a Clip's min */
+        const bool scalar = (exact_in_float(et) || et == T_BOOL) && in->rank == 0;
         if (!first && (integer || scalar) && idx < im->ngiven && im->given[idx].data) {
             /* an integer input (a shape) or a scalar given now: a constant */
             const pml_tensor *gt = &im->given[idx];
@@ -2374,9 +2383,10 @@ static pml_status graph_inputs(imp *im)
                             "%s: graph input '%s' is of type %s (pml takes float, and uint8, int8 "
                             "and int16 as float%s)",
                             im->path, pml_dot_brief(name), type_name(et),
-                            !first && integer ? "; pml infer folds an integer input given with "
-                                                "the others"
-                                              : "");
+                            !first && (integer || (et == T_BOOL && in->rank == 0))
+                                ? "; pml infer folds an integer input or a scalar given with the "
+                                  "others"
+                                : "");
         if (first) {
             int id;
             pml_status st = input_node(im, idx, &id);

@@ -1109,6 +1109,17 @@ t_onnx_errors() { # bad ONNX models and tensors: one message naming the file, no
         has "$err" "(Cos): pml does not support this operator" && one_line || return 1
     run 1 train $ONNX_DATA/node/test_batchnorm_epsilon_training_mode/model.onnx --data synthetic &&
         has "$err" "(BatchNormalization): training_mode" && one_line || return 1
+    # a training-mode Dropout: at ratio 0 nothing is dropped (it runs); a random mask is refused,
+    # and so is a bool input that nothing gives
+    local d=$ONNX_DATA/node/test_training_dropout
+    run 3 infer $d/model.onnx --input $d/test_data_set_0 -o "$TMP/drop" &&
+        has "$err" "(Dropout): training_mode with ratio 0.75 draws a random mask" && one_line &&
+        [ ! -e "$TMP/drop" ] || return 1
+    run 0 infer ${d}_zero_ratio_mask/model.onnx --input ${d}_zero_ratio_mask/test_data_set_0 \
+        --check && has "$out" "output 'z': 60 values agree" || return 1
+    run 1 export ${d}_zero_ratio/model.onnx -o "$TMP/drop.dot" &&
+        has "$err" "graph input 't' is of type bool" && has "$err" "or a scalar given" && one_line &&
+        [ ! -e "$TMP/drop.dot" ] || return 1
     run 1 compile $ONNX_DATA/node/test_convtranspose/model.onnx --batch 8 -o "$TMP/p3.dot" &&
         has "$err" "(ConvTranspose): pml does not support this operator" && one_line &&
         [ ! -e "$TMP/p3.dot" ] || return 1
