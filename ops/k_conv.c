@@ -21,6 +21,7 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- geometry */
@@ -304,9 +305,100 @@ static bool depthwise(const geom *g)
 
 #define DEPTHWISE_ROW 1024 /* output columns a piece of a row in the backward pass */
 
-// y rows [h0, h1) of channels [c0, c1) = act(b + w * x), one sample at a time
 typedef float dwv8 __attribute__((vector_size(32)));
 typedef int dwv8i __attribute__((vector_size(32)));
+
+/* Row lengths of the stride-1 passes: dy rows padded by P = (kw-1)*dw zeros on the left and
+ * enough on the right that every vector of 8 input or output columns reads inside the row;
+ * input rows padded by pl zeros on the left and zeros on the right. Returns false when rows
+ * that long are not kept. */
+#define DEPTHWISE_PAD 1536 /* padded rows at most this long */
+#define DEPTHWISE_S1_KW 7  /* kernels up to 7x7 (the backward keeps a sum a tap) */
+static bool depthwise_s1_rows(const geom *g, int *P, int *Ld, int *Lx)
+{
+    const int Wr = (g->W + 7) / 8 * 8, Wor = (g->Wo + 7) / 8 * 8;
+    *P = (g->kw - 1) * g->dw;
+    *Ld = *P + (Wr > Wor ? Wr : Wor) + g->pl + 8;
+    *Lx = Wor + *P + 8;
+    if (*Lx < g->pl + g->W) *Lx = g->pl + g->W;
+    return g->kw <= DEPTHWISE_S1_KW && g->kh <= DEPTHWISE_S1_KW && *Ld <= DEPTHWISE_PAD &&
+           *Lx <= DEPTHWISE_PAD;
+}
+
+/* One padded input row (\p Lx floats): pl zeros, the row, zeros. */
+static inline void depthwise_pad_row(float *xp, const float *x, int W, int pl, int Lx)
+{
+    memset(xp, 0, (size_t)pl * sizeof *xp);
+    memcpy(xp + pl, x, (size_t)W * sizeof *xp);
+    memset(xp + pl + W, 0, (size_t)(Lx - pl - W) * sizeof *xp);
+}
+
+/* y's 8 columns from j: b plus every tap's weight times x (xrow[t]: kernel row t's padded input
+ * row); inlined with kw and qd constant for the common 3x3 and 5x5 */
+static inline __attribute__((always_inline)) void depthwise_fwd_vec(const float *const *xrow,
+                                                                    const float *const *wrow,
+                                                                    int np, int kw, int qd, int j,
+                                                                    float b, dwv8 *out)
+{
+    dwv8 a = {b, b, b, b, b, b, b, b};
+    for (int t = 0; t < np; t++)
+        for (int q = 0; q < kw; q++) {
+            dwv8 xv;
+            memcpy(&xv, xrow[t] + j + q * qd, sizeof xv);
+            a += wrow[t][q] * xv;
+        }
+    *out = a;
+}
+
+/* The forward pass at stride 1 along the rows: the input rows the region reads are kept padded
+ * with zeros (\p xpad: Lx floats each), so every output column is computed in vectors of 8,
+ * taps outside the image reading zeros. */
+PML_HOT static void depthwise_fwd_s1(const geom *g, const pml_kctx *k, int relu, float *xpad)
+{
+    const pml_region r = k->r;
+    const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
+    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, qd = g->dw, pl = g->pl;
+    int P, Ld, Lx;
+    depthwise_s1_rows(g, &P, &Ld, &Lx);
+    int ylo = r.h0 * g->sh - g->pt, yhi = (r.h1 - 1) * g->sh - g->pt + (kh - 1) * g->dh + 1;
+    ylo = ylo > 0 ? ylo : 0;
+    yhi = yhi < g->H ? yhi : g->H;
+    const dwv8 zero = {0};
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const float *xc = k->x[0] + ((size_t)s * g->G + c) * HW, *wc = k->w[0] + (size_t)c * K;
+            const float b = k->node->a.bias ? k->w[1][c] : 0.0f;
+            for (int iy = ylo; iy < yhi; iy++)
+                depthwise_pad_row(xpad + (size_t)(iy - ylo) * Lx, xc + (size_t)iy * W, W, pl, Lx);
+            for (int i = r.h0; i < r.h1; i++) {
+                float *restrict yr = k->y + ((size_t)s * g->O + c) * HWo + (size_t)i * Wo;
+                const float *xrow[DEPTHWISE_KW], *wrow[DEPTHWISE_KW];
+                int np = 0;
+                for (int p = 0; p < kh; p++) {
+                    const int iy = i * g->sh - g->pt + p * g->dh;
+                    if (iy < 0 || iy >= g->H) continue;
+                    xrow[np] = xpad + (size_t)(iy - ylo) * Lx;
+                    wrow[np++] = wc + p * kw;
+                }
+                for (int j = 0; j < Wo; j += 8) {
+                    dwv8 a;
+                    if (kw == 3 && qd == 1 && np == 3)
+                        depthwise_fwd_vec(xrow, wrow, 3, 3, 1, j, b, &a);
+                    else if (kw == 5 && qd == 1 && np == 5)
+                        depthwise_fwd_vec(xrow, wrow, 5, 5, 1, j, b, &a);
+                    else
+                        depthwise_fwd_vec(xrow, wrow, np, kw, qd, j, b, &a);
+                    if (relu) a = (dwv8)((dwv8i)a & (a > zero));
+                    if (j + 8 <= Wo)
+                        memcpy(yr + j, &a, sizeof a);
+                    else
+                        for (int l = 0; j + l < Wo; l++) yr[j + l] = a[l];
+                }
+            }
+        }
+}
+
+// y rows [h0, h1) of channels [c0, c1) = act(b + w * x), one sample at a time
 
 PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
 {
@@ -366,6 +458,142 @@ PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
         }
 }
 
+/* dw's sums of one kernel row p over one output row: acc[q] += d[j..] * xp[j + q*qd ..]; inlined
+ * with kw and qd constant for the common 3x3 and 5x5, so the sums stay in registers */
+static inline __attribute__((always_inline)) void depthwise_dw_row(const float *d, const float *xp,
+                                                                   int Wo, int kw, int qd,
+                                                                   dwv8 *acc)
+{
+    dwv8 a[DEPTHWISE_S1_KW];
+    for (int q = 0; q < kw; q++) a[q] = acc[q];
+    for (int j = 0; j < Wo; j += 8) {
+        dwv8 dv;
+        memcpy(&dv, d + j, sizeof dv);
+        for (int q = 0; q < kw; q++) {
+            dwv8 xs;
+            memcpy(&xs, xp + j + q * qd, sizeof xs);
+            a[q] += dv * xs;
+        }
+    }
+    for (int q = 0; q < kw; q++) acc[q] = a[q];
+}
+
+/* dx's 8 columns from ix: every tap's weight times dy (drow[t]: kernel row t's dy row, seen at
+ * column ix + pl) */
+static inline __attribute__((always_inline)) void depthwise_dx_vec(const float *const *drow,
+                                                                   const float *const *wrow,
+                                                                   int np, int kw, int qd, int ix,
+                                                                   dwv8 *out)
+{
+    dwv8 a = {0};
+    for (int t = 0; t < np; t++)
+        for (int q = 0; q < kw; q++) {
+            dwv8 dv;
+            memcpy(&dv, drow[t] + ix - q * qd, sizeof dv);
+            a += wrow[t][q] * dv;
+        }
+    *out = a;
+}
+
+/* The backward pass at stride 1 (MobileNet's and EfficientNet's depthwise layers but their few
+ * stride-2 ones), all in vectors of 8 columns: the channel's dy rows, masked by the relu, are
+ * kept padded with zeros, so that taps outside the image read zeros instead of being checked.
+ * dw keeps a vector of sums a tap over the whole channel (one load of dy a kernel row and
+ * vector; added across lanes once at the end); dx gathers, as a convolution of dy by the
+ * flipped kernel, every tap's share of 8 input columns in registers and adds them to dx once
+ * (the scatter form reads and writes each dx row once a tap). \p dpad holds the region's rows
+ * of dy, Ld floats each. */
+PML_HOT static void depthwise_bwd_s1(const geom *g, const pml_kctx *k, float *dx, float *dw,
+                                     float *db, int relu, float *dpad)
+{
+    const pml_region r = k->r;
+    const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
+    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, qd = g->dw, pl = g->pl;
+    int P, Ld, Lx;
+    depthwise_s1_rows(g, &P, &Ld, &Lx);
+    const int rows = r.h1 - r.h0;
+    /* input rows the region's output rows reach */
+    int ylo = r.h0 - g->pt, yhi = r.h1 - 1 - g->pt + (kh - 1) * g->dh + 1;
+    ylo = ylo > 0 ? ylo : 0;
+    yhi = yhi < g->H ? yhi : g->H;
+    float xp[DEPTHWISE_PAD]; /* an input row, pl zeros before it and zeros after */
+    const dwv8 zero = {0};
+    for (int s = r.n0; s < r.n1; s++)
+        for (int c = r.c0; c < r.c1; c++) {
+            const size_t xo = ((size_t)s * g->G + c) * HW, yo = ((size_t)s * g->O + c) * HWo;
+            const float *xc = k->x[0] + xo, *wc = k->w[0] + (size_t)c * K;
+            double bsum = 0;
+            for (int i = r.h0; i < r.h1; i++) {
+                const float *dyr = k->dy + yo + (size_t)i * Wo, *yr = k->y + yo + (size_t)i * Wo;
+                float *d = dpad + (size_t)(i - r.h0) * Ld;
+                memset(d, 0, (size_t)P * sizeof *d);
+                for (int j = 0; j < Wo; j++) d[P + j] = relu && !(yr[j] > 0.0f) ? 0.0f : dyr[j];
+                memset(d + P + Wo, 0, (size_t)(Ld - P - Wo) * sizeof *d);
+                dwv8 rs = zero; /* the row's sum, 8 lanes (the zeros after it count nothing) */
+                for (int j = 0; j < Wo; j += 8) {
+                    dwv8 dv;
+                    memcpy(&dv, d + P + j, sizeof dv);
+                    rs += dv;
+                }
+                for (int l = 0; l < 8; l++) bsum += rs[l];
+            }
+            if (db) db[c] += (float)bsum;
+            if (dw) {
+                dwv8 acc[DEPTHWISE_S1_KW * DEPTHWISE_S1_KW];
+                for (int t = 0; t < K; t++) acc[t] = zero;
+                for (int iy = ylo; iy < yhi; iy++) {
+                    depthwise_pad_row(xp, xc + (size_t)iy * W, W, pl, Lx);
+                    for (int p = 0; p < kh; p++) {
+                        const int i = iy + g->pt - p * g->dh; /* the output row tap row p meets */
+                        if (i < r.h0 || i >= r.h1) continue;
+                        const float *d = dpad + (size_t)(i - r.h0) * Ld + P;
+                        if (kw == 3 && qd == 1)
+                            depthwise_dw_row(d, xp, Wo, 3, 1, acc + p * kw);
+                        else if (kw == 5 && qd == 1)
+                            depthwise_dw_row(d, xp, Wo, 5, 1, acc + p * kw);
+                        else
+                            depthwise_dw_row(d, xp, Wo, kw, qd, acc + p * kw);
+                    }
+                }
+                for (int t = 0; t < K; t++) {
+                    float v = 0;
+                    for (int l = 0; l < 8; l++) v += acc[t][l];
+                    dw[(size_t)c * K + t] += v;
+                }
+            }
+            if (!dx || !rows) continue;
+            for (int iy = ylo; iy < yhi; iy++) {
+                const float *drow[DEPTHWISE_KW], *wrow[DEPTHWISE_KW];
+                int np = 0;
+                for (int p = 0; p < kh; p++) {
+                    const int i = iy + g->pt - p * g->dh;
+                    if (i < r.h0 || i >= r.h1) continue;
+                    drow[np] = dpad + (size_t)(i - r.h0) * Ld + P + pl; /* dy column ix + pl */
+                    wrow[np++] = wc + p * kw;
+                }
+                if (!np) continue;
+                float *restrict dxr = dx + xo + (size_t)iy * W;
+                for (int ix = 0; ix < W; ix += 8) {
+                    dwv8 a;
+                    if (kw == 3 && qd == 1 && np == 3)
+                        depthwise_dx_vec(drow, wrow, 3, 3, 1, ix, &a);
+                    else if (kw == 5 && qd == 1 && np == 5)
+                        depthwise_dx_vec(drow, wrow, 5, 5, 1, ix, &a);
+                    else
+                        depthwise_dx_vec(drow, wrow, np, kw, qd, ix, &a);
+                    if (ix + 8 <= W) {
+                        dwv8 o;
+                        memcpy(&o, dxr + ix, sizeof o);
+                        o += a;
+                        memcpy(dxr + ix, &o, sizeof o);
+                    } else {
+                        for (int l = 0; ix + l < W; l++) dxr[ix + l] += a[l];
+                    }
+                }
+            }
+        }
+}
+
 // dy rows [h0, h1) of channels [c0, c1) -> dx, dw, db (each may be NULL), accumulated
 PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, float *dw, float *db,
                            int relu)
@@ -373,6 +601,15 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
     const pml_region r = k->r;
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
     const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
+    int P, Ld, Lx;
+    if (sw == 1 && g->sh == 1 && depthwise_s1_rows(g, &P, &Ld, &Lx)) {
+        float *dpad = malloc((size_t)(r.h1 - r.h0 + 1) * (size_t)Ld * sizeof *dpad);
+        if (dpad) { /* else as below */
+            depthwise_bwd_s1(g, k, dx, dw, db, relu, dpad);
+            free(dpad);
+            return;
+        }
+    }
     float d[DEPTHWISE_ROW]; /* a row of dy, masked by the relu */
     int clo[DEPTHWISE_KW], chi[DEPTHWISE_KW], coff[DEPTHWISE_KW]; /* each tap column's valid j */
     for (int q = 0; q < g->kw; q++) {
@@ -441,7 +678,16 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
     geom g = geom_of(n, k->xs[0]);
     if (r.c1 <= r.c0 || r.h1 <= r.h0) return;
     if (depthwise(&g)) {
-        depthwise_fwd(&g, k, n->a.act == PML_ACT_RELU);
+        int P, Ld, Lx;
+        float *xpad = NULL;
+        if (g.sw == 1 && depthwise_s1_rows(&g, &P, &Ld, &Lx) &&
+            (xpad = malloc((size_t)((r.h1 - r.h0 - 1) * g.sh + (g.kh - 1) * g.dh + 1) * (size_t)Lx *
+                           sizeof *xpad))) {
+            depthwise_fwd_s1(&g, k, n->a.act == PML_ACT_RELU, xpad);
+            free(xpad);
+        } else {
+            depthwise_fwd(&g, k, n->a.act == PML_ACT_RELU);
+        }
         return;
     }
     const int cr = chunk_rows(&g, r.h1 - r.h0);
