@@ -308,68 +308,118 @@ static bool depthwise(const geom *g)
 typedef float dwv8 __attribute__((vector_size(32)));
 typedef int dwv8i __attribute__((vector_size(32)));
 
-/* Row lengths of the stride-1 passes: dy rows padded by P = (kw-1)*dw zeros on the left and
- * enough on the right that every vector of 8 input or output columns reads inside the row;
- * input rows padded by pl zeros on the left and zeros on the right. Returns false when rows
- * that long are not kept. */
+/* The padded passes (stride 1 or 2 along the rows, kernels up to 7x7): an input row is kept as
+ * sw phase rows of Lx floats, phase f holding the padded row's columns f, f + sw, f + 2 sw ...
+ * (stride 1: the row itself, pl zeros before it and zeros after), so that tap column q of output
+ * columns j..j+7 is a vector at the tap's offset: phase (q dw) % sw, column j + (q dw) / sw; taps
+ * outside the image read zeros instead of being checked. dy rows are kept with P = (kw-1)*dw
+ * zeros before them and zeros after. Returns false when the layer is not for them. */
 #define DEPTHWISE_PAD 1536 /* padded rows at most this long */
 #define DEPTHWISE_S1_KW 7  /* kernels up to 7x7 (the backward keeps a sum a tap) */
-static bool depthwise_s1_rows(const geom *g, int *P, int *Ld, int *Lx)
+static bool depthwise_rows(const geom *g, int *P, int *Ld, int *Lx)
 {
-    const int Wr = (g->W + 7) / 8 * 8, Wor = (g->Wo + 7) / 8 * 8;
+    const int sw = g->sw, Wr = (g->W + 7) / 8 * 8, Wor = (g->Wo + 7) / 8 * 8;
     *P = (g->kw - 1) * g->dw;
     *Ld = *P + (Wr > Wor ? Wr : Wor) + g->pl + 8;
-    *Lx = Wor + *P + 8;
-    if (*Lx < g->pl + g->W) *Lx = g->pl + g->W;
-    return g->kw <= DEPTHWISE_S1_KW && g->kh <= DEPTHWISE_S1_KW && *Ld <= DEPTHWISE_PAD &&
-           *Lx <= DEPTHWISE_PAD;
+    *Lx = Wor + *P / sw + 8;
+    const int whole = (g->W + g->pl + sw - 1) / sw; /* every column of the row has a place */
+    if (*Lx < whole) *Lx = whole;
+    return (sw == 1 || sw == 2) && g->kw <= DEPTHWISE_S1_KW && g->kh <= DEPTHWISE_S1_KW &&
+           *Ld <= DEPTHWISE_PAD && sw * *Lx <= DEPTHWISE_PAD;
 }
 
-/* One padded input row (\p Lx floats): pl zeros, the row, zeros. */
-static inline void depthwise_pad_row(float *xp, const float *x, int W, int pl, int Lx)
+/* Tap column q's offset in a kept input row (see depthwise_rows) */
+static inline void depthwise_offsets(const geom *g, int Lx, int *off)
 {
-    memset(xp, 0, (size_t)pl * sizeof *xp);
-    memcpy(xp + pl, x, (size_t)W * sizeof *xp);
-    memset(xp + pl + W, 0, (size_t)(Lx - pl - W) * sizeof *xp);
+    for (int q = 0; q < g->kw; q++) {
+        const int m = q * g->dw;
+        off[q] = m % g->sw * Lx + m / g->sw;
+    }
 }
 
-/* y's 8 columns from j: b plus every tap's weight times x (xrow[t]: kernel row t's padded input
- * row); inlined with kw and qd constant for the common 3x3 and 5x5 */
+/* One input row kept as sw phase rows of Lx floats (see depthwise_rows). */
+static inline void depthwise_pad_row(float *xp, const float *x, int W, int pl, int Lx, int sw)
+{
+    if (sw == 1) {
+        memset(xp, 0, (size_t)pl * sizeof *xp);
+        memcpy(xp + pl, x, (size_t)W * sizeof *xp);
+        memset(xp + pl + W, 0, (size_t)(Lx - pl - W) * sizeof *xp);
+        return;
+    }
+    for (int f = 0; f < 2; f++) {
+        float *o = xp + (size_t)f * Lx;
+        int u = 0;
+        for (; u < Lx && 2 * u + f - pl < 0; u++) o[u] = 0.0f;
+        const float *xs = x + 2 * u + f - pl;
+        int n = (W - (2 * u + f - pl) + 1) / 2; /* columns left in this phase */
+        if (n > Lx - u) n = Lx - u;
+        if (n < 0) n = 0;
+        for (int t = 0; t < n; t++) o[u + t] = xs[2 * t];
+        for (u += n; u < Lx; u++) o[u] = 0.0f;
+    }
+}
+
+/* y's 8 columns from j: b plus every tap's weight times x (xrow[t]: kernel row t's kept input
+ * row; off: the tap columns' offsets, NULL for 0, 1, 2 ...); inlined with kw constant for 3x3
+ * and 5x5 */
 static inline __attribute__((always_inline)) void depthwise_fwd_vec(const float *const *xrow,
                                                                     const float *const *wrow,
-                                                                    int np, int kw, int qd, int j,
-                                                                    float b, dwv8 *out)
+                                                                    const int *off, int np,
+                                                                    int kw, int j, float b,
+                                                                    dwv8 *out)
 {
     dwv8 a = {b, b, b, b, b, b, b, b};
     for (int t = 0; t < np; t++)
         for (int q = 0; q < kw; q++) {
             dwv8 xv;
-            memcpy(&xv, xrow[t] + j + q * qd, sizeof xv);
+            memcpy(&xv, xrow[t] + (off ? off[q] : q) + j, sizeof xv);
             a += wrow[t][q] * xv;
         }
     *out = a;
 }
 
-/* The forward pass at stride 1 along the rows: the input rows the region reads are kept padded
- * with zeros (\p xpad: Lx floats each), so every output column is computed in vectors of 8,
- * taps outside the image reading zeros. */
-PML_HOT static void depthwise_fwd_s1(const geom *g, const pml_kctx *k, int relu, float *xpad)
+/* An output row: depthwise_fwd_vec along it, the relu, the last vector partial */
+static inline __attribute__((always_inline)) void depthwise_fwd_row(float *restrict yr,
+                                                                    const float *const *xrow,
+                                                                    const float *const *wrow,
+                                                                    const int *off, int np,
+                                                                    int kw, int Wo, float b,
+                                                                    int relu)
+{
+    const dwv8 zero = {0};
+    for (int j = 0; j < Wo; j += 8) {
+        dwv8 a;
+        depthwise_fwd_vec(xrow, wrow, off, np, kw, j, b, &a);
+        if (relu) a = (dwv8)((dwv8i)a & (a > zero));
+        if (j + 8 <= Wo)
+            memcpy(yr + j, &a, sizeof a);
+        else
+            for (int l = 0; j + l < Wo; l++) yr[j + l] = a[l];
+    }
+}
+
+/* The forward pass on kept rows (depthwise_rows): the input rows the region reads, sw Lx floats
+ * each, in \p xpad; every output column in vectors of 8. */
+PML_HOT static void depthwise_fwd_pad(const geom *g, const pml_kctx *k, int relu, float *xpad)
 {
     const pml_region r = k->r;
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
-    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, qd = g->dw, pl = g->pl;
-    int P, Ld, Lx;
-    depthwise_s1_rows(g, &P, &Ld, &Lx);
+    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, pl = g->pl, sw = g->sw;
+    int P, Ld, Lx, off[DEPTHWISE_S1_KW];
+    depthwise_rows(g, &P, &Ld, &Lx);
+    depthwise_offsets(g, Lx, off);
+    const bool unit = sw == 1 && g->dw == 1; /* offsets 0, 1, 2 ...: constants */
     int ylo = r.h0 * g->sh - g->pt, yhi = (r.h1 - 1) * g->sh - g->pt + (kh - 1) * g->dh + 1;
     ylo = ylo > 0 ? ylo : 0;
     yhi = yhi < g->H ? yhi : g->H;
-    const dwv8 zero = {0};
+    const size_t row = (size_t)sw * Lx;
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
             const float *xc = k->x[0] + ((size_t)s * g->G + c) * HW, *wc = k->w[0] + (size_t)c * K;
             const float b = k->node->a.bias ? k->w[1][c] : 0.0f;
             for (int iy = ylo; iy < yhi; iy++)
-                depthwise_pad_row(xpad + (size_t)(iy - ylo) * Lx, xc + (size_t)iy * W, W, pl, Lx);
+                depthwise_pad_row(xpad + (size_t)(iy - ylo) * row, xc + (size_t)iy * W, W, pl, Lx,
+                                  sw);
             for (int i = r.h0; i < r.h1; i++) {
                 float *restrict yr = k->y + ((size_t)s * g->O + c) * HWo + (size_t)i * Wo;
                 const float *xrow[DEPTHWISE_KW], *wrow[DEPTHWISE_KW];
@@ -377,23 +427,17 @@ PML_HOT static void depthwise_fwd_s1(const geom *g, const pml_kctx *k, int relu,
                 for (int p = 0; p < kh; p++) {
                     const int iy = i * g->sh - g->pt + p * g->dh;
                     if (iy < 0 || iy >= g->H) continue;
-                    xrow[np] = xpad + (size_t)(iy - ylo) * Lx;
+                    xrow[np] = xpad + (size_t)(iy - ylo) * row;
                     wrow[np++] = wc + p * kw;
                 }
-                for (int j = 0; j < Wo; j += 8) {
-                    dwv8 a;
-                    if (kw == 3 && qd == 1 && np == 3)
-                        depthwise_fwd_vec(xrow, wrow, 3, 3, 1, j, b, &a);
-                    else if (kw == 5 && qd == 1 && np == 5)
-                        depthwise_fwd_vec(xrow, wrow, 5, 5, 1, j, b, &a);
-                    else
-                        depthwise_fwd_vec(xrow, wrow, np, kw, qd, j, b, &a);
-                    if (relu) a = (dwv8)((dwv8i)a & (a > zero));
-                    if (j + 8 <= Wo)
-                        memcpy(yr + j, &a, sizeof a);
-                    else
-                        for (int l = 0; j + l < Wo; l++) yr[j + l] = a[l];
-                }
+                if (unit && kw == 3 && np == 3)
+                    depthwise_fwd_row(yr, xrow, wrow, NULL, 3, 3, Wo, b, relu);
+                else if (unit && kw == 5 && np == 5)
+                    depthwise_fwd_row(yr, xrow, wrow, NULL, 5, 5, Wo, b, relu);
+                else if (kw == 3 && np == 3)
+                    depthwise_fwd_row(yr, xrow, wrow, off, 3, 3, Wo, b, relu);
+                else
+                    depthwise_fwd_row(yr, xrow, wrow, off, np, kw, Wo, b, relu);
             }
         }
 }
@@ -458,10 +502,10 @@ PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
         }
 }
 
-/* dw's sums of one kernel row p over one output row: acc[q] += d[j..] * xp[j + q*qd ..]; inlined
- * with kw and qd constant for the common 3x3 and 5x5, so the sums stay in registers */
+/* dw's sums of one kernel row p over one output row: acc[q] += d[j..] * xp[off[q] + j ..] (off
+ * NULL: 0, 1, 2 ...); inlined with kw constant for 3x3 and 5x5, so the sums stay in registers */
 static inline __attribute__((always_inline)) void depthwise_dw_row(const float *d, const float *xp,
-                                                                   int Wo, int kw, int qd,
+                                                                   const int *off, int Wo, int kw,
                                                                    dwv8 *acc)
 {
     dwv8 a[DEPTHWISE_S1_KW];
@@ -471,15 +515,15 @@ static inline __attribute__((always_inline)) void depthwise_dw_row(const float *
         memcpy(&dv, d + j, sizeof dv);
         for (int q = 0; q < kw; q++) {
             dwv8 xs;
-            memcpy(&xs, xp + j + q * qd, sizeof xs);
+            memcpy(&xs, xp + (off ? off[q] : q) + j, sizeof xs);
             a[q] += dv * xs;
         }
     }
     for (int q = 0; q < kw; q++) acc[q] = a[q];
 }
 
-/* dx's 8 columns from ix: every tap's weight times dy (drow[t]: kernel row t's dy row, seen at
- * column ix + pl) */
+/* dx's 8 columns from ix, stride 1: every tap's weight times dy (drow[t]: kernel row t's dy row,
+ * seen at column ix + pl) */
 static inline __attribute__((always_inline)) void depthwise_dx_vec(const float *const *drow,
                                                                    const float *const *wrow,
                                                                    int np, int kw, int qd, int ix,
@@ -495,28 +539,31 @@ static inline __attribute__((always_inline)) void depthwise_dx_vec(const float *
     *out = a;
 }
 
-/* The backward pass at stride 1 (MobileNet's and EfficientNet's depthwise layers but their few
- * stride-2 ones), all in vectors of 8 columns: the channel's dy rows, masked by the relu, are
- * kept padded with zeros, so that taps outside the image read zeros instead of being checked.
- * dw keeps a vector of sums a tap over the whole channel (one load of dy a kernel row and
- * vector; added across lanes once at the end); dx gathers, as a convolution of dy by the
- * flipped kernel, every tap's share of 8 input columns in registers and adds them to dx once
- * (the scatter form reads and writes each dx row once a tap). \p dpad holds the region's rows
- * of dy, Ld floats each. */
-PML_HOT static void depthwise_bwd_s1(const geom *g, const pml_kctx *k, float *dx, float *dw,
-                                     float *db, int relu, float *dpad)
+/* The backward pass on kept rows (depthwise_rows), in vectors of 8 columns: the channel's dy
+ * rows, masked by the relu, are kept padded with zeros (\p dpad: the region's rows, Ld floats
+ * each). dw keeps a vector of sums a tap over the whole channel (one load of dy a kernel row and
+ * vector; added across lanes once at the end). dx, at stride 1, gathers as a convolution of dy
+ * by the flipped kernel every tap's share of 8 input columns in registers and adds them to dx
+ * once; at stride 2 each tap adds w dy to a kept row of the input's shape (\p dxpad: the input
+ * rows the region reaches, sw Lx floats each), added to dx at the end. */
+PML_HOT static void depthwise_bwd_pad(const geom *g, const pml_kctx *k, float *dx, float *dw,
+                                      float *db, int relu, float *dpad, float *dxpad)
 {
     const pml_region r = k->r;
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
-    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, qd = g->dw, pl = g->pl;
-    int P, Ld, Lx;
-    depthwise_s1_rows(g, &P, &Ld, &Lx);
+    const int W = g->W, Wo = g->Wo, kh = g->kh, kw = g->kw, K = kh * kw, qd = g->dw, pl = g->pl,
+              sw = g->sw, sh = g->sh;
+    int P, Ld, Lx, off[DEPTHWISE_S1_KW];
+    depthwise_rows(g, &P, &Ld, &Lx);
+    depthwise_offsets(g, Lx, off);
+    const bool unit = sw == 1 && qd == 1, gather = sw == 1 && sh == 1;
     const int rows = r.h1 - r.h0;
+    const size_t row = (size_t)sw * Lx;
     /* input rows the region's output rows reach */
-    int ylo = r.h0 - g->pt, yhi = r.h1 - 1 - g->pt + (kh - 1) * g->dh + 1;
+    int ylo = r.h0 * sh - g->pt, yhi = (r.h1 - 1) * sh - g->pt + (kh - 1) * g->dh + 1;
     ylo = ylo > 0 ? ylo : 0;
     yhi = yhi < g->H ? yhi : g->H;
-    float xp[DEPTHWISE_PAD]; /* an input row, pl zeros before it and zeros after */
+    float xp[DEPTHWISE_PAD]; /* a kept input row */
     const dwv8 zero = {0};
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
@@ -542,17 +589,22 @@ PML_HOT static void depthwise_bwd_s1(const geom *g, const pml_kctx *k, float *dx
                 dwv8 acc[DEPTHWISE_S1_KW * DEPTHWISE_S1_KW];
                 for (int t = 0; t < K; t++) acc[t] = zero;
                 for (int iy = ylo; iy < yhi; iy++) {
-                    depthwise_pad_row(xp, xc + (size_t)iy * W, W, pl, Lx);
+                    depthwise_pad_row(xp, xc + (size_t)iy * W, W, pl, Lx, sw);
                     for (int p = 0; p < kh; p++) {
-                        const int i = iy + g->pt - p * g->dh; /* the output row tap row p meets */
+                        /* the output row whose tap row p is this row */
+                        const int ip = iy + g->pt - p * g->dh;
+                        if (ip < 0 || ip % sh) continue;
+                        const int i = ip / sh;
                         if (i < r.h0 || i >= r.h1) continue;
                         const float *d = dpad + (size_t)(i - r.h0) * Ld + P;
-                        if (kw == 3 && qd == 1)
-                            depthwise_dw_row(d, xp, Wo, 3, 1, acc + p * kw);
-                        else if (kw == 5 && qd == 1)
-                            depthwise_dw_row(d, xp, Wo, 5, 1, acc + p * kw);
+                        if (unit && kw == 3)
+                            depthwise_dw_row(d, xp, NULL, Wo, 3, acc + p * kw);
+                        else if (unit && kw == 5)
+                            depthwise_dw_row(d, xp, NULL, Wo, 5, acc + p * kw);
+                        else if (kw == 3)
+                            depthwise_dw_row(d, xp, off, Wo, 3, acc + p * kw);
                         else
-                            depthwise_dw_row(d, xp, Wo, kw, qd, acc + p * kw);
+                            depthwise_dw_row(d, xp, off, Wo, kw, acc + p * kw);
                     }
                 }
                 for (int t = 0; t < K; t++) {
@@ -562,6 +614,41 @@ PML_HOT static void depthwise_bwd_s1(const geom *g, const pml_kctx *k, float *dx
                 }
             }
             if (!dx || !rows) continue;
+            if (!gather) {
+                /* each tap adds w dy to the kept rows, then they are added to dx */
+                memset(dxpad, 0, (size_t)(yhi > ylo ? yhi - ylo : 0) * row * sizeof *dxpad);
+                for (int i = r.h0; i < r.h1; i++) {
+                    const float *d = dpad + (size_t)(i - r.h0) * Ld + P;
+                    for (int p = 0; p < kh; p++) {
+                        const int iy = i * sh - g->pt + p * g->dh;
+                        if (iy < 0 || iy >= g->H) continue; /* the padding's rows */
+                        float *ar = dxpad + (size_t)(iy - ylo) * row;
+                        for (int q = 0; q < kw; q++) {
+                            float *restrict o = ar + off[q];
+                            const float wv = wc[p * kw + q];
+                            for (int j = 0; j < Wo; j += 8) {
+                                dwv8 dv, ov;
+                                memcpy(&dv, d + j, sizeof dv);
+                                memcpy(&ov, o + j, sizeof ov);
+                                ov += wv * dv;
+                                memcpy(o + j, &ov, sizeof ov);
+                            }
+                        }
+                    }
+                }
+                for (int iy = ylo; iy < yhi; iy++) {
+                    const float *ar = dxpad + (size_t)(iy - ylo) * row;
+                    float *restrict dxr = dx + xo + (size_t)iy * W;
+                    if (sw == 1)
+                        for (int ix = 0; ix < W; ix++) dxr[ix] += ar[ix + pl];
+                    else
+                        for (int ix = 0; ix < W; ix++) {
+                            const int v = ix + pl;
+                            dxr[ix] += ar[(v & 1) * Lx + (v >> 1)];
+                        }
+                }
+                continue;
+            }
             for (int iy = ylo; iy < yhi; iy++) {
                 const float *drow[DEPTHWISE_KW], *wrow[DEPTHWISE_KW];
                 int np = 0;
@@ -602,10 +689,15 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
     const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
     int P, Ld, Lx;
-    if (sw == 1 && g->sh == 1 && depthwise_s1_rows(g, &P, &Ld, &Lx)) {
-        float *dpad = malloc((size_t)(r.h1 - r.h0 + 1) * (size_t)Ld * sizeof *dpad);
+    if (depthwise_rows(g, &P, &Ld, &Lx)) {
+        const size_t nd = (size_t)(r.h1 - r.h0 + 1) * (size_t)Ld;
+        const size_t nx = g->sw == 1 && g->sh == 1
+                              ? 0
+                              : (size_t)((r.h1 - r.h0 - 1) * g->sh + (g->kh - 1) * g->dh + 1) *
+                                    (size_t)g->sw * (size_t)Lx;
+        float *dpad = malloc((nd + nx) * sizeof *dpad);
         if (dpad) { /* else as below */
-            depthwise_bwd_s1(g, k, dx, dw, db, relu, dpad);
+            depthwise_bwd_pad(g, k, dx, dw, db, relu, dpad, dpad + nd);
             free(dpad);
             return;
         }
@@ -680,10 +772,10 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
     if (depthwise(&g)) {
         int P, Ld, Lx;
         float *xpad = NULL;
-        if (g.sw == 1 && depthwise_s1_rows(&g, &P, &Ld, &Lx) &&
-            (xpad = malloc((size_t)((r.h1 - r.h0 - 1) * g.sh + (g.kh - 1) * g.dh + 1) * (size_t)Lx *
-                           sizeof *xpad))) {
-            depthwise_fwd_s1(&g, k, n->a.act == PML_ACT_RELU, xpad);
+        if (depthwise_rows(&g, &P, &Ld, &Lx) &&
+            (xpad = malloc((size_t)((r.h1 - r.h0 - 1) * g.sh + (g.kh - 1) * g.dh + 1) *
+                           (size_t)(g.sw * Lx) * sizeof *xpad))) {
+            depthwise_fwd_pad(&g, k, n->a.act == PML_ACT_RELU, xpad);
             free(xpad);
         } else {
             depthwise_fwd(&g, k, n->a.act == PML_ACT_RELU);

@@ -244,12 +244,15 @@ static void build_cases(void)
     groups_dilation(conv(2, (pml_shape){5, 7, 9}, 5, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 5, 1, 1);
     groups_dilation(conv(2, (pml_shape){3, 9, 8}, 3, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 0, 0), 3, 1, 1);
     groups_dilation(conv(3, (pml_shape){4, 6, 6}, 4, 5, 5, 2, 1, PML_PAD_SAME_LOWER, 0, 0, 1, 0), 4, 1, 1);
-    /* stride 1 (k_conv.c depthwise_fwd_s1, depthwise_bwd_s1): rows padded with zeros, in vectors
+    /* rows kept padded (k_conv.c depthwise_fwd_pad, depthwise_bwd_pad), stride 1 and 2: vectors
      * of 8 columns and a partial one, dilated, wide padding, up to 7x7; wider: the general loops */
     groups_dilation(conv(2, (pml_shape){4, 6, 21}, 4, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 4, 1, 1);
     groups_dilation(conv(2, (pml_shape){3, 9, 26}, 3, 5, 5, 1, 1, PML_PAD_EXPLICIT, 2, 4, 0, 1), 3, 2, 1);
     groups_dilation(conv(1, (pml_shape){2, 10, 17}, 2, 7, 7, 1, 1, PML_PAD_SAME, 0, 0, 1, 0), 2, 1, 2);
     groups_dilation(conv(2, (pml_shape){2, 4, 20}, 2, 1, 9, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 2, 1, 1);
+    groups_dilation(conv(2, (pml_shape){3, 9, 37}, 3, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 1), 3, 1, 1);
+    groups_dilation(conv(2, (pml_shape){2, 11, 30}, 2, 5, 5, 2, 2, PML_PAD_SAME, 0, 0, 0, 1), 2, 1, 2);
+    groups_dilation(conv(2, (pml_shape){2, 5, 40}, 2, 1, 9, 1, 2, PML_PAD_SAME, 0, 0, 1, 0), 2, 1, 1);
     t = groups_dilation(conv(1, (pml_shape){2, 3, 1600}, 2, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 2, 1, 1);
     t->no_fd = true;
     conv(2, (pml_shape){2, 7, 7}, 3, 5, 5, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);

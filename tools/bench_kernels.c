@@ -40,6 +40,7 @@ typedef struct layer {
     int out, k, pad_mode, relu;
     bool need_dx; /* false for the first layer: it reads the data */
     int groups;   /* conv2d: channel groups (0: 1) */
+    int stride;   /* conv2d: both ways (0: 1) */
 } layer;
 
 static const layer layers[] = {
@@ -56,8 +57,9 @@ static const layer layers[] = {
     {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true, 0},
     {"flowers", "dense", PML_OP_LINEAR, {30976, 1, 1}, 128, 0, 0, 1, true, 0},
     {"mlp", "dense1", PML_OP_LINEAR, {784, 1, 1}, 128, 0, 0, 1, false, 0},
-    /* MobileNet's depthwise 3x3 (one channel a group: computed directly) */
+    /* MobileNet's depthwise 3x3 (one channel a group: computed directly), stride 1 and 2 */
     {"mobile", "dw3x3", PML_OP_CONV2D, {96, 28, 28}, 96, 3, PML_PAD_SAME, 1, true, 96},
+    {"mobile", "dw3x3s2", PML_OP_CONV2D, {144, 56, 56}, 144, 3, PML_PAD_SAME, 1, true, 144, 2},
 };
 
 /* n floats: v = 0 gives zeros; otherwise uniform in [-0.3 v, 0.7 v) from a counter hash, with
@@ -151,6 +153,7 @@ static bool bench_layer(const layer *L, int N, double budget)
         n.a.kh = n.a.kw = L->k;
         n.a.pad_mode = L->pad_mode;
         n.a.groups = L->groups > 1 ? L->groups : 1;
+        n.a.sh = n.a.sw = L->stride > 1 ? L->stride : 1;
     }
     const pml_op_def *d = &pml_ops[L->op];
     if (d->infer(&n, &L->in, 1) != PML_OK) {
