@@ -639,13 +639,24 @@ PML_HOT static void depthwise_bwd_pad(const geom *g, const pml_kctx *k, float *d
                 for (int iy = ylo; iy < yhi; iy++) {
                     const float *ar = dxpad + (size_t)(iy - ylo) * row;
                     float *restrict dxr = dx + xo + (size_t)iy * W;
-                    if (sw == 1)
+                    if (sw == 1) {
                         for (int ix = 0; ix < W; ix++) dxr[ix] += ar[ix + pl];
-                    else
-                        for (int ix = 0; ix < W; ix++) {
-                            const int v = ix + pl;
-                            dxr[ix] += ar[(v & 1) * Lx + (v >> 1)];
-                        }
+                        continue;
+                    }
+                    /* column ix is kept column (ix + pl) / 2 of phase (ix + pl) % 2: pairs of
+                     * an even and an odd one */
+                    const float *ev = ar, *od = ar + Lx;
+                    int ix = 0;
+                    if (pl & 1) {
+                        dxr[0] += od[pl >> 1];
+                        ix = 1;
+                    }
+                    for (; ix + 1 < W; ix += 2) {
+                        const int u = (ix + pl) >> 1;
+                        dxr[ix] += ev[u];
+                        dxr[ix + 1] += od[u];
+                    }
+                    if (ix < W) dxr[ix] += ev[(ix + pl) >> 1];
                 }
                 continue;
             }

@@ -251,6 +251,7 @@ static void build_cases(void)
     groups_dilation(conv(1, (pml_shape){2, 10, 17}, 2, 7, 7, 1, 1, PML_PAD_SAME, 0, 0, 1, 0), 2, 1, 2);
     groups_dilation(conv(2, (pml_shape){2, 4, 20}, 2, 1, 9, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 2, 1, 1);
     groups_dilation(conv(2, (pml_shape){3, 9, 37}, 3, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 1, 1), 3, 1, 1);
+    groups_dilation(conv(2, (pml_shape){3, 8, 24}, 3, 3, 3, 2, 2, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
     groups_dilation(conv(2, (pml_shape){2, 11, 30}, 2, 5, 5, 2, 2, PML_PAD_SAME, 0, 0, 0, 1), 2, 1, 2);
     groups_dilation(conv(2, (pml_shape){2, 5, 40}, 2, 1, 9, 1, 2, PML_PAD_SAME, 0, 0, 1, 0), 2, 1, 1);
     t = groups_dilation(conv(1, (pml_shape){2, 3, 1600}, 2, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1), 2, 1, 1);
