@@ -127,7 +127,8 @@ pml_choose_opts pml_choose_opts_default(void)
                              .rounds = 2,
                              .round_seconds = 1.0,
                              .seed = 1,
-                             .measure = measure};
+                             .measure = measure,
+                             .others = -1};
 }
 
 pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
@@ -157,12 +158,21 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
         }
         if (!o.dist && o.round_seconds > 0 && pml_now() - r0 > o.round_seconds) break;
     }
-    const double others = pml_foreign_load_since(&s0);
+    const double others = o.others >= 0 ? o.others : pml_foreign_load_since(&s0);
     for (int i = 0; i < n; i++) c[i].others = others;
-    int b = 0;
-    for (int i = 1; i < n; i++)
+    int b = 0, few = 0; /* the fastest; the fastest on the fewest cores */
+    for (int i = 1; i < n; i++) {
         if (c[i].measured < c[b].measured) b = i;
+        if (c[i].threads < c[few].threads ||
+            (c[i].threads == c[few].threads && c[i].measured < c[few].measured))
+            few = i;
+    }
     if (!isfinite(c[b].measured)) return pml_fail(PML_EINVAL, "the trial measured no step");
+    /* a busy machine: more cores must win by a margin (see PML_CHOICE_MARGIN); not across
+     * ranks, whose measured times agree but whose neighbours need not */
+    if (!o.dist && others >= PML_CHOICE_QUIET && c[b].threads > c[few].threads &&
+        isfinite(c[few].measured) && c[b].measured * (1 + PML_CHOICE_MARGIN) > c[few].measured)
+        b = few;
     *best = b;
     return PML_OK;
 }

@@ -373,6 +373,8 @@ struct pml_choose_opts {
     uint64_t seed;      /* the executors' initialisation */
     pml_trial_fn measure; /* NULL: run the steps (tests give a fake) */
     void *ud;
+    double others;      /* the share of the machine other processes used during the trial: < 0
+                           (the default) measured; tests give one */
     /* Across ranks (collective): the candidates are plans across the ranks of `dist` (see
      * pml_exec_opts.dist), run on cores first_core.. (threads: the candidate's); every rank
      * runs warmup + min_steps steps of each (no time limits: the ranks' steps must match) and
@@ -413,6 +415,11 @@ int pml_choice_load(const pml_graph *g, const struct pml_machine *m, int batch, 
  * and the next run measures again (a core someone kept busy for a minute would otherwise keep
  * every later run on one core). */
 #define PML_CHOICE_QUIET 0.1
+/** While other processes use PML_CHOICE_QUIET of the machine or more, a candidate on more cores
+ * than the fewest-cores one is chosen only when its trial beat that one's by this share: a plan
+ * on every core waits for a busy core whenever another process has it, in time slices a short
+ * trial may catch or miss, so its figure is a draw that an epoch pays in full. */
+#define PML_CHOICE_MARGIN 0.2
 void pml_choice_save(const pml_graph *g, const struct pml_machine *m, int batch,
                      const pml_candidate *c, int n, int best);
 

@@ -558,6 +558,15 @@ static pml_status fake_measure(void *ud, const pml_graph *g, const pml_candidate
     return PML_OK;
 }
 
+/* one core 1e-4 s a step, the others the time *ud points to */
+static pml_status fake_close(void *ud, const pml_graph *g, const pml_candidate *c,
+                             const pml_dataset *d, int batch, const pml_choose_opts *o,
+                             double *seconds)
+{
+    *seconds = c->threads == 1 ? 1e-4 : *(const double *)ud;
+    return PML_OK;
+}
+
 static void t_choose_picks_fastest(void)
 {
     pml_dataset train;
@@ -587,6 +596,24 @@ static void t_choose_picks_fastest(void)
     CHECK_OK(pml_choose(&g, &train, 16, &one, 1, NULL, &best));
     CHECK(best == 0 && one.measured > 0 && isfinite(one.measured));
     CHECK(pml_choose(&g, &train, 16, c, 0, &o, &best) == PML_EINVAL);
+    /* other processes busy: two cores are kept over one only when their trial beat it by the
+     * margin; a quiet machine keeps the fastest */
+    pml_candidate two[2] = {{.name = "data-parallel plan", .machine = &m, .plan = &p, .threads = 2},
+                            {.name = "one core", .threads = 1}};
+    o.measure = fake_close;
+    o.rounds = 1;
+    const double close[] = {0.9e-4, 0.7e-4};
+    const int busy_pick[] = {1, 0};
+    for (int k = 0; k < 2; k++) {
+        o.ud = (void *)&close[k];
+        o.others = 0.3;
+        CHECK_OK(pml_choose(&g, &train, 16, two, 2, &o, &best));
+        CHECK_MSG(best == busy_pick[k] && two[0].others == 0.3, "two cores at %g: %d", close[k],
+                  best);
+        o.others = 0;
+        CHECK_OK(pml_choose(&g, &train, 16, two, 2, &o, &best));
+        CHECK(best == 0 && two[1].measured == 1e-4);
+    }
     pml_plan_free(&p);
     pml_machine_free(&m);
     /* when a candidate's trial stops: enough steps and time; a slow model's few steps; one

@@ -44,21 +44,21 @@ typedef struct layer {
 } layer;
 
 static const layer layers[] = {
-    {"fashion", "conv1", PML_OP_CONV2D, {1, 28, 28}, 32, 3, PML_PAD_VALID, 1, false, 0},
-    {"fashion", "pool1", PML_OP_MAXPOOL2D, {32, 26, 26}, 0, 2, PML_PAD_VALID, 0, true, 0},
-    {"fashion", "conv2", PML_OP_CONV2D, {32, 13, 13}, 64, 3, PML_PAD_VALID, 1, true, 0},
-    {"fashion", "pool2", PML_OP_MAXPOOL2D, {64, 11, 11}, 0, 2, PML_PAD_VALID, 0, true, 0},
-    {"fashion", "dense", PML_OP_LINEAR, {1600, 1, 1}, 128, 0, 0, 1, true, 0},
-    {"flowers", "conv1", PML_OP_CONV2D, {3, 180, 180}, 16, 3, PML_PAD_SAME, 1, false, 0},
-    {"flowers", "pool1", PML_OP_MAXPOOL2D, {16, 180, 180}, 0, 2, PML_PAD_VALID, 0, true, 0},
-    {"flowers", "conv2", PML_OP_CONV2D, {16, 90, 90}, 32, 3, PML_PAD_SAME, 1, true, 0},
-    {"flowers", "pool2", PML_OP_MAXPOOL2D, {32, 90, 90}, 0, 2, PML_PAD_VALID, 0, true, 0},
-    {"flowers", "conv3", PML_OP_CONV2D, {32, 45, 45}, 64, 3, PML_PAD_SAME, 1, true, 0},
-    {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true, 0},
-    {"flowers", "dense", PML_OP_LINEAR, {30976, 1, 1}, 128, 0, 0, 1, true, 0},
-    {"mlp", "dense1", PML_OP_LINEAR, {784, 1, 1}, 128, 0, 0, 1, false, 0},
+    {"fashion", "conv1", PML_OP_CONV2D, {1, 28, 28}, 32, 3, PML_PAD_VALID, 1, false, 0, 0},
+    {"fashion", "pool1", PML_OP_MAXPOOL2D, {32, 26, 26}, 0, 2, PML_PAD_VALID, 0, true, 0, 0},
+    {"fashion", "conv2", PML_OP_CONV2D, {32, 13, 13}, 64, 3, PML_PAD_VALID, 1, true, 0, 0},
+    {"fashion", "pool2", PML_OP_MAXPOOL2D, {64, 11, 11}, 0, 2, PML_PAD_VALID, 0, true, 0, 0},
+    {"fashion", "dense", PML_OP_LINEAR, {1600, 1, 1}, 128, 0, 0, 1, true, 0, 0},
+    {"flowers", "conv1", PML_OP_CONV2D, {3, 180, 180}, 16, 3, PML_PAD_SAME, 1, false, 0, 0},
+    {"flowers", "pool1", PML_OP_MAXPOOL2D, {16, 180, 180}, 0, 2, PML_PAD_VALID, 0, true, 0, 0},
+    {"flowers", "conv2", PML_OP_CONV2D, {16, 90, 90}, 32, 3, PML_PAD_SAME, 1, true, 0, 0},
+    {"flowers", "pool2", PML_OP_MAXPOOL2D, {32, 90, 90}, 0, 2, PML_PAD_VALID, 0, true, 0, 0},
+    {"flowers", "conv3", PML_OP_CONV2D, {32, 45, 45}, 64, 3, PML_PAD_SAME, 1, true, 0, 0},
+    {"flowers", "pool3", PML_OP_MAXPOOL2D, {64, 45, 45}, 0, 2, PML_PAD_VALID, 0, true, 0, 0},
+    {"flowers", "dense", PML_OP_LINEAR, {30976, 1, 1}, 128, 0, 0, 1, true, 0, 0},
+    {"mlp", "dense1", PML_OP_LINEAR, {784, 1, 1}, 128, 0, 0, 1, false, 0, 0},
     /* MobileNet's depthwise 3x3 (one channel a group: computed directly), stride 1 and 2 */
-    {"mobile", "dw3x3", PML_OP_CONV2D, {96, 28, 28}, 96, 3, PML_PAD_SAME, 1, true, 96},
+    {"mobile", "dw3x3", PML_OP_CONV2D, {96, 28, 28}, 96, 3, PML_PAD_SAME, 1, true, 96, 0},
     {"mobile", "dw3x3s2", PML_OP_CONV2D, {144, 56, 56}, 144, 3, PML_PAD_SAME, 1, true, 144, 2},
 };
 

@@ -897,7 +897,7 @@ int cmd_train(int argc, char **argv)
             const long per_epoch = (train.n + o.batch - 1) / o.batch;
             long run_steps = per_epoch * o.epochs;
             if (o.max_steps > 0 && o.max_steps < run_steps) run_steps = o.max_steps;
-            char short_note[96];
+            char short_note[96], margin_note[160];
             int planned = -1; /* the plan's candidate: its prediction was made with it */
             for (int i = 0; i < cands.n; i++)
                 if (cands.c[i].plan == &pl) planned = i;
@@ -918,6 +918,14 @@ int cmd_train(int argc, char **argv)
                 pml_choice_save(&g, &here, o.batch, cands.c, cands.n, best);
                 trial_line(json || trace_stdout ? stderr : stdout, &cands, pml_now() - t0);
                 how = "the fastest in the trial";
+                for (int i = 0; i < cands.n; i++)
+                    if (cands.c[i].measured < cands.c[best].measured) { /* PML_CHOICE_MARGIN */
+                        snprintf(margin_note, sizeof margin_note,
+                                 "the fastest in the trial on the fewest cores: other processes "
+                                 "were busy, and more cores did not win by %.0f%%",
+                                 100 * PML_CHOICE_MARGIN);
+                        how = margin_note;
+                    }
             }
             const pml_candidate *win = &cands.c[best];
             if (win->plan != &pl)
