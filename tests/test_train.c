@@ -589,8 +589,24 @@ static void t_choose_picks_fastest(void)
     for (int i = 0; i < 3; i++) /* what others used meanwhile, for pml_choice_save */
         CHECK(c[i].others >= 0 && c[i].others <= 1 && c[i].others == c[0].others);
     CHECK(best == 2 && calls == 6); /* two rounds of three */
+    o.others = 0; /* a quiet machine: a candidate's best round counts */
+    calls = 0;
+    CHECK_OK(pml_choose(&g, &train, 16, c, 3, &o, &best));
+    CHECK(best == 2 && calls == 6 && c[0].others == 0);
     CHECK(c[2].measured == 1e-4 && c[1].measured == 2e-4);
     CHECK(fabs(c[0].measured - (3e-4 + 1e-5)) < 1e-12); /* its best round */
+    o.others = 0.3; /* a busy one: every round, their mean */
+    o.round_seconds = 1e-9;
+    calls = 0;
+    CHECK_OK(pml_choose(&g, &train, 16, c, 3, &o, &best));
+    CHECK(best == 2 && calls == 6 && c[0].others == 0.3);
+    CHECK(fabs(c[0].measured - (3e-4 + 2.5e-5)) < 1e-12 && c[2].measured == 1e-4);
+    o.others = 0; /* quiet, a long round: one */
+    calls = 0;
+    CHECK_OK(pml_choose(&g, &train, 16, c, 3, &o, &best));
+    CHECK(best == 2 && calls == 3);
+    o.others = -1;
+    o.round_seconds = 0;
     /* one candidate measured for real: a step time, and the choice is it */
     pml_candidate one = {.name = "per-operator", .threads = 1};
     CHECK_OK(pml_choose(&g, &train, 16, &one, 1, NULL, &best));
