@@ -90,6 +90,7 @@ enum {
     A_RATE,
     A_EPS,
     A_MOMENTUM,
+    A_BATCH_STATS,
     A_GROUPS,
     A_DILATION,
     A_AXIS,
@@ -130,6 +131,7 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_RATE] = {"rate", K_FLOAT, OPB(DROPOUT)},
     [A_EPS] = {"eps", K_FLOAT, OPB(BATCHNORM)},
     [A_MOMENTUM] = {"momentum", K_FLOAT, OPB(BATCHNORM)},
+    [A_BATCH_STATS] = {"batch_stats", K_BOOL, OPB(BATCHNORM)},
     [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
     [A_AXIS] = {"axis", K_INT, OPB(CONCAT)},
@@ -395,6 +397,7 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
     if (gv->set[A_MOMENTUM]) a->momentum = gv->f[A_MOMENTUM];
+    if (gv->set[A_BATCH_STATS]) a->batch_stats = gv->i[A_BATCH_STATS][0];
     if (n->op == PML_OP_ACTIVATION) {
         if (!gv->set[A_FN])
             return pml_fail(PML_EFORMAT, "%s: %s: fn is missing (sigmoid, tanh, leaky_relu, ...)",
@@ -806,6 +809,7 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
         fmt_float(b1, sizeof b1, a->eps);
         fmt_float(b2, sizeof b2, a->momentum);
         fprintf(f, ", eps=%s, momentum=%s", b1, b2);
+        if (a->batch_stats) fprintf(f, ", batch_stats=1");
         break;
     case PML_OP_DROPOUT:
         fmt_float(b1, sizeof b1, a->rate);

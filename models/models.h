@@ -300,6 +300,10 @@ typedef enum pml_onnx_out_kind {
     PML_ONNX_OUT_INDICES, /* a MaxPool's Indices: node (the pool)'s argmax cells, flattened over
                              its whole input (N, C, H, W) (row-major, or column-major within a
                              map when column_major: ONNX's storage_order 1) */
+    PML_ONNX_OUT_RUNNING_MEAN, /* a training-mode BatchNormalization's running mean after the
+                                  batch: momentum * the node's state + (1 - momentum) * the
+                                  batch's mean, one value a channel */
+    PML_ONNX_OUT_RUNNING_VAR,  /* ... its running variance (the batch's population variance) */
 } pml_onnx_out_kind;
 
 typedef struct pml_onnx_output {

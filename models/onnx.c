@@ -350,8 +350,20 @@ pml_status pml__pb_tensor_write(const char *path, const pml_tensor *t)
 /* ---------------------------------------------------------------- the importer */
 
 /* V_MASK, V_INDICES: a Dropout's mask, a MaxPool's Indices (node: the pool), shaped as the
- * tensor (node, rank, views) beside them; taken only as graph outputs */
-typedef enum { V_TENSOR = 1, V_CONST, V_WEIGHT, V_MASK, V_INDICES } vkind;
+ * tensor (node, rank, views) beside them; V_RUNMEAN, V_RUNVAR: a training-mode
+ * BatchNormalization's running statistics after the batch (node: the batchnorm), one value a
+ * channel. Taken only as graph outputs (derived outputs) */
+typedef enum { V_TENSOR = 1, V_CONST, V_WEIGHT, V_MASK, V_INDICES, V_RUNMEAN, V_RUNVAR } vkind;
+
+static bool derived(vkind k) { return k >= V_MASK; }
+
+static const char *derived_name(vkind k)
+{
+    return k == V_MASK      ? "Dropout's mask"
+           : k == V_INDICES ? "MaxPool's Indices"
+           : k == V_RUNMEAN ? "BatchNormalization's running mean"
+                            : "BatchNormalization's running variance";
+}
 
 typedef struct val {
     const char *name;
@@ -773,11 +785,10 @@ static pml_status view_in(imp *im, int i, val **out)
     if (!x) return nfail(im, PML_EFORMAT, "input %d is missing", i);
     pml_status st;
     if (x->kind == V_WEIGHT && (st = to_data(im, x)) != PML_OK) return st;
-    if (x->kind == V_MASK || x->kind == V_INDICES)
+    if (derived(x->kind))
         return nfail(im, PML_EUNSUPPORTED,
                      "input '%s' is a %s; pml computes it only as a graph output",
-                     pml_dot_brief(x->name),
-                     x->kind == V_MASK ? "Dropout's mask" : "MaxPool's Indices");
+                     pml_dot_brief(x->name), derived_name(x->kind));
     if (x->kind != V_TENSOR)
         return nfail(im, PML_EUNSUPPORTED,
                      "input '%s' is a constant or weight where pml needs a tensor the graph "
@@ -1322,8 +1333,14 @@ static pml_status op_batchnorm(imp *im)
     static const char *const what[4] = {"scale", "bias", "mean", "var"};
     pml_status st;
     if ((st = only_attrs(im, known)) != PML_OK || (st = tensor_in(im, 0, &x)) != PML_OK) return st;
-    if (attr_int(im, "training_mode", 0) != 0 || im->node->n_output > 1)
-        return nfail(im, PML_EUNSUPPORTED, "training_mode (pml imports the inference form)");
+    /* training mode: the batch's statistics normalise (batch_stats), and the running ones
+     * after the batch may be outputs 1 and 2 */
+    const bool train_mode = attr_int(im, "training_mode", 0) != 0;
+    if (im->node->n_output > (train_mode ? 3 : 1))
+        return nfail(im, PML_EUNSUPPORTED,
+                     "%zu outputs (pml computes Y, and the running mean and variance in "
+                     "training_mode)",
+                     im->node->n_output);
     if (attr_int(im, "spatial", 1) != 1) return nfail(im, PML_EUNSUPPORTED, "spatial=0");
     int c = shape_of(im, x).c, wi[4];
     for (int i = 0; i < 4; i++) {
@@ -1336,12 +1353,16 @@ static pml_status op_batchnorm(imp *im)
     pml_attrs a = pml_attrs_default(PML_OP_BATCHNORM);
     a.eps = attr_float(im, "epsilon", 1e-5f);
     a.momentum = attr_float(im, "momentum", 0.9f); /* ONNX's convention is Keras's */
+    a.batch_stats = train_mode;
     int id = add_node(im, NULL, PML_OP_BATCHNORM, &a, 1, &x->node);
     if (id < 0) return PML_ESHAPE;
     for (int i = 0; i < 4; i++)
         if ((st = assign_to(im, &im->v[wi[i]], id, i & 1, i >= 2, 0, 0, 1.0f, false)) != PML_OK)
             return st;
-    return tensor_out(im, id, x->rank);
+    if ((st = tensor_out(im, id, x->rank)) != PML_OK ||
+        (st = derived_out(im, 1, V_RUNMEAN, id)) != PML_OK)
+        return st;
+    return derived_out(im, 2, V_RUNVAR, id);
 }
 
 /* a flatten of x to (batch, rest) */
@@ -2489,7 +2510,7 @@ static pml_status graph_output(imp *im, int k)
                         "%s: output '%s' is a %s; pml's first output is the model's (it gets the "
                         "loss)",
                         im->path, pml_dot_brief(name),
-                        y->kind == V_MASK ? "Dropout's mask" : "MaxPool's Indices");
+                        derived_name(y->kind));
     if (!(o->name = strdup(name))) return oom(im);
     const Onnx__TypeProto *otp = gp->output[k]->type;
     if (otp && otp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && otp->tensor_type &&
@@ -2497,16 +2518,25 @@ static pml_status graph_output(imp *im, int k)
         o->type = otp->tensor_type->elem_type;
     o->kind = y->kind == V_MASK      ? PML_ONNX_OUT_MASK
               : y->kind == V_INDICES ? PML_ONNX_OUT_INDICES
+              : y->kind == V_RUNMEAN ? PML_ONNX_OUT_RUNNING_MEAN
+              : y->kind == V_RUNVAR  ? PML_ONNX_OUT_RUNNING_VAR
                                      : PML_ONNX_OUT_TENSOR;
     o->node = y->node;
-    o->rank = dims_of(im, y, o->dims, &o->batch);
-    o->samples = o->batch < 0 ? (int)im->batch : 0;
+    if (y->kind == V_RUNMEAN || y->kind == V_RUNVAR) { /* (C), whatever the batch */
+        o->rank = 1;
+        o->dims[0] = im->g->nodes[y->node].out.c;
+        o->batch = -1;
+        o->samples = -1;
+    } else {
+        o->rank = dims_of(im, y, o->dims, &o->batch);
+        o->samples = o->batch < 0 ? (int)im->batch : 0;
+    }
     o->softmax = y->softmax;
     o->axis = y->axis;
     o->coerced = y->coerced;
     o->log = y->log;
     o->column_major = y->column_major;
-    if (o->kind != PML_ONNX_OUT_TENSOR) /* ONNX's types for them, whatever is declared */
+    if (o->kind == PML_ONNX_OUT_MASK || o->kind == PML_ONNX_OUT_INDICES) /* ONNX's types */
         o->type = o->kind == PML_ONNX_OUT_MASK ? T_BOOL : T_INT64;
     if (k > 0 && o->kind == PML_ONNX_OUT_TENSOR && o->node != im->m->outputs[0].node) {
         /* pml's graph has one head: another output must feed the first */
@@ -3124,7 +3154,7 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
     e.op = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
     e.op.domain = (char *)"";
     e.op.has_version = 1;
-    e.op.version = 13; /* 14 when HardSwish is written */
+    e.op.version = 13; /* 14 when HardSwish or a training-mode BatchNormalization is written */
     e.ops[0] = &e.op;
     e.m.n_opset_import = 1;
     e.m.opset_import = e.ops;
@@ -3312,6 +3342,20 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
             n = ex_node(&e, "BatchNormalization", p->name, out, 5, bin);
             ex_attr_f(&e, n, "epsilon", a->eps);
             ex_attr_f(&e, n, "momentum", a->momentum);
+            if (a->batch_stats && n) { /* the batch's statistics: training mode (opset 14),
+                                        * whose node has the running statistics as outputs too */
+                ex_attr_i(&e, n, "training_mode", 1);
+                e.op.version = 14;
+                char **o3 = realloc(n->output, 3 * sizeof *o3);
+                if (!o3) {
+                    e.oom = true;
+                } else {
+                    n->output = o3;
+                    o3[1] = ex_str(&e, "%s.running_mean_out", p->name);
+                    o3[2] = ex_str(&e, "%s.running_var_out", p->name);
+                    n->n_output = 3;
+                }
+            }
             rank[id] = rank[p->in[0]];
             break;
         }

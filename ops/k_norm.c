@@ -1,7 +1,8 @@
 /* pml — batch normalisation over (N, H, W) per channel.
  * Training: batch statistics (biased variance to normalise, unbiased for the running estimate),
  * running = momentum * running + (1 - momentum) * batch (Keras; PyTorch momentum 0.1 = 0.9 here).
- * Inference: running statistics. Only a channel split is exact; a part of a sample or row split
+ * Inference: running statistics, or the batch's with batch_stats (an ONNX training-mode node;
+ * the running statistics are then left as they are). Only a channel split is exact; a part of a sample or row split
  * (an approximate split, as PyTorch DDP does it) normalises with its own region's statistics. */
 #include "kernels.h"
 
@@ -110,12 +111,14 @@ void pml__batchnorm_fwd(const pml_kctx *k)
     float *bmean = k->aux, *binv = k->aux + s.c;
     for (int c = k->r.c0; c < k->r.c1; c++) {
         double mean, var;
-        if (k->training) {
+        if (k->training || nd->a.batch_stats) {
             channel_stats(k, c, &mean, &var);
             double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
             float m = nd->a.momentum;
-            rmean[c] = m * rmean[c] + (1.0f - m) * (float)mean;
-            rvar[c] = m * rvar[c] + (1.0f - m) * (float)unbiased;
+            if (k->training) {
+                rmean[c] = m * rmean[c] + (1.0f - m) * (float)mean;
+                rvar[c] = m * rvar[c] + (1.0f - m) * (float)unbiased;
+            }
         } else {
             mean = rmean[c];
             var = rvar[c];
@@ -150,7 +153,7 @@ void pml__batchnorm_bwd(const pml_kctx *k)
         if (k->dw[1]) k->dw[1][c] += (float)dbeta;
         if (!k->dx[0]) continue;
         double a, b, cc;
-        if (k->training) {
+        if (k->training || k->node->a.batch_stats) {
             /* dx = g inv / M (M dy - dbeta - xhat dgamma), xhat = (x - mean) inv */
             a = g * inv;
             b = -g * inv * inv * dgamma / (double)M;
@@ -176,7 +179,7 @@ void pml__batchnorm_fwd_ref(const pml_kctx *k)
                  roff = (size_t)k->r.h0 * s.w, M = rows * (size_t)(k->r.n1 - k->r.n0);
     for (int c = k->r.c0; c < k->r.c1; c++) {
         double mean = 0, var = 0;
-        if (k->training) {
+        if (k->training || nd->a.batch_stats) {
             for (int n = k->r.n0; n < k->r.n1; n++)
                 for (size_t i = 0; i < rows; i++) mean += k->x[0][(((size_t)n * s.c + c) * plane + roff) + i];
             mean /= (double)M;
@@ -187,8 +190,11 @@ void pml__batchnorm_fwd_ref(const pml_kctx *k)
                 }
             var /= (double)M;
             double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
-            k->state[0][c] = nd->a.momentum * k->state[0][c] + (1 - nd->a.momentum) * (float)mean;
-            k->state[1][c] = nd->a.momentum * k->state[1][c] + (1 - nd->a.momentum) * (float)unbiased;
+            if (k->training) {
+                k->state[0][c] = nd->a.momentum * k->state[0][c] + (1 - nd->a.momentum) * (float)mean;
+                k->state[1][c] =
+                    nd->a.momentum * k->state[1][c] + (1 - nd->a.momentum) * (float)unbiased;
+            }
         } else {
             mean = k->state[0][c];
             var = k->state[1][c];
@@ -225,7 +231,7 @@ void pml__batchnorm_bwd_ref(const pml_kctx *k)
             for (size_t i = 0; i < rows; i++) {
                 size_t e = (((size_t)n * s.c + c) * plane + roff) + i;
                 double xhat = (k->x[0][e] - mean) * inv, d;
-                if (k->training)
+                if (k->training || k->node->a.batch_stats)
                     d = g * inv / (double)M * ((double)M * k->dy[e] - dbeta - xhat * dgamma);
                 else
                     d = g * inv * k->dy[e];

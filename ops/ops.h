@@ -251,6 +251,8 @@ typedef struct pml_attrs {
     int addend;           /* (in) add: 1 adds a learned tensor of a sample's shape too (0) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
+    int batch_stats;      /* (in) batchnorm: 1 normalises with the batch's statistics in inference
+                           * too (an ONNX training-mode node); training always does */
     int fn;               /* (in) activation: its function (pml_fn) */
     float alpha, beta;    /* (in) activation: the function's parameters (pml_fn_defaults) */
     int pt, pb, pl, pr;   /* (out) resolved padding top, bottom, left, right */

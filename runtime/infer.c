@@ -7,6 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A training-mode batchnorm's running mean (or variance) after a batch: momentum * its state
+ * + (1 - momentum) * the batch's mean (population variance) of its input x (n samples), a
+ * value a channel into y. */
+static void running_stats(const pml_node *v, const float *x, int n, const float *state, bool var,
+                          float *y)
+{
+    const pml_shape s = v->out;
+    const size_t plane = (size_t)s.h * s.w, M = plane * (size_t)n;
+    const float *run = state + v->state_off[var ? 1 : 0];
+    for (int c = 0; c < s.c; c++) {
+        double sum = 0, sq = 0;
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * s.c + c) * plane;
+            for (size_t j = 0; j < plane; j++) sum += p[j];
+        }
+        const double mean = M ? sum / (double)M : 0;
+        if (var)
+            for (int i = 0; i < n; i++) {
+                const float *p = x + ((size_t)i * s.c + c) * plane;
+                for (size_t j = 0; j < plane; j++) sq += (p[j] - mean) * (p[j] - mean);
+            }
+        const double batch = var ? (M ? sq / (double)M : 0) : mean;
+        y[c] = (float)(v->a.momentum * (double)run[c] + (1.0 - v->a.momentum) * batch);
+    }
+}
+
 /* The forward pass of n samples, batch at a time: samples [i, i + k) of xs[j] go into input node
  * nodes[j] (of nx); each of m's outputs is gathered into ys[o] (n samples' worth, allocated). */
 static pml_status forward_outputs(pml_exec *e, const pml_onnx *m, int nx, const int *nodes,
@@ -32,6 +58,10 @@ static pml_status forward_outputs(pml_exec *e, const pml_onnx *m, int nx, const 
             else if (out->kind == PML_ONNX_OUT_INDICES)
                 pml_maxpool2d_indices(v, g->nodes[v->in[0]].out, pml_exec_output(e, v->in[0]), k,
                                       i, out->column_major, ys[o].ints + (size_t)i * per);
+            else if (out->kind == PML_ONNX_OUT_RUNNING_MEAN ||
+                     out->kind == PML_ONNX_OUT_RUNNING_VAR) /* (one pass: the whole batch) */
+                running_stats(v, pml_exec_output(e, v->in[0]), k, m->state,
+                              out->kind == PML_ONNX_OUT_RUNNING_VAR, ys[o].data);
         }
     }
     return st;
@@ -151,7 +181,8 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     }
     if (st == PML_OK && first < 0) st = pml_fail(PML_EINVAL, "the model has no data input");
     for (int o = 0; o < m->noutputs && st == PML_OK; o++)
-        if (m->outputs[o].batch < 0 && n != m->outputs[o].samples)
+        if (m->outputs[o].batch < 0 && m->outputs[o].samples >= 0 &&
+            n != m->outputs[o].samples)
             st = pml_fail(PML_ESHAPE,
                           "input '%s': %d samples; the model's output '%s' has a fixed shape, "
                           "for %d",
@@ -164,6 +195,9 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         return st;
     }
     if (batch <= 0 || batch > n) batch = n;
+    /* a batchnorm of the batch's statistics (an ONNX training-mode node): the batch is all */
+    for (int v = 0; v < m->g.nnodes; v++)
+        if (m->g.nodes[v].op == PML_OP_BATCHNORM && m->g.nodes[v].a.batch_stats) batch = n;
     for (int k = 0; k < m->ninputs && st == PML_OK; k++)
         if (!m->inputs[k].data) st = pml_onnx_bind(m, k, &in[k], m->params, m->state);
     pml_exec *e = NULL;
@@ -182,7 +216,10 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         pml_tensor *t = &y[o];
         t->rank = out->rank;
         for (int d = 0; d < t->rank; d++) t->dims[d] = out->dims[d] * (d == out->batch ? n : 1);
-        t->n = (size_t)n * pml_shape_size(m->g.nodes[out->node].out);
+        const bool running =
+            out->kind == PML_ONNX_OUT_RUNNING_MEAN || out->kind == PML_ONNX_OUT_RUNNING_VAR;
+        t->n = running ? (size_t)m->g.nodes[out->node].out.c
+                       : (size_t)n * pml_shape_size(m->g.nodes[out->node].out);
         t->type = out->type;
         if (!(t->data = malloc((t->n ? t->n : 1) * sizeof(float))) ||
             (out->kind == PML_ONNX_OUT_INDICES &&

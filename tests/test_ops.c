@@ -430,7 +430,8 @@ static void build_cases(void)
     t->a.axis = 1;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " rows");
 
-    /* batchnorm: training (through the batch statistics) and inference (running statistics) */
+    /* batchnorm: training (through the batch statistics) and inference (running statistics, or
+     * the batch's) */
     s = (pml_shape){3, 4, 5};
     t = simple(PML_OP_BATCHNORM, 4, 1, &s);
     s = (pml_shape){5, 1, 1};
@@ -447,6 +448,10 @@ static void build_cases(void)
     t = simple(PML_OP_BATCHNORM, 3, 1, &s);
     t->training = false;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " inference");
+    t = simple(PML_OP_BATCHNORM, 4, 1, &s); /* an ONNX training-mode node, in inference */
+    t->training = false;
+    t->a.batch_stats = 1;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " batch_stats");
 
     /* dropout: the same seed and step in every pass */
     s = (pml_shape){3, 5, 7};
