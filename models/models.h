@@ -315,7 +315,8 @@ typedef struct pml_onnx_output {
     int rank;                   /* the ONNX output: node's output seen with these dims, */
     int64_t dims[PML_TENSOR_MAX_RANK]; /* dims[batch] times the number of samples */
     int batch;                  /* (-1: the whole shape, for `samples` samples only: an input
-                                   of rank 1, a Reshape of a fixed batch) */
+                                   of rank 1, a Reshape of a fixed batch; or for any number of
+                                   samples when `samples` is -1: a running statistic) */
     int samples;
     bool softmax;               /* then its softmax (pml_tensor_softmax) over axis, */
     int axis;
