@@ -337,6 +337,17 @@ static inline void depthwise_offsets(const geom *g, int Lx, int *off)
     }
 }
 
+/* The input rows [*ylo, *yhi) that region r's output rows reach (clipped to the image);
+ * \return how many rows they span unclipped (a buffer of kept rows holds that many). */
+static int depthwise_in_rows(const geom *g, pml_region r, int *ylo, int *yhi)
+{
+    const int first = r.h0 * g->sh - g->pt;
+    const int span = (r.h1 - r.h0 - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    *ylo = first > 0 ? first : 0;
+    *yhi = first + span < g->H ? first + span : g->H;
+    return span;
+}
+
 /* One input row kept as sw phase rows of Lx floats (see depthwise_rows). */
 static inline void depthwise_pad_row(float *xp, const float *x, int W, int pl, int Lx, int sw)
 {
@@ -409,9 +420,8 @@ PML_HOT static void depthwise_fwd_pad(const geom *g, const pml_kctx *k, int relu
     depthwise_rows(g, &P, &Ld, &Lx);
     depthwise_offsets(g, Lx, off);
     const bool unit = sw == 1 && g->dw == 1; /* offsets 0, 1, 2 ...: constants */
-    int ylo = r.h0 * g->sh - g->pt, yhi = (r.h1 - 1) * g->sh - g->pt + (kh - 1) * g->dh + 1;
-    ylo = ylo > 0 ? ylo : 0;
-    yhi = yhi < g->H ? yhi : g->H;
+    int ylo, yhi;
+    depthwise_in_rows(g, r, &ylo, &yhi);
     const size_t row = (size_t)sw * Lx;
     for (int s = r.n0; s < r.n1; s++)
         for (int c = r.c0; c < r.c1; c++) {
@@ -443,7 +453,6 @@ PML_HOT static void depthwise_fwd_pad(const geom *g, const pml_kctx *k, int relu
 }
 
 // y rows [h0, h1) of channels [c0, c1) = act(b + w * x), one sample at a time
-
 PML_HOT static void depthwise_fwd(const geom *g, const pml_kctx *k, int relu)
 {
     const pml_region r = k->r;
@@ -559,10 +568,8 @@ PML_HOT static void depthwise_bwd_pad(const geom *g, const pml_kctx *k, float *d
     const bool unit = sw == 1 && qd == 1, gather = sw == 1 && sh == 1;
     const int rows = r.h1 - r.h0;
     const size_t row = (size_t)sw * Lx;
-    /* input rows the region's output rows reach */
-    int ylo = r.h0 * sh - g->pt, yhi = (r.h1 - 1) * sh - g->pt + (kh - 1) * g->dh + 1;
-    ylo = ylo > 0 ? ylo : 0;
-    yhi = yhi < g->H ? yhi : g->H;
+    int ylo, yhi; /* input rows the region's output rows reach */
+    depthwise_in_rows(g, r, &ylo, &yhi);
     float xp[DEPTHWISE_PAD]; /* a kept input row */
     const dwv8 zero = {0};
     for (int s = r.n0; s < r.n1; s++)
@@ -699,13 +706,12 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
     const pml_region r = k->r;
     const size_t HW = (size_t)g->H * g->W, HWo = (size_t)g->Ho * g->Wo;
     const int Wo = g->Wo, sw = g->sw, K = g->kh * g->kw;
-    int P, Ld, Lx;
+    int P, Ld, Lx, ylo, yhi;
     if (depthwise_rows(g, &P, &Ld, &Lx)) {
         const size_t nd = (size_t)(r.h1 - r.h0 + 1) * (size_t)Ld;
-        const size_t nx = g->sw == 1 && g->sh == 1
-                              ? 0
-                              : (size_t)((r.h1 - r.h0 - 1) * g->sh + (g->kh - 1) * g->dh + 1) *
-                                    (size_t)g->sw * (size_t)Lx;
+        const size_t nx = g->sw == 1 && g->sh == 1 ? 0
+                                                   : (size_t)depthwise_in_rows(g, r, &ylo, &yhi) *
+                                                         (size_t)g->sw * (size_t)Lx;
         float *dpad = malloc((nd + nx) * sizeof *dpad);
         if (dpad) { /* else as below */
             depthwise_bwd_pad(g, k, dx, dw, db, relu, dpad, dpad + nd);
@@ -781,11 +787,11 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
     geom g = geom_of(n, k->xs[0]);
     if (r.c1 <= r.c0 || r.h1 <= r.h0) return;
     if (depthwise(&g)) {
-        int P, Ld, Lx;
+        int P, Ld, Lx, ylo, yhi;
         float *xpad = NULL;
         if (depthwise_rows(&g, &P, &Ld, &Lx) &&
-            (xpad = malloc((size_t)((r.h1 - r.h0 - 1) * g.sh + (g.kh - 1) * g.dh + 1) *
-                           (size_t)(g.sw * Lx) * sizeof *xpad))) {
+            (xpad = malloc((size_t)depthwise_in_rows(&g, r, &ylo, &yhi) * (size_t)(g.sw * Lx) *
+                           sizeof *xpad))) {
             depthwise_fwd_pad(&g, k, n->a.act == PML_ACT_RELU, xpad);
             free(xpad);
         } else {

@@ -2,8 +2,9 @@
  * Training: batch statistics (biased variance to normalise, unbiased for the running estimate),
  * running = momentum * running + (1 - momentum) * batch (Keras; PyTorch momentum 0.1 = 0.9 here).
  * Inference: running statistics, or the batch's with batch_stats (an ONNX training-mode node;
- * the running statistics are then left as they are). Only a channel split is exact; a part of a sample or row split
- * (an approximate split, as PyTorch DDP does it) normalises with its own region's statistics. */
+ * the running statistics are then left as they are). Only a channel split is exact; a part of a
+ * sample or row split (an approximate split, as PyTorch DDP does it) normalises with its own
+ * region's statistics. */
 #include "kernels.h"
 
 #include <math.h>

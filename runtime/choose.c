@@ -131,6 +131,12 @@ pml_choose_opts pml_choose_opts_default(void)
                              .others = -1};
 }
 
+/* The share of the machine other processes used since s0 (or the one a test gives) */
+static double foreign_load(const pml_choose_opts *o, const pml_cpu_snap *s0)
+{
+    return o->others >= 0 ? o->others : pml_foreign_load_since(s0);
+}
+
 pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, pml_candidate *c,
                       int n, const pml_choose_opts *opts, int *best)
 {
@@ -149,7 +155,6 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
      * processes are busy, a candidate's figure is a draw of their time slices (see
      * PML_CHOICE_MARGIN): then every round runs (unless one took 10 s) and their mean counts */
     int rounds = 0;
-    bool busy = false;
     for (int r = 0; r < o.rounds; r++) {
         const double r0 = pml_now();
         for (int i = 0; i < n; i++) {
@@ -168,15 +173,16 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
         }
         rounds++;
         const double took = pml_now() - r0;
-        busy = !o.dist && (o.others >= 0 ? o.others : pml_foreign_load_since(&s0)) >=
-                              PML_CHOICE_QUIET;
-        if (!o.dist && o.round_seconds > 0 && took > o.round_seconds && (!busy || took > 10.0))
+        if (!o.dist && o.round_seconds > 0 && took > o.round_seconds &&
+            (foreign_load(&o, &s0) < PML_CHOICE_QUIET || took > 10.0))
             break;
     }
+    const double others = foreign_load(&o, &s0);
+    /* not across ranks, whose measured times agree but whose neighbours need not */
+    const bool busy = !o.dist && others >= PML_CHOICE_QUIET;
     if (busy)
         for (int i = 0; i < n; i++) c[i].measured = sum[i] / rounds;
     free(sum);
-    const double others = o.others >= 0 ? o.others : pml_foreign_load_since(&s0);
     for (int i = 0; i < n; i++) c[i].others = others;
     int b = 0, few = 0; /* the fastest; the fastest on the fewest cores */
     for (int i = 1; i < n; i++) {
@@ -186,10 +192,9 @@ pml_status pml_choose(const pml_graph *g, const pml_dataset *train, int batch, p
             few = i;
     }
     if (!isfinite(c[b].measured)) return pml_fail(PML_EINVAL, "the trial measured no step");
-    /* a busy machine: more cores must win by a margin (see PML_CHOICE_MARGIN); not across
-     * ranks, whose measured times agree but whose neighbours need not */
-    if (!o.dist && others >= PML_CHOICE_QUIET && c[b].threads > c[few].threads &&
-        isfinite(c[few].measured) && c[b].measured * (1 + PML_CHOICE_MARGIN) > c[few].measured)
+    /* a busy machine: more cores must win by a margin (see PML_CHOICE_MARGIN) */
+    if (busy && c[b].threads > c[few].threads && isfinite(c[few].measured) &&
+        c[b].measured * (1 + PML_CHOICE_MARGIN) > c[few].measured)
         b = few;
     *best = b;
     return PML_OK;
