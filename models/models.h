@@ -262,8 +262,9 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
  * too), AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form),
  * Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a
  * constant or weight the same for every sample, broadcast over the batch and its other axes:
- * add's learned addend, tiled to a sample's shape), Concat of channels, rows or columns (not the
- * batch), Dropout, Softmax and LogSoftmax of the output (any axis), Identity; Constant, Shape,
+ * add's learned addend, tiled to a sample's shape), Concat of channels, rows or columns (of the
+ * batch only in a model of Concat, Identity and pointwise activations: imported whole, each
+ * tensor of rank 1 to 3 one sample), Dropout, Softmax and LogSoftmax of the output (any axis), Identity; Constant, Shape,
  * Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape values, and Transpose of constants
  * (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor
  * of N samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
@@ -335,6 +336,8 @@ typedef struct pml_onnx {
     pml_onnx_output *outputs;   /* the graph's, in order; outputs[0] gets the loss head */
     int opset;
     int onnx_nodes;             /* nodes in the ONNX graph */
+    bool whole;                 /* imported whole: each data input is one sample of its whole
+                                   shape (a model that joins tensors along their first axis) */
 } pml_onnx;
 
 /** \return true when \p path ends in .onnx. */

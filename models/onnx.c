@@ -414,6 +414,8 @@ typedef struct imp {
     assign *as;
     int nas, capas;
     int64_t batch;    /* the data input's declared batch (-1: symbolic) */
+    bool whole;       /* every tensor is one sample, its first axis a sample's (see parse) */
+    bool joins_batch; /* a node joins tensors along the batch: import again whole */
     const pml_tensor *given; /* values of graph inputs known at import (ngiven of them) */
     int ngiven;
     const Onnx__NodeProto *node; /* the node being imported (messages) */
@@ -694,7 +696,6 @@ static pml_status weight_in(imp *im, int i, const char *what, int rank, val **ou
     return PML_OK;
 }
 
-/* x's ONNX dims into d (rank returned): d[*batch] times the samples (-1: one sample) */
 /* The planes of node id's output when it is 3-D (0 for 2-D): a 3-D window's od, an input's
  * depth, else its first input's (relu, batchnorm, add, dropout and channel concat keep them). */
 static int node_depth(const pml_graph *g, int id)
@@ -709,6 +710,12 @@ static int node_depth(const pml_graph *g, int id)
     }
 }
 
+/* Is tensor x one sample, its ONNX dims a sample's (C[, H[, W]])? An input of rank 1, or any
+ * tensor of a model imported whole. */
+static bool one_sample(const imp *im, const val *x) { return im->whole || x->rank == 1; }
+static bool one_input(const imp *im, const pml_onnx_input *in) { return im->whole || in->rank == 1; }
+
+/* x's ONNX dims into d (rank returned): d[*batch] times the samples (-1: one sample) */
 static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
 {
     if (x->vrank) {
@@ -725,10 +732,10 @@ static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
         *batch = 0;
         return 5;
     }
-    if (x->rank == 1) {
-        d[0] = s.c;
+    if (one_sample(im, x)) { /* (C[, H[, W]]) */
+        memcpy(d, all + 1, (size_t)x->rank * sizeof *d);
         *batch = -1;
-        return 1;
+        return x->rank;
     }
     memcpy(d, all, (size_t)x->rank * sizeof *d);
     *batch = 0;
@@ -755,7 +762,7 @@ static pml_status to_data(imp *im, val *x)
         }
         const pml_onnx_input *first = &m->inputs[0];
         /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
-        const bool one = in->rank == 1, first_one = first->rank == 1;
+        const bool one = one_input(im, in), first_one = one_input(im, first);
         if (one != first_one || (!one && in->dims[0] >= 0 && first->dims[0] >= 0 &&
                                  in->dims[0] != first->dims[0])) {
             char b[32], fb[32];
@@ -1758,22 +1765,26 @@ static pml_status op_concat(imp *im)
         in[i] = v->node;
     }
     /* a sample's axes: (N, C), (N, C, L), (N, C, H, W) are channels, rows, columns from
-     * axis 1; one sample of rank 1 has its channels at axis 0. The batch is not joined. */
+     * axis 1; one sample (rank 1, or a model imported whole) has its channels at axis 0. A
+     * model that joins its batch is imported again whole (see parse). */
     if (axis < -rank || axis >= rank)
         return nfail(im, PML_EFORMAT, "axis=%lld is out of range for rank %d", (long long)axis,
                      rank);
     if (axis < 0) axis += rank;
-    if (axis == 0 && rank > 1)
+    const bool one = one_sample(im, first);
+    if (axis == 0 && !one) {
+        im->joins_batch = true;
         return nfail(im, PML_EUNSUPPORTED,
                      "axis=%lld is the batch: pml concatenates within each sample (%s %d)",
                      (long long)attr_int(im, "axis", 1), rank == 2 ? "axis" : "axes 1 to",
                      rank - 1);
+    }
     if (rank == 5 && axis != 1)
         return nfail(im, PML_EUNSUPPORTED,
                      "axis=%lld of a rank-5 tensor: pml concatenates 3-D tensors' channels (axis 1)",
                      (long long)attr_int(im, "axis", 1));
     pml_attrs a = pml_attrs_default(PML_OP_CONCAT);
-    a.axis = rank == 1 ? 0 : (int)axis - 1;
+    a.axis = one ? (int)axis : (int)axis - 1;
     int id = add_node(im, NULL, PML_OP_CONCAT, &a, n, in);
     return id < 0 ? PML_ESHAPE : tensor_out(im, id, rank);
 }
@@ -2281,14 +2292,20 @@ static pml_status input_node(imp *im, int idx, int *out)
                         "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
                         "(N, C, H, W), (N, C, D, H, W) or one sample (C)",
                         im->path, pml_dot_brief(name), in->rank);
+    const bool one = one_input(im, in);
+    if (one && in->rank > 3)
+        return pml_fail(PML_EUNSUPPORTED,
+                        "%s: input '%s' has rank %d; a model that joins its batch (imported as "
+                        "one sample) takes up to 3",
+                        im->path, pml_dot_brief(name), in->rank);
     int per[4] = {1, 1, 1, 1};
-    for (int d = in->rank == 1 ? 0 : 1; d < in->rank; d++) {
+    for (int d = one ? 0 : 1; d < in->rank; d++) {
         if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
             return pml_fail(PML_EUNSUPPORTED,
                             "%s: input '%s': dimension %d is not a known size (pml needs "
                             "each sample's shape; only the batch may be symbolic)",
                             im->path, pml_dot_brief(name), d);
-        per[d - (in->rank > 1)] = (int)in->dims[d];
+        per[d - !one] = (int)in->dims[d];
     }
     pml_attrs a = pml_attrs_default(PML_OP_INPUT);
     a.shape = (pml_shape){per[0], per[1], per[2]};
@@ -2412,7 +2429,7 @@ static pml_status graph_inputs(imp *im)
             int id;
             pml_status st = input_node(im, idx, &id);
             if (st != PML_OK) return st;
-            im->batch = in->rank == 1 ? 1 : in->dims[0];
+            im->batch = one_input(im, in) ? 1 : in->dims[0];
             int k = new_val(im, gp->input[i]->name, V_TENSOR);
             if (k < 0) return oom(im);
             im->v[k].node = id;
@@ -2483,6 +2500,9 @@ static pml_status import_nodes(imp *im)
             if (n->output[j] && *n->output[j] && find_val(im, n->output[j]) >= 0)
                 return nfail(im, PML_EFORMAT, "output '%s' is defined twice",
                              pml_dot_brief(n->output[j]));
+        if (im->whole && ops[k].fn != op_concat && ops[k].fn != op_identity &&
+            ops[k].fn != op_relu && ops[k].fn != op_activation && ops[k].fn != op_constant)
+            return nfail(im, PML_EUNSUPPORTED, "not imported whole");
         int before = im->nv;
         pml_status st = ops[k].fn(im);
         if (st != PML_OK) return st;
@@ -2755,6 +2775,36 @@ pml_status pml_onnx_parse(const void *data, size_t len, const char *path, uint64
     return parse(data, len, path, seed, NULL, 0, m);
 }
 
+/* The graph of mp into m (model name, nodes, outputs, weights). */
+static pml_status import_graph(imp *im, const Onnx__ModelProto *mp, uint64_t seed)
+{
+    pml_onnx *m = im->m;
+    pml_status st;
+    snprintf(im->dir, sizeof im->dir, "%s", im->path);
+    char *slash = strrchr(im->dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(im->dir, sizeof im->dir, ".");
+    if (!mp->graph) return pml_fail(PML_EFORMAT, "%s: the model has no graph", im->path);
+    if ((st = opset_of(im, mp)) != PML_OK || (st = initializers(im)) != PML_OK ||
+        (st = graph_inputs(im)) != PML_OK || (st = import_nodes(im)) != PML_OK ||
+        (st = output_head(im)) != PML_OK)
+        return st;
+    if (mp->graph->name && *mp->graph->name && pml_dot_name_ok(mp->graph->name) &&
+        strlen(mp->graph->name) < PML_NAME_MAX && strcmp(mp->graph->name, "main_graph") != 0 &&
+        strcmp(mp->graph->name, "torch_jit") != 0)
+        snprintf(m->g.name, sizeof m->g.name, "%s", mp->graph->name);
+    m->onnx_nodes = (int)mp->graph->n_node;
+    m->whole = im->whole;
+    if ((st = order_inputs(im)) != PML_OK) return st;
+    if ((st = pml_graph_finalize(&m->g)) != PML_OK) return pml_fail_ctx(st, "%s: ", im->path);
+    return weights(im, seed);
+}
+
+/* A model that joins tensors along their first axis (a Concat of axis 0: ONNX's node tests)
+ * has no batch pml could split: it is imported again whole, each tensor one sample of its
+ * whole shape (up to rank 3: the sample's C, H, W), when its nodes are all ones that do not
+ * tell a batch from a sample's axes (Concat, Identity, pointwise activations); else the first
+ * import's message stands. */
 static pml_status parse(const void *data, size_t len, const char *path, uint64_t seed,
                        const pml_tensor *given, int ngiven, pml_onnx *m)
 {
@@ -2762,7 +2812,6 @@ static pml_status parse(const void *data, size_t len, const char *path, uint64_t
     char base[PML_NAME_MAX];
     pml_dot_source_name(path, "onnx", base, sizeof base);
     pml_graph_init(&m->g, base);
-    pml_status st;
     Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, (const uint8_t *)data) : NULL;
     if (!mp)
         return pml_fail(PML_EFORMAT,
@@ -2771,31 +2820,22 @@ static pml_status parse(const void *data, size_t len, const char *path, uint64_t
                         path);
     imp im = {.path = path, .m = m, .g = &m->g, .gp = mp->graph, .batch = -1, .given = given,
               .ngiven = ngiven};
-    snprintf(im.dir, sizeof im.dir, "%s", path);
-    char *slash = strrchr(im.dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(im.dir, sizeof im.dir, ".");
-    if (!mp->graph) {
-        st = pml_fail(PML_EFORMAT, "%s: the model has no graph", path);
-    } else if ((st = opset_of(&im, mp)) == PML_OK && (st = initializers(&im)) == PML_OK &&
-               (st = graph_inputs(&im)) == PML_OK && (st = import_nodes(&im)) == PML_OK &&
-               (st = output_head(&im)) == PML_OK) {
-        if (mp->graph->name && *mp->graph->name && pml_dot_name_ok(mp->graph->name) &&
-            strlen(mp->graph->name) < PML_NAME_MAX && strcmp(mp->graph->name, "main_graph") != 0 &&
-            strcmp(mp->graph->name, "torch_jit") != 0)
-            snprintf(m->g.name, sizeof m->g.name, "%s", mp->graph->name);
-        m->onnx_nodes = (int)mp->graph->n_node;
-        if ((st = order_inputs(&im)) != PML_OK)
-            ;
-        else if ((st = pml_graph_finalize(&m->g)) != PML_OK)
-            st = pml_fail_ctx(st, "%s: ", path);
-        else
-            st = weights(&im, seed);
-    }
+    pml_status st = import_graph(&im, mp, seed);
     free_vals(&im);
+    char msg[1024];
+    if (st == PML_EUNSUPPORTED && im.joins_batch) {
+        snprintf(msg, sizeof msg, "%s", pml_errmsg());
+        pml_onnx_free(m);
+        pml_graph_init(&m->g, base);
+        imp whole = {.path = path, .m = m, .g = &m->g, .gp = mp->graph, .batch = -1,
+                     .given = given, .ngiven = ngiven, .whole = true};
+        pml_status again = import_graph(&whole, mp, seed);
+        free_vals(&whole);
+        if (again == PML_OK) st = PML_OK;
+        else pml_fail(st, "%s", msg);
+    }
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st != PML_OK) {
-        char msg[1024];
         snprintf(msg, sizeof msg, "%s", pml_errmsg());
         pml_onnx_free(m);
         pml_fail(st, "%s", msg);

@@ -139,8 +139,8 @@ static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x
     const pml_onnx_input *di = &m->inputs[k];
     const pml_shape s = m->g.nodes[di->node].out;
     const size_t per = pml_shape_size(s);
-    /* rank 1: one sample */
-    const bool one = di->rank == 1;
+    /* rank 1, or a model imported whole: one sample */
+    const bool one = di->rank == 1 || m->whole;
     bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
                 x->n == (one ? 1 : (size_t)x->dims[0]) * per;
     /* an ONNX input: the declared shape; others: any (N, ...) of the right size per sample */

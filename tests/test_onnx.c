@@ -167,7 +167,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 162, &all);
+    run_dir("node", 166, &all);
     run_dir("pytorch-converted", 62, &all);
     run_dir("pytorch-operator", 9, &all);
     run_dir("simple", 1, &all);
@@ -1355,6 +1355,62 @@ static void t_volumetric(void)
     pml_graph_free(&g);
 }
 
+/* Concat along the first axis: no batch pml could split, so the model is imported whole (each
+ * tensor one sample of its whole shape) when its other nodes do not tell a batch from a
+ * sample's axes; with any other node, the batch's message stands. */
+static void joined_model(mb *b, int r, const char *then)
+{
+    mb_init(b, 13);
+    int64_t d[4] = {2, 3, 2, 2}, yd[4] = {4, 3, 2, 2};
+    mb_io(b, false, "a", r, d);
+    mb_io(b, false, "b", r, d);
+    mb_io(b, true, "y", r, yd);
+    attr_i(b, mb_node(b, "Concat", then ? "c" : "y", "a", "b", NULL), "axis", 0);
+    if (then) mb_node(b, then, "y", "c", NULL, NULL);
+}
+
+static void t_joined_batch(void)
+{
+    mb b;
+    pml_onnx m;
+    /* (2, 3, 2) and (2, 3, 2) -> (4, 3, 2), a Relu after */
+    joined_model(&b, 3, "Relu");
+    CHECK_OK(parse(&b, "joined.onnx", &m));
+    if (pml__test_failed) return;
+    CHECK(m.whole && m.ninputs == 2 && m.inputs[0].data && m.inputs[1].data);
+    const pml_shape s = m.g.nodes[m.inputs[0].node].out;
+    CHECK(s.c == 2 && s.h == 3 && s.w == 2);
+    float a[12], bv[12];
+    for (int i = 0; i < 12; i++) a[i] = (float)(i - 5), bv[i] = (float)(7 - 2 * i) / 4;
+    pml_tensor in[2] = {{.rank = 3, .dims = {2, 3, 2}, .n = 12, .data = a},
+                        {.rank = 3, .dims = {2, 3, 2}, .n = 12, .data = bv}},
+               y;
+    CHECK_OK(pml_infer_run(&m, in, 1, 0, &y));
+    if (!pml__test_failed) {
+        CHECK(y.rank == 3 && y.dims[0] == 4 && y.dims[1] == 3 && y.dims[2] == 2 && y.n == 24);
+        for (int i = 0; i < 24; i++) {
+            const float want = i < 12 ? a[i] : bv[i - 12];
+            CHECK_NEAR(y.data[i], want > 0 ? want : 0, 0);
+        }
+        pml_tensor_free(&y);
+    }
+    /* a batch of two is not what the model is: one sample of (2, 3, 2) each */
+    in[0].dims[0] = in[1].dims[0] = 1, in[0].n = in[1].n = 6;
+    CHECK(pml_infer_run(&m, in, 1, 0, &y) == PML_ESHAPE && msg_has("input 'a'", "one sample"));
+    pml_onnx_free(&m);
+    /* a node that reads a batch (Flatten: a sample's axes from axis 1): refused */
+    joined_model(&b, 3, "Flatten");
+    CHECK(parse(&b, "joined.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("joined.onnx: node '#0, output c' (Concat): axis=0 is the batch", "axes 1 to 2"));
+    CHECK(!m.whole && m.g.nnodes == 0);
+    pml_onnx_free(&m);
+    /* rank 4: more axes than a sample has */
+    joined_model(&b, 4, NULL);
+    CHECK(parse(&b, "joined.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("joined.onnx: node '#0, output y' (Concat): axis=0 is the batch", "axes 1 to 3"));
+    pml_onnx_free(&m);
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_addend", t_import_addend},
@@ -1370,6 +1426,7 @@ static const pml_test tests[] = {
     {"several_inputs", t_several_inputs},
     {"several_outputs", t_several_outputs},
     {"volumetric", t_volumetric},
+    {"joined_batch", t_joined_batch},
     {0},
 };
 
