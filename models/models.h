@@ -258,7 +258,8 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
  * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
  * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER;
  * + Add of one value per channel, its bias), Gemm and MatMul (+ Add of a vector; Gemm's C of a
- * row per sample, given at run time or computed, as data) as linear, Relu, MaxPool (dilated
+ * row per sample, given at run time or computed, as data; transA of a graph input, its samples
+ * its columns) as linear, Relu, MaxPool (dilated
  * too), AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form),
  * Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a
  * constant or weight the same for every sample, broadcast over the batch and its other axes:
@@ -290,6 +291,8 @@ typedef struct pml_onnx_input {
     int type;                          /* ONNX element type (float; uint8, int8, int16 read as
                                           float: exact) */
     bool given;                        /* an integer input given at import: folded */
+    bool transposed;                   /* a data input of rank 2 laid out (features, samples):
+                                          a Gemm's A with transA, read transposed */
     int nbind;                         /* a weight: where its values go (see pml_onnx_bind) */
     struct pml_onnx_bind *bind;
 } pml_onnx_input;

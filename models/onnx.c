@@ -763,13 +763,14 @@ static pml_status to_data(imp *im, val *x)
         const pml_onnx_input *first = &m->inputs[0];
         /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
         const bool one = one_input(im, in), first_one = one_input(im, first);
-        if (one != first_one || (!one && in->dims[0] >= 0 && first->dims[0] >= 0 &&
-                                 in->dims[0] != first->dims[0])) {
+        const int64_t fbatch = first->dims[first->transposed];
+        if (one != first_one ||
+            (!one && in->dims[0] >= 0 && fbatch >= 0 && in->dims[0] != fbatch)) {
             char b[32], fb[32];
             snprintf(b, sizeof b, one ? "none (rank 1: one sample)" : "%lld",
                      (long long)in->dims[0]);
             snprintf(fb, sizeof fb, first_one ? "none (rank 1: one sample)" : "%lld",
-                     (long long)first->dims[0]);
+                     (long long)fbatch);
             return nfail(im, PML_EUNSUPPORTED,
                          "graph input '%s' as data: its batch (dimension 0) is %s, input '%s''s "
                          "%s; pml's data inputs share the batch",
@@ -1038,6 +1039,32 @@ static pml_status op_conv(imp *im)
 }
 
 /* Gemm (A B' + C with alpha, beta) and MatMul with a 2-D weight: linear */
+/* A Gemm's A with transA = 1: samples are its columns. pml's linear takes samples as rows, so
+ * only graph input A, read by nothing else, is taken so: its input node holds a column of A, the
+ * batch its columns, and pml infer reads the tensor transposed. */
+static pml_status transposed_input(imp *im, const val *x)
+{
+    pml_onnx *m = im->m;
+    int k = 0, ndata = 0;
+    while (k < m->ninputs && !(m->inputs[k].data && m->inputs[k].node == x->node)) k++;
+    for (int i = 0; i < m->ninputs; i++) ndata += m->inputs[i].data;
+    pml_onnx_input *in = k < m->ninputs ? &m->inputs[k] : NULL;
+    if (!in || uses_of(im, x->name) != 1 || ndata != 1 || im->whole || in->rank != 2 ||
+        in->dims[0] <= 0 || in->dims[0] > 1 << 24)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "transA=1: pml's linear takes samples as rows (A transposed only when it is "
+                     "the graph's one data input, of rank 2 and known rows, read by this node "
+                     "alone)");
+    pml_node *n = &im->g->nodes[x->node];
+    n->a.shape = (pml_shape){(int)in->dims[0], 1, 1};
+    pml_shape none;
+    if (pml_ops[PML_OP_INPUT].infer(n, &none, 0) != PML_OK)
+        return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
+    in->transposed = true;
+    im->batch = in->dims[1];
+    return PML_OK;
+}
+
 static pml_status op_gemm(imp *im, bool matmul)
 {
     static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
@@ -1051,8 +1078,7 @@ static pml_status op_gemm(imp *im, bool matmul)
         return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's linear takes rank 2",
                      pml_dot_brief(x->name), x->rank);
     if ((st = weight_in(im, 1, "weight", 2, &w)) != PML_OK) return st;
-    if (attr_int(im, "transA", 0) != 0)
-        return nfail(im, PML_EUNSUPPORTED, "transA=1: pml's linear takes samples as rows");
+    if (attr_int(im, "transA", 0) != 0 && (st = transposed_input(im, x)) != PML_OK) return st;
     bool tb = attr_int(im, "transB", 0) != 0;
     float alpha = attr_float(im, "alpha", 1.0f), beta = attr_float(im, "beta", 1.0f);
     int64_t K = tb ? w->t.dims[1] : w->t.dims[0], N = tb ? w->t.dims[0] : w->t.dims[1];

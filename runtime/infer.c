@@ -141,6 +141,15 @@ static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x
     const size_t per = pml_shape_size(s);
     /* rank 1, or a model imported whole: one sample */
     const bool one = di->rank == 1 || m->whole;
+    if (di->transposed) { /* (features, samples) */
+        if (x->rank != 2 || x->dims[0] != (int64_t)per || x->dims[1] < 1 || x->dims[1] > 1 << 24)
+            return pml_fail(PML_ESHAPE,
+                            "input '%s' (input_%d): a tensor of %zu values (rank %d) is not %zu "
+                            "rows of samples (the model's Gemm takes it transposed)",
+                            pml_dot_brief(di->name), k, x->n, x->rank, per);
+        *n = (int)x->dims[1];
+        return PML_OK;
+    }
     bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
                 x->n == (one ? 1 : (size_t)x->dims[0]) * per;
     /* an ONNX input: the declared shape; others: any (N, ...) of the right size per sample */
@@ -161,6 +170,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     memset(y, 0, (size_t)m->noutputs * sizeof *y);
     /* the data inputs (each an input node), in the graph's order; the batch is shared */
     int nx = 0, n = 0, first = -1;
+    float *flip = NULL; /* a transposed input, transposed back */
     int *nodes = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *nodes);
     const float **xs = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *xs);
     pml_status st = nodes && xs ? PML_OK : pml_fail(PML_ENOMEM, "out of memory");
@@ -178,6 +188,16 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         if (first < 0) first = k, n = nk;
         nodes[nx] = di->node;
         xs[nx++] = in[k].data;
+        if (di->transposed && st == PML_OK) { /* samples in rows, as the input node takes them */
+            const size_t K = (size_t)in[k].dims[0], N = (size_t)nk;
+            if (!(flip = malloc(K * N * sizeof *flip))) {
+                st = pml_fail(PML_ENOMEM, "out of memory");
+                break;
+            }
+            for (size_t s = 0; s < N; s++)
+                for (size_t f = 0; f < K; f++) flip[s * K + f] = in[k].data[f * N + s];
+            xs[nx - 1] = flip;
+        }
     }
     if (st == PML_OK && first < 0) st = pml_fail(PML_EINVAL, "the model has no data input");
     for (int o = 0; o < m->noutputs && st == PML_OK; o++)
@@ -192,6 +212,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     if (st != PML_OK) {
         free(nodes);
         free(xs);
+        free(flip);
         return st;
     }
     if (batch <= 0 || batch > n) batch = n;
@@ -206,6 +227,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     if (st != PML_OK) {
         free(nodes);
         free(xs);
+        free(flip);
         return st;
     }
     memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
@@ -241,6 +263,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     pml_exec_destroy(e);
     free(nodes);
     free(xs);
+    free(flip);
     if (st != PML_OK)
         for (int o = 0; o < m->noutputs; o++) pml_tensor_free(&y[o]);
     return st;

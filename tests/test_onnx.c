@@ -95,10 +95,18 @@ static void run_set(const char *model, const char *set, counts *c)
             /* the data inputs, in order, are the export's inputs. 1-D models come back 2-D:
              * (N, C, L) is written (N, C, L, 1); one sample of rank 1 a batch of one (N, C) */
             pml_tensor x[16];
+            float *flip = NULL; /* a transposed input (a Gemm's A with transA) comes back in rows */
             int nx = 0;
             for (int k = 0; k < m.ninputs && nx < b.ninputs; k++) {
                 if (!m.inputs[k].data) continue;
                 x[nx] = in[k];
+                if (m.inputs[k].transposed && in[k].rank == 2 &&
+                    (flip = malloc(in[k].n * sizeof *flip))) {
+                    const size_t K = (size_t)in[k].dims[0], N = (size_t)in[k].dims[1];
+                    for (size_t s = 0; s < N; s++)
+                        for (size_t f = 0; f < K; f++) flip[s * K + f] = in[k].data[f * N + s];
+                    x[nx].data = flip;
+                }
                 x[nx].rank = b.inputs[nx].rank;
                 size_t per = 1;
                 for (int r = 1; r < x[nx].rank; r++)
@@ -122,6 +130,7 @@ static void run_set(const char *model, const char *set, counts *c)
                       "%s: read back, %zu outputs differ", set, d.bad);
             pml_tensor_free(&yb);
             pml_onnx_free(&b);
+            free(flip);
         }
     } else {
         c->failed++;
@@ -167,7 +176,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 166, &all);
+    run_dir("node", 168, &all);
     run_dir("pytorch-converted", 62, &all);
     run_dir("pytorch-operator", 9, &all);
     run_dir("simple", 1, &all);
@@ -1411,6 +1420,61 @@ static void t_joined_batch(void)
     pml_onnx_free(&m);
 }
 
+/* Gemm with transA of the graph's input: its samples are the columns; pml infer reads it
+ * transposed. A computed A, or one another node reads too, is refused by name. */
+static void gemm_ta_model(mb *b, const char *via)
+{
+    for (int i = 0; i < 24; i++) W46[i] = (float)((i * 5 % 13) - 6) / 8.0f;
+    mb_init(b, 13);
+    int64_t ad[2] = {6, 3}, yd[2] = {3, 4}, wd[2] = {6, 4};
+    mb_io(b, false, "a", 2, ad);
+    mb_io(b, true, "y", 2, yd);
+    mb_init_f(b, "W", 2, wd, W46, 24);
+    if (via) mb_node(b, via, "r", "a", NULL, NULL);
+    attr_i(b, mb_node(b, "Gemm", "y", via ? "r" : "a", "W", NULL), "transA", 1);
+}
+
+static void t_gemm_transposed_input(void)
+{
+    mb b;
+    pml_onnx m;
+    gemm_ta_model(&b, NULL);
+    CHECK_OK(parse(&b, "ta.onnx", &m));
+    if (pml__test_failed) return;
+    CHECK(m.inputs[0].data && m.inputs[0].transposed);
+    const pml_shape s = m.g.nodes[m.inputs[0].node].out;
+    CHECK(s.c == 6 && s.h == 1 && s.w == 1);
+    float a[18];
+    for (int i = 0; i < 18; i++) a[i] = (float)(i % 7) - 2.5f;
+    pml_tensor in = {.rank = 2, .dims = {6, 3}, .n = 18, .data = a}, y;
+    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+    if (!pml__test_failed) {
+        CHECK(y.rank == 2 && y.dims[0] == 3 && y.dims[1] == 4);
+        for (int r = 0; r < 3; r++) /* y = A^T W */
+            for (int o = 0; o < 4; o++) {
+                double z = 0;
+                for (int k = 0; k < 6; k++) z += (double)a[k * 3 + r] * W46[k * 4 + o];
+                CHECK_NEAR(y.data[r * 4 + o], z, 1e-5);
+            }
+        pml_tensor_free(&y);
+    }
+    /* the samples as rows is not the model's layout */
+    in.dims[0] = 3, in.dims[1] = 6;
+    CHECK(pml_infer_run(&m, &in, 1, 0, &y) == PML_ESHAPE && msg_has("input 'a'", "transposed"));
+    pml_onnx_free(&m);
+    /* A computed by the graph */
+    gemm_ta_model(&b, "Relu");
+    CHECK(parse(&b, "ta.onnx", &m) == PML_EUNSUPPORTED &&
+          msg_has("ta.onnx: node '#1, output y' (Gemm): transA=1", "read by this node alone"));
+    pml_onnx_free(&m);
+    /* A read by another node too */
+    gemm_ta_model(&b, NULL);
+    mb_io(&b, true, "z", 2, (int64_t[2]){6, 3});
+    mb_node(&b, "Relu", "z", "a", NULL, NULL);
+    CHECK(parse(&b, "ta.onnx", &m) == PML_EUNSUPPORTED && msg_has("transA=1", "alone"));
+    pml_onnx_free(&m);
+}
+
 static const pml_test tests[] = {
     {"backend_data", t_backend_data},
     {"import_addend", t_import_addend},
@@ -1427,6 +1491,7 @@ static const pml_test tests[] = {
     {"several_outputs", t_several_outputs},
     {"volumetric", t_volumetric},
     {"joined_batch", t_joined_batch},
+    {"gemm_transposed_input", t_gemm_transposed_input},
     {0},
 };
 
