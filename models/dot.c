@@ -134,7 +134,7 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_BATCH_STATS] = {"batch_stats", K_BOOL, OPB(BATCHNORM)},
     [A_GROUPS] = {"groups", K_INT, OPB(CONV2D)},
     [A_DILATION] = {"dilation", K_PAIR, OPB(CONV2D) | OPB(MAXPOOL2D)},
-    [A_AXIS] = {"axis", K_INT, OPB(CONCAT)},
+    [A_AXIS] = {"axis", K_INT, OPB(CONCAT) | OPB(MATMUL)},
     [A_ADDEND] = {"addend", K_BOOL, OPB(ADD)},
     [A_DEPTH] = {"depth", K_INT, WINDOWED},
     [A_KD] = {"kd", K_INT, WINDOWED},
@@ -821,6 +821,7 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
         fprintf(f, ", fn=%s, alpha=%s, beta=%s", pml_fn_name(a->fn), b1, b2);
         break;
     case PML_OP_CONCAT: /* rows or columns; channels are the reader's default */
+    case PML_OP_MATMUL:
         if (a->axis != 0) fprintf(f, ", axis=%d", a->axis);
         break;
     case PML_OP_ADD: /* none is the reader's default */

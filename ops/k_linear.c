@@ -125,3 +125,134 @@ void pml__linear_bwd_ref(const pml_kctx *k)
             }
         }
 }
+
+/* ---------------------------------------------------------------- matmul
+ *
+ * The product of two tensors, sample by sample: a sample of each holds matrices, and y's are
+ * a's times b's. axis 0: one matrix a sample, its rows the channels: a (M, K, 1) b (K, P, 1) ->
+ * y (M, P, 1) (ONNX's MatMul of (N, M, K) and (N, K, P)); axis 1: C matrices, rows the rows:
+ * a (C, M, K) b (C, K, P) -> y (C, M, P) (of (N, C, M, K) and (N, C, K, P)). A region of y is
+ * matrices [m0, m1), their rows [r0, r1) and columns [q0, q1). */
+
+typedef struct mmgeom {
+    int nm, M, K, P; /* matrices a sample, of M x K (a), K x P (b), M x P (y) */
+    int m0, m1, r0, r1, q0, q1;
+} mmgeom;
+
+static mmgeom mm_geom(const pml_node *n, const pml_shape *in, pml_region r)
+{
+    mmgeom g;
+    if (n->a.axis == 0) {
+        g = (mmgeom){1, in[0].c, in[0].h, in[1].h, 0, 1, r.c0, r.c1, r.h0, r.h1};
+    } else {
+        g = (mmgeom){in[0].c, in[0].h, in[0].w, in[1].w, r.c0, r.c1, r.h0, r.h1, 0, in[1].w};
+    }
+    return g;
+}
+
+pml_status pml__matmul_infer(pml_node *n, const pml_shape *in, int nin)
+{
+    if (nin != 2)
+        return pml_fail(PML_EFORMAT, "node '%s' (matmul): takes 2 inputs, has %d", n->name, nin);
+    const pml_shape a = in[0], b = in[1];
+    if (n->a.axis == 0 && a.w == 1 && b.w == 1 && a.h == b.c) {
+        n->out = (pml_shape){a.c, b.h, 1};
+    } else if (n->a.axis == 1 && a.c == b.c && a.w == b.h) {
+        n->out = (pml_shape){a.c, a.h, b.w};
+    } else if (n->a.axis != 0 && n->a.axis != 1) {
+        return pml_fail(PML_EFORMAT,
+                        "node '%s' (matmul): axis=%d; the matrices' rows are the channels (0) "
+                        "or the rows (1)",
+                        n->name, n->a.axis);
+    } else {
+        return pml_fail(PML_ESHAPE,
+                        "node '%s' (matmul): input 0 is %dx%dx%d, input 1 %dx%dx%d: %s", n->name,
+                        a.c, a.h, a.w, b.c, b.h, b.w,
+                        n->a.axis == 0 ? "one matrix a sample (axis 0) takes (M, K, 1) and "
+                                         "(K, P, 1)"
+                                       : "matrices along the channels (axis 1) take (C, M, K) "
+                                         "and (C, K, P)");
+    }
+    return PML_OK;
+}
+
+double pml__matmul_flops(const pml_node *n, const pml_shape *in, int nin)
+{
+    const mmgeom g = mm_geom(n, in, (pml_region){0, 1, 0, n->out.c, 0, n->out.h});
+    return 2.0 * (g.m1 - g.m0) * (double)g.M * g.K * g.P;
+}
+
+size_t pml__matmul_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return 0; }
+
+/* sample s's matrix m of a, b and y (or their gradients) */
+#define MM_A(p, g, s, m) ((p) + (((size_t)(s) * (size_t)(g).nm + (m)) * (g).M * (g).K))
+#define MM_B(p, g, s, m) ((p) + (((size_t)(s) * (size_t)(g).nm + (m)) * (g).K * (g).P))
+#define MM_Y(p, g, s, m) ((p) + (((size_t)(s) * (size_t)(g).nm + (m)) * (g).M * (g).P))
+
+// a (N, matrices of M x K), b (N, of K x P) -> y (N, of M x P) on region r
+void pml__matmul_fwd(const pml_kctx *k)
+{
+    const mmgeom g = mm_geom(k->node, k->xs, k->r);
+    const int rows = g.r1 - g.r0, cols = g.q1 - g.q0;
+    if (rows <= 0 || cols <= 0) return;
+    for (int s = k->r.n0; s < k->r.n1; s++)
+        for (int m = g.m0; m < g.m1; m++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, g.K, 1.0f,
+                        MM_A(k->x[0], g, s, m) + (size_t)g.r0 * g.K, g.K,
+                        MM_B(k->x[1], g, s, m) + g.q0, g.P, 0.0f,
+                        MM_Y(k->y, g, s, m) + (size_t)g.r0 * g.P + g.q0, g.P);
+}
+
+// dy -> da += dy b', db += a' dy (a region's rows of b's gradient: partial sums)
+void pml__matmul_bwd(const pml_kctx *k)
+{
+    const mmgeom g = mm_geom(k->node, k->xs, k->r);
+    const int rows = g.r1 - g.r0, cols = g.q1 - g.q0;
+    if (rows <= 0 || cols <= 0) return;
+    for (int s = k->r.n0; s < k->r.n1; s++)
+        for (int m = g.m0; m < g.m1; m++) {
+            const float *dy = MM_Y(k->dy, g, s, m) + (size_t)g.r0 * g.P + g.q0;
+            if (k->dx[0])
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, g.K, cols, 1.0f, dy,
+                            g.P, MM_B(k->x[1], g, s, m) + g.q0, g.P, 1.0f,
+                            MM_A(k->dx[0], g, s, m) + (size_t)g.r0 * g.K, g.K);
+            if (k->dx[1])
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K, cols, rows, 1.0f,
+                            MM_A(k->x[0], g, s, m) + (size_t)g.r0 * g.K, g.K, dy, g.P, 1.0f,
+                            MM_B(k->dx[1], g, s, m) + g.q0, g.P);
+        }
+}
+
+void pml__matmul_fwd_ref(const pml_kctx *k)
+{
+    const mmgeom g = mm_geom(k->node, k->xs, k->r);
+    for (int s = k->r.n0; s < k->r.n1; s++)
+        for (int m = g.m0; m < g.m1; m++)
+            for (int i = g.r0; i < g.r1; i++)
+                for (int j = g.q0; j < g.q1; j++) {
+                    double z = 0;
+                    for (int t = 0; t < g.K; t++)
+                        z += (double)MM_A(k->x[0], g, s, m)[(size_t)i * g.K + t] *
+                             MM_B(k->x[1], g, s, m)[(size_t)t * g.P + j];
+                    MM_Y(k->y, g, s, m)[(size_t)i * g.P + j] = (float)z;
+                }
+}
+
+void pml__matmul_bwd_ref(const pml_kctx *k)
+{
+    const mmgeom g = mm_geom(k->node, k->xs, k->r);
+    for (int s = k->r.n0; s < k->r.n1; s++)
+        for (int m = g.m0; m < g.m1; m++)
+            for (int i = g.r0; i < g.r1; i++)
+                for (int j = g.q0; j < g.q1; j++) {
+                    const double d = MM_Y(k->dy, g, s, m)[(size_t)i * g.P + j];
+                    for (int t = 0; t < g.K; t++) {
+                        if (k->dx[0])
+                            MM_A(k->dx[0], g, s, m)[(size_t)i * g.K + t] +=
+                                (float)(d * MM_B(k->x[1], g, s, m)[(size_t)t * g.P + j]);
+                        if (k->dx[1])
+                            MM_B(k->dx[1], g, s, m)[(size_t)t * g.P + j] +=
+                                (float)(d * MM_A(k->x[0], g, s, m)[(size_t)i * g.K + t]);
+                    }
+                }
+}

@@ -28,6 +28,7 @@ PML__OP_DECL(activation)
 PML__OP_DECL(mul)
 /* mul's second input is one value per channel (C, 1, 1) of a larger first */
 bool pml__mul_per_channel(const pml_shape *in);
+PML__OP_DECL(matmul)
 PML__OP_DECL(batchnorm)
 PML__OP_DECL(dropout)
 PML__OP_DECL(softmax_xent)

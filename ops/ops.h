@@ -182,7 +182,8 @@ static inline bool pml_shape_eq(pml_shape a, pml_shape b)
     X(DROPOUT, "dropout")                                                                          \
     X(SOFTMAX_XENT, "softmax_xent")                                                                \
     X(ACTIVATION, "activation")                                                                    \
-    X(MUL, "mul")
+    X(MUL, "mul")                                                                                  \
+    X(MATMUL, "matmul")
 
 typedef enum pml_op_type {
 #define PML__X(name, str) PML_OP_##name,
@@ -247,7 +248,8 @@ typedef struct pml_attrs {
     int groups;           /* (in) conv2d: channel groups (1; the input's channels for depthwise) */
     int dh, dw;           /* (in) conv2d: dilation (1) */
     int axis;             /* (in) concat: the per-sample axis joined, 0 channels (default), 1
-                           * rows (h), 2 columns (w) */
+                           * rows (h), 2 columns (w); matmul: the matrices' rows, 0 channels
+                           * (one matrix a sample, C x H) or 1 rows (C matrices of H x W) */
     int addend;           /* (in) add: 1 adds a learned tensor of a sample's shape too (0) */
     float rate;           /* (in) dropout rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */

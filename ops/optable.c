@@ -39,4 +39,5 @@ const pml_op_def pml_ops[PML_OP_COUNT] = {
     ENTRY(SOFTMAX_XENT, softmax_xent, 1, 1, S, 0, 0, 0),
     ENTRY(ACTIVATION, activation, 1, 1, S | P | A, 0, 0, 0),
     ENTRY(MUL, mul, 2, 2, S | P, 0, 0, 0),
+    ENTRY(MATMUL, matmul, 2, 2, S | P, 0, P, 0),
 };

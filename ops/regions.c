@@ -43,6 +43,24 @@ pml_region pml__linear_in_region(const pml_node *n, const pml_shape *in, int nin
     return whole(out, in[0]);
 }
 
+/* matmul: one matrix a sample (axis 0): output rows (channels) [c0, c1) read those rows of
+ * input 0 and all of input 1's, output columns (rows h) [h0, h1) those columns of input 1; C
+ * matrices (axis 1): output channels read the same channels of both, output rows those rows of
+ * input 0 and all of input 1's */
+pml_region pml__matmul_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
+                                 pml_region out)
+{
+    pml_region r = whole(out, in[i]);
+    if (n->a.axis == 0) {
+        if (i == 0) r.c0 = out.c0, r.c1 = out.c1;
+        else r.h0 = out.h0, r.h1 = out.h1;
+    } else {
+        r.c0 = out.c0, r.c1 = out.c1;
+        if (i == 0) r.h0 = out.h0, r.h1 = out.h1;
+    }
+    return r;
+}
+
 pml_region pml__softmax_xent_in_region(const pml_node *n, const pml_shape *in, int nin, int i,
                                        pml_region out)
 {

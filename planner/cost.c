@@ -478,7 +478,8 @@ static void part_traffic_bytes(const pml_costmodel *c, int id, pml_region r, dou
     for (int j = 0; j < nd->nparam; j++)
         par_f += (double)nd->param_size[j] * (double)(r.c1 - r.c0) / nd->out.c;
     const double aux_f = (double)nd->aux_per_sample * n * frac;
-    const bool gemm = nd->op == PML_OP_CONV2D || nd->op == PML_OP_LINEAR;
+    const bool gemm = nd->op == PML_OP_CONV2D || nd->op == PML_OP_LINEAR ||
+                      nd->op == PML_OP_MATMUL;
     *ff = flops;
     *fb = 4.0 * (in_f + out_f + par_f + aux_f);
     *bf = gemm ? flops * (dx_f > 0 ? 2.0 : 1.0) : (flops > out_f ? flops : out_f);

@@ -553,6 +553,36 @@ static void t_volumetric(void)
         " p -> c [input=1]; c -> f -> l -> s }";
     CHECK(pml_model_parse_dot(mul, sizeof mul - 1, "m.dot", &g) == PML_ESHAPE &&
           strstr(pml_errmsg(), "m.dot: node 'c' (mul): input 1 is 2x2x2; input 0 is 2x4x4"));
+    /* matmul: the matrices along the channels (axis=1) written and read back; shapes that do
+     * not multiply, and an axis matmul has not, named */
+    static const char mm[] =
+        "digraph m { graph [input_shape=\"2x3x3\"]; x [op=input]; r [op=relu];"
+        " c [op=matmul, axis=1]; f [op=flatten]; l [op=linear, out=2]; s [op=softmax_xent];"
+        " x -> r; x -> c [input=0]; r -> c [input=1]; c -> f -> l -> s }";
+    CHECK_OK(pml_model_parse_dot(mm, sizeof mm - 1, "mm.dot", &g));
+    CHECK(g.nodes[2].op == PML_OP_MATMUL && g.nodes[2].a.axis == 1 &&
+          pml_shape_eq(g.nodes[2].out, (pml_shape){2, 3, 3}));
+    CHECK_OK(pml_model_format_dot(&g, &t, &len));
+    CHECK(strstr(t, "op=matmul, axis=1"));
+    CHECK_OK(pml_model_parse_dot(t, len, "mm2.dot", &h));
+    same_graph(&g, &h, "matmul");
+    CHECK(h.nodes[2].a.axis == 1);
+    free(t);
+    pml_graph_free(&g);
+    pml_graph_free(&h);
+    static const char mm0[] =
+        "digraph m { graph [input_shape=\"2x3x3\"]; x [op=input]; r [op=relu];"
+        " c [op=matmul]; f [op=flatten]; l [op=linear, out=2]; s [op=softmax_xent];"
+        " x -> r; x -> c [input=0]; r -> c [input=1]; c -> f -> l -> s }";
+    CHECK(pml_model_parse_dot(mm0, sizeof mm0 - 1, "m.dot", &g) == PML_ESHAPE &&
+          strstr(pml_errmsg(), "m.dot: node 'c' (matmul): input 0 is 2x3x3, input 1 2x3x3: one "
+                               "matrix a sample (axis 0) takes (M, K, 1) and (K, P, 1)"));
+    static const char mm2[] =
+        "digraph m { graph [input_shape=\"2x3x3\"]; x [op=input]; r [op=relu];"
+        " c [op=matmul, axis=2]; f [op=flatten]; l [op=linear, out=2]; s [op=softmax_xent];"
+        " x -> r; x -> c [input=0]; r -> c [input=1]; c -> f -> l -> s }";
+    CHECK(pml_model_parse_dot(mm2, sizeof mm2 - 1, "m.dot", &g) != PML_OK &&
+          strstr(pml_errmsg(), "m.dot: node 'c' (matmul): axis=2; the matrices' rows are"));
     static const char act[] =
         "digraph a { graph [input_shape=\"5x1x1\"]; x [op=input]; s [op=activation, fn=selu];\n"
         "h [op=activation, fn=hard_sigmoid, alpha=0.25]; l [op=linear, out=2];\n"

@@ -386,6 +386,21 @@ static void build_cases(void)
         for (int i = 0; i < 3; i++) simple(PML_OP_MUL, 2, 2, m[i]);
     }
 
+    /* matmul: one matrix a sample (rows the channels), and matrices along the channels;
+     * a column or a row of one */
+    {
+        const pml_shape m0[3][2] = {{{3, 4, 1}, {4, 5, 1}}, {{5, 1, 1}, {1, 3, 1}},
+                                    {{1, 6, 1}, {6, 1, 1}}};
+        for (int i = 0; i < 3; i++) simple(PML_OP_MATMUL, 2, 2, m0[i]);
+        const pml_shape m1[2][2] = {{{3, 4, 5}, {3, 5, 2}}, {{2, 1, 3}, {2, 3, 4}}};
+        for (int i = 0; i < 2; i++) {
+            t = simple(PML_OP_MATMUL, 3, 2, m1[i]);
+            t->a.axis = 1;
+            size_t n = strlen(t->desc);
+            snprintf(t->desc + n, sizeof t->desc - n, " axis=1");
+        }
+    }
+
     /* flatten */
     s = (pml_shape){3, 4, 5};
     simple(PML_OP_FLATTEN, 3, 1, &s);
