@@ -259,7 +259,7 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
  * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER;
  * + Add of one value per channel, its bias), Gemm and MatMul (+ Add of a vector; Gemm's C of a
  * row per sample, given at run time or computed, as data; transA of a graph input, its samples
- * its columns) as linear, Relu, MaxPool (dilated
+ * its columns) as linear, MatMul of two tensors of rank 3 or 4 as matmul, Relu, MaxPool (dilated
  * too), AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form),
  * Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a
  * constant or weight the same for every sample, broadcast over the batch and its other axes:

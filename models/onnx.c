@@ -1039,6 +1039,32 @@ static pml_status op_conv(imp *im)
 }
 
 /* Gemm (A B' + C with alpha, beta) and MatMul with a 2-D weight: linear */
+/* MatMul of two tensors of a sample's matrices: (N, M, K) by (N, K, P), one matrix a sample
+ * (pml's (M, K, 1): its rows the channels), or (N, C, M, K) by (N, C, K, P): pml's matmul. The
+ * second a graph input (data then) or a tensor the graph computes, of the first's rank. */
+static pml_status batched_matmul(imp *im, val *a)
+{
+    val *b = in_val(im, 1);
+    if (!b) return nfail(im, PML_EFORMAT, "input 1 is missing");
+    if (b->kind == V_CONST)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "input '%s' has rank %d and '%s' is a weight: pml multiplies the matrices "
+                     "of two tensors of a rank, or a rank-2 input by a weight",
+                     pml_dot_brief(a->name), a->rank, pml_dot_brief(b->name));
+    pml_status st = tensor_in(im, 1, &b);
+    if (st != PML_OK) return st;
+    if (b->rank != a->rank)
+        return nfail(im, PML_EUNSUPPORTED,
+                     "inputs of ranks %d and %d: pml multiplies the matrices of tensors of one "
+                     "rank (no broadcasting)",
+                     a->rank, b->rank);
+    pml_attrs at = pml_attrs_default(PML_OP_MATMUL);
+    at.axis = a->rank == 4;
+    int in[2] = {a->node, b->node};
+    int id = add_node(im, NULL, PML_OP_MATMUL, &at, 2, in);
+    return id < 0 ? PML_ESHAPE : tensor_out(im, id, a->rank);
+}
+
 /* A Gemm's A with transA = 1: samples are its columns. pml's linear takes samples as rows, so
  * only graph input A, read by nothing else, is taken so: its input node holds a column of A, the
  * batch its columns, and pml infer reads the tensor transposed. */
@@ -1074,6 +1100,8 @@ static pml_status op_gemm(imp *im, bool matmul)
     if ((st = only_attrs(im, matmul ? none : known)) != PML_OK ||
         (st = tensor_in(im, 0, &x)) != PML_OK)
         return st;
+    if (matmul && (x->rank == 3 || x->rank == 4) && !one_sample(im, x))
+        return batched_matmul(im, x);
     if (x->rank != 2)
         return nfail(im, PML_EUNSUPPORTED, "input '%s' has rank %d; pml's linear takes rank 2",
                      pml_dot_brief(x->name), x->rank);
@@ -3149,12 +3177,17 @@ static void ex_ranks(const pml_graph *g, int *rank)
         const pml_node *p = &g->nodes[id];
         if (p->op != PML_OP_INPUT) continue;
         rank[id] = p->out.h == 1 && p->out.w == 1 ? 2 : 4;
+        int uses = 0, matrices = 0; /* read by matmuls of one matrix a sample only: (N, M, K) */
         for (int j = 0; j < g->nnodes; j++)
-            for (int i = 0; i < g->nodes[j].nin; i++)
-                if (g->nodes[j].in[i] == id && (g->nodes[j].op == PML_OP_CONV2D ||
-                                                g->nodes[j].op == PML_OP_MAXPOOL2D ||
-                                                g->nodes[j].op == PML_OP_AVGPOOL2D))
+            for (int i = 0; i < g->nodes[j].nin; i++) {
+                if (g->nodes[j].in[i] != id) continue;
+                uses++;
+                matrices += g->nodes[j].op == PML_OP_MATMUL && g->nodes[j].a.axis == 0;
+                if (g->nodes[j].op == PML_OP_CONV2D || g->nodes[j].op == PML_OP_MAXPOOL2D ||
+                    g->nodes[j].op == PML_OP_AVGPOOL2D)
                     rank[id] = 4;
+            }
+        if (uses > 0 && matrices == uses && p->out.w == 1) rank[id] = 3;
     }
     for (bool changed = true; changed;) {
         changed = false;
@@ -3164,6 +3197,7 @@ static void ex_ranks(const pml_graph *g, int *rank)
             if (p->op == PML_OP_INPUT) continue;
             rank[id] = ex_keeps_rank(p->op)                               ? rank[p->in[0]]
                        : p->op == PML_OP_LINEAR || p->op == PML_OP_FLATTEN ? 2
+                       : p->op == PML_OP_MATMUL && p->a.axis == 0          ? 3
                                                                              : 4;
         }
         for (int id = 0; id < g->nnodes; id++) {
@@ -3199,6 +3233,25 @@ static pml_status ex_writable(const pml_graph *g, const int *in_rank, const char
                             "%s: node '%s' (%s) is a 2-D window on a 3-D tensor (%d planes): ONNX "
                             "needs it 3-D (depth=%d)",
                             path, pml_dot_brief(p->name), pml_op_name(p->op), planes, planes);
+        /* one matrix a sample is (N, M, K) in ONNX; pml writes other tensors (N, C) or
+         * (N, C, H, W), and a rank-3 tensor may meet none of those */
+        for (int i = 0; i < p->nin; i++) {
+            const bool three = in_rank[p->in[i]] == 3;
+            const bool matrix = p->op == PML_OP_MATMUL && p->a.axis == 0;
+            const bool keeps = ex_keeps_rank(p->op) || p->op == PML_OP_FLATTEN ||
+                               p->op == PML_OP_LINEAR || p->op == PML_OP_SOFTMAX_XENT;
+            bool mixed = false;
+            for (int j = 0; j < p->nin; j++) mixed |= (in_rank[p->in[j]] == 3) != three;
+            const bool columns = p->op == PML_OP_CONCAT && p->a.axis == 2; /* axis 3 */
+            if ((matrix != three && (matrix || !keeps || mixed)) || (three && columns))
+                return pml_fail(PML_EUNSUPPORTED,
+                                "%s: node '%s' (%s) %s, which pml writes to ONNX as rank %d: "
+                                "ONNX's %s would take other axes",
+                                path, pml_dot_brief(p->name), pml_op_name(p->op),
+                                matrix ? "multiplies one matrix a sample of a tensor"
+                                       : "reads a matmul's matrices and other tensors",
+                                in_rank[p->in[i]], matrix ? "MatMul" : "operator");
+        }
         if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2))
             return pml_fail(PML_EUNSUPPORTED,
                             "%s: node '%s' (mul) scales a map by a vector (N, C), which pml "
@@ -3369,6 +3422,10 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         case PML_OP_MUL:
             ex_node(&e, "Mul", p->name, out, 2, in);
             rank[id] = rank[p->in[0]];
+            break;
+        case PML_OP_MATMUL: /* (N, M, K) by (N, K, P), or (N, C, M, K) by (N, C, K, P) */
+            ex_node(&e, "MatMul", p->name, out, 2, in);
+            rank[id] = a->axis == 0 ? 3 : 4;
             break;
         case PML_OP_FLATTEN:
             n = ex_node(&e, "Flatten", p->name, out, 1, in);

@@ -203,16 +203,17 @@ static void bwd_job(void *ctx, int tid, int T)
         const bool split = r->parts > 1;
         const bool dxp = split && (pml_ops[nd->op].dx_partial & r->split);
         const bool dwp = split && (pml_ops[nd->op].dw_partial & r->split);
+        size_t off = 0; /* the inputs' partials one after another */
         for (int i = 0; i < nd->nin; i++) {
             node_rt *u = &x->rt[nd->in[i]];
-            if (!u->wants) continue;
-            if (dxp && tid > 0) {
-                size_t len = (size_t)x->e.n * u->size;
-                memset(x->dx_part[tid], 0, len * sizeof(float));
-                k.dx[i] = x->dx_part[tid];
-            } else {
+            const size_t len = (size_t)x->e.n * u->size;
+            if (u->wants && dxp && tid > 0) {
+                memset(x->dx_part[tid] + off, 0, len * sizeof(float));
+                k.dx[i] = x->dx_part[tid] + off;
+            } else if (u->wants) {
                 k.dx[i] = u->dy;
             }
+            off += len;
         }
         for (int j = 0; j < nd->nparam; j++) {
             if (dwp && tid > 0) {
@@ -228,17 +229,30 @@ static void bwd_job(void *ctx, int tid, int T)
     zero_due(x, x->cur_pos, tid, T);
 }
 
-/* shared input gradient += private partials of parts 1.. */
+/* shared input gradients += private partials of parts 1.. (each input's, one after another) */
 static void dx_reduce_job(void *ctx, int tid, int T)
 {
     ops_exec *x = ctx;
     const int v = x->cur;
     const pml_node *nd = &x->e.g.nodes[v];
-    node_rt *u = &x->rt[nd->in[0]];
-    size_t len = (size_t)x->e.n * u->size;
-    size_t a = (size_t)pml__part_start((long)len, T, tid), b = (size_t)pml__part_start((long)len, T, tid + 1);
-    for (int t = 1; t < x->rt[v].parts; t++)
-        cblas_saxpy((int)(b - a), 1.0f, x->dx_part[t] + a, 1, u->dy + a, 1);
+    size_t off = 0;
+    for (int i = 0; i < nd->nin; i++) {
+        node_rt *u = &x->rt[nd->in[i]];
+        const size_t len = (size_t)x->e.n * u->size;
+        const size_t a = (size_t)pml__part_start((long)len, T, tid);
+        const size_t b = (size_t)pml__part_start((long)len, T, tid + 1);
+        for (int t = 1; u->wants && t < x->rt[v].parts; t++)
+            cblas_saxpy((int)(b - a), 1.0f, x->dx_part[t] + off + a, 1, u->dy + a, 1);
+        off += len;
+    }
+}
+
+/* does any input of node v want its gradient? */
+static bool any_wants(const ops_exec *x, const pml_node *nd)
+{
+    bool w = false;
+    for (int i = 0; i < nd->nin; i++) w |= x->rt[nd->in[i]].wants;
+    return w;
 }
 
 static void bwd_start_job(void *ctx, int tid, int T)
@@ -314,7 +328,7 @@ static pml_status ops_backward(pml_exec *e, int n)
         x->cur_pos = pos;
         double t0 = e->profiling ? pml_now() : 0;
         pml__workers_fork(e->workers, bwd_job, x);
-        if (r->parts > 1 && (pml_ops[nd->op].dx_partial & r->split) && x->rt[nd->in[0]].wants)
+        if (r->parts > 1 && (pml_ops[nd->op].dx_partial & r->split) && any_wants(x, nd))
             pml__workers_fork(e->workers, dx_reduce_job, x);
         if (e->profiling) e->prof_bwd[v] += pml_now() - t0;
         if (r->parts > 1 && (pml_ops[nd->op].dw_partial & r->split) && nd->nparam > 0) {
@@ -422,8 +436,9 @@ pml_status pml__exec_ops_create(const pml_graph *g, const pml_exec_opts *opts, p
         for (int i = 0; i < nd->nin; i++) in[i] = g->nodes[nd->in[i]].out;
         size_t w = pml_ops[nd->op].ws_floats(nd, in, nd->nin, pml_region_full(nd, B));
         if (w > wsmax) wsmax = w;
-        if (nd->nin == 1 && pml_ops[nd->op].dx_partial) {
-            size_t d = (size_t)B * pml_shape_size(in[0]);
+        if (pml_ops[nd->op].dx_partial) { /* every input's partial */
+            size_t d = 0;
+            for (int i = 0; i < nd->nin; i++) d += (size_t)B * pml_shape_size(in[i]);
             if (d > dxmax) dxmax = d;
         }
     }

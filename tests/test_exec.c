@@ -159,6 +159,14 @@ static void t_volumetric_matches_reference(void)
     fixture_matches_reference("fixtures/models/good_volumetric.dot");
 }
 
+/* matmul of a sample's matrices along the channels and of one matrix a sample, split every
+ * way, against the reference: a row part of one matrix a sample sums its share of the second
+ * input's gradient. */
+static void t_matmul_matches_reference(void)
+{
+    fixture_matches_reference("fixtures/models/good_matmul.dot");
+}
+
 static void t_branchy_matches_reference(void)
 {
     pml_graph g;
@@ -356,6 +364,7 @@ static const pml_test tests[] = {
     {"concat_axes_matches_reference", t_concat_axes_matches_reference},
     {"addend_matches_reference", t_addend_matches_reference},
     {"volumetric_matches_reference", t_volumetric_matches_reference},
+    {"matmul_matches_reference", t_matmul_matches_reference},
     {"grad_mlp", t_grad_mlp},
     {"grad_branchy", t_grad_branchy},
     {"adam_matches_keras", t_adam_matches_keras},

@@ -961,6 +961,52 @@ static void t_export_concat_rows_of_vectors(void)
     pml_graph_free(&g);
 }
 
+/* matmul: of one matrix a sample written as ONNX's MatMul of (N, M, K) tensors and read back
+ * the same; reading tensors pml writes with other ranks (a convolution's maps), refused */
+static void t_export_matmul(void)
+{
+    char dot[] = "/tmp/pml-onnx-XXXXXX.dot", path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    int fd = mkstemps(dot, 4);
+    CHECK(fd >= 0);
+    static const char text[] =
+        "digraph mm { graph [input_shape=\"3x3x1\", classes=2]; x [op=input];"
+        " m [op=matmul]; r [op=relu]; m2 [op=matmul]; f [op=flatten]; l [op=linear, out=2];"
+        " s [op=softmax_xent]; x -> m [input=0]; x -> m [input=1]; m -> r; r -> m2 [input=0];"
+        " m -> m2 [input=1]; m2 -> f -> l -> s }";
+    CHECK(fd >= 0 && write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+    close(fd);
+    fd = mkstemps(path, 5);
+    CHECK(fd >= 0);
+    close(fd);
+    pml_onnx a, b;
+    CHECK_OK(pml_infer_load(dot, 5, &a));
+    CHECK_OK(pml_onnx_write(&a.g, a.params, a.state, path));
+    CHECK_OK(pml_onnx_read(path, 1, &b));
+    if (!pml__test_failed) {
+        CHECK(b.inputs[0].rank == 3 && b.g.nnodes == a.g.nnodes);
+        CHECK(b.g.nodes[1].op == PML_OP_MATMUL && b.g.nodes[1].a.axis == 0);
+        float v[18];
+        for (int i = 0; i < 18; i++) v[i] = (float)((i * 37 % 11) - 5) / 4;
+        pml_tensor in = {.rank = 3, .dims = {2, 3, 3}, .n = 18, .data = v}, ya, yb;
+        CHECK_OK(pml_infer_run(&a, &in, 1, 0, &ya));
+        CHECK_OK(pml_infer_run(&b, &in, 1, 0, &yb));
+        pml_tensor_diff d;
+        CHECK(!pml__test_failed && pml_tensor_compare(&ya, &yb, 0, 0, &d) && d.bad == 0);
+        pml_tensor_free(&ya);
+        pml_tensor_free(&yb);
+    }
+    pml_onnx_free(&a);
+    pml_onnx_free(&b);
+    unlink(path);
+    CHECK_OK(pml_infer_load("fixtures/models/good_matmul.dot", 5, &a));
+    CHECK(pml_onnx_write(&a.g, a.params, a.state, path) == PML_EUNSUPPORTED &&
+          strstr(pml_errmsg(), "node 'm0' (matmul) multiplies one matrix a sample of a tensor, "
+                               "which pml writes to ONNX as rank 4"));
+    CHECK(access(path, F_OK) != 0); /* nothing written */
+    pml_onnx_free(&a);
+    unlink(dot);
+}
+
 /* ---------------------------------------------------------------- tensor files */
 
 static void t_tensor_files(void)
@@ -1492,6 +1538,7 @@ static const pml_test tests[] = {
     {"volumetric", t_volumetric},
     {"joined_batch", t_joined_batch},
     {"gemm_transposed_input", t_gemm_transposed_input},
+    {"export_matmul", t_export_matmul},
     {0},
 };
 

@@ -460,6 +460,13 @@ static void t_plan_volumetric(void)
     plans_match_reference("fixtures/models/good_volumetric.dot", 4, 30, false);
 }
 
+/* matmul both ways: a part of rows or matrices reads its rows of the first input, and all
+ * of the second's or its matrices */
+static void t_plan_matmul(void)
+{
+    plans_match_reference("fixtures/models/good_matmul.dot", 4, 30, true);
+}
+
 /* ---------------------------------------------------------------- gradient-ready hook */
 
 /* What the hook saw: each node's parameter gradient when it was called (it must be final then),
@@ -563,6 +570,7 @@ static const pml_test tests[] = {
     {"plan_concat_axes", t_plan_concat_axes},
     {"plan_addend", t_plan_addend},
     {"plan_volumetric", t_plan_volumetric},
+    {"plan_matmul", t_plan_matmul},
     {"grad_ready_hook", t_grad_ready_hook},
     {0, 0},
 };
