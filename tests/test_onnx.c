@@ -176,7 +176,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 168, &all);
+    run_dir("node", 170, &all);
     run_dir("pytorch-converted", 62, &all);
     run_dir("pytorch-operator", 9, &all);
     run_dir("simple", 1, &all);
