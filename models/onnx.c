@@ -2009,8 +2009,8 @@ static pml_status op_reshape(imp *im)
     /* any other shape as the graph's output, when the batch is fixed: a view */
     int64_t d[PML_TENSOR_MAX_RANK], want[PML_TENSOR_MAX_RANK];
     int b, r = dims_of(im, x, d, &b);
-    const int64_t samples = b < 0 ? 1 : im->batch;
-    if (s->t.rank == 1 && s->t.n <= PML_TENSOR_MAX_RANK && samples > 0) {
+    const int64_t samples = b < 0 ? 1 : im->batch; /* 0: an empty batch, as declared */
+    if (s->t.rank == 1 && s->t.n <= PML_TENSOR_MAX_RANK && samples >= 0) {
         int64_t total = 1, prod = 1;
         int free_dim = -1;
         for (int i = 0; i < r; i++) total *= d[i] * (i == b ? samples : 1);
@@ -2020,7 +2020,7 @@ static pml_status op_reshape(imp *im)
             if (v == 0 && !allowzero) v = (int)i < r ? d[i] * ((int)i == b ? samples : 1) : -2;
             if (v == -1 && free_dim < 0) free_dim = (int)i;
             else if (v < 0 || v > (int64_t)1 << 40) ok = false;
-            else if (v > 0 && prod > total / v) ok = false; /* more than the tensor holds */
+            else if (v > 0 && prod > ((int64_t)1 << 40) / v) ok = false; /* far too many */
             else prod *= v;
             want[i] = v;
         }
@@ -2028,7 +2028,7 @@ static pml_status op_reshape(imp *im)
             ok = prod > 0 && total % prod == 0;
             if (ok) want[free_dim] = total / prod, prod = total;
         }
-        if (ok && prod == total && total > 0) {
+        if (ok && prod == total) {
             if ((st = alias_out(im, x)) != PML_OK) return st;
             val *y = &im->v[im->nv - 1];
             y->vrank = (int)s->t.n;

@@ -150,7 +150,7 @@ static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x
         *n = (int)x->dims[1];
         return PML_OK;
     }
-    bool same = x->rank >= 1 && x->dims[0] >= 1 && x->dims[0] <= 1 << 24 &&
+    bool same = x->rank >= 1 && x->dims[0] >= 0 && x->dims[0] <= 1 << 24 &&
                 x->n == (one ? 1 : (size_t)x->dims[0]) * per;
     /* an ONNX input: the declared shape; others: any (N, ...) of the right size per sample */
     for (int d = one ? 0 : 1; same && m->opset > 0 && d < di->rank; d++)
@@ -221,8 +221,16 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         if (m->g.nodes[v].op == PML_OP_BATCHNORM && m->g.nodes[v].a.batch_stats) batch = n;
     for (int k = 0; k < m->ninputs && st == PML_OK; k++)
         if (!m->inputs[k].data) st = pml_onnx_bind(m, k, &in[k], m->params, m->state);
+    for (int o = 0; o < m->noutputs && st == PML_OK && n == 0; o++)
+        if (m->outputs[o].kind == PML_ONNX_OUT_RUNNING_MEAN ||
+            m->outputs[o].kind == PML_ONNX_OUT_RUNNING_VAR)
+            st = pml_fail(PML_ESHAPE, "input '%s': no samples, so output '%s' (a statistic of "
+                          "the batch) has none to compute from",
+                          pml_dot_brief(m->inputs[first].name),
+                          pml_dot_brief(m->outputs[o].name ? m->outputs[o].name : ""));
     pml_exec *e = NULL;
-    pml_exec_opts eo = {.batch = batch, .threads = threads};
+    /* no samples: nothing runs, the outputs are empty */
+    pml_exec_opts eo = {.batch = batch > 0 ? batch : 1, .threads = threads};
     if (st == PML_OK) st = pml_exec_create(&m->g, &eo, &e);
     if (st != PML_OK) {
         free(nodes);

@@ -176,7 +176,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 170, &all);
+    run_dir("node", 171, &all);
     run_dir("pytorch-converted", 62, &all);
     run_dir("pytorch-operator", 9, &all);
     run_dir("simple", 1, &all);
@@ -1007,6 +1007,47 @@ static void t_export_matmul(void)
     unlink(dot);
 }
 
+/* no samples: nothing runs and the outputs are empty, of the model's shape; a Reshape of a
+ * declared empty batch to a fixed shape (ONNX's allowzero) keeps its zero */
+static void t_empty_batch(void)
+{
+    mb b;
+    pml_onnx m;
+    two_input_model(&b, -1, -1);
+    CHECK_OK(parse(&b, "two.onnx", &m));
+    if (pml__test_failed) return;
+    float none[1] = {0};
+    pml_tensor in[2] = {{.rank = 2, .dims = {0, 3}, .n = 0, .data = none},
+                        {.rank = 2, .dims = {0, 3}, .n = 0, .data = none}},
+               y;
+    CHECK_OK(pml_infer_run(&m, in, 1, 0, &y));
+    if (!pml__test_failed) {
+        CHECK(y.rank == 2 && y.dims[0] == 0 && y.dims[1] == 4 && y.n == 0);
+        pml_tensor_free(&y);
+    }
+    pml_onnx_free(&m);
+    mb_init(&b, 14);
+    int64_t xd[3] = {0, 3, 4}, yd[3] = {3, 4, 0};
+    static int64_t shape[3] = {3, 4, 0};
+    mb_io(&b, false, "x", 3, xd);
+    mb_io(&b, true, "y", 3, yd);
+    mb_init_i(&b, "shape", 3, shape);
+    attr_i(&b, mb_node(&b, "Reshape", "y", "x", "shape", NULL), "allowzero", 1);
+    CHECK_OK(parse(&b, "empty.onnx", &m));
+    if (pml__test_failed) return;
+    pml_tensor x = {.rank = 3, .dims = {0, 3, 4}, .n = 0, .data = none};
+    CHECK_OK(pml_infer_run(&m, &x, 1, 0, &y));
+    if (!pml__test_failed) {
+        CHECK(y.rank == 3 && y.dims[0] == 3 && y.dims[1] == 4 && y.dims[2] == 0 && y.n == 0);
+        pml_tensor_free(&y);
+    }
+    /* the model's shape is for no samples */
+    float one[12] = {0};
+    x.dims[0] = 1, x.n = 12, x.data = one;
+    CHECK(pml_infer_run(&m, &x, 1, 0, &y) == PML_ESHAPE && msg_has("fixed shape", "for 0"));
+    pml_onnx_free(&m);
+}
+
 /* ---------------------------------------------------------------- tensor files */
 
 static void t_tensor_files(void)
@@ -1539,6 +1580,7 @@ static const pml_test tests[] = {
     {"joined_batch", t_joined_batch},
     {"gemm_transposed_input", t_gemm_transposed_input},
     {"export_matmul", t_export_matmul},
+    {"empty_batch", t_empty_batch},
     {0},
 };
 
