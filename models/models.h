@@ -255,27 +255,26 @@ void pml_tensor_softmax(pml_tensor *t, int axis, bool coerced, bool take_log);
 
 /* ---------------------------------------------------------------- ONNX models (models/onnx.c)
  *
- * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph:
- * Conv (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER;
- * + Add of one value per channel, its bias), Gemm and MatMul (+ Add of a vector; Gemm's C of a
- * row per sample, given at run time or computed, as data; transA of a graph input, its samples
- * its columns) as linear, MatMul of two tensors of rank 3 or 4 as matmul, Relu, MaxPool (dilated
- * too), AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form),
- * Flatten (axis 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a
- * constant or weight the same for every sample, broadcast over the batch and its other axes:
- * add's learned addend, tiled to a sample's shape), Concat of channels, rows or columns (of the
- * batch only in a model of Concat, Identity and pointwise activations: imported whole, each
- * tensor of rank 1 to 3 one sample), Dropout, Softmax and LogSoftmax of the output (any axis), Identity; Constant, Shape,
- * Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape values, and Transpose of constants
- * (a weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor
- * of N samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one
- * sample. The graph's first input that no initializer gives is the model's input; the others
- * are weights given at run time (the form of ONNX's node tests). The model's first output gets
- * pml's loss head (a softmax cross-entropy, after a flatten when the output is not a vector; on
- * a Softmax output, on the Softmax's input); any others are tensors computed on the way, a
- * Dropout's mask or a MaxPool's Indices. Initializers are the starting weights. Anything
- * else: one message naming the file, the node, its op type and what pml supports; nothing
- * half-imported. */
+ * An ONNX file (a ModelProto, opset 1 to 17 of the default domain) becomes a pml model graph: Conv
+ * (2-D and 1-D, groups, dilation, symmetric pads, auto_pad NOTSET/VALID/SAME_UPPER/LOWER; + Add of
+ * one value per channel, its bias), Gemm and MatMul (+ Add of a vector; Gemm's C of a row per
+ * sample, given at run time or computed, as data; transA of a graph input, its samples its columns)
+ * as linear, MatMul of two tensors of rank 3 or 4 as matmul, Relu, MaxPool (dilated too),
+ * AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization (inference form), Flatten (axis
+ * 1; any axis as the output), Reshape to (batch, -1), Add of equal shapes (or of a constant or
+ * weight the same for every sample, broadcast over the batch and its other axes: add's learned
+ * addend, tiled to a sample's shape), Concat of channels, rows or columns (of the batch only in a
+ * model of Concat, Identity and pointwise activations: imported whole, each tensor of rank 1 to 3
+ * one sample), Dropout, Softmax and LogSoftmax of the output (any axis), Identity; Constant, Shape,
+ * Gather, Unsqueeze, Squeeze, Concat, Cast and Slice of shape values, and Transpose of constants (a
+ * weight), are folded at import. A tensor of rank 2, 3 or 4 (N, C[, H[, W]]) is a pml tensor of N
+ * samples of (C, H, W) (H = W = 1 where the rank has none); an input of rank 1 (C) is one sample.
+ * The graph's first input that no initializer gives is the model's input; the others are weights
+ * given at run time (the form of ONNX's node tests). The model's first output gets pml's loss head
+ * (a softmax cross-entropy, after a flatten when the output is not a vector; on a Softmax output,
+ * on the Softmax's input); any others are tensors computed on the way, a Dropout's mask or a
+ * MaxPool's Indices. Initializers are the starting weights. Anything else: one message naming the
+ * file, the node, its op type and what pml supports; nothing half-imported. */
 
 /** Largest ONNX file pml reads (protobuf's own limit). */
 #define PML_ONNX_MAX_OUTPUTS 16

@@ -713,7 +713,10 @@ static int node_depth(const pml_graph *g, int id)
 /* Is tensor x one sample, its ONNX dims a sample's (C[, H[, W]])? An input of rank 1, or any
  * tensor of a model imported whole. */
 static bool one_sample(const imp *im, const val *x) { return im->whole || x->rank == 1; }
-static bool one_input(const imp *im, const pml_onnx_input *in) { return im->whole || in->rank == 1; }
+static bool one_input(const imp *im, const pml_onnx_input *in)
+{
+    return im->whole || in->rank == 1;
+}
 
 /* x's ONNX dims into d (rank returned): d[*batch] times the samples (-1: one sample) */
 static int dims_of(const imp *im, const val *x, int64_t *d, int *batch)
@@ -763,7 +766,7 @@ static pml_status to_data(imp *im, val *x)
         const pml_onnx_input *first = &m->inputs[0];
         /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
         const bool one = one_input(im, in), first_one = one_input(im, first);
-        const int64_t fbatch = first->dims[first->transposed];
+        const int64_t fbatch = first->transposed ? first->dims[1] : first->dims[0];
         if (one != first_one ||
             (!one && in->dims[0] >= 0 && fbatch >= 0 && in->dims[0] != fbatch)) {
             char b[32], fb[32];
@@ -3243,14 +3246,18 @@ static pml_status ex_writable(const pml_graph *g, const int *in_rank, const char
             bool mixed = false;
             for (int j = 0; j < p->nin; j++) mixed |= (in_rank[p->in[j]] == 3) != three;
             const bool columns = p->op == PML_OP_CONCAT && p->a.axis == 2; /* axis 3 */
-            if ((matrix != three && (matrix || !keeps || mixed)) || (three && columns))
+            if (matrix && !three)
                 return pml_fail(PML_EUNSUPPORTED,
-                                "%s: node '%s' (%s) %s, which pml writes to ONNX as rank %d: "
-                                "ONNX's %s would take other axes",
+                                "%s: node '%s' (matmul) multiplies one matrix a sample of a "
+                                "tensor, which pml writes to ONNX as rank %d: ONNX's MatMul would "
+                                "take other axes",
+                                path, pml_dot_brief(p->name), in_rank[p->in[i]]);
+            if (three && !matrix && (!keeps || mixed || columns))
+                return pml_fail(PML_EUNSUPPORTED,
+                                "%s: node '%s' (%s) reads a matmul's matrices, (N, M, K) in "
+                                "ONNX%s: ONNX's operator would take other axes",
                                 path, pml_dot_brief(p->name), pml_op_name(p->op),
-                                matrix ? "multiplies one matrix a sample of a tensor"
-                                       : "reads a matmul's matrices and other tensors",
-                                in_rank[p->in[i]], matrix ? "MatMul" : "operator");
+                                mixed ? ", with tensors of another rank" : "");
         }
         if (p->op == PML_OP_MUL && (in_rank[p->in[0]] == 2) != (in_rank[p->in[1]] == 2))
             return pml_fail(PML_EUNSUPPORTED,

@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -998,6 +999,18 @@ static void t_export_matmul(void)
     pml_onnx_free(&a);
     pml_onnx_free(&b);
     unlink(path);
+    /* a window on the matrices */
+    static const char conv[] =
+        "digraph mm { graph [input_shape=\"3x3x1\", classes=2]; x [op=input];"
+        " m [op=matmul]; c [op=conv2d, out=2, kernel=1]; f [op=flatten]; l [op=linear, out=2];"
+        " s [op=softmax_xent]; x -> m [input=0]; x -> m [input=1]; m -> c -> f -> l -> s }";
+    fd = open(dot, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0 && write(fd, conv, sizeof conv - 1) == (ssize_t)(sizeof conv - 1));
+    close(fd);
+    CHECK_OK(pml_infer_load(dot, 5, &a));
+    CHECK(pml_onnx_write(&a.g, a.params, a.state, path) == PML_EUNSUPPORTED &&
+          strstr(pml_errmsg(), "node 'c' (conv2d) reads a matmul's matrices, (N, M, K) in ONNX: "));
+    pml_onnx_free(&a);
     CHECK_OK(pml_infer_load("fixtures/models/good_matmul.dot", 5, &a));
     CHECK(pml_onnx_write(&a.g, a.params, a.state, path) == PML_EUNSUPPORTED &&
           strstr(pml_errmsg(), "node 'm0' (matmul) multiplies one matrix a sample of a tensor, "
