@@ -518,6 +518,23 @@ static int uses_of(const imp *im, const char *name)
     return u;
 }
 
+/* Is graph input `name` read by one node alone, a Gemm's A with transA = 1? Then its columns
+ * are the samples (see transposed_input). */
+static bool read_transposed(const imp *im, const char *name)
+{
+    if (uses_of(im, name) != 1) return false;
+    for (size_t i = 0; i < im->gp->n_node; i++) {
+        const Onnx__NodeProto *n = im->gp->node[i];
+        if (n->n_input < 1 || !n->input[0] || strcmp(n->input[0], name) != 0) continue;
+        if (!n->op_type || strcmp(n->op_type, "Gemm") != 0) return false;
+        for (size_t a = 0; a < n->n_attribute; a++)
+            if (n->attribute[a]->name && strcmp(n->attribute[a]->name, "transA") == 0)
+                return n->attribute[a]->has_i && n->attribute[a]->i != 0;
+        return false;
+    }
+    return false;
+}
+
 /* ---------------------------------------------------------------- attributes */
 
 static const Onnx__AttributeProto *attr(const imp *im, const char *name)
@@ -767,17 +784,17 @@ static pml_status to_data(imp *im, val *x)
         /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
         const bool one = one_input(im, in), first_one = one_input(im, first);
         const int64_t fbatch = first->transposed ? first->dims[1] : first->dims[0];
-        if (one != first_one ||
-            (!one && in->dims[0] >= 0 && fbatch >= 0 && in->dims[0] != fbatch)) {
+        const int at = in->rank == 2 && read_transposed(im, in->name); /* its batch's axis */
+        const int64_t batch = in->dims[at];
+        if (one != first_one || (!one && batch >= 0 && fbatch >= 0 && batch != fbatch)) {
             char b[32], fb[32];
-            snprintf(b, sizeof b, one ? "none (rank 1: one sample)" : "%lld",
-                     (long long)in->dims[0]);
+            snprintf(b, sizeof b, one ? "none (rank 1: one sample)" : "%lld", (long long)batch);
             snprintf(fb, sizeof fb, first_one ? "none (rank 1: one sample)" : "%lld",
                      (long long)fbatch);
             return nfail(im, PML_EUNSUPPORTED,
-                         "graph input '%s' as data: its batch (dimension 0) is %s, input '%s''s "
+                         "graph input '%s' as data: its batch (dimension %d) is %s, input '%s''s "
                          "%s; pml's data inputs share the batch",
-                         pml_dot_brief(x->name), b, pml_dot_brief(first->name), fb);
+                         pml_dot_brief(x->name), at, b, pml_dot_brief(first->name), fb);
         }
         int id;
         pml_status st = input_node(im, x->input, &id);
@@ -1069,28 +1086,17 @@ static pml_status batched_matmul(imp *im, val *a)
 }
 
 /* A Gemm's A with transA = 1: samples are its columns. pml's linear takes samples as rows, so
- * only graph input A, read by nothing else, is taken so: its input node holds a column of A, the
- * batch its columns, and pml infer reads the tensor transposed. */
+ * only a graph input A that this node alone reads is taken so: its input node holds a column of
+ * A, the batch its columns (input_node), and pml infer reads the tensor transposed. */
 static pml_status transposed_input(imp *im, const val *x)
 {
-    pml_onnx *m = im->m;
-    int k = 0, ndata = 0;
+    const pml_onnx *m = im->m;
+    int k = 0;
     while (k < m->ninputs && !(m->inputs[k].data && m->inputs[k].node == x->node)) k++;
-    for (int i = 0; i < m->ninputs; i++) ndata += m->inputs[i].data;
-    pml_onnx_input *in = k < m->ninputs ? &m->inputs[k] : NULL;
-    if (!in || uses_of(im, x->name) != 1 || ndata != 1 || im->whole || in->rank != 2 ||
-        in->dims[0] <= 0 || in->dims[0] > 1 << 24)
+    if (k == m->ninputs || !m->inputs[k].transposed)
         return nfail(im, PML_EUNSUPPORTED,
                      "transA=1: pml's linear takes samples as rows (A transposed only when it is "
-                     "the graph's one data input, of rank 2 and known rows, read by this node "
-                     "alone)");
-    pml_node *n = &im->g->nodes[x->node];
-    n->a.shape = (pml_shape){(int)in->dims[0], 1, 1};
-    pml_shape none;
-    if (pml_ops[PML_OP_INPUT].infer(n, &none, 0) != PML_OK)
-        return pml_fail_ctx(PML_ESHAPE, "%s: ", im->path);
-    in->transposed = true;
-    im->batch = in->dims[1];
+                     "a graph input of rank 2 that this node alone reads)");
     return PML_OK;
 }
 
@@ -2349,6 +2355,7 @@ static pml_status input_node(imp *im, int idx, int *out)
                         "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
                         "(N, C, H, W), (N, C, D, H, W) or one sample (C)",
                         im->path, pml_dot_brief(name), in->rank);
+    in->transposed = !im->whole && in->rank == 2 && read_transposed(im, name);
     const bool one = one_input(im, in);
     if (one && in->rank > 3)
         return pml_fail(PML_EUNSUPPORTED,
@@ -2357,12 +2364,13 @@ static pml_status input_node(imp *im, int idx, int *out)
                         im->path, pml_dot_brief(name), in->rank);
     int per[4] = {1, 1, 1, 1};
     for (int d = one ? 0 : 1; d < in->rank; d++) {
-        if (in->dims[d] <= 0 || in->dims[d] > 1 << 24)
+        const int at = in->transposed ? 1 - d : d; /* (features, samples) */
+        if (in->dims[at] <= 0 || in->dims[at] > 1 << 24)
             return pml_fail(PML_EUNSUPPORTED,
                             "%s: input '%s': dimension %d is not a known size (pml needs "
                             "each sample's shape; only the batch may be symbolic)",
-                            im->path, pml_dot_brief(name), d);
-        per[d - !one] = (int)in->dims[d];
+                            im->path, pml_dot_brief(name), at);
+        per[d - !one] = (int)in->dims[at];
     }
     pml_attrs a = pml_attrs_default(PML_OP_INPUT);
     a.shape = (pml_shape){per[0], per[1], per[2]};
@@ -2486,7 +2494,7 @@ static pml_status graph_inputs(imp *im)
             int id;
             pml_status st = input_node(im, idx, &id);
             if (st != PML_OK) return st;
-            im->batch = one_input(im, in) ? 1 : in->dims[0];
+            im->batch = one_input(im, in) ? 1 : in->transposed ? in->dims[1] : in->dims[0];
             int k = new_val(im, gp->input[i]->name, V_TENSOR);
             if (k < 0) return oom(im);
             im->v[k].node = id;

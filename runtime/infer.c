@@ -133,6 +133,12 @@ pml_status pml_infer_load_given(const char *model, uint64_t seed, const pml_tens
     return PML_OK;
 }
 
+static void free_all(float **p, int n)
+{
+    for (int i = 0; p && i < n; i++) free(p[i]);
+    free(p);
+}
+
 /* Checks data input di's tensor x against its node's shape: *n receives its samples. */
 static pml_status check_data_input(const pml_onnx *m, int k, const pml_tensor *x, int *n)
 {
@@ -170,10 +176,11 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     memset(y, 0, (size_t)m->noutputs * sizeof *y);
     /* the data inputs (each an input node), in the graph's order; the batch is shared */
     int nx = 0, n = 0, first = -1;
-    float *flip = NULL; /* a transposed input, transposed back */
+    /* transposed inputs (a Gemm's A with transA), transposed back */
+    float **flip = calloc((size_t)(m->ninputs ? m->ninputs : 1), sizeof *flip);
     int *nodes = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *nodes);
     const float **xs = malloc((size_t)(m->ninputs ? m->ninputs : 1) * sizeof *xs);
-    pml_status st = nodes && xs ? PML_OK : pml_fail(PML_ENOMEM, "out of memory");
+    pml_status st = nodes && xs && flip ? PML_OK : pml_fail(PML_ENOMEM, "out of memory");
     for (int k = 0; k < m->ninputs && st == PML_OK; k++) {
         const pml_onnx_input *di = &m->inputs[k];
         if (!di->data) continue;
@@ -190,13 +197,14 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
         xs[nx++] = in[k].data;
         if (di->transposed && st == PML_OK) { /* samples in rows, as the input node takes them */
             const size_t K = (size_t)in[k].dims[0], N = (size_t)nk;
-            if (!(flip = malloc(K * N * sizeof *flip))) {
+            float *t = flip[k] = malloc((K * N > 0 ? K * N : 1) * sizeof *t);
+            if (!t) {
                 st = pml_fail(PML_ENOMEM, "out of memory");
                 break;
             }
             for (size_t s = 0; s < N; s++)
-                for (size_t f = 0; f < K; f++) flip[s * K + f] = in[k].data[f * N + s];
-            xs[nx - 1] = flip;
+                for (size_t f = 0; f < K; f++) t[s * K + f] = in[k].data[f * N + s];
+            xs[nx - 1] = t;
         }
     }
     if (st == PML_OK && first < 0) st = pml_fail(PML_EINVAL, "the model has no data input");
@@ -212,7 +220,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     if (st != PML_OK) {
         free(nodes);
         free(xs);
-        free(flip);
+        free_all(flip, m->ninputs);
         return st;
     }
     if (batch <= 0 || batch > n) batch = n;
@@ -235,7 +243,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     if (st != PML_OK) {
         free(nodes);
         free(xs);
-        free(flip);
+        free_all(flip, m->ninputs);
         return st;
     }
     memcpy(pml_exec_params(e), m->params, m->g.nparams * sizeof(float));
@@ -271,7 +279,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     pml_exec_destroy(e);
     free(nodes);
     free(xs);
-    free(flip);
+    free_all(flip, m->ninputs);
     if (st != PML_OK)
         for (int o = 0; o < m->noutputs; o++) pml_tensor_free(&y[o]);
     return st;

@@ -1522,11 +1522,11 @@ static void t_joined_batch(void)
 
 /* Gemm with transA of the graph's input: its samples are the columns; pml infer reads it
  * transposed. A computed A, or one another node reads too, is refused by name. */
-static void gemm_ta_model(mb *b, const char *via)
+static void gemm_ta_model(mb *b, const char *via, int64_t samples)
 {
     for (int i = 0; i < 24; i++) W46[i] = (float)((i * 5 % 13) - 6) / 8.0f;
     mb_init(b, 13);
-    int64_t ad[2] = {6, 3}, yd[2] = {3, 4}, wd[2] = {6, 4};
+    int64_t ad[2] = {6, samples}, yd[2] = {samples, 4}, wd[2] = {6, 4};
     mb_io(b, false, "a", 2, ad);
     mb_io(b, true, "y", 2, yd);
     mb_init_f(b, "W", 2, wd, W46, 24);
@@ -1538,7 +1538,7 @@ static void t_gemm_transposed_input(void)
 {
     mb b;
     pml_onnx m;
-    gemm_ta_model(&b, NULL);
+    gemm_ta_model(&b, NULL, 3);
     CHECK_OK(parse(&b, "ta.onnx", &m));
     if (pml__test_failed) return;
     CHECK(m.inputs[0].data && m.inputs[0].transposed);
@@ -1562,13 +1562,29 @@ static void t_gemm_transposed_input(void)
     in.dims[0] = 3, in.dims[1] = 6;
     CHECK(pml_infer_run(&m, &in, 1, 0, &y) == PML_ESHAPE && msg_has("input 'a'", "transposed"));
     pml_onnx_free(&m);
+    /* a symbolic batch: A's columns, any number of them */
+    gemm_ta_model(&b, NULL, -1);
+    CHECK_OK(parse(&b, "ta.onnx", &m));
+    in.dims[0] = 6, in.dims[1] = 2, in.n = 12;
+    CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+    if (!pml__test_failed) {
+        CHECK(y.rank == 2 && y.dims[0] == 2 && y.dims[1] == 4);
+        for (int r = 0; r < 2; r++)
+            for (int o = 0; o < 4; o++) {
+                double z = 0;
+                for (int k = 0; k < 6; k++) z += (double)a[k * 2 + r] * W46[k * 4 + o];
+                CHECK_NEAR(y.data[r * 4 + o], z, 1e-5);
+            }
+        pml_tensor_free(&y);
+    }
+    pml_onnx_free(&m);
     /* A computed by the graph */
-    gemm_ta_model(&b, "Relu");
+    gemm_ta_model(&b, "Relu", 3);
     CHECK(parse(&b, "ta.onnx", &m) == PML_EUNSUPPORTED &&
-          msg_has("ta.onnx: node '#1, output y' (Gemm): transA=1", "read by this node alone"));
+          msg_has("ta.onnx: node '#1, output y' (Gemm): transA=1", "this node alone reads"));
     pml_onnx_free(&m);
     /* A read by another node too */
-    gemm_ta_model(&b, NULL);
+    gemm_ta_model(&b, NULL, 3);
     mb_io(&b, true, "z", 2, (int64_t[2]){6, 3});
     mb_node(&b, "Relu", "z", "a", NULL, NULL);
     CHECK(parse(&b, "ta.onnx", &m) == PML_EUNSUPPORTED && msg_has("transA=1", "alone"));
