@@ -518,11 +518,12 @@ static int uses_of(const imp *im, const char *name)
     return u;
 }
 
-/* Is graph input `name` read by one node alone, a Gemm's A with transA = 1? Then its columns
- * are the samples (see transposed_input). */
-static bool read_transposed(const imp *im, const char *name)
+/* Is graph input `in` (rank 2) read by one node alone, a Gemm's A with transA = 1? Then its
+ * columns are the samples (see transposed_input). */
+static bool taken_transposed(const imp *im, const pml_onnx_input *in)
 {
-    if (uses_of(im, name) != 1) return false;
+    const char *name = in->name;
+    if (im->whole || in->rank != 2 || uses_of(im, name) != 1) return false;
     for (size_t i = 0; i < im->gp->n_node; i++) {
         const Onnx__NodeProto *n = im->gp->node[i];
         if (n->n_input < 1 || !n->input[0] || strcmp(n->input[0], name) != 0) continue;
@@ -784,7 +785,7 @@ static pml_status to_data(imp *im, val *x)
         /* one sample (rank 1) with one sample; else the same batch, or a symbolic one */
         const bool one = one_input(im, in), first_one = one_input(im, first);
         const int64_t fbatch = first->transposed ? first->dims[1] : first->dims[0];
-        const int at = in->rank == 2 && read_transposed(im, in->name); /* its batch's axis */
+        const int at = taken_transposed(im, in); /* its batch's axis */
         const int64_t batch = in->dims[at];
         if (one != first_one || (!one && batch >= 0 && fbatch >= 0 && batch != fbatch)) {
             char b[32], fb[32];
@@ -2355,7 +2356,7 @@ static pml_status input_node(imp *im, int idx, int *out)
                         "%s: input '%s' has rank %d; pml's inputs are (N, C), (N, C, L), "
                         "(N, C, H, W), (N, C, D, H, W) or one sample (C)",
                         im->path, pml_dot_brief(name), in->rank);
-    in->transposed = !im->whole && in->rank == 2 && read_transposed(im, name);
+    in->transposed = taken_transposed(im, in);
     const bool one = one_input(im, in);
     if (one && in->rank > 3)
         return pml_fail(PML_EUNSUPPORTED,
@@ -3246,14 +3247,15 @@ static pml_status ex_writable(const pml_graph *g, const int *in_rank, const char
                             path, pml_dot_brief(p->name), pml_op_name(p->op), planes, planes);
         /* one matrix a sample is (N, M, K) in ONNX; pml writes other tensors (N, C) or
          * (N, C, H, W), and a rank-3 tensor may meet none of those */
+        const bool matrix = p->op == PML_OP_MATMUL && p->a.axis == 0;
+        const bool keeps = ex_keeps_rank(p->op) || p->op == PML_OP_FLATTEN ||
+                           p->op == PML_OP_LINEAR || p->op == PML_OP_SOFTMAX_XENT;
+        const bool columns = p->op == PML_OP_CONCAT && p->a.axis == 2; /* axis 3 */
+        int threes = 0;
+        for (int i = 0; i < p->nin; i++) threes += in_rank[p->in[i]] == 3;
+        const bool mixed = threes > 0 && threes < p->nin;
         for (int i = 0; i < p->nin; i++) {
             const bool three = in_rank[p->in[i]] == 3;
-            const bool matrix = p->op == PML_OP_MATMUL && p->a.axis == 0;
-            const bool keeps = ex_keeps_rank(p->op) || p->op == PML_OP_FLATTEN ||
-                               p->op == PML_OP_LINEAR || p->op == PML_OP_SOFTMAX_XENT;
-            bool mixed = false;
-            for (int j = 0; j < p->nin; j++) mixed |= (in_rank[p->in[j]] == 3) != three;
-            const bool columns = p->op == PML_OP_CONCAT && p->a.axis == 2; /* axis 3 */
             if (matrix && !three)
                 return pml_fail(PML_EUNSUPPORTED,
                                 "%s: node '%s' (matmul) multiplies one matrix a sample of a "
