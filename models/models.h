@@ -42,8 +42,8 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *   3-D sample, held as C x (D*H) x W: its planes' rows one after another), classes=N (optional; checked
  *   against the logits), kind=model (optional; plans and machines say kind=plan / kind=machine).
  * - One node per operator; op= names it (input, linear, conv2d, maxpool2d, avgpool2d, relu,
- *   flatten, add, concat, batchnorm, dropout, activation, mul, softmax_xent). There is one input and one
- *   softmax_xent node. Attributes, with the defaults a reader uses when one is left out:
+ *   flatten, add, concat, batchnorm, dropout, activation, mul, matmul, softmax_xent). There is
+ *   one input and one softmax_xent node. Attributes, with the defaults a reader uses when one is left out:
  *     linear, conv2d: out=N (units / filters; required), act=none|relu (none), bias=0|1 (1)
  *     conv2d:         groups=G (1: G groups of input and output channels; the input's channels:
  *                     depthwise), dilation=D or "DHxDW" (1)
@@ -68,6 +68,9 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *                     1.6733, beta 1.0507; hard_sigmoid 0.2, beta 0.5; thresholded_relu 1; clip's
  *                     min and max 0 and 6)
  *     mul:            (two inputs: the product; the second of the first's shape or CxHxW 1x1)
+ *     matmul:         axis=0|1 (0; two inputs' matrices multiplied sample by sample: 0, one
+ *                     matrix a sample, its rows the channels, MxKx1 by KxPx1; 1, the matrices
+ *                     along the channels, CxMxK by CxKxP)
  *     concat:         axis=0|1|2 (0: channels; 1 rows, 2 columns of each sample)
  *     add:            addend=0|1 (0; 1: a learned tensor of a sample's shape is added too, to
  *                     every sample; one input then will do)
