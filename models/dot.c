@@ -88,6 +88,8 @@ enum {
     A_CEIL,
     A_COUNT_PAD,
     A_RATE,
+    A_ALWAYS,
+    A_SEED,
     A_EPS,
     A_MOMENTUM,
     A_BATCH_STATS,
@@ -129,6 +131,8 @@ static const attr_def attr_defs[A_COUNT] = {
     [A_CEIL] = {"ceil_mode", K_BOOL, POOLS},
     [A_COUNT_PAD] = {"count_pad", K_BOOL, OPB(AVGPOOL2D)},
     [A_RATE] = {"rate", K_FLOAT, OPB(DROPOUT)},
+    [A_ALWAYS] = {"always", K_BOOL, OPB(DROPOUT)},
+    [A_SEED] = {"seed", K_INT, OPB(DROPOUT)},
     [A_EPS] = {"eps", K_FLOAT, OPB(BATCHNORM)},
     [A_MOMENTUM] = {"momentum", K_FLOAT, OPB(BATCHNORM)},
     [A_BATCH_STATS] = {"batch_stats", K_BOOL, OPB(BATCHNORM)},
@@ -222,6 +226,9 @@ static pml_status parse_attr(reader *r, const pml_node *n, int a, const char *va
         } else if (a == A_PH || a == A_PW || a == A_PD) {
             ok = pml_dot_int(val, 0, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [0, 4096]";
+        } else if (a == A_SEED) {
+            ok = pml_dot_int(val, -1, INT_MAX, &gv->i[a][0]);
+            expect = "-1 (pml's masks) or a seed in [0, 2147483647]";
         } else {
             ok = pml_dot_int(val, 1, MAX_DIM, &gv->i[a][0]);
             expect = "an integer in [1, 4096]";
@@ -395,6 +402,8 @@ static pml_status apply_attrs(reader *r, pml_node *n, const given *gv)
         return pml_fail(PML_EFORMAT, "%s: %s: pd needs padding=explicit", r->src, where_node(n));
     if (gv->set[A_ADDEND]) a->addend = gv->i[A_ADDEND][0];
     if (gv->set[A_RATE]) a->rate = gv->f[A_RATE];
+    if (gv->set[A_ALWAYS]) a->always = gv->i[A_ALWAYS][0];
+    if (gv->set[A_SEED]) a->seed = gv->i[A_SEED][0];
     if (gv->set[A_EPS]) a->eps = gv->f[A_EPS];
     if (gv->set[A_MOMENTUM]) a->momentum = gv->f[A_MOMENTUM];
     if (gv->set[A_BATCH_STATS]) a->batch_stats = gv->i[A_BATCH_STATS][0];
@@ -814,6 +823,8 @@ static void write_attrs(FILE *f, const pml_node *n, int id, const pml_model_dot_
     case PML_OP_DROPOUT:
         fmt_float(b1, sizeof b1, a->rate);
         fprintf(f, ", rate=%s", b1);
+        if (a->always) fprintf(f, ", always=1");
+        if (a->seed >= 0) fprintf(f, ", seed=%d", a->seed);
         break;
     case PML_OP_ACTIVATION:
         fmt_float(b1, sizeof b1, a->alpha);

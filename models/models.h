@@ -61,7 +61,9 @@ const pml_zoo_entry *pml_zoo_list(int *count);
  *                     ceil_mode=0|1 (0); avgpool2d: count_pad=0|1 (0: divide by the window
  *                     with its padding, as PyTorch's count_include_pad)
  *     batchnorm:      eps (0.001), momentum (0.99, Keras' convention)
- *     dropout:        rate (0.5)
+ *     dropout:        rate (0.5), always=0|1 (0; 1 drops in inference too: an ONNX
+ *                     training-mode node), seed (-1: pml's masks, new each step; a seed >= 0:
+ *                     ONNX's reference mask for it, MT19937 as NumPy draws it, the same each step)
  *     activation:     fn=sigmoid|tanh|leaky_relu|elu|selu|softplus|softsign|hard_sigmoid|
  *                     thresholded_relu|hard_swish|silu|clip (required), alpha, beta (the
  *                     function's; their defaults are ONNX's: leaky_relu 0.01; elu 1; selu
@@ -302,7 +304,8 @@ typedef struct pml_onnx_input {
 /** What an ONNX graph output is. */
 typedef enum pml_onnx_out_kind {
     PML_ONNX_OUT_TENSOR,  /* node's output */
-    PML_ONNX_OUT_MASK,    /* a Dropout's mask in inference: true everywhere, node's output's shape */
+    PML_ONNX_OUT_MASK,    /* a Dropout's mask, node's output's shape: true where node keeps
+                             the element (everywhere in inference, unless it drops then too) */
     PML_ONNX_OUT_INDICES, /* a MaxPool's Indices: node (the pool)'s argmax cells, flattened over
                              its whole input (N, C, H, W) (row-major, or column-major within a
                              map when column_major: ONNX's storage_order 1) */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2071,22 +2072,24 @@ static pml_status op_dropout(imp *im)
     if (tm && (tm->kind != V_CONST || tm->t.n != 1))
         return nfail(im, PML_EUNSUPPORTED, "training_mode '%s' is not a constant",
                      pml_dot_brief(tm->name));
-    /* training mode draws a random mask: its outputs are another generator's, except at ratio 0,
-     * where nothing is dropped (as in the inference form) */
-    if (tm && tm->t.data[0] != 0.0f && rate != 0.0f)
-        return nfail(im, PML_EUNSUPPORTED,
-                     "training_mode with ratio %g draws a random mask (pml imports the inference "
-                     "form, or training mode at ratio 0)",
-                     (double)rate);
+    /* training mode draws a random mask (nothing at ratio 0, as in the inference form): with
+     * the node's seed the one ONNX's reference draws, else pml's own, new each step */
+    const bool train = tm && tm->t.data[0] != 0.0f && rate != 0.0f;
+    const int64_t seed = attr_int(im, "seed", -1);
+    if (train && attr(im, "seed") && (seed < 0 || seed > INT_MAX))
+        return nfail(im, PML_EUNSUPPORTED, "seed %lld: pml draws a seeded mask for seeds 0 to %d",
+                     (long long)seed, INT_MAX);
     if (rate == 0.0f) {
         st = alias_out(im, x);
     } else {
         pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
         a.rate = rate;
+        a.always = train;
+        a.seed = train && attr(im, "seed") ? (int)seed : -1;
         int id = add_node(im, NULL, PML_OP_DROPOUT, &a, 1, &x->node);
         st = id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
     }
-    /* the mask of the inference form: true everywhere */
+    /* the mask: true everywhere in the inference form, else the node's */
     return st == PML_OK ? derived_out(im, 1, V_MASK, im->v[im->nv - 1].node) : st;
 }
 
@@ -3075,6 +3078,19 @@ static char *ex_init(ex *e, const char *name, int r, const int64_t *d, const flo
     return t->name;
 }
 
+/* a scalar bool initializer */
+static char *ex_init_bool(ex *e, const char *name, bool v)
+{
+    const float f = 0.0f;
+    char *s = ex_init(e, name, 0, NULL, &f);
+    if (e->oom) return s;
+    Onnx__TensorProto *t = e->inits[e->ni - 1];
+    t->data_type = T_BOOL;
+    t->raw_data.len = 1;
+    t->raw_data.data[0] = v;
+    return s;
+}
+
 static void ex_io(ex *e, int k, const char *name, int rank, const int64_t *d)
 {
     struct ex_vi *x = &e->io[k];
@@ -3501,8 +3517,11 @@ pml_status pml_onnx_write(const pml_graph *g, const float *params, const float *
         }
         case PML_OP_DROPOUT: {
             float r = a->rate;
-            char *din[2] = {in[0], ex_init(&e, ex_str(&e, "%s.ratio", p->name), 0, d, &r)};
-            ex_node(&e, "Dropout", p->name, out, 2, din);
+            char *din[3] = {in[0], ex_init(&e, ex_str(&e, "%s.ratio", p->name), 0, d, &r)};
+            /* dropping in inference too: training mode, a constant input */
+            if (a->always) din[2] = ex_init_bool(&e, ex_str(&e, "%s.training_mode", p->name), 1);
+            n = ex_node(&e, "Dropout", p->name, out, a->always ? 3 : 2, din);
+            if (a->seed >= 0 && n) ex_attr_i(&e, n, "seed", a->seed);
             rank[id] = rank[p->in[0]];
             break;
         }

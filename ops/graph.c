@@ -37,6 +37,7 @@ pml_attrs pml_attrs_default(pml_op_type op)
     a.eps = 1e-3f;
     a.momentum = 0.99f;
     a.rate = 0.5f;
+    a.seed = -1;
     a.groups = 1;
     a.dh = a.dw = 1;
     a.kd = a.sd = a.dd = 1;

@@ -705,14 +705,20 @@ void pml__concat_bwd_ref(const pml_kctx *k)
 /* ---------------------------------------------------------------- dropout */
 
 /* Inverted dropout (Keras): in training y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate);
- * in inference y = x. The mask is a function of (seed, step, node, element index), so every
- * split of the work draws the same mask and backward recomputes it instead of storing it. */
+ * in inference y = x (unless `always`: an ONNX training-mode node). The mask is a function of
+ * (seed, step, node, element index), so every split of the work draws the same mask and
+ * backward recomputes it instead of storing it. A seeded node (seed >= 0) draws ONNX's
+ * reference mask instead: MT19937 from its seed, one double an element of the batch in order
+ * (a generator run from the batch's first element to the region's last). */
 
 pml_status pml__dropout_infer(pml_node *n, const pml_shape *in, int nin)
 {
     if (!(n->a.rate >= 0.0f && n->a.rate < 1.0f))
         return pml_fail(PML_EFORMAT, "node '%s' (dropout): rate=%g must be in [0, 1)", n->name,
                         (double)n->a.rate);
+    if (n->a.seed < -1)
+        return pml_fail(PML_EFORMAT, "node '%s' (dropout): seed=%d must be -1 (pml's masks) or "
+                        "at least 0", n->name, n->a.seed);
     n->out = in[0];
     return PML_OK;
 }
@@ -728,6 +734,11 @@ size_t pml__dropout_ws(const pml_node *n, const pml_shape *in, int nin, pml_regi
 static inline uint64_t drop_stream(const pml_kctx *k)
 {
     return (k->step << 20) ^ (uint64_t)k->node_id;
+}
+
+static bool drop_on(const pml_kctx *k)
+{
+    return (k->training || k->node->a.always) && k->node->a.rate > 0.0f;
 }
 
 /* keep threshold on 24-bit uniforms */
@@ -748,9 +759,36 @@ static void drop_apply(const pml_kctx *k, float *restrict d, const float *restri
     }
 }
 
+/* A seeded node's mask over its region: one generator walks the blocks in order. */
+static void drop_apply_seeded(const pml_kctx *k, float *d, const float *s, bool accumulate)
+{
+    const double rate = k->node->a.rate;
+    const float scale = 1.0f / (1.0f - k->node->a.rate);
+    const uint64_t base = k->sample0 * pml_shape_size(k->node->out);
+    pml_mt19937 mt;
+    pml_mt_seed(&mt, (uint32_t)k->node->a.seed);
+    uint64_t at = 0; /* the generator's next element */
+    FOR_BLOCKS(k->r, k->node->out, off, len)
+    {
+        pml_mt_skip(&mt, base + off - at);
+        for (size_t i = 0; i < len; i++) {
+            float v = pml_mt_double(&mt) >= rate ? s[off + i] * scale : 0.0f;
+            if (accumulate)
+                d[off + i] += v;
+            else
+                d[off + i] = v;
+        }
+        at = base + off + len;
+    }
+}
+
 void pml__dropout_fwd(const pml_kctx *k)
 {
-    bool on = k->training && k->node->a.rate > 0.0f;
+    const bool on = drop_on(k);
+    if (on && k->node->a.seed >= 0) {
+        drop_apply_seeded(k, k->y, k->x[0], false);
+        return;
+    }
     FOR_BLOCKS(k->r, k->node->out, off, len)
     {
         if (on)
@@ -762,7 +800,11 @@ void pml__dropout_fwd(const pml_kctx *k)
 void pml__dropout_bwd(const pml_kctx *k)
 {
     if (!k->dx[0]) return;
-    bool on = k->training && k->node->a.rate > 0.0f;
+    const bool on = drop_on(k);
+    if (on && k->node->a.seed >= 0) {
+        drop_apply_seeded(k, k->dx[0], k->dy, true);
+        return;
+    }
     FOR_BLOCKS(k->r, k->node->out, off, len)
     {
         if (on)
@@ -773,8 +815,15 @@ void pml__dropout_bwd(const pml_kctx *k)
 }
 static float drop_mask_ref(const pml_kctx *k, size_t e)
 {
-    if (!k->training || k->node->a.rate <= 0.0f) return 1.0f;
+    if (!drop_on(k)) return 1.0f;
     e += k->sample0 * pml_shape_size(k->node->out);
+    if (k->node->a.seed >= 0) { /* element e's draw: the generator run from the start */
+        pml_mt19937 mt;
+        pml_mt_seed(&mt, (uint32_t)k->node->a.seed);
+        for (size_t i = 0; i < e; i++) pml_mt_double(&mt);
+        return pml_mt_double(&mt) >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate)
+                                                            : 0.0f;
+    }
     double u = (double)(pml_rand_u64(k->seed, drop_stream(k), e) >> 40) / 16777216.0;
     return u >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate) : 0.0f;
 }

@@ -252,6 +252,11 @@ typedef struct pml_attrs {
                            * (one matrix a sample, C x H) or 1 rows (C matrices of H x W) */
     int addend;           /* (in) add: 1 adds a learned tensor of a sample's shape too (0) */
     float rate;           /* (in) dropout rate */
+    int always;           /* (in) dropout: 1 drops in inference too (an ONNX training-mode node) */
+    int seed;             /* (in) dropout: -1 (default) draws pml's masks, new each step and
+                           * sample; >= 0 the mask ONNX's reference draws with this seed, the
+                           * same each step: MT19937 (pml_mt_seed), a uniform double an element
+                           * of the batch in order (sample0 on), kept where >= rate */
     float eps, momentum;  /* (in) batchnorm; momentum as in Keras (running = m*running + (1-m)*batch) */
     int batch_stats;      /* (in) batchnorm: 1 normalises with the batch's statistics in inference
                            * too (an ONNX training-mode node); training always does */
@@ -442,6 +447,20 @@ static inline pml_region pml_region_full(const pml_node *n, int N)
 uint64_t pml_rand_u64(uint64_t seed, uint64_t stream, uint64_t counter);
 /** \return a float uniform in [0, 1). */
 float pml_rand_unif(uint64_t seed, uint64_t stream, uint64_t counter);
+
+/* MT19937, as NumPy's legacy generator (np.random.seed(S); np.random.random_sample()): the
+ * generator ONNX's reference implementation draws a seeded Dropout's mask with. */
+#define PML_MT_N 624
+typedef struct pml_mt19937 {
+    uint32_t s[PML_MT_N];
+    int i;
+} pml_mt19937;
+void pml_mt_seed(pml_mt19937 *m, uint32_t seed);
+uint32_t pml_mt_u32(pml_mt19937 *m);
+/** \return a double uniform in [0, 1), of 53 bits (two draws), as NumPy makes it. */
+double pml_mt_double(pml_mt19937 *m);
+/** Moves past the next `doubles` doubles. */
+void pml_mt_skip(pml_mt19937 *m, uint64_t doubles);
 
 /* ---------------------------------------------------------------- parameters and optimizers */
 

@@ -35,6 +35,35 @@ static void running_stats(const pml_node *v, const float *x, int n, const float 
 
 /* The forward pass of n samples, batch at a time: samples [i, i + k) of xs[j] go into input node
  * nodes[j] (of nx); each of m's outputs is gathered into ys[o] (n samples' worth, allocated). */
+/* A Dropout's mask output for samples [first, first + k) into m: 1 where its kernel keeps
+ * the element (everywhere unless it drops in inference too: an ONNX training-mode node). */
+static pml_status dropout_mask(const pml_exec *e, int node, int k, int first, float *m)
+{
+    const pml_node *v = &e->g.nodes[node];
+    const size_t len = (size_t)k * pml_shape_size(v->out);
+    for (size_t j = 0; j < len; j++) m[j] = 1.0f;
+    if (v->op != PML_OP_DROPOUT || !v->a.always || v->a.rate <= 0.0f || !len) return PML_OK;
+    float *y = malloc(len * sizeof *y);
+    if (!y) return pml_fail(PML_ENOMEM, "out of memory");
+    pml_kctx c;
+    memset(&c, 0, sizeof c);
+    c.node = v;
+    c.N = c.batch_total = k;
+    c.r = pml_region_full(v, k);
+    c.nin = 1;
+    c.x[0] = m; /* ones through the kernel: its mask, scaled */
+    c.xs[0] = v->out;
+    c.y = y;
+    c.seed = e->o.seed;
+    c.step = e->step;
+    c.sample0 = (uint64_t)first;
+    c.node_id = node;
+    pml_ops[PML_OP_DROPOUT].fwd(&c);
+    for (size_t j = 0; j < len; j++) m[j] = y[j] != 0.0f;
+    free(y);
+    return PML_OK;
+}
+
 static pml_status forward_outputs(pml_exec *e, const pml_onnx *m, int nx, const int *nodes,
                                   const float *const *xs, int n, int batch, pml_tensor *ys)
 {
@@ -47,14 +76,17 @@ static pml_status forward_outputs(pml_exec *e, const pml_onnx *m, int nx, const 
             memcpy(e->out[nodes[j]], xs[j] + (size_t)i * in, (size_t)k * in * sizeof(float));
         }
         memset(pml_exec_labels(e), 0, (size_t)k * sizeof(int32_t));
+        e->sample0 = (uint64_t)i; /* (a dropout's mask follows each sample's place) */
         if ((st = pml_exec_forward(e, k, false, NULL)) != PML_OK) break;
-        for (int o = 0; o < m->noutputs; o++) {
+        for (int o = 0; o < m->noutputs && st == PML_OK; o++) {
             const pml_onnx_output *out = &m->outputs[o];
             const pml_node *v = &g->nodes[out->node];
             const size_t per = pml_shape_size(v->out);
             if (out->kind == PML_ONNX_OUT_TENSOR)
                 memcpy(ys[o].data + (size_t)i * per, pml_exec_output(e, out->node),
                        (size_t)k * per * sizeof(float));
+            else if (out->kind == PML_ONNX_OUT_MASK)
+                st = dropout_mask(e, out->node, k, i, ys[o].data + (size_t)i * per);
             else if (out->kind == PML_ONNX_OUT_INDICES)
                 pml_maxpool2d_indices(v, g->nodes[v->in[0]].out, pml_exec_output(e, v->in[0]), k,
                                       i, out->column_major, ys[o].ints + (size_t)i * per);
@@ -269,9 +301,7 @@ pml_status pml_infer_run(pml_onnx *m, const pml_tensor *in, int threads, int bat
     for (int o = 0; o < m->noutputs && st == PML_OK; o++) {
         const pml_onnx_output *out = &m->outputs[o];
         pml_tensor *t = &y[o];
-        if (out->kind == PML_ONNX_OUT_MASK)
-            for (size_t i = 0; i < t->n; i++) t->data[i] = 1.0f; /* inference: nothing dropped */
-        else if (out->kind == PML_ONNX_OUT_INDICES)
+        if (out->kind == PML_ONNX_OUT_INDICES)
             for (size_t i = 0; i < t->n; i++) t->data[i] = (float)t->ints[i];
         if (out->softmax) pml_tensor_softmax(t, out->axis, out->coerced, out->log);
         st = pml_onnx_check_output(m, o, t);

@@ -202,6 +202,36 @@ static void t_addend(void)
               "%s", pml_errmsg());
 }
 
+/* A dropout that drops in inference too, with ONNX's seeded mask: read, written back as read;
+ * a seed below -1 refused */
+static void t_dropout_seeded(void)
+{
+    pml_graph g, h;
+    CHECK_OK(pml_model_read_dot("fixtures/models/good_dropout_seeded.dot", &g));
+    if (!g.finalized) return;
+    const pml_node *d = find(&g, "drop");
+    CHECK(d && d->a.always == 1 && d->a.seed == 3 && d->a.rate == 0.5f);
+    char *text;
+    size_t len;
+    CHECK_OK(pml_model_format_dot(&g, &text, &len));
+    if (text) {
+        CHECK_MSG(strstr(text, "drop [op=dropout, rate=0.5, always=1, seed=3]") != NULL, "%s",
+                  text);
+        CHECK_OK(pml_model_parse_dot(text, len, "dropout.dot", &h));
+        if (h.finalized) same_graph(&g, &h, "dropout");
+        pml_graph_free(&h);
+        free(text);
+    }
+    pml_graph_free(&g);
+    const char *bad = "digraph { graph [input_shape=\"3x1x1\"]; x [op=input]; "
+                      "d [op=dropout, seed=-2]; l [op=linear, out=2]; loss [op=softmax_xent]; "
+                      "x -> d -> l -> loss }";
+    pml_status st = pml_model_parse_dot(bad, strlen(bad), "bad.dot", &g);
+    CHECK_MSG(st != PML_OK && strstr(pml_errmsg(), "bad.dot") &&
+                  strstr(pml_errmsg(), "node 'd' (dropout)") && strstr(pml_errmsg(), "seed"),
+              "%s", pml_errmsg());
+}
+
 /* Per-axis attributes, node defaults, Graphviz looks, clusters, input=K order that differs from
  * the file order, edges before nodes. */
 static void t_branches(void)
@@ -930,6 +960,7 @@ static void t_fuzz(void)
 static const pml_test tests[] = {
     {"roundtrip_zoo", t_roundtrip_zoo},
     {"roundtrip_params", t_roundtrip_params},
+    {"dropout_seeded", t_dropout_seeded},
     {"zoo_files_current", t_zoo_files_current},
     {"tiny", t_tiny},
     {"branches", t_branches},

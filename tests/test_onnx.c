@@ -177,7 +177,7 @@ static void t_backend_data(void)
         return;
     }
     counts all = {0};
-    run_dir("node", 171, &all);
+    run_dir("node", 175, &all);
     run_dir("pytorch-converted", 62, &all);
     run_dir("pytorch-operator", 9, &all);
     run_dir("simple", 1, &all);
@@ -964,6 +964,49 @@ static void t_export_concat_rows_of_vectors(void)
 
 /* matmul: of one matrix a sample written as ONNX's MatMul of (N, M, K) tensors and read back
  * the same; reading tensors pml writes with other ranks (a convolution's maps), refused */
+/* A dropout that drops in inference too (ONNX's training mode), seeded: written as a Dropout
+ * with training_mode and seed and read back so; it drops in pml infer, the same mask whether the
+ * batch runs at once or a sample at a time */
+static void t_export_dropout(void)
+{
+    char path[] = "/tmp/pml-onnx-XXXXXX.onnx";
+    int fd = mkstemps(path, 5);
+    CHECK(fd >= 0);
+    close(fd);
+    pml_onnx a, b;
+    CHECK_OK(pml_infer_load("fixtures/models/good_dropout_seeded.dot", 5, &a));
+    CHECK_OK(pml_onnx_write(&a.g, a.params, a.state, path));
+    CHECK_OK(pml_onnx_read(path, 1, &b));
+    if (!pml__test_failed) {
+        const pml_node *d = &b.g.nodes[1];
+        CHECK_MSG(d->op == PML_OP_DROPOUT && d->a.always == 1 && d->a.seed == 3 &&
+                      d->a.rate == 0.5f,
+                  "read back as %s, always %d, seed %d", pml_op_name(d->op), d->a.always,
+                  d->a.seed);
+        float v[120];
+        for (int i = 0; i < 120; i++) v[i] = 1.0f + (float)(i % 7);
+        pml_tensor in = {.rank = 4, .dims = {3, 2, 4, 5}, .n = 120, .data = v}, ya, yb, y1, yk;
+        CHECK_OK(pml_infer_run(&a, &in, 1, 0, &ya));
+        CHECK_OK(pml_infer_run(&b, &in, 1, 0, &yb));
+        CHECK_OK(pml_infer_run(&b, &in, 1, 1, &y1)); /* a sample a pass */
+        b.g.nodes[1].a.always = 0;                   /* the inference form */
+        CHECK_OK(pml_infer_run(&b, &in, 1, 0, &yk));
+        pml_tensor_diff dd;
+        CHECK(!pml__test_failed && pml_tensor_compare(&ya, &yb, 0, 0, &dd) && dd.bad == 0);
+        CHECK(!pml__test_failed && pml_tensor_compare(&ya, &y1, 0, 0, &dd) && dd.bad == 0);
+        CHECK_MSG(!pml__test_failed && pml_tensor_compare(&ya, &yk, 1e-3, 1e-6, &dd) &&
+                      dd.bad > 0,
+                  "the outputs are the same with and without dropping");
+        pml_tensor_free(&ya);
+        pml_tensor_free(&yb);
+        pml_tensor_free(&y1);
+        pml_tensor_free(&yk);
+    }
+    pml_onnx_free(&a);
+    pml_onnx_free(&b);
+    unlink(path);
+}
+
 static void t_export_matmul(void)
 {
     char dot[] = "/tmp/pml-onnx-XXXXXX.dot", path[] = "/tmp/pml-onnx-XXXXXX.onnx";
@@ -1609,6 +1652,7 @@ static const pml_test tests[] = {
     {"joined_batch", t_joined_batch},
     {"gemm_transposed_input", t_gemm_transposed_input},
     {"export_matmul", t_export_matmul},
+    {"export_dropout", t_export_dropout},
     {"empty_batch", t_empty_batch},
     {0},
 };

@@ -483,6 +483,17 @@ static void build_cases(void)
     t = simple(PML_OP_DROPOUT, 2, 1, &s);
     t->training = false;
     snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " inference");
+    s = (pml_shape){3, 5, 7}; /* ONNX's seeded mask, split by samples, channels and rows */
+    t = simple(PML_OP_DROPOUT, 3, 1, &s);
+    t->a.rate = 0.4f;
+    t->a.seed = 7;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " seed=7");
+    s = (pml_shape){4, 3, 2}; /* an ONNX training-mode node in inference */
+    t = simple(PML_OP_DROPOUT, 3, 1, &s);
+    t->training = false;
+    t->a.always = 1;
+    t->a.seed = 0;
+    snprintf(t->desc + strlen(t->desc), sizeof t->desc - strlen(t->desc), " inference always");
 
     /* softmax_xent: y is the per-sample loss; backward ignores dy */
     s = (pml_shape){7, 1, 1};
@@ -1599,6 +1610,80 @@ static void t_dropout_mask(void)
     free(x), free(y1), free(y2), free(y3);
 }
 
+/* MT19937 as NumPy's legacy generator: np.random.seed(S); np.random.random_sample() */
+static void t_mt19937_numpy(void)
+{
+    pml_mt19937 m;
+    pml_mt_seed(&m, 5489); /* the generator's reference output */
+    CHECK_MSG(pml_mt_u32(&m) == 3499211612u, "seed 5489: first word differs");
+    pml_mt_seed(&m, 0);
+    const double first[3] = {0.5488135039273248, 0.7151893663724195, 0.6027633760716439};
+    for (int i = 0; i < 3; i++) {
+        double d = pml_mt_double(&m);
+        CHECK_MSG(d == first[i], "seed 0, draw %d: %.17g, NumPy %.17g", i, d, first[i]);
+    }
+    /* past two twists of the state, by draws and by skipping */
+    pml_mt_seed(&m, 7);
+    for (int i = 0; i < 998; i++) pml_mt_double(&m);
+    double a = pml_mt_double(&m), b = pml_mt_double(&m);
+    CHECK_MSG(a == 0.6308213101319432 && b == 0.016448753231374513,
+              "seed 7, draws 998 and 999: %.17g %.17g", a, b);
+    pml_mt_seed(&m, 7);
+    pml_mt_skip(&m, 311);
+    pml_mt_skip(&m, 0);
+    pml_mt_skip(&m, 687);
+    CHECK_MSG(pml_mt_double(&m) == a, "seed 7: skipping 998 draws lands elsewhere");
+    pml_mt_seed(&m, 4294967295u);
+    a = pml_mt_double(&m);
+    CHECK_MSG(fabs(a - 0.09763203) < 5e-9, "seed 2^32-1: %.9f", a);
+}
+
+/* A seeded dropout draws the same mask each step, and a rank's part (sample0) its part of it */
+static void t_dropout_seeded(void)
+{
+    pml_node n;
+    pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
+    a.rate = 0.75f;
+    a.seed = 0;
+    pml_shape xs = {5, 4, 1};
+    CHECK_OK(infer1(&n, PML_OP_DROPOUT, &a, xs));
+    const int N = 3;
+    const size_t per = pml_shape_size(xs), len = (size_t)N * per;
+    float *x = falloc(len), *y[3] = {falloc(len), falloc(len), falloc(len)};
+    for (size_t i = 0; i < len; i++) x[i] = 1.0f;
+    for (int t = 0; t < 3; t++) {
+        pml_kctx k;
+        memset(&k, 0, sizeof k);
+        k.node = &n;
+        k.N = t == 2 ? N - 1 : N;
+        k.batch_total = N;
+        k.r = pml_region_full(&n, k.N);
+        k.nin = 1;
+        k.x[0] = t == 2 ? x + per : x;
+        k.xs[0] = xs;
+        k.y = y[t];
+        k.training = true;
+        k.seed = 99;
+        k.step = 5 + (uint64_t)t;
+        k.sample0 = t == 2 ? 1 : 0;
+        pml_ops[PML_OP_DROPOUT].fwd(&k);
+    }
+    /* NumPy: np.random.seed(0); np.random.random_sample(60) >= 0.75 */
+    pml_mt19937 m;
+    pml_mt_seed(&m, 0);
+    size_t bad = 0, kept = 0;
+    for (size_t i = 0; i < len; i++) {
+        const float want = pml_mt_double(&m) >= 0.75 ? 4.0f : 0.0f;
+        kept += want != 0;
+        bad += y[0][i] != want || y[1][i] != want || (i >= per && y[2][i - per] != want);
+    }
+    CHECK_MSG(bad == 0, "%zu of %zu units differ from the generator's mask, between steps or "
+              "for samples 1..2 on their own", bad, len);
+    CHECK_MSG(kept == 14, "kept %zu of 60 (NumPy's mask keeps 14)", kept);
+    for (int t = 0; t < 3; t++) free(y[t]);
+    free(x);
+}
+
 /* softmax_xent's forward and backward of N samples (part of batch_total), fast or reference;
  * dy is ignored (filled with junk), dx zeroed first */
 static void xent_pass(const pml_node *n, pml_shape xs, float *z, int32_t *lab, int N,
@@ -1797,6 +1882,8 @@ static const pml_test tests[] = {
     {"avgpool_count_pad", t_avgpool_count_pad},
     {"maxpool_ties", t_maxpool_ties},
     {"dropout_mask", t_dropout_mask},
+    {"mt19937_numpy", t_mt19937_numpy},
+    {"dropout_seeded", t_dropout_seeded},
     {"softmax_xent_values", t_softmax_xent_values},
     {"softmax_xent_one_logit", t_softmax_xent_one_logit},
     {"concat_axis", t_concat_axis},
