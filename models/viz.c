@@ -477,7 +477,7 @@ static void op_str(char *buf, size_t cap, const pml_node *n)
         snprintf(buf, cap, "batchnorm, eps %g", (double)a->eps);
         break;
     case PML_OP_DROPOUT:
-        snprintf(buf, cap, "dropout %g", (double)a->rate);
+        snprintf(buf, cap, "dropout %g%s", (double)a->rate, a->always ? ", always" : "");
         break;
     case PML_OP_ACTIVATION:
         snprintf(buf, cap, "%s", pml_fn_name(a->fn) ? pml_fn_name(a->fn) : "activation");
