@@ -543,6 +543,45 @@ static bool msg_has(const char *a, const char *b)
     return false;
 }
 
+/* A training-mode Dropout: seeded, pml draws ONNX's reference mask (kept where NumPy's
+ * np.random.seed(3); np.random.random_sample(8) >= 0.5); a seed NumPy would refuse is refused */
+static void t_dropout_training(void)
+{
+    for (int bad = 0; bad < 2; bad++) {
+        mb b;
+        mb_init(&b, 13);
+        static float half[1] = {0.5f};
+        static int64_t one[1] = {1};
+        int64_t xd[2] = {-1, 4};
+        mb_io(&b, false, "x", 2, xd);
+        mb_io(&b, true, "y", 2, xd);
+        mb_init_f(&b, "ratio", 0, NULL, half, 1);
+        mb_init_i(&b, "train", 1, one)->n_dims = 0;
+        Onnx__NodeProto *n = mb_node(&b, "Dropout", "y", "x", "ratio", "train");
+        attr_i(&b, n, "seed", bad ? -3 : 3);
+        pml_onnx m;
+        pml_status st = parse(&b, "drop.onnx", &m);
+        if (bad) {
+            CHECK(st == PML_EUNSUPPORTED && msg_has("drop.onnx: node", "seed -3"));
+            pml_onnx_free(&m);
+            continue;
+        }
+        CHECK_OK(st);
+        if (pml__test_failed) return;
+        CHECK(m.g.nodes[1].op == PML_OP_DROPOUT && m.g.nodes[1].a.always == 1 &&
+              m.g.nodes[1].a.seed == 3);
+        float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        const bool keep[8] = {true, true, false, true, true, true, false, false};
+        pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
+        CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
+        for (int i = 0; i < 8 && !pml__test_failed; i++)
+            CHECK_MSG(y.data[i] == (keep[i] ? 2.0f * x[i] : 0.0f), "element %d: %g", i,
+                      (double)y.data[i]);
+        pml_tensor_free(&y);
+        pml_onnx_free(&m);
+    }
+}
+
 static void t_bad_models(void)
 {
     mb b;
@@ -1653,6 +1692,7 @@ static const pml_test tests[] = {
     {"gemm_transposed_input", t_gemm_transposed_input},
     {"export_matmul", t_export_matmul},
     {"export_dropout", t_export_dropout},
+    {"dropout_training", t_dropout_training},
     {"empty_batch", t_empty_batch},
     {0},
 };
