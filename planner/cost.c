@@ -786,6 +786,11 @@ double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges)
     return stream_cost(c, dev, floats, ranges, 1, CAL_SYNC);
 }
 
+double pml_cost_sync_share(pml_costmodel *c, int dev, double floats, double ranges, int shares)
+{
+    return stream_cost(c, dev, floats, ranges, shares, CAL_SYNC);
+}
+
 double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges)
 {
     return stream_cost(c, dev, floats, ranges, 1, CAL_ZERO);

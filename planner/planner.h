@@ -254,6 +254,10 @@ double pml_cost_reduce_ranges(pml_costmodel *c, int dev, double floats, double r
 /** Seconds to add \p floats gradients of replicas into the first replica's buffer on \p dev,
  * zeroing them (a sync in shared memory), in \p ranges contiguous ranges. */
 double pml_cost_sync(pml_costmodel *c, int dev, double floats, double ranges);
+/** pml_cost_sync() of one of \p shares cores of a node summing as many shares of the same
+ * gradients at the same time (a sync in shared memory split between the replicas' cores): they
+ * share the memory bandwidth. */
+double pml_cost_sync_share(pml_costmodel *c, int dev, double floats, double ranges, int shares);
 /** Seconds to zero \p floats values in \p ranges contiguous ranges on \p dev. */
 double pml_cost_zero(pml_costmodel *c, int dev, double floats, double ranges);
 /** Writes to the disk cache what is not there yet (atomically, under the cache file's lock,
@@ -448,13 +452,16 @@ typedef struct pml_task {
     int nres;            /* resources it occupies: compute device(s) or directed links */
     int *res;            /* resource ids: compute index c -> c; directed link resource r -> ncompute + r */
     /* SYNC: the compute devices taking part, and the parameter slices it sums: members[2k] is
-     * an operator, members[2k+1] its channel slice */
+     * an operator, members[2k+1] its channel slice. In shared memory a SYNC per replica: the
+     * one on device `dev` sums share `share` of `nshare` of the slices into group[0]'s
+     * gradients (the share that device's updates take); else one (dev -1), across the group */
     int ngroup;
     int16_t *group;
     int nmembers;
     int *members;
     /* UPDATE: this replica updates share `share` of `nshare` equal shares of the slice (replicas
-     * in shared memory split the work), reading the gradient summed on device `gdev` */
+     * in shared memory split the work), reading the gradient summed on device `gdev` (by the
+     * SYNC of the same share, on its device) */
     int16_t share, nshare, gdev;
     /* with parameter servers on role=ps devices (a slice cut over the servers' shards): the
      * UPDATE and the XFERs in and out of one server cover [piece0, piece1) of the slice's floats
@@ -466,12 +473,12 @@ typedef struct pml_task {
  * task on its device, a transfer on the receiver's (a gradient is summed into its buffer; in
  * shared memory a forward transfer is a bare dependency, which the receiver takes at once: on
  * the producer's core it would wait behind whatever else the producer's output readied there,
- * as the simulator, which runs it on the receiver, does not assume), a sync on the first
- * replica's. */
+ * as the simulator, which runs it on the receiver, does not assume), a sync on its device (a
+ * share's in shared memory), else the first replica's. */
 static inline int pml_task_worker(const pml_task *t)
 {
     if (t->kind == PML_TASK_XFER) return t->dst;
-    if (t->kind == PML_TASK_SYNC) return t->ngroup > 0 ? t->group[0] : t->dev;
+    if (t->kind == PML_TASK_SYNC) return t->dev >= 0 || t->ngroup == 0 ? t->dev : t->group[0];
     return t->dev;
 }
 

@@ -404,7 +404,7 @@ static double split_work(const pml_taskgraph *tg, int x, int q)
     return t;
 }
 
-static double part_traffic(const pml_taskgraph *tg, int v, int p, bool bwd);
+static double part_traffic(const pml_taskgraph *tg, int v, int p);
 static double foreign(const pml_taskgraph *tg, double bytes, bool shared);
 
 /* Sets the cost of node x's backward parts again (their split-edge work changed with a
@@ -417,7 +417,7 @@ static void recost_bwd(pml_taskgraph *tg, int x)
         if (b < 0 || !tg->live[b]) continue;
         pml_task *t = &tg->t[b];
         const double c =
-            pml_cost_bwd(tg->cost, x, t->dev, t->r) + split_work(tg, x, q) + part_traffic(tg, x, q, true);
+            pml_cost_bwd(tg->cost, x, t->dev, t->r) + split_work(tg, x, q) + part_traffic(tg, x, q);
         if (c != t->cost) {
             t->cost = c;
             touch(tg, b);
@@ -451,7 +451,7 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->part = p;
         t->dev = (int16_t)dev;
         t->r = r;
-        t->cost = tg->cost && !is_input ? pml_cost_fwd(tg->cost, v, dev, r) + part_traffic(tg, v, p, false)
+        t->cost = tg->cost && !is_input ? pml_cost_fwd(tg->cost, v, dev, r) + part_traffic(tg, v, p)
                                         : 0.0;
         t->membound = tg->cost && !is_input ? pml_cost_memory_share(tg->cost, v, dev, r, false) : 0;
         if (!set_res(tg, f, &dev, 1)) return pml_fail(PML_ENOMEM, "out of memory building tasks");
@@ -467,7 +467,7 @@ static pml_status build_parts(pml_taskgraph *tg, int v)
         t->dev = (int16_t)dev;
         t->r = r;
         t->cost = tg->cost ? pml_cost_bwd(tg->cost, v, dev, r) + split_work(tg, v, p) +
-                                 part_traffic(tg, v, p, true)
+                                 part_traffic(tg, v, p)
                            : 0.0;
         t->membound = tg->cost ? pml_cost_memory_share(tg->cost, v, dev, r, true) : 0;
         if (!set_res(tg, b, &dev, 1) || !add_edge(tg, f, b))
@@ -668,11 +668,11 @@ static int replicas(const pml_taskgraph *tg, int v, int pc, int *parts)
  * a write there, xshared_bw after reads there; planner/machine_this.c) and charged on what
  * all-reduce data parallelism moves between the cores of a node every step:
  *   forward of a replica    reads the parameter shares the other replicas' cores updated;
- *   backward of a replica   accumulates into its gradient buffer, which the summing core zeroed
- *                           (the summing core's own buffer: the shares the other cores zeroed);
- *   sync                    reads and zeroes the other replicas' gradients;
- *   update of a share       rewrites parameters every replica read, and reads the sum the
- *                           summing core wrote;
+ *   backward of a replica   accumulates into its gradient buffer, which the other cores zeroed
+ *                           (the first replica's buffer: the shares the other cores summed in);
+ *   sync of a share         reads and zeroes the other replicas' gradients of it (the first
+ *                           replica's: adds into them);
+ *   update of a share       rewrites parameters every replica read (the sum is its core's);
  *   transfer between cores  the consumer reads what the producer wrote.
  * At most a core's private caches' worth of a buffer is charged (core_cache): the rest has left
  * the other core's caches and costs no more than one's own. A machine without these
@@ -707,14 +707,14 @@ static bool shm_replicas(const pml_taskgraph *tg, int v, int p, int *nr, int *ot
     return true;
 }
 
-/* Seconds part p of v spends on lines other cores touched (forward or backward, above). */
-static double part_traffic(const pml_taskgraph *tg, int v, int p, bool bwd)
+/* Seconds part p of v spends on lines other cores touched, forward or backward (above): the
+ * shares of the parameters the other cores updated; the shares of its gradient buffer the other
+ * cores' syncs zeroed or summed into. */
+static double part_traffic(const pml_taskgraph *tg, int v, int p)
 {
     int nr, others, sumdev;
     if (!shm_replicas(tg, v, p, &nr, &others, &sumdev)) return 0;
-    const double bytes = 4.0 * slice_floats(tg, v);
-    if (!bwd) return foreign(tg, bytes * others / nr, false);
-    return foreign(tg, tg->p->cfg[v].dev[p] == sumdev ? bytes * others / nr : bytes, false);
+    return foreign(tg, 4.0 * slice_floats(tg, v) * others / nr, false);
 }
 
 static int cmp_i16(const void *a, const void *b)
@@ -762,10 +762,8 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
                                                ranges > 1 ? ranges : 1,
                                                streams > nshare ? streams : nshare)
                        : 0.0;
-    if (tg->cost && nshare > 1) { /* parameters the replicas read; the sum gdev wrote */
-        const double share_bytes = 4.0 * slice_floats(tg, v) / nshare;
-        t->cost += foreign(tg, share_bytes, true) + (dev != gdev ? foreign(tg, share_bytes, false) : 0);
-    }
+    if (tg->cost && nshare > 1) /* parameters the replicas read (its core summed the share) */
+        t->cost += foreign(tg, 4.0 * slice_floats(tg, v) / nshare, true);
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;
@@ -927,7 +925,7 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
         int k;
         double bytes, ranges;
         int first_v, first_pc;
-        int sync;
+        int sync[PML_MAX_PARTS]; /* its SYNC tasks: in shared memory one a replica's core */
         int nmemb;
         int *memb;
     } group;
@@ -998,7 +996,6 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
                 gr[ngr].k = nr;
                 gr[ngr].first_v = v;
                 gr[ngr].first_pc = pc;
-                gr[ngr].sync = -1;
                 ngr++;
             }
             gr[gi].bytes += 4.0 * slice_floats(tg, v);
@@ -1011,39 +1008,50 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             gr[gi].nmemb++;
         }
     }
-    /* one SYNC per group, after the backward of every member replica; updates after it */
+    /* the SYNC of each group, after the backward of every member replica; updates after it. In
+     * shared memory each replica's core sums a share (the share its updates take: the sum is in
+     * its caches then), as the executor does; across nodes, one all-reduce. */
     pml__ivec res = {0, 0, 0};
     for (int gi = 0; gi < ngr; gi++) {
         group *G = &gr[gi];
-        int s = new_task(tg, PML_TASK_SYNC,
-                         KEY(PH_BWD, N - 1 - tg->pos[close], 3,
-                             ((uint64_t)tg->pos[G->first_v] << 12) | (uint64_t)G->first_pc));
-        if (s < 0 || !iv_push(own, s)) goto nomem_res;
-        pml_task *t = &tg->t[s];
-        t->node = G->first_v;
-        t->part = b;
-        t->bytes = G->bytes;
         bool shm = true;
         for (int i = 1; i < G->k; i++) shm &= pml__shared_memory(tg->m, G->dev[0], G->dev[i]);
-        if (shm) { /* the first replica's core sums the others' gradients */
-            res.n = 0;
-            iv_push(&res, G->dev[0]);
-            t->cost = tg->cost ? pml_cost_sync(tg->cost, G->dev[0], (G->k - 1) * G->bytes / 4.0,
-                                               (G->k - 1) * G->ranges) +
-                                     foreign(tg, (G->k - 1) * G->bytes, false)
-                               : 0;
-        } else {
-            t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);
+        const int ns = shm ? G->k : 1;
+        for (int j = 0; j < ns; j++) {
+            int s = new_task(tg, PML_TASK_SYNC,
+                             KEY(PH_BWD, N - 1 - tg->pos[close], 3,
+                                 ((uint64_t)j << 28) | ((uint64_t)tg->pos[G->first_v] << 12) |
+                                     (uint64_t)G->first_pc));
+            if (s < 0 || !iv_push(own, s)) goto nomem_res;
+            pml_task *t = &tg->t[s];
+            t->node = G->first_v;
+            t->part = b;
+            t->bytes = G->bytes;
+            t->share = (int16_t)j;
+            t->nshare = (int16_t)ns;
+            if (shm) { /* share j of the other replicas' gradients, from their cores' caches */
+                t->dev = G->dev[j];
+                res.n = 0;
+                iv_push(&res, G->dev[j]);
+                const double k = G->k, ranges = (k - 1) * G->ranges / k;
+                t->cost = tg->cost ? pml_cost_sync_share(tg->cost, G->dev[j],
+                                                         (k - 1) * G->bytes / 4.0 / k,
+                                                         ranges > 1 ? ranges : 1, G->k) +
+                                         foreign(tg, (k - 1) * G->bytes / k, false)
+                                   : 0;
+            } else {
+                t->cost = allreduce_seconds(tg, G->dev, G->k, G->bytes, &res);
+            }
+            t->group = malloc((size_t)G->k * sizeof *t->group);
+            t->members = malloc((size_t)(2 * G->nmemb) * sizeof *t->members);
+            if (!t->group || !t->members) goto nomem_res;
+            memcpy(t->group, G->dev, (size_t)G->k * sizeof *t->group);
+            t->ngroup = G->k;
+            memcpy(t->members, G->memb, (size_t)(2 * G->nmemb) * sizeof *t->members);
+            t->nmembers = G->nmemb;
+            if (!set_res(tg, s, res.a, res.n)) goto nomem_res;
+            G->sync[j] = s;
         }
-        t->group = malloc((size_t)G->k * sizeof *t->group);
-        if (!t->group) goto nomem_res;
-        memcpy(t->group, G->dev, (size_t)G->k * sizeof *t->group);
-        t->ngroup = G->k;
-        t->members = G->memb;
-        t->nmembers = G->nmemb;
-        G->memb = NULL;
-        if (!set_res(tg, s, res.a, res.n)) goto nomem_res;
-        G->sync = s;
     }
     iv_free(&res);
     for (int k = N - 1; k >= 0 && tg->p->sync != PML_SYNC_PS; k--) {
@@ -1060,11 +1068,17 @@ static pml_status build_bucket(pml_taskgraph *tg, int b)
             while (memcmp(gr[gi].dev, set, (size_t)nr * sizeof *set) != 0 || gr[gi].k != nr) gi++;
             bool shm = true;
             for (int r = 1; r < nr; r++) shm &= pml__shared_memory(tg->m, set[0], set[r]);
+            const int ns = shm ? nr : 1;
             for (int r = 0; r < nr; r++) {
-                if (!add_edge(tg, tg->bwd_id[v][parts[r]], gr[gi].sync)) goto nomem;
-                int u = shm ? make_update(tg, own, v, parts[r], r, nr, set[0])
+                for (int j = 0; j < ns; j++)
+                    if (!add_edge(tg, tg->bwd_id[v][parts[r]], gr[gi].sync[j])) goto nomem;
+                /* in shared memory, share j: the one the SYNC on this replica's core summed
+                 * (an operator's parts are on distinct devices) */
+                int j = 0;
+                while (shm && set[j] != c->dev[parts[r]]) j++;
+                int u = shm ? make_update(tg, own, v, parts[r], j, nr, set[0])
                             : make_update(tg, own, v, parts[r], 0, 1, c->dev[parts[r]]);
-                if (u < 0 || !add_edge(tg, gr[gi].sync, u)) goto nomem;
+                if (u < 0 || !add_edge(tg, gr[gi].sync[j], u)) goto nomem;
             }
         }
     }

@@ -11,8 +11,9 @@
  *     device pulls its piece before it runs;
  *   - a backward part zeroes the gradient it consumed, so buffers are zero at the next step
  *     without a pass over memory;
- *   - parameters have one copy; gradients are summed per device; a sync adds the replicas'
- *     gradients into the first replica's block; replicas then update a share each.
+ *   - parameters have one copy; gradients are summed per device; each replica's core adds a
+ *     share of the replicas' gradients into the first replica's block (a sync a share), then
+ *     updates that share.
  * Every buffer is allocated when the executor is made: a step allocates nothing. */
 #include "exec.h"
 #include "link.h"
@@ -550,16 +551,14 @@ static pml_status run_task(void *ctx, int id, int w)
         region_add(dy, stg, x->e.g.nodes[t->node].out, t->r);
         return PML_OK;
     }
-    case PML_TASK_SYNC: {
+    case PML_TASK_SYNC: { /* its share of the replicas' gradients into the first's */
         const int g0 = t->group[0];
+        const int share = t->nshare > 1 ? t->share : 0, nshare = t->nshare > 1 ? t->nshare : 1;
         for (int k = 0; k < t->nmembers; k++) {
-            int v = t->members[2 * k], pc = t->members[2 * k + 1];
-            const pml_opcfg *c = &x->plan.cfg[v];
-            int c0 = (int)((long)x->e.g.nodes[v].out.c * pc / c->deg[1]);
-            int c1 = (int)((long)x->e.g.nodes[v].out.c * (pc + 1) / c->deg[1]);
+            int c0, c1, v = member_slice(x, t, k, &c0, &c1);
             for (int d = 1; d < t->ngroup; d++) {
                 sum_ctx s = {x->dev_grad[g0], x->dev_grad[t->group[d]]};
-                slice_ranges(&x->e.g, v, c0, c1, sum_and_clear, &s);
+                slice_share(&x->e.g, v, c0, c1, share, nshare, sum_and_clear, &s);
             }
         }
         for (int k = 0; k < t->nmembers; k++) grad_done(x, t->members[2 * k]);

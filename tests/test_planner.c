@@ -187,10 +187,10 @@ static void t_data_parallel_tasks(void)
     fx_close(&f);
 }
 
-/* Traffic between the cores of a node (machine's xcore_bw, xshared_bw, core_cache): the sync
- * pays for reading the other replica's gradients, each update share for rewriting parameters
- * the replicas read (and for reading the sum another core wrote), capped at a core's caches;
- * a machine without the measurements pays nothing. */
+/* Traffic between the cores of a node (machine's xcore_bw, xshared_bw, core_cache): each
+ * sync share pays for reading the other replica's gradients of it, each update share for
+ * rewriting parameters the replicas read, capped at a core's caches; a machine without the
+ * measurements pays nothing. */
 static double kind_cost(const pml_taskgraph *tg, pml_task_kind k, int dev)
 {
     double s = 0;
@@ -228,12 +228,38 @@ static void t_core_traffic(void)
                     kind_cost(tg, kinds[k], k == 0 ? -1 : d); /* a sync has no one device */
         pml_taskgraph_free(tg);
     }
-    /* the sync (core 0) reads core 1's gradients: all the parameters' bytes */
+    /* the syncs (a half on each core) read the other core's gradients of their half: all the
+     * parameters' bytes */
     CHECK_NEAR(with[0][0] - base[0][0], bytes / 1e10, 1e-12);
-    /* updates: each core rewrites half the parameters both read; core 1 reads its half of the
-     * sum core 0 wrote */
+    /* updates: each core rewrites half the parameters both read (the half it summed) */
     CHECK_NEAR(with[1][0] - base[1][0], bytes / 2 / 1e9, 1e-12);
-    CHECK_NEAR(with[1][1] - base[1][1], bytes / 2 / 1e9 + bytes / 2 / 1e10, 1e-12);
+    CHECK_NEAR(with[1][1] - base[1][1], bytes / 2 / 1e9, 1e-12);
+    /* a sync a core, each summing the half that core's updates take */
+    {
+        pml_taskgraph *tg = NULL;
+        CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+        int nsync = 0, nupd = 0;
+        for (int i = 0; tg && i < pml_taskgraph_size(tg); i++) {
+            const pml_task *t = pml_taskgraph_task(tg, i);
+            if (!t) continue;
+            if (t->kind == PML_TASK_SYNC) {
+                nsync++;
+                CHECK(t->nshare == 2 && t->dev == t->group[t->share] && t->ngroup == 2 &&
+                      pml_task_worker(t) == t->dev);
+            }
+            if (t->kind != PML_TASK_UPDATE) continue;
+            nupd++;
+            bool after = false; /* after the sync of its share, on its core */
+            for (int k = 0; k < t->npred; k++) {
+                const pml_task *q = pml_taskgraph_task(tg, t->pred[k]);
+                after |= q->kind == PML_TASK_SYNC && q->share == t->share && q->dev == t->dev;
+            }
+            CHECK_MSG(after, "update of '%s' share %d on %d", f.g.nodes[t->node].name,
+                      t->share, t->dev);
+        }
+        CHECK(nsync == 2 && nupd == 4); /* two layers, a bucket */
+        pml_taskgraph_free(tg);
+    }
     /* forwards read the half the other core updated */
     CHECK_NEAR(with[2][0] - base[2][0], bytes / 2 / 1e10, 1e-12);
     CHECK_NEAR(with[2][1] - base[2][1], bytes / 2 / 1e10, 1e-12);

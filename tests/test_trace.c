@@ -228,7 +228,7 @@ static void fx_close(fixture *f)
 static int worker(const pml_task *t)
 {
     if (t->kind == PML_TASK_XFER) return t->grad ? t->dst : t->dev;
-    if (t->kind == PML_TASK_SYNC) return t->group[0];
+    if (t->kind == PML_TASK_SYNC) return t->dev >= 0 ? t->dev : t->group[0];
     return t->dev;
 }
 

@@ -99,7 +99,10 @@ static void device_times(const pml_sim *s, const pml_machine *m, dev_times *d)
             if (t->dst >= 0 && t->dst != t->dev) d[t->dst].transfer += t->cost;
             break;
         case PML_TASK_SYNC:
-            for (int k = 0; k < t->ngroup; k++) d[t->group[k]].sync += t->cost;
+            if (t->dev >= 0) /* a share, in shared memory */
+                d[t->dev].sync += t->cost;
+            else
+                for (int k = 0; k < t->ngroup; k++) d[t->group[k]].sync += t->cost;
             break;
         default:
             break;
