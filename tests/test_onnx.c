@@ -555,7 +555,7 @@ static void t_dropout_training(void)
         int64_t xd[2] = {-1, 4};
         mb_io(&b, false, "x", 2, xd);
         mb_io(&b, true, "y", 2, xd);
-        mb_init_f(&b, "ratio", 0, NULL, half, 1);
+        mb_init_f(&b, "ratio", 0, xd, half, 1); /* a scalar (no dims) */
         mb_init_i(&b, "train", 1, one)->n_dims = 0;
         Onnx__NodeProto *n = mb_node(&b, "Dropout", "y", "x", "ratio", "train");
         attr_i(&b, n, "seed", bad ? -3 : 3);
