@@ -544,21 +544,30 @@ static bool msg_has(const char *a, const char *b)
 }
 
 /* A training-mode Dropout: seeded, pml draws ONNX's reference mask (kept where NumPy's
- * np.random.seed(3); np.random.random_sample(8) >= 0.5); a seed NumPy would refuse is refused */
+ * np.random.seed(3); np.random.random_sample(8) >= 0.5); a seed NumPy would refuse is refused;
+ * without a seed, pml's own mask, which the mask output gives, the same a sample at a time */
 static void t_dropout_training(void)
 {
-    for (int bad = 0; bad < 2; bad++) {
+    for (int c = 0; c < 3; c++) { /* seeded, a bad seed, no seed (with the mask as an output) */
+        const bool bad = c == 1, seeded = c < 2;
         mb b;
         mb_init(&b, 13);
         static float half[1] = {0.5f};
         static int64_t one[1] = {1};
-        int64_t xd[2] = {-1, 4};
+        int64_t xd[2] = {-1, seeded ? 4 : 64};
         mb_io(&b, false, "x", 2, xd);
         mb_io(&b, true, "y", 2, xd);
+        if (!seeded) mb_io(&b, true, "z", 2, xd);
         mb_init_f(&b, "ratio", 0, xd, half, 1); /* a scalar (no dims) */
         mb_init_i(&b, "train", 1, one)->n_dims = 0;
         Onnx__NodeProto *n = mb_node(&b, "Dropout", "y", "x", "ratio", "train");
-        attr_i(&b, n, "seed", bad ? -3 : 3);
+        static char *yz[2] = {"y", "z"};
+        if (seeded) {
+            attr_i(&b, n, "seed", bad ? -3 : 3);
+        } else {
+            n->output = yz;
+            n->n_output = 2;
+        }
         pml_onnx m;
         pml_status st = parse(&b, "drop.onnx", &m);
         if (bad) {
@@ -569,15 +578,33 @@ static void t_dropout_training(void)
         CHECK_OK(st);
         if (pml__test_failed) return;
         CHECK(m.g.nodes[1].op == PML_OP_DROPOUT && m.g.nodes[1].a.always == 1 &&
-              m.g.nodes[1].a.seed == 3);
-        float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-        const bool keep[8] = {true, true, false, true, true, true, false, false};
-        pml_tensor in = {.rank = 2, .dims = {2, 4}, .n = 8, .data = x}, y;
-        CHECK_OK(pml_infer_run(&m, &in, 1, 0, &y));
-        for (int i = 0; i < 8 && !pml__test_failed; i++)
-            CHECK_MSG(y.data[i] == (keep[i] ? 2.0f * x[i] : 0.0f), "element %d: %g", i,
-                      (double)y.data[i]);
-        pml_tensor_free(&y);
+              m.g.nodes[1].a.seed == (seeded ? 3 : -1));
+        float x[128];
+        for (int i = 0; i < 128; i++) x[i] = (float)(i + 1);
+        pml_tensor in = {.rank = 2, .dims = {2, xd[1]}, .n = 2 * (size_t)xd[1], .data = x}, y[2],
+                   y1[2];
+        if (seeded) {
+            const bool keep[8] = {true, true, false, true, true, true, false, false};
+            CHECK_OK(pml_infer_run(&m, &in, 1, 0, y));
+            for (int i = 0; i < 8 && !pml__test_failed; i++)
+                CHECK_MSG(y[0].data[i] == (keep[i] ? 2.0f * x[i] : 0.0f), "element %d: %g", i,
+                          (double)y[0].data[i]);
+            pml_tensor_free(&y[0]);
+            pml_onnx_free(&m);
+            continue;
+        }
+        CHECK_OK(pml_infer_run(&m, &in, 1, 0, y));
+        CHECK_OK(pml_infer_run(&m, &in, 1, 1, y1)); /* a sample a pass */
+        int kept = 0, bad_mask = 0;
+        for (int i = 0; i < 128 && !pml__test_failed; i++) {
+            const bool k = y[1].data[i] != 0.0f;
+            kept += k;
+            bad_mask += y[0].data[i] != (k ? 2.0f * x[i] : 0.0f) ||
+                        y1[0].data[i] != y[0].data[i] || y1[1].data[i] != y[1].data[i];
+        }
+        CHECK_MSG(bad_mask == 0 && kept > 32 && kept < 96,
+                  "%d of 128 kept; %d differ from the mask or between the runs", kept, bad_mask);
+        for (int o = 0; o < 2; o++) pml_tensor_free(&y[o]), pml_tensor_free(&y1[o]);
         pml_onnx_free(&m);
     }
 }
