@@ -2075,8 +2075,9 @@ static pml_status op_dropout(imp *im)
     /* training mode draws a random mask (nothing at ratio 0, as in the inference form): with
      * the node's seed the one ONNX's reference draws, else pml's own, new each step */
     const bool train = tm && tm->t.data[0] != 0.0f && rate != 0.0f;
+    const bool seeded = train && attr(im, "seed");
     const int64_t seed = attr_int(im, "seed", -1);
-    if (train && attr(im, "seed") && (seed < 0 || seed > INT_MAX))
+    if (seeded && (seed < 0 || seed > INT_MAX))
         return nfail(im, PML_EUNSUPPORTED, "seed %lld: pml draws a seeded mask for seeds 0 to %d",
                      (long long)seed, INT_MAX);
     if (rate == 0.0f) {
@@ -2085,7 +2086,7 @@ static pml_status op_dropout(imp *im)
         pml_attrs a = pml_attrs_default(PML_OP_DROPOUT);
         a.rate = rate;
         a.always = train;
-        a.seed = train && attr(im, "seed") ? (int)seed : -1;
+        a.seed = seeded ? (int)seed : -1;
         int id = add_node(im, NULL, PML_OP_DROPOUT, &a, 1, &x->node);
         st = id < 0 ? PML_ESHAPE : tensor_out(im, id, x->rank);
     }

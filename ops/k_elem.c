@@ -817,14 +817,15 @@ static float drop_mask_ref(const pml_kctx *k, size_t e)
 {
     if (!drop_on(k)) return 1.0f;
     e += k->sample0 * pml_shape_size(k->node->out);
+    double u;
     if (k->node->a.seed >= 0) { /* element e's draw: the generator run from the start */
         pml_mt19937 mt;
         pml_mt_seed(&mt, (uint32_t)k->node->a.seed);
         for (size_t i = 0; i < e; i++) pml_mt_double(&mt);
-        return pml_mt_double(&mt) >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate)
-                                                            : 0.0f;
+        u = pml_mt_double(&mt);
+    } else {
+        u = (double)(pml_rand_u64(k->seed, drop_stream(k), e) >> 40) / 16777216.0;
     }
-    double u = (double)(pml_rand_u64(k->seed, drop_stream(k), e) >> 40) / 16777216.0;
     return u >= (double)k->node->a.rate ? 1.0f / (1.0f - k->node->a.rate) : 0.0f;
 }
 void pml__dropout_fwd_ref(const pml_kctx *k)
