@@ -831,13 +831,14 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
 }
 
 // dy (Or,P) masked by y > 0 -> m (Or,P)
-PML_HOT static void relu_mask(const float *dy, const float *y, size_t ld, int nc, int len, float *m)
+static void relu_mask(const float *dy, const float *y, size_t ld, int nc, int len, float *m)
 {
-    for (int o = 0; o < nc; o++) {
-        const float *d = dy + (size_t)o * ld, *yy = y + (size_t)o * ld;
-        float *mo = m + (size_t)o * len;
-        for (int j = 0; j < len; j++) mo[j] = yy[j] > 0.0f ? d[j] : 0.0f;
+    if ((size_t)len == ld) {
+        pml__relu_mask(m, y, dy, (size_t)nc * len);
+        return;
     }
+    for (int o = 0; o < nc; o++)
+        pml__relu_mask(m + (size_t)o * len, y + (size_t)o * ld, dy + (size_t)o * ld, (size_t)len);
 }
 
 // db[o] += sum_j g[o,j]

@@ -499,11 +499,9 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
     if (q->relu) { /* dy masked by y > 0, dense */
         float *m = (float *)(ws + d->dym_off);
         const float *y = k->y + yoff;
-        for (int s = 0; s < q->N; s++)
-            for (int o = 0; o < q->O; o++) {
-                const size_t src = ((size_t)s * q->Oall + o) * HWo, dst = ((size_t)s * q->O + o) * HWo;
-                for (size_t j = 0; j < HWo; j++) m[dst + j] = y[src + j] > 0.0f ? dy[src + j] : 0.0f;
-            }
+        for (int s = 0; s < q->N; s++) /* a sample's channels of the region are contiguous */
+            pml__relu_mask(m + (size_t)s * q->O * HWo, y + (size_t)s * q->Oall * HWo,
+                           dy + (size_t)s * q->Oall * HWo, (size_t)q->O * HWo);
         dy = m;
     }
     umd u;

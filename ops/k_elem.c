@@ -50,6 +50,17 @@ double pml__relu_flops(const pml_node *n, const pml_shape *in, int nin)
 }
 size_t pml__relu_ws(const pml_node *n, const pml_shape *in, int nin, pml_region r) { return no_ws(); }
 
+/* Both loads unconditional: a select of two loaded vectors, on every instruction set (a load
+ * under the condition vectorises only with masked loads, and is a branch without them). */
+PML_HOT void pml__relu_mask(float *restrict m, const float *restrict y, const float *restrict dy,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float d = dy[i];
+        m[i] = y[i] > 0.0f ? d : 0.0f;
+    }
+}
+
 PML_HOT static void relu_f(float *restrict y, const float *restrict x, size_t len)
 {
     for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -57,7 +68,10 @@ PML_HOT static void relu_f(float *restrict y, const float *restrict x, size_t le
 PML_HOT static void relu_b(float *restrict dx, const float *restrict dy, const float *restrict x,
                            size_t len)
 {
-    for (size_t i = 0; i < len; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < len; i++) {
+        const float d = dy[i];
+        dx[i] += x[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 // x (N,C,H,W) -> y (N,C,H,W)

@@ -84,11 +84,12 @@ void pml__linear_bwd(const pml_kctx *k)
     if (n->a.act == PML_ACT_RELU) {
         float *m = k->ws;
         const float *y = k->y + off;
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++) {
-                size_t s = (size_t)i * O + j;
-                m[(size_t)i * cols + j] = y[s] > 0.0f ? dz[s] : 0.0f;
-            }
+        if (cols == O)
+            pml__relu_mask(m, y, dz, (size_t)rows * O);
+        else
+            for (int i = 0; i < rows; i++)
+                pml__relu_mask(m + (size_t)i * cols, y + (size_t)i * O, dz + (size_t)i * O,
+                               (size_t)cols);
         dz = m;
         ldz = cols;
     }
