@@ -286,6 +286,12 @@ static void build_cases(void)
     s = (pml_shape){2, 7, 9};
     pool(PML_OP_MAXPOOL2D, 2, s, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, s, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 1, 0, 0);
+    /* rows of 2x2 windows as long as fashion-cnn's (13), past one vector of 16 (35), exactly one
+     * (16, from an odd width) and a long one with ceil mode (its last window half outside) */
+    pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 4, 26}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
+    pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 5, 70}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
+    pool(PML_OP_MAXPOOL2D, 1, (pml_shape){3, 4, 33}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
+    pool(PML_OP_MAXPOOL2D, 1, (pml_shape){2, 5, 41}, 2, 2, 2, 2, PML_PAD_VALID, 0, 0, 1, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 9, 9}, 3, 3, 2, 2, PML_PAD_VALID, 0, 0, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 7, 8}, 3, 3, 2, 2, PML_PAD_EXPLICIT, 1, 1, 0, 0, 0);
     pool(PML_OP_MAXPOOL2D, 2, (pml_shape){2, 7, 8}, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 0, 0, 0);
