@@ -18,7 +18,6 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -361,17 +360,10 @@ static inline bool is_k2s2(const pgeom *g)
 #if PML_POOL_AVX512
 #define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), noinline))
 
+/* the CPU runs PML_HOT's x86-64-v4 clones (AVX-512 F, BW, DQ, VL) */
 static bool pool_avx512(void)
 {
-    static _Atomic int have = -1; /* threads that race store the same value */
-    int h = atomic_load_explicit(&have, memory_order_relaxed);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-        atomic_store_explicit(&have, h, memory_order_relaxed);
-    }
-    return h;
+    return strcmp(pml_kernels_isa(), "x86-64-v4") == 0;
 }
 
 /* masks of the first w windows (w <= 16): the window lanes, the lanes of the 32 cells in two */
