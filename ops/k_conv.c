@@ -830,17 +830,6 @@ void pml__conv2d_fwd_blas(const pml_kctx *k)
         }
 }
 
-// dy (Or,P) masked by y > 0 -> m (Or,P)
-static void relu_mask(const float *dy, const float *y, size_t ld, int nc, int len, float *m)
-{
-    if ((size_t)len == ld) {
-        pml__relu_mask(m, y, dy, (size_t)nc * len);
-        return;
-    }
-    for (int o = 0; o < nc; o++)
-        pml__relu_mask(m + (size_t)o * len, y + (size_t)o * ld, dy + (size_t)o * ld, (size_t)len);
-}
-
 // db[o] += sum_j g[o,j]
 PML_HOT static void bias_grad(const float *gr, size_t ld, int nc, int len, float *db)
 {
@@ -1031,7 +1020,7 @@ void pml__conv2d_bwd_blas(const pml_kctx *k)
                     continue;
                 }
                 if (relu) {
-                    relu_mask(d, k->y + off, HWo, nc, P, dym);
+                    pml__relu_mask_rows(dym, k->y + off, d, HWo, (size_t)nc, (size_t)P);
                     d = dym;
                     ldd = P;
                 }

@@ -499,9 +499,8 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
     if (q->relu) { /* dy masked by y > 0, dense */
         float *m = (float *)(ws + d->dym_off);
         const float *y = k->y + yoff;
-        for (int s = 0; s < q->N; s++) /* a sample's channels of the region are contiguous */
-            pml__relu_mask(m + (size_t)s * q->O * HWo, y + (size_t)s * q->Oall * HWo,
-                           dy + (size_t)s * q->Oall * HWo, (size_t)q->O * HWo);
+        /* a sample's channels of the region are contiguous */
+        pml__relu_mask_rows(m, y, dy, (size_t)q->Oall * HWo, (size_t)q->N, (size_t)q->O * HWo);
         dy = m;
     }
     umd u;

@@ -60,6 +60,15 @@ PML_HOT void pml__relu_mask(float *restrict m, const float *restrict y, const fl
         m[i] = y[i] > 0.0f ? d : 0.0f;
     }
 }
+void pml__relu_mask_rows(float *m, const float *y, const float *dy, size_t ld, size_t rows,
+                         size_t len)
+{
+    if (len == ld) {
+        pml__relu_mask(m, y, dy, rows * len);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) pml__relu_mask(m + r * len, y + r * ld, dy + r * ld, len);
+}
 
 PML_HOT static void relu_f(float *restrict y, const float *restrict x, size_t len)
 {

@@ -84,12 +84,7 @@ void pml__linear_bwd(const pml_kctx *k)
     if (n->a.act == PML_ACT_RELU) {
         float *m = k->ws;
         const float *y = k->y + off;
-        if (cols == O)
-            pml__relu_mask(m, y, dz, (size_t)rows * O);
-        else
-            for (int i = 0; i < rows; i++)
-                pml__relu_mask(m + (size_t)i * cols, y + (size_t)i * O, dz + (size_t)i * O,
-                               (size_t)cols);
+        pml__relu_mask_rows(m, y, dz, (size_t)O, (size_t)rows, (size_t)cols);
         dz = m;
         ldz = cols;
     }

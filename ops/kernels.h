@@ -58,6 +58,10 @@ size_t pml__conv2d_dnnl_ws(const pml_node *n, const pml_shape *in, pml_region r)
  * has its signs scattered: a branch a value mispredicted half the time made flowers-cnn's first
  * convolution's backward 5x slower than its arithmetic). m may not overlap y or dy. */
 void pml__relu_mask(float *m, const float *y, const float *dy, size_t n);
+/** The same over `rows` rows of `len` values, `ld` apart in y and dy, dense in m (one call when
+ * the rows are contiguous). */
+void pml__relu_mask_rows(float *m, const float *y, const float *dy, size_t ld, size_t rows,
+                         size_t len);
 
 
 /** Resolves conv/pool padding and output size along one axis.
