@@ -258,7 +258,7 @@ static size_t part_layout(const pml_costmodel *c, int id, int m, int ce, int he,
         k->x[i] = x;
         k->xs[i] = in[i];
         k->dx[i] = dx;
-        kc->warm_len[i] = kc->in_len[i] = len;
+        kc->in_len[i] = len;
     }
     float *y = TAKE(out_size * m), *dy = TAKE(out_size * m);
     const size_t aux = nd->aux_per_sample * m + nd->aux_fixed;
@@ -317,7 +317,7 @@ static void zero_grads(const pml_costmodel *c, kern_ctx *kc)
 {
     const pml_node *nd = kc->k.node;
     for (int j = 0; j < nd->nin; j++)
-        if (kc->k.dx[j]) memset(kc->k.dx[j], 0, kc->warm_len[j] * sizeof(float));
+        if (kc->k.dx[j]) memset(kc->k.dx[j], 0, kc->in_len[j] * sizeof(float));
     for (int j = 0; j < nd->nparam; j++) memset(kc->k.dw[j], 0, nd->param_size[j] * sizeof(float));
     (void)c;
 }
@@ -362,7 +362,10 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
         if (!(i ? cold : warm)) continue;
         /* forward: the producers just wrote the inputs */
         kc.nwarm = nin;
-        for (int j = 0; j < nin; j++) kc.warm[j] = kc.k.x[j];
+        for (int j = 0; j < nin; j++) {
+            kc.warm[j] = kc.k.x[j];
+            kc.warm_len[j] = kc.in_len[j];
+        }
         v[2 * i] = scale * time_runs(run_fwd, i ? prep_cold : NULL, &kc, c->o.repeats);
         v[2 * i + 1] = 0;
         if (!c->run_bwd[id]) continue;
@@ -374,7 +377,6 @@ bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, boo
         kc.dy_zero = c->wants[id] ? kc.dy : NULL; /* the executor keeps wanted outputs' gradients */
         run_fn prep = i ? prep_cold : dx_cold(&kc) ? prep_dx_cold : NULL;
         v[2 * i + 1] = scale * time_runs(run_bwd, prep, &kc, c->o.repeats);
-        for (int j = 0; j < nin; j++) kc.warm_len[j] = pml_shape_size(in[j]) * m;
     }
     c->measurements++;
     c->busy_until = pml_now();
