@@ -89,6 +89,7 @@ struct pml_costmodel {
     char header[64];
     bool *wants, *run_bwd, *nonneg;
     double llc;        /* last-level cache bytes */
+    double l2;         /* a core's level-2 cache, bytes (0: unknown) */
     double act_floats; /* per sample: every output, and its gradient where one is kept */
     double param_floats;
     pthread_mutex_t mu;
@@ -126,9 +127,11 @@ enum { LOCK_OK = 0, LOCK_TIMED_OUT = 1, LOCK_UNUSABLE = 2 };
  * out of memory (the caller falls back to the roofline). */
 bool pml__cost_measure_part(pml_costmodel *c, int id, int n, int ce, int he, bool warm, bool cold,
                             double v[4]);
-/** Times calibration kind (CAL_*) at the calibration sizes (see cost_measure.c). */
+/** Times calibration kind (CAL_*) at the calibration sizes (see cost_measure.c); warm runs with
+ * the core's private caches evicted first (the first \p private_bytes of the eviction buffer
+ * touched) when that is not 0. */
 bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool need_cold,
-                                double v[NCAL + 1][4]);
+                                size_t private_bytes, double v[NCAL + 1][4]);
 
 /** Measures the last-level cache a step can use on this core (bytes; see cost_measure.c), at
  * most \p hw (hwloc's size), which it also returns when it cannot measure. */

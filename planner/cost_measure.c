@@ -422,7 +422,15 @@ typedef struct cal_ctx {
     float *a, *b; /* parameters (or the sums) and gradients (or the partials) */
     size_t n, rows, row, stride;
     unsigned char *evict; /* PML_EVICT_BYTES */
+    size_t private_bytes; /* warm runs: the eviction's bytes that empty the private caches */
 } cal_ctx;
+
+/* the gradients (partials), as the backward pass just wrote them */
+static void write_grads(cal_ctx *k)
+{
+    const size_t n = k->rows ? k->rows * k->stride : k->n;
+    for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
+}
 
 /* Before a cold run: the parameters, the optimizer state and the sums come from memory; the
  * gradients (partials) were just written by the backward pass. */
@@ -430,8 +438,18 @@ static void prep_stream(void *ctx)
 {
     cal_ctx *k = ctx;
     pml_caches_as_in_a_step(k->evict, NULL, NULL, 0);
-    const size_t n = k->rows ? k->rows * k->stride : k->n;
-    for (size_t i = 0; i < n; i++) k->b[i] = 1e-3f * (float)((i * 2654435761u) >> 22) - 0.5e-3f;
+    write_grads(k);
+}
+
+/* Before a warm run when a step's other work empties the core's private caches in between: the
+ * parameters, the optimizer state and the sums come from the shared cache, the gradients were
+ * just written. */
+static void prep_shared(void *ctx)
+{
+    cal_ctx *k = ctx;
+    volatile unsigned char *v = k->evict;
+    for (size_t i = 0; i < k->private_bytes; i += 64) v[i] = (unsigned char)(v[i] + 1);
+    write_grads(k);
 }
 
 static void update_range(cal_ctx *k, size_t a, size_t b)
@@ -493,10 +511,12 @@ static void run_sum_clear(void *ctx)
  * (a burst of other work on a shared machine spoils one pass, rarely both). \return false when
  * out of memory. */
 bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool need_cold,
-                                double v[NCAL + 1][4])
+                                size_t private_bytes, double v[NCAL + 1][4])
 {
     const size_t big = (size_t)cal_size[NCAL - 1];
-    if (!ensure_scratch(c, 4 * up(big) + (need_cold ? EVICT_FLOATS : 0), 0)) return false;
+    if (private_bytes > PML_EVICT_BYTES) private_bytes = PML_EVICT_BYTES;
+    const bool evicts = need_cold || (need_warm && private_bytes > 0);
+    if (!ensure_scratch(c, 4 * up(big) + (evicts ? EVICT_FLOATS : 0), 0)) return false;
     cal_ctx k;
     memset(&k, 0, sizeof k);
     pml_optim_defaults(&k.o, PML_OPTIM_ADAM);
@@ -504,10 +524,11 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
     k.b = k.a + up(big);
     k.o.m = k.b + up(big);
     k.o.v = k.o.m + up(big);
-    if (need_cold) {
+    if (evicts) {
         k.evict = (unsigned char *)(k.o.v + up(big));
         memset(k.evict, 0, PML_EVICT_BYTES);
     }
+    k.private_bytes = private_bytes;
     k.o.t = 1;
     const run_fn run = kind == CAL_UPDATE ? run_update
                        : kind == CAL_SYNC ? run_sum_clear
@@ -529,7 +550,7 @@ bool pml__cost_time_calibration(pml_costmodel *c, int kind, bool need_warm, bool
             memset(k.o.v, 0, span * sizeof(float));
             ramp_up(c);
             if (need_warm) {
-                double t = time_runs(run, NULL, &k, c->o.repeats);
+                double t = time_runs(run, private_bytes ? prep_shared : NULL, &k, c->o.repeats);
                 if (pass == 0 || t < v[i][0]) v[i][0] = t;
             }
             if (need_cold) {
