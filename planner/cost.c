@@ -987,6 +987,9 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
         return pml_fail(PML_EINVAL, "cost model: lock_wait=%g must be >= 0", opts.lock_wait);
     if (!(opts.cache_bytes >= 0) || !isfinite(opts.cache_bytes))
         return pml_fail(PML_EINVAL, "cost model: cache_bytes=%g must be >= 0", opts.cache_bytes);
+    if (!(opts.private_bytes >= 0) || !isfinite(opts.private_bytes))
+        return pml_fail(PML_EINVAL, "cost model: private_bytes=%g must be >= 0",
+                        opts.private_bytes);
     if (!(opts.crowd_compute >= 0) || !isfinite(opts.crowd_compute) || !(opts.crowd_memory >= 0) ||
         !isfinite(opts.crowd_memory))
         return pml_fail(PML_EINVAL, "cost model: crowding factors %g, %g must be >= 0",
@@ -1078,7 +1081,7 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
     if (c->any_measured) {
         pml_blas_single_thread();
         if (!(opts.cache_bytes > 0)) c->llc = llc_bytes();
-        c->l2 = l2_bytes();
+        c->l2 = opts.private_bytes > 0 ? opts.private_bytes : l2_bytes();
         snprintf(c->header, sizeof c->header, "%s %s", CACHE_HEADER, m->fingerprint);
         c->dir = m->fingerprint[0] ? cache_folder(&opts) : NULL;
         if (c->dir && asprintf(&c->path, "%s/costs-%s.tsv", c->dir, m->fingerprint) < 0)

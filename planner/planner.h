@@ -211,6 +211,9 @@ typedef struct pml_cost_opts {
     int repeats;           /* timed runs per measurement (median), default 5 */
     double cache_bytes;    /* last-level cache, for warm/cold blending of measurements;
                             * 0: this machine's (hwloc) */
+    double private_bytes;  /* a core's private (level-2) cache: when a step's working set passes
+                            * it, updates and syncs are timed from the shared cache; 0: this
+                            * machine's (hwloc; none known: timed warm) */
     double lock_wait;      /* seconds to wait for another process holding the cache file's lock
                             * (then the model goes on without the disk); 0: PML_CACHE_LOCK_WAIT */
     double crowd_compute;  /* > 0: pml_cost_crowding's factors for every CPU device, instead of */

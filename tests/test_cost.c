@@ -170,14 +170,16 @@ static int count_files(const char *dir)
     return n;
 }
 
-/* The cache size is given: these tests check the file's entries for kernels and calibrations,
- * not the measurement of the cache a step can use (t_llc_cache does). */
+/* The cache sizes are given: these tests check the file's entries for kernels and calibrations,
+ * not the measurement of the cache a step can use (t_llc_cache does); no step passes the private
+ * caches (t_private_cache's). */
 static pml_cost_opts opts_in(const char *dir, int repeats)
 {
     pml_cost_opts o = pml_cost_opts_default();
     o.cache_dir = dir;
     o.repeats = repeats;
     o.cache_bytes = 32 << 20;
+    o.private_bytes = 1e15;
     return o;
 }
 
@@ -1015,6 +1017,64 @@ static void t_llc_cache(void)
     pml_graph_free(&g);
 }
 
+/* Whether a line of the cache file starts with key followed by a tab. */
+static bool has_key(const char *text, const char *key)
+{
+    const size_t n = strlen(key);
+    for (const char *at = text; at && *at; at = strchr(at, '\n'), at = at ? at + 1 : NULL)
+        if (!strncmp(at, key, n) && at[n] == '\t') return true;
+    return false;
+}
+
+/* When a step's working set passes a core's private cache, updates and syncs are calibrated
+ * with that cache emptied first: entries of their own ("... private-evicted"), measured beside
+ * the warm ones; reductions and zeroing are never. */
+static void t_private_cache(void)
+{
+    pml_graph g;
+    hand_machine h;
+    every_op(&g);
+    cores(&h);
+    make_tmp();
+    char path[512] = "";
+    for (int k = 0; k < 2; k++) {
+        pml_cost_opts o = opts_in(tmp, 1);
+        o.private_bytes = k == 0 ? 1024 : 1e15; /* every step passes 1 KiB; none 1e15 */
+        pml_costmodel *c = NULL;
+        CHECK_OK(pml_cost_create(&g, &h.m, &o, &c));
+        if (!c) break;
+        const double u = pml_cost_update(c, 0, 1e4), sy = pml_cost_sync(c, 1, 1e4, 1),
+                     r = pml_cost_reduce(c, 0, 1e4);
+        CHECK_MSG(u > 0 && isfinite(u) && sy > 0 && isfinite(sy) && r > 0 && isfinite(r),
+                  "update %g, sync %g, reduce %g", u, sy, r);
+        /* the first model measures all three; the second update and sync only */
+        CHECK_MSG(pml_cost_measurements(c) == (k == 0 ? 3 : 2), "model %d: %ld measurements", k,
+                  pml_cost_measurements(c));
+        CHECK_OK(pml_cost_save(c));
+        snprintf(path, sizeof path, "%s", pml_cost_cache_file(c));
+        pml_cost_destroy(c);
+        char *text = NULL;
+        size_t len;
+        CHECK_OK(pml_read_file(path, 1 << 20, &text, &len));
+        if (!text) break;
+        CHECK(has_key(text, "adam+clear floats=4096 private-evicted"));
+        CHECK(has_key(text, "sum+clear floats=65536 private-evicted"));
+        CHECK(has_key(text, "adam+clear rows=1024x64 private-evicted"));
+        CHECK(has_key(text, "sum floats=4096") && !has_key(text, "sum floats=4096 private-evicted"));
+        CHECK(has_key(text, "adam+clear floats=4096") == (k == 1));
+        CHECK(has_key(text, "sum+clear floats=65536") == (k == 1));
+        free(text);
+    }
+    pml_cost_opts o = opts_in(tmp, 1);
+    o.private_bytes = -1;
+    pml_costmodel *c = NULL;
+    CHECK(pml_cost_create(&g, &h.m, &o, &c) == PML_EINVAL && !c);
+    o.private_bytes = NAN;
+    CHECK(pml_cost_create(&g, &h.m, &o, &c) == PML_EINVAL && !c);
+    remove_tmp();
+    pml_graph_free(&g);
+}
+
 /* Cores updating their shares of a slice from memory at once: each share takes its own time
  * slowed by the memory crowding, never longer than the whole slice alone. */
 static void t_update_shares(void)
@@ -1123,6 +1183,7 @@ static const pml_test tests[] = {
     {"cores_of", t_cores_of},
     {"llc_cache", t_llc_cache},
     {"update_shares", t_update_shares},
+    {"private_cache", t_private_cache},
     {"cold_caches", t_cold_caches},
     {"cache_keys", t_cache_keys},
     {"bad_cache_files", t_bad_cache_files},
