@@ -28,8 +28,9 @@ static const char accuracy_intro[] =
     "trace, and pml simulate --compare's figures are taken: measured = median over the steps\n"
     "after the first N of a step's makespan. With --rounds R all of it is done R times and the\n"
     "medians over the rounds of the predicted and of the measured step times are compared\n"
-    "(every other round runs the plans in reverse order). A plan's kernels are measured right\n"
-    "before its run: a shared machine's speed drifts by tens of per cent in minutes.\n"
+    "(every other round runs the plans in reverse order). A plan's kernels, and the hand-off\n"
+    "and traffic between the cores, are measured right before its run: a shared machine's speed\n"
+    "drifts by tens of per cent in minutes.\n"
     "This machine may be shared: the benchmark waits for a quiet machine (other processes using\n"
     "less than --quiet of it) before measuring kernels or running a plan, and does either again\n"
     "when others were busy meanwhile (a run up to 4 times, the quietest kept).\n"
@@ -247,6 +248,17 @@ static pml_status plan_round(bench *b, int i, int round, double t0)
     result *r = &b->res[i];
     pml_costmodel *cost = NULL;
     pml_status st = PML_OK;
+    /* the hand-off and the traffic between the cores, measured at every load of the machine,
+     * right before the plan's kernels too: where a VM's cores run changes within minutes */
+    pml_machine fresh;
+    if (pml_machine_load(NULL, &fresh) == PML_OK) {
+        if (strcmp(fresh.fingerprint, b->m.fingerprint) == 0) {
+            pml_machine_free(&b->m);
+            b->m = fresh;
+        } else {
+            pml_machine_free(&fresh);
+        }
+    }
     for (int attempt = 0; attempt < 3; attempt++) {
         pml_sim_destroy(b->sim[i]);
         b->sim[i] = NULL;
