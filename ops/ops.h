@@ -83,6 +83,9 @@ const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits);
  * i < \p k). For timing kernels as they run inside a step. */
 void pml_caches_as_in_a_step(unsigned char *evict, const float *const *fresh, const size_t *n,
                              int k);
+/** Reads and writes the first \p bytes of \p evict a cache line at a time, so that nothing
+ * touched before stays in a cache of that size (pml_caches_as_in_a_step: PML_EVICT_BYTES). */
+void pml_caches_evict(unsigned char *evict, size_t bytes);
 
 /** qsort comparison of doubles, ascending. */
 int pml_cmp_double(const void *a, const void *b);

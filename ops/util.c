@@ -81,13 +81,16 @@ const char *pml_fmt_seconds(char *buf, size_t cap, double s, int digits)
 
 /* ---------------------------------------------------------------- caches */
 
+void pml_caches_evict(unsigned char *evict, size_t bytes)
+{
+    volatile unsigned char *v = evict; /* read and written, so nothing of before stays */
+    for (size_t i = 0; i < bytes; i += 64) v[i] = (unsigned char)(v[i] + 1);
+}
+
 void pml_caches_as_in_a_step(unsigned char *evict, const float *const *fresh, const size_t *n,
                              int k)
 {
-    if (evict) { /* a line at a time, read and written, so nothing of before stays */
-        volatile unsigned char *v = evict;
-        for (size_t i = 0; i < PML_EVICT_BYTES; i += 64) v[i] = (unsigned char)(v[i] + 1);
-    }
+    if (evict) pml_caches_evict(evict, PML_EVICT_BYTES);
     volatile float sink = 0;
     for (int j = 0; j < k; j++) {
         float acc = 0;

@@ -668,8 +668,7 @@ static size_t cal_private_bytes(const pml_costmodel *c, int kind)
 {
     if (!(kind == CAL_UPDATE || kind == CAL_SYNC) || !(c->l2 > 0)) return 0;
     if (working_set(c, UPDATE_BATCH) + 8.0 * c->param_floats <= c->l2) return 0;
-    const double b = fmin(2.0 * c->l2, fmin(0.5 * c->llc, (double)PML_EVICT_BYTES));
-    return (size_t)b;
+    return (size_t)fmin(2.0 * c->l2, 0.5 * c->llc); /* (at most the eviction buffer's) */
 }
 
 /* Measures (or loads) the calibration of kind; caller holds the lock. \return false when out of
@@ -932,37 +931,29 @@ double pml_cost_memory_share(pml_costmodel *c, int id, int dev, pml_region r, bo
 
 /* ---------------------------------------------------------------- create / destroy / save */
 
-/* The largest data cache of this machine (hwloc), or DEFAULT_LLC. */
-static double llc_bytes(void)
+/* This machine's caches (hwloc), from one load of its topology: *llc the largest data cache
+ * (DEFAULT_LLC when none is known), *l2 a core's level-2 cache (0 when none is known). Not the
+ * machine's core_cache (the largest cache that covers one core alone) for l2: a VM may show each
+ * core a last-level cache of its own. */
+static void hw_caches(double *llc, double *l2)
 {
+    *llc = 0;
+    *l2 = 0;
     hwloc_topology_t t;
-    if (hwloc_topology_init(&t) != 0) return DEFAULT_LLC;
-    double best = 0;
-    if (hwloc_topology_load(t) == 0) {
-        const int depth = hwloc_topology_get_depth(t);
-        for (int d = 0; d < depth; d++) {
-            hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
-            if (o && hwloc_obj_type_is_dcache(o->type) && (double)o->attr->cache.size > best)
-                best = (double)o->attr->cache.size;
+    if (hwloc_topology_init(&t) == 0) {
+        if (hwloc_topology_load(t) == 0) {
+            const int depth = hwloc_topology_get_depth(t);
+            for (int d = 0; d < depth; d++) {
+                hwloc_obj_t o = hwloc_get_obj_by_depth(t, d, 0);
+                if (o && hwloc_obj_type_is_dcache(o->type) && (double)o->attr->cache.size > *llc)
+                    *llc = (double)o->attr->cache.size;
+            }
+            hwloc_obj_t o = hwloc_get_obj_by_type(t, HWLOC_OBJ_L2CACHE, 0);
+            if (o && o->attr) *l2 = (double)o->attr->cache.size;
         }
+        hwloc_topology_destroy(t);
     }
-    hwloc_topology_destroy(t);
-    return best > 0 ? best : DEFAULT_LLC;
-}
-
-/* A core's level-2 cache (hwloc), or 0. Not the machine's core_cache (the largest cache that
- * covers one core alone): a VM may show each core a last-level cache of its own. */
-static double l2_bytes(void)
-{
-    hwloc_topology_t t;
-    if (hwloc_topology_init(&t) != 0) return 0;
-    double b = 0;
-    if (hwloc_topology_load(t) == 0) {
-        hwloc_obj_t o = hwloc_get_obj_by_type(t, HWLOC_OBJ_L2CACHE, 0);
-        if (o && o->attr) b = (double)o->attr->cache.size;
-    }
-    hwloc_topology_destroy(t);
-    return b;
+    if (!(*llc > 0)) *llc = DEFAULT_LLC;
 }
 
 pml_cost_opts pml_cost_opts_default(void)
@@ -1080,8 +1071,13 @@ pml_status pml_cost_create(const pml_graph *g, const pml_machine *m, const pml_c
 
     if (c->any_measured) {
         pml_blas_single_thread();
-        if (!(opts.cache_bytes > 0)) c->llc = llc_bytes();
-        c->l2 = opts.private_bytes > 0 ? opts.private_bytes : l2_bytes();
+        c->l2 = opts.private_bytes;
+        if (!(opts.cache_bytes > 0) || !(c->l2 > 0)) { /* hwloc's where the options say none */
+            double llc, l2;
+            hw_caches(&llc, &l2);
+            if (!(opts.cache_bytes > 0)) c->llc = llc;
+            if (!(c->l2 > 0)) c->l2 = l2;
+        }
         snprintf(c->header, sizeof c->header, "%s %s", CACHE_HEADER, m->fingerprint);
         c->dir = m->fingerprint[0] ? cache_folder(&opts) : NULL;
         if (c->dir && asprintf(&c->path, "%s/costs-%s.tsv", c->dir, m->fingerprint) < 0)
