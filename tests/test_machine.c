@@ -358,6 +358,14 @@ static void calib_file(const char *dir, const pml_machine *m, char *path, size_t
     if (pml_read_file(path, 1 << 16, text, &len) != PML_OK) *text = strdup("");
 }
 
+/* sets \p name back to \p old (malloc'd, or NULL: unset) and frees it */
+static void restore_env(const char *name, char *old)
+{
+    if (old) setenv(name, old, 1);
+    else unsetenv(name);
+    free(old);
+}
+
 static void rm_rf(const char *dir)
 {
     char cmd[512];
@@ -387,13 +395,20 @@ static void t_this_machine(void)
     CHECK(mkdtemp(dir) != NULL);
     char xdg[128];
     snprintf(xdg, sizeof xdg, "%s/xdg", dir); /* not there yet: created with pml/ in it */
+    /* given back at the end: the later tests' loads would otherwise write their caches into
+     * the folder after it is removed, and create it again */
+    char *old_xdg = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
     setenv("XDG_CACHE_HOME", xdg, 1);
     fake_calib f = fake(0, 0);
     f.probe = 1e7; /* slower than any cache: keeps it */
     pml_calib_opts o = fake_opts(&f, NULL);
     o.measure = NULL; /* the real one */
     pml_machine m, m2;
-    if (!load_this(&m, &o)) return;
+    if (!load_this(&m, &o)) {
+        restore_env("XDG_CACHE_HOME", old_xdg);
+        rm_rf(dir);
+        return;
+    }
     CHECK(m.measured == 1 && !m.busy);
     CHECK(m.ncompute == hwloc_cores());
     CHECK(m.cpu_model[0] != 0);
@@ -467,6 +482,7 @@ static void t_this_machine(void)
         CHECK(m2.dev[0].flops == m.dev[0].flops && m2.link[0].bw == m.link[0].bw);
     }
     pml_machine_free(&m2);
+    restore_env("XDG_CACHE_HOME", old_xdg);
     rm_rf(dir);
     pml_machine_free(&m);
 }
