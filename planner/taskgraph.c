@@ -527,8 +527,12 @@ static int make_xfer(pml_taskgraph *tg, uint64_t key, int src, int dst, double b
     t->bytes = bytes;
     if (pml__shared_memory(tg->m, src, dst)) {
         /* nothing is copied: the receiving core reads the lines the sender wrote (sums them,
-         * for a gradient); the hand-off between the cores is the edge's (sim.c) */
-        t->cost = foreign(tg, bytes, false);
+         * for a gradient); the hand-off between the cores is the edge's (sim.c). And a step
+         * later the sender rewrites them while the receiver's caches still hold them read:
+         * each line's copy is invalidated first (mlp's units split over two cores: its flatten
+         * of the 100 KB batch, read by both halves of dense1, ran 11 us a step against 3 us
+         * on one core, the far hand-off's 8 GB/s). Charged here, where the receiver waits. */
+        t->cost = foreign(tg, bytes, false) + foreign(tg, bytes, true);
         if (grad && tg->cost) t->cost += pml_cost_reduce_ranges(tg->cost, dst, bytes / 4.0, ranges);
         if (t->cost <= 0) return x;
         return set_res(tg, x, &dst, 1) ? x : -1;
@@ -673,7 +677,8 @@ static int replicas(const pml_taskgraph *tg, int v, int pc, int *parts)
  *   sync of a share         reads and zeroes the other replicas' gradients of it (the first
  *                           replica's: adds into them);
  *   update of a share       rewrites parameters every replica read (the sum is its core's);
- *   transfer between cores  the consumer reads what the producer wrote.
+ *   transfer between cores  the consumer reads what the producer wrote, which the producer
+ *                           rewrites a step later (the consumer's copies invalidated).
  * At most a core's private caches' worth of a buffer is charged (core_cache): the rest has left
  * the other core's caches and costs no more than one's own. A machine without these
  * measurements (a cluster file, a named machine) charges nothing. */

@@ -270,6 +270,44 @@ static void t_core_traffic(void)
     fx_close(&f);
 }
 
+/* Layers on two cores of a node: a forward transfer costs the receiver's read of the lines the
+ * sender wrote and, for the sender's rewrite a step later, the invalidation of the receiver's
+ * copies (each capped at a core's caches); without the measurements, nothing. */
+static void t_core_transfers(void)
+{
+    fixture f;
+    fx_open(&f, "mlp:units=64,layers=3", "synthetic:pack:1 core:2 pu:1");
+    if (!f.ok) return;
+    pml_plan p;
+    CHECK_OK(pml_plan_init(&p, &f.g, 8));
+    const int d2 = pml_graph_find(&f.g, "dense2");
+    for (int v = 0; v < f.g.nnodes; v++) p.cfg[v].dev[0] = (int16_t)(v == d2);
+    const double xcore[3] = {0, 1e10, 1e10}, xshared[3] = {0, 0, 1e9};
+    for (int pass = 0; pass < 4; pass++) {
+        f.m.xcore_bw = xcore[pass < 3 ? pass : 2];
+        f.m.xshared_bw = xshared[pass < 3 ? pass : 2];
+        f.m.core_cache = pass == 3 ? 1000 : 1e12;
+        pml_taskgraph *tg = NULL;
+        CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+        if (!tg) break;
+        int fwdx = 0;
+        for (int i = 0; i < pml_taskgraph_size(tg); i++) {
+            const pml_task *t = pml_taskgraph_task(tg, i);
+            if (!t || t->kind != PML_TASK_XFER || t->grad) continue;
+            fwdx++;
+            const double b = pass == 3 ? 1000 : t->bytes;
+            CHECK_NEAR(t->bytes, 4.0 * 8 * 64, 1e-12);
+            const double want = (f.m.xcore_bw > 0 ? b / f.m.xcore_bw : 0) +
+                                (f.m.xshared_bw > 0 ? b / f.m.xshared_bw : 0);
+            CHECK_MSG(fabs(t->cost - want) <= 1e-15, "pass %d: %g, not %g", pass, t->cost, want);
+        }
+        CHECK(fwdx == 2);
+        pml_taskgraph_free(tg);
+    }
+    pml_plan_free(&p);
+    fx_close(&f);
+}
+
 static void t_model_parallel_transfers(void)
 {
     fixture f;
@@ -831,6 +869,7 @@ static const pml_test tests[] = {
     {"parts_tile", t_parts_tile},
     {"data_parallel_tasks", t_data_parallel_tasks},
     {"core_traffic", t_core_traffic},
+    {"core_transfers", t_core_transfers},
     {"model_parallel_transfers", t_model_parallel_transfers},
     {"one_device_is_a_sum", t_one_device_is_a_sum},
     {"data_parallel_speeds_up", t_data_parallel_speeds_up},
