@@ -710,6 +710,7 @@ pml_status pml_machine_some_cores(const pml_machine *m, int first, int n, pml_ma
     out->handoff = m->handoff;
     out->xcore_bw = m->xcore_bw;
     out->xshared_bw = m->xshared_bw;
+    out->xupdate_bw = m->xupdate_bw;
     out->core_cache = m->core_cache;
     memcpy(out->cores_of, m->cores_of, sizeof out->cores_of);
     pml_status st = pml_machine_finalize(out);

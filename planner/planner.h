@@ -83,6 +83,10 @@ typedef struct pml_machine {
     double xshared_bw;     /* this machine: bytes/s at which a core rewrites data other cores
                             * hold read (each line's other copies invalidated first: an optimizer
                             * updating parameters every replica read); 0: not charged */
+    double xupdate_bw;     /* this machine: the same for the optimizer itself (Adam over the
+                            * parameters other cores read, with its gradients and state): per byte
+                            * of parameters, the time it takes beyond the same update alone;
+                            * 0: not measured (xshared_bw is charged) */
     double core_cache;     /* this machine: bytes of a core's private caches (L2): what another
                             * core can still hold of data it touched (more has gone to the shared
                             * cache or memory, and costs a core no more than its own data) */

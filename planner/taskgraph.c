@@ -676,17 +676,22 @@ static int replicas(const pml_taskgraph *tg, int v, int pc, int *parts)
  *                           (the first replica's buffer: the shares the other cores summed in);
  *   sync of a share         reads and zeroes the other replicas' gradients of it (the first
  *                           replica's: adds into them);
- *   update of a share       rewrites parameters every replica read (the sum is its core's);
+ *   update of a share       rewrites parameters every replica read (the sum is its core's;
+ *                           at xupdate_bw, the optimizer's own rate, where measured);
  *   transfer between cores  the consumer reads what the producer wrote, which the producer
  *                           rewrites a step later (the consumer's copies invalidated).
  * At most a core's private caches' worth of a buffer is charged (core_cache): the rest has left
  * the other core's caches and costs no more than one's own. A machine without these
  * measurements (a cluster file, a named machine) charges nothing. */
-static double foreign(const pml_taskgraph *tg, double bytes, bool shared)
+static double foreign_at(const pml_taskgraph *tg, double bytes, double bw)
 {
-    const double bw = shared ? tg->m->xshared_bw : tg->m->xcore_bw;
     const double held = tg->m->core_cache > 0 && bytes > tg->m->core_cache ? tg->m->core_cache : bytes;
     return bw > 0 && held > 0 ? held / bw : 0;
+}
+
+static double foreign(const pml_taskgraph *tg, double bytes, bool shared)
+{
+    return foreign_at(tg, bytes, shared ? tg->m->xshared_bw : tg->m->xcore_bw);
 }
 
 /* Part p of v in an all-reduce group of replicas in shared memory: how many replicas, how many
@@ -767,8 +772,10 @@ static int make_update(pml_taskgraph *tg, pml__ivec *own, int v, int p, int shar
                                                ranges > 1 ? ranges : 1,
                                                streams > nshare ? streams : nshare)
                        : 0.0;
-    if (tg->cost && nshare > 1) /* parameters the replicas read (its core summed the share) */
-        t->cost += foreign(tg, 4.0 * slice_floats(tg, v) / nshare, true);
+    if (tg->cost && nshare > 1) /* parameters the replicas read (its core summed the share), at
+                                 * the optimizer's own rate where measured */
+        t->cost += foreign_at(tg, 4.0 * slice_floats(tg, v) / nshare,
+                              tg->m->xupdate_bw > 0 ? tg->m->xupdate_bw : tg->m->xshared_bw);
     if (!set_res(tg, u, &dev, 1)) return -1;
     mem_add(tg, u, 1.0);
     return u;

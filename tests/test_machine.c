@@ -457,10 +457,12 @@ static void t_this_machine(void)
         if (m2.ncompute >= 2) {
             CHECK(m2.handoff > 0 && m2.handoff < 1e-3);
             CHECK(m2.xcore_bw > 1e8 && m2.xshared_bw > 1e7 && m2.core_cache >= 4096);
+            CHECK_MSG(m2.xupdate_bw > 1e7 && m2.xupdate_bw <= 1e15, "%g", m2.xupdate_bw);
             pml_machine some;
             if (pml_machine_first_cores(&m2, 2, &some) == PML_OK) {
                 CHECK(some.handoff == m2.handoff && some.xcore_bw == m2.xcore_bw &&
-                      some.xshared_bw == m2.xshared_bw && some.core_cache == m2.core_cache);
+                      some.xshared_bw == m2.xshared_bw && some.core_cache == m2.core_cache &&
+                      some.xupdate_bw == m2.xupdate_bw);
                 pml_machine_free(&some);
             }
         }

@@ -260,6 +260,19 @@ static void t_core_traffic(void)
         CHECK(nsync == 2 && nupd == 4); /* two layers, a bucket */
         pml_taskgraph_free(tg);
     }
+    /* where the optimizer's own rate is measured, the updates take it */
+    {
+        f.m.xcore_bw = 1e10;
+        f.m.xshared_bw = 1e9;
+        f.m.xupdate_bw = 2.5e8;
+        f.m.core_cache = 1e12;
+        pml_taskgraph *tg = NULL;
+        CHECK_OK(pml_taskgraph_build(&f.g, &f.m, &p, f.c, &tg));
+        for (int d = 0; tg && d < 2; d++)
+            CHECK_NEAR(kind_cost(tg, PML_TASK_UPDATE, d) - base[1][d], bytes / 2 / 2.5e8, 1e-12);
+        pml_taskgraph_free(tg);
+        f.m.xupdate_bw = 0;
+    }
     /* forwards read the half the other core updated */
     CHECK_NEAR(with[2][0] - base[2][0], bytes / 2 / 1e10, 1e-12);
     CHECK_NEAR(with[2][1] - base[2][1], bytes / 2 / 1e10, 1e-12);

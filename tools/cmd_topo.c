@@ -114,10 +114,11 @@ static void print_text(const pml_machine *m)
         if (m->handoff > 0) {
             char b4[32];
             printf("between cores (measured now): a hand-off %s; rewriting data another core "
-                   "wrote %s, that other cores read %s\n",
+                   "wrote %s, that other cores read %s (Adam's update of it: %s of parameters)\n",
                    pml_fmt_seconds(b4, sizeof b4, m->handoff, 3),
                    pml_fmt_si(b1, sizeof b1, m->xcore_bw, "B/s"),
-                   pml_fmt_si(b2, sizeof b2, m->xshared_bw, "B/s"));
+                   pml_fmt_si(b2, sizeof b2, m->xshared_bw, "B/s"),
+                   pml_fmt_si(b3, sizeof b3, m->xupdate_bw, "B/s"));
         }
     }
     printf("\ndevices:\n  %-*s  kind  node  %-13s  %-11s  %s\n", w, "name", "FLOP/s", "memory bw",
