@@ -400,6 +400,14 @@ static bool partner_start(pingpong *pp, int a, pthread_t *th, hwloc_cpuset_t *ol
     return true;
 }
 
+/* Gives the second thread its turn (answer, rewrite or read, by pp->touch) and waits for it. */
+static void partner_turn(pingpong *pp)
+{
+    atomic_store_explicit(&pp->turn, 1, memory_order_release);
+    while (atomic_load_explicit(&pp->turn, memory_order_acquire) != 0) {
+    }
+}
+
 /* Ends the second thread and gives the calling thread its binding back. */
 static void partner_stop(pingpong *pp, pthread_t th, hwloc_cpuset_t old)
 {
@@ -439,9 +447,7 @@ static double traffic_bw(hwloc_topology_t topo, int a, int b, int touch)
     double best = INFINITY;
     const double deadline = pml_now() + 0.05;
     for (int round = 0; round < 40 && pml_now() < deadline; round++) {
-        atomic_store_explicit(&pp.turn, 1, memory_order_release);
-        while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 0) {
-        }
+        partner_turn(&pp);
         const double t0 = pml_now();
         float *restrict x = pp.buf;
         for (size_t i = 0; i < pp.n; i++) x[i] = x[i] * 0.5f + 1.0f;
@@ -488,11 +494,7 @@ static double update_bw(hwloc_topology_t topo, int a, int b)
     const double deadline = pml_now() + 0.05;
     for (int round = 0; round <= ROUNDS && pml_now() < deadline; round++) {
         for (int other = 1; other >= 0; other--) {
-            if (other) {
-                atomic_store_explicit(&pp.turn, 1, memory_order_release);
-                while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 0) {
-                }
-            }
+            if (other) partner_turn(&pp);
             for (size_t i = 0; i < n; i++) g[i] = 1e-3f * (float)((i * 2654435761u) >> 24) - 0.1f;
             const double t0 = pml_now();
             pml_optim_apply(&o, mem, g, 0, n);
@@ -525,9 +527,7 @@ static double handoff_seconds(hwloc_topology_t topo, int a, int b)
         const double t0 = pml_now();
         int i = 0;
         while (i < HANDOFF_ROUNDS / 5) {
-            atomic_store_explicit(&pp.turn, 1, memory_order_release);
-            while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 0) {
-            }
+            partner_turn(&pp);
             if (++i % 64 == 0 && pml_now() > deadline) break;
         }
         const double t = (pml_now() - t0) / (2.0 * i);
