@@ -336,8 +336,9 @@ static void kept_load(void)
     kept_loaded = true;
     char *dir = pml_cache_dir("conv");
     if (!dir) return;
-    /* 2: measured as in a training step (1: on warm caches) */
-    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " conv choices 2");
+    /* 3: a first layer's forward without columns (2: measured as in a training step; 1: on
+     * warm caches) */
+    uint64_t h = pml_hash_str(PML_HASH_INIT, "pml " PML_VERSION " conv choices 3");
     const dnnl_version_t *v = dnnl_version();
     const int ver[3] = {v ? v->major : 0, v ? v->minor : 0, v ? v->patch : 0};
     h = pml_hash(h, ver, sizeof ver);

@@ -233,6 +233,13 @@ static void build_cases(void)
     conv(2, (pml_shape){1, 6, 69}, 6, 3, 3, 1, 1, PML_PAD_VALID, 0, 0, 1, 1);
     conv(1, (pml_shape){2, 4, 70}, 4, 2, 3, 1, 1, PML_PAD_EXPLICIT, 1, 2, 1, 0);
     conv(2, (pml_shape){2, 8, 7}, 3, 2, 3, 2, 2, PML_PAD_SAME_LOWER, 0, 0, 1, 1);
+    /* the same rows, the forward without columns too (k_conv.c fwd_direct): channels in fours
+     * and not, blocks of 24 columns and a partial one, strides and dilation across rows,
+     * dilation along them, a wide kernel, groups */
+    conv(2, (pml_shape){2, 9, 70}, 5, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 1, 1);
+    groups_dilation(conv(1, (pml_shape){3, 8, 66}, 6, 3, 5, 1, 1, PML_PAD_SAME, 0, 0, 1, 0), 1, 2, 2);
+    groups_dilation(conv(2, (pml_shape){4, 5, 64}, 6, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1), 2, 1, 1);
+    conv(1, (pml_shape){1, 4, 96}, 8, 1, 7, 1, 1, PML_PAD_VALID, 0, 0, 1, 1);
     /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
     groups_dilation(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
     groups_dilation(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
