@@ -820,7 +820,6 @@ PML_HOT static void depthwise_bwd(const geom *g, const pml_kctx *k, float *dx, f
         }
 }
 
-// x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
 /* The forward of a layer with few input taps (K = C*kh*kw small: a first layer's 3 or 1
  * channels): a gemm of nc x P over K = 27 runs at 40-45% of sgemm's speed (thin panels, and
  * the columns written and read again). Directly instead, output row by output row: the C*kh
@@ -899,6 +898,7 @@ PML_HOT static void fwd_direct(const geom *g, const float *xs, const float *wt, 
     }
 }
 
+// x (N,C,H,W), w (O,C/G,KH,KW), b (O) -> y (N,O,Ho,Wo) on region r
 void pml__conv2d_fwd_blas(const pml_kctx *k)
 {
     const pml_node *n = k->node;
