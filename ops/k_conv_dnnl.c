@@ -91,6 +91,7 @@ typedef struct dconv {
     dnnl_primitive_t prim, prim2; /* forward; or backward weights, backward data */
     reo src, wei, dst;            /* forward: x in, w in, y out */
     reo bsrc, bdy_w, bdy_d, bwei, bdw, bdx; /* backward */
+    bool dy_shared; /* the data pass reads dy in the weights pass's layout: bdy_w's buffer */
     size_t scratch_off, scratch2_off, db_off, dym_off;
     size_t ws_bytes;
     struct dconv *next;
@@ -273,9 +274,12 @@ static bool make_bwd(dconv *d)
                                  *dxs = md_of(pdd, dnnl_query_diff_src_md);
         /* dy comes dense (masked by the relu into the workspace) or as y's strided view */
         const dnnl_memory_desc_t *dyu = k->relu ? &u.ydense : &u.y;
+        /* both passes read dy blocked alike (so far always): reordered once, for both */
+        d->dy_shared = dnnl_memory_desc_equal(dyw, dyd);
         ok = make_reorder(&d->bsrc, &u.x, xs, false, false, dnnl_memory_desc_get_size(xs), &top) &&
              make_reorder(&d->bdy_w, dyu, dyw, false, false, dnnl_memory_desc_get_size(dyw), &top) &&
-             make_reorder(&d->bdy_d, dyu, dyd, false, false, dnnl_memory_desc_get_size(dyd), &top) &&
+             (d->dy_shared || make_reorder(&d->bdy_d, dyu, dyd, false, false,
+                                           dnnl_memory_desc_get_size(dyd), &top)) &&
              make_reorder(&d->bwei, &u.w, wsd, false, false, dnnl_memory_desc_get_size(wsd), &top) &&
              make_reorder(&d->bdw, dws, &u.w, true, true, dnnl_memory_desc_get_size(dws), &top) &&
              make_reorder(&d->bdx, dxs, &u.x, true, true, dnnl_memory_desc_get_size(dxs), &top);
@@ -508,11 +512,13 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
     exec e = {.ok = user_mds(q, &u)};
     e.ok = e.ok && OK(dnnl_stream_create(&e.s, engine, dnnl_stream_default_flags));
     const dnnl_memory_desc_t *dyu = q->relu ? &u.ydense : &u.y;
+    dnnl_memory_t gs = NULL; /* dy as the weights pass read it (blocked, or the user's) */
     if (dw || db) {
         dnnl_primitive_t p = d->prim;
         dnnl_memory_t x = in(&e, &d->bsrc, ws, &u.x, k->x[0] + (size_t)r.n0 * q->C * HW,
                              prim_md(p, dnnl_query_src_md, 0));
-        dnnl_memory_t g = in(&e, &d->bdy_w, ws, dyu, dy, prim_md(p, dnnl_query_diff_dst_md, 0));
+        dnnl_memory_t g = gs = in(&e, &d->bdy_w, ws, dyu, dy,
+                                  prim_md(p, dnnl_query_diff_dst_md, 0));
         dnnl_memory_t gw = mem(&e, prim_md(p, dnnl_query_diff_weights_md, 0), ws + d->bdw.off);
         dnnl_memory_t sp = mem(&e, prim_md(p, dnnl_query_scratchpad_md, 0), ws + d->scratch_off);
         float *dbs = (float *)(ws + d->db_off);
@@ -531,7 +537,10 @@ static bool run_bwd(const dconv *d, const pml_kctx *k)
     }
     if (dx) {
         dnnl_primitive_t p = d->prim2;
-        dnnl_memory_t g = in(&e, &d->bdy_d, ws, dyu, dy, prim_md(p, dnnl_query_diff_dst_md, 0));
+        dnnl_memory_t g = d->dy_shared && gs
+                              ? gs
+                              : in(&e, d->dy_shared ? &d->bdy_w : &d->bdy_d, ws, dyu, dy,
+                                   prim_md(p, dnnl_query_diff_dst_md, 0));
         dnnl_memory_t w = in(&e, &d->bwei, ws, &u.w, k->w[0] + (size_t)r.c0 * K,
                              prim_md(p, dnnl_query_weights_md, 0));
         dnnl_memory_t gx = mem(&e, prim_md(p, dnnl_query_diff_src_md, 0), ws + d->bdx.off);
