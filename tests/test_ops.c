@@ -240,6 +240,9 @@ static void build_cases(void)
     groups_dilation(conv(1, (pml_shape){3, 8, 66}, 6, 3, 5, 1, 1, PML_PAD_SAME, 0, 0, 1, 0), 1, 2, 2);
     groups_dilation(conv(2, (pml_shape){4, 5, 64}, 6, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 0, 1), 2, 1, 1);
     conv(1, (pml_shape){1, 4, 96}, 8, 1, 7, 1, 1, PML_PAD_VALID, 0, 0, 1, 1);
+    /* a relu's mask before oneDNN's backward, channels in whole blocks of 8 or 16 and not */
+    conv(2, (pml_shape){3, 6, 13}, 16, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 1);
+    conv(2, (pml_shape){2, 5, 17}, 12, 3, 3, 1, 1, PML_PAD_SAME, 0, 0, 1, 0);
     /* groups and dilation (ONNX models: depthwise, grouped, dilated) */
     groups_dilation(conv(2, (pml_shape){4, 7, 6}, 6, 3, 3, 1, 1, PML_PAD_EXPLICIT, 1, 1, 1, 1), 2, 1, 1);
     groups_dilation(conv(3, (pml_shape){3, 8, 8}, 6, 3, 3, 2, 1, PML_PAD_SAME, 0, 0, 0, 1), 3, 1, 1);
