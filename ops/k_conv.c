@@ -85,19 +85,20 @@ static int chunk_rows(const geom *g, int rows)
 #define FD_JB 3       /* vectors of 8 output columns at once */
 #define FD_COLS (8 * FD_JB)
 
-static bool fwd_direct_ok(const geom *g)
-{
-    return g->sw == 1 && g->D == 1 && g->kd == 1 && !g->direct && g->K <= FD_MAX_K &&
-           g->kw <= FD_MAX_KW && g->Wo >= 64 && g->Wo <= 4096;
-}
-
 /* A padded input row: the output's columns in whole blocks, and the taps' reach beyond them. */
 static int fd_row_len(const geom *g)
 {
     return (g->Wo + FD_COLS - 1) / FD_COLS * FD_COLS + (g->kw - 1) * g->dw;
 }
 
-/* Its workspace: the C*kh padded rows an output row reads, and the last block's sums. */
+/* Whether the direct forward runs (a padded row must hold the left padding and the input row). */
+static bool fwd_direct_ok(const geom *g)
+{
+    return g->sw == 1 && g->D == 1 && g->kd == 1 && !g->direct && g->K <= FD_MAX_K &&
+           g->kw <= FD_MAX_KW && g->Wo >= 64 && g->Wo <= 4096 && g->pl + g->W <= fd_row_len(g);
+}
+
+/* The direct forward's workspace: the C*kh padded rows an output row reads, a block's sums. */
 static size_t fd_ws(const geom *g)
 {
     return (size_t)g->C * g->kh * fd_row_len(g) + FD_OB * FD_COLS;
@@ -844,12 +845,7 @@ PML_HOT static void fwd_direct(const geom *g, const float *xs, const float *wt, 
                     memset(xp, 0, (size_t)L * sizeof *xp);
                     continue;
                 }
-                const float *xr = xs + ((size_t)c * g->H + iy) * g->W;
-                const int lo = g->pl < L ? g->pl : L;
-                const int hi = g->pl + g->W < L ? g->pl + g->W : L;
-                memset(xp, 0, (size_t)lo * sizeof *xp);
-                memcpy(xp + lo, xr + (lo - g->pl), (size_t)(hi - lo) * sizeof *xp);
-                memset(xp + hi, 0, (size_t)(L - hi) * sizeof *xp);
+                depthwise_pad_row(xp, xs + ((size_t)c * g->H + iy) * g->W, g->W, g->pl, L, 1);
             }
         for (int o0 = 0; o0 < nc; o0 += FD_OB) {
             const int ob = nc - o0 < FD_OB ? nc - o0 : FD_OB;
